@@ -1,0 +1,337 @@
+//! Command line: clap definitions and dispatch only; no logic lives here.
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+
+#[derive(Parser, Debug)]
+#[command(name = "unionctl", version, about = "Union file system, container runner and image store")]
+pub struct Cli {
+    /// Store root for containers and images (default /var/lib/unionctl as root,
+    /// $XDG_DATA_HOME/unionctl otherwise)
+    #[arg(long, global = true, env = "UNIONCTL_ROOT")]
+    pub root: Option<PathBuf>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Mount a union of read-only lower layers and one writable upper layer
+    Mount(MountArgs),
+    /// Unmount a union mount (also one whose daemon died)
+    Umount(UmountArgs),
+    /// Show which layers make up a mounted union
+    Layers(LayersArgs),
+    /// Show which layer supplies a path of a mounted union
+    Which(WhichArgs),
+    /// Run a command in a new container
+    Run(RunArgs),
+    /// List containers
+    Ps(PsArgs),
+    /// Start stopped containers
+    Start(CtrListArgs),
+    /// Stop running containers
+    Stop(StopArgs),
+    /// Restart containers
+    Restart(StopArgs),
+    /// Attach to a running container's console
+    Attach(CtrArgs),
+    /// Run a command in a running container
+    Exec(ExecArgs),
+    /// Show a container's output
+    Logs(CtrArgs),
+    /// Remove containers
+    Rm(RmArgs),
+    /// List images
+    Images(ImagesArgs),
+    /// Give an image another name
+    Tag(TagArgs),
+    /// Remove images
+    Rmi(RmiArgs),
+    /// Show the layers of an image
+    History(ImgArgs),
+    /// Show an image or a container as JSON
+    Inspect(InspectArgs),
+    /// Turn a container's changes into a new image
+    Commit(CommitArgs),
+    /// Show a container's changes (A/C/D)
+    Diff(CtrArgs),
+    /// Write images to an archive
+    Save(SaveArgs),
+    /// Read images from an archive
+    Load(LoadArgs),
+    /// Write a container's flattened file system as a tar
+    Export(ExportArgs),
+    /// Make a one-layer image from a rootfs tar
+    Import(ImportArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct MountArgs {
+    /// Lower layers, leftmost on top, separated by ':'
+    #[arg(long, required = true)]
+    pub lower: String,
+    /// Writable upper layer; without it the union is read-only
+    #[arg(long)]
+    pub upper: Option<PathBuf>,
+    /// Work dir on the upper's file system (default: sibling .NAME.work of the upper)
+    #[arg(long)]
+    pub work: Option<PathBuf>,
+    /// On-disk whiteout format written to the upper layer
+    #[arg(long, default_value = "overlay", value_parser = ["overlay", "aufs"])]
+    pub format: String,
+    /// Mount options, comma separated (ro, allow_other, ...)
+    #[arg(short = 'o', action = clap::ArgAction::Append)]
+    pub options: Vec<String>,
+    /// Stay in the foreground
+    #[arg(short = 'f', long)]
+    pub foreground: bool,
+    /// Mount point
+    pub merged: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct UmountArgs {
+    pub merged: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LayersArgs {
+    pub merged: PathBuf,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct WhichArgs {
+    pub path: PathBuf,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RunArgs {
+    #[arg(long)]
+    pub rm: bool,
+    #[arg(short = 'd', long)]
+    pub detach: bool,
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    /// Run a tiny init as pid 1 that reaps zombies and forwards signals
+    #[arg(long)]
+    pub init: bool,
+    #[arg(long)]
+    pub name: Option<String>,
+    /// HOST:CTR[:ro]
+    #[arg(short = 'v', long = "volume")]
+    pub volumes: Vec<String>,
+    /// K=V
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    /// UID[:GID]
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    #[arg(short = 'h', long = "hostname")]
+    pub hostname: Option<String>,
+    #[arg(long, default_value = "none")]
+    pub network: String,
+    #[arg(short = 'p', long = "publish")]
+    pub publish: Vec<String>,
+    #[arg(long)]
+    pub memory: Option<String>,
+    #[arg(long)]
+    pub cpus: Option<String>,
+    #[arg(long = "pids-limit")]
+    pub pids_limit: Option<i64>,
+    /// Use DIR as the only lower layer instead of an image
+    #[arg(long)]
+    pub rootfs: Option<PathBuf>,
+    /// IMAGE (unless --rootfs) then CMD ARG...
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    pub args: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PsArgs {
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CtrArgs {
+    pub container: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CtrListArgs {
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StopArgs {
+    /// Seconds to wait after SIGTERM before SIGKILL
+    #[arg(short = 't', long = "time", default_value_t = 10)]
+    pub time: u64,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExecArgs {
+    #[arg(short = 'i', long)]
+    pub interactive: bool,
+    #[arg(short = 't', long)]
+    pub tty: bool,
+    #[arg(short = 'e', long = "env")]
+    pub env: Vec<String>,
+    #[arg(short = 'w', long = "workdir")]
+    pub workdir: Option<String>,
+    #[arg(short = 'u', long = "user")]
+    pub user: Option<String>,
+    pub container: String,
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    pub cmd: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RmArgs {
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(short = 'v', long)]
+    pub volumes: bool,
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImagesArgs {
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TagArgs {
+    pub source: String,
+    pub target: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RmiArgs {
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImgArgs {
+    pub image: String,
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct InspectArgs {
+    #[arg(required = true)]
+    pub targets: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CommitArgs {
+    #[arg(short = 'a', long)]
+    pub author: Option<String>,
+    #[arg(short = 'm', long)]
+    pub message: Option<String>,
+    /// Dockerfile-like change: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL
+    #[arg(short = 'c', long = "change")]
+    pub changes: Vec<String>,
+    /// Pause the container during the commit
+    #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
+    pub pause: bool,
+    pub container: String,
+    pub reference: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SaveArgs {
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    #[arg(long, default_value = "docker-archive", value_parser = ["docker-archive", "oci-archive"])]
+    pub format: String,
+    #[arg(required = true)]
+    pub images: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoadArgs {
+    #[arg(short = 'i', long)]
+    pub input: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ExportArgs {
+    #[arg(short = 'o', long)]
+    pub output: Option<PathBuf>,
+    pub container: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImportArgs {
+    /// Rootfs tar, or '-' for stdin
+    pub file: String,
+    pub reference: Option<String>,
+}
+
+/// Parses the command line, runs the command and returns the process exit status.
+pub fn main() -> i32 {
+    let cli = Cli::parse();
+    let root = cli.root.clone();
+    match dispatch(cli.command, root) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unionctl: {e:#}");
+            1
+        }
+    }
+}
+
+fn dispatch(cmd: Command, root: Option<PathBuf>) -> anyhow::Result<i32> {
+    use crate::{fuse, image, runner};
+    let _ = &root;
+    match cmd {
+        Command::Mount(a) => fuse::cmd_mount(a),
+        Command::Umount(a) => fuse::cmd_umount(a),
+        Command::Layers(a) => fuse::cmd_layers(a),
+        Command::Which(a) => fuse::cmd_which(a),
+        Command::Run(a) => runner::cmd_run(root, a),
+        Command::Ps(a) => runner::cmd_ps(root, a),
+        Command::Start(a) => runner::cmd_start(root, a),
+        Command::Stop(a) => runner::cmd_stop(root, a),
+        Command::Restart(a) => runner::cmd_restart(root, a),
+        Command::Attach(a) => runner::cmd_attach(root, a),
+        Command::Exec(a) => runner::cmd_exec(root, a),
+        Command::Logs(a) => runner::cmd_logs(root, a),
+        Command::Rm(a) => runner::cmd_rm(root, a),
+        Command::Images(a) => image::cmd_images(root, a),
+        Command::Tag(a) => image::cmd_tag(root, a),
+        Command::Rmi(a) => image::cmd_rmi(root, a),
+        Command::History(a) => image::cmd_history(root, a),
+        Command::Inspect(a) => image::cmd_inspect(root, a),
+        Command::Commit(a) => image::cmd_commit(root, a),
+        Command::Diff(a) => image::cmd_diff(root, a),
+        Command::Save(a) => image::cmd_save(root, a),
+        Command::Load(a) => image::cmd_load(root, a),
+        Command::Export(a) => image::cmd_export(root, a),
+        Command::Import(a) => image::cmd_import(root, a),
+    }
+}

@@ -1,0 +1,1 @@
+//! Thin helpers over raw syscalls shared by several modules.
