@@ -46,3 +46,22 @@ pub fn cmd_import(_root: Option<PathBuf>, _a: ImportArgs) -> anyhow::Result<i32>
     anyhow::bail!("import: not implemented yet")
 }
 
+/// What `unionctl run IMAGE` needs from the store: the image's unpacked layer dirs
+/// (top layer first, ready to be lower layers) and its run configuration.
+#[derive(Debug, Clone, Default)]
+pub struct ImageRunInfo {
+    /// Full image id (sha256 hex of the config blob).
+    pub id: String,
+    /// Unpacked layer directories, top-most first (the order of `--lower`).
+    pub lowers: Vec<PathBuf>,
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+}
+
+/// Resolves an image reference (name[:tag], id or id prefix) for `run`.
+pub fn resolve_for_run(_root: &std::path::Path, reference: &str) -> anyhow::Result<ImageRunInfo> {
+    anyhow::bail!("image {reference:?}: no such image")
+}
