@@ -160,8 +160,13 @@ impl Filesystem for UnionFuse {
         self.fs.forget(ino.0, nlookup);
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, _fh: Option<FileHandle>, reply: ReplyAttr) {
-        match self.fs.getattr(ino.0) {
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        // With a handle (fstat of an open file) the file may have no name any more.
+        let r = match fh {
+            Some(fh) => self.fs.getattr_open(ino.0, fd_of(fh)),
+            None => self.fs.getattr(ino.0),
+        };
+        match r {
             Ok(st) => reply.attr(&self.ttl, &attr(&st)),
             Err(e) => reply.error(errno(&e)),
         }

@@ -78,6 +78,8 @@ pub fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
 /// Opens the layers and serves the mount in this process until it is unmounted.
 /// `ready` is called once the mount is in place.
 pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
+    // The kernel applied the caller's umask already; ours must not strip modes again.
+    unsafe { libc::umask(0) };
     let layers = Layers::open(&req.spec)?;
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;

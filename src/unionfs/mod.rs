@@ -78,6 +78,7 @@ impl UnionFs {
             lowers,
             redirected: false,
             index: None,
+            orphan: None,
         };
         fs.nodes.insert_root(Node::new(ROOT, libc::S_IFDIR, state));
         Ok(fs)
@@ -145,7 +146,7 @@ impl UnionFs {
         if pst.upper {
             let ufd = self.layers.upper_fd()?;
             match sys::lstat_opt(ufd, &path)? {
-                Some(st) if sys::is_whiteout_stat(&st) => return Ok(None),
+                Some(st) if self.upper_whiteout(&st) => return Ok(None),
                 Some(st) => {
                     if let Some(fb) = whiteout::get(ufd, &path, &x.origin)? {
                         origin_ino = self.origin_ino(&fb);
@@ -255,6 +256,12 @@ impl UnionFs {
         }))
     }
 
+    /// Is this upper entry a whiteout? Only in overlay format: an aufs-format upper marks
+    /// whiteouts with `.wh.` files, so a character device 0/0 there is just a device.
+    pub fn upper_whiteout(&self, st: &Stat) -> bool {
+        self.layers.format == Format::Overlay && sys::is_whiteout_stat(st)
+    }
+
     /// The inode number an `overlay.origin` file handle stands for, when it can be read.
     fn origin_ino(&self, fb: &[u8]) -> Option<u64> {
         let raw = whiteout::fh::inode_number(fb)?;
@@ -315,6 +322,7 @@ impl UnionFs {
             lowers: f.lowers.clone(),
             redirected: f.redirected,
             index: f.index.clone(),
+            orphan: None,
         };
         Node::new(f.ino, f.kind, state)
     }
@@ -334,6 +342,11 @@ impl UnionFs {
     /// stat of a node as the union shows it.
     pub fn stat_node(&self, node: &Node) -> io::Result<Stat> {
         let st = node.snapshot();
+        if let (true, Some(o)) = (st.aliases.is_empty(), &st.orphan) {
+            let mut s = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o))?;
+            s.st_ino = node.ino;
+            return Ok(s);
+        }
         let (fd, p) = self.real(node, &st)?;
         let mut s = sys::lstatat(fd, &p)?;
         s.st_ino = node.ino;
@@ -370,6 +383,19 @@ impl UnionFs {
 
     pub fn getattr(&self, ino: u64) -> io::Result<Stat> {
         self.stat_node(&*self.node(ino)?)
+    }
+
+    /// stat through an open file of the node (which may have been unlinked meanwhile).
+    pub fn getattr_open(&self, ino: u64, fd: RawFd) -> io::Result<Stat> {
+        let node = self.node(ino)?;
+        let mut s = sys::fstat(fd)?;
+        s.st_ino = node.ino;
+        let st = node.snapshot();
+        if st.index.is_some() {
+            let (rfd, p) = self.real(&node, &st)?;
+            s.st_nlink = self.merged_nlink(rfd, &p, &s, &st)?;
+        }
+        Ok(s)
     }
 
     pub fn forget(&self, ino: u64, n: u64) {

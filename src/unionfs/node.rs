@@ -30,6 +30,9 @@ pub struct NodeState {
     /// Non-directory copied up through the hard-link index: the index entry's name. The
     /// object is reached there, since not every alias has an upper name yet.
     pub index: Option<OsString>,
+    /// A regular file whose last name went while the kernel still holds it (open and
+    /// unlinked): kept open so fstat and I/O keep working.
+    pub orphan: Option<Arc<std::os::fd::OwnedFd>>,
 }
 
 pub struct Node {

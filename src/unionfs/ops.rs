@@ -219,7 +219,7 @@ impl UnionFs {
         let ufd = self.upper()?;
         let path = join(&ppath, name);
         let prev = match sys::lstat_opt(ufd, &path)? {
-            Some(st) if sys::is_whiteout_stat(&st) => Previous::Whiteout,
+            Some(st) if self.upper_whiteout(&st) => Previous::Whiteout,
             Some(_) => return Err(sys::errno(libc::EEXIST)),
             None if whiteout::is_whiteout(ufd, &ppath, name, None)? => Previous::AufsMarker,
             None if self.lower_visible(&pst, &ppath, name)? => {
@@ -478,6 +478,7 @@ impl UnionFs {
                 lowers: found.lowers.clone(),
                 redirected: false,
                 index: None,
+                orphan: None,
             };
             if !self.dir_is_empty(&cst, &path)? {
                 return Err(sys::errno(libc::ENOTEMPTY));
@@ -488,6 +489,9 @@ impl UnionFs {
         let ufd = self.upper()?;
         let flag = if is_dir { libc::AT_REMOVEDIR } else { 0 };
         let node = self.nodes.get(found.ino);
+        if let Some(n) = &node {
+            self.keep_orphan(n, parent, name);
+        }
         if found.upper.is_some() {
             if is_dir {
                 self.clear_dir(&path)?;
@@ -522,6 +526,24 @@ impl UnionFs {
             }
         }
         Ok(())
+    }
+
+    /// Before the last name of a regular file the kernel still holds goes, keeps the file
+    /// open so it stays reachable (unlink of an open file).
+    fn keep_orphan(&self, node: &Node, parent: u64, name: &OsStr) {
+        if node.kind != libc::S_IFREG {
+            return;
+        }
+        let st = node.snapshot();
+        let last = st.aliases.iter().all(|a| a.0 == parent && a.1 == name);
+        if !last || st.index.is_some() {
+            return;
+        }
+        if let Ok((fd, p)) = self.real(node, &st) {
+            if let Ok(f) = sys::openat(fd, &p, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0) {
+                node.lock().orphan = Some(Arc::new(f));
+            }
+        }
     }
 
     /// Puts the alias PARENT/NAME of a node first, so copy-up and path lookups use it.
@@ -580,6 +602,7 @@ impl UnionFs {
                     lowers: d.lowers.clone(),
                     redirected: false,
                     index: None,
+                    orphan: None,
                 };
                 if !self.dir_is_empty(&dst_state, &join(&nppath, nname))? {
                     return Err(sys::errno(libc::ENOTEMPTY));
@@ -604,7 +627,15 @@ impl UnionFs {
                 self.copy_up(d.ino)?;
                 Some(n)
             }
-            (Some(d), false) => self.nodes.get(d.ino),
+            (Some(d), false) => {
+                let n = self.nodes.get(d.ino);
+                if let Some(n) = &n {
+                    if !Arc::ptr_eq(n, &src_node) {
+                        self.keep_orphan(n, np, nname);
+                    }
+                }
+                n
+            }
             _ => None,
         };
         let oppath = self.path_of(op)?;
@@ -619,7 +650,7 @@ impl UnionFs {
         } else {
             let mut aufs_marker = false;
             match sys::lstat_opt(ufd, &npath)? {
-                Some(st) if sys::is_whiteout_stat(&st) && src_dir => sys::unlinkat(ufd, &npath, 0)?,
+                Some(st) if self.upper_whiteout(&st) && src_dir => sys::unlinkat(ufd, &npath, 0)?,
                 Some(st) if sys::is_dir(&st) => self.clear_dir(&npath)?,
                 Some(_) => {}
                 None => aufs_marker = whiteout::is_whiteout(ufd, &nppath, nname, None)?,

@@ -39,7 +39,7 @@ impl UnionFs {
                 .as_ref()
                 .ok_or_else(|| sys::errno(libc::EROFS))?;
             let aufs = self.layers.format == Format::Aufs;
-            self.scan_layer(u.raw(), u.dev_slot, path, aufs, &mut seen, &mut out)?;
+            self.scan_layer(u.raw(), u.dev_slot, path, aufs, !aufs, &mut seen, &mut out)?;
         }
         for l in &st.lowers {
             let layer = &self.layers.lowers[l.layer];
@@ -55,6 +55,7 @@ impl UnionFs {
         Ok(out)
     }
 
+    #[allow(clippy::too_many_arguments)]
     /// Adds the entries of one layer dir not yet seen; whiteouts mark names as seen so
     /// lower layers cannot show them.
     fn scan_layer(
@@ -63,6 +64,7 @@ impl UnionFs {
         slot: u64,
         path: &OsStr,
         aufs_meta: bool,
+        chardev_whiteouts: bool,
         seen: &mut HashSet<OsString>,
         out: &mut Vec<DirEntry>,
     ) -> io::Result<()> {
@@ -84,7 +86,7 @@ impl UnionFs {
             if seen.contains(&name) {
                 continue;
             }
-            if dtype == libc::DT_CHR || dtype == libc::DT_UNKNOWN {
+            if chardev_whiteouts && (dtype == libc::DT_CHR || dtype == libc::DT_UNKNOWN) {
                 let st = sys::lstatat(fd, &whiteout::join(path, &name))?;
                 if sys::is_whiteout_stat(&st) {
                     fresh.push(name);

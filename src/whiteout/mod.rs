@@ -159,6 +159,9 @@ pub fn is_whiteout(
     if let Some(st) = st {
         return Ok(sys::is_whiteout_stat(st));
     }
+    if name.len() + AUFS_PREFIX.len() > 255 {
+        return Ok(false); // no marker can exist for so long a name
+    }
     let wh = join(parent, &aufs_whiteout_name(name));
     Ok(sys::lstat_opt(dir, &wh)?.is_some())
 }
