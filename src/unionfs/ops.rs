@@ -540,7 +540,12 @@ impl UnionFs {
             return;
         }
         if let Ok((fd, p)) = self.real(node, &st) {
-            if let Ok(f) = sys::openat(fd, &p, libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK, 0) {
+            if let Ok(f) = sys::openat(
+                fd,
+                &p,
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+                0,
+            ) {
                 node.lock().orphan = Some(Arc::new(f));
             }
         }

@@ -48,6 +48,7 @@ impl UnionFs {
                 layer.dev_slot,
                 &l.path,
                 true,
+                true,
                 &mut seen,
                 &mut out,
             )?;
