@@ -539,15 +539,15 @@ impl UnionFs {
         if !last || st.index.is_some() {
             return;
         }
-        if let Ok((fd, p)) = self.real(node, &st) {
-            if let Ok(f) = sys::openat(
+        if let Ok((fd, p)) = self.real(node, &st)
+            && let Ok(f) = sys::openat(
                 fd,
                 &p,
                 libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
                 0,
-            ) {
-                node.lock().orphan = Some(Arc::new(f));
-            }
+            )
+        {
+            node.lock().orphan = Some(Arc::new(f));
         }
     }
 
@@ -634,10 +634,10 @@ impl UnionFs {
             }
             (Some(d), false) => {
                 let n = self.nodes.get(d.ino);
-                if let Some(n) = &n {
-                    if !Arc::ptr_eq(n, &src_node) {
-                        self.keep_orphan(n, np, nname);
-                    }
+                if let Some(n) = &n
+                    && !Arc::ptr_eq(n, &src_node)
+                {
+                    self.keep_orphan(n, np, nname);
                 }
                 n
             }
@@ -675,10 +675,10 @@ impl UnionFs {
             }
         }
         self.fix_moved_dir(&src_node, &src, &npath, op == np, oname, new_lower)?;
-        if let (Some(d), Some(dn)) = (&dst, &dst_node) {
-            if exchange {
-                self.fix_moved_dir(dn, d, &opath, op == np, nname, old_lower)?;
-            }
+        if let (Some(d), Some(dn)) = (&dst, &dst_node)
+            && exchange
+        {
+            self.fix_moved_dir(dn, d, &opath, op == np, nname, old_lower)?;
         }
         // The node table follows.
         {
@@ -687,14 +687,14 @@ impl UnionFs {
             st.aliases.retain(|x| *x != a);
             st.aliases.insert(0, (np, nname.to_owned()));
         }
-        if let Some(dn) = dst_node {
-            if !Arc::ptr_eq(&dn, &src_node) {
-                let mut st = dn.lock();
-                let a = (np, nname.to_owned());
-                st.aliases.retain(|x| *x != a);
-                if exchange {
-                    st.aliases.insert(0, (op, oname.to_owned()));
-                }
+        if let Some(dn) = dst_node
+            && !Arc::ptr_eq(&dn, &src_node)
+        {
+            let mut st = dn.lock();
+            let a = (np, nname.to_owned());
+            st.aliases.retain(|x| *x != a);
+            if exchange {
+                st.aliases.insert(0, (op, oname.to_owned()));
             }
         }
         Ok(())
