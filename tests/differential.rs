@@ -64,6 +64,7 @@ fn run_all(subject: Kind) -> Vec<String> {
         None => (1..=env_num("DIFF_SEEDS", DEFAULT_SEEDS)).collect(),
     };
     let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
+    let _watchdog = common::mounts::Watchdog::new("differential test", scratch.path(), 240);
     let started = Instant::now();
     let mut failures = Vec::new();
     for seed in &seeds {
@@ -78,12 +79,13 @@ fn run_all(subject: Kind) -> Vec<String> {
             let _ = std::fs::remove_dir_all(&dir);
         }
     }
-    eprintln!(
-        "differential kernel vs {subject:?}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
+    common::report(&format!(
+        "differential test, kernel overlayfs vs {}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
+        kind_name(subject),
         seeds.len(),
         started.elapsed().as_secs_f64(),
         failures.len()
-    );
+    ));
     failures
 }
 

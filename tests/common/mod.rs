@@ -27,7 +27,7 @@ pub struct Scratch {
 impl Scratch {
     pub fn new(prefix: &str) -> Scratch {
         let dir = tempfile::Builder::new()
-            .prefix(&format!("unionctl-{prefix}-"))
+            .prefix(&format!("{prefix}-"))
             .tempdir_in(scratch_base())
             .expect("create scratch dir");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755))
@@ -63,8 +63,8 @@ impl Drop for Scratch {
 /// Scratch dirs live on the root file system (ext4 here: trusted xattrs, file handles),
 /// under a 0755 parent so pjdfstest's non-root users can traverse the path.
 fn scratch_base() -> PathBuf {
-    let base = PathBuf::from("/var/lib/unionctl-tests");
-    std::fs::create_dir_all(&base).expect("create /var/lib/unionctl-tests");
+    let base = PathBuf::from("/var/lib/uct");
+    std::fs::create_dir_all(&base).expect("create /var/lib/uct");
     std::fs::set_permissions(&base, std::fs::Permissions::from_mode(0o755)).unwrap();
     base
 }
@@ -84,4 +84,11 @@ pub fn io_errno_name(e: &std::io::Error) -> String {
 /// True when the current process runs as root.
 pub fn is_root() -> bool {
     nix::unistd::geteuid().is_root()
+}
+
+/// Prints a line that shows in `cargo test` output even when the test passes (the test
+/// harness captures print!/eprint!, not direct writes to the stream).
+pub fn report(line: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr().lock(), "{line}");
 }

@@ -307,3 +307,39 @@ pub fn ensure_fusectl() {
         );
     }
 }
+
+/// Aborts every FUSE mount below `dir` if it is still alive after `secs`: a hung daemon then
+/// fails the test with ENOTCONN instead of blocking it forever.
+pub struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    pub fn new(label: &str, dir: &Path, secs: u64) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let (label, dir) = (label.to_string(), dir.to_path_buf());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while Instant::now() < deadline {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!("{label}: still running after {secs}s, aborting its FUSE connections");
+            for m in mount_table() {
+                if m.mount_point.starts_with(&dir) && m.fs_type.starts_with("fuse") {
+                    abort_fuse_connection(&m);
+                }
+            }
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
