@@ -343,3 +343,25 @@ impl Drop for Watchdog {
         self.done.store(true, std::sync::atomic::Ordering::SeqCst);
     }
 }
+
+/// Processes of the unionctl binary whose command line names `merged` (the FUSE daemon).
+pub fn unionctl_daemons(merged: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let want = merged.as_os_str().as_encoded_bytes();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_unionctl = args.first().is_some_and(|a0| a0.ends_with(b"unionctl"))
+                || std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|p| p.file_name().is_some_and(|n| n == "unionctl"));
+            is_unionctl && args.iter().any(|a| *a == want)
+        })
+        .collect()
+}
