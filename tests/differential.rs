@@ -8,7 +8,8 @@
 //! Env: DIFF_SEEDS (number of sequences), DIFF_OPS (ops per sequence), DIFF_SEED (run one).
 mod common;
 
-use common::mounts::{Kind, Mount, UnionDirs, mount_kind};
+use common::layers::Format;
+use common::mounts::{Kind, Mount, UnionDirs, mount_kernel, mount_kind, mount_unionctl};
 use common::tree::{self, Tree};
 use common::{Scratch, errno_name};
 use std::collections::BTreeSet;
@@ -20,9 +21,22 @@ use std::time::Instant;
 const DEFAULT_SEEDS: u64 = 20;
 const DEFAULT_OPS: usize = 200;
 
+/// unionctl --format aufs over the same layers written in aufs format (.wh. files) must
+/// behave as kernel overlayfs over the kernel-format layers.
+#[test]
+fn unionctl_aufs_format_matches_kernel_overlayfs() {
+    let failures = run_all(Subject::Unionctl(Format::Aufs));
+    assert!(
+        failures.is_empty(),
+        "unionctl --format aufs differs from kernel overlayfs in {} place(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn kernel_vs_kernel_is_deterministic() {
-    let failures = run_all(Kind::Kernel);
+    let failures = run_all(Subject::Kernel);
     assert!(
         failures.is_empty(),
         "kernel overlayfs disagrees with itself, the harness is not deterministic:\n{}",
@@ -32,7 +46,7 @@ fn kernel_vs_kernel_is_deterministic() {
 
 #[test]
 fn unionctl_matches_kernel_overlayfs() {
-    let failures = run_all(Kind::Unionctl);
+    let failures = run_all(Subject::Unionctl(Format::Overlay));
     assert!(
         failures.is_empty(),
         "unionctl differs from kernel overlayfs in {} place(s):\n{}",
@@ -48,7 +62,44 @@ fn env_num(name: &str, default: u64) -> u64 {
         .unwrap_or(default)
 }
 
-fn run_all(subject: Kind) -> Vec<String> {
+/// What the oracle (kernel overlayfs over kernel-format lowers) is compared with.
+#[derive(Clone, Copy, Debug)]
+enum Subject {
+    Kernel,
+    Unionctl(Format),
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Subject::Kernel => "kernel",
+            Subject::Unionctl(Format::Overlay) => "unionctl",
+            Subject::Unionctl(Format::Aufs) => "unionctl-aufs",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Subject::Kernel => Kind::Kernel,
+            Subject::Unionctl(_) => Kind::Unionctl,
+        }
+    }
+
+    /// Whether kernel overlayfs can read what this subject writes (and the reverse).
+    fn kernel_format(self) -> bool {
+        !matches!(self, Subject::Unionctl(Format::Aufs))
+    }
+
+    fn mount(self, dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
+        match self {
+            Subject::Kernel => mount_kernel(dirs, merged),
+            Subject::Unionctl(Format::Overlay) => mount_unionctl(dirs, merged, &[]),
+            Subject::Unionctl(Format::Aufs) => mount_unionctl(dirs, merged, &["--format", "aufs"]),
+        }
+    }
+}
+
+fn run_all(subject: Subject) -> Vec<String> {
     assert!(
         common::is_root(),
         "the differential test mounts kernel overlayfs: run it as root"
@@ -57,8 +108,14 @@ fn run_all(subject: Kind) -> Vec<String> {
     // Same umask on both sides; FUSE and overlayfs both apply the caller's.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o022) };
-    let scratch = Scratch::new(&format!("diff-{subject:?}").to_lowercase());
+    let scratch = Scratch::new(&format!("diff-{}", subject.name()));
     let lowers = common::layers::standard_lowers(&scratch.mkdir("lowers"));
+    let subject_lowers = match subject {
+        Subject::Unionctl(Format::Aufs) => {
+            common::layers::standard_lowers_in(&scratch.mkdir("aufs-lowers"), Format::Aufs)
+        }
+        _ => lowers.clone(),
+    };
     let seeds: Vec<u64> = match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
         Some(s) => vec![s],
         None => (1..=env_num("DIFF_SEEDS", DEFAULT_SEEDS)).collect(),
@@ -69,11 +126,24 @@ fn run_all(subject: Kind) -> Vec<String> {
     let mut failures = Vec::new();
     for seed in &seeds {
         let dir = scratch.mkdir(&format!("seed{seed}"));
-        let found = run_seed(*seed, ops, subject, &lowers, &dir);
+        let found = run_seed(
+            *seed,
+            ops,
+            subject,
+            [lowers.as_slice(), subject_lowers.as_slice()],
+            &dir,
+        );
         for f in &found {
             eprintln!("{f}");
         }
+        // A subject that cannot even mount fails the same way for every seed.
+        let cannot_mount = found
+            .iter()
+            .any(|f| f.starts_with(&format!("seed {seed}: mount ")));
         failures.extend(found);
+        if cannot_mount {
+            break;
+        }
         // Each seed's uppers are only needed for its own report.
         if failures.is_empty() {
             let _ = std::fs::remove_dir_all(&dir);
@@ -81,7 +151,7 @@ fn run_all(subject: Kind) -> Vec<String> {
     }
     common::report(&format!(
         "differential test, kernel overlayfs vs {}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
-        kind_name(subject),
+        subject.name(),
         seeds.len(),
         started.elapsed().as_secs_f64(),
         failures.len()
@@ -116,24 +186,17 @@ impl Side {
     }
 }
 
-fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Kernel => "kernel",
-        Kind::Unionctl => "unionctl",
-    }
-}
-
 /// Runs one sequence; returns the differences found (empty when both sides agree).
 fn run_seed(
     seed: u64,
     n_ops: usize,
-    subject: Kind,
-    lowers: &[PathBuf],
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
     base: &Path,
 ) -> Vec<String> {
-    let oracle = Side::new("oracle", lowers, base);
-    let test = Side::new("subject", lowers, base);
-    let sname = kind_name(subject);
+    let oracle = Side::new("oracle", lowers[0], base);
+    let test = Side::new("subject", lowers[1], base);
+    let sname = subject.name();
     let mut fails = Vec::new();
     let fail_mount = |what: &str, e: String| vec![format!("seed {seed}: {what}: {e}")];
 
@@ -141,7 +204,7 @@ fn run_seed(
         Ok(m) => m,
         Err(e) => panic!("seed {seed}: kernel overlayfs mount failed: {e}"),
     };
-    let mut mb = match test.mount_as(subject, &test.dirs) {
+    let mut mb = match subject.mount(&test.dirs, &test.merged) {
         Ok(m) => m,
         Err(e) => return fail_mount(&format!("mount {sname}"), e),
     };
@@ -217,7 +280,7 @@ fn run_seed(
     let mut ma = oracle
         .mount_as(Kind::Kernel, &oracle.dirs)
         .unwrap_or_else(|e| panic!("seed {seed}: kernel remount: {e}"));
-    let mut mb = match test.mount_as(subject, &test.dirs) {
+    let mut mb = match subject.mount(&test.dirs, &test.merged) {
         Ok(m) => m,
         Err(e) => {
             fails.extend(fail_mount(&format!("remount {sname} on its own upper"), e));
@@ -263,6 +326,9 @@ fn run_seed(
         return fails;
     }
 
+    if !subject.kernel_format() {
+        return fails;
+    }
     // Cross: kernel reads what the subject wrote; the subject reads what the kernel wrote.
     match test.mount_as(Kind::Kernel, &test.dirs) {
         Ok(mut m) => {
@@ -282,7 +348,7 @@ fn run_seed(
             "seed {seed}: kernel overlayfs cannot mount {sname}'s upper+work: {e}"
         )),
     }
-    match oracle.mount_as(subject, &oracle.dirs) {
+    match oracle.mount_as(subject.kind(), &oracle.dirs) {
         Ok(mut m) => {
             let b_of_a = snap(&oracle.merged);
             push_diff(

@@ -9,16 +9,31 @@ use std::path::{Path, PathBuf};
 /// A fixed, old timestamp for everything in a layer, so copy-up that loses times shows.
 pub const LAYER_MTIME: i64 = 1_000_000_000;
 
+/// How whiteouts and opaque dirs are written in a layer.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Format {
+    /// Kernel overlayfs: char 0/0 whiteouts, trusted.overlay.opaque=y.
+    Overlay,
+    /// aufs: `.wh.NAME` files and `.wh..wh..opq`.
+    Aufs,
+}
+
 pub struct Layer {
     pub root: PathBuf,
+    pub format: Format,
 }
 
 impl Layer {
     pub fn new(root: &Path) -> Layer {
+        Layer::with_format(root, Format::Overlay)
+    }
+
+    pub fn with_format(root: &Path, format: Format) -> Layer {
         std::fs::create_dir_all(root).unwrap();
         std::fs::set_permissions(root, std::fs::Permissions::from_mode(0o755)).unwrap();
         Layer {
             root: root.to_path_buf(),
+            format,
         }
     }
 
@@ -79,14 +94,20 @@ impl Layer {
         self
     }
 
-    /// Kernel-format whiteout: a char device 0/0 (needs root or CAP_MKNOD).
+    /// A whiteout in the layer's format; kernel: a char device 0/0.
     pub fn whiteout(&self, rel: &str) -> &Self {
+        if self.format == Format::Aufs {
+            return self.aufs_whiteout(rel);
+        }
         mknod(&self.at(rel), libc::S_IFCHR, 0);
         self
     }
 
-    /// Kernel-format opaque dir (root: trusted.overlay.opaque=y).
+    /// An opaque dir in the layer's format; kernel (as root): trusted.overlay.opaque=y.
     pub fn opaque(&self, rel: &str, mode: u32) -> &Self {
+        if self.format == Format::Aufs {
+            return self.aufs_opaque(rel, mode);
+        }
         self.dir(rel, mode);
         self.xattr(rel, "trusted.overlay.opaque", b"y")
     }
@@ -169,9 +190,14 @@ pub fn copy_tree(from: &Path, to: &Path) {
 /// with nested dirs, hard links, symlinks, xattrs, a sparse file, and kernel-format
 /// whiteouts and opaque dirs hiding names in the layers below.
 pub fn standard_lowers(base: &Path) -> Vec<PathBuf> {
-    let l0 = Layer::new(&base.join("l0"));
-    let l1 = Layer::new(&base.join("l1"));
-    let l2 = Layer::new(&base.join("l2"));
+    standard_lowers_in(base, Format::Overlay)
+}
+
+/// The same layer set with whiteouts and opaque dirs written in `format`.
+pub fn standard_lowers_in(base: &Path, format: Format) -> Vec<PathBuf> {
+    let l0 = Layer::with_format(&base.join("l0"), format);
+    let l1 = Layer::with_format(&base.join("l1"), format);
+    let l2 = Layer::with_format(&base.join("l2"), format);
 
     // Bottom layer: the "base image".
     l2.dir("etc", 0o755)
