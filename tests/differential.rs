@@ -20,6 +20,9 @@ use std::time::Instant;
 
 const DEFAULT_SEEDS: u64 = 20;
 const DEFAULT_OPS: usize = 200;
+/// Each sequence normally takes well under a second; these bound a hung or slow subject.
+const SEED_LIMIT_SECS: u64 = 30;
+const TIME_BUDGET_SECS: u64 = 150;
 
 /// unionctl --format aufs over the same layers written in aufs format (.wh. files) must
 /// behave as kernel overlayfs over the kernel-format layers.
@@ -121,11 +124,22 @@ fn run_all(subject: Subject) -> Vec<String> {
         None => (1..=env_num("DIFF_SEEDS", DEFAULT_SEEDS)).collect(),
     };
     let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
-    let _watchdog = common::mounts::Watchdog::new("differential test", scratch.path(), 240);
     let started = Instant::now();
     let mut failures = Vec::new();
     for seed in &seeds {
+        if started.elapsed().as_secs() > TIME_BUDGET_SECS {
+            failures.push(format!(
+                "stopped before seed {seed}: over the {TIME_BUDGET_SECS}s time budget"
+            ));
+            break;
+        }
         let dir = scratch.mkdir(&format!("seed{seed}"));
+        // A hung daemon fails only this sequence (its requests then end with ECONNABORTED).
+        let _watchdog = common::mounts::Watchdog::new(
+            &format!("differential seed {seed}"),
+            &dir,
+            SEED_LIMIT_SECS,
+        );
         let found = run_seed(
             *seed,
             ops,
@@ -396,6 +410,18 @@ fn push_diff(
     bn: &str,
     b: &Tree,
 ) {
+    let broken: Vec<String> = [(an, a), (bn, b)]
+        .iter()
+        .flat_map(|(n, t)| {
+            t.keys()
+                .filter(|k| k.starts_with("<walk failed"))
+                .map(move |k| format!("{n}: {k}"))
+        })
+        .collect();
+    if !broken.is_empty() {
+        fails.push(format!("seed {seed}: {what}: {}", broken.join("; ")));
+        return;
+    }
     let d = tree::diff(an, a, bn, b, 15);
     if !d.is_empty() {
         fails.push(format!(
