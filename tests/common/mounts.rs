@@ -361,7 +361,7 @@ pub fn unionctl_daemons(merged: &Path) -> Vec<i32> {
             let is_unionctl = args.first().is_some_and(|a0| a0.ends_with(b"unionctl"))
                 || std::fs::read_link(format!("/proc/{pid}/exe"))
                     .is_ok_and(|p| p.file_name().is_some_and(|n| n == "unionctl"));
-            is_unionctl && args.iter().any(|a| *a == want)
+            is_unionctl && args.contains(&want)
         })
         .collect()
 }
