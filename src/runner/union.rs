@@ -15,7 +15,7 @@ pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Re
     if std::env::var_os("UNIONCTL_KERNEL_OVERLAY").is_some() {
         let lower = lowers.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":");
         // SAFETY: getter.
-        let extra = if unsafe { libc::geteuid() } == 0 && std::env::var_os("UNIONCTL_ROOTLESS_CHILD").is_none() { "" } else { ",userxattr" };
+        let extra = if std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default().contains("4294967295") { "" } else { ",userxattr" };
         let data = format!("lowerdir={lower},upperdir={},workdir={}{extra}", upper.display(), work.display());
         return nix::mount::mount(Some("overlay"), merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(data.as_str())).with_context(|| format!("overlay {data}"));
     }
