@@ -246,9 +246,11 @@ fn run_under_init(tty: bool, err: &OwnedFd) -> Result<()> {
         }
         return Ok(());
     };
-    // Our copy of the error pipe must not keep the supervisor waiting.
-    // SAFETY: closing a duplicate of an fd the child still holds.
-    unsafe { libc::close(err.as_raw_fd()) };
+    // Every inherited fd (error pipe, the `run -d` ready pipe, ...) would keep the
+    // supervisor waiting for an EOF: init needs none of them.
+    let _ = err;
+    // SAFETY: close_range on our own fd table; the child keeps its copies.
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let _ = linux::drop_bounding_set(&[linux::cap::KILL]);
     let mut main_status: Option<i32> = None;
     loop {
