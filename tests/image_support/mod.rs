@@ -133,10 +133,23 @@ pub fn minbase_tar() -> PathBuf {
 /// podman with a private store under `dir`.
 pub fn podman(dir: &Path, args: &[&str]) -> String {
     let root = dir.join("podman-root");
-    let runroot = dir.join("podman-run");
+    let runroot = podman_runroot(dir);
     let mut all = vec!["--root", root.to_str().unwrap(), "--runroot", runroot.to_str().unwrap(), "--storage-driver", "vfs"];
     all.extend_from_slice(args);
     sh_ok("podman", &all)
+}
+
+/// podman refuses a runroot longer than 50 characters: a short one per store dir.
+fn podman_runroot(dir: &Path) -> PathBuf {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    dir.hash(&mut h);
+    PathBuf::from(format!("/tmp/ucp-{:x}", h.finish()))
+}
+
+/// Removes podman's run dir for a store dir (podman leaves it behind).
+pub fn podman_cleanup(dir: &Path) {
+    let _ = fs::remove_dir_all(podman_runroot(dir));
 }
 
 /// One line per object: path, type, mode, owner, size, link target, content hash,
