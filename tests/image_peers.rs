@@ -22,10 +22,24 @@ fn two_layer_image(dir: &Path, root: &Path) -> PathBuf {
     fs::write(up.join("etc/motd"), "changed\n").unwrap();
     fs::write(up.join("opt/new"), "added\n").unwrap();
     // overlay whiteout as root (char 0/0), opaque dir by xattr
-    sh_ok("mknod", &[up.join("etc/remove-me").to_str().unwrap(), "c", "0", "0"]);
+    sh_ok(
+        "mknod",
+        &[up.join("etc/remove-me").to_str().unwrap(), "c", "0", "0"],
+    );
     xattr::set(up.join("var/cache/app"), "trusted.overlay.opaque", b"y").unwrap();
     fs::write(up.join("var/cache/app/c"), "c\n").unwrap();
-    uc_ok(root, &["commit", "-m", "two", "-c", "CMD [\"/bin/cat\",\"/etc/motd\"]", "builder", "two:layers"]);
+    uc_ok(
+        root,
+        &[
+            "commit",
+            "-m",
+            "two",
+            "-c",
+            "CMD [\"/bin/cat\",\"/etc/motd\"]",
+            "builder",
+            "two:layers",
+        ],
+    );
     rootfs
 }
 
@@ -33,8 +47,15 @@ fn check_two_layer_rootfs(r: &Path) {
     assert_eq!(fs::read_to_string(r.join("etc/motd")).unwrap(), "changed\n");
     assert_eq!(fs::read_to_string(r.join("opt/new")).unwrap(), "added\n");
     assert!(!r.join("etc/remove-me").exists(), "whiteout not applied");
-    let cache: Vec<_> = fs::read_dir(r.join("var/cache/app")).unwrap().map(|e| e.unwrap().file_name()).collect();
-    assert_eq!(cache, vec![std::ffi::OsString::from("c")], "opaque dir not applied");
+    let cache: Vec<_> = fs::read_dir(r.join("var/cache/app"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(
+        cache,
+        vec![std::ffi::OsString::from("c")],
+        "opaque dir not applied"
+    );
     assert!(r.join("bin/busybox").is_file());
     assert!(fs::read_link(r.join("bin/sh")).is_ok());
 }
@@ -47,34 +68,83 @@ fn our_archives_read_by_skopeo_umoci_and_podman() {
     let dock = t.path().join("two-docker.tar");
     let oci = t.path().join("two-oci.tar");
     uc_ok(&root, &["save", "-o", dock.to_str().unwrap(), "two:layers"]);
-    uc_ok(&root, &["save", "--format", "oci-archive", "-o", oci.to_str().unwrap(), "two:layers"]);
+    uc_ok(
+        &root,
+        &[
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            oci.to_str().unwrap(),
+            "two:layers",
+        ],
+    );
 
     // skopeo reads both and copies them on
-    let js = sh_ok("skopeo", &["inspect", &format!("docker-archive:{}", dock.display())]);
+    let js = sh_ok(
+        "skopeo",
+        &["inspect", &format!("docker-archive:{}", dock.display())],
+    );
     let v: serde_json::Value = serde_json::from_str(&js).unwrap();
     assert_eq!(v["Layers"].as_array().unwrap().len(), 2);
-    let js = sh_ok("skopeo", &["inspect", "--config", &format!("oci-archive:{}", oci.display())]);
+    let js = sh_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--config",
+            &format!("oci-archive:{}", oci.display()),
+        ],
+    );
     let v: serde_json::Value = serde_json::from_str(&js).unwrap();
     assert_eq!(v["config"]["Cmd"][1], "/etc/motd");
     let layout = t.path().join("layout");
     sh_ok(
         "skopeo",
-        &["copy", "-q", &format!("docker-archive:{}", dock.display()), &format!("oci:{}:copied", layout.display())],
+        &[
+            "copy",
+            "-q",
+            &format!("docker-archive:{}", dock.display()),
+            &format!("oci:{}:copied", layout.display()),
+        ],
     );
 
     // umoci unpacks what skopeo copied from our docker-archive, and our oci-archive
     let b1 = t.path().join("bundle1");
-    sh_ok("umoci", &["unpack", "--image", &format!("{}:copied", layout.display()), b1.to_str().unwrap()]);
+    sh_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:copied", layout.display()),
+            b1.to_str().unwrap(),
+        ],
+    );
     check_two_layer_rootfs(&b1.join("rootfs"));
     let x = t.path().join("x");
     fs::create_dir(&x).unwrap();
-    sh_ok("tar", &["-C", x.to_str().unwrap(), "-xf", oci.to_str().unwrap()]);
+    sh_ok(
+        "tar",
+        &["-C", x.to_str().unwrap(), "-xf", oci.to_str().unwrap()],
+    );
     let b2 = t.path().join("bundle2");
-    sh_ok("umoci", &["unpack", "--image", &format!("{}:two:layers", x.display()), b2.to_str().unwrap()]);
+    sh_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:two:layers", x.display()),
+            b2.to_str().unwrap(),
+        ],
+    );
     check_two_layer_rootfs(&b2.join("rootfs"));
     // xattrs survive (user.origin on the base's motd is replaced by the upper copy,
     // the hard link partner keeps it)
-    assert_eq!(xattr::get(b2.join("rootfs/etc/motd.link"), "user.origin").unwrap().unwrap(), b"base");
+    assert_eq!(
+        xattr::get(b2.join("rootfs/etc/motd.link"), "user.origin")
+            .unwrap()
+            .unwrap(),
+        b"base"
+    );
 
     // podman loads both and mounts the right content
     for (f, name) in [(&dock, "dock"), (&oci, "oci")] {
@@ -101,8 +171,21 @@ fn archives_made_by_podman_and_skopeo_load_here() {
     let mut archives: Vec<(PathBuf, &str)> = Vec::new();
     let p_d = t.path().join("podman-docker.tar");
     let p_o = t.path().join("podman-oci.tar");
-    podman(&pdir, &["save", "-o", p_d.to_str().unwrap(), "localhost/two:layers"]);
-    podman(&pdir, &["save", "--format", "oci-archive", "-o", p_o.to_str().unwrap(), "localhost/two:layers"]);
+    podman(
+        &pdir,
+        &["save", "-o", p_d.to_str().unwrap(), "localhost/two:layers"],
+    );
+    podman(
+        &pdir,
+        &[
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            p_o.to_str().unwrap(),
+            "localhost/two:layers",
+        ],
+    );
     archives.push((p_d.clone(), "localhost/two:layers"));
     archives.push((p_o.clone(), "localhost/two:layers"));
     // skopeo with compressed layers (gzip, zstd) and a whole-file compressed archive
@@ -125,13 +208,21 @@ fn archives_made_by_podman_and_skopeo_load_here() {
     let f = t.path().join("sk-docker.tar");
     sh_ok(
         "skopeo",
-        &["copy", "-q", &format!("oci-archive:{}", p_o.display()), &format!("docker-archive:{}:sk/docker:2", f.display())],
+        &[
+            "copy",
+            "-q",
+            &format!("oci-archive:{}", p_o.display()),
+            &format!("docker-archive:{}:sk/docker:2", f.display()),
+        ],
     );
     sh_ok("gzip", &["-k", f.to_str().unwrap()]);
     archives.push((t.path().join("sk-docker.tar.gz"), "sk/docker:2"));
 
     for (f, name) in archives {
-        let r2 = t.path().join(format!("store-{}", f.file_name().unwrap().to_string_lossy()));
+        let r2 = t.path().join(format!(
+            "store-{}",
+            f.file_name().unwrap().to_string_lossy()
+        ));
         let out = uc_ok(&r2, &["load", "-i", f.to_str().unwrap()]);
         assert!(out.contains(name), "{}: {out}", f.display());
         let lowers = image_lowers(&r2, name);
@@ -152,7 +243,11 @@ fn archives_made_by_podman_and_skopeo_load_here() {
         .stdin(fs::File::open(&p_o).unwrap())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     assert!(String::from_utf8_lossy(&out.stdout).contains("localhost/two:layers"));
 }
 
@@ -163,7 +258,17 @@ fn save_and_load_round_trip_many_images() {
     two_layer_image(t.path(), &root);
     uc_ok(&root, &["tag", "two:layers", "copy:1"]);
     let arch = t.path().join("all.tar");
-    uc_ok(&root, &["save", "-o", arch.to_str().unwrap(), "base", "two:layers", "copy:1"]);
+    uc_ok(
+        &root,
+        &[
+            "save",
+            "-o",
+            arch.to_str().unwrap(),
+            "base",
+            "two:layers",
+            "copy:1",
+        ],
+    );
     let r2 = t.path().join("store2");
     let out = uc_ok(&r2, &["load", "-i", arch.to_str().unwrap()]);
     for n in ["base:latest", "two:layers", "copy:1"] {
@@ -180,5 +285,9 @@ fn save_and_load_round_trip_many_images() {
     assert_ne!(r.code, 0);
     assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
     let r = uc(&r2, &["save", "-o", "/nonexistent-dir/x.tar", "base"]);
-    assert!(r.code != 0 && r.stderr.contains("/nonexistent-dir"), "{}", r.stderr);
+    assert!(
+        r.code != 0 && r.stderr.contains("/nonexistent-dir"),
+        "{}",
+        r.stderr
+    );
 }

@@ -30,7 +30,10 @@ fn import_keeps_everything_and_unpacks_once() {
     assert_same_tree(&rootfs, &lowers[0], true);
     // the layer blob is the tar as given (its digest is the diff_id)
     let diff = lowers[0].file_name().unwrap().to_str().unwrap().to_string();
-    assert_eq!(fs::read(root.join("blobs/sha256").join(&diff)).unwrap(), fs::read(&tar).unwrap());
+    assert_eq!(
+        fs::read(root.join("blobs/sha256").join(&diff)).unwrap(),
+        fs::read(&tar).unwrap()
+    );
     // a second image with the same layer shares the unpacked dir
     uc_ok(&root, &["import", tar.to_str().unwrap(), "bb2:v1"]);
     assert_eq!(fs::read_dir(root.join("layers")).unwrap().count(), 1);
@@ -53,8 +56,15 @@ fn images_tag_history_inspect_rmi() {
     uc_ok(&root, &["tag", "bb", "example/bb:v2"]);
     let list = uc_ok(&root, &["images"]);
     let lines: Vec<&str> = list.lines().collect();
-    assert!(lines[0].starts_with("REPOSITORY") && lines[0].contains("IMAGE ID") && lines[0].ends_with("SIZE"));
-    assert!(list.contains("example/bb") && list.contains("v2") && list.contains(&id[..12]), "{list}");
+    assert!(
+        lines[0].starts_with("REPOSITORY")
+            && lines[0].contains("IMAGE ID")
+            && lines[0].ends_with("SIZE")
+    );
+    assert!(
+        list.contains("example/bb") && list.contains("v2") && list.contains(&id[..12]),
+        "{list}"
+    );
     assert_eq!(uc_ok(&root, &["images", "-q"]).trim(), &id[..12]);
     let js: serde_json::Value = serde_json::from_str(&uc_ok(&root, &["images", "--json"])).unwrap();
     assert_eq!(js.as_array().unwrap().len(), 2);
@@ -63,14 +73,22 @@ fn images_tag_history_inspect_rmi() {
         assert_eq!(image_id(&root, r), id);
     }
     let hist = uc_ok(&root, &["history", "bb"]);
-    assert!(hist.contains("CREATED BY") && hist.contains("unionctl import"), "{hist}");
-    let insp: serde_json::Value = serde_json::from_str(&uc_ok(&root, &["inspect", "example/bb:v2"])).unwrap();
+    assert!(
+        hist.contains("CREATED BY") && hist.contains("unionctl import"),
+        "{hist}"
+    );
+    let insp: serde_json::Value =
+        serde_json::from_str(&uc_ok(&root, &["inspect", "example/bb:v2"])).unwrap();
     assert_eq!(insp[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);
     assert!(insp[0]["RepoTags"].as_array().unwrap().len() == 2);
     // bad names and unknown images: one clear line, non-zero
     let r = uc(&root, &["tag", "bb", "Bad Name"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("invalid reference") && r.stderr.lines().count() == 1, "{}", r.stderr);
+    assert!(
+        r.stderr.contains("invalid reference") && r.stderr.lines().count() == 1,
+        "{}",
+        r.stderr
+    );
     let r = uc(&root, &["history", "nope"]);
     assert_ne!(r.code, 0);
     assert!(r.stderr.contains("no such image"), "{}", r.stderr);
@@ -85,7 +103,11 @@ fn images_tag_history_inspect_rmi() {
     fake_container(&root, &cid, "user", Some(&id), &lowers);
     let r = uc(&root, &["rmi", "bb"]);
     assert_ne!(r.code, 0);
-    assert!(r.stderr.contains("used by container") && r.stderr.contains("user"), "{}", r.stderr);
+    assert!(
+        r.stderr.contains("used by container") && r.stderr.contains("user"),
+        "{}",
+        r.stderr
+    );
     let out = uc_ok(&root, &["rmi", "-f", "bb"]);
     assert!(out.contains("Deleted: sha256:"), "{out}");
     assert_eq!(uc_ok(&root, &["images", "-q"]).trim(), "");
@@ -157,7 +179,11 @@ fn a_failed_import_leaves_nothing_behind() {
     assert_eq!(fs::read_dir(root.join("blobs/sha256")).unwrap().count(), 0);
     assert_eq!(fs::read_dir(root.join("tmp")).unwrap().count(), 0);
     let r = uc(&root, &["import", "/nonexistent.tar", "x"]);
-    assert!(r.code != 0 && r.stderr.contains("/nonexistent.tar"), "{}", r.stderr);
+    assert!(
+        r.code != 0 && r.stderr.contains("/nonexistent.tar"),
+        "{}",
+        r.stderr
+    );
 }
 
 #[test]
@@ -167,14 +193,32 @@ fn import_of_debootstrap_minbase_matches_the_tree() {
     let root = t.path().join("store");
     // compressed input is detected
     let gz = t.path().join("minbase.tar.zst");
-    sh_ok("zstd", &["-q", "-1", "-T0", tar.to_str().unwrap(), "-o", gz.to_str().unwrap()]);
+    sh_ok(
+        "zstd",
+        &[
+            "-q",
+            "-1",
+            "-T0",
+            tar.to_str().unwrap(),
+            "-o",
+            gz.to_str().unwrap(),
+        ],
+    );
     uc_ok(&root, &["import", gz.to_str().unwrap(), "debian:minbase"]);
     let lowers = image_lowers(&root, "debian:minbase");
     let ref_dir = t.path().join("ref");
     fs::create_dir(&ref_dir).unwrap();
     sh_ok(
         "tar",
-        &["--xattrs", "--xattrs-include=*", "--numeric-owner", "-C", ref_dir.to_str().unwrap(), "-xpf", tar.to_str().unwrap()],
+        &[
+            "--xattrs",
+            "--xattrs-include=*",
+            "--numeric-owner",
+            "-C",
+            ref_dir.to_str().unwrap(),
+            "-xpf",
+            tar.to_str().unwrap(),
+        ],
     );
     assert_same_tree(&ref_dir, &lowers[0], true);
 }

@@ -27,21 +27,30 @@ pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
 // ---------------------------------------------------------------------------------
 // save
 
-pub fn save(store: &Store, images: &[(Image, Vec<String>)], format: &str, out: impl Write) -> Result<()> {
+pub fn save(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    format: &str,
+    out: impl Write,
+) -> Result<()> {
     let mut progress = Progress::new("save");
     let mut b = tar::Builder::new(out);
     match format {
         "oci-archive" => save_oci(store, images, &mut b, &mut progress)?,
         _ => save_docker(store, images, &mut b, &mut progress)?,
     }
-    b.into_inner().context("writing archive")?.flush().context("writing archive")?;
+    b.into_inner()
+        .context("writing archive")?
+        .flush()
+        .context("writing archive")?;
     progress.finish();
     Ok(())
 }
 
 fn add_bytes<W: Write>(b: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
     let mut h = file_header(bytes.len() as u64);
-    b.append_data(&mut h, name, bytes).with_context(|| format!("writing {name}"))
+    b.append_data(&mut h, name, bytes)
+        .with_context(|| format!("writing {name}"))
 }
 
 fn file_header(size: u64) -> tar::Header {
@@ -53,16 +62,31 @@ fn file_header(size: u64) -> tar::Header {
     h
 }
 
-fn add_blob<W: Write>(store: &Store, b: &mut tar::Builder<W>, name: &str, hex: &str, p: &mut Progress) -> Result<()> {
+fn add_blob<W: Write>(
+    store: &Store,
+    b: &mut tar::Builder<W>,
+    name: &str,
+    hex: &str,
+    p: &mut Progress,
+) -> Result<()> {
     let path = store.blob_path(hex);
     let f = File::open(&path).with_context(|| format!("reading blob {}", path.display()))?;
     let len = f.metadata()?.len();
     let mut h = file_header(len);
-    let r = ProgressReader { inner: f.take(len), progress: p };
-    b.append_data(&mut h, name, r).with_context(|| format!("writing {name}"))
+    let r = ProgressReader {
+        inner: f.take(len),
+        progress: p,
+    };
+    b.append_data(&mut h, name, r)
+        .with_context(|| format!("writing {name}"))
 }
 
-fn save_docker<W: Write>(store: &Store, images: &[(Image, Vec<String>)], b: &mut tar::Builder<W>, p: &mut Progress) -> Result<()> {
+fn save_docker<W: Write>(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    b: &mut tar::Builder<W>,
+    p: &mut Progress,
+) -> Result<()> {
     let mut manifest = Vec::new();
     let mut written = HashSet::new();
     for (img, tags) in images {
@@ -78,12 +102,21 @@ fn save_docker<W: Write>(store: &Store, images: &[(Image, Vec<String>)], b: &mut
         if written.insert(cfg.clone()) {
             add_bytes(b, &cfg, &img.config_raw)?;
         }
-        manifest.push(DockerManifestEntry { config: cfg, repo_tags: Some(tags.clone()), layers });
+        manifest.push(DockerManifestEntry {
+            config: cfg,
+            repo_tags: Some(tags.clone()),
+            layers,
+        });
     }
     add_bytes(b, "manifest.json", &serde_json::to_vec(&manifest)?)
 }
 
-fn save_oci<W: Write>(store: &Store, images: &[(Image, Vec<String>)], b: &mut tar::Builder<W>, p: &mut Progress) -> Result<()> {
+fn save_oci<W: Write>(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    b: &mut tar::Builder<W>,
+    p: &mut Progress,
+) -> Result<()> {
     add_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut written = HashSet::new();
     let mut descs = Vec::new();
@@ -154,7 +187,10 @@ impl Staging {
 }
 
 fn clean(name: &str) -> String {
-    name.split('/').filter(|c| !c.is_empty() && *c != ".").collect::<Vec<_>>().join("/")
+    name.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
 }
 
 /// Loads every image of an archive; returns the names (or ids) loaded.
@@ -184,7 +220,11 @@ fn decompressed_input(input: impl Read + Send + 'static) -> Result<Box<dyn Read 
 }
 
 fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
-    let mut st = Staging { files: HashMap::new(), links: HashMap::new(), done: HashMap::new() };
+    let mut st = Staging {
+        files: HashMap::new(),
+        links: HashMap::new(),
+        done: HashMap::new(),
+    };
     let mut n = 0u64;
     layer::walk_entries(input, |entry, name, link, _pax| {
         let rel = layer::safe_relative(name)?;
@@ -194,24 +234,40 @@ fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
             T::Regular | T::Continuous => {
                 n += 1;
                 let path = dir.join(n.to_string());
-                let f = File::create(&path).with_context(|| format!("staging {}", path.display()))?;
+                let f =
+                    File::create(&path).with_context(|| format!("staging {}", path.display()))?;
                 let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f));
-                let mut r = ProgressReader { inner: entry, progress: p };
-                layer::copy_data(&mut r, &mut w).with_context(|| format!("reading archive member {key}"))?;
+                let mut r = ProgressReader {
+                    inner: entry,
+                    progress: p,
+                };
+                layer::copy_data(&mut r, &mut w)
+                    .with_context(|| format!("reading archive member {key}"))?;
                 let (buf, sha, _) = w.finish();
-                buf.into_inner().map_err(|e| anyhow!("staging {key}: {}", e.error()))?;
+                buf.into_inner()
+                    .map_err(|e| anyhow!("staging {key}: {}", e.error()))?;
                 st.files.insert(key, Staged { path, sha });
             }
             T::Symlink => {
-                let t = link.ok_or_else(|| anyhow!("archive member {key}: symlink without target"))?;
+                let t =
+                    link.ok_or_else(|| anyhow!("archive member {key}: symlink without target"))?;
                 let t = String::from_utf8_lossy(t);
-                let base = Path::new(&key).parent().unwrap_or(Path::new("")).to_string_lossy().into_owned();
-                let joined = if t.starts_with('/') { t.to_string() } else { format!("{base}/{t}") };
+                let base = Path::new(&key)
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .to_string_lossy()
+                    .into_owned();
+                let joined = if t.starts_with('/') {
+                    t.to_string()
+                } else {
+                    format!("{base}/{t}")
+                };
                 st.links.insert(key, resolve_dots(&joined)?);
             }
             T::Link => {
                 let t = link.ok_or_else(|| anyhow!("archive member {key}: link without target"))?;
-                st.links.insert(key, clean(&layer::safe_relative(t)?.to_string_lossy()));
+                st.links
+                    .insert(key, clean(&layer::safe_relative(t)?.to_string_lossy()));
             }
             _ => {}
         }
@@ -228,7 +284,8 @@ fn resolve_dots(p: &str) -> Result<String> {
         match c {
             "" | "." => {}
             ".." => {
-                out.pop().ok_or_else(|| anyhow!("archive link {p:?} points outside the archive"))?;
+                out.pop()
+                    .ok_or_else(|| anyhow!("archive link {p:?} points outside the archive"))?;
             }
             c => out.push(c),
         }
@@ -238,7 +295,12 @@ fn resolve_dots(p: &str) -> Result<String> {
 
 /// Takes a layer member into the store uncompressed and unpacks it once.
 /// Returns the layer blob (hex == diff_id) and its size.
-fn take_layer(store: &Store, st: &mut Staging, name: &str, want_diff: Option<&str>) -> Result<(String, u64)> {
+fn take_layer(
+    store: &Store,
+    st: &mut Staging,
+    name: &str,
+    want_diff: Option<&str>,
+) -> Result<(String, u64)> {
     let key = clean(name);
     if let Some(d) = st.done.get(&key) {
         return Ok(d.clone());
@@ -247,10 +309,29 @@ fn take_layer(store: &Store, st: &mut Staging, name: &str, want_diff: Option<&st
     let path = staged.path.clone();
     let mut head = [0u8; 4];
     let n = File::open(&path)?.read(&mut head)?;
+    let check = |hex: &str| -> Result<()> {
+        match want_diff {
+            Some(want) if strip_sha(want) != hex => bail!(
+                "layer {key}: content digest sha256:{hex} does not match the config's diff_id {want}"
+            ),
+            _ => Ok(()),
+        }
+    };
+    // Unpack before the blob gets its final name, so a refused layer leaves nothing.
     let (hex, size) = match util::detect_compression(&head[..n]) {
         util::Compression::None => {
             let sha = staged.sha.clone();
+            check(&sha)?;
             let size = fs::metadata(&path)?.len();
+            if !store.layer_dir(&sha).is_dir() {
+                let f = BufReader::with_capacity(1 << 20, File::open(&path)?);
+                report(
+                    &key,
+                    store
+                        .unpack_layer(f, &sha)
+                        .with_context(|| format!("layer {key}"))?,
+                );
+            }
             if !store.blob_path(&sha).exists() {
                 // the staged copy may be needed again through another name
                 let copy = store.tmp_dir().join(format!("adopt-{sha}"));
@@ -264,18 +345,31 @@ fn take_layer(store: &Store, st: &mut Staging, name: &str, want_diff: Option<&st
         _ => {
             let mut w = store.new_blob()?;
             let mut r = util::decompressed(File::open(&path)?)?;
-            layer::copy_data(&mut r, &mut w).with_context(|| format!("decompressing layer {key}"))?;
-            w.commit()?
+            layer::copy_data(&mut r, &mut w)
+                .with_context(|| format!("decompressing layer {key}"))?;
+            let (hex, size, fresh) = w.commit_tracked()?;
+            let res = check(&hex).and_then(|_| {
+                store
+                    .ensure_unpacked(&hex, &hex)
+                    .with_context(|| format!("layer {key}"))
+            });
+            if let Err(e) = res {
+                if fresh {
+                    let _ = fs::remove_file(store.blob_path(&hex));
+                }
+                return Err(e);
+            }
+            (hex, size)
         }
     };
-    if let Some(want) = want_diff {
-        if strip_sha(want) != hex {
-            bail!("layer {key}: content digest sha256:{hex} does not match the config's diff_id {want}");
-        }
-    }
-    store.ensure_unpacked(&hex, &hex).with_context(|| format!("layer {key}"))?;
     st.done.insert(key, (hex.clone(), size));
     Ok((hex, size))
+}
+
+fn report(key: &str, r: layer::UnpackReport) {
+    for w in r.warnings {
+        eprintln!("unionctl: warning: layer {key}: {w}");
+    }
 }
 
 fn parse_config(raw: &[u8], what: &str) -> Result<ImageConfiguration> {
@@ -291,7 +385,12 @@ fn load_docker(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
         let cfg = parse_config(&raw, &e.config)?;
         let diffs = cfg.rootfs().diff_ids().clone();
         if diffs.len() != e.layers.len() {
-            bail!("manifest.json: {} layers but config {} lists {} diff_ids", e.layers.len(), e.config, diffs.len());
+            bail!(
+                "manifest.json: {} layers but config {} lists {} diff_ids",
+                e.layers.len(),
+                e.config,
+                diffs.len()
+            );
         }
         let mut layers = Vec::new();
         for (l, d) in e.layers.iter().zip(&diffs) {
@@ -310,27 +409,40 @@ fn load_docker(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
 }
 
 fn load_oci(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
-    let index: ImageIndex = serde_json::from_slice(&st.bytes("index.json")?).context("parsing index.json")?;
+    let index: ImageIndex =
+        serde_json::from_slice(&st.bytes("index.json")?).context("parsing index.json")?;
     let mut loaded = Vec::new();
     for d in index.manifests() {
         let tag = d.annotations().as_ref().and_then(|a| {
-            a.get(CONTAINERD_NAME).or_else(|| a.get(store::REF_NAME)).map(|t| store::normalize_ref(t))
+            a.get(CONTAINERD_NAME)
+                .or_else(|| a.get(store::REF_NAME))
+                .map(|t| store::normalize_ref(t))
         });
         let mhex = pick_manifest(st, d.digest().digest(), d.media_type().to_string().as_str())?;
         let mbytes = blob(st, &mhex)?;
-        let m: ImageManifest = serde_json::from_slice(&mbytes).with_context(|| format!("parsing manifest {mhex}"))?;
+        let m: ImageManifest =
+            serde_json::from_slice(&mbytes).with_context(|| format!("parsing manifest {mhex}"))?;
         let chex = m.config().digest().digest().to_string();
         let raw = blob(st, &chex)?;
         let cfg = parse_config(&raw, &chex)?;
         let diffs = cfg.rootfs().diff_ids().clone();
         if diffs.len() != m.layers().len() {
-            bail!("manifest {mhex}: {} layers but config lists {} diff_ids", m.layers().len(), diffs.len());
+            bail!(
+                "manifest {mhex}: {} layers but config lists {} diff_ids",
+                m.layers().len(),
+                diffs.len()
+            );
         }
         let mut layers = Vec::new();
         for (l, diff) in m.layers().iter().zip(&diffs) {
             let lhex = l.digest().digest().to_string();
             check_sha(st, &lhex)?;
-            layers.push(take_layer(store, st, &format!("blobs/sha256/{lhex}"), Some(diff))?);
+            layers.push(take_layer(
+                store,
+                st,
+                &format!("blobs/sha256/{lhex}"),
+                Some(diff),
+            )?);
         }
         let tags: Vec<String> = tag.into_iter().collect();
         let (id, _) = store.record_image(&raw, &layers, &tags)?;
@@ -361,12 +473,19 @@ fn pick_manifest(st: &Staging, hex: &str, media: &str) -> Result<String> {
     if !media.contains("index") && !media.contains("manifest.list") {
         return Ok(hex.to_string());
     }
-    let idx: ImageIndex = serde_json::from_slice(&blob(st, hex)?).context("parsing nested index")?;
-    let arch = std::env::consts::ARCH.replace("x86_64", "amd64").replace("aarch64", "arm64");
+    let idx: ImageIndex =
+        serde_json::from_slice(&blob(st, hex)?).context("parsing nested index")?;
+    let arch = std::env::consts::ARCH
+        .replace("x86_64", "amd64")
+        .replace("aarch64", "arm64");
     let pick = idx
         .manifests()
         .iter()
-        .find(|d| d.platform().as_ref().is_some_and(|p| p.architecture().to_string() == arch))
+        .find(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| p.architecture().to_string() == arch)
+        })
         .or_else(|| idx.manifests().first())
         .ok_or_else(|| anyhow!("index {hex} lists no manifest"))?;
     Ok(pick.digest().digest().to_string())

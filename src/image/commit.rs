@@ -15,7 +15,11 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
     let c = container::find(root, &a.container)?;
     let upper = c.upper();
     if !upper.is_dir() {
-        bail!("container {}: upper layer {} missing", c.display_name(), upper.display());
+        bail!(
+            "container {}: upper layer {} missing",
+            c.display_name(),
+            upper.display()
+        );
     }
     let tags = match &a.reference {
         Some(r) => vec![store::check_ref(r)?],
@@ -31,7 +35,10 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
     let parent = match &c.image {
         Some(id) => {
             let r = store.resolve(store::strip_sha(id)).with_context(|| {
-                format!("container {}: its image {id} is no longer in the store", c.display_name())
+                format!(
+                    "container {}: its image {id} is no longer in the store",
+                    c.display_name()
+                )
             })?;
             Some(store.load(&r)?)
         }
@@ -58,7 +65,10 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
         progress.set_label("commit: base layer");
         let (hex, size) = pack_layers(&store, &c.lower_dirs(), &mut progress)?;
         layers.push((hex.clone(), size));
-        config.rootfs_mut().diff_ids_mut().push(format!("sha256:{hex}"));
+        config
+            .rootfs_mut()
+            .diff_ids_mut()
+            .push(format!("sha256:{hex}"));
         history.push(
             HistoryBuilder::default()
                 .created(util::now_rfc3339())
@@ -68,16 +78,28 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
     }
     progress.set_label("commit");
     let (hex, size) = {
-        let _paused = if a.pause { Some(container::pause(&c)) } else { None };
+        let _paused = if a.pause {
+            Some(container::pause(&c))
+        } else {
+            None
+        };
         let mut blob = store.new_blob()?;
-        let mut w = LayerWriter::new(&mut blob, PackOptions { lowers: c.lower_dirs() });
+        let mut w = LayerWriter::new(
+            &mut blob,
+            PackOptions {
+                lowers: c.lower_dirs(),
+            },
+        );
         w.pack_tree(&upper, &mut |n| progress.add(n))?;
         w.finish()?.flush()?;
         blob.commit()?
     };
     store.ensure_unpacked(&hex, &hex)?;
     layers.push((hex.clone(), size));
-    config.rootfs_mut().diff_ids_mut().push(format!("sha256:{hex}"));
+    config
+        .rootfs_mut()
+        .diff_ids_mut()
+        .push(format!("sha256:{hex}"));
 
     // Run settings: the container's own (as docker does), then the -c changes.
     let mut cfg = config.config().clone().unwrap_or_default();
@@ -91,7 +113,9 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
     if let Some(author) = &a.author {
         config.set_author(Some(author.clone()));
     }
-    let mut h = HistoryBuilder::default().created(now).created_by(created_by(&c));
+    let mut h = HistoryBuilder::default()
+        .created(now)
+        .created_by(created_by(&c));
     if let Some(au) = &a.author {
         h = h.author(au.clone());
     }
@@ -107,9 +131,18 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
 }
 
 /// Flattens a stack of dirs into one stored, unpacked layer.
-fn pack_layers(store: &Store, lowers: &[std::path::PathBuf], progress: &mut Progress) -> Result<(String, u64)> {
+fn pack_layers(
+    store: &Store,
+    lowers: &[std::path::PathBuf],
+    progress: &mut Progress,
+) -> Result<(String, u64)> {
     let mut blob = store.new_blob()?;
-    let mut w = LayerWriter::new(&mut blob, PackOptions { lowers: lowers.to_vec() });
+    let mut w = LayerWriter::new(
+        &mut blob,
+        PackOptions {
+            lowers: lowers.to_vec(),
+        },
+    );
     super::merged::walk(lowers, &mut |rel, src, meta| {
         let n = w.entry(src, rel, meta)?;
         progress.add(n);
@@ -124,7 +157,11 @@ fn pack_layers(store: &Store, lowers: &[std::path::PathBuf], progress: &mut Prog
 fn created_by(c: &ContainerRecord) -> String {
     let mut parts = c.config_list("entrypoint").unwrap_or_default();
     parts.extend(c.config_list("cmd").unwrap_or_default());
-    if parts.is_empty() { "unionctl commit".into() } else { parts.join(" ") }
+    if parts.is_empty() {
+        "unionctl commit".into()
+    } else {
+        parts.join(" ")
+    }
 }
 
 /// The container's command, env, workdir and user become the image's defaults.
@@ -170,7 +207,9 @@ fn command_form(rest: &str) -> Result<Vec<String>> {
 
 fn unquote(s: &str) -> String {
     let s = s.trim();
-    if s.len() >= 2 && (s.starts_with('"') && s.ends_with('"') || s.starts_with('\'') && s.ends_with('\'')) {
+    if s.len() >= 2
+        && (s.starts_with('"') && s.ends_with('"') || s.starts_with('\'') && s.ends_with('\''))
+    {
         s[1..s.len() - 1].to_string()
     } else {
         s.to_string()
@@ -235,12 +274,18 @@ pub fn apply_change(cfg: &mut Config, change: &str) -> Result<()> {
             cfg.set_exposed_ports(Some(ports));
         }
         "LABEL" => {
-            let (k, v) = rest.split_once('=').ok_or_else(|| bad("want LABEL KEY=VALUE"))?;
+            let (k, v) = rest
+                .split_once('=')
+                .ok_or_else(|| bad("want LABEL KEY=VALUE"))?;
             let mut labels = cfg.labels().clone().unwrap_or_default();
             labels.insert(unquote(k), unquote(v));
             cfg.set_labels(Some(labels));
         }
-        _ => return Err(bad("unknown instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)")),
+        _ => {
+            return Err(bad(
+                "unknown instruction (CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL)",
+            ));
+        }
     }
     Ok(())
 }

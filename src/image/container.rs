@@ -51,10 +51,18 @@ impl ContainerRecord {
     /// A string list from the run config (`cmd`, `env`, `entrypoint`), if present.
     pub fn config_list(&self, key: &str) -> Option<Vec<String>> {
         let v = self.config.get(key)?.as_array()?;
-        Some(v.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        Some(
+            v.iter()
+                .filter_map(|s| s.as_str().map(String::from))
+                .collect(),
+        )
     }
     pub fn config_str(&self, key: &str) -> Option<String> {
-        self.config.get(key)?.as_str().map(String::from).filter(|s| !s.is_empty())
+        self.config
+            .get(key)?
+            .as_str()
+            .map(String::from)
+            .filter(|s| !s.is_empty())
     }
 }
 
@@ -67,17 +75,27 @@ fn read_record(dir: &Path) -> Option<ContainerRecord> {
 
 /// Every readable container record under the store root.
 pub fn all(root: &Path) -> Vec<ContainerRecord> {
-    let Ok(rd) = fs::read_dir(root.join("containers")) else { return Vec::new() };
-    rd.flatten().filter_map(|e| read_record(&e.path())).collect()
+    let Ok(rd) = fs::read_dir(root.join("containers")) else {
+        return Vec::new();
+    };
+    rd.flatten()
+        .filter_map(|e| read_record(&e.path()))
+        .collect()
 }
 
 /// Finds a container by full id, name, or unique id prefix.
 pub fn find(root: &Path, reference: &str) -> Result<ContainerRecord> {
     let list = all(root);
-    if let Some(c) = list.iter().find(|c| c.id == reference || c.name.as_deref() == Some(reference)) {
+    if let Some(c) = list
+        .iter()
+        .find(|c| c.id == reference || c.name.as_deref() == Some(reference))
+    {
         return Ok(c.clone());
     }
-    let hits: Vec<&ContainerRecord> = list.iter().filter(|c| c.id.starts_with(reference)).collect();
+    let hits: Vec<&ContainerRecord> = list
+        .iter()
+        .filter(|c| c.id.starts_with(reference))
+        .collect();
     match hits.len() {
         1 if !reference.is_empty() => Ok(hits[0].clone()),
         0 | 1 => bail!("container {reference:?}: no such container"),
@@ -122,7 +140,9 @@ impl Drop for Paused {
 
 fn children_of(pid: i32) -> Vec<i32> {
     let mut out = Vec::new();
-    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) else { return out };
+    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) else {
+        return out;
+    };
     for t in rd.flatten() {
         if let Ok(s) = fs::read_to_string(t.path().join("children")) {
             out.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));

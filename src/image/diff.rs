@@ -20,11 +20,19 @@ pub fn changes(root: &Path, ctr: &str) -> Result<BTreeMap<String, char>> {
     Ok(out)
 }
 
-fn walk(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut BTreeMap<String, char>) -> Result<()> {
+fn walk(
+    dir: &Path,
+    rel: &Path,
+    lowers: &[PathBuf],
+    out: &mut BTreeMap<String, char>,
+) -> Result<()> {
     let rd = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
     let mut names = Vec::new();
     for e in rd {
-        names.push(e.with_context(|| format!("reading {}", dir.display()))?.file_name());
+        names.push(
+            e.with_context(|| format!("reading {}", dir.display()))?
+                .file_name(),
+        );
     }
     for name in &names {
         let path = dir.join(name);
@@ -44,10 +52,10 @@ fn walk(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut BTreeMap<String, c
             let opaque = path.join(OPAQUE_MARKER).exists() || is_overlay_opaque(&path);
             if opaque {
                 // What the lower layers had here is gone, unless written anew above.
-                if let Some((lp, lm)) = &below {
-                    if lm.is_dir() {
-                        hidden_lower_entries(lp, &crel, &names_of(&path), out, lowers);
-                    }
+                if let Some((lp, lm)) = &below
+                    && lm.is_dir()
+                {
+                    hidden_lower_entries(lp, &crel, &names_of(&path), out, lowers);
                 }
             }
             walk(&path, &crel, lowers, out)?;
@@ -57,7 +65,9 @@ fn walk(dir: &Path, rel: &Path, lowers: &[PathBuf], out: &mut BTreeMap<String, c
 }
 
 fn names_of(dir: &Path) -> Vec<std::ffi::OsString> {
-    fs::read_dir(dir).map(|rd| rd.flatten().map(|e| e.file_name()).collect()).unwrap_or_default()
+    fs::read_dir(dir)
+        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
+        .unwrap_or_default()
 }
 
 fn hidden_lower_entries(

@@ -77,7 +77,10 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
         set_times(&full, d.atime, d.mtime);
     }
     if u.skipped_devices > 0 {
-        let w = format!("skipped {} device node(s): not permitted here (rootless?)", u.skipped_devices);
+        let w = format!(
+            "skipped {} device node(s): not permitted here (rootless?)",
+            u.skipped_devices
+        );
         u.report.warnings.push(w);
     }
     Ok(u.report)
@@ -87,7 +90,12 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
 /// records, resolving GNU long names and PAX headers with a size limit.
 pub fn walk_entries<R: Read>(
     reader: R,
-    mut f: impl FnMut(&mut tar::Entry<'_, R>, &[u8], Option<&[u8]>, &HashMap<String, Vec<u8>>) -> Result<()>,
+    mut f: impl FnMut(
+        &mut tar::Entry<'_, R>,
+        &[u8],
+        Option<&[u8]>,
+        &HashMap<String, Vec<u8>>,
+    ) -> Result<()>,
 ) -> Result<()> {
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().context("reading tar")?.raw(true);
@@ -104,10 +112,15 @@ pub fn walk_entries<R: Read>(
         if is_meta {
             let size = entry.header().entry_size().unwrap_or(u64::MAX);
             if size > MAX_META_HEADER {
-                bail!("tar: oversized {} header ({size} bytes, limit {MAX_META_HEADER})", kind_name(kind));
+                bail!(
+                    "tar: oversized {} header ({size} bytes, limit {MAX_META_HEADER})",
+                    kind_name(kind)
+                );
             }
             let mut data = Vec::with_capacity(size as usize);
-            entry.read_to_end(&mut data).context("reading tar header data")?;
+            entry
+                .read_to_end(&mut data)
+                .context("reading tar header data")?;
             if kind.is_gnu_longname() {
                 long_name = Some(trim_nul(data));
             } else if kind.is_gnu_longlink() {
@@ -129,7 +142,10 @@ pub fn walk_entries<R: Read>(
             (None, None) => entry.header().link_name_bytes().map(|c| c.into_owned()),
         };
         if let Some(sz) = pax_map.get("size") {
-            let sz: u64 = std::str::from_utf8(sz).ok().and_then(|s| s.parse().ok()).unwrap_or(u64::MAX);
+            let sz: u64 = std::str::from_utf8(sz)
+                .ok()
+                .and_then(|s| s.parse().ok())
+                .unwrap_or(u64::MAX);
             if sz != entry.header().entry_size().unwrap_or(0) {
                 bail!("tar: {}: PAX size override is not supported", show(&name));
             }
@@ -168,7 +184,10 @@ fn parse_pax(data: Option<&[u8]>) -> Result<HashMap<String, Vec<u8>>> {
     let mut map = HashMap::new();
     let Some(mut rest) = data else { return Ok(map) };
     while !rest.is_empty() {
-        let sp = rest.iter().position(|&c| c == b' ').ok_or_else(|| anyhow!("tar: malformed PAX record"))?;
+        let sp = rest
+            .iter()
+            .position(|&c| c == b' ')
+            .ok_or_else(|| anyhow!("tar: malformed PAX record"))?;
         let len: usize = std::str::from_utf8(&rest[..sp])
             .ok()
             .and_then(|s| s.parse().ok())
@@ -176,7 +195,10 @@ fn parse_pax(data: Option<&[u8]>) -> Result<HashMap<String, Vec<u8>>> {
             .ok_or_else(|| anyhow!("tar: malformed PAX record length"))?;
         let rec = &rest[sp + 1..len];
         let rec = rec.strip_suffix(b"\n").unwrap_or(rec);
-        let eq = rec.iter().position(|&c| c == b'=').ok_or_else(|| anyhow!("tar: malformed PAX record"))?;
+        let eq = rec
+            .iter()
+            .position(|&c| c == b'=')
+            .ok_or_else(|| anyhow!("tar: malformed PAX record"))?;
         let key = String::from_utf8_lossy(&rec[..eq]).into_owned();
         map.insert(key, rec[eq + 1..].to_vec());
         rest = &rest[len..];
@@ -225,7 +247,9 @@ impl Unpacker<'_> {
     /// Makes sure every parent of `rel` is a real directory, creating missing ones.
     fn parents(&mut self, rel: &Path, name: &[u8], create: bool) -> Result<()> {
         let mut cur = PathBuf::new();
-        let Some(parent) = rel.parent() else { return Ok(()) };
+        let Some(parent) = rel.parent() else {
+            return Ok(());
+        };
         for comp in parent.components() {
             cur.push(comp);
             if self.dirs.contains(&cur) {
@@ -235,11 +259,20 @@ impl Unpacker<'_> {
             match fs::symlink_metadata(&full) {
                 Ok(m) if m.is_dir() => {}
                 Ok(m) if m.file_type().is_symlink() => {
-                    bail!("tar: {}: name crosses the symlink {}", show(name), cur.display())
+                    bail!(
+                        "tar: {}: name crosses the symlink {}",
+                        show(name),
+                        cur.display()
+                    )
                 }
-                Ok(_) => bail!("tar: {}: parent {} is not a directory", show(name), cur.display()),
+                Ok(_) => bail!(
+                    "tar: {}: parent {} is not a directory",
+                    show(name),
+                    cur.display()
+                ),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    fs::create_dir(&full).with_context(|| format!("creating {}", full.display()))?;
+                    fs::create_dir(&full)
+                        .with_context(|| format!("creating {}", full.display()))?;
                     let _ = fs::set_permissions(&full, fs::Permissions::from_mode(0o755));
                 }
                 Err(e) => bail!("tar: {}: parent {}: {e}", show(name), cur.display()),
@@ -286,7 +319,12 @@ impl Unpacker<'_> {
         let gid = pax_num(pax, "gid").unwrap_or_else(|| hdr.gid().unwrap_or(0));
         if rel.as_os_str().is_empty() {
             if kind.is_dir() {
-                self.dir_meta.push(DirMeta { path: rel, mode, atime, mtime });
+                self.dir_meta.push(DirMeta {
+                    path: rel,
+                    mode,
+                    atime,
+                    mtime,
+                });
             }
             return Ok(()); // the root entry ("./") describes dest itself
         }
@@ -310,17 +348,28 @@ impl Unpacker<'_> {
             }
             T::Directory => {
                 if !self.clear(&rel, true)? {
-                    fs::create_dir(&full).with_context(|| format!("creating {}", full.display()))?;
+                    fs::create_dir(&full)
+                        .with_context(|| format!("creating {}", full.display()))?;
                     let _ = fs::set_permissions(&full, fs::Permissions::from_mode(0o755));
                 }
                 self.dirs.insert(rel.clone());
                 self.meta(&full, uid, gid, None, pax);
-                self.dir_meta.push(DirMeta { path: rel, mode, atime, mtime });
+                self.dir_meta.push(DirMeta {
+                    path: rel,
+                    mode,
+                    atime,
+                    mtime,
+                });
             }
             T::Symlink => {
-                let target = link.ok_or_else(|| anyhow!("tar: {}: symlink without target", show(name)))?;
+                let target =
+                    link.ok_or_else(|| anyhow!("tar: {}: symlink without target", show(name)))?;
                 if !symlink_stays_inside(rel.parent().unwrap_or(Path::new("")), target) {
-                    bail!("tar: {}: symlink to {} points outside the tree", show(name), show(target));
+                    bail!(
+                        "tar: {}: symlink to {} points outside the tree",
+                        show(name),
+                        show(target)
+                    );
                 }
                 self.clear(&rel, false)?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(target), &full)
@@ -329,7 +378,8 @@ impl Unpacker<'_> {
                 set_times(&full, atime, mtime);
             }
             T::Link => {
-                let target = link.ok_or_else(|| anyhow!("tar: {}: hard link without target", show(name)))?;
+                let target =
+                    link.ok_or_else(|| anyhow!("tar: {}: hard link without target", show(name)))?;
                 let trel = safe_relative(target)
                     .map_err(|e| anyhow!("tar: {}: hard link target refused: {e}", show(name)))?;
                 self.parents(&trel, target, false)
@@ -347,7 +397,8 @@ impl Unpacker<'_> {
                     return Ok(());
                 }
                 self.clear(&rel, false)?;
-                fs::hard_link(&tfull, &full).with_context(|| format!("linking {}", full.display()))?;
+                fs::hard_link(&tfull, &full)
+                    .with_context(|| format!("linking {}", full.display()))?;
             }
             T::Char | T::Block | T::Fifo => {
                 let major = hdr.device_major().ok().flatten().unwrap_or(0);
@@ -359,7 +410,8 @@ impl Unpacker<'_> {
                     let mut wh = OsString::from(WHITEOUT_PREFIX);
                     wh.push(base);
                     let wfull = full.with_file_name(wh);
-                    File::create(&wfull).with_context(|| format!("creating {}", wfull.display()))?;
+                    File::create(&wfull)
+                        .with_context(|| format!("creating {}", wfull.display()))?;
                     return Ok(());
                 }
                 let fmt = match kind {
@@ -382,27 +434,38 @@ impl Unpacker<'_> {
             }
             T::GNUSparse => bail!("tar: {}: GNU sparse members are not supported", show(name)),
             other => {
-                self.report
-                    .warnings
-                    .push(format!("skipped {} (unsupported tar member type {:?})", show(name), other));
+                self.report.warnings.push(format!(
+                    "skipped {} (unsupported tar member type {:?})",
+                    show(name),
+                    other
+                ));
             }
         }
         Ok(())
     }
 
     /// Owner, xattrs and mode (in that order: chown clears set-id bits).
-    fn meta(&mut self, full: &Path, uid: u64, gid: u64, mode: Option<u32>, pax: &HashMap<String, Vec<u8>>) {
-        if self.is_root {
-            if let Ok(c) = cstr(full) {
-                // EINVAL/EPERM: an id not mapped in this user namespace; keep ours.
-                unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) };
-            }
+    fn meta(
+        &mut self,
+        full: &Path,
+        uid: u64,
+        gid: u64,
+        mode: Option<u32>,
+        pax: &HashMap<String, Vec<u8>>,
+    ) {
+        if self.is_root
+            && let Ok(c) = cstr(full)
+        {
+            // EINVAL/EPERM: an id not mapped in this user namespace; keep ours.
+            unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) };
         }
         for (k, v) in pax {
-            if let Some(attr) = k.strip_prefix("SCHILY.xattr.") {
-                if let Err(e) = xattr::set(full, attr, v) {
-                    self.report.warnings.push(format!("{}: xattr {attr} not kept: {e}", full.display()));
-                }
+            if let Some(attr) = k.strip_prefix("SCHILY.xattr.")
+                && let Err(e) = xattr::set(full, attr, v)
+            {
+                self.report
+                    .warnings
+                    .push(format!("{}: xattr {attr} not kept: {e}", full.display()));
             }
         }
         if let Some(m) = mode {
@@ -427,10 +490,23 @@ fn cstr(p: &Path) -> Result<CString> {
 fn set_times(path: &Path, atime: i64, mtime: i64) {
     let Ok(c) = cstr(path) else { return };
     let ts = [
-        libc::timespec { tv_sec: atime as libc::time_t, tv_nsec: 0 },
-        libc::timespec { tv_sec: mtime as libc::time_t, tv_nsec: 0 },
+        libc::timespec {
+            tv_sec: atime as libc::time_t,
+            tv_nsec: 0,
+        },
+        libc::timespec {
+            tv_sec: mtime as libc::time_t,
+            tv_nsec: 0,
+        },
     ];
-    unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), ts.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) };
+    unsafe {
+        libc::utimensat(
+            libc::AT_FDCWD,
+            c.as_ptr(),
+            ts.as_ptr(),
+            libc::AT_SYMLINK_NOFOLLOW,
+        )
+    };
 }
 
 /// Copies with a large buffer (tar entries are not files, so no copy_file_range).
@@ -496,7 +572,12 @@ impl<W: Write> LayerWriter<W> {
     pub fn new(out: W, opts: PackOptions) -> Self {
         let mut builder = tar::Builder::new(out);
         builder.follow_symlinks(false);
-        LayerWriter { builder, links: HashMap::new(), opts, bytes: 0 }
+        LayerWriter {
+            builder,
+            links: HashMap::new(),
+            opts,
+            bytes: 0,
+        }
     }
 
     pub fn finish(self) -> Result<W> {
@@ -518,7 +599,8 @@ impl<W: Write> LayerWriter<W> {
         for name in names {
             let full = dir.join(&name);
             let crel = rel.join(&name);
-            let meta = fs::symlink_metadata(&full).with_context(|| format!("reading {}", full.display()))?;
+            let meta = fs::symlink_metadata(&full)
+                .with_context(|| format!("reading {}", full.display()))?;
             let nb = name.as_bytes();
             if nb.starts_with(b".wh..wh.") && nb != OPAQUE_MARKER.as_bytes() {
                 continue; // AUFS bookkeeping (.wh..wh..plnk, .wh..wh..orph)
@@ -565,15 +647,15 @@ impl<W: Write> LayerWriter<W> {
         h.set_size(0);
         let ft = meta.file_type();
         let mut xattrs: Vec<(OsString, Vec<u8>)> = Vec::new();
-        if !ft.is_symlink() {
-            if let Ok(list) = xattr::list(full) {
-                for n in list {
-                    if is_overlay_xattr(&n) {
-                        continue;
-                    }
-                    if let Ok(Some(v)) = xattr::get(full, &n) {
-                        xattrs.push((n, v));
-                    }
+        if !ft.is_symlink()
+            && let Ok(list) = xattr::list(full)
+        {
+            for n in list {
+                if is_overlay_xattr(&n) {
+                    continue;
+                }
+                if let Ok(Some(v)) = xattr::get(full, &n) {
+                    xattrs.push((n, v));
                 }
             }
         }
@@ -594,7 +676,8 @@ impl<W: Write> LayerWriter<W> {
             } else {
                 full.to_path_buf()
             };
-            let f = File::open(&data_path).with_context(|| format!("reading {}", data_path.display()))?;
+            let f = File::open(&data_path)
+                .with_context(|| format!("reading {}", data_path.display()))?;
             let len = f.metadata()?.len();
             h.set_size(len);
             self.builder.append_data(&mut h, rel, f.take(len))?;
@@ -641,7 +724,10 @@ impl<W: Write> LayerWriter<W> {
                 return Ok(p);
             }
         }
-        bail!("{}: metacopy file whose data is in no lower layer", full.display())
+        bail!(
+            "{}: metacopy file whose data is in no lower layer",
+            full.display()
+        )
     }
 
     fn pax(&mut self, rel: &Path, xattrs: &[(OsString, Vec<u8>)]) -> Result<()> {
@@ -669,10 +755,14 @@ impl<W: Write> LayerWriter<W> {
         }
         let mut h = tar::Header::new_ustar();
         h.set_entry_type(tar::EntryType::XHeader);
-        let base = rel.file_name().map(|b| b.as_bytes().to_vec()).unwrap_or_default();
+        let base = rel
+            .file_name()
+            .map(|b| b.as_bytes().to_vec())
+            .unwrap_or_default();
         let mut pname = b"PaxHeaders.0/".to_vec();
         pname.extend_from_slice(&base[..base.len().min(80)]);
-        h.set_path(OsStr::from_bytes(&pname)).or_else(|_| h.set_path("PaxHeaders.0/x"))?;
+        h.set_path(OsStr::from_bytes(&pname))
+            .or_else(|_| h.set_path("PaxHeaders.0/x"))?;
         h.set_mode(0o644);
         h.set_size(data.len() as u64);
         h.set_cksum();

@@ -11,7 +11,11 @@ pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()>
     let mut rows = Vec::new();
     for r in store.list()? {
         let img = store.load(&r)?;
-        let tags = if img.tags.is_empty() { vec![String::new()] } else { img.tags.clone() };
+        let tags = if img.tags.is_empty() {
+            vec![String::new()]
+        } else {
+            img.tags.clone()
+        };
         for t in tags {
             rows.push((t, img.id.clone(), img.config.created().clone(), img.size()));
         }
@@ -20,7 +24,11 @@ pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()>
         let v: Vec<Value> = rows
             .iter()
             .map(|(t, id, created, size)| {
-                let (repo, tag) = if t.is_empty() { ("<none>".into(), "<none>".into()) } else { split_tag(t) };
+                let (repo, tag) = if t.is_empty() {
+                    ("<none>".into(), "<none>".into())
+                } else {
+                    split_tag(t)
+                };
                 json!({"Repository": repo, "Tag": tag, "Id": format!("sha256:{id}"),
                        "Created": created, "Size": size})
             })
@@ -40,11 +48,24 @@ pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()>
     let table: Vec<[String; 5]> = rows
         .iter()
         .map(|(t, id, created, size)| {
-            let (repo, tag) = if t.is_empty() { ("<none>".into(), "<none>".into()) } else { split_tag(t) };
-            [repo, tag, id[..12].to_string(), human_ago(created.as_deref()), human_size(*size)]
+            let (repo, tag) = if t.is_empty() {
+                ("<none>".into(), "<none>".into())
+            } else {
+                split_tag(t)
+            };
+            [
+                repo,
+                tag,
+                id[..12].to_string(),
+                human_ago(created.as_deref()),
+                human_size(*size),
+            ]
         })
         .collect();
-    print_table(&["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"], &table);
+    print_table(
+        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
+        &table,
+    );
     Ok(())
 }
 
@@ -99,7 +120,11 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
     let r = store.resolve(reference)?;
     let id = store.image_id(&r)?;
     let want = store::normalize_ref(reference);
-    let named = r.tags.iter().find(|t| **t == want || store::short_name(t) == want).cloned();
+    let named = r
+        .tags
+        .iter()
+        .find(|t| **t == want || store::short_name(t) == want)
+        .cloned();
     let mut out = Vec::new();
     // By name while other names remain: only the name goes.
     if let Some(t) = &named {
@@ -108,11 +133,19 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
             return Ok(vec![format!("Untagged: {t}")]);
         }
     } else if r.tags.len() > 1 && !force {
-        bail!("image {} has several names ({}): remove them by name or use -f", &id[..12], r.tags.join(", "));
+        bail!(
+            "image {} has several names ({}): remove them by name or use -f",
+            &id[..12],
+            r.tags.join(", ")
+        );
     }
     let users = store.users_of(&id);
     if !users.is_empty() && !force {
-        bail!("image {} is used by container(s) {}: remove them first or use -f", &id[..12], users.join(", "));
+        bail!(
+            "image {} is used by container(s) {}: remove them first or use -f",
+            &id[..12],
+            users.join(", ")
+        );
     }
     for t in &r.tags {
         out.push(format!("Untagged: {t}"));
@@ -137,13 +170,20 @@ pub fn history(root: &Path, reference: &str, as_json: bool) -> Result<()> {
             layer_i += 1;
             sizes.get(layer_i - 1).copied().unwrap_or(0)
         };
-        rows.push((h.created().clone(), h.created_by().clone().unwrap_or_default(), size, h.comment().clone().unwrap_or_default()));
+        rows.push((
+            h.created().clone(),
+            h.created_by().clone().unwrap_or_default(),
+            size,
+            h.comment().clone().unwrap_or_default(),
+        ));
     }
     rows.reverse();
     if as_json {
         let v: Vec<Value> = rows
             .iter()
-            .map(|(c, by, s, com)| json!({"Created": c, "CreatedBy": by, "Size": s, "Comment": com}))
+            .map(
+                |(c, by, s, com)| json!({"Created": c, "CreatedBy": by, "Size": s, "Comment": com}),
+            )
             .collect();
         println!("{}", serde_json::to_string_pretty(&v)?);
         return Ok(());
@@ -152,18 +192,40 @@ pub fn history(root: &Path, reference: &str, as_json: bool) -> Result<()> {
         .iter()
         .enumerate()
         .map(|(i, (c, by, s, com))| {
-            let idcol = if i == 0 { img.id[..12].to_string() } else { "<missing>".into() };
-            let by: String = if by.chars().count() > 45 { by.chars().take(44).collect::<String>() + "…" } else { by.clone() };
-            [idcol, human_ago(c.as_deref()), by, human_size(*s), com.clone()]
+            let idcol = if i == 0 {
+                img.id[..12].to_string()
+            } else {
+                "<missing>".into()
+            };
+            let by: String = if by.chars().count() > 45 {
+                by.chars().take(44).collect::<String>() + "…"
+            } else {
+                by.clone()
+            };
+            [
+                idcol,
+                human_ago(c.as_deref()),
+                by,
+                human_size(*s),
+                com.clone(),
+            ]
         })
         .collect();
-    print_table(&["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"], &table);
+    print_table(
+        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
+        &table,
+    );
     Ok(())
 }
 
 pub fn image_json(store: &Store, img: &Image) -> Value {
     let cfg = serde_json::from_slice::<Value>(&img.config_raw).unwrap_or(Value::Null);
-    let layers: Vec<String> = img.diff_ids().iter().rev().map(|d| store.layer_dir(d).display().to_string()).collect();
+    let layers: Vec<String> = img
+        .diff_ids()
+        .iter()
+        .rev()
+        .map(|d| store.layer_dir(d).display().to_string())
+        .collect();
     json!({
         "Id": format!("sha256:{}", img.id),
         "RepoTags": img.tags,
@@ -195,7 +257,8 @@ pub fn inspect(root: &Path, targets: &[String]) -> Result<i32> {
                 if let Some(o) = v.as_object_mut() {
                     o.insert("UpperDir".into(), json!(c.upper()));
                     if let Some(img) = &c.image {
-                        o.entry("ImageId").or_insert(json!(format!("sha256:{}", strip_sha(img))));
+                        o.entry("ImageId")
+                            .or_insert(json!(format!("sha256:{}", strip_sha(img))));
                     }
                 }
                 out.push(v);

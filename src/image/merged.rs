@@ -45,9 +45,16 @@ pub fn whiteout_target(name: &OsStr, meta: Option<&fs::Metadata>) -> Option<OsSt
 
 /// Calls `f(rel, source, meta)` for every visible object, parents before children,
 /// names sorted. `rel` has no leading slash.
-pub fn walk(layers: &[PathBuf], f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>) -> Result<()> {
-    let roots: Vec<(usize, PathBuf)> =
-        layers.iter().enumerate().filter(|(_, p)| p.is_dir()).map(|(i, p)| (i, p.clone())).collect();
+pub fn walk(
+    layers: &[PathBuf],
+    f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
+) -> Result<()> {
+    let roots: Vec<(usize, PathBuf)> = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.is_dir())
+        .map(|(i, p)| (i, p.clone()))
+        .collect();
     walk_dir(layers, Path::new(""), roots, f)
 }
 
@@ -69,7 +76,9 @@ fn walk_dir(
                 continue;
             }
             let path = e.path();
-            let Ok(meta) = fs::symlink_metadata(&path) else { continue };
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
             if let Some(t) = whiteout_target(&name, Some(&meta)) {
                 whiteouts.push(t);
                 continue;
@@ -86,7 +95,12 @@ fn walk_dir(
                 }
                 continue;
             }
-            let mut node = Node { path: path.clone(), meta, sources: Vec::new(), open: false };
+            let mut node = Node {
+                path: path.clone(),
+                meta,
+                sources: Vec::new(),
+                open: false,
+            };
             if node.meta.is_dir() {
                 node.sources.push((*i, path.clone()));
                 node.open = !is_opaque_dir(&path);
@@ -130,7 +144,9 @@ fn walk_dir(
 /// Looks a path up in a stack of layers; returns the visible object, if any.
 pub fn lookup(layers: &[PathBuf], rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
     let mut cands: Vec<PathBuf> = layers.iter().filter(|p| p.is_dir()).cloned().collect();
-    let mut found = cands.first().and_then(|p| Some((p.clone(), fs::symlink_metadata(p).ok()?)));
+    let mut found = cands
+        .first()
+        .and_then(|p| Some((p.clone(), fs::symlink_metadata(p).ok()?)));
     for comp in rel.components() {
         let c = comp.as_os_str();
         let mut next = Vec::new();
@@ -170,7 +186,9 @@ pub fn lookup(layers: &[PathBuf], rel: &Path) -> Option<(PathBuf, fs::Metadata)>
 
 /// Calls `f(name)` for each visible entry of the merged dir `rel` (not recursive).
 pub fn walk_one(layers: &[PathBuf], rel: &Path, f: &mut dyn FnMut(&OsStr)) -> Result<()> {
-    let Some((_, m)) = lookup(layers, rel) else { return Ok(()) };
+    let Some((_, m)) = lookup(layers, rel) else {
+        return Ok(());
+    };
     if !m.is_dir() {
         return Ok(());
     }

@@ -68,9 +68,17 @@ pub fn cmd_save(root: Option<PathBuf>, a: SaveArgs) -> Result<i32> {
         let img = store.load(&found)?;
         // Saved by name: that name; by id: every name of the image.
         let want = store::normalize_ref(r);
-        let named: Vec<String> =
-            img.tags.iter().filter(|t| **t == want || store::short_name(t) == want).cloned().collect();
-        let tags = if named.is_empty() { img.tags.clone() } else { named };
+        let named: Vec<String> = img
+            .tags
+            .iter()
+            .filter(|t| **t == want || store::short_name(t) == want)
+            .cloned()
+            .collect();
+        let tags = if named.is_empty() {
+            img.tags.clone()
+        } else {
+            named
+        };
         images.push((img, tags));
     }
     let mut out = transfer::Output::open(a.output.as_deref())?;
@@ -82,7 +90,11 @@ pub fn cmd_save(root: Option<PathBuf>, a: SaveArgs) -> Result<i32> {
 pub fn cmd_load(root: Option<PathBuf>, a: LoadArgs) -> Result<i32> {
     let root = root_of(root);
     let input = archive::open_input(a.input.as_deref())?;
-    let what = a.input.as_ref().map(|p| p.display().to_string()).unwrap_or_else(|| "stdin".into());
+    let what = a
+        .input
+        .as_ref()
+        .map(|p| p.display().to_string())
+        .unwrap_or_else(|| "stdin".into());
     let store = Store::open(&root)?;
     let loaded = archive::load(&store, input).with_context(|| format!("load {what}"))?;
     for l in loaded {

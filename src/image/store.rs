@@ -15,7 +15,9 @@ use super::container;
 use super::layer;
 use super::util::{self, HashingWriter};
 use anyhow::{Context, Result, anyhow, bail};
-use oci_spec::image::{Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType};
+use oci_spec::image::{
+    Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
+};
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufReader, Write};
@@ -49,11 +51,20 @@ pub struct Image {
 impl Image {
     /// Diff ids (hex) bottom first.
     pub fn diff_ids(&self) -> Vec<String> {
-        self.config.rootfs().diff_ids().iter().map(|d| strip_sha(d).to_string()).collect()
+        self.config
+            .rootfs()
+            .diff_ids()
+            .iter()
+            .map(|d| strip_sha(d).to_string())
+            .collect()
     }
     /// Layer blob digests (hex) bottom first.
     pub fn layer_blobs(&self) -> Vec<String> {
-        self.manifest.layers().iter().map(|d| d.digest().digest().to_string()).collect()
+        self.manifest
+            .layers()
+            .iter()
+            .map(|d| d.digest().digest().to_string())
+            .collect()
     }
     pub fn size(&self) -> u64 {
         self.manifest.layers().iter().map(|d| d.size()).sum()
@@ -87,21 +98,33 @@ impl Write for BlobWriter {
 impl BlobWriter {
     /// Finishes the blob: fsync, rename to blobs/sha256/<hex>; returns (hex, size).
     pub fn commit(self) -> Result<(String, u64)> {
+        let (hex, size, _) = self.commit_tracked()?;
+        Ok((hex, size))
+    }
+
+    /// As `commit`, also telling whether the blob is new (false: it was there).
+    pub fn commit_tracked(self) -> Result<(String, u64, bool)> {
         let (buf, hex, size) = self.w.finish();
-        let tmp = buf.into_inner().map_err(|e| anyhow!("writing blob: {}", e.error()))?;
+        let tmp = buf
+            .into_inner()
+            .map_err(|e| anyhow!("writing blob: {}", e.error()))?;
         tmp.as_file().sync_data().context("writing blob")?;
         let dest = self.blobs.join(&hex);
-        if !dest.exists() {
-            tmp.persist(&dest).with_context(|| format!("storing blob {}", dest.display()))?;
+        if dest.exists() {
+            return Ok((hex, size, false));
         }
-        Ok((hex, size))
+        tmp.persist(&dest)
+            .with_context(|| format!("storing blob {}", dest.display()))?;
+        Ok((hex, size, true))
     }
 }
 
 impl Store {
     /// Opens the store, creating its layout when missing.
     pub fn open(root: &Path) -> Result<Store> {
-        let s = Store { root: root.to_path_buf() };
+        let s = Store {
+            root: root.to_path_buf(),
+        };
         for d in [s.blobs_dir(), s.root.join("layers"), s.tmp_dir()] {
             fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
         }
@@ -114,7 +137,9 @@ impl Store {
 
     /// Opens the store for reading only: a missing root is an empty store.
     pub fn open_existing(root: &Path) -> Store {
-        Store { root: root.to_path_buf() }
+        Store {
+            root: root.to_path_buf(),
+        }
     }
 
     pub fn blobs_dir(&self) -> PathBuf {
@@ -138,9 +163,17 @@ impl Store {
             .write(true)
             .open(&path)
             .with_context(|| format!("opening lock {}", path.display()))?;
-        let op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
         if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
-            bail!("locking {}: {}", path.display(), std::io::Error::last_os_error());
+            bail!(
+                "locking {}: {}",
+                path.display(),
+                std::io::Error::last_os_error()
+            );
         }
         Ok(FileLock { _file: file })
     }
@@ -219,7 +252,11 @@ impl Store {
             let hex = d.digest().digest().to_string();
             let e = by.entry(hex.clone()).or_insert_with(|| {
                 order.push(hex.clone());
-                ImageRef { manifest: hex.clone(), manifest_size: d.size(), tags: Vec::new() }
+                ImageRef {
+                    manifest: hex.clone(),
+                    manifest_size: d.size(),
+                    tags: Vec::new(),
+                }
             });
             if let Some(t) = d.annotations().as_ref().and_then(|a| a.get(REF_NAME)) {
                 e.tags.push(t.clone());
@@ -230,13 +267,20 @@ impl Store {
 
     pub fn load(&self, r: &ImageRef) -> Result<Image> {
         let mbytes = self.read_blob(&r.manifest)?;
-        let manifest: ImageManifest =
-            serde_json::from_slice(&mbytes).with_context(|| format!("parsing manifest {}", r.manifest))?;
+        let manifest: ImageManifest = serde_json::from_slice(&mbytes)
+            .with_context(|| format!("parsing manifest {}", r.manifest))?;
         let id = manifest.config().digest().digest().to_string();
         let config_raw = self.read_blob(&id)?;
-        let config: ImageConfiguration =
-            serde_json::from_slice(&config_raw).with_context(|| format!("parsing image config {id}"))?;
-        Ok(Image { manifest_hex: r.manifest.clone(), manifest, id, config, config_raw, tags: r.tags.clone() })
+        let config: ImageConfiguration = serde_json::from_slice(&config_raw)
+            .with_context(|| format!("parsing image config {id}"))?;
+        Ok(Image {
+            manifest_hex: r.manifest.clone(),
+            manifest,
+            id,
+            config,
+            config_raw,
+            tags: r.tags.clone(),
+        })
     }
 
     /// Finds an image by name[:tag], full or short id (`sha256:` optional).
@@ -313,7 +357,9 @@ impl Store {
     pub fn untag(&self, manifest_hex: &str, tag: &str) -> Result<bool> {
         let mut gone = false;
         self.update_index(|list| {
-            list.retain(|d| !(d.digest().digest() == manifest_hex && ref_name(d).as_deref() == Some(tag)));
+            list.retain(|d| {
+                !(d.digest().digest() == manifest_hex && ref_name(d).as_deref() == Some(tag))
+            });
             gone = !list.iter().any(|d| d.digest().digest() == manifest_hex);
             Ok(())
         })?;
@@ -337,13 +383,20 @@ impl Store {
             .with_context(|| format!("layer {diff_id}: blob {blob_hex} missing"))?;
         let report = self.unpack_layer(BufReader::with_capacity(1 << 20, f), diff_id)?;
         for w in report.warnings {
-            eprintln!("unionctl: warning: layer {}: {w}", &strip_sha(diff_id)[..12.min(diff_id.len())]);
+            eprintln!(
+                "unionctl: warning: layer {}: {w}",
+                &strip_sha(diff_id)[..12.min(diff_id.len())]
+            );
         }
         Ok(dir)
     }
 
     /// Unpacks a layer tar stream into layers/<diff_id> through a temp dir.
-    pub fn unpack_layer(&self, r: impl std::io::Read, diff_id: &str) -> Result<layer::UnpackReport> {
+    pub fn unpack_layer(
+        &self,
+        r: impl std::io::Read,
+        diff_id: &str,
+    ) -> Result<layer::UnpackReport> {
         let (tmp, report) = self.unpack_to_temp(r)?;
         self.install_layer(&tmp, diff_id)?;
         Ok(report)
@@ -412,7 +465,9 @@ impl Store {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let path = e.path();
-                if name.starts_with(".tmp-") || (!layers.contains(&name) && !kept_dirs.contains(&path)) {
+                if name.starts_with(".tmp-")
+                    || (!layers.contains(&name) && !kept_dirs.contains(&path))
+                {
                     util::remove_tree(&path);
                 }
             }
@@ -420,8 +475,7 @@ impl Store {
         if let Ok(rd) = fs::read_dir(self.blobs_dir()) {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
-                let keep = blobs.contains(&name)
-                    || kept_dirs.contains(&layers_root.join(&name)); // a container's layer blob
+                let keep = blobs.contains(&name) || kept_dirs.contains(&layers_root.join(&name)); // a container's layer blob
                 if !keep {
                     let _ = fs::remove_file(e.path());
                 }
@@ -450,7 +504,10 @@ fn size_of_manifest(s: &Store, hex: &str) -> u64 {
 }
 
 pub fn ref_name(d: &Descriptor) -> Option<String> {
-    d.annotations().as_ref().and_then(|a| a.get(REF_NAME)).cloned()
+    d.annotations()
+        .as_ref()
+        .and_then(|a| a.get(REF_NAME))
+        .cloned()
 }
 
 pub fn descriptor(manifest_hex: &str, size: u64, tag: Option<&str>) -> Result<Descriptor> {
@@ -479,7 +536,11 @@ pub fn normalize_ref(r: &str) -> String {
         return r.to_string();
     }
     let last = r.rsplit('/').next().unwrap_or(r);
-    if last.contains(':') { r.to_string() } else { format!("{r}:latest") }
+    if last.contains(':') {
+        r.to_string()
+    } else {
+        format!("{r}:latest")
+    }
 }
 
 /// A stored name without the registry prefixes users leave out.
@@ -495,15 +556,20 @@ pub fn short_name(t: &str) -> String {
 /// Checks a name given for tag/commit/import: `name[:tag]`, lowercase path parts.
 pub fn check_ref(r: &str) -> Result<String> {
     let n = normalize_ref(r);
-    let (name, tag) = n.rsplit_once(':').ok_or_else(|| anyhow!("{r:?}: invalid reference"))?;
+    let (name, tag) = n
+        .rsplit_once(':')
+        .ok_or_else(|| anyhow!("{r:?}: invalid reference"))?;
     let name_ok = !name.is_empty()
         && name.split('/').all(|p| {
             !p.is_empty()
-                && p.bytes().all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-:".contains(&c))
+                && p.bytes()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-:".contains(&c))
         });
     let tag_ok = !tag.is_empty()
         && tag.len() <= 128
-        && tag.bytes().all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
+        && tag
+            .bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
     if r.contains('@') || !name_ok || !tag_ok {
         bail!("{r:?}: invalid reference format (want name[:tag], lowercase name)");
     }
@@ -520,31 +586,21 @@ pub fn split_tag(t: &str) -> (String, String) {
 
 /// Groups tags by image for callers that print them.
 pub fn tags_by_manifest(list: &[ImageRef]) -> BTreeMap<String, Vec<String>> {
-    list.iter().map(|r| (r.manifest.clone(), r.tags.clone())).collect()
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn references() {
-        assert_eq!(normalize_ref("busybox"), "busybox:latest");
-        assert_eq!(normalize_ref("localhost:5000/a/b"), "localhost:5000/a/b:latest");
-        assert_eq!(normalize_ref("a:1"), "a:1");
-        assert_eq!(short_name("docker.io/library/busybox:latest"), "busybox:latest");
-        assert!(check_ref("Upper").is_err());
-        assert!(check_ref("a b").is_err());
-        assert_eq!(check_ref("my/img:v1").unwrap(), "my/img:v1");
-        assert_eq!(split_tag("localhost:5000/x:1"), ("localhost:5000/x".into(), "1".into()));
-    }
+    list.iter()
+        .map(|r| (r.manifest.clone(), r.tags.clone()))
+        .collect()
 }
 
 impl Store {
     /// Stores a config and a manifest for layers already stored (uncompressed, blob
     /// hex == diff_id, bottom first) and records the image with `tags`.
     /// Returns (image id, manifest hex).
-    pub fn record_image(&self, config_raw: &[u8], layers: &[(String, u64)], tags: &[String]) -> Result<(String, String)> {
+    pub fn record_image(
+        &self,
+        config_raw: &[u8],
+        layers: &[(String, u64)],
+        tags: &[String],
+    ) -> Result<(String, String)> {
         use oci_spec::image::{Digest, ImageManifestBuilder};
         let (cfg_hex, cfg_size) = self.put_blob(config_raw)?;
         let cfg_digest: Digest = format!("sha256:{cfg_hex}").parse()?;
@@ -556,12 +612,42 @@ impl Store {
         let manifest = ImageManifestBuilder::default()
             .schema_version(2u32)
             .media_type(MediaType::ImageManifest)
-            .config(Descriptor::new(MediaType::ImageConfig, cfg_size, cfg_digest))
+            .config(Descriptor::new(
+                MediaType::ImageConfig,
+                cfg_size,
+                cfg_digest,
+            ))
             .layers(descs)
             .build()?;
         let mbytes = serde_json::to_vec(&manifest)?;
         let (m_hex, m_size) = self.put_blob(&mbytes)?;
         self.add_image(&m_hex, m_size, tags)?;
         Ok((cfg_hex, m_hex))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn references() {
+        assert_eq!(normalize_ref("busybox"), "busybox:latest");
+        assert_eq!(
+            normalize_ref("localhost:5000/a/b"),
+            "localhost:5000/a/b:latest"
+        );
+        assert_eq!(normalize_ref("a:1"), "a:1");
+        assert_eq!(
+            short_name("docker.io/library/busybox:latest"),
+            "busybox:latest"
+        );
+        assert!(check_ref("Upper").is_err());
+        assert!(check_ref("a b").is_err());
+        assert_eq!(check_ref("my/img:v1").unwrap(), "my/img:v1");
+        assert_eq!(
+            split_tag("localhost:5000/x:1"),
+            ("localhost:5000/x".into(), "1".into())
+        );
     }
 }

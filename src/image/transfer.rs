@@ -25,13 +25,16 @@ impl Output {
                     Some(d) if !d.as_os_str().is_empty() => d,
                     _ => Path::new("."),
                 };
-                let tmp = tempfile::NamedTempFile::new_in(dir)
-                    .with_context(|| format!("{}: cannot create a file in {}", p.display(), dir.display()))?;
+                let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| {
+                    format!("{}: cannot create a file in {}", p.display(), dir.display())
+                })?;
                 Ok(Output::File(tmp, p.to_path_buf()))
             }
             _ => {
                 if unsafe { libc::isatty(1) } == 1 {
-                    bail!("refusing to write an archive to a terminal: give -o FILE or redirect stdout");
+                    bail!(
+                        "refusing to write an archive to a terminal: give -o FILE or redirect stdout"
+                    );
                 }
                 Ok(Output::Stdout(io::stdout()))
             }
@@ -49,9 +52,12 @@ impl Output {
         match self {
             Output::File(t, p) => {
                 use std::os::unix::fs::PermissionsExt;
-                let _ = t.as_file().set_permissions(std::fs::Permissions::from_mode(0o644));
+                let _ = t
+                    .as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644));
                 t.as_file().sync_all()?;
-                t.persist(&p).with_context(|| format!("writing {}", p.display()))?;
+                t.persist(&p)
+                    .with_context(|| format!("writing {}", p.display()))?;
                 Ok(())
             }
             Output::Stdout(mut s) => Ok(s.flush()?),
@@ -66,7 +72,12 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
     let mut out = Output::open(output)?;
     {
         let mut progress = Progress::new("export");
-        let mut w = LayerWriter::new(out.writer(), PackOptions { lowers: c.lower_dirs() });
+        let mut w = LayerWriter::new(
+            out.writer(),
+            PackOptions {
+                lowers: c.lower_dirs(),
+            },
+        );
         super::merged::walk(&layers, &mut |rel, src, meta| {
             let n = w.entry(src, rel, meta)?;
             progress.add(n);
@@ -109,8 +120,16 @@ pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String
     let mut progress = Progress::new("import");
     let input = util::decompressed(input).with_context(|| file.to_string())?;
     let mut blob = store.new_blob()?;
-    let mut tee = Tee { r: ProgressReader { inner: input, progress: &mut progress }, w: &mut blob };
-    let (tmp, report) = store.unpack_to_temp(&mut tee).with_context(|| format!("import {file}"))?;
+    let mut tee = Tee {
+        r: ProgressReader {
+            inner: input,
+            progress: &mut progress,
+        },
+        w: &mut blob,
+    };
+    let (tmp, report) = store
+        .unpack_to_temp(&mut tee)
+        .with_context(|| format!("import {file}"))?;
     // The tar reader stops at the end marker: keep the padding so the blob is whole.
     if let Err(e) = io::copy(&mut tee, &mut io::sink()) {
         util::remove_tree(&tmp);
@@ -133,12 +152,22 @@ pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String
     cfg.rootfs_mut().set_diff_ids(vec![format!("sha256:{hex}")]);
     cfg.set_config(Some(
         ConfigBuilder::default()
-            .env(vec!["PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string()])
+            .env(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            ])
             .build()?,
     ));
-    let from = if file == "-" { "stdin".to_string() } else { file.to_string() };
+    let from = if file == "-" {
+        "stdin".to_string()
+    } else {
+        file.to_string()
+    };
     cfg.set_history(Some(vec![
-        HistoryBuilder::default().created(now).created_by(format!("unionctl import {from}")).comment("Imported from tar").build()?,
+        HistoryBuilder::default()
+            .created(now)
+            .created_by(format!("unionctl import {from}"))
+            .comment("Imported from tar")
+            .build()?,
     ]));
     let raw = serde_json::to_vec(&cfg)?;
     let (id, _) = store.record_image(&raw, &[(hex, size)], &tags)?;

@@ -31,7 +31,11 @@ pub struct HashingWriter<W: Write> {
 
 impl<W: Write> HashingWriter<W> {
     pub fn new(inner: W) -> Self {
-        HashingWriter { inner, hasher: Sha256::new(), count: 0 }
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
     }
     /// Returns the inner writer and the hex digest of what went through.
     pub fn finish(self) -> (W, String, u64) {
@@ -92,7 +96,10 @@ pub fn decompressed(r: impl Read + Send + 'static) -> Result<Box<dyn Read + Send
 
 /// Current time as RFC 3339 (UTC, seconds).
 pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs()).unwrap_or(0);
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
     format_rfc3339(secs as i64)
 }
 
@@ -158,7 +165,10 @@ pub fn human_ago(stamp: Option<&str>) -> String {
     let Some(t) = stamp.and_then(parse_rfc3339) else {
         return "N/A".into();
     };
-    let now = SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_secs() as i64).unwrap_or(0);
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
     let s = (now - t).max(0);
     let (n, unit) = match s {
         0..=59 => return "Less than a minute ago".into(),
@@ -185,7 +195,15 @@ pub fn human_size(bytes: u64) -> String {
         v /= 1000.0;
         i += 1;
     }
-    if i == 0 { format!("{bytes}B") } else { format!("{v:.3}").trim_end_matches('0').trim_end_matches('.').to_string() + units[i] }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + units[i]
+    }
 }
 
 /// Writes a file so that it appears whole or not at all (temp file + fsync + rename).
@@ -195,7 +213,8 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
         .with_context(|| format!("creating a temp file in {}", dir.display()))?;
     tmp.write_all(bytes)?;
     tmp.as_file().sync_all()?;
-    tmp.persist(path).with_context(|| format!("writing {}", path.display()))?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
     Ok(())
 }
 
@@ -295,7 +314,10 @@ mod tests {
             assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t));
         }
         assert_eq!(format_rfc3339(1700000000), "2023-11-14T22:13:20Z");
-        assert_eq!(parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"), Some(1700000000));
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"),
+            Some(1700000000)
+        );
     }
 
     #[test]
@@ -303,7 +325,10 @@ mod tests {
         assert_eq!(human_size(999), "999B");
         assert_eq!(human_size(1_500_000), "1.5MB");
         assert_eq!(detect_compression(&[0x1f, 0x8b, 8]), Compression::Gzip);
-        assert_eq!(detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]), Compression::Zstd);
+        assert_eq!(
+            detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
         assert_eq!(detect_compression(b"ustar"), Compression::None);
     }
 }

@@ -45,31 +45,46 @@ pub fn uc(root: &Path, args: &[&str]) -> Run {
 /// Runs unionctl and asserts success; returns stdout.
 pub fn uc_ok(root: &Path, args: &[&str]) -> String {
     let r = uc(root, args);
-    assert_eq!(r.code, 0, "unionctl {args:?} failed: {}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 0,
+        "unionctl {args:?} failed: {}{}",
+        r.stdout, r.stderr
+    );
     r.stdout
 }
 
 /// Runs a peer tool and asserts success.
 pub fn sh_ok(cmd: &str, args: &[&str]) -> String {
-    let o = Command::new(cmd).args(args).stdin(Stdio::null()).output().unwrap_or_else(|e| panic!("{cmd}: {e}"));
+    let o = Command::new(cmd)
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .unwrap_or_else(|e| panic!("{cmd}: {e}"));
     let r = to_run(o);
     assert_eq!(r.code, 0, "{cmd} {args:?} failed: {}{}", r.stdout, r.stderr);
     r.stdout
 }
 
 pub fn tmpdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("unionctl-image-test-").tempdir_in("/var/tmp").unwrap()
+    tempfile::Builder::new()
+        .prefix("unionctl-image-test-")
+        .tempdir_in("/var/tmp")
+        .unwrap()
 }
 
 /// A small busybox rootfs with a hard link, a symlink, an xattr, a dir to delete.
 pub fn busybox_rootfs(dir: &Path) {
-    let bb = ["/bin/busybox", "/usr/bin/busybox"].into_iter().find(|p| Path::new(p).exists());
+    let bb = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists());
     let bb = bb.expect("busybox-static missing: run scripts/install-deps.sh");
     for d in ["bin", "etc", "tmp", "var/cache/app", "root"] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
     fs::copy(bb, dir.join("bin/busybox")).unwrap();
-    for c in ["sh", "ls", "cat", "echo", "rm", "mkdir", "touch", "true", "test", "find", "stat", "id"] {
+    for c in [
+        "sh", "ls", "cat", "echo", "rm", "mkdir", "touch", "true", "test", "find", "stat", "id",
+    ] {
         std::os::unix::fs::symlink("busybox", dir.join("bin").join(c)).unwrap();
     }
     fs::write(dir.join("etc/motd"), "hello from the base\n").unwrap();
@@ -111,7 +126,10 @@ pub fn minbase() -> PathBuf {
          debootstrap --variant=minbase bookworm minbase.build http://deb.debian.org/debian >/dev/null && \
          rm -rf bookworm-minbase && mv minbase.build bookworm-minbase; }}"
     );
-    sh_ok("flock", &[&format!("{CACHE}/.minbase.lock"), "sh", "-c", &script]);
+    sh_ok(
+        "flock",
+        &[&format!("{CACHE}/.minbase.lock"), "sh", "-c", &script],
+    );
     dir
 }
 
@@ -125,7 +143,10 @@ pub fn minbase_tar() -> PathBuf {
             t = tar.display(),
             d = dir.display()
         );
-        sh_ok("flock", &[&format!("{CACHE}/.minbase.lock"), "sh", "-c", &script]);
+        sh_ok(
+            "flock",
+            &[&format!("{CACHE}/.minbase.lock"), "sh", "-c", &script],
+        );
     }
     tar
 }
@@ -134,7 +155,14 @@ pub fn minbase_tar() -> PathBuf {
 pub fn podman(dir: &Path, args: &[&str]) -> String {
     let root = dir.join("podman-root");
     let runroot = podman_runroot(dir);
-    let mut all = vec!["--root", root.to_str().unwrap(), "--runroot", runroot.to_str().unwrap(), "--storage-driver", "vfs"];
+    let mut all = vec![
+        "--root",
+        root.to_str().unwrap(),
+        "--runroot",
+        runroot.to_str().unwrap(),
+        "--storage-driver",
+        "vfs",
+    ];
     all.extend_from_slice(args);
     sh_ok("podman", &all)
 }
@@ -160,7 +188,12 @@ pub fn tree_listing(dir: &Path, with_times: bool) -> BTreeMap<String, String> {
     let mut inodes: BTreeMap<(u64, u64), String> = BTreeMap::new();
     for e in walkdir::WalkDir::new(dir).sort_by_file_name().min_depth(1) {
         let e = e.unwrap();
-        let rel = e.path().strip_prefix(dir).unwrap().to_string_lossy().into_owned();
+        let rel = e
+            .path()
+            .strip_prefix(dir)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
         let m = fs::symlink_metadata(e.path()).unwrap();
         let ft = m.file_type();
         let kind = if ft.is_dir() {
@@ -185,13 +218,25 @@ pub fn tree_listing(dir: &Path, with_times: bool) -> BTreeMap<String, String> {
         xs.sort();
         let mut link = String::new();
         if !ft.is_dir() && m.nlink() > 1 {
-            let first = inodes.entry((m.dev(), m.ino())).or_insert_with(|| rel.clone());
+            let first = inodes
+                .entry((m.dev(), m.ino()))
+                .or_insert_with(|| rel.clone());
             link = format!(" link={first}");
         }
-        let times = if with_times && !ft.is_dir() { format!(" mtime={}", m.mtime()) } else { String::new() };
+        let times = if with_times && !ft.is_dir() {
+            format!(" mtime={}", m.mtime())
+        } else {
+            String::new()
+        };
         out.insert(
             rel,
-            format!("{kind} mode={:o} uid={} gid={} x=[{}]{link}{times}", m.mode() & 0o7777, m.uid(), m.gid(), xs.join(",")),
+            format!(
+                "{kind} mode={:o} uid={} gid={} x=[{}]{link}{times}",
+                m.mode() & 0o7777,
+                m.uid(),
+                m.gid(),
+                xs.join(",")
+            ),
         );
     }
     out
@@ -204,12 +249,21 @@ pub fn assert_same_tree(a: &Path, b: &Path, with_times: bool) {
     for (k, v) in &la {
         match lb.get(k) {
             None => panic!("{k} is in {} but not in {}", a.display(), b.display()),
-            Some(w) if w != v => panic!("{k} differs:\n  {}: {v}\n  {}: {w}", a.display(), b.display()),
+            Some(w) if w != v => panic!(
+                "{k} differs:\n  {}: {v}\n  {}: {w}",
+                a.display(),
+                b.display()
+            ),
             _ => {}
         }
     }
     for k in lb.keys() {
-        assert!(la.contains_key(k), "{k} is in {} but not in {}", b.display(), a.display());
+        assert!(
+            la.contains_key(k),
+            "{k} is in {} but not in {}",
+            b.display(),
+            a.display()
+        );
     }
 }
 
@@ -217,11 +271,21 @@ pub fn assert_same_tree(a: &Path, b: &Path, with_times: bool) {
 pub fn image_id(root: &Path, reference: &str) -> String {
     let out = uc_ok(root, &["inspect", reference]);
     let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v[0]["Id"].as_str().unwrap().trim_start_matches("sha256:").to_string()
+    v[0]["Id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:")
+        .to_string()
 }
 
 /// A container record as the runner writes it, with an empty upper dir.
-pub fn fake_container(root: &Path, id: &str, name: &str, image: Option<&str>, lowers: &[PathBuf]) -> PathBuf {
+pub fn fake_container(
+    root: &Path,
+    id: &str,
+    name: &str,
+    image: Option<&str>,
+    lowers: &[PathBuf],
+) -> PathBuf {
     let dir = root.join("containers").join(id);
     fs::create_dir_all(dir.join("upper")).unwrap();
     let rec = serde_json::json!({
@@ -230,7 +294,11 @@ pub fn fake_container(root: &Path, id: &str, name: &str, image: Option<&str>, lo
         "pid": null, "exit_code": 0, "config": {"cmd": ["/bin/sh"], "env": ["FROM_RUN=1"]},
         "some_future_field": {"x": 1}
     });
-    fs::write(dir.join("state.json"), serde_json::to_vec_pretty(&rec).unwrap()).unwrap();
+    fs::write(
+        dir.join("state.json"),
+        serde_json::to_vec_pretty(&rec).unwrap(),
+    )
+    .unwrap();
     dir
 }
 
