@@ -807,7 +807,7 @@ mod tests {
 
     #[test]
     fn pax_records() {
-        let m = parse_pax(Some(b"30 SCHILY.xattr.user.a=hello\n11 path=ab\n")).unwrap();
+        let m = parse_pax(Some(b"29 SCHILY.xattr.user.a=hello\n11 path=ab\n")).unwrap();
         assert_eq!(m["SCHILY.xattr.user.a"], b"hello");
         assert_eq!(m["path"], b"ab");
         assert!(parse_pax(Some(b"999 x=y\n")).is_err());
