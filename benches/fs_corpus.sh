@@ -16,7 +16,7 @@ set -euo pipefail
 
 CACHE=${UNIONCTL_CACHE:-/var/tmp/unionctl-cache}/fs-corpus
 # Bump when the layout changes so stale corpora are rebuilt.
-LAYOUT_VERSION=1
+LAYOUT_VERSION=2
 kind=full
 for arg in "$@"; do
   case "$arg" in
@@ -129,8 +129,8 @@ done
 tar -C "$tmp/untar-src" -cf "$tmp/untar.tar" tree
 rm -rf "$tmp/untar-src"
 
-# The "rm -rf a large lower tree" target: the rootfs' usr/share (full) or usr (quick).
-if [ "$kind" = full ]; then rm_tree=usr/share; else rm_tree=usr; fi
+# The "rm -rf a large lower tree" target: the rootfs' usr (or the fake one's).
+rm_tree=usr
 entries=$(find "$tmp/bottom" "$tmp/top" -mindepth 1 | wc -l)
 bytes=$(du -sb "$tmp/bottom" "$tmp/top" | awk '{s += $1} END {print s}')
 rm_entries=$(find "$tmp/bottom/$rm_tree" | wc -l)
