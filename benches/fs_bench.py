@@ -232,7 +232,9 @@ def start_profiler(spec, pid, name):
         return None
     base = os.path.join(spec["profile_dir"], f"{spec['fs']}-{spec['workload']}-{name}")
     if tool == "perf":
-        argv = ["perf", "record", "-g", "-F", "999", "-p", str(pid), "-o", base + ".perf.data"]
+        # FS_BENCH_PERF_ARGS="--call-graph dwarf" for callers in a binary without frame pointers.
+        extra = shlex.split(os.environ.get("FS_BENCH_PERF_ARGS", "-g -F 999"))
+        argv = ["perf", "record", *extra, "-p", str(pid), "-o", base + ".perf.data"]
     else:
         argv = ["strace", "-c", "-f", "-p", str(pid), "-o", base + ".strace.txt"]
     proc = subprocess.Popen(argv, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
