@@ -37,4 +37,3 @@ pub fn cmd_logs(_root: Option<PathBuf>, _a: CtrArgs) -> anyhow::Result<i32> {
 pub fn cmd_rm(_root: Option<PathBuf>, _a: RmArgs) -> anyhow::Result<i32> {
     anyhow::bail!("rm: not implemented yet")
 }
-
