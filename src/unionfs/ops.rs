@@ -779,6 +779,13 @@ impl UnionFs {
         if self.is_private_xattr(name) {
             return Err(sys::errno(libc::EOPNOTSUPP));
         }
+        if let Some(v) = self.virtual_xattr(ino, name.to_bytes()) {
+            let v = v?;
+            if size != 0 && v.len() > size {
+                return Err(sys::errno(libc::ERANGE));
+            }
+            return Ok(v);
+        }
         let node = self.node(ino)?;
         let st = node.snapshot();
         let (fd, p) = self.real(&node, &st)?;
