@@ -157,6 +157,23 @@ impl UnionFs {
         }
     }
 
+    /// Copies a directory and everything the union shows under it into the upper layer
+    /// and makes it opaque, so it no longer depends on lower layers (aufs-format rename).
+    fn copy_up_tree(&self, ino: u64) -> io::Result<()> {
+        self.copy_up(ino)?;
+        for e in self.list_dir(ino)? {
+            let (child, _) = self.lookup(ino, &e.name)?;
+            let r = if child.is_dir { self.copy_up_tree(child.ino) } else { self.copy_up(child.ino) };
+            self.forget(child.ino, 1);
+            r?;
+        }
+        let node = self.node(ino)?;
+        self.set_opaque(self.upper()?, &self.path_of(ino)?)?;
+        let mut st = node.lock();
+        st.lowers.clear();
+        Ok(())
+    }
+
     /// Adds DELTA to the offset kept in `overlay.nlink` of an indexed object.
     fn adjust_nlink(&self, fd: RawFd, p: &OsStr, delta: i64) -> io::Result<()> {
         let x = &self.layers.xattr.nlink;
@@ -618,7 +635,13 @@ impl UnionFs {
         if self.layers.format == Format::Aufs
             && (needs_redirect(&src) || (exchange && dst.as_ref().is_some_and(needs_redirect)))
         {
-            return Err(sys::errno(libc::EXDEV));
+            // aufs has no redirects: move a whole copy instead, then rename plainly.
+            for f in [Some(&src), dst.as_ref().filter(|_| exchange)].into_iter().flatten() {
+                if needs_redirect(f) {
+                    self.copy_up_tree(f.ino)?;
+                }
+            }
+            return self.rename(op, oname, np, nname, flags);
         }
         let src_node = self.node(src.ino)?;
         self.copy_up(op)?;
