@@ -7,9 +7,9 @@ pub mod node;
 mod ops;
 mod readdir;
 
+pub use introspect::{LAYERS_XATTR, WHICH_XATTR};
 pub use layers::{LayerSpec, Layers, SpecError};
 pub use node::{LowerRef, Node, NodeState, ROOT};
-pub use introspect::{LAYERS_XATTR, WHICH_XATTR};
 pub use ops::{Caller, SetAttr, SetTime};
 pub use readdir::DirEntry;
 
@@ -26,6 +26,9 @@ pub struct UnionFs {
     pub layers: Layers,
     pub nodes: node::NodeTable,
     tmp_seq: AtomicU64,
+    /// Told the inode number of an object whose attributes changed behind the caller's
+    /// back (a directory copied up becomes merged: its link count changes).
+    pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
 /// What one name resolves to in the union, before it becomes a node.
@@ -56,6 +59,7 @@ impl UnionFs {
             layers,
             nodes: node::NodeTable::default(),
             tmp_seq: AtomicU64::new(0),
+            on_attr_change: std::sync::OnceLock::new(),
         };
         let upper = fs.layers.upper.is_some();
         let mut lowers = Vec::new();
@@ -370,7 +374,9 @@ impl UnionFs {
         let Some(v) = whiteout::get(fd, p, &self.layers.xattr.nlink)? else {
             return Ok(s.st_nlink);
         };
-        let Some((base, off)) = parse_nlink(&v) else { return Ok(s.st_nlink) };
+        let Some((base, off)) = parse_nlink(&v) else {
+            return Ok(s.st_nlink);
+        };
         let base = match base {
             b'L' => match st.lowers.first() {
                 Some(l) => sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_nlink as i64,
@@ -469,7 +475,10 @@ mod tests {
         assert_eq!(parse_nlink(b"L+1\0"), Some((b'L', 1)));
         assert_eq!(parse_nlink(b"X+1"), None);
         assert_eq!(parse_nlink(b"U1"), None);
-        assert_eq!(split(OsStr::new("a/b/c")), (OsStr::new("a/b"), OsStr::new("c")));
+        assert_eq!(
+            split(OsStr::new("a/b/c")),
+            (OsStr::new("a/b"), OsStr::new("c"))
+        );
         assert_eq!(split(OsStr::new("c")), (OsStr::new(""), OsStr::new("c")));
     }
 }

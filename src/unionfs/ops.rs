@@ -46,8 +46,14 @@ pub struct SetAttr {
 
 fn restore_times(fd: RawFd, p: &OsStr, before: &Stat) -> io::Result<()> {
     let t = [
-        libc::timespec { tv_sec: before.st_atime, tv_nsec: before.st_atime_nsec },
-        libc::timespec { tv_sec: before.st_mtime, tv_nsec: before.st_mtime_nsec },
+        libc::timespec {
+            tv_sec: before.st_atime,
+            tv_nsec: before.st_atime_nsec,
+        },
+        libc::timespec {
+            tv_sec: before.st_mtime,
+            tv_nsec: before.st_mtime_nsec,
+        },
     ];
     sys::utimensat(fd, p, &t)
 }
@@ -70,7 +76,6 @@ impl UnionFs {
     fn upper(&self) -> io::Result<RawFd> {
         self.layers.upper_fd()
     }
-
 
     fn dir_path(&self, parent: u64) -> io::Result<(Arc<Node>, NodeState, OsString)> {
         let p = self.node(parent)?;
@@ -138,7 +143,10 @@ impl UnionFs {
         let res = (|| {
             cow::copy_object(lfd, &lower.path, &lst, work, &tmp, true, &skip)?;
             let ix = self.index_name(&lower).ok();
-            if let Some(fb) = ix.as_ref().and_then(|h| hex::decode(h.as_encoded_bytes()).ok()) {
+            if let Some(fb) = ix
+                .as_ref()
+                .and_then(|h| hex::decode(h.as_encoded_bytes()).ok())
+            {
                 // Not every file system can hold it (user.* on a symlink): optional.
                 let _ = sys::lsetxattr(work, &tmp, &self.layers.xattr.origin, &fb, 0);
             }
@@ -162,6 +170,11 @@ impl UnionFs {
             Ok(ix) => {
                 st.index = ix;
                 st.upper = true;
+                if node.is_dir
+                    && let Some(f) = self.on_attr_change.get()
+                {
+                    f(ino);
+                }
                 restore_times(ufd, &ppath, &parent_before)
             }
             Err(e) => {
@@ -177,7 +190,11 @@ impl UnionFs {
         self.copy_up(ino)?;
         for e in self.list_dir(ino)? {
             let (child, _) = self.lookup(ino, &e.name)?;
-            let r = if child.is_dir { self.copy_up_tree(child.ino) } else { self.copy_up(child.ino) };
+            let r = if child.is_dir {
+                self.copy_up_tree(child.ino)
+            } else {
+                self.copy_up(child.ino)
+            };
             self.forget(child.ino, 1);
             r?;
         }
@@ -650,7 +667,10 @@ impl UnionFs {
             && (needs_redirect(&src) || (exchange && dst.as_ref().is_some_and(needs_redirect)))
         {
             // aufs has no redirects: move a whole copy instead, then rename plainly.
-            for f in [Some(&src), dst.as_ref().filter(|_| exchange)].into_iter().flatten() {
+            for f in [Some(&src), dst.as_ref().filter(|_| exchange)]
+                .into_iter()
+                .flatten()
+            {
                 if needs_redirect(f) {
                     self.copy_up_tree(f.ino)?;
                 }

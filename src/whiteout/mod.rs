@@ -344,7 +344,10 @@ mod tests {
         assert!(!x.is_private(b"user.foo"));
         let esc = x.to_real(c"trusted.overlay.opaque");
         assert_eq!(esc.to_bytes(), b"trusted.overlay.overlay.opaque");
-        assert_eq!(x.from_real(&esc).unwrap().to_bytes(), b"trusted.overlay.opaque");
+        assert_eq!(
+            x.from_real(&esc).unwrap().to_bytes(),
+            b"trusted.overlay.opaque"
+        );
         assert_eq!(x.from_real(c"trusted.overlay.opaque"), None);
         assert_eq!(x.from_real(c"user.a").unwrap().to_bytes(), b"user.a");
         assert_eq!(
