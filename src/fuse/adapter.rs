@@ -256,6 +256,12 @@ impl Filesystem for UnionFuse {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name) {
             Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            // A negative entry the kernel may cache: every create goes through us.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let mut none = attr(&unsafe { std::mem::zeroed() });
+                none.ino = INodeNo(0);
+                reply.entry(&self.ttl, &none, Generation(0))
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
