@@ -325,7 +325,17 @@ impl UnionFs {
         let ppath = self.path_of(parent)?;
         let found = self.resolve(&pst, &ppath, name)?.ok_or_else(enoent)?;
         let node = self.nodes.remember(self.node_from(parent, name, &found));
-        let st = self.stat_node(&node)?;
+        // The resolution stat'ed the object already; only hard links need another look.
+        let st = match (found.upper.or(found.lower_stat), &found.index) {
+            (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
+                s.st_ino = node.ino;
+                if node.is_dir && is_merged(found.upper.is_some(), found.lowers.len()) {
+                    s.st_nlink = 1;
+                }
+                s
+            }
+            _ => self.stat_node(&node)?,
+        };
         Ok((node, st))
     }
 
@@ -366,7 +376,7 @@ impl UnionFs {
         s.st_ino = node.ino;
         if node.is_dir {
             // As overlayfs: the link count of a merged dir is unknown; 1 pacifies find(1).
-            if (st.upper && !st.lowers.is_empty()) || st.lowers.len() > 1 {
+            if is_merged(st.upper, st.lowers.len()) {
                 s.st_nlink = 1;
             }
         } else if s.st_nlink > 1 || st.index.is_some() {
@@ -448,6 +458,12 @@ impl UnionFs {
             self.tmp_seq.fetch_add(1, Ordering::Relaxed)
         ))
     }
+}
+
+/// A directory made of more than one layer: overlayfs shows its link count as 1, since
+/// counting subdirs across layers is not worth it (and 1 pacifies find(1)).
+fn is_merged(upper: bool, lowers: usize) -> bool {
+    (upper && lowers > 0) || lowers > 1
 }
 
 /// Parses `overlay.nlink` ("U+2", "L-1"): the base ('U' or 'L') and the offset.
