@@ -12,7 +12,7 @@ use common::layers::Format;
 use common::mounts::{Kind, Mount, UnionDirs, mount_kernel, mount_kind, mount_unionctl};
 use common::tree::{self, Tree};
 use common::{Scratch, errno_name};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -126,6 +126,7 @@ fn run_all(subject: Subject) -> Vec<String> {
     let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
     let started = Instant::now();
     let mut failures = Vec::new();
+    let mut distinct = BTreeMap::new();
     for seed in &seeds {
         if started.elapsed().as_secs() > TIME_BUDGET_SECS {
             failures.push(format!(
@@ -146,6 +147,7 @@ fn run_all(subject: Subject) -> Vec<String> {
             subject,
             [lowers.as_slice(), subject_lowers.as_slice()],
             &dir,
+            &mut distinct,
         );
         for f in &found {
             eprintln!("{f}");
@@ -162,6 +164,16 @@ fn run_all(subject: Subject) -> Vec<String> {
         if failures.is_empty() {
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+    if !distinct.is_empty() {
+        let mut lines = vec![format!(
+            "{} distinct operation results differ:",
+            distinct.len()
+        )];
+        for (sig, (n, first)) in &distinct {
+            lines.push(format!("  {n:>3}x {sig}\n       first: {first}"));
+        }
+        failures.insert(0, lines.join("\n"));
     }
     common::report(&format!(
         "differential test, kernel overlayfs vs {}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
@@ -207,6 +219,7 @@ fn run_seed(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
     base: &Path,
+    distinct: &mut BTreeMap<String, (usize, String)>,
 ) -> Vec<String> {
     let oracle = Side::new("oracle", lowers[0], base);
     let test = Side::new("subject", lowers[1], base);
@@ -245,11 +258,22 @@ fn run_seed(
         let ra = apply(&oracle.merged, &op);
         let rb = apply(&test.merged, &op);
         if ra != rb {
+            let variant = format!("{op:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let e = distinct
+                .entry(format!("{variant}: kernel {ra} | {sname} {rb}"))
+                .or_insert((0, format!("seed {seed} op {i}: {op:?}")));
+            e.0 += 1;
             fails.push(format!(
                 "seed {seed} op {i}: {op:?}\n    kernel:   {ra}\n    {sname:<9} {rb}"
             ));
-            // Later results would only echo this divergence.
-            break;
+            // After a change went differently, later results would only echo it.
+            if op.changes_state() {
+                break;
+            }
         }
         if trace {
             eprintln!("seed {seed} op {i}: {op:?} -> {ra}");
@@ -592,6 +616,23 @@ enum Op {
     Stat {
         path: String,
     },
+}
+
+impl Op {
+    /// Whether the op may change the tree (so that a different outcome makes both sides
+    /// diverge from there on).
+    fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            Op::Read { .. }
+                | Op::Readlink { .. }
+                | Op::GetXattr { .. }
+                | Op::ListXattr { .. }
+                | Op::Readdir { .. }
+                | Op::Lstat { .. }
+                | Op::Stat { .. }
+        )
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
