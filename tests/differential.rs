@@ -387,7 +387,13 @@ fn run_seed(
                 &format!("kernel-on-{sname}-upper"),
                 &k_of_b,
             );
-            m.unmount().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            // A subject daemon that exits late may have unmounted this mount under us.
+            if let Err(e) = m.unmount() {
+                fails.push(format!(
+                    "seed {seed}: kernel mount over {sname}'s upper vanished or failed to unmount ({e}); \
+                     did a late-exiting {sname} daemon unmount it?"
+                ));
+            }
         }
         Err(e) => fails.push(format!(
             "seed {seed}: kernel overlayfs cannot mount {sname}'s upper+work: {e}"

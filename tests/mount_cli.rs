@@ -525,3 +525,45 @@ fn wait_until(secs: u64, mut cond: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `unionctl umount` returns only when the daemon is gone: a daemon that exits later
+/// could unmount whatever is mounted on the same path next (a container remounted there).
+#[test]
+fn umount_returns_after_the_daemon_is_gone() {
+    let t = setup("cli-umount-race");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    for round in 0..5 {
+        let m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+        std::mem::forget(m); // unmounted by the command under test
+        let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
+        assert!(out.status.success(), "umount: {}", out.stderr.trim());
+        nix::mount::mount(
+            Some("tmpfs"),
+            &t.merged,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .expect("mount tmpfs");
+        let left = common::mounts::unionctl_daemons(&t.merged);
+        std::thread::sleep(Duration::from_millis(300));
+        let still = is_mount_point(&t.merged);
+        if still {
+            nix::mount::umount(&t.merged).unwrap();
+        }
+        assert!(
+            still,
+            "round {round}: a tmpfs mounted on {} right after `unionctl umount` vanished: \
+             the exiting daemon unmounted it (daemon still running at umount's return: {left:?})",
+            t.merged.display()
+        );
+        assert!(
+            left.is_empty(),
+            "round {round}: unionctl umount returned while its daemon {left:?} still ran"
+        );
+    }
+}

@@ -180,19 +180,27 @@ pub fn run_with_timeout(mut cmd: Command, timeout_secs: u64) -> CmdOutput {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
+    // Wait blocking (no polling delay: tests check what holds right at the exit), with a
+    // helper that kills the child at the deadline.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = exited.clone();
+    let program = format!("{cmd:?}");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+        while Instant::now() < deadline {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let st = child.wait().expect("wait");
-            eprintln!("timeout after {timeout_secs}s: {cmd:?}");
-            break st;
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("timeout after {timeout_secs}s: {program}");
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
         }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    });
+    let status = child.wait().expect("wait");
+    exited.store(true, std::sync::atomic::Ordering::SeqCst);
     CmdOutput {
         status,
         stdout: read_all(out),
