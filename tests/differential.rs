@@ -255,20 +255,27 @@ fn run_seed(
     let mut oks = 0;
     // Set when a change went differently: from there on the trees differ by construction.
     let mut diverged = false;
+    let mut done: Vec<Op> = Vec::new();
     for i in 0..n_ops {
         let op = gen_op(&mut rng, &model);
         let ra = apply(&oracle.merged, &op);
         let rb = apply(&test.merged, &op);
+        done.push(op.clone());
         if ra != rb {
             let variant = format!("{op:?}")
                 .split([' ', '{'])
                 .next()
                 .unwrap_or_default()
                 .to_string();
-            let e = distinct
-                .entry(format!("{variant}: kernel {ra} | {sname} {rb}"))
-                .or_insert((0, format!("seed {seed} op {i}: {op:?}")));
-            e.0 += 1;
+            let sig = format!("{variant}: kernel {ra} | {sname} {rb}");
+            if !distinct.contains_key(&sig) {
+                let repro = minimize(subject, lowers, base, &done, (&ra, &rb));
+                distinct.insert(
+                    sig.clone(),
+                    (0, format!("seed {seed} op {i}: {op:?}{repro}")),
+                );
+            }
+            distinct.get_mut(&sig).unwrap().0 += 1;
             fails.push(format!(
                 "seed {seed} op {i}: {op:?}\n    kernel:   {ra}\n    {sname:<9} {rb}"
             ));
@@ -422,6 +429,80 @@ fn run_seed(
     fails
 }
 
+/// Time for shrinking each new kind of difference to a short sequence that shows it.
+const MINIMIZE_SECS: u64 = 8;
+
+/// Shrinks `ops` (whose last op gave `want` = (kernel, subject) results) to a short
+/// sequence that still ends in the same two results, replaying each candidate on fresh
+/// mounts. Returns the sequence as text for the report ("" if nothing could be shown).
+fn minimize(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+    ops: &[Op],
+    want: (&str, &str),
+) -> String {
+    let started = Instant::now();
+    let mut round = 0;
+    let mut reproduces = |cand: &[Op]| -> bool {
+        round += 1;
+        let dir = base.join(format!("min{round}"));
+        let found = replay(subject, lowers, &dir, cand);
+        let _ = std::fs::remove_dir_all(&dir);
+        found.is_some_and(|(a, b)| a == want.0 && b == want.1)
+    };
+    let (last, prefix) = ops.split_last().unwrap();
+    let mut keep: Vec<Op> = prefix.to_vec();
+    let with_last = |k: &[Op]| -> Vec<Op> { k.iter().cloned().chain([last.clone()]).collect() };
+    if !reproduces(&with_last(&keep)) {
+        return "\n       (does not reproduce on fresh mounts)".into();
+    }
+    // ddmin-style: drop chunks of decreasing size while the difference stays.
+    let mut chunk = keep.len().div_ceil(2).max(1);
+    while !keep.is_empty() && started.elapsed().as_secs() < MINIMIZE_SECS {
+        let mut removed_any = false;
+        let mut at = 0;
+        while at < keep.len() && started.elapsed().as_secs() < MINIMIZE_SECS {
+            let mut cand = keep.clone();
+            cand.drain(at..(at + chunk).min(cand.len()));
+            if reproduces(&with_last(&cand)) {
+                keep = cand;
+                removed_any = true;
+            } else {
+                at += chunk;
+            }
+        }
+        if chunk == 1 && !removed_any {
+            break;
+        }
+        chunk = (chunk / 2).max(1);
+    }
+    let steps: Vec<String> = with_last(&keep).iter().map(|o| format!("{o:?}")).collect();
+    format!(
+        "\n       shortest sequence found ({} ops): {}",
+        steps.len(),
+        steps.join("; ")
+    )
+}
+
+/// Runs `ops` on fresh kernel and subject mounts; the last op's two results.
+fn replay(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    dir: &Path,
+    ops: &[Op],
+) -> Option<(String, String)> {
+    let a = Side::new("oracle", lowers[0], dir);
+    let b = Side::new("subject", lowers[1], dir);
+    let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+    let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
+    let mut last = None;
+    for op in ops {
+        last = Some((apply(&a.merged, op), apply(&b.merged, op)));
+    }
+    last
+}
+
 fn first_word(s: String) -> String {
     s.split(':').next().unwrap_or_default().to_string()
 }
@@ -558,14 +639,14 @@ enum Op {
     },
     CreateExcl {
         path: String,
-        mode: u32,
+        mode: Mode,
     },
     Unlink {
         path: String,
     },
     Mkdir {
         path: String,
-        mode: u32,
+        mode: Mode,
     },
     Rmdir {
         path: String,
@@ -588,7 +669,7 @@ enum Op {
     },
     Chmod {
         path: String,
-        mode: u32,
+        mode: Mode,
     },
     Chown {
         path: String,
@@ -645,6 +726,16 @@ impl Op {
                 | Op::Lstat { .. }
                 | Op::Stat { .. }
         )
+    }
+}
+
+/// A file mode, shown in octal in reports.
+#[derive(Clone, Copy)]
+struct Mode(u32);
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0o{:o}", self.0)
     }
 }
 
@@ -797,14 +888,14 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         },
         29..=31 => Op::CreateExcl {
             path: m.any(rng),
-            mode: *rng.pick(&modes),
+            mode: Mode(*rng.pick(&modes)),
         },
         32..=37 => Op::Unlink {
             path: m.existing(rng),
         },
         38..=42 => Op::Mkdir {
             path: m.any(rng),
-            mode: *rng.pick(&[0o755, 0o700, 0o777, 0o1755]),
+            mode: Mode(*rng.pick(&[0o755, 0o700, 0o777, 0o1755])),
         },
         43..=46 => Op::Rmdir {
             path: m.existing(rng),
@@ -833,7 +924,7 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         },
         66..=69 => Op::Chmod {
             path: m.existing(rng),
-            mode: *rng.pick(&modes),
+            mode: Mode(*rng.pick(&modes)),
         },
         70..=72 => Op::Chown {
             path: m.existing(rng),
@@ -1052,7 +1143,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
             Ok(format!("ok {}", tree::content_summary(&out)))
         }
         Op::CreateExcl { path, mode } => {
-            let fd = crate::open(root, path, O_WRONLY | O_CREAT | O_EXCL, *mode)?;
+            let fd = crate::open(root, path, O_WRONLY | O_CREAT | O_EXCL, mode.0)?;
             crate::close(fd)?;
             stat_desc(root, path, false)
         }
@@ -1064,7 +1155,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         Op::Mkdir { path, mode } => {
             let p = cpath(root, path);
             // SAFETY: valid path.
-            ok(unsafe { mkdir(p.as_ptr(), *mode) })?;
+            ok(unsafe { mkdir(p.as_ptr(), mode.0) })?;
             stat_desc(root, path, false)
         }
         Op::Rmdir { path } => {
@@ -1107,7 +1198,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         Op::Chmod { path, mode } => {
             let p = cpath(root, path);
             // SAFETY: valid path.
-            ok(unsafe { chmod(p.as_ptr(), *mode) })?;
+            ok(unsafe { chmod(p.as_ptr(), mode.0) })?;
             stat_desc(root, path, true)
         }
         Op::Chown {
