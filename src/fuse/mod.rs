@@ -183,10 +183,41 @@ pub fn unmount(merged: &Path) -> anyhow::Result<()> {
     }
 }
 
-pub fn cmd_layers(_a: LayersArgs) -> anyhow::Result<i32> {
-    bail!("layers: not implemented yet")
+pub fn cmd_layers(a: LayersArgs) -> anyhow::Result<i32> {
+    let text = read_virtual(&a.merged, crate::unionfs::LAYERS_XATTR)?;
+    if a.json {
+        let layers: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(role, path)| serde_json::json!({"role": role, "path": path}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&layers)?);
+    } else {
+        print!("{text}");
+    }
+    Ok(0)
 }
 
-pub fn cmd_which(_a: WhichArgs) -> anyhow::Result<i32> {
-    bail!("which: not implemented yet")
+/// Prints the layers that supply PATH, top first (for a directory: every merged layer).
+pub fn cmd_which(a: WhichArgs) -> anyhow::Result<i32> {
+    let p = &a.path;
+    let md = std::fs::symlink_metadata(p).map_err(|e| anyhow::anyhow!("{}: {}", p.display(), short(&e)))?;
+    // Symlinks and devices cannot carry user xattrs: ask their directory about them.
+    let text = if md.is_dir() || md.is_file() {
+        read_virtual(p, crate::unionfs::WHICH_XATTR)?
+    } else {
+        let parent = p.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let name = p.file_name().ok_or_else(|| anyhow::anyhow!("{}: no file name", p.display()))?;
+        read_virtual(parent, &format!("{}.{}", crate::unionfs::WHICH_XATTR, name.to_string_lossy()))?
+    };
+    print!("{text}");
+    Ok(0)
+}
+
+fn read_virtual(p: &Path, name: &str) -> anyhow::Result<String> {
+    match xattr::get(p, name) {
+        Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
+        Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),
+        Err(e) => bail!("{}: {}", p.display(), short(&e)),
+    }
 }

@@ -1,6 +1,7 @@
 //! Union semantics over plain directories, following kernel overlayfs. No FUSE here:
 //! every operation takes inode numbers and names and returns `io::Result` with the errno
 //! overlayfs would give.
+mod introspect;
 pub mod layers;
 pub mod node;
 mod ops;
@@ -8,6 +9,7 @@ mod readdir;
 
 pub use layers::{LayerSpec, Layers, SpecError};
 pub use node::{LowerRef, Node, NodeState, ROOT};
+pub use introspect::{LAYERS_XATTR, WHICH_XATTR};
 pub use ops::{Caller, SetAttr, SetTime};
 pub use readdir::DirEntry;
 

@@ -157,6 +157,23 @@ impl UnionFs {
         }
     }
 
+    /// Copies a directory and everything the union shows under it into the upper layer
+    /// and makes it opaque, so it no longer depends on lower layers (aufs-format rename).
+    fn copy_up_tree(&self, ino: u64) -> io::Result<()> {
+        self.copy_up(ino)?;
+        for e in self.list_dir(ino)? {
+            let (child, _) = self.lookup(ino, &e.name)?;
+            let r = if child.is_dir { self.copy_up_tree(child.ino) } else { self.copy_up(child.ino) };
+            self.forget(child.ino, 1);
+            r?;
+        }
+        let node = self.node(ino)?;
+        self.set_opaque(self.upper()?, &self.path_of(ino)?)?;
+        let mut st = node.lock();
+        st.lowers.clear();
+        Ok(())
+    }
+
     /// Adds DELTA to the offset kept in `overlay.nlink` of an indexed object.
     fn adjust_nlink(&self, fd: RawFd, p: &OsStr, delta: i64) -> io::Result<()> {
         let x = &self.layers.xattr.nlink;
@@ -539,15 +556,15 @@ impl UnionFs {
         if !last || st.index.is_some() {
             return;
         }
-        if let Ok((fd, p)) = self.real(node, &st) {
-            if let Ok(f) = sys::openat(
+        if let Ok((fd, p)) = self.real(node, &st)
+            && let Ok(f) = sys::openat(
                 fd,
                 &p,
                 libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
                 0,
-            ) {
-                node.lock().orphan = Some(Arc::new(f));
-            }
+            )
+        {
+            node.lock().orphan = Some(Arc::new(f));
         }
     }
 
@@ -618,7 +635,13 @@ impl UnionFs {
         if self.layers.format == Format::Aufs
             && (needs_redirect(&src) || (exchange && dst.as_ref().is_some_and(needs_redirect)))
         {
-            return Err(sys::errno(libc::EXDEV));
+            // aufs has no redirects: move a whole copy instead, then rename plainly.
+            for f in [Some(&src), dst.as_ref().filter(|_| exchange)].into_iter().flatten() {
+                if needs_redirect(f) {
+                    self.copy_up_tree(f.ino)?;
+                }
+            }
+            return self.rename(op, oname, np, nname, flags);
         }
         let src_node = self.node(src.ino)?;
         self.copy_up(op)?;
@@ -634,10 +657,10 @@ impl UnionFs {
             }
             (Some(d), false) => {
                 let n = self.nodes.get(d.ino);
-                if let Some(n) = &n {
-                    if !Arc::ptr_eq(n, &src_node) {
-                        self.keep_orphan(n, np, nname);
-                    }
+                if let Some(n) = &n
+                    && !Arc::ptr_eq(n, &src_node)
+                {
+                    self.keep_orphan(n, np, nname);
                 }
                 n
             }
@@ -675,10 +698,10 @@ impl UnionFs {
             }
         }
         self.fix_moved_dir(&src_node, &src, &npath, op == np, oname, new_lower)?;
-        if let (Some(d), Some(dn)) = (&dst, &dst_node) {
-            if exchange {
-                self.fix_moved_dir(dn, d, &opath, op == np, nname, old_lower)?;
-            }
+        if let (Some(d), Some(dn)) = (&dst, &dst_node)
+            && exchange
+        {
+            self.fix_moved_dir(dn, d, &opath, op == np, nname, old_lower)?;
         }
         // The node table follows.
         {
@@ -687,14 +710,14 @@ impl UnionFs {
             st.aliases.retain(|x| *x != a);
             st.aliases.insert(0, (np, nname.to_owned()));
         }
-        if let Some(dn) = dst_node {
-            if !Arc::ptr_eq(&dn, &src_node) {
-                let mut st = dn.lock();
-                let a = (np, nname.to_owned());
-                st.aliases.retain(|x| *x != a);
-                if exchange {
-                    st.aliases.insert(0, (op, oname.to_owned()));
-                }
+        if let Some(dn) = dst_node
+            && !Arc::ptr_eq(&dn, &src_node)
+        {
+            let mut st = dn.lock();
+            let a = (np, nname.to_owned());
+            st.aliases.retain(|x| *x != a);
+            if exchange {
+                st.aliases.insert(0, (op, oname.to_owned()));
             }
         }
         Ok(())
@@ -778,6 +801,13 @@ impl UnionFs {
     pub fn getxattr(&self, ino: u64, name: &CStr, size: usize) -> io::Result<Vec<u8>> {
         if self.is_private_xattr(name) {
             return Err(sys::errno(libc::EOPNOTSUPP));
+        }
+        if let Some(v) = self.virtual_xattr(ino, name.to_bytes()) {
+            let v = v?;
+            if size != 0 && v.len() > size {
+                return Err(sys::errno(libc::ERANGE));
+            }
+            return Ok(v);
         }
         let node = self.node(ino)?;
         let st = node.snapshot();

@@ -72,7 +72,7 @@ impl XattrNames {
 pub fn aufs_whiteout_name(name: &OsStr) -> OsString {
     let mut v = AUFS_PREFIX.to_vec();
     v.extend_from_slice(name.as_bytes());
-    OsString::from(OsStr::from_bytes(&v).to_owned())
+    OsStr::from_bytes(&v).to_owned()
 }
 
 /// Names that are format metadata and never listed through the union.
@@ -139,10 +139,10 @@ pub fn get(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
 
 /// Is directory `p` opaque in either format?
 pub fn is_opaque_dir(dir: RawFd, p: &OsStr, x: &XattrNames) -> io::Result<bool> {
-    if let Some(v) = get(dir, p, &x.opaque)? {
-        if v.first() == Some(&b'y') {
-            return Ok(true);
-        }
+    if let Some(v) = get(dir, p, &x.opaque)?
+        && v.first() == Some(&b'y')
+    {
+        return Ok(true);
     }
     let marker = join(p, OsStr::new(AUFS_OPAQUE));
     Ok(sys::lstat_opt(dir, &marker)?.is_some())
@@ -174,7 +174,7 @@ pub fn join(parent: &OsStr, name: &OsStr) -> OsString {
     let mut v = parent.as_bytes().to_vec();
     v.push(b'/');
     v.extend_from_slice(name.as_bytes());
-    OsString::from(OsStr::from_bytes(&v).to_owned())
+    OsStr::from_bytes(&v).to_owned()
 }
 
 /// Kernel overlayfs' file handle of a lower object (`struct ovl_fb`): what
