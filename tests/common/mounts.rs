@@ -52,6 +52,13 @@ impl Mount {
                         self.merged.display()
                     ));
                 }
+                // Let the daemon finish exiting before the path is reused: one that exits
+                // late unmounts whatever is mounted there next (mount_cli tests that bug on
+                // its own; here it would only hide other differences).
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !unionctl_daemons(&self.merged).is_empty() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 Ok(())
             }
         }
@@ -70,14 +77,25 @@ impl Drop for Mount {
 /// only with an upper layer; without one the mount is read-only).
 pub fn mount_kernel(dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
     let data = kernel_options(dirs, false);
-    nix::mount::mount(
-        Some("overlay"),
-        merged,
-        Some("overlay"),
-        nix::mount::MsFlags::empty(),
-        Some(data.as_str()),
-    )
-    .map_err(|e| format!("mount -t overlay -o {data} {}: {e}", merged.display()))?;
+    let mount = || {
+        nix::mount::mount(
+            Some("overlay"),
+            merged,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(data.as_str()),
+        )
+    };
+    // EBUSY: the upper is still "in use" by an earlier overlay mount of it whose super block
+    // lives on in a mount namespace copied meanwhile (other tests on the machine start
+    // containers); it goes away when that namespace does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut result = mount();
+    while result == Err(nix::errno::Errno::EBUSY) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        result = mount();
+    }
+    result.map_err(|e| format!("mount -t overlay -o {data} {}: {e}", merged.display()))?;
     Ok(Mount {
         merged: merged.to_path_buf(),
         kind: Kind::Kernel,
