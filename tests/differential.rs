@@ -710,6 +710,45 @@ enum Op {
     Stat {
         path: String,
     },
+    Mknod {
+        path: String,
+        node: Node,
+    },
+    Fallocate {
+        path: String,
+        off: u64,
+        len: u64,
+        how: Falloc,
+    },
+    Seek {
+        path: String,
+        off: u64,
+        hole: bool,
+    },
+    Access {
+        path: String,
+        mode: i32,
+    },
+    OpenTrunc {
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Node {
+    Fifo,
+    Socket,
+    /// char 1:3, as /dev/null
+    CharDevice,
+    /// char 0:0, which overlayfs keeps for whiteouts
+    Whiteout,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Falloc {
+    Allocate,
+    KeepSize,
+    PunchHole,
 }
 
 impl Op {
@@ -724,6 +763,8 @@ impl Op {
                 | Op::ListXattr { .. }
                 | Op::Readdir { .. }
                 | Op::Lstat { .. }
+                | Op::Seek { .. }
+                | Op::Access { .. }
                 | Op::Stat { .. }
         )
     }
@@ -794,7 +835,7 @@ impl Model {
             Op::Write { path, .. } | Op::Append { path, .. } | Op::CreateExcl { path, .. } => {
                 self.add(path, false)
             }
-            Op::Symlink { path, .. } => self.add(path, false),
+            Op::Symlink { path, .. } | Op::Mknod { path, .. } => self.add(path, false),
             Op::Link { to, .. } => self.add(to, false),
             Op::Mkdir { path, .. } => self.add(path, true),
             Op::Rename { from, to, .. } => {
@@ -820,6 +861,17 @@ impl Model {
 
     fn existing(&self, rng: &mut Rng) -> String {
         rng.pick(&self.paths).clone()
+    }
+
+    /// A known path that was never seen as a directory (falls back to any after a few tries).
+    fn non_dir(&self, rng: &mut Rng) -> String {
+        for _ in 0..8 {
+            let p = self.existing(rng);
+            if !self.dirs.contains(&p) {
+                return p;
+            }
+        }
+        self.existing(rng)
     }
 
     fn fresh(&self, rng: &mut Rng) -> String {
@@ -854,7 +906,7 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
             )),
         }
     };
-    match rng.below(100) {
+    match rng.below(112) {
         0..=9 => Op::Write {
             path: m.any(rng),
             len: rng.len(),
@@ -974,7 +1026,45 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         94..=97 => Op::Lstat {
             path: m.existing(rng),
         },
-        _ => Op::Stat {
+        98..=99 => Op::Stat {
+            path: m.existing(rng),
+        },
+        100..=101 => Op::Mknod {
+            path: m.any(rng),
+            node: *rng.pick(&[Node::Fifo, Node::Socket, Node::CharDevice, Node::Whiteout]),
+        },
+        102..=104 => Op::Fallocate {
+            path: m.existing(rng),
+            off: rng.below(1 << 20),
+            len: 1 + rng.below(200_000),
+            how: *rng.pick(&[Falloc::Allocate, Falloc::KeepSize, Falloc::PunchHole]),
+        },
+        105..=107 => Op::Seek {
+            // The lower layers' sparse file: its holes must survive copy-up.
+            // (Not on directories: lseek there is each file system's own business.)
+            path: if rng.chance(30) {
+                "sparse".into()
+            } else {
+                m.non_dir(rng)
+            },
+            off: if rng.chance(50) {
+                0
+            } else {
+                rng.below(1 << 20)
+            },
+            hole: rng.chance(50),
+        },
+        108..=109 => Op::Access {
+            path: m.existing(rng),
+            mode: *rng.pick(&[
+                libc::F_OK,
+                libc::R_OK,
+                libc::W_OK,
+                libc::X_OK,
+                libc::R_OK | libc::W_OK,
+            ]),
+        },
+        _ => Op::OpenTrunc {
             path: m.existing(rng),
         },
     }
@@ -1079,13 +1169,16 @@ fn stat_desc(root: &Path, rel: &str, follow: bool) -> Result<String, String> {
         _ => 'b',
     };
     Ok(format!(
-        "ok {kind} {:o} size={} nlink={} {}:{} blocks>0={}",
+        "ok {kind} {:o} size={} nlink={} {}:{} blocks>0={} sparse={} rdev={:x}",
         st.st_mode & 0o7777,
         st.st_size,
         st.st_nlink,
         st.st_uid,
         st.st_gid,
-        st.st_blocks > 0
+        st.st_blocks > 0,
+        // Copy-up must keep holes: fewer bytes allocated than the size says.
+        kind == 'f' && st.st_blocks * 512 < st.st_size,
+        st.st_rdev
     ))
 }
 
@@ -1343,5 +1436,53 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         }
         Op::Lstat { path } => stat_desc(root, path, false),
         Op::Stat { path } => stat_desc(root, path, true),
+        Op::Mknod { path, node } => {
+            let p = cpath(root, path);
+            let (mode, dev) = match node {
+                Node::Fifo => (S_IFIFO | 0o644, 0),
+                Node::Socket => (S_IFSOCK | 0o600, 0),
+                Node::CharDevice => (S_IFCHR | 0o666, makedev(1, 3)),
+                Node::Whiteout => (S_IFCHR | 0o600, 0),
+            };
+            // SAFETY: valid path.
+            ok(unsafe { mknod(p.as_ptr(), mode, dev) })?;
+            stat_desc(root, path, false)
+        }
+        Op::Fallocate {
+            path,
+            off,
+            len,
+            how,
+        } => {
+            let fd = crate::open(root, path, O_WRONLY, 0)?;
+            let mode = match how {
+                Falloc::Allocate => 0,
+                Falloc::KeepSize => FALLOC_FL_KEEP_SIZE,
+                Falloc::PunchHole => FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+            };
+            // SAFETY: fd is open.
+            let r = ok(unsafe { fallocate(fd, mode, *off as i64, *len as i64) });
+            crate::close(fd)?;
+            r?;
+            stat_desc(root, path, true)
+        }
+        Op::Seek { path, off, hole } => {
+            let fd = crate::open(root, path, O_RDONLY, 0)?;
+            let whence = if *hole { SEEK_HOLE } else { SEEK_DATA };
+            // SAFETY: fd is open.
+            let r = check(unsafe { lseek(fd, *off as i64, whence) } as _);
+            crate::close(fd)?;
+            Ok(format!("ok {}", r?))
+        }
+        Op::Access { path, mode } => {
+            let p = cpath(root, path);
+            // SAFETY: valid path.
+            ok(unsafe { access(p.as_ptr(), *mode) })
+        }
+        Op::OpenTrunc { path } => {
+            let fd = crate::open(root, path, O_WRONLY | O_TRUNC, 0)?;
+            crate::close(fd)?;
+            stat_desc(root, path, true)
+        }
     }
 }
