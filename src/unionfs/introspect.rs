@@ -37,7 +37,12 @@ impl UnionFs {
         }
         for l in &st.lowers {
             let layer = &self.layers.lowers[l.layer];
-            let _ = writeln!(s, "lower {}\t{}", l.layer, layer.path.join(&l.path).display());
+            let _ = writeln!(
+                s,
+                "lower {}\t{}",
+                l.layer,
+                layer.path.join(&l.path).display()
+            );
         }
         s
     }
@@ -54,7 +59,9 @@ impl UnionFs {
             if rest.is_empty() {
                 return Ok(self.describe_state(&node.snapshot(), &path).into_bytes());
             }
-            let child = rest.strip_prefix(b".").ok_or_else(|| sys::errno(libc::ENODATA))?;
+            let child = rest
+                .strip_prefix(b".")
+                .ok_or_else(|| sys::errno(libc::ENODATA))?;
             let f = self
                 .resolve(&node.snapshot(), &path, OsStr::from_bytes(child))?
                 .ok_or_else(|| sys::errno(libc::ENOENT))?;
@@ -66,7 +73,9 @@ impl UnionFs {
                 index: f.index,
                 orphan: None,
             };
-            Ok(self.describe_state(&st, &crate::whiteout::join(&path, OsStr::from_bytes(child))).into_bytes())
+            Ok(self
+                .describe_state(&st, &crate::whiteout::join(&path, OsStr::from_bytes(child)))
+                .into_bytes())
         })())
     }
 }
