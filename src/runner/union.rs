@@ -11,9 +11,7 @@ fn unionctl_binary() -> Result<PathBuf> {
 /// Mounts `lowers` (top first) under `upper` at `merged`. Must run in the mount (and,
 /// rootless, user) namespace the container will be created from.
 pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
-    // TEMPORARY stand-in until `unionctl mount` lands on main.
-    if std::env::var_os("UNIONCTL_KERNEL_OVERLAY").is_some() {
-        let lower = lowers.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":");
+    let lower = lowers.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":");
         // SAFETY: getter.
         let extra = if std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default().contains("4294967295") { "" } else { ",userxattr" };
         let data = format!("lowerdir={lower},upperdir={},workdir={}{extra}", upper.display(), work.display());
@@ -58,9 +56,6 @@ fn read_errors(mut f: std::fs::File) -> String {
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
-    if std::env::var_os("UNIONCTL_KERNEL_OVERLAY").is_some() {
-        return nix::mount::umount2(merged, nix::mount::MntFlags::MNT_DETACH).context("umount");
-    }
     let errors = tempfile::tempfile().context("temporary file")?;
     let out = Command::new(unionctl_binary()?)
         .arg("umount")
