@@ -11,12 +11,6 @@ fn unionctl_binary() -> Result<PathBuf> {
 /// Mounts `lowers` (top first) under `upper` at `merged`. Must run in the mount (and,
 /// rootless, user) namespace the container will be created from.
 pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
-    let lower = lowers.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":");
-        // SAFETY: getter.
-        let extra = if std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default().contains("4294967295") { "" } else { ",userxattr" };
-        let data = format!("lowerdir={lower},upperdir={},workdir={}{extra}", upper.display(), work.display());
-        return nix::mount::mount(Some("overlay"), merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(data.as_str())).with_context(|| format!("overlay {data}"));
-    }
     let lower = lowers
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -41,7 +35,11 @@ pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Re
         .status()
         .context("run unionctl mount")?;
     if !out.success() {
-        bail!("union mount of {}: {}", merged.display(), read_errors(errors));
+        bail!(
+            "union mount of {}: {}",
+            merged.display(),
+            read_errors(errors)
+        );
     }
     Ok(())
 }
@@ -52,7 +50,11 @@ fn read_errors(mut f: std::fs::File) -> String {
     let _ = f.rewind();
     let _ = f.read_to_string(&mut s);
     let s = s.trim().trim_start_matches("unionctl: ");
-    if s.is_empty() { "failed".into() } else { s.to_string() }
+    if s.is_empty() {
+        "failed".into()
+    } else {
+        s.to_string()
+    }
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
@@ -66,7 +68,11 @@ pub fn unmount(merged: &Path) -> Result<()> {
         .status()
         .context("run unionctl umount")?;
     if !out.success() {
-        bail!("union umount of {}: {}", merged.display(), read_errors(errors));
+        bail!(
+            "union umount of {}: {}",
+            merged.display(),
+            read_errors(errors)
+        );
     }
     Ok(())
 }
@@ -87,12 +93,13 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;
