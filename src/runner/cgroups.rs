@@ -45,7 +45,17 @@ pub fn parse_mounts(mountinfo: &str) -> Mounts {
                 let ctrls: Vec<String> = opts
                     .split(',')
                     .filter(|o| {
-                        !matches!(*o, "rw" | "ro") && !o.starts_with("name=") && !o.contains('=')
+                        // Super options that are not controllers.
+                        !o.contains('=')
+                            && !matches!(
+                                *o,
+                                "rw" | "ro"
+                                    | "xattr"
+                                    | "noprefix"
+                                    | "clone_children"
+                                    | "cpuset_v2_mode"
+                                    | "favordynmods"
+                            )
                     })
                     .map(str::to_string)
                     .collect();
