@@ -219,9 +219,11 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
 }
 
 pub fn run(root: &Path, a: RunArgs) -> Result<i32> {
+    super::trace("run");
     let plan = plan_run(root, &a)?;
     let detach = a.detach;
     let mut c = create(root, plan)?;
+    super::trace("created");
     if detach {
         if let Err(e) = supervisor::spawn_detached(&c) {
             let _ = supervisor::remove_container_files(&c);
@@ -516,16 +518,25 @@ fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {
     supervisor::remove_trees(&dirs)
 }
 
-/// Freezes every process of a running container (v1 freezer cgroup, else SIGSTOP to each
-/// process of its pid namespace). Used by `commit -p`.
+/// Freezes every process of a running container (a v1 freezer cgroup made on demand,
+/// else SIGSTOP to each process of its pid namespace). Used by `commit -p`.
 pub fn pause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
-    if !cgroups::set_frozen(&c.cgroups, true)? {
-        signal_all(c, libc::SIGSTOP)?;
+    let mut c = Container::load(&c.dir)?;
+    let has_freezer = c.cgroups.iter().any(|d| d.join("freezer.state").exists());
+    if !has_freezer
+        && let Some(dir) = cgroups::freezer_for(&c.id, || ns_pids(&c).unwrap_or_default())
+    {
+        c.update(|r| r.cgroups.push(dir))?;
     }
-    let mut c = c.clone();
+    if cgroups::set_frozen(&c.cgroups, true)? {
+        // A process forked during the move joins the frozen cgroup now.
+        let _ = cgroups::freezer_for(&c.id, || ns_pids(&c).unwrap_or_default());
+    } else {
+        signal_all(&c, libc::SIGSTOP)?;
+    }
     c.update(|r| r.paused = true)
 }
 
@@ -533,29 +544,34 @@ pub fn unpause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
+    let mut c = Container::load(&c.dir)?;
     if !cgroups::set_frozen(&c.cgroups, false)? {
-        signal_all(c, libc::SIGCONT)?;
+        signal_all(&c, libc::SIGCONT)?;
     }
-    let mut c = c.clone();
     c.update(|r| r.paused = false)
+}
+
+/// Every process in the container's pid namespace.
+fn ns_pids(c: &Container) -> Result<Vec<i32>> {
+    let pid = c.pid.context("container has no pid")?;
+    let ns = fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .with_context(|| format!("pid namespace of {pid}"))?;
+    let mut out = Vec::new();
+    for entry in fs::read_dir("/proc")?.flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns) {
+            out.push(p);
+        }
+    }
+    Ok(out)
 }
 
 /// Sends `sig` to every process in the container's pid namespace.
 fn signal_all(c: &Container, sig: libc::c_int) -> Result<()> {
-    let pid = c.pid.context("container has no pid")?;
-    let ns = fs::read_link(format!("/proc/{pid}/ns/pid"))
-        .with_context(|| format!("pid namespace of {pid}"))?;
-    for entry in fs::read_dir("/proc")?.flatten() {
-        let Some(p) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<i32>().ok())
-        else {
-            continue;
-        };
-        if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns) {
-            let _ = linux::kill(p, sig);
-        }
+    for p in ns_pids(c)? {
+        let _ = linux::kill(p, sig);
     }
     Ok(())
 }

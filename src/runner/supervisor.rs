@@ -39,6 +39,7 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
         let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
     }
     let code = running.wait(c, stdio);
+    super::trace("exited");
     finish(c, &running.cgroups, code)
 }
 
@@ -58,6 +59,7 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
         pids: c.config.pids_limit,
     };
     let cg = cgroups::create(&c.id, &limits, rootless)?;
+    super::trace("cgroups");
     let result = start_in_cgroups(c, stdio, rootless, &cg);
     match result {
         Ok((pid, pty_master, signals)) => Ok(Running {
@@ -94,6 +96,7 @@ fn start_in_cgroups(
         fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
     }
     union::mount(&c.lowers, &c.upper(), &c.work(), &c.merged())?;
+    super::trace("mounted");
     match clone_container(c, stdio, full_idmap, cg) {
         Ok(started) => Ok(started),
         Err(e) => {
@@ -212,6 +215,7 @@ fn clone_container(
         );
     };
     drop((go_r, err_w, pty_child));
+    super::trace("cloned");
     let fail = |e: anyhow::Error| -> anyhow::Error {
         let _ = linux::kill(pid, libc::SIGKILL);
         let _ = linux::wait_pid(pid);
@@ -220,6 +224,7 @@ fn clone_container(
     if let Err(e) = cg.add(pid) {
         return Err(fail(e));
     }
+    super::trace("cgroup joined");
     if let Err(e) = linux::write_all_fd(go_w.as_raw_fd(), b"g") {
         return Err(fail(anyhow!("start the container: {e}")));
     }
@@ -237,6 +242,7 @@ fn clone_container(
         }
     }
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+    super::trace("execed");
     if !msg.is_empty() {
         let _ = linux::wait_pid(pid);
         return Err(anyhow!(
@@ -300,7 +306,13 @@ impl Running {
 /// After pid 1 exited: unmount, remove cgroups, record the exit, honour --rm.
 fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
     let umount = union::unmount(&c.merged());
+    super::trace("unmounted");
     cg.remove();
+    // cgroups made meanwhile (the freezer of a pause) are in the record.
+    if let Ok(fresh) = Container::load(&c.dir) {
+        cgroups::remove_dirs(&fresh.cgroups);
+    }
+    super::trace("cgroups removed");
     c.update(|r| {
         r.status = Status::Exited;
         r.exit_code = Some(code);
@@ -310,10 +322,13 @@ fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
         r.finished_at = Some(state::now_rfc3339());
         r.supervisor_pid = None;
         r.supervisor_start = None;
+        r.cgroups.clear();
     })?;
     umount?;
+    super::trace("state saved");
     if c.config.auto_remove {
         remove_container_files(c)?;
+        super::trace("removed");
     }
     Ok(code)
 }

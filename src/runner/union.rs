@@ -58,23 +58,8 @@ fn read_errors(mut f: std::fs::File) -> String {
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
-    let errors = tempfile::tempfile().context("temporary file")?;
-    let out = Command::new(unionctl_binary()?)
-        .arg("umount")
-        .arg(merged)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(errors.try_clone()?)
-        .status()
-        .context("run unionctl umount")?;
-    if !out.success() {
-        bail!(
-            "union umount of {}: {}",
-            merged.display(),
-            read_errors(errors)
-        );
-    }
-    Ok(())
+    // The library call `unionctl umount` makes, without the cost of another exec.
+    crate::fuse::unmount(merged)
 }
 
 /// Whether `path` is a mount point in the current mount namespace.
