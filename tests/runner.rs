@@ -763,3 +763,35 @@ fn debian_minbase_rootfs() {
     ]);
     assert_eq!(ok(&o), "nobody\nok\n");
 }
+
+#[test]
+fn a_killed_supervisor_is_cleaned_up_by_rm() {
+    let s = Store::new();
+    let id = ok(&s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "--rootfs",
+        &bb(),
+        "sleep",
+        "30",
+    ]))
+    .trim()
+    .to_string();
+    let c = unionctl::runner::find_container(s.root(), "orphan").unwrap();
+    let sup = c.supervisor_pid.unwrap();
+    let pid = c.pid.unwrap();
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ok(&s.run(&["ps"])).contains("orphan"), "pid 1 still runs");
+    ok(&s.run(&["rm", "-f", "orphan"]));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            let st = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            st.contains(") Z ")
+        }
+    );
+    assert!(host_mounts_with(&id).is_empty(), "union left mounted");
+    assert!(s.containers().is_empty());
+}

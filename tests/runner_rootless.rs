@@ -256,3 +256,45 @@ fn rootless_debian_minbase() {
     assert!(pkgs > 50, "{out}");
     assert_eq!(lines.next(), Some("root"));
 }
+
+#[test]
+fn rootless_killed_supervisor_leaves_no_union_daemon() {
+    let r = Rootless::new();
+    ok(&r.run(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "--rootfs",
+        &r.rootfs(),
+        "sleep",
+        "30",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&ok(&r.run(&["ps", "--json"]))).unwrap();
+    let sup = json[0]["supervisor_pid"].as_i64().unwrap() as i32;
+    let ns = json[0]["union_mnt_ns"].as_str().unwrap().to_string();
+    let in_ns = || -> Vec<i32> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| {
+                fs::read_link(format!("/proc/{p}/ns/mnt"))
+                    .map(|l| l.to_string_lossy() == ns)
+                    .unwrap_or(false)
+            })
+            .filter(|p| {
+                !fs::read_to_string(format!("/proc/{p}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ")
+            })
+            .collect()
+    };
+    assert!(!in_ns().is_empty(), "the union daemon should live in {ns}");
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    ok(&r.run(&["rm", "-f", "orphan"]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(in_ns().is_empty(), "processes left in {ns}: {:?}", in_ns());
+    assert_eq!(r.containers(), 0);
+}

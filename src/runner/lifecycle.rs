@@ -191,6 +191,7 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         pid_start: None,
         supervisor_pid: None,
         supervisor_start: None,
+        union_mnt_ns: None,
         // SAFETY: getter.
         rootless: unsafe { libc::geteuid() } != 0,
         paused: false,
@@ -558,7 +559,11 @@ fn ns_pids(c: &Container) -> Result<Vec<i32>> {
         .with_context(|| format!("pid namespace of {pid}"))?;
     let mut out = Vec::new();
     for entry in fs::read_dir("/proc")?.flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns) {

@@ -82,7 +82,9 @@ pub fn trace(phase: &str) {
     use std::sync::OnceLock;
     use std::time::Instant;
     static START: OnceLock<Option<Instant>> = OnceLock::new();
-    if let Some(t0) = START.get_or_init(|| std::env::var_os("UNIONCTL_TRACE").map(|_| Instant::now())) {
+    if let Some(t0) =
+        START.get_or_init(|| std::env::var_os("UNIONCTL_TRACE").map(|_| Instant::now()))
+    {
         eprintln!("[{:7.2} ms] {phase}", t0.elapsed().as_secs_f64() * 1000.0);
     }
 }

@@ -91,6 +91,10 @@ fn start_in_cgroups(
     if rootless {
         // The union must be mounted inside the user and mount namespace it is used from.
         full_idmap = idmap::enter_user_namespace(libc::CLONE_NEWNS)?;
+        let ns = fs::read_link("/proc/self/ns/mnt")
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        c.update(|r| r.union_mnt_ns = ns)?;
     }
     for d in [c.upper(), c.work(), c.merged()] {
         fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
@@ -322,6 +326,7 @@ fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
         r.finished_at = Some(state::now_rfc3339());
         r.supervisor_pid = None;
         r.supervisor_start = None;
+        r.union_mnt_ns = None;
         r.cgroups.clear();
     })?;
     umount?;
@@ -461,6 +466,10 @@ pub fn recover(c: &mut Container) -> Result<()> {
     if union::is_mounted(&c.merged()) {
         let _ = union::unmount(&c.merged());
     }
+    if let Some(ns) = &c.union_mnt_ns {
+        // Rootless: the union daemon serves a mount only its own namespace sees.
+        kill_mount_namespace(ns);
+    }
     cgroups::remove_dirs(&c.cgroups);
     c.update(|r| {
         if r.status == Status::Running {
@@ -472,6 +481,33 @@ pub fn recover(c: &mut Container) -> Result<()> {
         r.pid_start = None;
         r.supervisor_pid = None;
         r.supervisor_start = None;
+        r.union_mnt_ns = None;
         r.paused = false;
     })
+}
+
+/// Kills every process (of ours) in the mount namespace `ns` (`mnt:[N]`).
+fn kill_mount_namespace(ns: &str) {
+    let ours = fs::read_link("/proc/self/ns/mnt").map(|p| p.to_string_lossy().into_owned());
+    if ours.as_deref().ok() == Some(ns) {
+        return;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if fs::read_link(format!("/proc/{pid}/ns/mnt"))
+            .map(|p| p.to_string_lossy() == ns)
+            .unwrap_or(false)
+        {
+            let _ = linux::kill(pid, libc::SIGKILL);
+        }
+    }
 }
