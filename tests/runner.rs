@@ -795,3 +795,41 @@ fn a_killed_supervisor_is_cleaned_up_by_rm() {
     assert!(host_mounts_with(&id).is_empty(), "union left mounted");
     assert!(s.containers().is_empty());
 }
+
+#[test]
+fn attach_to_a_detached_container() {
+    use std::io::Write;
+    let s = Store::new();
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "talk",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        "echo ready; while read l; do echo got:$l; [ \"$l\" = quit ] && exit 3; done",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut child = s
+        .cmd()
+        .args(["attach", "talk"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    input.write_all(b"hello\nquit\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "got:hello\ngot:quit\n");
+    assert_eq!(
+        ok(&s.run(&["logs", "talk"])),
+        "ready\ngot:hello\ngot:quit\n"
+    );
+    let o = s.run(&["attach", "talk"]);
+    assert!(code(&o) != 0 && stderr(&o).contains("is not running"));
+}

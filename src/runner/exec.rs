@@ -98,6 +98,9 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         output: 1,
         foreground: true,
         interactive: a.interactive,
+        container_output: None,
+        container_input: None,
+        attach: None,
     })?;
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
     if !msg.is_empty() {

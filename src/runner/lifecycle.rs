@@ -451,34 +451,23 @@ pub fn logs(root: &Path, a: CtrArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Follows the output of a running detached container until it exits; returns its code.
+/// Connects our stdin and stdout to a running detached container until it exits;
+/// returns its exit code.
 pub fn attach(root: &Path, a: CtrArgs) -> Result<i32> {
     let c = state::find_container(root, &a.container)?;
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
-    let mut f =
-        fs::File::open(c.log_path()).with_context(|| format!("{}", c.log_path().display()))?;
-    use std::io::{Read, Seek, SeekFrom};
-    f.seek(SeekFrom::End(0))?;
-    let mut buf = vec![0u8; 16384];
-    let mut out = std::io::stdout();
+    super::tty::attach_client(&c.id)
+        .with_context(|| format!("attach to {} (only detached containers)", c.name))?;
+    // The supervisor records the exit code just after closing our connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let n = f.read(&mut buf)?;
-        if n > 0 {
-            out.write_all(&buf[..n])?;
-            out.flush()?;
-            continue;
-        }
         let fresh = Container::load(&c.dir)?;
-        if fresh.live_status() != Status::Running {
-            // Drain what arrived meanwhile.
-            let mut rest = Vec::new();
-            f.read_to_end(&mut rest)?;
-            out.write_all(&rest)?;
+        if fresh.live_status() != Status::Running || Instant::now() > deadline {
             return Ok(fresh.exit_code.unwrap_or(0));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 

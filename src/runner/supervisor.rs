@@ -46,8 +46,19 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
 struct Running {
     pid: libc::pid_t,
     cgroups: Cgroups,
+    io: Io,
+}
+
+/// The supervisor's ends of the container's stdio.
+struct Io {
     pty_master: Option<OwnedFd>,
-    signals: Option<nix::sys::signalfd::SignalFd>,
+    signals: nix::sys::signalfd::SignalFd,
+    /// Detached without a tty: the container's stdout+stderr pipe.
+    output: Option<OwnedFd>,
+    /// Detached with -i and no tty: the container's stdin pipe.
+    input: Option<OwnedFd>,
+    /// Detached: where `attach` connects.
+    attach: Option<std::os::unix::net::UnixListener>,
 }
 
 fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
@@ -62,11 +73,10 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
     super::trace("cgroups");
     let result = start_in_cgroups(c, stdio, rootless, &cg);
     match result {
-        Ok((pid, pty_master, signals)) => Ok(Running {
+        Ok((pid, io)) => Ok(Running {
             pid,
             cgroups: cg,
-            pty_master,
-            signals,
+            io,
         }),
         Err(e) => {
             cg.remove();
@@ -75,11 +85,7 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
     }
 }
 
-type Started = (
-    libc::pid_t,
-    Option<OwnedFd>,
-    Option<nix::sys::signalfd::SignalFd>,
-);
+type Started = (libc::pid_t, Io);
 
 fn start_in_cgroups(
     c: &mut Container,
@@ -174,21 +180,29 @@ fn clone_container(
     } else {
         (None, None)
     };
-    let log = if stdio == Stdio::Log {
-        Some(
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(c.log_path())
-                .with_context(|| format!("{}", c.log_path().display()))?,
-        )
+    // Detached: output (and input with -i) pass through us, for the log and `attach`.
+    let detached = stdio == Stdio::Log;
+    let (out_r, out_w) = if detached && !c.config.tty {
+        let (r, w) = linux::pipe()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    let (in_r, in_w) = if detached && !c.config.tty && c.config.interactive {
+        let (r, w) = linux::pipe()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    let attach = if detached {
+        Some(tty::attach_listener(&c.id)?)
     } else {
         None
     };
     let devnull = fs::File::open("/dev/null").context("/dev/null")?;
 
     // Blocked before the clone: the child unblocks them just before exec.
-    let signals = Some(tty::forwarded_signals()?);
+    let signals = tty::forwarded_signals()?;
 
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
@@ -197,16 +211,18 @@ fn clone_container(
     }
     let child = linux::clone_fork(flags).context("clone the container process")?;
     let Some(pid) = child else {
-        drop((go_w, err_r, pty_parent));
+        drop((go_w, err_r, pty_parent, out_r, in_w, attach));
         // Container stdio before anything else can print.
         // SAFETY: dup2 onto our own stdio.
         unsafe {
-            if !c.config.interactive || stdio == Stdio::Log {
-                libc::dup2(devnull.as_raw_fd(), 0);
-            }
-            if let Some(log) = &log {
-                libc::dup2(log.as_raw_fd(), 1);
-                libc::dup2(log.as_raw_fd(), 2);
+            match &in_r {
+                Some(r) => libc::dup2(r.as_raw_fd(), 0),
+                None if !c.config.interactive || detached => libc::dup2(devnull.as_raw_fd(), 0),
+                None => 0,
+            };
+            if let Some(w) = &out_w {
+                libc::dup2(w.as_raw_fd(), 1);
+                libc::dup2(w.as_raw_fd(), 2);
             }
         }
         process::container_main(
@@ -218,7 +234,7 @@ fn clone_container(
             },
         );
     };
-    drop((go_r, err_w, pty_child));
+    drop((go_r, err_w, pty_child, out_w, in_r));
     super::trace("cloned");
     let fail = |e: anyhow::Error| -> anyhow::Error {
         let _ = linux::kill(pid, libc::SIGKILL);
@@ -265,7 +281,16 @@ fn clone_container(
         r.paused = false;
         r.cgroups = dirs;
     })?;
-    Ok((pid, master, signals))
+    Ok((
+        pid,
+        Io {
+            pty_master: master,
+            signals,
+            output: out_r,
+            input: in_w,
+            attach,
+        },
+    ))
 }
 
 impl Running {
@@ -283,9 +308,6 @@ impl Running {
     }
 
     fn relay(&self, c: &Container, stdio: Stdio) -> Result<i32> {
-        let Some(sfd) = &self.signals else {
-            return linux::wait_pid(self.pid);
-        };
         let log = if stdio == Stdio::Log {
             Some(
                 fs::OpenOptions::new()
@@ -298,11 +320,14 @@ impl Running {
         };
         tty::relay(&tty::Relay {
             pid: self.pid,
-            signals: sfd,
-            master: self.pty_master.as_ref().map(|m| m.as_raw_fd()),
+            signals: &self.io.signals,
+            master: self.io.pty_master.as_ref().map(|m| m.as_raw_fd()),
             output: log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(1),
             foreground: stdio == Stdio::Inherit,
             interactive: c.config.interactive,
+            container_output: self.io.output.as_ref().map(|f| f.as_raw_fd()),
+            container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
+            attach: self.io.attach.as_ref(),
         })
     }
 }
