@@ -2,13 +2,23 @@
 # Installs the system packages and cargo tools the demo and the tests need, when missing.
 set -euo pipefail
 need=()
-for pkg in fuse3 attr; do
+for pkg in fuse3 attr skopeo umoci podman busybox-static debootstrap zstd; do
   dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
 done
 if [ ${#need[@]} -gt 0 ]; then
   export DEBIAN_FRONTEND=noninteractive
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+# File-system conformance tests (tests/pjdfstest.rs): the pjdfstest suite, and the user and
+# group named in the [dummy_auth] section of tests/pjdfstest.toml.
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+if ! command -v pjdfstest >/dev/null 2>&1 && [ ! -x "$cargo_bin/pjdfstest" ]; then
+  cargo install -q pjdfstest
+fi
+if [ "$(id -u)" = 0 ]; then
+  getent group tests >/dev/null || groupadd tests
+  id -u tests >/dev/null 2>&1 || useradd -M -g tests -d /nonexistent -s /usr/sbin/nologin tests
 fi
 # Container runner tests: a busybox-static rootfs, a debootstrap minbase rootfs, and
 # newuidmap/newgidmap for rootless sub-id ranges.

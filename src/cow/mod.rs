@@ -115,13 +115,13 @@ pub fn copy_xattrs(
         let Some(v) = sys::lgetxattr(sdir, sp, &name)? else {
             continue;
         };
-        if let Err(e) = sys::lsetxattr(ddir, dp, &name, &v, 0) {
-            if !matches!(
+        if let Err(e) = sys::lsetxattr(ddir, dp, &name, &v, 0)
+            && !matches!(
                 e.raw_os_error(),
                 Some(libc::EPERM) | Some(libc::ENOTSUP) | Some(libc::EACCES)
-            ) {
-                return Err(e);
-            }
+            )
+        {
+            return Err(e);
         }
     }
     Ok(())

@@ -3,18 +3,18 @@ use crate::sys::Stat;
 use crate::unionfs::{Caller, SetAttr, SetTime};
 use crate::unionfs::{DirEntry, ROOT, UnionFs};
 use fuser::{
-    AccessFlags, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags, Generation,
-    INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate, ReplyData,
-    ReplyDirectory, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen, ReplyStatfs, ReplyWrite,
-    ReplyXattr, Request, TimeOrNow, WriteFlags,
+    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
 };
 use std::collections::HashMap;
 use std::ffi::{CString, OsStr};
 use std::io;
-use std::os::fd::{FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -23,16 +23,109 @@ pub struct UnionFuse {
     ttl: Duration,
     dirs: Mutex<HashMap<u64, Arc<Mutex<Vec<DirEntry>>>>>,
     next_dir: AtomicU64,
+    /// FUSE passthrough was negotiated and has not failed yet.
+    passthrough: AtomicBool,
+    /// Backing files registered with the kernel, per inode: the kernel wants one backing
+    /// file per inode for all its passthrough opens.
+    backing: Mutex<HashMap<u64, Backing>>,
+}
+
+struct Backing {
+    id: BackingId,
+    /// (st_dev, st_ino) of the real file behind it.
+    real: (u64, u64),
+    opens: usize,
+}
+
+/// How one open is served.
+enum OpenMode {
+    Passthrough,
+    Cached,
+    /// Other opens of the inode pass through to another file: bypass the page cache.
+    Direct,
 }
 
 impl UnionFuse {
     pub fn new(fs: UnionFs) -> Self {
         UnionFuse {
             fs,
-            ttl: Duration::from_secs(1),
+            // Every change goes through this daemon, which tells the kernel; caching long is
+            // as safe as overlayfs caching its dentries.
+            ttl: Duration::from_secs(10),
             dirs: Mutex::new(HashMap::new()),
             next_dir: AtomicU64::new(1),
+            passthrough: AtomicBool::new(false),
+            backing: Mutex::new(HashMap::new()),
         }
+    }
+
+    /// Chooses how to serve an open of inode INO on FD, registering FD as the inode's
+    /// passthrough backing file when it can be.
+    fn open_mode(
+        &self,
+        ino: u64,
+        fd: RawFd,
+        register: impl FnOnce() -> io::Result<BackingId>,
+    ) -> OpenMode {
+        if !self.passthrough.load(Ordering::Relaxed) {
+            return OpenMode::Cached;
+        }
+        let Ok(st) = crate::sys::fstat(fd) else {
+            return OpenMode::Direct;
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return OpenMode::Cached;
+        }
+        let real = (st.st_dev, st.st_ino);
+        let mut map = self.backing.lock().unwrap();
+        if let Some(b) = map.get_mut(&ino) {
+            if b.real == real {
+                b.opens += 1;
+                return OpenMode::Passthrough;
+            }
+            return OpenMode::Direct;
+        }
+        match register() {
+            Ok(id) => {
+                map.insert(ino, Backing { id, real, opens: 1 });
+                OpenMode::Passthrough
+            }
+            Err(e) => {
+                // In a user namespace the kernel refuses (EPERM): plain reads from now on.
+                if e.raw_os_error() == Some(libc::EPERM) {
+                    self.passthrough.store(false, Ordering::Relaxed);
+                }
+                OpenMode::Cached
+            }
+        }
+    }
+
+    fn release_backing(&self, ino: u64, fd: RawFd) {
+        let mut map = self.backing.lock().unwrap();
+        if let Some(b) = map.get_mut(&ino) {
+            let same = crate::sys::fstat(fd)
+                .map(|st| (st.st_dev, st.st_ino) == b.real)
+                .unwrap_or(false);
+            if same {
+                b.opens -= 1;
+                if b.opens == 0 {
+                    map.remove(&ino);
+                }
+            }
+        }
+    }
+}
+
+impl UnionFuse {
+    fn parent_of(&self, ino: u64) -> u64 {
+        if ino == ROOT {
+            return ROOT;
+        }
+        self.fs
+            .nodes
+            .get(ino)
+            .and_then(|n| n.lock().aliases.first().map(|a| a.0))
+            .unwrap_or(ROOT)
     }
 }
 
@@ -142,10 +235,21 @@ fn check(r: isize) -> Result<usize, Errno> {
 
 impl Filesystem for UnionFuse {
     fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        use fuser::InitFlags as F;
         let _ = config.add_capabilities(
-            fuser::InitFlags::FUSE_PARALLEL_DIROPS | fuser::InitFlags::FUSE_CACHE_SYMLINKS,
+            F::FUSE_PARALLEL_DIROPS
+                | F::FUSE_CACHE_SYMLINKS
+                | F::FUSE_DO_READDIRPLUS
+                | F::FUSE_READDIRPLUS_AUTO,
         );
         let _ = config.set_max_write(1 << 20);
+        // Passthrough needs CAP_SYS_ADMIN in the initial namespace; try it only there.
+        if crate::sys::in_initial_userns()
+            && config.add_capabilities(F::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.passthrough.store(true, Ordering::Relaxed);
+        }
         Ok(())
     }
 
@@ -312,9 +416,22 @@ impl Filesystem for UnionFuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.open(ino.0, flags.0) {
-            Ok(fd) => reply.opened(FileHandle(fd.into_raw_fd() as u64), FopenFlags::empty()),
-            Err(e) => reply.error(errno(&e)),
+        let fd = match self.fs.open(ino.0, flags.0) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let mode = self.open_mode(ino.0, fd.as_raw_fd(), || reply.open_backing(&fd));
+        let fh = FileHandle(fd.into_raw_fd() as u64);
+        match mode {
+            OpenMode::Passthrough => {
+                let map = self.backing.lock().unwrap();
+                match map.get(&ino.0) {
+                    Some(b) => reply.opened_passthrough(fh, FopenFlags::empty(), &b.id),
+                    None => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
+                }
+            }
+            OpenMode::Direct => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
+            OpenMode::Cached => reply.opened(fh, FopenFlags::empty()),
         }
     }
 
@@ -382,13 +499,14 @@ impl Filesystem for UnionFuse {
     fn release(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        self.release_backing(ino.0, fd_of(fh));
         drop(unsafe { OwnedFd::from_raw_fd(fd_of(fh)) });
         reply.ok();
     }
@@ -465,6 +583,73 @@ impl Filesystem for UnionFuse {
                     Some(e) => {
                         reply.add(INodeNo(e.ino), (i + 1) as u64, dtype_kind(e.dtype), &e.name)
                     }
+                    None => break,
+                },
+            };
+            if full {
+                break;
+            }
+            i += 1;
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(h) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let mut list = h.lock().unwrap();
+        if offset == 0 {
+            match self.fs.list_dir(ino.0) {
+                Ok(l) => *list = l,
+                Err(e) => return reply.error(errno(&e)),
+            }
+        }
+        let mut i = offset as usize;
+        loop {
+            let full = match i {
+                0 | 1 => {
+                    // "." and "..": the kernel takes no reference for these.
+                    let target = if i == 0 { ino.0 } else { self.parent_of(ino.0) };
+                    match self.fs.getattr(target) {
+                        Ok(st) => reply.add(
+                            INodeNo(target),
+                            (i + 1) as u64,
+                            if i == 0 { "." } else { ".." },
+                            &self.ttl,
+                            &attr(&st),
+                            Generation(0),
+                        ),
+                        Err(_) => false,
+                    }
+                }
+                _ => match list.get(i - 2) {
+                    Some(e) => match self.fs.lookup(ino.0, &e.name) {
+                        Ok((node, st)) => {
+                            let full = reply.add(
+                                INodeNo(node.ino),
+                                (i + 1) as u64,
+                                &e.name,
+                                &self.ttl,
+                                &attr(&st),
+                                Generation(0),
+                            );
+                            if full {
+                                // Not sent: give back the reference the lookup took.
+                                self.fs.forget(node.ino, 1);
+                            }
+                            full
+                        }
+                        // Gone meanwhile: skip it.
+                        Err(_) => false,
+                    },
                     None => break,
                 },
             };
@@ -583,13 +768,34 @@ impl Filesystem for UnionFuse {
     ) {
         let mode = mode & !(umask & 0o777);
         match self.fs.create(parent.0, name, mode, flags, caller(req)) {
-            Ok((_, st, fd)) => reply.created(
-                &self.ttl,
-                &attr(&st),
-                Generation(0),
-                FileHandle(fd.into_raw_fd() as u64),
-                FopenFlags::empty(),
-            ),
+            Ok((node, st, fd)) => {
+                let mode = self.open_mode(node.ino, fd.as_raw_fd(), || reply.open_backing(&fd));
+                let fh = FileHandle(fd.into_raw_fd() as u64);
+                let a = attr(&st);
+                let g = Generation(0);
+                match mode {
+                    OpenMode::Passthrough => {
+                        let map = self.backing.lock().unwrap();
+                        match map.get(&node.ino) {
+                            Some(b) => reply.created_passthrough(
+                                &self.ttl,
+                                &a,
+                                g,
+                                fh,
+                                FopenFlags::empty(),
+                                &b.id,
+                            ),
+                            None => {
+                                reply.created(&self.ttl, &a, g, fh, FopenFlags::FOPEN_DIRECT_IO)
+                            }
+                        }
+                    }
+                    OpenMode::Direct => {
+                        reply.created(&self.ttl, &a, g, fh, FopenFlags::FOPEN_DIRECT_IO)
+                    }
+                    OpenMode::Cached => reply.created(&self.ttl, &a, g, fh, FopenFlags::empty()),
+                }
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }

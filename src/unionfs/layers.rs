@@ -93,7 +93,10 @@ fn nested(a: &Path, b: &Path) -> bool {
 }
 
 /// Checks the paths without changing anything; returns canonical paths and the work dir.
-pub fn validate(spec: &LayerSpec) -> Result<(Vec<PathBuf>, Option<(PathBuf, PathBuf)>), SpecError> {
+/// Validated layer paths: canonical lowers, and (upper, work) when writable.
+pub type Validated = (Vec<PathBuf>, Option<(PathBuf, PathBuf)>);
+
+pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
     if spec.lowers.is_empty() {
         return Err(err(Path::new(""), "at least one lower layer is needed"));
     }
@@ -105,11 +108,8 @@ pub fn validate(spec: &LayerSpec) -> Result<(Vec<PathBuf>, Option<(PathBuf, Path
         lowers.push(canonical_dir(l, "lower layer")?);
     }
     let Some(upper) = &spec.upper else {
-        if spec.work.is_some() {
-            return Err(err(
-                spec.work.as_ref().unwrap(),
-                "work dir given without an upper layer",
-            ));
+        if let Some(w) = &spec.work {
+            return Err(err(w, "work dir given without an upper layer"));
         }
         return Ok((lowers, None));
     };

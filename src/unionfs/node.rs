@@ -82,23 +82,23 @@ impl NodeTable {
     /// case the known one learns the new alias and state. Counts one kernel lookup.
     pub fn remember(&self, fresh: Node) -> Arc<Node> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = map.get(&fresh.ino) {
-            if old.kind == fresh.kind {
-                let new_state = fresh.lock().clone();
-                let mut st = old.lock();
-                let alias = new_state.aliases[0].clone();
-                st.aliases.retain(|a| *a != alias);
-                st.aliases.insert(0, alias);
-                st.upper = new_state.upper;
-                st.lowers = new_state.lowers;
-                st.redirected = new_state.redirected;
-                if new_state.index.is_some() {
-                    st.index = new_state.index;
-                }
-                drop(st);
-                old.nlookup.fetch_add(1, Ordering::Relaxed);
-                return old.clone();
+        if let Some(old) = map.get(&fresh.ino)
+            && old.kind == fresh.kind
+        {
+            let new_state = fresh.lock().clone();
+            let mut st = old.lock();
+            let alias = new_state.aliases[0].clone();
+            st.aliases.retain(|a| *a != alias);
+            st.aliases.insert(0, alias);
+            st.upper = new_state.upper;
+            st.lowers = new_state.lowers;
+            st.redirected = new_state.redirected;
+            if new_state.index.is_some() {
+                st.index = new_state.index;
             }
+            drop(st);
+            old.nlookup.fetch_add(1, Ordering::Relaxed);
+            return old.clone();
         }
         fresh.nlookup.store(1, Ordering::Relaxed);
         let node = Arc::new(fresh);

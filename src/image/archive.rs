@@ -1,0 +1,508 @@
+//! Image archives: docker-archive (manifest.json + config + layer tars, what
+//! `docker load`, `podman load` and `skopeo copy docker-archive:` read) and
+//! oci-archive (an OCI image layout in a tar). Load reads both, whole-archive or
+//! per-layer gzip/zstd included, from a file or a pipe.
+use super::layer;
+use super::store::{self, Image, Store, strip_sha};
+use super::util::{self, HashingWriter, Progress, ProgressReader};
+use anyhow::{Context, Result, anyhow, bail};
+use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
+use serde::{Deserialize, Serialize};
+use std::collections::{HashMap, HashSet};
+use std::fs::{self, File};
+use std::io::{self, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+
+#[derive(Serialize, Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct DockerManifestEntry {
+    config: String,
+    #[serde(default)]
+    repo_tags: Option<Vec<String>>,
+    layers: Vec<String>,
+}
+
+pub const CONTAINERD_NAME: &str = "io.containerd.image.name";
+
+// ---------------------------------------------------------------------------------
+// save
+
+pub fn save(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    format: &str,
+    out: impl Write,
+) -> Result<()> {
+    let mut progress = Progress::new("save");
+    let mut b = tar::Builder::new(out);
+    match format {
+        "oci-archive" => save_oci(store, images, &mut b, &mut progress)?,
+        _ => save_docker(store, images, &mut b, &mut progress)?,
+    }
+    b.into_inner()
+        .context("writing archive")?
+        .flush()
+        .context("writing archive")?;
+    progress.finish();
+    Ok(())
+}
+
+fn add_bytes<W: Write>(b: &mut tar::Builder<W>, name: &str, bytes: &[u8]) -> Result<()> {
+    let mut h = file_header(bytes.len() as u64);
+    b.append_data(&mut h, name, bytes)
+        .with_context(|| format!("writing {name}"))
+}
+
+fn file_header(size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_entry_type(tar::EntryType::Regular);
+    h.set_mode(0o644);
+    h.set_size(size);
+    h.set_mtime(0);
+    h
+}
+
+fn add_blob<W: Write>(
+    store: &Store,
+    b: &mut tar::Builder<W>,
+    name: &str,
+    hex: &str,
+    p: &mut Progress,
+) -> Result<()> {
+    let path = store.blob_path(hex);
+    let f = File::open(&path).with_context(|| format!("reading blob {}", path.display()))?;
+    let len = f.metadata()?.len();
+    let mut h = file_header(len);
+    let r = ProgressReader {
+        inner: f.take(len),
+        progress: p,
+    };
+    b.append_data(&mut h, name, r)
+        .with_context(|| format!("writing {name}"))
+}
+
+fn save_docker<W: Write>(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    b: &mut tar::Builder<W>,
+    p: &mut Progress,
+) -> Result<()> {
+    let mut manifest = Vec::new();
+    let mut written = HashSet::new();
+    for (img, tags) in images {
+        let mut layers = Vec::new();
+        for (blob, diff) in img.layer_blobs().iter().zip(img.diff_ids()) {
+            let name = format!("{diff}.tar");
+            if written.insert(name.clone()) {
+                add_blob(store, b, &name, blob, p)?;
+            }
+            layers.push(name);
+        }
+        let cfg = format!("{}.json", img.id);
+        if written.insert(cfg.clone()) {
+            add_bytes(b, &cfg, &img.config_raw)?;
+        }
+        manifest.push(DockerManifestEntry {
+            config: cfg,
+            repo_tags: Some(tags.clone()),
+            layers,
+        });
+    }
+    add_bytes(b, "manifest.json", &serde_json::to_vec(&manifest)?)
+}
+
+fn save_oci<W: Write>(
+    store: &Store,
+    images: &[(Image, Vec<String>)],
+    b: &mut tar::Builder<W>,
+    p: &mut Progress,
+) -> Result<()> {
+    add_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
+    let mut written = HashSet::new();
+    let mut descs = Vec::new();
+    for (img, tags) in images {
+        let mut blobs: Vec<String> = img.layer_blobs();
+        blobs.push(img.id.clone());
+        blobs.push(img.manifest_hex.clone());
+        for hex in blobs {
+            if written.insert(hex.clone()) {
+                add_blob(store, b, &format!("blobs/sha256/{hex}"), &hex, p)?;
+            }
+        }
+        let size = fs::metadata(store.blob_path(&img.manifest_hex))?.len();
+        if tags.is_empty() {
+            descs.push(store::descriptor(&img.manifest_hex, size, None)?);
+        }
+        for t in tags {
+            let mut d = store::descriptor(&img.manifest_hex, size, Some(t))?;
+            let mut a = d.annotations().clone().unwrap_or_default();
+            a.insert(CONTAINERD_NAME.into(), t.clone());
+            d.set_annotations(Some(a));
+            descs.push(d);
+        }
+    }
+    let index = oci_spec::image::ImageIndexBuilder::default()
+        .schema_version(2u32)
+        .media_type(oci_spec::image::MediaType::ImageIndex)
+        .manifests(descs)
+        .build()?;
+    add_bytes(b, "index.json", &serde_json::to_vec(&index)?)
+}
+
+// ---------------------------------------------------------------------------------
+// load
+
+/// A regular member of the archive, copied to the staging dir and hashed.
+struct Staged {
+    path: PathBuf,
+    sha: String,
+}
+
+struct Staging {
+    files: HashMap<String, Staged>,
+    /// symlinks and hard links between members: name -> target name
+    links: HashMap<String, String>,
+    /// layer blobs already taken into the store: staged name -> (hex, size)
+    done: HashMap<String, (String, u64)>,
+}
+
+impl Staging {
+    fn get(&self, name: &str) -> Result<&Staged> {
+        let mut n = clean(name);
+        for _ in 0..16 {
+            if let Some(s) = self.files.get(&n) {
+                return Ok(s);
+            }
+            match self.links.get(&n) {
+                Some(t) => n = t.clone(),
+                None => break,
+            }
+        }
+        bail!("archive member {name:?} missing")
+    }
+    fn bytes(&self, name: &str) -> Result<Vec<u8>> {
+        let s = self.get(name)?;
+        fs::read(&s.path).with_context(|| format!("reading archive member {name}"))
+    }
+}
+
+fn clean(name: &str) -> String {
+    name.split('/')
+        .filter(|c| !c.is_empty() && *c != ".")
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+/// Loads every image of an archive; returns the names (or ids) loaded.
+pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<String>> {
+    let _w = store.writer_lock()?;
+    let stage_dir = tempfile::Builder::new()
+        .prefix("load-")
+        .tempdir_in(store.tmp_dir())
+        .context("creating a staging dir")?;
+    let mut progress = Progress::new("load");
+    let staging = stage(decompressed_input(input)?, stage_dir.path(), &mut progress)?;
+    progress.set_label("load: unpacking");
+    let mut staging = staging;
+    let loaded = if staging.files.contains_key("manifest.json") {
+        load_docker(store, &mut staging)?
+    } else if staging.files.contains_key("index.json") {
+        load_oci(store, &mut staging)?
+    } else {
+        bail!("neither a docker-archive (no manifest.json) nor an OCI archive (no index.json)");
+    };
+    progress.finish();
+    Ok(loaded)
+}
+
+fn decompressed_input(input: impl Read + Send + 'static) -> Result<Box<dyn Read + Send>> {
+    util::decompressed(input)
+}
+
+fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
+    let mut st = Staging {
+        files: HashMap::new(),
+        links: HashMap::new(),
+        done: HashMap::new(),
+    };
+    let mut n = 0u64;
+    layer::walk_entries(input, |entry, name, link, _pax| {
+        let rel = layer::safe_relative(name)?;
+        let key = clean(&rel.to_string_lossy());
+        use tar::EntryType as T;
+        match entry.header().entry_type() {
+            T::Regular | T::Continuous => {
+                n += 1;
+                let path = dir.join(n.to_string());
+                let f =
+                    File::create(&path).with_context(|| format!("staging {}", path.display()))?;
+                let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f));
+                let mut r = ProgressReader {
+                    inner: entry,
+                    progress: p,
+                };
+                layer::copy_data(&mut r, &mut w)
+                    .with_context(|| format!("reading archive member {key}"))?;
+                let (buf, sha, _) = w.finish();
+                buf.into_inner()
+                    .map_err(|e| anyhow!("staging {key}: {}", e.error()))?;
+                st.files.insert(key, Staged { path, sha });
+            }
+            T::Symlink => {
+                let t =
+                    link.ok_or_else(|| anyhow!("archive member {key}: symlink without target"))?;
+                let t = String::from_utf8_lossy(t);
+                let base = Path::new(&key)
+                    .parent()
+                    .unwrap_or(Path::new(""))
+                    .to_string_lossy()
+                    .into_owned();
+                let joined = if t.starts_with('/') {
+                    t.to_string()
+                } else {
+                    format!("{base}/{t}")
+                };
+                st.links.insert(key, resolve_dots(&joined)?);
+            }
+            T::Link => {
+                let t = link.ok_or_else(|| anyhow!("archive member {key}: link without target"))?;
+                st.links
+                    .insert(key, clean(&layer::safe_relative(t)?.to_string_lossy()));
+            }
+            _ => {}
+        }
+        Ok(())
+    })
+    .context("reading archive")?;
+    Ok(st)
+}
+
+/// Lexically resolves `a/../b` for symlinks between archive members.
+fn resolve_dots(p: &str) -> Result<String> {
+    let mut out: Vec<&str> = Vec::new();
+    for c in p.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                out.pop()
+                    .ok_or_else(|| anyhow!("archive link {p:?} points outside the archive"))?;
+            }
+            c => out.push(c),
+        }
+    }
+    Ok(out.join("/"))
+}
+
+/// Takes a layer member into the store uncompressed and unpacks it once.
+/// Returns the layer blob (hex == diff_id) and its size.
+fn take_layer(
+    store: &Store,
+    st: &mut Staging,
+    name: &str,
+    want_diff: Option<&str>,
+) -> Result<(String, u64)> {
+    let key = clean(name);
+    if let Some(d) = st.done.get(&key) {
+        return Ok(d.clone());
+    }
+    let staged = st.get(&key)?;
+    let path = staged.path.clone();
+    let mut head = [0u8; 4];
+    let n = File::open(&path)?.read(&mut head)?;
+    let check = |hex: &str| -> Result<()> {
+        match want_diff {
+            Some(want) if strip_sha(want) != hex => bail!(
+                "layer {key}: content digest sha256:{hex} does not match the config's diff_id {want}"
+            ),
+            _ => Ok(()),
+        }
+    };
+    // Unpack before the blob gets its final name, so a refused layer leaves nothing.
+    let (hex, size) = match util::detect_compression(&head[..n]) {
+        util::Compression::None => {
+            let sha = staged.sha.clone();
+            check(&sha)?;
+            let size = fs::metadata(&path)?.len();
+            if !store.layer_dir(&sha).is_dir() {
+                let f = BufReader::with_capacity(1 << 20, File::open(&path)?);
+                report(
+                    &key,
+                    store
+                        .unpack_layer(f, &sha)
+                        .with_context(|| format!("layer {key}"))?,
+                );
+            }
+            if !store.blob_path(&sha).exists() {
+                // the staged copy may be needed again through another name
+                let copy = store.tmp_dir().join(format!("adopt-{sha}"));
+                if fs::hard_link(&path, &copy).is_err() {
+                    fs::copy(&path, &copy)?;
+                }
+                store.adopt_blob(&copy, &sha)?;
+            }
+            (sha, size)
+        }
+        _ => {
+            let mut w = store.new_blob()?;
+            let mut r = util::decompressed(File::open(&path)?)?;
+            layer::copy_data(&mut r, &mut w)
+                .with_context(|| format!("decompressing layer {key}"))?;
+            let (hex, size, fresh) = w.commit_tracked()?;
+            let res = check(&hex).and_then(|_| {
+                store
+                    .ensure_unpacked(&hex, &hex)
+                    .with_context(|| format!("layer {key}"))
+            });
+            if let Err(e) = res {
+                if fresh {
+                    let _ = fs::remove_file(store.blob_path(&hex));
+                }
+                return Err(e);
+            }
+            (hex, size)
+        }
+    };
+    st.done.insert(key, (hex.clone(), size));
+    Ok((hex, size))
+}
+
+fn report(key: &str, r: layer::UnpackReport) {
+    for w in r.warnings {
+        eprintln!("unionctl: warning: layer {key}: {w}");
+    }
+}
+
+fn parse_config(raw: &[u8], what: &str) -> Result<ImageConfiguration> {
+    serde_json::from_slice(raw).with_context(|| format!("parsing image config {what}"))
+}
+
+fn load_docker(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
+    let entries: Vec<DockerManifestEntry> =
+        serde_json::from_slice(&st.bytes("manifest.json")?).context("parsing manifest.json")?;
+    let mut loaded = Vec::new();
+    for e in entries {
+        let raw = st.bytes(&e.config)?;
+        let cfg = parse_config(&raw, &e.config)?;
+        let diffs = cfg.rootfs().diff_ids().clone();
+        if diffs.len() != e.layers.len() {
+            bail!(
+                "manifest.json: {} layers but config {} lists {} diff_ids",
+                e.layers.len(),
+                e.config,
+                diffs.len()
+            );
+        }
+        let mut layers = Vec::new();
+        for (l, d) in e.layers.iter().zip(&diffs) {
+            layers.push(take_layer(store, st, l, Some(d))?);
+        }
+        let tags: Vec<String> = e.repo_tags.unwrap_or_default();
+        let tags: Vec<String> = tags.iter().map(|t| store::normalize_ref(t)).collect();
+        let (id, _) = store.record_image(&raw, &layers, &tags)?;
+        if tags.is_empty() {
+            loaded.push(format!("sha256:{id}"));
+        } else {
+            loaded.extend(tags);
+        }
+    }
+    Ok(loaded)
+}
+
+fn load_oci(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
+    let index: ImageIndex =
+        serde_json::from_slice(&st.bytes("index.json")?).context("parsing index.json")?;
+    let mut loaded = Vec::new();
+    for d in index.manifests() {
+        let tag = d.annotations().as_ref().and_then(|a| {
+            a.get(CONTAINERD_NAME)
+                .or_else(|| a.get(store::REF_NAME))
+                .map(|t| store::normalize_ref(t))
+        });
+        let mhex = pick_manifest(st, d.digest().digest(), d.media_type().to_string().as_str())?;
+        let mbytes = blob(st, &mhex)?;
+        let m: ImageManifest =
+            serde_json::from_slice(&mbytes).with_context(|| format!("parsing manifest {mhex}"))?;
+        let chex = m.config().digest().digest().to_string();
+        let raw = blob(st, &chex)?;
+        let cfg = parse_config(&raw, &chex)?;
+        let diffs = cfg.rootfs().diff_ids().clone();
+        if diffs.len() != m.layers().len() {
+            bail!(
+                "manifest {mhex}: {} layers but config lists {} diff_ids",
+                m.layers().len(),
+                diffs.len()
+            );
+        }
+        let mut layers = Vec::new();
+        for (l, diff) in m.layers().iter().zip(&diffs) {
+            let lhex = l.digest().digest().to_string();
+            check_sha(st, &lhex)?;
+            layers.push(take_layer(
+                store,
+                st,
+                &format!("blobs/sha256/{lhex}"),
+                Some(diff),
+            )?);
+        }
+        let tags: Vec<String> = tag.into_iter().collect();
+        let (id, _) = store.record_image(&raw, &layers, &tags)?;
+        if tags.is_empty() {
+            loaded.push(format!("sha256:{id}"));
+        } else {
+            loaded.extend(tags);
+        }
+    }
+    Ok(loaded)
+}
+
+fn check_sha(st: &Staging, hex: &str) -> Result<()> {
+    let s = st.get(&format!("blobs/sha256/{hex}"))?;
+    if s.sha != hex {
+        bail!("blob sha256:{hex}: content digest is sha256:{}", s.sha);
+    }
+    Ok(())
+}
+
+fn blob(st: &Staging, hex: &str) -> Result<Vec<u8>> {
+    check_sha(st, hex)?;
+    st.bytes(&format!("blobs/sha256/{hex}"))
+}
+
+/// An index entry may be a multi-platform index: take linux/amd64 (or the only one).
+fn pick_manifest(st: &Staging, hex: &str, media: &str) -> Result<String> {
+    if !media.contains("index") && !media.contains("manifest.list") {
+        return Ok(hex.to_string());
+    }
+    let idx: ImageIndex =
+        serde_json::from_slice(&blob(st, hex)?).context("parsing nested index")?;
+    let arch = std::env::consts::ARCH
+        .replace("x86_64", "amd64")
+        .replace("aarch64", "arm64");
+    let pick = idx
+        .manifests()
+        .iter()
+        .find(|d| {
+            d.platform()
+                .as_ref()
+                .is_some_and(|p| p.architecture().to_string() == arch)
+        })
+        .or_else(|| idx.manifests().first())
+        .ok_or_else(|| anyhow!("index {hex} lists no manifest"))?;
+    Ok(pick.digest().digest().to_string())
+}
+
+/// Opens `-i FILE`, or stdin when none (refusing a terminal).
+pub fn open_input(path: Option<&Path>) -> Result<Box<dyn Read + Send>> {
+    match path {
+        Some(p) if p != Path::new("-") => {
+            let f = File::open(p).with_context(|| format!("{}", p.display()))?;
+            Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
+        }
+        _ => {
+            if unsafe { libc::isatty(0) } == 1 {
+                bail!("no input: give -i FILE or pipe an archive into stdin");
+            }
+            Ok(Box::new(io::stdin()))
+        }
+    }
+}

@@ -1,0 +1,225 @@
+//! The merged view of a stack of layer dirs (top first), read without mounting:
+//! whiteouts (`.wh.NAME` or char 0/0) hide names below, opaque dirs (`.wh..wh..opq`
+//! or the overlay xattr) hide everything below, a non-dir hides a dir below, and an
+//! overlay redirect makes a dir take its lower content from elsewhere.
+use super::layer::{OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_opaque, is_overlay_whiteout};
+use anyhow::{Context, Result};
+use std::collections::{BTreeMap, HashSet};
+use std::ffi::{OsStr, OsString};
+use std::fs;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+
+struct Node {
+    path: PathBuf,
+    meta: fs::Metadata,
+    /// For dirs: the same dir in this and lower layers (layer index, path).
+    sources: Vec<(usize, PathBuf)>,
+    open: bool,
+}
+
+fn is_opaque_dir(p: &Path) -> bool {
+    p.join(OPAQUE_MARKER).exists() || is_overlay_opaque(p)
+}
+
+fn redirect_of(p: &Path) -> Option<Vec<u8>> {
+    for ns in ["trusted.overlay.redirect", "user.overlay.redirect"] {
+        if let Ok(Some(v)) = xattr::get(p, ns) {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// If `name` is a whiteout, the name it hides.
+pub fn whiteout_target(name: &OsStr, meta: Option<&fs::Metadata>) -> Option<OsString> {
+    let b = name.as_bytes();
+    if b.starts_with(WHITEOUT_PREFIX.as_bytes()) && !b.starts_with(b".wh..wh.") {
+        return Some(OsStr::from_bytes(&b[WHITEOUT_PREFIX.len()..]).to_owned());
+    }
+    if meta.is_some_and(is_overlay_whiteout) {
+        return Some(name.to_owned());
+    }
+    None
+}
+
+/// Calls `f(rel, source, meta)` for every visible object, parents before children,
+/// names sorted. `rel` has no leading slash.
+pub fn walk(
+    layers: &[PathBuf],
+    f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
+) -> Result<()> {
+    let roots: Vec<(usize, PathBuf)> = layers
+        .iter()
+        .enumerate()
+        .filter(|(_, p)| p.is_dir())
+        .map(|(i, p)| (i, p.clone()))
+        .collect();
+    walk_dir(layers, Path::new(""), roots, f)
+}
+
+fn walk_dir(
+    layers: &[PathBuf],
+    rel: &Path,
+    sources: Vec<(usize, PathBuf)>,
+    f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
+) -> Result<()> {
+    let mut nodes: BTreeMap<OsString, Node> = BTreeMap::new();
+    let mut hidden: HashSet<OsString> = HashSet::new();
+    for (i, src) in &sources {
+        let mut whiteouts = Vec::new();
+        let rd = fs::read_dir(src).with_context(|| format!("reading {}", src.display()))?;
+        for e in rd {
+            let e = e.with_context(|| format!("reading {}", src.display()))?;
+            let name = e.file_name();
+            if name.as_bytes().starts_with(b".wh..wh.") {
+                continue;
+            }
+            let path = e.path();
+            let Ok(meta) = fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if let Some(t) = whiteout_target(&name, Some(&meta)) {
+                whiteouts.push(t);
+                continue;
+            }
+            if hidden.contains(&name) {
+                continue;
+            }
+            if let Some(n) = nodes.get_mut(&name) {
+                if n.open && meta.is_dir() {
+                    n.open = !is_opaque_dir(&path);
+                    n.sources.push((*i, path));
+                } else {
+                    n.open = false;
+                }
+                continue;
+            }
+            let mut node = Node {
+                path: path.clone(),
+                meta,
+                sources: Vec::new(),
+                open: false,
+            };
+            if node.meta.is_dir() {
+                node.sources.push((*i, path.clone()));
+                node.open = !is_opaque_dir(&path);
+                if let Some(r) = redirect_of(&path) {
+                    // A renamed dir: its lower content lives at the redirect path.
+                    node.open = false;
+                    let from = if r.first() == Some(&b'/') {
+                        PathBuf::from(OsStr::from_bytes(&r[1..]))
+                    } else {
+                        rel.join(OsStr::from_bytes(&r))
+                    };
+                    for (j, l) in layers.iter().enumerate().skip(i + 1) {
+                        let p = l.join(&from);
+                        if p.is_dir() && !p.is_symlink() {
+                            let opaque = is_opaque_dir(&p);
+                            node.sources.push((j, p));
+                            if opaque {
+                                break;
+                            }
+                        }
+                    }
+                }
+            }
+            nodes.insert(name, node);
+        }
+        hidden.extend(whiteouts);
+        if is_opaque_dir(src) {
+            break;
+        }
+    }
+    for (name, node) in nodes {
+        let crel = rel.join(&name);
+        f(&crel, &node.path, &node.meta)?;
+        if node.meta.is_dir() {
+            walk_dir(layers, &crel, node.sources, f)?;
+        }
+    }
+    Ok(())
+}
+
+/// Looks a path up in a stack of layers; returns the visible object, if any.
+pub fn lookup(layers: &[PathBuf], rel: &Path) -> Option<(PathBuf, fs::Metadata)> {
+    let mut cands: Vec<PathBuf> = layers.iter().filter(|p| p.is_dir()).cloned().collect();
+    let mut found = cands
+        .first()
+        .and_then(|p| Some((p.clone(), fs::symlink_metadata(p).ok()?)));
+    for comp in rel.components() {
+        let c = comp.as_os_str();
+        let mut next = Vec::new();
+        let mut first: Option<(PathBuf, fs::Metadata)> = None;
+        for d in &cands {
+            let p = d.join(c);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if is_overlay_whiteout(&m) => break,
+                Ok(m) => {
+                    let is_dir = m.is_dir();
+                    if first.is_none() {
+                        first = Some((p.clone(), m));
+                    }
+                    if !is_dir {
+                        break;
+                    }
+                    let opaque = is_opaque_dir(&p);
+                    next.push(p);
+                    if opaque {
+                        break;
+                    }
+                }
+                Err(_) => {
+                    let mut wh = OsString::from(WHITEOUT_PREFIX);
+                    wh.push(c);
+                    if d.join(wh).exists() {
+                        break;
+                    }
+                }
+            }
+        }
+        found = Some(first?);
+        cands = next;
+    }
+    found
+}
+
+/// Calls `f(name)` for each visible entry of the merged dir `rel` (not recursive).
+pub fn walk_one(layers: &[PathBuf], rel: &Path, f: &mut dyn FnMut(&OsStr)) -> Result<()> {
+    let Some((_, m)) = lookup(layers, rel) else {
+        return Ok(());
+    };
+    if !m.is_dir() {
+        return Ok(());
+    }
+    // The dir's sources: each layer's copy down to the first opaque one.
+    let sub: Vec<PathBuf> = layers.iter().map(|l| l.join(rel)).collect();
+    let mut hidden: HashSet<OsString> = HashSet::new();
+    let mut seen: HashSet<OsString> = HashSet::new();
+    for src in sub {
+        let Ok(rd) = fs::read_dir(&src) else { continue };
+        if fs::symlink_metadata(&src).is_ok_and(|m| !m.is_dir()) {
+            break;
+        }
+        let mut wh = Vec::new();
+        for e in rd.flatten() {
+            let name = e.file_name();
+            if name.as_bytes().starts_with(b".wh..wh.") {
+                continue;
+            }
+            let meta = fs::symlink_metadata(e.path()).ok();
+            if let Some(t) = whiteout_target(&name, meta.as_ref()) {
+                wh.push(t);
+                continue;
+            }
+            if !hidden.contains(&name) && seen.insert(name.clone()) {
+                f(&name);
+            }
+        }
+        hidden.extend(wh);
+        if is_opaque_dir(&src) {
+            break;
+        }
+    }
+    Ok(())
+}

@@ -1,0 +1,176 @@
+//! `export` (a container's merged file system as one tar) and `import` (a rootfs tar
+//! as a one-layer image).
+use super::container;
+use super::layer::{LayerWriter, PackOptions};
+use super::store::{self, Store};
+use super::util::{self, Progress, ProgressReader};
+use anyhow::{Context, Result, bail};
+use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration};
+use std::fs::File;
+use std::io::{self, Read, Write};
+use std::path::{Path, PathBuf};
+
+/// Where a command writes an archive: a file that appears whole (temp + rename), or
+/// stdout (refused when it is a terminal).
+pub enum Output {
+    File(tempfile::NamedTempFile, PathBuf),
+    Stdout(io::Stdout),
+}
+
+impl Output {
+    pub fn open(path: Option<&Path>) -> Result<Output> {
+        match path {
+            Some(p) if p != Path::new("-") => {
+                let dir = match p.parent() {
+                    Some(d) if !d.as_os_str().is_empty() => d,
+                    _ => Path::new("."),
+                };
+                let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| {
+                    format!("{}: cannot create a file in {}", p.display(), dir.display())
+                })?;
+                Ok(Output::File(tmp, p.to_path_buf()))
+            }
+            _ => {
+                if unsafe { libc::isatty(1) } == 1 {
+                    bail!(
+                        "refusing to write an archive to a terminal: give -o FILE or redirect stdout"
+                    );
+                }
+                Ok(Output::Stdout(io::stdout()))
+            }
+        }
+    }
+
+    pub fn writer(&mut self) -> Box<dyn Write + '_> {
+        match self {
+            Output::File(t, _) => Box::new(io::BufWriter::with_capacity(1 << 20, t.as_file_mut())),
+            Output::Stdout(s) => Box::new(io::BufWriter::with_capacity(1 << 20, s.lock())),
+        }
+    }
+
+    pub fn finish(self) -> Result<()> {
+        match self {
+            Output::File(t, p) => {
+                use std::os::unix::fs::PermissionsExt;
+                let _ = t
+                    .as_file()
+                    .set_permissions(std::fs::Permissions::from_mode(0o644));
+                t.as_file().sync_all()?;
+                t.persist(&p)
+                    .with_context(|| format!("writing {}", p.display()))?;
+                Ok(())
+            }
+            Output::Stdout(mut s) => Ok(s.flush()?),
+        }
+    }
+}
+
+pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
+    let c = container::find(root, ctr)?;
+    let mut layers = vec![c.upper()];
+    layers.extend(c.lower_dirs());
+    let mut out = Output::open(output)?;
+    {
+        let mut progress = Progress::new("export");
+        let mut w = LayerWriter::new(
+            out.writer(),
+            PackOptions {
+                lowers: c.lower_dirs(),
+            },
+        );
+        super::merged::walk(&layers, &mut |rel, src, meta| {
+            let n = w.entry(src, rel, meta)?;
+            progress.add(n);
+            Ok(())
+        })?;
+        w.finish()?.flush().context("writing export")?;
+    }
+    out.finish()
+}
+
+/// Passes bytes to the unpacker and, on the way, into the layer blob.
+struct Tee<R, W> {
+    r: R,
+    w: W,
+}
+
+impl<R: Read, W: Write> Read for Tee<R, W> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.r.read(buf)?;
+        self.w.write_all(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String> {
+    let tags = match reference {
+        Some(r) => vec![store::check_ref(r)?],
+        None => Vec::new(),
+    };
+    let input: Box<dyn Read + Send> = if file == "-" {
+        if unsafe { libc::isatty(0) } == 1 {
+            bail!("import -: refusing to read a tar from a terminal");
+        }
+        Box::new(io::stdin())
+    } else {
+        Box::new(File::open(file).with_context(|| file.to_string())?)
+    };
+    let store = Store::open(root)?;
+    let _w = store.writer_lock()?;
+    let mut progress = Progress::new("import");
+    let input = util::decompressed(input).with_context(|| file.to_string())?;
+    let mut blob = store.new_blob()?;
+    let mut tee = Tee {
+        r: ProgressReader {
+            inner: input,
+            progress: &mut progress,
+        },
+        w: &mut blob,
+    };
+    let (tmp, report) = store
+        .unpack_to_temp(&mut tee)
+        .with_context(|| format!("import {file}"))?;
+    // The tar reader stops at the end marker: keep the padding so the blob is whole.
+    if let Err(e) = io::copy(&mut tee, &mut io::sink()) {
+        util::remove_tree(&tmp);
+        return Err(e).context(format!("reading {file}"));
+    }
+    let (hex, size) = match blob.commit() {
+        Ok(v) => v,
+        Err(e) => {
+            util::remove_tree(&tmp);
+            return Err(e);
+        }
+    };
+    store.install_layer(&tmp, &hex)?;
+    for w in report.warnings {
+        eprintln!("unionctl: warning: import {file}: {w}");
+    }
+    let now = util::now_rfc3339();
+    let mut cfg = ImageConfiguration::default();
+    cfg.set_created(Some(now.clone()));
+    cfg.rootfs_mut().set_diff_ids(vec![format!("sha256:{hex}")]);
+    cfg.set_config(Some(
+        ConfigBuilder::default()
+            .env(vec![
+                "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".to_string(),
+            ])
+            .build()?,
+    ));
+    let from = if file == "-" {
+        "stdin".to_string()
+    } else {
+        file.to_string()
+    };
+    cfg.set_history(Some(vec![
+        HistoryBuilder::default()
+            .created(now)
+            .created_by(format!("unionctl import {from}"))
+            .comment("Imported from tar")
+            .build()?,
+    ]));
+    let raw = serde_json::to_vec(&cfg)?;
+    let (id, _) = store.record_image(&raw, &[(hex, size)], &tags)?;
+    progress.finish();
+    Ok(id)
+}

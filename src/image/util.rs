@@ -1,0 +1,334 @@
+//! Small helpers shared by the image modules: store root, hashing, time, sizes,
+//! compression detection, progress on a terminal, atomic files.
+use anyhow::{Context, Result};
+use sha2::{Digest as _, Sha256};
+use std::fs;
+use std::io::{self, BufRead, BufReader, Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+/// The store root: `--root`, else /var/lib/unionctl as root, else $XDG_DATA_HOME/unionctl.
+pub fn store_root(root: Option<PathBuf>) -> PathBuf {
+    if let Some(r) = root {
+        return r;
+    }
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/unionctl");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
+        return PathBuf::from(x).join("unionctl");
+    }
+    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+    PathBuf::from(home).join(".local/share/unionctl")
+}
+
+/// A writer that counts and hashes (sha256) everything written through it.
+pub struct HashingWriter<W: Write> {
+    pub inner: W,
+    hasher: Sha256,
+    pub count: u64,
+}
+
+impl<W: Write> HashingWriter<W> {
+    pub fn new(inner: W) -> Self {
+        HashingWriter {
+            inner,
+            hasher: Sha256::new(),
+            count: 0,
+        }
+    }
+    /// Returns the inner writer and the hex digest of what went through.
+    pub fn finish(self) -> (W, String, u64) {
+        (self.inner, hex::encode(self.hasher.finalize()), self.count)
+    }
+}
+
+impl<W: Write> Write for HashingWriter<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        let n = self.inner.write(buf)?;
+        self.hasher.update(&buf[..n]);
+        self.count += n as u64;
+        Ok(n)
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Whole-stream compression of an archive or a layer, told by its magic bytes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Compression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+pub fn detect_compression(head: &[u8]) -> Compression {
+    if head.starts_with(&[0x1f, 0x8b]) {
+        Compression::Gzip
+    } else if head.starts_with(&[0x28, 0xb5, 0x2f, 0xfd]) {
+        Compression::Zstd
+    } else {
+        Compression::None
+    }
+}
+
+/// Wraps a reader so that gzip or zstd input comes out decompressed.
+pub fn decompressed(r: impl Read + Send + 'static) -> Result<Box<dyn Read + Send>> {
+    let mut br = BufReader::with_capacity(1 << 20, r);
+    let head = br.fill_buf().context("reading the first bytes")?.to_vec();
+    Ok(match detect_compression(&head) {
+        Compression::None => Box::new(br),
+        Compression::Gzip => Box::new(BufReader::with_capacity(
+            1 << 20,
+            flate2::bufread::MultiGzDecoder::new(br),
+        )),
+        Compression::Zstd => Box::new(BufReader::with_capacity(
+            1 << 20,
+            zstd::stream::read::Decoder::with_buffer(br).context("starting zstd decoder")?,
+        )),
+    })
+}
+
+/// Current time as RFC 3339 (UTC, seconds).
+pub fn now_rfc3339() -> String {
+    let secs = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs())
+        .unwrap_or(0);
+    format_rfc3339(secs as i64)
+}
+
+pub fn format_rfc3339(secs: i64) -> String {
+    let days = secs.div_euclid(86400);
+    let rem = secs.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
+        rem / 3600,
+        (rem / 60) % 60,
+        rem % 60
+    )
+}
+
+/// Parses the date and time of an RFC 3339 stamp (fractions and offsets honoured).
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let b = s.as_bytes();
+    if b.len() < 19 {
+        return None;
+    }
+    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
+    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
+    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
+    let mut t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
+    let mut rest = &s[19..];
+    if let Some(r) = rest.strip_prefix('.') {
+        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
+    }
+    if rest.len() >= 6 && (rest.starts_with('+') || rest.starts_with('-')) {
+        let oh: i64 = rest.get(1..3)?.parse().ok()?;
+        let om: i64 = rest.get(4..6)?.parse().ok()?;
+        let off = oh * 3600 + om * 60;
+        t += if rest.starts_with('+') { -off } else { off };
+    }
+    Some(t)
+}
+
+fn civil_from_days(z: i64) -> (i64, i64, i64) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m, d)
+}
+
+fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+/// "3 minutes ago", as docker prints it.
+pub fn human_ago(stamp: Option<&str>) -> String {
+    let Some(t) = stamp.and_then(parse_rfc3339) else {
+        return "N/A".into();
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0);
+    let s = (now - t).max(0);
+    let (n, unit) = match s {
+        0..=59 => return "Less than a minute ago".into(),
+        60..=3599 => (s / 60, "minute"),
+        3600..=86399 => (s / 3600, "hour"),
+        86400..=604799 => (s / 86400, "day"),
+        604800..=2591999 => (s / 604800, "week"),
+        2592000..=31535999 => (s / 2592000, "month"),
+        _ => (s / 31536000, "year"),
+    };
+    if n == 1 {
+        format!("{} {unit} ago", if unit == "hour" { "An" } else { "1" })
+    } else {
+        format!("{n} {unit}s ago")
+    }
+}
+
+/// Sizes in decimal units, as docker prints them.
+pub fn human_size(bytes: u64) -> String {
+    let units = ["B", "kB", "MB", "GB", "TB"];
+    let mut v = bytes as f64;
+    let mut i = 0;
+    while v >= 1000.0 && i < units.len() - 1 {
+        v /= 1000.0;
+        i += 1;
+    }
+    if i == 0 {
+        format!("{bytes}B")
+    } else {
+        format!("{v:.3}")
+            .trim_end_matches('0')
+            .trim_end_matches('.')
+            .to_string()
+            + units[i]
+    }
+}
+
+/// Writes a file so that it appears whole or not at all (temp file + fsync + rename).
+pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    let mut tmp = tempfile::NamedTempFile::new_in(dir)
+        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
+    tmp.write_all(bytes)?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("writing {}", path.display()))?;
+    Ok(())
+}
+
+pub fn stderr_is_terminal() -> bool {
+    unsafe { libc::isatty(2) == 1 }
+}
+
+/// A one-line byte counter on stderr, shown only when stderr is a terminal.
+pub struct Progress {
+    label: String,
+    done: u64,
+    last: Instant,
+    shown: bool,
+    enabled: bool,
+}
+
+impl Progress {
+    pub fn new(label: &str) -> Self {
+        Progress {
+            label: label.to_string(),
+            done: 0,
+            last: Instant::now(),
+            shown: false,
+            enabled: stderr_is_terminal(),
+        }
+    }
+    pub fn set_label(&mut self, label: &str) {
+        self.label = label.to_string();
+        self.draw(true);
+    }
+    pub fn add(&mut self, n: u64) {
+        self.done += n;
+        self.draw(false);
+    }
+    fn draw(&mut self, force: bool) {
+        if !self.enabled || (!force && self.last.elapsed() < Duration::from_millis(100)) {
+            return;
+        }
+        self.last = Instant::now();
+        self.shown = true;
+        let mib = self.done as f64 / 1048576.0;
+        eprint!("\r\x1b[K{}: {mib:.1} MiB", self.label);
+    }
+    pub fn finish(&mut self) {
+        if self.shown {
+            eprint!("\r\x1b[K");
+            self.shown = false;
+        }
+    }
+}
+
+impl Drop for Progress {
+    fn drop(&mut self) {
+        self.finish();
+    }
+}
+
+/// A reader that reports the bytes it passes to a Progress.
+pub struct ProgressReader<'a, R> {
+    pub inner: R,
+    pub progress: &'a mut Progress,
+}
+
+impl<R: Read> Read for ProgressReader<'_, R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.progress.add(n as u64);
+        Ok(n)
+    }
+}
+
+/// Removes a directory tree made by us, also when it holds read-only dirs.
+pub fn remove_tree(path: &Path) {
+    if fs::symlink_metadata(path).is_err() {
+        return;
+    }
+    if fs::remove_dir_all(path).is_ok() {
+        return;
+    }
+    // Read-only dirs (mode 0555 from a layer) block deletion as a non-root user.
+    for e in walkdir::WalkDir::new(path).into_iter().flatten() {
+        if e.file_type().is_dir() {
+            use std::os::unix::fs::PermissionsExt;
+            let _ = fs::set_permissions(e.path(), fs::Permissions::from_mode(0o700));
+        }
+    }
+    let _ = fs::remove_dir_all(path);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn rfc3339_round_trip() {
+        for t in [0i64, 951782400, 1700000000, 4102444800] {
+            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t));
+        }
+        assert_eq!(format_rfc3339(1700000000), "2023-11-14T22:13:20Z");
+        assert_eq!(
+            parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"),
+            Some(1700000000)
+        );
+    }
+
+    #[test]
+    fn sizes_and_compression() {
+        assert_eq!(human_size(999), "999B");
+        assert_eq!(human_size(1_500_000), "1.5MB");
+        assert_eq!(detect_compression(&[0x1f, 0x8b, 8]), Compression::Gzip);
+        assert_eq!(
+            detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]),
+            Compression::Zstd
+        );
+        assert_eq!(detect_compression(b"ustar"), Compression::None);
+    }
+}

@@ -1,0 +1,353 @@
+//! Hostile tars are refused with one clear error and nothing written anywhere:
+//! not outside the store, not in the store.
+mod image_support;
+use image_support::*;
+use std::fs;
+use std::path::Path;
+
+#[derive(Clone, Copy)]
+enum K {
+    File,
+    Dir,
+    Sym,
+    Hard,
+    Char(u32, u32),
+    LongName(u64),
+}
+
+/// A tar written header by header, names taken verbatim (no checks by the builder).
+/// (name, kind, link target, data)
+type Member<'a> = (&'a [u8], K, &'a [u8], &'a [u8]);
+
+fn raw_tar(entries: &[Member]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for (name, kind, link, data) in entries {
+        let mut h = tar::Header::new_gnu();
+        {
+            let old = h.as_old_mut();
+            old.name[..name.len()].copy_from_slice(name);
+            old.linkname[..link.len()].copy_from_slice(link);
+        }
+        h.set_mode(0o644);
+        h.set_uid(0);
+        h.set_gid(0);
+        h.set_mtime(1_700_000_000);
+        let mut size = data.len() as u64;
+        match kind {
+            K::File => h.set_entry_type(tar::EntryType::Regular),
+            K::Dir => {
+                h.set_entry_type(tar::EntryType::Directory);
+                h.set_mode(0o755);
+            }
+            K::Sym => h.set_entry_type(tar::EntryType::Symlink),
+            K::Hard => h.set_entry_type(tar::EntryType::Link),
+            K::Char(ma, mi) => {
+                h.set_entry_type(tar::EntryType::Char);
+                h.set_device_major(*ma).unwrap();
+                h.set_device_minor(*mi).unwrap();
+            }
+            K::LongName(claimed) => {
+                h.set_entry_type(tar::EntryType::GNULongName);
+                size = *claimed;
+            }
+        }
+        h.set_size(size);
+        h.set_cksum();
+        out.extend_from_slice(h.as_bytes());
+        out.extend_from_slice(data);
+        let pad = (512 - data.len() % 512) % 512;
+        out.extend(std::iter::repeat_n(0u8, pad));
+        if let K::LongName(_) = kind {
+            break; // the claimed data never comes
+        }
+    }
+    out.extend(std::iter::repeat_n(0u8, 1024));
+    out
+}
+
+fn assert_nothing_stored(root: &Path) {
+    for d in ["layers", "blobs/sha256", "tmp"] {
+        let p = root.join(d);
+        if p.exists() {
+            let left: Vec<_> = fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().file_name())
+                .collect();
+            assert!(left.is_empty(), "{} holds {left:?}", p.display());
+        }
+    }
+    assert_eq!(uc_ok(root, &["images", "-q"]).trim(), "");
+}
+
+fn refused(t: &Path, name: &str, tar: Vec<u8>, why: &str) {
+    let root = t.join(format!("store-{name}"));
+    let f = t.join(format!("{name}.tar"));
+    fs::write(&f, tar).unwrap();
+    let r = uc(&root, &["import", f.to_str().unwrap(), "evil"]);
+    assert_ne!(r.code, 0, "{name}: accepted");
+    assert_eq!(r.stderr.lines().count(), 1, "{name}: {}", r.stderr);
+    assert!(
+        r.stderr.contains(why),
+        "{name}: want {why:?} in {}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("panicked"), "{}", r.stderr);
+    assert_nothing_stored(&root);
+}
+
+#[test]
+fn hostile_layer_tars_are_refused() {
+    let t = tmpdir();
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::write(outside.join("secret"), "keep me\n").unwrap();
+    let out_abs = outside.to_str().unwrap().as_bytes().to_vec();
+    let mut abs_name = out_abs.clone();
+    abs_name.extend_from_slice(b"/pwned");
+    let mut secret = out_abs.clone();
+    secret.extend_from_slice(b"/secret");
+
+    refused(
+        t.path(),
+        "absolute",
+        raw_tar(&[(&abs_name, K::File, b"", b"x")]),
+        "absolute name",
+    );
+    refused(
+        t.path(),
+        "dotdot",
+        raw_tar(&[(b"a/../../pwned", K::File, b"", b"x")]),
+        "'..'",
+    );
+    refused(
+        t.path(),
+        "through-symlink",
+        raw_tar(&[
+            (b"evil", K::Sym, &out_abs, b""),
+            (b"evil/pwned", K::File, b"", b"x"),
+        ]),
+        "crosses the symlink",
+    );
+    refused(
+        t.path(),
+        "dir-through-symlink",
+        raw_tar(&[
+            (b"d", K::Dir, b"", b""),
+            (b"d/evil", K::Sym, &out_abs, b""),
+            (b"d/evil/sub/", K::Dir, b"", b""),
+        ]),
+        "crosses the symlink",
+    );
+    refused(
+        t.path(),
+        "relative-symlink-escape",
+        raw_tar(&[(b"a/up", K::Sym, b"../../../../../../etc", b"")]),
+        "points outside",
+    );
+    refused(
+        t.path(),
+        "hardlink-absolute",
+        raw_tar(&[(b"h", K::Hard, &secret, b"")]),
+        "absolute name",
+    );
+    refused(
+        t.path(),
+        "hardlink-dotdot",
+        raw_tar(&[(b"h", K::Hard, b"../outside/secret", b"")]),
+        "'..'",
+    );
+    refused(
+        t.path(),
+        "hardlink-through-symlink",
+        raw_tar(&[
+            (b"evil", K::Sym, &out_abs, b""),
+            (b"h", K::Hard, b"evil/secret", b""),
+        ]),
+        "crosses the symlink",
+    );
+    refused(
+        t.path(),
+        "hardlink-missing",
+        raw_tar(&[(b"h", K::Hard, b"not/there", b"")]),
+        "hard link",
+    );
+    refused(
+        t.path(),
+        "oversized-header",
+        raw_tar(&[(b"././@LongLink", K::LongName(1 << 34), b"", b"")]),
+        "oversized",
+    );
+    // the outside dir is as it was
+    let names: Vec<_> = fs::read_dir(&outside)
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .collect();
+    assert_eq!(names, vec![std::ffi::OsString::from("secret")]);
+    assert_eq!(
+        fs::read_to_string(outside.join("secret")).unwrap(),
+        "keep me\n"
+    );
+}
+
+#[test]
+fn safe_but_unusual_tars_are_kept() {
+    let t = tmpdir();
+    let root = t.path().join("store");
+    let tar = raw_tar(&[
+        (b"./", K::Dir, b"", b""),
+        (b"./bin/", K::Dir, b"", b""),
+        (b"./bin/tool", K::File, b"", b"data"),
+        (b"./bin/alias", K::Hard, b"./bin/tool", b""),
+        (b"./lib", K::Sym, b"/usr/lib", b""), // absolute: fine inside the container
+        (b"./bin/up", K::Sym, b"../etc/x", b""), // relative, stays inside
+        (b"./etc/gone", K::Char(0, 0), b"", b""), // overlay whiteout -> .wh.gone
+        (b"./dev/null", K::Char(1, 3), b"", b""),
+        (b"./bin/tool", K::File, b"", b"newer"), // a later member replaces an earlier one
+    ]);
+    let f = t.path().join("ok.tar");
+    fs::write(&f, tar).unwrap();
+    uc_ok(&root, &["import", f.to_str().unwrap(), "ok"]);
+    let l = &image_lowers(&root, "ok")[0];
+    assert_eq!(fs::read_to_string(l.join("bin/tool")).unwrap(), "newer");
+    assert_eq!(fs::read_to_string(l.join("bin/alias")).unwrap(), "data");
+    assert_eq!(fs::read_link(l.join("lib")).unwrap(), Path::new("/usr/lib"));
+    assert!(l.join("etc/.wh.gone").is_file());
+    use std::os::unix::fs::FileTypeExt;
+    assert!(
+        fs::symlink_metadata(l.join("dev/null"))
+            .unwrap()
+            .file_type()
+            .is_char_device()
+    );
+}
+
+#[test]
+fn hostile_archives_are_refused_by_load() {
+    let t = tmpdir();
+    // an archive member with '..'
+    let f = t.path().join("a.tar");
+    fs::write(&f, raw_tar(&[(b"../manifest.json", K::File, b"", b"[]")])).unwrap();
+    let root = t.path().join("store");
+    let r = uc(&root, &["load", "-i", f.to_str().unwrap()]);
+    assert!(r.code != 0 && r.stderr.contains("'..'"), "{}", r.stderr);
+    // a docker-archive whose layer is hostile
+    let layer = raw_tar(&[
+        (b"evil", K::Sym, b"/etc", b""),
+        (b"evil/passwd", K::File, b"", b"x"),
+    ]);
+    use sha2::Digest;
+    let diff = hex::encode(sha2::Sha256::digest(&layer));
+    let cfg = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#
+    );
+    let manifest = r#"[{"Config":"c.json","RepoTags":["evil:1"],"Layers":["l.tar"]}]"#;
+    let mut b = tar::Builder::new(Vec::new());
+    for (n, d) in [
+        ("l.tar", &layer[..]),
+        ("c.json", cfg.as_bytes()),
+        ("manifest.json", manifest.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, n, d).unwrap();
+    }
+    let f2 = t.path().join("b.tar");
+    fs::write(&f2, b.into_inner().unwrap()).unwrap();
+    let r = uc(&root, &["load", "-i", f2.to_str().unwrap()]);
+    assert!(
+        r.code != 0 && r.stderr.contains("crosses the symlink"),
+        "{}",
+        r.stderr
+    );
+    assert_eq!(r.stderr.lines().count(), 1, "{}", r.stderr);
+    assert_nothing_stored(&root);
+    // a layer whose content does not match the config's diff_id
+    let cfg_bad = cfg.replace(&diff, &"0".repeat(64));
+    let mut b = tar::Builder::new(Vec::new());
+    let good_layer = raw_tar(&[(b"f", K::File, b"", b"x")]);
+    for (n, d) in [
+        ("l.tar", &good_layer[..]),
+        ("c.json", cfg_bad.as_bytes()),
+        ("manifest.json", manifest.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, n, d).unwrap();
+    }
+    let f3 = t.path().join("c.tar");
+    fs::write(&f3, b.into_inner().unwrap()).unwrap();
+    let r = uc(&root, &["load", "-i", f3.to_str().unwrap()]);
+    assert!(
+        r.code != 0 && r.stderr.contains("does not match"),
+        "{}",
+        r.stderr
+    );
+}
+
+/// Rootless: devices are skipped with a warning, owners are not kept (no privilege),
+/// the rest of the layer is unpacked.
+#[test]
+fn rootless_import_skips_devices_with_a_warning() {
+    let user = "unionctl-test";
+    if std::process::Command::new("id")
+        .arg(user)
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        sh_ok("useradd", &["-m", user]);
+    }
+    let t = tmpdir();
+    sh_ok("chmod", &["755", t.path().to_str().unwrap()]);
+    let tar = raw_tar(&[
+        (b"etc/", K::Dir, b"", b""),
+        (b"etc/conf", K::File, b"", b"conf"),
+        (b"etc/gone", K::Char(0, 0), b"", b""),
+        (b"dev/null", K::Char(1, 3), b"", b""),
+    ]);
+    let f = t.path().join("dev.tar");
+    fs::write(&f, tar).unwrap();
+    sh_ok("chmod", &["644", f.to_str().unwrap()]);
+    let root = t.path().join("store");
+    fs::create_dir(&root).unwrap();
+    sh_ok(
+        "chown",
+        &[&format!("{user}:{user}"), root.to_str().unwrap()],
+    );
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            user,
+            "--regid",
+            user,
+            "--init-groups",
+            "--reset-env",
+        ])
+        .arg(bin())
+        .args([
+            "--root",
+            root.to_str().unwrap(),
+            "import",
+            f.to_str().unwrap(),
+            "rootless",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    assert!(
+        stderr.contains("warning") && stderr.contains("device"),
+        "{stderr}"
+    );
+    let l = &image_lowers(&root, "rootless")[0];
+    assert_eq!(fs::read_to_string(l.join("etc/conf")).unwrap(), "conf");
+    assert!(l.join("etc/.wh.gone").is_file());
+    assert!(!l.join("dev/null").exists());
+    use std::os::unix::fs::MetadataExt;
+    assert_ne!(fs::metadata(l.join("etc/conf")).unwrap().uid(), 0);
+    sh_ok("rm", &["-rf", root.to_str().unwrap()]);
+}
