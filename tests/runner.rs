@@ -833,3 +833,54 @@ fn attach_to_a_detached_container() {
     let o = s.run(&["attach", "talk"]);
     assert!(code(&o) != 0 && stderr(&o).contains("is not running"));
 }
+
+#[test]
+fn mount_points_stay_out_of_the_upper_layer_and_images_run() {
+    let s = Store::new();
+    let vol = tempfile::tempdir().unwrap();
+    let v = format!("{}:/mnt/vol", vol.path().display());
+    ok(&s.run(&[
+        "run",
+        "--name",
+        "clean",
+        "-v",
+        &v,
+        "--rootfs",
+        &bb(),
+        "cat",
+        "/etc/hostname",
+    ]));
+    let c = unionctl::runner::find_container(s.root(), "clean").unwrap();
+    let upper: Vec<_> = fs::read_dir(c.upper())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        upper.is_empty(),
+        "mount points leaked into the upper layer: {upper:?}"
+    );
+
+    // IMAGE instead of --rootfs: the image store resolves the layers.
+    let tar = s.root().join("bb.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(busybox_rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&s.run(&["import", &tar.to_string_lossy(), "bb:test"]));
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "bb:test",
+        "sh",
+        "-c",
+        "cat /etc/motd; exit 4",
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "welcome\n");
+}

@@ -5,6 +5,7 @@
 pub mod cgroups;
 pub mod exec;
 pub mod idmap;
+pub mod initlayer;
 pub mod lifecycle;
 pub mod linux;
 pub mod process;

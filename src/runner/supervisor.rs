@@ -105,7 +105,11 @@ fn start_in_cgroups(
     for d in [c.upper(), c.work(), c.merged()] {
         fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
     }
-    union::mount(&c.lowers, &c.upper(), &c.work(), &c.merged())?;
+    let init = super::initlayer::prepare(c)?;
+    let layers: Vec<PathBuf> = std::iter::once(init)
+        .chain(c.lowers.iter().cloned())
+        .collect();
+    union::mount(&layers, &c.upper(), &c.work(), &c.merged())?;
     super::trace("mounted");
     match clone_container(c, stdio, full_idmap, cg) {
         Ok(started) => Ok(started),
