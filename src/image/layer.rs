@@ -22,6 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -333,18 +334,29 @@ impl Unpacker<'_> {
         use tar::EntryType as T;
         match kind {
             T::Regular | T::Continuous => {
-                self.clear(&rel, false)?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&full)
-                    .with_context(|| format!("creating {}", full.display()))?;
+                let open = || {
+                    OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                        .open(&full)
+                };
+                // Try first, clear on EEXIST: saves an lstat per file.
+                let mut f = match open() {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        self.clear(&rel, false)?;
+                        open().with_context(|| format!("creating {}", full.display()))?
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("creating {}", full.display()));
+                    }
+                };
                 copy_data(entry, &mut f).with_context(|| format!("writing {}", full.display()))?;
-                drop(f);
-                self.meta(&full, uid, gid, Some(mode), pax);
-                set_times(&full, atime, mtime);
+                self.file_meta(&f, &full, uid, gid, mode, pax);
+                let ts = [timespec(atime), timespec(mtime)];
+                unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
             }
             T::Directory => {
                 if !self.clear(&rel, true)? {
@@ -445,6 +457,32 @@ impl Unpacker<'_> {
     }
 
     /// Owner, xattrs and mode (in that order: chown clears set-id bits).
+    /// As `meta`, through an open file (no path lookups).
+    fn file_meta(
+        &mut self,
+        f: &File,
+        full: &Path,
+        uid: u64,
+        gid: u64,
+        mode: u32,
+        pax: &HashMap<String, Vec<u8>>,
+    ) {
+        let fd = f.as_raw_fd();
+        if self.is_root {
+            unsafe { libc::fchown(fd, uid as libc::uid_t, gid as libc::gid_t) };
+        }
+        for (k, v) in pax {
+            if let Some(attr) = k.strip_prefix("SCHILY.xattr.")
+                && let Err(e) = xattr::FileExt::set_xattr(f, attr, v)
+            {
+                self.report
+                    .warnings
+                    .push(format!("{}: xattr {attr} not kept: {e}", full.display()));
+            }
+        }
+        unsafe { libc::fchmod(fd, mode as libc::mode_t) };
+    }
+
     fn meta(
         &mut self,
         full: &Path,
@@ -485,6 +523,13 @@ fn pax_time(pax: &HashMap<String, Vec<u8>>, key: &str) -> Option<i64> {
 
 fn cstr(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("{}: NUL in name", p.display()))
+}
+
+fn timespec(secs: i64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    }
 }
 
 fn set_times(path: &Path, atime: i64, mtime: i64) {
