@@ -10,3 +10,13 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# File-system conformance tests (tests/pjdfstest.rs): the pjdfstest suite, and the user and
+# group named in the [dummy_auth] section of tests/pjdfstest.toml.
+cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
+if ! command -v pjdfstest >/dev/null 2>&1 && [ ! -x "$cargo_bin/pjdfstest" ]; then
+  cargo install -q pjdfstest
+fi
+if [ "$(id -u)" = 0 ]; then
+  getent group tests >/dev/null || groupadd tests
+  id -u tests >/dev/null 2>&1 || useradd -M -g tests -d /nonexistent -s /usr/sbin/nologin tests
+fi

@@ -3,7 +3,11 @@ use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
 #[derive(Parser, Debug)]
-#[command(name = "unionctl", version, about = "Union file system, container runner and image store")]
+#[command(
+    name = "unionctl",
+    version,
+    about = "Union file system, container runner and image store"
+)]
 pub struct Cli {
     /// Store root for containers and images (default /var/lib/unionctl as root,
     /// $XDG_DATA_HOME/unionctl otherwise)

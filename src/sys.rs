@@ -1,1 +1,295 @@
-//! Thin helpers over raw syscalls shared by several modules.
+//! Thin adapters over the raw syscalls the union file system needs. All paths are
+//! relative to a directory fd (a layer root) so no call ever follows `..` out of a layer
+//! by accident and the kernel does not re-walk the layer's own path each time.
+use std::ffi::{CStr, CString, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
+use std::path::Path;
+
+pub type Stat = libc::stat;
+
+fn cstr(p: &OsStr) -> io::Result<CString> {
+    CString::new(p.as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))
+}
+
+/// Relative path to a C string; the empty path means the directory itself (".").
+pub fn rel(p: &OsStr) -> io::Result<CString> {
+    if p.is_empty() {
+        Ok(c".".to_owned())
+    } else {
+        cstr(p)
+    }
+}
+
+fn check(r: libc::c_int) -> io::Result<libc::c_int> {
+    if r < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(r)
+    }
+}
+
+pub fn errno(e: i32) -> io::Error {
+    io::Error::from_raw_os_error(e)
+}
+
+pub fn open_dir_path(path: &Path) -> io::Result<OwnedFd> {
+    let c = cstr(path.as_os_str())?;
+    let fd = check(unsafe {
+        libc::open(
+            c.as_ptr(),
+            libc::O_PATH | libc::O_DIRECTORY | libc::O_CLOEXEC,
+        )
+    })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn lstatat(dir: RawFd, p: &OsStr) -> io::Result<Stat> {
+    let c = rel(p)?;
+    let mut st: Stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstatat(dir, c.as_ptr(), &mut st, libc::AT_SYMLINK_NOFOLLOW) })?;
+    Ok(st)
+}
+
+/// lstat that maps ENOENT/ENOTDIR to None (a missing name is not an error in a layer).
+pub fn lstat_opt(dir: RawFd, p: &OsStr) -> io::Result<Option<Stat>> {
+    match lstatat(dir, p) {
+        Ok(st) => Ok(Some(st)),
+        Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+pub fn fstat(fd: RawFd) -> io::Result<Stat> {
+    let mut st: Stat = unsafe { std::mem::zeroed() };
+    check(unsafe { libc::fstat(fd, &mut st) })?;
+    Ok(st)
+}
+
+pub fn openat(dir: RawFd, p: &OsStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = rel(p)?;
+    let fd = check(unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;
+    Ok(unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+pub fn mkdirat(dir: RawFd, p: &OsStr, mode: u32) -> io::Result<()> {
+    let c = rel(p)?;
+    check(unsafe { libc::mkdirat(dir, c.as_ptr(), mode) }).map(drop)
+}
+
+pub fn mknodat(dir: RawFd, p: &OsStr, mode: u32, rdev: u64) -> io::Result<()> {
+    let c = rel(p)?;
+    check(unsafe { libc::mknodat(dir, c.as_ptr(), mode, rdev) }).map(drop)
+}
+
+pub fn symlinkat(target: &OsStr, dir: RawFd, p: &OsStr) -> io::Result<()> {
+    let t = cstr(target)?;
+    let c = rel(p)?;
+    check(unsafe { libc::symlinkat(t.as_ptr(), dir, c.as_ptr()) }).map(drop)
+}
+
+pub fn linkat(odir: RawFd, op: &OsStr, ndir: RawFd, np: &OsStr) -> io::Result<()> {
+    let o = rel(op)?;
+    let n = rel(np)?;
+    check(unsafe { libc::linkat(odir, o.as_ptr(), ndir, n.as_ptr(), 0) }).map(drop)
+}
+
+pub fn unlinkat(dir: RawFd, p: &OsStr, flags: i32) -> io::Result<()> {
+    let c = rel(p)?;
+    check(unsafe { libc::unlinkat(dir, c.as_ptr(), flags) }).map(drop)
+}
+
+pub fn renameat2(odir: RawFd, op: &OsStr, ndir: RawFd, np: &OsStr, flags: u32) -> io::Result<()> {
+    let o = rel(op)?;
+    let n = rel(np)?;
+    check(unsafe { libc::renameat2(odir, o.as_ptr(), ndir, n.as_ptr(), flags) }).map(drop)
+}
+
+pub fn readlinkat(dir: RawFd, p: &OsStr) -> io::Result<OsString> {
+    let c = rel(p)?;
+    let mut buf = vec![0u8; libc::PATH_MAX as usize + 1];
+    let n = unsafe { libc::readlinkat(dir, c.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    buf.truncate(n as usize);
+    Ok(OsString::from_vec(buf))
+}
+
+pub fn fchownat(dir: RawFd, p: &OsStr, uid: u32, gid: u32) -> io::Result<()> {
+    let c = rel(p)?;
+    check(unsafe { libc::fchownat(dir, c.as_ptr(), uid, gid, libc::AT_SYMLINK_NOFOLLOW) }).map(drop)
+}
+
+pub fn fchmodat(dir: RawFd, p: &OsStr, mode: u32) -> io::Result<()> {
+    let c = rel(p)?;
+    check(unsafe { libc::fchmodat(dir, c.as_ptr(), mode, 0) }).map(drop)
+}
+
+pub fn utimensat(dir: RawFd, p: &OsStr, times: &[libc::timespec; 2]) -> io::Result<()> {
+    let c = rel(p)?;
+    check(unsafe { libc::utimensat(dir, c.as_ptr(), times.as_ptr(), libc::AT_SYMLINK_NOFOLLOW) })
+        .map(drop)
+}
+
+pub fn truncateat(dir: RawFd, p: &OsStr, size: u64) -> io::Result<()> {
+    let fd = openat(dir, p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
+    check(unsafe { libc::ftruncate(fd.as_raw_fd(), size as i64) }).map(drop)
+}
+
+/// `/proc/self/fd/N/REL`: a path usable with the l*xattr calls, which have no *at form.
+pub fn proc_path(dir: RawFd, p: &OsStr) -> io::Result<CString> {
+    let mut v = format!("/proc/self/fd/{dir}").into_bytes();
+    if !p.is_empty() {
+        v.push(b'/');
+        v.extend_from_slice(p.as_bytes());
+    }
+    CString::new(v).map_err(|_| errno(libc::EINVAL))
+}
+
+pub fn lgetxattr(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let path = proc_path(dir, p)?;
+    let mut buf = vec![0u8; 256];
+    loop {
+        let n = unsafe {
+            libc::lgetxattr(
+                path.as_ptr(),
+                name.as_ptr(),
+                buf.as_mut_ptr().cast(),
+                buf.len(),
+            )
+        };
+        if n >= 0 {
+            buf.truncate(n as usize);
+            return Ok(Some(buf));
+        }
+        let e = io::Error::last_os_error();
+        match e.raw_os_error() {
+            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+            Some(libc::ERANGE) => {
+                let need = unsafe {
+                    libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0)
+                };
+                if need < 0 {
+                    return Err(io::Error::last_os_error());
+                }
+                buf.resize(need as usize + 1, 0);
+            }
+            _ => return Err(e),
+        }
+    }
+}
+
+/// Raw getxattr with the caller's buffer size semantics (size 0 asks for the length).
+pub fn lgetxattr_raw(dir: RawFd, p: &OsStr, name: &CStr, size: usize) -> io::Result<Vec<u8>> {
+    let path = proc_path(dir, p)?;
+    let mut buf = vec![0u8; size];
+    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), size) };
+    if n < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    if size == 0 {
+        buf.resize(n as usize, 0);
+        buf.fill(0);
+        return Ok(buf);
+    }
+    buf.truncate(n as usize);
+    Ok(buf)
+}
+
+pub fn lsetxattr(dir: RawFd, p: &OsStr, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    let path = proc_path(dir, p)?;
+    check(unsafe {
+        libc::lsetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            value.as_ptr().cast(),
+            value.len(),
+            flags,
+        )
+    })
+    .map(drop)
+}
+
+pub fn lremovexattr(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<()> {
+    let path = proc_path(dir, p)?;
+    check(unsafe { libc::lremovexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
+}
+
+/// All xattr names of a file (without following a symlink).
+pub fn llistxattr(dir: RawFd, p: &OsStr) -> io::Result<Vec<CString>> {
+    let path = proc_path(dir, p)?;
+    let n = unsafe { libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
+    if n < 0 {
+        let e = io::Error::last_os_error();
+        return if e.raw_os_error() == Some(libc::ENOTSUP) {
+            Ok(vec![])
+        } else {
+            Err(e)
+        };
+    }
+    let mut buf = vec![0u8; n as usize + 64];
+    let n = check(
+        unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as i32,
+    )?;
+    buf.truncate(n as usize);
+    Ok(buf
+        .split(|&b| b == 0)
+        .filter(|s| !s.is_empty())
+        .map(|s| CString::new(s).unwrap())
+        .collect())
+}
+
+pub fn is_whiteout_stat(st: &Stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFCHR && st.st_rdev == 0
+}
+
+pub fn is_dir(st: &Stat) -> bool {
+    st.st_mode & libc::S_IFMT == libc::S_IFDIR
+}
+
+/// Reads every entry name of a directory (without "." and "..") with d_type.
+pub fn read_dir_names(dir: RawFd, p: &OsStr) -> io::Result<Vec<(OsString, u8, u64)>> {
+    let fd = openat(
+        dir,
+        p,
+        libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
+        0,
+    )?;
+    let dirp = unsafe { libc::fdopendir(fd.as_raw_fd()) };
+    if dirp.is_null() {
+        return Err(io::Error::last_os_error());
+    }
+    std::mem::forget(fd); // closedir closes it
+    let mut out = Vec::new();
+    loop {
+        unsafe { *libc::__errno_location() = 0 };
+        let ent = unsafe { libc::readdir64(dirp) };
+        if ent.is_null() {
+            let e = unsafe { *libc::__errno_location() };
+            unsafe { libc::closedir(dirp) };
+            if e != 0 {
+                return Err(errno(e));
+            }
+            return Ok(out);
+        }
+        let ent = unsafe { &*ent };
+        let name = unsafe { CStr::from_ptr(ent.d_name.as_ptr()) }.to_bytes();
+        if name == b"." || name == b".." {
+            continue;
+        }
+        out.push((OsStr::from_bytes(name).to_owned(), ent.d_type, ent.d_ino));
+    }
+}
+
+/// True when this process runs in the initial user namespace (so trusted.* xattrs work).
+pub fn in_initial_userns() -> bool {
+    match std::fs::read_to_string("/proc/self/uid_map") {
+        Ok(s) => {
+            let f: Vec<&str> = s.split_whitespace().collect();
+            f.len() == 3 && f[0] == "0" && f[1] == "0" && f[2] == "4294967295"
+        }
+        Err(_) => false,
+    }
+}

@@ -1,15 +1,192 @@
-//! Thin fuser adapter and the `mount`/`umount` commands.
-use crate::cli::*;
+//! The fuser adapter and the `mount`/`umount`/`layers`/`which` commands.
+mod adapter;
+pub mod options;
 
-pub fn cmd_mount(_a: MountArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("mount: not implemented yet")
+pub use adapter::UnionFuse;
+
+use crate::cli::*;
+use crate::unionfs::{LayerSpec, Layers, UnionFs};
+use crate::whiteout::Format;
+use anyhow::{Context, bail};
+use std::io::{Read, Write};
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+/// Everything needed to serve one union mount.
+#[derive(Debug, Clone)]
+pub struct MountRequest {
+    pub spec: LayerSpec,
+    pub merged: PathBuf,
+    pub options: options::MountOptions,
 }
-pub fn cmd_umount(_a: UmountArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("umount: not implemented yet")
+
+impl MountRequest {
+    pub fn from_args(a: &MountArgs) -> anyhow::Result<MountRequest> {
+        let options = options::MountOptions::parse(&a.options)?;
+        let lowers: Vec<PathBuf> = a.lower.split(':').map(PathBuf::from).collect();
+        let format: Format = a.format.parse().map_err(anyhow::Error::msg)?;
+        let user_xattr = options.userxattr || !crate::sys::in_initial_userns();
+        let spec = LayerSpec {
+            lowers,
+            upper: a.upper.clone(),
+            work: a.work.clone(),
+            format,
+            user_xattr,
+        };
+        Ok(MountRequest {
+            spec,
+            merged: a.merged.clone(),
+            options,
+        })
+    }
 }
+
+/// Checks what can be checked before forking: layers, mount point.
+fn precheck(req: &MountRequest) -> anyhow::Result<()> {
+    crate::unionfs::layers::validate(&req.spec)?;
+    let m = &req.merged;
+    let md = std::fs::metadata(m)
+        .map_err(|e| anyhow::anyhow!("{}: mount point: {}", m.display(), short(&e)))?;
+    if !md.is_dir() {
+        bail!("{}: mount point: not a directory", m.display());
+    }
+    if is_mount_point(m)? {
+        bail!(
+            "{}: mount point is busy: something is already mounted there",
+            m.display()
+        );
+    }
+    Ok(())
+}
+
+fn short(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+}
+
+/// Is PATH the root of a mount (listed in /proc/self/mountinfo)?
+pub fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
+    let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let info =
+        std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
+    let want = canon.to_string_lossy().replace(' ', "\\040");
+    Ok(info
+        .lines()
+        .any(|l| l.split(' ').nth(4) == Some(want.as_str())))
+}
+
+/// Opens the layers and serves the mount in this process until it is unmounted.
+/// `ready` is called once the mount is in place.
+pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
+    // The kernel applied the caller's umask already; ours must not strip modes again.
+    unsafe { libc::umask(0) };
+    let layers = Layers::open(&req.spec)?;
+    let fs = UnionFs::new(layers).context("reading the layer roots")?;
+    let read_only = fs.read_only() || req.options.read_only;
+    let config = req.options.fuser_config(read_only);
+    let session = fuser::Session::new(UnionFuse::new(fs), &req.merged, &config)
+        .map_err(|e| anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e)))?;
+    ready();
+    session.run().context("serving the union")?;
+    Ok(())
+}
+
+pub fn cmd_mount(a: MountArgs) -> anyhow::Result<i32> {
+    let req = MountRequest::from_args(&a)?;
+    precheck(&req)?;
+    if a.foreground {
+        serve(&req, || {})?;
+        return Ok(0);
+    }
+    // Fork before any thread exists; the child reports "ok" or the error over a pipe.
+    let (rd, wr) = nix::unistd::pipe().context("pipe")?;
+    match unsafe { nix::unistd::fork() }.context("fork")? {
+        nix::unistd::ForkResult::Parent { .. } => {
+            drop(wr);
+            let mut msg = String::new();
+            std::fs::File::from(rd).read_to_string(&mut msg)?;
+            if msg == "ok" {
+                Ok(0)
+            } else if msg.is_empty() {
+                bail!(
+                    "{}: the mount daemon died before the mount was ready",
+                    req.merged.display()
+                )
+            } else {
+                bail!("{msg}")
+            }
+        }
+        nix::unistd::ForkResult::Child => {
+            drop(rd);
+            let _ = nix::unistd::setsid();
+            let pipe = std::cell::RefCell::new(Some(std::fs::File::from(wr)));
+            let res = serve(&req, || {
+                detach_stdio();
+                // Writing "ok" and closing the pipe tells the parent we are ready.
+                if let Some(mut w) = pipe.borrow_mut().take() {
+                    let _ = w.write_all(b"ok");
+                }
+            });
+            if let Err(e) = res {
+                if let Some(mut w) = pipe.borrow_mut().take() {
+                    let _ = write!(w, "{e:#}");
+                }
+                std::process::exit(1);
+            }
+            std::process::exit(0);
+        }
+    }
+}
+
+fn detach_stdio() {
+    if let Ok(null) = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/null")
+    {
+        for fd in 0..3 {
+            unsafe { libc::dup2(null.as_raw_fd(), fd) };
+        }
+    }
+}
+
+pub fn cmd_umount(a: UmountArgs) -> anyhow::Result<i32> {
+    unmount(&a.merged)?;
+    Ok(0)
+}
+
+/// Unmounts a union (also one whose daemon died: the kernel still lists it).
+pub fn unmount(merged: &Path) -> anyhow::Result<()> {
+    let c = std::ffi::CString::new(merged.as_os_str().as_encoded_bytes())?;
+    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+        return Ok(());
+    }
+    let e = std::io::Error::last_os_error();
+    match e.raw_os_error() {
+        Some(libc::EBUSY) => bail!(
+            "{}: cannot unmount: busy (files are open or a process uses it)",
+            merged.display()
+        ),
+        Some(libc::EINVAL) => bail!("{}: not a mount point", merged.display()),
+        Some(libc::EPERM) => {
+            // Unprivileged: fusermount3 does it for the user who mounted.
+            let st = std::process::Command::new("fusermount3")
+                .arg("-u")
+                .arg(merged)
+                .status();
+            match st {
+                Ok(s) if s.success() => Ok(()),
+                _ => bail!("{}: cannot unmount: {}", merged.display(), short(&e)),
+            }
+        }
+        _ => bail!("{}: cannot unmount: {}", merged.display(), short(&e)),
+    }
+}
+
 pub fn cmd_layers(_a: LayersArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("layers: not implemented yet")
+    bail!("layers: not implemented yet")
 }
+
 pub fn cmd_which(_a: WhichArgs) -> anyhow::Result<i32> {
-    anyhow::bail!("which: not implemented yet")
+    bail!("which: not implemented yet")
 }

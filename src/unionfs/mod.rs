@@ -1,1 +1,444 @@
-//! unionfs
+//! Union semantics over plain directories, following kernel overlayfs. No FUSE here:
+//! every operation takes inode numbers and names and returns `io::Result` with the errno
+//! overlayfs would give.
+pub mod layers;
+pub mod node;
+mod ops;
+mod readdir;
+
+pub use layers::{LayerSpec, Layers, SpecError};
+pub use node::{LowerRef, Node, NodeState, ROOT};
+pub use ops::{Caller, SetAttr, SetTime};
+pub use readdir::DirEntry;
+
+use crate::sys::{self, Stat};
+use crate::whiteout::{self, Format, Redirect, join};
+use std::ffi::{OsStr, OsString};
+use std::io;
+use std::os::fd::RawFd;
+use std::os::unix::ffi::OsStrExt;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+pub struct UnionFs {
+    pub layers: Layers,
+    pub nodes: node::NodeTable,
+    tmp_seq: AtomicU64,
+}
+
+/// What one name resolves to in the union, before it becomes a node.
+#[derive(Debug, Clone)]
+pub struct Found {
+    pub kind: u32,
+    pub ino: u64,
+    /// Object's own upper entry at this name.
+    pub upper: Option<Stat>,
+    /// Top-most lower object (non-dir) or lower dirs (dir).
+    pub lowers: Vec<LowerRef>,
+    pub lower_stat: Option<Stat>,
+    pub redirected: bool,
+    pub index: Option<OsString>,
+}
+
+fn enoent() -> io::Error {
+    sys::errno(libc::ENOENT)
+}
+
+fn kind_of(st: &Stat) -> u32 {
+    st.st_mode & libc::S_IFMT
+}
+
+impl UnionFs {
+    pub fn new(layers: Layers) -> io::Result<UnionFs> {
+        let fs = UnionFs {
+            layers,
+            nodes: node::NodeTable::default(),
+            tmp_seq: AtomicU64::new(0),
+        };
+        let upper = fs.layers.upper.is_some();
+        let mut lowers = Vec::new();
+        let upper_opaque = match &fs.layers.upper {
+            Some(u) => whiteout::is_opaque_dir(u.raw(), OsStr::new(""), &fs.layers.xattr)?,
+            None => false,
+        };
+        if !upper_opaque {
+            for (i, l) in fs.layers.lowers.iter().enumerate() {
+                lowers.push(LowerRef {
+                    layer: i,
+                    path: OsString::new(),
+                });
+                if whiteout::is_opaque_dir(l.raw(), OsStr::new(""), &fs.layers.xattr)? {
+                    break;
+                }
+            }
+        }
+        let state = NodeState {
+            aliases: vec![(ROOT, OsString::new())],
+            upper,
+            lowers,
+            redirected: false,
+            index: None,
+            orphan: None,
+        };
+        fs.nodes.insert_root(Node::new(ROOT, libc::S_IFDIR, state));
+        Ok(fs)
+    }
+
+    pub fn read_only(&self) -> bool {
+        self.layers.upper.is_none()
+    }
+
+    pub fn node(&self, ino: u64) -> io::Result<Arc<Node>> {
+        self.nodes.get(ino).ok_or_else(|| sys::errno(libc::ESTALE))
+    }
+
+    /// Path of a node in the union (and so in the upper layer), from its first alias.
+    pub fn path_of(&self, ino: u64) -> io::Result<OsString> {
+        let mut parts: Vec<OsString> = Vec::new();
+        let mut cur = ino;
+        let mut guard = 0;
+        while cur != ROOT {
+            let n = self.node(cur)?;
+            let st = n.lock();
+            let (parent, name) = st.aliases.first().cloned().ok_or_else(enoent)?;
+            drop(st);
+            parts.push(name);
+            cur = parent;
+            guard += 1;
+            if guard > 4096 {
+                return Err(sys::errno(libc::ELOOP));
+            }
+        }
+        let mut v = Vec::new();
+        for (i, p) in parts.iter().rev().enumerate() {
+            if i > 0 {
+                v.push(b'/');
+            }
+            v.extend_from_slice(p.as_bytes());
+        }
+        Ok(OsStr::from_bytes(&v).to_owned())
+    }
+
+    fn lower_fd(&self, layer: usize) -> RawFd {
+        self.layers.lowers[layer].raw()
+    }
+
+    /// Resolves NAME under a directory node: upper first, then the parent's lower dirs top
+    /// down, honouring whiteouts, opaque dirs and redirects.
+    pub fn resolve(
+        &self,
+        pst: &NodeState,
+        ppath: &OsStr,
+        name: &OsStr,
+    ) -> io::Result<Option<Found>> {
+        // `.wh.` names are whiteout markers in lower layers, and in the upper one when it
+        // is written in aufs format; an overlay-format upper may hold such names as data.
+        let meta_name = whiteout::is_aufs_meta(name);
+        if meta_name && self.layers.format == Format::Aufs {
+            return Ok(None);
+        }
+        let path = join(ppath, name);
+        let x = &self.layers.xattr;
+        let mut upper_st = None;
+        let mut redirect = None;
+        let mut search = true;
+        let mut origin_ino = None;
+        if pst.upper {
+            let ufd = self.layers.upper_fd()?;
+            match sys::lstat_opt(ufd, &path)? {
+                Some(st) if self.upper_whiteout(&st) => return Ok(None),
+                Some(st) => {
+                    if let Some(fb) = whiteout::get(ufd, &path, &x.origin)? {
+                        origin_ino = self.origin_ino(&fb);
+                    }
+                    if sys::is_dir(&st) {
+                        if whiteout::is_opaque_dir(ufd, &path, x)? {
+                            search = false;
+                        } else if let Some(r) = whiteout::get(ufd, &path, &x.redirect)? {
+                            redirect = Redirect::parse(&r);
+                        }
+                    } else {
+                        search = false;
+                    }
+                    upper_st = Some(st);
+                }
+                None => {
+                    if whiteout::is_whiteout(ufd, ppath, name, None)? {
+                        return Ok(None);
+                    }
+                }
+            }
+        }
+        let mut lowers = Vec::new();
+        let mut lower_stat = None;
+        if search && !meta_name {
+            let candidates: Vec<(usize, OsString)> = match &redirect {
+                Some(Redirect::Absolute(p)) => (0..self.layers.lowers.len())
+                    .map(|i| (i, p.clone()))
+                    .collect(),
+                Some(Redirect::Relative(n)) => pst
+                    .lowers
+                    .iter()
+                    .map(|l| (l.layer, join(&l.path, n)))
+                    .collect(),
+                None => pst
+                    .lowers
+                    .iter()
+                    .map(|l| (l.layer, join(&l.path, name)))
+                    .collect(),
+            };
+            for (layer, cpath) in candidates {
+                let fd = self.lower_fd(layer);
+                let st = sys::lstat_opt(fd, &cpath)?;
+                match st {
+                    Some(st) if sys::is_whiteout_stat(&st) => break,
+                    None => {
+                        let (cp, cn) = split(&cpath);
+                        if whiteout::is_whiteout(fd, cp, cn, None)? {
+                            break;
+                        }
+                    }
+                    Some(st) if sys::is_dir(&st) => {
+                        if upper_st.is_some() || lower_stat.is_none_or(|l: Stat| sys::is_dir(&l)) {
+                            if lower_stat.is_none() {
+                                lower_stat = Some(st);
+                            }
+                            lowers.push(LowerRef {
+                                layer,
+                                path: cpath.clone(),
+                            });
+                            if whiteout::is_opaque_dir(fd, &cpath, x)? {
+                                break;
+                            }
+                        } else {
+                            break;
+                        }
+                    }
+                    Some(st) => {
+                        if upper_st.is_none() && lower_stat.is_none() {
+                            lower_stat = Some(st);
+                            lowers.push(LowerRef { layer, path: cpath });
+                        }
+                        break;
+                    }
+                }
+            }
+        }
+        let (kind, ino, index) = match (&upper_st, &lower_stat) {
+            (Some(u), _) => {
+                let slot = self.layers.upper.as_ref().map(|u| u.dev_slot).unwrap_or(0);
+                (
+                    kind_of(u),
+                    origin_ino.unwrap_or_else(|| self.layers.map_ino(slot, u.st_ino)),
+                    None,
+                )
+            }
+            (None, Some(l)) => {
+                let layer = &self.layers.lowers[lowers[0].layer];
+                let ino = self.layers.map_ino(layer.dev_slot, l.st_ino);
+                let index = if !sys::is_dir(l) && l.st_nlink > 1 {
+                    self.find_index(&lowers[0])?
+                } else {
+                    None
+                };
+                (kind_of(l), ino, index)
+            }
+            (None, None) => return Ok(None),
+        };
+        Ok(Some(Found {
+            kind,
+            ino,
+            upper: upper_st,
+            lowers,
+            lower_stat,
+            redirected: redirect.is_some(),
+            index,
+        }))
+    }
+
+    /// Is this upper entry a whiteout? Only in overlay format: an aufs-format upper marks
+    /// whiteouts with `.wh.` files, so a character device 0/0 there is just a device.
+    pub fn upper_whiteout(&self, st: &Stat) -> bool {
+        self.layers.format == Format::Overlay && sys::is_whiteout_stat(st)
+    }
+
+    /// The inode number an `overlay.origin` file handle stands for, when it can be read.
+    fn origin_ino(&self, fb: &[u8]) -> Option<u64> {
+        let raw = whiteout::fh::inode_number(fb)?;
+        let uuid = fb.get(5..21)?;
+        let slot = self
+            .layers
+            .lowers
+            .iter()
+            .find(|l| l.uuid == uuid)
+            .or(self.layers.lowers.first())
+            .map(|l| l.dev_slot)?;
+        Some(self.layers.map_ino(slot, raw))
+    }
+
+    /// Name of the index entry for a lower object (hex of its overlay file handle).
+    pub fn index_name(&self, lower: &LowerRef) -> io::Result<OsString> {
+        let layer = &self.layers.lowers[lower.layer];
+        let (ty, fid) = whiteout::fh::name_to_handle(layer.raw(), &lower.path)?;
+        Ok(OsString::from(hex::encode(whiteout::fh::encode(
+            ty,
+            &fid,
+            &layer.uuid,
+        ))))
+    }
+
+    fn find_index(&self, lower: &LowerRef) -> io::Result<Option<OsString>> {
+        let Some(ix) = &self.layers.index else {
+            return Ok(None);
+        };
+        let name = match self.index_name(lower) {
+            Ok(n) => n,
+            Err(_) => return Ok(None),
+        };
+        match sys::lstat_opt(std::os::fd::AsRawFd::as_raw_fd(ix), &name)? {
+            Some(st) if !sys::is_whiteout_stat(&st) && !sys::is_dir(&st) => Ok(Some(name)),
+            _ => Ok(None),
+        }
+    }
+
+    /// Looks NAME up under PARENT and remembers the node (one kernel reference).
+    pub fn lookup(&self, parent: u64, name: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
+        let pnode = self.node(parent)?;
+        if !pnode.is_dir {
+            return Err(sys::errno(libc::ENOTDIR));
+        }
+        let pst = pnode.snapshot();
+        let ppath = self.path_of(parent)?;
+        let found = self.resolve(&pst, &ppath, name)?.ok_or_else(enoent)?;
+        let node = self.nodes.remember(self.node_from(parent, name, &found));
+        let st = self.stat_node(&node)?;
+        Ok((node, st))
+    }
+
+    fn node_from(&self, parent: u64, name: &OsStr, f: &Found) -> Node {
+        let state = NodeState {
+            aliases: vec![(parent, name.to_owned())],
+            upper: f.upper.is_some(),
+            lowers: f.lowers.clone(),
+            redirected: f.redirected,
+            index: f.index.clone(),
+            orphan: None,
+        };
+        Node::new(f.ino, f.kind, state)
+    }
+
+    /// Where the object of a node can be reached now: (dir fd, path under it).
+    pub fn real(&self, node: &Node, st: &NodeState) -> io::Result<(RawFd, OsString)> {
+        if let (Some(ix), Some(ixfd)) = (&st.index, &self.layers.index) {
+            return Ok((std::os::fd::AsRawFd::as_raw_fd(ixfd), ix.clone()));
+        }
+        if st.upper {
+            return Ok((self.layers.upper_fd()?, self.path_of(node.ino)?));
+        }
+        let l = st.lowers.first().ok_or_else(enoent)?;
+        Ok((self.lower_fd(l.layer), l.path.clone()))
+    }
+
+    /// stat of a node as the union shows it.
+    pub fn stat_node(&self, node: &Node) -> io::Result<Stat> {
+        let st = node.snapshot();
+        if let (true, Some(o)) = (st.aliases.is_empty(), &st.orphan) {
+            let mut s = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o))?;
+            s.st_ino = node.ino;
+            return Ok(s);
+        }
+        let (fd, p) = self.real(node, &st)?;
+        let mut s = sys::lstatat(fd, &p)?;
+        s.st_ino = node.ino;
+        if node.is_dir {
+            // As overlayfs: the link count of a merged dir is unknown; 1 pacifies find(1).
+            if (st.upper && !st.lowers.is_empty()) || st.lowers.len() > 1 {
+                s.st_nlink = 1;
+            }
+        } else if st.index.is_some() {
+            s.st_nlink = self.merged_nlink(fd, &p, &s, &st)?;
+        }
+        Ok(s)
+    }
+
+    /// Link count of an indexed object: the upper count corrected by `overlay.nlink`.
+    fn merged_nlink(&self, fd: RawFd, p: &OsStr, s: &Stat, st: &NodeState) -> io::Result<u64> {
+        let Some(v) = whiteout::get(fd, p, &self.layers.xattr.nlink)? else {
+            return Ok(s.st_nlink.saturating_sub(1).max(1));
+        };
+        let txt = String::from_utf8_lossy(&v);
+        let (base, off) = txt.split_at(1.min(txt.len()));
+        let off: i64 = off.trim_start_matches('+').parse().unwrap_or(0);
+        let base = match base {
+            "L" => st
+                .lowers
+                .first()
+                .and_then(|l| sys::lstatat(self.lower_fd(l.layer), &l.path).ok())
+                .map(|l| l.st_nlink as i64)
+                .unwrap_or(s.st_nlink as i64),
+            _ => s.st_nlink as i64,
+        };
+        Ok((base + off).max(0) as u64)
+    }
+
+    pub fn getattr(&self, ino: u64) -> io::Result<Stat> {
+        self.stat_node(&*self.node(ino)?)
+    }
+
+    /// stat through an open file of the node (which may have been unlinked meanwhile).
+    pub fn getattr_open(&self, ino: u64, fd: RawFd) -> io::Result<Stat> {
+        let node = self.node(ino)?;
+        let mut s = sys::fstat(fd)?;
+        s.st_ino = node.ino;
+        let st = node.snapshot();
+        if st.index.is_some() {
+            let (rfd, p) = self.real(&node, &st)?;
+            s.st_nlink = self.merged_nlink(rfd, &p, &s, &st)?;
+        }
+        Ok(s)
+    }
+
+    pub fn forget(&self, ino: u64, n: u64) {
+        self.nodes.forget(ino, n);
+    }
+
+    pub fn readlink(&self, ino: u64) -> io::Result<OsString> {
+        let node = self.node(ino)?;
+        if node.kind != libc::S_IFLNK {
+            return Err(sys::errno(libc::EINVAL));
+        }
+        let st = node.snapshot();
+        let (fd, p) = self.real(&node, &st)?;
+        sys::readlinkat(fd, &p)
+    }
+
+    pub fn statfs(&self) -> io::Result<libc::statvfs> {
+        let fd = match &self.layers.upper {
+            Some(u) => u.raw(),
+            None => self.layers.lowers[0].raw(),
+        };
+        let mut s: libc::statvfs = unsafe { std::mem::zeroed() };
+        let path = sys::proc_path(fd, OsStr::new(""))?;
+        if unsafe { libc::statvfs(path.as_ptr(), &mut s) } < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(s)
+    }
+
+    /// A fresh temp name in the work dir (kernel style "#N").
+    fn tmp_name(&self) -> OsString {
+        OsString::from(format!(
+            "#{:x}",
+            self.tmp_seq.fetch_add(1, Ordering::Relaxed)
+        ))
+    }
+}
+
+/// Splits a relative path into (parent, name).
+pub fn split(p: &OsStr) -> (&OsStr, &OsStr) {
+    let b = p.as_bytes();
+    match b.iter().rposition(|&c| c == b'/') {
+        Some(i) => (OsStr::from_bytes(&b[..i]), OsStr::from_bytes(&b[i + 1..])),
+        None => (OsStr::new(""), p),
+    }
+}

@@ -1,0 +1,835 @@
+//! The fuser adapter: each request becomes one `UnionFs` call and one reply.
+use crate::sys::Stat;
+use crate::unionfs::{Caller, SetAttr, SetTime};
+use crate::unionfs::{DirEntry, ROOT, UnionFs};
+use fuser::{
+    AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
+    Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
+    ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyLseek, ReplyOpen,
+    ReplyStatfs, ReplyWrite, ReplyXattr, Request, TimeOrNow, WriteFlags,
+};
+use std::collections::HashMap;
+use std::ffi::{CString, OsStr};
+use std::io;
+use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
+use std::path::Path;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+pub struct UnionFuse {
+    pub fs: UnionFs,
+    ttl: Duration,
+    dirs: Mutex<HashMap<u64, Arc<Mutex<Vec<DirEntry>>>>>,
+    next_dir: AtomicU64,
+    /// FUSE passthrough was negotiated and has not failed yet.
+    passthrough: AtomicBool,
+    /// Backing files registered with the kernel, per inode: the kernel wants one backing
+    /// file per inode for all its passthrough opens.
+    backing: Mutex<HashMap<u64, Backing>>,
+}
+
+struct Backing {
+    id: BackingId,
+    /// (st_dev, st_ino) of the real file behind it.
+    real: (u64, u64),
+    opens: usize,
+}
+
+/// How one open is served.
+enum OpenMode {
+    Passthrough,
+    Cached,
+    /// Other opens of the inode pass through to another file: bypass the page cache.
+    Direct,
+}
+
+impl UnionFuse {
+    pub fn new(fs: UnionFs) -> Self {
+        UnionFuse {
+            fs,
+            // Every change goes through this daemon, which tells the kernel; caching long is
+            // as safe as overlayfs caching its dentries.
+            ttl: Duration::from_secs(10),
+            dirs: Mutex::new(HashMap::new()),
+            next_dir: AtomicU64::new(1),
+            passthrough: AtomicBool::new(false),
+            backing: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Chooses how to serve an open of inode INO on FD, registering FD as the inode's
+    /// passthrough backing file when it can be.
+    fn open_mode(
+        &self,
+        ino: u64,
+        fd: RawFd,
+        register: impl FnOnce() -> io::Result<BackingId>,
+    ) -> OpenMode {
+        if !self.passthrough.load(Ordering::Relaxed) {
+            return OpenMode::Cached;
+        }
+        let Ok(st) = crate::sys::fstat(fd) else {
+            return OpenMode::Direct;
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
+            return OpenMode::Cached;
+        }
+        let real = (st.st_dev, st.st_ino);
+        let mut map = self.backing.lock().unwrap();
+        if let Some(b) = map.get_mut(&ino) {
+            if b.real == real {
+                b.opens += 1;
+                return OpenMode::Passthrough;
+            }
+            return OpenMode::Direct;
+        }
+        match register() {
+            Ok(id) => {
+                map.insert(ino, Backing { id, real, opens: 1 });
+                OpenMode::Passthrough
+            }
+            Err(e) => {
+                // In a user namespace the kernel refuses (EPERM): plain reads from now on.
+                if e.raw_os_error() == Some(libc::EPERM) {
+                    self.passthrough.store(false, Ordering::Relaxed);
+                }
+                OpenMode::Cached
+            }
+        }
+    }
+
+    fn release_backing(&self, ino: u64, fd: RawFd) {
+        let mut map = self.backing.lock().unwrap();
+        if let Some(b) = map.get_mut(&ino) {
+            let same = crate::sys::fstat(fd)
+                .map(|st| (st.st_dev, st.st_ino) == b.real)
+                .unwrap_or(false);
+            if same {
+                b.opens -= 1;
+                if b.opens == 0 {
+                    map.remove(&ino);
+                }
+            }
+        }
+    }
+}
+
+impl UnionFuse {
+    fn parent_of(&self, ino: u64) -> u64 {
+        if ino == ROOT {
+            return ROOT;
+        }
+        self.fs
+            .nodes
+            .get(ino)
+            .and_then(|n| n.lock().aliases.first().map(|a| a.0))
+            .unwrap_or(ROOT)
+    }
+}
+
+fn errno(e: &io::Error) -> Errno {
+    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
+}
+
+fn time(sec: i64, nsec: i64) -> SystemTime {
+    if sec >= 0 {
+        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
+    } else {
+        UNIX_EPOCH - Duration::from_secs((-sec) as u64) + Duration::from_nanos(nsec as u64)
+    }
+}
+
+fn file_type(mode: u32) -> FileType {
+    match mode & libc::S_IFMT {
+        libc::S_IFDIR => FileType::Directory,
+        libc::S_IFLNK => FileType::Symlink,
+        libc::S_IFCHR => FileType::CharDevice,
+        libc::S_IFBLK => FileType::BlockDevice,
+        libc::S_IFIFO => FileType::NamedPipe,
+        libc::S_IFSOCK => FileType::Socket,
+        _ => FileType::RegularFile,
+    }
+}
+
+fn dtype_kind(d: u8) -> FileType {
+    match d {
+        libc::DT_DIR => FileType::Directory,
+        libc::DT_LNK => FileType::Symlink,
+        libc::DT_CHR => FileType::CharDevice,
+        libc::DT_BLK => FileType::BlockDevice,
+        libc::DT_FIFO => FileType::NamedPipe,
+        libc::DT_SOCK => FileType::Socket,
+        _ => FileType::RegularFile,
+    }
+}
+
+pub fn attr(st: &Stat) -> FileAttr {
+    FileAttr {
+        ino: INodeNo(st.st_ino),
+        size: st.st_size as u64,
+        blocks: st.st_blocks as u64,
+        atime: time(st.st_atime, st.st_atime_nsec),
+        mtime: time(st.st_mtime, st.st_mtime_nsec),
+        ctime: time(st.st_ctime, st.st_ctime_nsec),
+        crtime: time(st.st_ctime, st.st_ctime_nsec),
+        kind: file_type(st.st_mode),
+        perm: (st.st_mode & 0o7777) as u16,
+        nlink: st.st_nlink as u32,
+        uid: st.st_uid,
+        gid: st.st_gid,
+        rdev: st.st_rdev as u32,
+        blksize: st.st_blksize as u32,
+        flags: 0,
+    }
+}
+
+fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
+    t.map(|t| match t {
+        TimeOrNow::Now => SetTime::Now,
+        TimeOrNow::SpecificTime(st) => {
+            let (s, n) = match st.duration_since(UNIX_EPOCH) {
+                Ok(d) => (d.as_secs() as i64, d.subsec_nanos() as i64),
+                Err(e) => {
+                    let d = e.duration();
+                    let mut s = -(d.as_secs() as i64);
+                    let mut n = d.subsec_nanos() as i64;
+                    if n > 0 {
+                        s -= 1;
+                        n = 1_000_000_000 - n;
+                    }
+                    (s, n)
+                }
+            };
+            SetTime::At(libc::timespec {
+                tv_sec: s,
+                tv_nsec: n,
+            })
+        }
+    })
+}
+
+fn caller(req: &Request) -> Caller {
+    Caller {
+        uid: req.uid(),
+        gid: req.gid(),
+    }
+}
+
+fn cname(name: &OsStr) -> Result<CString, Errno> {
+    CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)
+}
+
+fn fd_of(fh: FileHandle) -> RawFd {
+    fh.0 as RawFd
+}
+
+fn check(r: isize) -> Result<usize, Errno> {
+    if r < 0 {
+        Err(errno(&io::Error::last_os_error()))
+    } else {
+        Ok(r as usize)
+    }
+}
+
+impl Filesystem for UnionFuse {
+    fn init(&mut self, _req: &Request, config: &mut KernelConfig) -> io::Result<()> {
+        use fuser::InitFlags as F;
+        let _ = config.add_capabilities(
+            F::FUSE_PARALLEL_DIROPS
+                | F::FUSE_CACHE_SYMLINKS
+                | F::FUSE_DO_READDIRPLUS
+                | F::FUSE_READDIRPLUS_AUTO,
+        );
+        let _ = config.set_max_write(1 << 20);
+        // Passthrough needs CAP_SYS_ADMIN in the initial namespace; try it only there.
+        if crate::sys::in_initial_userns()
+            && config.add_capabilities(F::FUSE_PASSTHROUGH).is_ok()
+            && config.set_max_stack_depth(1).is_ok()
+        {
+            self.passthrough.store(true, Ordering::Relaxed);
+        }
+        Ok(())
+    }
+
+    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        match self.fs.lookup(parent.0, name) {
+            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        self.fs.forget(ino.0, nlookup);
+    }
+
+    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        // With a handle (fstat of an open file) the file may have no name any more.
+        let r = match fh {
+            Some(fh) => self.fs.getattr_open(ino.0, fd_of(fh)),
+            None => self.fs.getattr(ino.0),
+        };
+        match r {
+            Ok(st) => reply.attr(&self.ttl, &attr(&st)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        mode: Option<u32>,
+        uid: Option<u32>,
+        gid: Option<u32>,
+        size: Option<u64>,
+        atime: Option<TimeOrNow>,
+        mtime: Option<TimeOrNow>,
+        _ctime: Option<SystemTime>,
+        fh: Option<FileHandle>,
+        _crtime: Option<SystemTime>,
+        _chgtime: Option<SystemTime>,
+        _bkuptime: Option<SystemTime>,
+        _flags: Option<fuser::BsdFileFlags>,
+        reply: ReplyAttr,
+    ) {
+        let a = SetAttr {
+            mode,
+            uid,
+            gid,
+            size,
+            atime: set_time(atime),
+            mtime: set_time(mtime),
+        };
+        match self.fs.setattr(ino.0, &a, fh.map(fd_of)) {
+            Ok(st) => reply.attr(&self.ttl, &attr(&st)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+        match self.fs.readlink(ino.0) {
+            Ok(t) => reply.data(t.as_bytes()),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mknod(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        rdev: u32,
+        reply: ReplyEntry,
+    ) {
+        let mode = mode & !(umask & 0o777);
+        match self
+            .fs
+            .mknod(parent.0, name, mode, rdev as u64, caller(req))
+        {
+            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn mkdir(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        reply: ReplyEntry,
+    ) {
+        let mode = mode & !(umask & 0o777);
+        match self.fs.mkdir(parent.0, name, mode, caller(req)) {
+            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.unlink(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        match self.fs.rmdir(parent.0, name) {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn symlink(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        link_name: &OsStr,
+        target: &Path,
+        reply: ReplyEntry,
+    ) {
+        match self
+            .fs
+            .symlink(parent.0, link_name, target.as_os_str(), caller(req))
+        {
+            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn rename(
+        &self,
+        _req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        newparent: INodeNo,
+        newname: &OsStr,
+        flags: RenameFlags,
+        reply: ReplyEmpty,
+    ) {
+        match self
+            .fs
+            .rename(parent.0, name, newparent.0, newname, flags.bits())
+        {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn link(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        newparent: INodeNo,
+        newname: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        match self.fs.link(ino.0, newparent.0, newname) {
+            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let fd = match self.fs.open(ino.0, flags.0) {
+            Ok(fd) => fd,
+            Err(e) => return reply.error(errno(&e)),
+        };
+        let mode = self.open_mode(ino.0, fd.as_raw_fd(), || reply.open_backing(&fd));
+        let fh = FileHandle(fd.into_raw_fd() as u64);
+        match mode {
+            OpenMode::Passthrough => {
+                let map = self.backing.lock().unwrap();
+                match map.get(&ino.0) {
+                    Some(b) => reply.opened_passthrough(fh, FopenFlags::empty(), &b.id),
+                    None => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
+                }
+            }
+            OpenMode::Direct => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
+            OpenMode::Cached => reply.opened(fh, FopenFlags::empty()),
+        }
+    }
+
+    fn read(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        size: u32,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyData,
+    ) {
+        let mut buf = vec![0u8; size as usize];
+        let mut done = 0usize;
+        while done < buf.len() {
+            let r = unsafe {
+                libc::pread(
+                    fd_of(fh),
+                    buf[done..].as_mut_ptr().cast(),
+                    buf.len() - done,
+                    (offset + done as u64) as i64,
+                )
+            };
+            match check(r) {
+                Ok(0) => break,
+                Ok(n) => done += n,
+                Err(e) => return reply.error(e),
+            }
+        }
+        reply.data(&buf[..done]);
+    }
+
+    fn write(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        data: &[u8],
+        _write_flags: WriteFlags,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        reply: ReplyWrite,
+    ) {
+        let r = unsafe { libc::pwrite(fd_of(fh), data.as_ptr().cast(), data.len(), offset as i64) };
+        match check(r) {
+            Ok(n) => reply.written(n as u32),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn flush(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _lock_owner: LockOwner,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn release(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        _lock_owner: Option<LockOwner>,
+        _flush: bool,
+        reply: ReplyEmpty,
+    ) {
+        self.release_backing(ino.0, fd_of(fh));
+        drop(unsafe { OwnedFd::from_raw_fd(fd_of(fh)) });
+        reply.ok();
+    }
+
+    fn fsync(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        let r = unsafe {
+            if datasync {
+                libc::fdatasync(fd_of(fh))
+            } else {
+                libc::fsync(fd_of(fh))
+            }
+        };
+        match check(r as isize) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        match self.fs.list_dir(ino.0) {
+            Ok(list) => {
+                let id = self.next_dir.fetch_add(1, Ordering::Relaxed);
+                self.dirs
+                    .lock()
+                    .unwrap()
+                    .insert(id, Arc::new(Mutex::new(list)));
+                reply.opened(FileHandle(id), FopenFlags::empty());
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn readdir(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectory,
+    ) {
+        let Some(h) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let mut list = h.lock().unwrap();
+        if offset == 0 {
+            // rewinddir(3) shows the directory as it is now.
+            match self.fs.list_dir(ino.0) {
+                Ok(l) => *list = l,
+                Err(e) => return reply.error(errno(&e)),
+            }
+        }
+        let parent = if ino.0 == ROOT {
+            ROOT
+        } else {
+            self.fs
+                .nodes
+                .get(ino.0)
+                .and_then(|n| n.lock().aliases.first().map(|a| a.0))
+                .unwrap_or(ROOT)
+        };
+        let mut i = offset as usize;
+        loop {
+            let full = match i {
+                0 => reply.add(ino, 1, FileType::Directory, "."),
+                1 => reply.add(INodeNo(parent), 2, FileType::Directory, ".."),
+                _ => match list.get(i - 2) {
+                    Some(e) => {
+                        reply.add(INodeNo(e.ino), (i + 1) as u64, dtype_kind(e.dtype), &e.name)
+                    }
+                    None => break,
+                },
+            };
+            if full {
+                break;
+            }
+            i += 1;
+        }
+        reply.ok();
+    }
+
+    fn readdirplus(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        mut reply: ReplyDirectoryPlus,
+    ) {
+        let Some(h) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
+            return reply.error(Errno::EBADF);
+        };
+        let mut list = h.lock().unwrap();
+        if offset == 0 {
+            match self.fs.list_dir(ino.0) {
+                Ok(l) => *list = l,
+                Err(e) => return reply.error(errno(&e)),
+            }
+        }
+        let mut i = offset as usize;
+        loop {
+            let full = match i {
+                0 | 1 => {
+                    // "." and "..": the kernel takes no reference for these.
+                    let target = if i == 0 { ino.0 } else { self.parent_of(ino.0) };
+                    match self.fs.getattr(target) {
+                        Ok(st) => reply.add(
+                            INodeNo(target),
+                            (i + 1) as u64,
+                            if i == 0 { "." } else { ".." },
+                            &self.ttl,
+                            &attr(&st),
+                            Generation(0),
+                        ),
+                        Err(_) => false,
+                    }
+                }
+                _ => match list.get(i - 2) {
+                    Some(e) => match self.fs.lookup(ino.0, &e.name) {
+                        Ok((node, st)) => {
+                            let full = reply.add(
+                                INodeNo(node.ino),
+                                (i + 1) as u64,
+                                &e.name,
+                                &self.ttl,
+                                &attr(&st),
+                                Generation(0),
+                            );
+                            if full {
+                                // Not sent: give back the reference the lookup took.
+                                self.fs.forget(node.ino, 1);
+                            }
+                            full
+                        }
+                        // Gone meanwhile: skip it.
+                        Err(_) => false,
+                    },
+                    None => break,
+                },
+            };
+            if full {
+                break;
+            }
+            i += 1;
+        }
+        reply.ok();
+    }
+
+    fn releasedir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        _flags: OpenFlags,
+        reply: ReplyEmpty,
+    ) {
+        self.dirs.lock().unwrap().remove(&fh.0);
+        reply.ok();
+    }
+
+    fn fsyncdir(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        _fh: FileHandle,
+        _datasync: bool,
+        reply: ReplyEmpty,
+    ) {
+        reply.ok();
+    }
+
+    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        match self.fs.statfs() {
+            Ok(s) => reply.statfs(
+                s.f_blocks,
+                s.f_bfree,
+                s.f_bavail,
+                s.f_files,
+                s.f_ffree,
+                s.f_bsize as u32,
+                s.f_namemax as u32,
+                s.f_frsize as u32,
+            ),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn setxattr(
+        &self,
+        _req: &Request,
+        ino: INodeNo,
+        name: &OsStr,
+        value: &[u8],
+        flags: i32,
+        _position: u32,
+        reply: ReplyEmpty,
+    ) {
+        let r = cname(name).and_then(|n| {
+            self.fs
+                .setxattr(ino.0, &n, value, flags)
+                .map_err(|e| errno(&e))
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let r = cname(name).and_then(|n| {
+            self.fs
+                .getxattr(ino.0, &n, size as usize)
+                .map_err(|e| errno(&e))
+        });
+        match r {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        match self.fs.listxattr(ino.0) {
+            Ok(v) if size == 0 => reply.size(v.len() as u32),
+            Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
+            Ok(v) => reply.data(&v),
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let r = cname(name).and_then(|n| self.fs.removexattr(ino.0, &n).map_err(|e| errno(&e)));
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        // default_permissions: the kernel has checked already.
+        reply.ok();
+    }
+
+    fn create(
+        &self,
+        req: &Request,
+        parent: INodeNo,
+        name: &OsStr,
+        mode: u32,
+        umask: u32,
+        flags: i32,
+        reply: ReplyCreate,
+    ) {
+        let mode = mode & !(umask & 0o777);
+        match self.fs.create(parent.0, name, mode, flags, caller(req)) {
+            Ok((node, st, fd)) => {
+                let mode = self.open_mode(node.ino, fd.as_raw_fd(), || reply.open_backing(&fd));
+                let fh = FileHandle(fd.into_raw_fd() as u64);
+                let a = attr(&st);
+                let g = Generation(0);
+                match mode {
+                    OpenMode::Passthrough => {
+                        let map = self.backing.lock().unwrap();
+                        match map.get(&node.ino) {
+                            Some(b) => reply.created_passthrough(
+                                &self.ttl,
+                                &a,
+                                g,
+                                fh,
+                                FopenFlags::empty(),
+                                &b.id,
+                            ),
+                            None => {
+                                reply.created(&self.ttl, &a, g, fh, FopenFlags::FOPEN_DIRECT_IO)
+                            }
+                        }
+                    }
+                    OpenMode::Direct => {
+                        reply.created(&self.ttl, &a, g, fh, FopenFlags::FOPEN_DIRECT_IO)
+                    }
+                    OpenMode::Cached => reply.created(&self.ttl, &a, g, fh, FopenFlags::empty()),
+                }
+            }
+            Err(e) => reply.error(errno(&e)),
+        }
+    }
+
+    fn fallocate(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: u64,
+        length: u64,
+        mode: i32,
+        reply: ReplyEmpty,
+    ) {
+        let r = unsafe { libc::fallocate(fd_of(fh), mode, offset as i64, length as i64) };
+        match check(r as isize) {
+            Ok(_) => reply.ok(),
+            Err(e) => reply.error(e),
+        }
+    }
+
+    fn lseek(
+        &self,
+        _req: &Request,
+        _ino: INodeNo,
+        fh: FileHandle,
+        offset: i64,
+        whence: i32,
+        reply: ReplyLseek,
+    ) {
+        let r = unsafe { libc::lseek(fd_of(fh), offset, whence) };
+        match check(r as isize) {
+            Ok(o) => reply.offset(o as i64),
+            Err(e) => reply.error(e),
+        }
+    }
+}

@@ -1,0 +1,105 @@
+//! `-o` mount options: parsed strictly so a typo is an error, not a silent no-op.
+use anyhow::bail;
+use fuser::{Config, MountOption, SessionACL};
+
+#[derive(Debug, Clone, Default)]
+pub struct MountOptions {
+    pub read_only: bool,
+    pub allow_other: Option<bool>,
+    pub allow_root: bool,
+    pub userxattr: bool,
+    pub flags: Vec<MountOption>,
+    pub fsname: Option<String>,
+    pub threads: Option<usize>,
+}
+
+impl MountOptions {
+    pub fn parse(opts: &[String]) -> anyhow::Result<MountOptions> {
+        let mut o = MountOptions::default();
+        for item in opts
+            .iter()
+            .flat_map(|s| s.split(','))
+            .filter(|s| !s.is_empty())
+        {
+            match item {
+                "ro" => o.read_only = true,
+                "rw" => o.read_only = false,
+                "allow_other" => o.allow_other = Some(true),
+                "allow_root" => o.allow_root = true,
+                "default_permissions" => {}
+                "userxattr" => o.userxattr = true,
+                "suid" => o.flags.push(MountOption::Suid),
+                "nosuid" => o.flags.push(MountOption::NoSuid),
+                "dev" => o.flags.push(MountOption::Dev),
+                "nodev" => o.flags.push(MountOption::NoDev),
+                "exec" => o.flags.push(MountOption::Exec),
+                "noexec" => o.flags.push(MountOption::NoExec),
+                "atime" => o.flags.push(MountOption::Atime),
+                "noatime" => o.flags.push(MountOption::NoAtime),
+                "sync" => o.flags.push(MountOption::Sync),
+                "async" => o.flags.push(MountOption::Async),
+                "dirsync" => o.flags.push(MountOption::DirSync),
+                s if s.starts_with("fsname=") => o.fsname = Some(s[7..].to_string()),
+                s if s.starts_with("threads=") => match s[8..].parse::<usize>() {
+                    Ok(n) if (1..=64).contains(&n) => o.threads = Some(n),
+                    _ => bail!("-o {s}: threads must be a number from 1 to 64"),
+                },
+                s => bail!("-o {s}: unknown mount option"),
+            }
+        }
+        Ok(o)
+    }
+
+    pub fn fuser_config(&self, read_only: bool) -> Config {
+        let mut c = Config::default();
+        let mut m = vec![
+            MountOption::FSName(self.fsname.clone().unwrap_or_else(|| "unionctl".into())),
+            MountOption::Subtype("unionctl".into()),
+            MountOption::DefaultPermissions,
+        ];
+        if read_only {
+            m.push(MountOption::RO);
+        }
+        // As root the union serves every user, as overlayfs does; rootless only on request.
+        let root = nix::unistd::geteuid().is_root() && crate::sys::in_initial_userns();
+        let all = self.allow_other.unwrap_or(root);
+        let is_dev = self
+            .flags
+            .iter()
+            .any(|f| matches!(f, MountOption::NoDev | MountOption::Dev));
+        m.extend(self.flags.iter().cloned());
+        if root && !is_dev {
+            m.push(MountOption::Dev);
+            m.push(MountOption::Suid);
+        }
+        c.mount_options = m;
+        c.acl = if all {
+            SessionACL::All
+        } else if self.allow_root {
+            SessionACL::RootAndOwner
+        } else {
+            SessionACL::Owner
+        };
+        c.n_threads = Some(self.threads.unwrap_or(4));
+        c.clone_fd = true;
+        c
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_known_and_rejects_unknown() {
+        let o = MountOptions::parse(&["ro,allow_other".into(), "noatime".into()]).unwrap();
+        assert!(o.read_only);
+        assert_eq!(o.allow_other, Some(true));
+        assert_eq!(o.flags, vec![MountOption::NoAtime]);
+        let e = MountOptions::parse(&["bogus".into()])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("bogus") && e.contains("unknown"), "{e}");
+        assert!(MountOptions::parse(&["threads=0".into()]).is_err());
+    }
+}

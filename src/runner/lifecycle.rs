@@ -1,0 +1,539 @@
+//! Life cycle commands: run, ps, start, stop, restart, attach, logs, rm, pause/unpause.
+use super::rootfs::secure_join;
+use super::spec;
+use super::state::{self, Config, Container, Lock, Status, Volume};
+use super::supervisor::{self, Stdio};
+use super::{cgroups, linux};
+use crate::cli::*;
+use anyhow::{Context, Result, bail};
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// What `run` will create, fully checked before anything is written.
+struct NewContainer {
+    image: Option<String>,
+    rootfs: Option<PathBuf>,
+    lowers: Vec<PathBuf>,
+    name: Option<String>,
+    config: Config,
+}
+
+/// Reads `path` from the first lower layer (top first) that has it.
+fn read_in_layers(lowers: &[PathBuf], path: &str) -> String {
+    lowers
+        .iter()
+        .find_map(|l| fs::read_to_string(secure_join(l, path)).ok())
+        .unwrap_or_default()
+}
+
+fn validate_hostname(h: &str) -> Result<()> {
+    let ok = !h.is_empty()
+        && h.len() <= 63
+        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && !h.starts_with('-');
+    if !ok {
+        bail!("invalid hostname {h:?}: use letters, digits, '-' and '.', at most 63");
+    }
+    Ok(())
+}
+
+fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
+    let mut config = Config::default();
+    let (image, rootfs, lowers, cmd_args) = match &a.rootfs {
+        Some(dir) => {
+            let meta = fs::metadata(dir)
+                .with_context(|| format!("rootfs {}", dir.display()))?;
+            if !meta.is_dir() {
+                bail!("rootfs {}: not a directory", dir.display());
+            }
+            let abs = fs::canonicalize(dir).with_context(|| format!("rootfs {}", dir.display()))?;
+            (None, Some(abs.clone()), vec![abs], a.args.clone())
+        }
+        None => {
+            let Some(reference) = a.args.first() else {
+                bail!("run: give an IMAGE or --rootfs DIR");
+            };
+            let info = crate::image::resolve_for_run(root, reference)?;
+            config.entrypoint = info.entrypoint.clone();
+            config.cmd = info.cmd.clone();
+            config.env = info.env.clone();
+            config.workdir = info.workdir.clone().unwrap_or_default();
+            config.user = info.user.clone().filter(|u| !u.is_empty());
+            (Some(info.id.clone()), None, info.lowers.clone(), a.args[1..].to_vec())
+        }
+    };
+    for l in &lowers {
+        if !l.is_dir() {
+            bail!("layer {}: not a directory", l.display());
+        }
+    }
+    if !cmd_args.is_empty() {
+        config.cmd = cmd_args;
+    }
+    if config.argv().is_empty() {
+        bail!("run: no command given and the image has none");
+    }
+    match a.network.as_str() {
+        "none" | "host" => config.network = a.network.clone(),
+        other => bail!("--network {other:?}: supported are none and host"),
+    }
+    if !a.publish.is_empty() {
+        bail!("-p {}: publishing ports needs a bridge network, which is not supported (use --network host)", a.publish[0]);
+    }
+    for v in &a.volumes {
+        let vol = spec::parse_volume(v)?;
+        if !vol.anonymous {
+            fs::metadata(&vol.host)
+                .with_context(|| format!("bad volume spec {v:?}: host path {}", vol.host.display()))?;
+        }
+        config.volumes.push(vol);
+    }
+    if spec::env_get(&config.env, "PATH").is_none() {
+        config.env.insert(0, format!("PATH={}", spec::DEFAULT_PATH));
+    }
+    for e in &a.env {
+        if let Some(entry) = spec::parse_env(e, |k| std::env::var(k).ok())? {
+            spec::env_set(&mut config.env, &entry);
+        }
+    }
+    if let Some(w) = &a.workdir {
+        if !w.starts_with('/') {
+            bail!("-w {w:?}: the working directory must be an absolute path");
+        }
+        config.workdir = w.clone();
+    }
+    if config.workdir.is_empty() {
+        config.workdir = "/".into();
+    }
+    if let Some(u) = &a.user {
+        config.user = Some(u.clone());
+    }
+    if let Some(u) = &config.user {
+        let passwd = read_in_layers(&lowers, "/etc/passwd");
+        let group = read_in_layers(&lowers, "/etc/group");
+        spec::resolve_user(u, &passwd, &group)?;
+    }
+    if let Some(h) = &a.hostname {
+        validate_hostname(h)?;
+        config.hostname = h.clone();
+    }
+    if let Some(m) = &a.memory {
+        config.memory = Some(spec::parse_bytes(m).map_err(|e| anyhow::anyhow!("--memory: {e}"))?);
+    }
+    if let Some(c) = &a.cpus {
+        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        config.cpus = Some(spec::parse_cpus(c, n)?);
+    }
+    if let Some(p) = a.pids_limit {
+        if p == 0 || p < -1 {
+            bail!("--pids-limit {p}: must be positive (or -1 for no limit)");
+        }
+        config.pids_limit = Some(p);
+    }
+    if let Some(n) = &a.name {
+        state::validate_name(n)?;
+    }
+    config.tty = a.tty;
+    config.interactive = a.interactive;
+    config.init = a.init;
+    config.auto_remove = a.rm;
+    Ok(NewContainer {
+        image,
+        rootfs,
+        lowers,
+        name: a.name.clone(),
+        config,
+    })
+}
+
+/// Writes the record and the container's directories; the name is claimed under the
+/// store-wide lock so two `run --name x` cannot both win.
+fn create(root: &Path, n: NewContainer) -> Result<Container> {
+    let dir = state::containers_dir(root);
+    fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    let _lock = Lock::exclusive(&dir.join(".lock"))?;
+    let id = state::new_id()?;
+    let name = n.name.unwrap_or_else(|| state::generated_name(&id));
+    if state::list(root)?.iter().any(|c| c.name == name) {
+        bail!("container name {name:?} is already in use");
+    }
+    let cdir = dir.join(&id);
+    let mut config = n.config;
+    if config.hostname.is_empty() {
+        config.hostname = id[..12].to_string();
+    }
+    let c = Container {
+        id: id.clone(),
+        name,
+        image: n.image,
+        rootfs: n.rootfs,
+        lowers: n.lowers,
+        created: state::now_rfc3339(),
+        status: Status::Created,
+        pid: None,
+        exit_code: None,
+        config,
+        started_at: None,
+        finished_at: None,
+        pid_start: None,
+        supervisor_pid: None,
+        supervisor_start: None,
+        // SAFETY: getter.
+        rootless: unsafe { libc::geteuid() } != 0,
+        paused: false,
+        cgroups: vec![],
+        dir: cdir.clone(),
+    };
+    let made = (|| -> Result<Container> {
+        let mut c = c;
+        for d in [cdir.clone(), c.upper(), c.work(), c.merged()] {
+            fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
+        }
+        for (i, v) in c.config.volumes.iter_mut().enumerate() {
+            if v.anonymous {
+                let host = root.join("volumes").join(format!("{id}-{i}"));
+                fs::create_dir_all(&host).with_context(|| format!("mkdir {}", host.display()))?;
+                v.host = host;
+            }
+        }
+        c.save()?;
+        Ok(c)
+    })();
+    if made.is_err() {
+        let _ = fs::remove_dir_all(&cdir);
+    }
+    made
+}
+
+pub fn run(root: &Path, a: RunArgs) -> Result<i32> {
+    let plan = plan_run(root, &a)?;
+    let detach = a.detach;
+    let mut c = create(root, plan)?;
+    if detach {
+        if let Err(e) = supervisor::spawn_detached(&c) {
+            let _ = supervisor::remove_container_files(&c);
+            return Err(e);
+        }
+        println!("{}", c.id);
+        return Ok(0);
+    }
+    supervisor::claim_foreground(&mut c)?;
+    match supervisor::supervise(&mut c, Stdio::Inherit, None) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            // It never ran: leave nothing behind.
+            let _ = supervisor::remove_container_files(&c);
+            eprintln!("unionctl: {e:#}");
+            Ok(125)
+        }
+    }
+}
+
+fn print_table(rows: &[Vec<String>]) {
+    let cols = rows.first().map(|r| r.len()).unwrap_or(0);
+    let widths: Vec<usize> = (0..cols)
+        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
+        .collect();
+    let mut out = std::io::stdout().lock();
+    for r in rows {
+        let mut line = String::new();
+        for (i, cell) in r.iter().enumerate() {
+            if i + 1 == cols {
+                line.push_str(cell);
+            } else {
+                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
+            }
+        }
+        let _ = writeln!(out, "{}", line.trim_end());
+    }
+}
+
+fn ago(ts: &str) -> String {
+    let Some(t) = state::parse_rfc3339(ts) else {
+        return ts.to_string();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(t);
+    let s = (now - t).max(0);
+    match s {
+        0..=59 => format!("{s} seconds"),
+        60..=3599 => format!("{} minutes", s / 60),
+        3600..=86399 => format!("{} hours", s / 3600),
+        _ => format!("{} days", s / 86400),
+    }
+}
+
+fn status_text(c: &Container) -> String {
+    match c.live_status() {
+        Status::Created => "Created".into(),
+        Status::Running if c.paused => format!(
+            "Up {} (Paused)",
+            ago(c.started_at.as_deref().unwrap_or(&c.created))
+        ),
+        Status::Running => format!("Up {}", ago(c.started_at.as_deref().unwrap_or(&c.created))),
+        Status::Exited => format!(
+            "Exited ({}) {} ago",
+            c.exit_code.unwrap_or(-1),
+            ago(c.finished_at.as_deref().unwrap_or(&c.created))
+        ),
+    }
+}
+
+pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
+    let all: Vec<Container> = state::list(root)?
+        .into_iter()
+        .map(|mut c| {
+            c.status = c.live_status();
+            c
+        })
+        .filter(|c| a.all || c.status == Status::Running)
+        .collect();
+    if a.json {
+        println!("{}", serde_json::to_string_pretty(&all)?);
+        return Ok(0);
+    }
+    if a.quiet {
+        for c in &all {
+            println!("{}", c.short_id());
+        }
+        return Ok(0);
+    }
+    let mut rows = vec![
+        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
+            .map(String::from)
+            .to_vec(),
+    ];
+    for c in &all {
+        let image = match (&c.image, &c.rootfs) {
+            (Some(i), _) => i.trim_start_matches("sha256:").chars().take(12).collect(),
+            (None, Some(r)) => format!("rootfs:{}", r.display()),
+            _ => "-".into(),
+        };
+        let mut cmd = c.config.argv().join(" ");
+        if cmd.chars().count() > 20 {
+            cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
+        }
+        rows.push(vec![
+            c.short_id().to_string(),
+            image,
+            format!("\"{cmd}\""),
+            format!("{} ago", ago(&c.created)),
+            status_text(c),
+            c.name.clone(),
+        ]);
+    }
+    print_table(&rows);
+    Ok(0)
+}
+
+/// Runs `f` on each named container; reports each failure on its own line.
+fn each(root: &Path, names: &[String], mut f: impl FnMut(Container) -> Result<()>) -> Result<i32> {
+    let mut failed = false;
+    for n in names {
+        let r = state::find_container(root, n).and_then(&mut f);
+        match r {
+            Ok(()) => println!("{n}"),
+            Err(e) => {
+                eprintln!("unionctl: {e:#}");
+                failed = true;
+            }
+        }
+    }
+    Ok(if failed { 1 } else { 0 })
+}
+
+pub fn start(root: &Path, a: CtrListArgs) -> Result<i32> {
+    each(root, &a.containers, start_one)
+}
+
+fn start_one(c: Container) -> Result<()> {
+    let mut c = c;
+    if c.live_status() == Status::Running {
+        bail!("container {} is already running", c.name);
+    }
+    if c.status == Status::Running {
+        // Its supervisor died: clean up before starting again.
+        supervisor::recover(&mut c)?;
+    }
+    supervisor::spawn_detached(&c)
+}
+
+pub fn stop(root: &Path, a: StopArgs) -> Result<i32> {
+    let t = Duration::from_secs(a.time);
+    each(root, &a.containers, |c| stop_one(c, t))
+}
+
+/// SIGTERM, then SIGKILL after `grace`; returns once the supervisor recorded the exit.
+pub fn stop_one(c: Container, grace: Duration) -> Result<()> {
+    let mut c = c;
+    if c.live_status() != Status::Running {
+        bail!("container {} is not running", c.name);
+    }
+    if c.paused {
+        let _ = unpause(&c);
+    }
+    if let Some(pid) = c.pid.filter(|_| c.pid_alive()) {
+        let _ = linux::kill(pid, libc::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while c.pid_alive() && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        if c.pid_alive() {
+            let _ = linux::kill(pid, libc::SIGKILL);
+        }
+    }
+    wait_exited(&mut c, Duration::from_secs(10))
+}
+
+/// Waits for the supervisor to record the exit; cleans up itself if the supervisor is gone.
+fn wait_exited(c: &mut Container, limit: Duration) -> Result<()> {
+    let deadline = Instant::now() + limit;
+    loop {
+        let fresh = Container::load(&c.dir)?;
+        if fresh.status != Status::Running {
+            *c = fresh;
+            return Ok(());
+        }
+        if !fresh.supervisor_alive() {
+            *c = fresh;
+            return supervisor::recover(c);
+        }
+        if Instant::now() > deadline {
+            bail!("container {}: its supervisor did not finish", c.name);
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    }
+}
+
+pub fn restart(root: &Path, a: StopArgs) -> Result<i32> {
+    let t = Duration::from_secs(a.time);
+    each(root, &a.containers, |c| {
+        let dir = c.dir.clone();
+        if c.live_status() == Status::Running {
+            stop_one(c, t)?;
+        }
+        start_one(Container::load(&dir)?)
+    })
+}
+
+pub fn logs(root: &Path, a: CtrArgs) -> Result<i32> {
+    let c = state::find_container(root, &a.container)?;
+    match fs::read(c.log_path()) {
+        Ok(data) => std::io::stdout().write_all(&data)?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+        Err(e) => return Err(e).with_context(|| format!("{}", c.log_path().display())),
+    }
+    Ok(0)
+}
+
+/// Follows the output of a running detached container until it exits; returns its code.
+pub fn attach(root: &Path, a: CtrArgs) -> Result<i32> {
+    let c = state::find_container(root, &a.container)?;
+    if c.live_status() != Status::Running {
+        bail!("container {} is not running", c.name);
+    }
+    let mut f = fs::File::open(c.log_path())
+        .with_context(|| format!("{}", c.log_path().display()))?;
+    use std::io::{Read, Seek, SeekFrom};
+    f.seek(SeekFrom::End(0))?;
+    let mut buf = vec![0u8; 16384];
+    let mut out = std::io::stdout();
+    loop {
+        let n = f.read(&mut buf)?;
+        if n > 0 {
+            out.write_all(&buf[..n])?;
+            out.flush()?;
+            continue;
+        }
+        let fresh = Container::load(&c.dir)?;
+        if fresh.live_status() != Status::Running {
+            // Drain what arrived meanwhile.
+            let mut rest = Vec::new();
+            f.read_to_end(&mut rest)?;
+            out.write_all(&rest)?;
+            return Ok(fresh.exit_code.unwrap_or(0));
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+pub fn rm(root: &Path, a: RmArgs) -> Result<i32> {
+    each(root, &a.containers, |c| rm_one(c, a.force, a.volumes))
+}
+
+fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {
+    let mut c = c;
+    if c.live_status() == Status::Running {
+        if !force {
+            bail!(
+                "container {} is running: stop it first or use rm -f",
+                c.name
+            );
+        }
+        if c.paused {
+            let _ = unpause(&c);
+        }
+        if let Some(pid) = c.pid.filter(|_| c.pid_alive()) {
+            let _ = linux::kill(pid, libc::SIGKILL);
+        }
+        wait_exited(&mut c, Duration::from_secs(10))?;
+    } else if c.status == Status::Running {
+        supervisor::recover(&mut c)?;
+    }
+    let mut dirs: Vec<PathBuf> = Vec::new();
+    if volumes {
+        dirs.extend(
+            c.config
+                .volumes
+                .iter()
+                .filter(|v: &&Volume| v.anonymous)
+                .map(|v| v.host.clone()),
+        );
+    }
+    dirs.push(c.dir.clone());
+    supervisor::remove_trees(&dirs)
+}
+
+/// Freezes every process of a running container (v1 freezer cgroup, else SIGSTOP to each
+/// process of its pid namespace). Used by `commit -p`.
+pub fn pause(c: &Container) -> Result<()> {
+    if c.live_status() != Status::Running {
+        bail!("container {} is not running", c.name);
+    }
+    if !cgroups::set_frozen(&c.cgroups, true)? {
+        signal_all(c, libc::SIGSTOP)?;
+    }
+    let mut c = c.clone();
+    c.update(|r| r.paused = true)
+}
+
+pub fn unpause(c: &Container) -> Result<()> {
+    if c.live_status() != Status::Running {
+        bail!("container {} is not running", c.name);
+    }
+    if !cgroups::set_frozen(&c.cgroups, false)? {
+        signal_all(c, libc::SIGCONT)?;
+    }
+    let mut c = c.clone();
+    c.update(|r| r.paused = false)
+}
+
+/// Sends `sig` to every process in the container's pid namespace.
+fn signal_all(c: &Container, sig: libc::c_int) -> Result<()> {
+    let pid = c.pid.context("container has no pid")?;
+    let ns = fs::read_link(format!("/proc/{pid}/ns/pid"))
+        .with_context(|| format!("pid namespace of {pid}"))?;
+    for entry in fs::read_dir("/proc")?.flatten() {
+        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+            continue;
+        };
+        if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns) {
+            let _ = linux::kill(p, sig);
+        }
+    }
+    Ok(())
+}

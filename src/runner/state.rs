@@ -1,0 +1,468 @@
+//! Container records under the store root: `containers/<id>/state.json` (the contract with
+//! the image store, see ARCHITECTURE.md), written via temp + rename, guarded by flock.
+use anyhow::{Context, Result, bail};
+use serde::{Deserialize, Serialize};
+use std::fs;
+use std::io::Write;
+use std::os::fd::AsRawFd;
+use std::path::{Path, PathBuf};
+
+#[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Status {
+    Created,
+    Running,
+    Exited,
+}
+
+impl Status {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Created => "created",
+            Status::Running => "running",
+            Status::Exited => "exited",
+        }
+    }
+}
+
+/// A bind mount from the host into the container.
+#[derive(Serialize, Deserialize, Clone, Debug, PartialEq, Eq)]
+pub struct Volume {
+    pub host: PathBuf,
+    pub container: String,
+    pub readonly: bool,
+    /// Made by unionctl for `-v /ctr/path` (anonymous); removed by `rm -v`.
+    #[serde(default)]
+    pub anonymous: bool,
+}
+
+/// How the container was asked to run; everything `start` needs to run it again.
+#[derive(Serialize, Deserialize, Clone, Debug, Default)]
+pub struct Config {
+    /// From the image; the process runs `entrypoint + cmd`.
+    #[serde(default)]
+    pub entrypoint: Vec<String>,
+    pub cmd: Vec<String>,
+    pub env: Vec<String>,
+    pub workdir: String,
+    /// `UID[:GID]` or `NAME[:GROUP]` as given; resolved inside the rootfs at start.
+    pub user: Option<String>,
+    pub hostname: String,
+    #[serde(default)]
+    pub tty: bool,
+    #[serde(default)]
+    pub interactive: bool,
+    #[serde(default)]
+    pub init: bool,
+    #[serde(default)]
+    pub network: String,
+    #[serde(default)]
+    pub volumes: Vec<Volume>,
+    #[serde(default)]
+    pub memory: Option<u64>,
+    #[serde(default)]
+    pub cpus: Option<f64>,
+    #[serde(default)]
+    pub pids_limit: Option<i64>,
+    #[serde(default)]
+    pub auto_remove: bool,
+}
+
+impl Config {
+    /// The argv the container runs.
+    pub fn argv(&self) -> Vec<String> {
+        self.entrypoint.iter().chain(self.cmd.iter()).cloned().collect()
+    }
+}
+
+#[derive(Serialize, Deserialize, Clone, Debug)]
+pub struct Container {
+    pub id: String,
+    pub name: String,
+    pub image: Option<String>,
+    pub rootfs: Option<PathBuf>,
+    /// Lower layers, top first.
+    pub lowers: Vec<PathBuf>,
+    pub created: String,
+    pub status: Status,
+    /// Host pid of the container's pid 1 while running.
+    pub pid: Option<i32>,
+    pub exit_code: Option<i32>,
+    pub config: Config,
+    /// Extra fields (additive to the contract).
+    #[serde(default)]
+    pub started_at: Option<String>,
+    #[serde(default)]
+    pub finished_at: Option<String>,
+    /// Start time (clock ticks since boot, /proc/PID/stat field 22) of `pid`, against pid reuse.
+    #[serde(default)]
+    pub pid_start: Option<u64>,
+    /// Host pid of the supervising `unionctl` process and its start time.
+    #[serde(default)]
+    pub supervisor_pid: Option<i32>,
+    #[serde(default)]
+    pub supervisor_start: Option<u64>,
+    #[serde(default)]
+    pub rootless: bool,
+    #[serde(default)]
+    pub paused: bool,
+    /// cgroup directories made for this container (removed when it stops).
+    #[serde(default)]
+    pub cgroups: Vec<PathBuf>,
+    /// Directory of this record (not stored).
+    #[serde(skip)]
+    pub dir: PathBuf,
+}
+
+impl Container {
+    pub fn short_id(&self) -> &str {
+        &self.id[..12.min(self.id.len())]
+    }
+    pub fn upper(&self) -> PathBuf {
+        self.dir.join("upper")
+    }
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
+    pub fn merged(&self) -> PathBuf {
+        self.dir.join("merged")
+    }
+    pub fn log_path(&self) -> PathBuf {
+        self.dir.join("ctr.log")
+    }
+    pub fn state_path(&self) -> PathBuf {
+        self.dir.join("state.json")
+    }
+    pub fn attach_socket(&self) -> PathBuf {
+        self.dir.join("attach.sock")
+    }
+
+    /// Writes state.json atomically (temp file + rename); readers never see half a record.
+    pub fn save(&self) -> Result<()> {
+        let tmp = self.dir.join(".state.json.tmp");
+        let data = serde_json::to_vec_pretty(self)?;
+        let mut f = fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
+        f.write_all(&data).with_context(|| format!("{}", tmp.display()))?;
+        drop(f);
+        fs::rename(&tmp, self.state_path())
+            .with_context(|| format!("{}", self.state_path().display()))?;
+        Ok(())
+    }
+
+    pub fn load(dir: &Path) -> Result<Container> {
+        let path = dir.join("state.json");
+        let data = fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let mut c: Container = serde_json::from_slice(&data)
+            .with_context(|| format!("{}: bad container record", path.display()))?;
+        c.dir = dir.to_path_buf();
+        Ok(c)
+    }
+
+    /// Re-reads the record under its lock, lets `f` change it, and saves it.
+    pub fn update<F: FnOnce(&mut Container)>(&mut self, f: F) -> Result<()> {
+        let _lock = Lock::exclusive(&self.dir.join(".lock"))?;
+        let mut fresh = Container::load(&self.dir)?;
+        f(&mut fresh);
+        fresh.save()?;
+        *self = fresh;
+        Ok(())
+    }
+
+    /// Whether the container's pid 1 is alive (and is still the same process).
+    pub fn pid_alive(&self) -> bool {
+        match (self.pid, self.pid_start) {
+            (Some(pid), start) => process_alive(pid, start),
+            _ => false,
+        }
+    }
+
+    pub fn supervisor_alive(&self) -> bool {
+        match self.supervisor_pid {
+            Some(pid) => process_alive(pid, self.supervisor_start),
+            None => false,
+        }
+    }
+
+    /// Status as shown to users: a record that says running but whose supervisor is gone
+    /// (killed, machine rebooted) is exited.
+    pub fn live_status(&self) -> Status {
+        if self.status == Status::Running && !self.supervisor_alive() && !self.pid_alive() {
+            Status::Exited
+        } else {
+            self.status
+        }
+    }
+}
+
+/// True when `pid` exists and, if `start` is known, started at that time.
+pub fn process_alive(pid: i32, start: Option<u64>) -> bool {
+    match proc_start_time(pid) {
+        Some(t) => start.is_none_or(|s| s == t),
+        None => false,
+    }
+}
+
+/// Field 22 of /proc/PID/stat, ignoring zombies (state Z counts as gone).
+pub fn proc_start_time(pid: i32) -> Option<u64> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    parse_stat_start(&stat)
+}
+
+fn parse_stat_start(stat: &str) -> Option<u64> {
+    // comm may contain spaces and parens: fields start after the last ')'.
+    let rest = &stat[stat.rfind(')')? + 1..];
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
+        return None;
+    }
+    fields.get(19)?.parse().ok()
+}
+
+/// An flock held until dropped.
+pub struct Lock {
+    file: fs::File,
+}
+
+impl Lock {
+    pub fn exclusive(path: &Path) -> Result<Lock> {
+        let file = fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("{}", path.display()))?;
+        // SAFETY: flock on an fd we own.
+        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
+        if rc != 0 {
+            return Err(std::io::Error::last_os_error())
+                .with_context(|| format!("lock {}", path.display()));
+        }
+        Ok(Lock { file })
+    }
+}
+
+impl Drop for Lock {
+    fn drop(&mut self) {
+        // SAFETY: unlocking our own fd.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}
+
+pub fn containers_dir(root: &Path) -> PathBuf {
+    root.join("containers")
+}
+
+/// Every container record under `root`, oldest first.
+pub fn list(root: &Path) -> Result<Vec<Container>> {
+    let dir = containers_dir(root);
+    let mut out = Vec::new();
+    let entries = match fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
+        Err(e) => return Err(e).with_context(|| format!("{}", dir.display())),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+            continue;
+        }
+        // A record being created or removed may be half there: skip it.
+        if let Ok(c) = Container::load(&entry.path()) {
+            out.push(c);
+        }
+    }
+    out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
+    Ok(out)
+}
+
+/// Finds a container by exact name, exact id or unique id prefix.
+pub fn find_container(root: &Path, name_or_id: &str) -> Result<Container> {
+    if name_or_id.is_empty() {
+        bail!("empty container name");
+    }
+    let all = list(root)?;
+    pick(all, name_or_id)
+}
+
+fn pick(all: Vec<Container>, key: &str) -> Result<Container> {
+    if let Some(c) = all.iter().find(|c| c.name == key || c.id == key) {
+        return Ok(c.clone());
+    }
+    let mut hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(key)).collect();
+    match hits.len() {
+        0 => bail!("no such container: {key}"),
+        1 => Ok(hits.remove(0).clone()),
+        n => bail!("container id prefix {key:?} is ambiguous ({n} containers match)"),
+    }
+}
+
+/// Checks a user-given container name (Docker's rule).
+pub fn validate_name(name: &str) -> Result<()> {
+    let mut bytes = name.bytes();
+    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric());
+    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
+    if !first_ok || !rest_ok {
+        bail!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*");
+    }
+    if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        bail!("invalid container name {name:?}: looks like a container id");
+    }
+    Ok(())
+}
+
+/// 64 random hex digits.
+pub fn new_id() -> Result<String> {
+    let mut buf = [0u8; 32];
+    let mut f = fs::File::open("/dev/urandom").context("/dev/urandom")?;
+    std::io::Read::read_exact(&mut f, &mut buf).context("/dev/urandom")?;
+    Ok(hex::encode(buf))
+}
+
+/// A readable name derived from the id, e.g. "brave_turing".
+pub fn generated_name(id: &str) -> String {
+    const ADJ: [&str; 16] = [
+        "brave", "calm", "eager", "fancy", "gentle", "happy", "jolly", "keen", "lucid", "merry",
+        "nifty", "proud", "quiet", "silly", "tender", "witty",
+    ];
+    const NOUN: [&str; 16] = [
+        "babbage", "curie", "darwin", "euler", "fermi", "gauss", "hopper", "kepler", "lovelace",
+        "noether", "pascal", "ritchie", "shannon", "thompson", "turing", "wozniak",
+    ];
+    let b = hex::decode(&id[..6.min(id.len())]).unwrap_or_default();
+    let a = b.first().copied().unwrap_or(0) as usize % ADJ.len();
+    let n = b.get(1).copied().unwrap_or(0) as usize % NOUN.len();
+    format!("{}_{}_{}", ADJ[a], NOUN[n], &id[..4.min(id.len())])
+}
+
+/// Current time as RFC 3339 UTC with nanoseconds.
+pub fn now_rfc3339() -> String {
+    let d = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
+}
+
+pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
+    let days = secs.div_euclid(86400);
+    let sod = secs.rem_euclid(86400);
+    let (y, m, d) = civil_from_days(days);
+    format!(
+        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
+        sod / 3600,
+        sod / 60 % 60,
+        sod % 60
+    )
+}
+
+/// Seconds since the epoch of an RFC 3339 UTC time written by `format_rfc3339`.
+pub fn parse_rfc3339(s: &str) -> Option<i64> {
+    let y: i64 = s.get(0..4)?.parse().ok()?;
+    let m: u32 = s.get(5..7)?.parse().ok()?;
+    let d: u32 = s.get(8..10)?.parse().ok()?;
+    let hh: i64 = s.get(11..13)?.parse().ok()?;
+    let mm: i64 = s.get(14..16)?.parse().ok()?;
+    let ss: i64 = s.get(17..19)?.parse().ok()?;
+    Some(days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss)
+}
+
+// Howard Hinnant's civil calendar algorithms.
+fn civil_from_days(z: i64) -> (i64, u32, u32) {
+    let z = z + 719468;
+    let era = z.div_euclid(146097);
+    let doe = z.rem_euclid(146097);
+    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
+    let y = yoe + era * 400;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
+    (if m <= 2 { y + 1 } else { y }, m, d)
+}
+
+fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y.rem_euclid(400);
+    let mp = (m as i64 + 9) % 12;
+    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146097 + doe - 719468
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctr(id: &str, name: &str) -> Container {
+        Container {
+            id: id.into(),
+            name: name.into(),
+            image: None,
+            rootfs: None,
+            lowers: vec![],
+            created: String::new(),
+            status: Status::Created,
+            pid: None,
+            exit_code: None,
+            config: Config::default(),
+            started_at: None,
+            finished_at: None,
+            pid_start: None,
+            supervisor_pid: None,
+            supervisor_start: None,
+            rootless: false,
+            paused: false,
+            cgroups: vec![],
+            dir: PathBuf::new(),
+        }
+    }
+
+    #[test]
+    fn rfc3339_round_trip() {
+        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(1_700_000_000, 5),
+            "2023-11-14T22:13:20.000000005Z"
+        );
+        assert_eq!(
+            parse_rfc3339("2023-11-14T22:13:20.000000005Z"),
+            Some(1_700_000_000)
+        );
+        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+    }
+
+    #[test]
+    fn stat_start_time_skips_comm_with_spaces() {
+        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
+        assert_eq!(parse_stat_start(stat), Some(12345));
+        let zombie = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
+        assert_eq!(parse_stat_start(zombie), None);
+    }
+
+    #[test]
+    fn pick_by_name_id_and_prefix() {
+        let a = ctr(&"ab".repeat(32), "web");
+        let b = ctr(&format!("ac{}", "0".repeat(62)), "db");
+        let all = vec![a.clone(), b.clone()];
+        assert_eq!(pick(all.clone(), "web").unwrap().id, a.id);
+        assert_eq!(pick(all.clone(), "abab").unwrap().id, a.id);
+        assert_eq!(pick(all.clone(), &b.id).unwrap().name, "db");
+        let e = pick(all.clone(), "a").unwrap_err().to_string();
+        assert!(e.contains("ambiguous"), "{e}");
+        let e = pick(all, "zz").unwrap_err().to_string();
+        assert!(e.contains("no such container: zz"), "{e}");
+    }
+
+    #[test]
+    fn names() {
+        assert!(validate_name("web-1.a_b").is_ok());
+        assert!(validate_name("-x").is_err());
+        assert!(validate_name("a/b").is_err());
+        assert!(validate_name("").is_err());
+        let id = "0f".repeat(32);
+        assert!(validate_name(&id).is_err());
+        assert!(validate_name(&generated_name(&id)).is_ok());
+    }
+}

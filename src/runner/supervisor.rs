@@ -1,0 +1,449 @@
+//! The supervisor: the `unionctl` process that owns one running container. It makes
+//! the cgroups, (rootless) the user namespace, the union mount, clones the container's
+//! pid 1 into new namespaces, relays signals and the tty, waits, cleans up and records
+//! the exit status.
+use super::cgroups::{self, Cgroups, Limits};
+use super::linux;
+use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
+use super::rootfs::RootfsPlan;
+use super::state::{self, Container, Status};
+use super::{idmap, tty, union};
+use anyhow::{Context, Result, anyhow, bail};
+use std::fs;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::path::PathBuf;
+
+/// Where the container's stdio goes.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+pub enum Stdio {
+    /// Foreground: shares our stdin (with -i) and stdout/stderr, or a pty relayed to them.
+    Inherit,
+    /// Detached: output appended to ctr.log, no stdin.
+    Log,
+}
+
+
+/// Runs the container to its end and returns its exit code. `ready` (detached start)
+/// gets "ok" once the command runs or the error text if it cannot start.
+pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Result<i32> {
+    let started = start(c, stdio);
+    let running = match started {
+        Ok(r) => r,
+        Err(e) => {
+            if let Some(fd) = &ready {
+                let _ = linux::write_all_fd(fd.as_raw_fd(), format!("{e:#}").as_bytes());
+            }
+            return Err(e);
+        }
+    };
+    if let Some(fd) = ready {
+        let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
+    }
+    let code = running.wait(c, stdio);
+    finish(c, &running.cgroups, code)
+}
+
+struct Running {
+    pid: libc::pid_t,
+    cgroups: Cgroups,
+    pty_master: Option<OwnedFd>,
+    signals: Option<nix::sys::signalfd::SignalFd>,
+}
+
+fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
+    // SAFETY: getter.
+    let rootless = unsafe { libc::geteuid() } != 0;
+    let limits = Limits {
+        memory: c.config.memory,
+        cpus: c.config.cpus,
+        pids: c.config.pids_limit,
+    };
+    let cg = cgroups::create(&c.id, &limits, rootless)?;
+    let result = start_in_cgroups(c, stdio, rootless, &cg);
+    match result {
+        Ok((pid, pty_master, signals)) => Ok(Running {
+            pid,
+            cgroups: cg,
+            pty_master,
+            signals,
+        }),
+        Err(e) => {
+            cg.remove();
+            Err(e)
+        }
+    }
+}
+
+type Started = (
+    libc::pid_t,
+    Option<OwnedFd>,
+    Option<nix::sys::signalfd::SignalFd>,
+);
+
+fn start_in_cgroups(c: &mut Container, stdio: Stdio, rootless: bool, cg: &Cgroups) -> Result<Started> {
+    let mut full_idmap = true;
+    if rootless {
+        // The union must be mounted inside the user and mount namespace it is used from.
+        full_idmap = idmap::enter_user_namespace(libc::CLONE_NEWNS)?;
+    }
+    for d in [c.upper(), c.work(), c.merged()] {
+        fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
+    }
+    union::mount(&c.lowers, &c.upper(), &c.work(), &c.merged())?;
+    match clone_container(c, stdio, full_idmap, cg) {
+        Ok(started) => Ok(started),
+        Err(e) => {
+            let _ = union::unmount(&c.merged());
+            Err(e)
+        }
+    }
+}
+
+/// Files bind-mounted over /etc in the container, written next to state.json.
+fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
+    let host = c.config.network == "host";
+    let hostname = &c.config.hostname;
+    let hosts = if host {
+        fs::read_to_string("/etc/hosts").unwrap_or_default()
+    } else {
+        format!(
+            "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
+        )
+    };
+    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut out = Vec::new();
+    for (name, data, target) in [
+        ("hostname", format!("{hostname}\n"), "/etc/hostname"),
+        ("hosts", hosts, "/etc/hosts"),
+        ("resolv.conf", resolv, "/etc/resolv.conf"),
+    ] {
+        let p = c.dir.join(name);
+        fs::write(&p, data).with_context(|| format!("write {}", p.display()))?;
+        out.push((p, target));
+    }
+    Ok(out)
+}
+
+fn clone_container(c: &mut Container, stdio: Stdio, full_idmap: bool, cg: &Cgroups) -> Result<Started> {
+    let files = write_etc_files(c)?;
+    let mut env = c.config.env.clone();
+    super::spec::env_set(&mut env, &format!("HOSTNAME={}", c.config.hostname));
+    if c.config.tty && super::spec::env_get(&env, "TERM").is_none() {
+        env.push("TERM=xterm".into());
+    }
+    let merged = c.merged();
+    let plan = ContainerPlan {
+        hostname: c.config.hostname.clone(),
+        network_none: c.config.network != "host",
+        rootfs: RootfsPlan {
+            merged: &merged,
+            volumes: &c.config.volumes,
+            files,
+            tty_group_mapped: full_idmap,
+        },
+        process: ProcessPlan {
+            argv: c.config.argv(),
+            env,
+            workdir: c.config.workdir.clone(),
+            user: c.config.user.clone(),
+            tty: c.config.tty,
+            init: c.config.init,
+        },
+    };
+    let (go_r, go_w) = linux::pipe()?;
+    let (err_r, err_w) = linux::pipe()?;
+    let (pty_parent, pty_child) = if c.config.tty {
+        let (a, b) = linux::socketpair()?;
+        (Some(a), Some(b))
+    } else {
+        (None, None)
+    };
+    let log = if stdio == Stdio::Log {
+        Some(
+            fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(c.log_path())
+                .with_context(|| format!("{}", c.log_path().display()))?,
+        )
+    } else {
+        None
+    };
+    let devnull = fs::File::open("/dev/null").context("/dev/null")?;
+
+    // Blocked before the clone: the child unblocks them just before exec.
+    let signals = Some(tty::forwarded_signals()?);
+
+    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    if c.config.network != "host" {
+        flags |= libc::CLONE_NEWNET;
+    }
+    let child = linux::clone_fork(flags).context("clone the container process")?;
+    let Some(pid) = child else {
+        drop((go_w, err_r, pty_parent));
+        // Container stdio before anything else can print.
+        // SAFETY: dup2 onto our own stdio.
+        unsafe {
+            if !c.config.interactive || stdio == Stdio::Log {
+                libc::dup2(devnull.as_raw_fd(), 0);
+            }
+            if let Some(log) = &log {
+                libc::dup2(log.as_raw_fd(), 1);
+                libc::dup2(log.as_raw_fd(), 2);
+            }
+        }
+        process::container_main(
+            &plan,
+            ChildPipes {
+                go: go_r,
+                errors: err_w,
+                pty: pty_child,
+            },
+        );
+    };
+    drop((go_r, err_w, pty_child));
+    let fail = |e: anyhow::Error| -> anyhow::Error {
+        let _ = linux::kill(pid, libc::SIGKILL);
+        let _ = linux::wait_pid(pid);
+        e
+    };
+    if let Err(e) = cg.add(pid) {
+        return Err(fail(e));
+    }
+    if let Err(e) = linux::write_all_fd(go_w.as_raw_fd(), b"g") {
+        return Err(fail(anyhow!("start the container: {e}")));
+    }
+    drop(go_w);
+    // Setup errors arrive here; EOF alone means the command was exec'd.
+    let mut master = None;
+    if let Some(sock) = &pty_parent {
+        match linux::recv_fd(sock.as_raw_fd()) {
+            Ok(fd) => master = Some(fd),
+            Err(_) => {
+                let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+                let msg = String::from_utf8_lossy(&msg).into_owned();
+                return Err(fail(anyhow!("container setup: {msg}")));
+            }
+        }
+    }
+    let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+    if !msg.is_empty() {
+        let _ = linux::wait_pid(pid);
+        return Err(anyhow!("container setup: {}", String::from_utf8_lossy(&msg)));
+    }
+    let dirs = cg.dirs.clone();
+    c.update(|r| {
+        r.status = Status::Running;
+        r.pid = Some(pid);
+        r.pid_start = state::proc_start_time(pid);
+        r.started_at = Some(state::now_rfc3339());
+        r.exit_code = None;
+        r.finished_at = None;
+        r.paused = false;
+        r.cgroups = dirs;
+    })?;
+    Ok((pid, master, signals))
+}
+
+impl Running {
+    /// Relays signals and the tty until pid 1 exits; returns its exit code.
+    fn wait(&self, c: &Container, stdio: Stdio) -> i32 {
+        let code = self.relay(c, stdio);
+        match code {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("unionctl: {e:#}");
+                let _ = linux::kill(self.pid, libc::SIGKILL);
+                linux::wait_pid(self.pid).unwrap_or(255)
+            }
+        }
+    }
+
+    fn relay(&self, c: &Container, stdio: Stdio) -> Result<i32> {
+        let Some(sfd) = &self.signals else {
+            return linux::wait_pid(self.pid);
+        };
+        let log = if stdio == Stdio::Log {
+            Some(
+                fs::OpenOptions::new()
+                    .create(true)
+                    .append(true)
+                    .open(c.log_path())?,
+            )
+        } else {
+            None
+        };
+        tty::relay(&tty::Relay {
+            pid: self.pid,
+            signals: sfd,
+            master: self.pty_master.as_ref().map(|m| m.as_raw_fd()),
+            output: log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(1),
+            foreground: stdio == Stdio::Inherit,
+            interactive: c.config.interactive,
+        })
+    }
+}
+
+/// After pid 1 exited: unmount, remove cgroups, record the exit, honour --rm.
+fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
+    let umount = union::unmount(&c.merged());
+    cg.remove();
+    c.update(|r| {
+        r.status = Status::Exited;
+        r.exit_code = Some(code);
+        r.pid = None;
+        r.pid_start = None;
+        r.paused = false;
+        r.finished_at = Some(state::now_rfc3339());
+        r.supervisor_pid = None;
+        r.supervisor_start = None;
+    })?;
+    umount?;
+    if c.config.auto_remove {
+        remove_container_files(c)?;
+    }
+    Ok(code)
+}
+
+/// Deletes a container's directory (and its anonymous volumes). Rootless, files the
+/// container made belong to sub-ids: delete from inside a user namespace.
+pub fn remove_container_files(c: &Container) -> Result<()> {
+    let anon: Vec<PathBuf> = c
+        .config
+        .volumes
+        .iter()
+        .filter(|v| v.anonymous)
+        .map(|v| v.host.clone())
+        .collect();
+    let mut dirs = anon;
+    dirs.push(c.dir.clone());
+    remove_trees(&dirs)
+}
+
+pub fn remove_trees(dirs: &[PathBuf]) -> Result<()> {
+    let try_plain = || -> Result<()> {
+        for d in dirs {
+            match fs::remove_dir_all(d) {
+                Ok(()) => {}
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+                Err(e) => return Err(e).with_context(|| format!("remove {}", d.display())),
+            }
+        }
+        Ok(())
+    };
+    // SAFETY: getter.
+    let rootless = unsafe { libc::geteuid() } != 0;
+    if !rootless {
+        return try_plain();
+    }
+    if try_plain().is_ok() {
+        return Ok(());
+    }
+    let child = linux::clone_fork(0).context("fork")?;
+    match child {
+        None => {
+            let ok = idmap::enter_user_namespace(0).is_ok() && try_plain().is_ok();
+            linux::exit_now(if ok { 0 } else { 1 })
+        }
+        Some(pid) => {
+            if linux::wait_pid(pid)? != 0 {
+                try_plain()?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// Start a detached supervisor for `c` (run -d, start): fork, new session, output to the
+/// log; returns once the command runs, or with the error that stopped it.
+pub fn spawn_detached(c: &Container) -> Result<()> {
+    let (ready_r, ready_w) = linux::pipe()?;
+    let child = linux::clone_fork(0).context("fork the supervisor")?;
+    match child {
+        None => {
+            drop(ready_r);
+            // SAFETY: new session, stdio to /dev/null and the log.
+            unsafe { libc::setsid() };
+            let log = fs::OpenOptions::new()
+                .create(true)
+                .append(true)
+                .open(c.log_path());
+            let devnull = fs::File::open("/dev/null");
+            if let (Ok(log), Ok(null)) = (&log, &devnull) {
+                // SAFETY: dup2 onto our stdio.
+                unsafe {
+                    libc::dup2(null.as_raw_fd(), 0);
+                    libc::dup2(null.as_raw_fd(), 1);
+                    libc::dup2(log.as_raw_fd(), 2);
+                }
+            }
+            let mut c = c.clone();
+            let me = std::process::id() as i32;
+            let ok = c.update(|r| {
+                r.supervisor_pid = Some(me);
+                r.supervisor_start = state::proc_start_time(me);
+            });
+            let code = match ok.and_then(|_| supervise(&mut c, Stdio::Log, Some(ready_w))) {
+                Ok(_) => 0,
+                Err(e) => {
+                    eprintln!("unionctl: {e:#}");
+                    1
+                }
+            };
+            linux::exit_now(code)
+        }
+        Some(pid) => {
+            drop(ready_w);
+            let msg = linux::read_to_end_fd(ready_r.as_raw_fd()).unwrap_or_default();
+            if msg == b"ok" {
+                return Ok(());
+            }
+            let _ = linux::wait_pid(pid);
+            if msg.is_empty() {
+                bail!("the container's supervisor died before the container started");
+            }
+            bail!("{}", String::from_utf8_lossy(&msg))
+        }
+    }
+}
+
+/// Claims `c` for a foreground supervisor (this process).
+pub fn claim_foreground(c: &mut Container) -> Result<()> {
+    let me = std::process::id() as i32;
+    c.update(|r| {
+        r.supervisor_pid = Some(me);
+        r.supervisor_start = state::proc_start_time(me);
+    })
+}
+
+/// Best-effort cleanup of a container whose supervisor is gone (killed): kill what
+/// is left, unmount, remove cgroups, record it as exited.
+pub fn recover(c: &mut Container) -> Result<()> {
+    if let Some(pid) = c.pid
+        && c.pid_alive()
+    {
+        let _ = linux::kill(pid, libc::SIGKILL);
+        for _ in 0..500 {
+            if !c.pid_alive() {
+                break;
+            }
+            std::thread::sleep(std::time::Duration::from_millis(2));
+        }
+    }
+    if union::is_mounted(&c.merged()) {
+        let _ = union::unmount(&c.merged());
+    }
+    cgroups::remove_dirs(&c.cgroups);
+    c.update(|r| {
+        if r.status == Status::Running {
+            r.status = Status::Exited;
+            r.exit_code = r.exit_code.or(Some(137));
+            r.finished_at = Some(state::now_rfc3339());
+        }
+        r.pid = None;
+        r.pid_start = None;
+        r.supervisor_pid = None;
+        r.supervisor_start = None;
+        r.paused = false;
+    })
+}

@@ -1,0 +1,267 @@
+//! The layers of one union: an optional writable upper with its work dir, and read-only
+//! lowers (index 0 is the top lower). Validation happens here, before anything is mounted.
+use crate::sys;
+use crate::whiteout::{Format, XattrNames};
+use std::ffi::OsStr;
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::path::{Path, PathBuf};
+
+/// Name of the temp dir inside the work dir, and of the hard-link index (kernel layout).
+pub const WORK_TMP: &str = "work";
+pub const WORK_INDEX: &str = "index";
+
+pub struct Layer {
+    pub path: PathBuf,
+    pub fd: OwnedFd,
+    pub dev: u64,
+    /// Index among the distinct devices of the union (for inode number spaces).
+    pub dev_slot: u64,
+    pub uuid: [u8; 16],
+}
+
+impl Layer {
+    pub fn raw(&self) -> RawFd {
+        self.fd.as_raw_fd()
+    }
+}
+
+pub struct Layers {
+    pub upper: Option<Layer>,
+    /// The work dir's `work/` subdir (temp files) and `index/` subdir.
+    pub work: Option<OwnedFd>,
+    pub index: Option<OwnedFd>,
+    pub lowers: Vec<Layer>,
+    pub format: Format,
+    pub xattr: XattrNames,
+    /// All layers on one device: inode numbers are used as they are.
+    pub single_dev: bool,
+}
+
+/// What the user asked for, before validation.
+#[derive(Debug, Clone)]
+pub struct LayerSpec {
+    pub lowers: Vec<PathBuf>,
+    pub upper: Option<PathBuf>,
+    pub work: Option<PathBuf>,
+    pub format: Format,
+    pub user_xattr: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+#[error("{path}: {cause}")]
+pub struct SpecError {
+    pub path: String,
+    pub cause: String,
+}
+
+fn err(path: &Path, cause: impl Into<String>) -> SpecError {
+    SpecError {
+        path: path.display().to_string(),
+        cause: cause.into(),
+    }
+}
+
+fn io_cause(e: &io::Error) -> String {
+    let s = e.to_string();
+    s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+}
+
+/// Default work dir: `.NAME.work` beside the upper dir.
+pub fn default_work(upper: &Path) -> PathBuf {
+    let name = upper
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "upper".into());
+    upper
+        .parent()
+        .unwrap_or(Path::new("/"))
+        .join(format!(".{name}.work"))
+}
+
+fn canonical_dir(p: &Path, what: &str) -> Result<PathBuf, SpecError> {
+    let c = std::fs::canonicalize(p).map_err(|e| err(p, format!("{what}: {}", io_cause(&e))))?;
+    let md = std::fs::metadata(&c).map_err(|e| err(p, format!("{what}: {}", io_cause(&e))))?;
+    if !md.is_dir() {
+        return Err(err(p, format!("{what}: not a directory")));
+    }
+    Ok(c)
+}
+
+fn nested(a: &Path, b: &Path) -> bool {
+    a.starts_with(b) || b.starts_with(a)
+}
+
+/// Checks the paths without changing anything; returns canonical paths and the work dir.
+/// Validated layer paths: canonical lowers, and (upper, work) when writable.
+pub type Validated = (Vec<PathBuf>, Option<(PathBuf, PathBuf)>);
+
+pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
+    if spec.lowers.is_empty() {
+        return Err(err(Path::new(""), "at least one lower layer is needed"));
+    }
+    let mut lowers = Vec::new();
+    for l in &spec.lowers {
+        if l.as_os_str().is_empty() {
+            return Err(err(l, "empty lower layer path"));
+        }
+        lowers.push(canonical_dir(l, "lower layer")?);
+    }
+    let Some(upper) = &spec.upper else {
+        if let Some(w) = &spec.work {
+            return Err(err(w, "work dir given without an upper layer"));
+        }
+        return Ok((lowers, None));
+    };
+    let upper = canonical_dir(upper, "upper layer")?;
+    for l in &lowers {
+        if nested(&upper, l) {
+            return Err(err(
+                &upper,
+                format!("upper layer overlaps lower layer {}", l.display()),
+            ));
+        }
+    }
+    let work = spec.work.clone().unwrap_or_else(|| default_work(&upper));
+    let work_abs = if work.exists() {
+        canonical_dir(&work, "work dir")?
+    } else {
+        let parent = work
+            .parent()
+            .filter(|p| !p.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        canonical_dir(parent, "parent of work dir")?
+            .join(work.file_name().unwrap_or(OsStr::new("work")))
+    };
+    if nested(&work_abs, &upper) {
+        return Err(err(
+            &work,
+            "work dir must not be inside the upper layer (or contain it)",
+        ));
+    }
+    for l in &lowers {
+        if nested(&work_abs, l) {
+            return Err(err(
+                &work,
+                format!("work dir overlaps lower layer {}", l.display()),
+            ));
+        }
+    }
+    let up_dev = std::fs::metadata(&upper)
+        .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+        .unwrap_or(0);
+    let probe = if work_abs.exists() {
+        work_abs.clone()
+    } else {
+        work_abs.parent().unwrap().to_path_buf()
+    };
+    let work_dev = std::fs::metadata(&probe)
+        .map(|m| std::os::unix::fs::MetadataExt::dev(&m))
+        .unwrap_or(1);
+    if up_dev != work_dev {
+        return Err(err(
+            &work,
+            format!(
+                "work dir is on another file system than the upper layer {}",
+                upper.display()
+            ),
+        ));
+    }
+    Ok((lowers, Some((upper, work_abs))))
+}
+
+fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<Layer> {
+    let fd = sys::open_dir_path(path)?;
+    let st = sys::fstat(fd.as_raw_fd())?;
+    let dev_slot = match devs.iter().position(|&d| d == st.st_dev) {
+        Some(i) => i as u64,
+        None => {
+            devs.push(st.st_dev);
+            (devs.len() - 1) as u64
+        }
+    };
+    // The uuid ioctl needs a real (not O_PATH) descriptor.
+    let rfd = sys::openat(
+        fd.as_raw_fd(),
+        OsStr::new(""),
+        libc::O_RDONLY | libc::O_DIRECTORY,
+        0,
+    )?;
+    let uuid = crate::whiteout::fh::fs_uuid(rfd.as_raw_fd());
+    Ok(Layer {
+        path: path.to_path_buf(),
+        fd,
+        dev: st.st_dev,
+        dev_slot,
+        uuid,
+    })
+}
+
+impl Layers {
+    /// Validates, creates the work dir's subdirs (clearing leftovers of a crashed copy-up)
+    /// and opens every layer.
+    pub fn open(spec: &LayerSpec) -> Result<Layers, SpecError> {
+        let (lowers, upper_work) = validate(spec)?;
+        let mut devs = Vec::new();
+        let mut upper = None;
+        let mut work = None;
+        let mut index = None;
+        if let Some((up, wk)) = &upper_work {
+            upper = Some(open_layer(up, &mut devs).map_err(|e| err(up, io_cause(&e)))?);
+            std::fs::create_dir_all(wk)
+                .map_err(|e| err(wk, format!("cannot create work dir: {}", io_cause(&e))))?;
+            let wfd = sys::open_dir_path(wk).map_err(|e| err(wk, io_cause(&e)))?;
+            let tmp = OsStr::new(WORK_TMP);
+            crate::cow::remove_tree(wfd.as_raw_fd(), tmp).map_err(|e| {
+                err(
+                    &wk.join(WORK_TMP),
+                    format!("cannot clean work dir: {}", io_cause(&e)),
+                )
+            })?;
+            sys::mkdirat(wfd.as_raw_fd(), tmp, 0o700)
+                .map_err(|e| err(&wk.join(WORK_TMP), io_cause(&e)))?;
+            match sys::mkdirat(wfd.as_raw_fd(), OsStr::new(WORK_INDEX), 0o700) {
+                Ok(()) => {}
+                Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
+                Err(e) => return Err(err(&wk.join(WORK_INDEX), io_cause(&e))),
+            }
+            work = Some(sys::open_dir_path(&wk.join(WORK_TMP)).map_err(|e| err(wk, io_cause(&e)))?);
+            index =
+                Some(sys::open_dir_path(&wk.join(WORK_INDEX)).map_err(|e| err(wk, io_cause(&e)))?);
+        }
+        let mut lower_layers = Vec::new();
+        for l in &lowers {
+            lower_layers.push(open_layer(l, &mut devs).map_err(|e| err(l, io_cause(&e)))?);
+        }
+        Ok(Layers {
+            upper,
+            work,
+            index,
+            lowers: lower_layers,
+            format: spec.format,
+            xattr: XattrNames::new(spec.user_xattr),
+            single_dev: devs.len() == 1,
+        })
+    }
+
+    pub fn upper_fd(&self) -> io::Result<RawFd> {
+        self.upper
+            .as_ref()
+            .map(|u| u.raw())
+            .ok_or_else(|| sys::errno(libc::EROFS))
+    }
+
+    pub fn work_fd(&self) -> RawFd {
+        self.work.as_ref().map(|w| w.as_raw_fd()).unwrap_or(-1)
+    }
+
+    /// The inode number the union shows for an object of a layer: the real one when all
+    /// layers share a device, else the real one tagged with the device's slot in high bits.
+    pub fn map_ino(&self, dev_slot: u64, ino: u64) -> u64 {
+        if self.single_dev {
+            ino
+        } else {
+            ino ^ (dev_slot << 56)
+        }
+    }
+}

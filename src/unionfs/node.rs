@@ -1,0 +1,142 @@
+//! The inode table: one node per object the kernel knows, keyed by the inode number the
+//! union shows (so hard links are one node, and a node keeps its number across copy-up).
+use std::collections::HashMap;
+use std::ffi::OsString;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, RwLock};
+
+pub const ROOT: u64 = 1;
+
+/// Where a node's object lives in one lower layer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LowerRef {
+    pub layer: usize,
+    /// Path from that layer's root ("" is the root).
+    pub path: OsString,
+}
+
+#[derive(Debug, Clone)]
+pub struct NodeState {
+    /// Names of this object in the union: (parent inode, name). The first one is used to
+    /// find the object in the upper layer; hard links add more.
+    pub aliases: Vec<(u64, OsString)>,
+    /// The object exists in the upper layer (at the path of its aliases).
+    pub upper: bool,
+    /// Non-directory: its origin in a lower layer (at most one). Directory: the lower
+    /// directories merged under it, top first (empty when opaque or pure upper).
+    pub lowers: Vec<LowerRef>,
+    /// Directory: carries a redirect xattr already.
+    pub redirected: bool,
+    /// Non-directory copied up through the hard-link index: the index entry's name. The
+    /// object is reached there, since not every alias has an upper name yet.
+    pub index: Option<OsString>,
+    /// A regular file whose last name went while the kernel still holds it (open and
+    /// unlinked): kept open so fstat and I/O keep working.
+    pub orphan: Option<Arc<std::os::fd::OwnedFd>>,
+}
+
+pub struct Node {
+    pub ino: u64,
+    pub is_dir: bool,
+    /// S_IFMT bits of the object.
+    pub kind: u32,
+    pub nlookup: AtomicU64,
+    state: Mutex<NodeState>,
+}
+
+impl Node {
+    pub fn new(ino: u64, kind: u32, state: NodeState) -> Node {
+        Node {
+            ino,
+            is_dir: kind == libc::S_IFDIR,
+            kind,
+            nlookup: AtomicU64::new(0),
+            state: Mutex::new(state),
+        }
+    }
+
+    pub fn lock(&self) -> MutexGuard<'_, NodeState> {
+        self.state.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    pub fn snapshot(&self) -> NodeState {
+        self.lock().clone()
+    }
+}
+
+#[derive(Default)]
+pub struct NodeTable {
+    map: RwLock<HashMap<u64, Arc<Node>>>,
+}
+
+impl NodeTable {
+    pub fn get(&self, ino: u64) -> Option<Arc<Node>> {
+        self.map
+            .read()
+            .unwrap_or_else(|p| p.into_inner())
+            .get(&ino)
+            .cloned()
+    }
+
+    /// Inserts `fresh` unless a node of the same number and type is already known, in which
+    /// case the known one learns the new alias and state. Counts one kernel lookup.
+    pub fn remember(&self, fresh: Node) -> Arc<Node> {
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(old) = map.get(&fresh.ino)
+            && old.kind == fresh.kind
+        {
+            let new_state = fresh.lock().clone();
+            let mut st = old.lock();
+            let alias = new_state.aliases[0].clone();
+            st.aliases.retain(|a| *a != alias);
+            st.aliases.insert(0, alias);
+            st.upper = new_state.upper;
+            st.lowers = new_state.lowers;
+            st.redirected = new_state.redirected;
+            if new_state.index.is_some() {
+                st.index = new_state.index;
+            }
+            drop(st);
+            old.nlookup.fetch_add(1, Ordering::Relaxed);
+            return old.clone();
+        }
+        fresh.nlookup.store(1, Ordering::Relaxed);
+        let node = Arc::new(fresh);
+        map.insert(node.ino, node.clone());
+        node
+    }
+
+    /// Inserts the root node, which the kernel never forgets.
+    pub fn insert_root(&self, node: Node) {
+        node.nlookup.store(1 << 40, Ordering::Relaxed);
+        self.map
+            .write()
+            .unwrap_or_else(|p| p.into_inner())
+            .insert(ROOT, Arc::new(node));
+    }
+
+    /// The kernel dropped `n` references; the node goes when none remain.
+    pub fn forget(&self, ino: u64, n: u64) {
+        if ino == ROOT {
+            return;
+        }
+        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
+        if let Some(node) = map.get(&ino) {
+            let prev = node.nlookup.fetch_sub(
+                n.min(node.nlookup.load(Ordering::Relaxed)),
+                Ordering::Relaxed,
+            );
+            if prev <= n {
+                map.remove(&ino);
+            }
+        }
+    }
+
+    pub fn len(&self) -> usize {
+        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}

@@ -1,0 +1,838 @@
+//! Operations that change the union: copy-up, create, remove, rename, link, setattr,
+//! xattrs, open. Each follows kernel overlayfs, including its errno.
+use super::{Found, Node, NodeState, ROOT, UnionFs, enoent, split};
+use crate::cow;
+use crate::sys::{self, Stat};
+use crate::whiteout::{self, Format, Redirect, join};
+use std::ffi::{CStr, OsStr, OsString};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+
+/// Who asks: the new object's owner.
+#[derive(Debug, Clone, Copy)]
+pub struct Caller {
+    pub uid: u32,
+    pub gid: u32,
+}
+
+/// What stands in the upper layer at a name about to be created.
+#[derive(Debug, Clone, Copy, PartialEq)]
+enum Previous {
+    Nothing,
+    /// A kernel whiteout (char 0/0).
+    Whiteout,
+    /// An aufs `.wh.NAME` marker beside it.
+    AufsMarker,
+}
+
+/// A time to set: now, or a given instant.
+#[derive(Debug, Clone, Copy)]
+pub enum SetTime {
+    Now,
+    At(libc::timespec),
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+pub struct SetAttr {
+    pub mode: Option<u32>,
+    pub uid: Option<u32>,
+    pub gid: Option<u32>,
+    pub size: Option<u64>,
+    pub atime: Option<SetTime>,
+    pub mtime: Option<SetTime>,
+}
+
+fn ts(t: Option<SetTime>) -> libc::timespec {
+    match t {
+        None => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        },
+        Some(SetTime::Now) => libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_NOW,
+        },
+        Some(SetTime::At(t)) => t,
+    }
+}
+
+impl UnionFs {
+    fn upper(&self) -> io::Result<RawFd> {
+        self.layers.upper_fd()
+    }
+
+    fn is_private_xattr(&self, name: &CStr) -> bool {
+        self.layers.xattr.is_private(name.to_bytes())
+    }
+
+    fn dir_path(&self, parent: u64) -> io::Result<(Arc<Node>, NodeState, OsString)> {
+        let p = self.node(parent)?;
+        if !p.is_dir {
+            return Err(sys::errno(libc::ENOTDIR));
+        }
+        let st = p.snapshot();
+        let path = self.path_of(parent)?;
+        Ok((p, st, path))
+    }
+
+    /// Does some lower layer show an object at PARENT/NAME (ignoring the upper layer)?
+    fn lower_visible(&self, pst: &NodeState, ppath: &OsStr, name: &OsStr) -> io::Result<bool> {
+        if pst.lowers.is_empty() {
+            return Ok(false);
+        }
+        let mut lower_only = pst.clone();
+        lower_only.upper = false;
+        Ok(self.resolve(&lower_only, ppath, name)?.is_some())
+    }
+
+    /// Makes sure a node's object exists in the upper layer, copying up parents first.
+    pub fn copy_up(&self, ino: u64) -> io::Result<()> {
+        let node = self.node(ino)?;
+        let (parent, name) = {
+            let st = node.lock();
+            if st.upper {
+                return Ok(());
+            }
+            st.aliases.first().cloned().ok_or_else(enoent)?
+        };
+        if ino == ROOT {
+            return Err(sys::errno(libc::EROFS));
+        }
+        self.copy_up(parent)?;
+        let ufd = self.upper()?;
+        let path = join(&self.path_of(parent)?, &name);
+        let mut st = node.lock();
+        if st.upper {
+            return Ok(());
+        }
+        if let (Some(ix), Some(ixfd)) = (&st.index, &self.layers.index) {
+            // Another name of this hard link was copied up: link it here too.
+            sys::linkat(ixfd.as_raw_fd(), ix, ufd, &path)?;
+            self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
+            st.upper = true;
+            return Ok(());
+        }
+        let lower = st.lowers.first().cloned().ok_or_else(enoent)?;
+        let lfd = self.layers.lowers[lower.layer].raw();
+        let lst = sys::lstatat(lfd, &lower.path)?;
+        let work = self.layers.work_fd();
+        let tmp = self.tmp_name();
+        let skip = |n: &[u8]| self.layers.xattr.is_private(n);
+        let with_data = true;
+        let res = (|| {
+            cow::copy_object(lfd, &lower.path, &lst, work, &tmp, with_data, &skip)?;
+            if let Ok(fb) = self
+                .index_name(&lower)
+                .map(|h| hex::decode(h.as_encoded_bytes()).unwrap_or_default())
+            {
+                let _ = sys::lsetxattr(work, &tmp, &self.layers.xattr.origin, &fb, 0);
+            }
+            let index = !node.is_dir && lst.st_nlink > 1 && self.layers.index.is_some();
+            if index {
+                let ix = self.index_name(&lower)?;
+                let ixfd = self.layers.index.as_ref().unwrap().as_raw_fd();
+                // Union names = lower names; upper names after this = index + this one.
+                let v = format!("U{:+}", lst.st_nlink as i64 - 2);
+                sys::lsetxattr(work, &tmp, &self.layers.xattr.nlink, v.as_bytes(), 0)?;
+                sys::renameat2(work, &tmp, ixfd, &ix, libc::RENAME_NOREPLACE)?;
+                sys::linkat(ixfd, &ix, ufd, &path)?;
+                Ok(Some(ix))
+            } else {
+                sys::renameat2(work, &tmp, ufd, &path, libc::RENAME_NOREPLACE)?;
+                Ok(None)
+            }
+        })();
+        match res {
+            Ok(ix) => {
+                st.index = ix;
+                st.upper = true;
+                Ok(())
+            }
+            Err(e) => {
+                let _ = cow::remove_tree(work, &tmp);
+                Err(e)
+            }
+        }
+    }
+
+    /// Adds DELTA to the offset kept in `overlay.nlink` of an indexed object.
+    fn adjust_nlink(&self, fd: RawFd, p: &OsStr, delta: i64) -> io::Result<()> {
+        let x = &self.layers.xattr.nlink;
+        let Some(v) = whiteout::get(fd, p, x)? else {
+            return Ok(());
+        };
+        let txt = String::from_utf8_lossy(&v).into_owned();
+        if !txt.starts_with('U') {
+            return Ok(());
+        }
+        let off: i64 = txt[1..].trim_start_matches('+').parse().unwrap_or(0);
+        let nv = format!("U{:+}", off + delta);
+        sys::lsetxattr(fd, p, x, nv.as_bytes(), 0)
+    }
+
+    fn set_opaque(&self, fd: RawFd, p: &OsStr) -> io::Result<()> {
+        match self.layers.format {
+            Format::Overlay => sys::lsetxattr(fd, p, &self.layers.xattr.opaque, b"y", 0),
+            Format::Aufs => sys::openat(
+                fd,
+                &join(p, OsStr::new(whiteout::AUFS_OPAQUE)),
+                libc::O_CREAT | libc::O_WRONLY,
+                0o444,
+            )
+            .map(drop),
+        }
+    }
+
+    fn make_whiteout(&self, ppath: &OsStr, name: &OsStr) -> io::Result<()> {
+        let ufd = self.upper()?;
+        match self.layers.format {
+            Format::Overlay => sys::mknodat(ufd, &join(ppath, name), libc::S_IFCHR, 0),
+            Format::Aufs => sys::openat(
+                ufd,
+                &join(ppath, &whiteout::aufs_whiteout_name(name)),
+                libc::O_CREAT | libc::O_WRONLY,
+                0o444,
+            )
+            .map(drop),
+        }
+    }
+
+    /// Copies up the parent and checks that NAME is free in the union.
+    fn prepare_new(
+        &self,
+        parent: u64,
+        name: &OsStr,
+    ) -> io::Result<(NodeState, OsString, Previous)> {
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        if self.layers.format == Format::Aufs && whiteout::is_aufs_meta(name) {
+            return Err(sys::errno(libc::EPERM));
+        }
+        if name.len() > 255 {
+            return Err(sys::errno(libc::ENAMETOOLONG));
+        }
+        self.copy_up(parent)?;
+        let (_, pst, ppath) = self.dir_path(parent)?;
+        let ufd = self.upper()?;
+        let path = join(&ppath, name);
+        let prev = match sys::lstat_opt(ufd, &path)? {
+            Some(st) if self.upper_whiteout(&st) => Previous::Whiteout,
+            Some(_) => return Err(sys::errno(libc::EEXIST)),
+            None if whiteout::is_whiteout(ufd, &ppath, name, None)? => Previous::AufsMarker,
+            None if self.lower_visible(&pst, &ppath, name)? => {
+                return Err(sys::errno(libc::EEXIST));
+            }
+            None => Previous::Nothing,
+        };
+        Ok((pst, ppath, prev))
+    }
+
+    /// Creates a new object at PPATH/NAME in the upper layer with `make`, replacing a
+    /// whiteout atomically (through the work dir) when one stands there.
+    fn place_new(
+        &self,
+        ppath: &OsStr,
+        name: &OsStr,
+        prev: Previous,
+        is_dir: bool,
+        caller: Caller,
+        make: &dyn Fn(RawFd, &OsStr) -> io::Result<Option<OwnedFd>>,
+    ) -> io::Result<Option<OwnedFd>> {
+        let ufd = self.upper()?;
+        let path = join(ppath, name);
+        let owner = |fd: RawFd, p: &OsStr| self.set_new_owner(fd, p, ppath, caller);
+        match prev {
+            Previous::Nothing => {
+                let f = make(ufd, &path)?;
+                if let Err(e) = owner(ufd, &path) {
+                    let _ = sys::unlinkat(ufd, &path, if is_dir { libc::AT_REMOVEDIR } else { 0 });
+                    return Err(e);
+                }
+                Ok(f)
+            }
+            Previous::Whiteout => {
+                let work = self.layers.work_fd();
+                let tmp = self.tmp_name();
+                let res = (|| {
+                    let f = make(work, &tmp)?;
+                    owner(work, &tmp)?;
+                    if is_dir {
+                        sys::lsetxattr(work, &tmp, &self.layers.xattr.opaque, b"y", 0)?;
+                        sys::renameat2(work, &tmp, ufd, &path, libc::RENAME_EXCHANGE)?;
+                        sys::unlinkat(work, &tmp, 0)?;
+                    } else {
+                        sys::renameat2(work, &tmp, ufd, &path, 0)?;
+                    }
+                    Ok(f)
+                })();
+                if res.is_err() {
+                    let _ = cow::remove_tree(work, &tmp);
+                }
+                res
+            }
+            Previous::AufsMarker => {
+                let f = make(ufd, &path)?;
+                owner(ufd, &path)?;
+                if is_dir {
+                    self.set_opaque(ufd, &path)?;
+                }
+                sys::unlinkat(ufd, &join(ppath, &whiteout::aufs_whiteout_name(name)), 0)?;
+                Ok(f)
+            }
+        }
+    }
+
+    /// Gives a new object to the caller: its uid, and its gid unless the parent is set-gid
+    /// (then the file system already gave the parent's group, as the kernel does).
+    fn set_new_owner(&self, fd: RawFd, p: &OsStr, ppath: &OsStr, caller: Caller) -> io::Result<()> {
+        let ufd = self.upper()?;
+        let parent = sys::lstatat(ufd, ppath)?;
+        let gid = if parent.st_mode & libc::S_ISGID != 0 {
+            parent.st_gid
+        } else {
+            caller.gid
+        };
+        let st = sys::lstatat(fd, p)?;
+        if st.st_uid == caller.uid && st.st_gid == gid {
+            return Ok(());
+        }
+        sys::fchownat(fd, p, caller.uid, gid)?;
+        // chown clears set-id bits of non-directories; the creator asked for them.
+        let setid = st.st_mode & (libc::S_ISUID | libc::S_ISGID);
+        if setid != 0 && !sys::is_dir(&st) && st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            sys::fchmodat(fd, p, st.st_mode & 0o7777)?;
+        }
+        Ok(())
+    }
+
+    /// Turns a fresh upper object into a node the kernel references once.
+    fn new_node(&self, parent: u64, name: &OsStr, ppath: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
+        let ufd = self.upper()?;
+        let st = sys::lstatat(ufd, &join(ppath, name))?;
+        let slot = self.layers.upper.as_ref().map(|u| u.dev_slot).unwrap_or(0);
+        let found = Found {
+            kind: st.st_mode & libc::S_IFMT,
+            ino: self.layers.map_ino(slot, st.st_ino),
+            upper: Some(st),
+            lowers: vec![],
+            lower_stat: None,
+            redirected: false,
+            index: None,
+        };
+        let node = self.nodes.remember(self.node_from(parent, name, &found));
+        let st = self.stat_node(&node)?;
+        Ok((node, st))
+    }
+
+    pub fn mknod(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        rdev: u64,
+        c: Caller,
+    ) -> io::Result<(Arc<Node>, Stat)> {
+        let (_, ppath, prev) = self.prepare_new(parent, name)?;
+        self.place_new(&ppath, name, prev, false, c, &|fd, p| {
+            sys::mknodat(fd, p, mode, rdev).map(|_| None)
+        })?;
+        self.new_node(parent, name, &ppath)
+    }
+
+    pub fn mkdir(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        c: Caller,
+    ) -> io::Result<(Arc<Node>, Stat)> {
+        let (_, ppath, prev) = self.prepare_new(parent, name)?;
+        self.place_new(&ppath, name, prev, true, c, &|fd, p| {
+            sys::mkdirat(fd, p, mode & 0o7777).map(|_| None)
+        })?;
+        self.new_node(parent, name, &ppath)
+    }
+
+    pub fn symlink(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        target: &OsStr,
+        c: Caller,
+    ) -> io::Result<(Arc<Node>, Stat)> {
+        let (_, ppath, prev) = self.prepare_new(parent, name)?;
+        self.place_new(&ppath, name, prev, false, c, &|fd, p| {
+            sys::symlinkat(target, fd, p).map(|_| None)
+        })?;
+        self.new_node(parent, name, &ppath)
+    }
+
+    pub fn create(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        mode: u32,
+        flags: i32,
+        c: Caller,
+    ) -> io::Result<(Arc<Node>, Stat, OwnedFd)> {
+        let (_, ppath, prev) = self.prepare_new(parent, name)?;
+        let flags = (flags & !(libc::O_NOCTTY | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC))
+            | libc::O_CREAT
+            | libc::O_EXCL;
+        let fd = self
+            .place_new(&ppath, name, prev, false, c, &|fd, p| {
+                sys::openat(fd, p, flags, mode & 0o7777).map(Some)
+            })?
+            .ok_or_else(|| sys::errno(libc::EIO))?;
+        let (node, st) = self.new_node(parent, name, &ppath)?;
+        Ok((node, st, fd))
+    }
+
+    pub fn link(&self, ino: u64, parent: u64, name: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
+        let node = self.node(ino)?;
+        if node.is_dir {
+            return Err(sys::errno(libc::EPERM));
+        }
+        let (_, ppath, prev) = self.prepare_new(parent, name)?;
+        self.copy_up(ino)?;
+        let st = node.snapshot();
+        let (sfd, sp) = self.real(&node, &st)?;
+        let c = Caller {
+            uid: u32::MAX,
+            gid: u32::MAX,
+        };
+        self.place_new_link(&ppath, name, prev, sfd, &sp, c)?;
+        node.lock().aliases.push((parent, name.to_owned()));
+        node.nlookup.fetch_add(1, Ordering::Relaxed);
+        let st = self.stat_node(&node)?;
+        Ok((node, st))
+    }
+
+    fn place_new_link(
+        &self,
+        ppath: &OsStr,
+        name: &OsStr,
+        prev: Previous,
+        sfd: RawFd,
+        sp: &OsStr,
+        _c: Caller,
+    ) -> io::Result<()> {
+        let ufd = self.upper()?;
+        let path = join(ppath, name);
+        match prev {
+            Previous::Nothing => sys::linkat(sfd, sp, ufd, &path),
+            Previous::Whiteout => {
+                let work = self.layers.work_fd();
+                let tmp = self.tmp_name();
+                sys::linkat(sfd, sp, work, &tmp)?;
+                sys::renameat2(work, &tmp, ufd, &path, 0).inspect_err(|_| {
+                    let _ = sys::unlinkat(work, &tmp, 0);
+                })
+            }
+            Previous::AufsMarker => {
+                sys::linkat(sfd, sp, ufd, &path)?;
+                sys::unlinkat(ufd, &join(ppath, &whiteout::aufs_whiteout_name(name)), 0)
+            }
+        }
+    }
+
+    pub fn unlink(&self, parent: u64, name: &OsStr) -> io::Result<()> {
+        self.remove(parent, name, false)
+    }
+
+    pub fn rmdir(&self, parent: u64, name: &OsStr) -> io::Result<()> {
+        self.remove(parent, name, true)
+    }
+
+    /// Removes the entries of an upper dir that the union shows as empty (so only
+    /// whiteouts and markers remain in it).
+    fn clear_dir(&self, path: &OsStr) -> io::Result<()> {
+        let ufd = self.upper()?;
+        for (n, _, _) in sys::read_dir_names(ufd, path)? {
+            cow::remove_tree(ufd, &join(path, &n))?;
+        }
+        Ok(())
+    }
+
+    fn remove(&self, parent: u64, name: &OsStr, dir: bool) -> io::Result<()> {
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        let (_, pst, ppath) = self.dir_path(parent)?;
+        let found = self.resolve(&pst, &ppath, name)?.ok_or_else(enoent)?;
+        let is_dir = found.kind == libc::S_IFDIR;
+        if dir && !is_dir {
+            return Err(sys::errno(libc::ENOTDIR));
+        }
+        if !dir && is_dir {
+            return Err(sys::errno(libc::EISDIR));
+        }
+        let path = join(&ppath, name);
+        if is_dir {
+            let cst = NodeState {
+                aliases: vec![],
+                upper: found.upper.is_some(),
+                lowers: found.lowers.clone(),
+                redirected: false,
+                index: None,
+                orphan: None,
+            };
+            if !self.dir_is_empty(&cst, &path)? {
+                return Err(sys::errno(libc::ENOTEMPTY));
+            }
+        }
+        let needs_wh = self.lower_visible(&pst, &ppath, name)?;
+        self.copy_up(parent)?;
+        let ufd = self.upper()?;
+        let flag = if is_dir { libc::AT_REMOVEDIR } else { 0 };
+        let node = self.nodes.get(found.ino);
+        if let Some(n) = &node {
+            self.keep_orphan(n, parent, name);
+        }
+        if found.upper.is_some() {
+            if is_dir {
+                self.clear_dir(&path)?;
+            }
+            if needs_wh {
+                match self.layers.format {
+                    Format::Overlay => {
+                        let work = self.layers.work_fd();
+                        let tmp = self.tmp_name();
+                        sys::renameat2(ufd, &path, work, &tmp, libc::RENAME_WHITEOUT)?;
+                        sys::unlinkat(work, &tmp, flag)?;
+                    }
+                    Format::Aufs => {
+                        self.make_whiteout(&ppath, name)?;
+                        sys::unlinkat(ufd, &path, flag)?;
+                    }
+                }
+            } else {
+                sys::unlinkat(ufd, &path, flag)?;
+            }
+        } else {
+            self.make_whiteout(&ppath, name)?;
+            if let (Some(ix), Some(ixfd)) = (&found.index, &self.layers.index) {
+                self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
+            }
+        }
+        if let Some(node) = node {
+            let mut st = node.lock();
+            st.aliases.retain(|a| !(a.0 == parent && a.1 == name));
+            if found.upper.is_some() && st.index.is_none() && st.aliases.is_empty() {
+                st.upper = false;
+            }
+        }
+        Ok(())
+    }
+
+    /// Before the last name of a regular file the kernel still holds goes, keeps the file
+    /// open so it stays reachable (unlink of an open file).
+    fn keep_orphan(&self, node: &Node, parent: u64, name: &OsStr) {
+        if node.kind != libc::S_IFREG {
+            return;
+        }
+        let st = node.snapshot();
+        let last = st.aliases.iter().all(|a| a.0 == parent && a.1 == name);
+        if !last || st.index.is_some() {
+            return;
+        }
+        if let Ok((fd, p)) = self.real(node, &st)
+            && let Ok(f) = sys::openat(
+                fd,
+                &p,
+                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
+                0,
+            )
+        {
+            node.lock().orphan = Some(Arc::new(f));
+        }
+    }
+
+    /// Puts the alias PARENT/NAME of a node first, so copy-up and path lookups use it.
+    fn prefer_alias(&self, node: &Node, parent: u64, name: &OsStr) {
+        let mut st = node.lock();
+        let a = (parent, name.to_owned());
+        st.aliases.retain(|x| *x != a);
+        st.aliases.insert(0, a);
+    }
+
+    pub fn rename(
+        &self,
+        op: u64,
+        oname: &OsStr,
+        np: u64,
+        nname: &OsStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        let exchange = flags & libc::RENAME_EXCHANGE != 0;
+        let noreplace = flags & libc::RENAME_NOREPLACE != 0;
+        if flags & !(libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE) != 0 {
+            return Err(sys::errno(libc::EINVAL));
+        }
+        let (_, opst, oppath) = self.dir_path(op)?;
+        let (_, npst, nppath) = self.dir_path(np)?;
+        let src = self.resolve(&opst, &oppath, oname)?.ok_or_else(enoent)?;
+        let dst = self.resolve(&npst, &nppath, nname)?;
+        if exchange && dst.is_none() {
+            return Err(sys::errno(libc::ENOENT));
+        }
+        if noreplace && dst.is_some() {
+            return Err(sys::errno(libc::EEXIST));
+        }
+        if op == np && oname == nname {
+            return Ok(());
+        }
+        let src_dir = src.kind == libc::S_IFDIR;
+        if let (Some(d), false) = (&dst, exchange) {
+            if d.ino == src.ino && !src_dir {
+                return Ok(()); // two names of one file: POSIX says do nothing
+            }
+            let dst_dir = d.kind == libc::S_IFDIR;
+            if src_dir && !dst_dir {
+                return Err(sys::errno(libc::ENOTDIR));
+            }
+            if !src_dir && dst_dir {
+                return Err(sys::errno(libc::EISDIR));
+            }
+            if dst_dir {
+                let dst_state = NodeState {
+                    aliases: vec![],
+                    upper: d.upper.is_some(),
+                    lowers: d.lowers.clone(),
+                    redirected: false,
+                    index: None,
+                    orphan: None,
+                };
+                if !self.dir_is_empty(&dst_state, &join(&nppath, nname))? {
+                    return Err(sys::errno(libc::ENOTEMPTY));
+                }
+            }
+        }
+        let needs_redirect = |f: &Found| f.kind == libc::S_IFDIR && !f.lowers.is_empty();
+        if self.layers.format == Format::Aufs
+            && (needs_redirect(&src) || (exchange && dst.as_ref().is_some_and(needs_redirect)))
+        {
+            return Err(sys::errno(libc::EXDEV));
+        }
+        let src_node = self.node(src.ino)?;
+        self.copy_up(op)?;
+        self.copy_up(np)?;
+        self.prefer_alias(&src_node, op, oname);
+        self.copy_up(src.ino)?;
+        let dst_node = match (&dst, exchange) {
+            (Some(d), true) => {
+                let n = self.node(d.ino)?;
+                self.prefer_alias(&n, np, nname);
+                self.copy_up(d.ino)?;
+                Some(n)
+            }
+            (Some(d), false) => {
+                let n = self.nodes.get(d.ino);
+                if let Some(n) = &n
+                    && !Arc::ptr_eq(n, &src_node)
+                {
+                    self.keep_orphan(n, np, nname);
+                }
+                n
+            }
+            _ => None,
+        };
+        let oppath = self.path_of(op)?;
+        let nppath = self.path_of(np)?;
+        let ufd = self.upper()?;
+        let opath = join(&oppath, oname);
+        let npath = join(&nppath, nname);
+        let new_lower = self.lower_visible(&npst, &nppath, nname)?;
+        let old_lower = self.lower_visible(&opst, &oppath, oname)?;
+        if exchange {
+            sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_EXCHANGE)?;
+        } else {
+            let mut aufs_marker = false;
+            match sys::lstat_opt(ufd, &npath)? {
+                Some(st) if self.upper_whiteout(&st) && src_dir => sys::unlinkat(ufd, &npath, 0)?,
+                Some(st) if sys::is_dir(&st) => self.clear_dir(&npath)?,
+                Some(_) => {}
+                None => aufs_marker = whiteout::is_whiteout(ufd, &nppath, nname, None)?,
+            }
+            match (old_lower, self.layers.format) {
+                (true, Format::Overlay) => {
+                    sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_WHITEOUT)?
+                }
+                (true, Format::Aufs) => {
+                    sys::renameat2(ufd, &opath, ufd, &npath, 0)?;
+                    self.make_whiteout(&oppath, oname)?;
+                }
+                (false, _) => sys::renameat2(ufd, &opath, ufd, &npath, 0)?,
+            }
+            if aufs_marker {
+                sys::unlinkat(ufd, &join(&nppath, &whiteout::aufs_whiteout_name(nname)), 0)?;
+            }
+        }
+        self.fix_moved_dir(&src_node, &src, &npath, op == np, oname, new_lower)?;
+        if let (Some(d), Some(dn)) = (&dst, &dst_node)
+            && exchange
+        {
+            self.fix_moved_dir(dn, d, &opath, op == np, nname, old_lower)?;
+        }
+        // The node table follows.
+        {
+            let mut st = src_node.lock();
+            let a = (op, oname.to_owned());
+            st.aliases.retain(|x| *x != a);
+            st.aliases.insert(0, (np, nname.to_owned()));
+        }
+        if let Some(dn) = dst_node
+            && !Arc::ptr_eq(&dn, &src_node)
+        {
+            let mut st = dn.lock();
+            let a = (np, nname.to_owned());
+            st.aliases.retain(|x| *x != a);
+            if exchange {
+                st.aliases.insert(0, (op, oname.to_owned()));
+            }
+        }
+        Ok(())
+    }
+
+    /// A directory moved to NPATH keeps its lower dirs through a redirect; a pure upper one
+    /// over a name that lower layers also have becomes opaque.
+    fn fix_moved_dir(
+        &self,
+        node: &Node,
+        f: &Found,
+        npath: &OsStr,
+        samedir: bool,
+        oname: &OsStr,
+        lower_at_new: bool,
+    ) -> io::Result<()> {
+        if f.kind != libc::S_IFDIR {
+            return Ok(());
+        }
+        let ufd = self.upper()?;
+        let x = &self.layers.xattr;
+        if !f.lowers.is_empty() {
+            let cur = whiteout::get(ufd, npath, &x.redirect)?.and_then(|v| Redirect::parse(&v));
+            let keep = matches!(&cur, Some(Redirect::Absolute(_))) || (cur.is_some() && samedir);
+            if !keep {
+                let r = if samedir && cur.is_none() {
+                    Redirect::Relative(oname.to_owned())
+                } else {
+                    Redirect::Absolute(f.lowers[0].path.clone())
+                };
+                sys::lsetxattr(ufd, npath, &x.redirect, &r.encode(), 0)?;
+            }
+            node.lock().redirected = true;
+        } else if lower_at_new && !whiteout::is_opaque_dir(ufd, npath, x)? {
+            self.set_opaque(ufd, npath)?;
+        }
+        Ok(())
+    }
+
+    pub fn setattr(&self, ino: u64, a: &SetAttr, fh: Option<RawFd>) -> io::Result<Stat> {
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        let node = self.node(ino)?;
+        self.copy_up(ino)?;
+        let st = node.snapshot();
+        let (fd, p) = self.real(&node, &st)?;
+        if a.uid.is_some() || a.gid.is_some() {
+            sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX))?;
+        }
+        if let Some(mode) = a.mode {
+            sys::fchmodat(fd, &p, mode & 0o7777)?;
+        }
+        if let Some(size) = a.size {
+            match fh {
+                Some(f) if unsafe { libc::ftruncate(f, size as i64) } == 0 => {}
+                _ => sys::truncateat(fd, &p, size)?,
+            }
+        }
+        if a.atime.is_some() || a.mtime.is_some() {
+            sys::utimensat(fd, &p, &[ts(a.atime), ts(a.mtime)])?;
+        }
+        self.stat_node(&node)
+    }
+
+    pub fn open(&self, ino: u64, flags: i32) -> io::Result<OwnedFd> {
+        let node = self.node(ino)?;
+        let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
+        if write {
+            if self.read_only() {
+                return Err(sys::errno(libc::EROFS));
+            }
+            self.copy_up(ino)?;
+        }
+        let st = node.snapshot();
+        let (fd, p) = self.real(&node, &st)?;
+        let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT);
+        sys::openat(fd, &p, flags | libc::O_NOFOLLOW, 0)
+    }
+
+    pub fn getxattr(&self, ino: u64, name: &CStr, size: usize) -> io::Result<Vec<u8>> {
+        if self.is_private_xattr(name) {
+            return Err(sys::errno(libc::EOPNOTSUPP));
+        }
+        let node = self.node(ino)?;
+        let st = node.snapshot();
+        let (fd, p) = self.real(&node, &st)?;
+        sys::lgetxattr_raw(fd, &p, name, size)
+    }
+
+    pub fn listxattr(&self, ino: u64) -> io::Result<Vec<u8>> {
+        let node = self.node(ino)?;
+        let st = node.snapshot();
+        let (fd, p) = self.real(&node, &st)?;
+        let mut out = Vec::new();
+        for n in sys::llistxattr(fd, &p)? {
+            if !self.is_private_xattr(&n) {
+                out.extend_from_slice(n.as_bytes_with_nul());
+            }
+        }
+        Ok(out)
+    }
+
+    pub fn setxattr(&self, ino: u64, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+        if self.is_private_xattr(name) {
+            return Err(sys::errno(libc::EOPNOTSUPP));
+        }
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        let node = self.node(ino)?;
+        self.copy_up(ino)?;
+        let st = node.snapshot();
+        let (fd, p) = self.real(&node, &st)?;
+        sys::lsetxattr(fd, &p, name, value, flags)
+    }
+
+    pub fn removexattr(&self, ino: u64, name: &CStr) -> io::Result<()> {
+        if self.is_private_xattr(name) {
+            return Err(sys::errno(libc::EOPNOTSUPP));
+        }
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        let node = self.node(ino)?;
+        let st = node.snapshot();
+        if !st.upper && st.index.is_none() {
+            let (fd, p) = self.real(&node, &st)?;
+            sys::lgetxattr(fd, &p, name)?.ok_or_else(|| sys::errno(libc::ENODATA))?;
+            self.copy_up(ino)?;
+        }
+        let st = node.snapshot();
+        let (fd, p) = self.real(&node, &st)?;
+        sys::lremovexattr(fd, &p, name)
+    }
+
+    /// The parent dir of a relative path and its last name (for callers outside).
+    pub fn split_path(p: &OsStr) -> (&OsStr, &OsStr) {
+        split(p)
+    }
+}

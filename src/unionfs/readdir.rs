@@ -1,0 +1,112 @@
+//! Merged directory listings: upper entries, then each lower dir's entries not hidden by
+//! a name above, a whiteout or an opaque dir. A listing is taken once per open (and again
+//! on rewind) so offsets stay stable while the directory changes.
+use super::{NodeState, UnionFs};
+use crate::sys;
+use crate::whiteout::{self, Format};
+use std::collections::HashSet;
+use std::ffi::{OsStr, OsString};
+use std::io;
+
+#[derive(Debug, Clone)]
+pub struct DirEntry {
+    pub name: OsString,
+    /// Inode number as found in its layer (mapped to the union's number space).
+    pub ino: u64,
+    /// DT_* type.
+    pub dtype: u8,
+}
+
+impl UnionFs {
+    /// Visible entries of a directory node, without "." and "..".
+    pub fn list_dir(&self, ino: u64) -> io::Result<Vec<DirEntry>> {
+        let node = self.node(ino)?;
+        if !node.is_dir {
+            return Err(sys::errno(libc::ENOTDIR));
+        }
+        let st = node.snapshot();
+        let path = self.path_of(ino)?;
+        self.list_merged(&st, &path)
+    }
+
+    pub(super) fn list_merged(&self, st: &NodeState, path: &OsStr) -> io::Result<Vec<DirEntry>> {
+        let mut out = Vec::new();
+        let mut seen: HashSet<OsString> = HashSet::new();
+        if st.upper {
+            let u = self
+                .layers
+                .upper
+                .as_ref()
+                .ok_or_else(|| sys::errno(libc::EROFS))?;
+            let aufs = self.layers.format == Format::Aufs;
+            self.scan_layer(u.raw(), u.dev_slot, path, aufs, !aufs, &mut seen, &mut out)?;
+        }
+        for l in &st.lowers {
+            let layer = &self.layers.lowers[l.layer];
+            self.scan_layer(
+                layer.raw(),
+                layer.dev_slot,
+                &l.path,
+                true,
+                true,
+                &mut seen,
+                &mut out,
+            )?;
+        }
+        Ok(out)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    /// Adds the entries of one layer dir not yet seen; whiteouts mark names as seen so
+    /// lower layers cannot show them.
+    fn scan_layer(
+        &self,
+        fd: i32,
+        slot: u64,
+        path: &OsStr,
+        aufs_meta: bool,
+        chardev_whiteouts: bool,
+        seen: &mut HashSet<OsString>,
+        out: &mut Vec<DirEntry>,
+    ) -> io::Result<()> {
+        let entries = match sys::read_dir_names(fd, path) {
+            Ok(e) => e,
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
+                return Ok(());
+            }
+            Err(e) => return Err(e),
+        };
+        let mut fresh = Vec::new();
+        for (name, dtype, ino) in entries {
+            if aufs_meta && whiteout::is_aufs_meta(&name) {
+                if let Some(hidden) = whiteout::aufs_hidden_name(&name) {
+                    seen.insert(hidden.to_owned());
+                }
+                continue;
+            }
+            if seen.contains(&name) {
+                continue;
+            }
+            if chardev_whiteouts && (dtype == libc::DT_CHR || dtype == libc::DT_UNKNOWN) {
+                let st = sys::lstatat(fd, &whiteout::join(path, &name))?;
+                if sys::is_whiteout_stat(&st) {
+                    fresh.push(name);
+                    continue;
+                }
+            }
+            out.push(DirEntry {
+                ino: self.layers.map_ino(slot, ino),
+                dtype,
+                name: name.clone(),
+            });
+            fresh.push(name);
+        }
+        seen.extend(fresh);
+        Ok(())
+    }
+
+    /// Is the directory empty as the union shows it?
+    pub fn dir_is_empty(&self, st: &NodeState, path: &OsStr) -> io::Result<bool> {
+        Ok(self.list_merged(st, path)?.is_empty())
+    }
+}

@@ -1,0 +1,367 @@
+//! Mounting and unmounting: kernel overlayfs (the oracle) and unionctl (the subject).
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Kind {
+    Kernel,
+    Unionctl,
+}
+
+/// Where a union's layers live. `lowers[0]` is the top lower layer.
+#[derive(Clone, Debug)]
+pub struct UnionDirs {
+    pub lowers: Vec<PathBuf>,
+    pub upper: Option<PathBuf>,
+    pub work: Option<PathBuf>,
+}
+
+/// A live mount, unmounted on drop if the test did not do it.
+pub struct Mount {
+    pub merged: PathBuf,
+    pub kind: Kind,
+    active: bool,
+}
+
+impl Mount {
+    pub fn unmount(&mut self) -> Result<(), String> {
+        if !self.active {
+            return Ok(());
+        }
+        self.active = false;
+        match self.kind {
+            Kind::Kernel => nix::mount::umount(&self.merged)
+                .map_err(|e| format!("umount {}: {e}", self.merged.display())),
+            Kind::Unionctl => {
+                let out = run_unionctl(&["umount".into(), self.merged.clone().into()], 30);
+                if !out.status.success() {
+                    let _ = force_unmount(&self.merged);
+                    return Err(format!(
+                        "unionctl umount {} failed ({}): {}",
+                        self.merged.display(),
+                        out.status,
+                        out.stderr.trim()
+                    ));
+                }
+                if is_mount_point(&self.merged) {
+                    let _ = force_unmount(&self.merged);
+                    return Err(format!(
+                        "unionctl umount {} exited 0 but the mount is still there",
+                        self.merged.display()
+                    ));
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+impl Drop for Mount {
+    fn drop(&mut self) {
+        if self.active {
+            let _ = force_unmount(&self.merged);
+        }
+    }
+}
+
+/// Kernel overlayfs as the project compares against it: redirect_dir=on,index=on (both
+/// only with an upper layer; without one the mount is read-only).
+pub fn mount_kernel(dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
+    let data = kernel_options(dirs, false);
+    nix::mount::mount(
+        Some("overlay"),
+        merged,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(data.as_str()),
+    )
+    .map_err(|e| format!("mount -t overlay -o {data} {}: {e}", merged.display()))?;
+    Ok(Mount {
+        merged: merged.to_path_buf(),
+        kind: Kind::Kernel,
+        active: true,
+    })
+}
+
+/// The `-o` string for kernel overlayfs; `userxattr` for mounts inside a user namespace
+/// (where the kernel refuses redirect_dir=on, so it is left out there).
+pub fn kernel_options(dirs: &UnionDirs, rootless: bool) -> String {
+    let lowers: Vec<String> = dirs
+        .lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut data = format!("lowerdir={}", lowers.join(":"));
+    if let (Some(u), Some(w)) = (&dirs.upper, &dirs.work) {
+        data += &format!(",upperdir={},workdir={}", u.display(), w.display());
+        if rootless {
+            data += ",userxattr";
+        } else {
+            data += ",redirect_dir=on,index=on";
+        }
+    }
+    data
+}
+
+/// Mounts with `unionctl mount` (which returns once the mount is ready).
+pub fn mount_unionctl(dirs: &UnionDirs, merged: &Path, extra: &[&str]) -> Result<Mount, String> {
+    let out = run_unionctl(&unionctl_mount_args(dirs, merged, extra), 30);
+    if !out.status.success() {
+        let _ = force_unmount(merged);
+        return Err(format!(
+            "unionctl mount {} failed ({}): {}",
+            merged.display(),
+            out.status,
+            out.stderr.trim()
+        ));
+    }
+    if !is_mount_point(merged) {
+        return Err(format!(
+            "unionctl mount exited 0 but {} is not a mount point",
+            merged.display()
+        ));
+    }
+    Ok(Mount {
+        merged: merged.to_path_buf(),
+        kind: Kind::Unionctl,
+        active: true,
+    })
+}
+
+pub fn unionctl_mount_args(dirs: &UnionDirs, merged: &Path, extra: &[&str]) -> Vec<OsString> {
+    let lowers: Vec<String> = dirs
+        .lowers
+        .iter()
+        .map(|p| p.display().to_string())
+        .collect();
+    let mut args: Vec<OsString> = vec!["mount".into(), "--lower".into(), lowers.join(":").into()];
+    if let Some(u) = &dirs.upper {
+        args.push("--upper".into());
+        args.push(u.into());
+    }
+    if let Some(w) = &dirs.work {
+        args.push("--work".into());
+        args.push(w.into());
+    }
+    args.extend(extra.iter().map(OsString::from));
+    args.push(merged.into());
+    args
+}
+
+pub fn mount_kind(kind: Kind, dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
+    match kind {
+        Kind::Kernel => mount_kernel(dirs, merged),
+        Kind::Unionctl => mount_unionctl(dirs, merged, &[]),
+    }
+}
+
+pub struct CmdOutput {
+    pub status: ExitStatus,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+/// Runs unionctl with a time limit. Output goes through files, not pipes: a daemon that
+/// inherits them must not make us wait for its exit.
+pub fn run_unionctl(args: &[OsString], timeout_secs: u64) -> CmdOutput {
+    let mut cmd = Command::new(super::unionctl_bin());
+    cmd.args(args);
+    run_with_timeout(cmd, timeout_secs)
+}
+
+pub fn run_with_timeout(mut cmd: Command, timeout_secs: u64) -> CmdOutput {
+    let out = tempfile::tempfile().expect("temp file");
+    let err = tempfile::tempfile().expect("temp file");
+    cmd.stdin(Stdio::null())
+        .stdout(out.try_clone().unwrap())
+        .stderr(err.try_clone().unwrap());
+    let mut child = cmd
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
+    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+    let status = loop {
+        if let Some(st) = child.try_wait().expect("wait") {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            let st = child.wait().expect("wait");
+            eprintln!("timeout after {timeout_secs}s: {cmd:?}");
+            break st;
+        }
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    CmdOutput {
+        status,
+        stdout: read_all(out),
+        stderr: read_all(err),
+    }
+}
+
+fn read_all(mut f: std::fs::File) -> String {
+    use std::io::{Read, Seek};
+    let mut s = String::new();
+    let _ = f.rewind();
+    let _ = f.read_to_string(&mut s);
+    s
+}
+
+/// One line of /proc/self/mountinfo that matters here.
+#[derive(Clone, Debug)]
+pub struct MountEntry {
+    pub mount_point: PathBuf,
+    pub fs_type: String,
+    pub source: String,
+    pub super_options: String,
+    /// "major:minor" of the mounted device (FUSE: the connection number is the minor).
+    pub device: String,
+}
+
+pub fn mount_table() -> Vec<MountEntry> {
+    let text = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
+    text.lines()
+        .filter_map(|line| {
+            let (left, right) = line.split_once(" - ")?;
+            let l: Vec<&str> = left.split(' ').collect();
+            let r: Vec<&str> = right.split(' ').collect();
+            Some(MountEntry {
+                device: l.get(2)?.to_string(),
+                mount_point: PathBuf::from(unescape_mountinfo(l.get(4)?)),
+                fs_type: r.first()?.to_string(),
+                source: unescape_mountinfo(r.get(1)?),
+                super_options: r.get(2).unwrap_or(&"").to_string(),
+            })
+        })
+        .collect()
+}
+
+fn unescape_mountinfo(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'\\' && i + 3 < b.len() && b[i + 1..i + 4].iter().all(|c| c.is_ascii_digit()) {
+            let n = u8::from_str_radix(&s[i + 1..i + 4], 8).unwrap_or(b'?');
+            out.push(n);
+            i += 4;
+        } else {
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// The topmost mount at exactly `path`, if any.
+pub fn mount_at(path: &Path) -> Option<MountEntry> {
+    let path = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    mount_table()
+        .into_iter()
+        .rev()
+        .find(|m| m.mount_point == path)
+}
+
+pub fn is_mount_point(path: &Path) -> bool {
+    mount_at(path).is_some()
+}
+
+/// Every mount point at or below `dir`, outermost first.
+pub fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    mount_table()
+        .into_iter()
+        .map(|m| m.mount_point)
+        .filter(|p| p.starts_with(&dir))
+        .collect()
+}
+
+/// Best-effort cleanup: abort a FUSE connection (so a hung daemon cannot block us), then
+/// detach the mount.
+pub fn force_unmount(path: &Path) -> Result<(), String> {
+    if let Some(m) = mount_at(path).filter(|m| m.fs_type.starts_with("fuse")) {
+        abort_fuse_connection(&m);
+    }
+    nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
+        .map_err(|e| format!("umount -l {}: {e}", path.display()))
+}
+
+/// Writes to /sys/fs/fuse/connections/N/abort, N being the mount's device minor.
+pub fn abort_fuse_connection(m: &MountEntry) {
+    if let Some((_, minor)) = m.device.split_once(':') {
+        let _ = std::fs::write(format!("/sys/fs/fuse/connections/{minor}/abort"), "1");
+    }
+}
+
+/// Ensures the FUSE control file system is mounted (needed to abort hung connections).
+pub fn ensure_fusectl() {
+    let p = Path::new("/sys/fs/fuse/connections");
+    if p.exists() && !is_mount_point(p) {
+        let _ = nix::mount::mount(
+            Some("fusectl"),
+            p,
+            Some("fusectl"),
+            nix::mount::MsFlags::empty(),
+            None::<&str>,
+        );
+    }
+}
+
+/// Aborts every FUSE mount below `dir` if it is still alive after `secs`: a hung daemon then
+/// fails the test with ENOTCONN instead of blocking it forever.
+pub struct Watchdog {
+    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+}
+
+impl Watchdog {
+    pub fn new(label: &str, dir: &Path, secs: u64) -> Watchdog {
+        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let flag = done.clone();
+        let (label, dir) = (label.to_string(), dir.to_path_buf());
+        std::thread::spawn(move || {
+            let deadline = Instant::now() + Duration::from_secs(secs);
+            while Instant::now() < deadline {
+                if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            eprintln!("{label}: still running after {secs}s, aborting its FUSE connections");
+            for m in mount_table() {
+                if m.mount_point.starts_with(&dir) && m.fs_type.starts_with("fuse") {
+                    abort_fuse_connection(&m);
+                }
+            }
+        });
+        Watchdog { done }
+    }
+}
+
+impl Drop for Watchdog {
+    fn drop(&mut self) {
+        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+/// Processes of the unionctl binary whose command line names `merged` (the FUSE daemon).
+pub fn unionctl_daemons(merged: &Path) -> Vec<i32> {
+    let me = std::process::id() as i32;
+    let want = merged.as_os_str().as_encoded_bytes();
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(|e| e.ok()?.file_name().to_str()?.parse::<i32>().ok())
+        .filter(|pid| *pid != me)
+        .filter(|pid| {
+            let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+                return false;
+            };
+            let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
+            let is_unionctl = args.first().is_some_and(|a0| a0.ends_with(b"unionctl"))
+                || std::fs::read_link(format!("/proc/{pid}/exe"))
+                    .is_ok_and(|p| p.file_name().is_some_and(|n| n == "unionctl"));
+            is_unionctl && args.contains(&want)
+        })
+        .collect()
+}

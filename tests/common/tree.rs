@@ -1,0 +1,218 @@
+//! Snapshots of a mounted tree and their comparison: what a user can observe, without the
+//! things that legitimately differ between two mounts (st_ino values, st_dev, atime, ctime).
+use std::collections::BTreeMap;
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::Path;
+
+/// Seconds two mtimes may differ by: the two mounts run the same operation a moment apart.
+pub const MTIME_SLACK: i64 = 2;
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Entry {
+    pub kind: char,
+    pub mode: u32,
+    pub size: u64,
+    pub nlink: u64,
+    pub uid: u32,
+    pub gid: u32,
+    pub rdev: u64,
+    pub mtime: i64,
+    /// Regular file content (FNV-1a hash and first bytes) or symlink target.
+    pub content: String,
+    /// Every xattr name visible through the mount, with its value.
+    pub xattrs: BTreeMap<String, String>,
+    pub ino: u64,
+}
+
+impl Entry {
+    /// The attributes compared across mounts, mtime excluded (compared with slack).
+    pub fn describe(&self) -> String {
+        let mut s = format!(
+            "{} {:o} size={} nlink={} {}:{}",
+            self.kind, self.mode, self.size, self.nlink, self.uid, self.gid
+        );
+        if self.kind == 'c' || self.kind == 'b' {
+            s += &format!(" rdev={:x}", self.rdev);
+        }
+        if !self.content.is_empty() {
+            s += &format!(" [{}]", self.content);
+        }
+        for (k, v) in &self.xattrs {
+            s += &format!(" {k}={v}");
+        }
+        s
+    }
+}
+
+pub type Tree = BTreeMap<String, Entry>;
+
+/// Walks `root` (not following symlinks) and records every entry; "" is the root itself.
+pub fn snapshot(root: &Path) -> Result<Tree, String> {
+    let mut tree = Tree::new();
+    walk(root, "", &mut tree)?;
+    Ok(tree)
+}
+
+fn walk(root: &Path, rel: &str, tree: &mut Tree) -> Result<(), String> {
+    let path = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    let e = entry(&path).map_err(|e| format!("{rel}: {e}"))?;
+    let is_dir = e.kind == 'd';
+    tree.insert(rel.to_string(), e);
+    if is_dir {
+        let mut names: Vec<String> = std::fs::read_dir(&path)
+            .map_err(|e| format!("readdir {rel}: {e}"))?
+            .map(|d| d.map(|d| d.file_name().to_string_lossy().into_owned()))
+            .collect::<Result<_, _>>()
+            .map_err(|e| format!("readdir {rel}: {e}"))?;
+        names.sort();
+        for n in names {
+            let child = if rel.is_empty() {
+                n
+            } else {
+                format!("{rel}/{n}")
+            };
+            walk(root, &child, tree)?;
+        }
+    }
+    Ok(())
+}
+
+pub fn entry(path: &Path) -> std::io::Result<Entry> {
+    let md = std::fs::symlink_metadata(path)?;
+    let ft = md.file_type();
+    let kind = if ft.is_dir() {
+        'd'
+    } else if ft.is_file() {
+        'f'
+    } else if ft.is_symlink() {
+        'l'
+    } else if ft.is_fifo() {
+        'p'
+    } else if ft.is_socket() {
+        's'
+    } else if ft.is_char_device() {
+        'c'
+    } else {
+        'b'
+    };
+    let content = match kind {
+        'f' => content_summary(&std::fs::read(path)?),
+        'l' => format!("-> {}", std::fs::read_link(path)?.display()),
+        _ => String::new(),
+    };
+    let mut xattrs = BTreeMap::new();
+    // xattr::list does not follow symlinks.
+    if let Ok(names) = xattr::list(path) {
+        for n in names {
+            let name = String::from_utf8_lossy(n.as_bytes()).into_owned();
+            let value = match xattr::get(path, &n) {
+                Ok(Some(v)) => String::from_utf8_lossy(&v).into_owned(),
+                Ok(None) => "<none>".into(),
+                Err(e) => format!("<{}>", super::io_errno_name(&e)),
+            };
+            xattrs.insert(name, value);
+        }
+    }
+    Ok(Entry {
+        kind,
+        mode: md.mode() & 0o7777,
+        size: md.size(),
+        nlink: md.nlink(),
+        uid: md.uid(),
+        gid: md.gid(),
+        rdev: md.rdev(),
+        mtime: md.mtime(),
+        content,
+        xattrs,
+        ino: md.ino(),
+    })
+}
+
+/// Short, comparable description of file content.
+pub fn content_summary(data: &[u8]) -> String {
+    let mut h: u64 = 0xcbf29ce484222325;
+    for b in data {
+        h ^= *b as u64;
+        h = h.wrapping_mul(0x100000001b3);
+    }
+    let head: String = String::from_utf8_lossy(&data[..data.len().min(16)])
+        .chars()
+        .map(|c| if c.is_control() { '.' } else { c })
+        .collect();
+    format!("len={} fnv={h:016x} {head:?}", data.len())
+}
+
+/// Differences between two snapshots, one line each (at most `limit` lines).
+/// Also compares which paths share an inode (hard-link groups), not the numbers.
+pub fn diff(a_name: &str, a: &Tree, b_name: &str, b: &Tree, limit: usize) -> Vec<String> {
+    let mut out = Vec::new();
+    let keys: std::collections::BTreeSet<&String> = a.keys().chain(b.keys()).collect();
+    for k in keys {
+        let shown = if k.is_empty() { "/" } else { k.as_str() };
+        match (a.get(k), b.get(k)) {
+            (Some(x), None) => out.push(format!("{shown}: only in {a_name}: {}", x.describe())),
+            (None, Some(y)) => out.push(format!("{shown}: only in {b_name}: {}", y.describe())),
+            (Some(x), Some(y)) => {
+                if x.describe() != y.describe() {
+                    out.push(format!(
+                        "{shown}: {a_name}: {} | {b_name}: {}",
+                        x.describe(),
+                        y.describe()
+                    ));
+                } else if (x.mtime - y.mtime).abs() > MTIME_SLACK {
+                    out.push(format!(
+                        "{shown}: mtime {a_name}: {} | {b_name}: {}",
+                        x.mtime, y.mtime
+                    ));
+                }
+            }
+            (None, None) => {}
+        }
+    }
+    let (ga, gb) = (link_groups(a), link_groups(b));
+    if ga != gb {
+        for g in ga.difference(&gb) {
+            out.push(format!("hard-link group in {a_name} only: {g:?}"));
+        }
+        for g in gb.difference(&ga) {
+            out.push(format!("hard-link group in {b_name} only: {g:?}"));
+        }
+    }
+    out.truncate(limit);
+    out
+}
+
+/// Sets of non-directory paths that share one st_ino (groups of two or more).
+pub fn link_groups(t: &Tree) -> std::collections::BTreeSet<Vec<String>> {
+    let mut by_ino: BTreeMap<u64, Vec<String>> = BTreeMap::new();
+    for (p, e) in t {
+        if e.kind != 'd' {
+            by_ino.entry(e.ino).or_default().push(p.clone());
+        }
+    }
+    by_ino.into_values().filter(|v| v.len() > 1).collect()
+}
+
+/// Paths whose st_ino differs between two snapshots of the same mount's data (e.g. before
+/// and after a remount): st_ino must be stable.
+pub fn ino_changes(before: &Tree, after: &Tree) -> Vec<String> {
+    before
+        .iter()
+        .filter_map(|(p, e)| {
+            let a = after.get(p)?;
+            (a.ino != e.ino).then(|| {
+                format!(
+                    "{}: st_ino {} -> {}",
+                    if p.is_empty() { "/" } else { p },
+                    e.ino,
+                    a.ino
+                )
+            })
+        })
+        .collect()
+}

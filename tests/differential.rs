@@ -1,0 +1,1202 @@
+//! Differential test: the same seeded random sequences of file operations run on a
+//! unionctl mount and on kernel overlayfs (redirect_dir=on,index=on) over the same
+//! lower layers. Every result and errno must match, and so must the final trees, again
+//! after a remount, and when each one mounts the upper + work dir the other wrote.
+//!
+//! `kernel_vs_kernel_is_deterministic` runs the same harness with kernel overlayfs on both
+//! sides: it proves that anything the unionctl test reports is a real difference.
+//! Env: DIFF_SEEDS (number of sequences), DIFF_OPS (ops per sequence), DIFF_SEED (run one).
+mod common;
+
+use common::layers::Format;
+use common::mounts::{Kind, Mount, UnionDirs, mount_kernel, mount_kind, mount_unionctl};
+use common::tree::{self, Tree};
+use common::{Scratch, errno_name};
+use std::collections::BTreeSet;
+use std::ffi::CString;
+use std::os::unix::ffi::OsStrExt;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+const DEFAULT_SEEDS: u64 = 20;
+const DEFAULT_OPS: usize = 200;
+/// Each sequence normally takes well under a second; these bound a hung or slow subject.
+const SEED_LIMIT_SECS: u64 = 30;
+const TIME_BUDGET_SECS: u64 = 150;
+
+/// unionctl --format aufs over the same layers written in aufs format (.wh. files) must
+/// behave as kernel overlayfs over the kernel-format layers.
+#[test]
+fn unionctl_aufs_format_matches_kernel_overlayfs() {
+    let failures = run_all(Subject::Unionctl(Format::Aufs));
+    assert!(
+        failures.is_empty(),
+        "unionctl --format aufs differs from kernel overlayfs in {} place(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn kernel_vs_kernel_is_deterministic() {
+    let failures = run_all(Subject::Kernel);
+    assert!(
+        failures.is_empty(),
+        "kernel overlayfs disagrees with itself, the harness is not deterministic:\n{}",
+        failures.join("\n")
+    );
+}
+
+#[test]
+fn unionctl_matches_kernel_overlayfs() {
+    let failures = run_all(Subject::Unionctl(Format::Overlay));
+    assert!(
+        failures.is_empty(),
+        "unionctl differs from kernel overlayfs in {} place(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What the oracle (kernel overlayfs over kernel-format lowers) is compared with.
+#[derive(Clone, Copy, Debug)]
+enum Subject {
+    Kernel,
+    Unionctl(Format),
+}
+
+impl Subject {
+    fn name(self) -> &'static str {
+        match self {
+            Subject::Kernel => "kernel",
+            Subject::Unionctl(Format::Overlay) => "unionctl",
+            Subject::Unionctl(Format::Aufs) => "unionctl-aufs",
+        }
+    }
+
+    fn kind(self) -> Kind {
+        match self {
+            Subject::Kernel => Kind::Kernel,
+            Subject::Unionctl(_) => Kind::Unionctl,
+        }
+    }
+
+    /// Whether kernel overlayfs can read what this subject writes (and the reverse).
+    fn kernel_format(self) -> bool {
+        !matches!(self, Subject::Unionctl(Format::Aufs))
+    }
+
+    fn mount(self, dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
+        match self {
+            Subject::Kernel => mount_kernel(dirs, merged),
+            Subject::Unionctl(Format::Overlay) => mount_unionctl(dirs, merged, &[]),
+            Subject::Unionctl(Format::Aufs) => mount_unionctl(dirs, merged, &["--format", "aufs"]),
+        }
+    }
+}
+
+fn run_all(subject: Subject) -> Vec<String> {
+    assert!(
+        common::is_root(),
+        "the differential test mounts kernel overlayfs: run it as root"
+    );
+    common::mounts::ensure_fusectl();
+    // Same umask on both sides; FUSE and overlayfs both apply the caller's.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o022) };
+    let scratch = Scratch::new(&format!("diff-{}", subject.name()));
+    let lowers = common::layers::standard_lowers(&scratch.mkdir("lowers"));
+    let subject_lowers = match subject {
+        Subject::Unionctl(Format::Aufs) => {
+            common::layers::standard_lowers_in(&scratch.mkdir("aufs-lowers"), Format::Aufs)
+        }
+        _ => lowers.clone(),
+    };
+    let seeds: Vec<u64> = match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
+        Some(s) => vec![s],
+        None => (1..=env_num("DIFF_SEEDS", DEFAULT_SEEDS)).collect(),
+    };
+    let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for seed in &seeds {
+        if started.elapsed().as_secs() > TIME_BUDGET_SECS {
+            failures.push(format!(
+                "stopped before seed {seed}: over the {TIME_BUDGET_SECS}s time budget"
+            ));
+            break;
+        }
+        let dir = scratch.mkdir(&format!("seed{seed}"));
+        // A hung daemon fails only this sequence (its requests then end with ECONNABORTED).
+        let _watchdog = common::mounts::Watchdog::new(
+            &format!("differential seed {seed}"),
+            &dir,
+            SEED_LIMIT_SECS,
+        );
+        let found = run_seed(
+            *seed,
+            ops,
+            subject,
+            [lowers.as_slice(), subject_lowers.as_slice()],
+            &dir,
+        );
+        for f in &found {
+            eprintln!("{f}");
+        }
+        // A subject that cannot even mount fails the same way for every seed.
+        let cannot_mount = found
+            .iter()
+            .any(|f| f.starts_with(&format!("seed {seed}: mount ")));
+        failures.extend(found);
+        if cannot_mount {
+            break;
+        }
+        // Each seed's uppers are only needed for its own report.
+        if failures.is_empty() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    common::report(&format!(
+        "differential test, kernel overlayfs vs {}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
+        subject.name(),
+        seeds.len(),
+        started.elapsed().as_secs_f64(),
+        failures.len()
+    ));
+    failures
+}
+
+/// One side of the comparison: its upper and work dirs and mount point.
+struct Side {
+    dirs: UnionDirs,
+    merged: PathBuf,
+}
+
+impl Side {
+    fn new(name: &str, lowers: &[PathBuf], base: &Path) -> Side {
+        let root = base.join(name);
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        Side {
+            dirs: UnionDirs {
+                lowers: lowers.to_vec(),
+                upper: Some(root.join("upper")),
+                work: Some(root.join("work")),
+            },
+            merged: root.join("merged"),
+        }
+    }
+
+    fn mount_as(&self, kind: Kind, dirs: &UnionDirs) -> Result<Mount, String> {
+        mount_kind(kind, dirs, &self.merged)
+    }
+}
+
+/// Runs one sequence; returns the differences found (empty when both sides agree).
+fn run_seed(
+    seed: u64,
+    n_ops: usize,
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+) -> Vec<String> {
+    let oracle = Side::new("oracle", lowers[0], base);
+    let test = Side::new("subject", lowers[1], base);
+    let sname = subject.name();
+    let mut fails = Vec::new();
+    let fail_mount = |what: &str, e: String| vec![format!("seed {seed}: {what}: {e}")];
+
+    let mut ma = match oracle.mount_as(Kind::Kernel, &oracle.dirs) {
+        Ok(m) => m,
+        Err(e) => panic!("seed {seed}: kernel overlayfs mount failed: {e}"),
+    };
+    let mut mb = match subject.mount(&test.dirs, &test.merged) {
+        Ok(m) => m,
+        Err(e) => return fail_mount(&format!("mount {sname}"), e),
+    };
+
+    let a0 = snap(&oracle.merged);
+    let b0 = snap(&test.merged);
+    push_diff(
+        &mut fails,
+        seed,
+        "initial merged view",
+        "kernel",
+        &a0,
+        sname,
+        &b0,
+    );
+
+    // The operations, in lockstep; paths are chosen from what the oracle has seen.
+    let mut rng = Rng::new(seed);
+    let mut model = Model::from_tree(&a0);
+    let trace = std::env::var_os("DIFF_TRACE").is_some();
+    let mut oks = 0;
+    for i in 0..n_ops {
+        let op = gen_op(&mut rng, &model);
+        let ra = apply(&oracle.merged, &op);
+        let rb = apply(&test.merged, &op);
+        if ra != rb {
+            fails.push(format!(
+                "seed {seed} op {i}: {op:?}\n    kernel:   {ra}\n    {sname:<9} {rb}"
+            ));
+            // Later results would only echo this divergence.
+            break;
+        }
+        if trace {
+            eprintln!("seed {seed} op {i}: {op:?} -> {ra}");
+        }
+        if ra.starts_with("ok") {
+            oks += 1;
+            model.learn(&op);
+        }
+    }
+
+    if trace {
+        eprintln!("seed {seed}: {oks} of {n_ops} ops succeeded");
+    }
+    let a1 = snap(&oracle.merged);
+    let b1 = snap(&test.merged);
+    push_diff(
+        &mut fails,
+        seed,
+        "tree after the ops",
+        "kernel",
+        &a1,
+        sname,
+        &b1,
+    );
+    push_set_diff(
+        &mut fails,
+        seed,
+        "paths whose st_ino stayed the same through the ops (copy-up keeps st_ino)",
+        &same_ino(&a0, &a1),
+        &same_ino(&b0, &b1),
+    );
+
+    if let Err(e) = ma.unmount() {
+        panic!("seed {seed}: {e}");
+    }
+    if let Err(e) = mb.unmount() {
+        fails.push(format!("seed {seed}: {e}"));
+        return fails;
+    }
+
+    // Remount each on its own upper: same tree, same st_ino.
+    let mut ma = oracle
+        .mount_as(Kind::Kernel, &oracle.dirs)
+        .unwrap_or_else(|e| panic!("seed {seed}: kernel remount: {e}"));
+    let mut mb = match subject.mount(&test.dirs, &test.merged) {
+        Ok(m) => m,
+        Err(e) => {
+            fails.extend(fail_mount(&format!("remount {sname} on its own upper"), e));
+            return fails;
+        }
+    };
+    let a2 = snap(&oracle.merged);
+    let b2 = snap(&test.merged);
+    push_diff(
+        &mut fails,
+        seed,
+        "tree after remount",
+        "kernel",
+        &a2,
+        sname,
+        &b2,
+    );
+    push_diff(
+        &mut fails,
+        seed,
+        "own tree before/after remount",
+        &format!("{sname}-before"),
+        &b1,
+        &format!("{sname}-after"),
+        &b2,
+    );
+    push_set_diff(
+        &mut fails,
+        seed,
+        "paths whose st_ino changed across remount",
+        &tree::ino_changes(&a1, &a2)
+            .into_iter()
+            .map(first_word)
+            .collect(),
+        &tree::ino_changes(&b1, &b2)
+            .into_iter()
+            .map(first_word)
+            .collect(),
+    );
+    ma.unmount().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    if let Err(e) = mb.unmount() {
+        fails.push(format!("seed {seed}: {e}"));
+        return fails;
+    }
+
+    if !subject.kernel_format() {
+        return fails;
+    }
+    // Cross: kernel reads what the subject wrote; the subject reads what the kernel wrote.
+    match test.mount_as(Kind::Kernel, &test.dirs) {
+        Ok(mut m) => {
+            let k_of_b = snap(&test.merged);
+            push_diff(
+                &mut fails,
+                seed,
+                &format!("kernel overlayfs over {sname}'s upper+work"),
+                "kernel-own",
+                &a2,
+                &format!("kernel-on-{sname}-upper"),
+                &k_of_b,
+            );
+            m.unmount().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+        }
+        Err(e) => fails.push(format!(
+            "seed {seed}: kernel overlayfs cannot mount {sname}'s upper+work: {e}"
+        )),
+    }
+    match oracle.mount_as(subject.kind(), &oracle.dirs) {
+        Ok(mut m) => {
+            let b_of_a = snap(&oracle.merged);
+            push_diff(
+                &mut fails,
+                seed,
+                &format!("{sname} over kernel's upper+work"),
+                "kernel-own",
+                &a2,
+                &format!("{sname}-on-kernel-upper"),
+                &b_of_a,
+            );
+            if let Err(e) = m.unmount() {
+                fails.push(format!("seed {seed}: {e}"));
+            }
+        }
+        Err(e) => fails.push(format!(
+            "seed {seed}: {sname} cannot mount the kernel's upper+work: {e}"
+        )),
+    }
+    fails
+}
+
+fn first_word(s: String) -> String {
+    s.split(':').next().unwrap_or_default().to_string()
+}
+
+fn snap(root: &Path) -> Tree {
+    tree::snapshot(root).unwrap_or_else(|e| {
+        let mut t = Tree::new();
+        // A tree that cannot be walked is itself a difference worth showing.
+        t.insert(
+            format!("<walk failed: {e}>"),
+            tree::entry(Path::new("/")).unwrap(),
+        );
+        t
+    })
+}
+
+fn push_diff(
+    fails: &mut Vec<String>,
+    seed: u64,
+    what: &str,
+    an: &str,
+    a: &Tree,
+    bn: &str,
+    b: &Tree,
+) {
+    let broken: Vec<String> = [(an, a), (bn, b)]
+        .iter()
+        .flat_map(|(n, t)| {
+            t.keys()
+                .filter(|k| k.starts_with("<walk failed"))
+                .map(move |k| format!("{n}: {k}"))
+        })
+        .collect();
+    if !broken.is_empty() {
+        fails.push(format!("seed {seed}: {what}: {}", broken.join("; ")));
+        return;
+    }
+    let d = tree::diff(an, a, bn, b, 15);
+    if !d.is_empty() {
+        fails.push(format!(
+            "seed {seed}: {what} differs:\n    {}",
+            d.join("\n    ")
+        ));
+    }
+}
+
+fn push_set_diff(
+    fails: &mut Vec<String>,
+    seed: u64,
+    what: &str,
+    a: &BTreeSet<String>,
+    b: &BTreeSet<String>,
+) {
+    if a != b {
+        let only_a: Vec<_> = a.difference(b).take(10).collect();
+        let only_b: Vec<_> = b.difference(a).take(10).collect();
+        fails.push(format!(
+            "seed {seed}: {what}: kernel only {only_a:?}, subject only {only_b:?}"
+        ));
+    }
+}
+
+fn same_ino(before: &Tree, after: &Tree) -> BTreeSet<String> {
+    before
+        .iter()
+        .filter(|(p, e)| after.get(*p).is_some_and(|a| a.ino == e.ino))
+        .map(|(p, _)| p.clone())
+        .collect()
+}
+
+// ---------------------------------------------------------------------------------------
+// Deterministic random numbers (splitmix64): the same seed gives the same sequence.
+
+struct Rng(u64);
+
+impl Rng {
+    fn new(seed: u64) -> Rng {
+        Rng(seed.wrapping_mul(0x9E3779B97F4A7C15) ^ 0xD1B54A32D192ED03)
+    }
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E3779B97F4A7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58476D1CE4E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D049BB133111EB);
+        z ^ (z >> 31)
+    }
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n.max(1)
+    }
+    fn pick<'a, T>(&mut self, items: &'a [T]) -> &'a T {
+        &items[self.below(items.len() as u64) as usize]
+    }
+    fn chance(&mut self, percent: u64) -> bool {
+        self.below(100) < percent
+    }
+    /// A write length: mostly small, sometimes beyond one 128 KiB FUSE request.
+    fn len(&mut self) -> usize {
+        match self.below(10) {
+            0 => 0,
+            1..=6 => self.below(200) as usize,
+            7 | 8 => 200 + self.below(8000) as usize,
+            _ => 100_000 + self.below(100_000) as usize,
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------
+// The operations.
+
+#[derive(Debug, Clone)]
+enum Op {
+    Write {
+        path: String,
+        len: usize,
+        seed: u64,
+    },
+    Append {
+        path: String,
+        len: usize,
+        seed: u64,
+    },
+    Pwrite {
+        path: String,
+        off: u64,
+        len: usize,
+        seed: u64,
+    },
+    Truncate {
+        path: String,
+        len: u64,
+    },
+    Read {
+        path: String,
+    },
+    CreateExcl {
+        path: String,
+        mode: u32,
+    },
+    Unlink {
+        path: String,
+    },
+    Mkdir {
+        path: String,
+        mode: u32,
+    },
+    Rmdir {
+        path: String,
+    },
+    Rename {
+        from: String,
+        to: String,
+        flags: RenameFlags,
+    },
+    Link {
+        from: String,
+        to: String,
+    },
+    Symlink {
+        target: String,
+        path: String,
+    },
+    Readlink {
+        path: String,
+    },
+    Chmod {
+        path: String,
+        mode: u32,
+    },
+    Chown {
+        path: String,
+        uid: u32,
+        gid: u32,
+        nofollow: bool,
+    },
+    Utimens {
+        path: String,
+        atime: Option<(i64, i64)>,
+        mtime: Option<(i64, i64)>,
+        nofollow: bool,
+    },
+    SetXattr {
+        path: String,
+        name: String,
+        value: String,
+        flags: XattrFlags,
+        nofollow: bool,
+    },
+    RemoveXattr {
+        path: String,
+        name: String,
+    },
+    GetXattr {
+        path: String,
+        name: String,
+    },
+    ListXattr {
+        path: String,
+    },
+    Readdir {
+        path: String,
+    },
+    Lstat {
+        path: String,
+    },
+    Stat {
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum RenameFlags {
+    Plain,
+    NoReplace,
+    Exchange,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum XattrFlags {
+    Any,
+    Create,
+    Replace,
+}
+
+/// Names the generator knows: everything the oracle showed at the start, plus what the
+/// operations created. Deleted names stay (they make ENOENT cases).
+struct Model {
+    paths: Vec<String>,
+    dirs: Vec<String>,
+}
+
+const NEW_NAMES: &[&str] = &["n1", "n2", "n3", "a", "b", "x"];
+const XATTR_NAMES: &[&str] = &[
+    "user.a",
+    "user.b",
+    "user.origin",
+    "user.layer",
+    "user.long.name",
+];
+
+impl Model {
+    fn from_tree(t: &Tree) -> Model {
+        let paths: Vec<String> = t.keys().cloned().collect();
+        let dirs = t
+            .iter()
+            .filter(|(_, e)| e.kind == 'd')
+            .map(|(p, _)| p.clone())
+            .collect();
+        Model { paths, dirs }
+    }
+
+    fn add(&mut self, p: &str, dir: bool) {
+        if !self.paths.iter().any(|q| q == p) {
+            self.paths.push(p.to_string());
+        }
+        if dir && !self.dirs.iter().any(|q| q == p) {
+            self.dirs.push(p.to_string());
+        }
+    }
+
+    fn learn(&mut self, op: &Op) {
+        match op {
+            Op::Write { path, .. } | Op::Append { path, .. } | Op::CreateExcl { path, .. } => {
+                self.add(path, false)
+            }
+            Op::Symlink { path, .. } => self.add(path, false),
+            Op::Link { to, .. } => self.add(to, false),
+            Op::Mkdir { path, .. } => self.add(path, true),
+            Op::Rename { from, to, .. } => {
+                let was_dir = self.dirs.iter().any(|d| d == from);
+                let (from_prefix, to_prefix) = (format!("{from}/"), format!("{to}/"));
+                let moved: Vec<(String, bool)> = self
+                    .paths
+                    .iter()
+                    .filter_map(|p| p.strip_prefix(&from_prefix))
+                    .map(|rest| {
+                        let old = format!("{from_prefix}{rest}");
+                        (format!("{to_prefix}{rest}"), self.dirs.contains(&old))
+                    })
+                    .collect();
+                self.add(to, was_dir);
+                for (p, d) in moved {
+                    self.add(&p, d);
+                }
+            }
+            _ => {}
+        }
+    }
+
+    fn existing(&self, rng: &mut Rng) -> String {
+        rng.pick(&self.paths).clone()
+    }
+
+    fn fresh(&self, rng: &mut Rng) -> String {
+        let dir = rng.pick(&self.dirs);
+        let name = rng.pick(NEW_NAMES);
+        if dir.is_empty() {
+            name.to_string()
+        } else {
+            format!("{dir}/{name}")
+        }
+    }
+
+    fn any(&self, rng: &mut Rng) -> String {
+        if rng.chance(65) {
+            self.existing(rng)
+        } else {
+            self.fresh(rng)
+        }
+    }
+}
+
+fn gen_op(rng: &mut Rng, m: &Model) -> Op {
+    let modes = [
+        0o644, 0o600, 0o755, 0o700, 0o640, 0o4755, 0o1777, 0o000, 0o444,
+    ];
+    let time = |rng: &mut Rng| -> Option<(i64, i64)> {
+        match rng.below(5) {
+            0 => None,
+            _ => Some((
+                900_000_000 + rng.below(400_000_000) as i64,
+                rng.below(1_000_000_000) as i64,
+            )),
+        }
+    };
+    match rng.below(100) {
+        0..=9 => Op::Write {
+            path: m.any(rng),
+            len: rng.len(),
+            seed: rng.next(),
+        },
+        10..=14 => Op::Append {
+            path: m.any(rng),
+            len: rng.len(),
+            seed: rng.next(),
+        },
+        15..=19 => Op::Pwrite {
+            path: m.existing(rng),
+            off: if rng.chance(20) {
+                100_000 + rng.below(200_000)
+            } else {
+                rng.below(6000)
+            },
+            len: 1 + rng.below(3000) as usize,
+            seed: rng.next(),
+        },
+        20..=23 => Op::Truncate {
+            path: m.existing(rng),
+            len: if rng.chance(30) {
+                0
+            } else {
+                rng.below(300_000)
+            },
+        },
+        24..=28 => Op::Read {
+            path: m.existing(rng),
+        },
+        29..=31 => Op::CreateExcl {
+            path: m.any(rng),
+            mode: *rng.pick(&modes),
+        },
+        32..=37 => Op::Unlink {
+            path: m.existing(rng),
+        },
+        38..=42 => Op::Mkdir {
+            path: m.any(rng),
+            mode: *rng.pick(&[0o755, 0o700, 0o777, 0o1755]),
+        },
+        43..=46 => Op::Rmdir {
+            path: m.existing(rng),
+        },
+        47..=56 => Op::Rename {
+            from: m.existing(rng),
+            to: m.any(rng),
+            flags: match rng.below(10) {
+                0..=5 => RenameFlags::Plain,
+                6 | 7 => RenameFlags::NoReplace,
+                _ => RenameFlags::Exchange,
+            },
+        },
+        57..=60 => Op::Link {
+            from: m.existing(rng),
+            to: m.any(rng),
+        },
+        61..=63 => Op::Symlink {
+            target: rng
+                .pick(&["a", "n1", "bin", "deep/er", "nowhere", "x/y"])
+                .to_string(),
+            path: m.any(rng),
+        },
+        64..=65 => Op::Readlink {
+            path: m.existing(rng),
+        },
+        66..=69 => Op::Chmod {
+            path: m.existing(rng),
+            mode: *rng.pick(&modes),
+        },
+        70..=72 => Op::Chown {
+            path: m.existing(rng),
+            uid: *rng.pick(&[0, 1000, 65534]),
+            gid: *rng.pick(&[0, 1000, 65534]),
+            nofollow: rng.chance(50),
+        },
+        73..=75 => Op::Utimens {
+            path: m.existing(rng),
+            atime: time(rng),
+            mtime: time(rng),
+            nofollow: rng.chance(40),
+        },
+        76..=81 => Op::SetXattr {
+            path: m.existing(rng),
+            name: rng.pick(XATTR_NAMES).to_string(),
+            value: format!("v{}", rng.below(1000)),
+            flags: match rng.below(4) {
+                0 => XattrFlags::Create,
+                1 => XattrFlags::Replace,
+                _ => XattrFlags::Any,
+            },
+            nofollow: rng.chance(50),
+        },
+        82..=84 => Op::RemoveXattr {
+            path: m.existing(rng),
+            name: rng.pick(XATTR_NAMES).to_string(),
+        },
+        85..=87 => Op::GetXattr {
+            path: m.existing(rng),
+            name: rng
+                .pick(&[
+                    "user.a",
+                    "user.origin",
+                    "trusted.overlay.opaque",
+                    "trusted.overlay.origin",
+                    "user.overlay.opaque",
+                ])
+                .to_string(),
+        },
+        88..=89 => Op::ListXattr {
+            path: m.existing(rng),
+        },
+        90..=93 => Op::Readdir {
+            path: rng.pick(&m.dirs).clone(),
+        },
+        94..=97 => Op::Lstat {
+            path: m.existing(rng),
+        },
+        _ => Op::Stat {
+            path: m.existing(rng),
+        },
+    }
+}
+
+fn data(len: usize, seed: u64) -> Vec<u8> {
+    (0..len)
+        .map(|i| (seed.rotate_left((i % 64) as u32) as u8) ^ (i as u8))
+        .collect()
+}
+
+fn cpath(root: &Path, rel: &str) -> CString {
+    let p = if rel.is_empty() {
+        root.to_path_buf()
+    } else {
+        root.join(rel)
+    };
+    CString::new(p.as_os_str().as_bytes()).unwrap()
+}
+
+fn errno() -> String {
+    errno_name(std::io::Error::last_os_error().raw_os_error().unwrap_or(0))
+}
+
+/// -1 -> "err ENOENT"; otherwise the value.
+fn check(r: libc::c_long) -> Result<libc::c_long, String> {
+    if r < 0 {
+        Err(format!("err {}", errno()))
+    } else {
+        Ok(r)
+    }
+}
+
+fn open(root: &Path, rel: &str, flags: i32, mode: u32) -> Result<i32, String> {
+    let p = cpath(root, rel);
+    // SAFETY: valid path; O_NONBLOCK so a fifo never blocks the harness.
+    check(unsafe { libc::open(p.as_ptr(), flags | libc::O_NONBLOCK | libc::O_CLOEXEC, mode) } as _)
+        .map(|fd| fd as i32)
+}
+
+fn write_all(fd: i32, buf: &[u8], mut off: Option<i64>) -> Result<(), String> {
+    let mut done = 0;
+    while done < buf.len() {
+        let rest = &buf[done..];
+        // SAFETY: fd is open and rest is a valid buffer.
+        let n = unsafe {
+            match off {
+                Some(o) => libc::pwrite(fd, rest.as_ptr().cast(), rest.len(), o),
+                None => libc::write(fd, rest.as_ptr().cast(), rest.len()),
+            }
+        };
+        let n = check(n as _)? as usize;
+        if n == 0 {
+            return Err("err short write".into());
+        }
+        done += n;
+        off = off.map(|o| o + n as i64);
+    }
+    Ok(())
+}
+
+fn close(fd: i32) -> Result<(), String> {
+    // SAFETY: fd was returned by open and is closed once.
+    check(unsafe { libc::close(fd) } as _).map(|_| ())
+}
+
+fn write_op(
+    root: &Path,
+    path: &str,
+    flags: i32,
+    buf: &[u8],
+    off: Option<i64>,
+) -> Result<String, String> {
+    let fd = crate::open(root, path, flags, 0o644)?;
+    let r = write_all(fd, buf, off);
+    let c = close(fd);
+    r?;
+    c?;
+    Ok("ok".into())
+}
+
+fn stat_desc(root: &Path, rel: &str, follow: bool) -> Result<String, String> {
+    let p = cpath(root, rel);
+    // SAFETY: zeroed stat is a valid out-buffer.
+    let mut st: libc::stat = unsafe { std::mem::zeroed() };
+    // SAFETY: valid path and out-pointer.
+    let r = unsafe {
+        if follow {
+            libc::stat(p.as_ptr(), &mut st)
+        } else {
+            libc::lstat(p.as_ptr(), &mut st)
+        }
+    };
+    check(r as _)?;
+    let kind = match st.st_mode & libc::S_IFMT {
+        libc::S_IFDIR => 'd',
+        libc::S_IFREG => 'f',
+        libc::S_IFLNK => 'l',
+        libc::S_IFIFO => 'p',
+        libc::S_IFCHR => 'c',
+        libc::S_IFSOCK => 's',
+        _ => 'b',
+    };
+    Ok(format!(
+        "ok {kind} {:o} size={} nlink={} {}:{} blocks>0={}",
+        st.st_mode & 0o7777,
+        st.st_size,
+        st.st_nlink,
+        st.st_uid,
+        st.st_gid,
+        st.st_blocks > 0
+    ))
+}
+
+fn apply(root: &Path, op: &Op) -> String {
+    match apply_inner(root, op) {
+        Ok(s) => s,
+        Err(e) => e,
+    }
+}
+
+fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
+    use libc::*;
+    let ok = |r: c_int| check(r as _).map(|_| "ok".to_string());
+    match op {
+        Op::Write { path, len, seed } => write_op(
+            root,
+            path,
+            O_WRONLY | O_CREAT | O_TRUNC,
+            &data(*len, *seed),
+            None,
+        ),
+        Op::Append { path, len, seed } => write_op(
+            root,
+            path,
+            O_WRONLY | O_CREAT | O_APPEND,
+            &data(*len, *seed),
+            None,
+        ),
+        Op::Pwrite {
+            path,
+            off,
+            len,
+            seed,
+        } => write_op(root, path, O_WRONLY, &data(*len, *seed), Some(*off as i64)),
+        Op::Truncate { path, len } => {
+            let p = cpath(root, path);
+            // SAFETY: valid path.
+            ok(unsafe { truncate(p.as_ptr(), *len as i64) })
+        }
+        Op::Read { path } => {
+            let fd = crate::open(root, path, O_RDONLY, 0)?;
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            let r = loop {
+                // SAFETY: fd open, buf valid.
+                let n = unsafe { read(fd, buf.as_mut_ptr().cast(), buf.len()) };
+                match check(n as _) {
+                    Ok(0) => break Ok(()),
+                    Ok(n) => out.extend_from_slice(&buf[..n as usize]),
+                    Err(e) => break Err(e),
+                }
+            };
+            crate::close(fd)?;
+            r?;
+            Ok(format!("ok {}", tree::content_summary(&out)))
+        }
+        Op::CreateExcl { path, mode } => {
+            let fd = crate::open(root, path, O_WRONLY | O_CREAT | O_EXCL, *mode)?;
+            crate::close(fd)?;
+            stat_desc(root, path, false)
+        }
+        Op::Unlink { path } => {
+            let p = cpath(root, path);
+            // SAFETY: valid path.
+            ok(unsafe { unlink(p.as_ptr()) })
+        }
+        Op::Mkdir { path, mode } => {
+            let p = cpath(root, path);
+            // SAFETY: valid path.
+            ok(unsafe { mkdir(p.as_ptr(), *mode) })?;
+            stat_desc(root, path, false)
+        }
+        Op::Rmdir { path } => {
+            let p = cpath(root, path);
+            // SAFETY: valid path.
+            ok(unsafe { rmdir(p.as_ptr()) })
+        }
+        Op::Rename { from, to, flags } => {
+            let (f, t) = (cpath(root, from), cpath(root, to));
+            let fl = match flags {
+                RenameFlags::Plain => 0,
+                RenameFlags::NoReplace => RENAME_NOREPLACE,
+                RenameFlags::Exchange => RENAME_EXCHANGE,
+            };
+            // SAFETY: valid paths.
+            ok(unsafe { renameat2(AT_FDCWD, f.as_ptr(), AT_FDCWD, t.as_ptr(), fl) })
+        }
+        Op::Link { from, to } => {
+            let (f, t) = (cpath(root, from), cpath(root, to));
+            // SAFETY: valid paths.
+            ok(unsafe { link(f.as_ptr(), t.as_ptr()) })?;
+            stat_desc(root, to, false)
+        }
+        Op::Symlink { target, path } => {
+            let (t, p) = (CString::new(target.as_str()).unwrap(), cpath(root, path));
+            // SAFETY: valid strings.
+            ok(unsafe { symlink(t.as_ptr(), p.as_ptr()) })
+        }
+        Op::Readlink { path } => {
+            let p = cpath(root, path);
+            let mut buf = vec![0u8; 4096];
+            // SAFETY: valid path and buffer.
+            let n =
+                check(unsafe { readlink(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as _)?;
+            Ok(format!(
+                "ok {}",
+                String::from_utf8_lossy(&buf[..n as usize])
+            ))
+        }
+        Op::Chmod { path, mode } => {
+            let p = cpath(root, path);
+            // SAFETY: valid path.
+            ok(unsafe { chmod(p.as_ptr(), *mode) })?;
+            stat_desc(root, path, true)
+        }
+        Op::Chown {
+            path,
+            uid,
+            gid,
+            nofollow,
+        } => {
+            let p = cpath(root, path);
+            let fl = if *nofollow { AT_SYMLINK_NOFOLLOW } else { 0 };
+            // SAFETY: valid path.
+            ok(unsafe { fchownat(AT_FDCWD, p.as_ptr(), *uid, *gid, fl) })?;
+            stat_desc(root, path, !*nofollow)
+        }
+        Op::Utimens {
+            path,
+            atime,
+            mtime,
+            nofollow,
+        } => {
+            let p = cpath(root, path);
+            let ts = |t: &Option<(i64, i64)>| match t {
+                Some((s, ns)) => timespec {
+                    tv_sec: *s,
+                    tv_nsec: *ns,
+                },
+                None => timespec {
+                    tv_sec: 0,
+                    tv_nsec: UTIME_OMIT,
+                },
+            };
+            let times = [ts(atime), ts(mtime)];
+            let fl = if *nofollow { AT_SYMLINK_NOFOLLOW } else { 0 };
+            // SAFETY: valid path and two timespecs.
+            ok(unsafe { utimensat(AT_FDCWD, p.as_ptr(), times.as_ptr(), fl) })?;
+            // Explicit times must come back exactly, nanoseconds included.
+            let mut st: stat = unsafe { std::mem::zeroed() };
+            // SAFETY: valid path and out-pointer.
+            let r = unsafe {
+                if *nofollow {
+                    lstat(p.as_ptr(), &mut st)
+                } else {
+                    stat(p.as_ptr(), &mut st)
+                }
+            };
+            check(r as _)?;
+            match mtime {
+                Some(_) => Ok(format!("ok mtime={}.{:09}", st.st_mtime, st.st_mtime_nsec)),
+                None => Ok("ok".into()),
+            }
+        }
+        Op::SetXattr {
+            path,
+            name,
+            value,
+            flags,
+            nofollow,
+        } => {
+            let (p, n) = (cpath(root, path), CString::new(name.as_str()).unwrap());
+            let fl = match flags {
+                XattrFlags::Any => 0,
+                XattrFlags::Create => XATTR_CREATE,
+                XattrFlags::Replace => XATTR_REPLACE,
+            };
+            // SAFETY: valid strings and value buffer.
+            ok(unsafe {
+                if *nofollow {
+                    lsetxattr(
+                        p.as_ptr(),
+                        n.as_ptr(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        fl,
+                    )
+                } else {
+                    setxattr(
+                        p.as_ptr(),
+                        n.as_ptr(),
+                        value.as_ptr().cast(),
+                        value.len(),
+                        fl,
+                    )
+                }
+            })
+        }
+        Op::RemoveXattr { path, name } => {
+            let (p, n) = (cpath(root, path), CString::new(name.as_str()).unwrap());
+            // SAFETY: valid strings.
+            ok(unsafe { lremovexattr(p.as_ptr(), n.as_ptr()) })
+        }
+        Op::GetXattr { path, name } => {
+            let (p, n) = (cpath(root, path), CString::new(name.as_str()).unwrap());
+            let mut buf = vec![0u8; 4096];
+            // SAFETY: valid strings and buffer.
+            let len = check(unsafe {
+                lgetxattr(p.as_ptr(), n.as_ptr(), buf.as_mut_ptr().cast(), buf.len())
+            } as _)?;
+            Ok(format!(
+                "ok {}",
+                String::from_utf8_lossy(&buf[..len as usize])
+            ))
+        }
+        Op::ListXattr { path } => {
+            let p = cpath(root, path);
+            let mut buf = vec![0u8; 8192];
+            // SAFETY: valid path and buffer.
+            let len =
+                check(unsafe { llistxattr(p.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as _)?;
+            let mut names: Vec<String> = buf[..len as usize]
+                .split(|b| *b == 0)
+                .filter(|s| !s.is_empty())
+                .map(|s| String::from_utf8_lossy(s).into_owned())
+                .collect();
+            names.sort();
+            Ok(format!("ok {names:?}"))
+        }
+        Op::Readdir { path } => {
+            let p = if path.is_empty() {
+                root.to_path_buf()
+            } else {
+                root.join(path)
+            };
+            let rd =
+                std::fs::read_dir(&p).map_err(|e| format!("err {}", common::io_errno_name(&e)))?;
+            let mut names = Vec::new();
+            for d in rd {
+                let d = d.map_err(|e| format!("err {}", common::io_errno_name(&e)))?;
+                let t = d
+                    .file_type()
+                    .map_err(|e| format!("err {}", common::io_errno_name(&e)))?;
+                let k = if t.is_dir() {
+                    "/"
+                } else if t.is_symlink() {
+                    "@"
+                } else {
+                    ""
+                };
+                names.push(format!("{}{k}", d.file_name().to_string_lossy()));
+            }
+            names.sort();
+            Ok(format!("ok {names:?}"))
+        }
+        Op::Lstat { path } => stat_desc(root, path, false),
+        Op::Stat { path } => stat_desc(root, path, true),
+    }
+}

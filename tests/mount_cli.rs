@@ -1,0 +1,527 @@
+//! `unionctl mount` / `unionctl umount` as a user meets them: bad input is refused with one
+//! clear line naming the path and the cause, a non-zero exit, nothing mounted and nothing
+//! written; read-only unions give EROFS; a mount whose daemon died can still be unmounted.
+mod common;
+
+use common::Scratch;
+use common::mounts::{UnionDirs, is_mount_point, mount_table, mount_unionctl, run_unionctl};
+use common::tree;
+use std::ffi::OsString;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+/// A scratch area with two lowers, an upper, a work dir and a mount point.
+struct Setup {
+    s: Scratch,
+    lower: PathBuf,
+    lower2: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    merged: PathBuf,
+}
+
+fn setup(name: &str) -> Setup {
+    assert!(
+        common::is_root(),
+        "mount_cli tests mount FUSE and tmpfs: run as root"
+    );
+    common::mounts::ensure_fusectl();
+    let s = Scratch::new(name);
+    let lower = s.mkdir("lower");
+    let lower2 = s.mkdir("lower2");
+    std::fs::write(lower.join("top"), b"from the top lower\n").unwrap();
+    std::fs::write(lower2.join("bottom"), b"from the bottom lower\n").unwrap();
+    std::fs::write(lower2.join("top"), b"hidden\n").unwrap();
+    std::fs::create_dir(lower2.join("dir")).unwrap();
+    std::fs::write(lower2.join("dir/f"), b"f\n").unwrap();
+    Setup {
+        upper: s.mkdir("upper"),
+        work: s.mkdir("work"),
+        merged: s.mkdir("merged"),
+        lower,
+        lower2,
+        s,
+    }
+}
+
+impl Setup {
+    fn args(
+        &self,
+        lowers: &str,
+        upper: Option<&Path>,
+        work: Option<&Path>,
+        extra: &[&str],
+    ) -> Vec<OsString> {
+        let mut a: Vec<OsString> = vec!["mount".into(), "--lower".into(), lowers.into()];
+        if let Some(u) = upper {
+            a.push("--upper".into());
+            a.push(u.into());
+        }
+        if let Some(w) = work {
+            a.push("--work".into());
+            a.push(w.into());
+        }
+        a.extend(extra.iter().map(OsString::from));
+        a.push(self.merged.clone().into());
+        a
+    }
+
+    fn lowers(&self) -> String {
+        format!("{}:{}", self.lower.display(), self.lower2.display())
+    }
+
+    /// Runs a mount that must be refused; checks the message, the exit and that nothing
+    /// was mounted or written anywhere in the scratch area.
+    fn expect_refused(&self, case: &str, args: Vec<OsString>, names: &Path, causes: &[&str]) {
+        let mounts_before = mounts_at(&self.merged);
+        let before = tree::snapshot(self.s.path()).unwrap();
+        let out = run_unionctl(&args, 30);
+        let after = tree::snapshot(self.s.path()).unwrap();
+        let mounts_after = mounts_at(&self.merged);
+        if mounts_after > mounts_before {
+            let _ = common::mounts::force_unmount(&self.merged);
+        }
+        let err = out.stderr.trim();
+        let lines: Vec<&str> = err.lines().filter(|l| !l.trim().is_empty()).collect();
+        assert!(
+            !out.status.success(),
+            "{case}: unionctl mount succeeded; it must refuse (args {args:?})"
+        );
+        assert!(
+            out.status.code().is_some(),
+            "{case}: unionctl died of a signal ({}); stderr: {err}",
+            out.status
+        );
+        assert!(
+            !err.contains("panicked"),
+            "{case}: unionctl panicked: {err}"
+        );
+        assert_eq!(lines.len(), 1, "{case}: want one error line, got:\n{err}");
+        let name = names.display().to_string();
+        assert!(
+            lines[0].contains(&name),
+            "{case}: the error line does not name {name}: {err}"
+        );
+        let lower = lines[0].to_lowercase();
+        assert!(
+            causes.iter().any(|c| lower.contains(c)),
+            "{case}: the error line does not say the cause (one of {causes:?}): {err}"
+        );
+        assert_eq!(
+            mounts_after,
+            mounts_before,
+            "{case}: something was mounted on {}",
+            self.merged.display()
+        );
+        let d = tree::diff("before", &before, "after", &after, 10);
+        let touched: Vec<String> = before
+            .iter()
+            .filter(|(p, e)| {
+                after
+                    .get(*p)
+                    .is_some_and(|a| a.mtime != e.mtime || a.ino != e.ino)
+            })
+            .map(|(p, _)| format!("{p}: changed"))
+            .collect();
+        assert!(
+            d.is_empty() && touched.is_empty(),
+            "{case}: the refused mount wrote to disk:\n  {}\n  {}",
+            d.join("\n  "),
+            touched.join("\n  ")
+        );
+    }
+}
+
+fn mounts_at(p: &Path) -> usize {
+    let p = std::fs::canonicalize(p).unwrap_or_else(|_| p.to_path_buf());
+    mount_table().iter().filter(|m| m.mount_point == p).count()
+}
+
+const MISSING: &[&str] = &["no such", "not exist", "missing", "not found"];
+const NOT_DIR: &[&str] = &["not a directory", "not a dir"];
+const NESTED: &[&str] = &[
+    "inside", "within", "overlap", "below", "under", "nested", "contain", "beneath",
+];
+
+#[test]
+fn refuses_missing_lower() {
+    let t = setup("cli-missing-lower");
+    let missing = t.s.path().join("no-such-layer");
+    let lowers = format!("{}:{}", t.lower.display(), missing.display());
+    t.expect_refused(
+        "missing lower",
+        t.args(&lowers, Some(&t.upper), Some(&t.work), &[]),
+        &missing,
+        MISSING,
+    );
+}
+
+#[test]
+fn refuses_lower_that_is_a_file() {
+    let t = setup("cli-file-lower");
+    let file = t.lower.join("top");
+    let lowers = format!("{}:{}", file.display(), t.lower2.display());
+    t.expect_refused(
+        "lower is a file",
+        t.args(&lowers, Some(&t.upper), Some(&t.work), &[]),
+        &file,
+        NOT_DIR,
+    );
+}
+
+#[test]
+fn refuses_missing_upper_and_file_upper() {
+    let t = setup("cli-bad-upper");
+    let missing = t.s.path().join("no-such-upper");
+    t.expect_refused(
+        "missing upper",
+        t.args(&t.lowers(), Some(&missing), Some(&t.work), &[]),
+        &missing,
+        MISSING,
+    );
+    let file = t.s.path().join("upper-file");
+    std::fs::write(&file, b"not a dir").unwrap();
+    t.expect_refused(
+        "upper is a file",
+        t.args(&t.lowers(), Some(&file), Some(&t.work), &[]),
+        &file,
+        NOT_DIR,
+    );
+}
+
+#[test]
+fn refuses_missing_mount_point() {
+    let t = setup("cli-missing-merged");
+    let missing = t.s.path().join("no-such-merged");
+    let mut args = t.args(&t.lowers(), Some(&t.upper), Some(&t.work), &[]);
+    *args.last_mut().unwrap() = missing.clone().into();
+    t.expect_refused("missing mount point", args, &missing, MISSING);
+}
+
+#[test]
+fn refuses_upper_inside_a_lower_and_the_reverse() {
+    let t = setup("cli-nested");
+    let inner_upper = t.s.mkdir("lower2/upper-in-lower");
+    t.expect_refused(
+        "upper inside a lower",
+        t.args(&t.lowers(), Some(&inner_upper), Some(&t.work), &[]),
+        &inner_upper,
+        NESTED,
+    );
+    let inner_lower = t.s.mkdir("upper/lower-in-upper");
+    let lowers = format!("{}:{}", t.lower.display(), inner_lower.display());
+    t.expect_refused(
+        "lower inside the upper",
+        t.args(&lowers, Some(&t.upper), Some(&t.work), &[]),
+        &inner_lower,
+        NESTED,
+    );
+}
+
+#[test]
+fn refuses_work_inside_upper() {
+    let t = setup("cli-work-in-upper");
+    let work = t.s.mkdir("upper/work");
+    t.expect_refused(
+        "work dir inside the upper",
+        t.args(&t.lowers(), Some(&t.upper), Some(&work), &[]),
+        &work,
+        NESTED,
+    );
+}
+
+#[test]
+fn refuses_work_on_another_file_system() {
+    let t = setup("cli-work-tmpfs");
+    let other = t.s.mkdir("tmpfs");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &other,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m,mode=0755"),
+    )
+    .expect("mount tmpfs");
+    let work = other.join("work");
+    std::fs::create_dir(&work).unwrap();
+    t.expect_refused(
+        "work dir on another file system",
+        t.args(&t.lowers(), Some(&t.upper), Some(&work), &[]),
+        &work,
+        &[
+            "file system",
+            "filesystem",
+            "same fs",
+            "device",
+            "same mount",
+        ],
+    );
+}
+
+#[test]
+fn refuses_busy_mount_point() {
+    let t = setup("cli-busy");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &t.merged,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m,mode=0755"),
+    )
+    .expect("mount tmpfs");
+    t.expect_refused(
+        "mount point already mounted",
+        t.args(&t.lowers(), Some(&t.upper), Some(&t.work), &[]),
+        &t.merged,
+        &["busy", "already", "mounted", "in use"],
+    );
+}
+
+#[test]
+fn refuses_unknown_option() {
+    let t = setup("cli-bad-opt");
+    let before = tree::snapshot(t.s.path()).unwrap();
+    let out = run_unionctl(
+        &t.args(
+            &t.lowers(),
+            Some(&t.upper),
+            Some(&t.work),
+            &["-o", "ro,bogus_opt"],
+        ),
+        30,
+    );
+    let after = tree::snapshot(t.s.path()).unwrap();
+    let err = out.stderr.trim();
+    assert!(!out.status.success(), "unknown -o option accepted");
+    assert!(
+        !is_mount_point(&t.merged),
+        "mounted despite an unknown option"
+    );
+    assert_eq!(err.lines().count(), 1, "want one error line, got:\n{err}");
+    assert!(
+        err.contains("bogus_opt"),
+        "the error does not name the option: {err}"
+    );
+    assert!(
+        tree::diff("before", &before, "after", &after, 5).is_empty(),
+        "a refused mount wrote to disk"
+    );
+}
+
+/// Without --upper the union is read-only, as overlayfs with only lowerdir: every change
+/// fails with EROFS, reads work.
+#[test]
+fn lowers_only_is_read_only() {
+    let t = setup("cli-ro");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone(), t.lower2.clone()],
+        upper: None,
+        work: None,
+    };
+    let mut m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read(t.merged.join("top")).unwrap(),
+        b"from the top lower\n"
+    );
+    assert_eq!(
+        std::fs::read(t.merged.join("bottom")).unwrap(),
+        b"from the bottom lower\n"
+    );
+    assert_all_erofs(&t.merged);
+    m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read(t.lower.join("top")).unwrap(),
+        b"from the top lower\n"
+    );
+}
+
+#[test]
+fn option_ro_with_upper_is_read_only() {
+    let t = setup("cli-o-ro");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone(), t.lower2.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    let mut m = mount_unionctl(&dirs, &t.merged, &["-o", "ro"]).unwrap_or_else(|e| panic!("{e}"));
+    assert_all_erofs(&t.merged);
+    m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(
+        std::fs::read_dir(&t.upper).unwrap().count(),
+        0,
+        "a read-only mount wrote to the upper"
+    );
+}
+
+fn assert_all_erofs(m: &Path) {
+    let checks: Vec<(&str, std::io::Result<()>)> = vec![
+        ("create", std::fs::write(m.join("new"), b"x")),
+        (
+            "open O_WRONLY",
+            std::fs::OpenOptions::new()
+                .write(true)
+                .open(m.join("top"))
+                .map(|_| ()),
+        ),
+        (
+            "open O_TRUNC",
+            std::fs::OpenOptions::new()
+                .write(true)
+                .truncate(true)
+                .open(m.join("bottom"))
+                .map(|_| ()),
+        ),
+        ("unlink", std::fs::remove_file(m.join("top"))),
+        ("mkdir", std::fs::create_dir(m.join("d"))),
+        ("rmdir", std::fs::remove_dir(m.join("dir"))),
+        ("rename", std::fs::rename(m.join("top"), m.join("top2"))),
+        (
+            "chmod",
+            std::fs::set_permissions(m.join("top"), std::fs::Permissions::from_mode(0o600)),
+        ),
+        (
+            "chown",
+            std::os::unix::fs::chown(m.join("top"), Some(1), None),
+        ),
+        ("symlink", std::os::unix::fs::symlink("top", m.join("l"))),
+        ("link", std::fs::hard_link(m.join("top"), m.join("h"))),
+        ("setxattr", xattr::set(m.join("top"), "user.x", b"1")),
+    ];
+    let wrong: Vec<String> = checks
+        .into_iter()
+        .filter_map(|(what, r)| match r {
+            Err(e) if e.raw_os_error() == Some(libc::EROFS) => None,
+            Err(e) => Some(format!("{what}: {e} (want EROFS)")),
+            Ok(()) => Some(format!("{what}: succeeded (want EROFS)")),
+        })
+        .collect();
+    assert!(
+        wrong.is_empty(),
+        "read-only union:\n  {}",
+        wrong.join("\n  ")
+    );
+}
+
+#[test]
+fn umount_after_the_daemon_was_killed() {
+    let t = setup("cli-killed");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    let m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let pids = common::mounts::unionctl_daemons(&t.merged);
+    assert!(
+        !pids.is_empty(),
+        "no unionctl process serves {}",
+        t.merged.display()
+    );
+    for pid in &pids {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
+    }
+    wait_until(
+        5,
+        || common::mounts::unionctl_daemons(&t.merged).is_empty(),
+        "the daemon to die",
+    );
+    let err = std::fs::metadata(t.merged.join("top"))
+        .expect_err("a mount without its daemon still answers");
+    assert_eq!(
+        err.raw_os_error(),
+        Some(libc::ENOTCONN),
+        "stat on a dead union: {err}"
+    );
+    std::mem::forget(m); // unmounted below by the command under test
+    let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
+    assert!(
+        out.status.success(),
+        "unionctl umount of a dead mount failed: {}",
+        out.stderr.trim()
+    );
+    assert!(
+        !is_mount_point(&t.merged),
+        "still mounted after unionctl umount"
+    );
+    assert!(
+        t.merged.is_dir(),
+        "the mount point is unusable after umount"
+    );
+}
+
+#[test]
+fn umount_of_a_directory_that_is_not_mounted() {
+    let t = setup("cli-umount-none");
+    let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
+    let err = out.stderr.trim();
+    assert!(
+        !out.status.success(),
+        "umount of a plain directory succeeded"
+    );
+    assert_eq!(err.lines().count(), 1, "want one error line, got:\n{err}");
+    assert!(
+        err.contains(&t.merged.display().to_string()),
+        "the error does not name the path: {err}"
+    );
+}
+
+#[test]
+fn foreground_mount_stays_until_unmounted() {
+    let t = setup("cli-foreground");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    let args = common::mounts::unionctl_mount_args(&dirs, &t.merged, &["-f"]);
+    let mut child = std::process::Command::new(common::unionctl_bin())
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    wait_until(
+        10,
+        || is_mount_point(&t.merged),
+        "the foreground mount to appear",
+    );
+    std::fs::write(t.merged.join("written"), b"through -f").unwrap();
+    assert!(
+        child.try_wait().unwrap().is_none(),
+        "unionctl mount -f exited while mounted"
+    );
+    let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
+    assert!(out.status.success(), "umount: {}", out.stderr.trim());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let status = loop {
+        if let Some(st) = child.try_wait().unwrap() {
+            break st;
+        }
+        if Instant::now() > deadline {
+            let _ = child.kill();
+            panic!("unionctl mount -f still running 10 s after umount");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert!(
+        status.success(),
+        "unionctl mount -f exited with {status} after umount"
+    );
+    assert_eq!(
+        std::fs::read(t.upper.join("written")).unwrap(),
+        b"through -f"
+    );
+}
+
+fn wait_until(secs: u64, mut cond: impl FnMut() -> bool, what: &str) {
+    let deadline = Instant::now() + Duration::from_secs(secs);
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {secs}s waiting for {what}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}

@@ -1,0 +1,247 @@
+//! Rootless: a non-root user mounts a union inside its own user namespace (`unshare -Urm`),
+//! uses it, and unmounts it. The upper it writes is in the kernel's rootless format
+//! (`user.overlay.*` xattrs, as the kernel's `userxattr`), so kernel overlayfs mounted by
+//! the same user shows the same tree.
+mod common;
+
+use common::Scratch;
+use common::mounts::{CmdOutput, run_with_timeout};
+use std::os::unix::fs::{FileTypeExt, MetadataExt};
+use std::path::PathBuf;
+use std::process::Command;
+
+const USER: &str = "unionctl-test";
+
+struct Rootless {
+    _s: Scratch,
+    bin: PathBuf,
+    uid: u32,
+    gid: u32,
+    lower: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    merged: PathBuf,
+}
+
+fn setup(name: &str) -> Rootless {
+    assert!(
+        common::is_root(),
+        "rootless tests create a user and switch to it: run as root"
+    );
+    let (uid, gid) = test_user();
+    let s = Scratch::new(name);
+    let lower = s.mkdir("lower");
+    std::fs::write(lower.join("hello"), b"hello from the lower layer\n").unwrap();
+    std::fs::write(lower.join("gone"), b"deleted through the union\n").unwrap();
+    std::fs::create_dir(lower.join("dir")).unwrap();
+    std::fs::write(lower.join("dir/old"), b"old\n").unwrap();
+    std::fs::create_dir(lower.join("keep")).unwrap();
+    std::fs::write(lower.join("keep/file"), b"kept\n").unwrap();
+    // A rootless user's layers are its own (root's files would be unwritable nobody's).
+    let st = Command::new("chown")
+        .arg("-R")
+        .arg(format!("{uid}:{gid}"))
+        .arg(&lower)
+        .status()
+        .unwrap();
+    assert!(st.success(), "chown -R {}", lower.display());
+    let mine = |rel: &str| {
+        let p = s.mkdir(rel);
+        std::os::unix::fs::chown(&p, Some(uid), Some(gid)).unwrap();
+        p
+    };
+    // The build tree may be out of the test user's reach: run a copy of the binary.
+    let bin = s.path().join("unionctl");
+    std::fs::copy(common::unionctl_bin(), &bin).expect("copy the unionctl binary");
+    Rootless {
+        bin,
+        upper: mine("upper"),
+        work: mine("work"),
+        merged: mine("merged"),
+        lower,
+        uid,
+        gid,
+        _s: s,
+    }
+}
+
+/// Creates the unprivileged test user once.
+fn test_user() -> (u32, u32) {
+    if nix::unistd::User::from_name(USER).ok().flatten().is_none() {
+        let st = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", USER])
+            .status()
+            .expect("run useradd");
+        // A parallel test may have created it first.
+        assert!(
+            st.success() || nix::unistd::User::from_name(USER).ok().flatten().is_some(),
+            "useradd {USER} failed"
+        );
+    }
+    let u = nix::unistd::User::from_name(USER).unwrap().unwrap();
+    (u.uid.as_raw(), u.gid.as_raw())
+}
+
+impl Rootless {
+    /// Runs `script` with sh as the test user, inside `unshare -Urm` (root in a new user and
+    /// mount namespace, as rootless container tools do).
+    fn run(&self, script: &str) -> CmdOutput {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={}", self.uid))
+            .arg(format!("--regid={}", self.gid))
+            .arg("--clear-groups")
+            .args(["--", "unshare", "-Urm", "--", "sh", "-euc", script])
+            .env_clear()
+            .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+            .env("HOME", format!("/home/{USER}"))
+            .env("BIN", &self.bin)
+            .env("L", &self.lower)
+            .env("U", &self.upper)
+            .env("W", &self.work)
+            .env("M", &self.merged);
+        let out = run_with_timeout(cmd, 60);
+        // A daemon left behind in the namespace would keep the upper busy.
+        for pid in common::mounts::unionctl_daemons(&self.merged) {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+        }
+        out
+    }
+}
+
+/// The changes made through the union, then a listing of what it shows.
+const USE_THE_UNION: &str = r#"
+cat "$M/hello"
+echo new > "$M/new"
+echo more >> "$M/hello"
+rm "$M/gone"
+rm -r "$M/dir"
+mkdir "$M/dir"
+echo fresh > "$M/dir/fresh"
+chmod 600 "$M/keep/file"
+mkdir -p "$M/made/sub"
+ln -s ../hello "$M/made/link"
+"#;
+
+const LIST: &str = r#"
+echo "== tree"
+cd "$M" && find . -printf '%p %y %m %U:%G %s %l\n' | sort
+echo "== hello"
+cat "$M/hello"
+"#;
+
+#[test]
+fn rootless_user_mounts_and_uses_a_union() {
+    let r = setup("rootless");
+    let script = format!(
+        r#"
+"$BIN" mount --lower "$L" --upper "$U" --work "$W" "$M"
+grep " $M " /proc/self/mountinfo
+{USE_THE_UNION}
+{LIST}
+cd /
+"$BIN" umount "$M"
+"#
+    );
+    let out = r.run(&script);
+    assert!(
+        out.status.success(),
+        "rootless unionctl session failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    let mountinfo = out.stdout.lines().next().unwrap_or_default();
+    assert!(mountinfo.contains("fuse"), "not a FUSE mount: {mountinfo}");
+    assert!(
+        !mountinfo.contains("allow_other"),
+        "rootless mount has allow_other without -o allow_other: {mountinfo}"
+    );
+    assert!(
+        out.stdout.contains("hello from the lower layer"),
+        "{}",
+        out.stdout
+    );
+
+    // On disk: files owned by the user, kernel rootless format.
+    let md = std::fs::metadata(r.upper.join("new")).expect("upper/new");
+    assert_eq!(
+        (md.uid(), md.gid()),
+        (r.uid, r.gid),
+        "upper/new is not owned by the user"
+    );
+    let wh = std::fs::symlink_metadata(r.upper.join("gone")).expect("upper/gone whiteout");
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "upper/gone is not a char 0/0 whiteout"
+    );
+    let opaque = xattr::get(r.upper.join("dir"), "user.overlay.opaque").unwrap();
+    assert_eq!(
+        opaque.as_deref(),
+        Some(&b"y"[..]),
+        "upper/dir lacks user.overlay.opaque=y"
+    );
+    assert!(
+        xattr::list(r.upper.join("dir"))
+            .unwrap()
+            .all(|n| !n.to_string_lossy().starts_with("trusted.")),
+        "a rootless mount wrote trusted.* xattrs"
+    );
+
+    // Kernel overlayfs (rootless, userxattr) over the same upper shows the same tree.
+    let kernel = r.run(&format!(
+        r#"
+mount -t overlay overlay -o "lowerdir=$L,upperdir=$U,workdir=$W,userxattr" "$M"
+{LIST}
+cd /
+umount "$M"
+"#
+    ));
+    assert!(
+        kernel.status.success(),
+        "kernel overlayfs rootless mount failed: {}",
+        kernel.stderr
+    );
+    let ours = out
+        .stdout
+        .split_once("== tree")
+        .map(|x| x.1)
+        .unwrap_or_default();
+    let theirs = kernel
+        .stdout
+        .split_once("== tree")
+        .map(|x| x.1)
+        .unwrap_or_default();
+    assert_eq!(
+        ours, theirs,
+        "kernel overlayfs shows another tree than unionctl did"
+    );
+}
+
+/// The reference for the test above: the same session on kernel overlayfs, rootless.
+#[test]
+fn rootless_kernel_overlayfs_reference() {
+    let r = setup("rootless-k");
+    let out = r.run(&format!(
+        r#"
+mount -t overlay overlay -o "lowerdir=$L,upperdir=$U,workdir=$W,userxattr" "$M"
+{USE_THE_UNION}
+{LIST}
+cd /
+umount "$M"
+"#
+    ));
+    assert!(
+        out.status.success(),
+        "kernel rootless session: {}\n{}",
+        out.stderr,
+        out.stdout
+    );
+    let opaque = xattr::get(r.upper.join("dir"), "user.overlay.opaque").unwrap();
+    assert_eq!(
+        opaque.as_deref(),
+        Some(&b"y"[..]),
+        "kernel wrote no user.overlay.opaque"
+    );
+    assert!(out.stdout.contains("./made/link l 777"), "{}", out.stdout);
+}
