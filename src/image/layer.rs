@@ -578,6 +578,42 @@ pub fn copy_data(r: &mut impl Read, w: &mut impl Write) -> io::Result<u64> {
 #[derive(Default, Clone)]
 pub struct PackOptions {
     pub lowers: Vec<PathBuf>,
+    /// Leave out the empty mount points a runner puts in a container's upper layer
+    /// (/dev, /proc, /sys, /etc/hosts, ...) when no lower layer has them.
+    pub skip_runtime_mountpoints: bool,
+}
+
+/// Paths the runner creates (empty) as mount points; never a change of the user's.
+pub const RUNTIME_MOUNTPOINTS: &[&str] = &[
+    "dev",
+    "proc",
+    "sys",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    ".dockerenv",
+];
+
+/// Whether `rel` (in an upper layer) is only a runtime mount point: listed above,
+/// empty, and absent from every lower layer.
+pub fn is_runtime_mountpoint(
+    rel: &Path,
+    full: &Path,
+    meta: &fs::Metadata,
+    lowers: &[PathBuf],
+) -> bool {
+    let Some(r) = rel.to_str() else { return false };
+    if !RUNTIME_MOUNTPOINTS.contains(&r) {
+        return false;
+    }
+    let empty = if meta.is_dir() {
+        fs::read_dir(full)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
+    } else {
+        meta.is_file() && meta.len() == 0
+    };
+    empty && crate::image::merged::lookup(lowers, rel).is_none()
 }
 
 /// Overlay's private xattrs, never part of an image.
@@ -649,6 +685,11 @@ impl<W: Write> LayerWriter<W> {
             let nb = name.as_bytes();
             if nb.starts_with(b".wh..wh.") && nb != OPAQUE_MARKER.as_bytes() {
                 continue; // AUFS bookkeeping (.wh..wh..plnk, .wh..wh..orph)
+            }
+            if self.opts.skip_runtime_mountpoints
+                && is_runtime_mountpoint(&crel, &full, &meta, &self.opts.lowers)
+            {
+                continue;
             }
             if is_overlay_whiteout(&meta) {
                 let mut wh = OsString::from(WHITEOUT_PREFIX);

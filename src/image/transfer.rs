@@ -76,6 +76,7 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
             out.writer(),
             PackOptions {
                 lowers: c.lower_dirs(),
+                skip_runtime_mountpoints: false,
             },
         );
         super::merged::walk(&layers, &mut |rel, src, meta| {
