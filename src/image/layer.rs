@@ -699,6 +699,10 @@ impl<W: Write> LayerWriter<W> {
             }
             if meta.is_dir() {
                 self.entry(&full, &crel, &meta)?;
+                if let Some(from) = overlay_xattr(&full, "redirect") {
+                    self.pack_redirected(&full, &crel, &from, progress)?;
+                    continue;
+                }
                 if is_overlay_opaque(&full) && !full.join(OPAQUE_MARKER).exists() {
                     self.empty_file(&crel.join(OPAQUE_MARKER), &meta)?;
                 }
@@ -707,6 +711,37 @@ impl<W: Write> LayerWriter<W> {
                 let n = self.entry(&full, &crel, &meta)?;
                 progress(n);
             }
+        }
+        Ok(())
+    }
+
+    /// A dir renamed in the container (overlay redirect): the upper copy holds only
+    /// its changes, the rest is still at the old path below. The layer gets it whole,
+    /// as an opaque dir with the merged content.
+    fn pack_redirected(
+        &mut self,
+        full: &Path,
+        rel: &Path,
+        from: &[u8],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        let from = if from.first() == Some(&b'/') {
+            PathBuf::from(OsStr::from_bytes(&from[1..]))
+        } else {
+            rel.with_file_name(OsStr::from_bytes(from))
+        };
+        let meta = fs::symlink_metadata(full)?;
+        self.empty_file(&rel.join(OPAQUE_MARKER), &meta)?;
+        let mut stack = vec![full.to_path_buf()];
+        stack.extend(self.opts.lowers.iter().map(|l| l.join(&from)));
+        let mut entries = Vec::new();
+        crate::image::merged::walk(&stack, &mut |r, src, m| {
+            entries.push((r.to_path_buf(), src.to_path_buf(), m.clone()));
+            Ok(())
+        })?;
+        for (r, src, m) in entries {
+            let n = self.entry(&src, &rel.join(&r), &m)?;
+            progress(n);
         }
         Ok(())
     }
