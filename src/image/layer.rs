@@ -472,7 +472,7 @@ impl Unpacker<'_> {
             unsafe { libc::fchown(fd, uid as libc::uid_t, gid as libc::gid_t) };
         }
         for (k, v) in pax {
-            if let Some(attr) = k.strip_prefix("SCHILY.xattr.")
+            if let Some(attr) = image_xattr(k)
                 && let Err(e) = xattr::FileExt::set_xattr(f, attr, v)
             {
                 self.report
@@ -498,7 +498,7 @@ impl Unpacker<'_> {
             unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) };
         }
         for (k, v) in pax {
-            if let Some(attr) = k.strip_prefix("SCHILY.xattr.")
+            if let Some(attr) = image_xattr(k)
                 && let Err(e) = xattr::set(full, attr, v)
             {
                 self.report
@@ -510,6 +510,13 @@ impl Unpacker<'_> {
             let _ = fs::set_permissions(full, fs::Permissions::from_mode(m));
         }
     }
+}
+
+/// The xattr a PAX key carries, unless it is overlay's own: a layer must not be able
+/// to plant opaque or redirect markers for the union file system.
+fn image_xattr(key: &str) -> Option<&str> {
+    let attr = key.strip_prefix("SCHILY.xattr.")?;
+    (!is_overlay_xattr(OsStr::new(attr))).then_some(attr)
 }
 
 fn pax_num(pax: &HashMap<String, Vec<u8>>, key: &str) -> Option<u64> {
