@@ -140,11 +140,10 @@ pub fn truncateat(dir: RawFd, p: &OsStr, size: u64) -> io::Result<()> {
 
 /// `/proc/self/fd/N/REL`: a path usable with the l*xattr calls, which have no *at form.
 pub fn proc_path(dir: RawFd, p: &OsStr) -> io::Result<CString> {
-    let mut v = format!("/proc/self/fd/{dir}").into_bytes();
-    if !p.is_empty() {
-        v.push(b'/');
-        v.extend_from_slice(p.as_bytes());
-    }
+    // "/." for the directory itself: the bare /proc/self/fd/N is a symlink, and the
+    // l*xattr calls would act on that link instead of the directory.
+    let mut v = format!("/proc/self/fd/{dir}/").into_bytes();
+    v.extend_from_slice(if p.is_empty() { b"." } else { p.as_bytes() });
     CString::new(v).map_err(|_| errno(libc::EINVAL))
 }
 

@@ -35,7 +35,14 @@ fn tree_digest(dir: &Path) -> Vec<String> {
 fn pid1_hostname_and_exit_codes() {
     let s = Store::new();
     let o = s.run(&[
-        "run", "--rm", "-h", "box1", "--rootfs", &bb(), "sh", "-c",
+        "run",
+        "--rm",
+        "-h",
+        "box1",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
         "echo pid=$$; hostname; cat /etc/hostname; exit 3",
     ]);
     assert_eq!(code(&o), 3, "{}", stderr(&o));
@@ -43,16 +50,38 @@ fn pid1_hostname_and_exit_codes() {
 
     let o = s.run(&["run", "--rm", "--rootfs", &bb(), "no-such-command"]);
     assert_eq!(code(&o), 127);
-    assert!(stderr(&o).contains("executable file not found"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
 
     let o = s.run(&["run", "--rm", "--rootfs", &bb(), "/notexec"]);
     assert_eq!(code(&o), 126);
     assert!(stderr(&o).contains("permission denied"), "{}", stderr(&o));
 
     // Killed by a signal: 128 + N (pid 1 itself cannot be killed from inside, so under --init).
-    let o = s.run(&["run", "--rm", "--init", "--rootfs", &bb(), "sh", "-c", "kill -KILL $$"]);
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--init",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        "kill -KILL $$",
+    ]);
     assert_eq!(code(&o), 137);
-    let o = s.run(&["run", "--rm", "--init", "--rootfs", &bb(), "sh", "-c", "kill -TERM $$"]);
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--init",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        "kill -TERM $$",
+    ]);
     assert_eq!(code(&o), 143);
     assert!(s.containers().is_empty(), "--rm left {:?}", s.containers());
 }
@@ -76,9 +105,19 @@ fn isolation_proc_dev_sys_caps_and_network() {
     let o = s.run(&["run", "--rm", "--rootfs", &bb(), "sh", "-c", script]);
     let out = ok(&o);
     let lines: Vec<&str> = out.lines().collect();
-    assert_eq!(lines[0].trim(), "4", "only sh, ps, wc and the header: {out}");
-    for dev in ["null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "mqueue", "fd"] {
-        assert!(lines[1].split(' ').any(|d| d == dev), "/dev lacks {dev}: {}", lines[1]);
+    assert_eq!(
+        lines[0].trim(),
+        "4",
+        "only sh, ps, wc and the header: {out}"
+    );
+    for dev in [
+        "null", "zero", "full", "random", "urandom", "tty", "pts", "ptmx", "shm", "mqueue", "fd",
+    ] {
+        assert!(
+            lines[1].split(' ').any(|d| d == dev),
+            "/dev lacks {dev}: {}",
+            lines[1]
+        );
     }
     // Docker's default capability set, no_new_privs.
     assert!(out.contains("CapEff:\t00000000a80425fb"), "{out}");
@@ -92,10 +131,22 @@ fn isolation_proc_dev_sys_caps_and_network() {
     }
     assert!(out.contains("shm-ok") && out.contains("localhost"), "{out}");
 
-    let o = s.run(&["run", "--rm", "--network", "host", "--rootfs", &bb(), "cat", "/proc/net/dev"]);
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--network",
+        "host",
+        "--rootfs",
+        &bb(),
+        "cat",
+        "/proc/net/dev",
+    ]);
     let host_ifaces = ok(&o).lines().count() - 2;
     let real = fs::read_to_string("/proc/net/dev").unwrap().lines().count() - 2;
-    assert_eq!(host_ifaces, real, "--network host sees the host's interfaces");
+    assert_eq!(
+        host_ifaces, real,
+        "--network host sees the host's interfaces"
+    );
 }
 
 #[test]
@@ -104,7 +155,14 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
     let rootfs = busybox_rootfs();
     let before = tree_digest(&rootfs);
     let o = s.run(&[
-        "run", "-d", "--name", "u1", "--rootfs", &bb(), "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "u1",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
         "echo changed >> /etc/motd; echo new > /new-file; rm /bin/vi; mkdir /d; sleep 30",
     ]);
     let id = ok(&o).trim().to_string();
@@ -112,23 +170,38 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
     // The root of the container is our FUSE union mount, seen from inside and outside.
     let o = s.run(&["exec", "u1", "cat", "/proc/self/mountinfo"]);
     let inside = ok(&o);
-    let root_line = inside.lines().find(|l| l.split(' ').nth(4) == Some("/")).unwrap();
-    assert!(root_line.contains(" - fuse"), "container root is not FUSE: {root_line}");
+    let root_line = inside
+        .lines()
+        .find(|l| l.split(' ').nth(4) == Some("/"))
+        .unwrap();
+    assert!(
+        root_line.contains(" - fuse"),
+        "container root is not FUSE: {root_line}"
+    );
     let outside = host_mounts_with(&format!("{id}/merged"));
     assert_eq!(outside.len(), 1, "{outside:?}");
     assert!(outside[0].contains(" - fuse"), "{outside:?}");
     ok(&s.run(&["stop", "-t", "1", "u1"]));
-    assert!(host_mounts_with(&id).is_empty(), "union still mounted after stop");
+    assert!(
+        host_mounts_with(&id).is_empty(),
+        "union still mounted after stop"
+    );
 
     assert_eq!(before, tree_digest(&rootfs), "the rootfs was modified");
     let upper = s.root().join("containers").join(&id).join("upper");
     assert_eq!(fs::read_to_string(upper.join("new-file")).unwrap(), "new\n");
-    assert_eq!(fs::read_to_string(upper.join("etc/motd")).unwrap(), "welcome\nchanged\n");
+    assert_eq!(
+        fs::read_to_string(upper.join("etc/motd")).unwrap(),
+        "welcome\nchanged\n"
+    );
     assert!(upper.join("d").is_dir());
     // A whiteout (char device 0/0) hides /bin/vi.
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let wh = fs::symlink_metadata(upper.join("bin/vi")).unwrap();
-    assert!(wh.file_type().is_char_device() && wh.rdev() == 0, "no whiteout for /bin/vi");
+    assert!(
+        wh.file_type().is_char_device() && wh.rdev() == 0,
+        "no whiteout for /bin/vi"
+    );
 
     // The upper layer persists until rm: start again and see the change.
     ok(&s.run(&["start", "u1"]));
@@ -154,21 +227,43 @@ fn volumes_env_workdir_user() {
         "echo from-container > /data/out; cat /ro/f; echo x > /ro/g 2>/dev/null || echo ro-denied; echo \"$GREETING\"; pwd; echo $PATH; echo $HOSTNAME; echo $HOME",
     ]);
     let out = ok(&o);
-    assert_eq!(fs::read_to_string(vol.path().join("out")).unwrap(), "from-container\n");
+    assert_eq!(
+        fs::read_to_string(vol.path().join("out")).unwrap(),
+        "from-container\n"
+    );
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines[0], "read me");
     assert_eq!(lines[1], "ro-denied");
     assert_eq!(lines[2], "hi there");
     assert_eq!(lines[3], "/work/dir");
-    assert_eq!(lines[4], "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin");
+    assert_eq!(
+        lines[4],
+        "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
+    );
     assert_eq!(lines[5].len(), 12, "default hostname is the short id");
     assert_eq!(lines[6], "/root");
     assert!(!ro.path().join("g").exists());
 
-    let o = s.run(&["run", "--rm", "-u", "app", "--rootfs", &bb(), "sh", "-c", "id; echo $HOME; grep CapEff /proc/self/status"]);
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "-u",
+        "app",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        "id; echo $HOME; grep CapEff /proc/self/status",
+    ]);
     let out = ok(&o);
-    assert!(out.starts_with("uid=1000(app) gid=1000(app) groups=50(staff)"), "{out}");
-    assert!(out.contains("/home/app") && out.contains("CapEff:\t0000000000000000"), "{out}");
+    assert!(
+        out.starts_with("uid=1000(app) gid=1000(app) groups=50(staff)"),
+        "{out}"
+    );
+    assert!(
+        out.contains("/home/app") && out.contains("CapEff:\t0000000000000000"),
+        "{out}"
+    );
     let o = s.run(&["run", "--rm", "-u", "4242:50", "--rootfs", &bb(), "id"]);
     assert_eq!(ok(&o).trim(), "uid=4242 gid=50(staff)");
 }
@@ -179,18 +274,48 @@ fn bad_input_leaves_nothing_behind() {
     let bb = bb();
     let bb = bb.as_str();
     let cases: Vec<(Vec<&str>, &str)> = vec![
-        (vec!["run", "--rootfs", "/no/such/dir", "true"], "/no/such/dir"),
-        (vec!["run", "--rootfs", "/etc/passwd", "true"], "not a directory"),
+        (
+            vec!["run", "--rootfs", "/no/such/dir", "true"],
+            "/no/such/dir",
+        ),
+        (
+            vec!["run", "--rootfs", "/etc/passwd", "true"],
+            "not a directory",
+        ),
         (vec!["run", "no-such-image:latest"], "no such image"),
-        (vec!["run", "-v", "relative:/x", "--rootfs", "/tmp", "true"], "bad volume spec"),
-        (vec!["run", "-v", "/no/such/host:/x", "--rootfs", "/tmp", "true"], "bad volume spec"),
-        (vec!["run", "-v", "/tmp:/x:rx", "--rootfs", "/tmp", "true"], "bad volume spec"),
-        (vec!["run", "-u", "ghost", "--rootfs", bb, "true"], "unknown user \"ghost\""),
-        (vec!["run", "--memory", "lots", "--rootfs", bb, "true"], "--memory"),
-        (vec!["run", "--network", "bridge", "--rootfs", bb, "true"], "--network"),
-        (vec!["run", "--name", "bad/name", "--rootfs", bb, "true"], "invalid container name"),
+        (
+            vec!["run", "-v", "relative:/x", "--rootfs", "/tmp", "true"],
+            "bad volume spec",
+        ),
+        (
+            vec!["run", "-v", "/no/such/host:/x", "--rootfs", "/tmp", "true"],
+            "bad volume spec",
+        ),
+        (
+            vec!["run", "-v", "/tmp:/x:rx", "--rootfs", "/tmp", "true"],
+            "bad volume spec",
+        ),
+        (
+            vec!["run", "-u", "ghost", "--rootfs", bb, "true"],
+            "unknown user \"ghost\"",
+        ),
+        (
+            vec!["run", "--memory", "lots", "--rootfs", bb, "true"],
+            "--memory",
+        ),
+        (
+            vec!["run", "--network", "bridge", "--rootfs", bb, "true"],
+            "--network",
+        ),
+        (
+            vec!["run", "--name", "bad/name", "--rootfs", bb, "true"],
+            "invalid container name",
+        ),
         (vec!["stop", "nothing"], "no such container: nothing"),
-        (vec!["exec", "nothing", "true"], "no such container: nothing"),
+        (
+            vec!["exec", "nothing", "true"],
+            "no such container: nothing",
+        ),
         (vec!["rm", "nothing"], "no such container: nothing"),
     ];
     for (args, msg) in cases {
@@ -198,20 +323,40 @@ fn bad_input_leaves_nothing_behind() {
         assert_ne!(code(&o), 0, "{args:?} succeeded");
         let err = stderr(&o);
         assert!(err.contains(msg), "{args:?}: expected {msg:?} in {err:?}");
-        assert_eq!(err.trim().lines().count(), 1, "{args:?}: one line please: {err}");
-        assert!(s.containers().is_empty(), "{args:?} left {:?}", s.containers());
+        assert_eq!(
+            err.trim().lines().count(),
+            1,
+            "{args:?}: one line please: {err}"
+        );
+        assert!(
+            s.containers().is_empty(),
+            "{args:?} left {:?}",
+            s.containers()
+        );
     }
     // A name in use.
     ok(&s.run(&["run", "--name", "taken", "--rootfs", bb, "true"]));
     let o = s.run(&["run", "--name", "taken", "--rootfs", bb, "true"]);
     assert_ne!(code(&o), 0);
-    assert!(stderr(&o).contains("\"taken\" is already in use"), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"taken\" is already in use"),
+        "{}",
+        stderr(&o)
+    );
     assert_eq!(s.containers().len(), 1);
     // stop / exec on a stopped container.
     let o = s.run(&["stop", "taken"]);
-    assert!(code(&o) != 0 && stderr(&o).contains("is not running"), "{}", stderr(&o));
+    assert!(
+        code(&o) != 0 && stderr(&o).contains("is not running"),
+        "{}",
+        stderr(&o)
+    );
     let o = s.run(&["exec", "taken", "true"]);
-    assert!(code(&o) != 0 && stderr(&o).contains("is not running"), "{}", stderr(&o));
+    assert!(
+        code(&o) != 0 && stderr(&o).contains("is not running"),
+        "{}",
+        stderr(&o)
+    );
     // A setup failure (volume target over a file that is a directory on the host side is
     // fine; a missing workdir parent is made) — nothing is mounted afterwards.
     assert!(host_mounts_with(&s.root().to_string_lossy()).is_empty());
@@ -221,13 +366,23 @@ fn bad_input_leaves_nothing_behind() {
 fn detached_life_cycle_ps_logs_exec_stop_rm() {
     let s = Store::new();
     let o = s.run(&[
-        "run", "-d", "--name", "web", "--rootfs", &bb(), "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "web",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
         "trap '' TERM; echo started; while true; do sleep 0.1; done",
     ]);
     let id = ok(&o).trim().to_string();
     assert_eq!(id.len(), 64);
     let ps = ok(&s.run(&["ps"]));
-    assert!(ps.contains("web") && ps.contains(&id[..12]) && ps.contains("Up "), "{ps}");
+    assert!(
+        ps.contains("web") && ps.contains(&id[..12]) && ps.contains("Up "),
+        "{ps}"
+    );
     assert_eq!(ok(&s.run(&["ps", "-q"])).trim(), &id[..12]);
     let json: serde_json::Value = serde_json::from_str(&ok(&s.run(&["ps", "--json"]))).unwrap();
     assert_eq!(json[0]["id"], id.as_str());
@@ -236,14 +391,31 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
         &fs::read(s.root().join("containers").join(&id).join("state.json")).unwrap(),
     )
     .unwrap();
-    for key in ["id", "name", "image", "rootfs", "lowers", "created", "status", "pid", "exit_code", "config"] {
+    for key in [
+        "id",
+        "name",
+        "image",
+        "rootfs",
+        "lowers",
+        "created",
+        "status",
+        "pid",
+        "exit_code",
+        "config",
+    ] {
         assert!(state.get(key).is_some(), "state.json lacks {key}");
     }
     std::thread::sleep(Duration::from_millis(200));
     assert_eq!(ok(&s.run(&["logs", "web"])), "started\n");
 
     // exec joins the running container: its pid namespace, hostname and root.
-    let o = s.run(&["exec", "web", "sh", "-c", "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname"]);
+    let o = s.run(&[
+        "exec",
+        "web",
+        "sh",
+        "-c",
+        "echo $$; cat /proc/1/cmdline | tr '\\0' ' '; echo; hostname",
+    ]);
     let out = ok(&o);
     let lines: Vec<&str> = out.lines().collect();
     assert_ne!(lines[0], "1");
@@ -256,7 +428,10 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     let t0 = Instant::now();
     ok(&s.run(&["stop", "-t", "1", "web"]));
     let took = t0.elapsed();
-    assert!(took >= Duration::from_millis(900) && took < Duration::from_secs(5), "{took:?}");
+    assert!(
+        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
+        "{took:?}"
+    );
     let ps = ok(&s.run(&["ps", "-a"]));
     assert!(ps.contains("Exited (137)"), "{ps}");
     assert!(ok(&s.run(&["ps", "-q"])).is_empty());
@@ -264,7 +439,11 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     // rm of a running container needs -f.
     ok(&s.run(&["start", "web"]));
     let o = s.run(&["rm", "web"]);
-    assert!(code(&o) != 0 && stderr(&o).contains("is running"), "{}", stderr(&o));
+    assert!(
+        code(&o) != 0 && stderr(&o).contains("is running"),
+        "{}",
+        stderr(&o)
+    );
     ok(&s.run(&["restart", "-t", "0", "web"]));
     assert!(ok(&s.run(&["ps"])).contains("web"));
     ok(&s.run(&["rm", "-f", "web"]));
@@ -276,14 +455,22 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
 fn stop_with_a_cooperative_process_is_quick_and_keeps_its_code() {
     let s = Store::new();
     ok(&s.run(&[
-        "run", "-d", "--name", "coop", "--rootfs", &bb(), "sh", "-c",
+        "run",
+        "-d",
+        "--name",
+        "coop",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
         "trap 'echo bye; exit 7' TERM; while true; do sleep 0.1; done",
     ]));
     std::thread::sleep(Duration::from_millis(200));
     let t0 = Instant::now();
     ok(&s.run(&["stop", "-t", "10", "coop"]));
     assert!(t0.elapsed() < Duration::from_secs(3));
-    let json: serde_json::Value = serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
     assert_eq!(json[0]["exit_code"], 7);
     assert_eq!(json[0]["status"], "exited");
     assert!(ok(&s.run(&["logs", "coop"])).ends_with("bye\n"));
@@ -294,12 +481,36 @@ fn init_reaps_zombies_and_forwards_signals() {
     let s = Store::new();
     // An orphan that exits becomes a child of pid 1; `sleep` as pid 1 never reaps it.
     let script = "(sleep 0.1 &); exec sleep 30";
-    ok(&s.run(&["run", "-d", "--name", "noinit", "--rootfs", &bb(), "sh", "-c", script]));
-    ok(&s.run(&["run", "-d", "--init", "--name", "init", "--rootfs", &bb(), "sh", "-c", script]));
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "noinit",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        script,
+    ]));
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "--init",
+        "--name",
+        "init",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        script,
+    ]));
     std::thread::sleep(Duration::from_millis(600));
     let zombies = |name: &str| {
         let o = s.run(&["exec", name, "ps", "-o", "stat,comm"]);
-        ok(&o).lines().filter(|l| l.trim_start().starts_with('Z')).count()
+        ok(&o)
+            .lines()
+            .filter(|l| l.trim_start().starts_with('Z'))
+            .count()
     };
     assert_eq!(zombies("noinit"), 1, "the zombie test itself is broken");
     assert_eq!(zombies("init"), 0, "--init did not reap");
@@ -307,8 +518,14 @@ fn init_reaps_zombies_and_forwards_signals() {
     let t0 = Instant::now();
     ok(&s.run(&["stop", "-t", "10", "init"]));
     assert!(t0.elapsed() < Duration::from_secs(3));
-    let json: serde_json::Value = serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
-    let init = json.as_array().unwrap().iter().find(|c| c["name"] == "init").unwrap();
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
+    let init = json
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|c| c["name"] == "init")
+        .unwrap();
     assert_eq!(init["exit_code"], 143);
     ok(&s.run(&["rm", "-f", "noinit", "init"]));
 }
@@ -333,7 +550,12 @@ fn pty_session_driven_by_a_script() {
     use std::os::fd::AsRawFd;
     let s = Store::new();
     let pty = nix::pty::openpty(None, None).unwrap();
-    let ws = libc::winsize { ws_row: 30, ws_col: 100, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: 30,
+        ws_col: 100,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     unsafe { libc::ioctl(pty.master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     let mut cmd = s.cmd();
     cmd.args(["run", "--rm", "-i", "-t", "--rootfs", &bb(), "sh"]);
@@ -367,10 +589,17 @@ fn pty_session_driven_by_a_script() {
         })
     };
     std::thread::sleep(Duration::from_millis(700));
-    master.write_all(b"tty; stty size; echo TERM=$TERM\n").unwrap();
+    master
+        .write_all(b"tty; stty size; echo TERM=$TERM\n")
+        .unwrap();
     std::thread::sleep(Duration::from_millis(400));
     // Window size changes reach the container.
-    let ws = libc::winsize { ws_row: 40, ws_col: 120, ws_xpixel: 0, ws_ypixel: 0 };
+    let ws = libc::winsize {
+        ws_row: 40,
+        ws_col: 120,
+        ws_xpixel: 0,
+        ws_ypixel: 0,
+    };
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
     std::thread::sleep(Duration::from_millis(300));
     master.write_all(b"stty size; exit 5\n").unwrap();
@@ -389,19 +618,45 @@ fn cgroup_limits_apply() {
     let s = Store::new();
     // 20 MiB is not enough for 40 MB in a shell variable: the OOM killer ends it.
     let o = s.run(&[
-        "run", "--rm", "--memory", "20m", "--rootfs", &bb(), "sh", "-c",
+        "run",
+        "--rm",
+        "--memory",
+        "20m",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
         "x=$(head -c 40000000 /dev/zero | tr '\\0' a); echo survived",
     ]);
     assert_eq!(code(&o), 137, "{}", stdout(&o));
     let o = s.run(&[
-        "run", "--rm", "--pids-limit", "5", "--rootfs", &bb(), "sh", "-c",
+        "run",
+        "--rm",
+        "--pids-limit",
+        "5",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
         "for i in 1 2 3 4 5 6 7 8; do sleep 1 & done 2>&1; echo done",
     ]);
     let all = stdout(&o) + &stderr(&o);
     assert!(!all.contains("done") && all.contains("can't fork"), "{all}");
     ok(&s.run(&[
-        "run", "-d", "--name", "lim", "--memory", "32m", "--cpus", "0.5", "--pids-limit", "10",
-        "--rootfs", &bb(), "sleep", "30",
+        "run",
+        "-d",
+        "--name",
+        "lim",
+        "--memory",
+        "32m",
+        "--cpus",
+        "0.5",
+        "--pids-limit",
+        "10",
+        "--rootfs",
+        &bb(),
+        "sleep",
+        "30",
     ]));
     let json: serde_json::Value = serde_json::from_str(&ok(&s.run(&["ps", "--json"]))).unwrap();
     let dirs: Vec<String> = json[0]["cgroups"]
@@ -417,7 +672,11 @@ fn cgroup_limits_apply() {
             .map(|p| fs::read_to_string(p).unwrap().trim().to_string())
             .unwrap_or_else(|| panic!("no {file} in {dirs:?}"))
     };
-    let mem = if Path::new("/sys/fs/cgroup/memory").exists() { "memory.limit_in_bytes" } else { "memory.max" };
+    let mem = if Path::new("/sys/fs/cgroup/memory").exists() {
+        "memory.limit_in_bytes"
+    } else {
+        "memory.max"
+    };
     assert_eq!(read(mem), (32u64 << 20).to_string());
     assert_eq!(read("pids.max"), "10");
     if Path::new("/sys/fs/cgroup/cpu/cpu.cfs_quota_us").exists() {
@@ -428,8 +687,18 @@ fn cgroup_limits_apply() {
     unionctl::runner::pause(&c).unwrap();
     let pid = c.pid.unwrap();
     let st = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let state = st.rsplit(')').next().unwrap().split_whitespace().next().unwrap().to_string();
-    assert!(state == "D" || state == "T" || state == "t", "not frozen: {state}");
+    let state = st
+        .rsplit(')')
+        .next()
+        .unwrap()
+        .split_whitespace()
+        .next()
+        .unwrap()
+        .to_string();
+    assert!(
+        state == "D" || state == "T" || state == "t",
+        "not frozen: {state}"
+    );
     unionctl::runner::unpause(&c).unwrap();
     ok(&s.run(&["rm", "-f", "lim"]));
     for d in &dirs {
@@ -466,7 +735,12 @@ fn debian_minbase_rootfs() {
     let s = Store::new();
     let rootfs = minbase_rootfs().to_string_lossy().into_owned();
     let o = s.run(&[
-        "run", "--rm", "--rootfs", &rootfs, "sh", "-c",
+        "run",
+        "--rm",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
         "dpkg -l | grep -c '^ii'; cat /etc/debian_version; id -un; ls /proc/self/ns | wc -l",
     ]);
     let out = ok(&o);
@@ -476,6 +750,16 @@ fn debian_minbase_rootfs() {
     assert!(lines[1].starts_with("12"), "{out}");
     assert_eq!(lines[2], "root");
     // apt's own user switch works under our capability set.
-    let o = s.run(&["run", "--rm", "-u", "nobody", "--rootfs", &rootfs, "sh", "-c", "id -un; touch /tmp/x && echo ok"]);
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "-u",
+        "nobody",
+        "--rootfs",
+        &rootfs,
+        "sh",
+        "-c",
+        "id -un; touch /tmp/x && echo ok",
+    ]);
     assert_eq!(ok(&o), "nobody\nok\n");
 }

@@ -84,8 +84,20 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);
+    // Attribute invalidations go through a thread: notifying from inside a request
+    // could wait on the very inode lock that request holds.
+    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
+    let _ = fs.on_attr_change.set(Box::new(move |ino| {
+        let _ = tx.send(ino);
+    }));
     let session = fuser::Session::new(UnionFuse::new(fs), &req.merged, &config)
         .map_err(|e| anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e)))?;
+    let notifier = session.notifier();
+    std::thread::spawn(move || {
+        for ino in rx {
+            let _ = notifier.inval_inode(fuser::INodeNo(ino), -1, 0);
+        }
+    });
     ready();
     session.run().context("serving the union")?;
     Ok(())
@@ -183,10 +195,50 @@ pub fn unmount(merged: &Path) -> anyhow::Result<()> {
     }
 }
 
-pub fn cmd_layers(_a: LayersArgs) -> anyhow::Result<i32> {
-    bail!("layers: not implemented yet")
+pub fn cmd_layers(a: LayersArgs) -> anyhow::Result<i32> {
+    let text = read_virtual(&a.merged, crate::unionfs::LAYERS_XATTR)?;
+    if a.json {
+        let layers: Vec<serde_json::Value> = text
+            .lines()
+            .filter_map(|l| l.split_once('\t'))
+            .map(|(role, path)| serde_json::json!({"role": role, "path": path}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&layers)?);
+    } else {
+        print!("{text}");
+    }
+    Ok(0)
 }
 
-pub fn cmd_which(_a: WhichArgs) -> anyhow::Result<i32> {
-    bail!("which: not implemented yet")
+/// Prints the layers that supply PATH, top first (for a directory: every merged layer).
+pub fn cmd_which(a: WhichArgs) -> anyhow::Result<i32> {
+    let p = &a.path;
+    let md = std::fs::symlink_metadata(p)
+        .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), short(&e)))?;
+    // Symlinks and devices cannot carry user xattrs: ask their directory about them.
+    let text = if md.is_dir() || md.is_file() {
+        read_virtual(p, crate::unionfs::WHICH_XATTR)?
+    } else {
+        let parent = p
+            .parent()
+            .filter(|d| !d.as_os_str().is_empty())
+            .unwrap_or(Path::new("."));
+        let name = p
+            .file_name()
+            .ok_or_else(|| anyhow::anyhow!("{}: no file name", p.display()))?;
+        read_virtual(
+            parent,
+            &format!("{}.{}", crate::unionfs::WHICH_XATTR, name.to_string_lossy()),
+        )?
+    };
+    print!("{text}");
+    Ok(0)
+}
+
+fn read_virtual(p: &Path, name: &str) -> anyhow::Result<String> {
+    match xattr::get(p, name) {
+        Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
+        Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),
+        Err(e) => bail!("{}: {}", p.display(), short(&e)),
+    }
 }

@@ -194,14 +194,15 @@ fn create_into(
         for (c, file, value) in limit_writes(limits, v2) {
             if c == *ctrl {
                 fs::write(dir.join(file), &value).with_context(|| {
-                    format!("cannot limit {ctrl}: write {value} to {}", dir.join(file).display())
+                    format!(
+                        "cannot limit {ctrl}: write {value} to {}",
+                        dir.join(file).display()
+                    )
                 })?;
             }
         }
     }
-    if !rootless
-        && let Some(h @ Hierarchy::V1(_)) = mounts.find("freezer")
-    {
+    if !rootless && let Some(h @ Hierarchy::V1(_)) = mounts.find("freezer") {
         let dir = cgroup_dir(&h, "freezer", id, rootless);
         make_dir(cg, &dir, "freezer", rootless)?;
     }
@@ -242,9 +243,8 @@ fn enable_v2_controller(h: &Hierarchy, dir: &Path, ctrl: &str) -> Result<()> {
         if current.split_whitespace().any(|c| c == ctrl) {
             continue;
         }
-        fs::write(&control, format!("+{ctrl}")).with_context(|| {
-            format!("cannot limit {ctrl}: enable it in {}", control.display())
-        })?;
+        fs::write(&control, format!("+{ctrl}"))
+            .with_context(|| format!("cannot limit {ctrl}: enable it in {}", control.display()))?;
     }
     Ok(())
 }
@@ -282,10 +282,7 @@ pub fn remove_dirs(dirs: &[PathBuf]) {
 
 /// Freezes or thaws through the v1 freezer cgroup among `dirs`; false when there is none.
 pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<bool> {
-    let Some(dir) = dirs
-        .iter()
-        .find(|d| d.join("freezer.state").exists())
-    else {
+    let Some(dir) = dirs.iter().find(|d| d.join("freezer.state").exists()) else {
         return Ok(false);
     };
     let state = dir.join("freezer.state");

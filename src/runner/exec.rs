@@ -47,7 +47,10 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     let plan = ProcessPlan {
         argv: a.cmd.clone(),
         env,
-        workdir: a.workdir.clone().unwrap_or_else(|| c.config.workdir.clone()),
+        workdir: a
+            .workdir
+            .clone()
+            .unwrap_or_else(|| c.config.workdir.clone()),
         user: a.user.clone().or_else(|| c.config.user.clone()),
         tty: a.tty,
         init: false,
@@ -101,7 +104,11 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     })?;
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
     if !msg.is_empty() {
-        eprintln!("unionctl: exec in {}: {}", c.name, String::from_utf8_lossy(&msg));
+        eprintln!(
+            "unionctl: exec in {}: {}",
+            c.name,
+            String::from_utf8_lossy(&msg)
+        );
         return Ok(process::SETUP_FAILED);
     }
     Ok(code)

@@ -31,7 +31,8 @@ fn read_in_layers(lowers: &[PathBuf], path: &str) -> String {
 fn validate_hostname(h: &str) -> Result<()> {
     let ok = !h.is_empty()
         && h.len() <= 63
-        && h.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
+        && h.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'.')
         && !h.starts_with('-');
     if !ok {
         bail!("invalid hostname {h:?}: use letters, digits, '-' and '.', at most 63");
@@ -43,8 +44,7 @@ fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
     let mut config = Config::default();
     let (image, rootfs, lowers, cmd_args) = match &a.rootfs {
         Some(dir) => {
-            let meta = fs::metadata(dir)
-                .with_context(|| format!("rootfs {}", dir.display()))?;
+            let meta = fs::metadata(dir).with_context(|| format!("rootfs {}", dir.display()))?;
             if !meta.is_dir() {
                 bail!("rootfs {}: not a directory", dir.display());
             }
@@ -61,7 +61,12 @@ fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
             config.env = info.env.clone();
             config.workdir = info.workdir.clone().unwrap_or_default();
             config.user = info.user.clone().filter(|u| !u.is_empty());
-            (Some(info.id.clone()), None, info.lowers.clone(), a.args[1..].to_vec())
+            (
+                Some(info.id.clone()),
+                None,
+                info.lowers.clone(),
+                a.args[1..].to_vec(),
+            )
         }
     };
     for l in &lowers {
@@ -80,13 +85,17 @@ fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
         other => bail!("--network {other:?}: supported are none and host"),
     }
     if !a.publish.is_empty() {
-        bail!("-p {}: publishing ports needs a bridge network, which is not supported (use --network host)", a.publish[0]);
+        bail!(
+            "-p {}: publishing ports needs a bridge network, which is not supported (use --network host)",
+            a.publish[0]
+        );
     }
     for v in &a.volumes {
         let vol = spec::parse_volume(v)?;
         if !vol.anonymous {
-            fs::metadata(&vol.host)
-                .with_context(|| format!("bad volume spec {v:?}: host path {}", vol.host.display()))?;
+            fs::metadata(&vol.host).with_context(|| {
+                format!("bad volume spec {v:?}: host path {}", vol.host.display())
+            })?;
         }
         config.volumes.push(vol);
     }
@@ -123,7 +132,9 @@ fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
         config.memory = Some(spec::parse_bytes(m).map_err(|e| anyhow::anyhow!("--memory: {e}"))?);
     }
     if let Some(c) = &a.cpus {
-        let n = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1);
+        let n = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1);
         config.cpus = Some(spec::parse_cpus(c, n)?);
     }
     if let Some(p) = a.pids_limit {
@@ -303,9 +314,16 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
         return Ok(0);
     }
     let mut rows = vec![
-        ["CONTAINER ID", "IMAGE", "COMMAND", "CREATED", "STATUS", "NAMES"]
-            .map(String::from)
-            .to_vec(),
+        [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ]
+        .map(String::from)
+        .to_vec(),
     ];
     for c in &all {
         let image = match (&c.image, &c.rootfs) {
@@ -436,8 +454,8 @@ pub fn attach(root: &Path, a: CtrArgs) -> Result<i32> {
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
-    let mut f = fs::File::open(c.log_path())
-        .with_context(|| format!("{}", c.log_path().display()))?;
+    let mut f =
+        fs::File::open(c.log_path()).with_context(|| format!("{}", c.log_path().display()))?;
     use std::io::{Read, Seek, SeekFrom};
     f.seek(SeekFrom::End(0))?;
     let mut buf = vec![0u8; 16384];
@@ -528,7 +546,11 @@ fn signal_all(c: &Container, sig: libc::c_int) -> Result<()> {
     let ns = fs::read_link(format!("/proc/{pid}/ns/pid"))
         .with_context(|| format!("pid namespace of {pid}"))?;
     for entry in fs::read_dir("/proc")?.flatten() {
-        let Some(p) = entry.file_name().to_str().and_then(|s| s.parse::<i32>().ok()) else {
+        let Some(p) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
             continue;
         };
         if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns) {

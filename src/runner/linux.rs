@@ -329,7 +329,12 @@ pub fn set_winsize(fd: RawFd, ws: &libc::winsize) {
 pub fn open_pty() -> Result<(OwnedFd, OwnedFd)> {
     let ptmx = c"/dev/ptmx";
     // SAFETY: open with a constant path.
-    let master = unsafe { libc::open(ptmx.as_ptr(), libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC) };
+    let master = unsafe {
+        libc::open(
+            ptmx.as_ptr(),
+            libc::O_RDWR | libc::O_NOCTTY | libc::O_CLOEXEC,
+        )
+    };
     if master < 0 {
         return Err(io::Error::last_os_error()).context("/dev/ptmx");
     }

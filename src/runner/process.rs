@@ -95,7 +95,11 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         spec::env_set(&mut env, &format!("PATH={DEFAULT_PATH}"));
     }
     if spec::env_get(&env, "HOME").is_none() {
-        let home = if user.home.is_empty() { "/" } else { &user.home };
+        let home = if user.home.is_empty() {
+            "/"
+        } else {
+            &user.home
+        };
         spec::env_set(&mut env, &format!("HOME={home}"));
     }
     let workdir = if p.workdir.is_empty() {
@@ -130,18 +134,10 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
             "{what} {id} is not mapped in this container's user namespace (rootless without an /etc/subuid range maps only 0)"
         )
     };
-    nix::unistd::setresgid(
-        user.gid.into(),
-        user.gid.into(),
-        user.gid.into(),
-    )
-    .map_err(|_| unmapped("group", user.gid))?;
-    nix::unistd::setresuid(
-        user.uid.into(),
-        user.uid.into(),
-        user.uid.into(),
-    )
-    .map_err(|_| unmapped("user", user.uid))?;
+    nix::unistd::setresgid(user.gid.into(), user.gid.into(), user.gid.into())
+        .map_err(|_| unmapped("group", user.gid))?;
+    nix::unistd::setresuid(user.uid.into(), user.uid.into(), user.uid.into())
+        .map_err(|_| unmapped("user", user.uid))?;
     linux::clear_ambient();
     if user.uid == 0 {
         linux::set_caps(&linux::DEFAULT_CAPS, &linux::DEFAULT_CAPS, &[])?;
@@ -154,7 +150,9 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
     if argv.is_empty() {
         return Err(anyhow!("no command given and the image has none"));
     }
-    let path_env = spec::env_get(&env, "PATH").unwrap_or(DEFAULT_PATH).to_string();
+    let path_env = spec::env_get(&env, "PATH")
+        .unwrap_or(DEFAULT_PATH)
+        .to_string();
     let program = match find_executable(&argv[0], &path_env) {
         Ok(p) => p,
         Err((code, msg)) => {
@@ -297,11 +295,11 @@ mod tests {
         assert_eq!(find_executable("data", &path).unwrap_err().0, 126);
         assert_eq!(find_executable("nope", &path).unwrap_err().0, 127);
         let abs = d.join("data");
-        assert_eq!(find_executable(abs.to_str().unwrap(), "").unwrap_err().0, 126);
-        assert_eq!(find_executable("/no/such", "").unwrap_err().0, 127);
         assert_eq!(
-            find_executable(d.to_str().unwrap(), "").unwrap_err().0,
+            find_executable(abs.to_str().unwrap(), "").unwrap_err().0,
             126
         );
+        assert_eq!(find_executable("/no/such", "").unwrap_err().0, 127);
+        assert_eq!(find_executable(d.to_str().unwrap(), "").unwrap_err().0, 126);
     }
 }

@@ -225,8 +225,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 
     for v in plan.volumes {
         let target = secure_join(root, &v.container);
-        let meta = fs::metadata(&v.host)
-            .with_context(|| format!("volume {}", v.host.display()))?;
+        let meta = fs::metadata(&v.host).with_context(|| format!("volume {}", v.host.display()))?;
         if meta.is_dir() {
             mkdir_all(&target)?;
         } else {

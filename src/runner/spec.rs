@@ -163,9 +163,9 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
             n
         } else {
             match grp.iter().find(|f| f[0] == g) {
-                Some(f) => f[2].parse().map_err(|_| {
-                    anyhow::anyhow!("unknown group {g:?}: bad /etc/group entry")
-                })?,
+                Some(f) => f[2]
+                    .parse()
+                    .map_err(|_| anyhow::anyhow!("unknown group {g:?}: bad /etc/group entry"))?,
                 None => bail!("unknown group {g:?}: no such group in the container's /etc/group"),
             }
         };
@@ -201,7 +201,14 @@ mod tests {
         assert!(v.readonly && !v.anonymous);
         assert!(!parse_volume("/a:/b").unwrap().readonly);
         assert!(parse_volume("/cache").unwrap().anonymous);
-        for bad in ["rel:/b", "/a:rel", "/a:/b:xx", "/a:/b:ro:z", "/a:/../etc", ""] {
+        for bad in [
+            "rel:/b",
+            "/a:rel",
+            "/a:/b:xx",
+            "/a:/b:ro:z",
+            "/a:/../etc",
+            "",
+        ] {
             let e = parse_volume(bad).unwrap_err().to_string();
             assert!(e.starts_with("bad volume spec"), "{bad}: {e}");
         }
@@ -246,7 +253,9 @@ mod tests {
         assert_eq!((u.uid, u.gid, u.home.as_str()), (4242, 0, "/"));
         let u = resolve_user("nobody:staff", passwd, group).unwrap();
         assert_eq!((u.uid, u.gid), (65534, 50));
-        let e = resolve_user("ghost", passwd, group).unwrap_err().to_string();
+        let e = resolve_user("ghost", passwd, group)
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("unknown user \"ghost\""), "{e}");
         assert!(resolve_user("app:nogroup", passwd, group).is_err());
     }

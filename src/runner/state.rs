@@ -71,7 +71,11 @@ pub struct Config {
 impl Config {
     /// The argv the container runs.
     pub fn argv(&self) -> Vec<String> {
-        self.entrypoint.iter().chain(self.cmd.iter()).cloned().collect()
+        self.entrypoint
+            .iter()
+            .chain(self.cmd.iter())
+            .cloned()
+            .collect()
     }
 }
 
@@ -142,7 +146,8 @@ impl Container {
         let tmp = self.dir.join(".state.json.tmp");
         let data = serde_json::to_vec_pretty(self)?;
         let mut f = fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
-        f.write_all(&data).with_context(|| format!("{}", tmp.display()))?;
+        f.write_all(&data)
+            .with_context(|| format!("{}", tmp.display()))?;
         drop(f);
         fs::rename(&tmp, self.state_path())
             .with_context(|| format!("{}", self.state_path().display()))?;
@@ -430,7 +435,10 @@ mod tests {
             parse_rfc3339("2023-11-14T22:13:20.000000005Z"),
             Some(1_700_000_000)
         );
-        assert_eq!(format_rfc3339(951_782_400, 0), "2000-02-29T00:00:00.000000000Z");
+        assert_eq!(
+            format_rfc3339(951_782_400, 0),
+            "2000-02-29T00:00:00.000000000Z"
+        );
     }
 
     #[test]

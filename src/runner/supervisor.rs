@@ -22,7 +22,6 @@ pub enum Stdio {
     Log,
 }
 
-
 /// Runs the container to its end and returns its exit code. `ready` (detached start)
 /// gets "ok" once the command runs or the error text if it cannot start.
 pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Result<i32> {
@@ -80,7 +79,12 @@ type Started = (
     Option<nix::sys::signalfd::SignalFd>,
 );
 
-fn start_in_cgroups(c: &mut Container, stdio: Stdio, rootless: bool, cg: &Cgroups) -> Result<Started> {
+fn start_in_cgroups(
+    c: &mut Container,
+    stdio: Stdio,
+    rootless: bool,
+    cg: &Cgroups,
+) -> Result<Started> {
     let mut full_idmap = true;
     if rootless {
         // The union must be mounted inside the user and mount namespace it is used from.
@@ -124,7 +128,12 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
     Ok(out)
 }
 
-fn clone_container(c: &mut Container, stdio: Stdio, full_idmap: bool, cg: &Cgroups) -> Result<Started> {
+fn clone_container(
+    c: &mut Container,
+    stdio: Stdio,
+    full_idmap: bool,
+    cg: &Cgroups,
+) -> Result<Started> {
     let files = write_etc_files(c)?;
     let mut env = c.config.env.clone();
     super::spec::env_set(&mut env, &format!("HOSTNAME={}", c.config.hostname));
@@ -174,7 +183,8 @@ fn clone_container(c: &mut Container, stdio: Stdio, full_idmap: bool, cg: &Cgrou
     // Blocked before the clone: the child unblocks them just before exec.
     let signals = Some(tty::forwarded_signals()?);
 
-    let mut flags = libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    let mut flags =
+        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if c.config.network != "host" {
         flags |= libc::CLONE_NEWNET;
     }
@@ -229,7 +239,10 @@ fn clone_container(c: &mut Container, stdio: Stdio, full_idmap: bool, cg: &Cgrou
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
     if !msg.is_empty() {
         let _ = linux::wait_pid(pid);
-        return Err(anyhow!("container setup: {}", String::from_utf8_lossy(&msg)));
+        return Err(anyhow!(
+            "container setup: {}",
+            String::from_utf8_lossy(&msg)
+        ));
     }
     let dirs = cg.dirs.clone();
     c.update(|r| {

@@ -13,11 +13,33 @@ fn unionctl_binary() -> Result<PathBuf> {
 pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
     // TEMPORARY stand-in until `unionctl mount` lands on main.
     if std::env::var_os("UNIONCTL_KERNEL_OVERLAY").is_some() {
-        let lower = lowers.iter().map(|p| p.to_string_lossy().into_owned()).collect::<Vec<_>>().join(":");
+        let lower = lowers
+            .iter()
+            .map(|p| p.to_string_lossy().into_owned())
+            .collect::<Vec<_>>()
+            .join(":");
         // SAFETY: getter.
-        let extra = if std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default().contains("4294967295") { "" } else { ",userxattr" };
-        let data = format!("lowerdir={lower},upperdir={},workdir={}{extra}", upper.display(), work.display());
-        return nix::mount::mount(Some("overlay"), merged, Some("overlay"), nix::mount::MsFlags::empty(), Some(data.as_str())).with_context(|| format!("overlay {data}"));
+        let extra = if std::fs::read_to_string("/proc/self/uid_map")
+            .unwrap_or_default()
+            .contains("4294967295")
+        {
+            ""
+        } else {
+            ",userxattr"
+        };
+        let data = format!(
+            "lowerdir={lower},upperdir={},workdir={}{extra}",
+            upper.display(),
+            work.display()
+        );
+        return nix::mount::mount(
+            Some("overlay"),
+            merged,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(data.as_str()),
+        )
+        .with_context(|| format!("overlay {data}"));
     }
     let lower = lowers
         .iter()
@@ -43,7 +65,11 @@ pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Re
         .status()
         .context("run unionctl mount")?;
     if !out.success() {
-        bail!("union mount of {}: {}", merged.display(), read_errors(errors));
+        bail!(
+            "union mount of {}: {}",
+            merged.display(),
+            read_errors(errors)
+        );
     }
     Ok(())
 }
@@ -54,7 +80,11 @@ fn read_errors(mut f: std::fs::File) -> String {
     let _ = f.rewind();
     let _ = f.read_to_string(&mut s);
     let s = s.trim().trim_start_matches("unionctl: ");
-    if s.is_empty() { "failed".into() } else { s.to_string() }
+    if s.is_empty() {
+        "failed".into()
+    } else {
+        s.to_string()
+    }
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
@@ -71,7 +101,11 @@ pub fn unmount(merged: &Path) -> Result<()> {
         .status()
         .context("run unionctl umount")?;
     if !out.success() {
-        bail!("union umount of {}: {}", merged.display(), read_errors(errors));
+        bail!(
+            "union umount of {}: {}",
+            merged.display(),
+            read_errors(errors)
+        );
     }
     Ok(())
 }

@@ -1,11 +1,13 @@
 //! Union semantics over plain directories, following kernel overlayfs. No FUSE here:
 //! every operation takes inode numbers and names and returns `io::Result` with the errno
 //! overlayfs would give.
+mod introspect;
 pub mod layers;
 pub mod node;
 mod ops;
 mod readdir;
 
+pub use introspect::{LAYERS_XATTR, WHICH_XATTR};
 pub use layers::{LayerSpec, Layers, SpecError};
 pub use node::{LowerRef, Node, NodeState, ROOT};
 pub use ops::{Caller, SetAttr, SetTime};
@@ -24,6 +26,9 @@ pub struct UnionFs {
     pub layers: Layers,
     pub nodes: node::NodeTable,
     tmp_seq: AtomicU64,
+    /// Told the inode number of an object whose attributes changed behind the caller's
+    /// back (a directory copied up becomes merged: its link count changes).
+    pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
 /// What one name resolves to in the union, before it becomes a node.
@@ -54,6 +59,7 @@ impl UnionFs {
             layers,
             nodes: node::NodeTable::default(),
             tmp_seq: AtomicU64::new(0),
+            on_attr_change: std::sync::OnceLock::new(),
         };
         let upper = fs.layers.upper.is_some();
         let mut lowers = Vec::new();
@@ -355,30 +361,31 @@ impl UnionFs {
             if (st.upper && !st.lowers.is_empty()) || st.lowers.len() > 1 {
                 s.st_nlink = 1;
             }
-        } else if st.index.is_some() {
+        } else if s.st_nlink > 1 || st.index.is_some() {
             s.st_nlink = self.merged_nlink(fd, &p, &s, &st)?;
         }
         Ok(s)
     }
 
-    /// Link count of an indexed object: the upper count corrected by `overlay.nlink`.
+    /// Link count of a copied-up hard link, as overlayfs computes it: the real count of
+    /// the upper (or lower) inode plus the offset kept in `overlay.nlink`; the real upper
+    /// count when there is none.
     fn merged_nlink(&self, fd: RawFd, p: &OsStr, s: &Stat, st: &NodeState) -> io::Result<u64> {
         let Some(v) = whiteout::get(fd, p, &self.layers.xattr.nlink)? else {
-            return Ok(s.st_nlink.saturating_sub(1).max(1));
+            return Ok(s.st_nlink);
         };
-        let txt = String::from_utf8_lossy(&v);
-        let (base, off) = txt.split_at(1.min(txt.len()));
-        let off: i64 = off.trim_start_matches('+').parse().unwrap_or(0);
+        let Some((base, off)) = parse_nlink(&v) else {
+            return Ok(s.st_nlink);
+        };
         let base = match base {
-            "L" => st
-                .lowers
-                .first()
-                .and_then(|l| sys::lstatat(self.lower_fd(l.layer), &l.path).ok())
-                .map(|l| l.st_nlink as i64)
-                .unwrap_or(s.st_nlink as i64),
+            b'L' => match st.lowers.first() {
+                Some(l) => sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_nlink as i64,
+                None => return Ok(s.st_nlink),
+            },
             _ => s.st_nlink as i64,
         };
-        Ok((base + off).max(0) as u64)
+        let n = base + off;
+        Ok(if n > 0 { n as u64 } else { s.st_nlink })
     }
 
     pub fn getattr(&self, ino: u64) -> io::Result<Stat> {
@@ -391,9 +398,10 @@ impl UnionFs {
         let mut s = sys::fstat(fd)?;
         s.st_ino = node.ino;
         let st = node.snapshot();
-        if st.index.is_some() {
-            let (rfd, p) = self.real(&node, &st)?;
-            s.st_nlink = self.merged_nlink(rfd, &p, &s, &st)?;
+        if s.st_nlink > 1 || st.index.is_some() {
+            if let Ok((rfd, p)) = self.real(&node, &st) {
+                s.st_nlink = self.merged_nlink(rfd, &p, &s, &st)?;
+            }
         }
         Ok(s)
     }
@@ -434,11 +442,43 @@ impl UnionFs {
     }
 }
 
+/// Parses `overlay.nlink` ("U+2", "L-1"): the base ('U' or 'L') and the offset.
+pub fn parse_nlink(v: &[u8]) -> Option<(u8, i64)> {
+    let (&base, rest) = v.split_first()?;
+    if base != b'U' && base != b'L' {
+        return None;
+    }
+    let txt = std::str::from_utf8(rest).ok()?.trim_end_matches('\0');
+    if !txt.starts_with('+') && !txt.starts_with('-') {
+        return None;
+    }
+    Some((base, txt.parse().ok()?))
+}
+
 /// Splits a relative path into (parent, name).
 pub fn split(p: &OsStr) -> (&OsStr, &OsStr) {
     let b = p.as_bytes();
     match b.iter().rposition(|&c| c == b'/') {
         Some(i) => (OsStr::from_bytes(&b[..i]), OsStr::from_bytes(&b[i + 1..])),
         None => (OsStr::new(""), p),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nlink_xattr_forms() {
+        assert_eq!(parse_nlink(b"U+0"), Some((b'U', 0)));
+        assert_eq!(parse_nlink(b"U-2"), Some((b'U', -2)));
+        assert_eq!(parse_nlink(b"L+1\0"), Some((b'L', 1)));
+        assert_eq!(parse_nlink(b"X+1"), None);
+        assert_eq!(parse_nlink(b"U1"), None);
+        assert_eq!(
+            split(OsStr::new("a/b/c")),
+            (OsStr::new("a/b"), OsStr::new("c"))
+        );
+        assert_eq!(split(OsStr::new("c")), (OsStr::new(""), OsStr::new("c")));
     }
 }

@@ -44,6 +44,20 @@ pub struct SetAttr {
     pub mtime: Option<SetTime>,
 }
 
+fn restore_times(fd: RawFd, p: &OsStr, before: &Stat) -> io::Result<()> {
+    let t = [
+        libc::timespec {
+            tv_sec: before.st_atime,
+            tv_nsec: before.st_atime_nsec,
+        },
+        libc::timespec {
+            tv_sec: before.st_mtime,
+            tv_nsec: before.st_mtime_nsec,
+        },
+    ];
+    sys::utimensat(fd, p, &t)
+}
+
 fn ts(t: Option<SetTime>) -> libc::timespec {
     match t {
         None => libc::timespec {
@@ -61,10 +75,6 @@ fn ts(t: Option<SetTime>) -> libc::timespec {
 impl UnionFs {
     fn upper(&self) -> io::Result<RawFd> {
         self.layers.upper_fd()
-    }
-
-    fn is_private_xattr(&self, name: &CStr) -> bool {
-        self.layers.xattr.is_private(name.to_bytes())
     }
 
     fn dir_path(&self, parent: u64) -> io::Result<(Arc<Node>, NodeState, OsString)> {
@@ -90,9 +100,12 @@ impl UnionFs {
     /// Makes sure a node's object exists in the upper layer, copying up parents first.
     pub fn copy_up(&self, ino: u64) -> io::Result<()> {
         let node = self.node(ino)?;
+        // Done when the object is in the upper layer; for a hard link copied up through the
+        // index, its first name must be there too (other names may still be lower only).
+        let done = |st: &NodeState| st.upper && st.index.is_none();
         let (parent, name) = {
             let st = node.lock();
-            if st.upper {
+            if done(&st) {
                 return Ok(());
             }
             st.aliases.first().cloned().ok_or_else(enoent)?
@@ -102,17 +115,24 @@ impl UnionFs {
         }
         self.copy_up(parent)?;
         let ufd = self.upper()?;
-        let path = join(&self.path_of(parent)?, &name);
+        let ppath = self.path_of(parent)?;
+        let path = join(&ppath, &name);
         let mut st = node.lock();
-        if st.upper {
+        if done(&st) {
             return Ok(());
         }
+        if st.index.is_some() && sys::lstat_opt(ufd, &path)?.is_some() {
+            st.upper = true;
+            return Ok(());
+        }
+        // Copy-up is invisible: the parent keeps its times (as overlayfs restores them).
+        let parent_before = sys::lstatat(ufd, &ppath)?;
         if let (Some(ix), Some(ixfd)) = (&st.index, &self.layers.index) {
             // Another name of this hard link was copied up: link it here too.
             sys::linkat(ixfd.as_raw_fd(), ix, ufd, &path)?;
             self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
             st.upper = true;
-            return Ok(());
+            return restore_times(ufd, &ppath, &parent_before);
         }
         let lower = st.lowers.first().cloned().ok_or_else(enoent)?;
         let lfd = self.layers.lowers[lower.layer].raw();
@@ -120,41 +140,69 @@ impl UnionFs {
         let work = self.layers.work_fd();
         let tmp = self.tmp_name();
         let skip = |n: &[u8]| self.layers.xattr.is_private(n);
-        let with_data = true;
         let res = (|| {
-            cow::copy_object(lfd, &lower.path, &lst, work, &tmp, with_data, &skip)?;
-            if let Ok(fb) = self
-                .index_name(&lower)
-                .map(|h| hex::decode(h.as_encoded_bytes()).unwrap_or_default())
+            cow::copy_object(lfd, &lower.path, &lst, work, &tmp, true, &skip)?;
+            let ix = self.index_name(&lower).ok();
+            if let Some(fb) = ix
+                .as_ref()
+                .and_then(|h| hex::decode(h.as_encoded_bytes()).ok())
             {
+                // Not every file system can hold it (user.* on a symlink): optional.
                 let _ = sys::lsetxattr(work, &tmp, &self.layers.xattr.origin, &fb, 0);
             }
-            let index = !node.is_dir && lst.st_nlink > 1 && self.layers.index.is_some();
-            if index {
-                let ix = self.index_name(&lower)?;
-                let ixfd = self.layers.index.as_ref().unwrap().as_raw_fd();
-                // Union names = lower names; upper names after this = index + this one.
-                let v = format!("U{:+}", lst.st_nlink as i64 - 2);
-                sys::lsetxattr(work, &tmp, &self.layers.xattr.nlink, v.as_bytes(), 0)?;
-                sys::renameat2(work, &tmp, ixfd, &ix, libc::RENAME_NOREPLACE)?;
-                sys::linkat(ixfd, &ix, ufd, &path)?;
-                Ok(Some(ix))
-            } else {
-                sys::renameat2(work, &tmp, ufd, &path, libc::RENAME_NOREPLACE)?;
-                Ok(None)
+            match (ix, &self.layers.index) {
+                (Some(ix), Some(ixfd)) if !node.is_dir && lst.st_nlink > 1 => {
+                    let ixfd = ixfd.as_raw_fd();
+                    // Union names = lower names; upper names after this = index + this one.
+                    let v = format!("U{:+}", lst.st_nlink as i64 - 2);
+                    sys::lsetxattr(work, &tmp, &self.layers.xattr.nlink, v.as_bytes(), 0)?;
+                    sys::renameat2(work, &tmp, ixfd, &ix, libc::RENAME_NOREPLACE)?;
+                    sys::linkat(ixfd, &ix, ufd, &path)?;
+                    Ok(Some(ix))
+                }
+                _ => {
+                    sys::renameat2(work, &tmp, ufd, &path, libc::RENAME_NOREPLACE)?;
+                    Ok(None)
+                }
             }
         })();
         match res {
             Ok(ix) => {
                 st.index = ix;
                 st.upper = true;
-                Ok(())
+                if node.is_dir
+                    && let Some(f) = self.on_attr_change.get()
+                {
+                    f(ino);
+                }
+                restore_times(ufd, &ppath, &parent_before)
             }
             Err(e) => {
                 let _ = cow::remove_tree(work, &tmp);
                 Err(e)
             }
         }
+    }
+
+    /// Copies a directory and everything the union shows under it into the upper layer
+    /// and makes it opaque, so it no longer depends on lower layers (aufs-format rename).
+    fn copy_up_tree(&self, ino: u64) -> io::Result<()> {
+        self.copy_up(ino)?;
+        for e in self.list_dir(ino)? {
+            let (child, _) = self.lookup(ino, &e.name)?;
+            let r = if child.is_dir {
+                self.copy_up_tree(child.ino)
+            } else {
+                self.copy_up(child.ino)
+            };
+            self.forget(child.ino, 1);
+            r?;
+        }
+        let node = self.node(ino)?;
+        self.set_opaque(self.upper()?, &self.path_of(ino)?)?;
+        let mut st = node.lock();
+        st.lowers.clear();
+        Ok(())
     }
 
     /// Adds DELTA to the offset kept in `overlay.nlink` of an indexed object.
@@ -618,7 +666,16 @@ impl UnionFs {
         if self.layers.format == Format::Aufs
             && (needs_redirect(&src) || (exchange && dst.as_ref().is_some_and(needs_redirect)))
         {
-            return Err(sys::errno(libc::EXDEV));
+            // aufs has no redirects: move a whole copy instead, then rename plainly.
+            for f in [Some(&src), dst.as_ref().filter(|_| exchange)]
+                .into_iter()
+                .flatten()
+            {
+                if needs_redirect(f) {
+                    self.copy_up_tree(f.ino)?;
+                }
+            }
+            return self.rename(op, oname, np, nname, flags);
         }
         let src_node = self.node(src.ino)?;
         self.copy_up(op)?;
@@ -633,6 +690,9 @@ impl UnionFs {
                 Some(n)
             }
             (Some(d), false) => {
+                if let (None, Some(ix), Some(ixfd)) = (&d.upper, &d.index, &self.layers.index) {
+                    self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
+                }
                 let n = self.nodes.get(d.ino);
                 if let Some(n) = &n
                     && !Arc::ptr_eq(n, &src_node)
@@ -776,13 +836,17 @@ impl UnionFs {
     }
 
     pub fn getxattr(&self, ino: u64, name: &CStr, size: usize) -> io::Result<Vec<u8>> {
-        if self.is_private_xattr(name) {
-            return Err(sys::errno(libc::EOPNOTSUPP));
+        if let Some(v) = self.virtual_xattr(ino, name.to_bytes()) {
+            let v = v?;
+            if size != 0 && v.len() > size {
+                return Err(sys::errno(libc::ERANGE));
+            }
+            return Ok(v);
         }
         let node = self.node(ino)?;
         let st = node.snapshot();
         let (fd, p) = self.real(&node, &st)?;
-        sys::lgetxattr_raw(fd, &p, name, size)
+        sys::lgetxattr_raw(fd, &p, &self.layers.xattr.to_real(name), size)
     }
 
     pub fn listxattr(&self, ino: u64) -> io::Result<Vec<u8>> {
@@ -791,17 +855,14 @@ impl UnionFs {
         let (fd, p) = self.real(&node, &st)?;
         let mut out = Vec::new();
         for n in sys::llistxattr(fd, &p)? {
-            if !self.is_private_xattr(&n) {
-                out.extend_from_slice(n.as_bytes_with_nul());
+            if let Some(shown) = self.layers.xattr.from_real(&n) {
+                out.extend_from_slice(shown.as_bytes_with_nul());
             }
         }
         Ok(out)
     }
 
     pub fn setxattr(&self, ino: u64, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
-        if self.is_private_xattr(name) {
-            return Err(sys::errno(libc::EOPNOTSUPP));
-        }
         if self.read_only() {
             return Err(sys::errno(libc::EROFS));
         }
@@ -809,16 +870,15 @@ impl UnionFs {
         self.copy_up(ino)?;
         let st = node.snapshot();
         let (fd, p) = self.real(&node, &st)?;
-        sys::lsetxattr(fd, &p, name, value, flags)
+        sys::lsetxattr(fd, &p, &self.layers.xattr.to_real(name), value, flags)
     }
 
     pub fn removexattr(&self, ino: u64, name: &CStr) -> io::Result<()> {
-        if self.is_private_xattr(name) {
-            return Err(sys::errno(libc::EOPNOTSUPP));
-        }
         if self.read_only() {
             return Err(sys::errno(libc::EROFS));
         }
+        let real = self.layers.xattr.to_real(name);
+        let name = real.as_c_str();
         let node = self.node(ino)?;
         let st = node.snapshot();
         if !st.upper && st.index.is_none() {

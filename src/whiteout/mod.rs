@@ -61,10 +61,41 @@ impl XattrNames {
         }
     }
 
-    /// True for xattr names that belong to the union itself and never show through it:
-    /// both namespaces' `overlay.*`, so a tree written by either mode stays private.
-    pub fn is_private(&self, name: &[u8]) -> bool {
-        name.starts_with(b"trusted.overlay.") || name.starts_with(b"user.overlay.")
+    /// True for real xattr names that belong to the union itself (its own prefix, except
+    /// the escaped `PREFIX overlay.*` names that hold a user's own xattrs of that prefix).
+    pub fn is_private(&self, real: &[u8]) -> bool {
+        let p = self.prefix.as_bytes();
+        real.starts_with(p) && !real[p.len()..].starts_with(b"overlay.")
+    }
+
+    /// The real name under which an xattr NAME seen through the union is stored: names of
+    /// the union's own prefix are escaped with one more `overlay.` (as overlayfs does).
+    pub fn to_real(&self, name: &CStr) -> CString {
+        let p = self.prefix.as_bytes();
+        let b = name.to_bytes();
+        match b.strip_prefix(p) {
+            Some(rest) => {
+                let mut v = p.to_vec();
+                v.extend_from_slice(b"overlay.");
+                v.extend_from_slice(rest);
+                CString::new(v).unwrap_or_else(|_| name.to_owned())
+            }
+            None => name.to_owned(),
+        }
+    }
+
+    /// The name shown through the union for a real xattr name; None hides it.
+    pub fn from_real(&self, real: &CStr) -> Option<CString> {
+        let p = self.prefix.as_bytes();
+        let b = real.to_bytes();
+        match b.strip_prefix(p) {
+            Some(rest) => rest.strip_prefix(b"overlay.").map(|r| {
+                let mut v = p.to_vec();
+                v.extend_from_slice(r);
+                CString::new(v).unwrap()
+            }),
+            None => Some(real.to_owned()),
+        }
     }
 }
 
@@ -307,8 +338,18 @@ mod tests {
     fn xattr_privacy() {
         let x = XattrNames::new(false);
         assert_eq!(x.opaque.to_bytes(), b"trusted.overlay.opaque");
-        assert!(x.is_private(b"user.overlay.redirect"));
+        assert!(x.is_private(b"trusted.overlay.redirect"));
+        assert!(!x.is_private(b"trusted.overlay.overlay.redirect"));
+        assert!(!x.is_private(b"user.overlay.redirect"));
         assert!(!x.is_private(b"user.foo"));
+        let esc = x.to_real(c"trusted.overlay.opaque");
+        assert_eq!(esc.to_bytes(), b"trusted.overlay.overlay.opaque");
+        assert_eq!(
+            x.from_real(&esc).unwrap().to_bytes(),
+            b"trusted.overlay.opaque"
+        );
+        assert_eq!(x.from_real(c"trusted.overlay.opaque"), None);
+        assert_eq!(x.from_real(c"user.a").unwrap().to_bytes(), b"user.a");
         assert_eq!(
             XattrNames::new(true).origin.to_bytes(),
             b"user.overlay.origin"

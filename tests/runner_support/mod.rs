@@ -31,14 +31,19 @@ pub fn build_busybox_rootfs(dir: &Path) {
     fs::create_dir_all(&bin).unwrap();
     fs::copy(find_busybox(), bin.join("busybox")).unwrap();
     fs::set_permissions(bin.join("busybox"), fs::Permissions::from_mode(0o755)).unwrap();
-    let list = Command::new(bin.join("busybox")).arg("--list").output().unwrap();
+    let list = Command::new(bin.join("busybox"))
+        .arg("--list")
+        .output()
+        .unwrap();
     for applet in String::from_utf8_lossy(&list.stdout).lines() {
         let link = bin.join(applet);
         if !link.exists() {
             symlink("busybox", link).unwrap();
         }
     }
-    for d in ["etc", "proc", "sys", "dev", "tmp", "root", "home/app", "usr/bin"] {
+    for d in [
+        "etc", "proc", "sys", "dev", "tmp", "root", "home/app", "usr/bin",
+    ] {
         fs::create_dir_all(dir.join(d)).unwrap();
     }
     fs::set_permissions(dir.join("tmp"), fs::Permissions::from_mode(0o1777)).unwrap();
@@ -63,7 +68,8 @@ pub fn busybox_rootfs() -> PathBuf {
         let dir = PathBuf::from(CACHE).join("runner-busybox");
         if !dir.join("bin/sh").exists() {
             fs::create_dir_all(CACHE).unwrap();
-            let tmp = PathBuf::from(CACHE).join(format!("runner-busybox.tmp{}", std::process::id()));
+            let tmp =
+                PathBuf::from(CACHE).join(format!("runner-busybox.tmp{}", std::process::id()));
             let _ = fs::remove_dir_all(&tmp);
             build_busybox_rootfs(&tmp);
             if fs::rename(&tmp, &dir).is_err() {
@@ -83,7 +89,8 @@ pub fn minbase_rootfs() -> PathBuf {
         let dir = PathBuf::from(CACHE).join("bookworm-minbase");
         if !dir.join("usr/bin/dpkg").exists() {
             fs::create_dir_all(CACHE).unwrap();
-            let tmp = PathBuf::from(CACHE).join(format!("bookworm-minbase.tmp{}", std::process::id()));
+            let tmp =
+                PathBuf::from(CACHE).join(format!("bookworm-minbase.tmp{}", std::process::id()));
             let _ = fs::remove_dir_all(&tmp);
             let st = Command::new("debootstrap")
                 .args(["--variant=minbase", "bookworm"])
@@ -198,13 +205,25 @@ pub fn host_mounts_with(needle: &str) -> Vec<String> {
 pub fn test_user() -> (u32, u32) {
     static IDS: OnceLock<(u32, u32)> = OnceLock::new();
     *IDS.get_or_init(|| {
-        let exists = Command::new("id").arg(TEST_USER).output().unwrap().status.success();
+        let exists = Command::new("id")
+            .arg(TEST_USER)
+            .output()
+            .unwrap()
+            .status
+            .success();
         if !exists {
             let st = Command::new("useradd")
                 .args(["-m", "-s", "/bin/sh", TEST_USER])
                 .status()
                 .unwrap();
-            assert!(st.success() || Command::new("id").arg(TEST_USER).status().unwrap().success());
+            assert!(
+                st.success()
+                    || Command::new("id")
+                        .arg(TEST_USER)
+                        .status()
+                        .unwrap()
+                        .success()
+            );
         }
         let id = |flag: &str| -> u32 {
             let o = Command::new("id").args([flag, TEST_USER]).output().unwrap();
@@ -220,7 +239,12 @@ pub fn test_user() -> (u32, u32) {
 /// by the user, as a rootless image store unpacks them).
 pub fn user_owned_copy(src: &Path, dst: &Path) {
     let (uid, gid) = test_user();
-    let st = Command::new("cp").arg("-a").arg(src).arg(dst).status().unwrap();
+    let st = Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(dst)
+        .status()
+        .unwrap();
     assert!(st.success());
     let st = Command::new("chown")
         .arg("-R")

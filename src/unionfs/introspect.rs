@@ -1,0 +1,81 @@
+//! What a union is made of, asked through the mount itself: reading the virtual xattrs
+//! `user.unionctl.layers` (any path) and `user.unionctl.which[.NAME]` (an object, or the
+//! child NAME of a directory, e.g. for a symlink) answers with text. Nothing is stored.
+use super::{NodeState, UnionFs};
+use crate::sys;
+use std::ffi::OsStr;
+use std::fmt::Write;
+use std::io;
+use std::os::unix::ffi::OsStrExt;
+
+pub const LAYERS_XATTR: &str = "user.unionctl.layers";
+pub const WHICH_XATTR: &str = "user.unionctl.which";
+
+impl UnionFs {
+    /// One line per layer, top first: "upper PATH", "lower N PATH", then "work PATH".
+    pub fn describe_layers(&self) -> String {
+        let mut s = String::new();
+        if let Some(u) = &self.layers.upper {
+            let _ = writeln!(s, "upper\t{}", u.path.display());
+        }
+        for (i, l) in self.layers.lowers.iter().enumerate() {
+            let _ = writeln!(s, "lower {i}\t{}", l.path.display());
+        }
+        let _ = writeln!(s, "format\t{:?}", self.layers.format);
+        s
+    }
+
+    /// Where an object comes from: one line per layer that supplies it, top first.
+    fn describe_state(&self, st: &NodeState, path: &OsStr) -> String {
+        let mut s = String::new();
+        if st.upper {
+            if let Some(u) = &self.layers.upper {
+                let _ = writeln!(s, "upper\t{}", u.path.join(path).display());
+            }
+        } else if let (Some(ix), Some(u)) = (&st.index, &self.layers.upper) {
+            let _ = writeln!(s, "index\t{} ({})", ix.to_string_lossy(), u.path.display());
+        }
+        for l in &st.lowers {
+            let layer = &self.layers.lowers[l.layer];
+            let _ = writeln!(
+                s,
+                "lower {}\t{}",
+                l.layer,
+                layer.path.join(&l.path).display()
+            );
+        }
+        s
+    }
+
+    /// Answers a virtual xattr read, or None when NAME is not one.
+    pub fn virtual_xattr(&self, ino: u64, name: &[u8]) -> Option<io::Result<Vec<u8>>> {
+        if name == LAYERS_XATTR.as_bytes() {
+            return Some(Ok(self.describe_layers().into_bytes()));
+        }
+        let rest = name.strip_prefix(WHICH_XATTR.as_bytes())?;
+        Some((|| {
+            let node = self.node(ino)?;
+            let path = self.path_of(ino)?;
+            if rest.is_empty() {
+                return Ok(self.describe_state(&node.snapshot(), &path).into_bytes());
+            }
+            let child = rest
+                .strip_prefix(b".")
+                .ok_or_else(|| sys::errno(libc::ENODATA))?;
+            let f = self
+                .resolve(&node.snapshot(), &path, OsStr::from_bytes(child))?
+                .ok_or_else(|| sys::errno(libc::ENOENT))?;
+            let st = NodeState {
+                aliases: vec![],
+                upper: f.upper.is_some(),
+                lowers: f.lowers,
+                redirected: f.redirected,
+                index: f.index,
+                orphan: None,
+            };
+            Ok(self
+                .describe_state(&st, &crate::whiteout::join(&path, OsStr::from_bytes(child)))
+                .into_bytes())
+        })())
+    }
+}
