@@ -243,7 +243,9 @@ impl Filesystem for UnionFuse {
             F::FUSE_PARALLEL_DIROPS
                 | F::FUSE_CACHE_SYMLINKS
                 | F::FUSE_DO_READDIRPLUS
-                | F::FUSE_READDIRPLUS_AUTO,
+                | F::FUSE_READDIRPLUS_AUTO
+                // The kernel checks and caches POSIX ACLs itself, as on the layers.
+                | F::FUSE_POSIX_ACL,
         );
         let _ = config.set_max_write(1 << 20);
         // Passthrough needs CAP_SYS_ADMIN in the initial namespace; try it only there.
