@@ -115,6 +115,9 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
 }
 
 pub fn cmd_mount(a: MountArgs) -> anyhow::Result<i32> {
+    // The daemon may live long: it must not keep files of whoever started it open (a
+    // directory fd inherited from a test would keep another mount busy).
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let req = MountRequest::from_args(&a)?;
     precheck(&req)?;
     if a.foreground {
@@ -174,8 +177,30 @@ fn detach_stdio() {
 }
 
 pub fn cmd_umount(a: UmountArgs) -> anyhow::Result<i32> {
+    // Ask the daemon who it is first, so we return only once it has finished (and its
+    // last writes are done); a dead daemon simply does not answer.
+    let daemon = xattr::get(&a.merged, crate::unionfs::PID_XATTR)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8(v).ok()?.parse::<i32>().ok());
     unmount(&a.merged)?;
+    if let Some(pid) = daemon {
+        wait_for_exit(pid, std::time::Duration::from_secs(10));
+    }
     Ok(0)
+}
+
+/// Waits until process PID is gone (or TIMEOUT passed).
+fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return; // already gone
+    }
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    unsafe {
+        libc::poll(&mut p, 1, timeout.as_millis() as i32);
+        libc::close(fd);
+    }
 }
 
 /// Unmounts a union (also one whose daemon died: the kernel still lists it).

@@ -7,7 +7,7 @@ pub mod node;
 mod ops;
 mod readdir;
 
-pub use introspect::{LAYERS_XATTR, WHICH_XATTR};
+pub use introspect::{LAYERS_XATTR, PID_XATTR, WHICH_XATTR};
 pub use layers::{LayerSpec, Layers, SpecError};
 pub use node::{LowerRef, Node, NodeState, ROOT};
 pub use ops::{Caller, SetAttr, SetTime};
