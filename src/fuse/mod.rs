@@ -10,6 +10,7 @@ use crate::whiteout::Format;
 use anyhow::{Context, bail};
 use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
 /// Everything needed to serve one union mount.
@@ -82,7 +83,11 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     unsafe { libc::umask(0) };
     // A failed mount leaves nothing behind: remember whether the work dir is ours to remove.
     let fresh_work = req.spec.upper.as_ref().and_then(|u| {
-        let w = req.spec.work.clone().unwrap_or_else(|| crate::unionfs::layers::default_work(u));
+        let w = req
+            .spec
+            .work
+            .clone()
+            .unwrap_or_else(|| crate::unionfs::layers::default_work(u));
         (!w.exists()).then_some(w)
     });
     let cleanup = |e: anyhow::Error| {
@@ -101,8 +106,13 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     let _ = fs.on_attr_change.set(Box::new(move |ino| {
         let _ = tx.send(ino);
     }));
-    let session = fuser::Session::new(UnionFuse::new(fs), &req.merged, &config)
-        .map_err(|e| cleanup(anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e))))?;
+    let session = start_session(UnionFuse::new(fs), &req.merged, &config).map_err(|e| {
+        cleanup(anyhow::anyhow!(
+            "{}: cannot mount: {}",
+            req.merged.display(),
+            short(&e)
+        ))
+    })?;
     let notifier = session.notifier();
     std::thread::spawn(move || {
         for ino in rx {
@@ -112,6 +122,38 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     ready();
     session.run().context("serving the union")?;
     Ok(())
+}
+
+/// Mounts the FUSE connection with mount(2) ourselves where we may (root, or inside a
+/// user namespace): then the session does not own the mount and never unmounts the path
+/// when it ends, which could hit another file system mounted there meanwhile. A user
+/// without that right goes through fusermount3 (fuser's own mount).
+fn start_session(
+    fs: UnionFuse,
+    merged: &Path,
+    config: &fuser::Config,
+) -> std::io::Result<fuser::Session<UnionFuse>> {
+    use std::os::fd::{FromRawFd, IntoRawFd};
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")?;
+    let rootmode = std::fs::metadata(merged)?.permissions().mode() & libc::S_IFMT;
+    let (flags, source, data) = options::kernel_mount_args(config, dev.as_raw_fd(), rootmode);
+    match nix::mount::mount(
+        Some(source.as_str()),
+        merged,
+        Some("fuse.unionctl"),
+        flags,
+        Some(data.as_str()),
+    ) {
+        Ok(()) => {
+            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(dev.into_raw_fd()) };
+            fuser::Session::from_fd(fs, fd, config.acl, config.clone())
+        }
+        Err(nix::errno::Errno::EPERM) => fuser::Session::new(fs, merged, config),
+        Err(e) => Err(std::io::Error::from(e)),
+    }
 }
 
 pub fn cmd_mount(a: MountArgs) -> anyhow::Result<i32> {
@@ -196,7 +238,11 @@ fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
     if fd < 0 {
         return; // already gone
     }
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     unsafe {
         libc::poll(&mut p, 1, timeout.as_millis() as i32);
         libc::close(fd);

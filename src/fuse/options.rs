@@ -86,6 +86,43 @@ impl MountOptions {
     }
 }
 
+/// mount(2) flags and data for mounting the FUSE connection on `fd` ourselves, from
+/// the same options fuser would use (its Config), so both paths mount alike.
+pub fn kernel_mount_args(
+    config: &Config,
+    fd: i32,
+    rootmode: u32,
+) -> (nix::mount::MsFlags, String, String) {
+    use nix::mount::MsFlags as F;
+    let mut flags = F::MS_NOSUID | F::MS_NODEV;
+    let mut source = "unionctl".to_string();
+    let mut data = format!(
+        "fd={fd},rootmode={rootmode:o},user_id={},group_id={}",
+        nix::unistd::geteuid(),
+        nix::unistd::getegid()
+    );
+    for o in &config.mount_options {
+        match o {
+            MountOption::FSName(n) => source = n.clone(),
+            MountOption::DefaultPermissions => data.push_str(",default_permissions"),
+            MountOption::Dev => flags.remove(F::MS_NODEV),
+            MountOption::NoDev => flags.insert(F::MS_NODEV),
+            MountOption::Suid => flags.remove(F::MS_NOSUID),
+            MountOption::NoSuid => flags.insert(F::MS_NOSUID),
+            MountOption::RO => flags.insert(F::MS_RDONLY),
+            MountOption::NoExec => flags.insert(F::MS_NOEXEC),
+            MountOption::NoAtime => flags.insert(F::MS_NOATIME),
+            MountOption::Sync => flags.insert(F::MS_SYNCHRONOUS),
+            MountOption::DirSync => flags.insert(F::MS_DIRSYNC),
+            _ => {}
+        }
+    }
+    if config.acl != SessionACL::Owner {
+        data.push_str(",allow_other");
+    }
+    (flags, source, data)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

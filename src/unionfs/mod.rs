@@ -416,10 +416,10 @@ impl UnionFs {
         let mut s = sys::fstat(fd)?;
         s.st_ino = node.ino;
         let st = node.snapshot();
-        if s.st_nlink > 1 || st.index.is_some() {
-            if let Ok((rfd, p)) = self.real(&node, &st) {
-                s.st_nlink = self.merged_nlink(rfd, &p, &s, &st)?;
-            }
+        if (s.st_nlink > 1 || st.index.is_some())
+            && let Ok((rfd, p)) = self.real(&node, &st)
+        {
+            s.st_nlink = self.merged_nlink(rfd, &p, &s, &st)?;
         }
         Ok(s)
     }

@@ -32,8 +32,18 @@ impl Mount {
         }
         self.active = false;
         match self.kind {
-            Kind::Kernel => nix::mount::umount(&self.merged)
-                .map_err(|e| format!("umount {}: {e}", self.merged.display())),
+            Kind::Kernel => {
+                // EBUSY for a moment: another test thread forked (spawning a process)
+                // while this one had a file open in the mount; the child holds a copy
+                // until it execs.
+                let deadline = Instant::now() + Duration::from_secs(3);
+                let mut r = nix::mount::umount(&self.merged);
+                while r == Err(nix::errno::Errno::EBUSY) && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(20));
+                    r = nix::mount::umount(&self.merged);
+                }
+                r.map_err(|e| format!("umount {}: {e}", self.merged.display()))
+            }
             Kind::Unionctl => {
                 let out = run_unionctl(&["umount".into(), self.merged.clone().into()], 30);
                 if !out.status.success() {
