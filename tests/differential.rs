@@ -16,7 +16,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const DEFAULT_SEEDS: u64 = 20;
 const DEFAULT_OPS: usize = 200;
@@ -167,7 +167,7 @@ fn run_all(subject: Subject) -> Vec<String> {
     }
     if !distinct.is_empty() {
         let mut lines = vec![format!(
-            "{} distinct operation results differ:",
+            "{} distinct differences (operation results, first tree difference of a sequence):",
             distinct.len()
         )];
         for (sig, (n, first)) in &distinct {
@@ -309,6 +309,16 @@ fn run_seed(
             sname,
             &b1,
         );
+        // Shrink the first few kinds of tree difference to short sequences too.
+        let first = tree::diff("kernel", &a1, sname, &b1, 1).pop();
+        if let Some(line) = first.filter(|_| distinct.len() < 12) {
+            let sig = format!("tree after the ops: {}", diff_key(&line));
+            if !distinct.contains_key(&sig) {
+                let repro = minimize_tree(subject, lowers, base, &done, &line);
+                distinct.insert(sig.clone(), (0, format!("seed {seed}: {line}{repro}")));
+            }
+            distinct.get_mut(&sig).unwrap().0 += 1;
+        }
         push_set_diff(
             &mut fails,
             seed,
@@ -431,10 +441,11 @@ fn run_seed(
 
 /// Time for shrinking each new kind of difference to a short sequence that shows it.
 const MINIMIZE_SECS: u64 = 8;
+const MINIMIZE_TOTAL_SECS: u64 = 30;
 
 /// Shrinks `ops` (whose last op gave `want` = (kernel, subject) results) to a short
 /// sequence that still ends in the same two results, replaying each candidate on fresh
-/// mounts. Returns the sequence as text for the report ("" if nothing could be shown).
+/// mounts. Returns the sequence as text for the report.
 fn minimize(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
@@ -442,22 +453,92 @@ fn minimize(
     ops: &[Op],
     want: (&str, &str),
 ) -> String {
-    let started = Instant::now();
-    let mut round = 0;
-    let mut reproduces = |cand: &[Op]| -> bool {
-        round += 1;
-        let dir = base.join(format!("min{round}"));
-        let found = replay(subject, lowers, &dir, cand);
-        let _ = std::fs::remove_dir_all(&dir);
-        found.is_some_and(|(a, b)| a == want.0 && b == want.1)
-    };
     let (last, prefix) = ops.split_last().unwrap();
-    let mut keep: Vec<Op> = prefix.to_vec();
     let with_last = |k: &[Op]| -> Vec<Op> { k.iter().cloned().chain([last.clone()]).collect() };
-    if !reproduces(&with_last(&keep)) {
-        return "\n       (does not reproduce on fresh mounts)".into();
+    let found = shrink(prefix, |cand| {
+        replay(subject, lowers, base, cand, |a, b| {
+            (apply(a, last), apply(b, last)) == (want.0.to_string(), want.1.to_string())
+        })
+    });
+    describe_shrunk(found.map(|k| with_last(&k)))
+}
+
+/// Shrinks `ops` to a short sequence after which the two trees still differ the same way
+/// as in `line` (a line of tree::diff).
+fn minimize_tree(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+    ops: &[Op],
+    line: &str,
+) -> String {
+    let want = diff_key(line);
+    let found = shrink(ops, |cand| {
+        replay(subject, lowers, base, cand, |a, b| {
+            let (ta, tb) = (snap(a), snap(b));
+            tree::diff("kernel", &ta, "subject", &tb, 1000)
+                .iter()
+                .any(|l| diff_key(l) == want)
+        })
+    });
+    describe_shrunk(found)
+}
+
+/// What identifies a tree difference across replays: its path and, for attributes, the
+/// values (mtimes of new objects change from run to run, so only "mtime" for those).
+fn diff_key(line: &str) -> String {
+    let line = line
+        .replace("kernel-own", "kernel")
+        .replace("unionctl-aufs", "subject")
+        .replace("unionctl", "subject");
+    match line.split_once(": mtime ") {
+        Some((path, _)) => format!("{path}: mtime"),
+        None => line,
     }
-    // ddmin-style: drop chunks of decreasing size while the difference stays.
+}
+
+fn describe_shrunk(found: Result<Vec<Op>, &str>) -> String {
+    match found {
+        Err(why) => format!("\n       ({why})"),
+        Ok(k) => {
+            let steps: Vec<String> = k.iter().map(|o| format!("{o:?}")).collect();
+            format!(
+                "\n       shortest sequence found ({} ops): {}",
+                steps.len(),
+                steps.join("; ")
+            )
+        }
+    }
+}
+
+/// ddmin-style: drops chunks of decreasing size while `fails` holds, within MINIMIZE_SECS.
+/// None if the whole sequence does not fail on fresh mounts.
+fn shrink(ops: &[Op], mut fails: impl FnMut(&[Op]) -> bool) -> Result<Vec<Op>, &'static str> {
+    let started = Instant::now();
+    // Each test (thread) may spend MINIMIZE_TOTAL_SECS shrinking, then reports as found.
+    let budget_left = MINIMIZE_SPENT.with(|s| s.get()) < Duration::from_secs(MINIMIZE_TOTAL_SECS);
+    let result = shrink_within(ops, &mut fails, budget_left);
+    MINIMIZE_SPENT.with(|s| s.set(s.get() + started.elapsed()));
+    result
+}
+
+thread_local! {
+    static MINIMIZE_SPENT: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+fn shrink_within(
+    ops: &[Op],
+    fails: &mut impl FnMut(&[Op]) -> bool,
+    budget_left: bool,
+) -> Result<Vec<Op>, &'static str> {
+    if !budget_left {
+        return Err("not shrunk: the time for shrinking is used up");
+    }
+    let started = Instant::now();
+    let mut keep: Vec<Op> = ops.to_vec();
+    if !fails(&keep) {
+        return Err("does not reproduce on fresh mounts");
+    }
     let mut chunk = keep.len().div_ceil(2).max(1);
     while !keep.is_empty() && started.elapsed().as_secs() < MINIMIZE_SECS {
         let mut removed_any = false;
@@ -465,7 +546,7 @@ fn minimize(
         while at < keep.len() && started.elapsed().as_secs() < MINIMIZE_SECS {
             let mut cand = keep.clone();
             cand.drain(at..(at + chunk).min(cand.len()));
-            if reproduces(&with_last(&cand)) {
+            if fails(&cand) {
                 keep = cand;
                 removed_any = true;
             } else {
@@ -477,30 +558,36 @@ fn minimize(
         }
         chunk = (chunk / 2).max(1);
     }
-    let steps: Vec<String> = with_last(&keep).iter().map(|o| format!("{o:?}")).collect();
-    format!(
-        "\n       shortest sequence found ({} ops): {}",
-        steps.len(),
-        steps.join("; ")
-    )
+    Ok(keep)
 }
 
-/// Runs `ops` on fresh kernel and subject mounts; the last op's two results.
+/// Runs `ops` on fresh kernel and subject mounts (in a fresh dir under `base`), then
+/// `check` on the two mount points.
 fn replay(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
-    dir: &Path,
+    base: &Path,
     ops: &[Op],
-) -> Option<(String, String)> {
-    let a = Side::new("oracle", lowers[0], dir);
-    let b = Side::new("subject", lowers[1], dir);
-    let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
-    let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
-    let mut last = None;
-    for op in ops {
-        last = Some((apply(&a.merged, op), apply(&b.merged, op)));
-    }
-    last
+    check: impl FnOnce(&Path, &Path) -> bool,
+) -> bool {
+    static ROUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = base.join(format!(
+        "min{}",
+        ROUND.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let a = Side::new("oracle", lowers[0], &dir);
+    let b = Side::new("subject", lowers[1], &dir);
+    let result = (|| {
+        let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+        let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
+        for op in ops {
+            apply(&a.merged, op);
+            apply(&b.merged, op);
+        }
+        Some(check(&a.merged, &b.merged))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result.unwrap_or(false)
 }
 
 fn first_word(s: String) -> String {
@@ -1041,7 +1128,6 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         },
         105..=107 => Op::Seek {
             // The lower layers' sparse file: its holes must survive copy-up.
-            // (Not on directories: lseek there is each file system's own business.)
             path: if rng.chance(30) {
                 "sparse".into()
             } else {
@@ -1468,6 +1554,13 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         }
         Op::Seek { path, off, hole } => {
             let fd = crate::open(root, path, O_RDONLY, 0)?;
+            // Not on directories: lseek there is each file system's own business.
+            let mut st: stat = unsafe { std::mem::zeroed() };
+            // SAFETY: fd is open, st a valid out-buffer.
+            if unsafe { fstat(fd, &mut st) } == 0 && st.st_mode & S_IFMT == S_IFDIR {
+                crate::close(fd)?;
+                return Ok("ok directory".into());
+            }
             let whence = if *hole { SEEK_HOLE } else { SEEK_DATA };
             // SAFETY: fd is open.
             let r = check(unsafe { lseek(fd, *off as i64, whence) } as _);
