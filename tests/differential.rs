@@ -5,7 +5,9 @@
 //!
 //! `kernel_vs_kernel_is_deterministic` runs the same harness with kernel overlayfs on both
 //! sides: it proves that anything the unionctl test reports is a real difference.
-//! Env: DIFF_SEEDS (number of sequences), DIFF_OPS (ops per sequence), DIFF_SEED (run one).
+//! Each new kind of difference is shrunk to a short sequence that shows it on fresh mounts.
+//! Env: DIFF_SEEDS (number of sequences), DIFF_OPS (ops per sequence), DIFF_SEED (run one),
+//! DIFF_TRACE (print every op and result; use with --nocapture).
 mod common;
 
 use common::layers::Format;
