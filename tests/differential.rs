@@ -5,7 +5,9 @@
 //!
 //! `kernel_vs_kernel_is_deterministic` runs the same harness with kernel overlayfs on both
 //! sides: it proves that anything the unionctl test reports is a real difference.
-//! Env: DIFF_SEEDS (number of sequences), DIFF_OPS (ops per sequence), DIFF_SEED (run one).
+//! Each new kind of difference is shrunk to a short sequence that shows it on fresh mounts.
+//! Env: DIFF_SEEDS (number of sequences), DIFF_OPS (ops per sequence), DIFF_SEED (run one),
+//! DIFF_TRACE (print every op and result; use with --nocapture).
 mod common;
 
 use common::layers::Format;
@@ -16,7 +18,7 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 const DEFAULT_SEEDS: u64 = 20;
 const DEFAULT_OPS: usize = 200;
@@ -28,10 +30,29 @@ const TIME_BUDGET_SECS: u64 = 150;
 /// behave as kernel overlayfs over the kernel-format layers.
 #[test]
 fn unionctl_aufs_format_matches_kernel_overlayfs() {
-    let failures = run_all(Subject::Unionctl(Format::Aufs));
+    let failures = run_all(Subject::Unionctl {
+        write: Format::Aufs,
+        lowers: Format::Aufs,
+    });
     assert!(
         failures.is_empty(),
         "unionctl --format aufs differs from kernel overlayfs in {} place(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
+/// Reading accepts both formats: the default (overlay) format over lowers whose whiteouts
+/// and opaque dirs are in aufs format.
+#[test]
+fn unionctl_reads_aufs_format_lowers() {
+    let failures = run_all(Subject::Unionctl {
+        write: Format::Overlay,
+        lowers: Format::Aufs,
+    });
+    assert!(
+        failures.is_empty(),
+        "unionctl over aufs-format lowers differs from kernel overlayfs over kernel-format ones in {} place(s):\n{}",
         failures.len(),
         failures.join("\n")
     );
@@ -49,7 +70,7 @@ fn kernel_vs_kernel_is_deterministic() {
 
 #[test]
 fn unionctl_matches_kernel_overlayfs() {
-    let failures = run_all(Subject::Unionctl(Format::Overlay));
+    let failures = run_all(UNIONCTL);
     assert!(
         failures.is_empty(),
         "unionctl differs from kernel overlayfs in {} place(s):\n{}",
@@ -66,38 +87,71 @@ fn env_num(name: &str, default: u64) -> u64 {
 }
 
 /// What the oracle (kernel overlayfs over kernel-format lowers) is compared with.
-#[derive(Clone, Copy, Debug)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Subject {
     Kernel,
-    Unionctl(Format),
+    /// unionctl writing its upper in `write` format over lowers in `lowers` format.
+    Unionctl {
+        write: Format,
+        lowers: Format,
+    },
 }
+
+const UNIONCTL: Subject = Subject::Unionctl {
+    write: Format::Overlay,
+    lowers: Format::Overlay,
+};
 
 impl Subject {
     fn name(self) -> &'static str {
         match self {
             Subject::Kernel => "kernel",
-            Subject::Unionctl(Format::Overlay) => "unionctl",
-            Subject::Unionctl(Format::Aufs) => "unionctl-aufs",
+            Subject::Unionctl {
+                write: Format::Overlay,
+                lowers: Format::Overlay,
+            } => "unionctl",
+            Subject::Unionctl {
+                write: Format::Aufs,
+                ..
+            } => "unionctl-aufs",
+            Subject::Unionctl {
+                write: Format::Overlay,
+                lowers: Format::Aufs,
+            } => "unionctl-on-aufs-lowers",
         }
     }
 
     fn kind(self) -> Kind {
         match self {
             Subject::Kernel => Kind::Kernel,
-            Subject::Unionctl(_) => Kind::Unionctl,
+            Subject::Unionctl { .. } => Kind::Unionctl,
         }
     }
 
-    /// Whether kernel overlayfs can read what this subject writes (and the reverse).
+    fn lower_format(self) -> Format {
+        match self {
+            Subject::Kernel => Format::Overlay,
+            Subject::Unionctl { lowers, .. } => lowers,
+        }
+    }
+
+    /// Whether kernel overlayfs can read what this subject wrote over its lowers (and the
+    /// reverse).
     fn kernel_format(self) -> bool {
-        !matches!(self, Subject::Unionctl(Format::Aufs))
+        matches!(self, Subject::Kernel) || matches!(self, UNIONCTL)
     }
 
     fn mount(self, dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
         match self {
             Subject::Kernel => mount_kernel(dirs, merged),
-            Subject::Unionctl(Format::Overlay) => mount_unionctl(dirs, merged, &[]),
-            Subject::Unionctl(Format::Aufs) => mount_unionctl(dirs, merged, &["--format", "aufs"]),
+            Subject::Unionctl {
+                write: Format::Overlay,
+                ..
+            } => mount_unionctl(dirs, merged, &[]),
+            Subject::Unionctl {
+                write: Format::Aufs,
+                ..
+            } => mount_unionctl(dirs, merged, &["--format", "aufs"]),
         }
     }
 }
@@ -114,11 +168,11 @@ fn run_all(subject: Subject) -> Vec<String> {
     unsafe { libc::umask(0o022) };
     let scratch = Scratch::new(&format!("diff-{}", subject.name()));
     let lowers = common::layers::standard_lowers(&scratch.mkdir("lowers"));
-    let subject_lowers = match subject {
-        Subject::Unionctl(Format::Aufs) => {
+    let subject_lowers = match subject.lower_format() {
+        Format::Aufs => {
             common::layers::standard_lowers_in(&scratch.mkdir("aufs-lowers"), Format::Aufs)
         }
-        _ => lowers.clone(),
+        Format::Overlay => lowers.clone(),
     };
     let seeds: Vec<u64> = match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
         Some(s) => vec![s],
@@ -168,7 +222,7 @@ fn run_all(subject: Subject) -> Vec<String> {
     }
     if !distinct.is_empty() {
         let mut lines = vec![format!(
-            "{} distinct operation results differ:",
+            "{} distinct differences (operation results, first tree difference of a sequence):",
             distinct.len()
         )];
         for (sig, (n, first)) in &distinct {
@@ -314,6 +368,16 @@ fn run_seed(
             sname,
             &b1,
         );
+        // Shrink the first few kinds of tree difference to short sequences too.
+        let first = tree::diff("kernel", &a1, "subject", &b1, 1).pop();
+        if let Some(line) = first.filter(|_| distinct.len() < 12) {
+            let sig = format!("tree after the ops: {}", diff_key(&line));
+            if !distinct.contains_key(&sig) {
+                let repro = minimize_tree(subject, lowers, base, &done, &line);
+                distinct.insert(sig.clone(), (0, format!("seed {seed}: {line}{repro}")));
+            }
+            distinct.get_mut(&sig).unwrap().0 += 1;
+        }
         push_set_diff(
             &mut fails,
             seed,
@@ -436,10 +500,11 @@ fn run_seed(
 
 /// Time for shrinking each new kind of difference to a short sequence that shows it.
 const MINIMIZE_SECS: u64 = 8;
+const MINIMIZE_TOTAL_SECS: u64 = 30;
 
 /// Shrinks `ops` (whose last op gave `want` = (kernel, subject) results) to a short
 /// sequence that still ends in the same two results, replaying each candidate on fresh
-/// mounts. Returns the sequence as text for the report ("" if nothing could be shown).
+/// mounts. Returns the sequence as text for the report.
 fn minimize(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
@@ -447,22 +512,88 @@ fn minimize(
     ops: &[Op],
     want: (&str, &str),
 ) -> String {
-    let started = Instant::now();
-    let mut round = 0;
-    let mut reproduces = |cand: &[Op]| -> bool {
-        round += 1;
-        let dir = base.join(format!("min{round}"));
-        let found = replay(subject, lowers, &dir, cand);
-        let _ = std::fs::remove_dir_all(&dir);
-        found.is_some_and(|(a, b)| a == want.0 && b == want.1)
-    };
     let (last, prefix) = ops.split_last().unwrap();
-    let mut keep: Vec<Op> = prefix.to_vec();
     let with_last = |k: &[Op]| -> Vec<Op> { k.iter().cloned().chain([last.clone()]).collect() };
-    if !reproduces(&with_last(&keep)) {
-        return "\n       (does not reproduce on fresh mounts)".into();
+    let found = shrink(prefix, |cand| {
+        replay(subject, lowers, base, cand, |a, b| {
+            (apply(a, last), apply(b, last)) == (want.0.to_string(), want.1.to_string())
+        })
+    });
+    describe_shrunk(found.map(|k| with_last(&k)))
+}
+
+/// Shrinks `ops` to a short sequence after which the two trees still differ the same way
+/// as in `line` (a line of tree::diff).
+fn minimize_tree(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+    ops: &[Op],
+    line: &str,
+) -> String {
+    let want = diff_key(line);
+    let found = shrink(ops, |cand| {
+        replay(subject, lowers, base, cand, |a, b| {
+            let (ta, tb) = (snap(a), snap(b));
+            tree::diff("kernel", &ta, "subject", &tb, 1000)
+                .iter()
+                .any(|l| diff_key(l) == want)
+        })
+    });
+    describe_shrunk(found)
+}
+
+/// What identifies a tree difference across replays: its path and, for attributes, the
+/// values (mtimes of new objects change from run to run, so only "mtime" for those).
+fn diff_key(line: &str) -> String {
+    match line.split_once(": mtime ") {
+        Some((path, _)) => format!("{path}: mtime"),
+        None => line.to_string(),
     }
-    // ddmin-style: drop chunks of decreasing size while the difference stays.
+}
+
+fn describe_shrunk(found: Result<Vec<Op>, &str>) -> String {
+    match found {
+        Err(why) => format!("\n       ({why})"),
+        Ok(k) => {
+            let steps: Vec<String> = k.iter().map(|o| format!("{o:?}")).collect();
+            format!(
+                "\n       shortest sequence found ({} ops): {}",
+                steps.len(),
+                steps.join("; ")
+            )
+        }
+    }
+}
+
+/// ddmin-style: drops chunks of decreasing size while `fails` holds, within MINIMIZE_SECS.
+/// None if the whole sequence does not fail on fresh mounts.
+fn shrink(ops: &[Op], mut fails: impl FnMut(&[Op]) -> bool) -> Result<Vec<Op>, &'static str> {
+    let started = Instant::now();
+    // Each test (thread) may spend MINIMIZE_TOTAL_SECS shrinking, then reports as found.
+    let budget_left = MINIMIZE_SPENT.with(|s| s.get()) < Duration::from_secs(MINIMIZE_TOTAL_SECS);
+    let result = shrink_within(ops, &mut fails, budget_left);
+    MINIMIZE_SPENT.with(|s| s.set(s.get() + started.elapsed()));
+    result
+}
+
+thread_local! {
+    static MINIMIZE_SPENT: std::cell::Cell<Duration> = const { std::cell::Cell::new(Duration::ZERO) };
+}
+
+fn shrink_within(
+    ops: &[Op],
+    fails: &mut impl FnMut(&[Op]) -> bool,
+    budget_left: bool,
+) -> Result<Vec<Op>, &'static str> {
+    if !budget_left {
+        return Err("not shrunk: the time for shrinking is used up");
+    }
+    let started = Instant::now();
+    let mut keep: Vec<Op> = ops.to_vec();
+    if !fails(&keep) {
+        return Err("does not reproduce on fresh mounts");
+    }
     let mut chunk = keep.len().div_ceil(2).max(1);
     while !keep.is_empty() && started.elapsed().as_secs() < MINIMIZE_SECS {
         let mut removed_any = false;
@@ -470,7 +601,7 @@ fn minimize(
         while at < keep.len() && started.elapsed().as_secs() < MINIMIZE_SECS {
             let mut cand = keep.clone();
             cand.drain(at..(at + chunk).min(cand.len()));
-            if reproduces(&with_last(&cand)) {
+            if fails(&cand) {
                 keep = cand;
                 removed_any = true;
             } else {
@@ -482,30 +613,36 @@ fn minimize(
         }
         chunk = (chunk / 2).max(1);
     }
-    let steps: Vec<String> = with_last(&keep).iter().map(|o| format!("{o:?}")).collect();
-    format!(
-        "\n       shortest sequence found ({} ops): {}",
-        steps.len(),
-        steps.join("; ")
-    )
+    Ok(keep)
 }
 
-/// Runs `ops` on fresh kernel and subject mounts; the last op's two results.
+/// Runs `ops` on fresh kernel and subject mounts (in a fresh dir under `base`), then
+/// `check` on the two mount points.
 fn replay(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
-    dir: &Path,
+    base: &Path,
     ops: &[Op],
-) -> Option<(String, String)> {
-    let a = Side::new("oracle", lowers[0], dir);
-    let b = Side::new("subject", lowers[1], dir);
-    let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
-    let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
-    let mut last = None;
-    for op in ops {
-        last = Some((apply(&a.merged, op), apply(&b.merged, op)));
-    }
-    last
+    check: impl FnOnce(&Path, &Path) -> bool,
+) -> bool {
+    static ROUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+    let dir = base.join(format!(
+        "min{}",
+        ROUND.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
+    ));
+    let a = Side::new("oracle", lowers[0], &dir);
+    let b = Side::new("subject", lowers[1], &dir);
+    let result = (|| {
+        let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+        let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
+        for op in ops {
+            apply(&a.merged, op);
+            apply(&b.merged, op);
+        }
+        Some(check(&a.merged, &b.merged))
+    })();
+    let _ = std::fs::remove_dir_all(&dir);
+    result.unwrap_or(false)
 }
 
 thread_local! {
@@ -1105,7 +1242,6 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         },
         105..=107 => Op::Seek {
             // The lower layers' sparse file: its holes must survive copy-up.
-            // (Not on directories: lseek there is each file system's own business.)
             path: if rng.chance(30) {
                 "sparse".into()
             } else {

@@ -661,3 +661,41 @@ fn killed_during_copy_up_leaves_no_partial_file() {
         );
     }
 }
+
+/// Without --work the default work dir (a sibling of the upper) must not be left behind
+/// by a mount that is refused.
+#[test]
+fn refused_mount_leaves_no_default_work_dir() {
+    let t = setup("cli-no-work-left");
+    let missing = t.s.path().join("no-such-layer");
+    let lowers = format!("{}:{}", t.lower.display(), missing.display());
+    t.expect_refused(
+        "missing lower, default work dir",
+        t.args(&lowers, Some(&t.upper), None, &[]),
+        &missing,
+        MISSING,
+    );
+    let busy = t.s.mkdir("busy");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &busy,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("mount tmpfs");
+    let mut args = t.args(&t.lowers(), Some(&t.upper), None, &[]);
+    *args.last_mut().unwrap() = busy.clone().into();
+    let before = tree::snapshot(t.s.path()).unwrap();
+    let out = run_unionctl(&args, 30);
+    let after = tree::snapshot(t.s.path()).unwrap();
+    assert!(
+        !out.status.success(),
+        "mount over a busy mount point succeeded"
+    );
+    assert!(
+        tree::diff("before", &before, "after", &after, 10).is_empty(),
+        "a mount refused for a busy mount point left files behind: {:?}",
+        tree::diff("before", &before, "after", &after, 10)
+    );
+}
