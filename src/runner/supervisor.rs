@@ -382,7 +382,54 @@ pub fn remove_container_files(c: &Container) -> Result<()> {
     remove_trees(&dirs)
 }
 
+/// Removes the trees: each is renamed to a hidden name beside it first (gone from every
+/// listing at once), then a detached child deletes them, so that `run --rm` and `rm`
+/// need not wait for the disk.
 pub fn remove_trees(dirs: &[PathBuf]) -> Result<()> {
+    let mut trash = Vec::new();
+    for d in dirs {
+        let (Some(parent), Some(name)) = (d.parent(), d.file_name()) else {
+            continue;
+        };
+        let hidden = parent.join(format!(
+            ".trash-{}-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        match fs::rename(d, &hidden) {
+            Ok(()) => trash.push(hidden),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("remove {}", d.display())),
+        }
+    }
+    if trash.is_empty() {
+        return Ok(());
+    }
+    match linux::clone_fork(0) {
+        Ok(None) => {
+            // Nothing of ours may stay open here (a caller may wait for EOF on a pipe).
+            if let Ok(null) = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                // SAFETY: dup2/close_range on our own fd table.
+                unsafe {
+                    for fd in 0..3 {
+                        libc::dup2(null.as_raw_fd(), fd);
+                    }
+                    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                    libc::setsid();
+                }
+            }
+            linux::exit_now(if delete_now(&trash).is_ok() { 0 } else { 1 })
+        }
+        Ok(Some(_)) => Ok(()),
+        Err(_) => delete_now(&trash),
+    }
+}
+
+fn delete_now(dirs: &[PathBuf]) -> Result<()> {
     let try_plain = || -> Result<()> {
         for d in dirs {
             match fs::remove_dir_all(d) {
