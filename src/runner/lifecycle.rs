@@ -376,7 +376,9 @@ pub fn start(root: &Path, a: CtrListArgs) -> Result<i32> {
 }
 
 fn start_one(c: Container) -> Result<()> {
-    let mut c = c;
+    // Two `start`s at once must not both run it: the second waits, then sees it running.
+    let _starting = Lock::exclusive(&c.dir.join(".start.lock"))?;
+    let mut c = Container::load(&c.dir)?;
     if c.live_status() == Status::Running {
         bail!("container {} is already running", c.name);
     }
