@@ -62,6 +62,8 @@ pub fn container_main(plan: &ContainerPlan, pipes: ChildPipes) -> ! {
 pub enum Never {}
 
 fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> Result<Never> {
+    // Our own mount namespace, copied now that the union is mounted.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("new mount namespace")?;
     // After the supervisor placed us in our cgroups, so that they become our cgroup root.
     let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP);
     nix::unistd::sethostname(&plan.hostname).context("sethostname")?;

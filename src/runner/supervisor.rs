@@ -109,15 +109,15 @@ fn start_in_cgroups(
     let layers: Vec<PathBuf> = std::iter::once(init)
         .chain(c.lowers.iter().cloned())
         .collect();
-    union::mount(&layers, &c.upper(), &c.work(), &c.merged())?;
-    super::trace("mounted");
-    match clone_container(c, stdio, full_idmap, cg) {
-        Ok(started) => Ok(started),
-        Err(e) => {
-            let _ = union::unmount(&c.merged());
-            Err(e)
-        }
+    // The union mounts while the container's namespaces are made (a network namespace
+    // alone takes milliseconds); the container takes its mount namespace afterwards.
+    let pending = union::spawn_mount(&layers, &c.upper(), &c.work(), &c.merged())?;
+    let mut mounted = false;
+    let result = clone_container(c, stdio, full_idmap, cg, pending, &mut mounted);
+    if result.is_err() && mounted {
+        let _ = union::unmount(&c.merged());
     }
+    result
 }
 
 /// Files bind-mounted over /etc in the container, written next to state.json.
@@ -150,6 +150,8 @@ fn clone_container(
     stdio: Stdio,
     full_idmap: bool,
     cg: &Cgroups,
+    pending: union::PendingMount,
+    mounted: &mut bool,
 ) -> Result<Started> {
     let files = write_etc_files(c)?;
     let mut env = c.config.env.clone();
@@ -208,8 +210,8 @@ fn clone_container(
     // Blocked before the clone: the child unblocks them just before exec.
     let signals = tty::forwarded_signals()?;
 
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    // No CLONE_NEWNS: the child unshares its mount namespace once the union is mounted.
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if c.config.network != "host" {
         flags |= libc::CLONE_NEWNET;
     }
@@ -245,6 +247,11 @@ fn clone_container(
         let _ = linux::wait_pid(pid);
         e
     };
+    if let Err(e) = pending.wait() {
+        return Err(fail(e));
+    }
+    *mounted = true;
+    super::trace("mounted");
     if let Err(e) = cg.add(pid) {
         return Err(fail(e));
     }
