@@ -414,3 +414,48 @@ fn bad_commit_requests_fail_cleanly() {
         before
     );
 }
+
+#[test]
+fn commit_of_a_renamed_lower_dir_keeps_its_content() {
+    let s = setup();
+    let cdir = fake_container(
+        &s.root,
+        &"1b".repeat(32),
+        "mover",
+        Some(&s.base_id),
+        &s.lowers,
+    );
+    let up = cdir.join("upper");
+    // `mv /var/cache/app /moved; touch /moved/extra` through overlayfs (redirect_dir=on)
+    fs::create_dir_all(up.join("var/cache")).unwrap();
+    sh_ok(
+        "mknod",
+        &[up.join("var/cache/app").to_str().unwrap(), "c", "0", "0"],
+    );
+    fs::create_dir(up.join("moved")).unwrap();
+    xattr::set(
+        up.join("moved"),
+        "trusted.overlay.redirect",
+        b"/var/cache/app",
+    )
+    .unwrap();
+    fs::write(up.join("moved/extra"), "extra\n").unwrap();
+    uc_ok(&s.root, &["commit", "mover", "moved:1"]);
+    let r = unpack_with_umoci(&s, "moved", "moved:1");
+    let mut names: Vec<String> = fs::read_dir(r.join("moved"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["a", "b", "extra"]);
+    assert_eq!(fs::read_to_string(r.join("moved/a")).unwrap(), "a\n");
+    assert!(!r.join("var/cache/app").exists());
+    // export sees the same
+    let exp = s.dir.join("moved-export.tar");
+    uc_ok(&s.root, &["export", "-o", exp.to_str().unwrap(), "mover"]);
+    let list = sh_ok("tar", &["-tf", exp.to_str().unwrap()]);
+    assert!(
+        list.contains("moved/a") && list.contains("moved/extra") && !list.contains("var/cache/app"),
+        "{list}"
+    );
+}

@@ -351,3 +351,45 @@ fn rootless_import_skips_devices_with_a_warning() {
     assert_ne!(fs::metadata(l.join("etc/conf")).unwrap().uid(), 0);
     sh_ok("rm", &["-rf", root.to_str().unwrap()]);
 }
+
+#[test]
+fn overlay_xattrs_in_a_layer_are_dropped() {
+    let t = tmpdir();
+    let src = t.path().join("src");
+    fs::create_dir_all(src.join("d")).unwrap();
+    fs::write(src.join("d/f"), "x").unwrap();
+    xattr::set(src.join("d"), "trusted.overlay.opaque", b"y").unwrap();
+    xattr::set(src.join("d"), "trusted.overlay.redirect", b"/etc").unwrap();
+    xattr::set(src.join("d/f"), "user.kept", b"1").unwrap();
+    let tar = t.path().join("x.tar");
+    tar_of(&src, &tar);
+    assert!(
+        sh_ok(
+            "tar",
+            &[
+                "--xattrs",
+                "--xattrs-include=*",
+                "-tvvf",
+                tar.to_str().unwrap()
+            ]
+        )
+        .contains("trusted.overlay")
+    );
+    let root = t.path().join("store");
+    uc_ok(&root, &["import", tar.to_str().unwrap(), "x"]);
+    let l = &image_lowers(&root, "x")[0];
+    assert!(
+        xattr::get(l.join("d"), "trusted.overlay.opaque")
+            .unwrap()
+            .is_none()
+    );
+    assert!(
+        xattr::get(l.join("d"), "trusted.overlay.redirect")
+            .unwrap()
+            .is_none()
+    );
+    assert_eq!(
+        xattr::get(l.join("d/f"), "user.kept").unwrap().unwrap(),
+        b"1"
+    );
+}

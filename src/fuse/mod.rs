@@ -80,7 +80,18 @@ pub fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
 pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     // The kernel applied the caller's umask already; ours must not strip modes again.
     unsafe { libc::umask(0) };
-    let layers = Layers::open(&req.spec)?;
+    // A failed mount leaves nothing behind: remember whether the work dir is ours to remove.
+    let fresh_work = req.spec.upper.as_ref().and_then(|u| {
+        let w = req.spec.work.clone().unwrap_or_else(|| crate::unionfs::layers::default_work(u));
+        (!w.exists()).then_some(w)
+    });
+    let cleanup = |e: anyhow::Error| {
+        if let Some(w) = &fresh_work {
+            let _ = std::fs::remove_dir_all(w);
+        }
+        e
+    };
+    let layers = Layers::open(&req.spec).map_err(|e| cleanup(e.into()))?;
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);
@@ -91,7 +102,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
         let _ = tx.send(ino);
     }));
     let session = fuser::Session::new(UnionFuse::new(fs), &req.merged, &config)
-        .map_err(|e| anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e)))?;
+        .map_err(|e| cleanup(anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e))))?;
     let notifier = session.notifier();
     std::thread::spawn(move || {
         for ino in rx {
@@ -104,6 +115,9 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
 }
 
 pub fn cmd_mount(a: MountArgs) -> anyhow::Result<i32> {
+    // The daemon may live long: it must not keep files of whoever started it open (a
+    // directory fd inherited from a test would keep another mount busy).
+    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let req = MountRequest::from_args(&a)?;
     precheck(&req)?;
     if a.foreground {
@@ -163,8 +177,30 @@ fn detach_stdio() {
 }
 
 pub fn cmd_umount(a: UmountArgs) -> anyhow::Result<i32> {
+    // Ask the daemon who it is first, so we return only once it has finished (and its
+    // last writes are done); a dead daemon simply does not answer.
+    let daemon = xattr::get(&a.merged, crate::unionfs::PID_XATTR)
+        .ok()
+        .flatten()
+        .and_then(|v| String::from_utf8(v).ok()?.parse::<i32>().ok());
     unmount(&a.merged)?;
+    if let Some(pid) = daemon {
+        wait_for_exit(pid, std::time::Duration::from_secs(10));
+    }
     Ok(0)
+}
+
+/// Waits until process PID is gone (or TIMEOUT passed).
+fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
+    if fd < 0 {
+        return; // already gone
+    }
+    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    unsafe {
+        libc::poll(&mut p, 1, timeout.as_millis() as i32);
+        libc::close(fd);
+    }
 }
 
 /// Unmounts a union (also one whose daemon died: the kernel still lists it).

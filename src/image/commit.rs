@@ -84,12 +84,11 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
             None
         };
         let mut blob = store.new_blob()?;
-        let mut w = LayerWriter::new(
-            &mut blob,
-            PackOptions {
-                lowers: c.lower_dirs(),
-            },
-        );
+        let opts = PackOptions {
+            lowers: c.lower_dirs(),
+            skip_runtime_mountpoints: true,
+        };
+        let mut w = LayerWriter::new(&mut blob, opts);
         w.pack_tree(&upper, &mut |n| progress.add(n))?;
         w.finish()?.flush()?;
         blob.commit()?
@@ -137,12 +136,11 @@ fn pack_layers(
     progress: &mut Progress,
 ) -> Result<(String, u64)> {
     let mut blob = store.new_blob()?;
-    let mut w = LayerWriter::new(
-        &mut blob,
-        PackOptions {
-            lowers: lowers.to_vec(),
-        },
-    );
+    let opts = PackOptions {
+        lowers: lowers.to_vec(),
+        skip_runtime_mountpoints: false,
+    };
+    let mut w = LayerWriter::new(&mut blob, opts);
     super::merged::walk(lowers, &mut |rel, src, meta| {
         let n = w.entry(src, rel, meta)?;
         progress.add(n);

@@ -109,15 +109,26 @@ pub fn read_state_json(c: &ContainerRecord) -> Result<serde_json::Value> {
     Ok(serde_json::from_slice(&b)?)
 }
 
-/// Keeps a container's processes stopped while alive (SIGSTOP now, SIGCONT on drop).
-/// The runner's pause/unpause (cgroup freezer) can replace the body of `pause` later.
-pub struct Paused {
-    pids: Vec<i32>,
+/// Keeps a running container paused while alive: through the runner (freezer cgroup
+/// or SIGSTOP of its pid namespace) when its record is the runner's, else by SIGSTOP
+/// of the process tree under `pid`; resumed on drop.
+pub enum Paused {
+    Nothing,
+    Runner(Box<crate::runner::Container>),
+    Signals(Vec<i32>),
 }
 
 pub fn pause(c: &ContainerRecord) -> Paused {
+    if !c.is_running() {
+        return Paused::Nothing;
+    }
+    if let Ok(rc) = crate::runner::Container::load(&c.dir)
+        && crate::runner::pause(&rc).is_ok()
+    {
+        return Paused::Runner(Box::new(rc));
+    }
     let mut pids = Vec::new();
-    if let Some(top) = c.pid.filter(|_| c.is_running()) {
+    if let Some(top) = c.pid {
         // Parents first, so no new child escapes between listing and stopping.
         let mut queue = vec![top];
         while let Some(p) = queue.pop() {
@@ -127,13 +138,23 @@ pub fn pause(c: &ContainerRecord) -> Paused {
             }
         }
     }
-    Paused { pids }
+    Paused::Signals(pids)
 }
 
 impl Drop for Paused {
     fn drop(&mut self) {
-        for p in self.pids.iter().rev() {
-            unsafe { libc::kill(*p, libc::SIGCONT) };
+        match self {
+            Paused::Nothing => {}
+            Paused::Runner(rc) => {
+                if let Err(e) = crate::runner::unpause(rc) {
+                    eprintln!("unionctl: warning: container {}: unpause: {e:#}", rc.name);
+                }
+            }
+            Paused::Signals(pids) => {
+                for p in pids.iter().rev() {
+                    unsafe { libc::kill(*p, libc::SIGCONT) };
+                }
+            }
         }
     }
 }

@@ -1,7 +1,7 @@
 //! `diff`: a container's changes as `docker diff` prints them (`A`, `C`, `D` lines,
 //! sorted by path), read from its upper layer and whiteouts.
 use super::container;
-use super::layer::{OPAQUE_MARKER, is_overlay_opaque, rel_display};
+use super::layer::{OPAQUE_MARKER, is_overlay_opaque, is_runtime_mountpoint, rel_display};
 use super::merged::{lookup, whiteout_target};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
@@ -45,6 +45,9 @@ fn walk(
             continue;
         }
         let crel = rel.join(name);
+        if is_runtime_mountpoint(&crel, &path, &meta, lowers) {
+            continue;
+        }
         let below = lookup(lowers, &crel);
         let kind = if below.is_some() { 'C' } else { 'A' };
         out.insert(rel_display(&crel), kind);

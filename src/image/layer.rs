@@ -22,6 +22,7 @@ use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::io::AsRawFd;
 use std::path::{Component, Path, PathBuf};
 
 pub const WHITEOUT_PREFIX: &str = ".wh.";
@@ -333,18 +334,29 @@ impl Unpacker<'_> {
         use tar::EntryType as T;
         match kind {
             T::Regular | T::Continuous => {
-                self.clear(&rel, false)?;
-                let mut f = OpenOptions::new()
-                    .write(true)
-                    .create_new(true)
-                    .mode(0o600)
-                    .custom_flags(libc::O_NOFOLLOW)
-                    .open(&full)
-                    .with_context(|| format!("creating {}", full.display()))?;
+                let open = || {
+                    OpenOptions::new()
+                        .write(true)
+                        .create_new(true)
+                        .mode(0o600)
+                        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                        .open(&full)
+                };
+                // Try first, clear on EEXIST: saves an lstat per file.
+                let mut f = match open() {
+                    Ok(f) => f,
+                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                        self.clear(&rel, false)?;
+                        open().with_context(|| format!("creating {}", full.display()))?
+                    }
+                    Err(e) => {
+                        return Err(e).with_context(|| format!("creating {}", full.display()));
+                    }
+                };
                 copy_data(entry, &mut f).with_context(|| format!("writing {}", full.display()))?;
-                drop(f);
-                self.meta(&full, uid, gid, Some(mode), pax);
-                set_times(&full, atime, mtime);
+                self.file_meta(&f, &full, uid, gid, mode, pax);
+                let ts = [timespec(atime), timespec(mtime)];
+                unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
             }
             T::Directory => {
                 if !self.clear(&rel, true)? {
@@ -445,6 +457,32 @@ impl Unpacker<'_> {
     }
 
     /// Owner, xattrs and mode (in that order: chown clears set-id bits).
+    /// As `meta`, through an open file (no path lookups).
+    fn file_meta(
+        &mut self,
+        f: &File,
+        full: &Path,
+        uid: u64,
+        gid: u64,
+        mode: u32,
+        pax: &HashMap<String, Vec<u8>>,
+    ) {
+        let fd = f.as_raw_fd();
+        if self.is_root {
+            unsafe { libc::fchown(fd, uid as libc::uid_t, gid as libc::gid_t) };
+        }
+        for (k, v) in pax {
+            if let Some(attr) = image_xattr(k)
+                && let Err(e) = xattr::FileExt::set_xattr(f, attr, v)
+            {
+                self.report
+                    .warnings
+                    .push(format!("{}: xattr {attr} not kept: {e}", full.display()));
+            }
+        }
+        unsafe { libc::fchmod(fd, mode as libc::mode_t) };
+    }
+
     fn meta(
         &mut self,
         full: &Path,
@@ -460,7 +498,7 @@ impl Unpacker<'_> {
             unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) };
         }
         for (k, v) in pax {
-            if let Some(attr) = k.strip_prefix("SCHILY.xattr.")
+            if let Some(attr) = image_xattr(k)
                 && let Err(e) = xattr::set(full, attr, v)
             {
                 self.report
@@ -474,6 +512,13 @@ impl Unpacker<'_> {
     }
 }
 
+/// The xattr a PAX key carries, unless it is overlay's own: a layer must not be able
+/// to plant opaque or redirect markers for the union file system.
+fn image_xattr(key: &str) -> Option<&str> {
+    let attr = key.strip_prefix("SCHILY.xattr.")?;
+    (!is_overlay_xattr(OsStr::new(attr))).then_some(attr)
+}
+
 fn pax_num(pax: &HashMap<String, Vec<u8>>, key: &str) -> Option<u64> {
     std::str::from_utf8(pax.get(key)?).ok()?.parse().ok()
 }
@@ -485,6 +530,13 @@ fn pax_time(pax: &HashMap<String, Vec<u8>>, key: &str) -> Option<i64> {
 
 fn cstr(p: &Path) -> Result<CString> {
     CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("{}: NUL in name", p.display()))
+}
+
+fn timespec(secs: i64) -> libc::timespec {
+    libc::timespec {
+        tv_sec: secs as libc::time_t,
+        tv_nsec: 0,
+    }
 }
 
 fn set_times(path: &Path, atime: i64, mtime: i64) {
@@ -533,6 +585,42 @@ pub fn copy_data(r: &mut impl Read, w: &mut impl Write) -> io::Result<u64> {
 #[derive(Default, Clone)]
 pub struct PackOptions {
     pub lowers: Vec<PathBuf>,
+    /// Leave out the empty mount points a runner puts in a container's upper layer
+    /// (/dev, /proc, /sys, /etc/hosts, ...) when no lower layer has them.
+    pub skip_runtime_mountpoints: bool,
+}
+
+/// Paths the runner creates (empty) as mount points; never a change of the user's.
+pub const RUNTIME_MOUNTPOINTS: &[&str] = &[
+    "dev",
+    "proc",
+    "sys",
+    "etc/hostname",
+    "etc/hosts",
+    "etc/resolv.conf",
+    ".dockerenv",
+];
+
+/// Whether `rel` (in an upper layer) is only a runtime mount point: listed above,
+/// empty, and absent from every lower layer.
+pub fn is_runtime_mountpoint(
+    rel: &Path,
+    full: &Path,
+    meta: &fs::Metadata,
+    lowers: &[PathBuf],
+) -> bool {
+    let Some(r) = rel.to_str() else { return false };
+    if !RUNTIME_MOUNTPOINTS.contains(&r) {
+        return false;
+    }
+    let empty = if meta.is_dir() {
+        fs::read_dir(full)
+            .map(|mut d| d.next().is_none())
+            .unwrap_or(false)
+    } else {
+        meta.is_file() && meta.len() == 0
+    };
+    empty && crate::image::merged::lookup(lowers, rel).is_none()
 }
 
 /// Overlay's private xattrs, never part of an image.
@@ -605,6 +693,11 @@ impl<W: Write> LayerWriter<W> {
             if nb.starts_with(b".wh..wh.") && nb != OPAQUE_MARKER.as_bytes() {
                 continue; // AUFS bookkeeping (.wh..wh..plnk, .wh..wh..orph)
             }
+            if self.opts.skip_runtime_mountpoints
+                && is_runtime_mountpoint(&crel, &full, &meta, &self.opts.lowers)
+            {
+                continue;
+            }
             if is_overlay_whiteout(&meta) {
                 let mut wh = OsString::from(WHITEOUT_PREFIX);
                 wh.push(&name);
@@ -613,6 +706,10 @@ impl<W: Write> LayerWriter<W> {
             }
             if meta.is_dir() {
                 self.entry(&full, &crel, &meta)?;
+                if let Some(from) = overlay_xattr(&full, "redirect") {
+                    self.pack_redirected(&full, &crel, &from, progress)?;
+                    continue;
+                }
                 if is_overlay_opaque(&full) && !full.join(OPAQUE_MARKER).exists() {
                     self.empty_file(&crel.join(OPAQUE_MARKER), &meta)?;
                 }
@@ -621,6 +718,37 @@ impl<W: Write> LayerWriter<W> {
                 let n = self.entry(&full, &crel, &meta)?;
                 progress(n);
             }
+        }
+        Ok(())
+    }
+
+    /// A dir renamed in the container (overlay redirect): the upper copy holds only
+    /// its changes, the rest is still at the old path below. The layer gets it whole,
+    /// as an opaque dir with the merged content.
+    fn pack_redirected(
+        &mut self,
+        full: &Path,
+        rel: &Path,
+        from: &[u8],
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        let from = if from.first() == Some(&b'/') {
+            PathBuf::from(OsStr::from_bytes(&from[1..]))
+        } else {
+            rel.with_file_name(OsStr::from_bytes(from))
+        };
+        let meta = fs::symlink_metadata(full)?;
+        self.empty_file(&rel.join(OPAQUE_MARKER), &meta)?;
+        let mut stack = vec![full.to_path_buf()];
+        stack.extend(self.opts.lowers.iter().map(|l| l.join(&from)));
+        let mut entries = Vec::new();
+        crate::image::merged::walk(&stack, &mut |r, src, m| {
+            entries.push((r.to_path_buf(), src.to_path_buf(), m.clone()));
+            Ok(())
+        })?;
+        for (r, src, m) in entries {
+            let n = self.entry(&src, &rel.join(&r), &m)?;
+            progress(n);
         }
         Ok(())
     }

@@ -116,42 +116,52 @@ pub fn rmi(root: &Path, refs: &[String], force: bool) -> Result<i32> {
     Ok(if failed > 0 { 1 } else { 0 })
 }
 
+/// Removes one name or image, deciding on the index as seen under its lock, so that
+/// concurrent tags and loads are never lost.
 fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
-    let r = store.resolve(reference)?;
-    let id = store.image_id(&r)?;
-    let want = store::normalize_ref(reference);
-    let named = r
-        .tags
-        .iter()
-        .find(|t| **t == want || store::short_name(t) == want)
-        .cloned();
     let mut out = Vec::new();
-    // By name while other names remain: only the name goes.
-    if let Some(t) = &named {
-        if r.tags.len() > 1 {
-            store.untag(&r.manifest, t)?;
-            return Ok(vec![format!("Untagged: {t}")]);
+    store.update_index(|descs| {
+        let list = store::group_refs(descs);
+        let r = store.resolve_in(&list, reference)?;
+        let id = store.image_id(&r)?;
+        let want = store::normalize_ref(reference);
+        let named = r
+            .tags
+            .iter()
+            .find(|t| **t == want || store::short_name(t) == want)
+            .cloned();
+        // By name while other names remain: only the name goes.
+        if let Some(t) = &named
+            && r.tags.len() > 1
+        {
+            descs.retain(|d| {
+                !(d.digest().digest() == r.manifest && store::ref_name(d).as_ref() == Some(t))
+            });
+            out.push(format!("Untagged: {t}"));
+            return Ok(());
         }
-    } else if r.tags.len() > 1 && !force {
-        bail!(
-            "image {} has several names ({}): remove them by name or use -f",
-            &id[..12],
-            r.tags.join(", ")
-        );
-    }
-    let users = store.users_of(&id);
-    if !users.is_empty() && !force {
-        bail!(
-            "image {} is used by container(s) {}: remove them first or use -f",
-            &id[..12],
-            users.join(", ")
-        );
-    }
-    for t in &r.tags {
-        out.push(format!("Untagged: {t}"));
-    }
-    store.remove_image(&r.manifest)?;
-    out.push(format!("Deleted: sha256:{id}"));
+        if named.is_none() && r.tags.len() > 1 && !force {
+            bail!(
+                "image {} has several names ({}): remove them by name or use -f",
+                &id[..12],
+                r.tags.join(", ")
+            );
+        }
+        let users = store.users_of(&id);
+        if !users.is_empty() && !force {
+            bail!(
+                "image {} is used by container(s) {}: remove them first or use -f",
+                &id[..12],
+                users.join(", ")
+            );
+        }
+        for t in &r.tags {
+            out.push(format!("Untagged: {t}"));
+        }
+        descs.retain(|d| d.digest().digest() != r.manifest);
+        out.push(format!("Deleted: sha256:{id}"));
+        Ok(())
+    })?;
     Ok(out)
 }
 

@@ -223,3 +223,70 @@ pub fn walk_one(layers: &[PathBuf], rel: &Path, f: &mut dyn FnMut(&OsStr)) -> Re
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(p: &Path, data: &str) {
+        fs::create_dir_all(p.parent().unwrap()).unwrap();
+        fs::write(p, data).unwrap();
+    }
+
+    #[test]
+    fn aufs_layers_merge_like_overlayfs() {
+        let t = tempfile::tempdir().unwrap();
+        let (top, bottom) = (t.path().join("top"), t.path().join("bottom"));
+        write(&bottom.join("a/keep"), "1");
+        write(&bottom.join("a/gone"), "1");
+        write(&bottom.join("o/old"), "1");
+        write(&bottom.join("f"), "old");
+        write(&bottom.join("d/x"), "1");
+        write(&top.join("a/.wh.gone"), "");
+        write(&top.join("a/new"), "2");
+        write(&top.join("o/.wh..wh..opq"), "");
+        write(&top.join("o/fresh"), "2");
+        write(&top.join("f"), "new");
+        write(&top.join("d"), "now a file");
+        let layers = vec![top.clone(), bottom.clone()];
+        let mut seen = Vec::new();
+        walk(&layers, &mut |rel, src, _| {
+            seen.push(format!(
+                "{}@{}",
+                rel.display(),
+                if src.starts_with(&top) {
+                    "top"
+                } else {
+                    "bottom"
+                }
+            ));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(
+            seen,
+            [
+                "a@top",
+                "a/keep@bottom",
+                "a/new@top",
+                "d@top",
+                "f@top",
+                "o@top",
+                "o/fresh@top"
+            ]
+        );
+        assert!(lookup(&layers, Path::new("a/gone")).is_none());
+        assert!(lookup(&layers, Path::new("o/old")).is_none());
+        assert!(lookup(&layers, Path::new("d/x")).is_none());
+        assert!(
+            lookup(&layers, Path::new("a/keep"))
+                .unwrap()
+                .0
+                .starts_with(&bottom)
+        );
+        assert_eq!(
+            fs::read_to_string(lookup(&layers, Path::new("f")).unwrap().0).unwrap(),
+            "new"
+        );
+    }
+}

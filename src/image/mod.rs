@@ -139,6 +139,8 @@ pub fn resolve_for_run(root: &Path, reference: &str) -> Result<ImageRunInfo> {
         bail!("image {reference:?}: no such image");
     }
     let store = Store::open(root)?;
+    // Held while layers may be unpacked, so a concurrent rmi does not sweep them.
+    let _w = store.writer_lock()?;
     let img = store.load(&store.resolve(reference)?)?;
     let mut lowers = Vec::new();
     for (blob, diff) in img.layer_blobs().iter().zip(img.diff_ids()) {

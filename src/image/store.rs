@@ -84,11 +84,31 @@ pub struct FileLock {
 pub struct BlobWriter {
     w: HashingWriter<std::io::BufWriter<tempfile::NamedTempFile>>,
     blobs: PathBuf,
+    /// Bytes already handed to the disk (sync_file_range), so the final fsync is short.
+    kicked: u64,
 }
+
+/// Start disk writeback every this many bytes while a blob is written.
+const WRITEBACK_STEP: u64 = 8 << 20;
 
 impl Write for BlobWriter {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.w.write(buf)
+        let n = self.w.write(buf)?;
+        let in_file = self.w.count - self.w.inner.buffer().len() as u64;
+        if in_file >= self.kicked + WRITEBACK_STEP {
+            let fd = self.w.inner.get_ref().as_file().as_raw_fd();
+            // Best effort: only starts the writeback, never waits for it.
+            unsafe {
+                libc::sync_file_range(
+                    fd,
+                    self.kicked as libc::off64_t,
+                    (in_file - self.kicked) as libc::off64_t,
+                    libc::SYNC_FILE_RANGE_WRITE,
+                )
+            };
+            self.kicked = in_file;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
         self.w.flush()
@@ -189,6 +209,7 @@ impl Store {
         Ok(BlobWriter {
             w: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp)),
             blobs: self.blobs_dir(),
+            kicked: 0,
         })
     }
 
@@ -246,9 +267,25 @@ impl Store {
             return Ok(Vec::new());
         }
         let idx = self.read_index()?;
+        Ok(group_refs(idx.manifests()))
+    }
+
+    pub fn load(&self, r: &ImageRef) -> Result<Image> {
+        self.load_inner(r)
+    }
+
+    /// Finds an image by name[:tag], full or short id (`sha256:` optional).
+    pub fn resolve(&self, reference: &str) -> Result<ImageRef> {
+        self.resolve_in(&self.list()?, reference)
+    }
+}
+
+/// Index descriptors grouped by image, in index order.
+pub fn group_refs(descs: &[Descriptor]) -> Vec<ImageRef> {
+    {
         let mut order: Vec<String> = Vec::new();
         let mut by: HashMap<String, ImageRef> = HashMap::new();
-        for d in idx.manifests() {
+        for d in descs {
             let hex = d.digest().digest().to_string();
             let e = by.entry(hex.clone()).or_insert_with(|| {
                 order.push(hex.clone());
@@ -262,10 +299,12 @@ impl Store {
                 e.tags.push(t.clone());
             }
         }
-        Ok(order.into_iter().filter_map(|h| by.remove(&h)).collect())
+        order.into_iter().filter_map(|h| by.remove(&h)).collect()
     }
+}
 
-    pub fn load(&self, r: &ImageRef) -> Result<Image> {
+impl Store {
+    fn load_inner(&self, r: &ImageRef) -> Result<Image> {
         let mbytes = self.read_blob(&r.manifest)?;
         let manifest: ImageManifest = serde_json::from_slice(&mbytes)
             .with_context(|| format!("parsing manifest {}", r.manifest))?;
@@ -283,9 +322,8 @@ impl Store {
         })
     }
 
-    /// Finds an image by name[:tag], full or short id (`sha256:` optional).
-    pub fn resolve(&self, reference: &str) -> Result<ImageRef> {
-        let list = self.list()?;
+    /// `resolve` over a given list (e.g. the index as seen under its lock).
+    pub fn resolve_in(&self, list: &[ImageRef], reference: &str) -> Result<ImageRef> {
         let want = normalize_ref(reference);
         let by_tag: Vec<&ImageRef> = list
             .iter()
@@ -297,7 +335,7 @@ impl Store {
         let hex = strip_sha(reference).to_ascii_lowercase();
         if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
             let mut hits: Vec<&ImageRef> = Vec::new();
-            for i in &list {
+            for i in list {
                 let id = self.image_id(i).unwrap_or_default();
                 if id.starts_with(&hex) || i.manifest.starts_with(&hex) {
                     hits.push(i);
@@ -349,26 +387,6 @@ impl Store {
             for t in &tags {
                 list.push(descriptor(manifest_hex, size, Some(t))?);
             }
-            Ok(())
-        })
-    }
-
-    /// Removes one tag; returns true when the image then has no descriptor left.
-    pub fn untag(&self, manifest_hex: &str, tag: &str) -> Result<bool> {
-        let mut gone = false;
-        self.update_index(|list| {
-            list.retain(|d| {
-                !(d.digest().digest() == manifest_hex && ref_name(d).as_deref() == Some(tag))
-            });
-            gone = !list.iter().any(|d| d.digest().digest() == manifest_hex);
-            Ok(())
-        })?;
-        Ok(gone)
-    }
-
-    pub fn remove_image(&self, manifest_hex: &str) -> Result<()> {
-        self.update_index(|list| {
-            list.retain(|d| d.digest().digest() != manifest_hex);
             Ok(())
         })
     }
@@ -623,6 +641,107 @@ impl Store {
         let (m_hex, m_size) = self.put_blob(&mbytes)?;
         self.add_image(&m_hex, m_size, tags)?;
         Ok((cfg_hex, m_hex))
+    }
+}
+
+/// A blob written (and hashed) on its own thread while the caller goes on, e.g.
+/// unpacking the same bytes: `TeeReader` hands it what it reads.
+pub struct BackgroundBlob {
+    /// `Some(bytes)` to write, `None` once all is sent; a writer that never gets
+    /// `None` (the caller failed) drops its temp file instead of storing a blob.
+    tx: Option<crossbeam_channel::Sender<Option<Vec<u8>>>>,
+    handle: Option<std::thread::JoinHandle<Result<(String, u64, bool)>>>,
+}
+
+impl BackgroundBlob {
+    pub fn start(store: &Store) -> Result<BackgroundBlob> {
+        let mut blob = store.new_blob()?;
+        let (tx, rx) = crossbeam_channel::bounded::<Option<Vec<u8>>>(16);
+        let handle = std::thread::spawn(move || {
+            for msg in rx {
+                match msg {
+                    Some(chunk) => blob.write_all(&chunk).context("writing blob")?,
+                    None => return blob.commit_tracked(),
+                }
+            }
+            bail!("blob abandoned")
+        });
+        Ok(BackgroundBlob {
+            tx: Some(tx),
+            handle: Some(handle),
+        })
+    }
+
+    fn send(&mut self, chunk: Vec<u8>) -> std::io::Result<()> {
+        let ok = self
+            .tx
+            .as_ref()
+            .is_some_and(|tx| tx.send(Some(chunk)).is_ok());
+        if ok {
+            Ok(())
+        } else {
+            Err(std::io::Error::other("blob writer stopped"))
+        }
+    }
+
+    /// Waits for the blob: (hex, size, newly stored).
+    pub fn finish(mut self) -> Result<(String, u64, bool)> {
+        if let Some(tx) = self.tx.take() {
+            let _ = tx.send(None);
+        }
+        match self.handle.take().map(|h| h.join()) {
+            Some(Ok(r)) => r,
+            _ => bail!("blob writer thread failed"),
+        }
+    }
+}
+
+impl Drop for BackgroundBlob {
+    fn drop(&mut self) {
+        self.tx.take();
+        if let Some(h) = self.handle.take() {
+            let _ = h.join(); // an unfinished blob stays a temp file, removed with it
+        }
+    }
+}
+
+/// Reads from `inner` and passes every byte, in 1 MiB batches, to a BackgroundBlob.
+pub struct TeeReader<R> {
+    pub inner: R,
+    pub blob: BackgroundBlob,
+    buf: Vec<u8>,
+}
+
+const TEE_BATCH: usize = 1 << 20;
+
+impl<R: std::io::Read> TeeReader<R> {
+    pub fn new(inner: R, blob: BackgroundBlob) -> Self {
+        TeeReader {
+            inner,
+            blob,
+            buf: Vec::with_capacity(TEE_BATCH),
+        }
+    }
+    /// Reads what is left of the input, then waits for the blob.
+    pub fn finish(mut self) -> Result<(String, u64, bool)> {
+        std::io::copy(&mut self, &mut std::io::sink()).context("reading input")?;
+        let rest = std::mem::take(&mut self.buf);
+        if !rest.is_empty() {
+            self.blob.send(rest)?;
+        }
+        self.blob.finish()
+    }
+}
+
+impl<R: std::io::Read> std::io::Read for TeeReader<R> {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.inner.read(out)?;
+        self.buf.extend_from_slice(&out[..n]);
+        if self.buf.len() >= TEE_BATCH {
+            let chunk = std::mem::replace(&mut self.buf, Vec::with_capacity(TEE_BATCH));
+            self.blob.send(chunk)?;
+        }
+        Ok(n)
     }
 }
 

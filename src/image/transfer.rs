@@ -76,6 +76,7 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
             out.writer(),
             PackOptions {
                 lowers: c.lower_dirs(),
+                skip_runtime_mountpoints: false,
             },
         );
         super::merged::walk(&layers, &mut |rel, src, meta| {
@@ -86,20 +87,6 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
         w.finish()?.flush().context("writing export")?;
     }
     out.finish()
-}
-
-/// Passes bytes to the unpacker and, on the way, into the layer blob.
-struct Tee<R, W> {
-    r: R,
-    w: W,
-}
-
-impl<R: Read, W: Write> Read for Tee<R, W> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.r.read(buf)?;
-        self.w.write_all(&buf[..n])?;
-        Ok(n)
-    }
 }
 
 pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String> {
@@ -119,27 +106,23 @@ pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String
     let _w = store.writer_lock()?;
     let mut progress = Progress::new("import");
     let input = util::decompressed(input).with_context(|| file.to_string())?;
-    let mut blob = store.new_blob()?;
-    let mut tee = Tee {
-        r: ProgressReader {
+    let blob = store::BackgroundBlob::start(&store)?;
+    let mut tee = store::TeeReader::new(
+        ProgressReader {
             inner: input,
             progress: &mut progress,
         },
-        w: &mut blob,
-    };
+        blob,
+    );
     let (tmp, report) = store
         .unpack_to_temp(&mut tee)
         .with_context(|| format!("import {file}"))?;
-    // The tar reader stops at the end marker: keep the padding so the blob is whole.
-    if let Err(e) = io::copy(&mut tee, &mut io::sink()) {
-        util::remove_tree(&tmp);
-        return Err(e).context(format!("reading {file}"));
-    }
-    let (hex, size) = match blob.commit() {
-        Ok(v) => v,
+    // The tar reader stops at the end marker: the blob also gets the padding after it.
+    let (hex, size) = match tee.finish() {
+        Ok((hex, size, _)) => (hex, size),
         Err(e) => {
             util::remove_tree(&tmp);
-            return Err(e);
+            return Err(e).context(format!("reading {file}"));
         }
     };
     store.install_layer(&tmp, &hex)?;

@@ -10,6 +10,8 @@ use std::os::unix::ffi::OsStrExt;
 
 pub const LAYERS_XATTR: &str = "user.unionctl.layers";
 pub const WHICH_XATTR: &str = "user.unionctl.which";
+/// The pid of the process serving the mount (so `umount` can wait for it to finish).
+pub const PID_XATTR: &str = "user.unionctl.pid";
 
 impl UnionFs {
     /// One line per layer, top first: "upper PATH", "lower N PATH", then "work PATH".
@@ -51,6 +53,9 @@ impl UnionFs {
     pub fn virtual_xattr(&self, ino: u64, name: &[u8]) -> Option<io::Result<Vec<u8>>> {
         if name == LAYERS_XATTR.as_bytes() {
             return Some(Ok(self.describe_layers().into_bytes()));
+        }
+        if name == PID_XATTR.as_bytes() {
+            return Some(Ok(std::process::id().to_string().into_bytes()));
         }
         let rest = name.strip_prefix(WHICH_XATTR.as_bytes())?;
         Some((|| {

@@ -269,7 +269,9 @@ impl UnionFs {
         let prev = match sys::lstat_opt(ufd, &path)? {
             Some(st) if self.upper_whiteout(&st) => Previous::Whiteout,
             Some(_) => return Err(sys::errno(libc::EEXIST)),
-            None if whiteout::is_whiteout(ufd, &ppath, name, None)? => Previous::AufsMarker,
+            None if whiteout::is_whiteout(ufd, &ppath, name, None, self.upper_aufs())? => {
+                Previous::AufsMarker
+            }
             None if self.lower_visible(&pst, &ppath, name)? => {
                 return Err(sys::errno(libc::EEXIST));
             }
@@ -383,6 +385,11 @@ impl UnionFs {
         rdev: u64,
         c: Caller,
     ) -> io::Result<(Arc<Node>, Stat)> {
+        // As overlayfs: a character device 0/0 is a whiteout and cannot be made through
+        // it (in aufs format it is an ordinary device).
+        if mode & libc::S_IFMT == libc::S_IFCHR && rdev == 0 && self.layers.format == Format::Overlay {
+            return Err(sys::errno(libc::EPERM));
+        }
         let (_, ppath, prev) = self.prepare_new(parent, name)?;
         self.place_new(&ppath, name, prev, false, c, &|fd, p| {
             sys::mknodat(fd, p, mode, rdev).map(|_| None)
@@ -511,6 +518,7 @@ impl UnionFs {
         }
         let (_, pst, ppath) = self.dir_path(parent)?;
         let found = self.resolve(&pst, &ppath, name)?.ok_or_else(enoent)?;
+        let found = self.index_before_whiteout(parent, name, found, &pst, &ppath)?;
         let is_dir = found.kind == libc::S_IFDIR;
         if dir && !is_dir {
             return Err(sys::errno(libc::ENOTDIR));
@@ -599,6 +607,28 @@ impl UnionFs {
         }
     }
 
+    /// Before a lower-only name of a hard link is whited out (unlink, rename over it), it
+    /// is copied up through the index, as overlayfs does: the index then carries the
+    /// union's link count, which the whiteout lowers by one.
+    fn index_before_whiteout(
+        &self,
+        parent: u64,
+        name: &OsStr,
+        found: Found,
+        pst: &NodeState,
+        ppath: &OsStr,
+    ) -> io::Result<Found> {
+        let hardlinked = found.lower_stat.is_some_and(|l| l.st_nlink > 1);
+        if found.upper.is_some() || found.kind == libc::S_IFDIR || !hardlinked || self.layers.index.is_none() {
+            return Ok(found);
+        }
+        let Some(node) = self.nodes.get(found.ino) else { return Ok(found) };
+        self.prefer_alias(&node, parent, name);
+        self.copy_up(found.ino)?;
+        let pst = NodeState { upper: true, ..pst.clone() };
+        self.resolve(&pst, ppath, name)?.ok_or_else(enoent)
+    }
+
     /// Puts the alias PARENT/NAME of a node first, so copy-up and path lookups use it.
     fn prefer_alias(&self, node: &Node, parent: u64, name: &OsStr) {
         let mut st = node.lock();
@@ -626,7 +656,12 @@ impl UnionFs {
         let (_, opst, oppath) = self.dir_path(op)?;
         let (_, npst, nppath) = self.dir_path(np)?;
         let src = self.resolve(&opst, &oppath, oname)?.ok_or_else(enoent)?;
-        let dst = self.resolve(&npst, &nppath, nname)?;
+        let dst = match self.resolve(&npst, &nppath, nname)? {
+            Some(d) if flags & libc::RENAME_EXCHANGE == 0 => {
+                Some(self.index_before_whiteout(np, nname, d, &npst, &nppath)?)
+            }
+            d => d,
+        };
         if exchange && dst.is_none() {
             return Err(sys::errno(libc::ENOENT));
         }
@@ -718,7 +753,10 @@ impl UnionFs {
                 Some(st) if self.upper_whiteout(&st) && src_dir => sys::unlinkat(ufd, &npath, 0)?,
                 Some(st) if sys::is_dir(&st) => self.clear_dir(&npath)?,
                 Some(_) => {}
-                None => aufs_marker = whiteout::is_whiteout(ufd, &nppath, nname, None)?,
+                None => {
+                    aufs_marker =
+                        whiteout::is_whiteout(ufd, &nppath, nname, None, self.upper_aufs())?
+                }
             }
             match (old_lower, self.layers.format) {
                 (true, Format::Overlay) => {
@@ -788,7 +826,7 @@ impl UnionFs {
                 sys::lsetxattr(ufd, npath, &x.redirect, &r.encode(), 0)?;
             }
             node.lock().redirected = true;
-        } else if lower_at_new && !whiteout::is_opaque_dir(ufd, npath, x)? {
+        } else if lower_at_new && !whiteout::is_opaque_dir(ufd, npath, x, self.upper_aufs())? {
             self.set_opaque(ufd, npath)?;
         }
         Ok(())

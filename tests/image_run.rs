@@ -1,0 +1,277 @@
+//! End to end with the runner: `run IMAGE` uses the image's layers and config, and a
+//! committed container's image shows exactly the container's changes when run.
+mod image_support;
+use image_support::*;
+use std::path::Path;
+
+fn base(dir: &Path, root: &Path) {
+    let rootfs = dir.join("rootfs");
+    busybox_rootfs(&rootfs);
+    let tar = dir.join("rootfs.tar");
+    tar_of(&rootfs, &tar);
+    uc_ok(root, &["import", tar.to_str().unwrap(), "bb"]);
+}
+
+const SHOW: &str = "cat /etc/motd; ls /opt /var/cache/app; \
+    test -e /etc/remove-me && echo remove-me present || echo remove-me gone; \
+    test -e /etc/motd.link && echo link present";
+
+#[test]
+fn run_commit_run_shows_exactly_the_changes() {
+    let t = tmpdir();
+    let root = t.path().join("store");
+    base(t.path(), &root);
+    let script = "rm /etc/remove-me; echo more >> /etc/motd; mkdir /opt; echo new > /opt/new; \
+        rm -r /var/cache/app; mkdir /var/cache/app; echo c > /var/cache/app/c";
+    uc_ok(
+        &root,
+        &["run", "--name", "changer", "bb", "/bin/sh", "-c", script],
+    );
+    let diff = uc_ok(&root, &["diff", "changer"]);
+    assert_eq!(
+        diff,
+        "C /etc\nC /etc/motd\nD /etc/remove-me\nA /opt\nA /opt/new\nC /var\nC /var/cache\n\
+         C /var/cache/app\nD /var/cache/app/a\nD /var/cache/app/b\nA /var/cache/app/c\n",
+        "runtime mount points must not show up"
+    );
+    uc_ok(&root, &["commit", "-m", "changes", "changer", "bb:changed"]);
+    // the new layer holds only the changes
+    let top = &image_lowers(&root, "bb:changed")[0];
+    let mut names: Vec<String> = std::fs::read_dir(top)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().into_string().unwrap())
+        .collect();
+    names.sort();
+    assert_eq!(names, vec!["etc", "opt", "var"]);
+    let before = uc_ok(&root, &["run", "--rm", "bb", "/bin/sh", "-c", SHOW]);
+    assert_eq!(
+        before,
+        "hello from the base\n/var/cache/app:\na\nb\nremove-me present\nlink present\n"
+    );
+    let after = uc_ok(&root, &["run", "--rm", "bb:changed", "/bin/sh", "-c", SHOW]);
+    assert_eq!(
+        after,
+        "hello from the base\nmore\n/opt:\nnew\n\n/var/cache/app:\nc\nremove-me gone\nlink present\n"
+    );
+}
+
+#[test]
+fn run_uses_the_image_config() {
+    let t = tmpdir();
+    let root = t.path().join("store");
+    base(t.path(), &root);
+    uc_ok(&root, &["run", "--name", "c", "bb", "/bin/true"]);
+    uc_ok(
+        &root,
+        &[
+            "commit",
+            "-c",
+            "CMD [\"/bin/cat\", \"/etc/motd\"]",
+            "-c",
+            "ENV GREETING=hi",
+            "-c",
+            "WORKDIR /etc",
+            "c",
+            "bb:cfg",
+        ],
+    );
+    assert_eq!(
+        uc_ok(&root, &["run", "--rm", "bb:cfg"]),
+        "hello from the base\n"
+    );
+    let out = uc_ok(
+        &root,
+        &[
+            "run",
+            "--rm",
+            "bb:cfg",
+            "/bin/sh",
+            "-c",
+            "echo $GREETING; pwd; id -u",
+        ],
+    );
+    assert_eq!(out, "hi\n/etc\n0\n");
+    uc_ok(&root, &["rm", "c"]);
+    uc_ok(&root, &["run", "--name", "c2", "bb", "/bin/true"]);
+    uc_ok(
+        &root,
+        &[
+            "commit",
+            "-c",
+            "ENTRYPOINT [\"/bin/echo\", \"entry\"]",
+            "-c",
+            "USER 1000:1000",
+            "c2",
+            "bb:ep",
+        ],
+    );
+    assert_eq!(
+        uc_ok(&root, &["run", "--rm", "bb:ep", "arg"]),
+        "entry arg\n"
+    );
+    assert_eq!(
+        uc_ok(&root, &["run", "--rm", "bb:ep", "/bin/sh", "-c", "id -u"]).trim(),
+        "entry /bin/sh -c id -u"
+    );
+    // rmi refuses an image a container uses
+    let r = uc(&root, &["rmi", "bb"]);
+    assert!(r.code != 0 && r.stderr.contains("c2"), "{}", r.stderr);
+}
+
+#[test]
+fn images_from_podman_and_skopeo_archives_run_here() {
+    let t = tmpdir();
+    let root = t.path().join("store");
+    base(t.path(), &root);
+    let ours = t.path().join("ours.tar");
+    uc_ok(&root, &["save", "-o", ours.to_str().unwrap(), "bb"]);
+    let pdir = t.path().join("podman");
+    podman(&pdir, &["load", "-i", ours.to_str().unwrap()]);
+    let pod = t.path().join("podman.tar");
+    podman(
+        &pdir,
+        &[
+            "save",
+            "--format",
+            "oci-archive",
+            "-o",
+            pod.to_str().unwrap(),
+            "localhost/bb:latest",
+        ],
+    );
+    podman_cleanup(&pdir);
+    let sk = t.path().join("skopeo.tar");
+    sh_ok(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--dest-compress",
+            &format!("oci-archive:{}", pod.display()),
+            &format!("docker-archive:{}:sk/bb:1", sk.display()),
+        ],
+    );
+    for (f, name) in [(&pod, "localhost/bb:latest"), (&sk, "sk/bb:1")] {
+        let r2 = t
+            .path()
+            .join(format!("store-{name}").replace([':', '/'], "_"));
+        uc_ok(&r2, &["load", "-i", f.to_str().unwrap()]);
+        assert_eq!(
+            uc_ok(&r2, &["run", "--rm", name, "/bin/cat", "/etc/motd"]),
+            "hello from the base\n"
+        );
+    }
+}
+
+#[test]
+fn commit_pauses_a_running_container() {
+    let t = tmpdir();
+    let root = t.path().join("store");
+    base(t.path(), &root);
+    uc_ok(
+        &root,
+        &[
+            "run",
+            "-d",
+            "--name",
+            "bg",
+            "bb",
+            "/bin/sh",
+            "-c",
+            "echo started > /tmp/s; while true; do sleep 1; done",
+        ],
+    );
+    for _ in 0..100 {
+        if uc_ok(&root, &["diff", "bg"]).contains("/tmp/s") {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    uc_ok(&root, &["commit", "bg", "bb:live"]);
+    let ps = uc_ok(&root, &["ps"]);
+    assert!(ps.contains("bg") && ps.contains("Up"), "{ps}");
+    let v: serde_json::Value = serde_json::from_str(&uc_ok(&root, &["inspect", "bg"])).unwrap();
+    assert_ne!(v[0]["paused"], true, "left paused: {v}");
+    assert_eq!(
+        uc_ok(&root, &["run", "--rm", "bb:live", "/bin/cat", "/tmp/s"]),
+        "started\n"
+    );
+    uc_ok(&root, &["rm", "-f", "bg"]);
+}
+
+/// Runs unionctl as the unprivileged test user (created when missing).
+fn as_user(user: &str, args: &[&str]) -> String {
+    let out = std::process::Command::new("setpriv")
+        .args([
+            "--reuid",
+            user,
+            "--regid",
+            user,
+            "--init-groups",
+            "--reset-env",
+        ])
+        .arg(bin())
+        .args(args)
+        .env("HOME", format!("/home/{user}"))
+        .stdin(std::process::Stdio::null())
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn rootless_import_run_commit_run() {
+    let user = "unionctl-test";
+    if std::process::Command::new("id")
+        .arg(user)
+        .output()
+        .map(|o| !o.status.success())
+        .unwrap_or(true)
+    {
+        sh_ok("useradd", &["-m", user]);
+    }
+    let t = tmpdir();
+    sh_ok("chmod", &["755", t.path().to_str().unwrap()]);
+    let rootfs = t.path().join("rootfs");
+    busybox_rootfs(&rootfs);
+    let tar = t.path().join("rootfs.tar");
+    tar_of(&rootfs, &tar);
+    sh_ok("chmod", &["644", tar.to_str().unwrap()]);
+    let root = t.path().join("store");
+    std::fs::create_dir(&root).unwrap();
+    sh_ok(
+        "chown",
+        &[&format!("{user}:{user}"), root.to_str().unwrap()],
+    );
+    let r = root.to_str().unwrap();
+    as_user(user, &["--root", r, "import", tar.to_str().unwrap(), "bb"]);
+    let script = "rm /etc/remove-me; echo more >> /etc/motd; rm -r /var/cache/app; mkdir /var/cache/app; touch /var/cache/app/c";
+    as_user(
+        user,
+        &[
+            "--root", r, "run", "--name", "rl", "bb", "/bin/sh", "-c", script,
+        ],
+    );
+    let diff = as_user(user, &["--root", r, "diff", "rl"]);
+    assert!(
+        diff.contains("D /etc/remove-me")
+            && diff.contains("A /var/cache/app/c")
+            && !diff.contains("/etc/hosts"),
+        "{diff}"
+    );
+    as_user(user, &["--root", r, "commit", "rl", "bb:rl"]);
+    let out = as_user(
+        user,
+        &["--root", r, "run", "--rm", "bb:rl", "/bin/sh", "-c", SHOW],
+    );
+    assert_eq!(
+        out,
+        "hello from the base\nmore\n/var/cache/app:\nc\nremove-me gone\nlink present\n"
+    );
+    sh_ok("rm", &["-rf", r]);
+}
