@@ -82,7 +82,11 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     unsafe { libc::umask(0) };
     // A failed mount leaves nothing behind: remember whether the work dir is ours to remove.
     let fresh_work = req.spec.upper.as_ref().and_then(|u| {
-        let w = req.spec.work.clone().unwrap_or_else(|| crate::unionfs::layers::default_work(u));
+        let w = req
+            .spec
+            .work
+            .clone()
+            .unwrap_or_else(|| crate::unionfs::layers::default_work(u));
         (!w.exists()).then_some(w)
     });
     let cleanup = |e: anyhow::Error| {
@@ -101,8 +105,13 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     let _ = fs.on_attr_change.set(Box::new(move |ino| {
         let _ = tx.send(ino);
     }));
-    let session = fuser::Session::new(UnionFuse::new(fs), &req.merged, &config)
-        .map_err(|e| cleanup(anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e))))?;
+    let session = fuser::Session::new(UnionFuse::new(fs), &req.merged, &config).map_err(|e| {
+        cleanup(anyhow::anyhow!(
+            "{}: cannot mount: {}",
+            req.merged.display(),
+            short(&e)
+        ))
+    })?;
     let notifier = session.notifier();
     std::thread::spawn(move || {
         for ino in rx {
@@ -196,7 +205,11 @@ fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
     if fd < 0 {
         return; // already gone
     }
-    let mut p = libc::pollfd { fd, events: libc::POLLIN, revents: 0 };
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    };
     unsafe {
         libc::poll(&mut p, 1, timeout.as_millis() as i32);
         libc::close(fd);

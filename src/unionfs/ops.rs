@@ -387,7 +387,10 @@ impl UnionFs {
     ) -> io::Result<(Arc<Node>, Stat)> {
         // As overlayfs: a character device 0/0 is a whiteout and cannot be made through
         // it (in aufs format it is an ordinary device).
-        if mode & libc::S_IFMT == libc::S_IFCHR && rdev == 0 && self.layers.format == Format::Overlay {
+        if mode & libc::S_IFMT == libc::S_IFCHR
+            && rdev == 0
+            && self.layers.format == Format::Overlay
+        {
             return Err(sys::errno(libc::EPERM));
         }
         let (_, ppath, prev) = self.prepare_new(parent, name)?;
@@ -619,13 +622,22 @@ impl UnionFs {
         ppath: &OsStr,
     ) -> io::Result<Found> {
         let hardlinked = found.lower_stat.is_some_and(|l| l.st_nlink > 1);
-        if found.upper.is_some() || found.kind == libc::S_IFDIR || !hardlinked || self.layers.index.is_none() {
+        if found.upper.is_some()
+            || found.kind == libc::S_IFDIR
+            || !hardlinked
+            || self.layers.index.is_none()
+        {
             return Ok(found);
         }
-        let Some(node) = self.nodes.get(found.ino) else { return Ok(found) };
+        let Some(node) = self.nodes.get(found.ino) else {
+            return Ok(found);
+        };
         self.prefer_alias(&node, parent, name);
         self.copy_up(found.ino)?;
-        let pst = NodeState { upper: true, ..pst.clone() };
+        let pst = NodeState {
+            upper: true,
+            ..pst.clone()
+        };
         self.resolve(&pst, ppath, name)?.ok_or_else(enoent)
     }
 
