@@ -480,6 +480,8 @@ pub fn spawn_detached(c: &Container) -> Result<()> {
             drop(ready_r);
             // SAFETY: new session, stdio to /dev/null and the log.
             unsafe { libc::setsid() };
+            // A long-lived process must not keep the caller's working directory busy.
+            let _ = std::env::set_current_dir("/");
             let log = fs::OpenOptions::new()
                 .create(true)
                 .append(true)
