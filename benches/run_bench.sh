@@ -59,20 +59,37 @@ if [ -s /sys/fs/cgroup/unified/cgroup.controllers ] && [ ! -d /sys/fs/cgroup/hug
     echo "warning: could not move hugetlb to cgroup v1; crun may fail" >&2
 fi
 
-hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/result.json" \
-  -n unionctl "$bin --root $store run --rm --rootfs $bb /bin/true" \
-  -n crun "crun run --bundle $bundle bench-crun" \
-  -n runc "runc run --bundle $bundle bench-runc" \
-  -n bwrap "bwrap --unshare-all --ro-bind $bb / --proc /proc --dev /dev /bin/true" >&2
+names=(unionctl crun runc bwrap)
+cmds=(
+  "$bin --root $store run --rm --rootfs $bb /bin/true"
+  "crun run --bundle $bundle bench-crun"
+  "runc run --bundle $bundle bench-runc"
+  "bwrap --unshare-all --ro-bind $bb / --proc /proc --dev /dev /bin/true"
+)
 
-python3 - "$work/result.json" <<'EOF'
-import json, sys
-res = json.load(open(sys.argv[1]))["results"]
-med = {r["command"]: r["median"] * 1000 for r in res}
-base = med["bwrap"]
-print(f"| command | median (ms) | vs bwrap |")
-print(f"|---|---|---|")
-for r in res:
-    name = r["command"]
-    print(f"| {name} | {med[name]:.1f} | {med[name] / base:.2f}x |")
-EOF
+# 1. hyperfine, one command after the other (its own statistics, on stderr).
+hyperfine -N --warmup 5 --runs "$runs" --export-json "$work/hyperfine.json" \
+  -n "${names[0]}" "${cmds[0]}" -n "${names[1]}" "${cmds[1]}" \
+  -n "${names[2]}" "${cmds[2]}" -n "${names[3]}" "${cmds[3]}" >&2
+
+# 2. The table: the four commands interleaved round by round, so that a change in the
+# machine's load hits all of them alike; medians of wall time from spawn to exit.
+python3 - "$runs" "$work/hyperfine.json" "${names[@]}" -- "${cmds[@]}" <<'EOF2'
+import json, shlex, statistics, subprocess, sys, time
+runs = int(sys.argv[1])
+hf = {r["command"]: r["median"] * 1000 for r in json.load(open(sys.argv[2]))["results"]}
+sep = sys.argv.index("--")
+names, cmds = sys.argv[3:sep], [shlex.split(c) for c in sys.argv[sep + 1:]]
+times = {n: [] for n in names}
+for _ in range(runs):
+    for n, c in zip(names, cmds):
+        t0 = time.perf_counter()
+        subprocess.run(c, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, check=True)
+        times[n].append((time.perf_counter() - t0) * 1000)
+med = {n: statistics.median(v) for n, v in times.items()}
+base, base_hf = med["bwrap"], hf["bwrap"]
+print("| command | median, interleaved (ms) | vs bwrap | hyperfine median (ms) | vs bwrap |")
+print("|---|---|---|---|---|")
+for n in names:
+    print(f"| {n} | {med[n]:.1f} | {med[n] / base:.2f}x | {hf[n]:.1f} | {hf[n] / base_hf:.2f}x |")
+EOF2

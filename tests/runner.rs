@@ -166,7 +166,9 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
         "echo changed >> /etc/motd; echo new > /new-file; rm /bin/vi; mkdir /d; sleep 30",
     ]);
     let id = ok(&o).trim().to_string();
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("the script's changes", || {
+        s.run(&["exec", "u1", "test", "-d", "/d"]).status.success()
+    });
     // The root of the container is our FUSE union mount, seen from inside and outside.
     let o = s.run(&["exec", "u1", "cat", "/proc/self/mountinfo"]);
     let inside = ok(&o);
@@ -205,7 +207,6 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
 
     // The upper layer persists until rm: start again and see the change.
     ok(&s.run(&["start", "u1"]));
-    std::thread::sleep(Duration::from_millis(200));
     let o = s.run(&["exec", "u1", "cat", "/new-file"]);
     assert_eq!(ok(&o), "new\n");
     ok(&s.run(&["rm", "-f", "u1"]));
@@ -405,7 +406,9 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     ] {
         assert!(state.get(key).is_some(), "state.json lacks {key}");
     }
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("output in the log", || {
+        !ok(&s.run(&["logs", "web"])).is_empty()
+    });
     assert_eq!(ok(&s.run(&["logs", "web"])), "started\n");
 
     // exec joins the running container: its pid namespace, hostname and root.
@@ -463,9 +466,11 @@ fn stop_with_a_cooperative_process_is_quick_and_keeps_its_code() {
         &bb(),
         "sh",
         "-c",
-        "trap 'echo bye; exit 7' TERM; while true; do sleep 0.1; done",
+        "trap 'echo bye; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
     ]));
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("the trap", || {
+        ok(&s.run(&["logs", "coop"])).contains("ready")
+    });
     let t0 = Instant::now();
     ok(&s.run(&["stop", "-t", "10", "coop"]));
     assert!(t0.elapsed() < Duration::from_secs(3));
@@ -504,7 +509,6 @@ fn init_reaps_zombies_and_forwards_signals() {
         "-c",
         script,
     ]));
-    std::thread::sleep(Duration::from_millis(600));
     let zombies = |name: &str| {
         let o = s.run(&["exec", name, "ps", "-o", "stat,comm"]);
         ok(&o)
@@ -512,7 +516,16 @@ fn init_reaps_zombies_and_forwards_signals() {
             .filter(|l| l.trim_start().starts_with('Z'))
             .count()
     };
-    assert_eq!(zombies("noinit"), 1, "the zombie test itself is broken");
+    // Without init the orphan stays a zombie; by then the init's orphan is gone too.
+    wait_until("a zombie without --init", || zombies("noinit") == 1);
+    // pid 2 became `sleep 30` after forking the orphan; a zombie would still be "sleep".
+    wait_until("the orphan under --init to be reaped", || {
+        let out = ok(&s.run(&["exec", "init", "ps", "-o", "pid,comm"]));
+        let pid2_execed = out
+            .lines()
+            .any(|l| l.split_whitespace().collect::<Vec<_>>() == ["2", "sleep"]);
+        pid2_execed && out.matches("sleep").count() == 1
+    });
     assert_eq!(zombies("init"), 0, "--init did not reap");
     // --init forwards SIGTERM to the command, which dies of it (143) quickly.
     let t0 = Instant::now();
@@ -538,7 +551,10 @@ fn foreground_signals_reach_the_container() {
         .args(["run", "--rm", "--init", "--rootfs", &bb(), "sleep", "30"])
         .spawn()
         .unwrap();
-    std::thread::sleep(Duration::from_millis(500));
+    // Signal once the container runs (before that, `run` itself would die of it).
+    wait_until("the container to run", || {
+        ok(&s.run(&["ps", "-q"])).lines().count() == 1
+    });
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(143));
@@ -574,25 +590,26 @@ fn pty_session_driven_by_a_script() {
     drop(cmd);
     drop(pty.slave);
     let mut master = std::fs::File::from(pty.master);
+    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
     let reader = {
         let mut m = master.try_clone().unwrap();
+        let seen = seen.clone();
         std::thread::spawn(move || {
-            let mut all = Vec::new();
             let mut buf = [0u8; 4096];
             while let Ok(n) = m.read(&mut buf) {
                 if n == 0 {
                     break;
                 }
-                all.extend_from_slice(&buf[..n]);
+                seen.lock().unwrap().extend_from_slice(&buf[..n]);
             }
-            String::from_utf8_lossy(&all).into_owned()
         })
     };
-    std::thread::sleep(Duration::from_millis(700));
+    let output = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
+    wait_until("the shell prompt", || output().contains("# "));
     master
         .write_all(b"tty; stty size; echo TERM=$TERM\n")
         .unwrap();
-    std::thread::sleep(Duration::from_millis(400));
+    wait_until("the first size", || output().contains("30 100"));
     // Window size changes reach the container.
     let ws = libc::winsize {
         ws_row: 40,
@@ -601,11 +618,19 @@ fn pty_session_driven_by_a_script() {
         ws_ypixel: 0,
     };
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    std::thread::sleep(Duration::from_millis(300));
-    master.write_all(b"stty size; exit 5\n").unwrap();
+    // SIGWINCH travels through `run` to the container's pty: ask until it arrived.
+    for _ in 0..50 {
+        if output().contains("40 120") {
+            break;
+        }
+        master.write_all(b"stty size\n").unwrap();
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    master.write_all(b"exit 5\n").unwrap();
     let st = child.wait().unwrap();
     drop(master);
-    let out = reader.join().unwrap();
+    reader.join().unwrap();
+    let out = output();
     assert_eq!(st.code(), Some(5), "{out}");
     assert!(out.contains("/dev/pts/0"), "{out}");
     assert!(out.contains("30 100"), "{out}");
@@ -783,7 +808,9 @@ fn a_killed_supervisor_is_cleaned_up_by_rm() {
     let sup = c.supervisor_pid.unwrap();
     let pid = c.pid.unwrap();
     unsafe { libc::kill(sup, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("the supervisor to die", || {
+        !unionctl::runner::state::process_alive(sup, None)
+    });
     assert!(ok(&s.run(&["ps"])).contains("orphan"), "pid 1 still runs");
     ok(&s.run(&["rm", "-f", "orphan"]));
     assert!(
@@ -812,7 +839,7 @@ fn attach_to_a_detached_container() {
         "-c",
         "echo ready; while read l; do echo got:$l; [ \"$l\" = quit ] && exit 3; done",
     ]));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("ready", || ok(&s.run(&["logs", "talk"])).contains("ready"));
     let mut child = s
         .cmd()
         .args(["attach", "talk"])

@@ -6,7 +6,6 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Output;
-use std::time::Duration;
 
 /// A store, a rootfs and the binary, all reachable by the test user.
 struct Rootless {
@@ -192,9 +191,11 @@ fn rootless_life_cycle() {
         &r.rootfs(),
         "sh",
         "-c",
-        "trap '' TERM; echo up; mkdir -p /var/x; touch /var/x/f; while true; do sleep 0.1; done",
+        "trap '' TERM; mkdir -p /var/x; touch /var/x/f; echo up; while true; do sleep 0.1; done",
     ]));
-    std::thread::sleep(Duration::from_millis(300));
+    wait_until("output in the log", || {
+        !ok(&r.run(&["logs", "svc"])).is_empty()
+    });
     assert!(ok(&r.run(&["ps"])).contains("svc"));
     assert_eq!(ok(&r.run(&["logs", "svc"])), "up\n");
     let o = r.run(&["exec", "svc", "sh", "-c", "echo $$; id -u; ls /var/x"]);
@@ -292,9 +293,12 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
     };
     assert!(!in_ns().is_empty(), "the union daemon should live in {ns}");
     unsafe { libc::kill(sup, libc::SIGKILL) };
-    std::thread::sleep(Duration::from_millis(200));
+    wait_until("the supervisor to die", || {
+        !unionctl::runner::state::process_alive(sup, None)
+    });
     ok(&r.run(&["rm", "-f", "orphan"]));
-    std::thread::sleep(Duration::from_millis(200));
-    assert!(in_ns().is_empty(), "processes left in {ns}: {:?}", in_ns());
+    wait_until("no process left in the union's namespace", || {
+        in_ns().is_empty()
+    });
     assert_eq!(r.containers(), 0);
 }

@@ -78,6 +78,14 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     let child = linux::clone_fork(0).context("fork")?;
     let Some(child) = child else {
         drop((err_r, pty_parent));
+        if !a.interactive
+            && !a.tty
+            && let Ok(null) = fs::File::open("/dev/null")
+        {
+            // Without -i the command gets no input, as with run.
+            // SAFETY: dup2 onto our own stdin.
+            unsafe { libc::dup2(null.as_raw_fd(), 0) };
+        }
         let r = enter(&c, pid, &ns_fds, &plan, &err_w, pty_child);
         let msg = match r {
             Ok(code) => linux::exit_now(code),

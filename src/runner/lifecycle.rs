@@ -14,6 +14,7 @@ use std::time::{Duration, Instant};
 /// What `run` will create, fully checked before anything is written.
 struct NewContainer {
     image: Option<String>,
+    image_ref: Option<String>,
     rootfs: Option<PathBuf>,
     lowers: Vec<PathBuf>,
     name: Option<String>,
@@ -151,6 +152,7 @@ fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
     config.init = a.init;
     config.auto_remove = a.rm;
     Ok(NewContainer {
+        image_ref: image.as_ref().and(a.args.first().cloned()),
         image,
         rootfs,
         lowers,
@@ -179,6 +181,7 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         id: id.clone(),
         name,
         image: n.image,
+        image_ref: n.image_ref,
         rootfs: n.rootfs,
         lowers: n.lowers,
         created: state::now_rfc3339(),
@@ -329,9 +332,10 @@ pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
         .to_vec(),
     ];
     for c in &all {
-        let image = match (&c.image, &c.rootfs) {
-            (Some(i), _) => i.trim_start_matches("sha256:").chars().take(12).collect(),
-            (None, Some(r)) => format!("rootfs:{}", r.display()),
+        let image = match (&c.image_ref, &c.image, &c.rootfs) {
+            (Some(r), _, _) => r.clone(),
+            (None, Some(i), _) => i.trim_start_matches("sha256:").chars().take(12).collect(),
+            (None, None, Some(r)) => format!("rootfs:{}", r.display()),
             _ => "-".into(),
         };
         let mut cmd = c.config.argv().join(" ");
@@ -372,7 +376,9 @@ pub fn start(root: &Path, a: CtrListArgs) -> Result<i32> {
 }
 
 fn start_one(c: Container) -> Result<()> {
-    let mut c = c;
+    // Two `start`s at once must not both run it: the second waits, then sees it running.
+    let _starting = Lock::exclusive(&c.dir.join(".start.lock"))?;
+    let mut c = Container::load(&c.dir)?;
     if c.live_status() == Status::Running {
         bail!("container {} is already running", c.name);
     }

@@ -26,7 +26,9 @@ pub use state::{Container, Status, find_container};
 /// `$XDG_DATA_HOME/unionctl` (or `~/.local/share/unionctl`) otherwise.
 pub fn store_root(opt: Option<PathBuf>) -> PathBuf {
     if let Some(p) = opt {
-        return p;
+        // Absolute, so that a detached supervisor (which leaves the caller's working
+        // directory) finds it again.
+        return std::path::absolute(&p).unwrap_or(p);
     }
     // SAFETY: getter.
     if unsafe { libc::geteuid() } == 0 {

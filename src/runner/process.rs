@@ -62,6 +62,8 @@ pub fn container_main(plan: &ContainerPlan, pipes: ChildPipes) -> ! {
 pub enum Never {}
 
 fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> Result<Never> {
+    // Our own mount namespace, copied now that the union is mounted.
+    nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWNS).context("new mount namespace")?;
     // After the supervisor placed us in our cgroups, so that they become our cgroup root.
     let _ = nix::sched::unshare(nix::sched::CloneFlags::CLONE_NEWCGROUP);
     nix::unistd::sethostname(&plan.hostname).context("sethostname")?;
@@ -88,7 +90,11 @@ fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> 
 /// With `p.init`, forks first and stays behind as a reaping init.
 pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Never> {
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
-    let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    // Groups only matter for a named user (each file read is a round trip through FUSE).
+    let group = match &p.user {
+        Some(_) => fs::read_to_string("/etc/group").unwrap_or_default(),
+        None => String::new(),
+    };
     super::trace("child: passwd read");
     let user = match &p.user {
         Some(u) => spec::resolve_user(u, &passwd, &group)?,

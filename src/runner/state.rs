@@ -84,6 +84,9 @@ pub struct Container {
     pub id: String,
     pub name: String,
     pub image: Option<String>,
+    /// The reference the image was asked for by (`alpine:3`), for `ps`.
+    #[serde(default)]
+    pub image_ref: Option<String>,
     pub rootfs: Option<PathBuf>,
     /// Lower layers, top first.
     pub lowers: Vec<PathBuf>,
@@ -409,6 +412,7 @@ mod tests {
             id: id.into(),
             name: name.into(),
             image: None,
+            image_ref: None,
             rootfs: None,
             lowers: vec![],
             created: String::new(),

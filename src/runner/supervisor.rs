@@ -109,15 +109,15 @@ fn start_in_cgroups(
     let layers: Vec<PathBuf> = std::iter::once(init)
         .chain(c.lowers.iter().cloned())
         .collect();
-    union::mount(&layers, &c.upper(), &c.work(), &c.merged())?;
-    super::trace("mounted");
-    match clone_container(c, stdio, full_idmap, cg) {
-        Ok(started) => Ok(started),
-        Err(e) => {
-            let _ = union::unmount(&c.merged());
-            Err(e)
-        }
+    // The union mounts while the container's namespaces are made (a network namespace
+    // alone takes milliseconds); the container takes its mount namespace afterwards.
+    let pending = union::spawn_mount(&layers, &c.upper(), &c.work(), &c.merged())?;
+    let mut mounted = false;
+    let result = clone_container(c, stdio, full_idmap, cg, pending, &mut mounted);
+    if result.is_err() && mounted {
+        let _ = union::unmount(&c.merged());
     }
+    result
 }
 
 /// Files bind-mounted over /etc in the container, written next to state.json.
@@ -150,6 +150,8 @@ fn clone_container(
     stdio: Stdio,
     full_idmap: bool,
     cg: &Cgroups,
+    pending: union::PendingMount,
+    mounted: &mut bool,
 ) -> Result<Started> {
     let files = write_etc_files(c)?;
     let mut env = c.config.env.clone();
@@ -208,8 +210,8 @@ fn clone_container(
     // Blocked before the clone: the child unblocks them just before exec.
     let signals = tty::forwarded_signals()?;
 
-    let mut flags =
-        libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
+    // No CLONE_NEWNS: the child unshares its mount namespace once the union is mounted.
+    let mut flags = libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
     if c.config.network != "host" {
         flags |= libc::CLONE_NEWNET;
     }
@@ -245,6 +247,11 @@ fn clone_container(
         let _ = linux::wait_pid(pid);
         e
     };
+    if let Err(e) = pending.wait() {
+        return Err(fail(e));
+    }
+    *mounted = true;
+    super::trace("mounted");
     if let Err(e) = cg.add(pid) {
         return Err(fail(e));
     }
@@ -382,7 +389,54 @@ pub fn remove_container_files(c: &Container) -> Result<()> {
     remove_trees(&dirs)
 }
 
+/// Removes the trees: each is renamed to a hidden name beside it first (gone from every
+/// listing at once), then a detached child deletes them, so that `run --rm` and `rm`
+/// need not wait for the disk.
 pub fn remove_trees(dirs: &[PathBuf]) -> Result<()> {
+    let mut trash = Vec::new();
+    for d in dirs {
+        let (Some(parent), Some(name)) = (d.parent(), d.file_name()) else {
+            continue;
+        };
+        let hidden = parent.join(format!(
+            ".trash-{}-{}",
+            name.to_string_lossy(),
+            std::process::id()
+        ));
+        match fs::rename(d, &hidden) {
+            Ok(()) => trash.push(hidden),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).with_context(|| format!("remove {}", d.display())),
+        }
+    }
+    if trash.is_empty() {
+        return Ok(());
+    }
+    match linux::clone_fork(0) {
+        Ok(None) => {
+            // Nothing of ours may stay open here (a caller may wait for EOF on a pipe).
+            if let Ok(null) = fs::OpenOptions::new()
+                .read(true)
+                .write(true)
+                .open("/dev/null")
+            {
+                // SAFETY: dup2/close_range on our own fd table.
+                unsafe {
+                    for fd in 0..3 {
+                        libc::dup2(null.as_raw_fd(), fd);
+                    }
+                    libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32);
+                    libc::setsid();
+                }
+            }
+            linux::exit_now(if delete_now(&trash).is_ok() { 0 } else { 1 })
+        }
+        Ok(Some(_)) => Ok(()),
+        Err(_) => delete_now(&trash),
+    }
+}
+
+fn delete_now(dirs: &[PathBuf]) -> Result<()> {
     let try_plain = || -> Result<()> {
         for d in dirs {
             match fs::remove_dir_all(d) {
@@ -426,6 +480,8 @@ pub fn spawn_detached(c: &Container) -> Result<()> {
             drop(ready_r);
             // SAFETY: new session, stdio to /dev/null and the log.
             unsafe { libc::setsid() };
+            // A long-lived process must not keep the caller's working directory busy.
+            let _ = std::env::set_current_dir("/");
             let log = fs::OpenOptions::new()
                 .create(true)
                 .append(true)

@@ -11,13 +11,44 @@ fn unionctl_binary() -> Result<PathBuf> {
 /// Mounts `lowers` (top first) under `upper` at `merged`. Must run in the mount (and,
 /// rootless, user) namespace the container will be created from.
 pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
+    spawn_mount(lowers, upper, work, merged)?.wait()
+}
+
+/// A `unionctl mount` under way: the caller may do other work until `wait`.
+pub struct PendingMount {
+    child: std::process::Child,
+    errors: std::fs::File,
+    merged: PathBuf,
+}
+
+impl PendingMount {
+    /// Returns once the union is mounted, or with the reason it is not.
+    pub fn wait(mut self) -> Result<()> {
+        let status = self.child.wait().context("wait for unionctl mount")?;
+        if !status.success() {
+            bail!(
+                "union mount of {}: {}",
+                self.merged.display(),
+                read_errors(self.errors)
+            );
+        }
+        Ok(())
+    }
+}
+
+pub fn spawn_mount(
+    lowers: &[PathBuf],
+    upper: &Path,
+    work: &Path,
+    merged: &Path,
+) -> Result<PendingMount> {
     let lower = lowers
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
         .collect::<Vec<_>>()
         .join(":");
     let errors = tempfile::tempfile().context("temporary file")?;
-    let out = Command::new(unionctl_binary()?)
+    let child = Command::new(unionctl_binary()?)
         .arg("mount")
         .arg("--lower")
         .arg(&lower)
@@ -32,16 +63,13 @@ pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Re
         .stdout(Stdio::null())
         // A file, not a pipe: the daemon it leaves behind may keep stderr open.
         .stderr(errors.try_clone()?)
-        .status()
+        .spawn()
         .context("run unionctl mount")?;
-    if !out.success() {
-        bail!(
-            "union mount of {}: {}",
-            merged.display(),
-            read_errors(errors)
-        );
-    }
-    Ok(())
+    Ok(PendingMount {
+        child,
+        errors,
+        merged: merged.to_path_buf(),
+    })
 }
 
 fn read_errors(mut f: std::fs::File) -> String {

@@ -272,3 +272,16 @@ pub fn as_user(store: &Path, user_bin: &Path) -> Command {
     .stdin(Stdio::null());
     c
 }
+
+/// Polls `f` until it holds (20 s at most: CI machines can be slow), then returns.
+#[track_caller]
+pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !f() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out waiting for {what}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(20));
+    }
+}
