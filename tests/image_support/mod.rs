@@ -319,13 +319,19 @@ pub const TEST_USER: &str = "unionctl-test";
 
 /// A store root owned by TEST_USER under `dir` (made traversable for that user).
 pub fn user_store(dir: &Path) -> PathBuf {
-    let exists = Command::new("id")
-        .arg(TEST_USER)
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    if !exists {
-        sh_ok("useradd", &["-m", TEST_USER]);
+    let exists = || {
+        Command::new("id")
+            .arg(TEST_USER)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !exists() {
+        // Other tests may create the same user at the same moment: only the result counts.
+        let _ = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", TEST_USER])
+            .output();
+        assert!(exists(), "cannot create the user {TEST_USER}");
     }
     sh_ok("chmod", &["755", dir.to_str().unwrap()]);
     let root = dir.join("user-store");
