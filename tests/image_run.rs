@@ -113,6 +113,14 @@ fn run_uses_the_image_config() {
         uc_ok(&root, &["run", "--rm", "bb:ep", "/bin/sh", "-c", "id -u"]).trim(),
         "entry /bin/sh -c id -u"
     );
+    // USER: the process runs as that user
+    uc_ok(&root, &["run", "--name", "c3", "bb", "/bin/true"]);
+    uc_ok(&root, &["commit", "-c", "USER 1000:1000", "c3", "bb:user"]);
+    let ids = uc_ok(
+        &root,
+        &["run", "--rm", "bb:user", "/bin/sh", "-c", "id -u; id -g"],
+    );
+    assert_eq!(ids, "1000\n1000\n");
     // rmi refuses an image a container uses
     let r = uc(&root, &["rmi", "bb"]);
     assert!(r.code != 0 && r.stderr.contains("c2"), "{}", r.stderr);

@@ -95,6 +95,11 @@ pub fn busybox_rootfs(dir: &Path) {
     fs::write(dir.join("var/cache/app/b"), "b\n").unwrap();
     fs::write(dir.join("etc/remove-me"), "bye\n").unwrap();
     xattr::set(dir.join("etc/motd"), "user.origin", b"base").unwrap();
+    // file capabilities (cap_net_raw+ep, v2), as `setcap` writes them
+    let cap = [
+        1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    xattr::set(dir.join("bin/busybox"), "security.capability", &cap).unwrap();
 }
 
 /// A tar of a dir, made by GNU tar with xattrs and numeric owners.
