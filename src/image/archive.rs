@@ -201,7 +201,7 @@ pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<Stri
         .tempdir_in(store.tmp_dir())
         .context("creating a staging dir")?;
     let mut progress = Progress::new("load");
-    let staging = stage(decompressed_input(input)?, stage_dir.path(), &mut progress)?;
+    let staging = stage(util::decompressed(input)?, stage_dir.path(), &mut progress)?;
     progress.set_label("load: unpacking");
     let mut staging = staging;
     let loaded = if staging.files.contains_key("manifest.json") {
@@ -213,10 +213,6 @@ pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<Stri
     };
     progress.finish();
     Ok(loaded)
-}
-
-fn decompressed_input(input: impl Read + Send + 'static) -> Result<Box<dyn Read + Send>> {
-    util::decompressed(input)
 }
 
 fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
