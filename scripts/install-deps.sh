@@ -20,3 +20,14 @@ if [ "$(id -u)" = 0 ]; then
   getent group tests >/dev/null || groupadd tests
   id -u tests >/dev/null 2>&1 || useradd -M -g tests -d /nonexistent -s /usr/sbin/nologin tests
 fi
+# Container runner tests: a busybox-static rootfs, a debootstrap minbase rootfs, and
+# newuidmap/newgidmap for rootless sub-id ranges.
+need=()
+for pkg in busybox-static debootstrap uidmap; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -147,57 +147,132 @@ pub fn proc_path(dir: RawFd, p: &OsStr) -> io::Result<CString> {
     CString::new(v).map_err(|_| errno(libc::EINVAL))
 }
 
-pub fn lgetxattr(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
-    let path = proc_path(dir, p)?;
-    let mut buf = vec![0u8; 256];
-    loop {
-        let n = unsafe {
-            libc::lgetxattr(
+// The *xattrat system calls (Linux 6.13): xattrs relative to a directory fd, without a
+// trip through /proc/self/fd. Older kernels answer ENOSYS and we fall back to /proc paths.
+const SYS_SETXATTRAT: libc::c_long = 463;
+const SYS_GETXATTRAT: libc::c_long = 464;
+const SYS_LISTXATTRAT: libc::c_long = 465;
+const SYS_REMOVEXATTRAT: libc::c_long = 466;
+static XATTRAT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(true);
+
+#[repr(C)]
+struct XattrArgs {
+    value: u64,
+    size: u32,
+    flags: u32,
+}
+
+/// Path and flags for a *xattrat call: "" (".") is the directory fd itself; our dir fds
+/// are O_PATH, which AT_EMPTY_PATH refuses for xattrs.
+fn at_path(p: &OsStr) -> io::Result<(CString, libc::c_uint)> {
+    Ok((rel(p)?, libc::AT_SYMLINK_NOFOLLOW as libc::c_uint))
+}
+
+fn xattrat_ok(r: libc::c_long) -> Option<io::Result<usize>> {
+    if r >= 0 {
+        return Some(Ok(r as usize));
+    }
+    let e = io::Error::last_os_error();
+    if e.raw_os_error() == Some(libc::ENOSYS) {
+        XATTRAT.store(false, std::sync::atomic::Ordering::Relaxed);
+        return None;
+    }
+    Some(Err(e))
+}
+
+/// getxattr of `p` under `dir` (not following a symlink) into `buf`; returns the size.
+fn getxattr_into(dir: RawFd, p: &OsStr, name: &CStr, buf: &mut [u8]) -> io::Result<usize> {
+    if XATTRAT.load(std::sync::atomic::Ordering::Relaxed) {
+        let (path, flags) = at_path(p)?;
+        let mut args = XattrArgs {
+            value: buf.as_mut_ptr() as u64,
+            size: buf.len() as u32,
+            flags: 0,
+        };
+        let r = unsafe {
+            libc::syscall(
+                SYS_GETXATTRAT,
+                dir,
                 path.as_ptr(),
+                flags,
                 name.as_ptr(),
-                buf.as_mut_ptr().cast(),
-                buf.len(),
+                &mut args as *mut XattrArgs,
+                std::mem::size_of::<XattrArgs>(),
             )
         };
-        if n >= 0 {
-            buf.truncate(n as usize);
-            return Ok(Some(buf));
+        if let Some(r) = xattrat_ok(r) {
+            return r;
         }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
-            Some(libc::ERANGE) => {
-                let need = unsafe {
-                    libc::lgetxattr(path.as_ptr(), name.as_ptr(), std::ptr::null_mut(), 0)
-                };
-                if need < 0 {
-                    return Err(io::Error::last_os_error());
-                }
-                buf.resize(need as usize + 1, 0);
+    }
+    let path = proc_path(dir, p)?;
+    let n = unsafe {
+        libc::lgetxattr(
+            path.as_ptr(),
+            name.as_ptr(),
+            buf.as_mut_ptr().cast(),
+            buf.len(),
+        )
+    };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
+pub fn lgetxattr(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
+    let mut buf = vec![0u8; 256];
+    loop {
+        match getxattr_into(dir, p, name, &mut buf) {
+            Ok(n) => {
+                buf.truncate(n);
+                return Ok(Some(buf));
             }
-            _ => return Err(e),
+            Err(e) => match e.raw_os_error() {
+                Some(libc::ENODATA) | Some(libc::ENOTSUP) => return Ok(None),
+                Some(libc::ERANGE) if buf.len() < (1 << 16) => buf.resize(1 << 16, 0),
+                _ => return Err(e),
+            },
         }
     }
 }
 
 /// Raw getxattr with the caller's buffer size semantics (size 0 asks for the length).
 pub fn lgetxattr_raw(dir: RawFd, p: &OsStr, name: &CStr, size: usize) -> io::Result<Vec<u8>> {
-    let path = proc_path(dir, p)?;
-    let mut buf = vec![0u8; size];
-    let n = unsafe { libc::lgetxattr(path.as_ptr(), name.as_ptr(), buf.as_mut_ptr().cast(), size) };
-    if n < 0 {
-        return Err(io::Error::last_os_error());
-    }
     if size == 0 {
-        buf.resize(n as usize, 0);
-        buf.fill(0);
-        return Ok(buf);
+        let mut big = vec![0u8; 1 << 16];
+        let n = getxattr_into(dir, p, name, &mut big)?;
+        return Ok(vec![0u8; n]);
     }
-    buf.truncate(n as usize);
+    let mut buf = vec![0u8; size];
+    let n = getxattr_into(dir, p, name, &mut buf)?;
+    buf.truncate(n);
     Ok(buf)
 }
 
 pub fn lsetxattr(dir: RawFd, p: &OsStr, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+    if XATTRAT.load(std::sync::atomic::Ordering::Relaxed) {
+        let (path, at) = at_path(p)?;
+        let args = XattrArgs {
+            value: value.as_ptr() as u64,
+            size: value.len() as u32,
+            flags: flags as u32,
+        };
+        let r = unsafe {
+            libc::syscall(
+                SYS_SETXATTRAT,
+                dir,
+                path.as_ptr(),
+                at,
+                name.as_ptr(),
+                &args as *const XattrArgs,
+                std::mem::size_of::<XattrArgs>(),
+            )
+        };
+        if let Some(r) = xattrat_ok(r) {
+            return r.map(drop);
+        }
+    }
     let path = proc_path(dir, p)?;
     check(unsafe {
         libc::lsetxattr(
@@ -212,27 +287,57 @@ pub fn lsetxattr(dir: RawFd, p: &OsStr, name: &CStr, value: &[u8], flags: i32) -
 }
 
 pub fn lremovexattr(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<()> {
+    if XATTRAT.load(std::sync::atomic::Ordering::Relaxed) {
+        let (path, at) = at_path(p)?;
+        let r = unsafe { libc::syscall(SYS_REMOVEXATTRAT, dir, path.as_ptr(), at, name.as_ptr()) };
+        if let Some(r) = xattrat_ok(r) {
+            return r.map(drop);
+        }
+    }
     let path = proc_path(dir, p)?;
     check(unsafe { libc::lremovexattr(path.as_ptr(), name.as_ptr()) }).map(drop)
 }
 
+fn listxattr_into(dir: RawFd, p: &OsStr, buf: &mut [u8]) -> io::Result<usize> {
+    if XATTRAT.load(std::sync::atomic::Ordering::Relaxed) {
+        let (path, at) = at_path(p)?;
+        let r = unsafe {
+            libc::syscall(
+                SYS_LISTXATTRAT,
+                dir,
+                path.as_ptr(),
+                at,
+                buf.as_mut_ptr(),
+                buf.len(),
+            )
+        };
+        if let Some(r) = xattrat_ok(r) {
+            return r;
+        }
+    }
+    let path = proc_path(dir, p)?;
+    let n = unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
+    }
+}
+
 /// All xattr names of a file (without following a symlink).
 pub fn llistxattr(dir: RawFd, p: &OsStr) -> io::Result<Vec<CString>> {
-    let path = proc_path(dir, p)?;
-    let n = unsafe { libc::llistxattr(path.as_ptr(), std::ptr::null_mut(), 0) };
-    if n < 0 {
-        let e = io::Error::last_os_error();
-        return if e.raw_os_error() == Some(libc::ENOTSUP) {
-            Ok(vec![])
-        } else {
-            Err(e)
-        };
-    }
-    let mut buf = vec![0u8; n as usize + 64];
-    let n = check(
-        unsafe { libc::llistxattr(path.as_ptr(), buf.as_mut_ptr().cast(), buf.len()) } as i32,
-    )?;
-    buf.truncate(n as usize);
+    let mut buf = vec![0u8; 1024];
+    let n = loop {
+        match listxattr_into(dir, p, &mut buf) {
+            Ok(n) => break n,
+            Err(e) if e.raw_os_error() == Some(libc::ERANGE) && buf.len() < (1 << 16) => {
+                buf.resize(1 << 16, 0)
+            }
+            Err(e) if e.raw_os_error() == Some(libc::ENOTSUP) => return Ok(vec![]),
+            Err(e) => return Err(e),
+        }
+    };
+    buf.truncate(n);
     Ok(buf
         .split(|&b| b == 0)
         .filter(|s| !s.is_empty())

@@ -12,7 +12,7 @@ use common::layers::Format;
 use common::mounts::{Kind, Mount, UnionDirs, mount_kernel, mount_kind, mount_unionctl};
 use common::tree::{self, Tree};
 use common::{Scratch, errno_name};
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
@@ -126,6 +126,7 @@ fn run_all(subject: Subject) -> Vec<String> {
     let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
     let started = Instant::now();
     let mut failures = Vec::new();
+    let mut distinct = BTreeMap::new();
     for seed in &seeds {
         if started.elapsed().as_secs() > TIME_BUDGET_SECS {
             failures.push(format!(
@@ -146,6 +147,7 @@ fn run_all(subject: Subject) -> Vec<String> {
             subject,
             [lowers.as_slice(), subject_lowers.as_slice()],
             &dir,
+            &mut distinct,
         );
         for f in &found {
             eprintln!("{f}");
@@ -162,6 +164,16 @@ fn run_all(subject: Subject) -> Vec<String> {
         if failures.is_empty() {
             let _ = std::fs::remove_dir_all(&dir);
         }
+    }
+    if !distinct.is_empty() {
+        let mut lines = vec![format!(
+            "{} distinct operation results differ:",
+            distinct.len()
+        )];
+        for (sig, (n, first)) in &distinct {
+            lines.push(format!("  {n:>3}x {sig}\n       first: {first}"));
+        }
+        failures.insert(0, lines.join("\n"));
     }
     common::report(&format!(
         "differential test, kernel overlayfs vs {}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
@@ -207,6 +219,7 @@ fn run_seed(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
     base: &Path,
+    distinct: &mut BTreeMap<String, (usize, String)>,
 ) -> Vec<String> {
     let oracle = Side::new("oracle", lowers[0], base);
     let test = Side::new("subject", lowers[1], base);
@@ -240,16 +253,37 @@ fn run_seed(
     let mut model = Model::from_tree(&a0);
     let trace = std::env::var_os("DIFF_TRACE").is_some();
     let mut oks = 0;
+    // Set when a change went differently: from there on the trees differ by construction.
+    let mut diverged = false;
+    let mut done: Vec<Op> = Vec::new();
     for i in 0..n_ops {
         let op = gen_op(&mut rng, &model);
         let ra = apply(&oracle.merged, &op);
         let rb = apply(&test.merged, &op);
+        done.push(op.clone());
         if ra != rb {
+            let variant = format!("{op:?}")
+                .split([' ', '{'])
+                .next()
+                .unwrap_or_default()
+                .to_string();
+            let sig = format!("{variant}: kernel {ra} | {sname} {rb}");
+            if !distinct.contains_key(&sig) {
+                let repro = minimize(subject, lowers, base, &done, (&ra, &rb));
+                distinct.insert(
+                    sig.clone(),
+                    (0, format!("seed {seed} op {i}: {op:?}{repro}")),
+                );
+            }
+            distinct.get_mut(&sig).unwrap().0 += 1;
             fails.push(format!(
                 "seed {seed} op {i}: {op:?}\n    kernel:   {ra}\n    {sname:<9} {rb}"
             ));
-            // Later results would only echo this divergence.
-            break;
+            // After a change went differently, later results would only echo it.
+            if op.changes_state() {
+                diverged = true;
+                break;
+            }
         }
         if trace {
             eprintln!("seed {seed} op {i}: {op:?} -> {ra}");
@@ -265,22 +299,24 @@ fn run_seed(
     }
     let a1 = snap(&oracle.merged);
     let b1 = snap(&test.merged);
-    push_diff(
-        &mut fails,
-        seed,
-        "tree after the ops",
-        "kernel",
-        &a1,
-        sname,
-        &b1,
-    );
-    push_set_diff(
-        &mut fails,
-        seed,
-        "paths whose st_ino stayed the same through the ops (copy-up keeps st_ino)",
-        &same_ino(&a0, &a1),
-        &same_ino(&b0, &b1),
-    );
+    if !diverged {
+        push_diff(
+            &mut fails,
+            seed,
+            "tree after the ops",
+            "kernel",
+            &a1,
+            sname,
+            &b1,
+        );
+        push_set_diff(
+            &mut fails,
+            seed,
+            "paths whose st_ino stayed the same through the ops (copy-up keeps st_ino)",
+            &same_ino(&a0, &a1),
+            &same_ino(&b0, &b1),
+        );
+    }
 
     if let Err(e) = ma.unmount() {
         panic!("seed {seed}: {e}");
@@ -303,15 +339,17 @@ fn run_seed(
     };
     let a2 = snap(&oracle.merged);
     let b2 = snap(&test.merged);
-    push_diff(
-        &mut fails,
-        seed,
-        "tree after remount",
-        "kernel",
-        &a2,
-        sname,
-        &b2,
-    );
+    if !diverged {
+        push_diff(
+            &mut fails,
+            seed,
+            "tree after remount",
+            "kernel",
+            &a2,
+            sname,
+            &b2,
+        );
+    }
     push_diff(
         &mut fails,
         seed,
@@ -351,12 +389,18 @@ fn run_seed(
                 &mut fails,
                 seed,
                 &format!("kernel overlayfs over {sname}'s upper+work"),
-                "kernel-own",
-                &a2,
+                &format!("{sname}-own"),
+                &b2,
                 &format!("kernel-on-{sname}-upper"),
                 &k_of_b,
             );
-            m.unmount().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+            // A subject daemon that exits late may have unmounted this mount under us.
+            if let Err(e) = m.unmount() {
+                fails.push(format!(
+                    "seed {seed}: kernel mount over {sname}'s upper vanished or failed to unmount ({e}); \
+                     did a late-exiting {sname} daemon unmount it?"
+                ));
+            }
         }
         Err(e) => fails.push(format!(
             "seed {seed}: kernel overlayfs cannot mount {sname}'s upper+work: {e}"
@@ -383,6 +427,80 @@ fn run_seed(
         )),
     }
     fails
+}
+
+/// Time for shrinking each new kind of difference to a short sequence that shows it.
+const MINIMIZE_SECS: u64 = 8;
+
+/// Shrinks `ops` (whose last op gave `want` = (kernel, subject) results) to a short
+/// sequence that still ends in the same two results, replaying each candidate on fresh
+/// mounts. Returns the sequence as text for the report ("" if nothing could be shown).
+fn minimize(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+    ops: &[Op],
+    want: (&str, &str),
+) -> String {
+    let started = Instant::now();
+    let mut round = 0;
+    let mut reproduces = |cand: &[Op]| -> bool {
+        round += 1;
+        let dir = base.join(format!("min{round}"));
+        let found = replay(subject, lowers, &dir, cand);
+        let _ = std::fs::remove_dir_all(&dir);
+        found.is_some_and(|(a, b)| a == want.0 && b == want.1)
+    };
+    let (last, prefix) = ops.split_last().unwrap();
+    let mut keep: Vec<Op> = prefix.to_vec();
+    let with_last = |k: &[Op]| -> Vec<Op> { k.iter().cloned().chain([last.clone()]).collect() };
+    if !reproduces(&with_last(&keep)) {
+        return "\n       (does not reproduce on fresh mounts)".into();
+    }
+    // ddmin-style: drop chunks of decreasing size while the difference stays.
+    let mut chunk = keep.len().div_ceil(2).max(1);
+    while !keep.is_empty() && started.elapsed().as_secs() < MINIMIZE_SECS {
+        let mut removed_any = false;
+        let mut at = 0;
+        while at < keep.len() && started.elapsed().as_secs() < MINIMIZE_SECS {
+            let mut cand = keep.clone();
+            cand.drain(at..(at + chunk).min(cand.len()));
+            if reproduces(&with_last(&cand)) {
+                keep = cand;
+                removed_any = true;
+            } else {
+                at += chunk;
+            }
+        }
+        if chunk == 1 && !removed_any {
+            break;
+        }
+        chunk = (chunk / 2).max(1);
+    }
+    let steps: Vec<String> = with_last(&keep).iter().map(|o| format!("{o:?}")).collect();
+    format!(
+        "\n       shortest sequence found ({} ops): {}",
+        steps.len(),
+        steps.join("; ")
+    )
+}
+
+/// Runs `ops` on fresh kernel and subject mounts; the last op's two results.
+fn replay(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    dir: &Path,
+    ops: &[Op],
+) -> Option<(String, String)> {
+    let a = Side::new("oracle", lowers[0], dir);
+    let b = Side::new("subject", lowers[1], dir);
+    let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+    let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
+    let mut last = None;
+    for op in ops {
+        last = Some((apply(&a.merged, op), apply(&b.merged, op)));
+    }
+    last
 }
 
 fn first_word(s: String) -> String {
@@ -521,14 +639,14 @@ enum Op {
     },
     CreateExcl {
         path: String,
-        mode: u32,
+        mode: Mode,
     },
     Unlink {
         path: String,
     },
     Mkdir {
         path: String,
-        mode: u32,
+        mode: Mode,
     },
     Rmdir {
         path: String,
@@ -551,7 +669,7 @@ enum Op {
     },
     Chmod {
         path: String,
-        mode: u32,
+        mode: Mode,
     },
     Chown {
         path: String,
@@ -592,6 +710,74 @@ enum Op {
     Stat {
         path: String,
     },
+    Mknod {
+        path: String,
+        node: Node,
+    },
+    Fallocate {
+        path: String,
+        off: u64,
+        len: u64,
+        how: Falloc,
+    },
+    Seek {
+        path: String,
+        off: u64,
+        hole: bool,
+    },
+    Access {
+        path: String,
+        mode: i32,
+    },
+    OpenTrunc {
+        path: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Node {
+    Fifo,
+    Socket,
+    /// char 1:3, as /dev/null
+    CharDevice,
+    /// char 0:0, which overlayfs keeps for whiteouts
+    Whiteout,
+}
+
+#[derive(Debug, Clone, Copy)]
+enum Falloc {
+    Allocate,
+    KeepSize,
+    PunchHole,
+}
+
+impl Op {
+    /// Whether the op may change the tree (so that a different outcome makes both sides
+    /// diverge from there on).
+    fn changes_state(&self) -> bool {
+        !matches!(
+            self,
+            Op::Read { .. }
+                | Op::Readlink { .. }
+                | Op::GetXattr { .. }
+                | Op::ListXattr { .. }
+                | Op::Readdir { .. }
+                | Op::Lstat { .. }
+                | Op::Seek { .. }
+                | Op::Access { .. }
+                | Op::Stat { .. }
+        )
+    }
+}
+
+/// A file mode, shown in octal in reports.
+#[derive(Clone, Copy)]
+struct Mode(u32);
+
+impl std::fmt::Debug for Mode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "0o{:o}", self.0)
+    }
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -649,7 +835,7 @@ impl Model {
             Op::Write { path, .. } | Op::Append { path, .. } | Op::CreateExcl { path, .. } => {
                 self.add(path, false)
             }
-            Op::Symlink { path, .. } => self.add(path, false),
+            Op::Symlink { path, .. } | Op::Mknod { path, .. } => self.add(path, false),
             Op::Link { to, .. } => self.add(to, false),
             Op::Mkdir { path, .. } => self.add(path, true),
             Op::Rename { from, to, .. } => {
@@ -675,6 +861,17 @@ impl Model {
 
     fn existing(&self, rng: &mut Rng) -> String {
         rng.pick(&self.paths).clone()
+    }
+
+    /// A known path that was never seen as a directory (falls back to any after a few tries).
+    fn non_dir(&self, rng: &mut Rng) -> String {
+        for _ in 0..8 {
+            let p = self.existing(rng);
+            if !self.dirs.contains(&p) {
+                return p;
+            }
+        }
+        self.existing(rng)
     }
 
     fn fresh(&self, rng: &mut Rng) -> String {
@@ -709,7 +906,7 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
             )),
         }
     };
-    match rng.below(100) {
+    match rng.below(112) {
         0..=9 => Op::Write {
             path: m.any(rng),
             len: rng.len(),
@@ -743,14 +940,14 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         },
         29..=31 => Op::CreateExcl {
             path: m.any(rng),
-            mode: *rng.pick(&modes),
+            mode: Mode(*rng.pick(&modes)),
         },
         32..=37 => Op::Unlink {
             path: m.existing(rng),
         },
         38..=42 => Op::Mkdir {
             path: m.any(rng),
-            mode: *rng.pick(&[0o755, 0o700, 0o777, 0o1755]),
+            mode: Mode(*rng.pick(&[0o755, 0o700, 0o777, 0o1755])),
         },
         43..=46 => Op::Rmdir {
             path: m.existing(rng),
@@ -779,7 +976,7 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         },
         66..=69 => Op::Chmod {
             path: m.existing(rng),
-            mode: *rng.pick(&modes),
+            mode: Mode(*rng.pick(&modes)),
         },
         70..=72 => Op::Chown {
             path: m.existing(rng),
@@ -829,7 +1026,45 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         94..=97 => Op::Lstat {
             path: m.existing(rng),
         },
-        _ => Op::Stat {
+        98..=99 => Op::Stat {
+            path: m.existing(rng),
+        },
+        100..=101 => Op::Mknod {
+            path: m.any(rng),
+            node: *rng.pick(&[Node::Fifo, Node::Socket, Node::CharDevice, Node::Whiteout]),
+        },
+        102..=104 => Op::Fallocate {
+            path: m.existing(rng),
+            off: rng.below(1 << 20),
+            len: 1 + rng.below(200_000),
+            how: *rng.pick(&[Falloc::Allocate, Falloc::KeepSize, Falloc::PunchHole]),
+        },
+        105..=107 => Op::Seek {
+            // The lower layers' sparse file: its holes must survive copy-up.
+            // (Not on directories: lseek there is each file system's own business.)
+            path: if rng.chance(30) {
+                "sparse".into()
+            } else {
+                m.non_dir(rng)
+            },
+            off: if rng.chance(50) {
+                0
+            } else {
+                rng.below(1 << 20)
+            },
+            hole: rng.chance(50),
+        },
+        108..=109 => Op::Access {
+            path: m.existing(rng),
+            mode: *rng.pick(&[
+                libc::F_OK,
+                libc::R_OK,
+                libc::W_OK,
+                libc::X_OK,
+                libc::R_OK | libc::W_OK,
+            ]),
+        },
+        _ => Op::OpenTrunc {
             path: m.existing(rng),
         },
     }
@@ -934,13 +1169,16 @@ fn stat_desc(root: &Path, rel: &str, follow: bool) -> Result<String, String> {
         _ => 'b',
     };
     Ok(format!(
-        "ok {kind} {:o} size={} nlink={} {}:{} blocks>0={}",
+        "ok {kind} {:o} size={} nlink={} {}:{} blocks>0={} sparse={} rdev={:x}",
         st.st_mode & 0o7777,
         st.st_size,
         st.st_nlink,
         st.st_uid,
         st.st_gid,
-        st.st_blocks > 0
+        st.st_blocks > 0,
+        // Copy-up must keep holes: fewer bytes allocated than the size says.
+        kind == 'f' && st.st_blocks * 512 < st.st_size,
+        st.st_rdev
     ))
 }
 
@@ -998,7 +1236,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
             Ok(format!("ok {}", tree::content_summary(&out)))
         }
         Op::CreateExcl { path, mode } => {
-            let fd = crate::open(root, path, O_WRONLY | O_CREAT | O_EXCL, *mode)?;
+            let fd = crate::open(root, path, O_WRONLY | O_CREAT | O_EXCL, mode.0)?;
             crate::close(fd)?;
             stat_desc(root, path, false)
         }
@@ -1010,7 +1248,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         Op::Mkdir { path, mode } => {
             let p = cpath(root, path);
             // SAFETY: valid path.
-            ok(unsafe { mkdir(p.as_ptr(), *mode) })?;
+            ok(unsafe { mkdir(p.as_ptr(), mode.0) })?;
             stat_desc(root, path, false)
         }
         Op::Rmdir { path } => {
@@ -1053,7 +1291,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         Op::Chmod { path, mode } => {
             let p = cpath(root, path);
             // SAFETY: valid path.
-            ok(unsafe { chmod(p.as_ptr(), *mode) })?;
+            ok(unsafe { chmod(p.as_ptr(), mode.0) })?;
             stat_desc(root, path, true)
         }
         Op::Chown {
@@ -1198,5 +1436,53 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         }
         Op::Lstat { path } => stat_desc(root, path, false),
         Op::Stat { path } => stat_desc(root, path, true),
+        Op::Mknod { path, node } => {
+            let p = cpath(root, path);
+            let (mode, dev) = match node {
+                Node::Fifo => (S_IFIFO | 0o644, 0),
+                Node::Socket => (S_IFSOCK | 0o600, 0),
+                Node::CharDevice => (S_IFCHR | 0o666, makedev(1, 3)),
+                Node::Whiteout => (S_IFCHR | 0o600, 0),
+            };
+            // SAFETY: valid path.
+            ok(unsafe { mknod(p.as_ptr(), mode, dev) })?;
+            stat_desc(root, path, false)
+        }
+        Op::Fallocate {
+            path,
+            off,
+            len,
+            how,
+        } => {
+            let fd = crate::open(root, path, O_WRONLY, 0)?;
+            let mode = match how {
+                Falloc::Allocate => 0,
+                Falloc::KeepSize => FALLOC_FL_KEEP_SIZE,
+                Falloc::PunchHole => FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE,
+            };
+            // SAFETY: fd is open.
+            let r = ok(unsafe { fallocate(fd, mode, *off as i64, *len as i64) });
+            crate::close(fd)?;
+            r?;
+            stat_desc(root, path, true)
+        }
+        Op::Seek { path, off, hole } => {
+            let fd = crate::open(root, path, O_RDONLY, 0)?;
+            let whence = if *hole { SEEK_HOLE } else { SEEK_DATA };
+            // SAFETY: fd is open.
+            let r = check(unsafe { lseek(fd, *off as i64, whence) } as _);
+            crate::close(fd)?;
+            Ok(format!("ok {}", r?))
+        }
+        Op::Access { path, mode } => {
+            let p = cpath(root, path);
+            // SAFETY: valid path.
+            ok(unsafe { access(p.as_ptr(), *mode) })
+        }
+        Op::OpenTrunc { path } => {
+            let fd = crate::open(root, path, O_WRONLY | O_TRUNC, 0)?;
+            crate::close(fd)?;
+            stat_desc(root, path, true)
+        }
     }
 }

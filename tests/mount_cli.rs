@@ -525,3 +525,139 @@ fn wait_until(secs: u64, mut cond: impl FnMut() -> bool, what: &str) {
         std::thread::sleep(Duration::from_millis(20));
     }
 }
+
+/// `unionctl umount` returns only when the daemon is gone: a daemon that exits later
+/// could unmount whatever is mounted on the same path next (a container remounted there).
+#[test]
+fn umount_returns_after_the_daemon_is_gone() {
+    let t = setup("cli-umount-race");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    for round in 0..5 {
+        let m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+        std::mem::forget(m); // unmounted by the command under test
+        let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
+        assert!(out.status.success(), "umount: {}", out.stderr.trim());
+        nix::mount::mount(
+            Some("tmpfs"),
+            &t.merged,
+            Some("tmpfs"),
+            nix::mount::MsFlags::empty(),
+            Some("size=1m"),
+        )
+        .expect("mount tmpfs");
+        let left = common::mounts::unionctl_daemons(&t.merged);
+        std::thread::sleep(Duration::from_millis(300));
+        let still = is_mount_point(&t.merged);
+        if still {
+            nix::mount::umount(&t.merged).unwrap();
+        }
+        assert!(
+            still,
+            "round {round}: a tmpfs mounted on {} right after `unionctl umount` vanished: \
+             the exiting daemon unmounted it (daemon still running at umount's return: {left:?})",
+            t.merged.display()
+        );
+        assert!(
+            left.is_empty(),
+            "round {round}: unionctl umount returned while its daemon {left:?} still ran"
+        );
+    }
+}
+
+/// Copy-up goes through the work dir (temp file + rename): killing the daemon in the middle
+/// of copying a big file never leaves a partial file visible after remount, and the next
+/// mount clears the leftovers from the work dir.
+#[test]
+fn killed_during_copy_up_leaves_no_partial_file() {
+    const SIZE: usize = 64 << 20;
+    let t = setup("cli-crash-copy-up");
+    let original: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
+    std::fs::write(t.lower.join("big"), &original).unwrap();
+    for (round, delay_ms) in [0u64, 5, 20, 50, 100, 200, 400].into_iter().enumerate() {
+        let upper = t.s.mkdir(&format!("crash{round}/upper"));
+        let work = t.s.mkdir(&format!("crash{round}/work"));
+        let dirs = UnionDirs {
+            lowers: vec![t.lower.clone()],
+            upper: Some(upper),
+            work: Some(work.clone()),
+        };
+        let m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+        std::mem::forget(m); // unmounted below with unionctl umount
+        let daemons = common::mounts::unionctl_daemons(&t.merged);
+        assert!(
+            !daemons.is_empty(),
+            "no daemon serves {}",
+            t.merged.display()
+        );
+        // Appending one byte makes the daemon copy the whole file up first.
+        let mut writer = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf x >> '{}'", t.merged.join("big").display()))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        std::thread::sleep(Duration::from_millis(delay_ms));
+        for pid in &daemons {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
+        }
+        let _ = writer.wait();
+        wait_until(
+            5,
+            || common::mounts::unionctl_daemons(&t.merged).is_empty(),
+            "the daemon to die",
+        );
+        let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
+        assert!(
+            out.status.success(),
+            "round {round}: umount of the dead mount: {}",
+            out.stderr.trim()
+        );
+        wait_until(5, || !is_mount_point(&t.merged), "the dead mount to go");
+
+        let crashed_mid_copy = std::fs::read_dir(work.join("work"))
+            .map(|r| r.count() > 0)
+            .unwrap_or(false);
+        let mut m = mount_unionctl(&dirs, &t.merged, &[])
+            .unwrap_or_else(|e| panic!("round {round}: remount: {e}"));
+        let seen = std::fs::read(t.merged.join("big"))
+            .unwrap_or_else(|e| panic!("round {round}: read big: {e}"));
+        let leftovers: Vec<String> = std::fs::read_dir(work.join("work"))
+            .map(|r| {
+                r.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        m.unmount().unwrap_or_else(|e| panic!("{e}"));
+        eprintln!(
+            "round {round}: killed after {delay_ms} ms, the append {}{}",
+            if seen.len() > SIZE {
+                "completed"
+            } else {
+                "did not complete"
+            },
+            if crashed_mid_copy {
+                ", a copy-up was under way"
+            } else {
+                ""
+            }
+        );
+        let whole = seen.len() == SIZE && seen == original
+            || seen.len() == SIZE + 1 && seen[..SIZE] == original[..] && seen[SIZE] == b'x';
+        assert!(
+            whole,
+            "round {round} (kill after {delay_ms} ms): after remount big has {} bytes and is neither the lower file nor the lower file + 'x': a partial copy-up is visible",
+            seen.len()
+        );
+        assert!(
+            leftovers.is_empty(),
+            "round {round}: the remount left the crashed copy-up's leftovers in {}: {leftovers:?}",
+            work.join("work").display()
+        );
+    }
+}

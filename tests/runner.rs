@@ -763,3 +763,124 @@ fn debian_minbase_rootfs() {
     ]);
     assert_eq!(ok(&o), "nobody\nok\n");
 }
+
+#[test]
+fn a_killed_supervisor_is_cleaned_up_by_rm() {
+    let s = Store::new();
+    let id = ok(&s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "--rootfs",
+        &bb(),
+        "sleep",
+        "30",
+    ]))
+    .trim()
+    .to_string();
+    let c = unionctl::runner::find_container(s.root(), "orphan").unwrap();
+    let sup = c.supervisor_pid.unwrap();
+    let pid = c.pid.unwrap();
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(ok(&s.run(&["ps"])).contains("orphan"), "pid 1 still runs");
+    ok(&s.run(&["rm", "-f", "orphan"]));
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists() || {
+            let st = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+            st.contains(") Z ")
+        }
+    );
+    assert!(host_mounts_with(&id).is_empty(), "union left mounted");
+    assert!(s.containers().is_empty());
+}
+
+#[test]
+fn attach_to_a_detached_container() {
+    use std::io::Write;
+    let s = Store::new();
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "-i",
+        "--name",
+        "talk",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        "echo ready; while read l; do echo got:$l; [ \"$l\" = quit ] && exit 3; done",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    let mut child = s
+        .cmd()
+        .args(["attach", "talk"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    input.write_all(b"hello\nquit\n").unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert_eq!(out.status.code(), Some(3));
+    assert_eq!(stdout(&out), "got:hello\ngot:quit\n");
+    assert_eq!(
+        ok(&s.run(&["logs", "talk"])),
+        "ready\ngot:hello\ngot:quit\n"
+    );
+    let o = s.run(&["attach", "talk"]);
+    assert!(code(&o) != 0 && stderr(&o).contains("is not running"));
+}
+
+#[test]
+fn mount_points_stay_out_of_the_upper_layer_and_images_run() {
+    let s = Store::new();
+    let vol = tempfile::tempdir().unwrap();
+    let v = format!("{}:/mnt/vol", vol.path().display());
+    ok(&s.run(&[
+        "run",
+        "--name",
+        "clean",
+        "-v",
+        &v,
+        "--rootfs",
+        &bb(),
+        "cat",
+        "/etc/hostname",
+    ]));
+    let c = unionctl::runner::find_container(s.root(), "clean").unwrap();
+    let upper: Vec<_> = fs::read_dir(c.upper())
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name())
+        .collect();
+    assert!(
+        upper.is_empty(),
+        "mount points leaked into the upper layer: {upper:?}"
+    );
+
+    // IMAGE instead of --rootfs: the image store resolves the layers.
+    let tar = s.root().join("bb.tar");
+    let st = std::process::Command::new("tar")
+        .arg("-C")
+        .arg(busybox_rootfs())
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    ok(&s.run(&["import", &tar.to_string_lossy(), "bb:test"]));
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "bb:test",
+        "sh",
+        "-c",
+        "cat /etc/motd; exit 4",
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "welcome\n");
+}

@@ -37,6 +37,9 @@ struct Backing {
     opens: usize,
 }
 
+/// No FLUSH request on close: we keep no state that a close must push out.
+const NOFLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
+
 /// How one open is served.
 enum OpenMode {
     Passthrough,
@@ -240,7 +243,9 @@ impl Filesystem for UnionFuse {
             F::FUSE_PARALLEL_DIROPS
                 | F::FUSE_CACHE_SYMLINKS
                 | F::FUSE_DO_READDIRPLUS
-                | F::FUSE_READDIRPLUS_AUTO,
+                | F::FUSE_READDIRPLUS_AUTO
+                // The kernel checks and caches POSIX ACLs itself, as on the layers.
+                | F::FUSE_POSIX_ACL,
         );
         let _ = config.set_max_write(1 << 20);
         // Passthrough needs CAP_SYS_ADMIN in the initial namespace; try it only there.
@@ -256,6 +261,12 @@ impl Filesystem for UnionFuse {
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name) {
             Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            // A negative entry the kernel may cache: every create goes through us.
+            Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
+                let mut none = attr(&unsafe { std::mem::zeroed() });
+                none.ino = INodeNo(0);
+                reply.entry(&self.ttl, &none, Generation(0))
+            }
             Err(e) => reply.error(errno(&e)),
         }
     }
@@ -426,12 +437,13 @@ impl Filesystem for UnionFuse {
             OpenMode::Passthrough => {
                 let map = self.backing.lock().unwrap();
                 match map.get(&ino.0) {
-                    Some(b) => reply.opened_passthrough(fh, FopenFlags::empty(), &b.id),
-                    None => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
+                    Some(b) => reply.opened_passthrough(fh, NOFLUSH, &b.id),
+                    None => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO),
                 }
             }
-            OpenMode::Direct => reply.opened(fh, FopenFlags::FOPEN_DIRECT_IO),
-            OpenMode::Cached => reply.opened(fh, FopenFlags::empty()),
+            OpenMode::Direct => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO),
+            // Layers change only through us, so cached pages stay valid across opens.
+            OpenMode::Cached => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE),
         }
     }
 
@@ -777,23 +789,24 @@ impl Filesystem for UnionFuse {
                     OpenMode::Passthrough => {
                         let map = self.backing.lock().unwrap();
                         match map.get(&node.ino) {
-                            Some(b) => reply.created_passthrough(
+                            Some(b) => {
+                                reply.created_passthrough(&self.ttl, &a, g, fh, NOFLUSH, &b.id)
+                            }
+                            None => reply.created(
                                 &self.ttl,
                                 &a,
                                 g,
                                 fh,
-                                FopenFlags::empty(),
-                                &b.id,
+                                NOFLUSH | FopenFlags::FOPEN_DIRECT_IO,
                             ),
-                            None => {
-                                reply.created(&self.ttl, &a, g, fh, FopenFlags::FOPEN_DIRECT_IO)
-                            }
                         }
                     }
                     OpenMode::Direct => {
-                        reply.created(&self.ttl, &a, g, fh, FopenFlags::FOPEN_DIRECT_IO)
+                        reply.created(&self.ttl, &a, g, fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO)
                     }
-                    OpenMode::Cached => reply.created(&self.ttl, &a, g, fh, FopenFlags::empty()),
+                    OpenMode::Cached => {
+                        reply.created(&self.ttl, &a, g, fh, NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE)
+                    }
                 }
             }
             Err(e) => reply.error(errno(&e)),

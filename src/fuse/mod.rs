@@ -80,7 +80,18 @@ pub fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
 pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     // The kernel applied the caller's umask already; ours must not strip modes again.
     unsafe { libc::umask(0) };
-    let layers = Layers::open(&req.spec)?;
+    // A failed mount leaves nothing behind: remember whether the work dir is ours to remove.
+    let fresh_work = req.spec.upper.as_ref().and_then(|u| {
+        let w = req.spec.work.clone().unwrap_or_else(|| crate::unionfs::layers::default_work(u));
+        (!w.exists()).then_some(w)
+    });
+    let cleanup = |e: anyhow::Error| {
+        if let Some(w) = &fresh_work {
+            let _ = std::fs::remove_dir_all(w);
+        }
+        e
+    };
+    let layers = Layers::open(&req.spec).map_err(|e| cleanup(e.into()))?;
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);
@@ -91,7 +102,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
         let _ = tx.send(ino);
     }));
     let session = fuser::Session::new(UnionFuse::new(fs), &req.merged, &config)
-        .map_err(|e| anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e)))?;
+        .map_err(|e| cleanup(anyhow::anyhow!("{}: cannot mount: {}", req.merged.display(), short(&e))))?;
     let notifier = session.notifier();
     std::thread::spawn(move || {
         for ino in rx {

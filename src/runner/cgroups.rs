@@ -45,7 +45,17 @@ pub fn parse_mounts(mountinfo: &str) -> Mounts {
                 let ctrls: Vec<String> = opts
                     .split(',')
                     .filter(|o| {
-                        !matches!(*o, "rw" | "ro") && !o.starts_with("name=") && !o.contains('=')
+                        // Super options that are not controllers.
+                        !o.contains('=')
+                            && !matches!(
+                                *o,
+                                "rw" | "ro"
+                                    | "xattr"
+                                    | "noprefix"
+                                    | "clone_children"
+                                    | "cpuset_v2_mode"
+                                    | "favordynmods"
+                            )
                     })
                     .map(str::to_string)
                     .collect();
@@ -151,8 +161,8 @@ pub struct Cgroups {
 }
 
 /// Makes the container's cgroups and writes the limits; every requested limit is applied
-/// or this fails naming the controller and the cause. As root also a freezer cgroup
-/// (for pause) is made when the host has one.
+/// or this fails naming the controller and the cause. Without limits nothing is made:
+/// joining a v1 cgroup costs milliseconds (the freezer for pause is made on demand).
 pub fn create(id: &str, limits: &Limits, rootless: bool) -> Result<Cgroups> {
     let mounts = Mounts::read();
     let mut cg = Cgroups::default();
@@ -201,10 +211,6 @@ fn create_into(
                 })?;
             }
         }
-    }
-    if !rootless && let Some(h @ Hierarchy::V1(_)) = mounts.find("freezer") {
-        let dir = cgroup_dir(&h, "freezer", id, rootless);
-        make_dir(cg, &dir, "freezer", rootless)?;
     }
     Ok(())
 }
@@ -278,6 +284,37 @@ pub fn remove_dirs(dirs: &[PathBuf]) {
             }
         }
     }
+}
+
+/// Makes a v1 freezer cgroup for a running container and moves every process of its
+/// pid namespace (`pids`, re-listed until none is left outside) into it. None when the
+/// host has no v1 freezer or we may not make cgroups.
+pub fn freezer_for(id: &str, pids: impl Fn() -> Vec<i32>) -> Option<PathBuf> {
+    // SAFETY: getter.
+    if unsafe { libc::geteuid() } != 0 {
+        return None;
+    }
+    let h @ Hierarchy::V1(_) = Mounts::read().find("freezer")? else {
+        return None;
+    };
+    let dir = cgroup_dir(&h, "freezer", id, false);
+    fs::create_dir_all(&dir).ok()?;
+    let procs = dir.join("cgroup.procs");
+    // A process may fork while we move its parent: list again until all are in.
+    for _ in 0..100 {
+        let members = fs::read_to_string(&procs).unwrap_or_default();
+        let outside: Vec<i32> = pids()
+            .into_iter()
+            .filter(|p| !members.lines().any(|m| m.trim() == p.to_string()))
+            .collect();
+        if outside.is_empty() {
+            return Some(dir);
+        }
+        for p in outside {
+            let _ = fs::write(&procs, p.to_string());
+        }
+    }
+    Some(dir)
 }
 
 /// Freezes or thaws through the v1 freezer cgroup among `dirs`; false when there is none.

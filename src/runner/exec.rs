@@ -67,9 +67,6 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         let f = fs::File::open(&theirs).with_context(|| theirs.clone())?;
         ns_fds.push((f.into(), flag));
     }
-    let root_fd: OwnedFd = fs::File::open(format!("/proc/{pid}/root"))
-        .with_context(|| format!("/proc/{pid}/root"))?
-        .into();
     let signals = tty::forwarded_signals()?;
     let (err_r, err_w) = linux::pipe()?;
     let (pty_parent, pty_child) = if a.tty {
@@ -81,7 +78,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     let child = linux::clone_fork(0).context("fork")?;
     let Some(child) = child else {
         drop((err_r, pty_parent));
-        let r = enter(&c, &ns_fds, &root_fd, &plan, &err_w, pty_child);
+        let r = enter(&c, pid, &ns_fds, &plan, &err_w, pty_child);
         let msg = match r {
             Ok(code) => linux::exit_now(code),
             Err(e) => format!("{e:#}"),
@@ -89,7 +86,7 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         let _ = linux::write_all_fd(err_w.as_raw_fd(), msg.as_bytes());
         linux::exit_now(process::SETUP_FAILED)
     };
-    drop((err_w, pty_child, ns_fds, root_fd));
+    drop((err_w, pty_child, ns_fds));
     let mut master = None;
     if let Some(sock) = &pty_parent {
         master = linux::recv_fd(sock.as_raw_fd()).ok();
@@ -101,6 +98,9 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
         output: 1,
         foreground: true,
         interactive: a.interactive,
+        container_output: None,
+        container_input: None,
+        attach: None,
     })?;
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
     if !msg.is_empty() {
@@ -114,12 +114,18 @@ pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
     Ok(code)
 }
 
+fn open_root(pid: libc::pid_t) -> Result<OwnedFd> {
+    Ok(fs::File::open(format!("/proc/{pid}/root"))
+        .with_context(|| format!("/proc/{pid}/root"))?
+        .into())
+}
+
 /// In the forked child: join cgroups and namespaces, fork into the pid namespace, exec.
 /// Returns the exit code of the command.
 fn enter(
     c: &Container,
+    pid: libc::pid_t,
     ns_fds: &[(OwnedFd, libc::c_int)],
-    root_fd: &OwnedFd,
     plan: &ProcessPlan,
     err: &OwnedFd,
     pty: Option<OwnedFd>,
@@ -130,11 +136,21 @@ fn enter(
         // (the process is still confined by the namespaces).
         let _ = fs::write(d.join("cgroup.procs"), me.to_string());
     }
+    let mut root_fd: Option<OwnedFd> = None;
     for (fd, flag) in ns_fds {
+        if *flag == libc::CLONE_NEWNS {
+            // Rootless, the union (FUSE) only admits processes of its user namespace:
+            // open the container's root once inside it, before leaving our mount ns.
+            root_fd = Some(open_root(pid)?);
+        }
         nix::sched::setns(fd, nix::sched::CloneFlags::from_bits_retain(*flag))
             .with_context(|| format!("join namespace {flag:#x} of the container"))?;
     }
-    nix::unistd::fchdir(root_fd).context("enter the container's root")?;
+    let root_fd = match root_fd {
+        Some(fd) => fd,
+        None => open_root(pid)?,
+    };
+    nix::unistd::fchdir(&root_fd).context("enter the container's root")?;
     nix::unistd::chroot(".").context("chroot into the container's root")?;
     let child = linux::clone_fork(0).context("fork into the container")?;
     let Some(child) = child else {

@@ -191,6 +191,7 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         pid_start: None,
         supervisor_pid: None,
         supervisor_start: None,
+        union_mnt_ns: None,
         // SAFETY: getter.
         rootless: unsafe { libc::geteuid() } != 0,
         paused: false,
@@ -219,9 +220,11 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
 }
 
 pub fn run(root: &Path, a: RunArgs) -> Result<i32> {
+    super::trace("run");
     let plan = plan_run(root, &a)?;
     let detach = a.detach;
     let mut c = create(root, plan)?;
+    super::trace("created");
     if detach {
         if let Err(e) = supervisor::spawn_detached(&c) {
             let _ = supervisor::remove_container_files(&c);
@@ -448,34 +451,23 @@ pub fn logs(root: &Path, a: CtrArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Follows the output of a running detached container until it exits; returns its code.
+/// Connects our stdin and stdout to a running detached container until it exits;
+/// returns its exit code.
 pub fn attach(root: &Path, a: CtrArgs) -> Result<i32> {
     let c = state::find_container(root, &a.container)?;
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
-    let mut f =
-        fs::File::open(c.log_path()).with_context(|| format!("{}", c.log_path().display()))?;
-    use std::io::{Read, Seek, SeekFrom};
-    f.seek(SeekFrom::End(0))?;
-    let mut buf = vec![0u8; 16384];
-    let mut out = std::io::stdout();
+    super::tty::attach_client(&c.id)
+        .with_context(|| format!("attach to {} (only detached containers)", c.name))?;
+    // The supervisor records the exit code just after closing our connection.
+    let deadline = Instant::now() + Duration::from_secs(5);
     loop {
-        let n = f.read(&mut buf)?;
-        if n > 0 {
-            out.write_all(&buf[..n])?;
-            out.flush()?;
-            continue;
-        }
         let fresh = Container::load(&c.dir)?;
-        if fresh.live_status() != Status::Running {
-            // Drain what arrived meanwhile.
-            let mut rest = Vec::new();
-            f.read_to_end(&mut rest)?;
-            out.write_all(&rest)?;
+        if fresh.live_status() != Status::Running || Instant::now() > deadline {
             return Ok(fresh.exit_code.unwrap_or(0));
         }
-        std::thread::sleep(Duration::from_millis(50));
+        std::thread::sleep(Duration::from_millis(5));
     }
 }
 
@@ -516,16 +508,25 @@ fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {
     supervisor::remove_trees(&dirs)
 }
 
-/// Freezes every process of a running container (v1 freezer cgroup, else SIGSTOP to each
-/// process of its pid namespace). Used by `commit -p`.
+/// Freezes every process of a running container (a v1 freezer cgroup made on demand,
+/// else SIGSTOP to each process of its pid namespace). Used by `commit -p`.
 pub fn pause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
-    if !cgroups::set_frozen(&c.cgroups, true)? {
-        signal_all(c, libc::SIGSTOP)?;
+    let mut c = Container::load(&c.dir)?;
+    let has_freezer = c.cgroups.iter().any(|d| d.join("freezer.state").exists());
+    if !has_freezer
+        && let Some(dir) = cgroups::freezer_for(&c.id, || ns_pids(&c).unwrap_or_default())
+    {
+        c.update(|r| r.cgroups.push(dir))?;
     }
-    let mut c = c.clone();
+    if cgroups::set_frozen(&c.cgroups, true)? {
+        // A process forked during the move joins the frozen cgroup now.
+        let _ = cgroups::freezer_for(&c.id, || ns_pids(&c).unwrap_or_default());
+    } else {
+        signal_all(&c, libc::SIGSTOP)?;
+    }
     c.update(|r| r.paused = true)
 }
 
@@ -533,18 +534,19 @@ pub fn unpause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
+    let mut c = Container::load(&c.dir)?;
     if !cgroups::set_frozen(&c.cgroups, false)? {
-        signal_all(c, libc::SIGCONT)?;
+        signal_all(&c, libc::SIGCONT)?;
     }
-    let mut c = c.clone();
     c.update(|r| r.paused = false)
 }
 
-/// Sends `sig` to every process in the container's pid namespace.
-fn signal_all(c: &Container, sig: libc::c_int) -> Result<()> {
+/// Every process in the container's pid namespace.
+fn ns_pids(c: &Container) -> Result<Vec<i32>> {
     let pid = c.pid.context("container has no pid")?;
     let ns = fs::read_link(format!("/proc/{pid}/ns/pid"))
         .with_context(|| format!("pid namespace of {pid}"))?;
+    let mut out = Vec::new();
     for entry in fs::read_dir("/proc")?.flatten() {
         let Some(p) = entry
             .file_name()
@@ -554,8 +556,16 @@ fn signal_all(c: &Container, sig: libc::c_int) -> Result<()> {
             continue;
         };
         if fs::read_link(format!("/proc/{p}/ns/pid")).ok().as_ref() == Some(&ns) {
-            let _ = linux::kill(p, sig);
+            out.push(p);
         }
+    }
+    Ok(out)
+}
+
+/// Sends `sig` to every process in the container's pid namespace.
+fn signal_all(c: &Container, sig: libc::c_int) -> Result<()> {
+    for p in ns_pids(c)? {
+        let _ = linux::kill(p, sig);
     }
     Ok(())
 }

@@ -5,6 +5,7 @@
 pub mod cgroups;
 pub mod exec;
 pub mod idmap;
+pub mod initlayer;
 pub mod lifecycle;
 pub mod linux;
 pub mod process;
@@ -74,4 +75,17 @@ pub fn cmd_logs(root: Option<PathBuf>, a: CtrArgs) -> anyhow::Result<i32> {
 
 pub fn cmd_rm(root: Option<PathBuf>, a: RmArgs) -> anyhow::Result<i32> {
     lifecycle::rm(&store_root(root), a)
+}
+
+/// Prints a phase and the milliseconds since the first call when UNIONCTL_TRACE is set
+/// (to see where container start-up time goes).
+pub fn trace(phase: &str) {
+    use std::sync::OnceLock;
+    use std::time::Instant;
+    static START: OnceLock<Option<Instant>> = OnceLock::new();
+    if let Some(t0) =
+        START.get_or_init(|| std::env::var_os("UNIONCTL_TRACE").map(|_| Instant::now()))
+    {
+        eprintln!("[{:7.2} ms] {phase}", t0.elapsed().as_secs_f64() * 1000.0);
+    }
 }

@@ -48,6 +48,7 @@ pub fn container_main(plan: &ContainerPlan, pipes: ChildPipes) -> ! {
         linux::exit_now(SETUP_FAILED);
     }
     drop(pipes.go);
+    super::trace("child: go");
     let err = pipes.errors;
     match setup_and_exec(plan, &err, pipes.pty) {
         Ok(never) => match never {},
@@ -67,7 +68,9 @@ fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> 
     if plan.network_none {
         linux::loopback_up()?;
     }
+    super::trace("child: lo up");
     rootfs::prepare(&plan.rootfs)?;
+    super::trace("child: rootfs ready");
     if plan.process.tty {
         let (master, slave) = linux::open_pty()?;
         let sock = pty.ok_or_else(|| anyhow!("no pty channel"))?;
@@ -86,6 +89,7 @@ fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> 
 pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Never> {
     let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
     let group = fs::read_to_string("/etc/group").unwrap_or_default();
+    super::trace("child: passwd read");
     let user = match &p.user {
         Some(u) => spec::resolve_user(u, &passwd, &group)?,
         None => spec::resolve_user("0", &passwd, &group)?,
@@ -172,6 +176,7 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         .collect::<Result<_, _>>()
         .map_err(|_| anyhow!("environment contains a NUL byte"))?;
     linux::reset_signals();
+    super::trace("child: exec");
     let e = nix::unistd::execve(&c_prog, &c_argv, &c_env).unwrap_err();
     let (code, msg) = match e {
         nix::errno::Errno::ENOENT => (127, "no such file or directory".to_string()),

@@ -106,6 +106,10 @@ pub struct Container {
     pub supervisor_pid: Option<i32>,
     #[serde(default)]
     pub supervisor_start: Option<u64>,
+    /// Rootless: the supervisor's mount namespace (`mnt:[N]`), where the union daemon
+    /// lives; lets a later command end that daemon if the supervisor was killed.
+    #[serde(default)]
+    pub union_mnt_ns: Option<String>,
     #[serde(default)]
     pub rootless: bool,
     #[serde(default)]
@@ -417,6 +421,7 @@ mod tests {
             pid_start: None,
             supervisor_pid: None,
             supervisor_start: None,
+            union_mnt_ns: None,
             rootless: false,
             paused: false,
             cgroups: vec![],

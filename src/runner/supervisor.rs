@@ -39,14 +39,26 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
         let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
     }
     let code = running.wait(c, stdio);
+    super::trace("exited");
     finish(c, &running.cgroups, code)
 }
 
 struct Running {
     pid: libc::pid_t,
     cgroups: Cgroups,
+    io: Io,
+}
+
+/// The supervisor's ends of the container's stdio.
+struct Io {
     pty_master: Option<OwnedFd>,
-    signals: Option<nix::sys::signalfd::SignalFd>,
+    signals: nix::sys::signalfd::SignalFd,
+    /// Detached without a tty: the container's stdout+stderr pipe.
+    output: Option<OwnedFd>,
+    /// Detached with -i and no tty: the container's stdin pipe.
+    input: Option<OwnedFd>,
+    /// Detached: where `attach` connects.
+    attach: Option<std::os::unix::net::UnixListener>,
 }
 
 fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
@@ -58,13 +70,13 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
         pids: c.config.pids_limit,
     };
     let cg = cgroups::create(&c.id, &limits, rootless)?;
+    super::trace("cgroups");
     let result = start_in_cgroups(c, stdio, rootless, &cg);
     match result {
-        Ok((pid, pty_master, signals)) => Ok(Running {
+        Ok((pid, io)) => Ok(Running {
             pid,
             cgroups: cg,
-            pty_master,
-            signals,
+            io,
         }),
         Err(e) => {
             cg.remove();
@@ -73,11 +85,7 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
     }
 }
 
-type Started = (
-    libc::pid_t,
-    Option<OwnedFd>,
-    Option<nix::sys::signalfd::SignalFd>,
-);
+type Started = (libc::pid_t, Io);
 
 fn start_in_cgroups(
     c: &mut Container,
@@ -89,11 +97,20 @@ fn start_in_cgroups(
     if rootless {
         // The union must be mounted inside the user and mount namespace it is used from.
         full_idmap = idmap::enter_user_namespace(libc::CLONE_NEWNS)?;
+        let ns = fs::read_link("/proc/self/ns/mnt")
+            .ok()
+            .map(|p| p.to_string_lossy().into_owned());
+        c.update(|r| r.union_mnt_ns = ns)?;
     }
     for d in [c.upper(), c.work(), c.merged()] {
         fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
     }
-    union::mount(&c.lowers, &c.upper(), &c.work(), &c.merged())?;
+    let init = super::initlayer::prepare(c)?;
+    let layers: Vec<PathBuf> = std::iter::once(init)
+        .chain(c.lowers.iter().cloned())
+        .collect();
+    union::mount(&layers, &c.upper(), &c.work(), &c.merged())?;
+    super::trace("mounted");
     match clone_container(c, stdio, full_idmap, cg) {
         Ok(started) => Ok(started),
         Err(e) => {
@@ -167,21 +184,29 @@ fn clone_container(
     } else {
         (None, None)
     };
-    let log = if stdio == Stdio::Log {
-        Some(
-            fs::OpenOptions::new()
-                .create(true)
-                .append(true)
-                .open(c.log_path())
-                .with_context(|| format!("{}", c.log_path().display()))?,
-        )
+    // Detached: output (and input with -i) pass through us, for the log and `attach`.
+    let detached = stdio == Stdio::Log;
+    let (out_r, out_w) = if detached && !c.config.tty {
+        let (r, w) = linux::pipe()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    let (in_r, in_w) = if detached && !c.config.tty && c.config.interactive {
+        let (r, w) = linux::pipe()?;
+        (Some(r), Some(w))
+    } else {
+        (None, None)
+    };
+    let attach = if detached {
+        Some(tty::attach_listener(&c.id)?)
     } else {
         None
     };
     let devnull = fs::File::open("/dev/null").context("/dev/null")?;
 
     // Blocked before the clone: the child unblocks them just before exec.
-    let signals = Some(tty::forwarded_signals()?);
+    let signals = tty::forwarded_signals()?;
 
     let mut flags =
         libc::CLONE_NEWNS | libc::CLONE_NEWPID | libc::CLONE_NEWUTS | libc::CLONE_NEWIPC;
@@ -190,16 +215,18 @@ fn clone_container(
     }
     let child = linux::clone_fork(flags).context("clone the container process")?;
     let Some(pid) = child else {
-        drop((go_w, err_r, pty_parent));
+        drop((go_w, err_r, pty_parent, out_r, in_w, attach));
         // Container stdio before anything else can print.
         // SAFETY: dup2 onto our own stdio.
         unsafe {
-            if !c.config.interactive || stdio == Stdio::Log {
-                libc::dup2(devnull.as_raw_fd(), 0);
-            }
-            if let Some(log) = &log {
-                libc::dup2(log.as_raw_fd(), 1);
-                libc::dup2(log.as_raw_fd(), 2);
+            match &in_r {
+                Some(r) => libc::dup2(r.as_raw_fd(), 0),
+                None if !c.config.interactive || detached => libc::dup2(devnull.as_raw_fd(), 0),
+                None => 0,
+            };
+            if let Some(w) = &out_w {
+                libc::dup2(w.as_raw_fd(), 1);
+                libc::dup2(w.as_raw_fd(), 2);
             }
         }
         process::container_main(
@@ -211,7 +238,8 @@ fn clone_container(
             },
         );
     };
-    drop((go_r, err_w, pty_child));
+    drop((go_r, err_w, pty_child, out_w, in_r));
+    super::trace("cloned");
     let fail = |e: anyhow::Error| -> anyhow::Error {
         let _ = linux::kill(pid, libc::SIGKILL);
         let _ = linux::wait_pid(pid);
@@ -220,6 +248,7 @@ fn clone_container(
     if let Err(e) = cg.add(pid) {
         return Err(fail(e));
     }
+    super::trace("cgroup joined");
     if let Err(e) = linux::write_all_fd(go_w.as_raw_fd(), b"g") {
         return Err(fail(anyhow!("start the container: {e}")));
     }
@@ -237,6 +266,7 @@ fn clone_container(
         }
     }
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+    super::trace("execed");
     if !msg.is_empty() {
         let _ = linux::wait_pid(pid);
         return Err(anyhow!(
@@ -255,7 +285,16 @@ fn clone_container(
         r.paused = false;
         r.cgroups = dirs;
     })?;
-    Ok((pid, master, signals))
+    Ok((
+        pid,
+        Io {
+            pty_master: master,
+            signals,
+            output: out_r,
+            input: in_w,
+            attach,
+        },
+    ))
 }
 
 impl Running {
@@ -273,9 +312,6 @@ impl Running {
     }
 
     fn relay(&self, c: &Container, stdio: Stdio) -> Result<i32> {
-        let Some(sfd) = &self.signals else {
-            return linux::wait_pid(self.pid);
-        };
         let log = if stdio == Stdio::Log {
             Some(
                 fs::OpenOptions::new()
@@ -288,11 +324,14 @@ impl Running {
         };
         tty::relay(&tty::Relay {
             pid: self.pid,
-            signals: sfd,
-            master: self.pty_master.as_ref().map(|m| m.as_raw_fd()),
+            signals: &self.io.signals,
+            master: self.io.pty_master.as_ref().map(|m| m.as_raw_fd()),
             output: log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(1),
             foreground: stdio == Stdio::Inherit,
             interactive: c.config.interactive,
+            container_output: self.io.output.as_ref().map(|f| f.as_raw_fd()),
+            container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
+            attach: self.io.attach.as_ref(),
         })
     }
 }
@@ -300,7 +339,13 @@ impl Running {
 /// After pid 1 exited: unmount, remove cgroups, record the exit, honour --rm.
 fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
     let umount = union::unmount(&c.merged());
+    super::trace("unmounted");
     cg.remove();
+    // cgroups made meanwhile (the freezer of a pause) are in the record.
+    if let Ok(fresh) = Container::load(&c.dir) {
+        cgroups::remove_dirs(&fresh.cgroups);
+    }
+    super::trace("cgroups removed");
     c.update(|r| {
         r.status = Status::Exited;
         r.exit_code = Some(code);
@@ -310,10 +355,14 @@ fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
         r.finished_at = Some(state::now_rfc3339());
         r.supervisor_pid = None;
         r.supervisor_start = None;
+        r.union_mnt_ns = None;
+        r.cgroups.clear();
     })?;
     umount?;
+    super::trace("state saved");
     if c.config.auto_remove {
         remove_container_files(c)?;
+        super::trace("removed");
     }
     Ok(code)
 }
@@ -446,6 +495,10 @@ pub fn recover(c: &mut Container) -> Result<()> {
     if union::is_mounted(&c.merged()) {
         let _ = union::unmount(&c.merged());
     }
+    if let Some(ns) = &c.union_mnt_ns {
+        // Rootless: the union daemon serves a mount only its own namespace sees.
+        kill_mount_namespace(ns);
+    }
     cgroups::remove_dirs(&c.cgroups);
     c.update(|r| {
         if r.status == Status::Running {
@@ -457,6 +510,33 @@ pub fn recover(c: &mut Container) -> Result<()> {
         r.pid_start = None;
         r.supervisor_pid = None;
         r.supervisor_start = None;
+        r.union_mnt_ns = None;
         r.paused = false;
     })
+}
+
+/// Kills every process (of ours) in the mount namespace `ns` (`mnt:[N]`).
+fn kill_mount_namespace(ns: &str) {
+    let ours = fs::read_link("/proc/self/ns/mnt").map(|p| p.to_string_lossy().into_owned());
+    if ours.as_deref().ok() == Some(ns) {
+        return;
+    }
+    let Ok(entries) = fs::read_dir("/proc") else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<i32>().ok())
+        else {
+            continue;
+        };
+        if fs::read_link(format!("/proc/{pid}/ns/mnt"))
+            .map(|p| p.to_string_lossy() == ns)
+            .unwrap_or(false)
+        {
+            let _ = linux::kill(pid, libc::SIGKILL);
+        }
+    }
 }

@@ -1,9 +1,13 @@
 //! The supervisor's (and exec's) loop: forwards signals to the container process,
-//! relays a pty to our terminal or the log, resizes it on SIGWINCH, reaps the child.
+//! relays a pty or the output pipe to our terminal or the log and to `attach` clients,
+//! resizes the pty on SIGWINCH, reaps the child.
 use super::linux;
 use anyhow::{Context, Result, anyhow};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
+use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
+use std::os::linux::net::SocketAddrExt;
+use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 
 /// Signals passed on to the container process.
 const FORWARDED: [libc::c_int; 6] = [
@@ -30,21 +34,63 @@ pub fn forwarded_signals() -> Result<SignalFd> {
     SignalFd::with_flags(&set, SfdFlags::SFD_CLOEXEC | SfdFlags::SFD_NONBLOCK).context("signalfd")
 }
 
+/// Abstract socket name of a container's attach endpoint (no path length limits, gone
+/// with the supervisor).
+fn attach_name(id: &str) -> String {
+    format!("unionctl-attach-{id}")
+}
+
+pub fn attach_listener(id: &str) -> Result<UnixListener> {
+    let addr = SocketAddr::from_abstract_name(attach_name(id).as_bytes())?;
+    let l = UnixListener::bind_addr(&addr).context("attach socket")?;
+    l.set_nonblocking(true)?;
+    Ok(l)
+}
+
+pub fn attach_connect(id: &str) -> Result<UnixStream> {
+    let addr = SocketAddr::from_abstract_name(attach_name(id).as_bytes())?;
+    UnixStream::connect_addr(&addr).context("connect to the container's supervisor")
+}
+
+/// Only the container's owner (or root) may attach.
+fn peer_allowed(s: &UnixStream) -> bool {
+    // SAFETY: getsockopt fills a ucred of the given size.
+    let mut cred: libc::ucred = unsafe { std::mem::zeroed() };
+    let mut len = size_of::<libc::ucred>() as libc::socklen_t;
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    // SAFETY: getter.
+    let me = unsafe { libc::geteuid() };
+    rc == 0 && (cred.uid == me || cred.uid == 0)
+}
+
 pub struct Relay<'a> {
     /// Our child to forward to and wait for.
     pub pid: libc::pid_t,
     pub signals: &'a SignalFd,
     /// pty master of the container process, if it has a tty.
     pub master: Option<RawFd>,
-    /// Where pty output goes (stdout, or the log).
+    /// Where container output goes (stdout, or the log).
     pub output: RawFd,
     /// Our stdin/terminal belongs to the container (not detached).
     pub foreground: bool,
     /// Pass our stdin to the pty.
     pub interactive: bool,
+    /// Detached without a tty: the container's output pipe and (with -i) input pipe.
+    pub container_output: Option<RawFd>,
+    pub container_input: Option<RawFd>,
+    /// Detached: attach clients connect here.
+    pub attach: Option<&'a UnixListener>,
 }
 
-/// Runs until `pid` exits and the pty is drained; returns the exit code.
+/// Runs until `pid` exits and its output is drained; returns the exit code.
 pub fn relay(r: &Relay) -> Result<i32> {
     let sfd = r.signals.as_raw_fd();
     let stdin_tty = r.foreground && linux::is_tty(0);
@@ -58,12 +104,17 @@ pub fn relay(r: &Relay) -> Result<i32> {
         _ => None,
     };
     let mut stdin_open = r.master.is_some() && r.foreground && r.interactive;
-    let mut master_open = r.master.is_some();
+    // Where container output comes from: the pty, or the pipe.
+    let source = r.master.or(r.container_output);
+    let mut source_open = source.is_some();
+    // Where attach input goes.
+    let sink = r.master.or(r.container_input);
+    let mut clients: Vec<UnixStream> = Vec::new();
     let mut exit: Option<i32> = None;
     let mut buf = vec![0u8; 16384];
     let result = loop {
         if let Some(code) = exit
-            && !master_open
+            && !source_open
         {
             break Ok(code);
         }
@@ -72,7 +123,7 @@ pub fn relay(r: &Relay) -> Result<i32> {
             events: libc::POLLIN,
             revents: 0,
         }];
-        if let (Some(m), true) = (r.master, master_open) {
+        if let (Some(m), true) = (source, source_open) {
             fds.push(libc::pollfd {
                 fd: m,
                 events: libc::POLLIN,
@@ -86,7 +137,21 @@ pub fn relay(r: &Relay) -> Result<i32> {
                 revents: 0,
             });
         }
-        // Once the process is gone, only drain what the pty still holds.
+        if let Some(l) = r.attach {
+            fds.push(libc::pollfd {
+                fd: l.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        for c in &clients {
+            fds.push(libc::pollfd {
+                fd: c.as_raw_fd(),
+                events: libc::POLLIN,
+                revents: 0,
+            });
+        }
+        // Once the process is gone, only drain what the pty or pipe still holds.
         let timeout = if exit.is_some() { 100 } else { -1 };
         // SAFETY: poll on our own array.
         let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
@@ -98,9 +163,10 @@ pub fn relay(r: &Relay) -> Result<i32> {
             break Err(anyhow!("poll: {e}"));
         }
         if n == 0 {
-            master_open = false;
+            source_open = false;
             continue;
         }
+        let mut dead_clients: Vec<RawFd> = Vec::new();
         for p in &fds {
             if p.revents == 0 {
                 continue;
@@ -123,13 +189,19 @@ pub fn relay(r: &Relay) -> Result<i32> {
                         let _ = linux::kill(r.pid, sig);
                     }
                 }
-            } else if Some(p.fd) == r.master {
+            } else if Some(p.fd) == source {
                 // SAFETY: read into our buffer.
                 let n = unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) };
                 if n <= 0 {
-                    master_open = false;
+                    source_open = false;
                 } else {
-                    let _ = linux::write_all_fd(r.output, &buf[..n as usize]);
+                    let data = &buf[..n as usize];
+                    let _ = linux::write_all_fd(r.output, data);
+                    for c in &mut clients {
+                        if c.write_all(data).is_err() {
+                            dead_clients.push(c.as_raw_fd());
+                        }
+                    }
                 }
             } else if p.fd == 0 {
                 // SAFETY: read into our buffer.
@@ -143,11 +215,62 @@ pub fn relay(r: &Relay) -> Result<i32> {
                 } else if let Some(m) = r.master {
                     let _ = linux::write_all_fd(m, &buf[..n as usize]);
                 }
+            } else if Some(p.fd) == r.attach.map(|l| l.as_raw_fd()) {
+                if let Some(l) = r.attach {
+                    while let Ok((s, _)) = l.accept() {
+                        if peer_allowed(&s) {
+                            clients.push(s);
+                        }
+                    }
+                }
+            } else if let Some(c) = clients.iter_mut().find(|c| c.as_raw_fd() == p.fd) {
+                match c.read(&mut buf) {
+                    Ok(0) | Err(_) => dead_clients.push(p.fd),
+                    Ok(n) => {
+                        if let Some(s) = sink {
+                            let _ = linux::write_all_fd(s, &buf[..n]);
+                        }
+                    }
+                }
             }
         }
+        clients.retain(|c| !dead_clients.contains(&c.as_raw_fd()));
     };
     if let Some(t) = saved_term {
         linux::restore_term(0, &t);
     }
     result
+}
+
+/// `attach`: our stdin to the container, its output to our stdout, until it exits.
+pub fn attach_client(id: &str) -> Result<()> {
+    let mut sock = attach_connect(id)?;
+    let stdin_tty = linux::is_tty(0);
+    let saved = if stdin_tty { linux::make_raw(0) } else { None };
+    let mut writer = sock.try_clone()?;
+    // Input in a thread: the process ends when the container's output ends.
+    std::thread::spawn(move || {
+        let mut buf = [0u8; 4096];
+        let mut stdin = std::io::stdin();
+        while let Ok(n) = stdin.read(&mut buf) {
+            if n == 0 || writer.write_all(&buf[..n]).is_err() {
+                break;
+            }
+        }
+    });
+    let mut out = std::io::stdout();
+    let mut buf = [0u8; 16384];
+    loop {
+        match sock.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => {
+                out.write_all(&buf[..n])?;
+                out.flush()?;
+            }
+        }
+    }
+    if let Some(t) = saved {
+        linux::restore_term(0, &t);
+    }
+    Ok(())
 }

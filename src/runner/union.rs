@@ -11,36 +11,6 @@ fn unionctl_binary() -> Result<PathBuf> {
 /// Mounts `lowers` (top first) under `upper` at `merged`. Must run in the mount (and,
 /// rootless, user) namespace the container will be created from.
 pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
-    // TEMPORARY stand-in until `unionctl mount` lands on main.
-    if std::env::var_os("UNIONCTL_KERNEL_OVERLAY").is_some() {
-        let lower = lowers
-            .iter()
-            .map(|p| p.to_string_lossy().into_owned())
-            .collect::<Vec<_>>()
-            .join(":");
-        // SAFETY: getter.
-        let extra = if std::fs::read_to_string("/proc/self/uid_map")
-            .unwrap_or_default()
-            .contains("4294967295")
-        {
-            ""
-        } else {
-            ",userxattr"
-        };
-        let data = format!(
-            "lowerdir={lower},upperdir={},workdir={}{extra}",
-            upper.display(),
-            work.display()
-        );
-        return nix::mount::mount(
-            Some("overlay"),
-            merged,
-            Some("overlay"),
-            nix::mount::MsFlags::empty(),
-            Some(data.as_str()),
-        )
-        .with_context(|| format!("overlay {data}"));
-    }
     let lower = lowers
         .iter()
         .map(|p| p.to_string_lossy().into_owned())
@@ -88,26 +58,8 @@ fn read_errors(mut f: std::fs::File) -> String {
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
-    if std::env::var_os("UNIONCTL_KERNEL_OVERLAY").is_some() {
-        return nix::mount::umount2(merged, nix::mount::MntFlags::MNT_DETACH).context("umount");
-    }
-    let errors = tempfile::tempfile().context("temporary file")?;
-    let out = Command::new(unionctl_binary()?)
-        .arg("umount")
-        .arg(merged)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(errors.try_clone()?)
-        .status()
-        .context("run unionctl umount")?;
-    if !out.success() {
-        bail!(
-            "union umount of {}: {}",
-            merged.display(),
-            read_errors(errors)
-        );
-    }
-    Ok(())
+    // The library call `unionctl umount` makes, without the cost of another exec.
+    crate::fuse::unmount(merged)
 }
 
 /// Whether `path` is a mount point in the current mount namespace.
@@ -126,12 +78,13 @@ fn unescape_mountinfo(s: &str) -> String {
     let mut out = Vec::with_capacity(b.len());
     let mut i = 0;
     while i < b.len() {
-        if b[i] == b'\\' && i + 3 < b.len() {
-            if let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8) {
-                out.push(v);
-                i += 4;
-                continue;
-            }
+        if b[i] == b'\\'
+            && i + 3 < b.len()
+            && let Ok(v) = u8::from_str_radix(&s[i + 1..i + 4], 8)
+        {
+            out.push(v);
+            i += 4;
+            continue;
         }
         out.push(b[i]);
         i += 1;

@@ -64,7 +64,9 @@ impl UnionFs {
         let upper = fs.layers.upper.is_some();
         let mut lowers = Vec::new();
         let upper_opaque = match &fs.layers.upper {
-            Some(u) => whiteout::is_opaque_dir(u.raw(), OsStr::new(""), &fs.layers.xattr)?,
+            Some(u) => {
+                whiteout::is_opaque_dir(u.raw(), OsStr::new(""), &fs.layers.xattr, fs.upper_aufs())?
+            }
             None => false,
         };
         if !upper_opaque {
@@ -73,7 +75,7 @@ impl UnionFs {
                     layer: i,
                     path: OsString::new(),
                 });
-                if whiteout::is_opaque_dir(l.raw(), OsStr::new(""), &fs.layers.xattr)? {
+                if whiteout::is_opaque_dir(l.raw(), OsStr::new(""), &fs.layers.xattr, true)? {
                     break;
                 }
             }
@@ -158,7 +160,7 @@ impl UnionFs {
                         origin_ino = self.origin_ino(&fb);
                     }
                     if sys::is_dir(&st) {
-                        if whiteout::is_opaque_dir(ufd, &path, x)? {
+                        if whiteout::is_opaque_dir(ufd, &path, x, self.upper_aufs())? {
                             search = false;
                         } else if let Some(r) = whiteout::get(ufd, &path, &x.redirect)? {
                             redirect = Redirect::parse(&r);
@@ -169,7 +171,7 @@ impl UnionFs {
                     upper_st = Some(st);
                 }
                 None => {
-                    if whiteout::is_whiteout(ufd, ppath, name, None)? {
+                    if whiteout::is_whiteout(ufd, ppath, name, None, self.upper_aufs())? {
                         return Ok(None);
                     }
                 }
@@ -200,7 +202,7 @@ impl UnionFs {
                     Some(st) if sys::is_whiteout_stat(&st) => break,
                     None => {
                         let (cp, cn) = split(&cpath);
-                        if whiteout::is_whiteout(fd, cp, cn, None)? {
+                        if whiteout::is_whiteout(fd, cp, cn, None, true)? {
                             break;
                         }
                     }
@@ -213,7 +215,7 @@ impl UnionFs {
                                 layer,
                                 path: cpath.clone(),
                             });
-                            if whiteout::is_opaque_dir(fd, &cpath, x)? {
+                            if whiteout::is_opaque_dir(fd, &cpath, x, true)? {
                                 break;
                             }
                         } else {
@@ -260,6 +262,12 @@ impl UnionFs {
             redirected: redirect.is_some(),
             index,
         }))
+    }
+
+    /// Does the upper layer hold aufs-format metadata (`.wh.` files)? Only when it is
+    /// written in that format; lower layers may always hold either format.
+    pub fn upper_aufs(&self) -> bool {
+        self.layers.format == Format::Aufs
     }
 
     /// Is this upper entry a whiteout? Only in overlay format: an aufs-format upper marks
@@ -317,7 +325,17 @@ impl UnionFs {
         let ppath = self.path_of(parent)?;
         let found = self.resolve(&pst, &ppath, name)?.ok_or_else(enoent)?;
         let node = self.nodes.remember(self.node_from(parent, name, &found));
-        let st = self.stat_node(&node)?;
+        // The resolution stat'ed the object already; only hard links need another look.
+        let st = match (found.upper.or(found.lower_stat), &found.index) {
+            (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
+                s.st_ino = node.ino;
+                if node.is_dir && is_merged(found.upper.is_some(), found.lowers.len()) {
+                    s.st_nlink = 1;
+                }
+                s
+            }
+            _ => self.stat_node(&node)?,
+        };
         Ok((node, st))
     }
 
@@ -358,7 +376,7 @@ impl UnionFs {
         s.st_ino = node.ino;
         if node.is_dir {
             // As overlayfs: the link count of a merged dir is unknown; 1 pacifies find(1).
-            if (st.upper && !st.lowers.is_empty()) || st.lowers.len() > 1 {
+            if is_merged(st.upper, st.lowers.len()) {
                 s.st_nlink = 1;
             }
         } else if s.st_nlink > 1 || st.index.is_some() {
@@ -440,6 +458,12 @@ impl UnionFs {
             self.tmp_seq.fetch_add(1, Ordering::Relaxed)
         ))
     }
+}
+
+/// A directory made of more than one layer: overlayfs shows its link count as 1, since
+/// counting subdirs across layers is not worth it (and 1 pacifies find(1)).
+fn is_merged(upper: bool, lowers: usize) -> bool {
+    (upper && lowers > 0) || lowers > 1
 }
 
 /// Parses `overlay.nlink` ("U+2", "L-1"): the base ('U' or 'L') and the offset.

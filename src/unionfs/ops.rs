@@ -269,7 +269,9 @@ impl UnionFs {
         let prev = match sys::lstat_opt(ufd, &path)? {
             Some(st) if self.upper_whiteout(&st) => Previous::Whiteout,
             Some(_) => return Err(sys::errno(libc::EEXIST)),
-            None if whiteout::is_whiteout(ufd, &ppath, name, None)? => Previous::AufsMarker,
+            None if whiteout::is_whiteout(ufd, &ppath, name, None, self.upper_aufs())? => {
+                Previous::AufsMarker
+            }
             None if self.lower_visible(&pst, &ppath, name)? => {
                 return Err(sys::errno(libc::EEXIST));
             }
@@ -718,7 +720,10 @@ impl UnionFs {
                 Some(st) if self.upper_whiteout(&st) && src_dir => sys::unlinkat(ufd, &npath, 0)?,
                 Some(st) if sys::is_dir(&st) => self.clear_dir(&npath)?,
                 Some(_) => {}
-                None => aufs_marker = whiteout::is_whiteout(ufd, &nppath, nname, None)?,
+                None => {
+                    aufs_marker =
+                        whiteout::is_whiteout(ufd, &nppath, nname, None, self.upper_aufs())?
+                }
             }
             match (old_lower, self.layers.format) {
                 (true, Format::Overlay) => {
@@ -788,7 +793,7 @@ impl UnionFs {
                 sys::lsetxattr(ufd, npath, &x.redirect, &r.encode(), 0)?;
             }
             node.lock().redirected = true;
-        } else if lower_at_new && !whiteout::is_opaque_dir(ufd, npath, x)? {
+        } else if lower_at_new && !whiteout::is_opaque_dir(ufd, npath, x, self.upper_aufs())? {
             self.set_opaque(ufd, npath)?;
         }
         Ok(())

@@ -168,12 +168,16 @@ pub fn get(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
     }
 }
 
-/// Is directory `p` opaque in either format?
-pub fn is_opaque_dir(dir: RawFd, p: &OsStr, x: &XattrNames) -> io::Result<bool> {
+/// Is directory `p` opaque? The xattr always counts; the aufs marker file only where
+/// `markers` says this layer may hold aufs-format metadata.
+pub fn is_opaque_dir(dir: RawFd, p: &OsStr, x: &XattrNames, markers: bool) -> io::Result<bool> {
     if let Some(v) = get(dir, p, &x.opaque)?
         && v.first() == Some(&b'y')
     {
         return Ok(true);
+    }
+    if !markers {
+        return Ok(false);
     }
     let marker = join(p, OsStr::new(AUFS_OPAQUE));
     Ok(sys::lstat_opt(dir, &marker)?.is_some())
@@ -186,11 +190,12 @@ pub fn is_whiteout(
     parent: &OsStr,
     name: &OsStr,
     st: Option<&sys::Stat>,
+    markers: bool,
 ) -> io::Result<bool> {
     if let Some(st) = st {
         return Ok(sys::is_whiteout_stat(st));
     }
-    if name.len() + AUFS_PREFIX.len() > 255 {
+    if !markers || name.len() + AUFS_PREFIX.len() > 255 {
         return Ok(false); // no marker can exist for so long a name
     }
     let wh = join(parent, &aufs_whiteout_name(name));

@@ -52,6 +52,13 @@ impl Mount {
                         self.merged.display()
                     ));
                 }
+                // Let the daemon finish exiting before the path is reused: one that exits
+                // late unmounts whatever is mounted there next (mount_cli tests that bug on
+                // its own; here it would only hide other differences).
+                let deadline = Instant::now() + Duration::from_secs(5);
+                while !unionctl_daemons(&self.merged).is_empty() && Instant::now() < deadline {
+                    std::thread::sleep(Duration::from_millis(10));
+                }
                 Ok(())
             }
         }
@@ -70,14 +77,25 @@ impl Drop for Mount {
 /// only with an upper layer; without one the mount is read-only).
 pub fn mount_kernel(dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
     let data = kernel_options(dirs, false);
-    nix::mount::mount(
-        Some("overlay"),
-        merged,
-        Some("overlay"),
-        nix::mount::MsFlags::empty(),
-        Some(data.as_str()),
-    )
-    .map_err(|e| format!("mount -t overlay -o {data} {}: {e}", merged.display()))?;
+    let mount = || {
+        nix::mount::mount(
+            Some("overlay"),
+            merged,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(data.as_str()),
+        )
+    };
+    // EBUSY: the upper is still "in use" by an earlier overlay mount of it whose super block
+    // lives on in a mount namespace copied meanwhile (other tests on the machine start
+    // containers); it goes away when that namespace does.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut result = mount();
+    while result == Err(nix::errno::Errno::EBUSY) && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(100));
+        result = mount();
+    }
+    result.map_err(|e| format!("mount -t overlay -o {data} {}: {e}", merged.display()))?;
     Ok(Mount {
         merged: merged.to_path_buf(),
         kind: Kind::Kernel,
@@ -180,19 +198,27 @@ pub fn run_with_timeout(mut cmd: Command, timeout_secs: u64) -> CmdOutput {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
-    let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-    let status = loop {
-        if let Some(st) = child.try_wait().expect("wait") {
-            break st;
+    // Wait blocking (no polling delay: tests check what holds right at the exit), with a
+    // helper that kills the child at the deadline.
+    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
+    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = exited.clone();
+    let program = format!("{cmd:?}");
+    std::thread::spawn(move || {
+        let deadline = Instant::now() + Duration::from_secs(timeout_secs);
+        while Instant::now() < deadline {
+            if flag.load(std::sync::atomic::Ordering::SeqCst) {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(20));
         }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            let st = child.wait().expect("wait");
-            eprintln!("timeout after {timeout_secs}s: {cmd:?}");
-            break st;
+        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
+            eprintln!("timeout after {timeout_secs}s: {program}");
+            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
         }
-        std::thread::sleep(Duration::from_millis(5));
-    };
+    });
+    let status = child.wait().expect("wait");
+    exited.store(true, std::sync::atomic::Ordering::SeqCst);
     CmdOutput {
         status,
         stdout: read_all(out),

@@ -1,0 +1,300 @@
+//! Real containers run by a non-root user: user namespace (with the /etc/subuid range
+//! when present), our FUSE union mounted inside it, life cycle, clear limit errors.
+mod runner_support;
+use runner_support::*;
+use std::fs;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::Output;
+use std::time::Duration;
+
+/// A store, a rootfs and the binary, all reachable by the test user.
+struct Rootless {
+    _dir: tempfile::TempDir,
+    store: PathBuf,
+    rootfs: PathBuf,
+    bin: PathBuf,
+}
+
+impl Rootless {
+    fn new() -> Rootless {
+        let (uid, gid) = test_user();
+        let dir = tempfile::Builder::new()
+            .prefix("unionctl-rootless-")
+            .tempdir_in("/tmp")
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let store = dir.path().join("store");
+        fs::create_dir(&store).unwrap();
+        std::os::unix::fs::chown(&store, Some(uid), Some(gid)).unwrap();
+        let rootfs = dir.path().join("rootfs");
+        user_owned_copy(&busybox_rootfs(), &rootfs);
+        let bin = dir.path().join("unionctl");
+        fs::copy(runner_support::bin(), &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        Rootless {
+            _dir: dir,
+            store,
+            rootfs,
+            bin,
+        }
+    }
+    fn run(&self, args: &[&str]) -> Output {
+        as_user(&self.store, &self.bin).args(args).output().unwrap()
+    }
+    fn rootfs(&self) -> String {
+        self.rootfs.to_string_lossy().into_owned()
+    }
+    fn containers(&self) -> usize {
+        fs::read_dir(self.store.join("containers"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for Rootless {
+    fn drop(&mut self) {
+        if let Ok(o) = as_user(&self.store, &self.bin)
+            .args(["ps", "-a", "-q"])
+            .output()
+        {
+            for id in stdout(&o).lines() {
+                let _ = as_user(&self.store, &self.bin)
+                    .args(["rm", "-f", id])
+                    .output();
+            }
+        }
+    }
+}
+
+fn has_subuid_range() -> bool {
+    let text = fs::read_to_string("/etc/subuid").unwrap_or_default();
+    Path::new("/usr/bin/newuidmap").exists()
+        && text
+            .lines()
+            .any(|l| l.starts_with(&format!("{TEST_USER}:")))
+}
+
+#[test]
+fn rootless_container_basics() {
+    let r = Rootless::new();
+    let (uid, _) = test_user();
+    let o = r.run(&[
+        "run", "--rm", "-h", "rl", "--rootfs", &r.rootfs(), "sh", "-c",
+        "echo pid=$$; hostname; id -u; cat /proc/self/uid_map; grep ' / / ' /proc/self/mountinfo; exit 6",
+    ]);
+    assert_eq!(code(&o), 6, "{}", stderr(&o));
+    let out = stdout(&o);
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "pid=1");
+    assert_eq!(lines[1], "rl");
+    assert_eq!(lines[2], "0", "the user is root inside");
+    let map0: Vec<&str> = lines[3].split_whitespace().collect();
+    assert_eq!(map0, vec!["0", &uid.to_string(), "1"]);
+    if has_subuid_range() {
+        assert!(
+            lines[4].split_whitespace().next() == Some("1"),
+            "no sub-id range mapped: {out}"
+        );
+    }
+    let root_line = lines.iter().find(|l| l.contains(" / / ")).unwrap();
+    assert!(
+        root_line.contains(" - fuse"),
+        "root is not our FUSE union: {root_line}"
+    );
+    assert_eq!(r.containers(), 0);
+}
+
+#[test]
+fn rootless_user_switch_volume_and_upper() {
+    let r = Rootless::new();
+    let (uid, gid) = test_user();
+    let vol = Path::new(&r.store).parent().unwrap().join("vol");
+    fs::create_dir(&vol).unwrap();
+    std::os::unix::fs::chown(&vol, Some(uid), Some(gid)).unwrap();
+    let before = fs::read_dir(r.rootfs.join("etc")).unwrap().count();
+    let v = format!("{}:/data", vol.display());
+    let o = r.run(&[
+        "run",
+        "--name",
+        "keep",
+        "-v",
+        &v,
+        "--rootfs",
+        &r.rootfs(),
+        "sh",
+        "-c",
+        "echo hi > /data/out; echo new > /etc/new; rm /etc/motd",
+    ]);
+    ok(&o);
+    assert_eq!(fs::read_to_string(vol.join("out")).unwrap(), "hi\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(
+        fs::metadata(vol.join("out")).unwrap().uid(),
+        uid,
+        "root inside is the user outside"
+    );
+    assert_eq!(
+        fs::read_dir(r.rootfs.join("etc")).unwrap().count(),
+        before,
+        "rootfs changed"
+    );
+    assert!(r.rootfs.join("etc/motd").exists());
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&r.run(&["ps", "-a", "--json"]))).unwrap();
+    let id = json[0]["id"].as_str().unwrap().to_string();
+    let upper = r.store.join("containers").join(&id).join("upper");
+    assert_eq!(fs::read_to_string(upper.join("etc/new")).unwrap(), "new\n");
+    assert!(
+        fs::symlink_metadata(upper.join("etc/motd")).is_ok(),
+        "no whiteout"
+    );
+
+    if has_subuid_range() {
+        let o = r.run(&[
+            "run",
+            "--rm",
+            "-u",
+            "1000",
+            "--rootfs",
+            &r.rootfs(),
+            "sh",
+            "-c",
+            "id -u; touch /tmp/f; ls -n /tmp/f",
+        ]);
+        let out = ok(&o);
+        assert!(out.starts_with("1000\n") && out.contains(" 1000 "), "{out}");
+    } else {
+        let o = r.run(&["run", "--rm", "-u", "1000", "--rootfs", &r.rootfs(), "id"]);
+        assert!(
+            code(&o) != 0 && stderr(&o).contains("not mapped"),
+            "{}",
+            stderr(&o)
+        );
+    }
+    ok(&r.run(&["rm", "keep"]));
+    assert_eq!(r.containers(), 0);
+}
+
+#[test]
+fn rootless_life_cycle() {
+    let r = Rootless::new();
+    ok(&r.run(&[
+        "run",
+        "-d",
+        "--name",
+        "svc",
+        "--rootfs",
+        &r.rootfs(),
+        "sh",
+        "-c",
+        "trap '' TERM; echo up; mkdir -p /var/x; touch /var/x/f; while true; do sleep 0.1; done",
+    ]));
+    std::thread::sleep(Duration::from_millis(300));
+    assert!(ok(&r.run(&["ps"])).contains("svc"));
+    assert_eq!(ok(&r.run(&["logs", "svc"])), "up\n");
+    let o = r.run(&["exec", "svc", "sh", "-c", "echo $$; id -u; ls /var/x"]);
+    let out = ok(&o);
+    assert!(
+        out.lines().next() != Some("1") && out.contains("\n0\nf\n"),
+        "{out}"
+    );
+    ok(&r.run(&["stop", "-t", "1", "svc"]));
+    assert!(ok(&r.run(&["ps", "-a"])).contains("Exited (137)"));
+    let o = r.run(&["exec", "svc", "true"]);
+    assert!(code(&o) != 0 && stderr(&o).contains("is not running"));
+    ok(&r.run(&["rm", "svc"]));
+    assert_eq!(r.containers(), 0);
+}
+
+#[test]
+fn rootless_limits_fail_clearly() {
+    let r = Rootless::new();
+    let o = r.run(&[
+        "run",
+        "--rm",
+        "--memory",
+        "64m",
+        "--rootfs",
+        &r.rootfs(),
+        "true",
+    ]);
+    assert_ne!(code(&o), 0);
+    let err = stderr(&o);
+    assert!(err.contains("cannot limit memory"), "{err}");
+    assert_eq!(err.trim().lines().count(), 1, "{err}");
+    assert_eq!(r.containers(), 0);
+}
+
+#[test]
+fn rootless_debian_minbase() {
+    let (uid, _) = test_user();
+    let cached = PathBuf::from(CACHE).join(format!("bookworm-minbase-uid{uid}"));
+    if !cached.join("usr/bin/dpkg").exists() {
+        let tmp = PathBuf::from(CACHE).join(format!("bookworm-minbase-uid{uid}.tmp"));
+        let _ = fs::remove_dir_all(&tmp);
+        user_owned_copy(&minbase_rootfs(), &tmp);
+        fs::rename(&tmp, &cached).unwrap();
+    }
+    let r = Rootless::new();
+    let o = r.run(&[
+        "run",
+        "--rm",
+        "--rootfs",
+        &cached.to_string_lossy(),
+        "sh",
+        "-c",
+        "dpkg -l | grep -c '^ii'; id -un",
+    ]);
+    let out = ok(&o);
+    let mut lines = out.lines();
+    let pkgs: usize = lines.next().unwrap().trim().parse().unwrap();
+    assert!(pkgs > 50, "{out}");
+    assert_eq!(lines.next(), Some("root"));
+}
+
+#[test]
+fn rootless_killed_supervisor_leaves_no_union_daemon() {
+    let r = Rootless::new();
+    ok(&r.run(&[
+        "run",
+        "-d",
+        "--name",
+        "orphan",
+        "--rootfs",
+        &r.rootfs(),
+        "sleep",
+        "30",
+    ]));
+    let json: serde_json::Value = serde_json::from_str(&ok(&r.run(&["ps", "--json"]))).unwrap();
+    let sup = json[0]["supervisor_pid"].as_i64().unwrap() as i32;
+    let ns = json[0]["union_mnt_ns"].as_str().unwrap().to_string();
+    let in_ns = || -> Vec<i32> {
+        fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter_map(|e| e.file_name().to_str()?.parse::<i32>().ok())
+            .filter(|p| {
+                fs::read_link(format!("/proc/{p}/ns/mnt"))
+                    .map(|l| l.to_string_lossy() == ns)
+                    .unwrap_or(false)
+            })
+            .filter(|p| {
+                !fs::read_to_string(format!("/proc/{p}/stat"))
+                    .unwrap_or_default()
+                    .contains(") Z ")
+            })
+            .collect()
+    };
+    assert!(!in_ns().is_empty(), "the union daemon should live in {ns}");
+    unsafe { libc::kill(sup, libc::SIGKILL) };
+    std::thread::sleep(Duration::from_millis(200));
+    ok(&r.run(&["rm", "-f", "orphan"]));
+    std::thread::sleep(Duration::from_millis(200));
+    assert!(in_ns().is_empty(), "processes left in {ns}: {:?}", in_ns());
+    assert_eq!(r.containers(), 0);
+}
