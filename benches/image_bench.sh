@@ -53,7 +53,7 @@ timeit() {
   bash -c "$cmd" >/dev/null 2>"$work/step.err" || { echo "$name failed:" >&2; cat "$work/step.err" >&2; exit 1; }
   sync -f "$work"
   t1=$(date +%s.%N)
-  samples[$name]+="$(echo "$t1 - $t0" | bc) "
+  samples[$name]+="$(awk -v a="$t0" -v b="$t1" 'BEGIN{printf "%.3f", b-a}') "
 }
 median() { tr ' ' '\n' | grep -v '^$' | sort -g | awk '{a[NR]=$1} END {printf "%.2f", (NR%2 ? a[(NR+1)/2] : (a[NR/2]+a[NR/2+1])/2)}'; }
 

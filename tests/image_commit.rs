@@ -14,6 +14,19 @@ struct Setup {
     lowers: Vec<PathBuf>,
 }
 
+impl Setup {
+    /// A container over the base image with an empty upper dir; id = `id` x 32.
+    fn ctr(&self, id: &str, name: &str) -> PathBuf {
+        fake_container(
+            &self.root,
+            &id.repeat(32),
+            name,
+            Some(&self.base_id),
+            &self.lowers,
+        )
+    }
+}
+
 fn setup() -> Setup {
     let t = tmpdir();
     let dir = t.path().to_path_buf();
@@ -226,13 +239,7 @@ fn commit_diff_export_of_an_overlay_upper() {
 #[test]
 fn commit_of_an_aufs_upper_gives_the_same_tree() {
     let s = setup();
-    let cdir = fake_container(
-        &s.root,
-        &"0b".repeat(32),
-        "aufsy",
-        Some(&s.base_id),
-        &s.lowers,
-    );
+    let cdir = s.ctr("0b", "aufsy");
     aufs_changes(&cdir.join("upper"));
     assert_eq!(uc_ok(&s.root, &["diff", "aufsy"]), WANT_DIFF);
     uc_ok(&s.root, &["commit", "aufsy", "aufs:1"]);
@@ -258,13 +265,7 @@ fn commit_of_an_aufs_upper_gives_the_same_tree() {
 #[test]
 fn commit_reads_metacopy_data_from_the_lower_layer() {
     let s = setup();
-    let cdir = fake_container(
-        &s.root,
-        &"0d".repeat(32),
-        "meta",
-        Some(&s.base_id),
-        &s.lowers,
-    );
+    let cdir = s.ctr("0d", "meta");
     let up = cdir.join("upper");
     fs::create_dir_all(up.join("etc")).unwrap();
     // a chmod through overlayfs with metacopy=on: an empty upper file, data below
@@ -385,7 +386,7 @@ fn commit_cost_follows_the_change_not_the_image() {
 #[test]
 fn bad_commit_requests_fail_cleanly() {
     let s = setup();
-    fake_container(&s.root, &"1a".repeat(32), "c", Some(&s.base_id), &s.lowers);
+    s.ctr("1a", "c");
     let before = fs::read_dir(s.root.join("blobs/sha256")).unwrap().count();
     for (args, why) in [
         (
@@ -418,13 +419,7 @@ fn bad_commit_requests_fail_cleanly() {
 #[test]
 fn commit_of_a_renamed_lower_dir_keeps_its_content() {
     let s = setup();
-    let cdir = fake_container(
-        &s.root,
-        &"1b".repeat(32),
-        "mover",
-        Some(&s.base_id),
-        &s.lowers,
-    );
+    let cdir = s.ctr("1b", "mover");
     let up = cdir.join("upper");
     // `mv /var/cache/app /moved; touch /moved/extra` through overlayfs (redirect_dir=on)
     fs::create_dir_all(up.join("var/cache")).unwrap();

@@ -113,6 +113,14 @@ fn run_uses_the_image_config() {
         uc_ok(&root, &["run", "--rm", "bb:ep", "/bin/sh", "-c", "id -u"]).trim(),
         "entry /bin/sh -c id -u"
     );
+    // USER: the process runs as that user
+    uc_ok(&root, &["run", "--name", "c3", "bb", "/bin/true"]);
+    uc_ok(&root, &["commit", "-c", "USER 1000:1000", "c3", "bb:user"]);
+    let ids = uc_ok(
+        &root,
+        &["run", "--rm", "bb:user", "/bin/sh", "-c", "id -u; id -g"],
+    );
+    assert_eq!(ids, "1000\n1000\n");
     // rmi refuses an image a container uses
     let r = uc(&root, &["rmi", "bb"]);
     assert!(r.code != 0 && r.stderr.contains("c2"), "{}", r.stderr);
@@ -199,79 +207,33 @@ fn commit_pauses_a_running_container() {
     uc_ok(&root, &["rm", "-f", "bg"]);
 }
 
-/// Runs unionctl as the unprivileged test user (created when missing).
-fn as_user(user: &str, args: &[&str]) -> String {
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            user,
-            "--regid",
-            user,
-            "--init-groups",
-            "--reset-env",
-        ])
-        .arg(bin())
-        .args(args)
-        .env("HOME", format!("/home/{user}"))
-        .stdin(std::process::Stdio::null())
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).into_owned()
-}
-
 #[test]
 fn rootless_import_run_commit_run() {
-    let user = "unionctl-test";
-    if std::process::Command::new("id")
-        .arg(user)
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        sh_ok("useradd", &["-m", user]);
-    }
     let t = tmpdir();
-    sh_ok("chmod", &["755", t.path().to_str().unwrap()]);
     let rootfs = t.path().join("rootfs");
     busybox_rootfs(&rootfs);
     let tar = t.path().join("rootfs.tar");
     tar_of(&rootfs, &tar);
     sh_ok("chmod", &["644", tar.to_str().unwrap()]);
-    let root = t.path().join("store");
-    std::fs::create_dir(&root).unwrap();
-    sh_ok(
-        "chown",
-        &[&format!("{user}:{user}"), root.to_str().unwrap()],
-    );
-    let r = root.to_str().unwrap();
-    as_user(user, &["--root", r, "import", tar.to_str().unwrap(), "bb"]);
+    let root = user_store(t.path());
+    uc_as_user_ok(&root, &["import", tar.to_str().unwrap(), "bb"]);
     let script = "rm /etc/remove-me; echo more >> /etc/motd; rm -r /var/cache/app; mkdir /var/cache/app; touch /var/cache/app/c";
-    as_user(
-        user,
-        &[
-            "--root", r, "run", "--name", "rl", "bb", "/bin/sh", "-c", script,
-        ],
+    uc_as_user_ok(
+        &root,
+        &["run", "--name", "rl", "bb", "/bin/sh", "-c", script],
     );
-    let diff = as_user(user, &["--root", r, "diff", "rl"]);
+    let diff = uc_as_user_ok(&root, &["diff", "rl"]);
     assert!(
         diff.contains("D /etc/remove-me")
             && diff.contains("A /var/cache/app/c")
             && !diff.contains("/etc/hosts"),
         "{diff}"
     );
-    as_user(user, &["--root", r, "commit", "rl", "bb:rl"]);
-    let out = as_user(
-        user,
-        &["--root", r, "run", "--rm", "bb:rl", "/bin/sh", "-c", SHOW],
-    );
+    uc_as_user_ok(&root, &["commit", "rl", "bb:rl"]);
+    let out = uc_as_user_ok(&root, &["run", "--rm", "bb:rl", "/bin/sh", "-c", SHOW]);
     assert_eq!(
         out,
         "hello from the base\nmore\n/var/cache/app:\nc\nremove-me gone\nlink present\n"
     );
-    sh_ok("rm", &["-rf", r]);
+    sh_ok("rm", &["-rf", root.to_str().unwrap()]);
 }

@@ -221,4 +221,22 @@ fn import_of_debootstrap_minbase_matches_the_tree() {
         ],
     );
     assert_same_tree(&ref_dir, &lowers[0], true);
+    // progress shows on a terminal only
+    let out = t.path().join("deb.tar");
+    let r = uc(
+        &root,
+        &["save", "-o", out.to_str().unwrap(), "debian:minbase"],
+    );
+    assert!(r.code == 0 && r.stderr.is_empty(), "{}", r.stderr);
+    let cmd = format!(
+        "{} --root {} save -o {} debian:minbase",
+        bin().display(),
+        root.display(),
+        out.display()
+    );
+    let tty = sh_ok("script", &["-qec", &cmd, "/dev/null"]);
+    assert!(
+        tty.contains("save: ") && tty.contains("MiB"),
+        "no progress on a terminal: {tty:?}"
+    );
 }

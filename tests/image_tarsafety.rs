@@ -65,6 +65,23 @@ fn raw_tar(entries: &[Member]) -> Vec<u8> {
     out
 }
 
+/// A docker-archive with one layer `l.tar`, config `c.json` and the given manifest.
+fn docker_archive(layer: &[u8], cfg: &str, manifest: &str) -> Vec<u8> {
+    let mut b = tar::Builder::new(Vec::new());
+    for (n, d) in [
+        ("l.tar", layer),
+        ("c.json", cfg.as_bytes()),
+        ("manifest.json", manifest.as_bytes()),
+    ] {
+        let mut h = tar::Header::new_gnu();
+        h.set_size(d.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, n, d).unwrap();
+    }
+    b.into_inner().unwrap()
+}
+
 fn assert_nothing_stored(root: &Path) {
     for d in ["layers", "blobs/sha256", "tmp"] {
         let p = root.join(d);
@@ -241,20 +258,8 @@ fn hostile_archives_are_refused_by_load() {
         r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{diff}"]}}}}"#
     );
     let manifest = r#"[{"Config":"c.json","RepoTags":["evil:1"],"Layers":["l.tar"]}]"#;
-    let mut b = tar::Builder::new(Vec::new());
-    for (n, d) in [
-        ("l.tar", &layer[..]),
-        ("c.json", cfg.as_bytes()),
-        ("manifest.json", manifest.as_bytes()),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(d.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, n, d).unwrap();
-    }
     let f2 = t.path().join("b.tar");
-    fs::write(&f2, b.into_inner().unwrap()).unwrap();
+    fs::write(&f2, docker_archive(&layer, &cfg, manifest)).unwrap();
     let r = uc(&root, &["load", "-i", f2.to_str().unwrap()]);
     assert!(
         r.code != 0 && r.stderr.contains("crosses the symlink"),
@@ -265,21 +270,9 @@ fn hostile_archives_are_refused_by_load() {
     assert_nothing_stored(&root);
     // a layer whose content does not match the config's diff_id
     let cfg_bad = cfg.replace(&diff, &"0".repeat(64));
-    let mut b = tar::Builder::new(Vec::new());
     let good_layer = raw_tar(&[(b"f", K::File, b"", b"x")]);
-    for (n, d) in [
-        ("l.tar", &good_layer[..]),
-        ("c.json", cfg_bad.as_bytes()),
-        ("manifest.json", manifest.as_bytes()),
-    ] {
-        let mut h = tar::Header::new_gnu();
-        h.set_size(d.len() as u64);
-        h.set_mode(0o644);
-        h.set_cksum();
-        b.append_data(&mut h, n, d).unwrap();
-    }
     let f3 = t.path().join("c.tar");
-    fs::write(&f3, b.into_inner().unwrap()).unwrap();
+    fs::write(&f3, docker_archive(&good_layer, &cfg_bad, manifest)).unwrap();
     let r = uc(&root, &["load", "-i", f3.to_str().unwrap()]);
     assert!(
         r.code != 0 && r.stderr.contains("does not match"),
@@ -292,17 +285,7 @@ fn hostile_archives_are_refused_by_load() {
 /// the rest of the layer is unpacked.
 #[test]
 fn rootless_import_skips_devices_with_a_warning() {
-    let user = "unionctl-test";
-    if std::process::Command::new("id")
-        .arg(user)
-        .output()
-        .map(|o| !o.status.success())
-        .unwrap_or(true)
-    {
-        sh_ok("useradd", &["-m", user]);
-    }
     let t = tmpdir();
-    sh_ok("chmod", &["755", t.path().to_str().unwrap()]);
     let tar = raw_tar(&[
         (b"etc/", K::Dir, b"", b""),
         (b"etc/conf", K::File, b"", b"conf"),
@@ -312,36 +295,13 @@ fn rootless_import_skips_devices_with_a_warning() {
     let f = t.path().join("dev.tar");
     fs::write(&f, tar).unwrap();
     sh_ok("chmod", &["644", f.to_str().unwrap()]);
-    let root = t.path().join("store");
-    fs::create_dir(&root).unwrap();
-    sh_ok(
-        "chown",
-        &[&format!("{user}:{user}"), root.to_str().unwrap()],
-    );
-    let out = std::process::Command::new("setpriv")
-        .args([
-            "--reuid",
-            user,
-            "--regid",
-            user,
-            "--init-groups",
-            "--reset-env",
-        ])
-        .arg(bin())
-        .args([
-            "--root",
-            root.to_str().unwrap(),
-            "import",
-            f.to_str().unwrap(),
-            "rootless",
-        ])
-        .output()
-        .unwrap();
-    let stderr = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{stderr}");
+    let root = user_store(t.path());
+    let r = uc_as_user(&root, &["import", f.to_str().unwrap(), "rootless"]);
+    assert_eq!(r.code, 0, "{}", r.stderr);
     assert!(
-        stderr.contains("warning") && stderr.contains("device"),
-        "{stderr}"
+        r.stderr.contains("warning") && r.stderr.contains("device"),
+        "{}",
+        r.stderr
     );
     let l = &image_lowers(&root, "rootless")[0];
     assert_eq!(fs::read_to_string(l.join("etc/conf")).unwrap(), "conf");

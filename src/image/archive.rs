@@ -201,7 +201,7 @@ pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<Stri
         .tempdir_in(store.tmp_dir())
         .context("creating a staging dir")?;
     let mut progress = Progress::new("load");
-    let staging = stage(decompressed_input(input)?, stage_dir.path(), &mut progress)?;
+    let staging = stage(util::decompressed(input)?, stage_dir.path(), &mut progress)?;
     progress.set_label("load: unpacking");
     let mut staging = staging;
     let loaded = if staging.files.contains_key("manifest.json") {
@@ -213,10 +213,6 @@ pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<Stri
     };
     progress.finish();
     Ok(loaded)
-}
-
-fn decompressed_input(input: impl Read + Send + 'static) -> Result<Box<dyn Read + Send>> {
-    util::decompressed(input)
 }
 
 fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
@@ -398,12 +394,7 @@ fn load_docker(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
         }
         let tags: Vec<String> = e.repo_tags.unwrap_or_default();
         let tags: Vec<String> = tags.iter().map(|t| store::normalize_ref(t)).collect();
-        let (id, _) = store.record_image(&raw, &layers, &tags)?;
-        if tags.is_empty() {
-            loaded.push(format!("sha256:{id}"));
-        } else {
-            loaded.extend(tags);
-        }
+        loaded.extend(record(store, &raw, &layers, tags)?);
     }
     Ok(loaded)
 }
@@ -444,15 +435,24 @@ fn load_oci(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
                 Some(diff),
             )?);
         }
-        let tags: Vec<String> = tag.into_iter().collect();
-        let (id, _) = store.record_image(&raw, &layers, &tags)?;
-        if tags.is_empty() {
-            loaded.push(format!("sha256:{id}"));
-        } else {
-            loaded.extend(tags);
-        }
+        loaded.extend(record(store, &raw, &layers, tag.into_iter().collect())?);
     }
     Ok(loaded)
+}
+
+/// Records a loaded image; returns its names, or its id when it has none.
+fn record(
+    store: &Store,
+    raw: &[u8],
+    layers: &[(String, u64)],
+    tags: Vec<String>,
+) -> Result<Vec<String>> {
+    let (id, _) = store.record_image(raw, layers, &tags)?;
+    Ok(if tags.is_empty() {
+        vec![format!("sha256:{id}")]
+    } else {
+        tags
+    })
 }
 
 fn check_sha(st: &Staging, hex: &str) -> Result<()> {

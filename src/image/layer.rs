@@ -899,13 +899,6 @@ impl<W: Write> LayerWriter<W> {
     }
 }
 
-/// Writes a whole tree as a layer tar.
-pub fn pack_tree<W: Write>(src: &Path, out: W, opts: PackOptions) -> Result<W> {
-    let mut w = LayerWriter::new(out, opts);
-    w.pack_tree(src, &mut |_| {})?;
-    w.finish()
-}
-
 /// For tests and logs: "a/b" as a relative path string.
 pub fn rel_display(p: &Path) -> String {
     let mut s = String::new();

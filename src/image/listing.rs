@@ -24,11 +24,7 @@ pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()>
         let v: Vec<Value> = rows
             .iter()
             .map(|(t, id, created, size)| {
-                let (repo, tag) = if t.is_empty() {
-                    ("<none>".into(), "<none>".into())
-                } else {
-                    split_tag(t)
-                };
+                let (repo, tag) = repo_and_tag(t);
                 json!({"Repository": repo, "Tag": tag, "Id": format!("sha256:{id}"),
                        "Created": created, "Size": size})
             })
@@ -48,11 +44,7 @@ pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()>
     let table: Vec<[String; 5]> = rows
         .iter()
         .map(|(t, id, created, size)| {
-            let (repo, tag) = if t.is_empty() {
-                ("<none>".into(), "<none>".into())
-            } else {
-                split_tag(t)
-            };
+            let (repo, tag) = repo_and_tag(t);
             [
                 repo,
                 tag,
@@ -67,6 +59,15 @@ pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()>
         &table,
     );
     Ok(())
+}
+
+/// REPOSITORY and TAG columns ("" is an image without a name).
+fn repo_and_tag(t: &str) -> (String, String) {
+    if t.is_empty() {
+        ("<none>".into(), "<none>".into())
+    } else {
+        split_tag(t)
+    }
 }
 
 fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {

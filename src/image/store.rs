@@ -18,7 +18,7 @@ use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
 };
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io::{BufReader, Write};
 use std::os::unix::io::AsRawFd;
@@ -600,13 +600,6 @@ pub fn split_tag(t: &str) -> (String, String) {
         Some((n, tag)) if !tag.contains('/') => (n.to_string(), tag.to_string()),
         _ => (t.to_string(), "<none>".into()),
     }
-}
-
-/// Groups tags by image for callers that print them.
-pub fn tags_by_manifest(list: &[ImageRef]) -> BTreeMap<String, Vec<String>> {
-    list.iter()
-        .map(|r| (r.manifest.clone(), r.tags.clone()))
-        .collect()
 }
 
 impl Store {

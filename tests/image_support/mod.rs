@@ -95,6 +95,11 @@ pub fn busybox_rootfs(dir: &Path) {
     fs::write(dir.join("var/cache/app/b"), "b\n").unwrap();
     fs::write(dir.join("etc/remove-me"), "bye\n").unwrap();
     xattr::set(dir.join("etc/motd"), "user.origin", b"base").unwrap();
+    // file capabilities (cap_net_raw+ep, v2), as `setcap` writes them
+    let cap = [
+        1u8, 0, 0, 2, 0, 0x20, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
+    ];
+    xattr::set(dir.join("bin/busybox"), "security.capability", &cap).unwrap();
 }
 
 /// A tar of a dir, made by GNU tar with xattrs and numeric owners.
@@ -312,4 +317,66 @@ pub fn image_lowers(root: &Path, reference: &str) -> Vec<PathBuf> {
         .iter()
         .map(|s| PathBuf::from(s.as_str().unwrap()))
         .collect()
+}
+
+/// The unprivileged user of the rootless tests (created when missing).
+pub const TEST_USER: &str = "unionctl-test";
+
+/// A store root owned by TEST_USER under `dir` (made traversable for that user).
+pub fn user_store(dir: &Path) -> PathBuf {
+    let exists = || {
+        Command::new("id")
+            .arg(TEST_USER)
+            .output()
+            .map(|o| o.status.success())
+            .unwrap_or(false)
+    };
+    if !exists() {
+        // Other tests may create the same user at the same moment: only the result counts.
+        let _ = Command::new("useradd")
+            .args(["-m", "-s", "/bin/sh", TEST_USER])
+            .output();
+        assert!(exists(), "cannot create the user {TEST_USER}");
+    }
+    sh_ok("chmod", &["755", dir.to_str().unwrap()]);
+    let root = dir.join("user-store");
+    fs::create_dir_all(&root).unwrap();
+    sh_ok(
+        "chown",
+        &[&format!("{TEST_USER}:{TEST_USER}"), root.to_str().unwrap()],
+    );
+    root
+}
+
+/// Runs unionctl --root ROOT as TEST_USER (no privileges, clean environment).
+pub fn uc_as_user(root: &Path, args: &[&str]) -> Run {
+    let o = Command::new("setpriv")
+        .args([
+            "--reuid",
+            TEST_USER,
+            "--regid",
+            TEST_USER,
+            "--init-groups",
+            "--reset-env",
+        ])
+        .arg(bin())
+        .arg("--root")
+        .arg(root)
+        .args(args)
+        .env("HOME", format!("/home/{TEST_USER}"))
+        .stdin(Stdio::null())
+        .output()
+        .expect("running setpriv");
+    to_run(o)
+}
+
+/// As `uc_as_user`, asserting success; returns stdout.
+pub fn uc_as_user_ok(root: &Path, args: &[&str]) -> String {
+    let r = uc_as_user(root, args);
+    assert_eq!(
+        r.code, 0,
+        "unionctl {args:?} as {TEST_USER} failed: {}{}",
+        r.stdout, r.stderr
+    );
+    r.stdout
 }
