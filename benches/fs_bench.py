@@ -107,7 +107,8 @@ def mounted(path):
 def mount_argv(spec):
     fs, lower, upper, work, mnt = spec["fs"], spec["lower"], spec["upper"], spec["work"], spec["mnt"]
     if fs == "unionctl":
-        return [spec["unionctl"], "mount", "--lower", lower, "--upper", upper, "--work", work, mnt]
+        opts = ["-o", spec["unionctl_opts"]] if spec.get("unionctl_opts") else []
+        return [spec["unionctl"], "mount", "--lower", lower, "--upper", upper, "--work", work, *opts, mnt]
     if fs == "kernel":
         opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
         opts += ",userxattr" if spec["rootless"] else ",redirect_dir=on,index=on"
@@ -231,7 +232,15 @@ def start_profiler(spec, pid, name):
     if not tool or not pid:
         return None
     base = os.path.join(spec["profile_dir"], f"{spec['fs']}-{spec['workload']}-{name}")
-    if tool == "perf":
+    if tool == "ops":
+        # Every FUSE request of this connection (the kernel's fuse tracepoints), to count
+        # requests per opcode and their latency.
+        st = os.stat(spec["mnt"])
+        conn = os.major(st.st_dev) << 20 | os.minor(st.st_dev)
+        flt = f"connection == {conn}"
+        argv = ["perf", "record", "-a", "-e", "fuse:fuse_request_send", "--filter", flt,
+                "-e", "fuse:fuse_request_end", "--filter", flt, "-o", base + ".ops.data"]
+    elif tool == "perf":
         # FS_BENCH_PERF_ARGS="--call-graph dwarf" for callers in a binary without frame pointers.
         extra = shlex.split(os.environ.get("FS_BENCH_PERF_ARGS", "-g -F 999"))
         argv = ["perf", "record", *extra, "-p", str(pid), "-o", base + ".perf.data"]
@@ -248,6 +257,11 @@ def stop_profiler(prof):
     proc, base = prof
     proc.send_signal(signal.SIGINT)
     proc.wait(timeout=120)
+    if os.path.exists(base + ".ops.data"):
+        out = subprocess.run(["perf", "script", "-i", base + ".ops.data", "-F", "time,event,trace"],
+                             stdout=subprocess.PIPE, stderr=subprocess.DEVNULL).stdout.decode(errors="replace")
+        with open(base + ".ops.txt", "w") as f:
+            f.write(summarize_ops(out))
     if os.path.exists(base + ".perf.data"):
         with open(base + ".perf.txt", "w") as out:
             subprocess.run(["perf", "report", "-i", base + ".perf.data", "--stdio", "--no-children",
@@ -255,6 +269,32 @@ def stop_profiler(prof):
         with open(base + ".perf-callers.txt", "w") as out:
             subprocess.run(["perf", "report", "-i", base + ".perf.data", "--stdio", "--children",
                             "--percent-limit", "2", "--sort", "sym", "-g", "none"], stdout=out, stderr=subprocess.DEVNULL)
+
+
+def summarize_ops(script):
+    """Per FUSE opcode: requests, total and mean latency (send to end), from perf script."""
+    sent, stats = {}, {}
+    for line in script.splitlines():
+        parts = line.split()
+        if len(parts) < 6:
+            continue
+        t = float(parts[0].rstrip(":"))
+        fields = dict(zip(parts[2::2], parts[3::2]))
+        req = fields.get("req")
+        if "fuse_request_send" in parts[1]:
+            op = line.split("(")[1].split(")")[0] if "(" in line else fields.get("opcode", "?")
+            sent[req] = (op, t)
+        elif "fuse_request_end" in parts[1] and req in sent:
+            op, t0 = sent.pop(req)
+            n, total = stats.get(op, (0, 0.0))
+            stats[op] = (n + 1, total + (t - t0))
+    rows = sorted(stats.items(), key=lambda kv: -kv[1][1])
+    out = [f"{'opcode':<20} {'requests':>9} {'total s':>9} {'mean us':>9}"]
+    for op, (n, total) in rows:
+        out.append(f"{op:<20} {n:>9} {total:>9.3f} {total / n * 1e6:>9.1f}")
+    out.append(f"{'(all)':<20} {sum(n for n, _ in stats.values()):>9} "
+               f"{sum(t for _, t in stats.values()):>9.3f}")
+    return "\n".join(out) + "\n"
 
 
 def worker(spec):
@@ -413,7 +453,9 @@ def main():
     ap.add_argument("--no-extras", action="store_true", help="skip scaling and rss")
     ap.add_argument("--timeout", type=float, default=600, help="per timed step, seconds")
     ap.add_argument("--unionctl", default=os.environ.get("UNIONCTL_BIN"), help="unionctl binary (default $UNIONCTL_BIN, else target/release/unionctl)")
-    ap.add_argument("--profile", choices=["perf", "strace"], help="profile the FUSE daemon during timed steps")
+    ap.add_argument("--unionctl-opts", help="extra `unionctl mount -o` options, e.g. threads=2 (A/B runs)")
+    ap.add_argument("--profile", choices=["perf", "strace", "ops"],
+                    help="profile the FUSE daemon during timed steps (ops: FUSE requests per opcode and latency)")
     ap.add_argument("--out", default=os.path.join(SCRATCH, "results"), help="where results (json, md, profiles) go")
     args = ap.parse_args()
 
@@ -486,6 +528,8 @@ def main():
     profile_dir = os.path.join(args.out, "profiles")
     if args.profile:
         os.makedirs(profile_dir, exist_ok=True)
+        if args.profile == "ops" and not os.path.exists("/sys/kernel/tracing/events/fuse"):
+            subprocess.run(["mount", "-t", "tracefs", "nodev", "/sys/kernel/tracing"], stderr=subprocess.DEVNULL)
         if args.rootless:
             log("--profile works in root mode only")
             return 2
@@ -528,7 +572,7 @@ def main():
                 spec = {"fs": fs, "workload": wl, "rootless": bool(args.rootless), "unionctl": unionctl,
                         "lower": f"{corpus}/top:{corpus}/bottom", "upper": f"{run}/upper", "work": f"{run}/work",
                         "mnt": f"{run}/mnt", "corpus": corpus, "steps": wl_defs[wl][1], "timeout": args.timeout,
-                        "drop_fifo": drop_fifo, "profile": args.profile, "profile_dir": profile_dir}
+                        "drop_fifo": drop_fifo, "profile": args.profile, "unionctl_opts": args.unionctl_opts, "profile_dir": profile_dir}
                 argv = prefix + ["/usr/bin/python3", me, "--worker", json.dumps(spec)]
                 try:
                     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout * 4 + 120)

@@ -162,7 +162,7 @@ fn run_all(subject: Subject) -> Vec<String> {
         "the differential test mounts kernel overlayfs: run it as root"
     );
     common::mounts::ensure_fusectl();
-    AUFS.with(|a| a.set(matches!(subject, Subject::Unionctl(Format::Aufs))));
+    AUFS.with(|a| a.set(matches!(subject, Subject::Unionctl { write: Format::Aufs, .. })));
     // Same umask on both sides; FUSE and overlayfs both apply the caller's.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o022) };
@@ -656,7 +656,7 @@ thread_local! {
 /// a lower layer is moved as a full copy (aufs has no redirect), so it shows its real link
 /// count instead of 1.
 fn aufs_skips(subject: Subject, op: &Op) -> bool {
-    matches!(subject, Subject::Unionctl(Format::Aufs))
+    matches!(subject, Subject::Unionctl { write: Format::Aufs, .. })
         && matches!(
             op,
             Op::Mknod {
@@ -667,7 +667,7 @@ fn aufs_skips(subject: Subject, op: &Op) -> bool {
 }
 
 fn relax_aufs(subject: Subject, ra: String, rb: String) -> (String, String) {
-    if !matches!(subject, Subject::Unionctl(Format::Aufs)) {
+    if !matches!(subject, Subject::Unionctl { write: Format::Aufs, .. }) {
         return (ra, rb);
     }
     let dir_nlink = |r: String| -> String {
