@@ -162,7 +162,15 @@ fn run_all(subject: Subject) -> Vec<String> {
         "the differential test mounts kernel overlayfs: run it as root"
     );
     common::mounts::ensure_fusectl();
-    AUFS.with(|a| a.set(matches!(subject, Subject::Unionctl { write: Format::Aufs, .. })));
+    AUFS.with(|a| {
+        a.set(matches!(
+            subject,
+            Subject::Unionctl {
+                write: Format::Aufs,
+                ..
+            }
+        ))
+    });
     // Same umask on both sides; FUSE and overlayfs both apply the caller's.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o022) };
@@ -650,13 +658,14 @@ thread_local! {
     static AUFS: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
-/// The aufs format differs from overlayfs by design in two places, which are not
-/// compared: a character device 0/0 is an ordinary device there (overlayfs refuses to
-/// make one: it is its whiteout), so such a mknod is not run; and a directory renamed from
-/// a lower layer is moved as a full copy (aufs has no redirect), so it shows its real link
-/// count instead of 1.
+/// Where unionctl differs from overlayfs by design, not compared:
+/// - mknod of a character device 0/0: overlayfs refuses (EPERM: it is its whiteout);
+///   unionctl makes a device (marked as such in the upper layer; in aufs format an
+///   ordinary one), so such a mknod is not run;
+/// - in aufs format a directory renamed from a lower layer is moved as a full copy (aufs
+///   has no redirect), so it shows its real link count instead of 1.
 fn aufs_skips(subject: Subject, op: &Op) -> bool {
-    matches!(subject, Subject::Unionctl { write: Format::Aufs, .. })
+    matches!(subject, Subject::Unionctl { .. })
         && matches!(
             op,
             Op::Mknod {
@@ -667,7 +676,13 @@ fn aufs_skips(subject: Subject, op: &Op) -> bool {
 }
 
 fn relax_aufs(subject: Subject, ra: String, rb: String) -> (String, String) {
-    if !matches!(subject, Subject::Unionctl { write: Format::Aufs, .. }) {
+    if !matches!(
+        subject,
+        Subject::Unionctl {
+            write: Format::Aufs,
+            ..
+        }
+    ) {
         return (ra, rb);
     }
     let dir_nlink = |r: String| -> String {

@@ -106,10 +106,15 @@ impl UnionFs {
         let mut cur = ino;
         let mut guard = 0;
         while cur != ROOT {
-            let n = self.node(cur)?;
-            let st = n.lock();
-            let (parent, name) = st.aliases.first().cloned().ok_or_else(enoent)?;
-            drop(st);
+            // Clone, then look at the table: never hold a node lock while taking the table
+            // lock (remember() takes them the other way round).
+            let aliases = self.node(cur)?.lock().aliases.clone();
+            // A hard link may keep a name in a directory the kernel has forgotten since:
+            // take a name whose directory is still known.
+            let (parent, name) = aliases
+                .into_iter()
+                .find(|(p, _)| *p == ROOT || self.nodes.get(*p).is_some())
+                .ok_or_else(enoent)?;
             parts.push(name);
             cur = parent;
             guard += 1;
@@ -154,7 +159,7 @@ impl UnionFs {
         if pst.upper {
             let ufd = self.layers.upper_fd()?;
             match sys::lstat_opt(ufd, &path)? {
-                Some(st) if self.upper_whiteout(&st) => return Ok(None),
+                Some(st) if self.upper_whiteout(ufd, &path, &st) => return Ok(None),
                 Some(st) => {
                     if let Some(fb) = whiteout::get(ufd, &path, &x.origin)? {
                         origin_ino = self.origin_ino(&fb);
@@ -272,8 +277,14 @@ impl UnionFs {
 
     /// Is this upper entry a whiteout? Only in overlay format: an aufs-format upper marks
     /// whiteouts with `.wh.` files, so a character device 0/0 there is just a device.
-    pub fn upper_whiteout(&self, st: &Stat) -> bool {
-        self.layers.format == Format::Overlay && sys::is_whiteout_stat(st)
+    /// A character device 0/0 made through the union carries a mark and is no whiteout.
+    pub fn upper_whiteout(&self, fd: RawFd, path: &OsStr, st: &Stat) -> bool {
+        self.layers.format == Format::Overlay
+            && sys::is_whiteout_stat(st)
+            && !matches!(
+                whiteout::get(fd, path, &self.layers.xattr.device),
+                Ok(Some(_))
+            )
     }
 
     /// The inode number an `overlay.origin` file handle stands for, when it can be read.

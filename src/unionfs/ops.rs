@@ -269,7 +269,7 @@ impl UnionFs {
         let ufd = self.upper()?;
         let path = join(&ppath, name);
         let prev = match sys::lstat_opt(ufd, &path)? {
-            Some(st) if self.upper_whiteout(&st) => Previous::Whiteout,
+            Some(st) if self.upper_whiteout(ufd, &path, &st) => Previous::Whiteout,
             Some(_) => return Err(sys::errno(libc::EEXIST)),
             None if whiteout::is_whiteout(ufd, &ppath, name, None, self.upper_aufs())? => {
                 Previous::AufsMarker
@@ -387,17 +387,26 @@ impl UnionFs {
         rdev: u64,
         c: Caller,
     ) -> io::Result<(Arc<Node>, Stat)> {
-        // As overlayfs: a character device 0/0 is a whiteout and cannot be made through
-        // it (in aufs format it is an ordinary device).
-        if mode & libc::S_IFMT == libc::S_IFCHR
+        // A character device 0/0 is the overlay format's whiteout. overlayfs refuses to
+        // make one (EPERM); we make it with a mark that says "device", in the work dir so
+        // it never shows as a whiteout meanwhile. Kernel overlayfs would take it for a
+        // whiteout; in aufs format it is an ordinary device.
+        let marked = mode & libc::S_IFMT == libc::S_IFCHR
             && rdev == 0
-            && self.layers.format == Format::Overlay
-        {
-            return Err(sys::errno(libc::EPERM));
-        }
+            && self.layers.format == Format::Overlay;
         let (_, ppath, prev) = self.prepare_new(parent, name)?;
+        let prev = if marked && prev == Previous::Nothing {
+            Previous::Whiteout
+        } else {
+            prev
+        };
+        let device = &self.layers.xattr.device;
         self.place_new(&ppath, name, prev, false, c, &|fd, p| {
-            sys::mknodat(fd, p, mode, rdev).map(|_| None)
+            sys::mknodat(fd, p, mode, rdev)?;
+            if marked {
+                sys::lsetxattr(fd, p, device, b"", 0)?;
+            }
+            Ok(None)
         })?;
         self.new_node(parent, name, &ppath)
     }
@@ -764,7 +773,9 @@ impl UnionFs {
         } else {
             let mut aufs_marker = false;
             match sys::lstat_opt(ufd, &npath)? {
-                Some(st) if self.upper_whiteout(&st) && src_dir => sys::unlinkat(ufd, &npath, 0)?,
+                Some(st) if self.upper_whiteout(ufd, &npath, &st) && src_dir => {
+                    sys::unlinkat(ufd, &npath, 0)?
+                }
                 Some(st) if sys::is_dir(&st) => self.clear_dir(&npath)?,
                 Some(_) => {}
                 None => {

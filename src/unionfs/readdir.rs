@@ -88,8 +88,15 @@ impl UnionFs {
                 continue;
             }
             if chardev_whiteouts && (dtype == libc::DT_CHR || dtype == libc::DT_UNKNOWN) {
-                let st = sys::lstatat(fd, &whiteout::join(path, &name))?;
-                if sys::is_whiteout_stat(&st) {
+                let p = whiteout::join(path, &name);
+                let st = sys::lstatat(fd, &p)?;
+                let upper = self.layers.upper.as_ref().is_some_and(|u| u.raw() == fd);
+                let whiteout = if upper {
+                    self.upper_whiteout(fd, &p, &st)
+                } else {
+                    sys::is_whiteout_stat(&st)
+                };
+                if whiteout {
                     fresh.push(name);
                     continue;
                 }

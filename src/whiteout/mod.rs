@@ -41,6 +41,9 @@ pub struct XattrNames {
     pub origin: CString,
     pub nlink: CString,
     pub impure: CString,
+    /// Marks a character device 0/0 made through the union as a device, not a whiteout
+    /// (ours alone: overlayfs refuses to make one at all).
+    pub device: CString,
 }
 
 impl XattrNames {
@@ -58,6 +61,7 @@ impl XattrNames {
             origin: n("origin"),
             nlink: n("nlink"),
             impure: n("impure"),
+            device: n("unionctl.device"),
         }
     }
 
