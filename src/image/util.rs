@@ -258,9 +258,13 @@ impl Progress {
         let mib = self.done as f64 / 1048576.0;
         eprint!("\r\x1b[K{}: {mib:.1} MiB", self.label);
     }
+    /// Leaves one final line with the total on a terminal (also for work too quick for
+    /// the periodic redraw), and nothing elsewhere.
     pub fn finish(&mut self) {
-        if self.shown {
-            eprint!("\r\x1b[K");
+        if self.enabled {
+            let mib = self.done as f64 / 1048576.0;
+            eprintln!("\r\x1b[K{}: {mib:.1} MiB", self.label);
+            self.enabled = false;
             self.shown = false;
         }
     }
