@@ -21,7 +21,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 pub struct UnionFuse {
     pub fs: UnionFs,
     ttl: Duration,
-    dirs: Mutex<HashMap<u64, Arc<Mutex<Vec<DirEntry>>>>>,
+    dirs: Mutex<HashMap<u64, Arc<Mutex<DirHandle>>>>,
     next_dir: AtomicU64,
     /// FUSE passthrough was negotiated and has not failed yet.
     passthrough: AtomicBool,
@@ -35,6 +35,13 @@ struct Backing {
     /// (st_dev, st_ino) of the real file behind it.
     real: (u64, u64),
     opens: usize,
+}
+
+/// An open directory: the listing taken at opendir, served by offset.
+struct DirHandle {
+    entries: Vec<DirEntry>,
+    /// Not read from offset 0 yet: a read from 0 after that is a rewind and lists anew.
+    fresh: bool,
 }
 
 /// No FLUSH request on close: we keep no state that a close must push out.
@@ -120,6 +127,30 @@ impl UnionFuse {
 }
 
 impl UnionFuse {
+    /// The listing of an open directory; reading from offset 0 again (rewinddir) lists
+    /// the directory as it is now.
+    fn listing(
+        &self,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+    ) -> Result<Arc<Mutex<DirHandle>>, Errno> {
+        let h = self
+            .dirs
+            .lock()
+            .unwrap()
+            .get(&fh.0)
+            .cloned()
+            .ok_or(Errno::EBADF)?;
+        {
+            let mut d = h.lock().unwrap();
+            if offset == 0 && !std::mem::take(&mut d.fresh) {
+                d.entries = self.fs.list_dir(ino).map_err(|e| errno(&e))?;
+            }
+        }
+        Ok(h)
+    }
+
     fn parent_of(&self, ino: u64) -> u64 {
         if ino == ROOT {
             return ROOT;
@@ -546,12 +577,16 @@ impl Filesystem for UnionFuse {
 
     fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
         match self.fs.list_dir(ino.0) {
-            Ok(list) => {
+            Ok(entries) => {
                 let id = self.next_dir.fetch_add(1, Ordering::Relaxed);
+                let h = DirHandle {
+                    entries,
+                    fresh: true,
+                };
                 self.dirs
                     .lock()
                     .unwrap()
-                    .insert(id, Arc::new(Mutex::new(list)));
+                    .insert(id, Arc::new(Mutex::new(h)));
                 reply.opened(FileHandle(id), FopenFlags::empty());
             }
             Err(e) => reply.error(errno(&e)),
@@ -566,26 +601,12 @@ impl Filesystem for UnionFuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let Some(h) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
+        let h = match self.listing(ino.0, fh, offset) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
         };
-        let mut list = h.lock().unwrap();
-        if offset == 0 {
-            // rewinddir(3) shows the directory as it is now.
-            match self.fs.list_dir(ino.0) {
-                Ok(l) => *list = l,
-                Err(e) => return reply.error(errno(&e)),
-            }
-        }
-        let parent = if ino.0 == ROOT {
-            ROOT
-        } else {
-            self.fs
-                .nodes
-                .get(ino.0)
-                .and_then(|n| n.lock().aliases.first().map(|a| a.0))
-                .unwrap_or(ROOT)
-        };
+        let list = &h.lock().unwrap().entries;
+        let parent = self.parent_of(ino.0);
         let mut i = offset as usize;
         loop {
             let full = match i {
@@ -614,16 +635,11 @@ impl Filesystem for UnionFuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let Some(h) = self.dirs.lock().unwrap().get(&fh.0).cloned() else {
-            return reply.error(Errno::EBADF);
+        let h = match self.listing(ino.0, fh, offset) {
+            Ok(h) => h,
+            Err(e) => return reply.error(e),
         };
-        let mut list = h.lock().unwrap();
-        if offset == 0 {
-            match self.fs.list_dir(ino.0) {
-                Ok(l) => *list = l,
-                Err(e) => return reply.error(errno(&e)),
-            }
-        }
+        let list = &h.lock().unwrap().entries;
         let mut i = offset as usize;
         loop {
             let full = match i {
