@@ -37,11 +37,10 @@ struct Backing {
     opens: usize,
 }
 
-/// An open directory: the listing taken at opendir, served by offset.
+/// An open directory: the listing taken when it is read from offset 0 (the first read,
+/// or a rewinddir), served by offset so that offsets stay stable while it changes.
 struct DirHandle {
     entries: Vec<DirEntry>,
-    /// Not read from offset 0 yet: a read from 0 after that is a rewind and lists anew.
-    fresh: bool,
 }
 
 /// No FLUSH request on close: we keep no state that a close must push out.
@@ -127,8 +126,7 @@ impl UnionFuse {
 }
 
 impl UnionFuse {
-    /// The listing of an open directory; reading from offset 0 again (rewinddir) lists
-    /// the directory as it is now.
+    /// The listing of an open directory, taken anew when read from offset 0.
     fn listing(
         &self,
         ino: u64,
@@ -142,11 +140,8 @@ impl UnionFuse {
             .get(&fh.0)
             .cloned()
             .ok_or(Errno::EBADF)?;
-        {
-            let mut d = h.lock().unwrap();
-            if offset == 0 && !std::mem::take(&mut d.fresh) {
-                d.entries = self.fs.list_dir(ino).map_err(|e| errno(&e))?;
-            }
+        if offset == 0 {
+            h.lock().unwrap().entries = self.fs.list_dir(ino).map_err(|e| errno(&e))?;
         }
         Ok(h)
     }
@@ -279,6 +274,7 @@ impl Filesystem for UnionFuse {
                 | F::FUSE_POSIX_ACL,
         );
         let _ = config.set_max_write(1 << 20);
+        let _ = config.set_max_readahead(1 << 20);
         // Passthrough needs CAP_SYS_ADMIN in the initial namespace; try it only there.
         if crate::sys::in_initial_userns()
             && config.add_capabilities(F::FUSE_PASSTHROUGH).is_ok()
@@ -575,22 +571,22 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        match self.fs.list_dir(ino.0) {
-            Ok(entries) => {
-                let id = self.next_dir.fetch_add(1, Ordering::Relaxed);
-                let h = DirHandle {
-                    entries,
-                    fresh: true,
-                };
-                self.dirs
-                    .lock()
-                    .unwrap()
-                    .insert(id, Arc::new(Mutex::new(h)));
-                reply.opened(FileHandle(id), FopenFlags::empty());
-            }
-            Err(e) => reply.error(errno(&e)),
-        }
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // Listed at the first read: with a cached listing the kernel may never read.
+        let id = self.next_dir.fetch_add(1, Ordering::Relaxed);
+        let h = DirHandle {
+            entries: Vec::new(),
+        };
+        self.dirs
+            .lock()
+            .unwrap()
+            .insert(id, Arc::new(Mutex::new(h)));
+        // The kernel may cache listings across opens: every change to a directory goes
+        // through us, and the kernel drops its cache when one does.
+        reply.opened(
+            FileHandle(id),
+            FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
+        );
     }
 
     fn readdir(
