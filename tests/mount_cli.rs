@@ -428,9 +428,10 @@ fn umount_after_the_daemon_was_killed() {
     );
     let err = std::fs::metadata(t.merged.join("top"))
         .expect_err("a mount without its daemon still answers");
-    assert_eq!(
-        err.raw_os_error(),
-        Some(libc::ENOTCONN),
+    // ENOTCONN, or ECONNABORTED when the kernel saw the connection aborted as the
+    // daemon's device fds closed: both say "no daemon".
+    assert!(
+        matches!(err.raw_os_error(), Some(libc::ENOTCONN) | Some(libc::ECONNABORTED)),
         "stat on a dead union: {err}"
     );
     std::mem::forget(m); // unmounted below by the command under test
