@@ -31,3 +31,7 @@ if [ ${#need[@]} -gt 0 ]; then
   apt-get update -qq
   apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# The test runner (scripts/test.sh); machines here ship it, build it where they do not.
+if ! cargo nextest --version >/dev/null 2>&1; then
+  cargo install -q --locked cargo-nextest
+fi

@@ -6,5 +6,6 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo build --release --all-targets
 export UNIONCTL_BIN="$PWD/target/release/unionctl"
-# FUSE and namespace tests mount things: keep them on few threads.
-cargo test --release -- --test-threads=2
+# FUSE and namespace tests mount things: two at a time (.config/nextest.toml), each test
+# in its own process.
+cargo nextest run --release
