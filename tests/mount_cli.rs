@@ -431,7 +431,10 @@ fn umount_after_the_daemon_was_killed() {
     // ENOTCONN, or ECONNABORTED when the kernel saw the connection aborted as the
     // daemon's device fds closed: both say "no daemon".
     assert!(
-        matches!(err.raw_os_error(), Some(libc::ENOTCONN) | Some(libc::ECONNABORTED)),
+        matches!(
+            err.raw_os_error(),
+            Some(libc::ENOTCONN) | Some(libc::ECONNABORTED)
+        ),
         "stat on a dead union: {err}"
     );
     std::mem::forget(m); // unmounted below by the command under test
