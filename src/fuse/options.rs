@@ -80,7 +80,10 @@ impl MountOptions {
         } else {
             SessionACL::Owner
         };
-        c.n_threads = Some(self.threads.unwrap_or(4));
+        // One serving thread per core: more only hand requests between threads (each
+        // hand-off a wake-up on another CPU), fewer cannot serve parallel callers.
+        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        c.n_threads = Some(self.threads.unwrap_or(cores.clamp(2, 8)));
         c.clone_fd = true;
         c
     }
