@@ -26,6 +26,7 @@ pub struct UnionFs {
     pub layers: Layers,
     pub nodes: node::NodeTable,
     tmp_seq: AtomicU64,
+    forgets: AtomicU64,
     /// Told the inode number of an object whose attributes changed behind the caller's
     /// back (a directory copied up becomes merged: its link count changes).
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
@@ -59,6 +60,7 @@ impl UnionFs {
             layers,
             nodes: node::NodeTable::default(),
             tmp_seq: AtomicU64::new(0),
+            forgets: AtomicU64::new(0),
             on_attr_change: std::sync::OnceLock::new(),
         };
         let upper = fs.layers.upper.is_some();
@@ -437,6 +439,11 @@ impl UnionFs {
 
     pub fn forget(&self, ino: u64, n: u64) {
         self.nodes.forget(ino, n);
+        // Give freed node memory back to the system now and then: after the kernel drops
+        // its inodes, the daemon should shrink too, not keep it in malloc's arenas.
+        if self.forgets.fetch_add(1, Ordering::Relaxed) % 16384 == 16383 {
+            unsafe { libc::malloc_trim(0) };
+        }
     }
 
     pub fn readlink(&self, ino: u64) -> io::Result<OsString> {
