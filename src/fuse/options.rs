@@ -82,7 +82,9 @@ impl MountOptions {
         };
         // One serving thread per core: more only hand requests between threads (each
         // hand-off a wake-up on another CPU), fewer cannot serve parallel callers.
-        let cores = std::thread::available_parallelism().map(|n| n.get()).unwrap_or(2);
+        let cores = std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(2);
         c.n_threads = Some(self.threads.unwrap_or(cores.clamp(2, 8)));
         c.clone_fd = true;
         c
