@@ -703,3 +703,73 @@ fn refused_mount_leaves_no_default_work_dir() {
         tree::diff("before", &before, "after", &after, 10)
     );
 }
+
+/// `unionctl layers` lists the layers top first and `unionctl which` names the layer that
+/// supplies a path (upper after copy-up, the right lower otherwise, every layer of a
+/// merged dir, and a symlink's own layer); outside a union both fail with a clear line.
+#[test]
+fn layers_and_which_name_the_supplying_layer() {
+    let t = setup("cli-which");
+    std::os::unix::fs::symlink("top", t.lower2.join("link")).unwrap();
+    std::fs::create_dir(t.lower.join("dir")).unwrap();
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone(), t.lower2.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    let mut m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let run = |args: &[&Path]| {
+        let mut a: Vec<OsString> = Vec::new();
+        for x in args {
+            a.push(x.as_os_str().to_owned());
+        }
+        run_unionctl(&a, 30)
+    };
+    let out = run(&[Path::new("layers"), &t.merged]);
+    assert!(out.status.success(), "layers: {}", out.stderr);
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines[0], format!("upper\t{}", t.upper.display()));
+    assert_eq!(lines[1], format!("lower 0\t{}", t.lower.display()));
+    assert_eq!(lines[2], format!("lower 1\t{}", t.lower2.display()));
+
+    let which = |p: &str| {
+        let out = run(&[Path::new("which"), &t.merged.join(p)]);
+        assert!(out.status.success(), "which {p}: {}", out.stderr);
+        out.stdout
+    };
+    assert_eq!(
+        which("top"),
+        format!("lower 0\t{}\n", t.lower.join("top").display())
+    );
+    assert_eq!(
+        which("bottom"),
+        format!("lower 1\t{}\n", t.lower2.join("bottom").display())
+    );
+    assert_eq!(
+        which("link"),
+        format!("lower 1\t{}\n", t.lower2.join("link").display())
+    );
+    assert_eq!(
+        which("dir"),
+        format!(
+            "lower 0\t{}\nlower 1\t{}\n",
+            t.lower.join("dir").display(),
+            t.lower2.join("dir").display()
+        )
+    );
+    std::fs::write(t.merged.join("bottom"), b"changed\n").unwrap();
+    assert_eq!(
+        which("bottom"),
+        format!("upper\t{}\n", t.upper.join("bottom").display())
+    );
+    m.unmount().unwrap_or_else(|e| panic!("{e}"));
+
+    let out = run(&[Path::new("which"), &t.merged]);
+    assert!(!out.status.success());
+    assert!(
+        out.stderr.contains(&t.merged.display().to_string())
+            && out.stderr.contains("not inside a unionctl mount"),
+        "which outside a union: {}",
+        out.stderr
+    );
+}

@@ -27,8 +27,9 @@ impl UnionFs {
         s
     }
 
-    /// Where an object comes from: one line per layer that supplies it, top first.
-    fn describe_state(&self, st: &NodeState, path: &OsStr) -> String {
+    /// Where an object comes from: one line per layer that supplies it, top first (a
+    /// directory can be merged from several; anything else comes from one).
+    fn describe_state(&self, st: &NodeState, path: &OsStr, is_dir: bool) -> String {
         let mut s = String::new();
         if st.upper {
             if let Some(u) = &self.layers.upper {
@@ -36,6 +37,9 @@ impl UnionFs {
             }
         } else if let (Some(ix), Some(u)) = (&st.index, &self.layers.upper) {
             let _ = writeln!(s, "index\t{} ({})", ix.to_string_lossy(), u.path.display());
+        }
+        if !is_dir && !s.is_empty() {
+            return s;
         }
         for l in &st.lowers {
             let layer = &self.layers.lowers[l.layer];
@@ -62,7 +66,9 @@ impl UnionFs {
             let node = self.node(ino)?;
             let path = self.path_of(ino)?;
             if rest.is_empty() {
-                return Ok(self.describe_state(&node.snapshot(), &path).into_bytes());
+                return Ok(self
+                    .describe_state(&node.snapshot(), &path, node.is_dir)
+                    .into_bytes());
             }
             let child = rest
                 .strip_prefix(b".")
@@ -70,6 +76,7 @@ impl UnionFs {
             let f = self
                 .resolve(&node.snapshot(), &path, OsStr::from_bytes(child))?
                 .ok_or_else(|| sys::errno(libc::ENOENT))?;
+            let is_dir = f.kind == libc::S_IFDIR;
             let st = NodeState {
                 aliases: vec![],
                 upper: f.upper.is_some(),
@@ -79,7 +86,11 @@ impl UnionFs {
                 orphan: None,
             };
             Ok(self
-                .describe_state(&st, &crate::whiteout::join(&path, OsStr::from_bytes(child)))
+                .describe_state(
+                    &st,
+                    &crate::whiteout::join(&path, OsStr::from_bytes(child)),
+                    is_dir,
+                )
                 .into_bytes())
         })())
     }
