@@ -27,6 +27,7 @@ pub struct UnionFs {
     pub nodes: node::NodeTable,
     tmp_seq: AtomicU64,
     forgets: AtomicU64,
+    shared_whiteout: std::sync::Mutex<ops::SharedWhiteout>,
     /// Told the inode number of an object whose attributes changed behind the caller's
     /// back (a directory copied up becomes merged: its link count changes).
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
@@ -61,6 +62,7 @@ impl UnionFs {
             nodes: node::NodeTable::default(),
             tmp_seq: AtomicU64::new(0),
             forgets: AtomicU64::new(0),
+            shared_whiteout: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
         };
         let upper = fs.layers.upper.is_some();

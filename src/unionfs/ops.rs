@@ -17,6 +17,15 @@ pub struct Caller {
     pub gid: u32,
 }
 
+/// The inode every new whiteout links to (see `whiteout_at`).
+#[derive(Default)]
+pub(super) enum SharedWhiteout {
+    #[default]
+    None,
+    At(OsString),
+    Unsupported,
+}
+
 /// What stands in the upper layer at a name about to be created.
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Previous {
@@ -237,15 +246,62 @@ impl UnionFs {
 
     fn make_whiteout(&self, ppath: &OsStr, name: &OsStr) -> io::Result<()> {
         let ufd = self.upper()?;
+        let path = match self.layers.format {
+            Format::Overlay => join(ppath, name),
+            Format::Aufs => join(ppath, &whiteout::aufs_whiteout_name(name)),
+        };
+        self.whiteout_at(ufd, &path)
+    }
+
+    /// Makes a whiteout (a char 0/0 device, or an aufs `.wh.` file) at DIR/P. As the
+    /// kernel does, every whiteout is a hard link to one shared inode in the work dir:
+    /// allocating an inode per whiteout costs more than the rest of an unlink.
+    fn whiteout_at(&self, dir: RawFd, p: &OsStr) -> io::Result<()> {
+        let work = self.layers.work_fd();
+        let mut shared = self.shared_whiteout.lock().unwrap();
+        for _ in 0..3 {
+            match &*shared {
+                SharedWhiteout::Unsupported => break,
+                SharedWhiteout::None => {
+                    let tmp = self.tmp_name();
+                    self.fresh_whiteout(work, &tmp)?;
+                    *shared = SharedWhiteout::At(tmp);
+                }
+                SharedWhiteout::At(src) => match sys::linkat(work, src, dir, p) {
+                    Ok(()) => return Ok(()),
+                    Err(e) => match e.raw_os_error() {
+                        // Link count full: the next round starts a new shared inode.
+                        Some(libc::EMLINK) => {
+                            let _ = sys::unlinkat(work, src, 0);
+                            *shared = SharedWhiteout::None;
+                        }
+                        // The upper file system cannot link it: one inode per whiteout.
+                        Some(libc::EPERM | libc::EOPNOTSUPP) => {
+                            *shared = SharedWhiteout::Unsupported;
+                            break;
+                        }
+                        // The shared one may be gone; a fresh whiteout tells.
+                        Some(libc::ENOENT) => {
+                            *shared = SharedWhiteout::None;
+                            break;
+                        }
+                        // An aufs marker that is already there is as good as a new one.
+                        Some(libc::EEXIST) if self.layers.format == Format::Aufs => {
+                            return Ok(());
+                        }
+                        _ => return Err(e),
+                    },
+                },
+            }
+        }
+        drop(shared);
+        self.fresh_whiteout(dir, p)
+    }
+
+    fn fresh_whiteout(&self, dir: RawFd, p: &OsStr) -> io::Result<()> {
         match self.layers.format {
-            Format::Overlay => sys::mknodat(ufd, &join(ppath, name), libc::S_IFCHR, 0),
-            Format::Aufs => sys::openat(
-                ufd,
-                &join(ppath, &whiteout::aufs_whiteout_name(name)),
-                libc::O_CREAT | libc::O_WRONLY,
-                0o444,
-            )
-            .map(drop),
+            Format::Overlay => sys::mknodat(dir, p, libc::S_IFCHR, 0),
+            Format::Aufs => sys::openat(dir, p, libc::O_CREAT | libc::O_WRONLY, 0o444).map(drop),
         }
     }
 
@@ -569,10 +625,19 @@ impl UnionFs {
             if needs_wh {
                 match self.layers.format {
                     Format::Overlay => {
+                        // A whiteout made in the work dir takes the object's place in one
+                        // rename; the object then leaves from the work dir.
                         let work = self.layers.work_fd();
                         let tmp = self.tmp_name();
-                        sys::renameat2(ufd, &path, work, &tmp, libc::RENAME_WHITEOUT)?;
-                        sys::unlinkat(work, &tmp, flag)?;
+                        self.whiteout_at(work, &tmp)?;
+                        let swap = if is_dir { libc::RENAME_EXCHANGE } else { 0 };
+                        if let Err(e) = sys::renameat2(work, &tmp, ufd, &path, swap) {
+                            let _ = sys::unlinkat(work, &tmp, 0);
+                            return Err(e);
+                        }
+                        if is_dir {
+                            sys::unlinkat(work, &tmp, flag)?;
+                        }
                     }
                     Format::Aufs => {
                         self.make_whiteout(&ppath, name)?;
