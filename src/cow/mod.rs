@@ -129,13 +129,21 @@ pub fn copy_xattrs(
 
 /// Sets owner, then mode (chown clears set-id bits), then times of `p` to those of `st`.
 pub fn copy_metadata(ddir: RawFd, dp: &OsStr, st: &sys::Stat) -> io::Result<()> {
+    copy_owner(ddir, dp, st)?;
+    copy_mode_and_times(ddir, dp, st)
+}
+
+fn copy_owner(ddir: RawFd, dp: &OsStr, st: &sys::Stat) -> io::Result<()> {
     match sys::fchownat(ddir, dp, st.st_uid, st.st_gid) {
-        Ok(()) => {}
+        Ok(()) => Ok(()),
         // Rootless: ids outside our user namespace cannot be given; keep ours as
         // overlayfs in a user namespace would fail only on unmapped ids.
-        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => {}
-        Err(e) => return Err(e),
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => Ok(()),
+        Err(e) => Err(e),
     }
+}
+
+fn copy_mode_and_times(ddir: RawFd, dp: &OsStr, st: &sys::Stat) -> io::Result<()> {
     if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
         sys::fchmodat(ddir, dp, st.st_mode & 0o7777)?;
     }
@@ -183,8 +191,10 @@ pub fn copy_object(
         }
         _ => sys::mknodat(ddir, dp, st.st_mode & (libc::S_IFMT | 0o600), st.st_rdev)?,
     }
+    // Owner first: a chown drops security.capability, which the xattrs then bring.
+    copy_owner(ddir, dp, st)?;
     copy_xattrs(sdir, sp, ddir, dp, xattr_skip)?;
-    copy_metadata(ddir, dp, st)
+    copy_mode_and_times(ddir, dp, st)
 }
 
 /// Removes a tree under a directory fd (used to clear the work dir of leftovers).

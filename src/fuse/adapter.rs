@@ -1,6 +1,6 @@
 //! The fuser adapter: each request becomes one `UnionFs` call and one reply.
 use crate::sys::Stat;
-use crate::unionfs::{Caller, SetAttr, SetTime};
+use crate::unionfs::{Caller, SetAttr, SetTime, killed_suidgid};
 use crate::unionfs::{DirEntry, ROOT, UnionFs};
 use fuser::{
     AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
@@ -23,8 +23,14 @@ pub struct UnionFuse {
     ttl: Duration,
     dirs: Mutex<HashMap<u64, Arc<Mutex<DirHandle>>>>,
     next_dir: AtomicU64,
+    /// The user allows FUSE passthrough (`-o nopassthrough` does not).
+    pub allow_passthrough: bool,
     /// FUSE passthrough was negotiated and has not failed yet.
     passthrough: AtomicBool,
+    /// Set once the session runs: tells the kernel about attributes we changed on our own.
+    pub notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
+    /// FUSE_HANDLE_KILLPRIV_V2 was negotiated: we drop set-ID bits on write and truncate.
+    killpriv: AtomicBool,
     /// Backing files registered with the kernel, per inode: the kernel wants one backing
     /// file per inode for all its passthrough opens.
     backing: Mutex<HashMap<u64, Backing>>,
@@ -64,6 +70,9 @@ impl UnionFuse {
             dirs: Mutex::new(HashMap::new()),
             next_dir: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
+            allow_passthrough: true,
+            killpriv: AtomicBool::new(false),
+            notifier: Default::default(),
             backing: Mutex::new(HashMap::new()),
         }
     }
@@ -87,6 +96,13 @@ impl UnionFuse {
         }
         let real = (st.st_dev, st.st_ino);
         let mut map = self.backing.lock().unwrap();
+        // Passthrough writes never reach us, so we could not drop the set-ID bits of
+        // such a file (see write). Direct I/O mixes with passthrough opens of the inode.
+        let writable =
+            unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE != libc::O_RDONLY;
+        if writable && killed_suidgid(st.st_mode) != st.st_mode {
+            return OpenMode::Direct;
+        }
         if let Some(b) = map.get_mut(&ino) {
             if b.real == real {
                 b.opens += 1;
@@ -273,10 +289,16 @@ impl Filesystem for UnionFuse {
                 // The kernel checks and caches POSIX ACLs itself, as on the layers.
                 | F::FUSE_POSIX_ACL,
         );
+        // The kernel then stops asking for security.capability before every write and
+        // for the mode before every chown; we drop set-ID bits ourselves (see write).
+        if config.add_capabilities(F::FUSE_HANDLE_KILLPRIV_V2).is_ok() {
+            self.killpriv.store(true, Ordering::Relaxed);
+        }
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
         // Passthrough needs CAP_SYS_ADMIN in the initial namespace; try it only there.
-        if crate::sys::in_initial_userns()
+        if self.allow_passthrough
+            && crate::sys::in_initial_userns()
             && config.add_capabilities(F::FUSE_PASSTHROUGH).is_ok()
             && config.set_max_stack_depth(1).is_ok()
         {
@@ -316,7 +338,7 @@ impl Filesystem for UnionFuse {
 
     fn setattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         mode: Option<u32>,
         uid: Option<u32>,
@@ -339,6 +361,9 @@ impl Filesystem for UnionFuse {
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
+            // fuser hides the kernel's FATTR_KILL_SUIDGID; it is set for a truncate by a
+            // caller without CAP_FSETID, which outside a namespace means a non-root one.
+            kill_suidgid: size.is_some() && req.uid() != 0 && self.killpriv.load(Ordering::Relaxed),
         };
         match self.fs.setattr(ino.0, &a, fh.map(fd_of)) {
             Ok(st) => reply.attr(&self.ttl, &attr(&st)),
@@ -508,15 +533,31 @@ impl Filesystem for UnionFuse {
     fn write(
         &self,
         _req: &Request,
-        _ino: INodeNo,
+        ino: INodeNo,
         fh: FileHandle,
         offset: u64,
         data: &[u8],
-        _write_flags: WriteFlags,
+        write_flags: WriteFlags,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        // Under FUSE_HANDLE_KILLPRIV_V2 the kernel asks us to drop the set-ID bits of a
+        // file written by a caller without CAP_FSETID (the daemon has it, so the write
+        // below would not).
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
+            && let Ok(st) = crate::sys::fstat(fd_of(fh))
+            && killed_suidgid(st.st_mode) != st.st_mode
+        {
+            if unsafe { libc::fchmod(fd_of(fh), killed_suidgid(st.st_mode) & 0o7777) } < 0 {
+                reply.error(errno(&io::Error::last_os_error()));
+                return;
+            }
+            // The kernel keeps the cached mode over a write: drop it now, before the reply.
+            if let Some(n) = self.notifier.get() {
+                let _ = n.inval_inode(ino, -1, 0);
+            }
+        }
         let r = unsafe { libc::pwrite(fd_of(fh), data.as_ptr().cast(), data.len(), offset as i64) };
         match check(r) {
             Ok(n) => reply.written(n as u32),

@@ -106,7 +106,10 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     let _ = fs.on_attr_change.set(Box::new(move |ino| {
         let _ = tx.send(ino);
     }));
-    let session = start_session(UnionFuse::new(fs), &req.merged, &config).map_err(|e| {
+    let mut union = UnionFuse::new(fs);
+    union.allow_passthrough = !req.options.no_passthrough;
+    let notifier_slot = union.notifier.clone();
+    let session = start_session(union, &req.merged, &config).map_err(|e| {
         cleanup(anyhow::anyhow!(
             "{}: cannot mount: {}",
             req.merged.display(),
@@ -114,6 +117,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
         ))
     })?;
     let notifier = session.notifier();
+    let _ = notifier_slot.set(notifier.clone());
     std::thread::spawn(move || {
         for ino in rx {
             let _ = notifier.inval_inode(fuser::INodeNo(ino), -1, 0);

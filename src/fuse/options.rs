@@ -11,6 +11,8 @@ pub struct MountOptions {
     pub flags: Vec<MountOption>,
     pub fsname: Option<String>,
     pub threads: Option<usize>,
+    /// `nopassthrough`: serve every read and write through the daemon even as root.
+    pub no_passthrough: bool,
 }
 
 impl MountOptions {
@@ -28,6 +30,8 @@ impl MountOptions {
                 "allow_root" => o.allow_root = true,
                 "default_permissions" => {}
                 "userxattr" => o.userxattr = true,
+                "passthrough" => o.no_passthrough = false,
+                "nopassthrough" => o.no_passthrough = true,
                 "suid" => o.flags.push(MountOption::Suid),
                 "nosuid" => o.flags.push(MountOption::NoSuid),
                 "dev" => o.flags.push(MountOption::Dev),

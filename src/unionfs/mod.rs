@@ -10,7 +10,7 @@ mod readdir;
 pub use introspect::{LAYERS_XATTR, PID_XATTR, WHICH_XATTR};
 pub use layers::{LayerSpec, Layers, SpecError};
 pub use node::{LowerRef, Node, NodeState, ROOT};
-pub use ops::{Caller, SetAttr, SetTime};
+pub use ops::{Caller, SetAttr, SetTime, killed_suidgid};
 pub use readdir::DirEntry;
 
 use crate::sys::{self, Stat};

@@ -51,6 +51,19 @@ pub struct SetAttr {
     pub size: Option<u64>,
     pub atime: Option<SetTime>,
     pub mtime: Option<SetTime>,
+    /// A truncate by a caller without CAP_FSETID: drop set-user-ID and set-group-ID as
+    /// the kernel would (it leaves that to us under FUSE_HANDLE_KILLPRIV_V2).
+    pub kill_suidgid: bool,
+}
+
+/// The mode after a write or truncate by a caller without CAP_FSETID: no set-user-ID,
+/// and no set-group-ID when group-executable (without it, it marks mandatory locking).
+pub fn killed_suidgid(mode: u32) -> u32 {
+    let mut m = mode & !libc::S_ISUID;
+    if m & libc::S_IXGRP != 0 {
+        m &= !libc::S_ISGID;
+    }
+    m
 }
 
 fn restore_times(fd: RawFd, p: &OsStr, before: &Stat) -> io::Result<()> {
@@ -940,6 +953,12 @@ impl UnionFs {
             match fh {
                 Some(f) if unsafe { libc::ftruncate(f, size as i64) } == 0 => {}
                 _ => sys::truncateat(fd, &p, size)?,
+            }
+            if a.kill_suidgid && a.mode.is_none() {
+                let now = sys::lstatat(fd, &p)?.st_mode;
+                if killed_suidgid(now) != now {
+                    sys::fchmodat(fd, &p, killed_suidgid(now) & 0o7777)?;
+                }
             }
         }
         if a.atime.is_some() || a.mtime.is_some() {
