@@ -1,0 +1,163 @@
+//! `pull`: manifest (a list or index resolved to the host's platform), config, then
+//! each layer the store lacks. Every blob is checked against its digest while it
+//! downloads into a temp file; only checked content reaches the store, where layers
+//! are kept uncompressed (blob digest == diff_id) and unpacked once, as `load` does.
+use super::blobs;
+use super::client::Client;
+use super::manifests::{self, Descriptor, Manifest};
+use super::reference::Reference;
+use crate::image::store::{BackgroundBlob, Store, TeeReader, strip_sha};
+use crate::image::util::{self, Compression, Progress};
+use anyhow::{Context, Result, anyhow, bail};
+use oci_spec::image::ImageConfiguration;
+use std::fs::{self, File};
+use std::io::{BufReader, Read};
+
+const CONFIG_TYPES: &[&str] = &[
+    "application/vnd.oci.image.config.v1+json",
+    "application/vnd.docker.container.image.v1+json",
+];
+
+/// What a pull brought: the image id and the name it was stored under.
+pub struct Pulled {
+    pub id: String,
+    pub tag: Option<String>,
+}
+
+pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled> {
+    let what = r.to_string();
+    let mut fetched = manifests::fetch(client, r, &r.manifest_ref())?;
+    if fetched.is_index() {
+        let d = manifests::pick_platform(&fetched.bytes, &what)?;
+        fetched = manifests::fetch(client, r, &d.digest)?;
+        if fetched.is_index() {
+            bail!("manifest {what}: a manifest list inside a manifest list is not supported");
+        }
+    }
+    let m: Manifest = serde_json::from_slice(&fetched.bytes)
+        .with_context(|| format!("manifest {what} ({})", fetched.digest))?;
+    if m.schema_version != 2 {
+        bail!(
+            "manifest {what}: schemaVersion {} is not supported",
+            m.schema_version
+        );
+    }
+    if !m.config.media_type.is_empty() && !CONFIG_TYPES.contains(&m.config.media_type.as_str()) {
+        bail!(
+            "{what}: not a container image (config media type {:?})",
+            m.config.media_type
+        );
+    }
+    let _w = store.writer_lock()?;
+    let config_raw = blobs::fetch_small(client, &r.repository, &m.config)
+        .with_context(|| format!("pull {what}: config"))?;
+    let cfg: ImageConfiguration = serde_json::from_slice(&config_raw)
+        .with_context(|| format!("pull {what}: parsing image config {}", m.config.digest))?;
+    let diff_ids: Vec<String> = cfg
+        .rootfs()
+        .diff_ids()
+        .iter()
+        .map(|d| strip_sha(d).to_string())
+        .collect();
+    if diff_ids.len() != m.layers.len() {
+        bail!(
+            "manifest {what}: {} layers but its config lists {} diff_ids",
+            m.layers.len(),
+            diff_ids.len()
+        );
+    }
+    let mut progress = Progress::new(&format!("pull {what}"));
+    let mut layers = Vec::new();
+    for (d, diff) in m.layers.iter().zip(&diff_ids) {
+        let blob = store.blob_path(diff);
+        if blob.is_file() && store.layer_dir(diff).is_dir() {
+            layers.push((diff.clone(), fs::metadata(&blob)?.len()));
+            continue; // already in the store (another image has this layer)
+        }
+        let got = take_layer(store, client, &r.repository, d, diff, &mut progress)
+            .with_context(|| format!("pull {what}: layer {}", d.digest))?;
+        layers.push(got);
+    }
+    progress.finish();
+    let tag = r.store_tag();
+    let (id, _) = store.record_image(
+        &config_raw,
+        &layers,
+        &tag.iter().cloned().collect::<Vec<_>>(),
+    )?;
+    Ok(Pulled { id, tag })
+}
+
+/// Downloads (checked), decompresses, stores and unpacks one layer. Returns the
+/// uncompressed blob (hex == diff_id) and its size.
+fn take_layer(
+    store: &Store,
+    client: &mut Client,
+    repo: &str,
+    d: &Descriptor,
+    diff: &str,
+    progress: &mut Progress,
+) -> Result<(String, u64)> {
+    if d.media_type.contains("encrypted") {
+        bail!("encrypted layers ({}) are not supported", d.media_type);
+    }
+    let tmp = blobs::download(client, repo, d, &store.tmp_dir(), progress)?;
+    let mut head = [0u8; 4];
+    let n = File::open(tmp.path())?.read(&mut head)?;
+    let mismatch = |hex: &str| {
+        anyhow!(
+            "uncompressed content is sha256:{hex}, not the config's diff_id sha256:{diff}; refused, nothing stored"
+        )
+    };
+    match util::detect_compression(&head[..n]) {
+        Compression::None => {
+            let hex = strip_sha(&d.digest).to_string();
+            if hex != diff {
+                return Err(mismatch(&hex));
+            }
+            if !store.layer_dir(diff).is_dir() {
+                let f = BufReader::with_capacity(1 << 20, File::open(tmp.path())?);
+                report(diff, store.unpack_layer(f, diff)?);
+            }
+            let path = tmp
+                .into_temp_path()
+                .keep()
+                .context("keeping a downloaded blob")?;
+            store.adopt_blob(&path, diff)?;
+            Ok((hex, d.size))
+        }
+        Compression::Gzip | Compression::Zstd => {
+            let input = util::decompressed(File::open(tmp.path())?)?;
+            let mut tee = TeeReader::new(input, BackgroundBlob::start(store)?);
+            let unpacked = if store.layer_dir(diff).is_dir() {
+                None
+            } else {
+                Some(store.unpack_to_temp(&mut tee)?)
+            };
+            let (hex, size, fresh) = tee.finish().context("decompressing")?;
+            if hex != diff {
+                if let Some((dir, _)) = unpacked {
+                    util::remove_tree(&dir);
+                }
+                if fresh {
+                    let _ = fs::remove_file(store.blob_path(&hex));
+                }
+                return Err(mismatch(&hex));
+            }
+            if let Some((dir, rep)) = unpacked {
+                store.install_layer(&dir, diff)?;
+                report(diff, rep);
+            }
+            Ok((hex, size))
+        }
+    }
+}
+
+fn report(diff: &str, r: crate::image::layer::UnpackReport) {
+    for w in r.warnings {
+        eprintln!(
+            "unionctl: warning: layer {}: {w}",
+            &diff[..12.min(diff.len())]
+        );
+    }
+}
