@@ -66,19 +66,35 @@ pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled>
             diff_ids.len()
         );
     }
+    // Every missing layer is downloaded and checked before any is stored, so a
+    // corrupt or truncated blob leaves nothing behind.
     let mut progress = Progress::new(&format!("pull {what}"));
-    let mut layers = Vec::new();
+    let mut downloads = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for (d, diff) in m.layers.iter().zip(&diff_ids) {
-        let blob = store.blob_path(diff);
-        if blob.is_file() && store.layer_dir(diff).is_dir() {
-            layers.push((diff.clone(), fs::metadata(&blob)?.len()));
-            continue; // already in the store (another image has this layer)
+        if present(store, diff) || !seen.insert(diff) {
+            continue; // already in the store, or twice in this image
         }
-        let got = take_layer(store, client, &r.repository, d, diff, &mut progress)
+        if d.media_type.contains("encrypted") {
+            bail!(
+                "pull {what}: layer {}: encrypted layers ({}) are not supported",
+                d.digest,
+                d.media_type
+            );
+        }
+        let tmp = blobs::download(client, &r.repository, d, &store.tmp_dir(), &mut progress)
             .with_context(|| format!("pull {what}: layer {}", d.digest))?;
-        layers.push(got);
+        downloads.push((d, diff, tmp));
     }
     progress.finish();
+    for (d, diff, tmp) in downloads {
+        take_layer(store, d, diff, tmp)
+            .with_context(|| format!("pull {what}: layer {}", d.digest))?;
+    }
+    let mut layers = Vec::new();
+    for diff in &diff_ids {
+        layers.push((diff.clone(), fs::metadata(store.blob_path(diff))?.len()));
+    }
     let tag = r.store_tag();
     let (id, _) = store.record_image(
         &config_raw,
@@ -88,20 +104,19 @@ pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled>
     Ok(Pulled { id, tag })
 }
 
-/// Downloads (checked), decompresses, stores and unpacks one layer. Returns the
-/// uncompressed blob (hex == diff_id) and its size.
+/// A layer the store holds both as a blob and unpacked.
+fn present(store: &Store, diff: &str) -> bool {
+    store.blob_path(diff).is_file() && store.layer_dir(diff).is_dir()
+}
+
+/// Decompresses, stores and unpacks one downloaded (and checked) layer blob, after
+/// checking its uncompressed digest against the config's diff_id.
 fn take_layer(
     store: &Store,
-    client: &mut Client,
-    repo: &str,
     d: &Descriptor,
     diff: &str,
-    progress: &mut Progress,
-) -> Result<(String, u64)> {
-    if d.media_type.contains("encrypted") {
-        bail!("encrypted layers ({}) are not supported", d.media_type);
-    }
-    let tmp = blobs::download(client, repo, d, &store.tmp_dir(), progress)?;
+    tmp: tempfile::NamedTempFile,
+) -> Result<()> {
     let mut head = [0u8; 4];
     let n = File::open(tmp.path())?.read(&mut head)?;
     let mismatch = |hex: &str| {
@@ -123,8 +138,7 @@ fn take_layer(
                 .into_temp_path()
                 .keep()
                 .context("keeping a downloaded blob")?;
-            store.adopt_blob(&path, diff)?;
-            Ok((hex, d.size))
+            store.adopt_blob(&path, diff)
         }
         Compression::Gzip | Compression::Zstd => {
             let input = util::decompressed(File::open(tmp.path())?)?;
@@ -134,7 +148,7 @@ fn take_layer(
             } else {
                 Some(store.unpack_to_temp(&mut tee)?)
             };
-            let (hex, size, fresh) = tee.finish().context("decompressing")?;
+            let (hex, _, fresh) = tee.finish().context("decompressing")?;
             if hex != diff {
                 if let Some((dir, _)) = unpacked {
                     util::remove_tree(&dir);
@@ -148,7 +162,7 @@ fn take_layer(
                 store.install_layer(&dir, diff)?;
                 report(diff, rep);
             }
-            Ok((hex, size))
+            Ok(())
         }
     }
 }

@@ -35,7 +35,8 @@ pub fn next_link(link: &str) -> Option<String> {
     })
 }
 
-/// Follows the pages of a listing, collecting what `items` takes from each.
+/// Follows the pages of a listing (the registry picks the page size: it refuses an
+/// `n` above its `maxentries`), collecting what `items` takes from each.
 fn paged(
     client: &mut Client,
     first: &str,
@@ -74,17 +75,11 @@ fn paged(
 pub fn catalog(client: &mut Client, term: &str) -> Result<Vec<String>> {
     let what = format!("search {}", client.registry);
     let w = what.clone();
-    let mut repos = paged(
-        client,
-        "/v2/_catalog?n=100",
-        "registry:catalog:*",
-        &what,
-        |b| {
-            let c: Catalog =
-                serde_json::from_slice(b).map_err(|e| anyhow!("{w}: catalog answer: {e}"))?;
-            Ok(c.repositories.unwrap_or_default())
-        },
-    )?;
+    let mut repos = paged(client, "/v2/_catalog", "registry:catalog:*", &what, |b| {
+        let c: Catalog =
+            serde_json::from_slice(b).map_err(|e| anyhow!("{w}: catalog answer: {e}"))?;
+        Ok(c.repositories.unwrap_or_default())
+    })?;
     repos.retain(|r| r.contains(term));
     repos.sort();
     repos.dedup();
@@ -94,7 +89,7 @@ pub fn catalog(client: &mut Client, term: &str) -> Result<Vec<String>> {
 pub fn tags(client: &mut Client, repo: &str) -> Result<Vec<String>> {
     let what = format!("list tags of {}/{repo}", client.registry);
     let w = what.clone();
-    let first = format!("/v2/{repo}/tags/list?n=1000");
+    let first = format!("/v2/{repo}/tags/list");
     let resp = paged(client, &first, &scope_pull(repo), &what, |b| {
         let t: TagList =
             serde_json::from_slice(b).map_err(|e| anyhow!("{w}: tag list answer: {e}"))?;

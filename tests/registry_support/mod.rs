@@ -1,0 +1,126 @@
+//! A real registry for the tests: Debian's `docker-registry` (distribution 2.8) on a
+//! free 127.0.0.1 port with its storage in a temp dir, stopped when dropped.
+#![allow(dead_code)]
+use std::fs;
+use std::net::TcpListener;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
+
+pub struct Registry {
+    /// `127.0.0.1:PORT`
+    pub host: String,
+    pub dir: tempfile::TempDir,
+    child: Child,
+}
+
+impl Registry {
+    /// A registry without authentication.
+    pub fn start() -> Registry {
+        Self::start_with(None)
+    }
+
+    /// A registry that wants Basic credentials from this htpasswd (bcrypt) file.
+    pub fn start_with(htpasswd: Option<&Path>) -> Registry {
+        assert!(
+            Path::new(REGISTRY_BIN).exists(),
+            "{REGISTRY_BIN} missing: run scripts/install-deps.sh"
+        );
+        let dir = tempfile::Builder::new()
+            .prefix("unionctl-registry-")
+            .tempdir_in("/var/tmp")
+            .unwrap();
+        for _ in 0..5 {
+            let port = TcpListener::bind("127.0.0.1:0")
+                .unwrap()
+                .local_addr()
+                .unwrap()
+                .port();
+            let auth = htpasswd
+                .map(|p| {
+                    format!(
+                        "auth:\n  htpasswd:\n    realm: unionctl-test\n    path: {}\n",
+                        p.display()
+                    )
+                })
+                .unwrap_or_default();
+            // maxentries 1: every catalog page holds one repository, so a listing of
+            // several repositories has to follow the `Link` header.
+            let config = format!(
+                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
+                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\ncatalog:\n  maxentries: 1\n{auth}",
+                dir.path().join("data").display()
+            );
+            let cfg = dir.path().join("config.yml");
+            fs::write(&cfg, config).unwrap();
+            let log = fs::File::create(dir.path().join("registry.log")).unwrap();
+            let mut child = Command::new(REGISTRY_BIN)
+                .arg("serve")
+                .arg(&cfg)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().unwrap())
+                .stderr(log)
+                .spawn()
+                .expect("starting docker-registry");
+            let host = format!("127.0.0.1:{port}");
+            let deadline = Instant::now() + Duration::from_secs(15);
+            while Instant::now() < deadline {
+                if let Ok(Some(_)) = child.try_wait() {
+                    break; // port taken meanwhile: try another
+                }
+                let code = Command::new("curl")
+                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .arg(format!("http://{host}/v2/"))
+                    .output()
+                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+                    .unwrap_or_default();
+                if code == "200" || code == "401" {
+                    return Registry { host, dir, child };
+                }
+                std::thread::sleep(Duration::from_millis(50));
+            }
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        panic!(
+            "docker-registry did not start: {}",
+            fs::read_to_string(dir.path().join("registry.log")).unwrap_or_default()
+        );
+    }
+
+    /// The registry's stored data of a blob (its filesystem driver layout).
+    pub fn blob_data(&self, digest: &str) -> PathBuf {
+        let hex = digest.trim_start_matches("sha256:");
+        self.dir
+            .path()
+            .join("data/docker/registry/v2/blobs/sha256")
+            .join(&hex[..2])
+            .join(hex)
+            .join("data")
+    }
+
+    pub fn log(&self) -> String {
+        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A bcrypt htpasswd file with one user (`htpasswd -B`, as the registry requires).
+pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
+    let out = Command::new("htpasswd")
+        .args(["-Bbn", user, password])
+        .output()
+        .expect("htpasswd (apache2-utils) missing: run scripts/install-deps.sh");
+    assert!(out.status.success());
+    let p = dir.join("htpasswd");
+    fs::write(&p, out.stdout).unwrap();
+    p
+}
