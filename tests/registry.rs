@@ -505,3 +505,64 @@ fn errors_are_one_clear_line() {
     );
     assert!(!reg.log().contains("panic"));
 }
+
+#[test]
+fn bearer_tokens_over_https() {
+    let t = tmpdir();
+    let (cert, key) = self_signed(t.path());
+    let tokens = TokenServer::start(&cert, &key, "unionctl-issuer", "bob", "pw");
+    let auth = format!(
+        "auth:\n  token:\n    realm: {}\n    service: unionctl-registry\n    issuer: unionctl-issuer\n    rootcertbundle: {}\n",
+        tokens.realm,
+        cert.display()
+    );
+    let reg = Registry::start_custom(&auth, Some((&cert, &key)));
+    let h = reg.host.as_str();
+    let root = t.path().join("store");
+    let rootfs = t.path().join("rootfs");
+    busybox_rootfs(&rootfs);
+    let tar = t.path().join("rootfs.tar");
+    tar_of(&rootfs, &tar);
+    uc_ok(&root, &["import", tar.to_str().unwrap(), "bb"]);
+    let public = format!("{h}/public/bb:1");
+    let private = format!("{h}/private/bb:1");
+
+    // anonymous tokens carry no push: refused with the way out named
+    fails_with(&root, &["push", "bb", &public], &["401", "login"]);
+    fails_with(
+        &root,
+        &["push", "--creds", "bob:bad", "bb", &public],
+        &["bob", "refused"],
+    );
+    for n in [&public, &private] {
+        uc_ok(&root, &["push", "--creds", "bob:pw", "bb", n]);
+    }
+    // anonymous pull of public/ works, of private/ does not
+    let other = t.path().join("other");
+    let id = uc_ok(&other, &["pull", &public]);
+    assert_eq!(id.trim(), format!("sha256:{}", image_id(&root, "bb")));
+    fails_with(&other, &["pull", &private], &["401", "login"]);
+    // login asks the token server; saved credentials then serve pull and search
+    fails_with(
+        &other,
+        &["login", "-u", "bob", "-p", "nope", h],
+        &["bob", "refused"],
+    );
+    uc_ok(&other, &["login", "-u", "bob", "-p", "pw", h]);
+    assert_eq!(uc_ok(&other, &["pull", &private]), id);
+    assert_eq!(
+        uc_ok(&other, &["search", h]),
+        format!("NAME\n{h}/private/bb\n{h}/public/bb\n")
+    );
+    // the registry speaks https only: skopeo agrees on what we pushed
+    sh_ok(
+        "skopeo",
+        &[
+            "inspect",
+            "--tls-verify=false",
+            "--creds",
+            "bob:pw",
+            &format!("docker://{private}"),
+        ],
+    );
+}

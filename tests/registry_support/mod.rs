@@ -24,6 +24,19 @@ impl Registry {
 
     /// A registry that wants Basic credentials from this htpasswd (bcrypt) file.
     pub fn start_with(htpasswd: Option<&Path>) -> Registry {
+        let auth = htpasswd
+            .map(|p| {
+                format!(
+                    "auth:\n  htpasswd:\n    realm: unionctl-test\n    path: {}\n",
+                    p.display()
+                )
+            })
+            .unwrap_or_default();
+        Self::start_custom(&auth, None)
+    }
+
+    /// A registry with this `auth:` section (YAML) and, given (cert, key), https.
+    pub fn start_custom(auth: &str, tls: Option<(&Path, &Path)>) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} missing: run scripts/install-deps.sh"
@@ -38,19 +51,21 @@ impl Registry {
                 .local_addr()
                 .unwrap()
                 .port();
-            let auth = htpasswd
-                .map(|p| {
+            let tls_yaml = tls
+                .map(|(c, k)| {
                     format!(
-                        "auth:\n  htpasswd:\n    realm: unionctl-test\n    path: {}\n",
-                        p.display()
+                        "  tls:\n    certificate: {}\n    key: {}\n",
+                        c.display(),
+                        k.display()
                     )
                 })
                 .unwrap_or_default();
+            let scheme = if tls.is_some() { "https" } else { "http" };
             // maxentries 1: every catalog page holds one repository, so a listing of
             // several repositories has to follow the `Link` header.
             let config = format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\ncatalog:\n  maxentries: 1\n{auth}",
+                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_yaml}catalog:\n  maxentries: 1\n{auth}",
                 dir.path().join("data").display()
             );
             let cfg = dir.path().join("config.yml");
@@ -71,8 +86,8 @@ impl Registry {
                     break; // port taken meanwhile: try another
                 }
                 let code = Command::new("curl")
-                    .args(["-s", "-o", "/dev/null", "-w", "%{http_code}"])
-                    .arg(format!("http://{host}/v2/"))
+                    .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
+                    .arg(format!("{scheme}://{host}/v2/"))
                     .output()
                     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                     .unwrap_or_default();
@@ -123,4 +138,79 @@ pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
     let p = dir.join("htpasswd");
     fs::write(&p, out.stdout).unwrap();
     p
+}
+
+/// A self-signed certificate for 127.0.0.1 (registry TLS, token signing): (cert, key).
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    let out = Command::new("openssl")
+        .args([
+            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
+        ])
+        .args([
+            "-subj",
+            "/CN=127.0.0.1",
+            "-addext",
+            "subjectAltName=IP:127.0.0.1",
+        ])
+        .arg("-keyout")
+        .arg(&key)
+        .arg("-out")
+        .arg(&cert)
+        .output()
+        .expect("openssl missing: run scripts/install-deps.sh");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    (cert, key)
+}
+
+/// The token server (token_server.py), stopped when dropped.
+pub struct TokenServer {
+    pub realm: String,
+    child: Child,
+}
+
+impl TokenServer {
+    pub fn start(cert: &Path, key: &Path, issuer: &str, user: &str, password: &str) -> TokenServer {
+        use std::io::BufRead;
+        let der = Command::new("openssl")
+            .args(["x509", "-outform", "der", "-in"])
+            .arg(cert)
+            .output()
+            .unwrap();
+        assert!(der.status.success());
+        let der_b64 = {
+            use base64::Engine as _;
+            base64::engine::general_purpose::STANDARD.encode(&der.stdout)
+        };
+        let script =
+            Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/registry_support/token_server.py");
+        let mut child = Command::new("python3")
+            .arg(script)
+            .arg(key)
+            .args([&der_b64, issuer, user, password])
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("python3 missing: run scripts/install-deps.sh");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let port: u16 = line.trim().parse().expect("token server did not start");
+        TokenServer {
+            realm: format!("http://127.0.0.1:{port}/token"),
+            child,
+        }
+    }
+}
+
+impl Drop for TokenServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
 }
