@@ -149,6 +149,19 @@ fn push_then_pull_into_an_empty_store_gives_the_same_image() {
     assert_eq!(uc_ok(&two, &["pull", &name]), id);
     let by_digest = format!("{}/team/two@{digest}", reg.host);
     assert_eq!(uc_ok(&two, &["pull", &by_digest]), id);
+    // pushed on to another repository of that registry: its blobs are mounted, not sent
+    let copy = format!("{}/team/copy:v1", reg.host);
+    assert_eq!(uc_ok(&two, &["push", &name, &copy]).trim(), digest);
+    let log = reg.log();
+    let mounts: Vec<&str> = log
+        .lines()
+        .filter(|l| {
+            l.contains("POST /v2/team/copy/blobs/uploads/?mount=") && l.contains("from=team/two")
+        })
+        .collect();
+    assert_eq!(mounts.len(), 3, "two layers and a config to mount:\n{log}");
+    assert!(mounts.iter().all(|l| l.contains("\" 201 ")), "{mounts:?}");
+    assert!(!log.contains("PUT /v2/team/copy/blobs/uploads/"), "{log}");
     // and a save of the pulled image loads back as the same image elsewhere
     let ar = t.path().join("pulled.tar");
     uc_ok(&two, &["save", "-o", ar.to_str().unwrap(), &name]);

@@ -259,7 +259,8 @@ pub fn fetch_token(
     if let Some(s) = service {
         req = req.query("service", s);
     }
-    if let Some(s) = scope.filter(|s| !s.is_empty()) {
+    // Several scopes (a cross-repository mount) go as repeated parameters.
+    for s in scope.unwrap_or("").split_whitespace() {
         req = req.query("scope", s);
     }
     if let Some(c) = creds {

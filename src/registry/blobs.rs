@@ -111,12 +111,33 @@ pub fn fetch_small(client: &mut Client, repo: &str, d: &Descriptor) -> Result<Ve
 }
 
 /// Uploads a blob in one piece: POST opens an upload session, PUT with `?digest=`
-/// sends the content and closes it (the registry checks the digest).
-pub fn upload(client: &mut Client, repo: &str, digest: &str, content: Payload) -> Result<()> {
+/// sends the content and closes it (the registry checks the digest). With
+/// `mount_from`, a repository of the same registry that has the blob, the POST first
+/// asks the registry to link it from there (201: nothing to send).
+/// Returns whether the blob was mounted.
+pub fn upload(
+    client: &mut Client,
+    repo: &str,
+    digest: &str,
+    content: Payload,
+    mount_from: Option<&str>,
+) -> Result<bool> {
     let what = format!("uploading blob {digest} to {}/{repo}", client.registry);
-    let url = client.url(&format!("/v2/{repo}/blobs/uploads/"));
-    let resp = client.send("POST", &url, &[], Payload::Empty, &scope_push(repo))?;
+    let mut url = client.url(&format!("/v2/{repo}/blobs/uploads/"));
+    let mut scope = scope_push(repo);
+    if let Some(from) = mount_from {
+        url.push_str(&format!(
+            "?mount={}&from={from}",
+            digest.replace(':', "%3A")
+        ));
+        scope.push(' ');
+        scope.push_str(&scope_pull(from));
+    }
+    let resp = client.send("POST", &url, &[], Payload::Empty, &scope)?;
     let resp = client.ok(resp, &what)?;
+    if mount_from.is_some() && resp.status().as_u16() == 201 {
+        return Ok(true);
+    }
     let location = client::header(&resp, "location");
     if location.is_empty() {
         bail!("{what}: the registry gave no upload location");
@@ -130,8 +151,8 @@ pub fn upload(client: &mut Client, repo: &str, digest: &str, content: Payload) -
         &put,
         &[("Content-Type", "application/octet-stream")],
         content,
-        &scope_push(repo),
+        &scope,
     )?;
     client.ok(resp, &what)?;
-    Ok(())
+    Ok(false)
 }

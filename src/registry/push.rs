@@ -22,6 +22,12 @@ pub fn push(store: &Store, img: &Image, client: &mut Client, r: &Reference) -> R
         .unwrap_or_else(|| OCI_MANIFEST.to_string());
     let mut wanted: Vec<String> = img.layer_blobs();
     wanted.push(img.id.clone());
+    // A repository of the same registry this image came from (or went to) may have the
+    // blobs: the registry can link them instead of receiving them again.
+    let mount_from: Option<String> = img.tags.iter().find_map(|t| {
+        let src = Reference::parse(t).ok()?;
+        (src.registry == r.registry && src.repository != r.repository).then_some(src.repository)
+    });
     let mut progress = Progress::new(&format!("push {what}"));
     for hex in &wanted {
         let digest = format!("sha256:{hex}");
@@ -32,9 +38,17 @@ pub fn push(store: &Store, img: &Image, client: &mut Client, r: &Reference) -> R
         let size = std::fs::metadata(&path)
             .with_context(|| format!("push {what}: blob {digest} missing from the store"))?
             .len();
-        blobs::upload(client, &r.repository, &digest, Payload::File(&path))
-            .with_context(|| format!("push {what}"))?;
-        progress.add(size);
+        let mounted = blobs::upload(
+            client,
+            &r.repository,
+            &digest,
+            Payload::File(&path),
+            mount_from.as_deref(),
+        )
+        .with_context(|| format!("push {what}"))?;
+        if !mounted {
+            progress.add(size);
+        }
     }
     progress.finish();
     let ours = format!("sha256:{}", img.manifest_hex);

@@ -117,7 +117,8 @@ impl Registry {
     }
 
     pub fn log(&self) -> String {
-        fs::read_to_string(self.dir.path().join("registry.log")).unwrap_or_default()
+        let raw = fs::read(self.dir.path().join("registry.log")).unwrap_or_default();
+        String::from_utf8_lossy(&raw).into_owned()
     }
 }
 
