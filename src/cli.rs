@@ -324,6 +324,7 @@ pub struct RegistryOpts {
 pub struct PullArgs {
     #[command(flatten)]
     pub registry: RegistryOpts,
+    /// No summary line on a terminal (the image id is printed still)
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]

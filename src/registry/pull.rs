@@ -22,6 +22,9 @@ const CONFIG_TYPES: &[&str] = &[
 pub struct Pulled {
     pub id: String,
     pub tag: Option<String>,
+    pub layers: usize,
+    /// Layers downloaded (the others were in the store already).
+    pub downloaded: usize,
 }
 
 pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled> {
@@ -87,6 +90,7 @@ pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled>
         downloads.push((d, diff, tmp));
     }
     progress.finish();
+    let downloaded = downloads.len();
     for (d, diff, tmp) in downloads {
         take_layer(store, d, diff, tmp)
             .with_context(|| format!("pull {what}: layer {}", d.digest))?;
@@ -101,7 +105,12 @@ pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled>
         &layers,
         &tag.iter().cloned().collect::<Vec<_>>(),
     )?;
-    Ok(Pulled { id, tag })
+    Ok(Pulled {
+        id,
+        tag,
+        layers: diff_ids.len(),
+        downloaded,
+    })
 }
 
 /// A layer the store holds both as a blob and unpacked.
