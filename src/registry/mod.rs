@@ -41,8 +41,9 @@ pub fn cmd_pull(root: Option<PathBuf>, a: PullArgs) -> Result<i32> {
     let pulled = pull::pull(&store, &mut client, &r).with_context(ctx)?;
     if !a.quiet && util::stderr_is_terminal() {
         eprintln!(
-            "{}: pulled as {}",
-            r,
+            "{r}: {} of {} layers downloaded, stored as {}",
+            pulled.downloaded,
+            pulled.layers,
             pulled.tag.as_deref().unwrap_or("<none>")
         );
     }
