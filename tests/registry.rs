@@ -121,6 +121,13 @@ fn push_then_pull_into_an_empty_store_gives_the_same_image() {
     let v: serde_json::Value = serde_json::from_str(&js).unwrap();
     assert_eq!(v["Digest"], digest);
 
+    let blob_gets = || {
+        reg.log()
+            .lines()
+            .filter(|l| l.contains("\"GET /v2/team/two/blobs/sha256:"))
+            .count()
+    };
+    let start = blob_gets();
     let id = uc_ok(&two, &["pull", &name]);
     assert_eq!(
         id.trim(),
@@ -145,10 +152,18 @@ fn push_then_pull_into_an_empty_store_gives_the_same_image() {
         ],
     );
     assert_eq!(out, "gone\nc\n");
-    // pulled again (layers present) and by digest: the same image
+    // pulled again (layers present) and by digest: the same image, and of the blobs
+    // only the config is fetched again
+    let before = blob_gets();
+    assert_eq!(before, start + 3, "two layers and a config");
     assert_eq!(uc_ok(&two, &["pull", &name]), id);
     let by_digest = format!("{}/team/two@{digest}", reg.host);
     assert_eq!(uc_ok(&two, &["pull", &by_digest]), id);
+    assert_eq!(
+        blob_gets(),
+        before + 2,
+        "layers in the store were downloaded again"
+    );
     // pushed on to another repository of that registry: its blobs are mounted, not sent
     let copy = format!("{}/team/copy:v1", reg.host);
     assert_eq!(uc_ok(&two, &["push", &name, &copy]).trim(), digest);
