@@ -594,3 +594,24 @@ fn bearer_tokens_over_https() {
         ],
     );
 }
+
+#[test]
+fn rootless_pull_and_push() {
+    let reg = Registry::start();
+    let t = tmpdir();
+    let root = t.path().join("store");
+    two_layer_image(t.path(), &root);
+    let name = format!("{}/team/two:v1", reg.host);
+    uc_ok(&root, &["push", "two:layers", &name]);
+    let user_root = user_store(t.path());
+    let id = uc_as_user_ok(&user_root, &["pull", &name]);
+    assert_eq!(
+        id.trim(),
+        format!("sha256:{}", image_id(&root, "two:layers"))
+    );
+    let listed = uc_as_user_ok(&user_root, &["images", "-q"]);
+    assert_eq!(listed.trim(), &image_id(&root, "two:layers")[..12]);
+    let again = format!("{}/user/two:v2", reg.host);
+    let digest = uc_as_user_ok(&user_root, &["push", &name, &again]);
+    assert_eq!(digest, uc_ok(&root, &["push", "two:layers", &again]));
+}
