@@ -318,6 +318,10 @@ pub struct RegistryOpts {
     /// Credentials file (default $REGISTRY_AUTH_FILE, else ROOT/auth.json)
     #[arg(long)]
     pub authfile: Option<PathBuf>,
+    /// CA certificates (*.crt) and client certificate (*.cert + *.key) for the registry
+    /// (default /etc/containers/certs.d/HOST, /etc/docker/certs.d/HOST)
+    #[arg(long = "cert-dir")]
+    pub cert_dir: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -360,6 +364,9 @@ pub struct LoginArgs {
     pub tls_verify: bool,
     #[arg(long)]
     pub authfile: Option<PathBuf>,
+    /// CA certificates (*.crt) and client certificate (*.cert + *.key) for the registry
+    #[arg(long = "cert-dir")]
+    pub cert_dir: Option<PathBuf>,
     #[arg(short = 'u', long)]
     pub username: Option<String>,
     #[arg(short = 'p', long)]

@@ -615,3 +615,42 @@ fn rootless_pull_and_push() {
     let digest = uc_as_user_ok(&user_root, &["push", &name, &again]);
     assert_eq!(digest, uc_ok(&root, &["push", "two:layers", &again]));
 }
+
+#[test]
+fn certificates_of_remote_registries_are_checked() {
+    let t = tmpdir();
+    let ip = outside_ipv4();
+    let (ca, cert, key) = ca_and_server_cert(t.path(), &ip);
+    let reg = Registry::start_on(&ip, "", Some((&cert, &key)));
+    let root = t.path().join("store");
+    let rootfs = t.path().join("rootfs");
+    busybox_rootfs(&rootfs);
+    let tar = t.path().join("rootfs.tar");
+    tar_of(&rootfs, &tar);
+    uc_ok(&root, &["import", tar.to_str().unwrap(), "bb"]);
+    let name = format!("{}/tls/bb:1", reg.host);
+    // not a local registry: an unknown CA is refused, with the ways out named
+    fails_with(
+        &root,
+        &["push", "bb", &name],
+        &[&reg.host, "certificate", "--tls-verify=false", "--cert-dir"],
+    );
+    uc_ok(&root, &["push", "--tls-verify=false", "bb", &name]);
+    // with the CA in a cert dir the certificate is checked and accepted
+    let certs = t.path().join("certs.d");
+    fs::create_dir_all(&certs).unwrap();
+    fs::copy(&ca, certs.join("ca.crt")).unwrap();
+    let other = t.path().join("other");
+    let cd = certs.to_str().unwrap();
+    assert_eq!(
+        uc_ok(&other, &["pull", "--cert-dir", cd, &name]).trim(),
+        format!("sha256:{}", image_id(&root, "bb"))
+    );
+    let empty = t.path().join("empty");
+    fs::create_dir_all(&empty).unwrap();
+    fails_with(
+        &other,
+        &["pull", "--cert-dir", empty.to_str().unwrap(), &name],
+        &["--cert-dir", "empty"],
+    );
+}

@@ -4,6 +4,7 @@
 //! registry error answers (`{"errors": [{"code", "message"}]}`) turned into one line.
 use super::auth::{self, Challenge, Credentials};
 use super::reference;
+use super::tls;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::HashMap;
 use std::fs::File;
@@ -43,10 +44,7 @@ pub struct Client {
     tokens: HashMap<String, String>,
 }
 
-fn agent(verify: bool) -> ureq::Agent {
-    let tls = ureq::tls::TlsConfig::builder()
-        .disable_verification(!verify)
-        .build();
+fn agent(tls: ureq::tls::TlsConfig) -> ureq::Agent {
     ureq::Agent::config_builder()
         .http_status_as_error(false)
         .tls_config(tls)
@@ -60,10 +58,18 @@ fn agent(verify: bool) -> ureq::Agent {
 impl Client {
     /// Pings `/v2/`: https first; plain http too when TLS is not checked (a local
     /// registry, as docker treats it, or `--tls-verify=false`).
-    pub fn connect(registry: &str, tls_verify: bool, creds: Option<Credentials>) -> Result<Client> {
+    pub fn connect(
+        registry: &str,
+        tls_verify: bool,
+        cert_dir: Option<&Path>,
+        creds: Option<Credentials>,
+    ) -> Result<Client> {
         let host = reference::api_host(registry);
         let insecure = !tls_verify || reference::is_local_registry(registry);
-        let agent = agent(!insecure);
+        let agent = agent(
+            tls::config(registry, cert_dir, !insecure)
+                .with_context(|| format!("{registry}: TLS settings"))?,
+        );
         let mut failures = Vec::new();
         let schemes: &[&str] = if insecure {
             &["https", "http"]
@@ -106,7 +112,7 @@ impl Client {
         let hint = if insecure || !tls_trouble {
             ""
         } else {
-            " (a registry without TLS needs --tls-verify=false)"
+            " (a registry without TLS, or with a certificate not to be checked, needs --tls-verify=false; its CA goes in --cert-dir)"
         };
         bail!(
             "{registry}: registry unreachable: {}{hint}",

@@ -13,6 +13,7 @@ pub mod pull;
 pub mod push;
 pub mod reference;
 pub mod search;
+pub mod tls;
 
 use crate::cli::{LoginArgs, LogoutArgs, PullArgs, PushArgs, RegistryOpts, SearchArgs};
 use crate::image::store::Store;
@@ -29,7 +30,7 @@ fn connect(root: &Path, opts: &RegistryOpts, registry: &str) -> Result<Client> {
         Some(c) => Some(Credentials::parse(c)?),
         None => auth::saved(&auth::auth_file(root, opts.authfile.as_deref()), registry)?,
     };
-    Client::connect(registry, opts.tls_verify, creds)
+    Client::connect(registry, opts.tls_verify, opts.cert_dir.as_deref(), creds)
 }
 
 pub fn cmd_pull(root: Option<PathBuf>, a: PullArgs) -> Result<i32> {
@@ -155,8 +156,13 @@ pub fn cmd_login(root: Option<PathBuf>, a: LoginArgs) -> Result<i32> {
         bail!("login {registry}: {user:?} is not a user name");
     }
     let creds = Credentials { user, password };
-    let mut client = Client::connect(&registry, a.tls_verify, Some(creds.clone()))
-        .with_context(|| format!("login {registry}"))?;
+    let mut client = Client::connect(
+        &registry,
+        a.tls_verify,
+        a.cert_dir.as_deref(),
+        Some(creds.clone()),
+    )
+    .with_context(|| format!("login {registry}"))?;
     client.verify_login()?;
     let file = auth::auth_file(&root, a.authfile.as_deref());
     auth::store(&file, &registry, &creds)?;

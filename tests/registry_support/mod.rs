@@ -37,6 +37,11 @@ impl Registry {
 
     /// A registry with this `auth:` section (YAML) and, given (cert, key), https.
     pub fn start_custom(auth: &str, tls: Option<(&Path, &Path)>) -> Registry {
+        Self::start_on("127.0.0.1", auth, tls)
+    }
+
+    /// As `start_custom`, listening on another address of this machine.
+    pub fn start_on(ip: &str, auth: &str, tls: Option<(&Path, &Path)>) -> Registry {
         assert!(
             Path::new(REGISTRY_BIN).exists(),
             "{REGISTRY_BIN} missing: run scripts/install-deps.sh"
@@ -46,7 +51,7 @@ impl Registry {
             .tempdir_in("/var/tmp")
             .unwrap();
         for _ in 0..5 {
-            let port = TcpListener::bind("127.0.0.1:0")
+            let port = TcpListener::bind(format!("{ip}:0"))
                 .unwrap()
                 .local_addr()
                 .unwrap()
@@ -65,7 +70,7 @@ impl Registry {
             // several repositories has to follow the `Link` header.
             let config = format!(
                 "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
-                 delete:\n    enabled: true\nhttp:\n  addr: 127.0.0.1:{port}\n{tls_yaml}catalog:\n  maxentries: 1\n{auth}",
+                 delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{tls_yaml}catalog:\n  maxentries: 1\n{auth}",
                 dir.path().join("data").display()
             );
             let cfg = dir.path().join("config.yml");
@@ -79,7 +84,7 @@ impl Registry {
                 .stderr(log)
                 .spawn()
                 .expect("starting docker-registry");
-            let host = format!("127.0.0.1:{port}");
+            let host = format!("{ip}:{port}");
             let deadline = Instant::now() + Duration::from_secs(15);
             while Instant::now() < deadline {
                 if let Ok(Some(_)) = child.try_wait() {
@@ -141,31 +146,103 @@ pub fn htpasswd(dir: &Path, user: &str, password: &str) -> PathBuf {
     p
 }
 
-/// A self-signed certificate for 127.0.0.1 (registry TLS, token signing): (cert, key).
-pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
-    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+fn openssl(args: &[&str]) {
     let out = Command::new("openssl")
-        .args([
-            "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2",
-        ])
-        .args([
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
+        .args(args)
         .output()
         .expect("openssl missing: run scripts/install-deps.sh");
     assert!(
         out.status.success(),
-        "{}",
+        "openssl {args:?}: {}",
         String::from_utf8_lossy(&out.stderr)
     );
+}
+
+/// A self-signed certificate for 127.0.0.1 (registry TLS, token signing): (cert, key).
+pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
+    let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=127.0.0.1",
+        "-addext",
+        "subjectAltName=IP:127.0.0.1",
+        "-keyout",
+        key.to_str().unwrap(),
+        "-out",
+        cert.to_str().unwrap(),
+    ]);
     (cert, key)
+}
+
+/// A test CA and a server certificate it signed for this IP: (ca, cert, key).
+pub fn ca_and_server_cert(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
+    let p = |n: &str| dir.join(n).to_str().unwrap().to_string();
+    let (ca, ca_key, csr, cert, key) = (
+        p("ca.pem"),
+        p("ca.key"),
+        p("srv.csr"),
+        p("srv.pem"),
+        p("srv.key"),
+    );
+    openssl(&[
+        "req",
+        "-x509",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-days",
+        "2",
+        "-subj",
+        "/CN=unionctl test CA",
+        "-keyout",
+        &ca_key,
+        "-out",
+        &ca,
+    ]);
+    openssl(&[
+        "req",
+        "-new",
+        "-newkey",
+        "rsa:2048",
+        "-nodes",
+        "-subj",
+        &format!("/CN={ip}"),
+        "-keyout",
+        &key,
+        "-out",
+        &csr,
+    ]);
+    let ext = dir.join("srv.ext");
+    fs::write(
+        &ext,
+        format!("basicConstraints=CA:FALSE\nkeyUsage=digitalSignature,keyEncipherment\nextendedKeyUsage=serverAuth\nsubjectAltName=IP:{ip}\n"),
+    )
+    .unwrap();
+    openssl(&[
+        "x509",
+        "-req",
+        "-in",
+        &csr,
+        "-CA",
+        &ca,
+        "-CAkey",
+        &ca_key,
+        "-CAcreateserial",
+        "-days",
+        "2",
+        "-extfile",
+        ext.to_str().unwrap(),
+        "-out",
+        &cert,
+    ]);
+    (PathBuf::from(ca), PathBuf::from(cert), PathBuf::from(key))
 }
 
 /// The token server (token_server.py), stopped when dropped.
@@ -214,4 +291,18 @@ impl Drop for TokenServer {
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
+}
+
+/// An IPv4 address of this machine that is not a loopback one (a registry there is not
+/// "local", so its certificate is checked).
+pub fn outside_ipv4() -> String {
+    let out = Command::new("hostname").arg("-I").output().unwrap();
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .find(|a| {
+            a.parse::<std::net::Ipv4Addr>()
+                .is_ok_and(|ip| !ip.is_loopback())
+        })
+        .expect("this test needs a non-loopback IPv4 address")
+        .to_string()
 }
