@@ -33,7 +33,7 @@ fn get(client: &mut Client, repo: &str, d: &Descriptor) -> Result<Box<dyn Read +
     if resp.status().as_u16() == 404 {
         bail!("blob unknown: {}/{repo}@{}", client.registry, d.digest);
     }
-    let resp = client.ok(resp, &format!("blob {}", d.digest))?;
+    let resp = client.ok(resp, "download")?;
     // Read one byte past the announced size, so an oversized blob is noticed.
     Ok(Box::new(
         resp.into_body()
@@ -43,18 +43,15 @@ fn get(client: &mut Client, repo: &str, d: &Descriptor) -> Result<Box<dyn Read +
     ))
 }
 
+/// The caller's error context names the blob.
 fn check(d: &Descriptor, hex: &str, size: u64) -> Result<()> {
     let got = format!("sha256:{hex}");
     if got != d.digest {
-        bail!(
-            "blob {}: digest mismatch: content is {got} ({size} bytes); refused, nothing stored",
-            d.digest
-        );
+        bail!("digest mismatch: content is {got} ({size} bytes); refused, nothing stored");
     }
     if size != d.size {
         bail!(
-            "blob {}: size mismatch: the manifest says {} bytes, {size} arrived; refused, nothing stored",
-            d.digest,
+            "size mismatch: the manifest says {} bytes, {size} arrived; refused, nothing stored",
             d.size
         );
     }
@@ -71,7 +68,7 @@ pub fn download(
     progress: &mut Progress,
 ) -> Result<tempfile::NamedTempFile> {
     if !d.digest.starts_with("sha256:") {
-        bail!("blob {}: only sha256 digests are supported", d.digest);
+        bail!("only sha256 digests are supported");
     }
     let body = get(client, repo, d)?;
     let tmp = tempfile::NamedTempFile::new_in(tmp_dir)
@@ -81,27 +78,23 @@ pub fn download(
         inner: body,
         progress,
     };
-    std::io::copy(&mut r, &mut w).map_err(|e| anyhow!("blob {}: download: {e}", d.digest))?;
+    std::io::copy(&mut r, &mut w).map_err(|e| anyhow!("download: {e}"))?;
     w.flush()?;
     let (buf, hex, size) = w.finish();
     check(d, &hex, size)?;
     buf.into_inner()
-        .map_err(|e| anyhow!("blob {}: writing: {}", d.digest, e.error()))
+        .map_err(|e| anyhow!("writing: {}", e.error()))
 }
 
 /// A small blob (an image config) read into memory and checked.
 pub fn fetch_small(client: &mut Client, repo: &str, d: &Descriptor) -> Result<Vec<u8>> {
     if d.size > MAX_CONFIG {
-        bail!(
-            "blob {}: {} bytes is too big for an image config",
-            d.digest,
-            d.size
-        );
+        bail!("{} bytes is too big for an image config", d.size);
     }
     let mut body = get(client, repo, d)?;
     let mut bytes = Vec::with_capacity(d.size as usize);
     body.read_to_end(&mut bytes)
-        .map_err(|e| anyhow!("blob {}: download: {e}", d.digest))?;
+        .map_err(|e| anyhow!("download: {e}"))?;
     check(
         d,
         &crate::image::util::sha256_hex(&bytes),

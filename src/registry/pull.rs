@@ -53,9 +53,9 @@ pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled>
     }
     let _w = store.writer_lock()?;
     let config_raw = blobs::fetch_small(client, &r.repository, &m.config)
-        .with_context(|| format!("pull {what}: config"))?;
+        .with_context(|| format!("config {}", m.config.digest))?;
     let cfg: ImageConfiguration = serde_json::from_slice(&config_raw)
-        .with_context(|| format!("pull {what}: parsing image config {}", m.config.digest))?;
+        .with_context(|| format!("parsing image config {}", m.config.digest))?;
     let diff_ids: Vec<String> = cfg
         .rootfs()
         .diff_ids()
@@ -80,20 +80,19 @@ pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled>
         }
         if d.media_type.contains("encrypted") {
             bail!(
-                "pull {what}: layer {}: encrypted layers ({}) are not supported",
+                "layer {}: encrypted layers ({}) are not supported",
                 d.digest,
                 d.media_type
             );
         }
         let tmp = blobs::download(client, &r.repository, d, &store.tmp_dir(), &mut progress)
-            .with_context(|| format!("pull {what}: layer {}", d.digest))?;
+            .with_context(|| format!("layer {}", d.digest))?;
         downloads.push((d, diff, tmp));
     }
     progress.finish();
     let downloaded = downloads.len();
     for (d, diff, tmp) in downloads {
-        take_layer(store, d, diff, tmp)
-            .with_context(|| format!("pull {what}: layer {}", d.digest))?;
+        take_layer(store, d, diff, tmp).with_context(|| format!("layer {}", d.digest))?;
     }
     let mut layers = Vec::new();
     for diff in &diff_ids {
