@@ -331,6 +331,9 @@ pub struct PullArgs {
     /// No summary line on a terminal (the image id is printed still)
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// OS/ARCH[/VARIANT] to take from a manifest list (default linux/<this machine>)
+    #[arg(long)]
+    pub platform: Option<String>,
     /// HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]
     pub reference: String,
 }

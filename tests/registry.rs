@@ -310,6 +310,10 @@ fn we_pull_what_skopeo_pushed_gzip_zstd_docker_and_index() {
     }
 
     // an OCI index with two platforms, the host's pointing at the schema2 manifest
+    let host_arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
     let digest = format!(
         "sha256:{}",
         hex::encode(<sha2::Sha256 as sha2::Digest>::digest(draw.as_bytes()))
@@ -321,7 +325,7 @@ fn we_pull_what_skopeo_pushed_gzip_zstd_docker_and_index() {
             {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": digest,
              "size": draw.len(), "platform": {"architecture": "s390x", "os": "linux"}},
             {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": digest,
-             "size": draw.len(), "platform": {"architecture": "amd64", "os": "linux"}}
+             "size": draw.len(), "platform": {"architecture": host_arch, "os": "linux"}}
         ]
     });
     let index_file = t.path().join("index.json");
@@ -346,6 +350,17 @@ fn we_pull_what_skopeo_pushed_gzip_zstd_docker_and_index() {
         format!("sha256:{want}")
     );
     assert_same_layers(&ours, "two:layers", &root, &multi);
+    let other = t.path().join("s390x");
+    uc_ok(&other, &["pull", "--platform", "linux/s390x", &multi]);
+    fails_with(
+        &other,
+        &["pull", "--platform", "linux/riscv64", &multi],
+        &[
+            "no image for linux/riscv64",
+            "linux/s390x",
+            &format!("linux/{host_arch}"),
+        ],
+    );
 }
 
 #[test]

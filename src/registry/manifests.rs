@@ -160,27 +160,65 @@ fn media_type_of(bytes: &[u8], content_type: &str) -> String {
     }
 }
 
-/// Docker's architecture names for the host.
-pub fn host_platform() -> (&'static str, &'static str) {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        "powerpc64" => "ppc64le",
-        a => a,
-    };
-    ("linux", arch)
+/// The platform an image is wanted for: OS/ARCH[/VARIANT].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Wanted {
+    pub os: String,
+    pub arch: String,
+    pub variant: Option<String>,
 }
 
-/// The entry of a manifest list / index for linux and the host's architecture.
-pub fn pick_platform(index_bytes: &[u8], what: &str) -> Result<Descriptor> {
+impl Wanted {
+    /// linux and the host's architecture, in Docker's names.
+    pub fn host() -> Wanted {
+        let arch = match std::env::consts::ARCH {
+            "x86_64" => "amd64",
+            "aarch64" => "arm64",
+            "x86" => "386",
+            "powerpc64" => "ppc64le",
+            a => a,
+        };
+        Wanted {
+            os: "linux".into(),
+            arch: arch.into(),
+            variant: None,
+        }
+    }
+
+    /// `--platform OS/ARCH[/VARIANT]`.
+    pub fn parse(s: &str) -> Result<Wanted> {
+        let parts: Vec<&str> = s.split('/').collect();
+        if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
+            bail!("--platform {s:?}: want OS/ARCH[/VARIANT], e.g. linux/arm64/v8");
+        }
+        Ok(Wanted {
+            os: parts[0].into(),
+            arch: parts[1].into(),
+            variant: parts.get(2).map(|v| v.to_string()),
+        })
+    }
+}
+
+impl std::fmt::Display for Wanted {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.os, self.arch)?;
+        if let Some(v) = &self.variant {
+            write!(f, "/{v}")?;
+        }
+        Ok(())
+    }
+}
+
+/// The entry of a manifest list / index for the wanted platform.
+pub fn pick_platform(index_bytes: &[u8], what: &str, want: &Wanted) -> Result<Descriptor> {
     let idx: Index =
         serde_json::from_slice(index_bytes).map_err(|e| anyhow!("manifest list {what}: {e}"))?;
-    let (os, arch) = host_platform();
     let fits = |d: &&Descriptor| {
-        d.platform
-            .as_ref()
-            .is_some_and(|p| p.os == os && p.architecture == arch)
+        d.platform.as_ref().is_some_and(|p| {
+            p.os == want.os
+                && p.architecture == want.arch
+                && (want.variant.is_none() || p.variant == want.variant)
+        })
     };
     if let Some(d) = idx.manifests.iter().find(fits) {
         return Ok(d.clone());
@@ -206,7 +244,7 @@ pub fn pick_platform(index_bytes: &[u8], what: &str) -> Result<Descriptor> {
         return Ok(idx.manifests[0].clone());
     }
     bail!(
-        "manifest list {what}: no image for {os}/{arch} (offered: {})",
+        "manifest list {what}: no image for {want} (offered: {})",
         if offered.is_empty() {
             "nothing".to_string()
         } else {
@@ -262,7 +300,8 @@ mod tests {
 
     #[test]
     fn platform_choice() {
-        let (_, arch) = host_platform();
+        let host = Wanted::host();
+        let arch = &host.arch;
         let list = format!(
             r#"{{"manifests":[
               {{"mediaType":"{OCI_MANIFEST}","digest":"sha256:aa","size":1,"platform":{{"architecture":"s390x","os":"linux"}}}},
@@ -270,13 +309,24 @@ mod tests {
               {{"mediaType":"{OCI_MANIFEST}","digest":"sha256:cc","size":1,"platform":{{"architecture":"unknown","os":"unknown"}}}}]}}"#
         );
         assert_eq!(
-            pick_platform(list.as_bytes(), "x").unwrap().digest,
+            pick_platform(list.as_bytes(), "x", &host).unwrap().digest,
             "sha256:bb"
         );
         let other = r#"{"manifests":[{"digest":"sha256:aa","size":1,"platform":{"architecture":"s390x","os":"linux"}}]}"#;
-        let e = pick_platform(other.as_bytes(), "x")
+        let e = pick_platform(other.as_bytes(), "x", &host)
             .unwrap_err()
             .to_string();
         assert!(e.contains("linux/s390x"), "{e}");
+        let s390 = Wanted::parse("linux/s390x").unwrap();
+        assert_eq!(
+            pick_platform(list.as_bytes(), "x", &s390).unwrap().digest,
+            "sha256:aa"
+        );
+        assert_eq!(
+            Wanted::parse("linux/arm64/v8").unwrap().to_string(),
+            "linux/arm64/v8"
+        );
+        assert!(Wanted::parse("linux").is_err());
+        assert!(Wanted::parse("linux//v8").is_err());
     }
 }

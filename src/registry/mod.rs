@@ -36,10 +36,14 @@ fn connect(root: &Path, opts: &RegistryOpts, registry: &str) -> Result<Client> {
 pub fn cmd_pull(root: Option<PathBuf>, a: PullArgs) -> Result<i32> {
     let root = util::store_root(root);
     let r = Reference::parse(&a.reference)?;
+    let platform = match &a.platform {
+        Some(p) => manifests::Wanted::parse(p)?,
+        None => manifests::Wanted::host(),
+    };
     let ctx = || format!("pull {}", a.reference);
     let mut client = connect(&root, &a.registry, &r.registry).with_context(ctx)?;
     let store = Store::open(&root)?;
-    let pulled = pull::pull(&store, &mut client, &r).with_context(ctx)?;
+    let pulled = pull::pull(&store, &mut client, &r, &platform).with_context(ctx)?;
     if !a.quiet && util::stderr_is_terminal() {
         eprintln!(
             "{r}: {} of {} layers downloaded, stored as {}",

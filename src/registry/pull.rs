@@ -27,11 +27,16 @@ pub struct Pulled {
     pub downloaded: usize,
 }
 
-pub fn pull(store: &Store, client: &mut Client, r: &Reference) -> Result<Pulled> {
+pub fn pull(
+    store: &Store,
+    client: &mut Client,
+    r: &Reference,
+    platform: &manifests::Wanted,
+) -> Result<Pulled> {
     let what = r.to_string();
     let mut fetched = manifests::fetch(client, r, &r.manifest_ref())?;
     if fetched.is_index() {
-        let d = manifests::pick_platform(&fetched.bytes, &what)?;
+        let d = manifests::pick_platform(&fetched.bytes, &what, platform)?;
         fetched = manifests::fetch(client, r, &d.digest)?;
         if fetched.is_index() {
             bail!("manifest {what}: a manifest list inside a manifest list is not supported");
