@@ -135,10 +135,6 @@ impl Client {
         }
     }
 
-    pub fn has_credentials(&self) -> bool {
-        self.creds.is_some()
-    }
-
     /// Checks the credentials now (as `login` does): Basic on `/v2/`, or a token.
     pub fn verify_login(&mut self) -> Result<()> {
         match self.auth.clone() {
