@@ -186,7 +186,7 @@ fn push_then_pull_into_an_empty_store_gives_the_same_image() {
 }
 
 #[test]
-fn skopeo_and_umoci_read_what_we_pushed() {
+fn skopeo_umoci_and_podman_read_what_we_pushed() {
     let reg = Registry::start();
     let t = tmpdir();
     let root = t.path().join("store");
@@ -226,6 +226,10 @@ fn skopeo_and_umoci_read_what_we_pushed() {
     );
     let v: serde_json::Value = serde_json::from_str(&cfg).unwrap();
     assert_eq!(v["config"]["Cmd"][1], "/etc/motd");
+    // podman pulls it into its own store: the same image id
+    let id = podman(t.path(), &["pull", "-q", "--tls-verify=false", &name]);
+    podman_cleanup(t.path());
+    assert_eq!(id.trim(), image_id(&root, "two:layers"));
 }
 
 #[test]

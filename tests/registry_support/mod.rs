@@ -97,7 +97,13 @@ impl Registry {
                     .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
                     .unwrap_or_default();
                 if code == "200" || code == "401" {
-                    return Registry { host, dir, child };
+                    // The answer may come from another test's registry that took the
+                    // port first: ours then exits at once (address in use).
+                    std::thread::sleep(Duration::from_millis(100));
+                    if let Ok(None) = child.try_wait() {
+                        return Registry { host, dir, child };
+                    }
+                    break;
                 }
                 std::thread::sleep(Duration::from_millis(50));
             }
