@@ -342,6 +342,9 @@ pub struct PullArgs {
 pub struct PushArgs {
     #[command(flatten)]
     pub registry: RegistryOpts,
+    /// Layers as stored (none: the pushed manifest is the stored one) or compressed
+    #[arg(long = "compression-format", default_value = "none", value_parser = ["none", "gzip", "zstd"])]
+    pub compression_format: String,
     /// Local image (name or id)
     pub image: String,
     /// HOST[:PORT]/REPO[:TAG] (default: the image name)

@@ -673,3 +673,68 @@ fn certificates_of_remote_registries_are_checked() {
         &["--cert-dir", "empty"],
     );
 }
+
+#[test]
+fn compressed_push_is_read_by_skopeo_and_by_us() {
+    let reg = Registry::start();
+    let t = tmpdir();
+    let root = t.path().join("store");
+    two_layer_image(t.path(), &root);
+    let want = format!("sha256:{}", image_id(&root, "two:layers"));
+    for (how, media) in [("gzip", "tar+gzip"), ("zstd", "tar+zstd")] {
+        let name = format!("{}/packed/{how}:1", reg.host);
+        let digest = uc_ok(
+            &root,
+            &["push", "--compression-format", how, "two:layers", &name],
+        );
+        // deterministic compression: a second push finds every blob there already
+        assert_eq!(
+            uc_ok(
+                &root,
+                &["push", "--compression-format", how, "two:layers", &name]
+            ),
+            digest
+        );
+        let raw = sh_ok(
+            "skopeo",
+            &[
+                "inspect",
+                "--raw",
+                "--tls-verify=false",
+                &format!("docker://{name}"),
+            ],
+        );
+        assert_eq!(raw.matches(media).count(), 2, "{raw}");
+        let v: serde_json::Value = serde_json::from_str(&sh_ok(
+            "skopeo",
+            &["inspect", "--tls-verify=false", &format!("docker://{name}")],
+        ))
+        .unwrap();
+        assert_eq!(v["Digest"], digest.trim());
+        let other = t.path().join(how);
+        assert_eq!(uc_ok(&other, &["pull", &name]).trim(), want);
+        assert_same_layers(&root, "two:layers", &other, &name);
+    }
+    let layout = t.path().join("layout");
+    sh_ok(
+        "skopeo",
+        &[
+            "copy",
+            "-q",
+            "--src-tls-verify=false",
+            &format!("docker://{}/packed/gzip:1", reg.host),
+            &format!("oci:{}:gz", layout.display()),
+        ],
+    );
+    let bundle = t.path().join("bundle");
+    sh_ok(
+        "umoci",
+        &[
+            "unpack",
+            "--image",
+            &format!("{}:gz", layout.display()),
+            bundle.to_str().unwrap(),
+        ],
+    );
+    check_two_layer_rootfs(&bundle.join("rootfs"));
+}
