@@ -35,3 +35,20 @@ fi
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install -q --locked cargo-nextest
 fi
+# Registry tests (tests/registry.rs): a real registry (started per test on a free
+# 127.0.0.1 port, never through its systemd service), htpasswd for Basic auth, curl,
+# openssl and python3 for the TLS + token server test.
+need=()
+for pkg in docker-registry apache2-utils curl openssl; do
+  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
+done
+if [ ${#need[@]} -gt 0 ]; then
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq "${need[@]}" >/dev/null
+fi
+command -v python3 >/dev/null 2>&1 || {
+  export DEBIAN_FRONTEND=noninteractive
+  apt-get update -qq
+  apt-get install -y -qq python3-minimal >/dev/null
+}

@@ -67,6 +67,16 @@ pub enum Command {
     Export(ExportArgs),
     /// Make a one-layer image from a rootfs tar
     Import(ImportArgs),
+    /// Pull an image from a registry (Docker Registry HTTP API v2)
+    Pull(PullArgs),
+    /// Push an image to a registry
+    Push(PushArgs),
+    /// List a registry's repositories matching a term, or a repository's tags
+    Search(SearchArgs),
+    /// Check and save credentials for a registry
+    Login(LoginArgs),
+    /// Forget saved credentials
+    Logout(LogoutArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -296,6 +306,94 @@ pub struct ImportArgs {
     pub reference: Option<String>,
 }
 
+/// How to reach a registry and who to be there.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryOpts {
+    /// Check TLS certificates; false also allows plain http (always for localhost)
+    #[arg(long = "tls-verify", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub tls_verify: bool,
+    /// USER:PASS (else the credentials `login` saved)
+    #[arg(long)]
+    pub creds: Option<String>,
+    /// Credentials file (default $REGISTRY_AUTH_FILE, else ROOT/auth.json)
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// CA certificates (*.crt) and client certificate (*.cert + *.key) for the registry
+    /// (default /etc/containers/certs.d/HOST, /etc/docker/certs.d/HOST)
+    #[arg(long = "cert-dir")]
+    pub cert_dir: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PullArgs {
+    #[command(flatten)]
+    pub registry: RegistryOpts,
+    /// No summary line on a terminal (the image id is printed still)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// OS/ARCH[/VARIANT] to take from a manifest list (default linux/<this machine>)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// HOST[:PORT]/REPO[:TAG|@sha256:DIGEST]
+    pub reference: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PushArgs {
+    #[command(flatten)]
+    pub registry: RegistryOpts,
+    /// Layers as stored (none: the pushed manifest is the stored one) or compressed
+    #[arg(long = "compression-format", default_value = "none", value_parser = ["none", "gzip", "zstd"])]
+    pub compression_format: String,
+    /// Local image (name or id)
+    pub image: String,
+    /// HOST[:PORT]/REPO[:TAG] (default: the image name)
+    pub destination: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SearchArgs {
+    #[command(flatten)]
+    pub registry: RegistryOpts,
+    #[arg(long)]
+    pub json: bool,
+    /// List the tags of REGISTRY/REPO
+    #[arg(long = "list-tags")]
+    pub list_tags: bool,
+    /// REGISTRY[/TERM], or REGISTRY/REPO with --list-tags
+    pub term: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LoginArgs {
+    #[arg(long = "tls-verify", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
+    pub tls_verify: bool,
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// CA certificates (*.crt) and client certificate (*.cert + *.key) for the registry
+    #[arg(long = "cert-dir")]
+    pub cert_dir: Option<PathBuf>,
+    #[arg(short = 'u', long)]
+    pub username: Option<String>,
+    #[arg(short = 'p', long)]
+    pub password: Option<String>,
+    /// Read the password from stdin
+    #[arg(long = "password-stdin")]
+    pub password_stdin: bool,
+    /// HOST[:PORT]
+    pub registry: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogoutArgs {
+    #[arg(long)]
+    pub authfile: Option<PathBuf>,
+    /// Forget every registry's credentials
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    pub registry: Option<String>,
+}
+
 /// Parses the command line, runs the command and returns the process exit status.
 pub fn main() -> i32 {
     let cli = Cli::parse();
@@ -310,7 +408,7 @@ pub fn main() -> i32 {
 }
 
 fn dispatch(cmd: Command, root: Option<PathBuf>) -> anyhow::Result<i32> {
-    use crate::{fuse, image, runner};
+    use crate::{fuse, image, registry, runner};
     let _ = &root;
     match cmd {
         Command::Mount(a) => fuse::cmd_mount(a),
@@ -337,5 +435,10 @@ fn dispatch(cmd: Command, root: Option<PathBuf>) -> anyhow::Result<i32> {
         Command::Load(a) => image::cmd_load(root, a),
         Command::Export(a) => image::cmd_export(root, a),
         Command::Import(a) => image::cmd_import(root, a),
+        Command::Pull(a) => registry::cmd_pull(root, a),
+        Command::Push(a) => registry::cmd_push(root, a),
+        Command::Search(a) => registry::cmd_search(root, a),
+        Command::Login(a) => registry::cmd_login(root, a),
+        Command::Logout(a) => registry::cmd_logout(root, a),
     }
 }

@@ -5,6 +5,7 @@ pub mod cli;
 pub mod cow;
 pub mod fuse;
 pub mod image;
+pub mod registry;
 pub mod runner;
 pub mod sys;
 pub mod unionfs;

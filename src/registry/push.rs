@@ -1,0 +1,202 @@
+//! `push`: every blob of a stored image the registry lacks (HEAD first), uploaded in
+//! one piece, then the manifest. By default the manifest goes exactly as the store
+//! holds it, so the pushed digest is the stored manifest's (OCI media types,
+//! uncompressed layers); `--compression-format gzip|zstd` sends compressed layers
+//! under a manifest rewritten for them (compression is deterministic, so a second push
+//! finds the same blobs).
+use super::blobs;
+use super::client::{Client, Payload};
+use super::manifests::{self, OCI_MANIFEST};
+use super::reference::Reference;
+use crate::image::store::{Image, Store};
+use crate::image::util::{self, HashingWriter, Progress};
+use anyhow::{Context, Result, anyhow, bail};
+use serde_json::Value;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+/// How layers travel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LayerCompression {
+    None,
+    Gzip,
+    Zstd,
+}
+
+impl LayerCompression {
+    pub fn parse(s: &str) -> Result<LayerCompression> {
+        match s {
+            "none" => Ok(LayerCompression::None),
+            "gzip" => Ok(LayerCompression::Gzip),
+            "zstd" => Ok(LayerCompression::Zstd),
+            _ => bail!("--compression-format {s:?}: want none, gzip or zstd"),
+        }
+    }
+
+    fn media_type(self) -> &'static str {
+        match self {
+            LayerCompression::None => "application/vnd.oci.image.layer.v1.tar",
+            LayerCompression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+            LayerCompression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
+        }
+    }
+}
+
+/// A layer blob as it will be sent.
+struct Outgoing {
+    digest: String,
+    size: u64,
+    /// What is sent: the store's blob, or the compressed copy in `_file`.
+    path: PathBuf,
+    /// Keeps the compressed copy until the push is done.
+    _file: Option<tempfile::NamedTempFile>,
+}
+
+/// Compresses a stored (uncompressed) layer into a temp file; returns it with its
+/// digest and size.
+fn compress(
+    store: &Store,
+    hex: &str,
+    how: LayerCompression,
+) -> Result<(tempfile::NamedTempFile, String, u64)> {
+    let mut input = BufReader::with_capacity(1 << 20, File::open(store.blob_path(hex))?);
+    let tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())
+        .with_context(|| format!("creating a temp file in {}", store.tmp_dir().display()))?;
+    let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp));
+    let out = match how {
+        LayerCompression::Gzip => {
+            let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
+            std::io::copy(&mut input, &mut enc)?;
+            enc.finish()?
+        }
+        LayerCompression::Zstd => {
+            let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
+            std::io::copy(&mut input, &mut enc)?;
+            enc.finish()?
+        }
+        LayerCompression::None => bail!("nothing to compress"),
+    };
+    let (mut buf, digest, size) = out.finish();
+    buf.flush()?;
+    let tmp = buf
+        .into_inner()
+        .map_err(|e| anyhow!("writing: {}", e.error()))?;
+    Ok((tmp, format!("sha256:{digest}"), size))
+}
+
+/// Pushes `img` to `r`; returns the manifest digest.
+pub fn push(
+    store: &Store,
+    img: &Image,
+    client: &mut Client,
+    r: &Reference,
+    how: LayerCompression,
+) -> Result<String> {
+    let what = r.to_string();
+    if r.digest.is_some() {
+        bail!("the destination must name a tag, not a digest");
+    }
+    let stored_manifest = store.read_blob(&img.manifest_hex)?;
+    let mut outgoing = Vec::new();
+    for hex in img.layer_blobs() {
+        let o = if how == LayerCompression::None {
+            let size = std::fs::metadata(store.blob_path(&hex))
+                .with_context(|| format!("blob sha256:{hex} missing from the store"))?
+                .len();
+            Outgoing {
+                digest: format!("sha256:{hex}"),
+                size,
+                path: store.blob_path(&hex),
+                _file: None,
+            }
+        } else {
+            let (file, digest, size) = compress(store, &hex, how)
+                .with_context(|| format!("compressing layer sha256:{hex}"))?;
+            Outgoing {
+                digest,
+                size,
+                path: file.path().to_path_buf(),
+                _file: Some(file),
+            }
+        };
+        outgoing.push(o);
+    }
+    let (manifest, media_type) = if how == LayerCompression::None {
+        let media_type = serde_json::from_slice::<Value>(&stored_manifest)
+            .ok()
+            .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
+            .unwrap_or_else(|| OCI_MANIFEST.to_string());
+        (stored_manifest, media_type)
+    } else {
+        (
+            rewrite_layers(&stored_manifest, &outgoing, how)?,
+            OCI_MANIFEST.to_string(),
+        )
+    };
+
+    // A repository of the same registry this image came from (or went to) may have the
+    // blobs: the registry can link them instead of receiving them again.
+    let mount_from: Option<String> = img.tags.iter().find_map(|t| {
+        let src = Reference::parse(t).ok()?;
+        (src.registry == r.registry && src.repository != r.repository).then_some(src.repository)
+    });
+    let mut progress = Progress::new(&format!("push {what}"));
+    let config = store.blob_path(&img.id);
+    let cfg_size = std::fs::metadata(&config)
+        .with_context(|| format!("config sha256:{} missing from the store", img.id))?
+        .len();
+    let config_digest = format!("sha256:{}", img.id);
+    let mut all: Vec<(&str, u64, &Path)> = outgoing
+        .iter()
+        .map(|o| (o.digest.as_str(), o.size, o.path.as_path()))
+        .collect();
+    all.push((&config_digest, cfg_size, &config));
+    for (digest, size, path) in all {
+        if blobs::exists(client, &r.repository, digest)? {
+            continue;
+        }
+        let mounted = blobs::upload(
+            client,
+            &r.repository,
+            digest,
+            Payload::File(path),
+            mount_from.as_deref(),
+        )
+        .with_context(|| format!("blob {digest}"))?;
+        if !mounted {
+            progress.add(size);
+        }
+    }
+    progress.finish();
+    let ours = format!("sha256:{}", util::sha256_hex(&manifest));
+    let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
+    let theirs = manifests::put(client, &r.repository, &tag, &media_type, &manifest)?;
+    if !theirs.is_empty() && theirs != ours {
+        bail!("the registry stored the manifest as {theirs}, expected {ours}");
+    }
+    Ok(ours)
+}
+
+/// The stored manifest with its layer descriptors pointing at the compressed blobs.
+fn rewrite_layers(stored: &[u8], out: &[Outgoing], how: LayerCompression) -> Result<Vec<u8>> {
+    let mut m: Value = serde_json::from_slice(stored).context("parsing the stored manifest")?;
+    let layers = m
+        .get_mut("layers")
+        .and_then(Value::as_array_mut)
+        .ok_or_else(|| anyhow!("the stored manifest has no layers list"))?;
+    if layers.len() != out.len() {
+        bail!(
+            "the stored manifest lists {} layers, the image {}",
+            layers.len(),
+            out.len()
+        );
+    }
+    for (l, o) in layers.iter_mut().zip(out) {
+        l["mediaType"] = Value::from(how.media_type());
+        l["digest"] = Value::from(o.digest.clone());
+        l["size"] = Value::from(o.size);
+    }
+    m["mediaType"] = Value::from(OCI_MANIFEST);
+    Ok(serde_json::to_vec(&m)?)
+}

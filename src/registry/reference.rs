@@ -1,0 +1,251 @@
+//! Image references as docker reads them: `[HOST[:PORT]/]REPO/PATH[:TAG][@sha256:HEX]`.
+//! The first path component is a registry host when it holds a `.` or a `:` or is
+//! `localhost`; otherwise the registry is docker.io (and a one-component name gets
+//! docker's `library/` prefix), as `docker pull busybox` means.
+use anyhow::{Result, bail};
+use std::fmt;
+
+pub const DOCKER_HUB: &str = "docker.io";
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Reference {
+    /// The registry as users write it: `docker.io`, `127.0.0.1:5000`, `quay.io`.
+    pub registry: String,
+    /// The repository path inside the registry: `library/busybox`, `team/app`.
+    pub repository: String,
+    pub tag: Option<String>,
+    /// `sha256:<hex>` when the reference names a manifest by digest.
+    pub digest: Option<String>,
+}
+
+impl Reference {
+    pub fn parse(input: &str) -> Result<Reference> {
+        let bad = |why: &str| -> Result<Reference> { bail!("invalid reference {input:?}: {why}") };
+        if input.is_empty() {
+            return bad("empty");
+        }
+        let (rest, digest) = match input.split_once('@') {
+            Some((r, d)) => {
+                if !is_digest(d) {
+                    return bad("the digest must be sha256: and 64 lowercase hex digits");
+                }
+                (r, Some(d.to_string()))
+            }
+            None => (input, None),
+        };
+        let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
+        let (name, tag) = match rest[last_slash..].rfind(':') {
+            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
+            None => (rest, None),
+        };
+        if let Some(t) = tag
+            && !is_tag(t)
+        {
+            return bad("a tag is 1-128 characters of letters, digits, '_', '.', '-'");
+        }
+        let (registry, repository) = match name.split_once('/') {
+            Some((first, path)) if is_host(first) => (first.to_string(), path.to_string()),
+            _ if name.contains('/') => (DOCKER_HUB.to_string(), name.to_string()),
+            _ => (DOCKER_HUB.to_string(), format!("library/{name}")),
+        };
+        if registry.is_empty() || registry.starts_with(':') || registry.ends_with(':') {
+            return bad("empty registry host or port");
+        }
+        if !repository.split('/').all(is_path_component) {
+            return bad(
+                "repository path components are lowercase letters and digits, separated by '.', '_', '__' or '-'",
+            );
+        }
+        Ok(Reference {
+            registry,
+            repository,
+            tag: tag.map(str::to_string),
+            digest,
+        })
+    }
+
+    /// The tag or digest to ask the registry for (`latest` when neither is given).
+    pub fn manifest_ref(&self) -> String {
+        match (&self.digest, &self.tag) {
+            (Some(d), _) => d.clone(),
+            (None, Some(t)) => t.clone(),
+            (None, None) => "latest".into(),
+        }
+    }
+
+    /// `registry/repository`.
+    pub fn name(&self) -> String {
+        format!("{}/{}", self.registry, self.repository)
+    }
+
+    /// The store name for a pulled image: `name:tag` (`latest` by default); None when
+    /// it was named by digest only.
+    pub fn store_tag(&self) -> Option<String> {
+        match (&self.tag, &self.digest) {
+            (Some(t), _) => Some(format!("{}:{t}", self.name())),
+            (None, Some(_)) => None,
+            (None, None) => Some(format!("{}:latest", self.name())),
+        }
+    }
+
+    /// Registries on this machine are spoken to without TLS checks, as docker does.
+    pub fn is_local(&self) -> bool {
+        is_local_registry(&self.registry)
+    }
+}
+
+impl fmt::Display for Reference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}", self.name())?;
+        match (&self.tag, &self.digest) {
+            (Some(t), Some(d)) => write!(f, ":{t}@{d}"),
+            (Some(t), None) => write!(f, ":{t}"),
+            (None, Some(d)) => write!(f, "@{d}"),
+            (None, None) => write!(f, ":latest"),
+        }
+    }
+}
+
+/// `localhost`, `127.x.x.x` or `[::1]`, with or without a port.
+pub fn is_local_registry(registry: &str) -> bool {
+    let host = if let Some(rest) = registry.strip_prefix('[') {
+        rest.split(']').next().unwrap_or("")
+    } else {
+        registry.split(':').next().unwrap_or("")
+    };
+    host == "localhost" || host == "::1" || host.starts_with("127.")
+}
+
+/// The host that serves a registry's API (docker.io's is registry-1.docker.io).
+pub fn api_host(registry: &str) -> &str {
+    if registry == DOCKER_HUB || registry == "index.docker.io" {
+        "registry-1.docker.io"
+    } else {
+        registry
+    }
+}
+
+pub fn is_host(component: &str) -> bool {
+    component.contains('.') || component.contains(':') || component == "localhost"
+}
+
+pub fn is_digest(d: &str) -> bool {
+    d.strip_prefix("sha256:").is_some_and(|h| {
+        h.len() == 64
+            && h.bytes()
+                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
+    })
+}
+
+fn is_tag(t: &str) -> bool {
+    !t.is_empty()
+        && t.len() <= 128
+        && !t.starts_with(['.', '-'])
+        && t.bytes()
+            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
+}
+
+/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, the distribution spec's path component.
+fn is_path_component(c: &str) -> bool {
+    let b = c.as_bytes();
+    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
+        return false;
+    }
+    let mut i = 0;
+    while i < b.len() {
+        if is_alnum(b[i]) {
+            i += 1;
+            continue;
+        }
+        let start = i;
+        while i < b.len() && !is_alnum(b[i]) {
+            i += 1;
+        }
+        let sep = &c[start..i];
+        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
+        if !ok {
+            return false;
+        }
+    }
+    true
+}
+
+fn is_alnum(c: u8) -> bool {
+    c.is_ascii_lowercase() || c.is_ascii_digit()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(s: &str) -> Reference {
+        Reference::parse(s).unwrap()
+    }
+
+    #[test]
+    fn hosts_paths_tags_digests() {
+        let r = p("127.0.0.1:5000/team/app:v1");
+        assert_eq!(r.registry, "127.0.0.1:5000");
+        assert_eq!(r.repository, "team/app");
+        assert_eq!(r.tag.as_deref(), Some("v1"));
+        assert!(r.is_local());
+        assert_eq!(r.store_tag().unwrap(), "127.0.0.1:5000/team/app:v1");
+
+        let r = p("localhost/app");
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("localhost", "app")
+        );
+        assert_eq!(r.manifest_ref(), "latest");
+
+        let r = p("busybox");
+        assert_eq!(r.name(), "docker.io/library/busybox");
+        assert!(!r.is_local());
+        let r = p("team/app:1.0");
+        assert_eq!(r.name(), "docker.io/team/app");
+        let r = p("quay.io/a/b/c");
+        assert_eq!(
+            (r.registry.as_str(), r.repository.as_str()),
+            ("quay.io", "a/b/c")
+        );
+
+        let d = format!("sha256:{}", "a".repeat(64));
+        let r = p(&format!("localhost:5000/app@{d}"));
+        assert_eq!(r.digest.as_deref(), Some(d.as_str()));
+        assert_eq!(r.manifest_ref(), d);
+        assert_eq!(r.store_tag(), None);
+        let r = p(&format!("localhost:5000/app:t@{d}"));
+        assert_eq!(r.tag.as_deref(), Some("t"));
+        assert_eq!(r.to_string(), format!("localhost:5000/app:t@{d}"));
+    }
+
+    #[test]
+    fn refusals_name_the_reference() {
+        for bad in [
+            "",
+            "Upper/app",
+            "localhost:5000/App",
+            "localhost:5000/a//b",
+            "app:",
+            "app:-x",
+            "app@sha256:abc",
+            "a b",
+            "localhost:5000/a-/b",
+            ":5000/a",
+        ] {
+            let e = Reference::parse(bad).unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{bad}: {e}");
+        }
+        assert!(Reference::parse("a__b/c.d-e--f").is_ok());
+        assert!(Reference::parse("a___b").is_err());
+    }
+
+    #[test]
+    fn local_registries() {
+        assert!(is_local_registry("localhost:5000"));
+        assert!(is_local_registry("127.0.0.1"));
+        assert!(is_local_registry("[::1]:5000"));
+        assert!(!is_local_registry("registry.example.com:5000"));
+        assert_eq!(api_host("docker.io"), "registry-1.docker.io");
+    }
+}
