@@ -677,6 +677,10 @@ impl Filesystem for UnionFuse {
             Err(e) => return reply.error(e),
         };
         let list = &h.lock().unwrap().entries;
+        let dir = match self.fs.dir_context(ino.0) {
+            Ok(d) => d,
+            Err(e) => return reply.error(errno(&e)),
+        };
         let mut i = offset as usize;
         loop {
             let full = match i {
@@ -696,7 +700,7 @@ impl Filesystem for UnionFuse {
                     }
                 }
                 _ => match list.get(i - 2) {
-                    Some(e) => match self.fs.lookup(ino.0, &e.name) {
+                    Some(e) => match self.fs.lookup_in(&dir, &e.name) {
                         Ok((node, st)) => {
                             let full = reply.add(
                                 INodeNo(node.ino),

@@ -28,9 +28,18 @@ pub struct UnionFs {
     tmp_seq: AtomicU64,
     forgets: AtomicU64,
     shared_whiteout: std::sync::Mutex<ops::SharedWhiteout>,
+    /// Lower dirs known to hold no aufs `.wh.` names (lower layers do not change).
+    no_markers: readdir::MarkerFreeDirs,
     /// Told the inode number of an object whose attributes changed behind the caller's
     /// back (a directory copied up becomes merged: its link count changes).
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+}
+
+/// A directory as lookups in it need it: see `dir_context`.
+pub struct DirContext {
+    ino: u64,
+    state: NodeState,
+    path: OsString,
 }
 
 /// What one name resolves to in the union, before it becomes a node.
@@ -63,6 +72,7 @@ impl UnionFs {
             tmp_seq: AtomicU64::new(0),
             forgets: AtomicU64::new(0),
             shared_whiteout: Default::default(),
+            no_markers: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
         };
         let upper = fs.layers.upper.is_some();
@@ -211,7 +221,9 @@ impl UnionFs {
                     Some(st) if sys::is_whiteout_stat(&st) => break,
                     None => {
                         let (cp, cn) = split(&cpath);
-                        if whiteout::is_whiteout(fd, cp, cn, None, true)? {
+                        if !self.no_markers.contains(layer, cp)
+                            && whiteout::is_whiteout(fd, cp, cn, None, true)?
+                        {
                             break;
                         }
                     }
@@ -332,13 +344,28 @@ impl UnionFs {
 
     /// Looks NAME up under PARENT and remembers the node (one kernel reference).
     pub fn lookup(&self, parent: u64, name: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
+        let dir = self.dir_context(parent)?;
+        self.lookup_in(&dir, name)
+    }
+
+    /// A directory node's state and path, taken once for many lookups in it.
+    pub fn dir_context(&self, parent: u64) -> io::Result<DirContext> {
         let pnode = self.node(parent)?;
         if !pnode.is_dir {
             return Err(sys::errno(libc::ENOTDIR));
         }
-        let pst = pnode.snapshot();
-        let ppath = self.path_of(parent)?;
-        let found = self.resolve(&pst, &ppath, name)?.ok_or_else(enoent)?;
+        Ok(DirContext {
+            ino: parent,
+            state: pnode.snapshot(),
+            path: self.path_of(parent)?,
+        })
+    }
+
+    /// `lookup` in a directory whose context was taken already (readdirplus: one
+    /// context for every entry of a reply).
+    pub fn lookup_in(&self, dir: &DirContext, name: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
+        let (parent, pst, ppath) = (dir.ino, &dir.state, &dir.path);
+        let found = self.resolve(pst, ppath, name)?.ok_or_else(enoent)?;
         let node = self.nodes.remember(self.node_from(parent, name, &found));
         // The resolution stat'ed the object already; only hard links need another look.
         let st = match (found.upper.or(found.lower_stat), &found.index) {

@@ -2,6 +2,7 @@
 //! union shows (so hard links are one node, and a node keeps its number across copy-up).
 use std::collections::HashMap;
 use std::ffi::OsString;
+use std::hash::{BuildHasherDefault, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard, RwLock};
 
@@ -64,9 +65,28 @@ impl Node {
     }
 }
 
+/// Hashes an inode number with one multiplication: the numbers are spread already, and
+/// SipHash cost more than the rest of a table lookup.
+#[derive(Default, Clone, Copy)]
+pub struct InoHasher(u64);
+
+impl Hasher for InoHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for b in bytes {
+            self.write_u64(self.0 ^ u64::from(*b));
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = (n ^ (n >> 29)).wrapping_mul(0x9E37_79B9_7F4A_7C15);
+    }
+}
+
 #[derive(Default)]
 pub struct NodeTable {
-    map: RwLock<HashMap<u64, Arc<Node>>>,
+    map: RwLock<HashMap<u64, Arc<Node>, BuildHasherDefault<InoHasher>>>,
 }
 
 impl NodeTable {

@@ -43,7 +43,7 @@ impl UnionFs {
         }
         for l in &st.lowers {
             let layer = &self.layers.lowers[l.layer];
-            self.scan_layer(
+            let markers = self.scan_layer(
                 layer.raw(),
                 layer.dev_slot,
                 &l.path,
@@ -52,13 +52,16 @@ impl UnionFs {
                 &mut seen,
                 &mut out,
             )?;
+            if !markers {
+                self.no_markers.remember(l.layer, &l.path);
+            }
         }
         Ok(out)
     }
 
     #[allow(clippy::too_many_arguments)]
     /// Adds the entries of one layer dir not yet seen; whiteouts mark names as seen so
-    /// lower layers cannot show them.
+    /// lower layers cannot show them. Tells whether the dir holds aufs `.wh.` names.
     fn scan_layer(
         &self,
         fd: i32,
@@ -68,17 +71,19 @@ impl UnionFs {
         chardev_whiteouts: bool,
         seen: &mut HashSet<OsString>,
         out: &mut Vec<DirEntry>,
-    ) -> io::Result<()> {
+    ) -> io::Result<bool> {
         let entries = match sys::read_dir_names(fd, path) {
             Ok(e) => e,
             Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT) | Some(libc::ENOTDIR)) => {
-                return Ok(());
+                return Ok(true);
             }
             Err(e) => return Err(e),
         };
         let mut fresh = Vec::new();
+        let mut markers = false;
         for (name, dtype, ino) in entries {
             if aufs_meta && whiteout::is_aufs_meta(&name) {
+                markers = true;
                 if let Some(hidden) = whiteout::aufs_hidden_name(&name) {
                     seen.insert(hidden.to_owned());
                 }
@@ -109,11 +114,40 @@ impl UnionFs {
             fresh.push(name);
         }
         seen.extend(fresh);
-        Ok(())
+        Ok(markers)
     }
 
     /// Is the directory empty as the union shows it?
     pub fn dir_is_empty(&self, st: &NodeState, path: &OsStr) -> io::Result<bool> {
         Ok(self.list_merged(st, path)?.is_empty())
+    }
+}
+
+/// Lower-layer dirs whose listing showed no aufs `.wh.` name: a lookup of a name missing
+/// there need not look for `.wh.NAME`. Bounded: forgets everything when full.
+#[derive(Default)]
+pub struct MarkerFreeDirs {
+    /// Per lower layer, the paths of such dirs.
+    layers: std::sync::Mutex<Vec<HashSet<OsString>>>,
+}
+
+const MARKER_FREE_MAX: usize = 16384;
+
+impl MarkerFreeDirs {
+    pub fn remember(&self, layer: usize, path: &OsStr) {
+        let mut layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
+        if layers.len() <= layer {
+            layers.resize_with(layer + 1, HashSet::new);
+        }
+        let set = &mut layers[layer];
+        if set.len() >= MARKER_FREE_MAX {
+            set.clear();
+        }
+        set.insert(path.to_owned());
+    }
+
+    pub fn contains(&self, layer: usize, path: &OsStr) -> bool {
+        let layers = self.layers.lock().unwrap_or_else(|p| p.into_inner());
+        layers.get(layer).is_some_and(|set| set.contains(path))
     }
 }
