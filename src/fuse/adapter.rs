@@ -284,8 +284,10 @@ impl Filesystem for UnionFuse {
         let _ = config.add_capabilities(
             F::FUSE_PARALLEL_DIROPS
                 | F::FUSE_CACHE_SYMLINKS
+                // Every chunk as readdirplus, not only the first (READDIRPLUS_AUTO): a
+                // walk reads a whole directory before it stats the entries, so each
+                // entry past the first chunk would cost a LOOKUP of its own.
                 | F::FUSE_DO_READDIRPLUS
-                | F::FUSE_READDIRPLUS_AUTO
                 // The kernel checks and caches POSIX ACLs itself, as on the layers.
                 | F::FUSE_POSIX_ACL,
         );
