@@ -36,6 +36,13 @@ pub struct UnionFuse {
     backing: Mutex<HashMap<u64, Backing>>,
 }
 
+/// One position of a directory listing.
+enum Slot<'a> {
+    Dot,
+    DotDot,
+    Entry(&'a DirEntry),
+}
+
 struct Backing {
     id: BackingId,
     /// (st_dev, st_ino) of the real file behind it.
@@ -160,6 +167,34 @@ impl UnionFuse {
             h.lock().unwrap().entries = self.fs.list_dir(ino).map_err(|e| errno(&e))?;
         }
         Ok(h)
+    }
+
+    /// Walks the listing of directory INO from OFFSET: ".", "..", then its entries.
+    /// ADD gets the offset of the next slot and the slot, and tells when the reply is full.
+    fn each_entry(
+        &self,
+        ino: u64,
+        fh: FileHandle,
+        offset: u64,
+        mut add: impl FnMut(u64, Slot<'_>) -> bool,
+    ) -> Result<(), Errno> {
+        let h = self.listing(ino, fh, offset)?;
+        let list = &h.lock().unwrap().entries;
+        let mut i = offset as usize;
+        loop {
+            let slot = match i {
+                0 => Slot::Dot,
+                1 => Slot::DotDot,
+                _ => match list.get(i - 2) {
+                    Some(e) => Slot::Entry(e),
+                    None => return Ok(()),
+                },
+            };
+            if add((i + 1) as u64, slot) {
+                return Ok(());
+            }
+            i += 1;
+        }
     }
 
     fn parent_of(&self, ino: u64) -> u64 {
@@ -640,30 +675,16 @@ impl Filesystem for UnionFuse {
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
-        let h = match self.listing(ino.0, fh, offset) {
-            Ok(h) => h,
-            Err(e) => return reply.error(e),
-        };
-        let list = &h.lock().unwrap().entries;
         let parent = self.parent_of(ino.0);
-        let mut i = offset as usize;
-        loop {
-            let full = match i {
-                0 => reply.add(ino, 1, FileType::Directory, "."),
-                1 => reply.add(INodeNo(parent), 2, FileType::Directory, ".."),
-                _ => match list.get(i - 2) {
-                    Some(e) => {
-                        reply.add(INodeNo(e.ino), (i + 1) as u64, dtype_kind(e.dtype), &e.name)
-                    }
-                    None => break,
-                },
-            };
-            if full {
-                break;
-            }
-            i += 1;
+        let r = self.each_entry(ino.0, fh, offset, |next, slot| match slot {
+            Slot::Dot => reply.add(ino, next, FileType::Directory, "."),
+            Slot::DotDot => reply.add(INodeNo(parent), next, FileType::Directory, ".."),
+            Slot::Entry(e) => reply.add(INodeNo(e.ino), next, dtype_kind(e.dtype), &e.name),
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn readdirplus(
@@ -674,62 +695,51 @@ impl Filesystem for UnionFuse {
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
-        let h = match self.listing(ino.0, fh, offset) {
-            Ok(h) => h,
-            Err(e) => return reply.error(e),
-        };
-        let list = &h.lock().unwrap().entries;
         let dir = match self.fs.dir_context(ino.0) {
             Ok(d) => d,
             Err(e) => return reply.error(errno(&e)),
         };
-        let mut i = offset as usize;
-        loop {
-            let full = match i {
-                0 | 1 => {
-                    // "." and "..": the kernel takes no reference for these.
-                    let target = if i == 0 { ino.0 } else { self.parent_of(ino.0) };
-                    match self.fs.getattr(target) {
-                        Ok(st) => reply.add(
-                            INodeNo(target),
-                            (i + 1) as u64,
-                            if i == 0 { "." } else { ".." },
+        let r = self.each_entry(ino.0, fh, offset, |next, slot| {
+            let (target, name) = match slot {
+                Slot::Entry(e) => match self.fs.lookup_in(&dir, &e.name) {
+                    Ok((node, st)) => {
+                        let full = reply.add(
+                            INodeNo(node.ino),
+                            next,
+                            &e.name,
                             &self.ttl,
                             &attr(&st),
                             Generation(0),
-                        ),
-                        Err(_) => false,
-                    }
-                }
-                _ => match list.get(i - 2) {
-                    Some(e) => match self.fs.lookup_in(&dir, &e.name) {
-                        Ok((node, st)) => {
-                            let full = reply.add(
-                                INodeNo(node.ino),
-                                (i + 1) as u64,
-                                &e.name,
-                                &self.ttl,
-                                &attr(&st),
-                                Generation(0),
-                            );
-                            if full {
-                                // Not sent: give back the reference the lookup took.
-                                self.fs.forget(node.ino, 1);
-                            }
-                            full
+                        );
+                        if full {
+                            // Not sent: give back the reference the lookup took.
+                            self.fs.forget(node.ino, 1);
                         }
-                        // Gone meanwhile: skip it.
-                        Err(_) => false,
-                    },
-                    None => break,
+                        return full;
+                    }
+                    // Gone meanwhile: skip it.
+                    Err(_) => return false,
                 },
+                // "." and "..": the kernel takes no reference for these.
+                Slot::Dot => (ino.0, "."),
+                Slot::DotDot => (self.parent_of(ino.0), ".."),
             };
-            if full {
-                break;
+            match self.fs.getattr(target) {
+                Ok(st) => reply.add(
+                    INodeNo(target),
+                    next,
+                    name,
+                    &self.ttl,
+                    &attr(&st),
+                    Generation(0),
+                ),
+                Err(_) => false,
             }
-            i += 1;
+        });
+        match r {
+            Ok(()) => reply.ok(),
+            Err(e) => reply.error(e),
         }
-        reply.ok();
     }
 
     fn releasedir(

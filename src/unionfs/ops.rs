@@ -935,7 +935,8 @@ impl UnionFs {
         Ok(())
     }
 
-    pub fn setattr(&self, ino: u64, a: &SetAttr, fh: Option<RawFd>) -> io::Result<Stat> {
+    /// Copies a node up for a change of its metadata and tells where its upper object is.
+    fn copied_up(&self, ino: u64) -> io::Result<(Arc<Node>, RawFd, OsString)> {
         if self.read_only() {
             return Err(sys::errno(libc::EROFS));
         }
@@ -943,6 +944,11 @@ impl UnionFs {
         self.copy_up(ino)?;
         let st = node.snapshot();
         let (fd, p) = self.real(&node, &st)?;
+        Ok((node, fd, p))
+    }
+
+    pub fn setattr(&self, ino: u64, a: &SetAttr, fh: Option<RawFd>) -> io::Result<Stat> {
+        let (node, fd, p) = self.copied_up(ino)?;
         if a.uid.is_some() || a.gid.is_some() {
             sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX))?;
         }
@@ -1010,13 +1016,7 @@ impl UnionFs {
     }
 
     pub fn setxattr(&self, ino: u64, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
-        if self.read_only() {
-            return Err(sys::errno(libc::EROFS));
-        }
-        let node = self.node(ino)?;
-        self.copy_up(ino)?;
-        let st = node.snapshot();
-        let (fd, p) = self.real(&node, &st)?;
+        let (_, fd, p) = self.copied_up(ino)?;
         sys::lsetxattr(fd, &p, &self.layers.xattr.to_real(name), value, flags)
     }
 
