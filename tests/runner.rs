@@ -911,3 +911,42 @@ fn mount_points_stay_out_of_the_upper_layer_and_images_run() {
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert_eq!(stdout(&o), "welcome\n");
 }
+
+/// `-t` gives the process a pty of its own, in `run` and in `exec` (the pty's master
+/// travels to the supervisor over a unix socket). `script` provides our terminal.
+#[test]
+fn tty_for_run_and_exec() {
+    let s = Store::new();
+    let in_script = |args: &str| {
+        let o = std::process::Command::new("script")
+            .args(["-qec", &format!("{} {args}", bin().display()), "/dev/null"])
+            .env("UNIONCTL_ROOT", s.root())
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        let out = String::from_utf8_lossy(&o.stdout).replace('\r', "");
+        assert!(o.status.success(), "{args}: {out}{}", stderr(&o));
+        out
+    };
+    let out = in_script(&format!(
+        "run --rm -t --rootfs {} /bin/sh -c 'tty; [ -t 0 ] && echo stdin-is-a-tty'",
+        bb()
+    ));
+    assert!(out.contains("/dev/pts/0\nstdin-is-a-tty"), "{out}");
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "t1",
+        "--rootfs",
+        &bb(),
+        "sleep",
+        "60",
+    ]));
+    let out = in_script("exec -t t1 /bin/sh -c 'tty; [ -t 1 ] && echo stdout-is-a-tty'");
+    assert!(
+        out.contains("/dev/pts/") && out.contains("stdout-is-a-tty"),
+        "{out}"
+    );
+    ok(&s.run(&["rm", "-f", "t1"]));
+}
