@@ -704,6 +704,12 @@ impl<W: Write> LayerWriter<W> {
                 self.empty_file(&rel.join(wh), &meta)?;
                 continue;
             }
+            // An aufs whiteout: always a file of its own in the tar, though on disk the
+            // whiteouts of a layer share one inode (hard links).
+            if nb.starts_with(WHITEOUT_PREFIX.as_bytes()) && meta.is_file() {
+                self.empty_file(&crel, &meta)?;
+                continue;
+            }
             if meta.is_dir() {
                 self.entry(&full, &crel, &meta)?;
                 if let Some(from) = overlay_xattr(&full, "redirect") {
