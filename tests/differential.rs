@@ -148,10 +148,12 @@ impl Subject {
                 write: Format::Overlay,
                 ..
             } => mount_unionctl(dirs, merged, &[]),
+            // This variant also serves reads and writes without FUSE passthrough, as a
+            // rootless mount does, so both I/O paths meet the oracle.
             Subject::Unionctl {
                 write: Format::Aufs,
                 ..
-            } => mount_unionctl(dirs, merged, &["--format", "aufs"]),
+            } => mount_unionctl(dirs, merged, &["--format", "aufs", "-o", "nopassthrough"]),
         }
     }
 }
