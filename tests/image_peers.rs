@@ -4,62 +4,6 @@ use image_support::*;
 use std::fs;
 use std::path::{Path, PathBuf};
 
-/// A two-layer image: busybox base, then a committed layer that changes, adds,
-/// deletes (whiteout) and replaces a dir (opaque).
-fn two_layer_image(dir: &Path, root: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = dir.join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(root, &["import", tar.to_str().unwrap(), "base"]);
-    let id = image_id(root, "base");
-    let lowers = image_lowers(root, "base");
-    let cdir = fake_container(root, &"c1".repeat(32), "builder", Some(&id), &lowers);
-    let up = cdir.join("upper");
-    fs::create_dir_all(up.join("etc")).unwrap();
-    fs::create_dir_all(up.join("var/cache/app")).unwrap();
-    fs::create_dir_all(up.join("opt")).unwrap();
-    fs::write(up.join("etc/motd"), "changed\n").unwrap();
-    fs::write(up.join("opt/new"), "added\n").unwrap();
-    // overlay whiteout as root (char 0/0), opaque dir by xattr
-    sh_ok(
-        "mknod",
-        &[up.join("etc/remove-me").to_str().unwrap(), "c", "0", "0"],
-    );
-    xattr::set(up.join("var/cache/app"), "trusted.overlay.opaque", b"y").unwrap();
-    fs::write(up.join("var/cache/app/c"), "c\n").unwrap();
-    uc_ok(
-        root,
-        &[
-            "commit",
-            "-m",
-            "two",
-            "-c",
-            "CMD [\"/bin/cat\",\"/etc/motd\"]",
-            "builder",
-            "two:layers",
-        ],
-    );
-    rootfs
-}
-
-fn check_two_layer_rootfs(r: &Path) {
-    assert_eq!(fs::read_to_string(r.join("etc/motd")).unwrap(), "changed\n");
-    assert_eq!(fs::read_to_string(r.join("opt/new")).unwrap(), "added\n");
-    assert!(!r.join("etc/remove-me").exists(), "whiteout not applied");
-    let cache: Vec<_> = fs::read_dir(r.join("var/cache/app"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name())
-        .collect();
-    assert_eq!(
-        cache,
-        vec![std::ffi::OsString::from("c")],
-        "opaque dir not applied"
-    );
-    assert!(r.join("bin/busybox").is_file());
-    assert!(fs::read_link(r.join("bin/sh")).is_ok());
-}
-
 #[test]
 fn our_archives_read_by_skopeo_umoci_and_podman() {
     let t = tmpdir();
