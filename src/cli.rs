@@ -38,7 +38,7 @@ pub enum Command {
     /// Restart containers
     Restart(StopArgs),
     /// Attach to a running container's console
-    Attach(CtrArgs),
+    Attach(AttachArgs),
     /// Run a command in a running container
     Exec(ExecArgs),
     /// Show a container's output
@@ -178,6 +178,15 @@ pub struct PsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct CtrArgs {
+    pub container: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AttachArgs {
+    /// Keys that detach without stopping the container: comma-separated, each `ctrl-X` or
+    /// one character; "" for none
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
     pub container: String,
 }
 

@@ -950,3 +950,56 @@ fn tty_for_run_and_exec() {
     );
     ok(&s.run(&["rm", "-f", "t1"]));
 }
+
+/// `attach` detaches on ctrl-p ctrl-q (docker's default keys) and leaves the container
+/// running; a second attach then ends with the container's exit code.
+#[test]
+fn attach_detaches_on_ctrl_p_ctrl_q() {
+    let s = Store::new();
+    // A plain read loop: an interactive shell's line editing would wait for answers
+    // from a terminal that `script` does not give.
+    let lines = r#"while read l; do echo "got:$l"; [ "$l" = quit ] && exit 7; done"#;
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "-i",
+        "-t",
+        "--name",
+        "a1",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        lines,
+    ]));
+    // Input is typed into `script`'s terminal: a line, then (once it was answered) the
+    // detach keys.
+    let attach = |input: &str, keys: &str| {
+        let cmd = format!(
+            "(printf '{input}'; sleep 0.5; printf '{keys}'; sleep 1) | script -qec '{} --root {} attach a1' /dev/null",
+            bin().display(),
+            s.root().display()
+        );
+        let o = std::process::Command::new("sh")
+            .args(["-c", &cmd])
+            .stdin(std::process::Stdio::null())
+            .output()
+            .unwrap();
+        (
+            o.status.code(),
+            String::from_utf8_lossy(&o.stdout).replace('\r', ""),
+        )
+    };
+    let (code, out) = attach("hello\\n", "\\020\\021");
+    assert_eq!(code, Some(0), "{out}");
+    assert!(out.contains("got:hello"), "{out}");
+    let ps = ok(&s.run(&["ps"]));
+    assert!(
+        ps.contains("a1") && ps.contains("Up"),
+        "detach stopped it: {ps}"
+    );
+    let (code, out) = attach("quit\\n", "");
+    assert_eq!(code, Some(7), "{out}");
+    assert!(out.contains("got:quit"), "{out}");
+    ok(&s.run(&["rm", "a1"]));
+}

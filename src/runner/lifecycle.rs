@@ -457,15 +457,19 @@ pub fn logs(root: &Path, a: CtrArgs) -> Result<i32> {
     Ok(0)
 }
 
-/// Connects our stdin and stdout to a running detached container until it exits;
-/// returns its exit code.
-pub fn attach(root: &Path, a: CtrArgs) -> Result<i32> {
+/// Connects our stdin and stdout to a running detached container until it exits (its
+/// exit code is ours) or the detach keys are typed (0, the container runs on).
+pub fn attach(root: &Path, a: AttachArgs) -> Result<i32> {
+    let keys = super::tty::parse_detach_keys(&a.detach_keys)?;
     let c = state::find_container(root, &a.container)?;
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
-    super::tty::attach_client(&c.id)
+    let detached = super::tty::attach_client(&c.id, &keys)
         .with_context(|| format!("attach to {} (only detached containers)", c.name))?;
+    if detached {
+        return Ok(0);
+    }
     // The supervisor records the exit code just after closing our connection.
     let deadline = Instant::now() + Duration::from_secs(5);
     loop {

@@ -63,7 +63,7 @@ pub fn cmd_restart(root: Option<PathBuf>, a: StopArgs) -> anyhow::Result<i32> {
     lifecycle::restart(&store_root(root), a)
 }
 
-pub fn cmd_attach(root: Option<PathBuf>, a: CtrArgs) -> anyhow::Result<i32> {
+pub fn cmd_attach(root: Option<PathBuf>, a: AttachArgs) -> anyhow::Result<i32> {
     lifecycle::attach(&store_root(root), a)
 }
 

@@ -243,17 +243,32 @@ pub fn relay(r: &Relay) -> Result<i32> {
 }
 
 /// `attach`: our stdin to the container, its output to our stdout, until it exits.
-pub fn attach_client(id: &str) -> Result<()> {
+/// Returns whether the user detached (typed KEYS) rather than the output ending.
+pub fn attach_client(id: &str, keys: &[u8]) -> Result<bool> {
     let mut sock = attach_connect(id)?;
     let stdin_tty = linux::is_tty(0);
     let saved = if stdin_tty { linux::make_raw(0) } else { None };
     let mut writer = sock.try_clone()?;
-    // Input in a thread: the process ends when the container's output ends.
+    let detached = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flag = detached.clone();
+    let keys = keys.to_vec();
+    // Input in a thread: the process ends when the container's output ends, or when the
+    // detach keys close the connection.
     std::thread::spawn(move || {
         let mut buf = [0u8; 4096];
         let mut stdin = std::io::stdin();
+        let mut keys_seen = 0;
         while let Ok(n) = stdin.read(&mut buf) {
-            if n == 0 || writer.write_all(&buf[..n]).is_err() {
+            if n == 0 {
+                break;
+            }
+            let (out, done) = filter_detach_keys(&buf[..n], &keys, &mut keys_seen);
+            if writer.write_all(&out).is_err() {
+                break;
+            }
+            if done {
+                flag.store(true, std::sync::atomic::Ordering::SeqCst);
+                let _ = writer.shutdown(std::net::Shutdown::Both);
                 break;
             }
         }
@@ -272,5 +287,91 @@ pub fn attach_client(id: &str) -> Result<()> {
     if let Some(t) = saved {
         linux::restore_term(0, &t);
     }
-    Ok(())
+    Ok(detached.load(std::sync::atomic::Ordering::SeqCst))
+}
+
+/// Parses docker's `--detach-keys`: comma-separated `ctrl-X` (X a letter or one of
+/// `@[\]^_`) or single characters.
+pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
+    let mut keys = Vec::new();
+    for k in spec.split(',').filter(|k| !k.is_empty()) {
+        let b = k.as_bytes();
+        let key = match b {
+            [c] => *c,
+            [b'c', b't', b'r', b'l', b'-', c]
+                if c.is_ascii_alphabetic() || b"@[\\]^_".contains(c) =>
+            {
+                c.to_ascii_uppercase() & 0x1f
+            }
+            _ => anyhow::bail!("--detach-keys {spec:?}: {k:?} is not ctrl-X or one character"),
+        };
+        keys.push(key);
+    }
+    Ok(keys)
+}
+
+/// Passes input through, holding back a partial match of the detach KEYS (`seen` bytes
+/// of it so far, across calls). Returns what to send and whether all keys were typed.
+fn filter_detach_keys(input: &[u8], keys: &[u8], seen: &mut usize) -> (Vec<u8>, bool) {
+    let mut out = Vec::with_capacity(input.len());
+    if keys.is_empty() {
+        out.extend_from_slice(input);
+        return (out, false);
+    }
+    for &b in input {
+        if b == keys[*seen] {
+            *seen += 1;
+            if *seen == keys.len() {
+                return (out, true);
+            }
+            continue;
+        }
+        // Not the sequence after all: what was held back is input.
+        out.extend_from_slice(&keys[..*seen]);
+        *seen = usize::from(b == keys[0]);
+        if *seen == 0 {
+            out.push(b);
+        }
+    }
+    (out, false)
+}
+
+#[cfg(test)]
+mod detach_tests {
+    use super::*;
+
+    #[test]
+    fn parses_docker_key_specs() {
+        assert_eq!(
+            parse_detach_keys("ctrl-p,ctrl-q").unwrap(),
+            vec![0x10, 0x11]
+        );
+        assert_eq!(parse_detach_keys("ctrl-@,a").unwrap(), vec![0, b'a']);
+        assert_eq!(parse_detach_keys("").unwrap(), Vec::<u8>::new());
+        let e = parse_detach_keys("ctrl-pq").unwrap_err().to_string();
+        assert!(e.contains("ctrl-pq"), "{e}");
+    }
+
+    #[test]
+    fn holds_back_partial_sequences_only() {
+        let keys = [0x10, 0x11];
+        let mut seen = 0;
+        assert_eq!(
+            filter_detach_keys(b"ab\x10", &keys, &mut seen),
+            (b"ab".to_vec(), false)
+        );
+        assert_eq!(seen, 1);
+        let mut seen = 0;
+        let (out, done) = filter_detach_keys(&[b'a', 0x10], &keys, &mut seen);
+        assert_eq!((out, done, seen), (vec![b'a'], false, 1));
+        let (out, done) = filter_detach_keys(b"x", &keys, &mut seen);
+        assert_eq!((out, done, seen), (vec![0x10, b'x'], false, 0));
+        let (out, done) = filter_detach_keys(&[0x10, 0x10, 0x11, b'z'], &keys, &mut seen);
+        assert_eq!((out, done), (vec![0x10], true));
+        let mut seen = 0;
+        assert_eq!(
+            filter_detach_keys(b"plain", &[], &mut seen),
+            (b"plain".to_vec(), false)
+        );
+    }
 }
