@@ -222,9 +222,7 @@ impl UnionFs {
         }
         let node = self.node(ino)?;
         let (ufd, path) = (self.upper()?, self.path_of(ino)?);
-        let before = sys::lstatat(ufd, &path)?;
         self.set_opaque(ufd, &path)?;
-        restore_times(ufd, &path, &before)?;
         node.lock().lowers.clear();
         Ok(())
     }
@@ -247,13 +245,18 @@ impl UnionFs {
     fn set_opaque(&self, fd: RawFd, p: &OsStr) -> io::Result<()> {
         match self.layers.format {
             Format::Overlay => sys::lsetxattr(fd, p, &self.layers.xattr.opaque, b"y", 0),
-            Format::Aufs => sys::openat(
-                fd,
-                &join(p, OsStr::new(whiteout::AUFS_OPAQUE)),
-                libc::O_CREAT | libc::O_WRONLY,
-                0o444,
-            )
-            .map(drop),
+            Format::Aufs => {
+                // The marker is a file in the dir: keep the dir's times as they were, as
+                // an opaque xattr would.
+                let before = sys::lstatat(fd, p)?;
+                sys::openat(
+                    fd,
+                    &join(p, OsStr::new(whiteout::AUFS_OPAQUE)),
+                    libc::O_CREAT | libc::O_WRONLY,
+                    0o444,
+                )?;
+                restore_times(fd, p, &before)
+            }
         }
     }
 
