@@ -77,3 +77,57 @@ fn more_whiteouts_than_one_inode_has_links() {
     assert_eq!(std::fs::read(merged.join("many/f7")).unwrap(), b"new\n");
     m.unmount().unwrap();
 }
+
+/// In aufs format the opaque marker is a file inside the dir: making a dir opaque (here: a
+/// new dir exchanged onto a lower name) must keep the dir's times, as the overlay xattr
+/// and kernel overlayfs do.
+#[test]
+fn aufs_opaque_marker_keeps_the_dir_times() {
+    assert!(common::is_root(), "mounts FUSE: run as root");
+    common::mounts::ensure_fusectl();
+    let s = Scratch::new("aufs-opaque-times");
+    let lower = s.mkdir("lower");
+    std::fs::write(lower.join("f"), b"lower\n").unwrap();
+    let dirs = UnionDirs {
+        lowers: vec![lower],
+        upper: Some(s.mkdir("upper")),
+        work: Some(s.mkdir("work")),
+    };
+    let merged = s.mkdir("merged");
+    let mut m = mount_unionctl(&dirs, &merged, &["--format", "aufs"]).expect("unionctl mount");
+    let x = merged.join("x");
+    std::fs::create_dir(&x).unwrap();
+    let mtime = std::time::UNIX_EPOCH + std::time::Duration::from_secs(1_227_861_852);
+    std::fs::File::open(&x)
+        .unwrap()
+        .set_modified(mtime)
+        .unwrap();
+    let (a, b) = (cstr(&x), cstr(&merged.join("f")));
+    let r = unsafe {
+        libc::renameat2(
+            libc::AT_FDCWD,
+            a.as_ptr(),
+            libc::AT_FDCWD,
+            b.as_ptr(),
+            libc::RENAME_EXCHANGE,
+        )
+    };
+    assert_eq!(r, 0, "exchange: {}", std::io::Error::last_os_error());
+    let md = std::fs::symlink_metadata(merged.join("f")).unwrap();
+    assert!(md.is_dir());
+    assert_eq!(
+        md.mtime(),
+        1_227_861_852,
+        "the opaque marker changed the dir's mtime"
+    );
+    let upper_dir = dirs.upper.as_ref().unwrap().join("f");
+    assert!(
+        upper_dir.join(".wh..wh..opq").exists(),
+        "no opaque marker written"
+    );
+    m.unmount().unwrap();
+}
+
+fn cstr(p: &std::path::Path) -> std::ffi::CString {
+    std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).unwrap()
+}
