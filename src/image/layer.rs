@@ -933,6 +933,29 @@ mod tests {
     }
 
     #[test]
+    fn hard_linked_aufs_whiteouts_pack_as_files_of_their_own() {
+        let t = tempfile::tempdir().unwrap();
+        let d = t.path();
+        fs::write(d.join(".wh.a"), b"").unwrap();
+        fs::hard_link(d.join(".wh.a"), d.join(".wh.b")).unwrap();
+        fs::write(d.join("x"), b"data").unwrap();
+        fs::hard_link(d.join("x"), d.join("y")).unwrap();
+        let mut w = LayerWriter::new(Vec::new(), PackOptions::default());
+        w.pack_tree(d, &mut |_| {}).unwrap();
+        let tar = w.finish().unwrap();
+        let mut kinds = std::collections::BTreeMap::new();
+        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
+            let e = e.unwrap();
+            let name = e.path().unwrap().to_string_lossy().into_owned();
+            kinds.insert(name, e.header().entry_type());
+        }
+        assert_eq!(kinds[".wh.a"], tar::EntryType::Regular);
+        assert_eq!(kinds[".wh.b"], tar::EntryType::Regular);
+        // Real hard links stay links.
+        assert_eq!(kinds["y"], tar::EntryType::Link);
+    }
+
+    #[test]
     fn pax_records() {
         let m = parse_pax(Some(b"29 SCHILY.xattr.user.a=hello\n11 path=ab\n")).unwrap();
         assert_eq!(m["SCHILY.xattr.user.a"], b"hello");
