@@ -140,27 +140,7 @@ fn skopeo_umoci_and_podman_read_what_we_pushed() {
     let name = format!("{}/peers/two:v1", reg.host);
     uc_ok(&root, &["push", "two:layers", &name]);
     let layout = t.path().join("layout");
-    sh_ok(
-        "skopeo",
-        &[
-            "copy",
-            "-q",
-            "--src-tls-verify=false",
-            &format!("docker://{name}"),
-            &format!("oci:{}:copied", layout.display()),
-        ],
-    );
-    let bundle = t.path().join("bundle");
-    sh_ok(
-        "umoci",
-        &[
-            "unpack",
-            "--image",
-            &format!("{}:copied", layout.display()),
-            bundle.to_str().unwrap(),
-        ],
-    );
-    check_two_layer_rootfs(&bundle.join("rootfs"));
+    check_two_layer_rootfs(&skopeo_copy_and_unpack(&name, &layout, "copied", t.path()));
     let cfg = sh_ok(
         "skopeo",
         &[
@@ -662,25 +642,32 @@ fn compressed_push_is_read_by_skopeo_and_by_us() {
         assert_same_layers(&root, "two:layers", &other, &name);
     }
     let layout = t.path().join("layout");
+    let name = format!("{}/packed/gzip:1", reg.host);
+    check_two_layer_rootfs(&skopeo_copy_and_unpack(&name, &layout, "gz", t.path()));
+}
+
+/// The peers' view of an image in a registry: skopeo copies NAME into the OCI layout
+/// LAYOUT as TAG, umoci unpacks it under DIR; returns the unpacked rootfs.
+fn skopeo_copy_and_unpack(name: &str, layout: &Path, tag: &str, dir: &Path) -> PathBuf {
     sh_ok(
         "skopeo",
         &[
             "copy",
             "-q",
             "--src-tls-verify=false",
-            &format!("docker://{}/packed/gzip:1", reg.host),
-            &format!("oci:{}:gz", layout.display()),
+            &format!("docker://{name}"),
+            &format!("oci:{}:{tag}", layout.display()),
         ],
     );
-    let bundle = t.path().join("bundle");
+    let bundle = dir.join("bundle");
     sh_ok(
         "umoci",
         &[
             "unpack",
             "--image",
-            &format!("{}:gz", layout.display()),
+            &format!("{}:{tag}", layout.display()),
             bundle.to_str().unwrap(),
         ],
     );
-    check_two_layer_rootfs(&bundle.join("rootfs"));
+    bundle.join("rootfs")
 }
