@@ -127,12 +127,7 @@ pub fn copy_xattrs(
     Ok(())
 }
 
-/// Sets owner, then mode (chown clears set-id bits), then times of `p` to those of `st`.
-pub fn copy_metadata(ddir: RawFd, dp: &OsStr, st: &sys::Stat) -> io::Result<()> {
-    copy_owner(ddir, dp, st)?;
-    copy_mode_and_times(ddir, dp, st)
-}
-
+/// Gives `dp` the owner of `st` (before its mode: chown clears set-id bits).
 fn copy_owner(ddir: RawFd, dp: &OsStr, st: &sys::Stat) -> io::Result<()> {
     match sys::fchownat(ddir, dp, st.st_uid, st.st_gid) {
         Ok(()) => Ok(()),

@@ -90,6 +90,7 @@ impl UnionFuse {
         &self,
         ino: u64,
         fd: RawFd,
+        writable: bool,
         register: impl FnOnce() -> io::Result<BackingId>,
     ) -> OpenMode {
         if !self.passthrough.load(Ordering::Relaxed) {
@@ -105,8 +106,6 @@ impl UnionFuse {
         let mut map = self.backing.lock().unwrap();
         // Passthrough writes never reach us, so we could not drop the set-ID bits of
         // such a file (see write). Direct I/O mixes with passthrough opens of the inode.
-        let writable =
-            unsafe { libc::fcntl(fd, libc::F_GETFL) } & libc::O_ACCMODE != libc::O_RDONLY;
         if writable && killed_suidgid(st.st_mode) != st.st_mode {
             return OpenMode::Direct;
         }
@@ -520,7 +519,8 @@ impl Filesystem for UnionFuse {
             Ok(fd) => fd,
             Err(e) => return reply.error(errno(&e)),
         };
-        let mode = self.open_mode(ino.0, fd.as_raw_fd(), || reply.open_backing(&fd));
+        let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
+        let mode = self.open_mode(ino.0, fd.as_raw_fd(), writable, || reply.open_backing(&fd));
         let fh = FileHandle(fd.into_raw_fd() as u64);
         match mode {
             OpenMode::Passthrough => {
@@ -860,7 +860,10 @@ impl Filesystem for UnionFuse {
         let mode = mode & !(umask & 0o777);
         match self.fs.create(parent.0, name, mode, flags, caller(req)) {
             Ok((node, st, fd)) => {
-                let mode = self.open_mode(node.ino, fd.as_raw_fd(), || reply.open_backing(&fd));
+                let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
+                let mode = self.open_mode(node.ino, fd.as_raw_fd(), writable, || {
+                    reply.open_backing(&fd)
+                });
                 let fh = FileHandle(fd.into_raw_fd() as u64);
                 let a = attr(&st);
                 let g = Generation(0);

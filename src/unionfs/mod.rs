@@ -117,20 +117,27 @@ impl UnionFs {
     /// Path of a node in the union (and so in the upper layer), from its first alias.
     pub fn path_of(&self, ino: u64) -> io::Result<OsString> {
         let mut parts: Vec<OsString> = Vec::new();
-        let mut cur = ino;
+        let mut node = if ino == ROOT {
+            None
+        } else {
+            Some(self.node(ino)?)
+        };
         let mut guard = 0;
-        while cur != ROOT {
+        while let Some(n) = node {
             // Clone, then look at the table: never hold a node lock while taking the table
             // lock (remember() takes them the other way round).
-            let aliases = self.node(cur)?.lock().aliases.clone();
+            let aliases = n.lock().aliases.clone();
             // A hard link may keep a name in a directory the kernel has forgotten since:
-            // take a name whose directory is still known.
+            // take a name whose directory is still known (the root always is).
             let (parent, name) = aliases
                 .into_iter()
-                .find(|(p, _)| *p == ROOT || self.nodes.get(*p).is_some())
+                .find_map(|(p, name)| match p {
+                    ROOT => Some((None, name)),
+                    _ => self.nodes.get(p).map(|pn| (Some(pn), name)),
+                })
                 .ok_or_else(enoent)?;
             parts.push(name);
-            cur = parent;
+            node = parent;
             guard += 1;
             if guard > 4096 {
                 return Err(sys::errno(libc::ELOOP));
@@ -190,7 +197,7 @@ impl UnionFs {
                     upper_st = Some(st);
                 }
                 None => {
-                    if whiteout::is_whiteout(ufd, ppath, name, None, self.upper_aufs())? {
+                    if whiteout::is_whiteout(ufd, ppath, name, self.upper_aufs())? {
                         return Ok(None);
                     }
                 }
@@ -222,7 +229,7 @@ impl UnionFs {
                     None => {
                         let (cp, cn) = split(&cpath);
                         if !self.no_markers.contains(layer, cp)
-                            && whiteout::is_whiteout(fd, cp, cn, None, true)?
+                            && whiteout::is_whiteout(fd, cp, cn, true)?
                         {
                             break;
                         }

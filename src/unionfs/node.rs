@@ -105,9 +105,14 @@ impl NodeTable {
         if let Some(old) = map.get(&fresh.ino)
             && old.kind == fresh.kind
         {
-            let new_state = fresh.lock().clone();
+            // `fresh` goes away: take its state rather than copy it.
+            let new_state = fresh.state.into_inner().unwrap_or_else(|p| p.into_inner());
             let mut st = old.lock();
-            let alias = new_state.aliases[0].clone();
+            let alias = new_state
+                .aliases
+                .into_iter()
+                .next()
+                .expect("a fresh node has its name");
             st.aliases.retain(|a| *a != alias);
             st.aliases.insert(0, alias);
             st.upper = new_state.upper;

@@ -210,8 +210,9 @@ impl UnionFs {
     /// and makes it opaque, so it no longer depends on lower layers (aufs-format rename).
     fn copy_up_tree(&self, ino: u64) -> io::Result<()> {
         self.copy_up(ino)?;
-        for e in self.list_dir(ino)? {
-            let (child, _) = self.lookup(ino, &e.name)?;
+        let dir = self.dir_context(ino)?;
+        for e in self.list_in(&dir)? {
+            let (child, _) = self.lookup_in(&dir, &e.name)?;
             let r = if child.is_dir {
                 self.copy_up_tree(child.ino)
             } else {
@@ -220,10 +221,8 @@ impl UnionFs {
             self.forget(child.ino, 1);
             r?;
         }
-        let node = self.node(ino)?;
-        let (ufd, path) = (self.upper()?, self.path_of(ino)?);
-        self.set_opaque(ufd, &path)?;
-        node.lock().lowers.clear();
+        self.set_opaque(self.upper()?, &dir.path)?;
+        self.node(ino)?.lock().lowers.clear();
         Ok(())
     }
 
@@ -343,7 +342,7 @@ impl UnionFs {
         let prev = match sys::lstat_opt(ufd, &path)? {
             Some(st) if self.upper_whiteout(ufd, &path, &st) => Previous::Whiteout,
             Some(_) => return Err(sys::errno(libc::EEXIST)),
-            None if whiteout::is_whiteout(ufd, &ppath, name, None, self.upper_aufs())? => {
+            None if whiteout::is_whiteout(ufd, &ppath, name, self.upper_aufs())? => {
                 Previous::AufsMarker
             }
             None if self.lower_visible(&pst, &ppath, name)? => {
@@ -860,8 +859,7 @@ impl UnionFs {
                 Some(st) if sys::is_dir(&st) => self.clear_dir(&npath)?,
                 Some(_) => {}
                 None => {
-                    aufs_marker =
-                        whiteout::is_whiteout(ufd, &nppath, nname, None, self.upper_aufs())?
+                    aufs_marker = whiteout::is_whiteout(ufd, &nppath, nname, self.upper_aufs())?
                 }
             }
             match (old_lower, self.layers.format) {

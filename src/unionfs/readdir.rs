@@ -1,7 +1,7 @@
 //! Merged directory listings: upper entries, then each lower dir's entries not hidden by
 //! a name above, a whiteout or an opaque dir. A listing is taken once per open (and again
 //! on rewind) so offsets stay stable while the directory changes.
-use super::{NodeState, UnionFs};
+use super::{DirContext, NodeState, UnionFs};
 use crate::sys;
 use crate::whiteout::{self, Format};
 use std::collections::HashSet;
@@ -20,13 +20,12 @@ pub struct DirEntry {
 impl UnionFs {
     /// Visible entries of a directory node, without "." and "..".
     pub fn list_dir(&self, ino: u64) -> io::Result<Vec<DirEntry>> {
-        let node = self.node(ino)?;
-        if !node.is_dir {
-            return Err(sys::errno(libc::ENOTDIR));
-        }
-        let st = node.snapshot();
-        let path = self.path_of(ino)?;
-        self.list_merged(&st, &path)
+        self.list_in(&self.dir_context(ino)?)
+    }
+
+    /// `list_dir` of a directory whose context was taken already.
+    pub fn list_in(&self, dir: &DirContext) -> io::Result<Vec<DirEntry>> {
+        self.list_merged(&dir.state, &dir.path)
     }
 
     pub(super) fn list_merged(&self, st: &NodeState, path: &OsStr) -> io::Result<Vec<DirEntry>> {
@@ -81,6 +80,7 @@ impl UnionFs {
         };
         let mut fresh = Vec::new();
         let mut markers = false;
+        let upper = self.layers.upper.as_ref().is_some_and(|u| u.raw() == fd);
         for (name, dtype, ino) in entries {
             if aufs_meta && whiteout::is_aufs_meta(&name) {
                 markers = true;
@@ -95,7 +95,6 @@ impl UnionFs {
             if chardev_whiteouts && (dtype == libc::DT_CHR || dtype == libc::DT_UNKNOWN) {
                 let p = whiteout::join(path, &name);
                 let st = sys::lstatat(fd, &p)?;
-                let upper = self.layers.upper.as_ref().is_some_and(|u| u.raw() == fd);
                 let whiteout = if upper {
                     self.upper_whiteout(fd, &p, &st)
                 } else {

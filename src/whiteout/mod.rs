@@ -187,18 +187,9 @@ pub fn is_opaque_dir(dir: RawFd, p: &OsStr, x: &XattrNames, markers: bool) -> io
     Ok(sys::lstat_opt(dir, &marker)?.is_some())
 }
 
-/// Is NAME whited out inside directory `parent` of a layer (either format)?
-/// `st` is NAME's own stat if it exists.
-pub fn is_whiteout(
-    dir: RawFd,
-    parent: &OsStr,
-    name: &OsStr,
-    st: Option<&sys::Stat>,
-    markers: bool,
-) -> io::Result<bool> {
-    if let Some(st) = st {
-        return Ok(sys::is_whiteout_stat(st));
-    }
+/// Is the missing NAME whited out by an aufs `.wh.NAME` marker inside directory `parent`
+/// of a layer? (A char 0/0 whiteout stands at NAME itself: its stat tells.)
+pub fn is_whiteout(dir: RawFd, parent: &OsStr, name: &OsStr, markers: bool) -> io::Result<bool> {
     if !markers || name.len() + AUFS_PREFIX.len() > 255 {
         return Ok(false); // no marker can exist for so long a name
     }
