@@ -499,7 +499,7 @@ pub fn open_input(path: Option<&Path>) -> Result<Box<dyn Read + Send>> {
             Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
         }
         _ => {
-            if unsafe { libc::isatty(0) } == 1 {
+            if crate::runner::linux::is_tty(0) {
                 bail!("no input: give -i FILE or pipe an archive into stdin");
             }
             Ok(Box::new(io::stdin()))

@@ -22,8 +22,9 @@ use anyhow::{Context, Result, bail};
 use std::path::{Path, PathBuf};
 use store::Store;
 
+/// The same store root as the runner's, so `run` and `images` always agree.
 fn root_of(root: Option<PathBuf>) -> PathBuf {
-    util::store_root(root)
+    crate::runner::store_root(root)
 }
 
 pub fn cmd_images(root: Option<PathBuf>, a: ImagesArgs) -> Result<i32> {

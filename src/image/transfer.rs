@@ -31,7 +31,7 @@ impl Output {
                 Ok(Output::File(tmp, p.to_path_buf()))
             }
             _ => {
-                if unsafe { libc::isatty(1) } == 1 {
+                if crate::runner::linux::is_tty(1) {
                     bail!(
                         "refusing to write an archive to a terminal: give -o FILE or redirect stdout"
                     );
@@ -95,7 +95,7 @@ pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String
         None => Vec::new(),
     };
     let input: Box<dyn Read + Send> = if file == "-" {
-        if unsafe { libc::isatty(0) } == 1 {
+        if crate::runner::linux::is_tty(0) {
             bail!("import -: refusing to read a tar from a terminal");
         }
         Box::new(io::stdin())

@@ -4,23 +4,8 @@ use anyhow::{Context, Result};
 use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
-
-/// The store root: `--root`, else /var/lib/unionctl as root, else $XDG_DATA_HOME/unionctl.
-pub fn store_root(root: Option<PathBuf>) -> PathBuf {
-    if let Some(r) = root {
-        return r;
-    }
-    if unsafe { libc::geteuid() } == 0 {
-        return PathBuf::from("/var/lib/unionctl");
-    }
-    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|v| !v.is_empty()) {
-        return PathBuf::from(x).join("unionctl");
-    }
-    let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
-    PathBuf::from(home).join(".local/share/unionctl")
-}
 
 /// A writer that counts and hashes (sha256) everything written through it.
 pub struct HashingWriter<W: Write> {
@@ -219,7 +204,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn stderr_is_terminal() -> bool {
-    unsafe { libc::isatty(2) == 1 }
+    crate::runner::linux::is_tty(2)
 }
 
 /// A one-line byte counter on stderr, shown only when stderr is a terminal.

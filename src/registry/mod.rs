@@ -34,7 +34,7 @@ fn connect(root: &Path, opts: &RegistryOpts, registry: &str) -> Result<Client> {
 }
 
 pub fn cmd_pull(root: Option<PathBuf>, a: PullArgs) -> Result<i32> {
-    let root = util::store_root(root);
+    let root = crate::runner::store_root(root);
     let r = Reference::parse(&a.reference)?;
     let platform = match &a.platform {
         Some(p) => manifests::Wanted::parse(p)?,
@@ -57,7 +57,7 @@ pub fn cmd_pull(root: Option<PathBuf>, a: PullArgs) -> Result<i32> {
 }
 
 pub fn cmd_push(root: Option<PathBuf>, a: PushArgs) -> Result<i32> {
-    let root = util::store_root(root);
+    let root = crate::runner::store_root(root);
     let dest = a.destination.as_deref().unwrap_or(&a.image);
     let ctx = || format!("push {dest}");
     let r = Reference::parse(dest).with_context(|| {
@@ -77,7 +77,7 @@ pub fn cmd_push(root: Option<PathBuf>, a: PushArgs) -> Result<i32> {
 }
 
 pub fn cmd_search(root: Option<PathBuf>, a: SearchArgs) -> Result<i32> {
-    let root = util::store_root(root);
+    let root = crate::runner::store_root(root);
     if a.list_tags {
         let r = Reference::parse(&a.term)?;
         if r.tag.is_some() || r.digest.is_some() {
@@ -135,7 +135,7 @@ fn registry_of(arg: &str) -> Result<String> {
 }
 
 pub fn cmd_login(root: Option<PathBuf>, a: LoginArgs) -> Result<i32> {
-    let root = util::store_root(root);
+    let root = crate::runner::store_root(root);
     let registry = registry_of(&a.registry)?;
     let interactive = std::io::stdin().is_terminal();
     if a.password.is_some() && a.password_stdin {
@@ -176,7 +176,7 @@ pub fn cmd_login(root: Option<PathBuf>, a: LoginArgs) -> Result<i32> {
 }
 
 pub fn cmd_logout(root: Option<PathBuf>, a: LogoutArgs) -> Result<i32> {
-    let root = util::store_root(root);
+    let root = crate::runner::store_root(root);
     let file = auth::auth_file(&root, a.authfile.as_deref());
     if a.all {
         auth::remove(&file, None)?;
