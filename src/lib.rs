@@ -8,5 +8,6 @@ pub mod image;
 pub mod registry;
 pub mod runner;
 pub mod sys;
+pub mod timestamp;
 pub mod unionfs;
 pub mod whiteout;

@@ -4,7 +4,7 @@
 use super::container::{self, ContainerRecord};
 use super::layer::{LayerWriter, PackOptions};
 use super::store::{self, Store};
-use super::util::{self, Progress};
+use super::util::Progress;
 use crate::cli::CommitArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::{Config, HistoryBuilder, ImageConfiguration};
@@ -71,7 +71,7 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
             .push(format!("sha256:{hex}"));
         history.push(
             HistoryBuilder::default()
-                .created(util::now_rfc3339())
+                .created(crate::timestamp::now())
                 .created_by("unionctl commit (base layer from rootfs)")
                 .build()?,
         );
@@ -107,7 +107,7 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
         apply_change(&mut cfg, ch)?;
     }
     config.set_config(Some(cfg));
-    let now = util::now_rfc3339();
+    let now = crate::timestamp::now();
     config.set_created(Some(now.clone()));
     if let Some(author) = &a.author {
         config.set_author(Some(author.clone()));

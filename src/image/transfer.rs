@@ -129,7 +129,7 @@ pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String
     for w in report.warnings {
         eprintln!("unionctl: warning: import {file}: {w}");
     }
-    let now = util::now_rfc3339();
+    let now = crate::timestamp::now();
     let mut cfg = ImageConfiguration::default();
     cfg.set_created(Some(now.clone()));
     cfg.rootfs_mut().set_diff_ids(vec![format!("sha256:{hex}")]);

@@ -1,11 +1,12 @@
-//! Small helpers shared by the image modules: store root, hashing, time, sizes,
+//! Small helpers shared by the image modules: store root, hashing, ages, sizes,
 //! compression detection, progress on a terminal, atomic files.
+use crate::timestamp;
 use anyhow::{Context, Result};
 use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 /// A writer that counts and hashes (sha256) everything written through it.
 pub struct HashingWriter<W: Write> {
@@ -79,82 +80,12 @@ pub fn decompressed(r: impl Read + Send + 'static) -> Result<Box<dyn Read + Send
     })
 }
 
-/// Current time as RFC 3339 (UTC, seconds).
-pub fn now_rfc3339() -> String {
-    let secs = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs())
-        .unwrap_or(0);
-    format_rfc3339(secs as i64)
-}
-
-pub fn format_rfc3339(secs: i64) -> String {
-    let days = secs.div_euclid(86400);
-    let rem = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z",
-        rem / 3600,
-        (rem / 60) % 60,
-        rem % 60
-    )
-}
-
-/// Parses the date and time of an RFC 3339 stamp (fractions and offsets honoured).
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let b = s.as_bytes();
-    if b.len() < 19 {
-        return None;
-    }
-    let num = |r: std::ops::Range<usize>| s.get(r)?.parse::<i64>().ok();
-    let (y, mo, d) = (num(0..4)?, num(5..7)?, num(8..10)?);
-    let (h, mi, se) = (num(11..13)?, num(14..16)?, num(17..19)?);
-    let mut t = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se;
-    let mut rest = &s[19..];
-    if let Some(r) = rest.strip_prefix('.') {
-        rest = r.trim_start_matches(|c: char| c.is_ascii_digit());
-    }
-    if rest.len() >= 6 && (rest.starts_with('+') || rest.starts_with('-')) {
-        let oh: i64 = rest.get(1..3)?.parse().ok()?;
-        let om: i64 = rest.get(4..6)?.parse().ok()?;
-        let off = oh * 3600 + om * 60;
-        t += if rest.starts_with('+') { -off } else { off };
-    }
-    Some(t)
-}
-
-fn civil_from_days(z: i64) -> (i64, i64, i64) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m, d)
-}
-
-fn days_from_civil(y: i64, m: i64, d: i64) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 /// "3 minutes ago", as docker prints it.
 pub fn human_ago(stamp: Option<&str>) -> String {
-    let Some(t) = stamp.and_then(parse_rfc3339) else {
+    let Some(t) = stamp.and_then(timestamp::parse) else {
         return "N/A".into();
     };
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(0);
-    let s = (now - t).max(0);
+    let s = (timestamp::unix_now() - t).max(0);
     let (n, unit) = match s {
         0..=59 => return "Less than a minute ago".into(),
         60..=3599 => (s / 60, "minute"),
@@ -296,18 +227,6 @@ pub fn remove_tree(path: &Path) {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn rfc3339_round_trip() {
-        for t in [0i64, 951782400, 1700000000, 4102444800] {
-            assert_eq!(parse_rfc3339(&format_rfc3339(t)), Some(t));
-        }
-        assert_eq!(format_rfc3339(1700000000), "2023-11-14T22:13:20Z");
-        assert_eq!(
-            parse_rfc3339("2023-11-14T23:13:20.123456789+01:00"),
-            Some(1700000000)
-        );
-    }
 
     #[test]
     fn sizes_and_compression() {

@@ -184,7 +184,7 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         image_ref: n.image_ref,
         rootfs: n.rootfs,
         lowers: n.lowers,
-        created: state::now_rfc3339(),
+        created: crate::timestamp::now_nanos(),
         status: Status::Created,
         pid: None,
         exit_code: None,
@@ -268,14 +268,10 @@ fn print_table(rows: &[Vec<String>]) {
 }
 
 fn ago(ts: &str) -> String {
-    let Some(t) = state::parse_rfc3339(ts) else {
+    let Some(t) = crate::timestamp::parse(ts) else {
         return ts.to_string();
     };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_secs() as i64)
-        .unwrap_or(t);
-    let s = (now - t).max(0);
+    let s = (crate::timestamp::unix_now() - t).max(0);
     match s {
         0..=59 => format!("{s} seconds"),
         60..=3599 => format!("{} minutes", s / 60),

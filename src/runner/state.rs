@@ -348,61 +348,6 @@ pub fn generated_name(id: &str) -> String {
     format!("{}_{}_{}", ADJ[a], NOUN[n], &id[..4.min(id.len())])
 }
 
-/// Current time as RFC 3339 UTC with nanoseconds.
-pub fn now_rfc3339() -> String {
-    let d = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    format_rfc3339(d.as_secs() as i64, d.subsec_nanos())
-}
-
-pub fn format_rfc3339(secs: i64, nanos: u32) -> String {
-    let days = secs.div_euclid(86400);
-    let sod = secs.rem_euclid(86400);
-    let (y, m, d) = civil_from_days(days);
-    format!(
-        "{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}.{nanos:09}Z",
-        sod / 3600,
-        sod / 60 % 60,
-        sod % 60
-    )
-}
-
-/// Seconds since the epoch of an RFC 3339 UTC time written by `format_rfc3339`.
-pub fn parse_rfc3339(s: &str) -> Option<i64> {
-    let y: i64 = s.get(0..4)?.parse().ok()?;
-    let m: u32 = s.get(5..7)?.parse().ok()?;
-    let d: u32 = s.get(8..10)?.parse().ok()?;
-    let hh: i64 = s.get(11..13)?.parse().ok()?;
-    let mm: i64 = s.get(14..16)?.parse().ok()?;
-    let ss: i64 = s.get(17..19)?.parse().ok()?;
-    Some(days_from_civil(y, m, d) * 86400 + hh * 3600 + mm * 60 + ss)
-}
-
-// Howard Hinnant's civil calendar algorithms.
-fn civil_from_days(z: i64) -> (i64, u32, u32) {
-    let z = z + 719468;
-    let era = z.div_euclid(146097);
-    let doe = z.rem_euclid(146097);
-    let yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    let y = yoe + era * 400;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = (doy - (153 * mp + 2) / 5 + 1) as u32;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 } as u32;
-    (if m <= 2 { y + 1 } else { y }, m, d)
-}
-
-fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y.rem_euclid(400);
-    let mp = (m as i64 + 9) % 12;
-    let doy = (153 * mp + 2) / 5 + d as i64 - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146097 + doe - 719468
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -431,23 +376,6 @@ mod tests {
             cgroups: vec![],
             dir: PathBuf::new(),
         }
-    }
-
-    #[test]
-    fn rfc3339_round_trip() {
-        assert_eq!(format_rfc3339(0, 0), "1970-01-01T00:00:00.000000000Z");
-        assert_eq!(
-            format_rfc3339(1_700_000_000, 5),
-            "2023-11-14T22:13:20.000000005Z"
-        );
-        assert_eq!(
-            parse_rfc3339("2023-11-14T22:13:20.000000005Z"),
-            Some(1_700_000_000)
-        );
-        assert_eq!(
-            format_rfc3339(951_782_400, 0),
-            "2000-02-29T00:00:00.000000000Z"
-        );
     }
 
     #[test]

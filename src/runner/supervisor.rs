@@ -286,7 +286,7 @@ fn clone_container(
         r.status = Status::Running;
         r.pid = Some(pid);
         r.pid_start = state::proc_start_time(pid);
-        r.started_at = Some(state::now_rfc3339());
+        r.started_at = Some(crate::timestamp::now_nanos());
         r.exit_code = None;
         r.finished_at = None;
         r.paused = false;
@@ -359,7 +359,7 @@ fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
         r.pid = None;
         r.pid_start = None;
         r.paused = false;
-        r.finished_at = Some(state::now_rfc3339());
+        r.finished_at = Some(crate::timestamp::now_nanos());
         r.supervisor_pid = None;
         r.supervisor_start = None;
         r.union_mnt_ns = None;
@@ -560,7 +560,7 @@ pub fn recover(c: &mut Container) -> Result<()> {
         if r.status == Status::Running {
             r.status = Status::Exited;
             r.exit_code = r.exit_code.or(Some(137));
-            r.finished_at = Some(state::now_rfc3339());
+            r.finished_at = Some(crate::timestamp::now_nanos());
         }
         r.pid = None;
         r.pid_start = None;
