@@ -397,3 +397,42 @@ pub fn in_initial_userns() -> bool {
         Err(_) => false,
     }
 }
+
+/// An flock on a lock file (created when missing), held until dropped.
+pub struct FileLock {
+    file: std::fs::File,
+}
+
+impl FileLock {
+    /// Waits for the lock: exclusive, or shared with the other shared holders.
+    pub fn acquire(path: &Path, exclusive: bool) -> anyhow::Result<FileLock> {
+        use anyhow::Context;
+        let file = std::fs::OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)
+            .with_context(|| format!("opening lock {}", path.display()))?;
+        let op = if exclusive {
+            libc::LOCK_EX
+        } else {
+            libc::LOCK_SH
+        };
+        // SAFETY: flock on an fd we own.
+        check(unsafe { libc::flock(file.as_raw_fd(), op) })
+            .with_context(|| format!("locking {}", path.display()))?;
+        Ok(FileLock { file })
+    }
+
+    pub fn exclusive(path: &Path) -> anyhow::Result<FileLock> {
+        Self::acquire(path, true)
+    }
+}
+
+impl Drop for FileLock {
+    fn drop(&mut self) {
+        // Unlock explicitly: a forked child may still hold a copy of the fd.
+        // SAFETY: unlocking our own fd.
+        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
+    }
+}

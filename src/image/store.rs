@@ -14,6 +14,7 @@
 use super::container;
 use super::layer;
 use super::util::{self, HashingWriter};
+use crate::sys::FileLock;
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
@@ -73,11 +74,6 @@ impl Image {
 
 pub fn strip_sha(d: &str) -> &str {
     d.strip_prefix("sha256:").unwrap_or(d)
-}
-
-/// An flock held until dropped.
-pub struct FileLock {
-    _file: File,
 }
 
 /// A blob being written; `commit` moves it to its content address.
@@ -176,26 +172,7 @@ impl Store {
     }
 
     pub fn lock(&self, name: &str, exclusive: bool) -> Result<FileLock> {
-        let path = self.root.join(name);
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(&path)
-            .with_context(|| format!("opening lock {}", path.display()))?;
-        let op = if exclusive {
-            libc::LOCK_EX
-        } else {
-            libc::LOCK_SH
-        };
-        if unsafe { libc::flock(file.as_raw_fd(), op) } != 0 {
-            bail!(
-                "locking {}: {}",
-                path.display(),
-                std::io::Error::last_os_error()
-            );
-        }
-        Ok(FileLock { _file: file })
+        FileLock::acquire(&self.root.join(name), exclusive)
     }
 
     /// Shared lock for commands that add content (so `rmi` does not sweep it away).

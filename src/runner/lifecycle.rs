@@ -1,10 +1,11 @@
 //! Life cycle commands: run, ps, start, stop, restart, attach, logs, rm, pause/unpause.
 use super::rootfs::secure_join;
 use super::spec;
-use super::state::{self, Config, Container, Lock, Status, Volume};
+use super::state::{self, Config, Container, Status, Volume};
 use super::supervisor::{self, Stdio};
 use super::{cgroups, linux};
 use crate::cli::*;
+use crate::sys::FileLock;
 use anyhow::{Context, Result, bail};
 use std::fs;
 use std::io::Write;
@@ -166,7 +167,7 @@ fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
 fn create(root: &Path, n: NewContainer) -> Result<Container> {
     let dir = state::containers_dir(root);
     fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
-    let _lock = Lock::exclusive(&dir.join(".lock"))?;
+    let _lock = FileLock::exclusive(&dir.join(".lock"))?;
     let id = state::new_id()?;
     let name = n.name.unwrap_or_else(|| state::generated_name(&id));
     if state::list(root)?.iter().any(|c| c.name == name) {
@@ -373,7 +374,7 @@ pub fn start(root: &Path, a: CtrListArgs) -> Result<i32> {
 
 fn start_one(c: Container) -> Result<()> {
     // Two `start`s at once must not both run it: the second waits, then sees it running.
-    let _starting = Lock::exclusive(&c.dir.join(".start.lock"))?;
+    let _starting = FileLock::exclusive(&c.dir.join(".start.lock"))?;
     let mut c = Container::load(&c.dir)?;
     if c.live_status() == Status::Running {
         bail!("container {} is already running", c.name);

@@ -1,10 +1,10 @@
 //! Container records under the store root: `containers/<id>/state.json` (the contract with
 //! the image store, see ARCHITECTURE.md), written via temp + rename, guarded by flock.
+use crate::sys::FileLock;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::io::Write;
-use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -172,7 +172,7 @@ impl Container {
 
     /// Re-reads the record under its lock, lets `f` change it, and saves it.
     pub fn update<F: FnOnce(&mut Container)>(&mut self, f: F) -> Result<()> {
-        let _lock = Lock::exclusive(&self.dir.join(".lock"))?;
+        let _lock = FileLock::exclusive(&self.dir.join(".lock"))?;
         let mut fresh = Container::load(&self.dir)?;
         f(&mut fresh);
         fresh.save()?;
@@ -228,36 +228,6 @@ fn parse_stat_start(stat: &str) -> Option<u64> {
         return None;
     }
     fields.get(19)?.parse().ok()
-}
-
-/// An flock held until dropped.
-pub struct Lock {
-    file: fs::File,
-}
-
-impl Lock {
-    pub fn exclusive(path: &Path) -> Result<Lock> {
-        let file = fs::OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .open(path)
-            .with_context(|| format!("{}", path.display()))?;
-        // SAFETY: flock on an fd we own.
-        let rc = unsafe { libc::flock(file.as_raw_fd(), libc::LOCK_EX) };
-        if rc != 0 {
-            return Err(std::io::Error::last_os_error())
-                .with_context(|| format!("lock {}", path.display()));
-        }
-        Ok(Lock { file })
-    }
-}
-
-impl Drop for Lock {
-    fn drop(&mut self) {
-        // SAFETY: unlocking our own fd.
-        unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
-    }
 }
 
 pub fn containers_dir(root: &Path) -> PathBuf {
