@@ -53,6 +53,18 @@ pub enum Compression {
     Zstd,
 }
 
+impl Compression {
+    /// The value of `--compression-format`.
+    pub fn parse(s: &str) -> Result<Compression> {
+        match s {
+            "none" => Ok(Compression::None),
+            "gzip" => Ok(Compression::Gzip),
+            "zstd" => Ok(Compression::Zstd),
+            _ => anyhow::bail!("--compression-format {s:?}: want none, gzip or zstd"),
+        }
+    }
+}
+
 pub fn detect_compression(head: &[u8]) -> Compression {
     if head.starts_with(&[0x1f, 0x8b]) {
         Compression::Gzip

@@ -70,7 +70,7 @@ pub fn cmd_push(root: Option<PathBuf>, a: PushArgs) -> Result<i32> {
     let img = store.load(&store.resolve(&a.image)?)?;
     let _w = store.writer_lock()?; // so `rmi` does not sweep blobs being sent
     let mut client = connect(&root, &a.registry, &r.registry).with_context(ctx)?;
-    let how = push::LayerCompression::parse(&a.compression_format)?;
+    let how = util::Compression::parse(&a.compression_format)?;
     let digest = push::push(&store, &img, &mut client, &r, how).with_context(ctx)?;
     println!("{digest}");
     Ok(0)

@@ -9,37 +9,19 @@ use super::client::{Client, Payload};
 use super::manifests::{self, OCI_MANIFEST};
 use super::reference::Reference;
 use crate::image::store::{Image, Store};
-use crate::image::util::{self, HashingWriter, Progress};
+use crate::image::util::{self, Compression, HashingWriter, Progress};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
 
-/// How layers travel.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum LayerCompression {
-    None,
-    Gzip,
-    Zstd,
-}
-
-impl LayerCompression {
-    pub fn parse(s: &str) -> Result<LayerCompression> {
-        match s {
-            "none" => Ok(LayerCompression::None),
-            "gzip" => Ok(LayerCompression::Gzip),
-            "zstd" => Ok(LayerCompression::Zstd),
-            _ => bail!("--compression-format {s:?}: want none, gzip or zstd"),
-        }
-    }
-
-    fn media_type(self) -> &'static str {
-        match self {
-            LayerCompression::None => "application/vnd.oci.image.layer.v1.tar",
-            LayerCompression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
-            LayerCompression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
-        }
+/// The OCI media type of a layer sent with this compression.
+fn layer_media_type(how: Compression) -> &'static str {
+    match how {
+        Compression::None => "application/vnd.oci.image.layer.v1.tar",
+        Compression::Gzip => "application/vnd.oci.image.layer.v1.tar+gzip",
+        Compression::Zstd => "application/vnd.oci.image.layer.v1.tar+zstd",
     }
 }
 
@@ -58,24 +40,24 @@ struct Outgoing {
 fn compress(
     store: &Store,
     hex: &str,
-    how: LayerCompression,
+    how: Compression,
 ) -> Result<(tempfile::NamedTempFile, String, u64)> {
     let mut input = BufReader::with_capacity(1 << 20, File::open(store.blob_path(hex))?);
     let tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())
         .with_context(|| format!("creating a temp file in {}", store.tmp_dir().display()))?;
     let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp));
     let out = match how {
-        LayerCompression::Gzip => {
+        Compression::Gzip => {
             let mut enc = flate2::write::GzEncoder::new(out, flate2::Compression::default());
             std::io::copy(&mut input, &mut enc)?;
             enc.finish()?
         }
-        LayerCompression::Zstd => {
+        Compression::Zstd => {
             let mut enc = zstd::stream::write::Encoder::new(out, 3)?;
             std::io::copy(&mut input, &mut enc)?;
             enc.finish()?
         }
-        LayerCompression::None => bail!("nothing to compress"),
+        Compression::None => bail!("nothing to compress"),
     };
     let (mut buf, digest, size) = out.finish();
     buf.flush()?;
@@ -91,7 +73,7 @@ pub fn push(
     img: &Image,
     client: &mut Client,
     r: &Reference,
-    how: LayerCompression,
+    how: Compression,
 ) -> Result<String> {
     let what = r.to_string();
     if r.digest.is_some() {
@@ -100,7 +82,7 @@ pub fn push(
     let stored_manifest = store.read_blob(&img.manifest_hex)?;
     let mut outgoing = Vec::new();
     for hex in img.layer_blobs() {
-        let o = if how == LayerCompression::None {
+        let o = if how == Compression::None {
             let size = std::fs::metadata(store.blob_path(&hex))
                 .with_context(|| format!("blob sha256:{hex} missing from the store"))?
                 .len();
@@ -122,7 +104,7 @@ pub fn push(
         };
         outgoing.push(o);
     }
-    let (manifest, media_type) = if how == LayerCompression::None {
+    let (manifest, media_type) = if how == Compression::None {
         let media_type = serde_json::from_slice::<Value>(&stored_manifest)
             .ok()
             .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
@@ -179,7 +161,7 @@ pub fn push(
 }
 
 /// The stored manifest with its layer descriptors pointing at the compressed blobs.
-fn rewrite_layers(stored: &[u8], out: &[Outgoing], how: LayerCompression) -> Result<Vec<u8>> {
+fn rewrite_layers(stored: &[u8], out: &[Outgoing], how: Compression) -> Result<Vec<u8>> {
     let mut m: Value = serde_json::from_slice(stored).context("parsing the stored manifest")?;
     let layers = m
         .get_mut("layers")
@@ -193,7 +175,7 @@ fn rewrite_layers(stored: &[u8], out: &[Outgoing], how: LayerCompression) -> Res
         );
     }
     for (l, o) in layers.iter_mut().zip(out) {
-        l["mediaType"] = Value::from(how.media_type());
+        l["mediaType"] = Value::from(layer_media_type(how));
         l["digest"] = Value::from(o.digest.clone());
         l["size"] = Value::from(o.size);
     }
