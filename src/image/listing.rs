@@ -125,11 +125,10 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
         let list = store::group_refs(descs);
         let r = store.resolve_in(&list, reference)?;
         let id = store.image_id(&r)?;
-        let want = store::normalize_ref(reference);
         let named = r
             .tags
             .iter()
-            .find(|t| **t == want || store::short_name(t) == want)
+            .find(|t| store::tag_matches(t, reference))
             .cloned();
         // By name while other names remain: only the name goes.
         if let Some(t) = &named

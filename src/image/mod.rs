@@ -68,11 +68,10 @@ pub fn cmd_save(root: Option<PathBuf>, a: SaveArgs) -> Result<i32> {
         let found = store.resolve(r)?;
         let img = store.load(&found)?;
         // Saved by name: that name; by id: every name of the image.
-        let want = store::normalize_ref(r);
         let named: Vec<String> = img
             .tags
             .iter()
-            .filter(|t| **t == want || store::short_name(t) == want)
+            .filter(|t| store::tag_matches(t, r))
             .cloned()
             .collect();
         let tags = if named.is_empty() {

@@ -301,10 +301,9 @@ impl Store {
 
     /// `resolve` over a given list (e.g. the index as seen under its lock).
     pub fn resolve_in(&self, list: &[ImageRef], reference: &str) -> Result<ImageRef> {
-        let want = normalize_ref(reference);
         let by_tag: Vec<&ImageRef> = list
             .iter()
-            .filter(|i| i.tags.iter().any(|t| t == &want || short_name(t) == want))
+            .filter(|i| i.tags.iter().any(|t| tag_matches(t, reference)))
             .collect();
         if let Some(first) = by_tag.first() {
             return Ok((*first).clone());
@@ -548,6 +547,13 @@ pub fn short_name(t: &str) -> String {
     t.to_string()
 }
 
+/// Whether a stored `name:tag` is what a user's reference names (`busybox` names
+/// `docker.io/library/busybox:latest`).
+pub fn tag_matches(stored: &str, reference: &str) -> bool {
+    let want = normalize_ref(reference);
+    stored == want || short_name(stored) == want
+}
+
 /// Checks a name given for tag/commit/import: `name[:tag]`, lowercase path parts.
 pub fn check_ref(r: &str) -> Result<String> {
     let n = normalize_ref(r);
@@ -731,6 +737,9 @@ mod tests {
             short_name("docker.io/library/busybox:latest"),
             "busybox:latest"
         );
+        assert!(tag_matches("docker.io/library/busybox:latest", "busybox"));
+        assert!(tag_matches("localhost/a:1", "localhost/a:1"));
+        assert!(!tag_matches("busybox:1", "busybox"));
         assert!(check_ref("Upper").is_err());
         assert!(check_ref("a b").is_err());
         assert_eq!(check_ref("my/img:v1").unwrap(), "my/img:v1");
