@@ -315,15 +315,12 @@ pub struct ImportArgs {
     pub reference: Option<String>,
 }
 
-/// How to reach a registry and who to be there.
+/// How to reach a registry: TLS and where saved credentials live.
 #[derive(Args, Debug, Clone)]
-pub struct RegistryOpts {
+pub struct RegistryAccess {
     /// Check TLS certificates; false also allows plain http (always for localhost)
     #[arg(long = "tls-verify", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
     pub tls_verify: bool,
-    /// USER:PASS (else the credentials `login` saved)
-    #[arg(long)]
-    pub creds: Option<String>,
     /// Credentials file (default $REGISTRY_AUTH_FILE, else ROOT/auth.json)
     #[arg(long)]
     pub authfile: Option<PathBuf>,
@@ -331,6 +328,16 @@ pub struct RegistryOpts {
     /// (default /etc/containers/certs.d/HOST, /etc/docker/certs.d/HOST)
     #[arg(long = "cert-dir")]
     pub cert_dir: Option<PathBuf>,
+}
+
+/// How to reach a registry and who to be there.
+#[derive(Args, Debug, Clone)]
+pub struct RegistryOpts {
+    #[command(flatten)]
+    pub access: RegistryAccess,
+    /// USER:PASS (else the credentials `login` saved)
+    #[arg(long)]
+    pub creds: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -375,13 +382,8 @@ pub struct SearchArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct LoginArgs {
-    #[arg(long = "tls-verify", default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true", require_equals = true)]
-    pub tls_verify: bool,
-    #[arg(long)]
-    pub authfile: Option<PathBuf>,
-    /// CA certificates (*.crt) and client certificate (*.cert + *.key) for the registry
-    #[arg(long = "cert-dir")]
-    pub cert_dir: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: RegistryAccess,
     #[arg(short = 'u', long)]
     pub username: Option<String>,
     #[arg(short = 'p', long)]

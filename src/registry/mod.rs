@@ -26,11 +26,12 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 fn connect(root: &Path, opts: &RegistryOpts, registry: &str) -> Result<Client> {
+    let a = &opts.access;
     let creds = match &opts.creds {
         Some(c) => Some(Credentials::parse(c)?),
-        None => auth::saved(&auth::auth_file(root, opts.authfile.as_deref()), registry)?,
+        None => auth::saved(&auth::auth_file(root, a.authfile.as_deref()), registry)?,
     };
-    Client::connect(registry, opts.tls_verify, opts.cert_dir.as_deref(), creds)
+    Client::connect(registry, a.tls_verify, a.cert_dir.as_deref(), creds)
 }
 
 pub fn cmd_pull(root: Option<PathBuf>, a: PullArgs) -> Result<i32> {
@@ -163,13 +164,13 @@ pub fn cmd_login(root: Option<PathBuf>, a: LoginArgs) -> Result<i32> {
     let creds = Credentials { user, password };
     let mut client = Client::connect(
         &registry,
-        a.tls_verify,
-        a.cert_dir.as_deref(),
+        a.access.tls_verify,
+        a.access.cert_dir.as_deref(),
         Some(creds.clone()),
     )
     .with_context(|| format!("login {registry}"))?;
     client.verify_login()?;
-    let file = auth::auth_file(&root, a.authfile.as_deref());
+    let file = auth::auth_file(&root, a.access.authfile.as_deref());
     auth::store(&file, &registry, &creds)?;
     println!("Login Succeeded!");
     Ok(0)
