@@ -5,6 +5,7 @@ use super::layer::{OPAQUE_MARKER, is_overlay_opaque, is_runtime_mountpoint, rel_
 use super::merged::{lookup, whiteout_target};
 use anyhow::{Context, Result};
 use std::collections::BTreeMap;
+use std::ffi::OsString;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -15,26 +16,20 @@ pub fn changes(root: &Path, ctr: &str) -> Result<BTreeMap<String, char>> {
     let mut out = BTreeMap::new();
     let upper = c.upper();
     if upper.is_dir() {
-        walk(&upper, Path::new(""), &lowers, &mut out)?;
+        walk(&upper, &names_of(&upper)?, Path::new(""), &lowers, &mut out)?;
     }
     Ok(out)
 }
 
+/// Records the changes below `dir` (upper layer path `rel`), whose names are `names`.
 fn walk(
     dir: &Path,
+    names: &[OsString],
     rel: &Path,
     lowers: &[PathBuf],
     out: &mut BTreeMap<String, char>,
 ) -> Result<()> {
-    let rd = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
-    let mut names = Vec::new();
-    for e in rd {
-        names.push(
-            e.with_context(|| format!("reading {}", dir.display()))?
-                .file_name(),
-        );
-    }
-    for name in &names {
+    for name in names {
         let path = dir.join(name);
         let meta = fs::symlink_metadata(&path)?;
         if name.as_encoded_bytes().starts_with(b".wh..wh.") {
@@ -52,31 +47,37 @@ fn walk(
         let kind = if below.is_some() { 'C' } else { 'A' };
         out.insert(rel_display(&crel), kind);
         if meta.is_dir() {
+            let sub = names_of(&path)?;
             let opaque = path.join(OPAQUE_MARKER).exists() || is_overlay_opaque(&path);
             if opaque {
                 // What the lower layers had here is gone, unless written anew above.
-                if let Some((lp, lm)) = &below
+                if let Some((_, lm)) = &below
                     && lm.is_dir()
                 {
-                    hidden_lower_entries(lp, &crel, &names_of(&path), out, lowers);
+                    hidden_lower_entries(&crel, &sub, out, lowers);
                 }
             }
-            walk(&path, &crel, lowers, out)?;
+            walk(&path, &sub, &crel, lowers, out)?;
         }
     }
     Ok(())
 }
 
-fn names_of(dir: &Path) -> Vec<std::ffi::OsString> {
-    fs::read_dir(dir)
-        .map(|rd| rd.flatten().map(|e| e.file_name()).collect())
-        .unwrap_or_default()
+fn names_of(dir: &Path) -> Result<Vec<OsString>> {
+    let rd = fs::read_dir(dir).with_context(|| format!("reading {}", dir.display()))?;
+    let mut names = Vec::new();
+    for e in rd {
+        names.push(
+            e.with_context(|| format!("reading {}", dir.display()))?
+                .file_name(),
+        );
+    }
+    Ok(names)
 }
 
 fn hidden_lower_entries(
-    _lower_dir: &Path,
     rel: &Path,
-    upper_names: &[std::ffi::OsString],
+    upper_names: &[OsString],
     out: &mut BTreeMap<String, char>,
     lowers: &[PathBuf],
 ) {
