@@ -43,6 +43,8 @@ pub struct ImageRef {
 pub struct Image {
     pub manifest_hex: String,
     pub manifest: ImageManifest,
+    /// The manifest blob as stored (its sha256 is `manifest_hex`).
+    pub manifest_raw: Vec<u8>,
     pub id: String,
     pub config: ImageConfiguration,
     pub config_raw: Vec<u8>,
@@ -292,6 +294,7 @@ impl Store {
         Ok(Image {
             manifest_hex: r.manifest.clone(),
             manifest,
+            manifest_raw: mbytes,
             id,
             config,
             config_raw,

@@ -12,6 +12,7 @@ use crate::image::store::{Image, Store};
 use crate::image::util::{self, Compression, HashingWriter, Progress};
 use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
+use std::borrow::Cow;
 use std::fs::File;
 use std::io::{BufReader, BufWriter, Write};
 use std::path::{Path, PathBuf};
@@ -79,7 +80,7 @@ pub fn push(
     if r.digest.is_some() {
         bail!("the destination must name a tag, not a digest");
     }
-    let stored_manifest = store.read_blob(&img.manifest_hex)?;
+    let stored_manifest = &img.manifest_raw;
     let mut outgoing = Vec::new();
     for hex in img.layer_blobs() {
         let o = if how == Compression::None {
@@ -105,14 +106,14 @@ pub fn push(
         outgoing.push(o);
     }
     let (manifest, media_type) = if how == Compression::None {
-        let media_type = serde_json::from_slice::<Value>(&stored_manifest)
+        let media_type = serde_json::from_slice::<Value>(stored_manifest)
             .ok()
             .and_then(|v| v.get("mediaType")?.as_str().map(str::to_string))
             .unwrap_or_else(|| OCI_MANIFEST.to_string());
-        (stored_manifest, media_type)
+        (Cow::Borrowed(stored_manifest.as_slice()), media_type)
     } else {
         (
-            rewrite_layers(&stored_manifest, &outgoing, how)?,
+            Cow::Owned(rewrite_layers(stored_manifest, &outgoing, how)?),
             OCI_MANIFEST.to_string(),
         )
     };
