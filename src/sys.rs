@@ -133,6 +133,18 @@ pub fn utimensat(dir: RawFd, p: &OsStr, times: &[libc::timespec; 2]) -> io::Resu
         .map(drop)
 }
 
+pub fn fchown(fd: RawFd, uid: u32, gid: u32) -> io::Result<()> {
+    check(unsafe { libc::fchown(fd, uid, gid) }).map(drop)
+}
+
+pub fn fchmod(fd: RawFd, mode: u32) -> io::Result<()> {
+    check(unsafe { libc::fchmod(fd, mode) }).map(drop)
+}
+
+pub fn futimens(fd: RawFd, times: &[libc::timespec; 2]) -> io::Result<()> {
+    check(unsafe { libc::futimens(fd, times.as_ptr()) }).map(drop)
+}
+
 pub fn truncateat(dir: RawFd, p: &OsStr, size: u64) -> io::Result<()> {
     let fd = openat(dir, p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
     check(unsafe { libc::ftruncate(fd.as_raw_fd(), size as i64) }).map(drop)

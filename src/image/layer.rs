@@ -15,9 +15,10 @@
 //! Packing walks a directory (a container's upper layer, or a rootfs) and writes OCI
 //! whiteouts for both on-disk formats, keeping hard links, owners, modes, times and
 //! xattrs (as PAX `SCHILY.xattr.*`), and dropping overlay's private xattrs.
+use crate::sys;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{HashMap, HashSet};
-use std::ffi::{CString, OsStr, OsString};
+use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
@@ -355,8 +356,7 @@ impl Unpacker<'_> {
                 };
                 copy_data(entry, &mut f).with_context(|| format!("writing {}", full.display()))?;
                 self.file_meta(&f, &full, uid, gid, mode, pax);
-                let ts = [timespec(atime), timespec(mtime)];
-                unsafe { libc::futimens(f.as_raw_fd(), ts.as_ptr()) };
+                let _ = sys::futimens(f.as_raw_fd(), &times(atime, mtime));
             }
             T::Directory => {
                 if !self.clear(&rel, true)? {
@@ -431,10 +431,9 @@ impl Unpacker<'_> {
                     T::Block => libc::S_IFBLK,
                     _ => libc::S_IFIFO,
                 };
-                let c = cstr(&full)?;
                 let dev = libc::makedev(major, minor);
-                if unsafe { libc::mknod(c.as_ptr(), fmt | mode, dev) } != 0 {
-                    let err = io::Error::last_os_error();
+                let made = sys::mknodat(libc::AT_FDCWD, full.as_os_str(), fmt | mode, dev);
+                if let Err(err) = made {
                     if kind != T::Fifo && err.raw_os_error() == Some(libc::EPERM) {
                         self.skipped_devices += 1;
                         return Ok(());
@@ -469,7 +468,7 @@ impl Unpacker<'_> {
     ) {
         let fd = f.as_raw_fd();
         if self.is_root {
-            unsafe { libc::fchown(fd, uid as libc::uid_t, gid as libc::gid_t) };
+            let _ = sys::fchown(fd, uid as libc::uid_t, gid as libc::gid_t);
         }
         for (k, v) in pax {
             if let Some(attr) = image_xattr(k)
@@ -480,7 +479,7 @@ impl Unpacker<'_> {
                     .push(format!("{}: xattr {attr} not kept: {e}", full.display()));
             }
         }
-        unsafe { libc::fchmod(fd, mode as libc::mode_t) };
+        let _ = sys::fchmod(fd, mode as libc::mode_t);
     }
 
     fn meta(
@@ -491,11 +490,14 @@ impl Unpacker<'_> {
         mode: Option<u32>,
         pax: &HashMap<String, Vec<u8>>,
     ) {
-        if self.is_root
-            && let Ok(c) = cstr(full)
-        {
+        if self.is_root {
             // EINVAL/EPERM: an id not mapped in this user namespace; keep ours.
-            unsafe { libc::lchown(c.as_ptr(), uid as libc::uid_t, gid as libc::gid_t) };
+            let _ = sys::fchownat(
+                libc::AT_FDCWD,
+                full.as_os_str(),
+                uid as libc::uid_t,
+                gid as libc::gid_t,
+            );
         }
         for (k, v) in pax {
             if let Some(attr) = image_xattr(k)
@@ -528,37 +530,18 @@ fn pax_time(pax: &HashMap<String, Vec<u8>>, key: &str) -> Option<i64> {
     s.split('.').next()?.parse().ok()
 }
 
-fn cstr(p: &Path) -> Result<CString> {
-    CString::new(p.as_os_str().as_bytes()).map_err(|_| anyhow!("{}: NUL in name", p.display()))
-}
-
-fn timespec(secs: i64) -> libc::timespec {
-    libc::timespec {
+/// Access and modification times, whole seconds.
+fn times(atime: i64, mtime: i64) -> [libc::timespec; 2] {
+    let at = |secs: i64| libc::timespec {
         tv_sec: secs as libc::time_t,
         tv_nsec: 0,
-    }
+    };
+    [at(atime), at(mtime)]
 }
 
+/// Sets a path's times without following a symlink.
 fn set_times(path: &Path, atime: i64, mtime: i64) {
-    let Ok(c) = cstr(path) else { return };
-    let ts = [
-        libc::timespec {
-            tv_sec: atime as libc::time_t,
-            tv_nsec: 0,
-        },
-        libc::timespec {
-            tv_sec: mtime as libc::time_t,
-            tv_nsec: 0,
-        },
-    ];
-    unsafe {
-        libc::utimensat(
-            libc::AT_FDCWD,
-            c.as_ptr(),
-            ts.as_ptr(),
-            libc::AT_SYMLINK_NOFOLLOW,
-        )
-    };
+    let _ = sys::utimensat(libc::AT_FDCWD, path.as_os_str(), &times(atime, mtime));
 }
 
 /// Copies with a large buffer (tar entries are not files, so no copy_file_range).
