@@ -30,7 +30,7 @@ pub enum Command {
     /// Run a command in a new container
     Run(RunArgs),
     /// List containers
-    Ps(PsArgs),
+    Ps(ListArgs),
     /// Start stopped containers
     Start(CtrListArgs),
     /// Stop running containers
@@ -46,7 +46,7 @@ pub enum Command {
     /// Remove containers
     Rm(RmArgs),
     /// List images
-    Images(ImagesArgs),
+    Images(ListArgs),
     /// Give an image another name
     Tag(TagArgs),
     /// Remove images
@@ -166,8 +166,9 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
+/// The options of the listings, `ps` and `images`.
 #[derive(Args, Debug, Clone)]
-pub struct PsArgs {
+pub struct ListArgs {
     #[arg(short = 'a', long)]
     pub all: bool,
     #[arg(short = 'q', long)]
@@ -230,16 +231,6 @@ pub struct RmArgs {
     pub volumes: bool,
     #[arg(required = true)]
     pub containers: Vec<String>,
-}
-
-#[derive(Args, Debug, Clone)]
-pub struct ImagesArgs {
-    #[arg(short = 'a', long)]
-    pub all: bool,
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
-    #[arg(long)]
-    pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]

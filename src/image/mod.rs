@@ -27,7 +27,7 @@ fn root_of(root: Option<PathBuf>) -> PathBuf {
     crate::runner::store_root(root)
 }
 
-pub fn cmd_images(root: Option<PathBuf>, a: ImagesArgs) -> Result<i32> {
+pub fn cmd_images(root: Option<PathBuf>, a: ListArgs) -> Result<i32> {
     listing::images(&root_of(root), a.all, a.quiet, a.json)?;
     Ok(0)
 }

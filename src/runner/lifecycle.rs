@@ -297,7 +297,7 @@ fn status_text(c: &Container) -> String {
     }
 }
 
-pub fn ps(root: &Path, a: PsArgs) -> Result<i32> {
+pub fn ps(root: &Path, a: ListArgs) -> Result<i32> {
     let all: Vec<Container> = state::list(root)?
         .into_iter()
         .map(|mut c| {

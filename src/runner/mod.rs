@@ -47,7 +47,7 @@ pub fn cmd_run(root: Option<PathBuf>, a: RunArgs) -> anyhow::Result<i32> {
     lifecycle::run(&store_root(root), a)
 }
 
-pub fn cmd_ps(root: Option<PathBuf>, a: PsArgs) -> anyhow::Result<i32> {
+pub fn cmd_ps(root: Option<PathBuf>, a: ListArgs) -> anyhow::Result<i32> {
     lifecycle::ps(&store_root(root), a)
 }
 
