@@ -44,14 +44,21 @@ fn assert_store_empty(root: &Path) {
     }
 }
 
+/// Makes the two-layer image in `root` and pushes it to `reg` as `REPO:v1`; returns
+/// that name and the digest push printed.
+fn push_two_layer_image(reg: &Registry, dir: &Path, root: &Path, repo: &str) -> (String, String) {
+    two_layer_image(dir, root);
+    let name = format!("{}/{repo}:v1", reg.host);
+    let digest = uc_ok(root, &["push", "two:layers", &name]);
+    (name, digest)
+}
+
 #[test]
 fn push_then_pull_into_an_empty_store_gives_the_same_image() {
     let reg = Registry::start();
     let t = tmpdir();
     let (one, two) = (t.path().join("one"), t.path().join("two"));
-    two_layer_image(t.path(), &one);
-    let name = format!("{}/team/two:v1", reg.host);
-    let digest = uc_ok(&one, &["push", "two:layers", &name]);
+    let (name, digest) = push_two_layer_image(&reg, t.path(), &one, "team/two");
     let digest = digest.trim();
     assert!(
         digest.starts_with("sha256:") && digest.len() == 71,
@@ -136,9 +143,7 @@ fn skopeo_umoci_and_podman_read_what_we_pushed() {
     let reg = Registry::start();
     let t = tmpdir();
     let root = t.path().join("store");
-    two_layer_image(t.path(), &root);
-    let name = format!("{}/peers/two:v1", reg.host);
-    uc_ok(&root, &["push", "two:layers", &name]);
+    let (name, _) = push_two_layer_image(&reg, t.path(), &root, "peers/two");
     let layout = t.path().join("layout");
     check_two_layer_rootfs(&skopeo_copy_and_unpack(&name, &layout, "copied", t.path()));
     let cfg = sh_ok(
@@ -428,9 +433,7 @@ fn a_corrupt_blob_is_refused_and_nothing_is_stored() {
     let reg = Registry::start();
     let t = tmpdir();
     let one = t.path().join("one");
-    two_layer_image(t.path(), &one);
-    let name = format!("{}/bad/two:v1", reg.host);
-    uc_ok(&one, &["push", "two:layers", &name]);
+    let (name, _) = push_two_layer_image(&reg, t.path(), &one, "bad/two");
     // flip one byte of the top layer's data in the registry's storage (same size)
     let top = image_lowers(&one, "two:layers")[0]
         .file_name()
@@ -545,9 +548,7 @@ fn rootless_pull_and_push() {
     let reg = Registry::start();
     let t = tmpdir();
     let root = t.path().join("store");
-    two_layer_image(t.path(), &root);
-    let name = format!("{}/team/two:v1", reg.host);
-    uc_ok(&root, &["push", "two:layers", &name]);
+    let (name, _) = push_two_layer_image(&reg, t.path(), &root, "team/two");
     let user_root = user_store(t.path());
     let id = uc_as_user_ok(&user_root, &["pull", &name]);
     assert_eq!(
