@@ -179,28 +179,11 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         config.hostname = id[..12].to_string();
     }
     let c = Container {
-        id: id.clone(),
-        name,
         image: n.image,
         image_ref: n.image_ref,
         rootfs: n.rootfs,
         lowers: n.lowers,
-        created: crate::timestamp::now_nanos(),
-        status: Status::Created,
-        pid: None,
-        exit_code: None,
-        config,
-        started_at: None,
-        finished_at: None,
-        pid_start: None,
-        supervisor_pid: None,
-        supervisor_start: None,
-        union_mnt_ns: None,
-        // SAFETY: getter.
-        rootless: unsafe { libc::geteuid() } != 0,
-        paused: false,
-        cgroups: vec![],
-        dir: cdir.clone(),
+        ..Container::new(id.clone(), name, config, cdir.clone())
     };
     let made = (|| -> Result<Container> {
         let mut c = c;

@@ -126,6 +126,34 @@ pub struct Container {
 }
 
 impl Container {
+    /// A new record in state `created`: no image or rootfs yet, nothing run.
+    pub fn new(id: String, name: String, config: Config, dir: PathBuf) -> Container {
+        Container {
+            id,
+            name,
+            image: None,
+            image_ref: None,
+            rootfs: None,
+            lowers: vec![],
+            created: crate::timestamp::now_nanos(),
+            status: Status::Created,
+            pid: None,
+            exit_code: None,
+            config,
+            started_at: None,
+            finished_at: None,
+            pid_start: None,
+            supervisor_pid: None,
+            supervisor_start: None,
+            union_mnt_ns: None,
+            // SAFETY: getter.
+            rootless: unsafe { libc::geteuid() } != 0,
+            paused: false,
+            cgroups: vec![],
+            dir,
+        }
+    }
+
     pub fn short_id(&self) -> &str {
         &self.id[..12.min(self.id.len())]
     }
@@ -323,29 +351,7 @@ mod tests {
     use super::*;
 
     fn ctr(id: &str, name: &str) -> Container {
-        Container {
-            id: id.into(),
-            name: name.into(),
-            image: None,
-            image_ref: None,
-            rootfs: None,
-            lowers: vec![],
-            created: String::new(),
-            status: Status::Created,
-            pid: None,
-            exit_code: None,
-            config: Config::default(),
-            started_at: None,
-            finished_at: None,
-            pid_start: None,
-            supervisor_pid: None,
-            supervisor_start: None,
-            union_mnt_ns: None,
-            rootless: false,
-            paused: false,
-            cgroups: vec![],
-            dir: PathBuf::new(),
-        }
+        Container::new(id.into(), name.into(), Config::default(), PathBuf::new())
     }
 
     #[test]
