@@ -289,6 +289,11 @@ fn commit_reads_metacopy_data_from_the_lower_layer() {
     );
 }
 
+/// The state letter of a live process (T: stopped).
+fn proc_state(pid: u32) -> String {
+    unionctl::runner::state::proc_state(pid as i32).expect("the process is gone")
+}
+
 #[test]
 fn commit_pauses_a_running_container_and_resumes_it() {
     let s = setup();
@@ -311,28 +316,12 @@ fn commit_pauses_a_running_container_and_resumes_it() {
     let commit = std::thread::spawn(move || uc_ok(&root, &["commit", "busy", "paused:1"]));
     let mut saw_stopped = false;
     while !commit.is_finished() {
-        let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-        let state = stat
-            .rsplit(')')
-            .next()
-            .unwrap()
-            .split_whitespace()
-            .next()
-            .unwrap()
-            .to_string();
+        let state = proc_state(pid);
         saw_stopped |= state == "T";
         std::thread::sleep(std::time::Duration::from_millis(2));
     }
     commit.join().unwrap();
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let state = stat
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let state = proc_state(pid);
     child.kill().unwrap();
     child.wait().unwrap();
     assert!(

@@ -711,15 +711,7 @@ fn cgroup_limits_apply() {
     let c = unionctl::runner::find_container(s.root(), "lim").unwrap();
     unionctl::runner::pause(&c).unwrap();
     let pid = c.pid.unwrap();
-    let st = fs::read_to_string(format!("/proc/{pid}/stat")).unwrap();
-    let state = st
-        .rsplit(')')
-        .next()
-        .unwrap()
-        .split_whitespace()
-        .next()
-        .unwrap()
-        .to_string();
+    let state = unionctl::runner::state::proc_state(pid).unwrap();
     assert!(
         state == "D" || state == "T" || state == "t",
         "not frozen: {state}"

@@ -248,10 +248,20 @@ pub fn proc_start_time(pid: i32) -> Option<u64> {
     parse_stat_start(&stat)
 }
 
-fn parse_stat_start(stat: &str) -> Option<u64> {
+/// The state letter of a process (field 3 of /proc/PID/stat: R, S, D, T, t, Z...).
+pub fn proc_state(pid: i32) -> Option<String> {
+    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
+    stat_fields(&stat)?.first().map(|s| s.to_string())
+}
+
+/// The fields of /proc/PID/stat from field 3 (the state) on.
+fn stat_fields(stat: &str) -> Option<Vec<&str>> {
     // comm may contain spaces and parens: fields start after the last ')'.
-    let rest = &stat[stat.rfind(')')? + 1..];
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
+}
+
+fn parse_stat_start(stat: &str) -> Option<u64> {
+    let fields = stat_fields(stat)?;
     if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
         return None;
     }
