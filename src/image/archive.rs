@@ -3,7 +3,7 @@
 //! oci-archive (an OCI image layout in a tar). Load reads both, whole-archive or
 //! per-layer gzip/zstd included, from a file or a pipe.
 use super::layer;
-use super::store::{self, Image, Store, strip_sha};
+use super::store::{self, Image, LayerFile, Store, strip_sha};
 use super::util::{self, HashingWriter, Progress, ProgressReader};
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
@@ -295,71 +295,25 @@ fn take_layer(
     store: &Store,
     st: &mut Staging,
     name: &str,
-    want_diff: Option<&str>,
+    want_diff: &str,
 ) -> Result<(String, u64)> {
     let key = clean(name);
     if let Some(d) = st.done.get(&key) {
         return Ok(d.clone());
     }
     let staged = st.get(&key)?;
-    let path = staged.path.clone();
-    let mut head = [0u8; 4];
-    let n = File::open(&path)?.read(&mut head)?;
-    let check = |hex: &str| -> Result<()> {
-        match want_diff {
-            Some(want) if strip_sha(want) != hex => bail!(
-                "layer {key}: content digest sha256:{hex} does not match the config's diff_id {want}"
-            ),
-            _ => Ok(()),
-        }
+    let diff = strip_sha(want_diff);
+    let mismatch = |hex: &str| {
+        anyhow!("content digest sha256:{hex} does not match the config's diff_id {want_diff}")
     };
-    // Unpack before the blob gets its final name, so a refused layer leaves nothing.
-    let (hex, size) = match util::detect_compression(&head[..n]) {
-        util::Compression::None => {
-            let sha = staged.sha.clone();
-            check(&sha)?;
-            let size = fs::metadata(&path)?.len();
-            if !store.layer_dir(&sha).is_dir() {
-                let f = BufReader::with_capacity(1 << 20, File::open(&path)?);
-                report(
-                    &key,
-                    store
-                        .unpack_layer(f, &sha)
-                        .with_context(|| format!("layer {key}"))?,
-                );
-            }
-            if !store.blob_path(&sha).exists() {
-                // the staged copy may be needed again through another name
-                let copy = store.tmp_dir().join(format!("adopt-{sha}"));
-                if fs::hard_link(&path, &copy).is_err() {
-                    fs::copy(&path, &copy)?;
-                }
-                store.adopt_blob(&copy, &sha)?;
-            }
-            (sha, size)
-        }
-        _ => {
-            let mut w = store.new_blob()?;
-            let mut r = util::decompressed(File::open(&path)?)?;
-            layer::copy_data(&mut r, &mut w)
-                .with_context(|| format!("decompressing layer {key}"))?;
-            let (hex, size, fresh) = w.commit_tracked()?;
-            let res = check(&hex).and_then(|_| {
-                store
-                    .ensure_unpacked(&hex, &hex)
-                    .with_context(|| format!("layer {key}"))
-            });
-            if let Err(e) = res {
-                if fresh {
-                    let _ = fs::remove_file(store.blob_path(&hex));
-                }
-                return Err(e);
-            }
-            (hex, size)
-        }
-    };
-    st.done.insert(key, (hex.clone(), size));
-    Ok((hex, size))
+    let (size, unpacked) = store
+        .take_layer(LayerFile::Kept(&staged.path), &staged.sha, diff, mismatch)
+        .with_context(|| format!("layer {key}"))?;
+    if let Some(r) = unpacked {
+        report(&key, r);
+    }
+    st.done.insert(key, (diff.to_string(), size));
+    Ok((diff.to_string(), size))
 }
 
 fn report(key: &str, r: layer::UnpackReport) {
@@ -390,7 +344,7 @@ fn load_docker(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
         }
         let mut layers = Vec::new();
         for (l, d) in e.layers.iter().zip(&diffs) {
-            layers.push(take_layer(store, st, l, Some(d))?);
+            layers.push(take_layer(store, st, l, d)?);
         }
         let tags: Vec<String> = e.repo_tags.unwrap_or_default();
         let tags: Vec<String> = tags.iter().map(|t| store::normalize_ref(t)).collect();
@@ -432,7 +386,7 @@ fn load_oci(store: &Store, st: &mut Staging) -> Result<Vec<String>> {
                 store,
                 st,
                 &format!("blobs/sha256/{lhex}"),
-                Some(diff),
+                diff,
             )?);
         }
         loaded.extend(record(store, &raw, &layers, tag.into_iter().collect())?);

@@ -21,7 +21,7 @@ use oci_spec::image::{
 };
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
-use std::io::{BufReader, Write};
+use std::io::{BufReader, Read, Write};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 
@@ -76,6 +76,24 @@ impl Image {
 
 pub fn strip_sha(d: &str) -> &str {
     d.strip_prefix("sha256:").unwrap_or(d)
+}
+
+/// A layer blob to take into the store (`Store::take_layer`).
+pub enum LayerFile<'a> {
+    /// A temp file in the store's tmp dir: moved into place.
+    Temp(tempfile::NamedTempFile),
+    /// A file that stays where it is (a staged archive member other names may point
+    /// at): linked or copied.
+    Kept(&'a Path),
+}
+
+impl LayerFile<'_> {
+    fn path(&self) -> &Path {
+        match self {
+            LayerFile::Temp(t) => t.path(),
+            LayerFile::Kept(p) => p,
+        }
+    }
 }
 
 /// A blob being written; `commit` moves it to its content address.
@@ -435,6 +453,80 @@ impl Store {
                 Err(e).with_context(|| format!("storing layer {}", dir.display()))
             }
         }
+    }
+
+    /// Takes a layer blob (plain, gzip or zstd) into the store uncompressed, so its blob
+    /// digest is `diff` (hex), and unpacks it unless it is unpacked already; the file is
+    /// read once. `file_hex` is the sha256 of the file as it is (checked by whoever
+    /// downloaded or staged it). Content that is not `diff` is refused with
+    /// `mismatch(its digest)` before anything gets its final name, so it leaves nothing
+    /// behind. Returns the blob's size and what unpacking reported (None: no unpacking).
+    pub fn take_layer(
+        &self,
+        file: LayerFile,
+        file_hex: &str,
+        diff: &str,
+        mismatch: impl Fn(&str) -> anyhow::Error,
+    ) -> Result<(u64, Option<layer::UnpackReport>)> {
+        let path = file.path().to_path_buf();
+        let mut head = [0u8; 4];
+        let n = File::open(&path)?.read(&mut head)?;
+        if util::detect_compression(&head[..n]) == util::Compression::None {
+            if file_hex != diff {
+                return Err(mismatch(file_hex));
+            }
+            let size = fs::metadata(&path)?.len();
+            let report = if self.layer_dir(diff).is_dir() {
+                None
+            } else {
+                let f = BufReader::with_capacity(1 << 20, File::open(&path)?);
+                Some(self.unpack_layer(f, diff)?)
+            };
+            match file {
+                LayerFile::Temp(tmp) => {
+                    let kept = tmp.into_temp_path().keep().context("keeping a blob")?;
+                    self.adopt_blob(&kept, diff)?;
+                }
+                LayerFile::Kept(_) if self.blob_path(diff).exists() => {}
+                LayerFile::Kept(_) => {
+                    let copy = self.tmp_dir().join(format!("adopt-{diff}"));
+                    if fs::hard_link(&path, &copy).is_err() {
+                        fs::copy(&path, &copy)?;
+                    }
+                    self.adopt_blob(&copy, diff)?;
+                }
+            }
+            return Ok((size, report));
+        }
+        // Decompress once: the blob is written on its own thread while the same bytes
+        // are unpacked into a temp dir.
+        let mut tee = TeeReader::new(
+            util::decompressed(File::open(&path)?)?,
+            BackgroundBlob::start(self)?,
+        );
+        let unpacked = if self.layer_dir(diff).is_dir() {
+            None
+        } else {
+            Some(self.unpack_to_temp(&mut tee)?)
+        };
+        let (hex, size, fresh) = tee.finish().context("decompressing")?;
+        if hex != diff {
+            if let Some((dir, _)) = unpacked {
+                util::remove_tree(&dir);
+            }
+            if fresh {
+                let _ = fs::remove_file(self.blob_path(&hex));
+            }
+            return Err(mismatch(&hex));
+        }
+        let report = match unpacked {
+            Some((dir, report)) => {
+                self.install_layer(&dir, diff)?;
+                Some(report)
+            }
+            None => None,
+        };
+        Ok((size, report))
     }
 
     /// Deletes blobs and layer dirs no image (and no container) needs, and stale temp

@@ -6,12 +6,11 @@ use super::blobs;
 use super::client::Client;
 use super::manifests::{self, Descriptor, Manifest};
 use super::reference::Reference;
-use crate::image::store::{BackgroundBlob, Store, TeeReader, strip_sha};
-use crate::image::util::{self, Compression, Progress};
+use crate::image::store::{LayerFile, Store, strip_sha};
+use crate::image::util::Progress;
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::ImageConfiguration;
-use std::fs::{self, File};
-use std::io::{BufReader, Read};
+use std::fs;
 
 const CONFIG_TYPES: &[&str] = &[
     "application/vnd.oci.image.config.v1+json",
@@ -122,62 +121,24 @@ fn present(store: &Store, diff: &str) -> bool {
     store.blob_path(diff).is_file() && store.layer_dir(diff).is_dir()
 }
 
-/// Decompresses, stores and unpacks one downloaded (and checked) layer blob, after
-/// checking its uncompressed digest against the config's diff_id.
+/// Stores and unpacks one downloaded (and checked) layer blob, after checking its
+/// uncompressed digest against the config's diff_id.
 fn take_layer(
     store: &Store,
     d: &Descriptor,
     diff: &str,
     tmp: tempfile::NamedTempFile,
 ) -> Result<()> {
-    let mut head = [0u8; 4];
-    let n = File::open(tmp.path())?.read(&mut head)?;
     let mismatch = |hex: &str| {
         anyhow!(
             "uncompressed content is sha256:{hex}, not the config's diff_id sha256:{diff}; refused, nothing stored"
         )
     };
-    match util::detect_compression(&head[..n]) {
-        Compression::None => {
-            let hex = strip_sha(&d.digest).to_string();
-            if hex != diff {
-                return Err(mismatch(&hex));
-            }
-            if !store.layer_dir(diff).is_dir() {
-                let f = BufReader::with_capacity(1 << 20, File::open(tmp.path())?);
-                report(diff, store.unpack_layer(f, diff)?);
-            }
-            let path = tmp
-                .into_temp_path()
-                .keep()
-                .context("keeping a downloaded blob")?;
-            store.adopt_blob(&path, diff)
-        }
-        Compression::Gzip | Compression::Zstd => {
-            let input = util::decompressed(File::open(tmp.path())?)?;
-            let mut tee = TeeReader::new(input, BackgroundBlob::start(store)?);
-            let unpacked = if store.layer_dir(diff).is_dir() {
-                None
-            } else {
-                Some(store.unpack_to_temp(&mut tee)?)
-            };
-            let (hex, _, fresh) = tee.finish().context("decompressing")?;
-            if hex != diff {
-                if let Some((dir, _)) = unpacked {
-                    util::remove_tree(&dir);
-                }
-                if fresh {
-                    let _ = fs::remove_file(store.blob_path(&hex));
-                }
-                return Err(mismatch(&hex));
-            }
-            if let Some((dir, rep)) = unpacked {
-                store.install_layer(&dir, diff)?;
-                report(diff, rep);
-            }
-            Ok(())
-        }
+    let file = LayerFile::Temp(tmp);
+    if let (_, Some(r)) = store.take_layer(file, strip_sha(&d.digest), diff, mismatch)? {
+        report(diff, r);
     }
+    Ok(())
 }
 
 fn report(diff: &str, r: crate::image::layer::UnpackReport) {
