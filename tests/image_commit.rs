@@ -31,11 +31,7 @@ fn setup() -> Setup {
     let t = tmpdir();
     let dir = t.path().to_path_buf();
     let root = dir.join("store");
-    let rootfs = dir.join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = dir.join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(&root, &["import", tar.to_str().unwrap(), "base"]);
+    import_busybox(&dir, &root, "base");
     let base_id = image_id(&root, "base");
     let lowers = image_lowers(&root, "base");
     Setup {

@@ -2,15 +2,6 @@
 //! committed container's image shows exactly the container's changes when run.
 mod image_support;
 use image_support::*;
-use std::path::Path;
-
-fn base(dir: &Path, root: &Path) {
-    let rootfs = dir.join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = dir.join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(root, &["import", tar.to_str().unwrap(), "bb"]);
-}
 
 const SHOW: &str = "cat /etc/motd; ls /opt /var/cache/app; \
     test -e /etc/remove-me && echo remove-me present || echo remove-me gone; \
@@ -20,7 +11,7 @@ const SHOW: &str = "cat /etc/motd; ls /opt /var/cache/app; \
 fn run_commit_run_shows_exactly_the_changes() {
     let t = tmpdir();
     let root = t.path().join("store");
-    base(t.path(), &root);
+    import_busybox(t.path(), &root, "bb");
     let script = "rm /etc/remove-me; echo more >> /etc/motd; mkdir /opt; echo new > /opt/new; \
         rm -r /var/cache/app; mkdir /var/cache/app; echo c > /var/cache/app/c";
     uc_ok(
@@ -59,7 +50,7 @@ fn run_commit_run_shows_exactly_the_changes() {
 fn run_uses_the_image_config() {
     let t = tmpdir();
     let root = t.path().join("store");
-    base(t.path(), &root);
+    import_busybox(t.path(), &root, "bb");
     uc_ok(&root, &["run", "--name", "c", "bb", "/bin/true"]);
     uc_ok(
         &root,
@@ -130,7 +121,7 @@ fn run_uses_the_image_config() {
 fn images_from_podman_and_skopeo_archives_run_here() {
     let t = tmpdir();
     let root = t.path().join("store");
-    base(t.path(), &root);
+    import_busybox(t.path(), &root, "bb");
     let ours = t.path().join("ours.tar");
     uc_ok(&root, &["save", "-o", ours.to_str().unwrap(), "bb"]);
     let pdir = t.path().join("podman");
@@ -175,7 +166,7 @@ fn images_from_podman_and_skopeo_archives_run_here() {
 fn commit_pauses_a_running_container() {
     let t = tmpdir();
     let root = t.path().join("store");
-    base(t.path(), &root);
+    import_busybox(t.path(), &root, "bb");
     uc_ok(
         &root,
         &[

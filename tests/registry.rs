@@ -303,11 +303,7 @@ fn search_lists_repositories_across_catalog_pages_and_tags() {
     let reg = Registry::start(); // one repository per catalog page
     let t = tmpdir();
     let root = t.path().join("store");
-    let rootfs = t.path().join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = t.path().join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(&root, &["import", tar.to_str().unwrap(), "bb"]);
+    import_busybox(t.path(), &root, "bb");
     for n in ["alpha/one:1", "alpha/one:2", "beta/two:1", "alpha/three:x"] {
         uc_ok(&root, &["push", "bb", &format!("{}/{n}", reg.host)]);
     }
@@ -343,11 +339,7 @@ fn basic_auth_login_creds_and_clear_401() {
     let pw = htpasswd(t.path(), "alice", "s3cret:pw");
     let reg = Registry::start_with(Some(&pw));
     let root = t.path().join("store");
-    let rootfs = t.path().join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = t.path().join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(&root, &["import", tar.to_str().unwrap(), "bb"]);
+    import_busybox(t.path(), &root, "bb");
     let name = format!("{}/private/bb:1", reg.host);
     let h = reg.host.as_str();
 
@@ -495,11 +487,7 @@ fn bearer_tokens_over_https() {
     let reg = Registry::start_custom(&auth, Some((&cert, &key)));
     let h = reg.host.as_str();
     let root = t.path().join("store");
-    let rootfs = t.path().join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = t.path().join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(&root, &["import", tar.to_str().unwrap(), "bb"]);
+    import_busybox(t.path(), &root, "bb");
     let public = format!("{h}/public/bb:1");
     let private = format!("{h}/private/bb:1");
 
@@ -569,11 +557,7 @@ fn certificates_of_remote_registries_are_checked() {
     let (ca, cert, key) = ca_and_server_cert(t.path(), &ip);
     let reg = Registry::start_on(&ip, "", Some((&cert, &key)));
     let root = t.path().join("store");
-    let rootfs = t.path().join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = t.path().join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(&root, &["import", tar.to_str().unwrap(), "bb"]);
+    import_busybox(t.path(), &root, "bb");
     let name = format!("{}/tls/bb:1", reg.host);
     // not a local registry: an unknown CA is refused, with the ways out named
     fails_with(

@@ -102,6 +102,17 @@ pub fn busybox_rootfs(dir: &Path) {
     xattr::set(dir.join("bin/busybox"), "security.capability", &cap).unwrap();
 }
 
+/// Makes `busybox_rootfs` in DIR/rootfs and imports its tar (DIR/rootfs.tar) into the
+/// store `root` as `name`; returns the rootfs.
+pub fn import_busybox(dir: &Path, root: &Path, name: &str) -> PathBuf {
+    let rootfs = dir.join("rootfs");
+    busybox_rootfs(&rootfs);
+    let tar = dir.join("rootfs.tar");
+    tar_of(&rootfs, &tar);
+    uc_ok(root, &["import", tar.to_str().unwrap(), name]);
+    rootfs
+}
+
 /// A tar of a dir, made by GNU tar with xattrs and numeric owners.
 pub fn tar_of(dir: &Path, out: &Path) {
     sh_ok(
@@ -384,11 +395,7 @@ pub fn uc_as_user_ok(root: &Path, args: &[&str]) -> String {
 /// A two-layer image `two:layers` in store ROOT: a busybox base, then a committed layer
 /// that changes, adds, deletes (an overlay whiteout) and replaces a dir (opaque).
 pub fn two_layer_image(dir: &Path, root: &Path) -> PathBuf {
-    let rootfs = dir.join("rootfs");
-    busybox_rootfs(&rootfs);
-    let tar = dir.join("rootfs.tar");
-    tar_of(&rootfs, &tar);
-    uc_ok(root, &["import", tar.to_str().unwrap(), "base"]);
+    let rootfs = import_busybox(dir, root, "base");
     let id = image_id(root, "base");
     let lowers = image_lowers(root, "base");
     let cdir = fake_container(root, &"c1".repeat(32), "builder", Some(&id), &lowers);
