@@ -1714,3 +1714,186 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         }
     }
 }
+
+/// `commit` and `export` read layer dirs without mounting (image::merged, image::layer).
+/// For random sequences run on kernel overlayfs: the commit layer of its upper, unpacked
+/// and mounted over the lowers, and the export of upper + lowers, unpacked, must each show
+/// the tree the kernel showed.
+#[test]
+fn commit_and_export_of_a_kernel_upper_show_the_kernel_view() {
+    assert!(common::is_root(), "mounts kernel overlayfs: run it as root");
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o022) };
+    let scratch = Scratch::new("diff-layers");
+    let lowers = common::layers::standard_lowers(&scratch.mkdir("lowers"));
+    let seeds: Vec<u64> = match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
+        Some(s) => vec![s],
+        None => (1..=env_num("DIFF_SEEDS", DEFAULT_SEEDS / 2)).collect(),
+    };
+    let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    for seed in &seeds {
+        let dir = scratch.mkdir(&format!("seed{seed}"));
+        let found = layers_of_seed(*seed, ops, &lowers, &dir);
+        if found.is_empty() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+        failures.extend(found);
+    }
+    common::report(&format!(
+        "commit/export of kernel overlayfs uppers: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
+        seeds.len(),
+        started.elapsed().as_secs_f64(),
+        failures.len()
+    ));
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+fn layers_of_seed(seed: u64, n_ops: usize, lowers: &[PathBuf], base: &Path) -> Vec<String> {
+    use unionctl::image::layer::{LayerWriter, PackOptions, unpack};
+    let side = Side::new("kernel", lowers, base);
+    let mut m = side
+        .mount_as(Kind::Kernel, &side.dirs)
+        .unwrap_or_else(|e| panic!("seed {seed}: kernel overlayfs mount failed: {e}"));
+    let mut rng = Rng::new(seed);
+    let mut model = Model::from_tree(&snap(&side.merged));
+    for _ in 0..n_ops {
+        let op = gen_op(&mut rng, &model);
+        if apply(&side.merged, &op).starts_with("ok") {
+            model.learn(&op);
+        }
+    }
+    let view = snap(&side.merged);
+    m.unmount().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
+    let upper = side.dirs.upper.clone().unwrap();
+    let left_out = not_in_layers(&view, &upper, lowers);
+    let opts = || PackOptions {
+        lowers: lowers.to_vec(),
+        skip_runtime_mountpoints: false,
+    };
+    let mut fails = Vec::new();
+
+    // commit: the upper as a layer tar, unpacked as the store does, under the lowers.
+    let mut w = LayerWriter::new(Vec::new(), opts());
+    w.pack_tree(&upper, &mut |_| {})
+        .unwrap_or_else(|e| panic!("seed {seed}: packing the upper: {e:#}"));
+    let tar = w.finish().unwrap();
+    let layer = base.join("committed");
+    std::fs::create_dir(&layer).unwrap();
+    unpack(tar.as_slice(), &layer)
+        .unwrap_or_else(|e| panic!("seed {seed}: unpack: {e:#}\n{}", members(&tar)));
+    let mut stack = vec![layer];
+    stack.extend(lowers.iter().cloned());
+    let read_only = UnionDirs {
+        lowers: stack,
+        upper: None,
+        work: None,
+    };
+    let merged = base.join("committed-view");
+    std::fs::create_dir(&merged).unwrap();
+    // The store keeps a layer's `.wh.` files as they are; unionctl reads them (as `run` does).
+    let mut cm = mount_unionctl(&read_only, &merged, &[])
+        .unwrap_or_else(|e| panic!("seed {seed}: mounting the committed layer: {e}"));
+    let committed = comparable(snap(&merged), &left_out);
+    cm.unmount().unwrap();
+    let expected = comparable(view.clone(), &left_out);
+    push_diff(
+        &mut fails,
+        seed,
+        "commit layer over the lowers",
+        "kernel",
+        &expected,
+        "committed",
+        &committed,
+    );
+
+    // export: the merged view of upper + lowers as one tar, unpacked.
+    let mut w = LayerWriter::new(Vec::new(), opts());
+    let mut all = vec![upper];
+    all.extend(lowers.iter().cloned());
+    unionctl::image::merged::walk(&all, &mut |rel, src, meta| {
+        w.entry(src, rel, meta).map(|_| ())
+    })
+    .unwrap_or_else(|e| panic!("seed {seed}: export walk: {e:#}"));
+    let tar = w.finish().unwrap();
+    let out = base.join("exported");
+    std::fs::create_dir(&out).unwrap();
+    unpack(tar.as_slice(), &out)
+        .unwrap_or_else(|e| panic!("seed {seed}: unpack: {e:#}\n{}", members(&tar)));
+    let exported = comparable(snap(&out), &left_out);
+    push_diff(
+        &mut fails,
+        seed,
+        "export of upper + lowers",
+        "kernel",
+        &expected,
+        "exported",
+        &exported,
+    );
+    fails
+}
+
+/// A tar's member list (name, and link target), for a failure message.
+fn members(tar: &[u8]) -> String {
+    let mut a = ::tar::Archive::new(tar);
+    let mut out = Vec::new();
+    for e in a.entries().into_iter().flatten().flatten() {
+        let name = e
+            .path()
+            .map(|p| p.display().to_string())
+            .unwrap_or_default();
+        match e.link_name().ok().flatten() {
+            Some(l) => out.push(format!("  {name} -> {}", l.display())),
+            None => out.push(format!("  {name}")),
+        }
+    }
+    out.join("\n")
+}
+
+/// What a layer tar cannot carry, so the check leaves it out: sockets, and hard links
+/// that overlayfs (index=on) shows for a lower file whose partner was copied up (the
+/// names still below show the upper copy; a tar of the layers has the old lower file).
+fn not_in_layers(view: &Tree, upper: &Path, lowers: &[PathBuf]) -> BTreeSet<String> {
+    use std::os::unix::fs::MetadataExt;
+    let mut out: BTreeSet<String> = view
+        .iter()
+        .filter(|(_, e)| e.kind == 's')
+        .map(|(p, _)| p.clone())
+        .collect();
+    let mut groups: BTreeMap<u64, Vec<&String>> = BTreeMap::new();
+    for (p, e) in view {
+        if e.kind == 'f' && e.nlink > 1 {
+            groups.entry(e.ino).or_default().push(p);
+        }
+    }
+    for members in groups.values() {
+        if members.iter().any(|p| !upper.join(p).is_file()) {
+            out.extend(members.iter().map(|p| (*p).clone()));
+        }
+    }
+    // A name left below whose lower file has partners: the index may serve it.
+    let linked_below = |p: &str| {
+        lowers.iter().any(|l| {
+            std::fs::symlink_metadata(l.join(p)).is_ok_and(|m| m.is_file() && m.nlink() > 1)
+        })
+    };
+    out.extend(
+        view.iter()
+            .filter(|(p, e)| e.kind == 'f' && !upper.join(p).is_file() && linked_below(p))
+            .map(|(p, _)| p.clone()),
+    );
+    out
+}
+
+/// The tree without `left_out`, the root (its attributes belong to the mount point or the
+/// unpack dir) and directory link counts (overlayfs counts a merged dir's links its way).
+fn comparable(mut t: Tree, left_out: &BTreeSet<String>) -> Tree {
+    t.retain(|p, _| !p.is_empty() && !left_out.contains(p));
+    for e in t.values_mut() {
+        if e.kind == 'd' {
+            e.nlink = 0;
+        }
+    }
+    t
+}

@@ -636,6 +636,8 @@ pub struct LayerWriter<W: Write> {
     builder: tar::Builder<W>,
     links: HashMap<(u64, u64), PathBuf>,
     opts: PackOptions,
+    /// The tree `pack_tree` packs (a container's upper dir).
+    upper_root: Option<PathBuf>,
     pub bytes: u64,
 }
 
@@ -647,6 +649,7 @@ impl<W: Write> LayerWriter<W> {
             builder,
             links: HashMap::new(),
             opts,
+            upper_root: None,
             bytes: 0,
         }
     }
@@ -657,6 +660,7 @@ impl<W: Write> LayerWriter<W> {
 
     /// Packs the whole tree under `src` (relative names, no leading "./").
     pub fn pack_tree(&mut self, src: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
+        self.upper_root = Some(src.to_path_buf());
         self.pack_dir(src, Path::new(""), progress)
     }
 
@@ -703,6 +707,14 @@ impl<W: Write> LayerWriter<W> {
                     self.empty_file(&crel.join(OPAQUE_MARKER), &meta)?;
                 }
                 self.pack_dir(&full, &crel, progress)?;
+            } else if meta.file_type().is_socket() {
+                // A socket cannot go in a tar; where it hid a lower name, the layer still
+                // hides that name.
+                if crate::image::merged::lookup(&self.opts.lowers, &crel).is_some() {
+                    let mut wh = OsString::from(WHITEOUT_PREFIX);
+                    wh.push(&name);
+                    self.empty_file(&rel.join(wh), &meta)?;
+                }
             } else {
                 let n = self.entry(&full, &crel, &meta)?;
                 progress(n);
@@ -728,10 +740,23 @@ impl<W: Write> LayerWriter<W> {
         };
         let meta = fs::symlink_metadata(full)?;
         self.empty_file(&rel.join(OPAQUE_MARKER), &meta)?;
-        let mut stack = vec![full.to_path_buf()];
-        stack.extend(self.opts.lowers.iter().map(|l| l.join(&from)));
+        // Layer 0 is the upper; a redirect inside resolves against the real roots.
+        let upper_root = self.upper_root.clone().unwrap_or_default();
+        let mut layers = vec![upper_root];
+        layers.extend(self.opts.lowers.iter().cloned());
+        let mut sources = vec![(0, full.to_path_buf())];
+        for (j, l) in self.opts.lowers.iter().enumerate() {
+            let p = l.join(&from);
+            if p.is_dir() && !p.is_symlink() {
+                let opaque = is_overlay_opaque(&p) || p.join(OPAQUE_MARKER).exists();
+                sources.push((j + 1, p));
+                if opaque {
+                    break;
+                }
+            }
+        }
         let mut entries = Vec::new();
-        crate::image::merged::walk(&stack, &mut |r, src, m| {
+        crate::image::merged::walk_sources(&layers, sources, &mut |r, src, m| {
             entries.push((r.to_path_buf(), src.to_path_buf(), m.clone()));
             Ok(())
         })?;
@@ -756,13 +781,17 @@ impl<W: Write> LayerWriter<W> {
 
     /// One entry for the file at `full`, named `rel` in the tar; returns data bytes.
     pub fn entry(&mut self, full: &Path, rel: &Path, meta: &fs::Metadata) -> Result<u64> {
+        let ft = meta.file_type();
+        if ft.is_socket() {
+            // Sockets have no place in an image (nor as the first name of a hard link).
+            return Ok(0);
+        }
         let mut h = tar::Header::new_gnu();
         h.set_mode(meta.mode() & 0o7777);
         h.set_uid(meta.uid() as u64);
         h.set_gid(meta.gid() as u64);
         h.set_mtime(meta.mtime().max(0) as u64);
         h.set_size(0);
-        let ft = meta.file_type();
         let mut xattrs: Vec<(OsString, Vec<u8>)> = Vec::new();
         if !ft.is_symlink()
             && let Ok(list) = xattr::list(full)
@@ -822,8 +851,6 @@ impl<W: Write> LayerWriter<W> {
             h.set_device_major(libc::major(rdev))?;
             h.set_device_minor(libc::minor(rdev))?;
             self.builder.append_data(&mut h, rel, io::empty())?;
-        } else {
-            // sockets have no place in an image
         }
         Ok(0)
     }

@@ -105,15 +105,24 @@ fn walk_dir(
                 node.sources.push((*i, path.clone()));
                 node.open = !is_opaque_dir(&path);
                 if let Some(r) = redirect_of(&path) {
-                    // A renamed dir: its lower content lives at the redirect path.
+                    // A renamed dir: its lower content lives at the redirect path, from
+                    // the layer roots if absolute, else beside it in each lower source
+                    // of its parent (which may itself have been renamed).
                     node.open = false;
-                    let from = if r.first() == Some(&b'/') {
-                        PathBuf::from(OsStr::from_bytes(&r[1..]))
-                    } else {
-                        rel.join(OsStr::from_bytes(&r))
+                    let below: Vec<(usize, PathBuf)> = match r.strip_prefix(b"/") {
+                        Some(abs) => layers
+                            .iter()
+                            .enumerate()
+                            .skip(i + 1)
+                            .map(|(j, l)| (j, l.join(OsStr::from_bytes(abs))))
+                            .collect(),
+                        None => sources
+                            .iter()
+                            .filter(|(j, _)| j > i)
+                            .map(|(j, d)| (*j, d.join(OsStr::from_bytes(&r))))
+                            .collect(),
                     };
-                    for (j, l) in layers.iter().enumerate().skip(i + 1) {
-                        let p = l.join(&from);
+                    for (j, p) in below {
                         if p.is_dir() && !p.is_symlink() {
                             let opaque = is_opaque_dir(&p);
                             node.sources.push((j, p));
@@ -139,6 +148,17 @@ fn walk_dir(
         }
     }
     Ok(())
+}
+
+/// Like `walk`, over one merged dir given as its sources (layer index into `layers`, dir),
+/// top first; `rel` in the calls is relative to that dir. Redirects inside resolve
+/// against the real layer roots.
+pub fn walk_sources(
+    layers: &[PathBuf],
+    sources: Vec<(usize, PathBuf)>,
+    f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
+) -> Result<()> {
+    walk_dir(layers, Path::new(""), sources, f)
 }
 
 /// Looks a path up in a stack of layers; returns the visible object, if any.
