@@ -32,9 +32,8 @@ for pair in fuse-overlayfs:fuse-overlayfs debootstrap:debootstrap perf:linux-per
 done
 if [ ${#need[@]} -gt 0 ]; then
   echo "fs_bench.sh: installing ${need[*]}" >&2
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
+  . "$here/../scripts/apt.sh"
+  apt_install "${need[@]}"
 fi
 
 corpus=$("$here/fs_corpus.sh" "${quick[@]}")

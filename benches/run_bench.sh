@@ -8,15 +8,8 @@ cd "$(dirname "$0")/.."
 runs=${1:-100}
 [ "$(id -u)" = 0 ] || { echo "run_bench.sh: run as root" >&2; exit 1; }
 
-need=()
-for pkg in busybox-static crun runc bubblewrap hyperfine; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. scripts/apt.sh
+apt_need busybox-static crun runc bubblewrap hyperfine
 
 cargo build --release -q
 bin="$PWD/target/release/unionctl"

@@ -1,15 +1,8 @@
 #!/usr/bin/env bash
 # Installs the system packages and cargo tools the demo and the tests need, when missing.
 set -euo pipefail
-need=()
-for pkg in fuse3 attr skopeo umoci podman busybox-static debootstrap zstd; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+. "$(dirname "$0")/apt.sh"
+apt_need fuse3 attr skopeo umoci podman busybox-static debootstrap zstd
 # File-system conformance tests (tests/pjdfstest.rs): the pjdfstest suite, and the user and
 # group named in the [dummy_auth] section of tests/pjdfstest.toml.
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
@@ -22,15 +15,7 @@ if [ "$(id -u)" = 0 ]; then
 fi
 # Container runner tests: a busybox-static rootfs, a debootstrap minbase rootfs, and
 # newuidmap/newgidmap for rootless sub-id ranges.
-need=()
-for pkg in busybox-static debootstrap uidmap; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
-fi
+apt_need busybox-static debootstrap uidmap
 # The test runner (scripts/test.sh); machines here ship it, build it where they do not.
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install -q --locked cargo-nextest
@@ -38,17 +23,5 @@ fi
 # Registry tests (tests/registry.rs): a real registry (started per test on a free
 # 127.0.0.1 port, never through its systemd service), htpasswd for Basic auth, curl,
 # openssl and python3 for the TLS + token server test.
-need=()
-for pkg in docker-registry apache2-utils curl openssl; do
-  dpkg -s "$pkg" >/dev/null 2>&1 || need+=("$pkg")
-done
-if [ ${#need[@]} -gt 0 ]; then
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq "${need[@]}" >/dev/null
-fi
-command -v python3 >/dev/null 2>&1 || {
-  export DEBIAN_FRONTEND=noninteractive
-  apt-get update -qq
-  apt-get install -y -qq python3-minimal >/dev/null
-}
+apt_need docker-registry apache2-utils curl openssl
+command -v python3 >/dev/null 2>&1 || apt_install python3-minimal
