@@ -164,26 +164,25 @@ fn openssl(args: &[&str]) {
     );
 }
 
+/// A new RSA key and a self-signed certificate for `subject`, valid two days.
+fn self_signed_cert(subject: &str, extra: &[&str], key: &str, cert: &str) {
+    let mut args = vec![
+        "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "2", "-subj", subject,
+    ];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&["-keyout", key, "-out", cert]);
+    openssl(&args);
+}
+
 /// A self-signed certificate for 127.0.0.1 (registry TLS, token signing): (cert, key).
 pub fn self_signed(dir: &Path) -> (PathBuf, PathBuf) {
     let (cert, key) = (dir.join("cert.pem"), dir.join("key.pem"));
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
+    self_signed_cert(
         "/CN=127.0.0.1",
-        "-addext",
-        "subjectAltName=IP:127.0.0.1",
-        "-keyout",
+        &["-addext", "subjectAltName=IP:127.0.0.1"],
         key.to_str().unwrap(),
-        "-out",
         cert.to_str().unwrap(),
-    ]);
+    );
     (cert, key)
 }
 
@@ -197,21 +196,7 @@ pub fn ca_and_server_cert(dir: &Path, ip: &str) -> (PathBuf, PathBuf, PathBuf) {
         p("srv.pem"),
         p("srv.key"),
     );
-    openssl(&[
-        "req",
-        "-x509",
-        "-newkey",
-        "rsa:2048",
-        "-nodes",
-        "-days",
-        "2",
-        "-subj",
-        "/CN=unionctl test CA",
-        "-keyout",
-        &ca_key,
-        "-out",
-        &ca,
-    ]);
+    self_signed_cert("/CN=unionctl test CA", &[], &ca_key, &ca);
     openssl(&[
         "req",
         "-new",
