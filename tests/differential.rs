@@ -1851,16 +1851,12 @@ fn members(tar: &[u8]) -> String {
     out.join("\n")
 }
 
-/// What a layer tar cannot carry, so the check leaves it out: sockets, and hard links
-/// that overlayfs (index=on) shows for a lower file whose partner was copied up (the
-/// names still below show the upper copy; a tar of the layers has the old lower file).
+/// Names the layers do not show as the mount did, left out of the check: hard links that
+/// overlayfs (index=on) shows for a lower file whose partner was copied up (the names still
+/// below show the upper copy; a tar of the layers has the old lower file).
 fn not_in_layers(view: &Tree, upper: &Path, lowers: &[PathBuf]) -> BTreeSet<String> {
     use std::os::unix::fs::MetadataExt;
-    let mut out: BTreeSet<String> = view
-        .iter()
-        .filter(|(_, e)| e.kind == 's')
-        .map(|(p, _)| p.clone())
-        .collect();
+    let mut out = BTreeSet::new();
     let mut groups: BTreeMap<u64, Vec<&String>> = BTreeMap::new();
     for (p, e) in view {
         if e.kind == 'f' && e.nlink > 1 {
@@ -1886,10 +1882,11 @@ fn not_in_layers(view: &Tree, upper: &Path, lowers: &[PathBuf]) -> BTreeSet<Stri
     out
 }
 
-/// The tree without `left_out`, the root (its attributes belong to the mount point or the
-/// unpack dir) and directory link counts (overlayfs counts a merged dir's links its way).
+/// The tree without `left_out`, sockets (a tar cannot carry them; where one hid a lower
+/// name, the name must stay hidden), the root (its attributes belong to the mount point or
+/// the unpack dir) and directory link counts (overlayfs counts a merged dir's links its way).
 fn comparable(mut t: Tree, left_out: &BTreeSet<String>) -> Tree {
-    t.retain(|p, _| !p.is_empty() && !left_out.contains(p));
+    t.retain(|p, e| !p.is_empty() && e.kind != 's' && !left_out.contains(p));
     for e in t.values_mut() {
         if e.kind == 'd' {
             e.nlink = 0;

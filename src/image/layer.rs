@@ -636,8 +636,6 @@ pub struct LayerWriter<W: Write> {
     builder: tar::Builder<W>,
     links: HashMap<(u64, u64), PathBuf>,
     opts: PackOptions,
-    /// The tree `pack_tree` packs (a container's upper dir).
-    upper_root: Option<PathBuf>,
     pub bytes: u64,
 }
 
@@ -649,7 +647,6 @@ impl<W: Write> LayerWriter<W> {
             builder,
             links: HashMap::new(),
             opts,
-            upper_root: None,
             bytes: 0,
         }
     }
@@ -660,7 +657,6 @@ impl<W: Write> LayerWriter<W> {
 
     /// Packs the whole tree under `src` (relative names, no leading "./").
     pub fn pack_tree(&mut self, src: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        self.upper_root = Some(src.to_path_buf());
         self.pack_dir(src, Path::new(""), progress)
     }
 
@@ -740,31 +736,22 @@ impl<W: Write> LayerWriter<W> {
         };
         let meta = fs::symlink_metadata(full)?;
         self.empty_file(&rel.join(OPAQUE_MARKER), &meta)?;
-        // Layer 0 is the upper; a redirect inside resolves against the real roots.
-        let upper_root = self.upper_root.clone().unwrap_or_default();
-        let mut layers = vec![upper_root];
+        // Layer 0 is the upper (the tree `pack_tree` packs, `rel` above `full`); a
+        // redirect inside resolves against the real layer roots.
+        let upper = full
+            .ancestors()
+            .nth(rel.components().count())
+            .unwrap_or(full);
+        let mut layers = vec![upper.to_path_buf()];
         layers.extend(self.opts.lowers.iter().cloned());
+        let below = (self.opts.lowers.iter().enumerate()).map(|(j, l)| (j + 1, l.join(&from)));
         let mut sources = vec![(0, full.to_path_buf())];
-        for (j, l) in self.opts.lowers.iter().enumerate() {
-            let p = l.join(&from);
-            if p.is_dir() && !p.is_symlink() {
-                let opaque = is_overlay_opaque(&p) || p.join(OPAQUE_MARKER).exists();
-                sources.push((j + 1, p));
-                if opaque {
-                    break;
-                }
-            }
-        }
-        let mut entries = Vec::new();
+        sources.extend(crate::image::merged::dirs_down_to_opaque(below));
         crate::image::merged::walk_sources(&layers, sources, &mut |r, src, m| {
-            entries.push((r.to_path_buf(), src.to_path_buf(), m.clone()));
-            Ok(())
-        })?;
-        for (r, src, m) in entries {
-            let n = self.entry(&src, &rel.join(&r), &m)?;
+            let n = self.entry(src, &rel.join(r), m)?;
             progress(n);
-        }
-        Ok(())
+            Ok(())
+        })
     }
 
     fn empty_file(&mut self, rel: &Path, like: &fs::Metadata) -> Result<()> {

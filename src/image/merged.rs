@@ -122,15 +122,7 @@ fn walk_dir(
                             .map(|(j, d)| (*j, d.join(OsStr::from_bytes(&r))))
                             .collect(),
                     };
-                    for (j, p) in below {
-                        if p.is_dir() && !p.is_symlink() {
-                            let opaque = is_opaque_dir(&p);
-                            node.sources.push((j, p));
-                            if opaque {
-                                break;
-                            }
-                        }
-                    }
+                    node.sources.extend(dirs_down_to_opaque(below));
                 }
             }
             nodes.insert(name, node);
@@ -148,6 +140,24 @@ fn walk_dir(
         }
     }
     Ok(())
+}
+
+/// The dirs among `candidates` (layer index, path; top first) down to the first opaque
+/// one: the lower sources of a merged dir.
+pub fn dirs_down_to_opaque(
+    candidates: impl IntoIterator<Item = (usize, PathBuf)>,
+) -> Vec<(usize, PathBuf)> {
+    let mut out = Vec::new();
+    for (j, p) in candidates {
+        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
+            let opaque = is_opaque_dir(&p);
+            out.push((j, p));
+            if opaque {
+                break;
+            }
+        }
+    }
+    out
 }
 
 /// Like `walk`, over one merged dir given as its sources (layer index into `layers`, dir),
