@@ -279,6 +279,24 @@ fn hostile_archives_are_refused_by_load() {
         "{}",
         r.stderr
     );
+    assert_nothing_stored(&root);
+    // the same, gzip-compressed: the blob is written while it is unpacked, and neither
+    // may get its final name
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    std::io::Write::write_all(&mut gz, &good_layer).unwrap();
+    let f4 = t.path().join("d.tar");
+    fs::write(
+        &f4,
+        docker_archive(&gz.finish().unwrap(), &cfg_bad, manifest),
+    )
+    .unwrap();
+    let r = uc(&root, &["load", "-i", f4.to_str().unwrap()]);
+    assert!(
+        r.code != 0 && r.stderr.contains("does not match"),
+        "{}",
+        r.stderr
+    );
+    assert_nothing_stored(&root);
 }
 
 /// Rootless: devices are skipped with a warning, owners are not kept (no privilege),

@@ -134,24 +134,23 @@ impl Write for BlobWriter {
 impl BlobWriter {
     /// Finishes the blob: fsync, rename to blobs/sha256/<hex>; returns (hex, size).
     pub fn commit(self) -> Result<(String, u64)> {
-        let (hex, size, _) = self.commit_tracked()?;
-        Ok((hex, size))
+        self.commit_if(None)
     }
 
-    /// As `commit`, also telling whether the blob is new (false: it was there).
-    pub fn commit_tracked(self) -> Result<(String, u64, bool)> {
+    /// As `commit`, but content that is not `expect` (when given) is not stored.
+    pub fn commit_if(self, expect: Option<&str>) -> Result<(String, u64)> {
         let (buf, hex, size) = self.w.finish();
         let tmp = buf
             .into_inner()
             .map_err(|e| anyhow!("writing blob: {}", e.error()))?;
-        tmp.as_file().sync_data().context("writing blob")?;
         let dest = self.blobs.join(&hex);
-        if dest.exists() {
-            return Ok((hex, size, false));
+        if expect.is_some_and(|e| e != hex) || dest.exists() {
+            return Ok((hex, size)); // the temp file goes with `tmp`
         }
+        tmp.as_file().sync_data().context("writing blob")?;
         tmp.persist(&dest)
             .with_context(|| format!("storing blob {}", dest.display()))?;
-        Ok((hex, size, true))
+        Ok((hex, size))
     }
 }
 
@@ -455,6 +454,44 @@ impl Store {
         }
     }
 
+    /// Stores a layer stream as a blob while it unpacks it into a layer dir (unless
+    /// `unpack` is false): (hex, size, what unpacking reported). Content that is not
+    /// `expect` (when given; the caller sees the returned hex differ) is neither stored nor
+    /// unpacked, and an error leaves nothing behind either.
+    pub fn take_stream(
+        &self,
+        r: impl Read,
+        expect: Option<&str>,
+        unpack: bool,
+    ) -> Result<(String, u64, Option<layer::UnpackReport>)> {
+        let mut tee = TeeReader::new(r, BackgroundBlob::start(self, expect)?);
+        let unpacked = if unpack {
+            Some(self.unpack_to_temp(&mut tee)?)
+        } else {
+            None
+        };
+        // The tar reader stops at the end marker: the blob also gets the padding after it.
+        let finished = tee.finish();
+        let (hex, size) = match finished {
+            Ok((hex, size)) if expect.is_none_or(|e| e == hex) => (hex, size),
+            other => {
+                if let Some((dir, _)) = &unpacked {
+                    util::remove_tree(dir);
+                }
+                let (hex, size) = other?;
+                return Ok((hex, size, None));
+            }
+        };
+        let report = match unpacked {
+            Some((dir, report)) => {
+                self.install_layer(&dir, &hex)?;
+                Some(report)
+            }
+            None => None,
+        };
+        Ok((hex, size, report))
+    }
+
     /// Takes a layer blob (plain, gzip or zstd) into the store uncompressed, so its blob
     /// digest is `diff` (hex), and unpacks it unless it is unpacked already; the file is
     /// read once. `file_hex` is the sha256 of the file as it is (checked by whoever
@@ -469,18 +506,21 @@ impl Store {
         mismatch: impl Fn(&str) -> anyhow::Error,
     ) -> Result<(u64, Option<layer::UnpackReport>)> {
         let path = file.path().to_path_buf();
+        let reading = || format!("reading {}", path.display());
+        let mut f = File::open(&path).with_context(reading)?;
         let mut head = [0u8; 4];
-        let n = File::open(&path)?.read(&mut head)?;
+        let n = f.read(&mut head).with_context(reading)?;
+        std::io::Seek::rewind(&mut f).with_context(reading)?;
+        let unpacked = self.layer_dir(diff).is_dir();
         if util::detect_compression(&head[..n]) == util::Compression::None {
             if file_hex != diff {
                 return Err(mismatch(file_hex));
             }
-            let size = fs::metadata(&path)?.len();
-            let report = if self.layer_dir(diff).is_dir() {
+            let size = f.metadata().with_context(reading)?.len();
+            let report = if unpacked {
                 None
             } else {
-                let f = BufReader::with_capacity(1 << 20, File::open(&path)?);
-                Some(self.unpack_layer(f, diff)?)
+                Some(self.unpack_layer(BufReader::with_capacity(1 << 20, f), diff)?)
             };
             match file {
                 LayerFile::Temp(tmp) => {
@@ -491,7 +531,9 @@ impl Store {
                 LayerFile::Kept(_) => {
                     let copy = self.tmp_dir().join(format!("adopt-{diff}"));
                     if fs::hard_link(&path, &copy).is_err() {
-                        fs::copy(&path, &copy)?;
+                        fs::copy(&path, &copy).with_context(|| {
+                            format!("copying {} to {}", path.display(), copy.display())
+                        })?;
                     }
                     self.adopt_blob(&copy, diff)?;
                 }
@@ -500,32 +542,13 @@ impl Store {
         }
         // Decompress once: the blob is written on its own thread while the same bytes
         // are unpacked into a temp dir.
-        let mut tee = TeeReader::new(
-            util::decompressed(File::open(&path)?)?,
-            BackgroundBlob::start(self)?,
-        );
-        let unpacked = if self.layer_dir(diff).is_dir() {
-            None
-        } else {
-            Some(self.unpack_to_temp(&mut tee)?)
-        };
-        let (hex, size, fresh) = tee.finish().context("decompressing")?;
+        let input = util::decompressed(f).with_context(reading)?;
+        let (hex, size, report) = self
+            .take_stream(input, Some(diff), !unpacked)
+            .context("decompressing")?;
         if hex != diff {
-            if let Some((dir, _)) = unpacked {
-                util::remove_tree(&dir);
-            }
-            if fresh {
-                let _ = fs::remove_file(self.blob_path(&hex));
-            }
             return Err(mismatch(&hex));
         }
-        let report = match unpacked {
-            Some((dir, report)) => {
-                self.install_layer(&dir, diff)?;
-                Some(report)
-            }
-            None => None,
-        };
         Ok((size, report))
     }
 
@@ -721,18 +744,20 @@ pub struct BackgroundBlob {
     /// `Some(bytes)` to write, `None` once all is sent; a writer that never gets
     /// `None` (the caller failed) drops its temp file instead of storing a blob.
     tx: Option<crossbeam_channel::Sender<Option<Vec<u8>>>>,
-    handle: Option<std::thread::JoinHandle<Result<(String, u64, bool)>>>,
+    handle: Option<std::thread::JoinHandle<Result<(String, u64)>>>,
 }
 
 impl BackgroundBlob {
-    pub fn start(store: &Store) -> Result<BackgroundBlob> {
+    /// Starts the writer; content that is not `expect` (when given) is not stored.
+    pub fn start(store: &Store, expect: Option<&str>) -> Result<BackgroundBlob> {
+        let expect = expect.map(str::to_owned);
         let mut blob = store.new_blob()?;
         let (tx, rx) = crossbeam_channel::bounded::<Option<Vec<u8>>>(16);
         let handle = std::thread::spawn(move || {
             for msg in rx {
                 match msg {
                     Some(chunk) => blob.write_all(&chunk).context("writing blob")?,
-                    None => return blob.commit_tracked(),
+                    None => return blob.commit_if(expect.as_deref()),
                 }
             }
             bail!("blob abandoned")
@@ -755,8 +780,8 @@ impl BackgroundBlob {
         }
     }
 
-    /// Waits for the blob: (hex, size, newly stored).
-    pub fn finish(mut self) -> Result<(String, u64, bool)> {
+    /// Waits for the blob: (hex, size).
+    pub fn finish(mut self) -> Result<(String, u64)> {
         if let Some(tx) = self.tx.take() {
             let _ = tx.send(None);
         }
@@ -794,7 +819,7 @@ impl<R: std::io::Read> TeeReader<R> {
         }
     }
     /// Reads what is left of the input, then waits for the blob.
-    pub fn finish(mut self) -> Result<(String, u64, bool)> {
+    pub fn finish(mut self) -> Result<(String, u64)> {
         std::io::copy(&mut self, &mut std::io::sink()).context("reading input")?;
         let rest = std::mem::take(&mut self.buf);
         if !rest.is_empty() {

@@ -106,27 +106,14 @@ pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String
     let _w = store.writer_lock()?;
     let mut progress = Progress::new("import");
     let input = util::decompressed(input).with_context(|| file.to_string())?;
-    let blob = store::BackgroundBlob::start(&store)?;
-    let mut tee = store::TeeReader::new(
-        ProgressReader {
-            inner: input,
-            progress: &mut progress,
-        },
-        blob,
-    );
-    let (tmp, report) = store
-        .unpack_to_temp(&mut tee)
-        .with_context(|| format!("import {file}"))?;
-    // The tar reader stops at the end marker: the blob also gets the padding after it.
-    let (hex, size) = match tee.finish() {
-        Ok((hex, size, _)) => (hex, size),
-        Err(e) => {
-            util::remove_tree(&tmp);
-            return Err(e).context(format!("reading {file}"));
-        }
+    let input = ProgressReader {
+        inner: input,
+        progress: &mut progress,
     };
-    store.install_layer(&tmp, &hex)?;
-    for w in report.warnings {
+    let (hex, size, report) = store
+        .take_stream(input, None, true)
+        .with_context(|| format!("import {file}"))?;
+    for w in report.map(|r| r.warnings).unwrap_or_default() {
         eprintln!("unionctl: warning: import {file}: {w}");
     }
     let now = crate::timestamp::now();
