@@ -1812,10 +1812,8 @@ fn layers_of_seed(seed: u64, n_ops: usize, lowers: &[PathBuf], base: &Path) -> V
     let mut w = LayerWriter::new(Vec::new(), opts());
     let mut all = vec![upper];
     all.extend(lowers.iter().cloned());
-    unionctl::image::merged::walk(&all, &mut |rel, src, meta| {
-        w.entry(src, rel, meta).map(|_| ())
-    })
-    .unwrap_or_else(|e| panic!("seed {seed}: export walk: {e:#}"));
+    w.pack_merged(&all, &mut |_| {})
+        .unwrap_or_else(|e| panic!("seed {seed}: export walk: {e:#}"));
     let tar = w.finish().unwrap();
     let out = base.join("exported");
     std::fs::create_dir(&out).unwrap();

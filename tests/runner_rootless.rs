@@ -284,11 +284,7 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
                     .map(|l| l.to_string_lossy() == ns)
                     .unwrap_or(false)
             })
-            .filter(|p| {
-                !fs::read_to_string(format!("/proc/{p}/stat"))
-                    .unwrap_or_default()
-                    .contains(") Z ")
-            })
+            .filter(|p| unionctl::runner::state::proc_state(*p).is_some_and(|s| s != "Z"))
             .collect()
     };
     assert!(!in_ns().is_empty(), "the union daemon should live in {ns}");

@@ -141,11 +141,7 @@ fn pack_layers(
         skip_runtime_mountpoints: false,
     };
     let mut w = LayerWriter::new(&mut blob, opts);
-    super::merged::walk(lowers, &mut |rel, src, meta| {
-        let n = w.entry(src, rel, meta)?;
-        progress.add(n);
-        Ok(())
-    })?;
+    w.pack_merged(lowers, &mut |n| progress.add(n))?;
     w.finish()?.flush()?;
     let (hex, size) = blob.commit()?;
     store.ensure_unpacked(&hex, &hex)?;

@@ -655,6 +655,14 @@ impl<W: Write> LayerWriter<W> {
         Ok(self.builder.into_inner()?)
     }
 
+    /// Packs the merged view of `layers` (top first) as one flat layer (export, squash).
+    pub fn pack_merged(&mut self, layers: &[PathBuf], progress: &mut dyn FnMut(u64)) -> Result<()> {
+        crate::image::merged::walk(layers, &mut |rel, src, meta| {
+            progress(self.entry(src, rel, meta)?);
+            Ok(())
+        })
+    }
+
     /// Packs the whole tree under `src` (relative names, no leading "./").
     pub fn pack_tree(&mut self, src: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
         self.pack_dir(src, Path::new(""), progress)

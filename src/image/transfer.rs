@@ -79,11 +79,7 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
                 skip_runtime_mountpoints: false,
             },
         );
-        super::merged::walk(&layers, &mut |rel, src, meta| {
-            let n = w.entry(src, rel, meta)?;
-            progress.add(n);
-            Ok(())
-        })?;
+        w.pack_merged(&layers, &mut |n| progress.add(n))?;
         w.finish()?.flush().context("writing export")?;
     }
     out.finish()
