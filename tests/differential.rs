@@ -1751,19 +1751,55 @@ fn commit_and_export_of_a_kernel_upper_show_the_kernel_view() {
 }
 
 fn layers_of_seed(seed: u64, n_ops: usize, lowers: &[PathBuf], base: &Path) -> Vec<String> {
+    layers_show_the_kernel_view(seed, lowers, base, |merged| {
+        let mut rng = Rng::new(seed);
+        let mut model = Model::from_tree(&snap(merged));
+        for _ in 0..n_ops {
+            let op = gen_op(&mut rng, &model);
+            if apply(merged, &op).starts_with("ok") {
+                model.learn(&op);
+            }
+        }
+    })
+}
+
+/// A dir renamed out of a lower dir that is opaque: overlayfs stops at the opaque parent,
+/// so what an older lower layer has at the old path stays hidden in commit and export.
+#[test]
+fn commit_and_export_of_a_dir_renamed_from_under_an_opaque_lower_dir() {
+    assert!(common::is_root(), "mounts kernel overlayfs: run it as root");
+    let s = Scratch::new("diff-layers-opaque");
+    let (top, bottom) = (s.mkdir("l0"), s.mkdir("l1"));
+    std::fs::create_dir_all(top.join("p/d")).unwrap();
+    std::fs::write(top.join("p/d/top"), b"top\n").unwrap();
+    xattr::set(top.join("p"), "trusted.overlay.opaque", b"y").unwrap();
+    std::fs::create_dir_all(bottom.join("p/d")).unwrap();
+    std::fs::write(bottom.join("p/d/hidden"), b"hidden by the opaque p\n").unwrap();
+    let fails = layers_show_the_kernel_view(0, &[top, bottom], &s.mkdir("run"), |m| {
+        std::fs::rename(m.join("p/d"), m.join("q")).unwrap();
+        assert!(
+            !m.join("q/hidden").exists(),
+            "kernel overlayfs shows q/hidden"
+        );
+    });
+    assert!(fails.is_empty(), "{}", fails.join("\n"));
+}
+
+/// Runs `change` on a kernel overlayfs mount of `lowers`, then checks that the commit layer
+/// of its upper (unpacked, under the lowers) and the export of upper + lowers show the
+/// kernel's tree.
+fn layers_show_the_kernel_view(
+    seed: u64,
+    lowers: &[PathBuf],
+    base: &Path,
+    change: impl FnOnce(&Path),
+) -> Vec<String> {
     use unionctl::image::layer::{LayerWriter, PackOptions, unpack};
     let side = Side::new("kernel", lowers, base);
     let mut m = side
         .mount_as(Kind::Kernel, &side.dirs)
         .unwrap_or_else(|e| panic!("seed {seed}: kernel overlayfs mount failed: {e}"));
-    let mut rng = Rng::new(seed);
-    let mut model = Model::from_tree(&snap(&side.merged));
-    for _ in 0..n_ops {
-        let op = gen_op(&mut rng, &model);
-        if apply(&side.merged, &op).starts_with("ok") {
-            model.learn(&op);
-        }
-    }
+    change(&side.merged);
     let view = snap(&side.merged);
     m.unmount().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let upper = side.dirs.upper.clone().unwrap();

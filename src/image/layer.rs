@@ -15,6 +15,7 @@
 //! Packing walks a directory (a container's upper layer, or a rootfs) and writes OCI
 //! whiteouts for both on-disk formats, keeping hard links, owners, modes, times and
 //! xattrs (as PAX `SCHILY.xattr.*`), and dropping overlay's private xattrs.
+use crate::image::merged;
 use crate::sys;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{HashMap, HashSet};
@@ -603,7 +604,7 @@ pub fn is_runtime_mountpoint(
     } else {
         meta.is_file() && meta.len() == 0
     };
-    empty && crate::image::merged::lookup(lowers, rel).is_none()
+    empty && merged::lookup(lowers, rel).is_none()
 }
 
 /// Overlay's private xattrs, never part of an image.
@@ -657,7 +658,7 @@ impl<W: Write> LayerWriter<W> {
 
     /// Packs the merged view of `layers` (top first) as one flat layer (export, squash).
     pub fn pack_merged(&mut self, layers: &[PathBuf], progress: &mut dyn FnMut(u64)) -> Result<()> {
-        crate::image::merged::walk(layers, &mut |rel, src, meta| {
+        merged::walk(layers, &mut |rel, src, meta| {
             progress(self.entry(src, rel, meta)?);
             Ok(())
         })
@@ -714,7 +715,7 @@ impl<W: Write> LayerWriter<W> {
             } else if meta.file_type().is_socket() {
                 // A socket cannot go in a tar; where it hid a lower name, the layer still
                 // hides that name.
-                if crate::image::merged::lookup(&self.opts.lowers, &crel).is_some() {
+                if merged::lookup(&self.opts.lowers, &crel).is_some() {
                     let mut wh = OsString::from(WHITEOUT_PREFIX);
                     wh.push(&name);
                     self.empty_file(&rel.join(wh), &meta)?;
@@ -752,10 +753,12 @@ impl<W: Write> LayerWriter<W> {
             .unwrap_or(full);
         let mut layers = vec![upper.to_path_buf()];
         layers.extend(self.opts.lowers.iter().cloned());
-        let below = (self.opts.lowers.iter().enumerate()).map(|(j, l)| (j + 1, l.join(&from)));
         let mut sources = vec![(0, full.to_path_buf())];
-        sources.extend(crate::image::merged::dirs_down_to_opaque(below));
-        crate::image::merged::walk_sources(&layers, sources, &mut |r, src, m| {
+        sources.extend(merged::descend(
+            merged::layer_roots(&layers, 1),
+            from.as_os_str(),
+        ));
+        merged::walk_sources(&layers, sources, &mut |r, src, m| {
             let n = self.entry(src, &rel.join(r), m)?;
             progress(n);
             Ok(())

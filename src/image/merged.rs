@@ -109,20 +109,14 @@ fn walk_dir(
                     // the layer roots if absolute, else beside it in each lower source
                     // of its parent (which may itself have been renamed).
                     node.open = false;
-                    let below: Vec<(usize, PathBuf)> = match r.strip_prefix(b"/") {
-                        Some(abs) => layers
-                            .iter()
-                            .enumerate()
-                            .skip(i + 1)
-                            .map(|(j, l)| (j, l.join(OsStr::from_bytes(abs))))
-                            .collect(),
-                        None => sources
-                            .iter()
-                            .filter(|(j, _)| j > i)
-                            .map(|(j, d)| (*j, d.join(OsStr::from_bytes(&r))))
-                            .collect(),
+                    let below = match r.strip_prefix(b"/") {
+                        Some(abs) => descend(layer_roots(layers, i + 1), OsStr::from_bytes(abs)),
+                        None => descend(
+                            sources.iter().filter(|(j, _)| j > i).cloned().collect(),
+                            OsStr::from_bytes(&r),
+                        ),
                     };
-                    node.sources.extend(dirs_down_to_opaque(below));
+                    node.sources.extend(below);
                 }
             }
             nodes.insert(name, node);
@@ -142,22 +136,41 @@ fn walk_dir(
     Ok(())
 }
 
-/// The dirs among `candidates` (layer index, path; top first) down to the first opaque
-/// one: the lower sources of a merged dir.
-pub fn dirs_down_to_opaque(
-    candidates: impl IntoIterator<Item = (usize, PathBuf)>,
-) -> Vec<(usize, PathBuf)> {
-    let mut out = Vec::new();
-    for (j, p) in candidates {
-        if fs::symlink_metadata(&p).is_ok_and(|m| m.is_dir()) {
-            let opaque = is_opaque_dir(&p);
-            out.push((j, p));
-            if opaque {
-                break;
+/// The roots of `layers[first..]` (layer index, path), for `descend`.
+pub fn layer_roots(layers: &[PathBuf], first: usize) -> Vec<(usize, PathBuf)> {
+    layers.iter().cloned().enumerate().skip(first).collect()
+}
+
+/// The dirs that make up the merged dir `rel` below the merged dir made of `dirs` (layer
+/// index, path; top first), found as overlayfs looks a redirect up: name by name, where a
+/// whiteout, a non-dir or an opaque dir in one layer ends the search in the layers below.
+pub fn descend(mut dirs: Vec<(usize, PathBuf)>, rel: &OsStr) -> Vec<(usize, PathBuf)> {
+    for name in Path::new(rel).components() {
+        let name = name.as_os_str();
+        let mut next = Vec::new();
+        for (j, d) in &dirs {
+            let p = d.join(name);
+            match fs::symlink_metadata(&p) {
+                Ok(m) if m.is_dir() => {
+                    let opaque = is_opaque_dir(&p);
+                    next.push((*j, p));
+                    if opaque {
+                        break;
+                    }
+                }
+                Ok(_) => break, // a file, or an overlay whiteout, hides the layers below
+                Err(_) => {
+                    let mut wh = OsString::from(WHITEOUT_PREFIX);
+                    wh.push(name);
+                    if d.join(wh).exists() {
+                        break;
+                    }
+                }
             }
         }
+        dirs = next;
     }
-    out
+    dirs
 }
 
 /// Like `walk`, over one merged dir given as its sources (layer index into `layers`, dir),
