@@ -297,6 +297,22 @@ fn hostile_archives_are_refused_by_load() {
         r.stderr
     );
     assert_nothing_stored(&root);
+    // one member named twice, the second time with another diff_id: checked twice
+    let good = hex::encode(sha2::Sha256::digest(&good_layer));
+    let cfg_twice = format!(
+        r#"{{"architecture":"amd64","os":"linux","rootfs":{{"type":"layers","diff_ids":["sha256:{good}","sha256:{}"]}}}}"#,
+        "0".repeat(64)
+    );
+    let twice = r#"[{"Config":"c.json","RepoTags":["evil:2"],"Layers":["l.tar","l.tar"]}]"#;
+    let f5 = t.path().join("e.tar");
+    fs::write(&f5, docker_archive(&good_layer, &cfg_twice, twice)).unwrap();
+    let r = uc(&root, &["load", "-i", f5.to_str().unwrap()]);
+    assert!(
+        r.code != 0 && r.stderr.contains("does not match"),
+        "{}",
+        r.stderr
+    );
+    assert!(uc_ok(&root, &["images", "-q"]).trim().is_empty());
 }
 
 /// Rootless: devices are skipped with a warning, owners are not kept (no privilege),

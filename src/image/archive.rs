@@ -129,7 +129,7 @@ fn save_oci<W: Write>(
                 add_blob(store, b, &format!("blobs/sha256/{hex}"), &hex, p)?;
             }
         }
-        let size = fs::metadata(store.blob_path(&img.manifest_hex))?.len();
+        let size = img.manifest_raw.len() as u64;
         if tags.is_empty() {
             descs.push(store::descriptor(&img.manifest_hex, size, None)?);
         }
@@ -162,8 +162,8 @@ struct Staging {
     files: HashMap<String, Staged>,
     /// symlinks and hard links between members: name -> target name
     links: HashMap<String, String>,
-    /// layer blobs already taken into the store: staged name -> (hex, size)
-    done: HashMap<String, (String, u64)>,
+    /// layer blobs already taken into the store: (staged name, diff_id hex) -> size
+    done: HashMap<(String, String), u64>,
 }
 
 impl Staging {
@@ -298,11 +298,12 @@ fn take_layer(
     want_diff: &str,
 ) -> Result<(String, u64)> {
     let key = clean(name);
-    if let Some(d) = st.done.get(&key) {
-        return Ok(d.clone());
+    let diff = strip_sha(want_diff);
+    // Keyed by the diff_id too: a member named again with another diff_id is checked again.
+    if let Some(size) = st.done.get(&(key.clone(), diff.to_string())) {
+        return Ok((diff.to_string(), *size));
     }
     let staged = st.get(&key)?;
-    let diff = strip_sha(want_diff);
     let mismatch = |hex: &str| {
         anyhow!("content digest sha256:{hex} does not match the config's diff_id {want_diff}")
     };
@@ -312,7 +313,7 @@ fn take_layer(
     if let Some(r) = unpacked {
         report(&key, r);
     }
-    st.done.insert(key, (diff.to_string(), size));
+    st.done.insert((key, diff.to_string()), size);
     Ok((diff.to_string(), size))
 }
 
