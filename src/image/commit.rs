@@ -141,7 +141,7 @@ fn pack_layers(
         skip_runtime_mountpoints: false,
     };
     let mut w = LayerWriter::new(&mut blob, opts);
-    w.pack_merged(lowers, &mut |n| progress.add(n))?;
+    w.pack_merged(lowers, None, &mut |n| progress.add(n))?;
     w.finish()?.flush()?;
     let (hex, size) = blob.commit()?;
     store.ensure_unpacked(&hex, &hex)?;

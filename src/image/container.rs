@@ -32,6 +32,10 @@ impl ContainerRecord {
     pub fn upper(&self) -> PathBuf {
         self.dir.join("upper")
     }
+    /// The union's work dir (its `index/` holds the hard-link index).
+    pub fn work(&self) -> PathBuf {
+        self.dir.join("work")
+    }
     pub fn display_name(&self) -> String {
         match &self.name {
             Some(n) if !n.is_empty() => n.clone(),

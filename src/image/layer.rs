@@ -656,9 +656,15 @@ impl<W: Write> LayerWriter<W> {
         Ok(self.builder.into_inner()?)
     }
 
-    /// Packs the merged view of `layers` (top first) as one flat layer (export, squash).
-    pub fn pack_merged(&mut self, layers: &[PathBuf], progress: &mut dyn FnMut(u64)) -> Result<()> {
-        merged::walk(layers, &mut |rel, src, meta| {
+    /// Packs the merged view of `layers` (top first) as one flat layer (export, squash);
+    /// `index` as in `merged::walk_indexed`.
+    pub fn pack_merged(
+        &mut self,
+        layers: &[PathBuf],
+        index: Option<&Path>,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        merged::walk_indexed(layers, index, &mut |rel, src, meta| {
             progress(self.entry(src, rel, meta)?);
             Ok(())
         })

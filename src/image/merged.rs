@@ -8,11 +8,14 @@ use std::collections::{BTreeMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 struct Node {
     path: PathBuf,
     meta: fs::Metadata,
+    /// The layer `path` is in.
+    layer: usize,
     /// For dirs: the same dir in this and lower layers (layer index, path).
     sources: Vec<(usize, PathBuf)>,
     open: bool,
@@ -49,17 +52,44 @@ pub fn walk(
     layers: &[PathBuf],
     f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
 ) -> Result<()> {
+    walk_indexed(layers, None, f)
+}
+
+/// As `walk`, for layers whose top one (`layers[0]`) is an overlay upper dir with the
+/// hard-link index `index` (`WORK/index`): a lower file with hard links, one of which
+/// was copied up, shows as that copy under each of its names, as overlayfs (index=on) and
+/// unionctl show it.
+pub fn walk_indexed(
+    layers: &[PathBuf],
+    index: Option<&Path>,
+    f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
+) -> Result<()> {
     let roots: Vec<(usize, PathBuf)> = layers
         .iter()
         .enumerate()
         .filter(|(_, p)| p.is_dir())
         .map(|(i, p)| (i, p.clone()))
         .collect();
-    walk_dir(layers, Path::new(""), roots, f)
+    walk_dir(layers, index, Path::new(""), roots, f)
+}
+
+/// The index entry of a lower file (named by the hex of its overlay file handle), if one
+/// of its names was copied up.
+fn indexed_copy(index: &Path, layer: &Path, path: &Path) -> Option<(PathBuf, fs::Metadata)> {
+    use crate::whiteout::fh;
+    use std::os::fd::AsRawFd;
+    let root = fs::File::open(layer).ok()?;
+    let uuid = fh::fs_uuid(root.as_raw_fd());
+    let (ty, fid) =
+        fh::name_to_handle(root.as_raw_fd(), path.strip_prefix(layer).ok()?.as_os_str()).ok()?;
+    let entry = index.join(hex::encode(fh::encode(ty, &fid, &uuid)));
+    let meta = fs::symlink_metadata(&entry).ok()?;
+    meta.is_file().then_some((entry, meta))
 }
 
 fn walk_dir(
     layers: &[PathBuf],
+    index: Option<&Path>,
     rel: &Path,
     sources: Vec<(usize, PathBuf)>,
     f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
@@ -98,6 +128,7 @@ fn walk_dir(
             let mut node = Node {
                 path: path.clone(),
                 meta,
+                layer: *i,
                 sources: Vec::new(),
                 open: false,
             };
@@ -126,11 +157,19 @@ fn walk_dir(
             break;
         }
     }
-    for (name, node) in nodes {
+    for (name, mut node) in nodes {
+        if let Some(ix) = index
+            && node.layer > 0
+            && node.meta.is_file()
+            && node.meta.nlink() > 1
+            && let Some((entry, meta)) = indexed_copy(ix, &layers[node.layer], &node.path)
+        {
+            (node.path, node.meta) = (entry, meta);
+        }
         let crel = rel.join(&name);
         f(&crel, &node.path, &node.meta)?;
         if node.meta.is_dir() {
-            walk_dir(layers, &crel, node.sources, f)?;
+            walk_dir(layers, index, &crel, node.sources, f)?;
         }
     }
     Ok(())
@@ -181,7 +220,7 @@ pub fn walk_sources(
     sources: Vec<(usize, PathBuf)>,
     f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
 ) -> Result<()> {
-    walk_dir(layers, Path::new(""), sources, f)
+    walk_dir(layers, None, Path::new(""), sources, f)
 }
 
 /// Looks a path up in a stack of layers; returns the visible object, if any.

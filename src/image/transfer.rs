@@ -79,7 +79,8 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
                 skip_runtime_mountpoints: false,
             },
         );
-        w.pack_merged(&layers, &mut |n| progress.add(n))?;
+        let index = c.work().join("index");
+        w.pack_merged(&layers, Some(&index), &mut |n| progress.add(n))?;
         w.finish()?.flush().context("writing export")?;
     }
     out.finish()
