@@ -76,9 +76,14 @@ const WANT_DIFF: &str = "C /etc\nC /etc/motd\nD /etc/remove-me\nA /opt\nA /opt/t
 C /var\nC /var/cache\nC /var/cache/app\nD /var/cache/app/a\nD /var/cache/app/b\nA /var/cache/app/c\n";
 
 fn unpack_with_umoci(s: &Setup, name: &str, tag: &str) -> PathBuf {
-    let arch = s.dir.join(format!("{name}.tar"));
+    unpack_with_umoci_at(&s.dir, &s.root, name, tag)
+}
+
+/// Saves `tag` of the store `root` as an OCI archive in `dir` and unpacks it with umoci.
+fn unpack_with_umoci_at(dir: &Path, root: &Path, name: &str, tag: &str) -> PathBuf {
+    let arch = dir.join(format!("{name}.tar"));
     uc_ok(
-        &s.root,
+        root,
         &[
             "save",
             "--format",
@@ -88,13 +93,13 @@ fn unpack_with_umoci(s: &Setup, name: &str, tag: &str) -> PathBuf {
             tag,
         ],
     );
-    let x = s.dir.join(format!("{name}-layout"));
+    let x = dir.join(format!("{name}-layout"));
     fs::create_dir(&x).unwrap();
     sh_ok(
         "tar",
         &["-C", x.to_str().unwrap(), "-xf", arch.to_str().unwrap()],
     );
-    let b = s.dir.join(format!("{name}-bundle"));
+    let b = dir.join(format!("{name}-bundle"));
     sh_ok(
         "umoci",
         &[
@@ -437,5 +442,85 @@ fn commit_of_a_renamed_lower_dir_keeps_its_content() {
     assert!(
         list.contains("moved/a") && list.contains("moved/extra") && !list.contains("var/cache/app"),
         "{list}"
+    );
+}
+
+/// A lower file with two names, one written in the container (kernel overlayfs,
+/// index=on): the mount shows the new content under both names, linked; so must the
+/// committed image and the export.
+#[test]
+fn commit_and_export_keep_a_lower_hard_link_written_through_one_name() {
+    use std::os::unix::fs::MetadataExt;
+    let t = tmpdir();
+    let dir = t.path().to_path_buf();
+    let root = dir.join("store");
+    let rootfs = dir.join("rootfs");
+    busybox_rootfs(&rootfs);
+    fs::create_dir(rootfs.join("hl")).unwrap();
+    fs::write(rootfs.join("hl/one"), "old\n").unwrap();
+    fs::hard_link(rootfs.join("hl/one"), rootfs.join("hl/two")).unwrap();
+    let tar = dir.join("hl.tar");
+    tar_of(&rootfs, &tar);
+    uc_ok(&root, &["import", tar.to_str().unwrap(), "hlbase"]);
+    let lowers = image_lowers(&root, "hlbase");
+    let id = image_id(&root, "hlbase");
+    let cdir = fake_container(&root, &"7".repeat(64), "linker", Some(&id), &lowers);
+    let (up, work, m) = (cdir.join("upper"), cdir.join("work"), dir.join("m"));
+    for d in [&work, &m] {
+        fs::create_dir_all(d).unwrap();
+    }
+    let lowerdir: Vec<String> = lowers.iter().map(|l| l.display().to_string()).collect();
+    let opts = format!(
+        "lowerdir={},upperdir={},workdir={},index=on,redirect_dir=on",
+        lowerdir.join(":"),
+        up.display(),
+        work.display()
+    );
+    sh_ok(
+        "mount",
+        &["-t", "overlay", "overlay", "-o", &opts, m.to_str().unwrap()],
+    );
+    let write = fs::OpenOptions::new()
+        .append(true)
+        .open(m.join("hl/one"))
+        .and_then(|mut f| std::io::Write::write_all(&mut f, b"new\n"));
+    let seen = fs::read_to_string(m.join("hl/two"));
+    sh_ok("umount", &[m.to_str().unwrap()]);
+    write.unwrap();
+    assert_eq!(
+        seen.unwrap(),
+        "old\nnew\n",
+        "kernel overlayfs (index=on) shows it"
+    );
+    assert!(
+        !up.join("hl/two").exists(),
+        "the other name is still only below"
+    );
+
+    uc_ok(&root, &["commit", "linker", "linked:1"]);
+    let r = unpack_with_umoci_at(&dir, &root, "linked", "linked:1");
+    assert_eq!(fs::read_to_string(r.join("hl/two")).unwrap(), "old\nnew\n");
+    let (a, b) = (
+        fs::metadata(r.join("hl/one")).unwrap(),
+        fs::metadata(r.join("hl/two")).unwrap(),
+    );
+    assert_eq!(
+        (a.ino(), a.nlink()),
+        (b.ino(), 2),
+        "one and two stay one file"
+    );
+
+    let exp = dir.join("linked-export.tar");
+    uc_ok(&root, &["export", "-o", exp.to_str().unwrap(), "linker"]);
+    let x = dir.join("x");
+    fs::create_dir(&x).unwrap();
+    sh_ok(
+        "tar",
+        &["-C", x.to_str().unwrap(), "-xf", exp.to_str().unwrap()],
+    );
+    assert_eq!(fs::read_to_string(x.join("hl/two")).unwrap(), "old\nnew\n");
+    assert_eq!(
+        fs::metadata(x.join("hl/one")).unwrap().ino(),
+        fs::metadata(x.join("hl/two")).unwrap().ino()
     );
 }

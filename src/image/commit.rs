@@ -87,6 +87,7 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
         let opts = PackOptions {
             lowers: c.lower_dirs(),
             skip_runtime_mountpoints: true,
+            index: Some(c.work().join("index")),
         };
         let mut w = LayerWriter::new(&mut blob, opts);
         w.pack_tree(&upper, &mut |n| progress.add(n))?;
@@ -139,9 +140,10 @@ fn pack_layers(
     let opts = PackOptions {
         lowers: lowers.to_vec(),
         skip_runtime_mountpoints: false,
+        index: None,
     };
     let mut w = LayerWriter::new(&mut blob, opts);
-    w.pack_merged(lowers, None, &mut |n| progress.add(n))?;
+    w.pack_merged(lowers, &mut |n| progress.add(n))?;
     w.finish()?.flush()?;
     let (hex, size) = blob.commit()?;
     store.ensure_unpacked(&hex, &hex)?;

@@ -572,6 +572,9 @@ pub struct PackOptions {
     /// Leave out the empty mount points a runner puts in a container's upper layer
     /// (/dev, /proc, /sys, /etc/hosts, ...) when no lower layer has them.
     pub skip_runtime_mountpoints: bool,
+    /// A container's hard-link index (`WORK/index`, over the upper dir as the top layer):
+    /// names overlayfs serves from it go in as the copy it holds (`merged::walk_indexed`).
+    pub index: Option<PathBuf>,
 }
 
 /// Paths the runner creates (empty) as mount points; never a change of the user's.
@@ -656,23 +659,74 @@ impl<W: Write> LayerWriter<W> {
         Ok(self.builder.into_inner()?)
     }
 
-    /// Packs the merged view of `layers` (top first) as one flat layer (export, squash);
-    /// `index` as in `merged::walk_indexed`.
-    pub fn pack_merged(
-        &mut self,
-        layers: &[PathBuf],
-        index: Option<&Path>,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<()> {
-        merged::walk_indexed(layers, index, &mut |rel, src, meta| {
+    /// Packs the merged view of `layers` (top first) as one flat layer (export, squash).
+    pub fn pack_merged(&mut self, layers: &[PathBuf], progress: &mut dyn FnMut(u64)) -> Result<()> {
+        let index = self.opts.index.clone();
+        merged::walk_indexed(layers, index.as_deref(), &mut |rel, src, meta| {
             progress(self.entry(src, rel, meta)?);
             Ok(())
         })
     }
 
+    /// After the upper dir: the names overlayfs serves from the hard-link index while they
+    /// are still only below (a lower file with hard links, one of them copied up) go in
+    /// too, as links to the copy, with the dirs above them, so the image shows what the
+    /// container showed. Names under a renamed dir went in with it.
+    fn pack_indexed_names(
+        &mut self,
+        upper: &Path,
+        index: &Path,
+        progress: &mut dyn FnMut(u64),
+    ) -> Result<()> {
+        let has_entries = fs::read_dir(index).is_ok_and(|mut d| d.next().is_some());
+        if !has_entries {
+            return Ok(());
+        }
+        let mut layers = vec![upper.to_path_buf()];
+        layers.extend(self.opts.lowers.iter().cloned());
+        let mut dirs: HashMap<PathBuf, (PathBuf, fs::Metadata)> = HashMap::new();
+        let mut served = Vec::new();
+        merged::walk_indexed(&layers, Some(index), &mut |rel, src, meta| {
+            if meta.is_dir() {
+                dirs.insert(rel.to_path_buf(), (src.to_path_buf(), meta.clone()));
+            } else if src.starts_with(index) {
+                served.push((rel.to_path_buf(), src.to_path_buf(), meta.clone()));
+            }
+            Ok(())
+        })?;
+        let mut made: HashSet<PathBuf> = HashSet::new();
+        for (rel, src, meta) in served {
+            let above: Vec<&Path> = rel
+                .ancestors()
+                .skip(1)
+                .filter(|a| !a.as_os_str().is_empty())
+                .collect();
+            if above
+                .iter()
+                .any(|a| overlay_xattr(&upper.join(a), "redirect").is_some())
+            {
+                continue;
+            }
+            for a in above.into_iter().rev() {
+                if upper.join(a).is_dir() || !made.insert(a.to_path_buf()) {
+                    continue;
+                }
+                if let Some((dsrc, dmeta)) = dirs.get(a) {
+                    self.entry(dsrc, a, dmeta)?;
+                }
+            }
+            progress(self.entry(&src, &rel, &meta)?);
+        }
+        Ok(())
+    }
+
     /// Packs the whole tree under `src` (relative names, no leading "./").
     pub fn pack_tree(&mut self, src: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        self.pack_dir(src, Path::new(""), progress)
+        self.pack_dir(src, Path::new(""), progress)?;
+        match self.opts.index.clone() {
+            Some(index) => self.pack_indexed_names(src, &index, progress),
+            None => Ok(()),
+        }
     }
 
     fn pack_dir(&mut self, dir: &Path, rel: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
@@ -764,7 +818,8 @@ impl<W: Write> LayerWriter<W> {
             merged::layer_roots(&layers, 1),
             from.as_os_str(),
         ));
-        merged::walk_sources(&layers, sources, &mut |r, src, m| {
+        let index = self.opts.index.clone();
+        merged::walk_sources(&layers, index.as_deref(), sources, &mut |r, src, m| {
             let n = self.entry(src, &rel.join(r), m)?;
             progress(n);
             Ok(())
@@ -809,7 +864,10 @@ impl<W: Write> LayerWriter<W> {
                 }
             }
         }
-        if !meta.is_dir() && meta.nlink() > 1 {
+        // An index entry stands for every name of a lower hard link, whatever its own
+        // link count (1 once no upper name is left).
+        let from_index = (self.opts.index.as_deref()).is_some_and(|ix| full.starts_with(ix));
+        if !meta.is_dir() && (meta.nlink() > 1 || from_index) {
             let key = (meta.dev(), meta.ino());
             if let Some(first) = self.links.get(&key).cloned() {
                 h.set_entry_type(tar::EntryType::Link);

@@ -217,10 +217,11 @@ pub fn descend(mut dirs: Vec<(usize, PathBuf)>, rel: &OsStr) -> Vec<(usize, Path
 /// against the real layer roots.
 pub fn walk_sources(
     layers: &[PathBuf],
+    index: Option<&Path>,
     sources: Vec<(usize, PathBuf)>,
     f: &mut dyn FnMut(&Path, &Path, &fs::Metadata) -> Result<()>,
 ) -> Result<()> {
-    walk_dir(layers, None, Path::new(""), sources, f)
+    walk_dir(layers, index, Path::new(""), sources, f)
 }
 
 /// Looks a path up in a stack of layers; returns the visible object, if any.

@@ -77,10 +77,10 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
             PackOptions {
                 lowers: c.lower_dirs(),
                 skip_runtime_mountpoints: false,
+                index: Some(c.work().join("index")),
             },
         );
-        let index = c.work().join("index");
-        w.pack_merged(&layers, Some(&index), &mut |n| progress.add(n))?;
+        w.pack_merged(&layers, &mut |n| progress.add(n))?;
         w.finish()?.flush().context("writing export")?;
     }
     out.finish()
