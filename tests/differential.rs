@@ -6,7 +6,8 @@
 //! `kernel_vs_kernel_is_deterministic` runs the same harness with kernel overlayfs on both
 //! sides: it proves that anything the unionctl test reports is a real difference.
 //! Each new kind of difference is shrunk to a short sequence that shows it on fresh mounts.
-//! Env: DIFF_SEEDS (number of sequences), DIFF_OPS (ops per sequence), DIFF_SEED (run one),
+//! Env: DIFF_SEEDS (number of sequences), DIFF_FIRST (first seed, 1), DIFF_OPS (ops per
+//! sequence), DIFF_SEED (run one), DIFF_BUDGET_SECS (stop after, 150),
 //! DIFF_TRACE (print every op and result; use with --nocapture).
 mod common;
 
@@ -77,6 +78,21 @@ fn unionctl_matches_kernel_overlayfs() {
         failures.len(),
         failures.join("\n")
     );
+}
+
+/// The sequences to run: DIFF_SEED alone, else DIFF_SEEDS of them from DIFF_FIRST on.
+fn seeds_from_env(default_count: u64) -> Vec<u64> {
+    match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
+        Some(s) => vec![s],
+        None => {
+            let first = env_num("DIFF_FIRST", 1);
+            (first..first + env_num("DIFF_SEEDS", default_count)).collect()
+        }
+    }
+}
+
+fn time_budget_secs() -> u64 {
+    env_num("DIFF_BUDGET_SECS", TIME_BUDGET_SECS)
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -184,18 +200,16 @@ fn run_all(subject: Subject) -> Vec<String> {
         }
         Format::Overlay => lowers.clone(),
     };
-    let seeds: Vec<u64> = match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
-        Some(s) => vec![s],
-        None => (1..=env_num("DIFF_SEEDS", DEFAULT_SEEDS)).collect(),
-    };
+    let seeds = seeds_from_env(DEFAULT_SEEDS);
     let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut distinct = BTreeMap::new();
     for seed in &seeds {
-        if started.elapsed().as_secs() > TIME_BUDGET_SECS {
+        if started.elapsed().as_secs() > time_budget_secs() {
             failures.push(format!(
-                "stopped before seed {seed}: over the {TIME_BUDGET_SECS}s time budget"
+                "stopped before seed {seed}: over the {}s time budget",
+                time_budget_secs()
             ));
             break;
         }
@@ -418,6 +432,10 @@ fn run_seed(
     };
     let a2 = snap(&oracle.merged);
     let b2 = snap(&test.merged);
+    let kernel_d_ino: BTreeSet<String> = tree::d_ino_mismatches(&oracle.merged)
+        .into_iter()
+        .map(first_word)
+        .collect();
     if !diverged {
         push_diff(
             &mut fails,
@@ -472,6 +490,16 @@ fn run_seed(
                 &b2,
                 &format!("kernel-on-{sname}-upper"),
                 &k_of_b,
+            );
+            push_set_diff(
+                &mut fails,
+                seed,
+                "entries whose d_ino is not their st_ino",
+                &kernel_d_ino,
+                &tree::d_ino_mismatches(&test.merged)
+                    .into_iter()
+                    .map(first_word)
+                    .collect(),
             );
             // A subject daemon that exits late may have unmounted this mount under us.
             if let Err(e) = m.unmount() {
@@ -1726,10 +1754,7 @@ fn commit_and_export_of_a_kernel_upper_show_the_kernel_view() {
     unsafe { libc::umask(0o022) };
     let scratch = Scratch::new("diff-layers");
     let lowers = common::layers::standard_lowers(&scratch.mkdir("lowers"));
-    let seeds: Vec<u64> = match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
-        Some(s) => vec![s],
-        None => (1..=env_num("DIFF_SEEDS", DEFAULT_SEEDS / 2)).collect(),
-    };
+    let seeds = seeds_from_env(DEFAULT_SEEDS / 2);
     let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
     let started = Instant::now();
     let mut failures = Vec::new();

@@ -83,6 +83,14 @@ fn interop(writer: Kind, reader: Kind) {
         )
     });
     let read = tree::snapshot(&merged).unwrap();
+    let d_ino = tree::d_ino_mismatches(&merged);
+    assert!(
+        d_ino.is_empty(),
+        "{} reading what {} wrote: readdir and stat disagree on inode numbers:\n  {}",
+        name(reader),
+        name(writer),
+        d_ino.join("\n  ")
+    );
     // Reading must work: the merged view is usable, not just listable.
     std::fs::write(merged.join("after-reopen"), b"ok").unwrap_or_else(|e| {
         panic!(

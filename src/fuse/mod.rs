@@ -100,15 +100,18 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);
-    // Attribute invalidations go through a thread: notifying from inside a request
-    // could wait on the very inode lock that request holds.
-    let (tx, rx) = crossbeam_channel::unbounded::<u64>();
-    let _ = fs.on_attr_change.set(Box::new(move |ino| {
-        let _ = tx.send(ino);
-    }));
     let mut union = UnionFuse::new(fs);
     union.allow_passthrough = !req.options.no_passthrough;
     let notifier_slot = union.notifier.clone();
+    // Sent before the reply of the request that changed the attributes, so the caller's
+    // next stat sees them. Attributes only (offset -1): the kernel takes no inode or page
+    // lock for that, so the request's own locks cannot block it.
+    let slot = notifier_slot.clone();
+    let _ = union.fs.on_attr_change.set(Box::new(move |ino| {
+        if let Some(n) = slot.get() {
+            let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
+        }
+    }));
     let session = start_session(union, &req.merged, &config).map_err(|e| {
         cleanup(anyhow::anyhow!(
             "{}: cannot mount: {}",
@@ -116,13 +119,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
             short(&e)
         ))
     })?;
-    let notifier = session.notifier();
-    let _ = notifier_slot.set(notifier.clone());
-    std::thread::spawn(move || {
-        for ino in rx {
-            let _ = notifier.inval_inode(fuser::INodeNo(ino), -1, 0);
-        }
-    });
+    let _ = notifier_slot.set(session.notifier());
     ready();
     session.run().context("serving the union")?;
     Ok(())

@@ -149,6 +149,7 @@ impl UnionFs {
         }
         // Copy-up is invisible: the parent keeps its times (as overlayfs restores them).
         let parent_before = sys::lstatat(ufd, &ppath)?;
+        self.mark_impure(ufd, &ppath)?;
         if let (Some(ix), Some(ixfd)) = (&st.index, &self.layers.index) {
             // Another name of this hard link was copied up: link it here too.
             sys::linkat(ixfd.as_raw_fd(), ix, ufd, &path)?;
@@ -239,6 +240,21 @@ impl UnionFs {
         let off: i64 = txt[1..].trim_start_matches('+').parse().unwrap_or(0);
         let nv = format!("U{:+}", off + delta);
         sys::lsetxattr(fd, p, x, nv.as_bytes(), 0)
+    }
+
+    /// Marks an upper dir "impure" before an object with a copy-up origin enters it, as
+    /// overlayfs does: its readdir then reports those entries' union inode numbers (d_ino =
+    /// st_ino) when the kernel mounts this upper layer.
+    fn mark_impure(&self, fd: RawFd, dir: &OsStr) -> io::Result<()> {
+        let name = &self.layers.xattr.impure;
+        if self.layers.format == Format::Aufs || whiteout::get(fd, dir, name)?.is_some() {
+            return Ok(());
+        }
+        match sys::lsetxattr(fd, dir, name, b"y", 0) {
+            // As overlayfs: an upper without xattrs holds no origins to look up either.
+            Err(e) if e.raw_os_error() == Some(libc::EOPNOTSUPP) => Ok(()),
+            r => r,
+        }
     }
 
     fn set_opaque(&self, fd: RawFd, p: &OsStr) -> io::Result<()> {
@@ -540,6 +556,9 @@ impl UnionFs {
         self.copy_up(ino)?;
         let st = node.snapshot();
         let (sfd, sp) = self.real(&node, &st)?;
+        if whiteout::get(sfd, &sp, &self.layers.xattr.origin)?.is_some() {
+            self.mark_impure(self.upper()?, &ppath)?;
+        }
         let c = Caller {
             uid: u32::MAX,
             gid: u32::MAX,
@@ -732,6 +751,20 @@ impl UnionFs {
         self.resolve(&pst, ppath, name)?.ok_or_else(enoent)
     }
 
+    /// Overlayfs' "pure upper" dir: in the upper layer only, with no lower dir below and
+    /// no copy-up origin, so it can hold no whiteouts (nor, in aufs format, an opaque
+    /// marker).
+    fn pure_upper_dir(&self, f: &Found, path: &OsStr) -> io::Result<bool> {
+        if f.upper.is_none() || !f.lowers.is_empty() {
+            return Ok(false);
+        }
+        let ufd = self.upper()?;
+        Ok(match self.layers.format {
+            Format::Overlay => whiteout::get(ufd, path, &self.layers.xattr.origin)?.is_none(),
+            Format::Aufs => !whiteout::is_opaque_dir(ufd, path, &self.layers.xattr, true)?,
+        })
+    }
+
     /// Puts the alias PARENT/NAME of a node first, so copy-up and path lookups use it.
     fn prefer_alias(&self, node: &Node, parent: u64, name: &OsStr) {
         let mut st = node.lock();
@@ -775,6 +808,12 @@ impl UnionFs {
             return Ok(());
         }
         let src_dir = src.kind == libc::S_IFDIR;
+        let dst_pure_upper = match &dst {
+            Some(d) if !exchange && d.kind == libc::S_IFDIR => {
+                self.pure_upper_dir(d, &join(&nppath, nname))?
+            }
+            _ => false,
+        };
         if let (Some(d), false) = (&dst, exchange) {
             if d.ino == src.ino && !src_dir {
                 return Ok(()); // two names of one file: POSIX says do nothing
@@ -786,7 +825,10 @@ impl UnionFs {
             if !src_dir && dst_dir {
                 return Err(sys::errno(libc::EISDIR));
             }
-            if dst_dir {
+            // A pure upper dir (no lower, never copied up) is left to the upper file
+            // system, after the copy-ups, as overlayfs does: its ENOTEMPTY comes from
+            // there, with whatever that rename changes on the way.
+            if dst_dir && !dst_pure_upper {
                 let dst_state = NodeState {
                     aliases: vec![],
                     upper: d.upper.is_some(),
@@ -848,6 +890,15 @@ impl UnionFs {
         let npath = join(&nppath, nname);
         let new_lower = self.lower_visible(&npst, &nppath, nname)?;
         let old_lower = self.lower_visible(&opst, &oppath, oname)?;
+        if op != np {
+            let origin = &self.layers.xattr.origin;
+            if whiteout::get(ufd, &opath, origin)?.is_some() {
+                self.mark_impure(ufd, &nppath)?;
+            }
+            if exchange && whiteout::get(ufd, &npath, origin)?.is_some() {
+                self.mark_impure(ufd, &oppath)?;
+            }
+        }
         if exchange {
             sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_EXCHANGE)?;
         } else {
@@ -856,7 +907,7 @@ impl UnionFs {
                 Some(st) if self.upper_whiteout(ufd, &npath, &st) && src_dir => {
                     sys::unlinkat(ufd, &npath, 0)?
                 }
-                Some(st) if sys::is_dir(&st) => self.clear_dir(&npath)?,
+                Some(st) if sys::is_dir(&st) && !dst_pure_upper => self.clear_dir(&npath)?,
                 Some(_) => {}
                 None => {
                     aufs_marker = whiteout::is_whiteout(ufd, &nppath, nname, self.upper_aufs())?

@@ -199,6 +199,35 @@ pub fn link_groups(t: &Tree) -> std::collections::BTreeSet<Vec<String>> {
     by_ino.into_values().filter(|v| v.len() > 1).collect()
 }
 
+/// Entries under ROOT whose readdir inode number (d_ino) is not their st_ino: overlayfs
+/// keeps them equal (the "impure" dirs of its upper layer exist for that).
+pub fn d_ino_mismatches(root: &Path) -> Vec<String> {
+    use std::os::unix::fs::{DirEntryExt, MetadataExt};
+    let mut out = Vec::new();
+    let mut dirs = vec![root.to_path_buf()];
+    while let Some(dir) = dirs.pop() {
+        let Ok(rd) = std::fs::read_dir(&dir) else {
+            out.push(format!("{}: cannot list", dir.display()));
+            continue;
+        };
+        for e in rd.flatten() {
+            let p = e.path();
+            let Ok(md) = std::fs::symlink_metadata(&p) else {
+                continue;
+            };
+            if e.ino() != md.ino() {
+                let rel = p.strip_prefix(root).unwrap_or(&p).display().to_string();
+                out.push(format!("{rel}: d_ino {} st_ino {}", e.ino(), md.ino()));
+            }
+            if md.is_dir() {
+                dirs.push(p);
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
 /// Paths whose st_ino differs between two snapshots of the same mount's data (e.g. before
 /// and after a remount): st_ino must be stable.
 pub fn ino_changes(before: &Tree, after: &Tree) -> Vec<String> {
