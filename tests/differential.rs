@@ -418,6 +418,18 @@ fn run_seed(
         fails.push(format!("seed {seed}: {e}"));
         return fails;
     }
+    if !diverged && subject.kernel_format() {
+        // The same changes leave the same upper dir: objects, types, overlay xattrs.
+        for d in tree::upper_layout_diff(
+            oracle.dirs.upper.as_ref().unwrap(),
+            test.dirs.upper.as_ref().unwrap(),
+        )
+        .into_iter()
+        .take(5)
+        {
+            fails.push(format!("seed {seed}: upper dir: {d}"));
+        }
+    }
 
     // Remount each on its own upper: same tree, same st_ino.
     let mut ma = oracle

@@ -67,6 +67,15 @@ fn interop(writer: Kind, reader: Kind) {
         &written,
     );
 
+    if writer == Kind::Unionctl {
+        let d = tree::upper_layout_diff(&s.path().join("ref/upper"), dirs.upper.as_ref().unwrap());
+        assert!(
+            d.is_empty(),
+            "the upper dir differs from the one kernel overlayfs wrote:\n  {}",
+            d.join("\n  ")
+        );
+    }
+
     let problems = kernel_format_problems(&dirs);
     assert!(
         problems.is_empty(),

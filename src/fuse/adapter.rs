@@ -659,7 +659,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        self.fs.drop_stale_impure(ino.0);
         // Listed at the first read: with a cached listing the kernel may never read.
         let id = self.next_dir.fetch_add(1, Ordering::Relaxed);
         let h = DirHandle {

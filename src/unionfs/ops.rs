@@ -505,10 +505,16 @@ impl UnionFs {
         mode: u32,
         c: Caller,
     ) -> io::Result<(Arc<Node>, Stat)> {
-        let (_, ppath, prev) = self.prepare_new(parent, name)?;
+        let (pst, ppath, prev) = self.prepare_new(parent, name)?;
+        let fresh = matches!(prev, Previous::Nothing);
         self.place_new(&ppath, name, prev, true, c, &|fd, p| {
             sys::mkdirat(fd, p, mode & 0o7777).map(|_| None)
         })?;
+        if fresh && !pst.lowers.is_empty() && self.layers.format == Format::Overlay {
+            // As overlayfs: a new dir in a merged dir is made opaque, so later lookups in
+            // it need not search the lower layers. An optimisation: failure is no error.
+            let _ = self.set_opaque(self.upper()?, &join(&ppath, name));
+        }
         self.new_node(parent, name, &ppath)
     }
 
@@ -899,6 +905,18 @@ impl UnionFs {
                 self.mark_impure(ufd, &oppath)?;
             }
         }
+        // Before the move, as overlayfs: a failed rename leaves these behind there too.
+        let opaque_into = |parent: &NodeState, lower_at: bool| match self.layers.format {
+            Format::Overlay => !parent.lowers.is_empty(),
+            Format::Aufs => lower_at,
+        };
+        let samedir = op == np;
+        let into_new = opaque_into(&npst, new_lower);
+        self.mark_moving_dir(&src_node, &src, &opath, oname, samedir, into_new)?;
+        if let (Some(d), Some(dn), true) = (&dst, &dst_node, exchange) {
+            let into_old = opaque_into(&opst, old_lower);
+            self.mark_moving_dir(dn, d, &npath, nname, samedir, into_old)?;
+        }
         if exchange {
             sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_EXCHANGE)?;
         } else {
@@ -927,12 +945,6 @@ impl UnionFs {
                 sys::unlinkat(ufd, &join(&nppath, &whiteout::aufs_whiteout_name(nname)), 0)?;
             }
         }
-        self.fix_moved_dir(&src_node, &src, &npath, op == np, oname, new_lower)?;
-        if let (Some(d), Some(dn)) = (&dst, &dst_node)
-            && exchange
-        {
-            self.fix_moved_dir(dn, d, &opath, op == np, nname, old_lower)?;
-        }
         // The node table follows.
         {
             let mut st = src_node.lock();
@@ -953,16 +965,17 @@ impl UnionFs {
         Ok(())
     }
 
-    /// A directory moved to NPATH keeps its lower dirs through a redirect; a pure upper one
-    /// over a name that lower layers also have becomes opaque.
-    fn fix_moved_dir(
+    /// A directory about to move from PATH (its name NAME) keeps its lower dirs through a
+    /// redirect (relative when it stays in the same dir, else absolute); one without lower
+    /// dirs is made opaque when OPAQUE says its new place needs it.
+    fn mark_moving_dir(
         &self,
         node: &Node,
         f: &Found,
-        npath: &OsStr,
+        path: &OsStr,
+        name: &OsStr,
         samedir: bool,
-        oname: &OsStr,
-        lower_at_new: bool,
+        opaque: bool,
     ) -> io::Result<()> {
         if f.kind != libc::S_IFDIR {
             return Ok(());
@@ -970,19 +983,19 @@ impl UnionFs {
         let ufd = self.upper()?;
         let x = &self.layers.xattr;
         if !f.lowers.is_empty() {
-            let cur = whiteout::get(ufd, npath, &x.redirect)?.and_then(|v| Redirect::parse(&v));
+            let cur = whiteout::get(ufd, path, &x.redirect)?.and_then(|v| Redirect::parse(&v));
             let keep = matches!(&cur, Some(Redirect::Absolute(_))) || (cur.is_some() && samedir);
             if !keep {
                 let r = if samedir && cur.is_none() {
-                    Redirect::Relative(oname.to_owned())
+                    Redirect::Relative(name.to_owned())
                 } else {
                     Redirect::Absolute(f.lowers[0].path.clone())
                 };
-                sys::lsetxattr(ufd, npath, &x.redirect, &r.encode(), 0)?;
+                sys::lsetxattr(ufd, path, &x.redirect, &r.encode(), 0)?;
             }
             node.lock().redirected = true;
-        } else if lower_at_new && !whiteout::is_opaque_dir(ufd, npath, x, self.upper_aufs())? {
-            self.set_opaque(ufd, npath)?;
+        } else if opaque && !whiteout::is_opaque_dir(ufd, path, x, self.upper_aufs())? {
+            self.set_opaque(ufd, path)?;
         }
         Ok(())
     }

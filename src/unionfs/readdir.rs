@@ -23,6 +23,43 @@ impl UnionFs {
         self.list_in(&self.dir_context(ino)?)
     }
 
+    /// As overlayfs' readdir of an "impure" upper-only dir: when no entry has a copy-up
+    /// origin any more, the mark goes (best effort), so both leave the same upper dir.
+    /// Called at open: the kernel may serve the read itself from its cached listing.
+    pub fn drop_stale_impure(&self, ino: u64) {
+        let Some(node) = self.nodes.get(ino) else {
+            return;
+        };
+        let st = node.snapshot();
+        if !node.is_dir
+            || !st.upper
+            || !st.lowers.is_empty()
+            || self.layers.format != Format::Overlay
+            || self.read_only()
+        {
+            return;
+        }
+        let (Some(u), x) = (self.layers.upper.as_ref(), &self.layers.xattr) else {
+            return;
+        };
+        let (fd, Ok(path)) = (u.raw(), self.path_of(ino)) else {
+            return;
+        };
+        if !matches!(whiteout::get(fd, &path, &x.impure), Ok(Some(_))) {
+            return;
+        }
+        let Ok(names) = sys::read_dir_names(fd, &path) else {
+            return;
+        };
+        let has_origin = |name: &OsStr| {
+            let p = whiteout::join(&path, name);
+            !matches!(whiteout::get(fd, &p, &x.origin), Ok(None))
+        };
+        if !names.iter().any(|(n, _, _)| has_origin(n)) {
+            let _ = sys::lremovexattr(fd, &path, &x.impure);
+        }
+    }
+
     /// `list_dir` of a directory whose context was taken already.
     pub fn list_in(&self, dir: &DirContext) -> io::Result<Vec<DirEntry>> {
         self.list_merged(&dir.state, &dir.path)

@@ -228,6 +228,67 @@ pub fn d_ino_mismatches(root: &Path) -> Vec<String> {
     out
 }
 
+/// A file type letter and the (name, value) overlay xattrs of one upper path.
+pub type UpperEntry = (char, Vec<(String, Vec<u8>)>);
+
+/// Each path of an upper dir with its file type and overlay xattrs (the upper root's
+/// mount-time origin and uuid left out: the kernel writes them when it first mounts;
+/// names of index-linked hard links left out, see below).
+pub fn upper_layout(upper: &Path) -> BTreeMap<String, UpperEntry> {
+    let mut out = BTreeMap::new();
+    for e in walkdir::WalkDir::new(upper).sort_by_file_name() {
+        let e = e.unwrap();
+        let rel = e
+            .path()
+            .strip_prefix(upper)
+            .unwrap()
+            .to_string_lossy()
+            .into_owned();
+        let ft = e.file_type();
+        let kind = match () {
+            _ if ft.is_dir() => 'd',
+            _ if ft.is_symlink() => 'l',
+            _ if ft.is_char_device() => 'c',
+            _ if ft.is_file() => 'f',
+            _ => '?',
+        };
+        let mut xs: Vec<(String, Vec<u8>)> = xattr::list(e.path())
+            .unwrap()
+            .map(|n| n.to_string_lossy().into_owned())
+            .filter(|n| n.starts_with("trusted.overlay."))
+            .filter(|n| !(rel.is_empty() && (n.ends_with(".origin") || n.ends_with(".uuid"))))
+            .map(|n| {
+                let v = xattr::get(e.path(), &n).unwrap().unwrap_or_default();
+                (n, v)
+            })
+            .collect();
+        // A lower hard link copied up through the index: which of its names are linked
+        // into the upper dir follows the name each change went through, which FUSE does
+        // not tell (it passes inodes); the union view is compared elsewhere.
+        if xs.iter().any(|(n, _)| n.ends_with(".nlink")) {
+            continue;
+        }
+        xs.sort();
+        out.insert(rel, (kind, xs));
+    }
+    out
+}
+
+/// How the upper dir GOT differs from WANT (kernel overlayfs' after the same changes).
+pub fn upper_layout_diff(want: &Path, got: &Path) -> Vec<String> {
+    let want = upper_layout(want);
+    let got = upper_layout(got);
+    want.iter()
+        .filter(|(p, v)| got.get(*p) != Some(*v))
+        .map(|(p, v)| format!("{p}: kernel {v:?}, subject {:?}", got.get(p)))
+        .chain(
+            got.iter()
+                .filter(|(p, _)| !want.contains_key(*p))
+                .map(|(p, v)| format!("{p}: only subject {v:?}")),
+        )
+        .collect()
+}
+
 /// Paths whose st_ino differs between two snapshots of the same mount's data (e.g. before
 /// and after a remount): st_ino must be stable.
 pub fn ino_changes(before: &Tree, after: &Tree) -> Vec<String> {
