@@ -30,14 +30,14 @@ impl UnionFs {
         let Some(node) = self.nodes.get(ino) else {
             return;
         };
-        let st = node.snapshot();
-        if !node.is_dir
-            || !st.upper
-            || !st.lowers.is_empty()
-            || self.layers.format != Format::Overlay
-            || self.read_only()
-        {
+        if !node.is_dir || self.layers.format != Format::Overlay || self.read_only() {
             return;
+        }
+        {
+            let st = node.lock();
+            if !st.upper || !st.lowers.is_empty() {
+                return;
+            }
         }
         let (Some(u), x) = (self.layers.upper.as_ref(), &self.layers.xattr) else {
             return;
