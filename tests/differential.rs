@@ -411,6 +411,8 @@ fn run_seed(
         );
     }
 
+    close_held(&oracle.merged);
+    close_held(&test.merged);
     if let Err(e) = ma.unmount() {
         panic!("seed {seed}: {e}");
     }
@@ -689,7 +691,10 @@ fn replay(
             apply(&a.merged, op);
             apply(&b.merged, op);
         }
-        Some(check(&a.merged, &b.merged))
+        let r = check(&a.merged, &b.merged);
+        close_held(&a.merged);
+        close_held(&b.merged);
+        Some(r)
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result.unwrap_or(false)
@@ -990,6 +995,32 @@ enum Op {
     OpenTrunc {
         path: String,
     },
+    /// Opens PATH and keeps the descriptor in SLOT (closing what was there) for the
+    /// Held* ops: I/O through a descriptor opened before a copy-up, rename or unlink.
+    Hold {
+        slot: u8,
+        path: String,
+        write: bool,
+    },
+    HeldRead {
+        slot: u8,
+    },
+    HeldWrite {
+        slot: u8,
+        off: u64,
+        len: usize,
+        seed: u64,
+    },
+    HeldStat {
+        slot: u8,
+    },
+    HeldTruncate {
+        slot: u8,
+        len: u64,
+    },
+    HeldClose {
+        slot: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1024,6 +1055,10 @@ impl Op {
                 | Op::Seek { .. }
                 | Op::Access { .. }
                 | Op::Stat { .. }
+                | Op::Hold { write: false, .. }
+                | Op::HeldRead { .. }
+                | Op::HeldStat { .. }
+                | Op::HeldClose { .. }
         )
     }
 }
@@ -1164,7 +1199,8 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
             )),
         }
     };
-    match rng.below(112) {
+    let slot = |rng: &mut Rng| rng.below(HELD_SLOTS as u64) as u8;
+    match rng.below(124) {
         0..=9 => Op::Write {
             path: m.any(rng),
             len: rng.len(),
@@ -1321,10 +1357,55 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
                 libc::R_OK | libc::W_OK,
             ]),
         },
-        _ => Op::OpenTrunc {
+        110 => Op::OpenTrunc {
             path: m.existing(rng),
         },
+        111..=113 => Op::Hold {
+            slot: slot(rng),
+            path: m.existing(rng),
+            write: rng.chance(50),
+        },
+        114..=115 => Op::HeldRead { slot: slot(rng) },
+        116..=118 => Op::HeldWrite {
+            slot: slot(rng),
+            off: rng.below(6000),
+            len: 1 + rng.below(3000) as usize,
+            seed: rng.next(),
+        },
+        119..=120 => Op::HeldStat { slot: slot(rng) },
+        121 => Op::HeldTruncate {
+            slot: slot(rng),
+            len: rng.below(5000),
+        },
+        _ => Op::HeldClose { slot: slot(rng) },
     }
+}
+
+const HELD_SLOTS: usize = 3;
+
+/// Descriptors kept open by `Op::Hold`, per mount point.
+static HELD: std::sync::Mutex<BTreeMap<(PathBuf, u8), i32>> =
+    std::sync::Mutex::new(BTreeMap::new());
+
+fn held(root: &Path, slot: u8) -> Result<i32, String> {
+    let h = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    h.get(&(root.to_path_buf(), slot))
+        .copied()
+        .ok_or_else(|| "no descriptor".to_string())
+}
+
+/// Closes every descriptor held under ROOT: before it is unmounted.
+fn close_held(root: &Path) {
+    let mut h = HELD.lock().unwrap_or_else(|p| p.into_inner());
+    h.retain(|(r, _), fd| {
+        if r == root {
+            // SAFETY: the harness opened fd and owns it.
+            unsafe { libc::close(*fd) };
+            false
+        } else {
+            true
+        }
+    });
 }
 
 fn data(len: usize, seed: u64) -> Vec<u8> {
@@ -1416,6 +1497,10 @@ fn stat_desc(root: &Path, rel: &str, follow: bool) -> Result<String, String> {
         }
     };
     check(r as _)?;
+    Ok(describe_stat(&st))
+}
+
+fn describe_stat(st: &libc::stat) -> String {
     let kind = match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR => 'd',
         libc::S_IFREG => 'f',
@@ -1425,7 +1510,7 @@ fn stat_desc(root: &Path, rel: &str, follow: bool) -> Result<String, String> {
         libc::S_IFSOCK => 's',
         _ => 'b',
     };
-    Ok(format!(
+    format!(
         "ok {kind} {:o} size={} nlink={} {}:{} blocks>0={} sparse={} rdev={:x}",
         st.st_mode & 0o7777,
         st.st_size,
@@ -1436,7 +1521,7 @@ fn stat_desc(root: &Path, rel: &str, follow: bool) -> Result<String, String> {
         // Copy-up must keep holes: fewer bytes allocated than the size says.
         kind == 'f' && st.st_blocks * 512 < st.st_size,
         st.st_rdev
-    ))
+    )
 }
 
 fn apply(root: &Path, op: &Op) -> String {
@@ -1747,6 +1832,59 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
             // SAFETY: valid path.
             ok(unsafe { access(p.as_ptr(), *mode) })
         }
+        Op::Hold { slot, path, write } => {
+            let fd = crate::open(root, path, if *write { O_RDWR } else { O_RDONLY }, 0)?;
+            let mut h = HELD.lock().unwrap_or_else(|p| p.into_inner());
+            if let Some(old) = h.insert((root.to_path_buf(), *slot), fd) {
+                // SAFETY: the harness owns the descriptor it replaces.
+                unsafe { close(old) };
+            }
+            Ok("ok".into())
+        }
+        Op::HeldRead { slot } => {
+            let fd = held(root, *slot)?;
+            let mut out = Vec::new();
+            let mut buf = vec![0u8; 65536];
+            loop {
+                // SAFETY: fd open, buf valid.
+                let n = unsafe { pread(fd, buf.as_mut_ptr().cast(), buf.len(), out.len() as i64) };
+                match check(n as _)? {
+                    0 => break,
+                    n => out.extend_from_slice(&buf[..n as usize]),
+                }
+            }
+            Ok(format!("ok {}", tree::content_summary(&out)))
+        }
+        Op::HeldWrite {
+            slot,
+            off,
+            len,
+            seed,
+        } => {
+            let fd = held(root, *slot)?;
+            write_all(fd, &data(*len, *seed), Some(*off as i64))?;
+            Ok("ok".into())
+        }
+        Op::HeldStat { slot } => {
+            let fd = held(root, *slot)?;
+            // SAFETY: zeroed stat is a valid out-buffer; fd is open.
+            let mut st: libc::stat = unsafe { std::mem::zeroed() };
+            check(unsafe { fstat(fd, &mut st) } as _)?;
+            Ok(describe_stat(&st))
+        }
+        Op::HeldTruncate { slot, len } => {
+            let fd = held(root, *slot)?;
+            // SAFETY: fd is open.
+            ok(unsafe { ftruncate(fd, *len as i64) })
+        }
+        Op::HeldClose { slot } => {
+            let mut h = HELD.lock().unwrap_or_else(|p| p.into_inner());
+            match h.remove(&(root.to_path_buf(), *slot)) {
+                // SAFETY: the harness owns the descriptor.
+                Some(fd) => ok(unsafe { close(fd) }),
+                None => Err("no descriptor".into()),
+            }
+        }
         Op::OpenTrunc { path } => {
             let fd = crate::open(root, path, O_WRONLY | O_TRUNC, 0)?;
             crate::close(fd)?;
@@ -1797,6 +1935,7 @@ fn layers_of_seed(seed: u64, n_ops: usize, lowers: &[PathBuf], base: &Path) -> V
                 model.learn(&op);
             }
         }
+        close_held(merged);
     })
 }
 

@@ -34,6 +34,19 @@ pub struct UnionFuse {
     /// Backing files registered with the kernel, per inode: the kernel wants one backing
     /// file per inode for all its passthrough opens.
     backing: Mutex<HashMap<u64, Backing>>,
+    /// Opens served through the page cache.
+    cached: Mutex<CachedOpens>,
+}
+
+/// The kernel refuses a passthrough open of an inode that has page-cache opens (and any
+/// other open of one that has a passthrough open), so those are counted per inode.
+#[derive(Default)]
+struct CachedOpens {
+    per_inode: HashMap<u64, usize>,
+    /// handle -> inode, for every page-cache open.
+    handles: HashMap<u64, u64>,
+    /// handle -> inode, for read-only handles on a lower file a copy-up may replace.
+    on_lower: HashMap<u64, u64>,
 }
 
 /// One position of a directory listing.
@@ -81,6 +94,7 @@ impl UnionFuse {
             killpriv: AtomicBool::new(false),
             notifier: Default::default(),
             backing: Mutex::new(HashMap::new()),
+            cached: Mutex::new(CachedOpens::default()),
         }
     }
 
@@ -91,9 +105,16 @@ impl UnionFuse {
         ino: u64,
         fd: RawFd,
         writable: bool,
+        on_lower: bool,
         register: impl FnOnce() -> io::Result<BackingId>,
     ) -> OpenMode {
-        if !self.passthrough.load(Ordering::Relaxed) {
+        // A lower file that may be copied up is never a backing file: the kernel would
+        // tie every later open of the inode to it, and the copy-up's writable open could
+        // not be served (EIO), nor could this handle follow the copy-up.
+        if !self.passthrough.load(Ordering::Relaxed)
+            || on_lower
+            || self.cached.lock().unwrap().per_inode.contains_key(&ino)
+        {
             return OpenMode::Cached;
         }
         let Ok(st) = crate::sys::fstat(fd) else {
@@ -104,17 +125,22 @@ impl UnionFuse {
         }
         let real = (st.st_dev, st.st_ino);
         let mut map = self.backing.lock().unwrap();
-        // Passthrough writes never reach us, so we could not drop the set-ID bits of
-        // such a file (see write). Direct I/O mixes with passthrough opens of the inode.
-        if writable && killed_suidgid(st.st_mode) != st.st_mode {
-            return OpenMode::Direct;
-        }
+        // The kernel wants every open of an inode with a backing file to pass through.
         if let Some(b) = map.get_mut(&ino) {
             if b.real == real {
                 b.opens += 1;
                 return OpenMode::Passthrough;
             }
             return OpenMode::Direct;
+        }
+        // Passthrough writes never reach us, so we could not drop the set-ID bits of
+        // such a file (see write): it is served by us, writes bypassing the page cache.
+        if killed_suidgid(st.st_mode) != st.st_mode {
+            return if writable {
+                OpenMode::Direct
+            } else {
+                OpenMode::Cached
+            };
         }
         match register() {
             Ok(id) => {
@@ -129,6 +155,44 @@ impl UnionFuse {
                 OpenMode::Cached
             }
         }
+    }
+
+    /// Counts a page-cache open (see `CachedOpens`).
+    fn add_cached(&self, ino: u64, fh: FileHandle, on_lower: bool) {
+        let mut c = self.cached.lock().unwrap();
+        *c.per_inode.entry(ino).or_default() += 1;
+        c.handles.insert(fh.0, ino);
+        if on_lower {
+            c.on_lower.insert(fh.0, ino);
+        }
+    }
+
+    fn release_cached(&self, fh: FileHandle) {
+        let mut c = self.cached.lock().unwrap();
+        c.on_lower.remove(&fh.0);
+        if let Some(ino) = c.handles.remove(&fh.0)
+            && let Some(n) = c.per_inode.get_mut(&ino)
+        {
+            *n -= 1;
+            if *n == 0 {
+                c.per_inode.remove(&ino);
+            }
+        }
+    }
+
+    /// The descriptor of a handle, moved to the upper file first if it was opened on a
+    /// lower file that has been copied up since (the number stays the same: dup3).
+    fn current_fd(&self, fh: FileHandle) -> RawFd {
+        let mut c = self.cached.lock().unwrap();
+        if let Some(&ino) = c.on_lower.get(&fh.0)
+            && let Ok(Some(upper)) = self.fs.reopen_copied_up(ino)
+        {
+            // SAFETY: both descriptors are open; dup3 replaces the handle's atomically.
+            if unsafe { libc::dup3(upper.as_raw_fd(), fd_of(fh), libc::O_CLOEXEC) } >= 0 {
+                c.on_lower.remove(&fh.0);
+            }
+        }
+        fd_of(fh)
     }
 
     fn release_backing(&self, ino: u64, fd: RawFd) {
@@ -363,7 +427,7 @@ impl Filesystem for UnionFuse {
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
         // With a handle (fstat of an open file) the file may have no name any more.
         let r = match fh {
-            Some(fh) => self.fs.getattr_open(ino.0, fd_of(fh)),
+            Some(fh) => self.fs.getattr_open(ino.0, self.current_fd(fh)),
             None => self.fs.getattr(ino.0),
         };
         match r {
@@ -515,13 +579,18 @@ impl Filesystem for UnionFuse {
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
-        let fd = match self.fs.open(ino.0, flags.0) {
-            Ok(fd) => fd,
+        let (fd, on_lower) = match self.fs.open(ino.0, flags.0) {
+            Ok(r) => r,
             Err(e) => return reply.error(errno(&e)),
         };
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
-        let mode = self.open_mode(ino.0, fd.as_raw_fd(), writable, || reply.open_backing(&fd));
+        let mode = self.open_mode(ino.0, fd.as_raw_fd(), writable, on_lower, || {
+            reply.open_backing(&fd)
+        });
         let fh = FileHandle(fd.into_raw_fd() as u64);
+        if let OpenMode::Cached = mode {
+            self.add_cached(ino.0, fh, on_lower);
+        }
         match mode {
             OpenMode::Passthrough => {
                 let map = self.backing.lock().unwrap();
@@ -557,11 +626,12 @@ impl Filesystem for UnionFuse {
                 buf.resize(size as usize, 0);
             }
             let buf = &mut buf[..size as usize];
+            let fd = self.current_fd(fh);
             let mut done = 0usize;
             while done < buf.len() {
                 let r = unsafe {
                     libc::pread(
-                        fd_of(fh),
+                        fd,
                         buf[done..].as_mut_ptr().cast(),
                         buf.len() - done,
                         (offset + done as u64) as i64,
@@ -634,6 +704,7 @@ impl Filesystem for UnionFuse {
         reply: ReplyEmpty,
     ) {
         self.release_backing(ino.0, fd_of(fh));
+        self.release_cached(fh);
         drop(unsafe { OwnedFd::from_raw_fd(fd_of(fh)) });
         reply.ok();
     }
@@ -862,10 +933,13 @@ impl Filesystem for UnionFuse {
         match self.fs.create(parent.0, name, mode, flags, caller(req)) {
             Ok((node, st, fd)) => {
                 let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-                let mode = self.open_mode(node.ino, fd.as_raw_fd(), writable, || {
+                let mode = self.open_mode(node.ino, fd.as_raw_fd(), writable, false, || {
                     reply.open_backing(&fd)
                 });
                 let fh = FileHandle(fd.into_raw_fd() as u64);
+                if let OpenMode::Cached = mode {
+                    self.add_cached(node.ino, fh, false);
+                }
                 let a = attr(&st);
                 let g = Generation(0);
                 match mode {
@@ -922,7 +996,7 @@ impl Filesystem for UnionFuse {
         whence: i32,
         reply: ReplyLseek,
     ) {
-        let r = unsafe { libc::lseek(fd_of(fh), offset, whence) };
+        let r = unsafe { libc::lseek(self.current_fd(fh), offset, whence) };
         match check(r as isize) {
             Ok(o) => reply.offset(o as i64),
             Err(e) => reply.error(e),

@@ -4,7 +4,7 @@ use super::{Found, Node, NodeState, ROOT, UnionFs, enoent, split};
 use crate::cow;
 use crate::sys::{self, Stat};
 use crate::whiteout::{self, Format, Redirect, join};
-use std::ffi::{CStr, OsStr, OsString};
+use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::sync::Arc;
@@ -703,24 +703,16 @@ impl UnionFs {
         Ok(())
     }
 
-    /// Before the last name of a regular file the kernel still holds goes, keeps the file
-    /// open so it stays reachable (unlink of an open file).
+    /// Before the last name of an object the kernel still holds goes, keeps a handle on it
+    /// so it stays reachable (fstat, ftruncate of an unlinked open file or removed dir).
     fn keep_orphan(&self, node: &Node, parent: u64, name: &OsStr) {
-        if node.kind != libc::S_IFREG {
-            return;
-        }
         let st = node.snapshot();
         let last = st.aliases.iter().all(|a| a.0 == parent && a.1 == name);
         if !last || st.index.is_some() {
             return;
         }
         if let Ok((fd, p)) = self.real(node, &st)
-            && let Ok(f) = sys::openat(
-                fd,
-                &p,
-                libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK,
-                0,
-            )
+            && let Ok(f) = sys::openat(fd, &p, libc::O_PATH | libc::O_NOFOLLOW, 0)
         {
             node.lock().orphan = Some(Arc::new(f));
         }
@@ -1013,6 +1005,9 @@ impl UnionFs {
     }
 
     pub fn setattr(&self, ino: u64, a: &SetAttr, fh: Option<RawFd>) -> io::Result<Stat> {
+        if let Some(orphan) = self.upper_orphan(ino) {
+            return self.setattr_orphan(ino, &orphan, a, fh);
+        }
         let (node, fd, p) = self.copied_up(ino)?;
         if a.uid.is_some() || a.gid.is_some() {
             sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX))?;
@@ -1038,7 +1033,65 @@ impl UnionFs {
         self.stat_node(&node)
     }
 
-    pub fn open(&self, ino: u64, flags: i32) -> io::Result<OwnedFd> {
+    /// The handle kept on an upper object whose every name is gone (see `keep_orphan`).
+    fn upper_orphan(&self, ino: u64) -> Option<Arc<OwnedFd>> {
+        let node = self.nodes.get(ino)?;
+        let o = {
+            let st = node.lock();
+            if !st.aliases.is_empty() {
+                return None;
+            }
+            st.orphan.clone()?
+        };
+        let upper_dev = sys::fstat(self.layers.upper_fd().ok()?).ok()?.st_dev;
+        (sys::fstat(o.as_raw_fd()).ok()?.st_dev == upper_dev).then_some(o)
+    }
+
+    /// setattr of an upper object that has no name any more (fchmod, ftruncate... of an
+    /// unlinked open file): through its handle; an O_PATH handle takes the changes
+    /// through AT_EMPTY_PATH or its /proc/self/fd link.
+    fn setattr_orphan(
+        &self,
+        ino: u64,
+        o: &OwnedFd,
+        a: &SetAttr,
+        fh: Option<RawFd>,
+    ) -> io::Result<Stat> {
+        let proc = CString::new(format!("/proc/self/fd/{}", o.as_raw_fd())).unwrap();
+        let ok = |r: libc::c_int| {
+            if r < 0 {
+                Err(io::Error::last_os_error())
+            } else {
+                Ok(())
+            }
+        };
+        if a.uid.is_some() || a.gid.is_some() {
+            let (u, g) = (a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX));
+            // SAFETY: o is open; the empty path names o itself.
+            ok(unsafe { libc::fchownat(o.as_raw_fd(), c"".as_ptr(), u, g, libc::AT_EMPTY_PATH) })?;
+        }
+        if let Some(mode) = a.mode {
+            // SAFETY: valid path.
+            ok(unsafe { libc::chmod(proc.as_ptr(), mode & 0o7777) })?;
+        }
+        if let Some(size) = a.size {
+            // SAFETY: f (the caller's handle) and the path are valid.
+            match fh {
+                Some(f) if unsafe { libc::ftruncate(f, size as i64) } == 0 => {}
+                _ => ok(unsafe { libc::truncate(proc.as_ptr(), size as i64) })?,
+            }
+        }
+        if a.atime.is_some() || a.mtime.is_some() {
+            let t = [ts(a.atime), ts(a.mtime)];
+            // SAFETY: valid path and times.
+            ok(unsafe { libc::utimensat(libc::AT_FDCWD, proc.as_ptr(), t.as_ptr(), 0) })?;
+        }
+        self.stat_node(&*self.node(ino)?)
+    }
+
+    /// Opens a node's real file; also tells whether that is a lower file that a later
+    /// copy-up may replace.
+    pub fn open(&self, ino: u64, flags: i32) -> io::Result<(OwnedFd, bool)> {
         let node = self.node(ino)?;
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         if write {
@@ -1050,7 +1103,31 @@ impl UnionFs {
         let st = node.snapshot();
         let (fd, p) = self.real(&node, &st)?;
         let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT);
-        sys::openat(fd, &p, flags | libc::O_NOFOLLOW, 0)
+        let on_lower = !self.read_only() && !st.upper && st.index.is_none();
+        Ok((sys::openat(fd, &p, flags | libc::O_NOFOLLOW, 0)?, on_lower))
+    }
+
+    /// The node's upper file opened read-only, once a copy-up has put it there: a handle
+    /// opened on the lower file then reads it instead, as overlayfs' files do.
+    pub fn reopen_copied_up(&self, ino: u64) -> io::Result<Option<OwnedFd>> {
+        let node = self.node(ino)?;
+        let st = node.snapshot();
+        if st.aliases.is_empty() {
+            // Copied up, then unlinked: its kept handle is the upper file.
+            return match self.upper_orphan(ino) {
+                Some(o) => {
+                    let p = OsString::from(format!("/proc/self/fd/{}", o.as_raw_fd()));
+                    sys::openat(libc::AT_FDCWD, &p, libc::O_RDONLY | libc::O_NONBLOCK, 0).map(Some)
+                }
+                None => Ok(None),
+            };
+        }
+        if !st.upper && st.index.is_none() {
+            return Ok(None);
+        }
+        let (fd, p) = self.real(&node, &st)?;
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        sys::openat(fd, &p, flags, 0).map(Some)
     }
 
     pub fn getxattr(&self, ino: u64, name: &CStr, size: usize) -> io::Result<Vec<u8>> {
