@@ -451,8 +451,9 @@ impl UnionFs {
             },
             _ => s.st_nlink as i64,
         };
+        // 0: every union name is gone (an open file can still be fstat'ed).
         let n = base + off;
-        Ok(if n > 0 { n as u64 } else { s.st_nlink })
+        Ok(if n >= 0 { n as u64 } else { s.st_nlink })
     }
 
     pub fn getattr(&self, ino: u64) -> io::Result<Stat> {
