@@ -1021,6 +1021,10 @@ enum Op {
     HeldClose {
         slot: u8,
     },
+    /// Lists a held directory from its start (rewinddir on the same open directory).
+    HeldReaddir {
+        slot: u8,
+    },
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -1059,6 +1063,7 @@ impl Op {
                 | Op::HeldRead { .. }
                 | Op::HeldStat { .. }
                 | Op::HeldClose { .. }
+                | Op::HeldReaddir { .. }
         )
     }
 }
@@ -1200,7 +1205,7 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
         }
     };
     let slot = |rng: &mut Rng| rng.below(HELD_SLOTS as u64) as u8;
-    match rng.below(124) {
+    match rng.below(126) {
         0..=9 => Op::Write {
             path: m.any(rng),
             len: rng.len(),
@@ -1377,6 +1382,7 @@ fn gen_op(rng: &mut Rng, m: &Model) -> Op {
             slot: slot(rng),
             len: rng.below(5000),
         },
+        122..=123 => Op::HeldReaddir { slot: slot(rng) },
         _ => Op::HeldClose { slot: slot(rng) },
     }
 }
@@ -1884,6 +1890,36 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
                 Some(fd) => ok(unsafe { close(fd) }),
                 None => Err("no descriptor".into()),
             }
+        }
+        Op::HeldReaddir { slot } => {
+            let fd = held(root, *slot)?;
+            // SAFETY: fd is open; lseek to 0 is rewinddir.
+            check(unsafe { lseek(fd, 0, SEEK_SET) } as _)?;
+            let mut names = Vec::new();
+            let mut buf = vec![0u8; 32768];
+            loop {
+                // SAFETY: fd open, buf valid.
+                let n =
+                    unsafe { syscall(SYS_getdents64, fd, buf.as_mut_ptr(), buf.len()) as isize };
+                let n = check(n as _)? as usize;
+                if n == 0 {
+                    break;
+                }
+                let mut off = 0;
+                while off < n {
+                    // linux_dirent64: ino u64, off i64, reclen u16, type u8, name.
+                    let reclen = u16::from_ne_bytes([buf[off + 16], buf[off + 17]]) as usize;
+                    let name = &buf[off + 19..off + reclen];
+                    let name = &name[..name.iter().position(|&b| b == 0).unwrap_or(name.len())];
+                    let name = String::from_utf8_lossy(name).into_owned();
+                    if name != "." && name != ".." {
+                        names.push(name);
+                    }
+                    off += reclen;
+                }
+            }
+            names.sort();
+            Ok(format!("ok {names:?}"))
         }
         Op::OpenTrunc { path } => {
             let fd = crate::open(root, path, O_WRONLY | O_TRUNC, 0)?;
