@@ -773,3 +773,51 @@ fn layers_and_which_name_the_supplying_layer() {
         out.stderr
     );
 }
+
+/// A lower file held open for reading while it is written (copied up) and then unlinked:
+/// as on overlayfs, the write works (passthrough once made it EIO), the reader's handle
+/// follows the copy-up, and fstat and ftruncate work on the nameless file.
+#[test]
+fn files_held_open_across_copy_up_and_unlink() {
+    use std::io::{Read, Seek, Write};
+    use std::os::unix::fs::MetadataExt;
+    let t = setup("cli-held-open");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone(), t.lower2.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    let _m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let path = t.merged.join("top");
+    let mut reader = std::fs::File::open(&path).unwrap();
+    let mut first = String::new();
+    reader.read_to_string(&mut first).unwrap();
+    assert_eq!(first, "from the top lower\n");
+
+    let mut writer = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap_or_else(|e| panic!("open for write of a lower file held open: {e}"));
+    writer.write_all(b"appended\n").unwrap();
+    reader.rewind().unwrap();
+    let mut now = String::new();
+    reader.read_to_string(&mut now).unwrap();
+    assert_eq!(
+        now, "from the top lower\nappended\n",
+        "the reader sees the copy"
+    );
+
+    std::fs::remove_file(&path).unwrap();
+    assert_eq!(writer.metadata().unwrap().nlink(), 0);
+    writer.set_len(5).unwrap();
+    assert_eq!(writer.metadata().unwrap().len(), 5);
+    reader.rewind().unwrap();
+    let mut last = String::new();
+    reader.read_to_string(&mut last).unwrap();
+    assert_eq!(last, "from ");
+    assert_eq!(
+        std::fs::read(t.lower.join("top")).unwrap(),
+        b"from the top lower\n",
+        "the lower layer is untouched"
+    );
+}

@@ -1111,6 +1111,14 @@ impl UnionFs {
     /// opened on the lower file then reads it instead, as overlayfs' files do.
     pub fn reopen_copied_up(&self, ino: u64) -> io::Result<Option<OwnedFd>> {
         let node = self.node(ino)?;
+        {
+            // Checked on every read of such a handle: no copy of the state for the answer
+            // that is nearly always "not yet".
+            let st = node.lock();
+            if !st.aliases.is_empty() && !st.upper && st.index.is_none() {
+                return Ok(None);
+            }
+        }
         let st = node.snapshot();
         if st.aliases.is_empty() {
             // Copied up, then unlinked: its kept handle is the upper file.
