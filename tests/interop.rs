@@ -199,6 +199,17 @@ fn scenario(m: &Path) {
         "link new/hard",
         std::fs::hard_link(at("new/sub/file"), at("new/hard")),
     );
+    // An upper-only dir an object with an origin passes through: impure while it is
+    // there, and the mark goes at the next listing once it has left.
+    step(
+        "mv etc/motd new/motd",
+        std::fs::rename(at("etc/motd"), at("new/motd")),
+    );
+    step(
+        "mv new/motd etc/motd",
+        std::fs::rename(at("new/motd"), at("etc/motd")),
+    );
+    step("ls new", std::fs::read_dir(at("new")).map(drop));
 }
 
 fn append(p: &Path, data: &[u8]) -> std::io::Result<()> {
