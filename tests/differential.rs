@@ -2021,16 +2021,21 @@ fn layers_show_the_kernel_view(
         index: Some(side.dirs.work.clone().unwrap().join("index")),
     };
     let mut fails = Vec::new();
+    // A finished layer tar unpacked as the store does, into BASE/NAME.
+    let unpacked = |w: LayerWriter<Vec<u8>>, name: &str| {
+        let tar = w.finish().unwrap();
+        let dir = base.join(name);
+        std::fs::create_dir(&dir).unwrap();
+        unpack(tar.as_slice(), &dir)
+            .unwrap_or_else(|e| panic!("seed {seed}: unpack: {e:#}\n{}", members(&tar)));
+        dir
+    };
 
     // commit: the upper as a layer tar, unpacked as the store does, under the lowers.
     let mut w = LayerWriter::new(Vec::new(), opts());
     w.pack_tree(&upper, &mut |_| {})
         .unwrap_or_else(|e| panic!("seed {seed}: packing the upper: {e:#}"));
-    let tar = w.finish().unwrap();
-    let layer = base.join("committed");
-    std::fs::create_dir(&layer).unwrap();
-    unpack(tar.as_slice(), &layer)
-        .unwrap_or_else(|e| panic!("seed {seed}: unpack: {e:#}\n{}", members(&tar)));
+    let layer = unpacked(w, "committed");
     let mut stack = vec![layer];
     stack.extend(lowers.iter().cloned());
     let read_only = UnionDirs {
@@ -2062,11 +2067,7 @@ fn layers_show_the_kernel_view(
     all.extend(lowers.iter().cloned());
     w.pack_merged(&all, &mut |_| {})
         .unwrap_or_else(|e| panic!("seed {seed}: export walk: {e:#}"));
-    let tar = w.finish().unwrap();
-    let out = base.join("exported");
-    std::fs::create_dir(&out).unwrap();
-    unpack(tar.as_slice(), &out)
-        .unwrap_or_else(|e| panic!("seed {seed}: unpack: {e:#}\n{}", members(&tar)));
+    let out = unpacked(w, "exported");
     let exported = comparable(snap(&out));
     push_diff(
         &mut fails,

@@ -43,10 +43,8 @@ pub struct UnionFuse {
 #[derive(Default)]
 struct CachedOpens {
     per_inode: HashMap<u64, usize>,
-    /// handle -> inode, for every page-cache open.
-    handles: HashMap<u64, u64>,
-    /// handle -> inode, for read-only handles on a lower file a copy-up may replace.
-    on_lower: HashMap<u64, u64>,
+    /// handle -> (inode, opened read-only on a lower file that a copy-up may replace).
+    handles: HashMap<u64, (u64, bool)>,
 }
 
 /// One position of a directory listing.
@@ -161,16 +159,12 @@ impl UnionFuse {
     fn add_cached(&self, ino: u64, fh: FileHandle, on_lower: bool) {
         let mut c = self.cached.lock().unwrap();
         *c.per_inode.entry(ino).or_default() += 1;
-        c.handles.insert(fh.0, ino);
-        if on_lower {
-            c.on_lower.insert(fh.0, ino);
-        }
+        c.handles.insert(fh.0, (ino, on_lower));
     }
 
     fn release_cached(&self, fh: FileHandle) {
         let mut c = self.cached.lock().unwrap();
-        c.on_lower.remove(&fh.0);
-        if let Some(ino) = c.handles.remove(&fh.0)
+        if let Some((ino, _)) = c.handles.remove(&fh.0)
             && let Some(n) = c.per_inode.get_mut(&ino)
         {
             *n -= 1;
@@ -184,13 +178,12 @@ impl UnionFuse {
     /// lower file that has been copied up since (the number stays the same: dup3).
     fn current_fd(&self, fh: FileHandle) -> RawFd {
         let mut c = self.cached.lock().unwrap();
-        if let Some(&ino) = c.on_lower.get(&fh.0)
-            && let Ok(Some(upper)) = self.fs.reopen_copied_up(ino)
-        {
+        if let Some((ino, on_lower @ true)) = c.handles.get_mut(&fh.0)
+            && let Ok(Some(upper)) = self.fs.reopen_copied_up(*ino)
             // SAFETY: both descriptors are open; dup3 replaces the handle's atomically.
-            if unsafe { libc::dup3(upper.as_raw_fd(), fd_of(fh), libc::O_CLOEXEC) } >= 0 {
-                c.on_lower.remove(&fh.0);
-            }
+            && unsafe { libc::dup3(upper.as_raw_fd(), fd_of(fh), libc::O_CLOEXEC) } >= 0
+        {
+            *on_lower = false;
         }
         fd_of(fh)
     }

@@ -66,6 +66,12 @@ pub fn killed_suidgid(mode: u32) -> u32 {
     m
 }
 
+/// The /proc link of a descriptor: a path to its object even when that has no name (an
+/// O_PATH handle takes no fchmod or read, the object reached through this link does).
+fn proc_fd_path(fd: &OwnedFd) -> OsString {
+    OsString::from(format!("/proc/self/fd/{}", fd.as_raw_fd()))
+}
+
 fn restore_times(fd: RawFd, p: &OsStr, before: &Stat) -> io::Result<()> {
     let t = [
         libc::timespec {
@@ -1043,7 +1049,7 @@ impl UnionFs {
             }
             st.orphan.clone()?
         };
-        let upper_dev = sys::fstat(self.layers.upper_fd().ok()?).ok()?.st_dev;
+        let upper_dev = self.layers.upper.as_ref()?.dev;
         (sys::fstat(o.as_raw_fd()).ok()?.st_dev == upper_dev).then_some(o)
     }
 
@@ -1057,7 +1063,8 @@ impl UnionFs {
         a: &SetAttr,
         fh: Option<RawFd>,
     ) -> io::Result<Stat> {
-        let proc = CString::new(format!("/proc/self/fd/{}", o.as_raw_fd())).unwrap();
+        let proc =
+            CString::new(std::os::unix::ffi::OsStringExt::into_vec(proc_fd_path(o))).unwrap();
         let ok = |r: libc::c_int| {
             if r < 0 {
                 Err(io::Error::last_os_error())
@@ -1124,8 +1131,8 @@ impl UnionFs {
             // Copied up, then unlinked: its kept handle is the upper file.
             return match self.upper_orphan(ino) {
                 Some(o) => {
-                    let p = OsString::from(format!("/proc/self/fd/{}", o.as_raw_fd()));
-                    sys::openat(libc::AT_FDCWD, &p, libc::O_RDONLY | libc::O_NONBLOCK, 0).map(Some)
+                    let flags = libc::O_RDONLY | libc::O_NONBLOCK;
+                    sys::openat(libc::AT_FDCWD, &proc_fd_path(&o), flags, 0).map(Some)
                 }
                 None => Ok(None),
             };
