@@ -1,7 +1,6 @@
 //! unionctl: a union file system on FUSE, a container runner and an image store.
 //!
 //! Dependencies point one way: cli -> runner/image -> fuse -> unionfs -> whiteout, cow.
-pub mod cli;
 pub mod cow;
 pub mod fuse;
 pub mod image;

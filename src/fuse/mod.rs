@@ -1,14 +1,14 @@
-//! The fuser adapter and the `mount`/`umount`/`layers`/`which` commands.
+//! The fuser adapter, mounting and serving a union, unmounting it, and reading what a
+//! mounted union says about its layers.
 mod adapter;
+pub mod daemon;
 pub mod options;
 
 pub use adapter::UnionFuse;
 
-use crate::cli::*;
 use crate::unionfs::{LayerSpec, Layers, UnionFs};
 use crate::whiteout::Format;
 use anyhow::{Context, bail};
-use std::io::{Read, Write};
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -22,28 +22,35 @@ pub struct MountRequest {
 }
 
 impl MountRequest {
-    pub fn from_args(a: &MountArgs) -> anyhow::Result<MountRequest> {
-        let options = options::MountOptions::parse(&a.options)?;
-        let lowers: Vec<PathBuf> = a.lower.split(':').map(PathBuf::from).collect();
-        let format: Format = a.format.parse().map_err(anyhow::Error::msg)?;
+    /// A request from the mount command's parts: `lowers` top first, `format` the
+    /// whiteout format written to the upper, `options` the `-o` strings.
+    pub fn new(
+        lowers: Vec<PathBuf>,
+        upper: Option<PathBuf>,
+        work: Option<PathBuf>,
+        format: Format,
+        options: &[String],
+        merged: PathBuf,
+    ) -> anyhow::Result<MountRequest> {
+        let options = options::MountOptions::parse(options)?;
         let user_xattr = options.userxattr || !crate::sys::in_initial_userns();
         let spec = LayerSpec {
             lowers,
-            upper: a.upper.clone(),
-            work: a.work.clone(),
+            upper,
+            work,
             format,
             user_xattr,
         };
         Ok(MountRequest {
             spec,
-            merged: a.merged.clone(),
+            merged,
             options,
         })
     }
 }
 
 /// Checks what can be checked before forking: layers, mount point.
-fn precheck(req: &MountRequest) -> anyhow::Result<()> {
+pub(crate) fn precheck(req: &MountRequest) -> anyhow::Result<()> {
     crate::unionfs::layers::validate(&req.spec)?;
     let m = &req.merged;
     let md = std::fs::metadata(m)
@@ -74,6 +81,17 @@ pub fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
     Ok(info
         .lines()
         .any(|l| l.split(' ').nth(4) == Some(want.as_str())))
+}
+
+/// Mounts the union in a background daemon; returns once the mount is ready.
+pub fn mount(req: &MountRequest) -> anyhow::Result<()> {
+    daemon::spawn(req)?.wait()
+}
+
+/// Mounts the union and serves it in this process until it is unmounted.
+pub fn mount_foreground(req: &MountRequest) -> anyhow::Result<()> {
+    precheck(req)?;
+    serve(req, || {})
 }
 
 /// Opens the layers and serves the mount in this process until it is unmounted.
@@ -157,57 +175,7 @@ fn start_session(
     }
 }
 
-pub fn cmd_mount(a: MountArgs) -> anyhow::Result<i32> {
-    // The daemon may live long: it must not keep files of whoever started it open (a
-    // directory fd inherited from a test would keep another mount busy).
-    unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
-    let req = MountRequest::from_args(&a)?;
-    precheck(&req)?;
-    if a.foreground {
-        serve(&req, || {})?;
-        return Ok(0);
-    }
-    // Fork before any thread exists; the child reports "ok" or the error over a pipe.
-    let (rd, wr) = nix::unistd::pipe().context("pipe")?;
-    match unsafe { nix::unistd::fork() }.context("fork")? {
-        nix::unistd::ForkResult::Parent { .. } => {
-            drop(wr);
-            let mut msg = String::new();
-            std::fs::File::from(rd).read_to_string(&mut msg)?;
-            if msg == "ok" {
-                Ok(0)
-            } else if msg.is_empty() {
-                bail!(
-                    "{}: the mount daemon died before the mount was ready",
-                    req.merged.display()
-                )
-            } else {
-                bail!("{msg}")
-            }
-        }
-        nix::unistd::ForkResult::Child => {
-            drop(rd);
-            let _ = nix::unistd::setsid();
-            let pipe = std::cell::RefCell::new(Some(std::fs::File::from(wr)));
-            let res = serve(&req, || {
-                detach_stdio();
-                // Writing "ok" and closing the pipe tells the parent we are ready.
-                if let Some(mut w) = pipe.borrow_mut().take() {
-                    let _ = w.write_all(b"ok");
-                }
-            });
-            if let Err(e) = res {
-                if let Some(mut w) = pipe.borrow_mut().take() {
-                    let _ = write!(w, "{e:#}");
-                }
-                std::process::exit(1);
-            }
-            std::process::exit(0);
-        }
-    }
-}
-
-fn detach_stdio() {
+pub(crate) fn detach_stdio() {
     if let Ok(null) = std::fs::OpenOptions::new()
         .read(true)
         .write(true)
@@ -219,18 +187,19 @@ fn detach_stdio() {
     }
 }
 
-pub fn cmd_umount(a: UmountArgs) -> anyhow::Result<i32> {
-    // Ask the daemon who it is first, so we return only once it has finished (and its
-    // last writes are done); a dead daemon simply does not answer.
-    let daemon = xattr::get(&a.merged, crate::unionfs::PID_XATTR)
+/// Unmounts a union and returns once its daemon has finished (and its last writes are
+/// done), as `umount` of overlayfs returns with the data on the upper.
+pub fn umount_and_wait(merged: &Path) -> anyhow::Result<()> {
+    // Ask the daemon who it is first; a dead daemon simply does not answer.
+    let daemon = xattr::get(merged, crate::unionfs::PID_XATTR)
         .ok()
         .flatten()
         .and_then(|v| String::from_utf8(v).ok()?.parse::<i32>().ok());
-    unmount(&a.merged)?;
+    unmount(merged)?;
     if let Some(pid) = daemon {
         wait_for_exit(pid, std::time::Duration::from_secs(10));
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Waits until process PID is gone (or TIMEOUT passed).
@@ -278,24 +247,31 @@ pub fn unmount(merged: &Path) -> anyhow::Result<()> {
     }
 }
 
-pub fn cmd_layers(a: LayersArgs) -> anyhow::Result<i32> {
-    let text = read_virtual(&a.merged, crate::unionfs::LAYERS_XATTR)?;
-    if a.json {
-        let layers: Vec<serde_json::Value> = text
-            .lines()
-            .filter_map(|l| l.split_once('\t'))
-            .map(|(role, path)| serde_json::json!({"role": role, "path": path}))
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&layers)?);
-    } else {
-        print!("{text}");
-    }
-    Ok(0)
+/// One layer of a mounted union, as the mount reports it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LayerInfo {
+    /// `upper`, `lower N`, `format` or `work`.
+    pub role: String,
+    /// The layer's path (for `format`: the whiteout format).
+    pub path: String,
 }
 
-/// Prints the layers that supply PATH, top first (for a directory: every merged layer).
-pub fn cmd_which(a: WhichArgs) -> anyhow::Result<i32> {
-    let p = &a.path;
+/// The layers of the union mounted at MERGED, top first.
+pub fn layers(merged: &Path) -> anyhow::Result<Vec<LayerInfo>> {
+    let text = read_virtual(merged, crate::unionfs::LAYERS_XATTR)?;
+    Ok(text
+        .lines()
+        .filter_map(|l| l.split_once('\t'))
+        .map(|(role, path)| LayerInfo {
+            role: role.to_string(),
+            path: path.to_string(),
+        })
+        .collect())
+}
+
+/// The layers that supply PATH of a mounted union, one line each, top first (for a
+/// directory: every merged layer).
+pub fn which(p: &Path) -> anyhow::Result<String> {
     let md = std::fs::symlink_metadata(p)
         .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), short(&e)))?;
     // Symlinks and devices cannot carry user xattrs: ask their directory about them.
@@ -314,8 +290,7 @@ pub fn cmd_which(a: WhichArgs) -> anyhow::Result<i32> {
             &format!("{}.{}", crate::unionfs::WHICH_XATTR, name.to_string_lossy()),
         )?
     };
-    print!("{text}");
-    Ok(0)
+    Ok(text)
 }
 
 fn read_virtual(p: &Path, name: &str) -> anyhow::Result<String> {

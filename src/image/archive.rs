@@ -319,7 +319,7 @@ fn take_layer(
 
 fn report(key: &str, r: layer::UnpackReport) {
     for w in r.warnings {
-        eprintln!("unionctl: warning: layer {key}: {w}");
+        log::warn!("layer {key}: {w}");
     }
 }
 
@@ -454,7 +454,7 @@ pub fn open_input(path: Option<&Path>) -> Result<Box<dyn Read + Send>> {
             Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
         }
         _ => {
-            if crate::runner::linux::is_tty(0) {
+            if std::io::IsTerminal::is_terminal(&std::io::stdin()) {
                 bail!("no input: give -i FILE or pipe an archive into stdin");
             }
             Ok(Box::new(io::stdin()))

@@ -1,18 +1,38 @@
 //! `commit`: a container's upper layer becomes the top layer of a new image.
 //! Only the upper dir is read (plus lower data for metacopy files), so the cost
 //! follows the size of the changes, not of the image.
-use super::container::{self, ContainerRecord};
+use super::container::ContainerRecord;
 use super::layer::{LayerWriter, PackOptions};
 use super::store::{self, Store};
 use super::util::Progress;
-use crate::cli::CommitArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::{Config, HistoryBuilder, ImageConfiguration};
 use std::io::Write;
 use std::path::Path;
 
-pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
-    let c = container::find(root, &a.container)?;
+/// What `commit` records besides the container's changes.
+#[derive(Debug, Clone, Default)]
+pub struct CommitOptions {
+    pub author: Option<String>,
+    pub message: Option<String>,
+    /// Dockerfile-like changes: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL.
+    pub changes: Vec<String>,
+    /// NAME[:TAG] for the new image.
+    pub reference: Option<String>,
+}
+
+/// Keeps the container still while its upper layer is read; what it returns resumes the
+/// container when dropped (the runner knows how: the image store does not).
+pub type Freeze<'a> = &'a dyn Fn() -> Box<dyn std::any::Any>;
+
+/// Makes a new image of container C's image (or rootfs) plus its changes; returns the
+/// image id. `freeze`, if given, holds the container during the read of its changes.
+pub fn commit(
+    root: &Path,
+    c: &ContainerRecord,
+    a: &CommitOptions,
+    freeze: Option<Freeze>,
+) -> Result<String> {
     let upper = c.upper();
     if !upper.is_dir() {
         bail!(
@@ -78,11 +98,7 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
     }
     progress.set_label("commit");
     let (hex, size) = {
-        let _paused = if a.pause {
-            Some(container::pause(&c))
-        } else {
-            None
-        };
+        let _frozen = freeze.map(|f| f());
         let mut blob = store.new_blob()?;
         let opts = PackOptions {
             lowers: c.lower_dirs(),
@@ -103,7 +119,7 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
 
     // Run settings: the container's own (as docker does), then the -c changes.
     let mut cfg = config.config().clone().unwrap_or_default();
-    inherit_run_config(&mut cfg, &c);
+    inherit_run_config(&mut cfg, c);
     for ch in &a.changes {
         apply_change(&mut cfg, ch)?;
     }
@@ -115,7 +131,7 @@ pub fn commit(root: &Path, a: &CommitArgs) -> Result<String> {
     }
     let mut h = HistoryBuilder::default()
         .created(now)
-        .created_by(created_by(&c));
+        .created_by(created_by(c));
     if let Some(au) = &a.author {
         h = h.author(au.clone());
     }

@@ -1,6 +1,5 @@
 //! What the image commands need of a container: its record (containers/<id>/state.json,
-//! written by the runner; extra fields ignored), its upper layer and its lowers, and a
-//! way to pause it during a commit.
+//! written by the runner; extra fields ignored), its upper layer and its lowers.
 use anyhow::{Context, Result, bail};
 use serde::Deserialize;
 use std::fs;
@@ -111,67 +110,4 @@ pub fn read_state_json(c: &ContainerRecord) -> Result<serde_json::Value> {
     let p = c.dir.join("state.json");
     let b = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
     Ok(serde_json::from_slice(&b)?)
-}
-
-/// Keeps a running container paused while alive: through the runner (freezer cgroup
-/// or SIGSTOP of its pid namespace) when its record is the runner's, else by SIGSTOP
-/// of the process tree under `pid`; resumed on drop.
-pub enum Paused {
-    Nothing,
-    Runner(Box<crate::runner::Container>),
-    Signals(Vec<i32>),
-}
-
-pub fn pause(c: &ContainerRecord) -> Paused {
-    if !c.is_running() {
-        return Paused::Nothing;
-    }
-    if let Ok(rc) = crate::runner::Container::load(&c.dir)
-        && crate::runner::pause(&rc).is_ok()
-    {
-        return Paused::Runner(Box::new(rc));
-    }
-    let mut pids = Vec::new();
-    if let Some(top) = c.pid {
-        // Parents first, so no new child escapes between listing and stopping.
-        let mut queue = vec![top];
-        while let Some(p) = queue.pop() {
-            if unsafe { libc::kill(p, libc::SIGSTOP) } == 0 {
-                pids.push(p);
-                queue.extend(children_of(p));
-            }
-        }
-    }
-    Paused::Signals(pids)
-}
-
-impl Drop for Paused {
-    fn drop(&mut self) {
-        match self {
-            Paused::Nothing => {}
-            Paused::Runner(rc) => {
-                if let Err(e) = crate::runner::unpause(rc) {
-                    eprintln!("unionctl: warning: container {}: unpause: {e:#}", rc.name);
-                }
-            }
-            Paused::Signals(pids) => {
-                for p in pids.iter().rev() {
-                    unsafe { libc::kill(*p, libc::SIGCONT) };
-                }
-            }
-        }
-    }
-}
-
-fn children_of(pid: i32) -> Vec<i32> {
-    let mut out = Vec::new();
-    let Ok(rd) = fs::read_dir(format!("/proc/{pid}/task")) else {
-        return out;
-    };
-    for t in rd.flatten() {
-        if let Ok(s) = fs::read_to_string(t.path().join("children")) {
-            out.extend(s.split_whitespace().filter_map(|x| x.parse::<i32>().ok()));
-        }
-    }
-    out
 }

@@ -90,10 +90,3 @@ fn hidden_lower_entries(
         }
     }
 }
-
-pub fn cmd(root: &Path, ctr: &str) -> Result<()> {
-    for (p, k) in changes(root, ctr)? {
-        println!("{k} {p}");
-    }
-    Ok(())
-}

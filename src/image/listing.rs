@@ -1,12 +1,22 @@
 //! `images`, `tag`, `rmi`, `history`, `inspect`.
 use super::container;
 use super::store::{self, Image, Store, split_tag, strip_sha};
-use super::util::{human_ago, human_size};
 use anyhow::{Result, bail};
 use serde_json::{Value, json};
 use std::path::Path;
 
-pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()> {
+/// One line of `images`: a name of an image ("" for an image without one).
+#[derive(Debug, Clone)]
+pub struct ImageRow {
+    pub tag: String,
+    /// Image id: sha256 hex of the config.
+    pub id: String,
+    pub created: Option<String>,
+    pub size: u64,
+}
+
+/// Every name of every image in the store (an unnamed image once, with tag "").
+pub fn images(root: &Path) -> Result<Vec<ImageRow>> {
     let store = Store::open_existing(root);
     let mut rows = Vec::new();
     for r in store.list()? {
@@ -16,81 +26,24 @@ pub fn images(root: &Path, _all: bool, quiet: bool, as_json: bool) -> Result<()>
         } else {
             img.tags.clone()
         };
-        for t in tags {
-            rows.push((t, img.id.clone(), img.config.created().clone(), img.size()));
-        }
-    }
-    if as_json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|(t, id, created, size)| {
-                let (repo, tag) = repo_and_tag(t);
-                json!({"Repository": repo, "Tag": tag, "Id": format!("sha256:{id}"),
-                       "Created": created, "Size": size})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    if quiet {
-        let mut seen = std::collections::HashSet::new();
-        for (_, id, _, _) in &rows {
-            if seen.insert(id.clone()) {
-                println!("{}", &id[..12]);
-            }
-        }
-        return Ok(());
-    }
-    let table: Vec<[String; 5]> = rows
-        .iter()
-        .map(|(t, id, created, size)| {
-            let (repo, tag) = repo_and_tag(t);
-            [
-                repo,
+        for tag in tags {
+            rows.push(ImageRow {
                 tag,
-                id[..12].to_string(),
-                human_ago(created.as_deref()),
-                human_size(*size),
-            ]
-        })
-        .collect();
-    print_table(
-        &["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"],
-        &table,
-    );
-    Ok(())
+                id: img.id.clone(),
+                created: img.config.created().clone(),
+                size: img.size(),
+            });
+        }
+    }
+    Ok(rows)
 }
 
 /// REPOSITORY and TAG columns ("" is an image without a name).
-fn repo_and_tag(t: &str) -> (String, String) {
+pub fn repo_and_tag(t: &str) -> (String, String) {
     if t.is_empty() {
         ("<none>".into(), "<none>".into())
     } else {
         split_tag(t)
-    }
-}
-
-fn print_table<const N: usize>(head: &[&str; N], rows: &[[String; N]]) {
-    let mut w: Vec<usize> = head.iter().map(|h| h.len()).collect();
-    for r in rows {
-        for (i, c) in r.iter().enumerate() {
-            w[i] = w[i].max(c.chars().count());
-        }
-    }
-    let line = |cells: Vec<&str>| {
-        let mut s = String::new();
-        for (i, c) in cells.iter().enumerate() {
-            if i + 1 == cells.len() {
-                s.push_str(c);
-            } else {
-                s.push_str(&format!("{:<width$}   ", c, width = w[i]));
-            }
-        }
-        println!("{}", s.trim_end());
-    };
-    line(head.to_vec());
-    for r in rows {
-        line(r.iter().map(|s| s.as_str()).collect());
     }
 }
 
@@ -101,20 +54,16 @@ pub fn tag(root: &Path, source: &str, target: &str) -> Result<()> {
     store.add_image(&r.manifest, r.manifest_size, &[t])
 }
 
-pub fn rmi(root: &Path, refs: &[String], force: bool) -> Result<i32> {
+/// Removes each name or image of REFS; returns, per reference, the `Untagged:` and
+/// `Deleted:` lines or why it stayed. Layers no image uses any more go at the end.
+pub fn rmi(root: &Path, refs: &[String], force: bool) -> Result<Vec<Result<Vec<String>>>> {
     let store = Store::open(root)?;
-    let mut failed = 0;
-    for reference in refs {
-        match rmi_one(&store, reference, force) {
-            Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
-            Err(e) => {
-                eprintln!("unionctl: rmi {reference}: {e:#}");
-                failed += 1;
-            }
-        }
-    }
+    let results = refs
+        .iter()
+        .map(|reference| rmi_one(&store, reference, force))
+        .collect();
     store.sweep()?;
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(results)
 }
 
 /// Removes one name or image, deciding on the index as seen under its lock, so that
@@ -165,67 +114,39 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
     Ok(out)
 }
 
-pub fn history(root: &Path, reference: &str, as_json: bool) -> Result<()> {
+/// One step of an image's history, newest first.
+#[derive(Debug, Clone)]
+pub struct HistoryRow {
+    pub created: Option<String>,
+    pub created_by: String,
+    /// Size of the layer the step made (0 for a step without a layer).
+    pub size: u64,
+    pub comment: String,
+}
+
+/// The image's id and its history, newest step first.
+pub fn history(root: &Path, reference: &str) -> Result<(String, Vec<HistoryRow>)> {
     let store = Store::open_existing(root);
     let img = store.load(&store.resolve(reference)?)?;
     let sizes: Vec<u64> = img.manifest.layers().iter().map(|d| d.size()).collect();
     let mut layer_i = 0;
     let mut rows = Vec::new();
-    let hist = img.config.history().clone().unwrap_or_default();
-    for h in &hist {
-        let empty = h.empty_layer().unwrap_or(false);
-        let size = if empty {
+    for h in img.config.history().clone().unwrap_or_default() {
+        let size = if h.empty_layer().unwrap_or(false) {
             0
         } else {
             layer_i += 1;
             sizes.get(layer_i - 1).copied().unwrap_or(0)
         };
-        rows.push((
-            h.created().clone(),
-            h.created_by().clone().unwrap_or_default(),
+        rows.push(HistoryRow {
+            created: h.created().clone(),
+            created_by: h.created_by().clone().unwrap_or_default(),
             size,
-            h.comment().clone().unwrap_or_default(),
-        ));
+            comment: h.comment().clone().unwrap_or_default(),
+        });
     }
     rows.reverse();
-    if as_json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(
-                |(c, by, s, com)| json!({"Created": c, "CreatedBy": by, "Size": s, "Comment": com}),
-            )
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(());
-    }
-    let table: Vec<[String; 5]> = rows
-        .iter()
-        .enumerate()
-        .map(|(i, (c, by, s, com))| {
-            let idcol = if i == 0 {
-                img.id[..12].to_string()
-            } else {
-                "<missing>".into()
-            };
-            let by: String = if by.chars().count() > 45 {
-                by.chars().take(44).collect::<String>() + "…"
-            } else {
-                by.clone()
-            };
-            [
-                idcol,
-                human_ago(c.as_deref()),
-                by,
-                human_size(*s),
-                com.clone(),
-            ]
-        })
-        .collect();
-    print_table(
-        &["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"],
-        &table,
-    );
-    Ok(())
+    Ok((img.id.clone(), rows))
 }
 
 pub fn image_json(store: &Store, img: &Image) -> Value {
@@ -252,33 +173,22 @@ pub fn image_json(store: &Store, img: &Image) -> Value {
     })
 }
 
-pub fn inspect(root: &Path, targets: &[String]) -> Result<i32> {
+/// An image or, failing that, a container, as JSON; None if TARGET names neither.
+pub fn inspect(root: &Path, target: &str) -> Result<Option<Value>> {
     let store = Store::open_existing(root);
-    let mut out = Vec::new();
-    let mut failed = 0;
-    for t in targets {
-        if let Ok(r) = store.resolve(t) {
-            out.push(image_json(&store, &store.load(&r)?));
-            continue;
-        }
-        match container::find(root, t) {
-            Ok(c) => {
-                let mut v = container::read_state_json(&c)?;
-                if let Some(o) = v.as_object_mut() {
-                    o.insert("UpperDir".into(), json!(c.upper()));
-                    if let Some(img) = &c.image {
-                        o.entry("ImageId")
-                            .or_insert(json!(format!("sha256:{}", strip_sha(img))));
-                    }
-                }
-                out.push(v);
-            }
-            Err(_) => {
-                eprintln!("unionctl: inspect: {t:?}: no such image or container");
-                failed += 1;
-            }
+    if let Ok(r) = store.resolve(target) {
+        return Ok(Some(image_json(&store, &store.load(&r)?)));
+    }
+    let Ok(c) = container::find(root, target) else {
+        return Ok(None);
+    };
+    let mut v = container::read_state_json(&c)?;
+    if let Some(o) = v.as_object_mut() {
+        o.insert("UpperDir".into(), json!(c.upper()));
+        if let Some(img) = &c.image {
+            o.entry("ImageId")
+                .or_insert(json!(format!("sha256:{}", strip_sha(img))));
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(if failed > 0 { 1 } else { 0 })
+    Ok(Some(v))
 }

@@ -17,57 +17,43 @@ pub mod store;
 pub mod transfer;
 pub mod util;
 
-use crate::cli::*;
 use anyhow::{Context, Result, bail};
+use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use store::Store;
 
-/// The same store root as the runner's, so `run` and `images` always agree.
-fn root_of(root: Option<PathBuf>) -> PathBuf {
-    crate::runner::store_root(root)
+pub use commit::{CommitOptions, commit};
+
+/// The store root: `--root`/`UNIONCTL_ROOT` if given, else /var/lib/unionctl as root and
+/// `$XDG_DATA_HOME/unionctl` (or `~/.local/share/unionctl`) otherwise. The runner and
+/// the registry client use the same one, so `run` and `images` always agree.
+pub fn store_root(opt: Option<PathBuf>) -> PathBuf {
+    if let Some(p) = opt {
+        // Absolute, so that a detached supervisor (which leaves the caller's working
+        // directory) finds it again.
+        return std::path::absolute(&p).unwrap_or(p);
+    }
+    // SAFETY: getter.
+    if unsafe { libc::geteuid() } == 0 {
+        return PathBuf::from("/var/lib/unionctl");
+    }
+    if let Some(x) = std::env::var_os("XDG_DATA_HOME").filter(|x| !x.is_empty()) {
+        return PathBuf::from(x).join("unionctl");
+    }
+    let home = std::env::var_os("HOME")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from("/tmp"));
+    home.join(".local/share/unionctl")
 }
 
-pub fn cmd_images(root: Option<PathBuf>, a: ListArgs) -> Result<i32> {
-    listing::images(&root_of(root), a.all, a.quiet, a.json)?;
-    Ok(0)
-}
-
-pub fn cmd_tag(root: Option<PathBuf>, a: TagArgs) -> Result<i32> {
-    listing::tag(&root_of(root), &a.source, &a.target)?;
-    Ok(0)
-}
-
-pub fn cmd_rmi(root: Option<PathBuf>, a: RmiArgs) -> Result<i32> {
-    listing::rmi(&root_of(root), &a.images, a.force)
-}
-
-pub fn cmd_history(root: Option<PathBuf>, a: ImgArgs) -> Result<i32> {
-    listing::history(&root_of(root), &a.image, a.json)?;
-    Ok(0)
-}
-
-pub fn cmd_inspect(root: Option<PathBuf>, a: InspectArgs) -> Result<i32> {
-    listing::inspect(&root_of(root), &a.targets)
-}
-
-pub fn cmd_commit(root: Option<PathBuf>, a: CommitArgs) -> Result<i32> {
-    let id = commit::commit(&root_of(root), &a)?;
-    println!("sha256:{id}");
-    Ok(0)
-}
-
-pub fn cmd_diff(root: Option<PathBuf>, a: CtrArgs) -> Result<i32> {
-    diff::cmd(&root_of(root), &a.container)?;
-    Ok(0)
-}
-
-pub fn cmd_save(root: Option<PathBuf>, a: SaveArgs) -> Result<i32> {
-    let store = Store::open_existing(&root_of(root));
+/// Writes the images REFS to OUT as a docker-archive or oci-archive (`format`). An
+/// image named by a name is saved with that name; by id, with every name it has.
+pub fn save(root: &Path, refs: &[String], format: &str, out: &mut dyn Write) -> Result<()> {
+    let store = Store::open_existing(root);
     let mut images = Vec::new();
-    for r in &a.images {
+    for r in refs {
         let found = store.resolve(r)?;
         let img = store.load(&found)?;
-        // Saved by name: that name; by id: every name of the image.
         let named: Vec<String> = img
             .tags
             .iter()
@@ -81,41 +67,14 @@ pub fn cmd_save(root: Option<PathBuf>, a: SaveArgs) -> Result<i32> {
         };
         images.push((img, tags));
     }
-    let mut out = transfer::Output::open(a.output.as_deref())?;
-    archive::save(&store, &images, &a.format, out.writer())?;
-    out.finish()?;
-    Ok(0)
+    archive::save(&store, &images, format, out)
 }
 
-pub fn cmd_load(root: Option<PathBuf>, a: LoadArgs) -> Result<i32> {
-    let root = root_of(root);
-    let input = archive::open_input(a.input.as_deref())?;
-    let what = a
-        .input
-        .as_ref()
-        .map(|p| p.display().to_string())
-        .unwrap_or_else(|| "stdin".into());
-    let store = Store::open(&root)?;
-    let loaded = archive::load(&store, input).with_context(|| format!("load {what}"))?;
-    for l in loaded {
-        if l.starts_with("sha256:") {
-            println!("Loaded image ID: {l}");
-        } else {
-            println!("Loaded image: {l}");
-        }
-    }
-    Ok(0)
-}
-
-pub fn cmd_export(root: Option<PathBuf>, a: ExportArgs) -> Result<i32> {
-    transfer::export(&root_of(root), &a.container, a.output.as_deref())?;
-    Ok(0)
-}
-
-pub fn cmd_import(root: Option<PathBuf>, a: ImportArgs) -> Result<i32> {
-    let id = transfer::import(&root_of(root), &a.file, a.reference.as_deref())?;
-    println!("sha256:{id}");
-    Ok(0)
+/// Reads a docker-archive or oci-archive; returns each loaded name (or `sha256:` id of an
+/// image without one). WHAT names the input in errors.
+pub fn load(root: &Path, input: impl Read + Send + 'static, what: &str) -> Result<Vec<String>> {
+    let store = Store::open(root)?;
+    archive::load(&store, input).with_context(|| format!("load {what}"))
 }
 
 /// What `unionctl run IMAGE` needs from the store: the image's unpacked layer dirs

@@ -6,7 +6,6 @@ use super::store::{self, Store};
 use super::util::{self, Progress, ProgressReader};
 use anyhow::{Context, Result, bail};
 use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration};
-use std::fs::File;
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -31,7 +30,7 @@ impl Output {
                 Ok(Output::File(tmp, p.to_path_buf()))
             }
             _ => {
-                if crate::runner::linux::is_tty(1) {
+                if std::io::IsTerminal::is_terminal(&std::io::stdout()) {
                     bail!(
                         "refusing to write an archive to a terminal: give -o FILE or redirect stdout"
                     );
@@ -86,18 +85,17 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
     out.finish()
 }
 
-pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String> {
+/// Makes a one-layer image of the rootfs tar INPUT (plain, gzip or zstd); FILE names
+/// it in errors and in the image's history ("-" is stdin). Returns the image id.
+pub fn import(
+    root: &Path,
+    input: Box<dyn Read + Send>,
+    file: &str,
+    reference: Option<&str>,
+) -> Result<String> {
     let tags = match reference {
         Some(r) => vec![store::check_ref(r)?],
         None => Vec::new(),
-    };
-    let input: Box<dyn Read + Send> = if file == "-" {
-        if crate::runner::linux::is_tty(0) {
-            bail!("import -: refusing to read a tar from a terminal");
-        }
-        Box::new(io::stdin())
-    } else {
-        Box::new(File::open(file).with_context(|| file.to_string())?)
     };
     let store = Store::open(root)?;
     let _w = store.writer_lock()?;
@@ -111,7 +109,7 @@ pub fn import(root: &Path, file: &str, reference: Option<&str>) -> Result<String
         .take_stream(input, None, true)
         .with_context(|| format!("import {file}"))?;
     for w in report.map(|r| r.warnings).unwrap_or_default() {
-        eprintln!("unionctl: warning: import {file}: {w}");
+        log::warn!("import {file}: {w}");
     }
     let now = crate::timestamp::now();
     let mut cfg = ImageConfiguration::default();

@@ -147,7 +147,7 @@ pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
 }
 
 pub fn stderr_is_terminal() -> bool {
-    crate::runner::linux::is_tty(2)
+    std::io::IsTerminal::is_terminal(&std::io::stderr())
 }
 
 /// A one-line byte counter on stderr, shown only when stderr is a terminal.

@@ -1,11 +1,11 @@
 //! `exec`: a new process inside a running container, joining its namespaces, cgroups
 //! and root, with the container's environment and privileges.
 use super::linux;
+use super::options::ExecOptions;
 use super::process::{self, ProcessPlan};
 use super::spec;
 use super::state::{self, Container, Status};
 use super::tty;
-use crate::cli::ExecArgs;
 use anyhow::{Context, Result, anyhow, bail};
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
@@ -23,7 +23,7 @@ const NAMESPACES: [(&str, libc::c_int); 7] = [
     ("mnt", libc::CLONE_NEWNS),
 ];
 
-pub fn exec(root: &Path, a: ExecArgs) -> Result<i32> {
+pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
     let c = state::find_container(root, &a.container)?;
     if c.live_status() != Status::Running || !c.pid_alive() {
         bail!("container {} is not running", c.name);

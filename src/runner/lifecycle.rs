@@ -1,14 +1,13 @@
 //! Life cycle commands: run, ps, start, stop, restart, attach, logs, rm, pause/unpause.
+use super::options::{RunOptions, RunOutcome};
 use super::rootfs::secure_join;
 use super::spec;
 use super::state::{self, Config, Container, Status, Volume};
 use super::supervisor::{self, Stdio};
 use super::{cgroups, linux};
-use crate::cli::*;
 use crate::sys::FileLock;
 use anyhow::{Context, Result, bail};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -42,7 +41,7 @@ fn validate_hostname(h: &str) -> Result<()> {
     Ok(())
 }
 
-fn plan_run(root: &Path, a: &RunArgs) -> Result<NewContainer> {
+fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
     let mut config = Config::default();
     let (image, rootfs, lowers, cmd_args) = match &a.rootfs {
         Some(dir) => {
@@ -206,7 +205,9 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
     made
 }
 
-pub fn run(root: &Path, a: RunArgs) -> Result<i32> {
+/// Creates and runs a container; in the foreground this process becomes its supervisor
+/// and returns when it exits.
+pub fn run(root: &Path, a: RunOptions) -> Result<RunOutcome> {
     super::trace("run");
     let plan = plan_run(root, &a)?;
     let detach = a.detach;
@@ -217,142 +218,34 @@ pub fn run(root: &Path, a: RunArgs) -> Result<i32> {
             let _ = supervisor::remove_container_files(&c);
             return Err(e);
         }
-        println!("{}", c.id);
-        return Ok(0);
+        return Ok(RunOutcome::Detached(c.id));
     }
     supervisor::claim_foreground(&mut c)?;
     match supervisor::supervise(&mut c, Stdio::Inherit, None) {
-        Ok(code) => Ok(code),
+        Ok(code) => Ok(RunOutcome::Exited(code)),
         Err(e) => {
             // It never ran: leave nothing behind.
             let _ = supervisor::remove_container_files(&c);
-            eprintln!("unionctl: {e:#}");
-            Ok(125)
+            Ok(RunOutcome::NotStarted(e))
         }
     }
 }
 
-fn print_table(rows: &[Vec<String>]) {
-    let cols = rows.first().map(|r| r.len()).unwrap_or(0);
-    let widths: Vec<usize> = (0..cols)
-        .map(|i| rows.iter().map(|r| r[i].chars().count()).max().unwrap_or(0))
-        .collect();
-    let mut out = std::io::stdout().lock();
-    for r in rows {
-        let mut line = String::new();
-        for (i, cell) in r.iter().enumerate() {
-            if i + 1 == cols {
-                line.push_str(cell);
-            } else {
-                line.push_str(&format!("{cell:<w$}   ", w = widths[i]));
-            }
-        }
-        let _ = writeln!(out, "{}", line.trim_end());
-    }
-}
-
-fn ago(ts: &str) -> String {
-    let Some(t) = crate::timestamp::parse(ts) else {
-        return ts.to_string();
-    };
-    let s = (crate::timestamp::unix_now() - t).max(0);
-    match s {
-        0..=59 => format!("{s} seconds"),
-        60..=3599 => format!("{} minutes", s / 60),
-        3600..=86399 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86400),
-    }
-}
-
-fn status_text(c: &Container) -> String {
-    match c.live_status() {
-        Status::Created => "Created".into(),
-        Status::Running if c.paused => format!(
-            "Up {} (Paused)",
-            ago(c.started_at.as_deref().unwrap_or(&c.created))
-        ),
-        Status::Running => format!("Up {}", ago(c.started_at.as_deref().unwrap_or(&c.created))),
-        Status::Exited => format!(
-            "Exited ({}) {} ago",
-            c.exit_code.unwrap_or(-1),
-            ago(c.finished_at.as_deref().unwrap_or(&c.created))
-        ),
-    }
-}
-
-pub fn ps(root: &Path, a: ListArgs) -> Result<i32> {
-    let all: Vec<Container> = state::list(root)?
+/// The containers under ROOT (only running ones unless `all`), with their live status.
+pub fn list(root: &Path, all: bool) -> Result<Vec<Container>> {
+    Ok(state::list(root)?
         .into_iter()
         .map(|mut c| {
             c.status = c.live_status();
             c
         })
-        .filter(|c| a.all || c.status == Status::Running)
-        .collect();
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-        return Ok(0);
-    }
-    if a.quiet {
-        for c in &all {
-            println!("{}", c.short_id());
-        }
-        return Ok(0);
-    }
-    let mut rows = vec![
-        [
-            "CONTAINER ID",
-            "IMAGE",
-            "COMMAND",
-            "CREATED",
-            "STATUS",
-            "NAMES",
-        ]
-        .map(String::from)
-        .to_vec(),
-    ];
-    for c in &all {
-        let image = match (&c.image_ref, &c.image, &c.rootfs) {
-            (Some(r), _, _) => r.clone(),
-            (None, Some(i), _) => i.trim_start_matches("sha256:").chars().take(12).collect(),
-            (None, None, Some(r)) => format!("rootfs:{}", r.display()),
-            _ => "-".into(),
-        };
-        let mut cmd = c.config.argv().join(" ");
-        if cmd.chars().count() > 20 {
-            cmd = format!("{}…", cmd.chars().take(19).collect::<String>());
-        }
-        rows.push(vec![
-            c.short_id().to_string(),
-            image,
-            format!("\"{cmd}\""),
-            format!("{} ago", ago(&c.created)),
-            status_text(c),
-            c.name.clone(),
-        ]);
-    }
-    print_table(&rows);
-    Ok(0)
+        .filter(|c| all || c.status == Status::Running)
+        .collect())
 }
 
-/// Runs `f` on each named container; reports each failure on its own line.
-fn each(root: &Path, names: &[String], mut f: impl FnMut(Container) -> Result<()>) -> Result<i32> {
-    let mut failed = false;
-    for n in names {
-        let r = state::find_container(root, n).and_then(&mut f);
-        match r {
-            Ok(()) => println!("{n}"),
-            Err(e) => {
-                eprintln!("unionctl: {e:#}");
-                failed = true;
-            }
-        }
-    }
-    Ok(if failed { 1 } else { 0 })
-}
-
-pub fn start(root: &Path, a: CtrListArgs) -> Result<i32> {
-    each(root, &a.containers, start_one)
+/// Starts a created or exited container in the background.
+pub fn start(root: &Path, name: &str) -> Result<()> {
+    start_one(state::find_container(root, name)?)
 }
 
 fn start_one(c: Container) -> Result<()> {
@@ -369,9 +262,9 @@ fn start_one(c: Container) -> Result<()> {
     supervisor::spawn_detached(&c)
 }
 
-pub fn stop(root: &Path, a: StopArgs) -> Result<i32> {
-    let t = Duration::from_secs(a.time);
-    each(root, &a.containers, |c| stop_one(c, t))
+/// Stops a running container: SIGTERM, then SIGKILL after `grace`.
+pub fn stop(root: &Path, name: &str, grace: Duration) -> Result<()> {
+    stop_one(state::find_container(root, name)?, grace)
 }
 
 /// SIGTERM, then SIGKILL after `grace`; returns once the supervisor recorded the exit.
@@ -416,32 +309,35 @@ fn wait_exited(c: &mut Container, limit: Duration) -> Result<()> {
     }
 }
 
-pub fn restart(root: &Path, a: StopArgs) -> Result<i32> {
-    let t = Duration::from_secs(a.time);
-    each(root, &a.containers, |c| {
-        let dir = c.dir.clone();
-        if c.live_status() == Status::Running {
-            stop_one(c, t)?;
-        }
-        start_one(Container::load(&dir)?)
-    })
+/// Stops the container if it runs (as `stop`), then starts it again.
+pub fn restart(root: &Path, name: &str, grace: Duration) -> Result<()> {
+    let c = state::find_container(root, name)?;
+    let dir = c.dir.clone();
+    if c.live_status() == Status::Running {
+        stop_one(c, grace)?;
+    }
+    start_one(Container::load(&dir)?)
 }
 
-pub fn logs(root: &Path, a: CtrArgs) -> Result<i32> {
-    let c = state::find_container(root, &a.container)?;
-    match fs::read(c.log_path()) {
-        Ok(data) => std::io::stdout().write_all(&data)?,
+/// Copies the container's log (the output of a detached container) to `out`.
+pub fn logs(root: &Path, name: &str, out: &mut dyn std::io::Write) -> Result<()> {
+    let c = state::find_container(root, name)?;
+    match fs::File::open(c.log_path()) {
+        Ok(mut f) => {
+            std::io::copy(&mut f, out)?;
+        }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
         Err(e) => return Err(e).with_context(|| format!("{}", c.log_path().display())),
     }
-    Ok(0)
+    Ok(())
 }
 
 /// Connects our stdin and stdout to a running detached container until it exits (its
 /// exit code is ours) or the detach keys are typed (0, the container runs on).
-pub fn attach(root: &Path, a: AttachArgs) -> Result<i32> {
-    let keys = super::tty::parse_detach_keys(&a.detach_keys)?;
-    let c = state::find_container(root, &a.container)?;
+/// `detach_keys`: comma-separated, each `ctrl-X` or one character; "" for none.
+pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
+    let keys = super::tty::parse_detach_keys(detach_keys)?;
+    let c = state::find_container(root, name)?;
     if c.live_status() != Status::Running {
         bail!("container {} is not running", c.name);
     }
@@ -461,8 +357,10 @@ pub fn attach(root: &Path, a: AttachArgs) -> Result<i32> {
     }
 }
 
-pub fn rm(root: &Path, a: RmArgs) -> Result<i32> {
-    each(root, &a.containers, |c| rm_one(c, a.force, a.volumes))
+/// Removes a container: its record, upper layer and (with `volumes`) its anonymous
+/// volumes; a running one only with `force` (killed first).
+pub fn remove(root: &Path, name: &str, force: bool, volumes: bool) -> Result<()> {
+    rm_one(state::find_container(root, name)?, force, volumes)
 }
 
 fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {

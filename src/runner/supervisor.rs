@@ -150,7 +150,7 @@ fn clone_container(
     stdio: Stdio,
     full_idmap: bool,
     cg: &Cgroups,
-    pending: union::PendingMount,
+    pending: crate::fuse::daemon::PendingMount,
     mounted: &mut bool,
 ) -> Result<Started> {
     let files = write_etc_files(c)?;

@@ -1,93 +1,33 @@
-//! The container's root: our own union file system, mounted by running
-//! `unionctl mount` (which returns once the FUSE mount is ready) and `unionctl umount`.
-use anyhow::{Context, Result, bail};
+//! The container's root: our own union file system, mounted through the library's
+//! mount daemon (`fuse::daemon`), which returns once the FUSE mount is ready.
+use crate::fuse::{self, MountRequest, daemon::PendingMount};
+use crate::whiteout::Format;
+use anyhow::Result;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
 
-fn unionctl_binary() -> Result<PathBuf> {
-    std::env::current_exe().context("find the unionctl binary (/proc/self/exe)")
-}
-
-/// Mounts `lowers` (top first) under `upper` at `merged`. Must run in the mount (and,
-/// rootless, user) namespace the container will be created from.
-pub fn mount(lowers: &[PathBuf], upper: &Path, work: &Path, merged: &Path) -> Result<()> {
-    spawn_mount(lowers, upper, work, merged)?.wait()
-}
-
-/// A `unionctl mount` under way: the caller may do other work until `wait`.
-pub struct PendingMount {
-    child: std::process::Child,
-    errors: std::fs::File,
-    merged: PathBuf,
-}
-
-impl PendingMount {
-    /// Returns once the union is mounted, or with the reason it is not.
-    pub fn wait(mut self) -> Result<()> {
-        let status = self.child.wait().context("wait for unionctl mount")?;
-        if !status.success() {
-            bail!(
-                "union mount of {}: {}",
-                self.merged.display(),
-                read_errors(self.errors)
-            );
-        }
-        Ok(())
-    }
-}
-
+/// Starts mounting `lowers` (top first) under `upper` at `merged`; the caller may do
+/// other work until `PendingMount::wait`. Must run in the mount (and, rootless, user)
+/// namespace the container will be created from.
 pub fn spawn_mount(
     lowers: &[PathBuf],
     upper: &Path,
     work: &Path,
     merged: &Path,
 ) -> Result<PendingMount> {
-    let lower = lowers
-        .iter()
-        .map(|p| p.to_string_lossy().into_owned())
-        .collect::<Vec<_>>()
-        .join(":");
-    let errors = tempfile::tempfile().context("temporary file")?;
-    let child = Command::new(unionctl_binary()?)
-        .arg("mount")
-        .arg("--lower")
-        .arg(&lower)
-        .arg("--upper")
-        .arg(upper)
-        .arg("--work")
-        .arg(work)
+    let req = MountRequest::new(
+        lowers.to_vec(),
+        Some(upper.to_path_buf()),
+        Some(work.to_path_buf()),
+        Format::Overlay,
         // Processes of other users (e.g. `-u 1000`) must reach the container's files.
-        .args(["-o", "allow_other"])
-        .arg(merged)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        // A file, not a pipe: the daemon it leaves behind may keep stderr open.
-        .stderr(errors.try_clone()?)
-        .spawn()
-        .context("run unionctl mount")?;
-    Ok(PendingMount {
-        child,
-        errors,
-        merged: merged.to_path_buf(),
-    })
-}
-
-fn read_errors(mut f: std::fs::File) -> String {
-    use std::io::{Read, Seek};
-    let mut s = String::new();
-    let _ = f.rewind();
-    let _ = f.read_to_string(&mut s);
-    let s = s.trim().trim_start_matches("unionctl: ");
-    if s.is_empty() {
-        "failed".into()
-    } else {
-        s.to_string()
-    }
+        &["allow_other".to_string()],
+        merged.to_path_buf(),
+    )?;
+    fuse::daemon::spawn(&req)
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
-    // The library call `unionctl umount` makes, without the cost of another exec.
-    crate::fuse::unmount(merged)
+    fuse::unmount(merged)
 }
 
 /// Whether `path` is a mount point in the current mount namespace.

@@ -1,4 +1,4 @@
-//! Command line: clap definitions and dispatch only; no logic lives here.
+//! The command line: clap definitions, and their conversion to the library's options.
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 
@@ -396,51 +396,58 @@ pub struct LogoutArgs {
     pub registry: Option<String>,
 }
 
-/// Parses the command line, runs the command and returns the process exit status.
-pub fn main() -> i32 {
-    let cli = Cli::parse();
-    let root = cli.root.clone();
-    match dispatch(cli.command, root) {
-        Ok(code) => code,
-        Err(e) => {
-            eprintln!("unionctl: {e:#}");
-            1
+impl From<RunArgs> for unionctl::runner::RunOptions {
+    fn from(a: RunArgs) -> Self {
+        unionctl::runner::RunOptions {
+            rm: a.rm,
+            detach: a.detach,
+            interactive: a.interactive,
+            tty: a.tty,
+            init: a.init,
+            name: a.name,
+            volumes: a.volumes,
+            env: a.env,
+            workdir: a.workdir,
+            user: a.user,
+            hostname: a.hostname,
+            network: a.network,
+            publish: a.publish,
+            memory: a.memory,
+            cpus: a.cpus,
+            pids_limit: a.pids_limit,
+            rootfs: a.rootfs,
+            args: a.args,
         }
     }
 }
 
-fn dispatch(cmd: Command, root: Option<PathBuf>) -> anyhow::Result<i32> {
-    use crate::{fuse, image, registry, runner};
-    let _ = &root;
-    match cmd {
-        Command::Mount(a) => fuse::cmd_mount(a),
-        Command::Umount(a) => fuse::cmd_umount(a),
-        Command::Layers(a) => fuse::cmd_layers(a),
-        Command::Which(a) => fuse::cmd_which(a),
-        Command::Run(a) => runner::cmd_run(root, a),
-        Command::Ps(a) => runner::cmd_ps(root, a),
-        Command::Start(a) => runner::cmd_start(root, a),
-        Command::Stop(a) => runner::cmd_stop(root, a),
-        Command::Restart(a) => runner::cmd_restart(root, a),
-        Command::Attach(a) => runner::cmd_attach(root, a),
-        Command::Exec(a) => runner::cmd_exec(root, a),
-        Command::Logs(a) => runner::cmd_logs(root, a),
-        Command::Rm(a) => runner::cmd_rm(root, a),
-        Command::Images(a) => image::cmd_images(root, a),
-        Command::Tag(a) => image::cmd_tag(root, a),
-        Command::Rmi(a) => image::cmd_rmi(root, a),
-        Command::History(a) => image::cmd_history(root, a),
-        Command::Inspect(a) => image::cmd_inspect(root, a),
-        Command::Commit(a) => image::cmd_commit(root, a),
-        Command::Diff(a) => image::cmd_diff(root, a),
-        Command::Save(a) => image::cmd_save(root, a),
-        Command::Load(a) => image::cmd_load(root, a),
-        Command::Export(a) => image::cmd_export(root, a),
-        Command::Import(a) => image::cmd_import(root, a),
-        Command::Pull(a) => registry::cmd_pull(root, a),
-        Command::Push(a) => registry::cmd_push(root, a),
-        Command::Search(a) => registry::cmd_search(root, a),
-        Command::Login(a) => registry::cmd_login(root, a),
-        Command::Logout(a) => registry::cmd_logout(root, a),
+impl From<ExecArgs> for unionctl::runner::ExecOptions {
+    fn from(a: ExecArgs) -> Self {
+        unionctl::runner::ExecOptions {
+            interactive: a.interactive,
+            tty: a.tty,
+            env: a.env,
+            workdir: a.workdir,
+            user: a.user,
+            container: a.container,
+            cmd: a.cmd,
+        }
+    }
+}
+
+impl RegistryOpts {
+    pub fn access(&self) -> unionctl::registry::Access {
+        self.access.with_creds(self.creds.clone())
+    }
+}
+
+impl RegistryAccess {
+    pub fn with_creds(&self, creds: Option<String>) -> unionctl::registry::Access {
+        unionctl::registry::Access {
+            tls_verify: self.tls_verify,
+            authfile: self.authfile.clone(),
+            cert_dir: self.cert_dir.clone(),
+            creds,
+        }
     }
 }

@@ -1,0 +1,82 @@
+//! Command line: parse, call the library, print, pick the exit status.
+mod args;
+mod containers;
+mod images;
+mod mount;
+mod registry;
+mod table;
+
+use args::{Cli, Command};
+use clap::Parser;
+use std::path::PathBuf;
+
+/// Parses the command line, runs the command and returns the process exit status.
+pub fn main() -> i32 {
+    log::set_logger(&STDERR_LOG).ok();
+    log::set_max_level(log::LevelFilter::Warn);
+    let cli = Cli::parse();
+    let root = unionctl::image::store_root(cli.root.clone());
+    match dispatch(cli.command, root) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("unionctl: {e:#}");
+            1
+        }
+    }
+}
+
+fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
+    match cmd {
+        Command::Mount(a) => mount::mount(a),
+        Command::Umount(a) => mount::umount(a),
+        Command::Layers(a) => mount::layers(a),
+        Command::Which(a) => mount::which(a),
+        Command::Run(a) => containers::run(&root, a),
+        Command::Ps(a) => containers::ps(&root, a),
+        Command::Start(a) => containers::start(&root, a),
+        Command::Stop(a) => containers::stop(&root, a),
+        Command::Restart(a) => containers::restart(&root, a),
+        Command::Attach(a) => containers::attach(&root, a),
+        Command::Exec(a) => unionctl::runner::exec(&root, a.into()),
+        Command::Logs(a) => containers::logs(&root, a),
+        Command::Rm(a) => containers::rm(&root, a),
+        Command::Images(a) => images::images(&root, a),
+        Command::Tag(a) => images::tag(&root, a),
+        Command::Rmi(a) => images::rmi(&root, a),
+        Command::History(a) => images::history(&root, a),
+        Command::Inspect(a) => images::inspect(&root, a),
+        Command::Commit(a) => images::commit(&root, a),
+        Command::Diff(a) => images::diff(&root, a),
+        Command::Save(a) => images::save(&root, a),
+        Command::Load(a) => images::load(&root, a),
+        Command::Export(a) => images::export(&root, a),
+        Command::Import(a) => images::import(&root, a),
+        Command::Pull(a) => registry::pull(&root, a),
+        Command::Push(a) => registry::push(&root, a),
+        Command::Search(a) => registry::search(&root, a),
+        Command::Login(a) => registry::login(&root, a),
+        Command::Logout(a) => registry::logout(&root, a),
+    }
+}
+
+/// The library's warnings, one line each on stderr.
+struct StderrLog;
+static STDERR_LOG: StderrLog = StderrLog;
+
+impl log::Log for StderrLog {
+    fn enabled(&self, m: &log::Metadata) -> bool {
+        m.level() <= log::max_level()
+    }
+    fn log(&self, r: &log::Record) {
+        if self.enabled(r.metadata()) {
+            let level = match r.level() {
+                log::Level::Error => "error",
+                log::Level::Warn => "warning",
+                log::Level::Info => "info",
+                _ => "debug",
+            };
+            eprintln!("unionctl: {level}: {}", r.args());
+        }
+    }
+    fn flush(&self) {}
+}

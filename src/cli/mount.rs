@@ -1,0 +1,45 @@
+//! `mount`, `umount`, `layers`, `which`.
+use super::args::{LayersArgs, MountArgs, UmountArgs, WhichArgs};
+use std::path::PathBuf;
+use unionctl::fuse::{self, MountRequest};
+
+pub fn mount(a: MountArgs) -> anyhow::Result<i32> {
+    let format = a.format.parse().map_err(anyhow::Error::msg)?;
+    let lowers: Vec<PathBuf> = a.lower.split(':').map(PathBuf::from).collect();
+    let req = MountRequest::new(lowers, a.upper, a.work, format, &a.options, a.merged)?;
+    if a.foreground {
+        // The daemon may live long: it must not keep files of whoever started it open
+        // (a directory fd inherited from a test would keep another mount busy).
+        unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+        fuse::mount_foreground(&req)?;
+    } else {
+        fuse::mount(&req)?;
+    }
+    Ok(0)
+}
+
+pub fn umount(a: UmountArgs) -> anyhow::Result<i32> {
+    fuse::umount_and_wait(&a.merged)?;
+    Ok(0)
+}
+
+pub fn layers(a: LayersArgs) -> anyhow::Result<i32> {
+    let layers = fuse::layers(&a.merged)?;
+    if a.json {
+        let v: Vec<serde_json::Value> = layers
+            .iter()
+            .map(|l| serde_json::json!({"role": l.role, "path": l.path}))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        for l in layers {
+            println!("{}\t{}", l.role, l.path);
+        }
+    }
+    Ok(0)
+}
+
+pub fn which(a: WhichArgs) -> anyhow::Result<i32> {
+    print!("{}", fuse::which(&a.path)?);
+    Ok(0)
+}

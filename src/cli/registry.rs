@@ -1,0 +1,130 @@
+//! `pull`, `push`, `search`, `login`, `logout`.
+use super::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
+use anyhow::bail;
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::Path;
+use unionctl::registry::{self, auth::Credentials};
+
+pub fn pull(root: &Path, a: PullArgs) -> anyhow::Result<i32> {
+    let access = a.registry.access();
+    let pulled = registry::pull(root, &access, &a.reference, a.platform.as_deref())?;
+    if !a.quiet && std::io::stderr().is_terminal() {
+        eprintln!(
+            "{}: {} of {} layers downloaded, stored as {}",
+            a.reference,
+            pulled.downloaded,
+            pulled.layers,
+            pulled.tag.as_deref().unwrap_or("<none>")
+        );
+    }
+    println!("sha256:{}", pulled.id);
+    Ok(0)
+}
+
+pub fn push(root: &Path, a: PushArgs) -> anyhow::Result<i32> {
+    let digest = registry::push(
+        root,
+        &a.registry.access(),
+        &a.image,
+        a.destination.as_deref(),
+        &a.compression_format,
+    )?;
+    println!("{digest}");
+    Ok(0)
+}
+
+pub fn search(root: &Path, a: SearchArgs) -> anyhow::Result<i32> {
+    let access = a.registry.access();
+    if a.list_tags {
+        let (name, tags) = registry::list_tags(root, &access, &a.term)?;
+        if a.json {
+            let v = serde_json::json!([{ "Name": name, "Tags": tags }]);
+            println!("{}", serde_json::to_string_pretty(&v)?);
+        } else {
+            println!("{:<40} TAG", "NAME");
+            for t in tags {
+                println!("{name:<40} {t}");
+            }
+        }
+        return Ok(0);
+    }
+    let (host, repos) = registry::search(root, &access, &a.term)?;
+    if a.json {
+        let v: Vec<_> = repos
+            .iter()
+            .map(|r| serde_json::json!({ "Index": host, "Name": format!("{host}/{r}") }))
+            .collect();
+        println!("{}", serde_json::to_string_pretty(&v)?);
+    } else {
+        println!("NAME");
+        for r in repos {
+            println!("{host}/{r}");
+        }
+    }
+    Ok(0)
+}
+
+pub fn login(root: &Path, a: LoginArgs) -> anyhow::Result<i32> {
+    let host = registry::registry_of(&a.registry)?;
+    let interactive = std::io::stdin().is_terminal();
+    if a.password.is_some() && a.password_stdin {
+        bail!("login {host}: give -p or --password-stdin, not both");
+    }
+    let user = match a.username {
+        Some(u) => u,
+        None if interactive && !a.password_stdin => prompt("Username: ", true)?,
+        None => bail!("login {host}: no user name: give -u USER"),
+    };
+    let password = if let Some(p) = a.password {
+        p
+    } else if a.password_stdin {
+        let mut line = String::new();
+        std::io::stdin().lock().read_line(&mut line)?;
+        line.trim_end_matches(['\n', '\r']).to_string()
+    } else if interactive {
+        prompt("Password: ", false)?
+    } else {
+        bail!("login {host}: no password: give -p PASS or --password-stdin");
+    };
+    let creds = Credentials { user, password };
+    registry::login(root, &a.access.with_creds(None), &host, creds)?;
+    println!("Login Succeeded!");
+    Ok(0)
+}
+
+pub fn logout(root: &Path, a: LogoutArgs) -> anyhow::Result<i32> {
+    if a.all {
+        registry::logout(root, a.authfile.as_deref(), None)?;
+        println!("Removed login credentials for all registries");
+        return Ok(0);
+    }
+    let Some(arg) = a.registry else {
+        bail!("logout: name a registry (or --all)");
+    };
+    let host = registry::registry_of(&arg)?;
+    registry::logout(root, a.authfile.as_deref(), Some(&host))?;
+    println!("Removed login credentials for {host}");
+    Ok(0)
+}
+
+/// Reads a line from the terminal; the password without echo.
+fn prompt(label: &str, echo: bool) -> anyhow::Result<String> {
+    use nix::sys::termios::{LocalFlags, SetArg, tcgetattr, tcsetattr};
+    eprint!("{label}");
+    std::io::stderr().flush()?;
+    let stdin = std::io::stdin();
+    let saved = if echo { None } else { tcgetattr(&stdin).ok() };
+    if let Some(t) = &saved {
+        let mut quiet = t.clone();
+        quiet.local_flags.remove(LocalFlags::ECHO);
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, &quiet);
+    }
+    let mut line = String::new();
+    let read = stdin.lock().read_line(&mut line);
+    if let Some(t) = &saved {
+        let _ = tcsetattr(&stdin, SetArg::TCSANOW, t);
+        eprintln!();
+    }
+    read?;
+    Ok(line.trim_end_matches(['\n', '\r']).to_string())
+}

@@ -1,0 +1,58 @@
+//! What a caller asks of `run` and `exec`: the docker flags as plain values, checked by
+//! the runner (the command line that produces them belongs to the binary).
+use std::path::PathBuf;
+
+/// A new container: `image` (unless `rootfs`) then the command, as `docker run`.
+#[derive(Debug, Clone, Default)]
+pub struct RunOptions {
+    /// Remove the container when it exits.
+    pub rm: bool,
+    /// Run in the background under a supervisor; `run` returns its id.
+    pub detach: bool,
+    pub interactive: bool,
+    pub tty: bool,
+    /// A tiny init as pid 1 that reaps zombies and forwards signals.
+    pub init: bool,
+    pub name: Option<String>,
+    /// `HOST:CTR[:ro]` or `CTR` (anonymous).
+    pub volumes: Vec<String>,
+    /// `K=V`, or `K` to take the caller's value.
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    /// `UID[:GID]` or names from the image's /etc/passwd and /etc/group.
+    pub user: Option<String>,
+    pub hostname: Option<String>,
+    /// `none` or `host`.
+    pub network: String,
+    pub publish: Vec<String>,
+    pub memory: Option<String>,
+    pub cpus: Option<String>,
+    pub pids_limit: Option<i64>,
+    /// The only lower layer, instead of an image.
+    pub rootfs: Option<PathBuf>,
+    /// IMAGE (unless `rootfs`) then CMD ARG...
+    pub args: Vec<String>,
+}
+
+/// A new process in a running container, as `docker exec`.
+#[derive(Debug, Clone, Default)]
+pub struct ExecOptions {
+    pub interactive: bool,
+    pub tty: bool,
+    pub env: Vec<String>,
+    pub workdir: Option<String>,
+    pub user: Option<String>,
+    pub container: String,
+    pub cmd: Vec<String>,
+}
+
+/// How `run` ended.
+#[derive(Debug)]
+pub enum RunOutcome {
+    /// `detach`: the container runs on under its supervisor; its id.
+    Detached(String),
+    /// The container's main process exited with this status (128+N for signal N).
+    Exited(i32),
+    /// The container was created but could not start; nothing of it is left.
+    NotStarted(anyhow::Error),
+}
