@@ -4,8 +4,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
-cargo build --release --all-targets
+cargo build --release --workspace --all-targets
 export UNIONCTL_BIN="$PWD/target/release/unionctl"
 # FUSE and namespace tests mount things: two at a time (.config/nextest.toml), each test
 # in its own process.
-cargo nextest run --release
+cargo nextest run --release --workspace

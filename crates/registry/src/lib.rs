@@ -5,6 +5,9 @@
 //! - `client`: one registry endpoint: ping, scheme, authenticated requests, errors
 //! - `manifests`, `blobs`: the two kinds of content, checked against their digests
 //! - `pull`, `push`, `search`: the commands' work against the image store
+
+// The crates below this one, under the names the modules use.
+pub(crate) use unionctl_image as image;
 pub mod auth;
 pub mod blobs;
 pub mod client;

@@ -6,6 +6,9 @@
 //! - `commit`, `transfer` (export/import), `diff`, `listing` (images/tag/rmi/history/inspect)
 //! - `merged`: the merged view of layer dirs without a mount
 //! - `container`: the runner's container records, read tolerantly
+
+// The crates below this one, under the names the modules use.
+pub(crate) use unionctl_union::{sys, whiteout};
 pub mod archive;
 pub mod commit;
 pub mod container;
@@ -14,6 +17,7 @@ pub mod layer;
 pub mod listing;
 pub mod merged;
 pub mod store;
+pub mod timestamp;
 pub mod transfer;
 pub mod util;
 

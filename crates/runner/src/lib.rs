@@ -2,6 +2,12 @@
 //!
 //! `run` writes a record under the store root and becomes (or, with `-d`, forks) the
 //! container's supervisor; every other command reads and updates that record.
+
+// The crates below this one, under the names the modules use.
+pub(crate) use unionctl_fuse as fuse;
+pub(crate) use unionctl_image as image;
+pub(crate) use unionctl_image::timestamp;
+pub(crate) use unionctl_union::{sys, whiteout};
 pub mod cgroups;
 pub mod exec;
 pub mod freeze;

@@ -1,5 +1,8 @@
 //! The fuser adapter, mounting and serving a union, unmounting it, and reading what a
 //! mounted union says about its layers.
+
+// The crates below this one, under the names the modules use.
+pub(crate) use unionctl_union::{sys, unionfs, whiteout};
 mod adapter;
 pub mod daemon;
 pub mod options;

@@ -15,7 +15,7 @@
 //! Packing walks a directory (a container's upper layer, or a rootfs) and writes OCI
 //! whiteouts for both on-disk formats, keeping hard links, owners, modes, times and
 //! xattrs (as PAX `SCHILY.xattr.*`), and dropping overlay's private xattrs.
-use crate::image::merged;
+use crate::merged;
 use crate::sys;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{HashMap, HashSet};
@@ -294,7 +294,7 @@ impl Unpacker<'_> {
                 if keep_dir {
                     return Ok(true);
                 }
-                crate::image::util::remove_tree(&full);
+                crate::util::remove_tree(&full);
                 self.dirs.retain(|d| !d.starts_with(rel));
                 Ok(false)
             }
