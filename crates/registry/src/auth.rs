@@ -2,8 +2,8 @@
 //! `{"auths": {"HOST": {"auth": base64("USER:PASS")}}}` format of docker's config.json
 //! and containers' auth.json, so `skopeo --authfile` and `podman --authfile` read it),
 //! the `WWW-Authenticate` challenge, and Bearer tokens from the registry's token server.
+use crate::error::{Context, Error, Result};
 use crate::image::util;
-use anyhow::{Context, Result, anyhow, bail};
 use base64::Engine as _;
 use serde_json::{Value, json};
 use std::fs;
@@ -130,11 +130,11 @@ pub fn store(file: &Path, registry: &str, creds: &Credentials) -> Result<()> {
     let mut doc = read_json(file)?.unwrap_or_else(|| json!({}));
     let obj = doc
         .as_object_mut()
-        .ok_or_else(|| anyhow!("auth file {}: not a JSON object", file.display()))?;
+        .ok_or_else(|| invalid!("auth file {}: not a JSON object", file.display()))?;
     let auths = obj.entry("auths").or_insert_with(|| json!({}));
     let auths = auths
         .as_object_mut()
-        .ok_or_else(|| anyhow!("auth file {}: \"auths\" is not an object", file.display()))?;
+        .ok_or_else(|| invalid!("auth file {}: \"auths\" is not an object", file.display()))?;
     auths.insert(registry.to_string(), json!({ "auth": creds.encoded() }));
     write(file, &doc)
 }
@@ -168,7 +168,7 @@ fn write(file: &Path, doc: &Value) -> Result<()> {
         fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     }
     // atomic_write's temp file is created 0600, and the rename keeps that mode.
-    util::atomic_write(file, &serde_json::to_vec_pretty(doc)?)
+    Ok(util::atomic_write(file, &serde_json::to_vec_pretty(doc)?)?)
 }
 
 /// A parsed `WWW-Authenticate` header.
@@ -269,7 +269,7 @@ pub fn fetch_token(
     }
     let mut resp = req
         .call()
-        .map_err(|e| anyhow!("token server {realm}: {e}"))?;
+        .map_err(|e| invalid!("token server {realm}: {e}"))?;
     let status = resp.status().as_u16();
     let body = resp.body_mut().read_to_string().unwrap_or_default();
     if status == 401 || status == 403 {
@@ -291,7 +291,7 @@ pub fn fetch_token(
         .and_then(Value::as_str)
         .filter(|t| !t.is_empty())
         .map(str::to_string)
-        .ok_or_else(|| anyhow!("token server {realm}: answer holds no token"))
+        .ok_or_else(|| invalid!("token server {realm}: answer holds no token"))
 }
 
 pub fn one_line(s: &str) -> String {

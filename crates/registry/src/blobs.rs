@@ -2,8 +2,8 @@
 //! digest (and size) checked while the bytes stream in, upload by POST + PUT.
 use super::client::{self, Client, Payload};
 use super::manifests::{Descriptor, scope_pull, scope_push};
+use crate::error::{Context, Error, Result};
 use crate::image::util::{HashingWriter, Progress, ProgressReader};
-use anyhow::{Context, Result, anyhow, bail};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
@@ -78,12 +78,12 @@ pub fn download(
         inner: body,
         progress,
     };
-    std::io::copy(&mut r, &mut w).map_err(|e| anyhow!("download: {e}"))?;
+    std::io::copy(&mut r, &mut w).map_err(|e| invalid!("download: {e}"))?;
     w.flush()?;
     let (buf, hex, size) = w.finish();
     check(d, &hex, size)?;
     buf.into_inner()
-        .map_err(|e| anyhow!("writing: {}", e.error()))
+        .map_err(|e| invalid!("writing: {}", e.error()))
 }
 
 /// A small blob (an image config) read into memory and checked.
@@ -94,7 +94,7 @@ pub fn fetch_small(client: &mut Client, repo: &str, d: &Descriptor) -> Result<Ve
     let mut body = get(client, repo, d)?;
     let mut bytes = Vec::with_capacity(d.size as usize);
     body.read_to_end(&mut bytes)
-        .map_err(|e| anyhow!("download: {e}"))?;
+        .map_err(|e| invalid!("download: {e}"))?;
     check(
         d,
         &crate::image::util::sha256_hex(&bytes),

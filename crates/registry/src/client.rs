@@ -5,7 +5,7 @@
 use super::auth::{self, Challenge, Credentials};
 use super::reference;
 use super::tls;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Error, Result};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;
@@ -85,7 +85,7 @@ impl Client {
                         200..=299 => Auth::Open,
                         401 => challenge_of(&resp)
                             .map(auth_of)
-                            .ok_or_else(|| anyhow!("{registry}: GET {base}/v2/ answered 401 without a usable WWW-Authenticate challenge"))?,
+                            .ok_or_else(|| invalid!("{registry}: GET {base}/v2/ answered 401 without a usable WWW-Authenticate challenge"))?,
                         _ => bail!(
                             "{registry}: {base}/v2/ answered HTTP {status}: not a Docker registry (API v2)"
                         ),
@@ -206,7 +206,7 @@ impl Client {
                     self.agent.run(b.body(f)?)
                 }
             };
-            let resp = sent.map_err(|e| anyhow!("{}: {method} {url}: {e}", self.registry))?;
+            let resp = sent.map_err(|e| invalid!("{}: {method} {url}: {e}", self.registry))?;
             if resp.status().as_u16() == 401 && !retried {
                 retried = true;
                 if let Some(c) = challenge_of(&resp) {

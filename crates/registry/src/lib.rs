@@ -8,6 +8,8 @@
 
 // The crates below this one, under the names the modules use.
 pub(crate) use unionctl_image as image;
+#[macro_use]
+mod error;
 pub mod auth;
 pub mod blobs;
 pub mod client;
@@ -20,9 +22,10 @@ pub mod tls;
 
 use crate::image::store::Store;
 use crate::image::util;
-use anyhow::{Context, Result, bail};
 use auth::Credentials;
 use client::Client;
+use error::Context;
+pub use error::{Error, Result};
 use reference::Reference;
 use std::path::{Path, PathBuf};
 

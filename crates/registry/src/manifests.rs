@@ -3,8 +3,8 @@
 //! platform of a list, and uploading one.
 use super::client::{self, Client, Payload};
 use super::reference::Reference;
+use crate::error::{Error, Result};
 use crate::image::util;
-use anyhow::{Result, anyhow, bail};
 use serde::Deserialize;
 
 pub const OCI_MANIFEST: &str = "application/vnd.oci.image.manifest.v1+json";
@@ -106,7 +106,7 @@ pub fn fetch(client: &mut Client, r: &Reference, reference: &str) -> Result<Fetc
         .with_config()
         .limit(MAX_MANIFEST)
         .read_to_vec()
-        .map_err(|e| anyhow!("manifest {r}: reading: {e}"))?;
+        .map_err(|e| invalid!("manifest {r}: reading: {e}"))?;
     let digest = format!("sha256:{}", util::sha256_hex(&bytes));
     // A digest we asked for, or the one the registry announced, must be the content's.
     let expected = if reference.starts_with("sha256:") {
@@ -212,7 +212,7 @@ impl std::fmt::Display for Wanted {
 /// The entry of a manifest list / index for the wanted platform.
 pub fn pick_platform(index_bytes: &[u8], what: &str, want: &Wanted) -> Result<Descriptor> {
     let idx: Index =
-        serde_json::from_slice(index_bytes).map_err(|e| anyhow!("manifest list {what}: {e}"))?;
+        serde_json::from_slice(index_bytes).map_err(|e| invalid!("manifest list {what}: {e}"))?;
     let fits = |d: &&Descriptor| {
         d.platform.as_ref().is_some_and(|p| {
             p.os == want.os

@@ -6,9 +6,9 @@ use super::blobs;
 use super::client::Client;
 use super::manifests::{self, Descriptor, Manifest};
 use super::reference::Reference;
+use crate::error::{Context, Error, Result};
 use crate::image::store::{LayerFile, Store, strip_sha};
 use crate::image::util::Progress;
-use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::ImageConfiguration;
 use std::fs;
 
@@ -130,7 +130,7 @@ fn take_layer(
     tmp: tempfile::NamedTempFile,
 ) -> Result<()> {
     let mismatch = |hex: &str| {
-        anyhow!(
+        anyhow::anyhow!(
             "uncompressed content is sha256:{hex}, not the config's diff_id sha256:{diff}; refused, nothing stored"
         )
     };

@@ -8,9 +8,9 @@ use super::blobs;
 use super::client::{Client, Payload};
 use super::manifests::{self, OCI_MANIFEST};
 use super::reference::Reference;
+use crate::error::{Context, Error, Result};
 use crate::image::store::{Image, Store};
 use crate::image::util::{self, Compression, HashingWriter, Progress};
-use anyhow::{Context, Result, anyhow, bail};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fs::File;
@@ -64,7 +64,7 @@ fn compress(
     buf.flush()?;
     let tmp = buf
         .into_inner()
-        .map_err(|e| anyhow!("writing: {}", e.error()))?;
+        .map_err(|e| invalid!("writing: {}", e.error()))?;
     Ok((tmp, format!("sha256:{digest}"), size))
 }
 
@@ -167,7 +167,7 @@ fn rewrite_layers(stored: &[u8], out: &[Outgoing], how: Compression) -> Result<V
     let layers = m
         .get_mut("layers")
         .and_then(Value::as_array_mut)
-        .ok_or_else(|| anyhow!("the stored manifest has no layers list"))?;
+        .ok_or_else(|| invalid!("the stored manifest has no layers list"))?;
     if layers.len() != out.len() {
         bail!(
             "the stored manifest lists {} layers, the image {}",

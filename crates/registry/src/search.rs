@@ -2,7 +2,7 @@
 //! pages) filtered by a term, and `--list-tags` (`GET /v2/REPO/tags/list`).
 use super::client::{self, Client, Payload};
 use super::manifests::scope_pull;
-use anyhow::{Result, anyhow};
+use crate::error::{Error, Result};
 use serde::Deserialize;
 
 /// Pages followed at most, against a registry whose `Link` never ends.
@@ -61,7 +61,7 @@ fn paged(
             .with_config()
             .limit(64 << 20)
             .read_to_vec()
-            .map_err(|e| anyhow!("{what}: reading: {e}"))?;
+            .map_err(|e| invalid!("{what}: reading: {e}"))?;
         out.extend(items(&body)?);
         match next_link(&link) {
             Some(next) => url = client.resolve(&next),
@@ -77,7 +77,7 @@ pub fn catalog(client: &mut Client, term: &str) -> Result<Vec<String>> {
     let w = what.clone();
     let mut repos = paged(client, "/v2/_catalog", "registry:catalog:*", &what, |b| {
         let c: Catalog =
-            serde_json::from_slice(b).map_err(|e| anyhow!("{w}: catalog answer: {e}"))?;
+            serde_json::from_slice(b).map_err(|e| invalid!("{w}: catalog answer: {e}"))?;
         Ok(c.repositories.unwrap_or_default())
     })?;
     repos.retain(|r| r.contains(term));
@@ -92,12 +92,12 @@ pub fn tags(client: &mut Client, repo: &str) -> Result<Vec<String>> {
     let first = format!("/v2/{repo}/tags/list");
     let resp = paged(client, &first, &scope_pull(repo), &what, |b| {
         let t: TagList =
-            serde_json::from_slice(b).map_err(|e| anyhow!("{w}: tag list answer: {e}"))?;
+            serde_json::from_slice(b).map_err(|e| invalid!("{w}: tag list answer: {e}"))?;
         Ok(t.tags.unwrap_or_default())
     });
     let mut tags = match resp {
         Err(e) if format!("{e:#}").contains("NAME_UNKNOWN") => {
-            return Err(anyhow!("{what}: no such repository"));
+            return Err(invalid!("{what}: no such repository"));
         }
         r => r?,
     };

@@ -2,7 +2,7 @@
 //! dir, as docker and podman read it: `--cert-dir DIR`, else
 //! `/etc/containers/certs.d/HOST[:PORT]/`, else `/etc/docker/certs.d/HOST[:PORT]/`;
 //! `*.crt` files are CAs, a `NAME.cert` with its `NAME.key` is the client certificate.
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Error, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -29,7 +29,7 @@ fn certificates(path: &Path) -> Result<Vec<Certificate<'static>>> {
     let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     let mut out = Vec::new();
     for item in ureq::tls::parse_pem(&pem) {
-        if let PemItem::Certificate(c) = item.map_err(|e| anyhow!("{}: {e}", path.display()))? {
+        if let PemItem::Certificate(c) = item.map_err(|e| invalid!("{}: {e}", path.display()))? {
             out.push(c);
         }
     }
@@ -39,7 +39,7 @@ fn certificates(path: &Path) -> Result<Vec<Certificate<'static>>> {
 fn private_key(path: &Path) -> Result<PrivateKey<'static>> {
     let pem = fs::read(path).with_context(|| format!("reading {}", path.display()))?;
     for item in ureq::tls::parse_pem(&pem) {
-        if let PemItem::PrivateKey(k) = item.map_err(|e| anyhow!("{}: {e}", path.display()))? {
+        if let PemItem::PrivateKey(k) = item.map_err(|e| invalid!("{}: {e}", path.display()))? {
             return Ok(k);
         }
     }

@@ -3,6 +3,7 @@
 //! written (copy-up, whiteouts, the kernel overlayfs on-disk format and AUFS `.wh.`),
 //! and the thin `*at` syscall adapters it stands on.
 pub mod cow;
+pub mod errors;
 pub mod sys;
 pub mod unionfs;
 pub mod whiteout;

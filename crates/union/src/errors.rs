@@ -1,0 +1,86 @@
+//! The shape every unionctl crate gives its one error type, so they read alike:
+//! - `Io`: a system call on a path failed (the operation, the path, the errno);
+//! - `Invalid`: input that cannot be accepted (a value, a file, a peer's answer), and why;
+//! - `NotFound`: what was asked for (image, container, tag) does not exist;
+//! - `Context`: what was being done when an inner error happened;
+//! - a variant per crate below, passed through unchanged.
+//!
+//! [`error_context!`] writes, for such a type, the `Context` extension that code uses to
+//! say what it was doing (`.context("reading index.json")?`), and the `bail!`, `invalid!` and
+//! `not_found!` shorthands. Displaying an error shows its own line only; the caller walks
+//! `source()` for the chain (the binary prints `op: inner: cause`).
+
+/// Defines `Context` (for `Result<_, E: Into<Error>>` and `Option`), `bail!` (returns
+/// `Error::Invalid`) and `not_found!` for the crate's `Error`, which must have the
+/// variants `Invalid(String)`, `NotFound(String)` and `Context { op, source }`.
+#[macro_export]
+macro_rules! error_context {
+    ($Error:ident) => {
+        $crate::error_context!(@with ($) $Error);
+    };
+    (@with ($d:tt) $Error:ident) => {
+        /// Says what was being done when an error happened.
+        pub trait Context<T> {
+            fn context(self, op: impl std::fmt::Display) -> std::result::Result<T, $Error>;
+            fn with_context<D: std::fmt::Display>(
+                self,
+                op: impl FnOnce() -> D,
+            ) -> std::result::Result<T, $Error>;
+        }
+
+        impl<T, E: Into<$Error>> Context<T> for std::result::Result<T, E> {
+            fn context(self, op: impl std::fmt::Display) -> std::result::Result<T, $Error> {
+                self.map_err(|e| $Error::Context {
+                    op: op.to_string(),
+                    source: Box::new(e.into()),
+                })
+            }
+            fn with_context<D: std::fmt::Display>(
+                self,
+                op: impl FnOnce() -> D,
+            ) -> std::result::Result<T, $Error> {
+                self.map_err(|e| $Error::Context {
+                    op: op().to_string(),
+                    source: Box::new(e.into()),
+                })
+            }
+        }
+
+        /// A missing value is invalid input: `op` says which.
+        impl<T> Context<T> for Option<T> {
+            fn context(self, op: impl std::fmt::Display) -> std::result::Result<T, $Error> {
+                self.ok_or_else(|| $Error::Invalid(op.to_string()))
+            }
+            fn with_context<D: std::fmt::Display>(
+                self,
+                op: impl FnOnce() -> D,
+            ) -> std::result::Result<T, $Error> {
+                self.ok_or_else(|| $Error::Invalid(op().to_string()))
+            }
+        }
+
+        /// Returns `Error::Invalid` with a formatted reason.
+        #[allow(unused_macros)]
+        macro_rules! bail {
+            ($d($d t:tt)*) => {
+                return Err($Error::Invalid(format!($d($d t)*)))
+            };
+        }
+
+        /// `Error::Invalid` with a formatted reason, as a value.
+        #[allow(unused_macros)]
+        macro_rules! invalid {
+            ($d($d t:tt)*) => {
+                $Error::Invalid(format!($d($d t)*))
+            };
+        }
+
+        /// Returns `Error::NotFound` with a formatted reason.
+        #[allow(unused_macros)]
+        macro_rules! not_found {
+            ($d($d t:tt)*) => {
+                return Err($Error::NotFound(format!($d($d t)*)))
+            };
+        }
+    };
+}
