@@ -1929,7 +1929,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
     }
 }
 
-/// `commit` and `export` read layer dirs without mounting (image::merged, image::layer).
+/// `commit` and `export` read layer dirs without mounting (unionfs::MergedView, image::layer).
 /// For random sequences run on kernel overlayfs: the commit layer of its upper, unpacked
 /// and mounted over the lowers, and the export of upper + lowers, unpacked, must each show
 /// the tree the kernel showed.
@@ -2063,9 +2063,9 @@ fn layers_show_the_kernel_view(
 
     // export: the merged view of upper + lowers as one tar, unpacked.
     let mut w = LayerWriter::new(Vec::new(), opts());
-    let mut all = vec![upper];
-    all.extend(lowers.iter().cloned());
-    w.pack_merged(&all, &mut |_| {})
+    let index = side.dirs.work.clone().unwrap().join("index");
+    let view = unionctl::image::views::of_upper(&upper, Some(&index), lowers).unwrap();
+    w.pack_view(&view, &mut |_| {})
         .unwrap_or_else(|e| panic!("seed {seed}: export walk: {e:#}"));
     let out = unpacked(w, "exported");
     let exported = comparable(snap(&out));

@@ -12,10 +12,10 @@ pub mod container;
 pub mod diff;
 pub mod layer;
 pub mod listing;
-pub mod merged;
 pub mod store;
 pub mod transfer;
 pub mod util;
+pub mod views;
 
 use crate::cli::*;
 use anyhow::{Context, Result, bail};
