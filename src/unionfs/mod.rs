@@ -208,9 +208,13 @@ impl UnionFs {
         let mut lower_stat = None;
         if search && !meta_name {
             let candidates: Vec<(usize, OsString)> = match &redirect {
-                Some(Redirect::Absolute(p)) => (0..self.layers.lowers.len())
-                    .map(|i| (i, p.clone()))
-                    .collect(),
+                Some(Redirect::Absolute(p)) => {
+                    let (dir, last) = split(p);
+                    self.lower_dirs_at(dir)?
+                        .into_iter()
+                        .map(|l| (l.layer, join(&l.path, last)))
+                        .collect()
+                }
                 Some(Redirect::Relative(n)) => pst
                     .lowers
                     .iter()
@@ -313,6 +317,50 @@ impl UnionFs {
         Ok(Some(
             whiteout::get(ufd, path, &x.redirect)?.and_then(|r| Redirect::parse(&r)),
         ))
+    }
+
+    /// The lower dirs that make up the merged lower dir at `path` (from the layer roots),
+    /// found name by name as overlayfs follows an absolute redirect: a whiteout, a non-dir
+    /// or an opaque dir in one layer ends the search in the layers below.
+    fn lower_dirs_at(&self, path: &OsStr) -> io::Result<Vec<LowerRef>> {
+        let mut dirs = Vec::new();
+        for (i, l) in self.layers.lowers.iter().enumerate() {
+            dirs.push(LowerRef {
+                layer: i,
+                path: OsString::new(),
+            });
+            if whiteout::is_opaque_dir(l.raw(), OsStr::new(""), &self.layers.xattr, true)? {
+                break;
+            }
+        }
+        for name in path
+            .as_bytes()
+            .split(|&c| c == b'/')
+            .filter(|c| !c.is_empty())
+        {
+            let name = OsStr::from_bytes(name);
+            let mut next = Vec::new();
+            for d in &dirs {
+                let (fd, p) = (self.lower_fd(d.layer), join(&d.path, name));
+                match sys::lstat_opt(fd, &p)? {
+                    Some(st) if sys::is_dir(&st) => {
+                        let opaque = whiteout::is_opaque_dir(fd, &p, &self.layers.xattr, true)?;
+                        next.push(LowerRef {
+                            layer: d.layer,
+                            path: p,
+                        });
+                        if opaque {
+                            break;
+                        }
+                    }
+                    Some(_) => break,
+                    None if whiteout::is_whiteout(fd, &d.path, name, true)? => break,
+                    None => {}
+                }
+            }
+            dirs = next;
+        }
+        Ok(dirs)
     }
 
     /// Does the upper layer hold character device 0/0 whiteouts (overlay format)?

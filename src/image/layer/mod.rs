@@ -28,6 +28,9 @@ use std::path::{Component, Path};
 
 pub const WHITEOUT_PREFIX: &str = ".wh.";
 pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
+/// PAX record (a vendor keyword, ignored by other tools) of a character device 0/0 that
+/// is a device, made through the union: without it a 0/0 member is an overlay whiteout.
+pub const DEVICE_PAX: &str = "UNIONCTL.device";
 
 /// Overlay's private xattrs, never part of an image.
 pub fn is_overlay_xattr(name: &OsStr) -> bool {

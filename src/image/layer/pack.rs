@@ -1,6 +1,6 @@
 //! Directory -> layer tar: a container's upper layer as the layer `commit` adds, or a
 //! merged view (export, squash) as one flat layer.
-use super::{OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr};
+use super::{DEVICE_PAX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr};
 use crate::image::views;
 use crate::unionfs::{MergedView, ViewEntry};
 use anyhow::{Context, Result, bail};
@@ -273,7 +273,9 @@ impl<W: Write> LayerWriter<W> {
             }
             self.links.insert(key, rel.to_path_buf());
         }
-        self.pax(rel, &xattrs)?;
+        // A character device 0/0 packed here is a device (a whiteout became `.wh.`).
+        let device = ft.is_char_device() && meta.rdev() == 0;
+        self.pax(rel, &xattrs, if device { &[DEVICE_PAX] } else { &[] })?;
         if ft.is_file() {
             h.set_entry_type(tar::EntryType::Regular);
             let data_path = if overlay_xattr(full, "metacopy").is_some() {
@@ -333,14 +335,21 @@ impl<W: Write> LayerWriter<W> {
         )
     }
 
-    fn pax(&mut self, rel: &Path, xattrs: &[(OsString, Vec<u8>)]) -> Result<()> {
-        if xattrs.is_empty() {
+    /// A PAX header for the next member: its xattrs, and records of our own.
+    fn pax(&mut self, rel: &Path, xattrs: &[(OsString, Vec<u8>)], own: &[&str]) -> Result<()> {
+        if xattrs.is_empty() && own.is_empty() {
             return Ok(());
         }
-        let mut data = Vec::new();
+        let mut records: Vec<(Vec<u8>, &[u8])> = Vec::new();
         for (k, v) in xattrs {
-            let mut body = b"SCHILY.xattr.".to_vec();
-            body.extend_from_slice(k.as_bytes());
+            let mut key = b"SCHILY.xattr.".to_vec();
+            key.extend_from_slice(k.as_bytes());
+            records.push((key, v));
+        }
+        records.extend(own.iter().map(|k| (k.as_bytes().to_vec(), &b"1"[..])));
+        let mut data = Vec::new();
+        for (k, v) in records {
+            let mut body = k;
             body.push(b'=');
             body.extend_from_slice(v);
             body.push(b'\n');

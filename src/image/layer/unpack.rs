@@ -1,5 +1,5 @@
 //! Layer tar -> directory, with the tar safety rules (see `layer`).
-use super::{WHITEOUT_PREFIX, copy_data, is_overlay_xattr};
+use super::{DEVICE_PAX, WHITEOUT_PREFIX, copy_data, is_overlay_xattr};
 use crate::sys;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{HashMap, HashSet};
@@ -399,7 +399,8 @@ impl Unpacker<'_> {
                 let major = hdr.device_major().ok().flatten().unwrap_or(0);
                 let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
                 self.clear(&rel, false)?;
-                if kind == T::Char && major == 0 && minor == 0 {
+                let device00 = kind == T::Char && major == 0 && minor == 0;
+                if device00 && !pax.contains_key(DEVICE_PAX) {
                     // Overlay-style whiteout: store it the OCI/AUFS way.
                     let base = rel.file_name().unwrap_or_default();
                     let mut wh = OsString::from(WHITEOUT_PREFIX);
@@ -422,6 +423,9 @@ impl Unpacker<'_> {
                         return Ok(());
                     }
                     bail!("creating device {}: {err}", full.display());
+                }
+                if device00 {
+                    mark_device(&full)?;
                 }
                 self.meta(&full, uid, gid, Some(mode), pax);
                 set_times(&full, atime, mtime);
@@ -495,6 +499,15 @@ impl Unpacker<'_> {
             let _ = fs::set_permissions(full, fs::Permissions::from_mode(m));
         }
     }
+}
+
+/// Marks a character device 0/0 as a device for the union that reads this layer (the
+/// mark a 0/0 made through the union carries), in the namespace that union uses.
+fn mark_device(full: &Path) -> Result<()> {
+    let user_ns = (unsafe { libc::geteuid() }) != 0 || !sys::in_initial_userns();
+    let x = crate::whiteout::XattrNames::new(user_ns);
+    sys::lsetxattr(libc::AT_FDCWD, full.as_os_str(), &x.device, b"", 0)
+        .with_context(|| format!("marking device {}", full.display()))
 }
 
 /// The xattr a PAX key carries, unless it is overlay's own: a layer must not be able
