@@ -1929,7 +1929,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
     }
 }
 
-/// `commit` and `export` read layer dirs without mounting (image::merged, image::layer).
+/// `commit` and `export` read layer dirs without mounting (unionfs::MergedView, image::layer).
 /// For random sequences run on kernel overlayfs: the commit layer of its upper, unpacked
 /// and mounted over the lowers, and the export of upper + lowers, unpacked, must each show
 /// the tree the kernel showed.
@@ -2012,7 +2012,8 @@ fn layers_show_the_kernel_view(
         .mount_as(Kind::Kernel, &side.dirs)
         .unwrap_or_else(|e| panic!("seed {seed}: kernel overlayfs mount failed: {e}"));
     change(&side.merged);
-    let view = snap(&side.merged);
+    let kernel_view = snap(&side.merged);
+    let view = kernel_view.clone();
     m.unmount().unwrap_or_else(|e| panic!("seed {seed}: {e}"));
     let upper = side.dirs.upper.clone().unwrap();
     let opts = || PackOptions {
@@ -2063,11 +2064,50 @@ fn layers_show_the_kernel_view(
 
     // export: the merged view of upper + lowers as one tar, unpacked.
     let mut w = LayerWriter::new(Vec::new(), opts());
-    let mut all = vec![upper];
-    all.extend(lowers.iter().cloned());
-    w.pack_merged(&all, &mut |_| {})
+    let index = side.dirs.work.clone().unwrap().join("index");
+    let view = unionctl::image::views::of_upper(&upper, Some(&index), lowers).unwrap();
+    w.pack_view(&view, &mut |_| {})
         .unwrap_or_else(|e| panic!("seed {seed}: export walk: {e:#}"));
     let out = unpacked(w, "exported");
+    // diff: each change it reports is what the kernel's view shows against the lowers'.
+    let below = unionctl::image::views::of_lowers(lowers).unwrap();
+    let changes = unionctl::image::diff::changes_of(&view, &below).unwrap();
+    let lower_view = base.join("lower-view");
+    std::fs::create_dir(&lower_view).unwrap();
+    let ro = UnionDirs {
+        lowers: lowers.to_vec(),
+        upper: None,
+        work: None,
+    };
+    let mut lm = mount_unionctl(&ro, &lower_view, &[]).unwrap();
+    // Raw trees: sockets count here (a diff names them; only a tar cannot hold them).
+    let was = snap(&lower_view);
+    lm.unmount().unwrap();
+    let now = kernel_view;
+    for p in now
+        .keys()
+        .filter(|p| !p.is_empty() && !was.contains_key(*p))
+    {
+        if changes.get(&format!("/{p}")) != Some(&'A') {
+            fails.push(format!(
+                "seed {seed}: diff: {p} is new, reported {:?}",
+                changes.get(&format!("/{p}"))
+            ));
+        }
+    }
+    for (p, k) in &changes {
+        let p = &p[1..];
+        let ok = match k {
+            'A' => now.contains_key(p) && !was.contains_key(p),
+            'C' => now.contains_key(p) && was.contains_key(p),
+            _ => !now.contains_key(p) && was.contains_key(p),
+        };
+        if !ok {
+            fails.push(format!(
+                "seed {seed}: diff: {k} {p} is not what the views show"
+            ));
+        }
+    }
     let exported = comparable(snap(&out));
     push_diff(
         &mut fails,

@@ -21,8 +21,9 @@ fn run_commit_run_shows_exactly_the_changes() {
     let diff = uc_ok(&root, &["diff", "changer"]);
     assert_eq!(
         diff,
-        "C /etc\nC /etc/motd\nD /etc/remove-me\nA /opt\nA /opt/new\nC /var\nC /var/cache\n\
-         C /var/cache/app\nD /var/cache/app/a\nD /var/cache/app/b\nA /var/cache/app/c\n",
+        // motd.link is a hard link of motd below: the container sees it changed too.
+        "C /etc\nC /etc/motd\nC /etc/motd.link\nD /etc/remove-me\nA /opt\nA /opt/new\nC /var\n\
+         C /var/cache\nC /var/cache/app\nD /var/cache/app/a\nD /var/cache/app/b\nA /var/cache/app/c\n",
         "runtime mount points must not show up"
     );
     uc_ok(&root, &["commit", "-m", "changes", "changer", "bb:changed"]);
@@ -227,4 +228,46 @@ fn rootless_import_run_commit_run() {
         "hello from the base\nmore\n/var/cache/app:\nc\nremove-me gone\nlink present\n"
     );
     sh_ok("rm", &["-rf", root.to_str().unwrap()]);
+}
+
+/// A character device 0/0 made in a container is a device (the union marks it, as the
+/// kernel would refuse it as its whiteout): `diff` shows it added, `export` and `commit`
+/// keep it as a device, and the committed image shows it.
+#[test]
+fn a_device_0_0_made_in_a_container_survives_diff_export_and_commit() {
+    let t = tmpdir();
+    let root = t.path().join("store");
+    import_busybox(t.path(), &root, "bb");
+    let rootfs = image_lowers(&root, "bb")[0].clone();
+    let rootfs = rootfs.to_str().unwrap();
+    let show = "test -c /dev0 && ls -l /dev0 | cut -c1,30-45 | tr -s ' '";
+    let mk = format!("mknod /dev0 c 0 0 && {show}");
+    let seen = uc_ok(
+        &root,
+        &[
+            "run", "--name", "d", "--rootfs", rootfs, "/bin/sh", "-c", &mk,
+        ],
+    );
+    assert!(seen.starts_with('c') && seen.contains("0, 0"), "{seen}");
+    assert_eq!(uc_ok(&root, &["diff", "d"]), "A /dev0\n");
+    let exp = t.path().join("d.tar");
+    uc_ok(&root, &["export", "-o", exp.to_str().unwrap(), "d"]);
+    let mut found = None;
+    let mut a = tar::Archive::new(std::fs::File::open(&exp).unwrap());
+    for e in a.entries().unwrap() {
+        let e = e.unwrap();
+        if e.path().unwrap() == std::path::Path::new("dev0") {
+            let h = e.header();
+            let dev = (h.device_major().unwrap(), h.device_minor().unwrap());
+            found = Some((h.entry_type(), dev));
+        }
+    }
+    assert_eq!(
+        found,
+        Some((tar::EntryType::Char, (Some(0), Some(0)))),
+        "export"
+    );
+    uc_ok(&root, &["commit", "d", "bb:dev"]);
+    let again = uc_ok(&root, &["run", "--rm", "bb:dev", "/bin/sh", "-c", show]);
+    assert_eq!(again, seen, "the committed image shows the device");
 }

@@ -158,8 +158,9 @@ fn pack_layers(
         skip_runtime_mountpoints: false,
         index: None,
     };
+    let view = super::views::of_lowers(lowers).context("reading the lower layers")?;
     let mut w = LayerWriter::new(&mut blob, opts);
-    w.pack_merged(lowers, &mut |n| progress.add(n))?;
+    w.pack_view(&view, &mut |n| progress.add(n))?;
     w.finish()?.flush()?;
     let (hex, size) = blob.commit()?;
     store.ensure_unpacked(&hex, &hex)?;

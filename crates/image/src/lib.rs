@@ -8,18 +8,18 @@
 //! - `container`: the runner's container records, read tolerantly
 
 // The crates below this one, under the names the modules use.
-pub(crate) use unionctl_union::{sys, whiteout};
+pub(crate) use unionctl_union::{sys, unionfs, whiteout};
 pub mod archive;
 pub mod commit;
 pub mod container;
 pub mod diff;
 pub mod layer;
 pub mod listing;
-pub mod merged;
 pub mod store;
 pub mod timestamp;
 pub mod transfer;
 pub mod util;
+pub mod views;
 
 use anyhow::{Context, Result, bail};
 use std::io::{Read, Write};

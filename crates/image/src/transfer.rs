@@ -66,8 +66,9 @@ impl Output {
 
 pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
     let c = container::find(root, ctr)?;
-    let mut layers = vec![c.upper()];
-    layers.extend(c.lower_dirs());
+    let index = c.work().join("index");
+    let view = super::views::of_upper(&c.upper(), Some(&index), &c.lower_dirs())
+        .with_context(|| format!("reading {}", c.upper().display()))?;
     let mut out = Output::open(output)?;
     {
         let mut progress = Progress::new("export");
@@ -79,7 +80,7 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
                 index: Some(c.work().join("index")),
             },
         );
-        w.pack_merged(&layers, &mut |n| progress.add(n))?;
+        w.pack_view(&view, &mut |n| progress.add(n))?;
         w.finish()?.flush().context("writing export")?;
     }
     out.finish()

@@ -36,6 +36,23 @@ pub struct Layers {
     pub xattr: XattrNames,
     /// All layers on one device: inode numbers are used as they are.
     pub single_dev: bool,
+    /// The upper dir's format is not known (an offline view of a container's upper): it
+    /// is read in both, as lower layers are.
+    pub upper_both: bool,
+}
+
+/// Layer dirs read without a mount (`Layers::open_offline`).
+#[derive(Debug, Clone, Default)]
+pub struct OfflineSpec {
+    pub upper: Option<PathBuf>,
+    /// The upper's hard-link index (`WORK/index`).
+    pub index: Option<PathBuf>,
+    /// Top first.
+    pub lowers: Vec<PathBuf>,
+    /// The upper's format; None: unknown, read both.
+    pub format: Option<Format>,
+    /// `user.overlay.*` xattrs (a union mounted in a user namespace) instead of `trusted.`.
+    pub user_xattr: bool,
 }
 
 /// What the user asked for, before validation.
@@ -241,6 +258,35 @@ impl Layers {
             format: spec.format,
             xattr: XattrNames::new(spec.user_xattr),
             single_dev: devs.len() == 1,
+            upper_both: false,
+        })
+    }
+
+    /// Opens layer dirs to read their merged view without a mount: nothing is created or
+    /// cleaned (a running union may use the work dir). Missing dirs are left out.
+    pub fn open_offline(spec: &OfflineSpec) -> io::Result<Layers> {
+        let mut devs = Vec::new();
+        let upper = match spec.upper.as_deref().filter(|u| u.is_dir()) {
+            Some(u) => Some(open_layer(u, &mut devs)?),
+            None => None,
+        };
+        let index = match (&upper, spec.index.as_deref().filter(|i| i.is_dir())) {
+            (Some(_), Some(ix)) => Some(sys::open_dir_path(ix)?),
+            _ => None,
+        };
+        let mut lowers = Vec::new();
+        for l in spec.lowers.iter().filter(|l| l.is_dir()) {
+            lowers.push(open_layer(l, &mut devs)?);
+        }
+        Ok(Layers {
+            upper,
+            work: None,
+            index,
+            lowers,
+            format: spec.format.unwrap_or(Format::Overlay),
+            xattr: XattrNames::new(spec.user_xattr),
+            single_dev: devs.len() <= 1,
+            upper_both: spec.format.is_none(),
         })
     }
 

@@ -4,12 +4,14 @@
 mod introspect;
 pub mod layers;
 pub mod node;
+mod offline;
 mod ops;
 mod readdir;
 
 pub use introspect::{LAYERS_XATTR, PID_XATTR, WHICH_XATTR};
-pub use layers::{LayerSpec, Layers, SpecError};
+pub use layers::{LayerSpec, Layers, OfflineSpec, SpecError};
 pub use node::{LowerRef, Node, NodeState, ROOT};
+pub use offline::{MergedView, ViewEntry};
 pub use ops::{Caller, SetAttr, SetTime, killed_suidgid};
 pub use readdir::DirEntry;
 
@@ -168,7 +170,7 @@ impl UnionFs {
         // `.wh.` names are whiteout markers in lower layers, and in the upper one when it
         // is written in aufs format; an overlay-format upper may hold such names as data.
         let meta_name = whiteout::is_aufs_meta(name);
-        if meta_name && self.layers.format == Format::Aufs {
+        if meta_name && self.upper_aufs() {
             return Ok(None);
         }
         let path = join(ppath, name);
@@ -186,10 +188,9 @@ impl UnionFs {
                         origin_ino = self.origin_ino(&fb);
                     }
                     if sys::is_dir(&st) {
-                        if whiteout::is_opaque_dir(ufd, &path, x, self.upper_aufs())? {
-                            search = false;
-                        } else if let Some(r) = whiteout::get(ufd, &path, &x.redirect)? {
-                            redirect = Redirect::parse(&r);
+                        match self.upper_dir_lowers(ufd, &path)? {
+                            None => search = false,
+                            Some(r) => redirect = r,
                         }
                     } else {
                         search = false;
@@ -207,9 +208,13 @@ impl UnionFs {
         let mut lower_stat = None;
         if search && !meta_name {
             let candidates: Vec<(usize, OsString)> = match &redirect {
-                Some(Redirect::Absolute(p)) => (0..self.layers.lowers.len())
-                    .map(|i| (i, p.clone()))
-                    .collect(),
+                Some(Redirect::Absolute(p)) => {
+                    let (dir, last) = split(p);
+                    self.lower_dirs_at(dir)?
+                        .into_iter()
+                        .map(|l| (l.layer, join(&l.path, last)))
+                        .collect()
+                }
                 Some(Redirect::Relative(n)) => pst
                     .lowers
                     .iter()
@@ -225,7 +230,7 @@ impl UnionFs {
                 let fd = self.lower_fd(layer);
                 let st = sys::lstat_opt(fd, &cpath)?;
                 match st {
-                    Some(st) if sys::is_whiteout_stat(&st) => break,
+                    Some(st) if self.chardev_whiteout(fd, &cpath, &st) => break,
                     None => {
                         let (cp, cn) = split(&cpath);
                         if !self.no_markers.contains(layer, cp)
@@ -295,15 +300,84 @@ impl UnionFs {
     /// Does the upper layer hold aufs-format metadata (`.wh.` files)? Only when it is
     /// written in that format; lower layers may always hold either format.
     pub fn upper_aufs(&self) -> bool {
-        self.layers.format == Format::Aufs
+        self.layers.format == Format::Aufs || self.layers.upper_both
+    }
+
+    /// Where an upper dir's lower content is: None when it is opaque (nowhere), else
+    /// at its redirect or (no redirect) at its own name.
+    pub fn upper_dir_lowers(
+        &self,
+        ufd: RawFd,
+        path: &OsStr,
+    ) -> io::Result<Option<Option<Redirect>>> {
+        let x = &self.layers.xattr;
+        if whiteout::is_opaque_dir(ufd, path, x, self.upper_aufs())? {
+            return Ok(None);
+        }
+        Ok(Some(
+            whiteout::get(ufd, path, &x.redirect)?.and_then(|r| Redirect::parse(&r)),
+        ))
+    }
+
+    /// The lower dirs that make up the merged lower dir at `path` (from the layer roots),
+    /// found name by name as overlayfs follows an absolute redirect: a whiteout, a non-dir
+    /// or an opaque dir in one layer ends the search in the layers below.
+    fn lower_dirs_at(&self, path: &OsStr) -> io::Result<Vec<LowerRef>> {
+        let mut dirs = Vec::new();
+        for (i, l) in self.layers.lowers.iter().enumerate() {
+            dirs.push(LowerRef {
+                layer: i,
+                path: OsString::new(),
+            });
+            if whiteout::is_opaque_dir(l.raw(), OsStr::new(""), &self.layers.xattr, true)? {
+                break;
+            }
+        }
+        for name in path
+            .as_bytes()
+            .split(|&c| c == b'/')
+            .filter(|c| !c.is_empty())
+        {
+            let name = OsStr::from_bytes(name);
+            let mut next = Vec::new();
+            for d in &dirs {
+                let (fd, p) = (self.lower_fd(d.layer), join(&d.path, name));
+                match sys::lstat_opt(fd, &p)? {
+                    Some(st) if sys::is_dir(&st) => {
+                        let opaque = whiteout::is_opaque_dir(fd, &p, &self.layers.xattr, true)?;
+                        next.push(LowerRef {
+                            layer: d.layer,
+                            path: p,
+                        });
+                        if opaque {
+                            break;
+                        }
+                    }
+                    Some(_) => break,
+                    None if whiteout::is_whiteout(fd, &d.path, name, true)? => break,
+                    None => {}
+                }
+            }
+            dirs = next;
+        }
+        Ok(dirs)
+    }
+
+    /// Does the upper layer hold character device 0/0 whiteouts (overlay format)?
+    pub fn upper_chardev_whiteouts(&self) -> bool {
+        self.layers.format == Format::Overlay || self.layers.upper_both
     }
 
     /// Is this upper entry a whiteout? Only in overlay format: an aufs-format upper marks
     /// whiteouts with `.wh.` files, so a character device 0/0 there is just a device.
-    /// A character device 0/0 made through the union carries a mark and is no whiteout.
     pub fn upper_whiteout(&self, fd: RawFd, path: &OsStr, st: &Stat) -> bool {
-        self.layers.format == Format::Overlay
-            && sys::is_whiteout_stat(st)
+        self.upper_chardev_whiteouts() && self.chardev_whiteout(fd, path, st)
+    }
+
+    /// Is this character device 0/0 a whiteout? Not when it was made through the union
+    /// (it carries the device mark; a layer committed from such an upper keeps it).
+    pub fn chardev_whiteout(&self, fd: RawFd, path: &OsStr, st: &Stat) -> bool {
+        sys::is_whiteout_stat(st)
             && !matches!(
                 whiteout::get(fd, path, &self.layers.xattr.device),
                 Ok(Some(_))

@@ -74,8 +74,16 @@ impl UnionFs {
                 .upper
                 .as_ref()
                 .ok_or_else(|| sys::errno(libc::EROFS))?;
-            let aufs = self.layers.format == Format::Aufs;
-            self.scan_layer(u.raw(), u.dev_slot, path, aufs, !aufs, &mut seen, &mut out)?;
+            let (aufs, chardev) = (self.upper_aufs(), self.upper_chardev_whiteouts());
+            self.scan_layer(
+                u.raw(),
+                u.dev_slot,
+                path,
+                aufs,
+                chardev,
+                &mut seen,
+                &mut out,
+            )?;
         }
         for l in &st.lowers {
             let layer = &self.layers.lowers[l.layer];
@@ -135,7 +143,7 @@ impl UnionFs {
                 let whiteout = if upper {
                     self.upper_whiteout(fd, &p, &st)
                 } else {
-                    sys::is_whiteout_stat(&st)
+                    self.chardev_whiteout(fd, &p, &st)
                 };
                 if whiteout {
                     fresh.push(name);

@@ -1,34 +1,16 @@
-//! Layer tar <-> directory.
-//!
-//! Unpacking keeps OCI whiteouts as they are in the tar: `.wh.NAME` files and
-//! `.wh..wh..opq` markers. That is the AUFS on-disk format, which the union FS reads in
-//! lower layers, and it needs no privilege (a 0/0 char device cannot be made rootless).
-//! A 0/0 char device found in a tar (overlay-style whiteout) becomes `.wh.NAME`.
-//!
-//! Every tar is read with the same rules: no absolute names, no `..`, no name that
-//! crosses a symlink, no hard link to a name outside the tree or not yet unpacked, no
-//! relative symlink that climbs above the tree (absolute ones are fine: they resolve
-//! inside the container's root), no oversized metadata header. Devices that cannot be
-//! made (rootless) are skipped with a warning. The caller unpacks into a fresh temp dir
-//! and deletes it on error, so a refused archive leaves nothing behind.
-//!
-//! Packing walks a directory (a container's upper layer, or a rootfs) and writes OCI
-//! whiteouts for both on-disk formats, keeping hard links, owners, modes, times and
-//! xattrs (as PAX `SCHILY.xattr.*`), and dropping overlay's private xattrs.
-use crate::merged;
+//! Layer tar -> directory, with the tar safety rules (see `layer`).
+use super::{DEVICE_PAX, WHITEOUT_PREFIX, copy_data, is_overlay_xattr};
 use crate::sys;
 use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::os::unix::ffi::OsStrExt;
-use std::os::unix::fs::{FileTypeExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
-pub const WHITEOUT_PREFIX: &str = ".wh.";
-pub const OPAQUE_MARKER: &str = ".wh..wh..opq";
 /// Longest GNU long-name or PAX record we accept; real ones are a few KiB at most.
 const MAX_META_HEADER: u64 = 1 << 20;
 
@@ -417,7 +399,8 @@ impl Unpacker<'_> {
                 let major = hdr.device_major().ok().flatten().unwrap_or(0);
                 let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
                 self.clear(&rel, false)?;
-                if kind == T::Char && major == 0 && minor == 0 {
+                let device00 = kind == T::Char && major == 0 && minor == 0;
+                if device00 && !pax.contains_key(DEVICE_PAX) {
                     // Overlay-style whiteout: store it the OCI/AUFS way.
                     let base = rel.file_name().unwrap_or_default();
                     let mut wh = OsString::from(WHITEOUT_PREFIX);
@@ -440,6 +423,9 @@ impl Unpacker<'_> {
                         return Ok(());
                     }
                     bail!("creating device {}: {err}", full.display());
+                }
+                if device00 {
+                    mark_device(&full)?;
                 }
                 self.meta(&full, uid, gid, Some(mode), pax);
                 set_times(&full, atime, mtime);
@@ -515,6 +501,15 @@ impl Unpacker<'_> {
     }
 }
 
+/// Marks a character device 0/0 as a device for the union that reads this layer (the
+/// mark a 0/0 made through the union carries), in the namespace that union uses.
+fn mark_device(full: &Path) -> Result<()> {
+    let user_ns = (unsafe { libc::geteuid() }) != 0 || !sys::in_initial_userns();
+    let x = crate::whiteout::XattrNames::new(user_ns);
+    sys::lsetxattr(libc::AT_FDCWD, full.as_os_str(), &x.device, b"", 0)
+        .with_context(|| format!("marking device {}", full.display()))
+}
+
 /// The xattr a PAX key carries, unless it is overlay's own: a layer must not be able
 /// to plant opaque or redirect markers for the union file system.
 fn image_xattr(key: &str) -> Option<&str> {
@@ -545,450 +540,6 @@ fn set_times(path: &Path, atime: i64, mtime: i64) {
     let _ = sys::utimensat(libc::AT_FDCWD, path.as_os_str(), &times(atime, mtime));
 }
 
-/// Copies with a large buffer (tar entries are not files, so no copy_file_range).
-pub fn copy_data(r: &mut impl Read, w: &mut impl Write) -> io::Result<u64> {
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut total = 0;
-    loop {
-        let n = match r.read(&mut buf) {
-            Ok(0) => return Ok(total),
-            Ok(n) => n,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
-            Err(e) => return Err(e),
-        };
-        w.write_all(&buf[..n])?;
-        total += n as u64;
-    }
-}
-
-// ---------------------------------------------------------------------------------
-// Packing
-
-/// Where a merged-view file's data lives when the upper copy is metadata only
-/// (overlay metacopy): the lower layers to search, top first.
-#[derive(Default, Clone)]
-pub struct PackOptions {
-    pub lowers: Vec<PathBuf>,
-    /// Leave out the empty mount points a runner puts in a container's upper layer
-    /// (/dev, /proc, /sys, /etc/hosts, ...) when no lower layer has them.
-    pub skip_runtime_mountpoints: bool,
-    /// A container's hard-link index (`WORK/index`, over the upper dir as the top layer):
-    /// names overlayfs serves from it go in as the copy it holds (`merged::walk_indexed`).
-    pub index: Option<PathBuf>,
-}
-
-/// Paths the runner creates (empty) as mount points; never a change of the user's.
-pub const RUNTIME_MOUNTPOINTS: &[&str] = &[
-    "dev",
-    "proc",
-    "sys",
-    "etc/hostname",
-    "etc/hosts",
-    "etc/resolv.conf",
-    ".dockerenv",
-];
-
-/// Whether `rel` (in an upper layer) is only a runtime mount point: listed above,
-/// empty, and absent from every lower layer.
-pub fn is_runtime_mountpoint(
-    rel: &Path,
-    full: &Path,
-    meta: &fs::Metadata,
-    lowers: &[PathBuf],
-) -> bool {
-    let Some(r) = rel.to_str() else { return false };
-    if !RUNTIME_MOUNTPOINTS.contains(&r) {
-        return false;
-    }
-    let empty = if meta.is_dir() {
-        fs::read_dir(full)
-            .map(|mut d| d.next().is_none())
-            .unwrap_or(false)
-    } else {
-        meta.is_file() && meta.len() == 0
-    };
-    empty && merged::lookup(lowers, rel).is_none()
-}
-
-/// Overlay's private xattrs, never part of an image.
-pub fn is_overlay_xattr(name: &OsStr) -> bool {
-    let b = name.as_bytes();
-    b.starts_with(b"trusted.overlay.") || b.starts_with(b"user.overlay.")
-}
-
-fn overlay_xattr(path: &Path, key: &str) -> Option<Vec<u8>> {
-    for ns in ["trusted.overlay.", "user.overlay."] {
-        if let Ok(Some(v)) = xattr::get(path, format!("{ns}{key}")) {
-            return Some(v);
-        }
-    }
-    None
-}
-
-/// Whether a dir is marked opaque the overlay way.
-pub fn is_overlay_opaque(path: &Path) -> bool {
-    overlay_xattr(path, "opaque").is_some_and(|v| v == b"y")
-}
-
-/// Whether a file is an overlay whiteout (char device 0/0).
-pub fn is_overlay_whiteout(meta: &fs::Metadata) -> bool {
-    meta.file_type().is_char_device() && meta.rdev() == 0
-}
-
-/// Writes tar entries for a directory tree as an OCI layer.
-pub struct LayerWriter<W: Write> {
-    builder: tar::Builder<W>,
-    links: HashMap<(u64, u64), PathBuf>,
-    opts: PackOptions,
-    pub bytes: u64,
-}
-
-impl<W: Write> LayerWriter<W> {
-    pub fn new(out: W, opts: PackOptions) -> Self {
-        let mut builder = tar::Builder::new(out);
-        builder.follow_symlinks(false);
-        LayerWriter {
-            builder,
-            links: HashMap::new(),
-            opts,
-            bytes: 0,
-        }
-    }
-
-    pub fn finish(self) -> Result<W> {
-        Ok(self.builder.into_inner()?)
-    }
-
-    /// Packs the merged view of `layers` (top first) as one flat layer (export, squash).
-    pub fn pack_merged(&mut self, layers: &[PathBuf], progress: &mut dyn FnMut(u64)) -> Result<()> {
-        let index = self.opts.index.clone();
-        merged::walk_indexed(layers, index.as_deref(), &mut |rel, src, meta| {
-            progress(self.entry(src, rel, meta)?);
-            Ok(())
-        })
-    }
-
-    /// After the upper dir: the names overlayfs serves from the hard-link index while they
-    /// are still only below (a lower file with hard links, one of them copied up) go in
-    /// too, as links to the copy, with the dirs above them, so the image shows what the
-    /// container showed. Names under a renamed dir went in with it.
-    fn pack_indexed_names(
-        &mut self,
-        upper: &Path,
-        index: &Path,
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<()> {
-        let has_entries = fs::read_dir(index).is_ok_and(|mut d| d.next().is_some());
-        if !has_entries {
-            return Ok(());
-        }
-        let mut layers = vec![upper.to_path_buf()];
-        layers.extend(self.opts.lowers.iter().cloned());
-        let mut dirs: HashMap<PathBuf, (PathBuf, fs::Metadata)> = HashMap::new();
-        let mut served = Vec::new();
-        merged::walk_indexed(&layers, Some(index), &mut |rel, src, meta| {
-            if meta.is_dir() {
-                dirs.insert(rel.to_path_buf(), (src.to_path_buf(), meta.clone()));
-            } else if src.starts_with(index) {
-                served.push((rel.to_path_buf(), src.to_path_buf(), meta.clone()));
-            }
-            Ok(())
-        })?;
-        let mut made: HashSet<PathBuf> = HashSet::new();
-        for (rel, src, meta) in served {
-            let above: Vec<&Path> = rel
-                .ancestors()
-                .skip(1)
-                .filter(|a| !a.as_os_str().is_empty())
-                .collect();
-            if above
-                .iter()
-                .any(|a| overlay_xattr(&upper.join(a), "redirect").is_some())
-            {
-                continue;
-            }
-            for a in above.into_iter().rev() {
-                if upper.join(a).is_dir() || !made.insert(a.to_path_buf()) {
-                    continue;
-                }
-                if let Some((dsrc, dmeta)) = dirs.get(a) {
-                    self.entry(dsrc, a, dmeta)?;
-                }
-            }
-            progress(self.entry(&src, &rel, &meta)?);
-        }
-        Ok(())
-    }
-
-    /// Packs the whole tree under `src` (relative names, no leading "./").
-    pub fn pack_tree(&mut self, src: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        self.pack_dir(src, Path::new(""), progress)?;
-        match self.opts.index.clone() {
-            Some(index) => self.pack_indexed_names(src, &index, progress),
-            None => Ok(()),
-        }
-    }
-
-    fn pack_dir(&mut self, dir: &Path, rel: &Path, progress: &mut dyn FnMut(u64)) -> Result<()> {
-        let mut names: Vec<OsString> = fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
-            .map(|e| e.map(|e| e.file_name()))
-            .collect::<io::Result<_>>()
-            .with_context(|| format!("reading {}", dir.display()))?;
-        names.sort();
-        for name in names {
-            let full = dir.join(&name);
-            let crel = rel.join(&name);
-            let meta = fs::symlink_metadata(&full)
-                .with_context(|| format!("reading {}", full.display()))?;
-            let nb = name.as_bytes();
-            if nb.starts_with(b".wh..wh.") && nb != OPAQUE_MARKER.as_bytes() {
-                continue; // AUFS bookkeeping (.wh..wh..plnk, .wh..wh..orph)
-            }
-            if self.opts.skip_runtime_mountpoints
-                && is_runtime_mountpoint(&crel, &full, &meta, &self.opts.lowers)
-            {
-                continue;
-            }
-            if is_overlay_whiteout(&meta) {
-                let mut wh = OsString::from(WHITEOUT_PREFIX);
-                wh.push(&name);
-                self.empty_file(&rel.join(wh), &meta)?;
-                continue;
-            }
-            // An aufs whiteout: always a file of its own in the tar, though on disk the
-            // whiteouts of a layer share one inode (hard links).
-            if nb.starts_with(WHITEOUT_PREFIX.as_bytes()) && meta.is_file() {
-                self.empty_file(&crel, &meta)?;
-                continue;
-            }
-            if meta.is_dir() {
-                self.entry(&full, &crel, &meta)?;
-                if let Some(from) = overlay_xattr(&full, "redirect") {
-                    self.pack_redirected(&full, &crel, &from, progress)?;
-                    continue;
-                }
-                if is_overlay_opaque(&full) && !full.join(OPAQUE_MARKER).exists() {
-                    self.empty_file(&crel.join(OPAQUE_MARKER), &meta)?;
-                }
-                self.pack_dir(&full, &crel, progress)?;
-            } else if meta.file_type().is_socket() {
-                // A socket cannot go in a tar; where it hid a lower name, the layer still
-                // hides that name.
-                if merged::lookup(&self.opts.lowers, &crel).is_some() {
-                    let mut wh = OsString::from(WHITEOUT_PREFIX);
-                    wh.push(&name);
-                    self.empty_file(&rel.join(wh), &meta)?;
-                }
-            } else {
-                let n = self.entry(&full, &crel, &meta)?;
-                progress(n);
-            }
-        }
-        Ok(())
-    }
-
-    /// A dir renamed in the container (overlay redirect): the upper copy holds only
-    /// its changes, the rest is still at the old path below. The layer gets it whole,
-    /// as an opaque dir with the merged content.
-    fn pack_redirected(
-        &mut self,
-        full: &Path,
-        rel: &Path,
-        from: &[u8],
-        progress: &mut dyn FnMut(u64),
-    ) -> Result<()> {
-        let from = if from.first() == Some(&b'/') {
-            PathBuf::from(OsStr::from_bytes(&from[1..]))
-        } else {
-            rel.with_file_name(OsStr::from_bytes(from))
-        };
-        let meta = fs::symlink_metadata(full)?;
-        self.empty_file(&rel.join(OPAQUE_MARKER), &meta)?;
-        // Layer 0 is the upper (the tree `pack_tree` packs, `rel` above `full`); a
-        // redirect inside resolves against the real layer roots.
-        let upper = full
-            .ancestors()
-            .nth(rel.components().count())
-            .unwrap_or(full);
-        let mut layers = vec![upper.to_path_buf()];
-        layers.extend(self.opts.lowers.iter().cloned());
-        let mut sources = vec![(0, full.to_path_buf())];
-        sources.extend(merged::descend(
-            merged::layer_roots(&layers, 1),
-            from.as_os_str(),
-        ));
-        let index = self.opts.index.clone();
-        merged::walk_sources(&layers, index.as_deref(), sources, &mut |r, src, m| {
-            let n = self.entry(src, &rel.join(r), m)?;
-            progress(n);
-            Ok(())
-        })
-    }
-
-    fn empty_file(&mut self, rel: &Path, like: &fs::Metadata) -> Result<()> {
-        let mut h = tar::Header::new_gnu();
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_mode(0o644);
-        h.set_uid(0);
-        h.set_gid(0);
-        h.set_mtime(like.mtime().max(0) as u64);
-        h.set_size(0);
-        self.builder.append_data(&mut h, rel, io::empty())?;
-        Ok(())
-    }
-
-    /// One entry for the file at `full`, named `rel` in the tar; returns data bytes.
-    pub fn entry(&mut self, full: &Path, rel: &Path, meta: &fs::Metadata) -> Result<u64> {
-        let ft = meta.file_type();
-        if ft.is_socket() {
-            // Sockets have no place in an image (nor as the first name of a hard link).
-            return Ok(0);
-        }
-        let mut h = tar::Header::new_gnu();
-        h.set_mode(meta.mode() & 0o7777);
-        h.set_uid(meta.uid() as u64);
-        h.set_gid(meta.gid() as u64);
-        h.set_mtime(meta.mtime().max(0) as u64);
-        h.set_size(0);
-        let mut xattrs: Vec<(OsString, Vec<u8>)> = Vec::new();
-        if !ft.is_symlink()
-            && let Ok(list) = xattr::list(full)
-        {
-            for n in list {
-                if is_overlay_xattr(&n) {
-                    continue;
-                }
-                if let Ok(Some(v)) = xattr::get(full, &n) {
-                    xattrs.push((n, v));
-                }
-            }
-        }
-        // An index entry stands for every name of a lower hard link, whatever its own
-        // link count (1 once no upper name is left).
-        let from_index = (self.opts.index.as_deref()).is_some_and(|ix| full.starts_with(ix));
-        if !meta.is_dir() && (meta.nlink() > 1 || from_index) {
-            let key = (meta.dev(), meta.ino());
-            if let Some(first) = self.links.get(&key).cloned() {
-                h.set_entry_type(tar::EntryType::Link);
-                self.builder.append_link(&mut h, rel, &first)?;
-                return Ok(0);
-            }
-            self.links.insert(key, rel.to_path_buf());
-        }
-        self.pax(rel, &xattrs)?;
-        if ft.is_file() {
-            h.set_entry_type(tar::EntryType::Regular);
-            let data_path = if overlay_xattr(full, "metacopy").is_some() {
-                self.metacopy_source(full, rel)?
-            } else {
-                full.to_path_buf()
-            };
-            let f = File::open(&data_path)
-                .with_context(|| format!("reading {}", data_path.display()))?;
-            let len = f.metadata()?.len();
-            h.set_size(len);
-            self.builder.append_data(&mut h, rel, f.take(len))?;
-            self.bytes += len;
-            return Ok(len);
-        }
-        if ft.is_dir() {
-            h.set_entry_type(tar::EntryType::Directory);
-            let mut name = rel.as_os_str().to_owned();
-            name.push("/");
-            self.builder.append_data(&mut h, name, io::empty())?;
-        } else if ft.is_symlink() {
-            h.set_entry_type(tar::EntryType::Symlink);
-            let target = fs::read_link(full)?;
-            self.builder.append_link(&mut h, rel, target)?;
-        } else if ft.is_char_device() || ft.is_block_device() || ft.is_fifo() {
-            h.set_entry_type(if ft.is_char_device() {
-                tar::EntryType::Char
-            } else if ft.is_block_device() {
-                tar::EntryType::Block
-            } else {
-                tar::EntryType::Fifo
-            });
-            let rdev = meta.rdev();
-            h.set_device_major(libc::major(rdev))?;
-            h.set_device_minor(libc::minor(rdev))?;
-            self.builder.append_data(&mut h, rel, io::empty())?;
-        }
-        Ok(0)
-    }
-
-    /// The lower file holding the data of a metadata-only copy-up.
-    fn metacopy_source(&self, full: &Path, rel: &Path) -> Result<PathBuf> {
-        let origin = match overlay_xattr(full, "redirect") {
-            Some(r) if r.first() == Some(&b'/') => PathBuf::from(OsStr::from_bytes(&r[1..])),
-            Some(r) => rel.with_file_name(OsStr::from_bytes(&r)),
-            None => rel.to_path_buf(),
-        };
-        for l in &self.opts.lowers {
-            let p = l.join(&origin);
-            if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
-                return Ok(p);
-            }
-        }
-        bail!(
-            "{}: metacopy file whose data is in no lower layer",
-            full.display()
-        )
-    }
-
-    fn pax(&mut self, rel: &Path, xattrs: &[(OsString, Vec<u8>)]) -> Result<()> {
-        if xattrs.is_empty() {
-            return Ok(());
-        }
-        let mut data = Vec::new();
-        for (k, v) in xattrs {
-            let mut body = b"SCHILY.xattr.".to_vec();
-            body.extend_from_slice(k.as_bytes());
-            body.push(b'=');
-            body.extend_from_slice(v);
-            body.push(b'\n');
-            // The length field counts itself: find the fixed point.
-            let mut len = body.len() + 2;
-            loop {
-                let total = body.len() + 1 + len.to_string().len();
-                if total == len {
-                    break;
-                }
-                len = total;
-            }
-            data.extend_from_slice(format!("{len} ").as_bytes());
-            data.extend_from_slice(&body);
-        }
-        let mut h = tar::Header::new_ustar();
-        h.set_entry_type(tar::EntryType::XHeader);
-        let base = rel
-            .file_name()
-            .map(|b| b.as_bytes().to_vec())
-            .unwrap_or_default();
-        let mut pname = b"PaxHeaders.0/".to_vec();
-        pname.extend_from_slice(&base[..base.len().min(80)]);
-        h.set_path(OsStr::from_bytes(&pname))
-            .or_else(|_| h.set_path("PaxHeaders.0/x"))?;
-        h.set_mode(0o644);
-        h.set_size(data.len() as u64);
-        h.set_cksum();
-        self.builder.append(&h, &data[..])?;
-        Ok(())
-    }
-}
-
-/// For tests and logs: "a/b" as a relative path string.
-pub fn rel_display(p: &Path) -> String {
-    let mut s = String::new();
-    for c in p.components() {
-        if let Component::Normal(n) = c {
-            s.push('/');
-            s.push_str(&n.to_string_lossy());
-        }
-    }
-    if s.is_empty() { "/".into() } else { s }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1002,29 +553,6 @@ mod tests {
         assert!(symlink_stays_inside(Path::new("a/b"), b"../../c"));
         assert!(!symlink_stays_inside(Path::new("a/b"), b"../../../c"));
         assert!(symlink_stays_inside(Path::new(""), b"/etc/passwd"));
-    }
-
-    #[test]
-    fn hard_linked_aufs_whiteouts_pack_as_files_of_their_own() {
-        let t = tempfile::tempdir().unwrap();
-        let d = t.path();
-        fs::write(d.join(".wh.a"), b"").unwrap();
-        fs::hard_link(d.join(".wh.a"), d.join(".wh.b")).unwrap();
-        fs::write(d.join("x"), b"data").unwrap();
-        fs::hard_link(d.join("x"), d.join("y")).unwrap();
-        let mut w = LayerWriter::new(Vec::new(), PackOptions::default());
-        w.pack_tree(d, &mut |_| {}).unwrap();
-        let tar = w.finish().unwrap();
-        let mut kinds = std::collections::BTreeMap::new();
-        for e in tar::Archive::new(&tar[..]).entries().unwrap() {
-            let e = e.unwrap();
-            let name = e.path().unwrap().to_string_lossy().into_owned();
-            kinds.insert(name, e.header().entry_type());
-        }
-        assert_eq!(kinds[".wh.a"], tar::EntryType::Regular);
-        assert_eq!(kinds[".wh.b"], tar::EntryType::Regular);
-        // Real hard links stay links.
-        assert_eq!(kinds["y"], tar::EntryType::Link);
     }
 
     #[test]
