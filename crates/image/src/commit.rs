@@ -65,37 +65,7 @@ pub fn commit(
         None => None,
     };
     let mut progress = Progress::new("commit");
-    let mut layers: Vec<(String, u64)> = Vec::new();
-    let mut config: ImageConfiguration = match &parent {
-        Some(p) => {
-            for (hex, d) in p.layer_blobs().iter().zip(p.manifest.layers()) {
-                layers.push((hex.clone(), d.size()));
-            }
-            p.config.clone()
-        }
-        None => {
-            let mut cfg = ImageConfiguration::default();
-            cfg.rootfs_mut().set_diff_ids(Vec::new());
-            cfg
-        }
-    };
-    let mut history = config.history().clone().unwrap_or_default();
-    // A container on a plain --rootfs: its lowers become the image's base layer.
-    if parent.is_none() && !c.lower_dirs().is_empty() {
-        progress.set_label("commit: base layer");
-        let (hex, size) = pack_layers(&store, &c.lower_dirs(), &mut progress)?;
-        layers.push((hex.clone(), size));
-        config
-            .rootfs_mut()
-            .diff_ids_mut()
-            .push(format!("sha256:{hex}"));
-        history.push(
-            HistoryBuilder::default()
-                .created(crate::timestamp::now())
-                .created_by("unionctl commit (base layer from rootfs)")
-                .build()?,
-        );
-    }
+    let (mut config, mut layers) = base_of(&store, c, parent.as_ref(), &mut progress)?;
     progress.set_label("commit");
     let (hex, size) = {
         let _frozen = freeze.map(|f| f());
@@ -116,8 +86,55 @@ pub fn commit(
         .rootfs_mut()
         .diff_ids_mut()
         .push(format!("sha256:{hex}"));
+    describe(&mut config, c, a)?;
+    let raw = serde_json::to_vec(&config)?;
+    let (id, _) = store.record_image(&raw, &layers, &tags)?;
+    progress.finish();
+    Ok(id)
+}
 
-    // Run settings: the container's own (as docker does), then the -c changes.
+/// The new image's config and layers before the container's changes: its image's, or
+/// for a container on a plain --rootfs, its lowers packed as one base layer.
+fn base_of(
+    store: &Store,
+    c: &ContainerRecord,
+    parent: Option<&store::Image>,
+    progress: &mut Progress,
+) -> Result<(ImageConfiguration, Vec<(String, u64)>)> {
+    if let Some(p) = parent {
+        let layers = p
+            .layer_blobs()
+            .iter()
+            .zip(p.manifest.layers())
+            .map(|(hex, d)| (hex.clone(), d.size()))
+            .collect();
+        return Ok((p.config.clone(), layers));
+    }
+    let mut config = ImageConfiguration::default();
+    config.rootfs_mut().set_diff_ids(Vec::new());
+    if c.lower_dirs().is_empty() {
+        return Ok((config, Vec::new()));
+    }
+    progress.set_label("commit: base layer");
+    let (hex, size) = pack_layers(store, &c.lower_dirs(), progress)?;
+    config
+        .rootfs_mut()
+        .diff_ids_mut()
+        .push(format!("sha256:{hex}"));
+    let mut history = config.history().clone().unwrap_or_default();
+    history.push(
+        HistoryBuilder::default()
+            .created(crate::timestamp::now())
+            .created_by("unionctl commit (base layer from rootfs)")
+            .build()?,
+    );
+    config.set_history(Some(history));
+    Ok((config, vec![(hex, size)]))
+}
+
+/// Run settings (the container's own, as docker does, then the -c changes), the
+/// author, the creation time and the history line of the new layer.
+fn describe(config: &mut ImageConfiguration, c: &ContainerRecord, a: &CommitOptions) -> Result<()> {
     let mut cfg = config.config().clone().unwrap_or_default();
     inherit_run_config(&mut cfg, c);
     for ch in &a.changes {
@@ -138,12 +155,10 @@ pub fn commit(
     if let Some(m) = &a.message {
         h = h.comment(m.clone());
     }
+    let mut history = config.history().clone().unwrap_or_default();
     history.push(h.build()?);
     config.set_history(Some(history));
-    let raw = serde_json::to_vec(&config)?;
-    let (id, _) = store.record_image(&raw, &layers, &tags)?;
-    progress.finish();
-    Ok(id)
+    Ok(())
 }
 
 /// Flattens a stack of dirs into one stored, unpacked layer.

@@ -125,6 +125,26 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         let group = read_in_layers(&lowers, "/etc/group");
         spec::resolve_user(u, &passwd, &group)?;
     }
+    apply_limits(&mut config, a)?;
+    if let Some(n) = &a.name {
+        state::validate_name(n)?;
+    }
+    config.tty = a.tty;
+    config.interactive = a.interactive;
+    config.init = a.init;
+    config.auto_remove = a.rm;
+    Ok(NewContainer {
+        image_ref: image.as_ref().and(a.args.first().cloned()),
+        image,
+        rootfs,
+        lowers,
+        name: a.name.clone(),
+        config,
+    })
+}
+
+/// The hostname and the resource limits of `run`, checked.
+fn apply_limits(config: &mut Config, a: &RunOptions) -> Result<()> {
     if let Some(h) = &a.hostname {
         validate_hostname(h)?;
         config.hostname = h.clone();
@@ -144,21 +164,7 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         }
         config.pids_limit = Some(p);
     }
-    if let Some(n) = &a.name {
-        state::validate_name(n)?;
-    }
-    config.tty = a.tty;
-    config.interactive = a.interactive;
-    config.init = a.init;
-    config.auto_remove = a.rm;
-    Ok(NewContainer {
-        image_ref: image.as_ref().and(a.args.first().cloned()),
-        image,
-        rootfs,
-        lowers,
-        name: a.name.clone(),
-        config,
-    })
+    Ok(())
 }
 
 /// Writes the record and the container's directories; the name is claimed under the
