@@ -14,7 +14,7 @@
 use super::container;
 use super::layer;
 use super::util::{self, HashingWriter};
-use crate::sys::FileLock;
+use crate::sys::{FileLock, durable, owned_temp};
 use anyhow::{Context, Result, anyhow, bail};
 use oci_spec::image::{
     Descriptor, ImageConfiguration, ImageIndex, ImageIndexBuilder, ImageManifest, MediaType,
@@ -147,9 +147,7 @@ impl BlobWriter {
         if expect.is_some_and(|e| e != hex) || dest.exists() {
             return Ok((hex, size)); // the temp file goes with `tmp`
         }
-        tmp.as_file().sync_data().context("writing blob")?;
-        tmp.persist(&dest)
-            .with_context(|| format!("storing blob {}", dest.display()))?;
+        durable::persist(tmp, &dest).context("storing blob")?;
         Ok((hex, size))
     }
 }
@@ -167,13 +165,31 @@ impl Store {
         if !layout.exists() {
             util::atomic_write(&layout, br#"{"imageLayoutVersion":"1.0.0"}"#)?;
         }
+        s.sweep_leftovers();
         Ok(s)
     }
 
     /// Opens the store for reading only: a missing root is an empty store.
     pub fn open_existing(root: &Path) -> Store {
-        Store {
+        let s = Store {
             root: root.to_path_buf(),
+        };
+        s.sweep_leftovers();
+        s
+    }
+
+    /// Removes the temp files and dirs of killed commands (`sys::owned_temp`): blobs
+    /// being written, layers being unpacked, index and container records being saved.
+    /// A temp of a command still running is never touched.
+    pub fn sweep_leftovers(&self) {
+        let mut dirs = vec![self.tmp_dir(), self.root.join("layers"), self.root.clone()];
+        if let Ok(rd) = fs::read_dir(self.root.join("containers")) {
+            dirs.extend(rd.flatten().map(|e| e.path()));
+        }
+        for d in dirs {
+            for dead in owned_temp::dead_in(&d) {
+                util::remove_tree(&dead);
+            }
         }
     }
 
@@ -200,8 +216,7 @@ impl Store {
     }
 
     pub fn new_blob(&self) -> Result<BlobWriter> {
-        let tmp = tempfile::NamedTempFile::new_in(self.tmp_dir())
-            .with_context(|| format!("creating a temp file in {}", self.tmp_dir().display()))?;
+        let tmp = owned_temp::file_in(&self.tmp_dir())?;
         Ok(BlobWriter {
             w: HashingWriter::new(std::io::BufWriter::with_capacity(1 << 20, tmp)),
             blobs: self.blobs_dir(),
@@ -225,7 +240,7 @@ impl Store {
             let _ = fs::remove_file(tmp);
             return Ok(());
         }
-        fs::rename(tmp, &dest).with_context(|| format!("storing blob {}", dest.display()))
+        durable::rename(tmp, &dest).context("storing blob")
     }
 
     pub fn read_blob(&self, hex: &str) -> Result<Vec<u8>> {
@@ -419,9 +434,7 @@ impl Store {
     /// Unpacks into a fresh temp dir under layers/ (removed again on error).
     pub fn unpack_to_temp(&self, r: impl std::io::Read) -> Result<(PathBuf, layer::UnpackReport)> {
         use std::os::unix::fs::PermissionsExt;
-        let tmp = tempfile::Builder::new()
-            .prefix(".tmp-")
-            .tempdir_in(self.root.join("layers"))
+        let tmp = owned_temp::dir_in(&self.root.join("layers"))
             .context("creating a temp layer dir")?
             .keep();
         let _ = fs::set_permissions(&tmp, fs::Permissions::from_mode(0o755));
@@ -441,7 +454,8 @@ impl Store {
             util::remove_tree(tmp); // unpacked meanwhile by another command
             return Ok(dir);
         }
-        match fs::rename(tmp, &dir) {
+        // syncfs before the rename: the layer's files are on disk before its name is.
+        match durable::rename(tmp, &dir) {
             Ok(()) => Ok(dir),
             Err(_) if dir.exists() => {
                 util::remove_tree(tmp);
@@ -529,7 +543,7 @@ impl Store {
                 }
                 LayerFile::Kept(_) if self.blob_path(diff).exists() => {}
                 LayerFile::Kept(_) => {
-                    let copy = self.tmp_dir().join(format!("adopt-{diff}"));
+                    let copy = owned_temp::path_in(&self.tmp_dir(), &format!("adopt-{diff}"));
                     if fs::hard_link(&path, &copy).is_err() {
                         fs::copy(&path, &copy).with_context(|| {
                             format!("copying {} to {}", path.display(), copy.display())
@@ -577,9 +591,10 @@ impl Store {
             for e in rd.flatten() {
                 let name = e.file_name().to_string_lossy().into_owned();
                 let path = e.path();
-                if name.starts_with(".tmp-")
-                    || (!layers.contains(&name) && !kept_dirs.contains(&path))
-                {
+                let dead_temp = name.starts_with(".tmp-")
+                    && owned_temp::owner_alive(e.file_name().as_os_str()) != Some(true);
+                let temp = name.starts_with(".tmp-");
+                if dead_temp || (!temp && !layers.contains(&name) && !kept_dirs.contains(&path)) {
                     util::remove_tree(&path);
                 }
             }
@@ -593,9 +608,12 @@ impl Store {
                 }
             }
         }
+        // Under the exclusive lock every temp of a writer is its owner's until it ends.
         if let Ok(rd) = fs::read_dir(self.tmp_dir()) {
             for e in rd.flatten() {
-                util::remove_tree(&e.path());
+                if owned_temp::owner_alive(&e.file_name()) != Some(true) {
+                    util::remove_tree(&e.path());
+                }
             }
         }
         Ok(())
