@@ -196,10 +196,7 @@ fn clean(name: &str) -> String {
 /// Loads every image of an archive; returns the names (or ids) loaded.
 pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<String>> {
     let _w = store.writer_lock()?;
-    let stage_dir = tempfile::Builder::new()
-        .prefix("load-")
-        .tempdir_in(store.tmp_dir())
-        .context("creating a staging dir")?;
+    let stage_dir = crate::sys::owned_temp::dir_in(&store.tmp_dir())?;
     let mut progress = Progress::new("load");
     let staging = stage(util::decompressed(input)?, stage_dir.path(), &mut progress)?;
     progress.set_label("load: unpacking");

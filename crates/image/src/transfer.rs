@@ -24,9 +24,8 @@ impl Output {
                     Some(d) if !d.as_os_str().is_empty() => d,
                     _ => Path::new("."),
                 };
-                let tmp = tempfile::NamedTempFile::new_in(dir).with_context(|| {
-                    format!("{}: cannot create a file in {}", p.display(), dir.display())
-                })?;
+                let tmp = crate::sys::owned_temp::file_in(dir)
+                    .with_context(|| format!("{}: cannot create the file", p.display()))?;
                 Ok(Output::File(tmp, p.to_path_buf()))
             }
             _ => {
@@ -54,9 +53,7 @@ impl Output {
                 let _ = t
                     .as_file()
                     .set_permissions(std::fs::Permissions::from_mode(0o644));
-                t.as_file().sync_all()?;
-                t.persist(&p)
-                    .with_context(|| format!("writing {}", p.display()))?;
+                crate::sys::durable::persist(t, &p)?;
                 Ok(())
             }
             Output::Stdout(mut s) => Ok(s.flush()?),

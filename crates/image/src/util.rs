@@ -134,16 +134,11 @@ pub fn human_size(bytes: u64) -> String {
     }
 }
 
-/// Writes a file so that it appears whole or not at all (temp file + fsync + rename).
+/// Writes a file so that it appears whole or not at all, also across a crash of the
+/// machine (`sys::durable`).
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("."));
-    let mut tmp = tempfile::NamedTempFile::new_in(dir)
-        .with_context(|| format!("creating a temp file in {}", dir.display()))?;
-    tmp.write_all(bytes)?;
-    tmp.as_file().sync_all()?;
-    tmp.persist(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    Ok(())
+    // The temp file is created 0600 (auth.json relies on it); the rename keeps it.
+    Ok(crate::sys::durable::write_file(path, bytes, 0o600)?)
 }
 
 pub fn stderr_is_terminal() -> bool {
@@ -218,10 +213,15 @@ impl<R: Read> Read for ProgressReader<'_, R> {
     }
 }
 
-/// Removes a directory tree made by us, also when it holds read-only dirs.
+/// Removes a directory tree made by us, also when it holds read-only dirs (or a file).
 pub fn remove_tree(path: &Path) {
-    if fs::symlink_metadata(path).is_err() {
-        return;
+    match fs::symlink_metadata(path) {
+        Err(_) => return,
+        Ok(m) if !m.is_dir() => {
+            let _ = fs::remove_file(path);
+            return;
+        }
+        Ok(_) => {}
     }
     if fs::remove_dir_all(path).is_ok() {
         return;

@@ -2,7 +2,7 @@
 //! digest (and size) checked while the bytes stream in, upload by POST + PUT.
 use super::client::{self, Client, Payload};
 use super::manifests::{Descriptor, scope_pull, scope_push};
-use crate::error::{Context, Error, Result};
+use crate::error::{Error, Result};
 use crate::image::util::{HashingWriter, Progress, ProgressReader};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
@@ -71,8 +71,7 @@ pub fn download(
         bail!("only sha256 digests are supported");
     }
     let body = get(client, repo, d)?;
-    let tmp = tempfile::NamedTempFile::new_in(tmp_dir)
-        .with_context(|| format!("creating a temp file in {}", tmp_dir.display()))?;
+    let tmp = crate::sys::owned_temp::file_in(tmp_dir)?;
     let mut w = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp));
     let mut r = ProgressReader {
         inner: body,

@@ -8,6 +8,7 @@
 
 // The crates below this one, under the names the modules use.
 pub(crate) use unionctl_image as image;
+pub(crate) use unionctl_union::sys;
 #[macro_use]
 mod error;
 pub mod auth;

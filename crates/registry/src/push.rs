@@ -44,8 +44,7 @@ fn compress(
     how: Compression,
 ) -> Result<(tempfile::NamedTempFile, String, u64)> {
     let mut input = BufReader::with_capacity(1 << 20, File::open(store.blob_path(hex))?);
-    let tmp = tempfile::NamedTempFile::new_in(store.tmp_dir())
-        .with_context(|| format!("creating a temp file in {}", store.tmp_dir().display()))?;
+    let tmp = crate::sys::owned_temp::file_in(&store.tmp_dir())?;
     let out = HashingWriter::new(BufWriter::with_capacity(1 << 20, tmp));
     let out = match how {
         Compression::Gzip => {

@@ -4,7 +4,6 @@ use crate::sys::FileLock;
 use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fs;
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 #[derive(Serialize, Deserialize, Clone, Copy, Debug, PartialEq, Eq)]
@@ -176,17 +175,12 @@ impl Container {
         self.dir.join("attach.sock")
     }
 
-    /// Writes state.json atomically (temp file + rename); readers never see half a record.
+    /// Writes state.json atomically and durably (`sys::durable`); readers never see half a
+    /// record.
     pub fn save(&self) -> Result<()> {
-        let tmp = self.dir.join(".state.json.tmp");
         let data = serde_json::to_vec_pretty(self)?;
-        let mut f = fs::File::create(&tmp).with_context(|| format!("{}", tmp.display()))?;
-        f.write_all(&data)
-            .with_context(|| format!("{}", tmp.display()))?;
-        drop(f);
-        fs::rename(&tmp, self.state_path())
-            .with_context(|| format!("{}", self.state_path().display()))?;
-        Ok(())
+        crate::sys::durable::write_file(&self.state_path(), &data, 0o644)
+            .with_context(|| format!("saving container {}", self.id))
     }
 
     pub fn load(dir: &Path) -> Result<Container> {
@@ -234,39 +228,7 @@ impl Container {
     }
 }
 
-/// True when `pid` exists and, if `start` is known, started at that time.
-pub fn process_alive(pid: i32, start: Option<u64>) -> bool {
-    match proc_start_time(pid) {
-        Some(t) => start.is_none_or(|s| s == t),
-        None => false,
-    }
-}
-
-/// Field 22 of /proc/PID/stat, ignoring zombies (state Z counts as gone).
-pub fn proc_start_time(pid: i32) -> Option<u64> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    parse_stat_start(&stat)
-}
-
-/// The state letter of a process (field 3 of /proc/PID/stat: R, S, D, T, t, Z...).
-pub fn proc_state(pid: i32) -> Option<String> {
-    let stat = fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
-    stat_fields(&stat)?.first().map(|s| s.to_string())
-}
-
-/// The fields of /proc/PID/stat from field 3 (the state) on.
-fn stat_fields(stat: &str) -> Option<Vec<&str>> {
-    // comm may contain spaces and parens: fields start after the last ')'.
-    Some(stat[stat.rfind(')')? + 1..].split_whitespace().collect())
-}
-
-fn parse_stat_start(stat: &str) -> Option<u64> {
-    let fields = stat_fields(stat)?;
-    if fields.first() == Some(&"Z") || fields.first() == Some(&"X") {
-        return None;
-    }
-    fields.get(19)?.parse().ok()
-}
+pub use crate::sys::proc::{proc_start_time, proc_state, process_alive};
 
 pub fn containers_dir(root: &Path) -> PathBuf {
     root.join("containers")
@@ -362,14 +324,6 @@ mod tests {
 
     fn ctr(id: &str, name: &str) -> Container {
         Container::new(id.into(), name.into(), Config::default(), PathBuf::new())
-    }
-
-    #[test]
-    fn stat_start_time_skips_comm_with_spaces() {
-        let stat = "42 (a b) c) S 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
-        assert_eq!(parse_stat_start(stat), Some(12345));
-        let zombie = "42 (x) Z 1 42 42 0 -1 4194560 100 0 0 0 0 0 0 0 20 0 1 0 12345 0 0";
-        assert_eq!(parse_stat_start(zombie), None);
     }
 
     #[test]

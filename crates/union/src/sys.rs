@@ -1,6 +1,10 @@
 //! Thin adapters over the raw syscalls the union file system needs. All paths are
 //! relative to a directory fd (a layer root) so no call ever follows `..` out of a layer
 //! by accident and the kernel does not re-walk the layer's own path each time.
+pub mod durable;
+pub mod owned_temp;
+pub mod proc;
+
 use std::ffi::{CStr, CString, OsStr, OsString};
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
