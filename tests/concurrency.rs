@@ -68,16 +68,25 @@ fn watch_creates(dir: &Path) -> std::fs::File {
     unsafe { std::fs::File::from_raw_fd(fd) }
 }
 
-/// Blocks until the watch reports a created name, returning it.
+/// Blocks until the watch reports a created file (not a dir: the copy-up of the parent
+/// dir passes through the work dir first), returning its name.
 fn wait_for_create(f: &mut std::fs::File) -> String {
     let mut buf = [0u8; 4096];
-    let n = f.read(&mut buf).expect("inotify read");
     let head = std::mem::size_of::<libc::inotify_event>();
-    assert!(n > head);
-    let len = u32::from_ne_bytes(buf[12..16].try_into().unwrap()) as usize;
-    let name = &buf[head..head + len];
-    let end = name.iter().position(|&b| b == 0).unwrap_or(len);
-    String::from_utf8_lossy(&name[..end]).into_owned()
+    loop {
+        let n = f.read(&mut buf).expect("inotify read");
+        let mut at = 0;
+        while at + head <= n {
+            let mask = u32::from_ne_bytes(buf[at + 4..at + 8].try_into().unwrap());
+            let len = u32::from_ne_bytes(buf[at + 12..at + 16].try_into().unwrap()) as usize;
+            let name = &buf[at + head..at + head + len];
+            let end = name.iter().position(|&b| b == 0).unwrap_or(len);
+            if mask & libc::IN_ISDIR == 0 {
+                return String::from_utf8_lossy(&name[..end]).into_owned();
+            }
+            at += head + len;
+        }
+    }
 }
 
 #[test]

@@ -43,6 +43,10 @@ pub struct Node {
     pub kind: u32,
     pub nlookup: AtomicU64,
     state: Mutex<NodeState>,
+    /// Held through a copy-up of this node (its data copy included), so a second writer
+    /// waits for the first one's copy; never taken by stat, lookup or readdir, which keep
+    /// answering from the lower object until the copy is renamed into place.
+    copying: Mutex<()>,
 }
 
 impl Node {
@@ -53,7 +57,13 @@ impl Node {
             kind,
             nlookup: AtomicU64::new(0),
             state: Mutex::new(state),
+            copying: Mutex::new(()),
         }
+    }
+
+    /// Serialises copy-ups of this node (see `copying`).
+    pub fn copy_guard(&self) -> MutexGuard<'_, ()> {
+        self.copying.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn lock(&self) -> MutexGuard<'_, NodeState> {

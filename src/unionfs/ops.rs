@@ -1,6 +1,6 @@
 //! Operations that change the union: copy-up, create, remove, rename, link, setattr,
 //! xattrs, open. Each follows kernel overlayfs, including its errno.
-use super::{Found, Node, NodeState, ROOT, UnionFs, enoent, split};
+use super::{Found, LowerRef, Node, NodeState, ROOT, UnionFs, enoent, split};
 use crate::cow;
 use crate::sys::{self, Stat};
 use crate::whiteout::{self, Format, Redirect, join};
@@ -126,42 +126,32 @@ impl UnionFs {
     }
 
     /// Makes sure a node's object exists in the upper layer, copying up parents first.
+    /// The data copy runs with no node or table lock held: only other copy-ups of the same
+    /// node wait for it (its copy guard); stat, lookup and readdir answer from the lower
+    /// object until the copy is renamed into place.
     pub fn copy_up(&self, ino: u64) -> io::Result<()> {
         let node = self.node(ino)?;
         // Done when the object is in the upper layer; for a hard link copied up through the
         // index, its first name must be there too (other names may still be lower only).
         let done = |st: &NodeState| st.upper && st.index.is_none();
-        let (parent, name) = {
+        let parent = {
             let st = node.lock();
             if done(&st) {
                 return Ok(());
             }
-            st.aliases.first().cloned().ok_or_else(enoent)?
+            st.aliases.first().map(|a| a.0).ok_or_else(enoent)?
         };
         if ino == ROOT {
             return Err(sys::errno(libc::EROFS));
         }
         self.copy_up(parent)?;
-        let ufd = self.upper()?;
-        let ppath = self.path_of(parent)?;
-        let path = join(&ppath, &name);
-        let mut st = node.lock();
+        let _copying = node.copy_guard();
+        let st = node.snapshot();
         if done(&st) {
             return Ok(());
         }
-        if st.index.is_some() && sys::lstat_opt(ufd, &path)?.is_some() {
-            st.upper = true;
-            return Ok(());
-        }
-        // Copy-up is invisible: the parent keeps its times (as overlayfs restores them).
-        let parent_before = sys::lstatat(ufd, &ppath)?;
-        self.mark_impure(ufd, &ppath)?;
-        if let (Some(ix), Some(ixfd)) = (&st.index, &self.layers.index) {
-            // Another name of this hard link was copied up: link it here too.
-            sys::linkat(ixfd.as_raw_fd(), ix, ufd, &path)?;
-            self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
-            st.upper = true;
-            return restore_times(ufd, &ppath, &parent_before);
+        if st.index.is_some() {
+            return self.copy_up_index_link(&node);
         }
         let lower = st.lowers.first().cloned().ok_or_else(enoent)?;
         let lfd = self.layers.lowers[lower.layer].raw();
@@ -169,48 +159,76 @@ impl UnionFs {
         let work = self.layers.work_fd();
         let tmp = self.tmp_name();
         let skip = |n: &[u8]| self.layers.xattr.is_private(n);
-        let res = (|| {
-            cow::copy_object(lfd, &lower.path, &lst, work, &tmp, true, &skip)?;
-            let ix = self.index_name(&lower).ok();
-            if let Some(fb) = ix
-                .as_ref()
-                .and_then(|h| hex::decode(h.as_encoded_bytes()).ok())
-            {
-                // Not every file system can hold it (user.* on a symlink): optional.
-                let _ = sys::lsetxattr(work, &tmp, &self.layers.xattr.origin, &fb, 0);
-            }
-            match (ix, &self.layers.index) {
-                (Some(ix), Some(ixfd)) if !node.is_dir && lst.st_nlink > 1 => {
-                    let ixfd = ixfd.as_raw_fd();
-                    // Union names = lower names; upper names after this = index + this one.
-                    let v = format!("U{:+}", lst.st_nlink as i64 - 2);
-                    sys::lsetxattr(work, &tmp, &self.layers.xattr.nlink, v.as_bytes(), 0)?;
-                    sys::renameat2(work, &tmp, ixfd, &ix, libc::RENAME_NOREPLACE)?;
-                    sys::linkat(ixfd, &ix, ufd, &path)?;
-                    Ok(Some(ix))
-                }
-                _ => {
-                    sys::renameat2(work, &tmp, ufd, &path, libc::RENAME_NOREPLACE)?;
-                    Ok(None)
-                }
-            }
-        })();
-        match res {
-            Ok(ix) => {
-                st.index = ix;
-                st.upper = true;
-                if node.is_dir
-                    && let Some(f) = self.on_attr_change.get()
-                {
-                    f(ino);
-                }
-                restore_times(ufd, &ppath, &parent_before)
-            }
-            Err(e) => {
-                let _ = cow::remove_tree(work, &tmp);
-                Err(e)
-            }
+        let res = cow::copy_object(lfd, &lower.path, &lst, work, &tmp, true, &skip)
+            .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp));
+        if res.is_err() {
+            let _ = cow::remove_tree(work, &tmp);
         }
+        res
+    }
+
+    /// Another name of a hard link was copied up through the index: this name links to
+    /// the index entry too.
+    fn copy_up_index_link(&self, node: &Node) -> io::Result<()> {
+        let (parent, name) = node.lock().aliases.first().cloned().ok_or_else(enoent)?;
+        let ufd = self.upper()?;
+        let ppath = self.path_of(parent)?;
+        let path = join(&ppath, &name);
+        let mut st = node.lock();
+        if sys::lstat_opt(ufd, &path)?.is_some() {
+            st.upper = true;
+            return Ok(());
+        }
+        let parent_before = sys::lstatat(ufd, &ppath)?;
+        self.mark_impure(ufd, &ppath)?;
+        let (Some(ix), Some(ixfd)) = (&st.index, &self.layers.index) else {
+            return Err(enoent());
+        };
+        sys::linkat(ixfd.as_raw_fd(), ix, ufd, &path)?;
+        self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
+        st.upper = true;
+        restore_times(ufd, &ppath, &parent_before)
+    }
+
+    /// Gives a finished copy in the work dir (TMP) its origin and moves it into place (the
+    /// node's first name, or the index for a hard link), then marks the node upper. The
+    /// path is taken here, after the data copy, so a rename meanwhile is followed.
+    fn place_copy(&self, node: &Node, lower: &LowerRef, lst: &Stat, tmp: &OsStr) -> io::Result<()> {
+        let work = self.layers.work_fd();
+        let ix = self.index_name(lower).ok();
+        if let Some(fb) = ix
+            .as_ref()
+            .and_then(|h| hex::decode(h.as_encoded_bytes()).ok())
+        {
+            // Not every file system can hold it (user.* on a symlink): optional.
+            let _ = sys::lsetxattr(work, tmp, &self.layers.xattr.origin, &fb, 0);
+        }
+        let (parent, name) = node.lock().aliases.first().cloned().ok_or_else(enoent)?;
+        let ufd = self.upper()?;
+        let ppath = self.path_of(parent)?;
+        let path = join(&ppath, &name);
+        // Copy-up is invisible: the parent keeps its times (as overlayfs restores them).
+        let parent_before = sys::lstatat(ufd, &ppath)?;
+        self.mark_impure(ufd, &ppath)?;
+        match (ix, &self.layers.index) {
+            (Some(ix), Some(ixfd)) if !node.is_dir && lst.st_nlink > 1 => {
+                let ixfd = ixfd.as_raw_fd();
+                // Union names = lower names; upper names after this = index + this one.
+                let v = format!("U{:+}", lst.st_nlink as i64 - 2);
+                sys::lsetxattr(work, tmp, &self.layers.xattr.nlink, v.as_bytes(), 0)?;
+                sys::renameat2(work, tmp, ixfd, &ix, libc::RENAME_NOREPLACE)?;
+                sys::linkat(ixfd, &ix, ufd, &path)?;
+                node.lock().index = Some(ix);
+            }
+            _ => sys::renameat2(work, tmp, ufd, &path, libc::RENAME_NOREPLACE)?,
+        }
+        node.lock().upper = true;
+        if node.is_dir
+            && let Some(f) = self.on_attr_change.get()
+        {
+            f(node.ino);
+        }
+        restore_times(ufd, &ppath, &parent_before)
     }
 
     /// Copies a directory and everything the union shows under it into the upper layer
