@@ -241,7 +241,9 @@ fn list(d: &Path) -> std::io::Result<()> {
         match std::fs::symlink_metadata(e.path()) {
             // Gone meanwhile: another worker's doing.
             Err(err) if err.raw_os_error() == Some(libc::ENOENT) => {}
-            r => drop(r?),
+            r => {
+                r?;
+            }
         }
     }
     Ok(())
