@@ -352,9 +352,11 @@ fn stress_processes_see_no_bad_errno() {
         bad.len()
     ));
     m.unmount().unwrap();
+    // The daemon logs every unexpected error with its operation and path.
+    let log = std::fs::read_to_string(s.path().join("work.log")).unwrap_or_default();
     assert!(
         bad.is_empty(),
-        "errnos overlayfs never gives:\n{}",
+        "errnos overlayfs never gives:\n{}\ndaemon log:\n{log}",
         bad.join("\n")
     );
     assert!(ops > 1000, "only {ops} operations ran");

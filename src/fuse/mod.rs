@@ -1,5 +1,6 @@
 //! The fuser adapter and the `mount`/`umount`/`layers`/`which` commands.
 mod adapter;
+pub mod daemon_log;
 pub mod options;
 
 pub use adapter::UnionFuse;
@@ -97,6 +98,13 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
         e
     };
     let layers = Layers::open(&req.spec).map_err(|e| cleanup(e.into()))?;
+    let work = req.spec.upper.as_ref().map(|u| {
+        req.spec
+            .work
+            .clone()
+            .unwrap_or_else(|| crate::unionfs::layers::default_work(u))
+    });
+    daemon_log::init(work.as_deref(), req.options.debug);
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);

@@ -177,6 +177,7 @@ impl UnionFs {
         let mut st = node.lock();
         if sys::lstat_opt(ufd, &path)?.is_some() {
             st.upper = true;
+            self.nodes.touch(node);
             return Ok(());
         }
         let parent_before = sys::lstatat(ufd, &ppath)?;
@@ -187,6 +188,7 @@ impl UnionFs {
         sys::linkat(ixfd.as_raw_fd(), ix, ufd, &path)?;
         self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
         st.upper = true;
+        self.nodes.touch(node);
         restore_times(ufd, &ppath, &parent_before)
     }
 
@@ -218,11 +220,17 @@ impl UnionFs {
                 sys::lsetxattr(work, tmp, &self.layers.xattr.nlink, v.as_bytes(), 0)?;
                 sys::renameat2(work, tmp, ixfd, &ix, libc::RENAME_NOREPLACE)?;
                 sys::linkat(ixfd, &ix, ufd, &path)?;
-                node.lock().index = Some(ix);
+                let mut st = node.lock();
+                st.index = Some(ix);
+                st.upper = true;
+                self.nodes.touch(node);
             }
-            _ => sys::renameat2(work, tmp, ufd, &path, libc::RENAME_NOREPLACE)?,
+            _ => {
+                sys::renameat2(work, tmp, ufd, &path, libc::RENAME_NOREPLACE)?;
+                node.lock().upper = true;
+                self.nodes.touch(node);
+            }
         }
-        node.lock().upper = true;
         if node.is_dir
             && let Some(f) = self.on_attr_change.get()
         {
@@ -247,7 +255,9 @@ impl UnionFs {
             r?;
         }
         self.set_opaque(self.upper()?, &dir.path)?;
-        self.node(ino)?.lock().lowers.clear();
+        let node = self.node(ino)?;
+        node.lock().lowers.clear();
+        self.nodes.touch(&node);
         Ok(())
     }
 
@@ -594,7 +604,11 @@ impl UnionFs {
             gid: u32::MAX,
         };
         self.place_new_link(&ppath, name, prev, sfd, &sp, c)?;
-        node.lock().aliases.push((parent, name.to_owned()));
+        {
+            let mut st = node.lock();
+            st.aliases.push((parent, name.to_owned()));
+            self.nodes.touch(&node);
+        }
         node.nlookup.fetch_add(1, Ordering::Relaxed);
         let st = self.stat_node(&node)?;
         Ok((node, st))
@@ -723,6 +737,7 @@ impl UnionFs {
             if found.upper.is_some() && st.index.is_none() && st.aliases.is_empty() {
                 st.upper = false;
             }
+            self.nodes.touch(&node);
         }
         Ok(())
     }
@@ -933,6 +948,9 @@ impl UnionFs {
             let into_old = opaque_into(&opst, old_lower);
             self.mark_moving_dir(dn, d, &npath, nname, samedir, into_old)?;
         }
+        // Paths derived from the table are stale from the move on disk until the table
+        // follows: readers retry meanwhile (see `stable`).
+        let _moving = self.nodes.start_move();
         if exchange {
             sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_EXCHANGE)?;
         } else {
@@ -967,6 +985,7 @@ impl UnionFs {
             let a = (op, oname.to_owned());
             st.aliases.retain(|x| *x != a);
             st.aliases.insert(0, (np, nname.to_owned()));
+            self.nodes.touch(&src_node);
         }
         if let Some(dn) = dst_node
             && !Arc::ptr_eq(&dn, &src_node)
@@ -977,6 +996,7 @@ impl UnionFs {
             if exchange {
                 st.aliases.insert(0, (op, oname.to_owned()));
             }
+            self.nodes.touch(&dn);
         }
         Ok(())
     }
@@ -1009,7 +1029,9 @@ impl UnionFs {
                 };
                 sys::lsetxattr(ufd, path, &x.redirect, &r.encode(), 0)?;
             }
-            node.lock().redirected = true;
+            let mut st = node.lock();
+            st.redirected = true;
+            self.nodes.touch(node);
         } else if opaque && !whiteout::is_opaque_dir(ufd, path, x, self.upper_aufs())? {
             self.set_opaque(ufd, path)?;
         }
@@ -1032,6 +1054,10 @@ impl UnionFs {
         if let Some(orphan) = self.upper_orphan(ino) {
             return self.setattr_orphan(ino, &orphan, a, fh);
         }
+        self.stable(|| self.setattr_named(ino, a, fh))
+    }
+
+    fn setattr_named(&self, ino: u64, a: &SetAttr, fh: Option<RawFd>) -> io::Result<Stat> {
         let (node, fd, p) = self.copied_up(ino)?;
         if a.uid.is_some() || a.gid.is_some() {
             sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX))?;
@@ -1117,6 +1143,10 @@ impl UnionFs {
     /// Opens a node's real file; also tells whether that is a lower file that a later
     /// copy-up may replace.
     pub fn open(&self, ino: u64, flags: i32) -> io::Result<(OwnedFd, bool)> {
+        self.stable(|| self.open_now(ino, flags))
+    }
+
+    fn open_now(&self, ino: u64, flags: i32) -> io::Result<(OwnedFd, bool)> {
         let node = self.node(ino)?;
         let write = flags & libc::O_ACCMODE != libc::O_RDONLY || flags & libc::O_TRUNC != 0;
         if write {
@@ -1172,17 +1202,22 @@ impl UnionFs {
             return Ok(v);
         }
         let node = self.node(ino)?;
-        let st = node.snapshot();
-        let (fd, p) = self.real(&node, &st)?;
-        sys::lgetxattr_raw(fd, &p, &self.layers.xattr.to_real(name), size)
+        self.stable(|| {
+            let st = node.snapshot();
+            let (fd, p) = self.real(&node, &st)?;
+            sys::lgetxattr_raw(fd, &p, &self.layers.xattr.to_real(name), size)
+        })
     }
 
     pub fn listxattr(&self, ino: u64) -> io::Result<Vec<u8>> {
         let node = self.node(ino)?;
-        let st = node.snapshot();
-        let (fd, p) = self.real(&node, &st)?;
+        let names = self.stable(|| {
+            let st = node.snapshot();
+            let (fd, p) = self.real(&node, &st)?;
+            sys::llistxattr(fd, &p)
+        })?;
         let mut out = Vec::new();
-        for n in sys::llistxattr(fd, &p)? {
+        for n in names {
             if let Some(shown) = self.layers.xattr.from_real(&n) {
                 out.extend_from_slice(shown.as_bytes_with_nul());
             }
