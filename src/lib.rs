@@ -9,7 +9,6 @@
 //! place that prints or picks exit statuses.
 pub use unionctl_fuse as fuse;
 pub use unionctl_image as image;
-pub use unionctl_image::timestamp;
 pub use unionctl_registry as registry;
 pub use unionctl_runner as runner;
-pub use unionctl_union::{cow, sys, unionfs, whiteout};
+pub use unionctl_union::{cow, logging, sys, timestamp, unionfs, whiteout};

@@ -12,8 +12,7 @@ use std::path::PathBuf;
 
 /// Parses the command line, runs the command and returns the process exit status.
 pub fn main() -> i32 {
-    log::set_logger(&STDERR_LOG).ok();
-    log::set_max_level(log::LevelFilter::Warn);
+    unionctl::logging::to_stderr();
     let cli = Cli::parse();
     let root = unionctl::image::store_root(cli.root.clone());
     match dispatch(cli.command, root) {
@@ -57,26 +56,4 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Login(a) => registry::login(&root, a),
         Command::Logout(a) => registry::logout(&root, a),
     }
-}
-
-/// The library's warnings, one line each on stderr.
-struct StderrLog;
-static STDERR_LOG: StderrLog = StderrLog;
-
-impl log::Log for StderrLog {
-    fn enabled(&self, m: &log::Metadata) -> bool {
-        m.level() <= log::max_level()
-    }
-    fn log(&self, r: &log::Record) {
-        if self.enabled(r.metadata()) {
-            let level = match r.level() {
-                log::Level::Error => "error",
-                log::Level::Warn => "warning",
-                log::Level::Info => "info",
-                _ => "debug",
-            };
-            eprintln!("unionctl: {level}: {}", r.args());
-        }
-    }
-    fn flush(&self) {}
 }

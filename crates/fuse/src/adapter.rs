@@ -205,6 +205,19 @@ impl UnionFuse {
 }
 
 impl UnionFuse {
+    /// The errno for an error of operation OP on INO (and NAME): logged when it is not
+    /// one the union gives by design (see `unexpected`), and at debug level always.
+    fn fail(&self, op: &str, ino: u64, name: Option<&OsStr>, e: &io::Error) -> Errno {
+        let name = name.map(|n| format!(" {n:?}")).unwrap_or_default();
+        if unexpected(e) {
+            let path = self.fs.path_of(ino).unwrap_or_default();
+            log::warn!("{op} ino {ino} (/{}){name}: {e}", path.to_string_lossy());
+        } else {
+            log::debug!("{op} ino {ino}{name}: {e}");
+        }
+        errno(e)
+    }
+
     /// The listing of an open directory, taken anew when read from offset 0.
     fn listing(
         &self,
@@ -220,7 +233,10 @@ impl UnionFuse {
             .cloned()
             .ok_or(Errno::EBADF)?;
         if offset == 0 {
-            h.lock().unwrap().entries = self.fs.list_dir(ino).map_err(|e| errno(&e))?;
+            h.lock().unwrap().entries = self
+                .fs
+                .list_dir(ino)
+                .map_err(|e| self.fail("readdir", ino, None, &e))?;
         }
         Ok(h)
     }
@@ -263,6 +279,22 @@ impl UnionFuse {
             .and_then(|n| n.lock().aliases.first().map(|a| a.0))
             .unwrap_or(ROOT)
     }
+}
+
+/// An error no union operation gives by design: a bug, a broken layer, or a lost race.
+fn unexpected(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error(),
+        None | Some(
+            libc::EIO
+                | libc::ESTALE
+                | libc::EBADF
+                | libc::EXDEV
+                | libc::EFAULT
+                | libc::ENOTCONN
+                | libc::ENOMEM
+        )
+    )
 }
 
 fn errno(e: &io::Error) -> Errno {
@@ -409,7 +441,7 @@ impl Filesystem for UnionFuse {
                 none.ino = INodeNo(0);
                 reply.entry(&self.ttl, &none, Generation(0))
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("lookup", parent.0, Some(name), &e)),
         }
     }
 
@@ -425,7 +457,7 @@ impl Filesystem for UnionFuse {
         };
         match r {
             Ok(st) => reply.attr(&self.ttl, &attr(&st)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("getattr", ino.0, None, &e)),
         }
     }
 
@@ -460,14 +492,14 @@ impl Filesystem for UnionFuse {
         };
         match self.fs.setattr(ino.0, &a, fh.map(fd_of)) {
             Ok(st) => reply.attr(&self.ttl, &attr(&st)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("setattr", ino.0, None, &e)),
         }
     }
 
     fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
         match self.fs.readlink(ino.0) {
             Ok(t) => reply.data(t.as_bytes()),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("readlink", ino.0, None, &e)),
         }
     }
 
@@ -487,7 +519,7 @@ impl Filesystem for UnionFuse {
             .mknod(parent.0, name, mode, rdev as u64, caller(req))
         {
             Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("mknod", parent.0, Some(name), &e)),
         }
     }
 
@@ -503,21 +535,21 @@ impl Filesystem for UnionFuse {
         let mode = mode & !(umask & 0o777);
         match self.fs.mkdir(parent.0, name, mode, caller(req)) {
             Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("mkdir", parent.0, Some(name), &e)),
         }
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.fs.unlink(parent.0, name) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("unlink", parent.0, Some(name), &e)),
         }
     }
 
     fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
         match self.fs.rmdir(parent.0, name) {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("rmdir", parent.0, Some(name), &e)),
         }
     }
 
@@ -534,7 +566,7 @@ impl Filesystem for UnionFuse {
             .symlink(parent.0, link_name, target.as_os_str(), caller(req))
         {
             Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("symlink", parent.0, Some(link_name), &e)),
         }
     }
 
@@ -553,7 +585,7 @@ impl Filesystem for UnionFuse {
             .rename(parent.0, name, newparent.0, newname, flags.bits())
         {
             Ok(()) => reply.ok(),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("rename", parent.0, Some(name), &e)),
         }
     }
 
@@ -567,14 +599,14 @@ impl Filesystem for UnionFuse {
     ) {
         match self.fs.link(ino.0, newparent.0, newname) {
             Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("link", newparent.0, Some(newname), &e)),
         }
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
         let (fd, on_lower) = match self.fs.open(ino.0, flags.0) {
             Ok(r) => r,
-            Err(e) => return reply.error(errno(&e)),
+            Err(e) => return reply.error(self.fail("open", ino.0, None, &e)),
         };
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
         let mode = self.open_mode(ino.0, fd.as_raw_fd(), writable, on_lower, || {
@@ -772,7 +804,7 @@ impl Filesystem for UnionFuse {
     ) {
         let dir = match self.fs.dir_context(ino.0) {
             Ok(d) => d,
-            Err(e) => return reply.error(errno(&e)),
+            Err(e) => return reply.error(self.fail("readdirplus", ino.0, None, &e)),
         };
         let r = self.each_entry(ino.0, fh, offset, |next, slot| {
             let (target, name) = match slot {
@@ -852,7 +884,7 @@ impl Filesystem for UnionFuse {
                 s.f_namemax as u32,
                 s.f_frsize as u32,
             ),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("statfs", 0, None, &e)),
         }
     }
 
@@ -869,7 +901,7 @@ impl Filesystem for UnionFuse {
         let r = cname(name).and_then(|n| {
             self.fs
                 .setxattr(ino.0, &n, value, flags)
-                .map_err(|e| errno(&e))
+                .map_err(|e| self.fail("setxattr", ino.0, Some(name), &e))
         });
         match r {
             Ok(()) => reply.ok(),
@@ -881,7 +913,7 @@ impl Filesystem for UnionFuse {
         let r = cname(name).and_then(|n| {
             self.fs
                 .getxattr(ino.0, &n, size as usize)
-                .map_err(|e| errno(&e))
+                .map_err(|e| self.fail("getxattr", ino.0, Some(name), &e))
         });
         match r {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
@@ -895,12 +927,16 @@ impl Filesystem for UnionFuse {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
             Ok(v) => reply.data(&v),
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("listxattr", ino.0, None, &e)),
         }
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
-        let r = cname(name).and_then(|n| self.fs.removexattr(ino.0, &n).map_err(|e| errno(&e)));
+        let r = cname(name).and_then(|n| {
+            self.fs
+                .removexattr(ino.0, &n)
+                .map_err(|e| self.fail("removexattr", ino.0, Some(name), &e))
+        });
         match r {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(e),
@@ -959,7 +995,7 @@ impl Filesystem for UnionFuse {
                     }
                 }
             }
-            Err(e) => reply.error(errno(&e)),
+            Err(e) => reply.error(self.fail("create", parent.0, Some(name), &e)),
         }
     }
 

@@ -118,6 +118,13 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
         e
     };
     let layers = Layers::open(&req.spec).map_err(|e| cleanup(e.into()))?;
+    let work = req.spec.upper.as_ref().map(|u| {
+        req.spec
+            .work
+            .clone()
+            .unwrap_or_else(|| crate::unionfs::layers::default_work(u))
+    });
+    unionctl_union::logging::to_daemon_log(work.as_deref(), req.options.debug);
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);

@@ -13,6 +13,8 @@ pub struct MountOptions {
     pub threads: Option<usize>,
     /// `nopassthrough`: serve every read and write through the daemon even as root.
     pub no_passthrough: bool,
+    /// `debug`: log every request and its error result (see `unionctl_union::logging`).
+    pub debug: bool,
 }
 
 impl MountOptions {
@@ -32,6 +34,7 @@ impl MountOptions {
                 "userxattr" => o.userxattr = true,
                 "passthrough" => o.no_passthrough = false,
                 "nopassthrough" => o.no_passthrough = true,
+                "debug" => o.debug = true,
                 "suid" => o.flags.push(MountOption::Suid),
                 "nosuid" => o.flags.push(MountOption::NoSuid),
                 "dev" => o.flags.push(MountOption::Dev),

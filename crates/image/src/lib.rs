@@ -8,6 +8,7 @@
 //! - `container`: the runner's container records, read tolerantly
 
 // The crates below this one, under the names the modules use.
+pub use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, unionfs, whiteout};
 pub mod archive;
 pub mod commit;
@@ -16,7 +17,7 @@ pub mod diff;
 pub mod layer;
 pub mod listing;
 pub mod store;
-pub mod timestamp;
+
 pub mod transfer;
 pub mod util;
 pub mod views;

@@ -6,7 +6,7 @@
 // The crates below this one, under the names the modules use.
 pub(crate) use unionctl_fuse as fuse;
 pub(crate) use unionctl_image as image;
-pub(crate) use unionctl_image::timestamp;
+pub(crate) use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, whiteout};
 pub mod cgroups;
 pub mod exec;

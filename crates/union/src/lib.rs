@@ -4,6 +4,8 @@
 //! and the thin `*at` syscall adapters it stands on.
 pub mod cow;
 pub mod errors;
+pub mod logging;
 pub mod sys;
+pub mod timestamp;
 pub mod unionfs;
 pub mod whiteout;

@@ -425,8 +425,31 @@ impl UnionFs {
 
     /// Looks NAME up under PARENT and remembers the node (one kernel reference).
     pub fn lookup(&self, parent: u64, name: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
-        let dir = self.dir_context(parent)?;
-        self.lookup_in(&dir, name)
+        self.stable(|| {
+            let dir = self.dir_context(parent)?;
+            self.lookup_in(&dir, name)
+        })
+    }
+
+    /// Runs F, which derives paths from the node table, again when it fails with ENOENT
+    /// or ENOTDIR while a rename moved names: its path may have gone stale (an ancestor
+    /// renamed on disk before the table followed). F must be safe to repeat.
+    pub fn stable<T>(&self, f: impl Fn() -> io::Result<T>) -> io::Result<T> {
+        let mut tries = 0;
+        loop {
+            let seen = self.nodes.changes();
+            match f() {
+                Err(e)
+                    if matches!(e.raw_os_error(), Some(libc::ENOENT | libc::ENOTDIR))
+                        && tries < 100
+                        && self.nodes.moved_since(seen) =>
+                {
+                    tries += 1;
+                    std::thread::yield_now();
+                }
+                r => return r,
+            }
+        }
     }
 
     /// A directory node's state and path, taken once for many lookups in it.
@@ -446,8 +469,18 @@ impl UnionFs {
     /// context for every entry of a reply).
     pub fn lookup_in(&self, dir: &DirContext, name: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
         let (parent, pst, ppath) = (dir.ino, &dir.state, &dir.path);
-        let found = self.resolve(pst, ppath, name)?.ok_or_else(enoent)?;
-        let node = self.nodes.remember(self.node_from(parent, name, &found));
+        // A node that changed while we resolved is resolved again: its new state must not
+        // be overwritten by what the resolution saw before (a copy-up, a rename).
+        let (found, node) = loop {
+            let seen = self.nodes.changes();
+            let found = self.resolve(pst, ppath, name)?.ok_or_else(enoent)?;
+            if let Some(n) = self
+                .nodes
+                .remember_seen(self.node_from(parent, name, &found), seen)
+            {
+                break (found, n);
+            }
+        };
         // The resolution stat'ed the object already; only hard links need another look.
         let st = match (found.upper.or(found.lower_stat), &found.index) {
             (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
@@ -531,7 +564,8 @@ impl UnionFs {
     }
 
     pub fn getattr(&self, ino: u64) -> io::Result<Stat> {
-        self.stat_node(&*self.node(ino)?)
+        let node = self.node(ino)?;
+        self.stable(|| self.stat_node(&node))
     }
 
     /// stat through an open file of the node (which may have been unlinked meanwhile).
@@ -562,9 +596,11 @@ impl UnionFs {
         if node.kind != libc::S_IFLNK {
             return Err(sys::errno(libc::EINVAL));
         }
-        let st = node.snapshot();
-        let (fd, p) = self.real(&node, &st)?;
-        sys::readlinkat(fd, &p)
+        self.stable(|| {
+            let st = node.snapshot();
+            let (fd, p) = self.real(&node, &st)?;
+            sys::readlinkat(fd, &p)
+        })
     }
 
     pub fn statfs(&self) -> io::Result<libc::statvfs> {

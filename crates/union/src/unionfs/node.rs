@@ -43,6 +43,13 @@ pub struct Node {
     pub kind: u32,
     pub nlookup: AtomicU64,
     state: Mutex<NodeState>,
+    /// Held through a copy-up of this node (its data copy included), so a second writer
+    /// waits for the first one's copy; never taken by stat, lookup or readdir, which keep
+    /// answering from the lower object until the copy is renamed into place.
+    copying: Mutex<()>,
+    /// The table's change count when this node's names or layers last changed (set with
+    /// its state lock held): a lookup that began before then may have seen the old state.
+    changed: AtomicU64,
 }
 
 impl Node {
@@ -53,7 +60,14 @@ impl Node {
             kind,
             nlookup: AtomicU64::new(0),
             state: Mutex::new(state),
+            copying: Mutex::new(()),
+            changed: AtomicU64::new(0),
         }
+    }
+
+    /// Serialises copy-ups of this node (see `copying`).
+    pub fn copy_guard(&self) -> MutexGuard<'_, ()> {
+        self.copying.lock().unwrap_or_else(|p| p.into_inner())
     }
 
     pub fn lock(&self) -> MutexGuard<'_, NodeState> {
@@ -87,6 +101,11 @@ impl Hasher for InoHasher {
 #[derive(Default)]
 pub struct NodeTable {
     map: RwLock<HashMap<u64, Arc<Node>, BuildHasherDefault<InoHasher>>>,
+    /// Counts changes of names and layers of nodes (see `touch`).
+    changes: AtomicU64,
+    /// Renames between their change on disk and their change of the table: paths derived
+    /// from the table meanwhile may be stale.
+    moving: AtomicU64,
 }
 
 impl NodeTable {
@@ -98,16 +117,49 @@ impl NodeTable {
             .cloned()
     }
 
+    /// The change count now: taken before a resolution that `remember_seen` records.
+    pub fn changes(&self) -> u64 {
+        self.changes.load(Ordering::SeqCst)
+    }
+
+    /// Records that NODE's names or layers changed; call with its state lock held, after
+    /// the change.
+    pub fn touch(&self, node: &Node) {
+        let n = self.changes.fetch_add(1, Ordering::SeqCst) + 1;
+        node.changed.store(n, Ordering::SeqCst);
+    }
+
+    /// A rename starts changing names on disk; it ends when the guard goes.
+    pub fn start_move(&self) -> Moving<'_> {
+        self.moving.fetch_add(1, Ordering::SeqCst);
+        Moving(self)
+    }
+
+    /// Did names change (or are they changing) since the change count was SEEN?
+    pub fn moved_since(&self, seen: u64) -> bool {
+        self.moving.load(Ordering::SeqCst) > 0 || self.changes() != seen
+    }
+
     /// Inserts `fresh` unless a node of the same number and type is already known, in which
     /// case the known one learns the new alias and state. Counts one kernel lookup.
     pub fn remember(&self, fresh: Node) -> Arc<Node> {
+        self.remember_seen(fresh, u64::MAX)
+            .expect("no change is newer than u64::MAX")
+    }
+
+    /// `remember` for a node resolved after the change count was SEEN: None (nothing
+    /// recorded) when the known node changed since, so the resolution may be stale.
+    pub fn remember_seen(&self, fresh: Node, seen: u64) -> Option<Arc<Node>> {
         let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
         if let Some(old) = map.get(&fresh.ino)
             && old.kind == fresh.kind
         {
+            let mut st = old.lock();
+            if old.changed.load(Ordering::SeqCst) > seen {
+                return None;
+            }
             // `fresh` goes away: take its state rather than copy it.
             let new_state = fresh.state.into_inner().unwrap_or_else(|p| p.into_inner());
-            let mut st = old.lock();
             let alias = new_state
                 .aliases
                 .into_iter()
@@ -123,12 +175,12 @@ impl NodeTable {
             }
             drop(st);
             old.nlookup.fetch_add(1, Ordering::Relaxed);
-            return old.clone();
+            return Some(old.clone());
         }
         fresh.nlookup.store(1, Ordering::Relaxed);
         let node = Arc::new(fresh);
         map.insert(node.ino, node.clone());
-        node
+        Some(node)
     }
 
     /// Inserts the root node, which the kernel never forgets.
@@ -163,5 +215,15 @@ impl NodeTable {
 
     pub fn is_empty(&self) -> bool {
         self.len() == 0
+    }
+}
+
+/// A rename between its change on disk and the table's (see `NodeTable::start_move`).
+pub struct Moving<'a>(&'a NodeTable);
+
+impl Drop for Moving<'_> {
+    fn drop(&mut self) {
+        self.0.changes.fetch_add(1, Ordering::SeqCst);
+        self.0.moving.fetch_sub(1, Ordering::SeqCst);
     }
 }

@@ -20,7 +20,7 @@ pub struct DirEntry {
 impl UnionFs {
     /// Visible entries of a directory node, without "." and "..".
     pub fn list_dir(&self, ino: u64) -> io::Result<Vec<DirEntry>> {
-        self.list_in(&self.dir_context(ino)?)
+        self.stable(|| self.list_in(&self.dir_context(ino)?))
     }
 
     /// As overlayfs' readdir of an "impure" upper-only dir: when no entry has a copy-up
