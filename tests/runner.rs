@@ -4,7 +4,7 @@ mod runner_support;
 use runner_support::*;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 fn bb() -> String {
     busybox_rootfs().to_string_lossy().into_owned()
@@ -379,7 +379,7 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
         &bb(),
         "sh",
         "-c",
-        "trap '' TERM; echo started; while true; do sleep 0.1; done",
+        "trap 'echo got TERM' TERM; echo started; while true; do sleep 0.1; done",
     ]);
     let id = ok(&o).trim().to_string();
     assert_eq!(id.len(), 64);
@@ -431,16 +431,12 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     let o = s.run(&["exec", "web", "sh", "-c", "exit 9"]);
     assert_eq!(code(&o), 9);
 
-    // stop: SIGTERM is ignored, so SIGKILL after the timeout.
-    let t0 = Instant::now();
-    ok(&s.run(&["stop", "-t", "1", "web"]));
-    let took = t0.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
+    // stop: SIGTERM first (the trap logs it and the shell goes on), then SIGKILL after
+    // the timeout: the exit code is 128 + 9.
+    ok(&s.run(&["stop", "-t", "2", "web"]));
     let ps = ok(&s.run(&["ps", "-a"]));
     assert!(ps.contains("Exited (137)"), "{ps}");
+    assert_eq!(ok(&s.run(&["logs", "web"])), "started\ngot TERM\n");
     assert!(ok(&s.run(&["ps", "-q"])).is_empty());
 
     // rm of a running container needs -f.
@@ -459,7 +455,7 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
 }
 
 #[test]
-fn stop_with_a_cooperative_process_is_quick_and_keeps_its_code() {
+fn stop_with_a_cooperative_process_keeps_its_code() {
     let s = Store::new();
     ok(&s.run(&[
         "run",
@@ -475,9 +471,8 @@ fn stop_with_a_cooperative_process_is_quick_and_keeps_its_code() {
     wait_until("the trap", || {
         ok(&s.run(&["logs", "coop"])).contains("ready")
     });
-    let t0 = Instant::now();
+    // The process ends of SIGTERM through its trap (7), not of the SIGKILL after -t (137).
     ok(&s.run(&["stop", "-t", "10", "coop"]));
-    assert!(t0.elapsed() < Duration::from_secs(3));
     let json: serde_json::Value =
         serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
     assert_eq!(json[0]["exit_code"], 7);
@@ -531,10 +526,9 @@ fn init_reaps_zombies_and_forwards_signals() {
         pid2_execed && out.matches("sleep").count() == 1
     });
     assert_eq!(zombies("init"), 0, "--init did not reap");
-    // --init forwards SIGTERM to the command, which dies of it (143) quickly.
-    let t0 = Instant::now();
+    // --init forwards SIGTERM to the command, which dies of it (143, not the 137 of the
+    // SIGKILL after -t).
     ok(&s.run(&["stop", "-t", "10", "init"]));
-    assert!(t0.elapsed() < Duration::from_secs(3));
     let json: serde_json::Value =
         serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
     let init = json

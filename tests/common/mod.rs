@@ -5,6 +5,7 @@
 
 pub mod layers;
 pub mod mounts;
+pub mod setup;
 pub mod tree;
 
 use std::os::unix::fs::PermissionsExt;
