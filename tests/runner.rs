@@ -4,7 +4,6 @@ mod runner_support;
 use runner_support::*;
 use std::fs;
 use std::path::Path;
-use std::time::Duration;
 
 fn bb() -> String {
     busybox_rootfs().to_string_lossy().into_owned()
@@ -410,9 +409,7 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     ] {
         assert!(state.get(key).is_some(), "state.json lacks {key}");
     }
-    wait_until("output in the log", || {
-        !ok(&s.run(&["logs", "web"])).is_empty()
-    });
+    wait_log(s.root(), "web", "started\n");
     assert_eq!(ok(&s.run(&["logs", "web"])), "started\n");
 
     // exec joins the running container: its pid namespace, hostname and root.
@@ -468,9 +465,7 @@ fn stop_with_a_cooperative_process_keeps_its_code() {
         "-c",
         "trap 'echo bye; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
     ]));
-    wait_until("the trap", || {
-        ok(&s.run(&["logs", "coop"])).contains("ready")
-    });
+    wait_log(s.root(), "coop", "ready\n");
     // The process ends of SIGTERM through its trap (7), not of the SIGKILL after -t (137).
     ok(&s.run(&["stop", "-t", "10", "coop"]));
     let json: serde_json::Value =
@@ -588,7 +583,9 @@ fn pty_session_driven_by_a_script() {
     drop(cmd);
     drop(pty.slave);
     let mut master = std::fs::File::from(pty.master);
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    // The reader thread signals each chunk it adds: waits wake on new output.
+    type Seen = (std::sync::Mutex<Vec<u8>>, std::sync::Condvar);
+    let seen: std::sync::Arc<Seen> = Default::default();
     let reader = {
         let mut m = master.try_clone().unwrap();
         let seen = seen.clone();
@@ -598,16 +595,36 @@ fn pty_session_driven_by_a_script() {
                 if n == 0 {
                     break;
                 }
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                seen.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                seen.1.notify_all();
             }
         })
     };
-    let output = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    wait_until("the shell prompt", || output().contains("# "));
+    let output = || String::from_utf8_lossy(&seen.0.lock().unwrap()).into_owned();
+    let wait_output = |what: &str| {
+        let (guard, timeout) = seen
+            .1
+            .wait_timeout_while(seen.0.lock().unwrap(), events::DEADLINE, |b| {
+                !String::from_utf8_lossy(b).contains(what)
+            })
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "no {what:?} from the pty: {}",
+            String::from_utf8_lossy(&guard)
+        );
+    };
+    wait_output("# ");
     master
         .write_all(b"tty; stty size; echo TERM=$TERM\n")
         .unwrap();
-    wait_until("the first size", || output().contains("30 100"));
+    wait_output("30 100");
+    // A trap prints the size when SIGWINCH arrives; `wait` returns on a trapped signal.
+    // The marker is printed split so the echo of the typed line cannot match it.
+    master
+        .write_all(b"trap 'stty size' WINCH; sleep 60 & echo ar''med; wait; kill %1\n")
+        .unwrap();
+    wait_output("armed\r\n");
     // Window size changes reach the container.
     let ws = libc::winsize {
         ws_row: 40,
@@ -616,14 +633,8 @@ fn pty_session_driven_by_a_script() {
         ws_ypixel: 0,
     };
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    // SIGWINCH travels through `run` to the container's pty: ask until it arrived.
-    for _ in 0..50 {
-        if output().contains("40 120") {
-            break;
-        }
-        master.write_all(b"stty size\n").unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // SIGWINCH travels through `run` to the container's pty, whose shell traps it.
+    wait_output("40 120");
     master.write_all(b"exit 5\n").unwrap();
     let st = child.wait().unwrap();
     drop(master);
@@ -798,9 +809,7 @@ fn a_killed_supervisor_is_cleaned_up_by_rm() {
     let sup = c.supervisor_pid.unwrap();
     let pid = c.pid.unwrap();
     unsafe { libc::kill(sup, libc::SIGKILL) };
-    wait_until("the supervisor to die", || {
-        !unionctl::runner::state::process_alive(sup, None)
-    });
+    events::wait_exit(sup, "the killed supervisor");
     assert!(ok(&s.run(&["ps"])).contains("orphan"), "pid 1 still runs");
     ok(&s.run(&["rm", "-f", "orphan"]));
     // Gone, or a zombie not yet reaped.
@@ -826,7 +835,7 @@ fn attach_to_a_detached_container() {
         "-c",
         "echo ready; while read l; do echo got:$l; [ \"$l\" = quit ] && exit 3; done",
     ]));
-    wait_until("ready", || ok(&s.run(&["logs", "talk"])).contains("ready"));
+    wait_log(s.root(), "talk", "ready\n");
     let mut child = s
         .cmd()
         .args(["attach", "talk"])
@@ -834,8 +843,8 @@ fn attach_to_a_detached_container() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Written at once: what attach has not read yet waits in the pipe.
     let mut input = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     input.write_all(b"hello\nquit\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -959,25 +968,45 @@ fn attach_detaches_on_ctrl_p_ctrl_q() {
         "-c",
         lines,
     ]));
-    // Input is typed into `script`'s terminal: a line, then (once it was answered) the
-    // detach keys.
-    let attach = |input: &str, keys: &str| {
+    // Input is typed into `script`'s terminal: a line, then, once the answer is read
+    // back from script's output, the detach keys. Stdin stays open until attach ends.
+    let attach = |input: &str, answer: &str, keys: &[u8]| {
+        use std::io::{Read, Write};
         let cmd = format!(
-            "(printf '{input}'; sleep 0.5; printf '{keys}'; sleep 1) | script -qec '{} --root {} attach a1' /dev/null",
+            "{} --root {} attach a1",
             bin().display(),
             s.root().display()
         );
-        let o = std::process::Command::new("sh")
-            .args(["-c", &cmd])
-            .stdin(std::process::Stdio::null())
-            .output()
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&out).contains(answer) {
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(
+                n > 0,
+                "attach ended before {answer:?}: {}",
+                String::from_utf8_lossy(&out)
+            );
+            out.extend_from_slice(&buf[..n]);
+        }
+        stdin.write_all(keys).unwrap();
+        stdout.read_to_end(&mut out).unwrap();
+        let status = child.wait().unwrap();
+        drop(stdin);
         (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).replace('\r', ""),
+            status.code(),
+            String::from_utf8_lossy(&out).replace('\r', ""),
         )
     };
-    let (code, out) = attach("hello\\n", "\\020\\021");
+    let (code, out) = attach("hello\n", "got:hello", b"\x10\x11");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("got:hello"), "{out}");
     let ps = ok(&s.run(&["ps"]));
@@ -985,7 +1014,7 @@ fn attach_detaches_on_ctrl_p_ctrl_q() {
         ps.contains("a1") && ps.contains("Up"),
         "detach stopped it: {ps}"
     );
-    let (code, out) = attach("quit\\n", "");
+    let (code, out) = attach("quit\n", "got:quit", b"");
     assert_eq!(code, Some(7), "{out}");
     assert!(out.contains("got:quit"), "{out}");
     ok(&s.run(&["rm", "a1"]));

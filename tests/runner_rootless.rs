@@ -175,9 +175,7 @@ fn rootless_life_cycle() {
         "-c",
         "trap '' TERM; mkdir -p /var/x; touch /var/x/f; echo up; while true; do sleep 0.1; done",
     ]));
-    wait_until("output in the log", || {
-        !ok(&r.run(&["logs", "svc"])).is_empty()
-    });
+    wait_log(&r.store, "svc", "up\n");
     assert!(ok(&r.run(&["ps"])).contains("svc"));
     assert_eq!(ok(&r.run(&["logs", "svc"])), "up\n");
     let o = r.run(&["exec", "svc", "sh", "-c", "echo $$; id -u; ls /var/x"]);
@@ -271,12 +269,12 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
     };
     assert!(!in_ns().is_empty(), "the union daemon should live in {ns}");
     unsafe { libc::kill(sup, libc::SIGKILL) };
-    wait_until("the supervisor to die", || {
-        !unionctl::runner::state::process_alive(sup, None)
-    });
+    events::wait_exit(sup, "the killed supervisor");
     ok(&r.run(&["rm", "-f", "orphan"]));
-    wait_until("no process left in the union's namespace", || {
-        in_ns().is_empty()
-    });
+    events::wait_all_exit(&in_ns(), "the processes of the union's namespace");
+    assert!(
+        in_ns().is_empty(),
+        "a process entered the union's namespace"
+    );
     assert_eq!(r.containers(), 0);
 }
