@@ -165,3 +165,31 @@ pub fn wait_on_mounts(what: &str, mut cond: impl FnMut() -> bool) {
         );
     }
 }
+
+/// The directory of container `name` in the store at `root` (found by its state.json).
+pub fn container_dir(root: &Path, name: &str) -> std::path::PathBuf {
+    for e in std::fs::read_dir(root.join("containers"))
+        .unwrap()
+        .flatten()
+    {
+        let Ok(text) = std::fs::read(e.path().join("state.json")) else {
+            continue;
+        };
+        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
+        if v["name"] == name {
+            return e.path();
+        }
+    }
+    panic!("no container {name} under {}", root.display());
+}
+
+/// Waits until container `name`'s log (ctr.log) holds `needle`: inotify on the
+/// container's directory reports each write to the log.
+#[track_caller]
+pub fn wait_log(root: &Path, name: &str, needle: &str) {
+    let dir = container_dir(root, name);
+    let log = dir.join("ctr.log");
+    wait_on_path(&dir, &format!("{needle:?} in the log of {name}"), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains(needle))
+    });
+}

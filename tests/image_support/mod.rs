@@ -330,6 +330,8 @@ pub fn image_lowers(root: &Path, reference: &str) -> Vec<PathBuf> {
         .collect()
 }
 
+#[path = "../common/events.rs"]
+pub mod events;
 #[path = "../common/setup.rs"]
 mod setup;
 pub use setup::TEST_USER;

@@ -244,30 +244,7 @@ pub fn as_user(store: &Path, user_bin: &Path) -> Command {
     c
 }
 
-/// The directory of container `name` in the store at `root` (found by its state.json).
-pub fn container_dir(root: &Path, name: &str) -> PathBuf {
-    for e in fs::read_dir(root.join("containers")).unwrap().flatten() {
-        let Ok(text) = fs::read(e.path().join("state.json")) else {
-            continue;
-        };
-        let v: serde_json::Value = serde_json::from_slice(&text).unwrap();
-        if v["name"] == name {
-            return e.path();
-        }
-    }
-    panic!("no container {name} under {}", root.display());
-}
-
-/// Waits until container `name`'s log (ctr.log) holds `needle`: inotify on the
-/// container's directory reports each write to the log.
-#[track_caller]
-pub fn wait_log(root: &Path, name: &str, needle: &str) {
-    let dir = container_dir(root, name);
-    let log = dir.join("ctr.log");
-    events::wait_on_path(&dir, &format!("{needle:?} in the log of {name}"), || {
-        fs::read_to_string(&log).is_ok_and(|t| t.contains(needle))
-    });
-}
+pub use events::wait_log;
 
 /// Polls `f` until it holds (20 s at most: CI machines can be slow), then returns. Only for
 /// conditions the kernel gives no event for (what `exec ps` shows inside a container);
