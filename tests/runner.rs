@@ -162,12 +162,10 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
         &bb(),
         "sh",
         "-c",
-        "echo changed >> /etc/motd; echo new > /new-file; rm /bin/vi; mkdir /d; sleep 30",
+        "echo changed >> /etc/motd; echo new > /new-file; rm /bin/vi; mkdir /d; echo done; sleep 30",
     ]);
     let id = ok(&o).trim().to_string();
-    wait_until("the script's changes", || {
-        s.run(&["exec", "u1", "test", "-d", "/d"]).status.success()
-    });
+    wait_log(s.root(), "u1", "done\n");
     // The root of the container is our FUSE union mount, seen from inside and outside.
     let o = s.run(&["exec", "u1", "cat", "/proc/self/mountinfo"]);
     let inside = ok(&o);
@@ -208,10 +206,14 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
     // runs again too (and rewrites /new-file meanwhile, so reading that one races): its
     // second append lands after the first, which only a kept upper layer still has.
     ok(&s.run(&["start", "u1"]));
-    wait_until("the second run's append after the first", || {
-        let o = s.run(&["exec", "u1", "cat", "/etc/motd"]);
-        String::from_utf8_lossy(&o.stdout) == "welcome\nchanged\nchanged\n"
+    // (The second run's rm and mkdir fail, their errors land in the log too.)
+    events::wait_log_with(s.root(), "u1", "the second run's done", |t| {
+        t.matches("done\n").count() == 2
     });
+    assert_eq!(
+        ok(&s.run(&["exec", "u1", "cat", "/etc/motd"])),
+        "welcome\nchanged\nchanged\n"
+    );
     ok(&s.run(&["rm", "-f", "u1"]));
     assert!(s.containers().is_empty());
     assert!(host_mounts_with(&id).is_empty());
@@ -541,13 +543,20 @@ fn foreground_signals_reach_the_container() {
     let s = Store::new();
     let mut child = s
         .cmd()
-        .args(["run", "--rm", "--init", "--rootfs", &bb(), "sleep", "30"])
+        .args(["run", "--rm", "--init", "--rootfs", &bb()])
+        .args(["sh", "-c", "echo ready; exec sleep 30"])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Signal once the container runs (before that, `run` itself would die of it).
-    wait_until("the container to run", || {
-        ok(&s.run(&["ps", "-q"])).lines().count() == 1
-    });
+    // Signal once the container runs (before that, `run` itself would die of it): its
+    // first line comes through run's stdout.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(143));

@@ -183,13 +183,19 @@ pub fn container_dir(root: &Path, name: &str) -> std::path::PathBuf {
     panic!("no container {name} under {}", root.display());
 }
 
-/// Waits until container `name`'s log (ctr.log) holds `needle`: inotify on the
-/// container's directory reports each write to the log.
+/// Waits until container `name`'s log (ctr.log) holds `needle`.
 #[track_caller]
 pub fn wait_log(root: &Path, name: &str, needle: &str) {
+    wait_log_with(root, name, &format!("{needle:?}"), |t| t.contains(needle));
+}
+
+/// Waits until `cond` holds for container `name`'s log (ctr.log): inotify on the
+/// container's directory reports each write to the log.
+#[track_caller]
+pub fn wait_log_with(root: &Path, name: &str, what: &str, mut cond: impl FnMut(&str) -> bool) {
     let dir = container_dir(root, name);
     let log = dir.join("ctr.log");
-    wait_on_path(&dir, &format!("{needle:?} in the log of {name}"), || {
-        std::fs::read_to_string(&log).is_ok_and(|t| t.contains(needle))
+    wait_on_path(&dir, &format!("{what} in the log of {name}"), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| cond(&t))
     });
 }
