@@ -16,6 +16,33 @@ fi
 # Container runner tests: a busybox-static rootfs, a debootstrap minbase rootfs, and
 # newuidmap/newgidmap for rootless sub-id ranges.
 apt_need busybox-static debootstrap uidmap
+# Rootless tests (rootless_mount, runner_rootless, and the image/registry tests that run as
+# a user): the user unionctl-test with a home, sub-id ranges in /etc/subuid and /etc/subgid
+# (for newuidmap/newgidmap), and /dev/fuse open to users as desktop distributions have it.
+# The tests check this and fail pointing here; they never set it up themselves.
+if [ "$(id -u)" = 0 ]; then
+  test_user=unionctl-test
+  id -u "$test_user" >/dev/null 2>&1 || useradd -m -s /bin/sh "$test_user"
+  home="$(getent passwd "$test_user" | cut -d: -f6)"
+  if [ ! -d "$home" ]; then
+    mkdir -p "$home"
+    chown "$test_user:" "$home"
+  fi
+  # A range of 65536 ids after every range already given out (and not below 100000).
+  next_free() { awk -F: 'BEGIN { m = 100000 } { e = $2 + $3; if (e > m) m = e } END { print m }' "$1" 2>/dev/null || echo 100000; }
+  for f in /etc/subuid /etc/subgid; do
+    touch "$f"
+    if ! grep -q "^$test_user:" "$f"; then
+      echo "$test_user:$(next_free "$f"):65536" >>"$f"
+    fi
+  done
+  chmod 0666 /dev/fuse
+  # Keep it so across reboots where udev runs.
+  if [ -d /etc/udev ]; then
+    mkdir -p /etc/udev/rules.d
+    echo 'KERNEL=="fuse", MODE="0666"' >/etc/udev/rules.d/60-unionctl-fuse.rules
+  fi
+fi
 # The test runner (scripts/test.sh); machines here ship it, build it where they do not.
 if ! cargo nextest --version >/dev/null 2>&1; then
   cargo install -q --locked cargo-nextest

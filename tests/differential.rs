@@ -23,9 +23,8 @@ use std::time::{Duration, Instant};
 
 const DEFAULT_SEEDS: u64 = 20;
 const DEFAULT_OPS: usize = 200;
-/// Each sequence normally takes well under a second; these bound a hung or slow subject.
+/// Each sequence normally takes well under a second; this bounds a hung subject.
 const SEED_LIMIT_SECS: u64 = 30;
-const TIME_BUDGET_SECS: u64 = 150;
 
 /// unionctl --format aufs over the same layers written in aufs format (.wh. files) must
 /// behave as kernel overlayfs over the kernel-format layers.
@@ -91,8 +90,12 @@ fn seeds_from_env(default_count: u64) -> Vec<u64> {
     }
 }
 
-fn time_budget_secs() -> u64 {
-    env_num("DIFF_BUDGET_SECS", TIME_BUDGET_SECS)
+/// A time budget for long runs (many DIFF_SEEDS), only when DIFF_BUDGET_SECS is set: by
+/// default every seed runs, so whether the test passes never depends on the machine's speed.
+fn time_budget_secs() -> Option<u64> {
+    std::env::var("DIFF_BUDGET_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
 }
 
 fn env_num(name: &str, default: u64) -> u64 {
@@ -206,10 +209,11 @@ fn run_all(subject: Subject) -> Vec<String> {
     let mut failures = Vec::new();
     let mut distinct = BTreeMap::new();
     for seed in &seeds {
-        if started.elapsed().as_secs() > time_budget_secs() {
+        if let Some(budget) = time_budget_secs()
+            && started.elapsed().as_secs() > budget
+        {
             failures.push(format!(
-                "stopped before seed {seed}: over the {}s time budget",
-                time_budget_secs()
+                "stopped before seed {seed}: over the {budget}s time budget (DIFF_BUDGET_SECS)"
             ));
             break;
         }

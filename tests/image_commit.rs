@@ -4,7 +4,6 @@ mod image_support;
 use image_support::*;
 use std::fs;
 use std::path::{Path, PathBuf};
-use std::time::Instant;
 
 struct Setup {
     _t: tempfile::TempDir,
@@ -300,34 +299,48 @@ fn commit_pauses_a_running_container_and_resumes_it() {
     let s = setup();
     let cid = "0e".repeat(32);
     let cdir = fake_container(&s.root, &cid, "busy", Some(&s.base_id), &s.lowers);
-    // a big change so the commit takes a moment
+    // a big change: the container stays paused for a while
     let data = vec![7u8; 64 << 20];
     fs::write(cdir.join("upper/big"), &data).unwrap();
-    let mut child = std::process::Command::new("sleep")
+    // Reaped below through waitpid, not through the Child.
+    let pid = std::process::Command::new("sleep")
         .arg("60")
         .spawn()
-        .unwrap();
-    let pid = child.id();
+        .unwrap()
+        .id();
     let mut rec: serde_json::Value =
         serde_json::from_slice(&fs::read(cdir.join("state.json")).unwrap()).unwrap();
     rec["status"] = "running".into();
     rec["pid"] = pid.into();
     fs::write(cdir.join("state.json"), serde_json::to_vec(&rec).unwrap()).unwrap();
-    let root = s.root.clone();
-    let commit = std::thread::spawn(move || uc_ok(&root, &["commit", "busy", "paused:1"]));
-    let mut saw_stopped = false;
-    while !commit.is_finished() {
-        let state = proc_state(pid);
-        saw_stopped |= state == "T";
-        std::thread::sleep(std::time::Duration::from_millis(2));
-    }
-    commit.join().unwrap();
+    // The container process is our child: waitpid reports its stop and its continue as
+    // they happen. Once the commit is done it is killed, which ends the watch either way.
+    let watch = std::thread::spawn(move || {
+        use nix::sys::wait::{WaitPidFlag, WaitStatus, waitpid};
+        let pid = nix::unistd::Pid::from_raw(pid as i32);
+        let mut events = Vec::new();
+        loop {
+            match waitpid(pid, Some(WaitPidFlag::WUNTRACED | WaitPidFlag::WCONTINUED)) {
+                Ok(WaitStatus::Stopped(..)) => events.push("stopped"),
+                Ok(WaitStatus::Continued(..)) => events.push("continued"),
+                Ok(WaitStatus::Signaled(..)) | Ok(WaitStatus::Exited(..)) => return events,
+                other => panic!("waitpid: {other:?}"),
+            }
+        }
+    });
+    uc_ok(&s.root, &["commit", "busy", "paused:1"]);
     let state = proc_state(pid);
-    child.kill().unwrap();
-    child.wait().unwrap();
+    nix::sys::signal::kill(
+        nix::unistd::Pid::from_raw(pid as i32),
+        nix::sys::signal::SIGKILL,
+    )
+    .unwrap();
+    let events = watch.join().unwrap();
+    // The kernel reports "continued" only for a process that was stopped; "stopped" is
+    // seen too unless the watch thread came to waitpid after the resume.
     assert!(
-        saw_stopped,
-        "the container was not paused during the commit"
+        events == ["stopped", "continued"] || events == ["continued"],
+        "the container was not paused during the commit, then resumed: {events:?}"
     );
     assert_ne!(state, "T", "the container was left paused");
     assert_eq!(
@@ -339,21 +352,19 @@ fn commit_pauses_a_running_container_and_resumes_it() {
 }
 
 #[test]
-fn commit_cost_follows_the_change_not_the_image() {
+fn commit_layer_holds_the_change_not_the_image() {
+    // What the commit costs beside import is measured in benches/image_bench.sh; here: the
+    // new layer is the change alone.
     let tar = minbase_tar();
     let t = tmpdir();
     let root = t.path().join("store");
-    let t0 = Instant::now();
     uc_ok(&root, &["import", tar.to_str().unwrap(), "deb"]);
-    let import_time = t0.elapsed();
     let id = image_id(&root, "deb");
     let lowers = image_lowers(&root, "deb");
     let cdir = fake_container(&root, &"0f".repeat(32), "small", Some(&id), &lowers);
     fs::create_dir_all(cdir.join("upper/etc")).unwrap();
     fs::write(cdir.join("upper/etc/hostname"), "changed\n").unwrap();
-    let t1 = Instant::now();
     uc_ok(&root, &["commit", "small", "deb:small"]);
-    let commit_time = t1.elapsed();
     let l = image_lowers(&root, "deb:small");
     let diff = l[0].file_name().unwrap().to_str().unwrap();
     let size = fs::metadata(root.join("blobs/sha256").join(diff))
@@ -363,9 +374,22 @@ fn commit_cost_follows_the_change_not_the_image() {
         size < 64 * 1024,
         "layer of a one-file change is {size} bytes"
     );
-    assert!(
-        commit_time * 4 < import_time,
-        "commit {commit_time:?} vs import {import_time:?}"
+    let listing = std::process::Command::new("tar")
+        .arg("-tf")
+        .arg(root.join("blobs/sha256").join(diff))
+        .output()
+        .unwrap();
+    assert!(listing.status.success());
+    let mut names: Vec<String> = String::from_utf8_lossy(&listing.stdout)
+        .lines()
+        .map(|l| l.trim_start_matches("./").trim_end_matches('/').to_string())
+        .filter(|l| !l.is_empty())
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        ["etc", "etc/hostname"],
+        "the layer holds more than the change"
     );
     assert_eq!(
         fs::read_to_string(l[0].join("etc/hostname")).unwrap(),

@@ -178,15 +178,11 @@ fn commit_pauses_a_running_container() {
             "bb",
             "/bin/sh",
             "-c",
-            "echo started > /tmp/s; while true; do sleep 1; done",
+            "echo started > /tmp/s; echo ready; while true; do sleep 1; done",
         ],
     );
-    for _ in 0..100 {
-        if uc_ok(&root, &["diff", "bg"]).contains("/tmp/s") {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(50));
-    }
+    events::wait_log(&root, "bg", "ready\n");
+    assert!(uc_ok(&root, &["diff", "bg"]).contains("/tmp/s"));
     uc_ok(&root, &["commit", "bg", "bb:live"]);
     let ps = uc_ok(&root, &["ps"]);
     assert!(ps.contains("bg") && ps.contains("Up"), "{ps}");

@@ -9,7 +9,6 @@ use common::tree;
 use std::ffi::OsString;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::time::{Duration, Instant};
 
 /// A scratch area with two lowers, an upper, a work dir and a mount point.
 struct Setup {
@@ -421,11 +420,7 @@ fn umount_after_the_daemon_was_killed() {
     for pid in &pids {
         let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
     }
-    wait_until(
-        5,
-        || common::mounts::unionctl_daemons(&t.merged).is_empty(),
-        "the daemon to die",
-    );
+    common::events::wait_all_exit(&pids, "the killed daemon");
     let err = std::fs::metadata(t.merged.join("top"))
         .expect_err("a mount without its daemon still answers");
     // ENOTCONN, or ECONNABORTED when the kernel saw the connection aborted as the
@@ -486,11 +481,9 @@ fn foreground_mount_stays_until_unmounted() {
         .stderr(std::process::Stdio::null())
         .spawn()
         .unwrap();
-    wait_until(
-        10,
-        || is_mount_point(&t.merged),
-        "the foreground mount to appear",
-    );
+    common::events::wait_on_mounts("the foreground mount to appear", || {
+        is_mount_point(&t.merged)
+    });
     std::fs::write(t.merged.join("written"), b"through -f").unwrap();
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -498,17 +491,8 @@ fn foreground_mount_stays_until_unmounted() {
     );
     let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
     assert!(out.status.success(), "umount: {}", out.stderr.trim());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    let status = loop {
-        if let Some(st) = child.try_wait().unwrap() {
-            break st;
-        }
-        if Instant::now() > deadline {
-            let _ = child.kill();
-            panic!("unionctl mount -f still running 10 s after umount");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    };
+    common::events::wait_exit(child.id() as i32, "unionctl mount -f after umount");
+    let status = child.wait().unwrap();
     assert!(
         status.success(),
         "unionctl mount -f exited with {status} after umount"
@@ -517,17 +501,6 @@ fn foreground_mount_stays_until_unmounted() {
         std::fs::read(t.upper.join("written")).unwrap(),
         b"through -f"
     );
-}
-
-fn wait_until(secs: u64, mut cond: impl FnMut() -> bool, what: &str) {
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {secs}s waiting for {what}"
-        );
-        std::thread::sleep(Duration::from_millis(20));
-    }
 }
 
 /// `unionctl umount` returns only when the daemon is gone: a daemon that exits later
@@ -543,6 +516,12 @@ fn umount_returns_after_the_daemon_is_gone() {
     for round in 0..5 {
         let m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
         std::mem::forget(m); // unmounted by the command under test
+        let daemons = common::mounts::unionctl_daemons(&t.merged);
+        assert!(
+            !daemons.is_empty(),
+            "no daemon serves {}",
+            t.merged.display()
+        );
         let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
         assert!(out.status.success(), "umount: {}", out.stderr.trim());
         nix::mount::mount(
@@ -554,7 +533,8 @@ fn umount_returns_after_the_daemon_is_gone() {
         )
         .expect("mount tmpfs");
         let left = common::mounts::unionctl_daemons(&t.merged);
-        std::thread::sleep(Duration::from_millis(300));
+        // Once the daemon is gone it cannot unmount anything any more: then look.
+        common::events::wait_all_exit(&daemons, "the unmounted union's daemon");
         let still = is_mount_point(&t.merged);
         if still {
             nix::mount::umount(&t.merged).unwrap();
@@ -581,7 +561,18 @@ fn killed_during_copy_up_leaves_no_partial_file() {
     let t = setup("cli-crash-copy-up");
     let original: Vec<u8> = (0..SIZE).map(|i| (i % 251) as u8).collect();
     std::fs::write(t.lower.join("big"), &original).unwrap();
-    for (round, delay_ms) in [0u64, 5, 20, 50, 100, 200, 400].into_iter().enumerate() {
+    // Kill points along the copy-up, each reached as an event: at once, when the temp
+    // file appears in the work dir, when it holds 1, 16 or 48 MiB (or the copy-up already
+    // ended), and after the append returned.
+    let points: [(&str, Option<u64>); 6] = [
+        ("at once", None),
+        ("at the temp file", Some(0)),
+        ("at 1 MiB", Some(1 << 20)),
+        ("at 16 MiB", Some(16 << 20)),
+        ("at 48 MiB", Some(48 << 20)),
+        ("after the append", None),
+    ];
+    for (round, (point, copied)) in points.into_iter().enumerate() {
         let upper = t.s.mkdir(&format!("crash{round}/upper"));
         let work = t.s.mkdir(&format!("crash{round}/work"));
         let dirs = UnionDirs {
@@ -604,24 +595,39 @@ fn killed_during_copy_up_leaves_no_partial_file() {
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        std::thread::sleep(Duration::from_millis(delay_ms));
+        let upper_big = dirs.upper.as_ref().unwrap().join("big");
+        let temp = work.join("work");
+        if let Some(n) = copied {
+            // The largest file in the work dir: the copy-up's temp file.
+            let temp_len = || {
+                std::fs::read_dir(&temp)
+                    .unwrap()
+                    .flatten()
+                    .filter_map(|e| e.metadata().ok())
+                    .filter(|m| m.is_file())
+                    .map(|m| m.len())
+                    .max()
+            };
+            common::events::wait_on_path(&temp, point, || match temp_len() {
+                Some(len) => len >= n,
+                None => upper_big.exists(),
+            });
+        } else if round > 0 {
+            let _ = writer.wait();
+        }
         for pid in &daemons {
             let _ =
                 nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
         }
         let _ = writer.wait();
-        wait_until(
-            5,
-            || common::mounts::unionctl_daemons(&t.merged).is_empty(),
-            "the daemon to die",
-        );
+        common::events::wait_all_exit(&daemons, "the killed daemon");
         let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
         assert!(
             out.status.success(),
             "round {round}: umount of the dead mount: {}",
             out.stderr.trim()
         );
-        wait_until(5, || !is_mount_point(&t.merged), "the dead mount to go");
+        common::events::wait_on_mounts("the dead mount to go", || !is_mount_point(&t.merged));
 
         let crashed_mid_copy = std::fs::read_dir(work.join("work"))
             .map(|r| r.count() > 0)
@@ -639,7 +645,7 @@ fn killed_during_copy_up_leaves_no_partial_file() {
             .unwrap_or_default();
         m.unmount().unwrap_or_else(|e| panic!("{e}"));
         eprintln!(
-            "round {round}: killed after {delay_ms} ms, the append {}{}",
+            "round {round}: killed {point}, the append {}{}",
             if seen.len() > SIZE {
                 "completed"
             } else {
@@ -655,7 +661,7 @@ fn killed_during_copy_up_leaves_no_partial_file() {
             || seen.len() == SIZE + 1 && seen[..SIZE] == original[..] && seen[SIZE] == b'x';
         assert!(
             whole,
-            "round {round} (kill after {delay_ms} ms): after remount big has {} bytes and is neither the lower file nor the lower file + 'x': a partial copy-up is visible",
+            "round {round} (killed {point}): after remount big has {} bytes and is neither the lower file nor the lower file + 'x': a partial copy-up is visible",
             seen.len()
         );
         assert!(

@@ -122,18 +122,18 @@ fn run_pjdfstest(label: &str, mut mount: Mount) -> Summary {
         .unwrap_or_else(|e| {
             panic!("run pjdfstest (cargo install pjdfstest, or scripts/install-deps.sh): {e}")
         });
-    let deadline = started + Duration::from_secs(RUN_LIMIT_SECS);
+    // Wait on its pidfd; past the limit (a hang), abort the FUSE connection first (a
+    // process stuck in a FUSE request cannot die), then kill it.
     let mut timed_out = false;
-    while child.try_wait().unwrap().is_none() {
-        if Instant::now() > deadline && !timed_out {
-            // Abort the FUSE connection first: a process stuck in a FUSE request cannot die.
-            eprintln!("{label}: pjdfstest still running after {RUN_LIMIT_SECS}s, aborting");
-            let _ = force_unmount(&mount.merged);
-            let _ = child.kill();
-            timed_out = true;
-        }
-        std::thread::sleep(Duration::from_millis(50));
+    if let Some(fd) = common::events::pidfd(child.id() as i32)
+        && !common::events::wait_fd(&fd, Duration::from_secs(RUN_LIMIT_SECS))
+    {
+        eprintln!("{label}: pjdfstest still running after {RUN_LIMIT_SECS}s, aborting");
+        let _ = force_unmount(&mount.merged);
+        let _ = child.kill();
+        timed_out = true;
     }
+    child.wait().unwrap();
     let out = std::fs::read_to_string(&log_path).unwrap_or_default();
     let failed_names: Vec<String> = out
         .lines()

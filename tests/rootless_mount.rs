@@ -10,7 +10,7 @@ use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::process::Command;
 
-const USER: &str = "unionctl-test";
+use common::setup::{TEST_USER as USER, test_user};
 
 struct Rootless {
     _s: Scratch,
@@ -26,7 +26,7 @@ struct Rootless {
 fn setup(name: &str) -> Rootless {
     assert!(
         common::is_root(),
-        "rootless tests create a user and switch to it: run as root"
+        "rootless tests set up files for the test user and switch to it: run as root"
     );
     let (uid, gid) = test_user();
     let s = Scratch::new(name);
@@ -63,23 +63,6 @@ fn setup(name: &str) -> Rootless {
         gid,
         _s: s,
     }
-}
-
-/// Creates the unprivileged test user once.
-fn test_user() -> (u32, u32) {
-    if nix::unistd::User::from_name(USER).ok().flatten().is_none() {
-        let st = Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", USER])
-            .status()
-            .expect("run useradd");
-        // A parallel test may have created it first.
-        assert!(
-            st.success() || nix::unistd::User::from_name(USER).ok().flatten().is_some(),
-            "useradd {USER} failed"
-        );
-    }
-    let u = nix::unistd::User::from_name(USER).unwrap().unwrap();
-    (u.uid.as_raw(), u.gid.as_raw())
 }
 
 impl Rootless {

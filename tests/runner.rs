@@ -4,7 +4,6 @@ mod runner_support;
 use runner_support::*;
 use std::fs;
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 fn bb() -> String {
     busybox_rootfs().to_string_lossy().into_owned()
@@ -163,12 +162,10 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
         &bb(),
         "sh",
         "-c",
-        "echo changed >> /etc/motd; echo new > /new-file; rm /bin/vi; mkdir /d; sleep 30",
+        "echo changed >> /etc/motd; echo new > /new-file; rm /bin/vi; mkdir /d; echo done; sleep 30",
     ]);
     let id = ok(&o).trim().to_string();
-    wait_until("the script's changes", || {
-        s.run(&["exec", "u1", "test", "-d", "/d"]).status.success()
-    });
+    wait_log(s.root(), "u1", "done\n");
     // The root of the container is our FUSE union mount, seen from inside and outside.
     let o = s.run(&["exec", "u1", "cat", "/proc/self/mountinfo"]);
     let inside = ok(&o);
@@ -209,10 +206,14 @@ fn union_mount_is_ours_and_rootfs_stays_untouched() {
     // runs again too (and rewrites /new-file meanwhile, so reading that one races): its
     // second append lands after the first, which only a kept upper layer still has.
     ok(&s.run(&["start", "u1"]));
-    wait_until("the second run's append after the first", || {
-        let o = s.run(&["exec", "u1", "cat", "/etc/motd"]);
-        String::from_utf8_lossy(&o.stdout) == "welcome\nchanged\nchanged\n"
+    // (The second run's rm and mkdir fail, their errors land in the log too.)
+    events::wait_log_with(s.root(), "u1", "the second run's done", |t| {
+        t.matches("done\n").count() == 2
     });
+    assert_eq!(
+        ok(&s.run(&["exec", "u1", "cat", "/etc/motd"])),
+        "welcome\nchanged\nchanged\n"
+    );
     ok(&s.run(&["rm", "-f", "u1"]));
     assert!(s.containers().is_empty());
     assert!(host_mounts_with(&id).is_empty());
@@ -379,7 +380,7 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
         &bb(),
         "sh",
         "-c",
-        "trap '' TERM; echo started; while true; do sleep 0.1; done",
+        "trap 'echo got TERM' TERM; echo started; while true; do sleep 0.1; done",
     ]);
     let id = ok(&o).trim().to_string();
     assert_eq!(id.len(), 64);
@@ -410,9 +411,7 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     ] {
         assert!(state.get(key).is_some(), "state.json lacks {key}");
     }
-    wait_until("output in the log", || {
-        !ok(&s.run(&["logs", "web"])).is_empty()
-    });
+    wait_log(s.root(), "web", "started\n");
     assert_eq!(ok(&s.run(&["logs", "web"])), "started\n");
 
     // exec joins the running container: its pid namespace, hostname and root.
@@ -431,16 +430,12 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     let o = s.run(&["exec", "web", "sh", "-c", "exit 9"]);
     assert_eq!(code(&o), 9);
 
-    // stop: SIGTERM is ignored, so SIGKILL after the timeout.
-    let t0 = Instant::now();
-    ok(&s.run(&["stop", "-t", "1", "web"]));
-    let took = t0.elapsed();
-    assert!(
-        took >= Duration::from_millis(900) && took < Duration::from_secs(5),
-        "{took:?}"
-    );
+    // stop: SIGTERM first (the trap logs it and the shell goes on), then SIGKILL after
+    // the timeout: the exit code is 128 + 9.
+    ok(&s.run(&["stop", "-t", "2", "web"]));
     let ps = ok(&s.run(&["ps", "-a"]));
     assert!(ps.contains("Exited (137)"), "{ps}");
+    assert_eq!(ok(&s.run(&["logs", "web"])), "started\ngot TERM\n");
     assert!(ok(&s.run(&["ps", "-q"])).is_empty());
 
     // rm of a running container needs -f.
@@ -459,7 +454,7 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
 }
 
 #[test]
-fn stop_with_a_cooperative_process_is_quick_and_keeps_its_code() {
+fn stop_with_a_cooperative_process_keeps_its_code() {
     let s = Store::new();
     ok(&s.run(&[
         "run",
@@ -472,12 +467,9 @@ fn stop_with_a_cooperative_process_is_quick_and_keeps_its_code() {
         "-c",
         "trap 'echo bye; exit 7' TERM; echo ready; while true; do sleep 0.1; done",
     ]));
-    wait_until("the trap", || {
-        ok(&s.run(&["logs", "coop"])).contains("ready")
-    });
-    let t0 = Instant::now();
+    wait_log(s.root(), "coop", "ready\n");
+    // The process ends of SIGTERM through its trap (7), not of the SIGKILL after -t (137).
     ok(&s.run(&["stop", "-t", "10", "coop"]));
-    assert!(t0.elapsed() < Duration::from_secs(3));
     let json: serde_json::Value =
         serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
     assert_eq!(json[0]["exit_code"], 7);
@@ -531,10 +523,9 @@ fn init_reaps_zombies_and_forwards_signals() {
         pid2_execed && out.matches("sleep").count() == 1
     });
     assert_eq!(zombies("init"), 0, "--init did not reap");
-    // --init forwards SIGTERM to the command, which dies of it (143) quickly.
-    let t0 = Instant::now();
+    // --init forwards SIGTERM to the command, which dies of it (143, not the 137 of the
+    // SIGKILL after -t).
     ok(&s.run(&["stop", "-t", "10", "init"]));
-    assert!(t0.elapsed() < Duration::from_secs(3));
     let json: serde_json::Value =
         serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
     let init = json
@@ -552,13 +543,20 @@ fn foreground_signals_reach_the_container() {
     let s = Store::new();
     let mut child = s
         .cmd()
-        .args(["run", "--rm", "--init", "--rootfs", &bb(), "sleep", "30"])
+        .args(["run", "--rm", "--init", "--rootfs", &bb()])
+        .args(["sh", "-c", "echo ready; exec sleep 30"])
+        .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
-    // Signal once the container runs (before that, `run` itself would die of it).
-    wait_until("the container to run", || {
-        ok(&s.run(&["ps", "-q"])).lines().count() == 1
-    });
+    // Signal once the container runs (before that, `run` itself would die of it): its
+    // first line comes through run's stdout.
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(child.stdout.as_mut().unwrap()),
+        &mut line,
+    )
+    .unwrap();
+    assert_eq!(line, "ready\n");
     unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
     let st = child.wait().unwrap();
     assert_eq!(st.code(), Some(143));
@@ -594,7 +592,9 @@ fn pty_session_driven_by_a_script() {
     drop(cmd);
     drop(pty.slave);
     let mut master = std::fs::File::from(pty.master);
-    let seen = std::sync::Arc::new(std::sync::Mutex::new(Vec::<u8>::new()));
+    // The reader thread signals each chunk it adds: waits wake on new output.
+    type Seen = (std::sync::Mutex<Vec<u8>>, std::sync::Condvar);
+    let seen: std::sync::Arc<Seen> = Default::default();
     let reader = {
         let mut m = master.try_clone().unwrap();
         let seen = seen.clone();
@@ -604,16 +604,36 @@ fn pty_session_driven_by_a_script() {
                 if n == 0 {
                     break;
                 }
-                seen.lock().unwrap().extend_from_slice(&buf[..n]);
+                seen.0.lock().unwrap().extend_from_slice(&buf[..n]);
+                seen.1.notify_all();
             }
         })
     };
-    let output = || String::from_utf8_lossy(&seen.lock().unwrap()).into_owned();
-    wait_until("the shell prompt", || output().contains("# "));
+    let output = || String::from_utf8_lossy(&seen.0.lock().unwrap()).into_owned();
+    let wait_output = |what: &str| {
+        let (guard, timeout) = seen
+            .1
+            .wait_timeout_while(seen.0.lock().unwrap(), events::DEADLINE, |b| {
+                !String::from_utf8_lossy(b).contains(what)
+            })
+            .unwrap();
+        assert!(
+            !timeout.timed_out(),
+            "no {what:?} from the pty: {}",
+            String::from_utf8_lossy(&guard)
+        );
+    };
+    wait_output("# ");
     master
         .write_all(b"tty; stty size; echo TERM=$TERM\n")
         .unwrap();
-    wait_until("the first size", || output().contains("30 100"));
+    wait_output("30 100");
+    // A trap prints the size when SIGWINCH arrives; `wait` returns on a trapped signal.
+    // The marker is printed split so the echo of the typed line cannot match it.
+    master
+        .write_all(b"trap 'stty size' WINCH; sleep 60 & echo ar''med; wait; kill %1\n")
+        .unwrap();
+    wait_output("armed\r\n");
     // Window size changes reach the container.
     let ws = libc::winsize {
         ws_row: 40,
@@ -622,14 +642,8 @@ fn pty_session_driven_by_a_script() {
         ws_ypixel: 0,
     };
     unsafe { libc::ioctl(master.as_raw_fd(), libc::TIOCSWINSZ, &ws) };
-    // SIGWINCH travels through `run` to the container's pty: ask until it arrived.
-    for _ in 0..50 {
-        if output().contains("40 120") {
-            break;
-        }
-        master.write_all(b"stty size\n").unwrap();
-        std::thread::sleep(Duration::from_millis(200));
-    }
+    // SIGWINCH travels through `run` to the container's pty, whose shell traps it.
+    wait_output("40 120");
     master.write_all(b"exit 5\n").unwrap();
     let st = child.wait().unwrap();
     drop(master);
@@ -804,9 +818,7 @@ fn a_killed_supervisor_is_cleaned_up_by_rm() {
     let sup = c.supervisor_pid.unwrap();
     let pid = c.pid.unwrap();
     unsafe { libc::kill(sup, libc::SIGKILL) };
-    wait_until("the supervisor to die", || {
-        !unionctl::runner::state::process_alive(sup, None)
-    });
+    events::wait_exit(sup, "the killed supervisor");
     assert!(ok(&s.run(&["ps"])).contains("orphan"), "pid 1 still runs");
     ok(&s.run(&["rm", "-f", "orphan"]));
     // Gone, or a zombie not yet reaped.
@@ -832,7 +844,7 @@ fn attach_to_a_detached_container() {
         "-c",
         "echo ready; while read l; do echo got:$l; [ \"$l\" = quit ] && exit 3; done",
     ]));
-    wait_until("ready", || ok(&s.run(&["logs", "talk"])).contains("ready"));
+    wait_log(s.root(), "talk", "ready\n");
     let mut child = s
         .cmd()
         .args(["attach", "talk"])
@@ -840,8 +852,8 @@ fn attach_to_a_detached_container() {
         .stdout(std::process::Stdio::piped())
         .spawn()
         .unwrap();
+    // Written at once: what attach has not read yet waits in the pipe.
     let mut input = child.stdin.take().unwrap();
-    std::thread::sleep(Duration::from_millis(300));
     input.write_all(b"hello\nquit\n").unwrap();
     let out = child.wait_with_output().unwrap();
     assert_eq!(out.status.code(), Some(3));
@@ -965,25 +977,45 @@ fn attach_detaches_on_ctrl_p_ctrl_q() {
         "-c",
         lines,
     ]));
-    // Input is typed into `script`'s terminal: a line, then (once it was answered) the
-    // detach keys.
-    let attach = |input: &str, keys: &str| {
+    // Input is typed into `script`'s terminal: a line, then, once the answer is read
+    // back from script's output, the detach keys. Stdin stays open until attach ends.
+    let attach = |input: &str, answer: &str, keys: &[u8]| {
+        use std::io::{Read, Write};
         let cmd = format!(
-            "(printf '{input}'; sleep 0.5; printf '{keys}'; sleep 1) | script -qec '{} --root {} attach a1' /dev/null",
+            "{} --root {} attach a1",
             bin().display(),
             s.root().display()
         );
-        let o = std::process::Command::new("sh")
-            .args(["-c", &cmd])
-            .stdin(std::process::Stdio::null())
-            .output()
+        let mut child = std::process::Command::new("script")
+            .args(["-qec", &cmd, "/dev/null"])
+            .stdin(std::process::Stdio::piped())
+            .stdout(std::process::Stdio::piped())
+            .spawn()
             .unwrap();
+        let mut stdin = child.stdin.take().unwrap();
+        let mut stdout = child.stdout.take().unwrap();
+        stdin.write_all(input.as_bytes()).unwrap();
+        let mut out = Vec::new();
+        let mut buf = [0u8; 4096];
+        while !String::from_utf8_lossy(&out).contains(answer) {
+            let n = stdout.read(&mut buf).unwrap();
+            assert!(
+                n > 0,
+                "attach ended before {answer:?}: {}",
+                String::from_utf8_lossy(&out)
+            );
+            out.extend_from_slice(&buf[..n]);
+        }
+        stdin.write_all(keys).unwrap();
+        stdout.read_to_end(&mut out).unwrap();
+        let status = child.wait().unwrap();
+        drop(stdin);
         (
-            o.status.code(),
-            String::from_utf8_lossy(&o.stdout).replace('\r', ""),
+            status.code(),
+            String::from_utf8_lossy(&out).replace('\r', ""),
         )
     };
-    let (code, out) = attach("hello\\n", "\\020\\021");
+    let (code, out) = attach("hello\n", "got:hello", b"\x10\x11");
     assert_eq!(code, Some(0), "{out}");
     assert!(out.contains("got:hello"), "{out}");
     let ps = ok(&s.run(&["ps"]));
@@ -991,7 +1023,7 @@ fn attach_detaches_on_ctrl_p_ctrl_q() {
         ps.contains("a1") && ps.contains("Up"),
         "detach stopped it: {ps}"
     );
-    let (code, out) = attach("quit\\n", "");
+    let (code, out) = attach("quit\n", "got:quit", b"");
     assert_eq!(code, Some(7), "{out}");
     assert!(out.contains("got:quit"), "{out}");
     ok(&s.run(&["rm", "a1"]));

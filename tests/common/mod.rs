@@ -3,8 +3,10 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod events;
 pub mod layers;
 pub mod mounts;
+pub mod setup;
 pub mod tree;
 
 use std::os::unix::fs::PermissionsExt;

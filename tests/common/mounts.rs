@@ -45,6 +45,7 @@ impl Mount {
                 r.map_err(|e| format!("umount {}: {e}", self.merged.display()))
             }
             Kind::Unionctl => {
+                let daemons = unionctl_daemons(&self.merged);
                 let out = run_unionctl(&["umount".into(), self.merged.clone().into()], 30);
                 if !out.status.success() {
                     let _ = force_unmount(&self.merged);
@@ -65,10 +66,7 @@ impl Mount {
                 // Let the daemon finish exiting before the path is reused: one that exits
                 // late unmounts whatever is mounted there next (mount_cli tests that bug on
                 // its own; here it would only hide other differences).
-                let deadline = Instant::now() + Duration::from_secs(5);
-                while !unionctl_daemons(&self.merged).is_empty() && Instant::now() < deadline {
-                    std::thread::sleep(Duration::from_millis(10));
-                }
+                super::events::wait_all_exit(&daemons, "the unmounted union's daemon");
                 Ok(())
             }
         }
@@ -208,27 +206,16 @@ pub fn run_with_timeout(mut cmd: Command, timeout_secs: u64) -> CmdOutput {
     let mut child = cmd
         .spawn()
         .unwrap_or_else(|e| panic!("spawn {:?}: {e}", cmd.get_program()));
-    // Wait blocking (no polling delay: tests check what holds right at the exit), with a
-    // helper that kills the child at the deadline.
-    let pid = nix::unistd::Pid::from_raw(child.id() as i32);
-    let exited = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-    let flag = exited.clone();
+    // Wait on the child's pidfd up to the deadline; kill it if it is still running then.
+    // The pidfd names this child even after its exit, so the kill cannot hit another pid.
     let program = format!("{cmd:?}");
-    std::thread::spawn(move || {
-        let deadline = Instant::now() + Duration::from_secs(timeout_secs);
-        while Instant::now() < deadline {
-            if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        if !flag.load(std::sync::atomic::Ordering::SeqCst) {
-            eprintln!("timeout after {timeout_secs}s: {program}");
-            let _ = nix::sys::signal::kill(pid, nix::sys::signal::SIGKILL);
-        }
-    });
+    if let Some(fd) = super::events::pidfd(child.id() as i32)
+        && !super::events::wait_fd(&fd, Duration::from_secs(timeout_secs))
+    {
+        eprintln!("timeout after {timeout_secs}s: {program}");
+        super::events::pidfd_kill(&fd);
+    }
     let status = child.wait().expect("wait");
-    exited.store(true, std::sync::atomic::Ordering::SeqCst);
     CmdOutput {
         status,
         stdout: read_all(out),
@@ -347,21 +334,19 @@ pub fn ensure_fusectl() {
 /// Aborts every FUSE mount below `dir` if it is still alive after `secs`: a hung daemon then
 /// fails the test with ENOTCONN instead of blocking it forever.
 pub struct Watchdog {
-    done: std::sync::Arc<std::sync::atomic::AtomicBool>,
+    // Dropping the sender wakes the watchdog thread at once.
+    _done: std::sync::mpsc::Sender<()>,
 }
 
 impl Watchdog {
     pub fn new(label: &str, dir: &Path, secs: u64) -> Watchdog {
-        let done = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
-        let flag = done.clone();
+        let (done, wait) = std::sync::mpsc::channel::<()>();
         let (label, dir) = (label.to_string(), dir.to_path_buf());
         std::thread::spawn(move || {
-            let deadline = Instant::now() + Duration::from_secs(secs);
-            while Instant::now() < deadline {
-                if flag.load(std::sync::atomic::Ordering::SeqCst) {
-                    return;
-                }
-                std::thread::sleep(Duration::from_millis(100));
+            if wait.recv_timeout(Duration::from_secs(secs))
+                != Err(std::sync::mpsc::RecvTimeoutError::Timeout)
+            {
+                return;
             }
             eprintln!("{label}: still running after {secs}s, aborting its FUSE connections");
             for m in mount_table() {
@@ -370,13 +355,7 @@ impl Watchdog {
                 }
             }
         });
-        Watchdog { done }
-    }
-}
-
-impl Drop for Watchdog {
-    fn drop(&mut self) {
-        self.done.store(true, std::sync::atomic::Ordering::SeqCst);
+        Watchdog { _done: done }
     }
 }
 

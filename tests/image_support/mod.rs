@@ -330,25 +330,15 @@ pub fn image_lowers(root: &Path, reference: &str) -> Vec<PathBuf> {
         .collect()
 }
 
-/// The unprivileged user of the rootless tests (created when missing).
-pub const TEST_USER: &str = "unionctl-test";
+#[path = "../common/events.rs"]
+pub mod events;
+#[path = "../common/setup.rs"]
+mod setup;
+pub use setup::TEST_USER;
 
 /// A store root owned by TEST_USER under `dir` (made traversable for that user).
 pub fn user_store(dir: &Path) -> PathBuf {
-    let exists = || {
-        Command::new("id")
-            .arg(TEST_USER)
-            .output()
-            .map(|o| o.status.success())
-            .unwrap_or(false)
-    };
-    if !exists() {
-        // Other tests may create the same user at the same moment: only the result counts.
-        let _ = Command::new("useradd")
-            .args(["-m", "-s", "/bin/sh", TEST_USER])
-            .output();
-        assert!(exists(), "cannot create the user {TEST_USER}");
-    }
+    setup::test_user();
     sh_ok("chmod", &["755", dir.to_str().unwrap()]);
     let root = dir.join("user-store");
     fs::create_dir_all(&root).unwrap();

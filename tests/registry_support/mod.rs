@@ -5,7 +5,6 @@ use std::fs;
 use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
 
 pub const REGISTRY_BIN: &str = "/usr/bin/docker-registry";
 
@@ -65,11 +64,10 @@ impl Registry {
                     )
                 })
                 .unwrap_or_default();
-            let scheme = if tls.is_some() { "https" } else { "http" };
             // maxentries 1: every catalog page holds one repository, so a listing of
             // several repositories has to follow the `Link` header.
             let config = format!(
-                "version: 0.1\nlog:\n  level: warn\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
+                "version: 0.1\nlog:\n  level: info\nstorage:\n  filesystem:\n    rootdirectory: {}\n  \
                  delete:\n    enabled: true\nhttp:\n  addr: {ip}:{port}\n{tls_yaml}catalog:\n  maxentries: 1\n{auth}",
                 dir.path().join("data").display()
             );
@@ -85,27 +83,21 @@ impl Registry {
                 .spawn()
                 .expect("starting docker-registry");
             let host = format!("{ip}:{port}");
-            let deadline = Instant::now() + Duration::from_secs(15);
-            while Instant::now() < deadline {
-                if let Ok(Some(_)) = child.try_wait() {
-                    break; // port taken meanwhile: try another
-                }
-                let code = Command::new("curl")
-                    .args(["-sk", "-o", "/dev/null", "-w", "%{http_code}"])
-                    .arg(format!("{scheme}://{host}/v2/"))
-                    .output()
-                    .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
-                    .unwrap_or_default();
-                if code == "200" || code == "401" {
-                    // The answer may come from another test's registry that took the
-                    // port first: ours then exits at once (address in use).
-                    std::thread::sleep(Duration::from_millis(100));
-                    if let Ok(None) = child.try_wait() {
-                        return Registry { host, dir, child };
-                    }
-                    break;
-                }
-                std::thread::sleep(Duration::from_millis(50));
+            // The registry logs "listening on" once its socket listens (info level), or a
+            // fatal line when it cannot (the port was taken meanwhile: try another). The
+            // wait wakes on each write to the log (inotify).
+            let log_path = dir.path().join("registry.log");
+            let log = || fs::read_to_string(&log_path).unwrap_or_default();
+            super::image_support::events::wait_on_path(
+                &log_path,
+                "docker-registry to listen or fail",
+                || {
+                    let l = log();
+                    l.contains("listening on") || l.contains("level=fatal")
+                },
+            );
+            if log().contains("listening on") {
+                return Registry { host, dir, child };
             }
             let _ = child.kill();
             let _ = child.wait();

@@ -1,5 +1,6 @@
 //! Shared by the runner tests: the unionctl binary, test rootfs trees (busybox-static,
-//! debootstrap minbase), a non-root user, and command helpers.
+//! debootstrap minbase), the non-root user (checked: scripts/install-deps.sh makes it), and
+//! command helpers.
 #![allow(dead_code)]
 use std::fs;
 use std::os::unix::fs::{PermissionsExt, symlink};
@@ -8,7 +9,11 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub const CACHE: &str = "/var/tmp/unionctl-cache";
-pub const TEST_USER: &str = "unionctl-test";
+#[path = "../common/events.rs"]
+pub mod events;
+#[path = "../common/setup.rs"]
+mod setup;
+pub use setup::{TEST_USER, test_user};
 
 pub fn bin() -> PathBuf {
     std::env::var_os("UNIONCTL_BIN")
@@ -201,40 +206,6 @@ pub fn host_mounts_with(needle: &str) -> Vec<String> {
         .collect()
 }
 
-/// Creates the non-root test user (with /etc/subuid ranges when the tools exist).
-pub fn test_user() -> (u32, u32) {
-    static IDS: OnceLock<(u32, u32)> = OnceLock::new();
-    *IDS.get_or_init(|| {
-        let exists = Command::new("id")
-            .arg(TEST_USER)
-            .output()
-            .unwrap()
-            .status
-            .success();
-        if !exists {
-            let st = Command::new("useradd")
-                .args(["-m", "-s", "/bin/sh", TEST_USER])
-                .status()
-                .unwrap();
-            assert!(
-                st.success()
-                    || Command::new("id")
-                        .arg(TEST_USER)
-                        .status()
-                        .unwrap()
-                        .success()
-            );
-        }
-        let id = |flag: &str| -> u32 {
-            let o = Command::new("id").args([flag, TEST_USER]).output().unwrap();
-            stdout(&o).trim().parse().unwrap()
-        };
-        // Rootless FUSE needs /dev/fuse open to users (as on desktop distributions).
-        let _ = fs::set_permissions("/dev/fuse", fs::Permissions::from_mode(0o666));
-        (id("-u"), id("-g"))
-    })
-}
-
 /// A copy of `src` owned by the test user (rootless containers need their layers owned
 /// by the user, as a rootless image store unpacks them).
 pub fn user_owned_copy(src: &Path, dst: &Path) {
@@ -273,7 +244,11 @@ pub fn as_user(store: &Path, user_bin: &Path) -> Command {
     c
 }
 
-/// Polls `f` until it holds (20 s at most: CI machines can be slow), then returns.
+pub use events::wait_log;
+
+/// Polls `f` until it holds (20 s at most: CI machines can be slow), then returns. Only for
+/// conditions the kernel gives no event for (what `exec ps` shows inside a container);
+/// everything else waits with `wait_log` or `events`.
 #[track_caller]
 pub fn wait_until(what: &str, mut f: impl FnMut() -> bool) {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
