@@ -244,6 +244,7 @@ pub fn as_user(store: &Path, user_bin: &Path) -> Command {
     c
 }
 
+#[allow(unused_imports)]
 pub use events::wait_log;
 
 /// Polls `f` until it holds (20 s at most: CI machines can be slow), then returns. Only for
