@@ -3,7 +3,7 @@
 //! into its own session, serving until the union is unmounted. The caller learns over
 //! a pipe whether the mount is ready or why it failed.
 use super::{MountRequest, detach_stdio, precheck, serve};
-use anyhow::{Context, bail};
+use crate::error::{Context, Result};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
@@ -16,7 +16,7 @@ pub struct PendingMount {
 impl PendingMount {
     /// Returns once the union is mounted, or with the reason it is not (in which case
     /// nothing is left behind).
-    pub fn wait(self) -> anyhow::Result<()> {
+    pub fn wait(self) -> Result<()> {
         let mut msg = String::new();
         std::fs::File::from(self.ready)
             .read_to_string(&mut msg)
@@ -34,7 +34,7 @@ impl PendingMount {
 
 /// Checks the request, then forks the daemon (twice, so it is not our child and needs
 /// no reaping) and returns at once. Call it before this process starts threads.
-pub fn spawn(req: &MountRequest) -> anyhow::Result<PendingMount> {
+pub fn spawn(req: &MountRequest) -> Result<PendingMount> {
     precheck(req)?;
     let (rd, wr) = nix::unistd::pipe().context("pipe")?;
     // SAFETY: the children only run our own code on a copy of this process.
@@ -87,7 +87,7 @@ fn daemon_main(req: &MountRequest, wr: OwnedFd) -> ! {
     });
     if let Err(e) = res {
         if let Some(mut w) = pipe.borrow_mut().take() {
-            let _ = write!(w, "{e:#}");
+            let _ = write!(w, "{}", unionctl_union::errors::chain(&e));
         }
         unsafe { libc::_exit(1) };
     }

@@ -3,15 +3,18 @@
 
 // The crates below this one, under the names the modules use.
 pub(crate) use unionctl_union::{sys, unionfs, whiteout};
+#[macro_use]
+mod error;
 mod adapter;
 pub mod daemon;
 pub mod options;
 
 pub use adapter::UnionFuse;
+pub use error::{Error, Result};
 
 use crate::unionfs::{LayerSpec, Layers, UnionFs};
 use crate::whiteout::Format;
-use anyhow::{Context, bail};
+use error::Context;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -34,7 +37,7 @@ impl MountRequest {
         format: Format,
         options: &[String],
         merged: PathBuf,
-    ) -> anyhow::Result<MountRequest> {
+    ) -> Result<MountRequest> {
         let options = options::MountOptions::parse(options)?;
         let user_xattr = options.userxattr || !crate::sys::in_initial_userns();
         let spec = LayerSpec {
@@ -53,11 +56,11 @@ impl MountRequest {
 }
 
 /// Checks what can be checked before forking: layers, mount point.
-pub(crate) fn precheck(req: &MountRequest) -> anyhow::Result<()> {
+pub(crate) fn precheck(req: &MountRequest) -> Result<()> {
     crate::unionfs::layers::validate(&req.spec)?;
     let m = &req.merged;
     let md = std::fs::metadata(m)
-        .map_err(|e| anyhow::anyhow!("{}: mount point: {}", m.display(), short(&e)))?;
+        .map_err(|e| invalid!("{}: mount point: {}", m.display(), short(&e)))?;
     if !md.is_dir() {
         bail!("{}: mount point: not a directory", m.display());
     }
@@ -76,7 +79,7 @@ fn short(e: &std::io::Error) -> String {
 }
 
 /// Is PATH the root of a mount (listed in /proc/self/mountinfo)?
-pub fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
+pub fn is_mount_point(path: &Path) -> Result<bool> {
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let info =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;
@@ -87,19 +90,19 @@ pub fn is_mount_point(path: &Path) -> anyhow::Result<bool> {
 }
 
 /// Mounts the union in a background daemon; returns once the mount is ready.
-pub fn mount(req: &MountRequest) -> anyhow::Result<()> {
+pub fn mount(req: &MountRequest) -> Result<()> {
     daemon::spawn(req)?.wait()
 }
 
 /// Mounts the union and serves it in this process until it is unmounted.
-pub fn mount_foreground(req: &MountRequest) -> anyhow::Result<()> {
+pub fn mount_foreground(req: &MountRequest) -> Result<()> {
     precheck(req)?;
     serve(req, || {})
 }
 
 /// Opens the layers and serves the mount in this process until it is unmounted.
 /// `ready` is called once the mount is in place.
-pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
+pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
     // The kernel applied the caller's umask already; ours must not strip modes again.
     unsafe { libc::umask(0) };
     // A failed mount leaves nothing behind: remember whether the work dir is ours to remove.
@@ -111,7 +114,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
             .unwrap_or_else(|| crate::unionfs::layers::default_work(u));
         (!w.exists()).then_some(w)
     });
-    let cleanup = |e: anyhow::Error| {
+    let cleanup = |e: Error| {
         if let Some(w) = &fresh_work {
             let _ = std::fs::remove_dir_all(w);
         }
@@ -141,7 +144,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> anyhow::Result<()> {
         }
     }));
     let session = start_session(union, &req.merged, &config).map_err(|e| {
-        cleanup(anyhow::anyhow!(
+        cleanup(invalid!(
             "{}: cannot mount: {}",
             req.merged.display(),
             short(&e)
@@ -199,7 +202,7 @@ pub(crate) fn detach_stdio() {
 
 /// Unmounts a union and returns once its daemon has finished (and its last writes are
 /// done), as `umount` of overlayfs returns with the data on the upper.
-pub fn umount_and_wait(merged: &Path) -> anyhow::Result<()> {
+pub fn umount_and_wait(merged: &Path) -> Result<()> {
     // Ask the daemon who it is first; a dead daemon simply does not answer.
     let daemon = xattr::get(merged, crate::unionfs::PID_XATTR)
         .ok()
@@ -230,7 +233,7 @@ fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
 }
 
 /// Unmounts a union (also one whose daemon died: the kernel still lists it).
-pub fn unmount(merged: &Path) -> anyhow::Result<()> {
+pub fn unmount(merged: &Path) -> Result<()> {
     let c = std::ffi::CString::new(merged.as_os_str().as_encoded_bytes())?;
     if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
         return Ok(());
@@ -267,7 +270,7 @@ pub struct LayerInfo {
 }
 
 /// The layers of the union mounted at MERGED, top first.
-pub fn layers(merged: &Path) -> anyhow::Result<Vec<LayerInfo>> {
+pub fn layers(merged: &Path) -> Result<Vec<LayerInfo>> {
     let text = read_virtual(merged, crate::unionfs::LAYERS_XATTR)?;
     Ok(text
         .lines()
@@ -281,9 +284,9 @@ pub fn layers(merged: &Path) -> anyhow::Result<Vec<LayerInfo>> {
 
 /// The layers that supply PATH of a mounted union, one line each, top first (for a
 /// directory: every merged layer).
-pub fn which(p: &Path) -> anyhow::Result<String> {
-    let md = std::fs::symlink_metadata(p)
-        .map_err(|e| anyhow::anyhow!("{}: {}", p.display(), short(&e)))?;
+pub fn which(p: &Path) -> Result<String> {
+    let md =
+        std::fs::symlink_metadata(p).map_err(|e| invalid!("{}: {}", p.display(), short(&e)))?;
     // Symlinks and devices cannot carry user xattrs: ask their directory about them.
     let text = if md.is_dir() || md.is_file() {
         read_virtual(p, crate::unionfs::WHICH_XATTR)?
@@ -294,7 +297,7 @@ pub fn which(p: &Path) -> anyhow::Result<String> {
             .unwrap_or(Path::new("."));
         let name = p
             .file_name()
-            .ok_or_else(|| anyhow::anyhow!("{}: no file name", p.display()))?;
+            .ok_or_else(|| invalid!("{}: no file name", p.display()))?;
         read_virtual(
             parent,
             &format!("{}.{}", crate::unionfs::WHICH_XATTR, name.to_string_lossy()),
@@ -303,7 +306,7 @@ pub fn which(p: &Path) -> anyhow::Result<String> {
     Ok(text)
 }
 
-fn read_virtual(p: &Path, name: &str) -> anyhow::Result<String> {
+fn read_virtual(p: &Path, name: &str) -> Result<String> {
     match xattr::get(p, name) {
         Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
         Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),

@@ -1,5 +1,5 @@
 //! `-o` mount options: parsed strictly so a typo is an error, not a silent no-op.
-use anyhow::bail;
+use crate::error::Result;
 use fuser::{Config, MountOption, SessionACL};
 
 #[derive(Debug, Clone, Default)]
@@ -18,7 +18,7 @@ pub struct MountOptions {
 }
 
 impl MountOptions {
-    pub fn parse(opts: &[String]) -> anyhow::Result<MountOptions> {
+    pub fn parse(opts: &[String]) -> Result<MountOptions> {
         let mut o = MountOptions::default();
         for item in opts
             .iter()

@@ -124,7 +124,7 @@ impl Store {
     }
 
     pub fn lock(&self, name: &str, exclusive: bool) -> Result<FileLock> {
-        FileLock::acquire(&self.root.join(name), exclusive)
+        Ok(FileLock::acquire(&self.root.join(name), exclusive)?)
     }
 
     /// Shared lock for commands that add content (so `rmi` does not sweep it away).

@@ -2,7 +2,7 @@
 //! `{"auths": {"HOST": {"auth": base64("USER:PASS")}}}` format of docker's config.json
 //! and containers' auth.json, so `skopeo --authfile` and `podman --authfile` read it),
 //! the `WWW-Authenticate` challenge, and Bearer tokens from the registry's token server.
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::image::util;
 use base64::Engine as _;
 use serde_json::{Value, json};

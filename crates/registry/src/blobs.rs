@@ -2,7 +2,7 @@
 //! digest (and size) checked while the bytes stream in, upload by POST + PUT.
 use super::client::{self, Client, Payload};
 use super::manifests::{Descriptor, scope_pull, scope_push};
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image::util::{HashingWriter, Progress, ProgressReader};
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;

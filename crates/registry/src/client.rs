@@ -5,7 +5,7 @@
 use super::auth::{self, Challenge, Credentials};
 use super::reference;
 use super::tls;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use std::collections::HashMap;
 use std::fs::File;
 use std::path::Path;

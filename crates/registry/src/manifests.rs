@@ -3,7 +3,7 @@
 //! platform of a list, and uploading one.
 use super::client::{self, Client, Payload};
 use super::reference::Reference;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use crate::image::util;
 use serde::Deserialize;
 

@@ -6,7 +6,7 @@ use super::blobs;
 use super::client::Client;
 use super::manifests::{self, Descriptor, Manifest};
 use super::reference::Reference;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::image::store::{LayerFile, Store, strip_sha};
 use crate::image::util::Progress;
 use oci_spec::image::ImageConfiguration;

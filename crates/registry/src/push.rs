@@ -8,7 +8,7 @@ use super::blobs;
 use super::client::{Client, Payload};
 use super::manifests::{self, OCI_MANIFEST};
 use super::reference::Reference;
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use crate::image::store::{Image, Store};
 use crate::image::util::{self, Compression, HashingWriter, Progress};
 use serde_json::Value;

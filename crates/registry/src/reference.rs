@@ -2,7 +2,7 @@
 //! The first path component is a registry host when it holds a `.` or a `:` or is
 //! `localhost`; otherwise the registry is docker.io (and a one-component name gets
 //! docker's `library/` prefix), as `docker pull busybox` means.
-use crate::error::{Error, Result};
+use crate::error::Result;
 use std::fmt;
 
 pub const DOCKER_HUB: &str = "docker.io";

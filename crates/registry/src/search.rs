@@ -2,7 +2,7 @@
 //! pages) filtered by a term, and `--list-tags` (`GET /v2/REPO/tags/list`).
 use super::client::{self, Client, Payload};
 use super::manifests::scope_pull;
-use crate::error::{Error, Result};
+use crate::error::Result;
 use serde::Deserialize;
 
 /// Pages followed at most, against a registry whose `Link` never ends.
@@ -96,7 +96,7 @@ pub fn tags(client: &mut Client, repo: &str) -> Result<Vec<String>> {
         Ok(t.tags.unwrap_or_default())
     });
     let mut tags = match resp {
-        Err(e) if format!("{e:#}").contains("NAME_UNKNOWN") => {
+        Err(e) if unionctl_union::errors::chain(&e).contains("NAME_UNKNOWN") => {
             return Err(invalid!("{what}: no such repository"));
         }
         r => r?,

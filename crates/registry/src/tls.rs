@@ -2,7 +2,7 @@
 //! dir, as docker and podman read it: `--cert-dir DIR`, else
 //! `/etc/containers/certs.d/HOST[:PORT]/`, else `/etc/docker/certs.d/HOST[:PORT]/`;
 //! `*.crt` files are CAs, a `NAME.cert` with its `NAME.key` is the client certificate.
-use crate::error::{Context, Error, Result};
+use crate::error::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

@@ -248,7 +248,7 @@ fn clone_container(
         e
     };
     if let Err(e) = pending.wait() {
-        return Err(fail(e));
+        return Err(fail(e.into()));
     }
     *mounted = true;
     super::trace("mounted");

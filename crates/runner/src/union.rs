@@ -23,11 +23,11 @@ pub fn spawn_mount(
         &["allow_other".to_string()],
         merged.to_path_buf(),
     )?;
-    fuse::daemon::spawn(&req)
+    Ok(fuse::daemon::spawn(&req)?)
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
-    fuse::unmount(merged)
+    Ok(fuse::unmount(merged)?)
 }
 
 /// Whether `path` is a mount point in the current mount namespace.

@@ -11,8 +11,12 @@
 //! `source()` for the chain (the binary prints `op: inner: cause`).
 
 /// Defines `Context` (for `Result<_, E: Into<Error>>` and `Option`), `bail!` (returns
-/// `Error::Invalid`) and `not_found!` for the crate's `Error`, which must have the
-/// variants `Invalid(String)`, `NotFound(String)` and `Context { op, source }`.
+/// `Error::Invalid`), `invalid!` and `not_found!` for the crate's `Error`, which must
+/// have the variants `Invalid(String)`, `NotFound(String)` and `Context { op, source }`
+/// and live in the crate's `error` module (invoke it there, and declare that module
+/// first with `#[macro_use]`).
+// `crate::error` in the inner macros is meant: it is the calling crate's error module.
+#[allow(clippy::crate_in_macro_def)]
 #[macro_export]
 macro_rules! error_context {
     ($Error:ident) => {
@@ -63,7 +67,7 @@ macro_rules! error_context {
         #[allow(unused_macros)]
         macro_rules! bail {
             ($d($d t:tt)*) => {
-                return Err($Error::Invalid(format!($d($d t)*)))
+                return Err(crate::error::$Error::Invalid(format!($d($d t)*)))
             };
         }
 
@@ -71,7 +75,7 @@ macro_rules! error_context {
         #[allow(unused_macros)]
         macro_rules! invalid {
             ($d($d t:tt)*) => {
-                $Error::Invalid(format!($d($d t)*))
+                crate::error::$Error::Invalid(format!($d($d t)*))
             };
         }
 
@@ -79,8 +83,24 @@ macro_rules! error_context {
         #[allow(unused_macros)]
         macro_rules! not_found {
             ($d($d t:tt)*) => {
-                return Err($Error::NotFound(format!($d($d t)*)))
+                return Err(crate::error::$Error::NotFound(format!($d($d t)*)))
             };
         }
     };
+}
+
+/// An error and its sources on one line, `op: inner: cause`, as a user reads it.
+pub fn chain(e: &dyn std::error::Error) -> String {
+    let mut s = e.to_string();
+    let mut next = e.source();
+    while let Some(inner) = next {
+        let text = inner.to_string();
+        // A transparent wrapper shows its source's text: say it once.
+        if !s.ends_with(&text) {
+            s.push_str(": ");
+            s.push_str(&text);
+        }
+        next = inner.source();
+    }
+    s
 }

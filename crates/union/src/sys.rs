@@ -421,26 +421,28 @@ pub struct FileLock {
 
 impl FileLock {
     /// Waits for the lock: exclusive, or shared with the other shared holders.
-    pub fn acquire(path: &Path, exclusive: bool) -> anyhow::Result<FileLock> {
-        use anyhow::Context;
+    /// An error names the lock file and what failed.
+    pub fn acquire(path: &Path, exclusive: bool) -> io::Result<FileLock> {
+        let named = |what: &str, e: io::Error| {
+            io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
-            .with_context(|| format!("opening lock {}", path.display()))?;
+            .map_err(|e| named("opening lock", e))?;
         let op = if exclusive {
             libc::LOCK_EX
         } else {
             libc::LOCK_SH
         };
         // SAFETY: flock on an fd we own.
-        check(unsafe { libc::flock(file.as_raw_fd(), op) })
-            .with_context(|| format!("locking {}", path.display()))?;
+        check(unsafe { libc::flock(file.as_raw_fd(), op) }).map_err(|e| named("locking", e))?;
         Ok(FileLock { file })
     }
 
-    pub fn exclusive(path: &Path) -> anyhow::Result<FileLock> {
+    pub fn exclusive(path: &Path) -> io::Result<FileLock> {
         Self::acquire(path, true)
     }
 }
