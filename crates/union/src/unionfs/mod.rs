@@ -184,7 +184,7 @@ impl UnionFs {
             match sys::lstat_opt(ufd, &path)? {
                 Some(st) if self.upper_whiteout(ufd, &path, &st) => return Ok(None),
                 Some(st) => {
-                    if let Some(fb) = whiteout::get(ufd, &path, &x.origin)? {
+                    if let Some(fb) = x.read(ufd, &path, |n| &n.origin)? {
                         origin_ino = self.origin_ino(&fb);
                     }
                     if sys::is_dir(&st) {
@@ -315,7 +315,8 @@ impl UnionFs {
             return Ok(None);
         }
         Ok(Some(
-            whiteout::get(ufd, path, &x.redirect)?.and_then(|r| Redirect::parse(&r)),
+            x.read(ufd, path, |n| &n.redirect)?
+                .and_then(|r| Redirect::parse(&r)),
         ))
     }
 
@@ -378,10 +379,7 @@ impl UnionFs {
     /// (it carries the device mark; a layer committed from such an upper keeps it).
     pub fn chardev_whiteout(&self, fd: RawFd, path: &OsStr, st: &Stat) -> bool {
         sys::is_whiteout_stat(st)
-            && !matches!(
-                whiteout::get(fd, path, &self.layers.xattr.device),
-                Ok(Some(_))
-            )
+            && !matches!(self.layers.xattr.read(fd, path, |n| &n.device), Ok(Some(_)))
     }
 
     /// The inode number an `overlay.origin` file handle stands for, when it can be read.
@@ -512,7 +510,7 @@ impl UnionFs {
     /// the upper (or lower) inode plus the offset kept in `overlay.nlink`; the real upper
     /// count when there is none.
     fn merged_nlink(&self, fd: RawFd, p: &OsStr, s: &Stat, st: &NodeState) -> io::Result<u64> {
-        let Some(v) = whiteout::get(fd, p, &self.layers.xattr.nlink)? else {
+        let Some(v) = self.layers.xattr.read(fd, p, |n| &n.nlink)? else {
             return Ok(s.st_nlink);
         };
         let Some((base, off)) = parse_nlink(&v) else {
