@@ -1,23 +1,37 @@
 //! The merged views the image commands read, opened over a container's layer dirs (no
 //! mount): `unionfs::MergedView`, the union's own rule.
 use crate::unionfs::{MergedView, OfflineSpec};
+use crate::whiteout::Format;
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
-/// The xattr namespace the container's union wrote: `user.overlay.*` when it ran in a
-/// user namespace (rootless), as the mount chooses it.
+/// The xattr namespace read first, as a mount by this caller chooses it: `user.overlay.*`
+/// in a user namespace or as a plain user. The other one is read too: a rootless
+/// container's upper (`user.overlay.*`) read by root, or the reverse, reads the same.
 fn user_xattr() -> bool {
     (unsafe { libc::geteuid() }) != 0 || !crate::sys::in_initial_userns()
 }
 
 /// Upper dir (of unknown format: both are read) with its hard-link index over the lowers.
 pub fn of_upper(upper: &Path, index: Option<&Path>, lowers: &[PathBuf]) -> io::Result<MergedView> {
+    of_upper_in(upper, index, lowers, None)
+}
+
+/// `of_upper` for an upper whose format is known (None: unknown, both are read). An
+/// aufs-format upper must say so: a character device 0/0 made through such a union is an
+/// ordinary device there, where an overlay-format upper would hold a whiteout.
+pub fn of_upper_in(
+    upper: &Path,
+    index: Option<&Path>,
+    lowers: &[PathBuf],
+    format: Option<Format>,
+) -> io::Result<MergedView> {
     MergedView::open(&OfflineSpec {
         upper: Some(upper.to_path_buf()),
         index: index.map(Path::to_path_buf),
         lowers: lowers.to_vec(),
-        format: None,
+        format,
         user_xattr: user_xattr(),
     })
 }

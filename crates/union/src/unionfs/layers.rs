@@ -51,7 +51,8 @@ pub struct OfflineSpec {
     pub lowers: Vec<PathBuf>,
     /// The upper's format; None: unknown, read both.
     pub format: Option<Format>,
-    /// `user.overlay.*` xattrs (a union mounted in a user namespace) instead of `trusted.`.
+    /// `user.overlay.*` xattrs (a union mounted in a user namespace) read first, before
+    /// `trusted.overlay.*` (both are read: a view reads what either kind of union wrote).
     pub user_xattr: bool,
 }
 
@@ -284,7 +285,8 @@ impl Layers {
             index,
             lowers,
             format: spec.format.unwrap_or(Format::Overlay),
-            xattr: XattrNames::new(spec.user_xattr),
+            // Layers written by a rootless union or by one run as root read alike.
+            xattr: XattrNames::reading_both(spec.user_xattr),
             single_dev: devs.len() <= 1,
             upper_both: spec.format.is_none(),
         })

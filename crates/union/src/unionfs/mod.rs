@@ -37,6 +37,28 @@ pub struct UnionFs {
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
 }
 
+/// What the upper layer holds at a name (`UnionFs::resolve_upper`).
+struct UpperPart {
+    stat: Option<Stat>,
+    /// Inode number of the lower object it was copied up from.
+    origin_ino: Option<u64>,
+    /// An upper dir's lower content is at this redirect.
+    redirect: Option<Redirect>,
+    /// Lower layers are searched: no upper entry, or a dir that is not opaque.
+    search: bool,
+}
+
+impl Default for UpperPart {
+    fn default() -> Self {
+        UpperPart {
+            stat: None,
+            origin_ino: None,
+            redirect: None,
+            search: true,
+        }
+    }
+}
+
 /// A directory as lookups in it need it: see `dir_context`.
 pub struct DirContext {
     ino: u64,
@@ -174,103 +196,27 @@ impl UnionFs {
             return Ok(None);
         }
         let path = join(ppath, name);
-        let x = &self.layers.xattr;
-        let mut upper_st = None;
-        let mut redirect = None;
-        let mut search = true;
-        let mut origin_ino = None;
-        if pst.upper {
-            let ufd = self.layers.upper_fd()?;
-            match sys::lstat_opt(ufd, &path)? {
-                Some(st) if self.upper_whiteout(ufd, &path, &st) => return Ok(None),
-                Some(st) => {
-                    if let Some(fb) = whiteout::get(ufd, &path, &x.origin)? {
-                        origin_ino = self.origin_ino(&fb);
-                    }
-                    if sys::is_dir(&st) {
-                        match self.upper_dir_lowers(ufd, &path)? {
-                            None => search = false,
-                            Some(r) => redirect = r,
-                        }
-                    } else {
-                        search = false;
-                    }
-                    upper_st = Some(st);
-                }
-                None => {
-                    if whiteout::is_whiteout(ufd, ppath, name, self.upper_aufs())? {
-                        return Ok(None);
-                    }
-                }
+        let up = if pst.upper {
+            match self.resolve_upper(ppath, name, &path)? {
+                Some(up) => up,
+                None => return Ok(None),
             }
-        }
-        let mut lowers = Vec::new();
-        let mut lower_stat = None;
-        if search && !meta_name {
-            let candidates: Vec<(usize, OsString)> = match &redirect {
-                Some(Redirect::Absolute(p)) => {
-                    let (dir, last) = split(p);
-                    self.lower_dirs_at(dir)?
-                        .into_iter()
-                        .map(|l| (l.layer, join(&l.path, last)))
-                        .collect()
-                }
-                Some(Redirect::Relative(n)) => pst
-                    .lowers
-                    .iter()
-                    .map(|l| (l.layer, join(&l.path, n)))
-                    .collect(),
-                None => pst
-                    .lowers
-                    .iter()
-                    .map(|l| (l.layer, join(&l.path, name)))
-                    .collect(),
-            };
-            for (layer, cpath) in candidates {
-                let fd = self.lower_fd(layer);
-                let st = sys::lstat_opt(fd, &cpath)?;
-                match st {
-                    Some(st) if self.chardev_whiteout(fd, &cpath, &st) => break,
-                    None => {
-                        let (cp, cn) = split(&cpath);
-                        if !self.no_markers.contains(layer, cp)
-                            && whiteout::is_whiteout(fd, cp, cn, true)?
-                        {
-                            break;
-                        }
-                    }
-                    Some(st) if sys::is_dir(&st) => {
-                        if upper_st.is_some() || lower_stat.is_none_or(|l: Stat| sys::is_dir(&l)) {
-                            if lower_stat.is_none() {
-                                lower_stat = Some(st);
-                            }
-                            lowers.push(LowerRef {
-                                layer,
-                                path: cpath.clone(),
-                            });
-                            if whiteout::is_opaque_dir(fd, &cpath, x, true)? {
-                                break;
-                            }
-                        } else {
-                            break;
-                        }
-                    }
-                    Some(st) => {
-                        if upper_st.is_none() && lower_stat.is_none() {
-                            lower_stat = Some(st);
-                            lowers.push(LowerRef { layer, path: cpath });
-                        }
-                        break;
-                    }
-                }
-            }
-        }
-        let (kind, ino, index) = match (&upper_st, &lower_stat) {
+        } else {
+            UpperPart::default()
+        };
+        let (lowers, lower_stat) = if up.search && !meta_name {
+            let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            self.search_lowers(candidates, up.stat.is_some())?
+        } else {
+            (Vec::new(), None)
+        };
+        let (kind, ino, index) = match (&up.stat, &lower_stat) {
             (Some(u), _) => {
                 let slot = self.layers.upper.as_ref().map(|u| u.dev_slot).unwrap_or(0);
                 (
                     kind_of(u),
-                    origin_ino.unwrap_or_else(|| self.layers.map_ino(slot, u.st_ino)),
+                    up.origin_ino
+                        .unwrap_or_else(|| self.layers.map_ino(slot, u.st_ino)),
                     None,
                 )
             }
@@ -289,12 +235,124 @@ impl UnionFs {
         Ok(Some(Found {
             kind,
             ino,
-            upper: upper_st,
+            upper: up.stat,
             lowers,
             lower_stat,
-            redirected: redirect.is_some(),
+            redirected: up.redirect.is_some(),
             index,
         }))
+    }
+
+    /// What the upper layer says of `path` (NAME in `ppath`): None when a whiteout hides
+    /// the name; else its entry (if any), its origin, and where its lower content is.
+    fn resolve_upper(
+        &self,
+        ppath: &OsStr,
+        name: &OsStr,
+        path: &OsStr,
+    ) -> io::Result<Option<UpperPart>> {
+        let ufd = self.layers.upper_fd()?;
+        let mut up = UpperPart::default();
+        match sys::lstat_opt(ufd, path)? {
+            Some(st) if self.upper_whiteout(ufd, path, &st) => return Ok(None),
+            Some(st) => {
+                if let Some(fb) = self.layers.xattr.read(ufd, path, |n| &n.origin)? {
+                    up.origin_ino = self.origin_ino(&fb);
+                }
+                if sys::is_dir(&st) {
+                    match self.upper_dir_lowers(ufd, path)? {
+                        None => up.search = false,
+                        Some(r) => up.redirect = r,
+                    }
+                } else {
+                    up.search = false;
+                }
+                up.stat = Some(st);
+            }
+            None => {
+                if whiteout::is_whiteout(ufd, ppath, name, self.upper_aufs())? {
+                    return Ok(None);
+                }
+            }
+        }
+        Ok(Some(up))
+    }
+
+    /// Where NAME may be in the lower layers, top first: at an absolute redirect (from
+    /// the layer roots), at a relative one or at NAME in the parent's lower dirs.
+    fn lower_candidates(
+        &self,
+        pst: &NodeState,
+        name: &OsStr,
+        redirect: Option<&Redirect>,
+    ) -> io::Result<Vec<(usize, OsString)>> {
+        let in_parent = |n: &OsStr| {
+            pst.lowers
+                .iter()
+                .map(|l| (l.layer, join(&l.path, n)))
+                .collect()
+        };
+        Ok(match redirect {
+            Some(Redirect::Absolute(p)) => {
+                let (dir, last) = split(p);
+                self.lower_dirs_at(dir)?
+                    .into_iter()
+                    .map(|l| (l.layer, join(&l.path, last)))
+                    .collect()
+            }
+            Some(Redirect::Relative(n)) => in_parent(n),
+            None => in_parent(name),
+        })
+    }
+
+    /// The lower objects the candidates show, top down: the top-most non-dir, or the
+    /// lower dirs of a merged dir (a whiteout, an opaque dir or a non-dir below a dir
+    /// ends the search); `has_upper`: an upper entry exists (a dir there merges only
+    /// lower dirs). Returns them with the top-most one's stat.
+    fn search_lowers(
+        &self,
+        candidates: Vec<(usize, OsString)>,
+        has_upper: bool,
+    ) -> io::Result<(Vec<LowerRef>, Option<Stat>)> {
+        let mut lowers = Vec::new();
+        let mut lower_stat = None;
+        for (layer, cpath) in candidates {
+            let fd = self.lower_fd(layer);
+            match sys::lstat_opt(fd, &cpath)? {
+                Some(st) if self.chardev_whiteout(fd, &cpath, &st) => break,
+                None => {
+                    let (cp, cn) = split(&cpath);
+                    if !self.no_markers.contains(layer, cp)
+                        && whiteout::is_whiteout(fd, cp, cn, true)?
+                    {
+                        break;
+                    }
+                }
+                Some(st) if sys::is_dir(&st) => {
+                    if !(has_upper || lower_stat.is_none_or(|l: Stat| sys::is_dir(&l))) {
+                        break;
+                    }
+                    if lower_stat.is_none() {
+                        lower_stat = Some(st);
+                    }
+                    lowers.push(LowerRef {
+                        layer,
+                        path: cpath.clone(),
+                    });
+                    if whiteout::is_opaque_dir(fd, &cpath, &self.layers.xattr, true)? {
+                        break;
+                    }
+                }
+                Some(st) => {
+                    if !has_upper && lower_stat.is_none() {
+                        lower_stat = Some(st);
+                        lowers.push(LowerRef { layer, path: cpath });
+                    }
+                    break;
+                }
+            }
+        }
+        Ok((lowers, lower_stat))
     }
 
     /// Does the upper layer hold aufs-format metadata (`.wh.` files)? Only when it is
@@ -315,7 +373,8 @@ impl UnionFs {
             return Ok(None);
         }
         Ok(Some(
-            whiteout::get(ufd, path, &x.redirect)?.and_then(|r| Redirect::parse(&r)),
+            x.read(ufd, path, |n| &n.redirect)?
+                .and_then(|r| Redirect::parse(&r)),
         ))
     }
 
@@ -378,10 +437,7 @@ impl UnionFs {
     /// (it carries the device mark; a layer committed from such an upper keeps it).
     pub fn chardev_whiteout(&self, fd: RawFd, path: &OsStr, st: &Stat) -> bool {
         sys::is_whiteout_stat(st)
-            && !matches!(
-                whiteout::get(fd, path, &self.layers.xattr.device),
-                Ok(Some(_))
-            )
+            && !matches!(self.layers.xattr.read(fd, path, |n| &n.device), Ok(Some(_)))
     }
 
     /// The inode number an `overlay.origin` file handle stands for, when it can be read.
@@ -545,7 +601,7 @@ impl UnionFs {
     /// the upper (or lower) inode plus the offset kept in `overlay.nlink`; the real upper
     /// count when there is none.
     fn merged_nlink(&self, fd: RawFd, p: &OsStr, s: &Stat, st: &NodeState) -> io::Result<u64> {
-        let Some(v) = whiteout::get(fd, p, &self.layers.xattr.nlink)? else {
+        let Some(v) = self.layers.xattr.read(fd, p, |n| &n.nlink)? else {
             return Ok(s.st_nlink);
         };
         let Some((base, off)) = parse_nlink(&v) else {

@@ -44,6 +44,8 @@ pub struct XattrNames {
     /// Marks a character device 0/0 made through the union as a device, not a whiteout
     /// (ours alone: overlayfs refuses to make one at all).
     pub device: CString,
+    /// The other namespace's names, read where this one has none (`reading_both`).
+    also: Option<Box<XattrNames>>,
 }
 
 impl XattrNames {
@@ -62,6 +64,31 @@ impl XattrNames {
             nlink: n("nlink"),
             impure: n("impure"),
             device: n("unionctl.device"),
+            also: None,
+        }
+    }
+
+    /// Names for reading layers that either kind of union wrote (an offline view: a
+    /// rootless union writes `user.overlay.*`, one run as root `trusted.overlay.*`):
+    /// `user_ns`'s namespace first, then the other one.
+    pub fn reading_both(user_ns: bool) -> Self {
+        XattrNames {
+            also: Some(Box::new(XattrNames::new(!user_ns))),
+            ..XattrNames::new(user_ns)
+        }
+    }
+
+    /// Reads the overlay xattr `pick` names from `p` under a layer dir fd, in this
+    /// namespace and then in the other one where both are read; missing means None.
+    pub fn read(
+        &self,
+        dir: RawFd,
+        p: &OsStr,
+        pick: fn(&XattrNames) -> &CString,
+    ) -> io::Result<Option<Vec<u8>>> {
+        match (get(dir, p, pick(self))?, &self.also) {
+            (None, Some(other)) => other.read(dir, p, pick),
+            (v, _) => Ok(v),
         }
     }
 
@@ -175,7 +202,7 @@ pub fn get(dir: RawFd, p: &OsStr, name: &CStr) -> io::Result<Option<Vec<u8>>> {
 /// Is directory `p` opaque? The xattr always counts; the aufs marker file only where
 /// `markers` says this layer may hold aufs-format metadata.
 pub fn is_opaque_dir(dir: RawFd, p: &OsStr, x: &XattrNames, markers: bool) -> io::Result<bool> {
-    if let Some(v) = get(dir, p, &x.opaque)?
+    if let Some(v) = x.read(dir, p, |n| &n.opaque)?
         && v.first() == Some(&b'y')
     {
         return Ok(true);
