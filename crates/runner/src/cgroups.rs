@@ -1,6 +1,6 @@
 //! Resource limits and freezing through cgroups: a controller is taken from the unified
 //! (v2) hierarchy when it is enabled there, else from its v1 hierarchy (hybrid hosts).
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Error, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 

@@ -5,8 +5,8 @@ use super::spec;
 use super::state::{self, Config, Container, Status, Volume};
 use super::supervisor::{self, Stdio};
 use super::{cgroups, linux};
+use crate::error::{Context, Error, Result, io};
 use crate::sys::FileLock;
-use anyhow::{Context, Result, bail};
 use std::fs;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -45,11 +45,11 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
     let mut config = Config::default();
     let (image, rootfs, lowers, cmd_args) = match &a.rootfs {
         Some(dir) => {
-            let meta = fs::metadata(dir).with_context(|| format!("rootfs {}", dir.display()))?;
+            let meta = fs::metadata(dir).map_err(io("rootfs", dir))?;
             if !meta.is_dir() {
                 bail!("rootfs {}: not a directory", dir.display());
             }
-            let abs = fs::canonicalize(dir).with_context(|| format!("rootfs {}", dir.display()))?;
+            let abs = fs::canonicalize(dir).map_err(io("rootfs", dir))?;
             (None, Some(abs.clone()), vec![abs], a.args.clone())
         }
         None => {
@@ -150,7 +150,7 @@ fn apply_limits(config: &mut Config, a: &RunOptions) -> Result<()> {
         config.hostname = h.clone();
     }
     if let Some(m) = &a.memory {
-        config.memory = Some(spec::parse_bytes(m).map_err(|e| anyhow::anyhow!("--memory: {e}"))?);
+        config.memory = Some(spec::parse_bytes(m).map_err(|e| invalid!("--memory: {e}"))?);
     }
     if let Some(c) = &a.cpus {
         let n = std::thread::available_parallelism()
@@ -171,7 +171,7 @@ fn apply_limits(config: &mut Config, a: &RunOptions) -> Result<()> {
 /// store-wide lock so two `run --name x` cannot both win.
 fn create(root: &Path, n: NewContainer) -> Result<Container> {
     let dir = state::containers_dir(root);
-    fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(io("mkdir", &dir))?;
     let _lock = FileLock::exclusive(&dir.join(".lock"))?;
     let id = state::new_id()?;
     let name = n.name.unwrap_or_else(|| state::generated_name(&id));
@@ -193,12 +193,12 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
     let made = (|| -> Result<Container> {
         let mut c = c;
         for d in [cdir.clone(), c.upper(), c.work(), c.merged()] {
-            fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
+            fs::create_dir_all(&d).map_err(io("mkdir", &d))?;
         }
         for (i, v) in c.config.volumes.iter_mut().enumerate() {
             if v.anonymous {
                 let host = root.join("volumes").join(format!("{id}-{i}"));
-                fs::create_dir_all(&host).with_context(|| format!("mkdir {}", host.display()))?;
+                fs::create_dir_all(&host).map_err(io("mkdir", &host))?;
                 v.host = host;
             }
         }
@@ -277,7 +277,7 @@ pub fn stop(root: &Path, name: &str, grace: Duration) -> Result<()> {
 pub fn stop_one(c: Container, grace: Duration) -> Result<()> {
     let mut c = c;
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     if c.paused {
         let _ = unpause(&c);
@@ -333,7 +333,7 @@ pub fn logs(root: &Path, name: &str, out: &mut dyn std::io::Write) -> Result<()>
             std::io::copy(&mut f, out)?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("{}", c.log_path().display())),
+        Err(e) => return Err(io("opening", &c.log_path())(e)),
     }
     Ok(())
 }
@@ -345,7 +345,7 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
     let keys = super::tty::parse_detach_keys(detach_keys)?;
     let c = state::find_container(root, name)?;
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     let detached = super::tty::attach_client(&c.id, &keys)
         .with_context(|| format!("attach to {} (only detached containers)", c.name))?;
@@ -406,7 +406,7 @@ fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {
 /// else SIGSTOP to each process of its pid namespace). Used by `commit -p`.
 pub fn pause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     let mut c = Container::load(&c.dir)?;
     let has_freezer = c.cgroups.iter().any(|d| d.join("freezer.state").exists());
@@ -426,7 +426,7 @@ pub fn pause(c: &Container) -> Result<()> {
 
 pub fn unpause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     let mut c = Container::load(&c.dir)?;
     if !cgroups::set_frozen(&c.cgroups, false)? {

@@ -1,6 +1,6 @@
 //! Thin adapters over the Linux syscalls the runner needs and nix does not wrap
 //! (clone as fork, capabilities, fd passing, loopback, pty ioctls).
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Error, Result};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -280,7 +280,7 @@ pub fn loopback_up() -> Result<()> {
 pub fn cstr(p: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| anyhow::anyhow!("{}: path contains a NUL byte", p.display()))
+        .map_err(|_| invalid!("{}: path contains a NUL byte", p.display()))
 }
 
 /// Window size of a terminal fd.

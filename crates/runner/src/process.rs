@@ -4,7 +4,7 @@
 use super::linux;
 use super::rootfs::{self, RootfsPlan};
 use super::spec::{self, DEFAULT_PATH};
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Context, Error, Result};
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -53,7 +53,7 @@ pub fn container_main(plan: &ContainerPlan, pipes: ChildPipes) -> ! {
     match setup_and_exec(plan, &err, pipes.pty) {
         Ok(never) => match never {},
         Err(e) => {
-            let _ = linux::write_all_fd(err.as_raw_fd(), format!("{e:#}").as_bytes());
+            let _ = linux::write_all_fd(err.as_raw_fd(), e.chain().as_bytes());
             linux::exit_now(SETUP_FAILED)
         }
     }
@@ -75,7 +75,7 @@ fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> 
     super::trace("child: rootfs ready");
     if plan.process.tty {
         let (master, slave) = linux::open_pty()?;
-        let sock = pty.ok_or_else(|| anyhow!("no pty channel"))?;
+        let sock = pty.ok_or_else(|| invalid!("no pty channel"))?;
         linux::send_fd(sock.as_raw_fd(), master.as_raw_fd()).context("send pty master")?;
         drop(master);
         linux::become_tty_session(slave.as_raw_fd())?;
@@ -140,7 +140,7 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         nix::unistd::setgroups(&gids).context("setgroups")?;
     }
     let unmapped = |what: &str, id: u32| {
-        anyhow!(
+        invalid!(
             "{what} {id} is not mapped in this container's user namespace (rootless without an /etc/subuid range maps only 0)"
         )
     };
@@ -158,7 +158,7 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
 
     let argv = &p.argv;
     if argv.is_empty() {
-        return Err(anyhow!("no command given and the image has none"));
+        return Err(invalid!("no command given and the image has none"));
     }
     let path_env = spec::env_get(&env, "PATH")
         .unwrap_or(DEFAULT_PATH)
@@ -175,12 +175,12 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| anyhow!("command contains a NUL byte"))?;
+        .map_err(|_| invalid!("command contains a NUL byte"))?;
     let c_env: Vec<CString> = env
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| anyhow!("environment contains a NUL byte"))?;
+        .map_err(|_| invalid!("environment contains a NUL byte"))?;
     linux::reset_signals();
     super::trace("child: exec");
     let e = nix::unistd::execve(&c_prog, &c_argv, &c_env).unwrap_err();

@@ -1,7 +1,7 @@
 //! Container records under the store root: `containers/<id>/state.json` (the contract with
 //! the image store, see ARCHITECTURE.md), written via temp + rename, guarded by flock.
+use crate::error::{Context, Error, Result, io};
 use crate::sys::FileLock;
-use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -185,7 +185,7 @@ impl Container {
 
     pub fn load(dir: &Path) -> Result<Container> {
         let path = dir.join("state.json");
-        let data = fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let data = fs::read(&path).map_err(io("reading", &path))?;
         let mut c: Container = serde_json::from_slice(&data)
             .with_context(|| format!("{}: bad container record", path.display()))?;
         c.dir = dir.to_path_buf();
@@ -241,7 +241,7 @@ pub fn list(root: &Path) -> Result<Vec<Container>> {
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("{}", dir.display())),
+        Err(e) => return Err(io("listing", &dir)(e)),
     };
     for entry in entries {
         let entry = entry?;
@@ -274,7 +274,7 @@ fn pick(all: Vec<Container>, key: &str) -> Result<Container> {
     }
     let mut hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(key)).collect();
     match hits.len() {
-        0 => bail!("no such container: {key}"),
+        0 => not_found!("no such container: {key}"),
         1 => Ok(hits.remove(0).clone()),
         n => bail!("container id prefix {key:?} is ambiguous ({n} containers match)"),
     }
@@ -297,8 +297,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// 64 random hex digits.
 pub fn new_id() -> Result<String> {
     let mut buf = [0u8; 32];
-    let mut f = fs::File::open("/dev/urandom").context("/dev/urandom")?;
-    std::io::Read::read_exact(&mut f, &mut buf).context("/dev/urandom")?;
+    let mut f = fs::File::open("/dev/urandom").map_err(io("opening", Path::new("/dev/urandom")))?;
+    std::io::Read::read_exact(&mut f, &mut buf)
+        .map_err(io("reading", Path::new("/dev/urandom")))?;
     Ok(hex::encode(buf))
 }
 

@@ -8,10 +8,10 @@ use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
 use super::rootfs::RootfsPlan;
 use super::state::{self, Container, Status};
 use super::{idmap, tty, union};
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Error, Result, io};
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the container's stdio goes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -30,7 +30,7 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
         Ok(r) => r,
         Err(e) => {
             if let Some(fd) = &ready {
-                let _ = linux::write_all_fd(fd.as_raw_fd(), format!("{e:#}").as_bytes());
+                let _ = linux::write_all_fd(fd.as_raw_fd(), e.chain().as_bytes());
             }
             return Err(e);
         }
@@ -103,7 +103,7 @@ fn start_in_cgroups(
         c.update(|r| r.union_mnt_ns = ns)?;
     }
     for d in [c.upper(), c.work(), c.merged()] {
-        fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
+        fs::create_dir_all(&d).map_err(io("mkdir", &d))?;
     }
     let init = super::initlayer::prepare(c)?;
     let layers: Vec<PathBuf> = std::iter::once(init)
@@ -139,7 +139,7 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
         ("resolv.conf", resolv, "/etc/resolv.conf"),
     ] {
         let p = c.dir.join(name);
-        fs::write(&p, data).with_context(|| format!("write {}", p.display()))?;
+        fs::write(&p, data).map_err(io("write", &p))?;
         out.push((p, target));
     }
     Ok(out)
@@ -205,7 +205,7 @@ fn clone_container(
     } else {
         None
     };
-    let devnull = fs::File::open("/dev/null").context("/dev/null")?;
+    let devnull = fs::File::open("/dev/null").map_err(io("opening", Path::new("/dev/null")))?;
 
     // Blocked before the clone: the child unblocks them just before exec.
     let signals = tty::forwarded_signals()?;
@@ -242,13 +242,13 @@ fn clone_container(
     };
     drop((go_r, err_w, pty_child, out_w, in_r));
     super::trace("cloned");
-    let fail = |e: anyhow::Error| -> anyhow::Error {
+    let fail = |e: Error| -> Error {
         let _ = linux::kill(pid, libc::SIGKILL);
         let _ = linux::wait_pid(pid);
         e
     };
     if let Err(e) = pending.wait() {
-        return Err(fail(e));
+        return Err(fail(e.into()));
     }
     *mounted = true;
     super::trace("mounted");
@@ -257,7 +257,7 @@ fn clone_container(
     }
     super::trace("cgroup joined");
     if let Err(e) = linux::write_all_fd(go_w.as_raw_fd(), b"g") {
-        return Err(fail(anyhow!("start the container: {e}")));
+        return Err(fail(invalid!("start the container: {e}")));
     }
     drop(go_w);
     // Setup errors arrive here; EOF alone means the command was exec'd.
@@ -268,7 +268,7 @@ fn clone_container(
             Err(_) => {
                 let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
                 let msg = String::from_utf8_lossy(&msg).into_owned();
-                return Err(fail(anyhow!("container setup: {msg}")));
+                return Err(fail(invalid!("container setup: {msg}")));
             }
         }
     }
@@ -276,7 +276,7 @@ fn clone_container(
     super::trace("execed");
     if !msg.is_empty() {
         let _ = linux::wait_pid(pid);
-        return Err(anyhow!(
+        return Err(invalid!(
             "container setup: {}",
             String::from_utf8_lossy(&msg)
         ));
@@ -311,7 +311,7 @@ impl Running {
         match code {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("unionctl: {e:#}");
+                eprintln!("unionctl: {}", e.chain());
                 let _ = linux::kill(self.pid, libc::SIGKILL);
                 linux::wait_pid(self.pid).unwrap_or(255)
             }
@@ -406,7 +406,7 @@ pub fn remove_trees(dirs: &[PathBuf]) -> Result<()> {
         match fs::rename(d, &hidden) {
             Ok(()) => trash.push(hidden),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("remove {}", d.display())),
+            Err(e) => return Err(e).map_err(io("remove", d)),
         }
     }
     if trash.is_empty() {
@@ -442,7 +442,7 @@ fn delete_now(dirs: &[PathBuf]) -> Result<()> {
             match fs::remove_dir_all(d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("remove {}", d.display())),
+                Err(e) => return Err(e).map_err(io("remove", d)),
             }
         }
         Ok(())
@@ -504,7 +504,7 @@ pub fn spawn_detached(c: &Container) -> Result<()> {
             let code = match ok.and_then(|_| supervise(&mut c, Stdio::Log, Some(ready_w))) {
                 Ok(_) => 0,
                 Err(e) => {
-                    eprintln!("unionctl: {e:#}");
+                    eprintln!("unionctl: {}", e.chain());
                     1
                 }
             };

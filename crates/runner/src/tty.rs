@@ -2,7 +2,7 @@
 //! relays a pty or the output pipe to our terminal or the log and to `attach` clients,
 //! resizes the pty on SIGWINCH, reaps the child.
 use super::linux;
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Context, Error, Result};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -160,7 +160,7 @@ pub fn relay(r: &Relay) -> Result<i32> {
             if e.kind() == std::io::ErrorKind::Interrupted {
                 continue;
             }
-            break Err(anyhow!("poll: {e}"));
+            break Err(invalid!("poll: {e}"));
         }
         if n == 0 {
             source_open = false;
@@ -303,7 +303,7 @@ pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
             {
                 c.to_ascii_uppercase() & 0x1f
             }
-            _ => anyhow::bail!("--detach-keys {spec:?}: {k:?} is not ctrl-X or one character"),
+            _ => bail!("--detach-keys {spec:?}: {k:?} is not ctrl-X or one character"),
         };
         keys.push(key);
     }

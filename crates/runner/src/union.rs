@@ -1,8 +1,8 @@
 //! The container's root: our own union file system, mounted through the library's
 //! mount daemon (`fuse::daemon`), which returns once the FUSE mount is ready.
+use crate::error::Result;
 use crate::fuse::{self, MountRequest, daemon::PendingMount};
 use crate::whiteout::Format;
-use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// Starts mounting `lowers` (top first) under `upper` at `merged`; the caller may do
@@ -23,11 +23,11 @@ pub fn spawn_mount(
         &["allow_other".to_string()],
         merged.to_path_buf(),
     )?;
-    fuse::daemon::spawn(&req)
+    Ok(fuse::daemon::spawn(&req)?)
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
-    fuse::unmount(merged)
+    Ok(fuse::unmount(merged)?)
 }
 
 /// Whether `path` is a mount point in the current mount namespace.
