@@ -96,11 +96,28 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         None => String::new(),
     };
     super::trace("child: passwd read");
-    let user = match &p.user {
-        Some(u) => spec::resolve_user(u, &passwd, &group)?,
-        None => spec::resolve_user("0", &passwd, &group)?,
+    let user = spec::resolve_user(p.user.as_deref().unwrap_or("0"), &passwd, &group)?;
+    let env = process_env(&p.env, &user);
+    let workdir = if p.workdir.is_empty() {
+        "/"
+    } else {
+        &p.workdir
     };
-    let mut env = p.env.clone();
+    if !joined {
+        // Docker makes a missing working directory.
+        let _ = fs::create_dir_all(workdir);
+    }
+    if p.init && !joined {
+        run_under_init(p.tty, err)?;
+    }
+    become_user(&user)?;
+    nix::unistd::chdir(workdir).with_context(|| format!("working directory {workdir:?}"))?;
+    exec_argv(&p.argv, &env)
+}
+
+/// The environment: the plan's, with PATH and HOME filled in when missing.
+fn process_env(plan_env: &[String], user: &spec::User) -> Vec<String> {
+    let mut env = plan_env.to_vec();
     if spec::env_get(&env, "PATH").is_none() {
         spec::env_set(&mut env, &format!("PATH={DEFAULT_PATH}"));
     }
@@ -112,20 +129,12 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         };
         spec::env_set(&mut env, &format!("HOME={home}"));
     }
-    let workdir = if p.workdir.is_empty() {
-        "/"
-    } else {
-        &p.workdir
-    };
-    if !joined {
-        // Docker makes a missing working directory.
-        let _ = fs::create_dir_all(workdir);
-    }
+    env
+}
 
-    if p.init && !joined {
-        run_under_init(p.tty, err)?;
-    }
-
+/// No new privileges, Docker's capability bounding set, the user's groups and ids, and
+/// (root only) the default capabilities.
+fn become_user(user: &spec::User) -> Result<()> {
     linux::set_no_new_privs()?;
     linux::drop_bounding_set(&linux::DEFAULT_CAPS)?;
     let groups_allowed = fs::read_to_string("/proc/self/setgroups")
@@ -154,13 +163,16 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
     } else {
         linux::set_caps(&[], &[], &[])?;
     }
-    nix::unistd::chdir(workdir).with_context(|| format!("working directory {workdir:?}"))?;
+    Ok(())
+}
 
-    let argv = &p.argv;
+/// Finds `argv[0]` on PATH and execs it; a command that cannot run exits 127 or 126 with
+/// the shell's message, as docker does.
+fn exec_argv(argv: &[String], env: &[String]) -> Result<Never> {
     if argv.is_empty() {
-        return Err(invalid!("no command given and the image has none"));
+        bail!("no command given and the image has none");
     }
-    let path_env = spec::env_get(&env, "PATH")
+    let path_env = spec::env_get(env, "PATH")
         .unwrap_or(DEFAULT_PATH)
         .to_string();
     let program = match find_executable(&argv[0], &path_env) {

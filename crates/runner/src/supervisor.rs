@@ -145,26 +145,23 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
     Ok(out)
 }
 
-fn clone_container(
-    c: &mut Container,
-    stdio: Stdio,
+/// What the cloned process is told to build and run.
+fn container_plan<'a>(
+    c: &'a Container,
+    merged: &'a Path,
     full_idmap: bool,
-    cg: &Cgroups,
-    pending: crate::fuse::daemon::PendingMount,
-    mounted: &mut bool,
-) -> Result<Started> {
+) -> Result<ContainerPlan<'a>> {
     let files = write_etc_files(c)?;
     let mut env = c.config.env.clone();
     super::spec::env_set(&mut env, &format!("HOSTNAME={}", c.config.hostname));
     if c.config.tty && super::spec::env_get(&env, "TERM").is_none() {
         env.push("TERM=xterm".into());
     }
-    let merged = c.merged();
-    let plan = ContainerPlan {
+    Ok(ContainerPlan {
         hostname: c.config.hostname.clone(),
         network_none: c.config.network != "host",
         rootfs: RootfsPlan {
-            merged: &merged,
+            merged,
             volumes: &c.config.volumes,
             files,
             tty_group_mapped: full_idmap,
@@ -177,35 +174,106 @@ fn clone_container(
             tty: c.config.tty,
             init: c.config.init,
         },
-    };
+    })
+}
+
+/// The supervisor's ends of the channels to the container process.
+struct ParentEnds {
+    /// One byte once the cgroups are set; closing it unread means give up.
+    go: OwnedFd,
+    /// Setup errors; EOF alone means the command was exec'd.
+    errors: OwnedFd,
+    /// With a tty: the socket the pty master comes back over.
+    pty: Option<OwnedFd>,
+    /// Detached without a tty: the container's stdout+stderr.
+    output: Option<OwnedFd>,
+    /// Detached with -i and no tty: the container's stdin.
+    input: Option<OwnedFd>,
+    /// Detached: where `attach` connects.
+    attach: Option<std::os::unix::net::UnixListener>,
+}
+
+/// The container process's ends.
+struct ChildEnds {
+    pipes: ChildPipes,
+    output: Option<OwnedFd>,
+    input: Option<OwnedFd>,
+    devnull: fs::File,
+}
+
+fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds)> {
+    let tty = c.config.tty;
     let (go_r, go_w) = linux::pipe()?;
     let (err_r, err_w) = linux::pipe()?;
-    let (pty_parent, pty_child) = if c.config.tty {
-        let (a, b) = linux::socketpair()?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
+    let (pty_parent, pty_child) = match tty {
+        true => linux::socketpair().map(|(a, b)| (Some(a), Some(b)))?,
+        false => (None, None),
     };
     // Detached: output (and input with -i) pass through us, for the log and `attach`.
-    let detached = stdio == Stdio::Log;
-    let (out_r, out_w) = if detached && !c.config.tty {
-        let (r, w) = linux::pipe()?;
-        (Some(r), Some(w))
-    } else {
-        (None, None)
+    let (out_r, out_w) = match detached && !tty {
+        true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        false => (None, None),
     };
-    let (in_r, in_w) = if detached && !c.config.tty && c.config.interactive {
-        let (r, w) = linux::pipe()?;
-        (Some(r), Some(w))
-    } else {
-        (None, None)
+    let (in_r, in_w) = match detached && !tty && c.config.interactive {
+        true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        false => (None, None),
     };
-    let attach = if detached {
-        Some(tty::attach_listener(&c.id)?)
-    } else {
-        None
+    let attach = match detached {
+        true => Some(tty::attach_listener(&c.id)?),
+        false => None,
     };
     let devnull = fs::File::open("/dev/null").map_err(io("opening", Path::new("/dev/null")))?;
+    let parent = ParentEnds {
+        go: go_w,
+        errors: err_r,
+        pty: pty_parent,
+        output: out_r,
+        input: in_w,
+        attach,
+    };
+    let child = ChildEnds {
+        pipes: ChildPipes {
+            go: go_r,
+            errors: err_w,
+            pty: pty_child,
+        },
+        output: out_w,
+        input: in_r,
+        devnull,
+    };
+    Ok((parent, child))
+}
+
+/// In the cloned child: the container's stdio first, then its setup; never returns.
+fn child_main(plan: &ContainerPlan, ends: ChildEnds, interactive: bool, detached: bool) -> ! {
+    // Container stdio before anything else can print.
+    // SAFETY: dup2 onto our own stdio.
+    unsafe {
+        match &ends.input {
+            Some(r) => libc::dup2(r.as_raw_fd(), 0),
+            None if !interactive || detached => libc::dup2(ends.devnull.as_raw_fd(), 0),
+            None => 0,
+        };
+        if let Some(w) = &ends.output {
+            libc::dup2(w.as_raw_fd(), 1);
+            libc::dup2(w.as_raw_fd(), 2);
+        }
+    }
+    process::container_main(plan, ends.pipes)
+}
+
+fn clone_container(
+    c: &mut Container,
+    stdio: Stdio,
+    full_idmap: bool,
+    cg: &Cgroups,
+    pending: crate::fuse::daemon::PendingMount,
+    mounted: &mut bool,
+) -> Result<Started> {
+    let merged = c.merged();
+    let plan = container_plan(c, &merged, full_idmap)?;
+    let detached = stdio == Stdio::Log;
+    let (ends, child_ends) = open_channels(c, detached)?;
 
     // Blocked before the clone: the child unblocks them just before exec.
     let signals = tty::forwarded_signals()?;
@@ -217,70 +285,69 @@ fn clone_container(
     }
     let child = linux::clone_fork(flags).context("clone the container process")?;
     let Some(pid) = child else {
-        drop((go_w, err_r, pty_parent, out_r, in_w, attach));
-        // Container stdio before anything else can print.
-        // SAFETY: dup2 onto our own stdio.
-        unsafe {
-            match &in_r {
-                Some(r) => libc::dup2(r.as_raw_fd(), 0),
-                None if !c.config.interactive || detached => libc::dup2(devnull.as_raw_fd(), 0),
-                None => 0,
-            };
-            if let Some(w) = &out_w {
-                libc::dup2(w.as_raw_fd(), 1);
-                libc::dup2(w.as_raw_fd(), 2);
-            }
-        }
-        process::container_main(
-            &plan,
-            ChildPipes {
-                go: go_r,
-                errors: err_w,
-                pty: pty_child,
-            },
-        );
+        drop(ends);
+        child_main(&plan, child_ends, c.config.interactive, detached)
     };
-    drop((go_r, err_w, pty_child, out_w, in_r));
+    drop(child_ends);
     super::trace("cloned");
-    let fail = |e: Error| -> Error {
-        let _ = linux::kill(pid, libc::SIGKILL);
-        let _ = linux::wait_pid(pid);
-        e
-    };
-    if let Err(e) = pending.wait() {
-        return Err(fail(e.into()));
-    }
-    *mounted = true;
-    super::trace("mounted");
-    if let Err(e) = cg.add(pid) {
-        return Err(fail(e));
-    }
-    super::trace("cgroup joined");
-    if let Err(e) = linux::write_all_fd(go_w.as_raw_fd(), b"g") {
-        return Err(fail(invalid!("start the container: {e}")));
-    }
-    drop(go_w);
-    // Setup errors arrive here; EOF alone means the command was exec'd.
-    let mut master = None;
-    if let Some(sock) = &pty_parent {
-        match linux::recv_fd(sock.as_raw_fd()) {
-            Ok(fd) => master = Some(fd),
-            Err(_) => {
-                let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
-                let msg = String::from_utf8_lossy(&msg).into_owned();
-                return Err(fail(invalid!("container setup: {msg}")));
-            }
+    let master = match start_child(pid, pending, cg, &ends, mounted) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = linux::kill(pid, libc::SIGKILL);
+            let _ = linux::wait_pid(pid);
+            return Err(e);
         }
-    }
-    let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+    };
+    drop(ends.go);
+    let msg = linux::read_to_end_fd(ends.errors.as_raw_fd()).unwrap_or_default();
     super::trace("execed");
     if !msg.is_empty() {
         let _ = linux::wait_pid(pid);
-        return Err(invalid!(
-            "container setup: {}",
-            String::from_utf8_lossy(&msg)
-        ));
+        bail!("container setup: {}", String::from_utf8_lossy(&msg));
     }
+    record_running(c, pid, cg)?;
+    Ok((
+        pid,
+        Io {
+            pty_master: master,
+            signals,
+            output: ends.output,
+            input: ends.input,
+            attach: ends.attach,
+        },
+    ))
+}
+
+/// Waits for the union, puts the child in its cgroups, tells it to go and (with a tty)
+/// takes its pty master. An error here leaves the child to be killed.
+fn start_child(
+    pid: libc::pid_t,
+    pending: crate::fuse::daemon::PendingMount,
+    cg: &Cgroups,
+    ends: &ParentEnds,
+    mounted: &mut bool,
+) -> Result<Option<OwnedFd>> {
+    pending.wait()?;
+    *mounted = true;
+    super::trace("mounted");
+    cg.add(pid)?;
+    super::trace("cgroup joined");
+    linux::write_all_fd(ends.go.as_raw_fd(), b"g").context("start the container")?;
+    // Setup errors arrive on the error pipe; EOF alone means the command was exec'd.
+    let Some(sock) = &ends.pty else {
+        return Ok(None);
+    };
+    match linux::recv_fd(sock.as_raw_fd()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(_) => {
+            let msg = linux::read_to_end_fd(ends.errors.as_raw_fd()).unwrap_or_default();
+            bail!("container setup: {}", String::from_utf8_lossy(&msg))
+        }
+    }
+}
+
+/// Records that pid 1 runs.
+fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<()> {
     let dirs = cg.dirs.clone();
     c.update(|r| {
         r.status = Status::Running;
@@ -291,17 +358,7 @@ fn clone_container(
         r.finished_at = None;
         r.paused = false;
         r.cgroups = dirs;
-    })?;
-    Ok((
-        pid,
-        Io {
-            pty_master: master,
-            signals,
-            output: out_r,
-            input: in_w,
-            attach,
-        },
-    ))
+    })
 }
 
 impl Running {
