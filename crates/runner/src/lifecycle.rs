@@ -8,6 +8,7 @@ use super::{cgroups, linux};
 use crate::error::{Context, Error, Result, io};
 use crate::sys::FileLock;
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -173,6 +174,7 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
     let dir = state::containers_dir(root);
     fs::create_dir_all(&dir).map_err(io("mkdir", &dir))?;
     let _lock = FileLock::exclusive(&dir.join(".lock"))?;
+    state::sweep_leftovers_locked(root);
     let id = state::new_id()?;
     let name = n.name.unwrap_or_else(|| state::generated_name(&id));
     if state::list(root)?.iter().any(|c| c.name == name) {
@@ -203,6 +205,8 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
             }
         }
         c.save()?;
+        // The new record's name in containers/ survives a crash too.
+        crate::sys::durable::fsync_dir(&dir)?;
         Ok(c)
     })();
     if made.is_err() {
@@ -239,6 +243,7 @@ pub fn run(root: &Path, a: RunOptions) -> Result<RunOutcome> {
 
 /// The containers under ROOT (only running ones unless `all`), with their live status.
 pub fn list(root: &Path, all: bool) -> Result<Vec<Container>> {
+    state::sweep_leftovers(root)?;
     Ok(state::list(root)?
         .into_iter()
         .map(|mut c| {
@@ -282,37 +287,56 @@ pub fn stop_one(c: Container, grace: Duration) -> Result<()> {
     if c.paused {
         let _ = unpause(&c);
     }
-    if let Some(pid) = c.pid.filter(|_| c.pid_alive()) {
+    // The pidfd is opened before the check that the pid is still pid 1: from then on it
+    // cannot name another process.
+    if let Some(pid) = c.pid
+        && let Some(pidfd) = linux::pidfd_open(pid).filter(|_| c.pid_alive())
+    {
         let _ = linux::kill(pid, libc::SIGTERM);
-        let deadline = Instant::now() + grace;
-        while c.pid_alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if c.pid_alive() {
+        let exited = linux::wait_readable(&[pidfd.as_raw_fd()], Some(Instant::now() + grace));
+        if !exited {
             let _ = linux::kill(pid, libc::SIGKILL);
         }
     }
     wait_exited(&mut c, Duration::from_secs(10))
 }
 
-/// Waits for the supervisor to record the exit; cleans up itself if the supervisor is gone.
-fn wait_exited(c: &mut Container, limit: Duration) -> Result<()> {
+/// Waits until the record satisfies `done` or its supervisor is gone (the fresh record),
+/// or `limit` passes (None). Wakes on each rewrite of state.json (inotify on its dir) and
+/// on the supervisor's exit (pidfd), never on a timer.
+fn wait_record(
+    c: &Container,
+    limit: Duration,
+    done: impl Fn(&Container) -> bool,
+) -> Result<Option<Container>> {
     let deadline = Instant::now() + limit;
+    let watch = linux::watch_dir(&c.dir)?;
+    let supervisor = c.supervisor_pid.and_then(linux::pidfd_open);
+    let mut fds = vec![watch.as_raw_fd()];
+    fds.extend(supervisor.as_ref().map(|p| p.as_raw_fd()));
     loop {
         let fresh = Container::load(&c.dir)?;
-        if fresh.status != Status::Running {
-            *c = fresh;
-            return Ok(());
+        if done(&fresh) || !fresh.supervisor_alive() {
+            return Ok(Some(fresh));
         }
-        if !fresh.supervisor_alive() {
-            *c = fresh;
-            return supervisor::recover(c);
+        if !linux::wait_readable(&fds, Some(deadline)) {
+            return Ok(None);
         }
-        if Instant::now() > deadline {
-            bail!("container {}: its supervisor did not finish", c.name);
-        }
-        std::thread::sleep(Duration::from_millis(5));
+        linux::drain(watch.as_raw_fd());
     }
+}
+
+/// Waits for the supervisor to record the exit; cleans up itself if the supervisor is gone.
+fn wait_exited(c: &mut Container, limit: Duration) -> Result<()> {
+    let Some(fresh) = wait_record(c, limit, |r| r.status != Status::Running)? else {
+        bail!("container {}: its supervisor did not finish", c.name);
+    };
+    *c = fresh;
+    if c.status == Status::Running {
+        // Its supervisor is gone without recording the exit.
+        return supervisor::recover(c);
+    }
+    Ok(())
 }
 
 /// Stops the container if it runs (as `stop`), then starts it again.
@@ -353,14 +377,13 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
         return Ok(0);
     }
     // The supervisor records the exit code just after closing our connection.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let fresh = Container::load(&c.dir)?;
-        if fresh.live_status() != Status::Running || Instant::now() > deadline {
-            return Ok(fresh.exit_code.unwrap_or(0));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let fresh = match wait_record(&c, Duration::from_secs(5), |r| {
+        r.live_status() != Status::Running
+    })? {
+        Some(fresh) => fresh,
+        None => Container::load(&c.dir)?,
+    };
+    Ok(fresh.exit_code.unwrap_or(0))
 }
 
 /// Removes a container: its record, upper layer and (with `volumes`) its anonymous

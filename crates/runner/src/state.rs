@@ -247,7 +247,7 @@ pub fn list(root: &Path) -> Result<Vec<Container>> {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_container_id(&name) {
             continue;
         }
         // A record being created or removed may be half there: skip it.
@@ -257,6 +257,47 @@ pub fn list(root: &Path) -> Result<Vec<Container>> {
     }
     out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
     Ok(out)
+}
+
+fn is_container_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Removes what killed commands left in the containers dir: a container dir without a
+/// state.json (a `run` killed between its mkdir and its first save: every record is
+/// created under the containers lock and state.json is only ever replaced by rename, so
+/// none is being made now) and the state.json temps of dead writers. The caller holds
+/// `containers/.lock`.
+pub fn sweep_leftovers_locked(root: &Path) {
+    let Ok(entries) = fs::read_dir(containers_dir(root)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !is_container_id(&name.to_string_lossy()) {
+            continue;
+        }
+        let dir = entry.path();
+        if !dir.join("state.json").exists() {
+            log::info!("removing {}: a half-created container", dir.display());
+            let _ = fs::remove_dir_all(&dir);
+            continue;
+        }
+        for tmp in crate::sys::owned_temp::dead_in(&dir) {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// `sweep_leftovers_locked` under the containers lock.
+pub fn sweep_leftovers(root: &Path) -> Result<()> {
+    let dir = containers_dir(root);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let _lock = FileLock::exclusive(&dir.join(".lock"))?;
+    sweep_leftovers_locked(root);
+    Ok(())
 }
 
 /// Finds a container by exact name, exact id or unique id prefix.

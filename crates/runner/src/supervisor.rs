@@ -594,16 +594,14 @@ pub fn claim_foreground(c: &mut Container) -> Result<()> {
 /// Best-effort cleanup of a container whose supervisor is gone (killed): kill what
 /// is left, unmount, remove cgroups, record it as exited.
 pub fn recover(c: &mut Container) -> Result<()> {
+    // Not our child (its supervisor was): wait for its exit on a pidfd, opened before
+    // the check that the pid is still the container's.
     if let Some(pid) = c.pid
-        && c.pid_alive()
+        && let Some(pidfd) = linux::pidfd_open(pid).filter(|_| c.pid_alive())
     {
         let _ = linux::kill(pid, libc::SIGKILL);
-        for _ in 0..500 {
-            if !c.pid_alive() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        linux::wait_readable(&[pidfd.as_raw_fd()], Some(until));
     }
     if union::is_mounted(&c.merged()) {
         let _ = union::unmount(&c.merged());
