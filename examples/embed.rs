@@ -71,7 +71,9 @@ fn run_and_commit(rootfs: &Path, root: &Path) -> anyhow::Result<String> {
     match runner::run(root, opts)? {
         RunOutcome::Exited(0) => {}
         RunOutcome::Exited(code) => bail!("the container exited with {code}"),
-        RunOutcome::NotStarted(e) => return Err(e.context("the container did not start")),
+        RunOutcome::NotStarted(e) => {
+            return Err(anyhow::Error::from(e).context("the container did not start"));
+        }
         RunOutcome::Detached(_) => unreachable!("not detached"),
     }
     let record = image::container::find(root, "embedded")?;

@@ -13,20 +13,20 @@ pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
         }
         RunOutcome::Exited(code) => Ok(code),
         RunOutcome::NotStarted(e) => {
-            eprintln!("unionctl: {e:#}");
+            eprintln!("unionctl: {:#}", anyhow::Error::from(e));
             Ok(125)
         }
     }
 }
 
 /// Runs `f` on each named container; prints each name done, each failure on its own line.
-fn each(names: &[String], mut f: impl FnMut(&str) -> anyhow::Result<()>) -> anyhow::Result<i32> {
+fn each(names: &[String], mut f: impl FnMut(&str) -> runner::Result<()>) -> anyhow::Result<i32> {
     let mut failed = false;
     for n in names {
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("unionctl: {e:#}");
+                eprintln!("unionctl: {:#}", anyhow::Error::from(e));
                 failed = true;
             }
         }
@@ -55,7 +55,7 @@ pub fn rm(root: &Path, a: RmArgs) -> anyhow::Result<i32> {
 }
 
 pub fn attach(root: &Path, a: AttachArgs) -> anyhow::Result<i32> {
-    runner::attach(root, &a.container, &a.detach_keys)
+    Ok(runner::attach(root, &a.container, &a.detach_keys)?)
 }
 
 pub fn logs(root: &Path, a: CtrArgs) -> anyhow::Result<i32> {

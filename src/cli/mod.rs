@@ -36,7 +36,7 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Stop(a) => containers::stop(&root, a),
         Command::Restart(a) => containers::restart(&root, a),
         Command::Attach(a) => containers::attach(&root, a),
-        Command::Exec(a) => unionctl::runner::exec(&root, a.into()),
+        Command::Exec(a) => Ok(unionctl::runner::exec(&root, a.into())?),
         Command::Logs(a) => containers::logs(&root, a),
         Command::Rm(a) => containers::rm(&root, a),
         Command::Images(a) => images::images(&root, a),

@@ -1,6 +1,6 @@
 //! Resource limits and freezing through cgroups: a controller is taken from the unified
 //! (v2) hierarchy when it is enabled there, else from its v1 hierarchy (hybrid hosts).
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result};
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -277,7 +277,9 @@ impl Cgroups {
 
 pub fn remove_dirs(dirs: &[PathBuf]) {
     for d in dirs.iter().rev() {
-        // The kernel needs a moment to notice the last process has gone.
+        // The kernel needs a moment to notice the last process has gone. A poll: v1 gives
+        // no event for an emptied cgroup (only a release agent), and the rmdir is the
+        // check itself; bounded at ~100 ms.
         for _ in 0..50 {
             match fs::remove_dir(d) {
                 Err(e) if e.raw_os_error() == Some(libc::EBUSY) => {
@@ -328,6 +330,8 @@ pub fn set_frozen(dirs: &[PathBuf], frozen: bool) -> Result<bool> {
     let state = dir.join("freezer.state");
     let want = if frozen { "FROZEN" } else { "THAWED" };
     fs::write(&state, want).with_context(|| format!("write {want} to {}", state.display()))?;
+    // A poll: the v1 freezer has no event for FREEZING -> FROZEN (no inotify or poll on
+    // cgroup files); bounded at ~1 s.
     for _ in 0..500 {
         if fs::read_to_string(&state).unwrap_or_default().trim() == want {
             return Ok(true);

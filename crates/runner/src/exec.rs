@@ -6,10 +6,10 @@ use super::process::{self, ProcessPlan};
 use super::spec;
 use super::state::{self, Container, Status};
 use super::tty;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Error, Result, io};
 use std::fs;
 use std::os::fd::{AsFd, AsRawFd, OwnedFd};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Namespaces joined, in order: the user namespace first (it grants the rights for the
 /// others), the mount namespace last (the /proc paths above are the host's).
@@ -26,7 +26,7 @@ const NAMESPACES: [(&str, libc::c_int); 7] = [
 pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
     let c = state::find_container(root, &a.container)?;
     if c.live_status() != Status::Running || !c.pid_alive() {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name));
     }
     let pid = c.pid.context("no pid")?;
     let mut env = c.config.env.clone();
@@ -64,7 +64,7 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
         if fs::read_link(&theirs).ok() == fs::read_link(&ours).ok() {
             continue;
         }
-        let f = fs::File::open(&theirs).with_context(|| theirs.clone())?;
+        let f = fs::File::open(&theirs).map_err(io("opening", Path::new(&theirs)))?;
         ns_fds.push((f.into(), flag));
     }
     let signals = tty::forwarded_signals()?;
@@ -89,7 +89,7 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
         let r = enter(&c, pid, &ns_fds, &plan, &err_w, pty_child);
         let msg = match r {
             Ok(code) => linux::exit_now(code),
-            Err(e) => format!("{e:#}"),
+            Err(e) => e.chain(),
         };
         let _ = linux::write_all_fd(err_w.as_raw_fd(), msg.as_bytes());
         linux::exit_now(process::SETUP_FAILED)
@@ -123,9 +123,8 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
 }
 
 fn open_root(pid: libc::pid_t) -> Result<OwnedFd> {
-    Ok(fs::File::open(format!("/proc/{pid}/root"))
-        .with_context(|| format!("/proc/{pid}/root"))?
-        .into())
+    let path = PathBuf::from(format!("/proc/{pid}/root"));
+    Ok(fs::File::open(&path).map_err(io("opening", &path))?.into())
 }
 
 /// In the forked child: join cgroups and namespaces, fork into the pid namespace, exec.
@@ -164,7 +163,7 @@ fn enter(
     let Some(child) = child else {
         if plan.tty {
             let (master, slave) = linux::open_pty()?;
-            let sock = pty.ok_or_else(|| anyhow!("no pty channel"))?;
+            let sock = pty.ok_or_else(|| invalid!("no pty channel"))?;
             linux::send_fd(sock.as_raw_fd(), master.as_raw_fd()).context("send pty master")?;
             drop(master);
             linux::become_tty_session(slave.as_raw_fd())?;

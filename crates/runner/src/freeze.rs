@@ -41,7 +41,7 @@ impl Drop for Paused {
             Paused::Nothing => {}
             Paused::Runner(rc) => {
                 if let Err(e) = super::unpause(rc) {
-                    log::warn!("container {}: unpause: {e:#}", rc.name);
+                    log::warn!("container {}: unpause: {}", rc.name, e.chain());
                 }
             }
             Paused::Signals(pids) => {

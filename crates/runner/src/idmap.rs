@@ -1,7 +1,7 @@
 //! Rootless user namespace: the current user becomes root inside; with `newuidmap` /
 //! `newgidmap` and an /etc/subuid (/etc/subgid) range, the range maps to ids 1..N.
 use super::linux;
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result};
 use std::os::fd::AsRawFd;
 use std::path::Path;
 use std::process::Command;

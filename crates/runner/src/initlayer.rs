@@ -4,7 +4,7 @@
 //! upper layer (and never in `diff` or `commit`), as Docker's "-init" layer.
 use super::rootfs::secure_join;
 use super::state::Container;
-use anyhow::{Context, Result};
+use crate::error::{Result, io};
 use std::fs;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -53,7 +53,7 @@ fn make_dir(init: &Path, lowers: &[PathBuf], rel: &str) -> Result<()> {
         if path.exists() {
             continue;
         }
-        fs::create_dir(&path).with_context(|| format!("mkdir {}", path.display()))?;
+        fs::create_dir(&path).map_err(io("mkdir", &path))?;
         if lower_dir_meta(lowers, &sofar).is_none() {
             let _ = fs::set_permissions(&path, fs::Permissions::from_mode(0o755));
         }
@@ -64,7 +64,7 @@ fn make_dir(init: &Path, lowers: &[PathBuf], rel: &str) -> Result<()> {
 /// Writes the init layer of `c` (once) and returns its directory.
 pub fn prepare(c: &Container) -> Result<PathBuf> {
     let init = c.dir.join("init");
-    fs::create_dir_all(&init).with_context(|| format!("mkdir {}", init.display()))?;
+    fs::create_dir_all(&init).map_err(io("mkdir", &init))?;
     let lowers = &c.lowers;
     for dir in ["/proc", "/sys", "/dev"] {
         if !in_lowers(lowers, dir) {
@@ -91,7 +91,7 @@ pub fn prepare(c: &Container) -> Result<PathBuf> {
         if is_dir {
             make_dir(&init, lowers, &rel)?;
         } else if !target.exists() {
-            fs::File::create(&target).with_context(|| format!("create {}", target.display()))?;
+            fs::File::create(&target).map_err(io("create", &target))?;
         }
     }
     // Directories also in the lowers show their attributes, not ours: the topmost

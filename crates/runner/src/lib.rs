@@ -8,6 +8,8 @@ pub(crate) use unionctl_fuse as fuse;
 pub(crate) use unionctl_image as image;
 pub(crate) use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, whiteout};
+#[macro_use]
+mod error;
 pub mod cgroups;
 pub mod exec;
 pub mod freeze;
@@ -26,12 +28,13 @@ pub mod union;
 pub mod options;
 
 pub use crate::image::store_root;
+pub use error::{Error, Result};
 pub use lifecycle::{attach, list, logs, pause, remove, restart, run, start, stop, unpause};
 pub use options::{ExecOptions, RunOptions, RunOutcome};
 pub use state::{Container, Status, find_container};
 
 /// Runs a command in a running container; returns its exit status.
-pub fn exec(root: &std::path::Path, opts: ExecOptions) -> anyhow::Result<i32> {
+pub fn exec(root: &std::path::Path, opts: ExecOptions) -> Result<i32> {
     exec::exec(root, opts)
 }
 

@@ -5,9 +5,10 @@ use super::spec;
 use super::state::{self, Config, Container, Status, Volume};
 use super::supervisor::{self, Stdio};
 use super::{cgroups, linux};
+use crate::error::{Context, Error, Result, io};
 use crate::sys::FileLock;
-use anyhow::{Context, Result, bail};
 use std::fs;
+use std::os::fd::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
@@ -45,11 +46,11 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
     let mut config = Config::default();
     let (image, rootfs, lowers, cmd_args) = match &a.rootfs {
         Some(dir) => {
-            let meta = fs::metadata(dir).with_context(|| format!("rootfs {}", dir.display()))?;
+            let meta = fs::metadata(dir).map_err(io("rootfs", dir))?;
             if !meta.is_dir() {
                 bail!("rootfs {}: not a directory", dir.display());
             }
-            let abs = fs::canonicalize(dir).with_context(|| format!("rootfs {}", dir.display()))?;
+            let abs = fs::canonicalize(dir).map_err(io("rootfs", dir))?;
             (None, Some(abs.clone()), vec![abs], a.args.clone())
         }
         None => {
@@ -150,7 +151,7 @@ fn apply_limits(config: &mut Config, a: &RunOptions) -> Result<()> {
         config.hostname = h.clone();
     }
     if let Some(m) = &a.memory {
-        config.memory = Some(spec::parse_bytes(m).map_err(|e| anyhow::anyhow!("--memory: {e}"))?);
+        config.memory = Some(spec::parse_bytes(m).map_err(|e| invalid!("--memory: {e}"))?);
     }
     if let Some(c) = &a.cpus {
         let n = std::thread::available_parallelism()
@@ -171,8 +172,9 @@ fn apply_limits(config: &mut Config, a: &RunOptions) -> Result<()> {
 /// store-wide lock so two `run --name x` cannot both win.
 fn create(root: &Path, n: NewContainer) -> Result<Container> {
     let dir = state::containers_dir(root);
-    fs::create_dir_all(&dir).with_context(|| format!("mkdir {}", dir.display()))?;
+    fs::create_dir_all(&dir).map_err(io("mkdir", &dir))?;
     let _lock = FileLock::exclusive(&dir.join(".lock"))?;
+    state::sweep_leftovers_locked(root);
     let id = state::new_id()?;
     let name = n.name.unwrap_or_else(|| state::generated_name(&id));
     if state::list(root)?.iter().any(|c| c.name == name) {
@@ -193,16 +195,18 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
     let made = (|| -> Result<Container> {
         let mut c = c;
         for d in [cdir.clone(), c.upper(), c.work(), c.merged()] {
-            fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
+            fs::create_dir_all(&d).map_err(io("mkdir", &d))?;
         }
         for (i, v) in c.config.volumes.iter_mut().enumerate() {
             if v.anonymous {
                 let host = root.join("volumes").join(format!("{id}-{i}"));
-                fs::create_dir_all(&host).with_context(|| format!("mkdir {}", host.display()))?;
+                fs::create_dir_all(&host).map_err(io("mkdir", &host))?;
                 v.host = host;
             }
         }
         c.save()?;
+        // The new record's name in containers/ survives a crash too.
+        crate::sys::durable::fsync_dir(&dir)?;
         Ok(c)
     })();
     if made.is_err() {
@@ -239,6 +243,7 @@ pub fn run(root: &Path, a: RunOptions) -> Result<RunOutcome> {
 
 /// The containers under ROOT (only running ones unless `all`), with their live status.
 pub fn list(root: &Path, all: bool) -> Result<Vec<Container>> {
+    state::sweep_leftovers(root)?;
     Ok(state::list(root)?
         .into_iter()
         .map(|mut c| {
@@ -277,42 +282,61 @@ pub fn stop(root: &Path, name: &str, grace: Duration) -> Result<()> {
 pub fn stop_one(c: Container, grace: Duration) -> Result<()> {
     let mut c = c;
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     if c.paused {
         let _ = unpause(&c);
     }
-    if let Some(pid) = c.pid.filter(|_| c.pid_alive()) {
+    // The pidfd is opened before the check that the pid is still pid 1: from then on it
+    // cannot name another process.
+    if let Some(pid) = c.pid
+        && let Some(pidfd) = linux::pidfd_open(pid).filter(|_| c.pid_alive())
+    {
         let _ = linux::kill(pid, libc::SIGTERM);
-        let deadline = Instant::now() + grace;
-        while c.pid_alive() && Instant::now() < deadline {
-            std::thread::sleep(Duration::from_millis(10));
-        }
-        if c.pid_alive() {
+        let exited = linux::wait_readable(&[pidfd.as_raw_fd()], Some(Instant::now() + grace));
+        if !exited {
             let _ = linux::kill(pid, libc::SIGKILL);
         }
     }
     wait_exited(&mut c, Duration::from_secs(10))
 }
 
-/// Waits for the supervisor to record the exit; cleans up itself if the supervisor is gone.
-fn wait_exited(c: &mut Container, limit: Duration) -> Result<()> {
+/// Waits until the record satisfies `done` or its supervisor is gone (the fresh record),
+/// or `limit` passes (None). Wakes on each rewrite of state.json (inotify on its dir) and
+/// on the supervisor's exit (pidfd), never on a timer.
+fn wait_record(
+    c: &Container,
+    limit: Duration,
+    done: impl Fn(&Container) -> bool,
+) -> Result<Option<Container>> {
     let deadline = Instant::now() + limit;
+    let watch = linux::watch_dir(&c.dir)?;
+    let supervisor = c.supervisor_pid.and_then(linux::pidfd_open);
+    let mut fds = vec![watch.as_raw_fd()];
+    fds.extend(supervisor.as_ref().map(|p| p.as_raw_fd()));
     loop {
         let fresh = Container::load(&c.dir)?;
-        if fresh.status != Status::Running {
-            *c = fresh;
-            return Ok(());
+        if done(&fresh) || !fresh.supervisor_alive() {
+            return Ok(Some(fresh));
         }
-        if !fresh.supervisor_alive() {
-            *c = fresh;
-            return supervisor::recover(c);
+        if !linux::wait_readable(&fds, Some(deadline)) {
+            return Ok(None);
         }
-        if Instant::now() > deadline {
-            bail!("container {}: its supervisor did not finish", c.name);
-        }
-        std::thread::sleep(Duration::from_millis(5));
+        linux::drain(watch.as_raw_fd());
     }
+}
+
+/// Waits for the supervisor to record the exit; cleans up itself if the supervisor is gone.
+fn wait_exited(c: &mut Container, limit: Duration) -> Result<()> {
+    let Some(fresh) = wait_record(c, limit, |r| r.status != Status::Running)? else {
+        bail!("container {}: its supervisor did not finish", c.name);
+    };
+    *c = fresh;
+    if c.status == Status::Running {
+        // Its supervisor is gone without recording the exit.
+        return supervisor::recover(c);
+    }
+    Ok(())
 }
 
 /// Stops the container if it runs (as `stop`), then starts it again.
@@ -333,7 +357,7 @@ pub fn logs(root: &Path, name: &str, out: &mut dyn std::io::Write) -> Result<()>
             std::io::copy(&mut f, out)?;
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(e).with_context(|| format!("{}", c.log_path().display())),
+        Err(e) => return Err(io("opening", &c.log_path())(e)),
     }
     Ok(())
 }
@@ -345,7 +369,7 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
     let keys = super::tty::parse_detach_keys(detach_keys)?;
     let c = state::find_container(root, name)?;
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     let detached = super::tty::attach_client(&c.id, &keys)
         .with_context(|| format!("attach to {} (only detached containers)", c.name))?;
@@ -353,14 +377,13 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
         return Ok(0);
     }
     // The supervisor records the exit code just after closing our connection.
-    let deadline = Instant::now() + Duration::from_secs(5);
-    loop {
-        let fresh = Container::load(&c.dir)?;
-        if fresh.live_status() != Status::Running || Instant::now() > deadline {
-            return Ok(fresh.exit_code.unwrap_or(0));
-        }
-        std::thread::sleep(Duration::from_millis(5));
-    }
+    let fresh = match wait_record(&c, Duration::from_secs(5), |r| {
+        r.live_status() != Status::Running
+    })? {
+        Some(fresh) => fresh,
+        None => Container::load(&c.dir)?,
+    };
+    Ok(fresh.exit_code.unwrap_or(0))
 }
 
 /// Removes a container: its record, upper layer and (with `volumes`) its anonymous
@@ -406,7 +429,7 @@ fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {
 /// else SIGSTOP to each process of its pid namespace). Used by `commit -p`.
 pub fn pause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     let mut c = Container::load(&c.dir)?;
     let has_freezer = c.cgroups.iter().any(|d| d.join("freezer.state").exists());
@@ -426,7 +449,7 @@ pub fn pause(c: &Container) -> Result<()> {
 
 pub fn unpause(c: &Container) -> Result<()> {
     if c.live_status() != Status::Running {
-        bail!("container {} is not running", c.name);
+        return Err(Error::NotRunning(c.name.clone()));
     }
     let mut c = Container::load(&c.dir)?;
     if !cgroups::set_frozen(&c.cgroups, false)? {

@@ -1,6 +1,6 @@
 //! Thin adapters over the Linux syscalls the runner needs and nix does not wrap
 //! (clone as fork, capabilities, fd passing, loopback, pty ioctls).
-use anyhow::{Context, Result, bail};
+use crate::error::{Context, Result};
 use std::ffi::CString;
 use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
@@ -280,7 +280,7 @@ pub fn loopback_up() -> Result<()> {
 pub fn cstr(p: &Path) -> Result<CString> {
     use std::os::unix::ffi::OsStrExt;
     CString::new(p.as_os_str().as_bytes())
-        .map_err(|_| anyhow::anyhow!("{}: path contains a NUL byte", p.display()))
+        .map_err(|_| invalid!("{}: path contains a NUL byte", p.display()))
 }
 
 /// Window size of a terminal fd.
@@ -420,6 +420,69 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
         return Err(io::Error::last_os_error());
     }
     Ok(())
+}
+
+/// A pidfd for `pid` (any process, not only a child); None when it is gone. It becomes
+/// readable when the process exits. Check that `pid` is still the process meant after
+/// opening it: from then on the pid cannot be reused under the fd.
+pub fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open with integer arguments; a non-negative result is a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    // SAFETY: the fd is ours.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
+
+/// An inotify fd watching `dir` for names written or renamed into it, so that a wait
+/// for a record (state.json, replaced by rename) wakes when it changes.
+pub fn watch_dir(dir: &Path) -> Result<OwnedFd> {
+    // SAFETY: inotify_init1 with flags; a non-negative result is a new fd.
+    let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
+    if fd < 0 {
+        return Err(io::Error::last_os_error()).context("inotify_init1");
+    }
+    // SAFETY: the fd is ours.
+    let fd = unsafe { OwnedFd::from_raw_fd(fd) };
+    let c = cstr(dir)?;
+    // SAFETY: a watch on a valid path string.
+    let mask = libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
+    if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } < 0 {
+        return Err(crate::error::io("watching", dir)(io::Error::last_os_error()));
+    }
+    Ok(fd)
+}
+
+/// Empties a non-blocking inotify fd (the events only say "look again").
+pub fn drain(fd: RawFd) {
+    let mut buf = [0u8; 4096];
+    // SAFETY: reading into our buffer.
+    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
+}
+
+/// Waits until one of `fds` is readable or `until` passes (None: for ever). Returns
+/// whether one is readable.
+pub fn wait_readable(fds: &[RawFd], until: Option<std::time::Instant>) -> bool {
+    let mut pfds: Vec<libc::pollfd> = fds
+        .iter()
+        .map(|&fd| libc::pollfd {
+            fd,
+            events: libc::POLLIN,
+            revents: 0,
+        })
+        .collect();
+    loop {
+        let timeout = match until {
+            None => -1,
+            Some(t) => {
+                let left = t.saturating_duration_since(std::time::Instant::now());
+                left.as_millis().min(i32::MAX as u128) as i32
+            }
+        };
+        // SAFETY: poll on our own array.
+        let n = unsafe { libc::poll(pfds.as_mut_ptr(), pfds.len() as libc::nfds_t, timeout) };
+        if n >= 0 || io::Error::last_os_error().kind() != io::ErrorKind::Interrupted {
+            return n > 0;
+        }
+    }
 }
 
 /// Exits immediately without running destructors or atexit handlers (for forked children).

@@ -4,7 +4,7 @@
 use super::linux;
 use super::rootfs::{self, RootfsPlan};
 use super::spec::{self, DEFAULT_PATH};
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Context, Result};
 use std::ffi::CString;
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -53,7 +53,7 @@ pub fn container_main(plan: &ContainerPlan, pipes: ChildPipes) -> ! {
     match setup_and_exec(plan, &err, pipes.pty) {
         Ok(never) => match never {},
         Err(e) => {
-            let _ = linux::write_all_fd(err.as_raw_fd(), format!("{e:#}").as_bytes());
+            let _ = linux::write_all_fd(err.as_raw_fd(), e.chain().as_bytes());
             linux::exit_now(SETUP_FAILED)
         }
     }
@@ -75,7 +75,7 @@ fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> 
     super::trace("child: rootfs ready");
     if plan.process.tty {
         let (master, slave) = linux::open_pty()?;
-        let sock = pty.ok_or_else(|| anyhow!("no pty channel"))?;
+        let sock = pty.ok_or_else(|| invalid!("no pty channel"))?;
         linux::send_fd(sock.as_raw_fd(), master.as_raw_fd()).context("send pty master")?;
         drop(master);
         linux::become_tty_session(slave.as_raw_fd())?;
@@ -96,11 +96,28 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         None => String::new(),
     };
     super::trace("child: passwd read");
-    let user = match &p.user {
-        Some(u) => spec::resolve_user(u, &passwd, &group)?,
-        None => spec::resolve_user("0", &passwd, &group)?,
+    let user = spec::resolve_user(p.user.as_deref().unwrap_or("0"), &passwd, &group)?;
+    let env = process_env(&p.env, &user);
+    let workdir = if p.workdir.is_empty() {
+        "/"
+    } else {
+        &p.workdir
     };
-    let mut env = p.env.clone();
+    if !joined {
+        // Docker makes a missing working directory.
+        let _ = fs::create_dir_all(workdir);
+    }
+    if p.init && !joined {
+        run_under_init(p.tty, err)?;
+    }
+    become_user(&user)?;
+    nix::unistd::chdir(workdir).with_context(|| format!("working directory {workdir:?}"))?;
+    exec_argv(&p.argv, &env)
+}
+
+/// The environment: the plan's, with PATH and HOME filled in when missing.
+fn process_env(plan_env: &[String], user: &spec::User) -> Vec<String> {
+    let mut env = plan_env.to_vec();
     if spec::env_get(&env, "PATH").is_none() {
         spec::env_set(&mut env, &format!("PATH={DEFAULT_PATH}"));
     }
@@ -112,20 +129,12 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         };
         spec::env_set(&mut env, &format!("HOME={home}"));
     }
-    let workdir = if p.workdir.is_empty() {
-        "/"
-    } else {
-        &p.workdir
-    };
-    if !joined {
-        // Docker makes a missing working directory.
-        let _ = fs::create_dir_all(workdir);
-    }
+    env
+}
 
-    if p.init && !joined {
-        run_under_init(p.tty, err)?;
-    }
-
+/// No new privileges, Docker's capability bounding set, the user's groups and ids, and
+/// (root only) the default capabilities.
+fn become_user(user: &spec::User) -> Result<()> {
     linux::set_no_new_privs()?;
     linux::drop_bounding_set(&linux::DEFAULT_CAPS)?;
     let groups_allowed = fs::read_to_string("/proc/self/setgroups")
@@ -140,7 +149,7 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         nix::unistd::setgroups(&gids).context("setgroups")?;
     }
     let unmapped = |what: &str, id: u32| {
-        anyhow!(
+        invalid!(
             "{what} {id} is not mapped in this container's user namespace (rootless without an /etc/subuid range maps only 0)"
         )
     };
@@ -154,13 +163,16 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
     } else {
         linux::set_caps(&[], &[], &[])?;
     }
-    nix::unistd::chdir(workdir).with_context(|| format!("working directory {workdir:?}"))?;
+    Ok(())
+}
 
-    let argv = &p.argv;
+/// Finds `argv[0]` on PATH and execs it; a command that cannot run exits 127 or 126 with
+/// the shell's message, as docker does.
+fn exec_argv(argv: &[String], env: &[String]) -> Result<Never> {
     if argv.is_empty() {
-        return Err(anyhow!("no command given and the image has none"));
+        bail!("no command given and the image has none");
     }
-    let path_env = spec::env_get(&env, "PATH")
+    let path_env = spec::env_get(env, "PATH")
         .unwrap_or(DEFAULT_PATH)
         .to_string();
     let program = match find_executable(&argv[0], &path_env) {
@@ -175,12 +187,12 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| anyhow!("command contains a NUL byte"))?;
+        .map_err(|_| invalid!("command contains a NUL byte"))?;
     let c_env: Vec<CString> = env
         .iter()
         .map(|a| CString::new(a.as_bytes()))
         .collect::<Result<_, _>>()
-        .map_err(|_| anyhow!("environment contains a NUL byte"))?;
+        .map_err(|_| invalid!("environment contains a NUL byte"))?;
     linux::reset_signals();
     super::trace("child: exec");
     let e = nix::unistd::execve(&c_prog, &c_argv, &c_env).unwrap_err();

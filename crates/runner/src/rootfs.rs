@@ -2,7 +2,7 @@
 //! `merged`, fresh /proc, read-only /sys, a tmpfs /dev, /etc files, volumes, then
 //! pivot_root and runc's masked and read-only paths.
 use super::state::Volume;
-use anyhow::{Context, Result};
+use crate::error::{Context, Result, io};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
 use std::ffi::OsString;
 use std::fs;
@@ -114,7 +114,7 @@ fn mnt(
 }
 
 fn mkdir_all(p: &Path) -> Result<()> {
-    fs::create_dir_all(p).with_context(|| format!("mkdir {}", p.display()))
+    fs::create_dir_all(p).map_err(io("mkdir", p))
 }
 
 /// Makes an empty file (and its parents) to mount a file on.
@@ -123,7 +123,7 @@ fn touch(p: &Path) -> Result<()> {
         mkdir_all(parent)?;
     }
     if !p.exists() {
-        fs::File::create(p).with_context(|| format!("create {}", p.display()))?;
+        fs::File::create(p).map_err(io("create", p))?;
     }
     Ok(())
 }
@@ -226,7 +226,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 
     for v in plan.volumes {
         let target = secure_join(root, &v.container);
-        let meta = fs::metadata(&v.host).with_context(|| format!("volume {}", v.host.display()))?;
+        let meta = fs::metadata(&v.host).map_err(io("volume", &v.host))?;
         if meta.is_dir() {
             mkdir_all(&target)?;
         } else {
@@ -315,7 +315,7 @@ fn prepare_dev(root: &Path, tty_group_mapped: bool) -> Result<()> {
 
 /// pivot_root(".", ".") then detach the old root stacked on top: no directory needed.
 fn pivot(root: &Path) -> Result<()> {
-    nix::unistd::chdir(root).with_context(|| format!("chdir {}", root.display()))?;
+    nix::unistd::chdir(root).map_err(|e| io("chdir", root)(e.into()))?;
     nix::unistd::pivot_root(".", ".").context("pivot_root")?;
     umount2(".", MntFlags::MNT_DETACH).context("detach the old root")?;
     nix::unistd::chdir("/").context("chdir /")?;

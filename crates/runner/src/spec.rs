@@ -1,6 +1,6 @@
 //! Pure parsing and checking of what users type: volumes, env, sizes, users.
 use super::state::Volume;
-use anyhow::{Result, bail};
+use crate::error::Result;
 use std::path::PathBuf;
 
 pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
@@ -8,7 +8,7 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// `HOST:CTR[:ro|rw]`, or `/CTR` alone for an anonymous volume (host dir made later).
 pub fn parse_volume(spec: &str) -> Result<Volume> {
     let parts: Vec<&str> = spec.split(':').collect();
-    let bad = |why: &str| anyhow::anyhow!("bad volume spec {spec:?}: {why}");
+    let bad = |why: &str| invalid!("bad volume spec {spec:?}: {why}");
     let (host, ctr, mode) = match parts.as_slice() {
         [ctr] => ("", *ctr, ""),
         [host, ctr] => (*host, *ctr, ""),
@@ -84,7 +84,7 @@ pub fn parse_bytes(s: &str) -> Result<u64> {
     };
     let value: f64 = num
         .parse()
-        .map_err(|_| anyhow::anyhow!("bad size {s:?}: expected a number with k, m or g"))?;
+        .map_err(|_| invalid!("bad size {s:?}: expected a number with k, m or g"))?;
     if !value.is_finite() || value <= 0.0 {
         bail!("bad size {s:?}: must be positive");
     }
@@ -100,7 +100,7 @@ pub fn parse_cpus(s: &str, available: usize) -> Result<f64> {
     let v: f64 = s
         .trim()
         .parse()
-        .map_err(|_| anyhow::anyhow!("bad --cpus {s:?}: expected a number such as 0.5"))?;
+        .map_err(|_| invalid!("bad --cpus {s:?}: expected a number such as 0.5"))?;
     if !v.is_finite() || v <= 0.0 {
         bail!("bad --cpus {s:?}: must be positive");
     }
@@ -147,7 +147,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
             Some(f) => {
                 let uid = f[2]
                     .parse()
-                    .map_err(|_| anyhow::anyhow!("unknown user {u:?}: bad /etc/passwd entry"))?;
+                    .map_err(|_| invalid!("unknown user {u:?}: bad /etc/passwd entry"))?;
                 (uid, f[3].parse().unwrap_or(0), f[5].to_string(), Some(f[0]))
             }
             None => bail!("unknown user {u:?}: no such user in the container's /etc/passwd"),
@@ -165,7 +165,7 @@ pub fn resolve_user(spec: &str, passwd: &str, group: &str) -> Result<User> {
             match grp.iter().find(|f| f[0] == g) {
                 Some(f) => f[2]
                     .parse()
-                    .map_err(|_| anyhow::anyhow!("unknown group {g:?}: bad /etc/group entry"))?,
+                    .map_err(|_| invalid!("unknown group {g:?}: bad /etc/group entry"))?,
                 None => bail!("unknown group {g:?}: no such group in the container's /etc/group"),
             }
         };

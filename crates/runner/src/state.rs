@@ -1,7 +1,7 @@
 //! Container records under the store root: `containers/<id>/state.json` (the contract with
 //! the image store, see ARCHITECTURE.md), written via temp + rename, guarded by flock.
+use crate::error::{Context, Result, io};
 use crate::sys::FileLock;
-use anyhow::{Context, Result, bail};
 use serde::{Deserialize, Serialize};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -185,7 +185,7 @@ impl Container {
 
     pub fn load(dir: &Path) -> Result<Container> {
         let path = dir.join("state.json");
-        let data = fs::read(&path).with_context(|| format!("{}", path.display()))?;
+        let data = fs::read(&path).map_err(io("reading", &path))?;
         let mut c: Container = serde_json::from_slice(&data)
             .with_context(|| format!("{}: bad container record", path.display()))?;
         c.dir = dir.to_path_buf();
@@ -241,13 +241,13 @@ pub fn list(root: &Path) -> Result<Vec<Container>> {
     let entries = match fs::read_dir(&dir) {
         Ok(e) => e,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(out),
-        Err(e) => return Err(e).with_context(|| format!("{}", dir.display())),
+        Err(e) => return Err(io("listing", &dir)(e)),
     };
     for entry in entries {
         let entry = entry?;
         let name = entry.file_name();
         let name = name.to_string_lossy();
-        if name.len() != 64 || !name.bytes().all(|b| b.is_ascii_hexdigit()) {
+        if !is_container_id(&name) {
             continue;
         }
         // A record being created or removed may be half there: skip it.
@@ -257,6 +257,47 @@ pub fn list(root: &Path) -> Result<Vec<Container>> {
     }
     out.sort_by(|a, b| a.created.cmp(&b.created).then(a.id.cmp(&b.id)));
     Ok(out)
+}
+
+fn is_container_id(name: &str) -> bool {
+    name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit())
+}
+
+/// Removes what killed commands left in the containers dir: a container dir without a
+/// state.json (a `run` killed between its mkdir and its first save: every record is
+/// created under the containers lock and state.json is only ever replaced by rename, so
+/// none is being made now) and the state.json temps of dead writers. The caller holds
+/// `containers/.lock`.
+pub fn sweep_leftovers_locked(root: &Path) {
+    let Ok(entries) = fs::read_dir(containers_dir(root)) else {
+        return;
+    };
+    for entry in entries.flatten() {
+        let name = entry.file_name();
+        if !is_container_id(&name.to_string_lossy()) {
+            continue;
+        }
+        let dir = entry.path();
+        if !dir.join("state.json").exists() {
+            log::info!("removing {}: a half-created container", dir.display());
+            let _ = fs::remove_dir_all(&dir);
+            continue;
+        }
+        for tmp in crate::sys::owned_temp::dead_in(&dir) {
+            let _ = fs::remove_file(&tmp);
+        }
+    }
+}
+
+/// `sweep_leftovers_locked` under the containers lock.
+pub fn sweep_leftovers(root: &Path) -> Result<()> {
+    let dir = containers_dir(root);
+    if !dir.is_dir() {
+        return Ok(());
+    }
+    let _lock = FileLock::exclusive(&dir.join(".lock"))?;
+    sweep_leftovers_locked(root);
+    Ok(())
 }
 
 /// Finds a container by exact name, exact id or unique id prefix.
@@ -274,7 +315,7 @@ fn pick(all: Vec<Container>, key: &str) -> Result<Container> {
     }
     let mut hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(key)).collect();
     match hits.len() {
-        0 => bail!("no such container: {key}"),
+        0 => not_found!("no such container: {key}"),
         1 => Ok(hits.remove(0).clone()),
         n => bail!("container id prefix {key:?} is ambiguous ({n} containers match)"),
     }
@@ -297,8 +338,9 @@ pub fn validate_name(name: &str) -> Result<()> {
 /// 64 random hex digits.
 pub fn new_id() -> Result<String> {
     let mut buf = [0u8; 32];
-    let mut f = fs::File::open("/dev/urandom").context("/dev/urandom")?;
-    std::io::Read::read_exact(&mut f, &mut buf).context("/dev/urandom")?;
+    let mut f = fs::File::open("/dev/urandom").map_err(io("opening", Path::new("/dev/urandom")))?;
+    std::io::Read::read_exact(&mut f, &mut buf)
+        .map_err(io("reading", Path::new("/dev/urandom")))?;
     Ok(hex::encode(buf))
 }
 

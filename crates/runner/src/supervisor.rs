@@ -8,10 +8,10 @@ use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
 use super::rootfs::RootfsPlan;
 use super::state::{self, Container, Status};
 use super::{idmap, tty, union};
-use anyhow::{Context, Result, anyhow, bail};
+use crate::error::{Context, Result, io};
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 /// Where the container's stdio goes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
@@ -30,7 +30,7 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
         Ok(r) => r,
         Err(e) => {
             if let Some(fd) = &ready {
-                let _ = linux::write_all_fd(fd.as_raw_fd(), format!("{e:#}").as_bytes());
+                let _ = linux::write_all_fd(fd.as_raw_fd(), e.chain().as_bytes());
             }
             return Err(e);
         }
@@ -103,7 +103,7 @@ fn start_in_cgroups(
         c.update(|r| r.union_mnt_ns = ns)?;
     }
     for d in [c.upper(), c.work(), c.merged()] {
-        fs::create_dir_all(&d).with_context(|| format!("mkdir {}", d.display()))?;
+        fs::create_dir_all(&d).map_err(io("mkdir", &d))?;
     }
     let init = super::initlayer::prepare(c)?;
     let layers: Vec<PathBuf> = std::iter::once(init)
@@ -139,32 +139,29 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
         ("resolv.conf", resolv, "/etc/resolv.conf"),
     ] {
         let p = c.dir.join(name);
-        fs::write(&p, data).with_context(|| format!("write {}", p.display()))?;
+        fs::write(&p, data).map_err(io("write", &p))?;
         out.push((p, target));
     }
     Ok(out)
 }
 
-fn clone_container(
-    c: &mut Container,
-    stdio: Stdio,
+/// What the cloned process is told to build and run.
+fn container_plan<'a>(
+    c: &'a Container,
+    merged: &'a Path,
     full_idmap: bool,
-    cg: &Cgroups,
-    pending: crate::fuse::daemon::PendingMount,
-    mounted: &mut bool,
-) -> Result<Started> {
+) -> Result<ContainerPlan<'a>> {
     let files = write_etc_files(c)?;
     let mut env = c.config.env.clone();
     super::spec::env_set(&mut env, &format!("HOSTNAME={}", c.config.hostname));
     if c.config.tty && super::spec::env_get(&env, "TERM").is_none() {
         env.push("TERM=xterm".into());
     }
-    let merged = c.merged();
-    let plan = ContainerPlan {
+    Ok(ContainerPlan {
         hostname: c.config.hostname.clone(),
         network_none: c.config.network != "host",
         rootfs: RootfsPlan {
-            merged: &merged,
+            merged,
             volumes: &c.config.volumes,
             files,
             tty_group_mapped: full_idmap,
@@ -177,35 +174,106 @@ fn clone_container(
             tty: c.config.tty,
             init: c.config.init,
         },
-    };
+    })
+}
+
+/// The supervisor's ends of the channels to the container process.
+struct ParentEnds {
+    /// One byte once the cgroups are set; closing it unread means give up.
+    go: OwnedFd,
+    /// Setup errors; EOF alone means the command was exec'd.
+    errors: OwnedFd,
+    /// With a tty: the socket the pty master comes back over.
+    pty: Option<OwnedFd>,
+    /// Detached without a tty: the container's stdout+stderr.
+    output: Option<OwnedFd>,
+    /// Detached with -i and no tty: the container's stdin.
+    input: Option<OwnedFd>,
+    /// Detached: where `attach` connects.
+    attach: Option<std::os::unix::net::UnixListener>,
+}
+
+/// The container process's ends.
+struct ChildEnds {
+    pipes: ChildPipes,
+    output: Option<OwnedFd>,
+    input: Option<OwnedFd>,
+    devnull: fs::File,
+}
+
+fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds)> {
+    let tty = c.config.tty;
     let (go_r, go_w) = linux::pipe()?;
     let (err_r, err_w) = linux::pipe()?;
-    let (pty_parent, pty_child) = if c.config.tty {
-        let (a, b) = linux::socketpair()?;
-        (Some(a), Some(b))
-    } else {
-        (None, None)
+    let (pty_parent, pty_child) = match tty {
+        true => linux::socketpair().map(|(a, b)| (Some(a), Some(b)))?,
+        false => (None, None),
     };
     // Detached: output (and input with -i) pass through us, for the log and `attach`.
+    let (out_r, out_w) = match detached && !tty {
+        true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        false => (None, None),
+    };
+    let (in_r, in_w) = match detached && !tty && c.config.interactive {
+        true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
+        false => (None, None),
+    };
+    let attach = match detached {
+        true => Some(tty::attach_listener(&c.id)?),
+        false => None,
+    };
+    let devnull = fs::File::open("/dev/null").map_err(io("opening", Path::new("/dev/null")))?;
+    let parent = ParentEnds {
+        go: go_w,
+        errors: err_r,
+        pty: pty_parent,
+        output: out_r,
+        input: in_w,
+        attach,
+    };
+    let child = ChildEnds {
+        pipes: ChildPipes {
+            go: go_r,
+            errors: err_w,
+            pty: pty_child,
+        },
+        output: out_w,
+        input: in_r,
+        devnull,
+    };
+    Ok((parent, child))
+}
+
+/// In the cloned child: the container's stdio first, then its setup; never returns.
+fn child_main(plan: &ContainerPlan, ends: ChildEnds, interactive: bool, detached: bool) -> ! {
+    // Container stdio before anything else can print.
+    // SAFETY: dup2 onto our own stdio.
+    unsafe {
+        match &ends.input {
+            Some(r) => libc::dup2(r.as_raw_fd(), 0),
+            None if !interactive || detached => libc::dup2(ends.devnull.as_raw_fd(), 0),
+            None => 0,
+        };
+        if let Some(w) = &ends.output {
+            libc::dup2(w.as_raw_fd(), 1);
+            libc::dup2(w.as_raw_fd(), 2);
+        }
+    }
+    process::container_main(plan, ends.pipes)
+}
+
+fn clone_container(
+    c: &mut Container,
+    stdio: Stdio,
+    full_idmap: bool,
+    cg: &Cgroups,
+    pending: crate::fuse::daemon::PendingMount,
+    mounted: &mut bool,
+) -> Result<Started> {
+    let merged = c.merged();
+    let plan = container_plan(c, &merged, full_idmap)?;
     let detached = stdio == Stdio::Log;
-    let (out_r, out_w) = if detached && !c.config.tty {
-        let (r, w) = linux::pipe()?;
-        (Some(r), Some(w))
-    } else {
-        (None, None)
-    };
-    let (in_r, in_w) = if detached && !c.config.tty && c.config.interactive {
-        let (r, w) = linux::pipe()?;
-        (Some(r), Some(w))
-    } else {
-        (None, None)
-    };
-    let attach = if detached {
-        Some(tty::attach_listener(&c.id)?)
-    } else {
-        None
-    };
-    let devnull = fs::File::open("/dev/null").context("/dev/null")?;
+    let (ends, child_ends) = open_channels(c, detached)?;
 
     // Blocked before the clone: the child unblocks them just before exec.
     let signals = tty::forwarded_signals()?;
@@ -217,70 +285,69 @@ fn clone_container(
     }
     let child = linux::clone_fork(flags).context("clone the container process")?;
     let Some(pid) = child else {
-        drop((go_w, err_r, pty_parent, out_r, in_w, attach));
-        // Container stdio before anything else can print.
-        // SAFETY: dup2 onto our own stdio.
-        unsafe {
-            match &in_r {
-                Some(r) => libc::dup2(r.as_raw_fd(), 0),
-                None if !c.config.interactive || detached => libc::dup2(devnull.as_raw_fd(), 0),
-                None => 0,
-            };
-            if let Some(w) = &out_w {
-                libc::dup2(w.as_raw_fd(), 1);
-                libc::dup2(w.as_raw_fd(), 2);
-            }
-        }
-        process::container_main(
-            &plan,
-            ChildPipes {
-                go: go_r,
-                errors: err_w,
-                pty: pty_child,
-            },
-        );
+        drop(ends);
+        child_main(&plan, child_ends, c.config.interactive, detached)
     };
-    drop((go_r, err_w, pty_child, out_w, in_r));
+    drop(child_ends);
     super::trace("cloned");
-    let fail = |e: anyhow::Error| -> anyhow::Error {
-        let _ = linux::kill(pid, libc::SIGKILL);
-        let _ = linux::wait_pid(pid);
-        e
-    };
-    if let Err(e) = pending.wait() {
-        return Err(fail(e.into()));
-    }
-    *mounted = true;
-    super::trace("mounted");
-    if let Err(e) = cg.add(pid) {
-        return Err(fail(e));
-    }
-    super::trace("cgroup joined");
-    if let Err(e) = linux::write_all_fd(go_w.as_raw_fd(), b"g") {
-        return Err(fail(anyhow!("start the container: {e}")));
-    }
-    drop(go_w);
-    // Setup errors arrive here; EOF alone means the command was exec'd.
-    let mut master = None;
-    if let Some(sock) = &pty_parent {
-        match linux::recv_fd(sock.as_raw_fd()) {
-            Ok(fd) => master = Some(fd),
-            Err(_) => {
-                let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
-                let msg = String::from_utf8_lossy(&msg).into_owned();
-                return Err(fail(anyhow!("container setup: {msg}")));
-            }
+    let master = match start_child(pid, pending, cg, &ends, mounted) {
+        Ok(m) => m,
+        Err(e) => {
+            let _ = linux::kill(pid, libc::SIGKILL);
+            let _ = linux::wait_pid(pid);
+            return Err(e);
         }
-    }
-    let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+    };
+    drop(ends.go);
+    let msg = linux::read_to_end_fd(ends.errors.as_raw_fd()).unwrap_or_default();
     super::trace("execed");
     if !msg.is_empty() {
         let _ = linux::wait_pid(pid);
-        return Err(anyhow!(
-            "container setup: {}",
-            String::from_utf8_lossy(&msg)
-        ));
+        bail!("container setup: {}", String::from_utf8_lossy(&msg));
     }
+    record_running(c, pid, cg)?;
+    Ok((
+        pid,
+        Io {
+            pty_master: master,
+            signals,
+            output: ends.output,
+            input: ends.input,
+            attach: ends.attach,
+        },
+    ))
+}
+
+/// Waits for the union, puts the child in its cgroups, tells it to go and (with a tty)
+/// takes its pty master. An error here leaves the child to be killed.
+fn start_child(
+    pid: libc::pid_t,
+    pending: crate::fuse::daemon::PendingMount,
+    cg: &Cgroups,
+    ends: &ParentEnds,
+    mounted: &mut bool,
+) -> Result<Option<OwnedFd>> {
+    pending.wait()?;
+    *mounted = true;
+    super::trace("mounted");
+    cg.add(pid)?;
+    super::trace("cgroup joined");
+    linux::write_all_fd(ends.go.as_raw_fd(), b"g").context("start the container")?;
+    // Setup errors arrive on the error pipe; EOF alone means the command was exec'd.
+    let Some(sock) = &ends.pty else {
+        return Ok(None);
+    };
+    match linux::recv_fd(sock.as_raw_fd()) {
+        Ok(fd) => Ok(Some(fd)),
+        Err(_) => {
+            let msg = linux::read_to_end_fd(ends.errors.as_raw_fd()).unwrap_or_default();
+            bail!("container setup: {}", String::from_utf8_lossy(&msg))
+        }
+    }
+}
+
+/// Records that pid 1 runs.
+fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<()> {
     let dirs = cg.dirs.clone();
     c.update(|r| {
         r.status = Status::Running;
@@ -291,17 +358,7 @@ fn clone_container(
         r.finished_at = None;
         r.paused = false;
         r.cgroups = dirs;
-    })?;
-    Ok((
-        pid,
-        Io {
-            pty_master: master,
-            signals,
-            output: out_r,
-            input: in_w,
-            attach,
-        },
-    ))
+    })
 }
 
 impl Running {
@@ -311,7 +368,7 @@ impl Running {
         match code {
             Ok(code) => code,
             Err(e) => {
-                eprintln!("unionctl: {e:#}");
+                eprintln!("unionctl: {}", e.chain());
                 let _ = linux::kill(self.pid, libc::SIGKILL);
                 linux::wait_pid(self.pid).unwrap_or(255)
             }
@@ -406,7 +463,7 @@ pub fn remove_trees(dirs: &[PathBuf]) -> Result<()> {
         match fs::rename(d, &hidden) {
             Ok(()) => trash.push(hidden),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e).with_context(|| format!("remove {}", d.display())),
+            Err(e) => return Err(e).map_err(io("remove", d)),
         }
     }
     if trash.is_empty() {
@@ -442,7 +499,7 @@ fn delete_now(dirs: &[PathBuf]) -> Result<()> {
             match fs::remove_dir_all(d) {
                 Ok(()) => {}
                 Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-                Err(e) => return Err(e).with_context(|| format!("remove {}", d.display())),
+                Err(e) => return Err(e).map_err(io("remove", d)),
             }
         }
         Ok(())
@@ -504,7 +561,7 @@ pub fn spawn_detached(c: &Container) -> Result<()> {
             let code = match ok.and_then(|_| supervise(&mut c, Stdio::Log, Some(ready_w))) {
                 Ok(_) => 0,
                 Err(e) => {
-                    eprintln!("unionctl: {e:#}");
+                    eprintln!("unionctl: {}", e.chain());
                     1
                 }
             };
@@ -537,16 +594,14 @@ pub fn claim_foreground(c: &mut Container) -> Result<()> {
 /// Best-effort cleanup of a container whose supervisor is gone (killed): kill what
 /// is left, unmount, remove cgroups, record it as exited.
 pub fn recover(c: &mut Container) -> Result<()> {
+    // Not our child (its supervisor was): wait for its exit on a pidfd, opened before
+    // the check that the pid is still the container's.
     if let Some(pid) = c.pid
-        && c.pid_alive()
+        && let Some(pidfd) = linux::pidfd_open(pid).filter(|_| c.pid_alive())
     {
         let _ = linux::kill(pid, libc::SIGKILL);
-        for _ in 0..500 {
-            if !c.pid_alive() {
-                break;
-            }
-            std::thread::sleep(std::time::Duration::from_millis(2));
-        }
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(1);
+        linux::wait_readable(&[pidfd.as_raw_fd()], Some(until));
     }
     if union::is_mounted(&c.merged()) {
         let _ = union::unmount(&c.merged());

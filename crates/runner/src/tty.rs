@@ -2,7 +2,7 @@
 //! relays a pty or the output pipe to our terminal or the log and to `attach` clients,
 //! resizes the pty on SIGWINCH, reaps the child.
 use super::linux;
-use anyhow::{Context, Result, anyhow};
+use crate::error::{Context, Result};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, RawFd};
@@ -92,7 +92,6 @@ pub struct Relay<'a> {
 
 /// Runs until `pid` exits and its output is drained; returns the exit code.
 pub fn relay(r: &Relay) -> Result<i32> {
-    let sfd = r.signals.as_raw_fd();
     let stdin_tty = r.foreground && linux::is_tty(0);
     let saved_term = match (r.master, stdin_tty) {
         (Some(m), true) => {
@@ -103,143 +102,193 @@ pub fn relay(r: &Relay) -> Result<i32> {
         }
         _ => None,
     };
-    let mut stdin_open = r.master.is_some() && r.foreground && r.interactive;
-    // Where container output comes from: the pty, or the pipe.
-    let source = r.master.or(r.container_output);
-    let mut source_open = source.is_some();
-    // Where attach input goes.
-    let sink = r.master.or(r.container_input);
-    let mut clients: Vec<UnixStream> = Vec::new();
-    let mut exit: Option<i32> = None;
-    let mut buf = vec![0u8; 16384];
-    let result = loop {
-        if let Some(code) = exit
-            && !source_open
-        {
-            break Ok(code);
-        }
-        let mut fds = vec![libc::pollfd {
-            fd: sfd,
-            events: libc::POLLIN,
-            revents: 0,
-        }];
-        if let (Some(m), true) = (source, source_open) {
-            fds.push(libc::pollfd {
-                fd: m,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if stdin_open && exit.is_none() {
-            fds.push(libc::pollfd {
-                fd: 0,
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        if let Some(l) = r.attach {
-            fds.push(libc::pollfd {
-                fd: l.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        for c in &clients {
-            fds.push(libc::pollfd {
-                fd: c.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            });
-        }
-        // Once the process is gone, only drain what the pty or pipe still holds.
-        let timeout = if exit.is_some() { 100 } else { -1 };
-        // SAFETY: poll on our own array.
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
-        if n < 0 {
-            let e = std::io::Error::last_os_error();
-            if e.kind() == std::io::ErrorKind::Interrupted {
-                continue;
-            }
-            break Err(anyhow!("poll: {e}"));
-        }
-        if n == 0 {
-            source_open = false;
-            continue;
-        }
-        let mut dead_clients: Vec<RawFd> = Vec::new();
-        for p in &fds {
-            if p.revents == 0 {
-                continue;
-            }
-            if p.fd == sfd {
-                while let Ok(Some(info)) = r.signals.read_signal() {
-                    let sig = info.ssi_signo as libc::c_int;
-                    if sig == libc::SIGCHLD {
-                        let mut status = 0;
-                        // SAFETY: reaping our own child without blocking.
-                        let got = unsafe { libc::waitpid(r.pid, &mut status, libc::WNOHANG) };
-                        if got == r.pid {
-                            exit = Some(linux::wait_status_code(status));
-                        }
-                    } else if sig == libc::SIGWINCH {
-                        if let (Some(m), Some(ws)) = (r.master, linux::get_winsize(0)) {
-                            linux::set_winsize(m, &ws);
-                        }
-                    } else {
-                        let _ = linux::kill(r.pid, sig);
-                    }
-                }
-            } else if Some(p.fd) == source {
-                // SAFETY: read into our buffer.
-                let n = unsafe { libc::read(p.fd, buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 {
-                    source_open = false;
-                } else {
-                    let data = &buf[..n as usize];
-                    let _ = linux::write_all_fd(r.output, data);
-                    for c in &mut clients {
-                        if c.write_all(data).is_err() {
-                            dead_clients.push(c.as_raw_fd());
-                        }
-                    }
-                }
-            } else if p.fd == 0 {
-                // SAFETY: read into our buffer.
-                let n = unsafe { libc::read(0, buf.as_mut_ptr().cast(), buf.len()) };
-                if n <= 0 {
-                    stdin_open = false;
-                    if !stdin_tty && let Some(m) = r.master {
-                        // Piped input ended: the terminal's EOF character (VEOF).
-                        let _ = linux::write_all_fd(m, &[4]);
-                    }
-                } else if let Some(m) = r.master {
-                    let _ = linux::write_all_fd(m, &buf[..n as usize]);
-                }
-            } else if Some(p.fd) == r.attach.map(|l| l.as_raw_fd()) {
-                if let Some(l) = r.attach {
-                    while let Ok((s, _)) = l.accept() {
-                        if peer_allowed(&s) {
-                            clients.push(s);
-                        }
-                    }
-                }
-            } else if let Some(c) = clients.iter_mut().find(|c| c.as_raw_fd() == p.fd) {
-                match c.read(&mut buf) {
-                    Ok(0) | Err(_) => dead_clients.push(p.fd),
-                    Ok(n) => {
-                        if let Some(s) = sink {
-                            let _ = linux::write_all_fd(s, &buf[..n]);
-                        }
-                    }
-                }
-            }
-        }
-        clients.retain(|c| !dead_clients.contains(&c.as_raw_fd()));
+    let mut state = RelayState {
+        r,
+        stdin_tty,
+        stdin_open: r.master.is_some() && r.foreground && r.interactive,
+        source: r.master.or(r.container_output),
+        source_open: r.master.or(r.container_output).is_some(),
+        sink: r.master.or(r.container_input),
+        clients: Vec::new(),
+        exit: None,
+        buf: vec![0u8; 16384],
     };
+    let result = state.run();
     if let Some(t) = saved_term {
         linux::restore_term(0, &t);
     }
     result
+}
+
+/// The relay loop's state.
+struct RelayState<'a, 'b> {
+    r: &'a Relay<'b>,
+    stdin_tty: bool,
+    /// Our stdin still goes to the pty.
+    stdin_open: bool,
+    /// Where container output comes from: the pty, or the pipe.
+    source: Option<RawFd>,
+    source_open: bool,
+    /// Where attach input goes.
+    sink: Option<RawFd>,
+    clients: Vec<UnixStream>,
+    /// The exit code, once the process was reaped.
+    exit: Option<i32>,
+    buf: Vec<u8>,
+}
+
+fn pollin(fd: RawFd) -> libc::pollfd {
+    libc::pollfd {
+        fd,
+        events: libc::POLLIN,
+        revents: 0,
+    }
+}
+
+impl RelayState<'_, '_> {
+    fn run(&mut self) -> Result<i32> {
+        loop {
+            if let Some(code) = self.exit
+                && !self.source_open
+            {
+                return Ok(code);
+            }
+            let mut fds = self.poll_set();
+            // Once the process is gone, only drain what the pty or pipe still holds: a
+            // pty gives no EOF while another process keeps its slave open, so the drain
+            // ends when nothing came for 100 ms.
+            let timeout = if self.exit.is_some() { 100 } else { -1 };
+            // SAFETY: poll on our own array.
+            let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, timeout) };
+            if n < 0 {
+                let e = std::io::Error::last_os_error();
+                if e.kind() == std::io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e).context("poll");
+            }
+            if n == 0 {
+                self.source_open = false;
+                continue;
+            }
+            self.dispatch(&fds);
+        }
+    }
+
+    fn poll_set(&self) -> Vec<libc::pollfd> {
+        let mut fds = vec![pollin(self.r.signals.as_raw_fd())];
+        if let (Some(m), true) = (self.source, self.source_open) {
+            fds.push(pollin(m));
+        }
+        if self.stdin_open && self.exit.is_none() {
+            fds.push(pollin(0));
+        }
+        if let Some(l) = self.r.attach {
+            fds.push(pollin(l.as_raw_fd()));
+        }
+        fds.extend(self.clients.iter().map(|c| pollin(c.as_raw_fd())));
+        fds
+    }
+
+    fn dispatch(&mut self, fds: &[libc::pollfd]) {
+        let mut dead_clients: Vec<RawFd> = Vec::new();
+        for p in fds.iter().filter(|p| p.revents != 0) {
+            if p.fd == self.r.signals.as_raw_fd() {
+                self.on_signals();
+            } else if Some(p.fd) == self.source {
+                self.on_output(p.fd, &mut dead_clients);
+            } else if p.fd == 0 {
+                self.on_stdin();
+            } else if Some(p.fd) == self.r.attach.map(|l| l.as_raw_fd()) {
+                self.on_attach();
+            } else {
+                self.on_client(p.fd, &mut dead_clients);
+            }
+        }
+        self.clients
+            .retain(|c| !dead_clients.contains(&c.as_raw_fd()));
+    }
+
+    /// SIGCHLD reaps, SIGWINCH resizes the pty, the rest go to the process.
+    fn on_signals(&mut self) {
+        let r = self.r;
+        while let Ok(Some(info)) = r.signals.read_signal() {
+            let sig = info.ssi_signo as libc::c_int;
+            if sig == libc::SIGCHLD {
+                let mut status = 0;
+                // SAFETY: reaping our own child without blocking.
+                let got = unsafe { libc::waitpid(r.pid, &mut status, libc::WNOHANG) };
+                if got == r.pid {
+                    self.exit = Some(linux::wait_status_code(status));
+                }
+            } else if sig == libc::SIGWINCH {
+                if let (Some(m), Some(ws)) = (r.master, linux::get_winsize(0)) {
+                    linux::set_winsize(m, &ws);
+                }
+            } else {
+                let _ = linux::kill(r.pid, sig);
+            }
+        }
+    }
+
+    /// Container output: to our output and every attach client.
+    fn on_output(&mut self, fd: RawFd, dead_clients: &mut Vec<RawFd>) {
+        // SAFETY: read into our buffer.
+        let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().cast(), self.buf.len()) };
+        if n <= 0 {
+            self.source_open = false;
+            return;
+        }
+        let data = &self.buf[..n as usize];
+        let _ = linux::write_all_fd(self.r.output, data);
+        for c in &mut self.clients {
+            if c.write_all(data).is_err() {
+                dead_clients.push(c.as_raw_fd());
+            }
+        }
+    }
+
+    /// Our stdin: to the pty.
+    fn on_stdin(&mut self) {
+        // SAFETY: read into our buffer.
+        let n = unsafe { libc::read(0, self.buf.as_mut_ptr().cast(), self.buf.len()) };
+        if n <= 0 {
+            self.stdin_open = false;
+            if !self.stdin_tty
+                && let Some(m) = self.r.master
+            {
+                // Piped input ended: the terminal's EOF character (VEOF).
+                let _ = linux::write_all_fd(m, &[4]);
+            }
+        } else if let Some(m) = self.r.master {
+            let _ = linux::write_all_fd(m, &self.buf[..n as usize]);
+        }
+    }
+
+    fn on_attach(&mut self) {
+        if let Some(l) = self.r.attach {
+            while let Ok((s, _)) = l.accept() {
+                if peer_allowed(&s) {
+                    self.clients.push(s);
+                }
+            }
+        }
+    }
+
+    /// Input of an attach client: to the container's stdin.
+    fn on_client(&mut self, fd: RawFd, dead_clients: &mut Vec<RawFd>) {
+        let Some(c) = self.clients.iter_mut().find(|c| c.as_raw_fd() == fd) else {
+            return;
+        };
+        match c.read(&mut self.buf) {
+            Ok(0) | Err(_) => dead_clients.push(fd),
+            Ok(n) => {
+                if let Some(s) = self.sink {
+                    let _ = linux::write_all_fd(s, &self.buf[..n]);
+                }
+            }
+        }
+    }
 }
 
 /// `attach`: our stdin to the container, its output to our stdout, until it exits.
@@ -303,7 +352,7 @@ pub fn parse_detach_keys(spec: &str) -> Result<Vec<u8>> {
             {
                 c.to_ascii_uppercase() & 0x1f
             }
-            _ => anyhow::bail!("--detach-keys {spec:?}: {k:?} is not ctrl-X or one character"),
+            _ => bail!("--detach-keys {spec:?}: {k:?} is not ctrl-X or one character"),
         };
         keys.push(key);
     }

@@ -1,8 +1,8 @@
 //! The container's root: our own union file system, mounted through the library's
 //! mount daemon (`fuse::daemon`), which returns once the FUSE mount is ready.
+use crate::error::Result;
 use crate::fuse::{self, MountRequest, daemon::PendingMount};
 use crate::whiteout::Format;
-use anyhow::Result;
 use std::path::{Path, PathBuf};
 
 /// Starts mounting `lowers` (top first) under `upper` at `merged`; the caller may do
