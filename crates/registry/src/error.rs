@@ -37,7 +37,7 @@ pub enum Error {
     Oci(#[from] oci_spec::OciSpecError),
     /// The image store's error, passed through.
     #[error(transparent)]
-    Store(#[from] anyhow::Error),
+    Store(#[from] unionctl_image::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

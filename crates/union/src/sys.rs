@@ -420,27 +420,29 @@ pub struct FileLock {
 }
 
 impl FileLock {
-    /// Waits for the lock: exclusive, or shared with the other shared holders.
-    pub fn acquire(path: &Path, exclusive: bool) -> anyhow::Result<FileLock> {
-        use anyhow::Context;
+    /// Waits for the lock: exclusive, or shared with the other shared holders. An error
+    /// names the lock file ("opening lock PATH: ..." or "locking PATH: ...").
+    pub fn acquire(path: &Path, exclusive: bool) -> io::Result<FileLock> {
+        let at = |what: &str, e: io::Error| {
+            io::Error::new(e.kind(), format!("{what} {}: {e}", path.display()))
+        };
         let file = std::fs::OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .open(path)
-            .with_context(|| format!("opening lock {}", path.display()))?;
+            .map_err(|e| at("opening lock", e))?;
         let op = if exclusive {
             libc::LOCK_EX
         } else {
             libc::LOCK_SH
         };
         // SAFETY: flock on an fd we own.
-        check(unsafe { libc::flock(file.as_raw_fd(), op) })
-            .with_context(|| format!("locking {}", path.display()))?;
+        check(unsafe { libc::flock(file.as_raw_fd(), op) }).map_err(|e| at("locking", e))?;
         Ok(FileLock { file })
     }
 
-    pub fn exclusive(path: &Path) -> anyhow::Result<FileLock> {
+    pub fn exclusive(path: &Path) -> io::Result<FileLock> {
         Self::acquire(path, true)
     }
 }

@@ -1,9 +1,10 @@
 //! Layers coming into the store: unpacked once into a temp dir under layers/, installed
 //! durably as layers/<diff_id>, their blob stored uncompressed beside.
 use super::{BackgroundBlob, Store, TeeReader, strip_sha};
+use crate::Result;
+use crate::error::{Context, io};
 use crate::sys::{durable, owned_temp};
 use crate::{layer, util};
-use anyhow::{Context, Result};
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -88,7 +89,7 @@ impl Store {
             }
             Err(e) => {
                 util::remove_tree(tmp);
-                Err(e).with_context(|| format!("storing layer {}", dir.display()))
+                Err(e).map_err(io("storing layer", &dir))
             }
         }
     }
@@ -142,7 +143,7 @@ impl Store {
         file: LayerFile,
         file_hex: &str,
         diff: &str,
-        mismatch: impl Fn(&str) -> anyhow::Error,
+        mismatch: impl Fn(&str) -> crate::Error,
     ) -> Result<(u64, Option<layer::UnpackReport>)> {
         let path = file.path().to_path_buf();
         let reading = || format!("reading {}", path.display());
@@ -163,7 +164,11 @@ impl Store {
             };
             match file {
                 LayerFile::Temp(tmp) => {
-                    let kept = tmp.into_temp_path().keep().context("keeping a blob")?;
+                    let kept = tmp
+                        .into_temp_path()
+                        .keep()
+                        .map_err(|e| e.error)
+                        .context("keeping a blob")?;
                     self.adopt_blob(&kept, diff)?;
                 }
                 LayerFile::Kept(_) if self.blob_path(diff).exists() => {}
