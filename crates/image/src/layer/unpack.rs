@@ -89,7 +89,7 @@ pub fn walk_entries<R: Read>(
     let mut long_link: Option<Vec<u8>> = None;
     let mut pax: Option<Vec<u8>> = None;
     for entry in entries {
-        let mut entry = entry.map_err(|e| invalid!("reading tar: {e}"))?;
+        let mut entry = entry.context("reading tar")?;
         let kind = entry.header().entry_type();
         let is_meta = kind.is_gnu_longname()
             || kind.is_gnu_longlink()
@@ -375,9 +375,9 @@ impl Unpacker<'_> {
                 let target =
                     link.ok_or_else(|| invalid!("tar: {}: hard link without target", show(name)))?;
                 let trel = safe_relative(target)
-                    .map_err(|e| invalid!("tar: {}: hard link target refused: {e}", show(name)))?;
+                    .with_context(|| format!("tar: {}: hard link target refused", show(name)))?;
                 self.parents(&trel, target, false)
-                    .map_err(|e| invalid!("tar: {}: hard link target refused: {e}", show(name)))?;
+                    .with_context(|| format!("tar: {}: hard link target refused", show(name)))?;
                 let tfull = self.dest.join(&trel);
                 match fs::symlink_metadata(&tfull) {
                     Ok(m) if !m.is_dir() => {}

@@ -146,17 +146,16 @@ impl Store {
         mismatch: impl Fn(&str) -> crate::Error,
     ) -> Result<(u64, Option<layer::UnpackReport>)> {
         let path = file.path().to_path_buf();
-        let reading = || format!("reading {}", path.display());
-        let mut f = File::open(&path).with_context(reading)?;
+        let mut f = File::open(&path).map_err(io("reading", &path))?;
         let mut head = [0u8; 4];
-        let n = f.read(&mut head).with_context(reading)?;
-        std::io::Seek::rewind(&mut f).with_context(reading)?;
+        let n = f.read(&mut head).map_err(io("reading", &path))?;
+        std::io::Seek::rewind(&mut f).map_err(io("reading", &path))?;
         let unpacked = self.layer_dir(diff).is_dir();
         if util::detect_compression(&head[..n]) == util::Compression::None {
             if file_hex != diff {
                 return Err(mismatch(file_hex));
             }
-            let size = f.metadata().with_context(reading)?.len();
+            let size = f.metadata().map_err(io("reading", &path))?.len();
             let report = if unpacked {
                 None
             } else {
@@ -186,7 +185,7 @@ impl Store {
         }
         // Decompress once: the blob is written on its own thread while the same bytes
         // are unpacked into a temp dir.
-        let input = util::decompressed(f).with_context(reading)?;
+        let input = util::decompressed(f).with_context(|| format!("reading {}", path.display()))?;
         let (hex, size, report) = self
             .take_stream(input, Some(diff), !unpacked)
             .context("decompressing")?;
