@@ -11,4 +11,4 @@ pub use unionctl_fuse as fuse;
 pub use unionctl_image as image;
 pub use unionctl_registry as registry;
 pub use unionctl_runner as runner;
-pub use unionctl_union::{cow, logging, sys, timestamp, unionfs, whiteout};
+pub use unionctl_union::{cow, errors, logging, sys, timestamp, unionfs, whiteout};

@@ -13,7 +13,7 @@ pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
         }
         RunOutcome::Exited(code) => Ok(code),
         RunOutcome::NotStarted(e) => {
-            eprintln!("unionctl: {:#}", anyhow::Error::from(e));
+            eprintln!("unionctl: {}", e.chain());
             Ok(125)
         }
     }
@@ -26,7 +26,7 @@ fn each(names: &[String], mut f: impl FnMut(&str) -> runner::Result<()>) -> anyh
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("unionctl: {:#}", anyhow::Error::from(e));
+                eprintln!("unionctl: {}", e.chain());
                 failed = true;
             }
         }

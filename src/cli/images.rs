@@ -59,7 +59,7 @@ pub fn rmi(root: &Path, a: RmiArgs) -> anyhow::Result<i32> {
         match result {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("unionctl: rmi {reference}: {e:#}");
+                eprintln!("unionctl: rmi {reference}: {}", e.chain());
                 failed = true;
             }
         }

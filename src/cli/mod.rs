@@ -18,7 +18,7 @@ pub fn main() -> i32 {
     match dispatch(cli.command, root) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("unionctl: {e:#}");
+            eprintln!("unionctl: {}", unionctl::errors::chain(e.as_ref()));
             1
         }
     }

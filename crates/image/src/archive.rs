@@ -5,7 +5,8 @@
 use super::layer;
 use super::store::{self, Image, LayerFile, Store, strip_sha};
 use super::util::{self, HashingWriter, Progress, ProgressReader};
-use anyhow::{Context, Result, anyhow, bail};
+use crate::Result;
+use crate::error::{Context, io};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -70,7 +71,7 @@ fn add_blob<W: Write>(
     p: &mut Progress,
 ) -> Result<()> {
     let path = store.blob_path(hex);
-    let f = File::open(&path).with_context(|| format!("reading blob {}", path.display()))?;
+    let f = File::open(&path).map_err(io("reading blob", &path))?;
     let len = f.metadata()?.len();
     let mut h = file_header(len);
     let r = ProgressReader {
@@ -227,8 +228,7 @@ fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
             T::Regular | T::Continuous => {
                 n += 1;
                 let path = dir.join(n.to_string());
-                let f =
-                    File::create(&path).with_context(|| format!("staging {}", path.display()))?;
+                let f = File::create(&path).map_err(io("staging", &path))?;
                 let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f));
                 let mut r = ProgressReader {
                     inner: entry,
@@ -238,12 +238,12 @@ fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
                     .with_context(|| format!("reading archive member {key}"))?;
                 let (buf, sha, _) = w.finish();
                 buf.into_inner()
-                    .map_err(|e| anyhow!("staging {key}: {}", e.error()))?;
+                    .map_err(|e| invalid!("staging {key}: {}", e.error()))?;
                 st.files.insert(key, Staged { path, sha });
             }
             T::Symlink => {
                 let t =
-                    link.ok_or_else(|| anyhow!("archive member {key}: symlink without target"))?;
+                    link.ok_or_else(|| invalid!("archive member {key}: symlink without target"))?;
                 let t = String::from_utf8_lossy(t);
                 let base = Path::new(&key)
                     .parent()
@@ -258,7 +258,8 @@ fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
                 st.links.insert(key, resolve_dots(&joined)?);
             }
             T::Link => {
-                let t = link.ok_or_else(|| anyhow!("archive member {key}: link without target"))?;
+                let t =
+                    link.ok_or_else(|| invalid!("archive member {key}: link without target"))?;
                 st.links
                     .insert(key, clean(&layer::safe_relative(t)?.to_string_lossy()));
             }
@@ -278,7 +279,7 @@ fn resolve_dots(p: &str) -> Result<String> {
             "" | "." => {}
             ".." => {
                 out.pop()
-                    .ok_or_else(|| anyhow!("archive link {p:?} points outside the archive"))?;
+                    .ok_or_else(|| invalid!("archive link {p:?} points outside the archive"))?;
             }
             c => out.push(c),
         }
@@ -302,7 +303,7 @@ fn take_layer(
     }
     let staged = st.get(&key)?;
     let mismatch = |hex: &str| {
-        anyhow!("content digest sha256:{hex} does not match the config's diff_id {want_diff}")
+        invalid!("content digest sha256:{hex} does not match the config's diff_id {want_diff}")
     };
     let (size, unpacked) = store
         .take_layer(LayerFile::Kept(&staged.path), &staged.sha, diff, mismatch)
@@ -439,7 +440,7 @@ fn pick_manifest(st: &Staging, hex: &str, media: &str) -> Result<String> {
                 .is_some_and(|p| p.architecture().to_string() == arch)
         })
         .or_else(|| idx.manifests().first())
-        .ok_or_else(|| anyhow!("index {hex} lists no manifest"))?;
+        .ok_or_else(|| invalid!("index {hex} lists no manifest"))?;
     Ok(pick.digest().digest().to_string())
 }
 

@@ -5,7 +5,8 @@ use super::container::ContainerRecord;
 use super::layer::{LayerWriter, PackOptions};
 use super::store::{self, Store};
 use super::util::Progress;
-use anyhow::{Context, Result, anyhow, bail};
+use crate::Result;
+use crate::error::Context;
 use oci_spec::image::{Config, HistoryBuilder, ImageConfiguration};
 use std::io::Write;
 use std::path::Path;
@@ -225,7 +226,7 @@ fn set_env(all: &mut Vec<String>, kv: &str) {
 fn command_form(rest: &str) -> Result<Vec<String>> {
     let t = rest.trim();
     if t.starts_with('[') {
-        return serde_json::from_str(t).map_err(|e| anyhow!("{t:?}: invalid JSON array: {e}"));
+        return serde_json::from_str(t).map_err(|e| invalid!("{t:?}: invalid JSON array: {e}"));
     }
     if t.is_empty() {
         bail!("empty command");
@@ -249,7 +250,7 @@ pub fn apply_change(cfg: &mut Config, change: &str) -> Result<()> {
     let t = change.trim();
     let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
     let rest = rest.trim();
-    let bad = |why: &str| anyhow!("commit -c {change:?}: {why}");
+    let bad = |why: &str| invalid!("commit -c {change:?}: {why}");
     match word.to_ascii_uppercase().as_str() {
         "CMD" => {
             cfg.set_cmd(Some(command_form(rest).map_err(|e| bad(&e.to_string()))?));

@@ -1,6 +1,7 @@
 //! What the image commands need of a container: its record (containers/<id>/state.json,
 //! written by the runner; extra fields ignored), its upper layer and its lowers.
-use anyhow::{Context, Result, bail};
+use crate::Result;
+use crate::error::io;
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -101,13 +102,13 @@ pub fn find(root: &Path, reference: &str) -> Result<ContainerRecord> {
         .collect();
     match hits.len() {
         1 if !reference.is_empty() => Ok(hits[0].clone()),
-        0 | 1 => bail!("container {reference:?}: no such container"),
+        0 | 1 => not_found!("container {reference:?}: no such container"),
         _ => bail!("container {reference:?}: ambiguous id prefix"),
     }
 }
 
 pub fn read_state_json(c: &ContainerRecord) -> Result<serde_json::Value> {
     let p = c.dir.join("state.json");
-    let b = fs::read(&p).with_context(|| format!("reading {}", p.display()))?;
+    let b = fs::read(&p).map_err(io("reading", &p))?;
     Ok(serde_json::from_slice(&b)?)
 }

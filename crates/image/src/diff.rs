@@ -4,8 +4,9 @@
 use super::container;
 use super::layer::rel_display;
 use super::views;
+use crate::Result;
+use crate::error::{Context, io};
 use crate::unionfs::{MergedView, ViewEntry};
-use anyhow::{Context, Result};
 use std::collections::{BTreeMap, HashMap};
 use std::ffi::OsString;
 use std::path::Path;
@@ -19,8 +20,7 @@ pub fn changes(root: &Path, ctr: &str) -> Result<BTreeMap<String, char>> {
     }
     let lowers = c.lower_dirs();
     let index = c.work().join("index");
-    let all = views::of_upper(&upper, Some(&index), &lowers)
-        .with_context(|| format!("reading {}", upper.display()))?;
+    let all = views::of_upper(&upper, Some(&index), &lowers).map_err(io("reading", &upper))?;
     let below = views::of_lowers(&lowers).context("reading the lower layers")?;
     changes_of(&all, &below)
 }

@@ -10,6 +10,8 @@
 // The crates below this one, under the names the modules use.
 pub use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, unionfs, whiteout};
+#[macro_use]
+pub mod error;
 pub mod archive;
 pub mod commit;
 pub mod container;
@@ -22,7 +24,8 @@ pub mod transfer;
 pub mod util;
 pub mod views;
 
-use anyhow::{Context, Result, bail};
+use error::Context;
+pub use error::{Error, Result};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use store::Store;
@@ -100,7 +103,7 @@ pub struct ImageRunInfo {
 /// Resolves an image reference (name[:tag], id or id prefix) for `run`.
 pub fn resolve_for_run(root: &Path, reference: &str) -> Result<ImageRunInfo> {
     if !root.join("index.json").exists() {
-        bail!("image {reference:?}: no such image");
+        not_found!("image {reference:?}: no such image");
     }
     let store = Store::open(root)?;
     // Held while layers may be unpacked, so a concurrent rmi does not sweep them.

@@ -28,8 +28,9 @@ pub use refs::{
 
 use super::container;
 use super::util;
+use crate::Result;
+use crate::error::{Context, io};
 use crate::sys::FileLock;
-use anyhow::{Context, Result, bail};
 use oci_spec::image::{ImageConfiguration, ImageManifest};
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -88,7 +89,7 @@ impl Store {
             root: root.to_path_buf(),
         };
         for d in [s.blobs_dir(), s.root.join("layers"), s.tmp_dir()] {
-            fs::create_dir_all(&d).with_context(|| format!("creating {}", d.display()))?;
+            fs::create_dir_all(&d).map_err(io("creating", &d))?;
         }
         let layout = s.root.join("oci-layout");
         if !layout.exists() {
@@ -194,7 +195,7 @@ impl Store {
                 _ => bail!("image {reference:?}: ambiguous id prefix"),
             }
         }
-        bail!("image {reference:?}: no such image")
+        not_found!("image {reference:?}: no such image")
     }
 
     /// The image id (config digest hex) of an index entry.

@@ -4,7 +4,8 @@ use super::container;
 use super::layer::{LayerWriter, PackOptions};
 use super::store::{self, Store};
 use super::util::{self, Progress, ProgressReader};
-use anyhow::{Context, Result, bail};
+use crate::Result;
+use crate::error::{Context, io};
 use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
@@ -65,7 +66,7 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
     let c = container::find(root, ctr)?;
     let index = c.work().join("index");
     let view = super::views::of_upper(&c.upper(), Some(&index), &c.lower_dirs())
-        .with_context(|| format!("reading {}", c.upper().display()))?;
+        .map_err(io("reading", &c.upper()))?;
     let mut out = Output::open(output)?;
     {
         let mut progress = Progress::new("export");

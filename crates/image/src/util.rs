@@ -1,7 +1,8 @@
 //! Small helpers shared by the image modules: store root, hashing, ages, sizes,
 //! compression detection, progress on a terminal, atomic files.
+use crate::Result;
+use crate::error::Context;
 use crate::timestamp;
-use anyhow::{Context, Result};
 use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
@@ -60,7 +61,7 @@ impl Compression {
             "none" => Ok(Compression::None),
             "gzip" => Ok(Compression::Gzip),
             "zstd" => Ok(Compression::Zstd),
-            _ => anyhow::bail!("--compression-format {s:?}: want none, gzip or zstd"),
+            _ => bail!("--compression-format {s:?}: want none, gzip or zstd"),
         }
     }
 }

@@ -130,9 +130,9 @@ fn take_layer(
     tmp: tempfile::NamedTempFile,
 ) -> Result<()> {
     let mismatch = |hex: &str| {
-        anyhow::anyhow!(
+        crate::image::Error::Invalid(format!(
             "uncompressed content is sha256:{hex}, not the config's diff_id sha256:{diff}; refused, nothing stored"
-        )
+        ))
     };
     let file = LayerFile::Temp(tmp);
     if let (_, Some(r)) = store.take_layer(file, strip_sha(&d.digest), diff, mismatch)? {

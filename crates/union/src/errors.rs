@@ -15,6 +15,71 @@
 /// have the variants `Invalid(String)`, `NotFound(String)` and `Context { op, source }`
 /// and live in the crate's `error` module (invoke it there, and declare that module
 /// first with `#[macro_use]`).
+/// Defines the crate's `Error` with the variants every crate shares (`Io`, `Invalid`,
+/// `NotFound`, `Context`, `Sys` for a bare io::Error) followed by the crate's own, plus
+/// `Result`, `Error::is_not_found`, `Error::chain`, the `io(op, path)` mapper and what
+/// [`error_context!`] writes. Invoke it in the crate's `error` module.
+#[macro_export]
+macro_rules! define_error {
+    ($(#[$meta:meta])* pub enum Error { $($own:tt)* }) => {
+        $(#[$meta])*
+        #[derive(Debug, thiserror::Error)]
+        pub enum Error {
+            /// A system call on a path failed.
+            #[error("{op} {}", path.display())]
+            Io {
+                op: String,
+                path: std::path::PathBuf,
+                #[source]
+                source: std::io::Error,
+            },
+            /// Input that cannot be accepted (a value, a file, a peer's answer), and why.
+            #[error("{0}")]
+            Invalid(String),
+            /// What was asked for does not exist.
+            #[error("{0}")]
+            NotFound(String),
+            /// What was being done when the inner error happened.
+            #[error("{op}")]
+            Context {
+                op: String,
+                #[source]
+                source: Box<Error>,
+            },
+            /// A system call failed; a `Context` around it says on what.
+            #[error(transparent)]
+            Sys(#[from] std::io::Error),
+            $($own)*
+        }
+
+        pub type Result<T, E = Error> = std::result::Result<T, E>;
+
+        impl Error {
+            /// True when what was asked for does not exist, under any `Context` around it.
+            pub fn is_not_found(&self) -> bool {
+                match self {
+                    Error::NotFound(_) => true,
+                    Error::Context { source, .. } => source.is_not_found(),
+                    _ => false,
+                }
+            }
+
+            /// The error and its sources on one line, `op: inner: cause`.
+            pub fn chain(&self) -> String {
+                $crate::errors::chain(self)
+            }
+        }
+
+        /// For `.map_err(io("reading", &p))`: a failed system call on a known path.
+        pub fn io(op: &str, path: &std::path::Path) -> impl FnOnce(std::io::Error) -> Error {
+            let (op, path) = (op.to_string(), path.to_path_buf());
+            move |source| Error::Io { op, path, source }
+        }
+
+        $crate::error_context!(Error);
+    };
+}
+
 // `crate::error` in the inner macros is meant: it is the calling crate's error module.
 #[allow(clippy::crate_in_macro_def)]
 #[macro_export]

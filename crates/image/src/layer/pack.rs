@@ -1,9 +1,10 @@
 //! Directory -> layer tar: a container's upper layer as the layer `commit` adds, or a
 //! merged view (export, squash) as one flat layer.
 use super::{DEVICE_PAX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr};
+use crate::Result;
+use crate::error::{Context, io};
 use crate::unionfs::{MergedView, ViewEntry};
 use crate::views;
-use anyhow::{Context, Result, bail};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File};
@@ -74,7 +75,7 @@ impl<W: Write> LayerWriter<W> {
     pub fn pack_view(&mut self, view: &MergedView, progress: &mut dyn FnMut(u64)) -> Result<()> {
         view.walk(Path::new(""), &mut |e| {
             progress(self.entry(&e.real, &e.rel, &e.meta)?);
-            Ok::<_, anyhow::Error>(true)
+            Ok::<_, crate::Error>(true)
         })
     }
 
@@ -99,7 +100,7 @@ impl<W: Write> LayerWriter<W> {
             } else if e.from_index {
                 served.push(e.clone());
             }
-            Ok::<_, anyhow::Error>(true)
+            Ok::<_, crate::Error>(true)
         })?;
         let mut made: HashSet<PathBuf> = HashSet::new();
         for e in served {
@@ -134,7 +135,7 @@ impl<W: Write> LayerWriter<W> {
         let opts = &self.opts;
         let views = Views {
             all: views::of_upper(src, opts.index.as_deref(), &opts.lowers)
-                .with_context(|| format!("reading {}", src.display()))?,
+                .map_err(io("reading", src))?,
             below: views::of_lowers(&opts.lowers).context("reading the lower layers")?,
         };
         self.pack_dir(&views, src, Path::new(""), progress)?;
@@ -149,16 +150,15 @@ impl<W: Write> LayerWriter<W> {
         progress: &mut dyn FnMut(u64),
     ) -> Result<()> {
         let mut names: Vec<OsString> = fs::read_dir(dir)
-            .with_context(|| format!("reading {}", dir.display()))?
+            .map_err(io("reading", dir))?
             .map(|e| e.map(|e| e.file_name()))
             .collect::<io::Result<_>>()
-            .with_context(|| format!("reading {}", dir.display()))?;
+            .map_err(io("reading", dir))?;
         names.sort();
         for name in names {
             let full = dir.join(&name);
             let crel = rel.join(&name);
-            let meta = fs::symlink_metadata(&full)
-                .with_context(|| format!("reading {}", full.display()))?;
+            let meta = fs::symlink_metadata(&full).map_err(io("reading", &full))?;
             let nb = name.as_bytes();
             if nb.starts_with(b".wh..wh.") && nb != OPAQUE_MARKER.as_bytes() {
                 continue; // AUFS bookkeeping (.wh..wh..plnk, .wh..wh..orph)
@@ -219,7 +219,7 @@ impl<W: Write> LayerWriter<W> {
         self.empty_file(&rel.join(OPAQUE_MARKER), meta)?;
         view.walk(rel, &mut |e| {
             progress(self.entry(&e.real, &e.rel, &e.meta)?);
-            Ok::<_, anyhow::Error>(true)
+            Ok::<_, crate::Error>(true)
         })
     }
 
@@ -283,8 +283,7 @@ impl<W: Write> LayerWriter<W> {
             } else {
                 full.to_path_buf()
             };
-            let f = File::open(&data_path)
-                .with_context(|| format!("reading {}", data_path.display()))?;
+            let f = File::open(&data_path).map_err(io("reading", &data_path))?;
             let len = f.metadata()?.len();
             h.set_size(len);
             self.builder.append_data(&mut h, rel, f.take(len))?;

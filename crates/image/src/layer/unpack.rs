@@ -1,7 +1,8 @@
 //! Layer tar -> directory, with the tar safety rules (see `layer`).
 use super::{DEVICE_PAX, WHITEOUT_PREFIX, copy_data, is_overlay_xattr};
+use crate::Result;
+use crate::error::{Context, io};
 use crate::sys;
-use anyhow::{Context, Result, anyhow, bail};
 use std::collections::{HashMap, HashSet};
 use std::ffi::{OsStr, OsString};
 use std::fs::{self, File, OpenOptions};
@@ -88,7 +89,7 @@ pub fn walk_entries<R: Read>(
     let mut long_link: Option<Vec<u8>> = None;
     let mut pax: Option<Vec<u8>> = None;
     for entry in entries {
-        let mut entry = entry.map_err(|e| anyhow!("reading tar: {e}"))?;
+        let mut entry = entry.context("reading tar")?;
         let kind = entry.header().entry_type();
         let is_meta = kind.is_gnu_longname()
             || kind.is_gnu_longlink()
@@ -172,18 +173,18 @@ fn parse_pax(data: Option<&[u8]>) -> Result<HashMap<String, Vec<u8>>> {
         let sp = rest
             .iter()
             .position(|&c| c == b' ')
-            .ok_or_else(|| anyhow!("tar: malformed PAX record"))?;
+            .ok_or_else(|| invalid!("tar: malformed PAX record"))?;
         let len: usize = std::str::from_utf8(&rest[..sp])
             .ok()
             .and_then(|s| s.parse().ok())
             .filter(|&l: &usize| l > sp + 1 && l <= rest.len())
-            .ok_or_else(|| anyhow!("tar: malformed PAX record length"))?;
+            .ok_or_else(|| invalid!("tar: malformed PAX record length"))?;
         let rec = &rest[sp + 1..len];
         let rec = rec.strip_suffix(b"\n").unwrap_or(rec);
         let eq = rec
             .iter()
             .position(|&c| c == b'=')
-            .ok_or_else(|| anyhow!("tar: malformed PAX record"))?;
+            .ok_or_else(|| invalid!("tar: malformed PAX record"))?;
         let key = String::from_utf8_lossy(&rec[..eq]).into_owned();
         map.insert(key, rec[eq + 1..].to_vec());
         rest = &rest[len..];
@@ -256,8 +257,7 @@ impl Unpacker<'_> {
                     cur.display()
                 ),
                 Err(e) if e.kind() == io::ErrorKind::NotFound && create => {
-                    fs::create_dir(&full)
-                        .with_context(|| format!("creating {}", full.display()))?;
+                    fs::create_dir(&full).map_err(io("creating", &full))?;
                     let _ = fs::set_permissions(&full, fs::Permissions::from_mode(0o755));
                 }
                 Err(e) => bail!("tar: {}: parent {}: {e}", show(name), cur.display()),
@@ -281,7 +281,7 @@ impl Unpacker<'_> {
                 Ok(false)
             }
             Ok(_) => {
-                fs::remove_file(&full).with_context(|| format!("replacing {}", full.display()))?;
+                fs::remove_file(&full).map_err(io("replacing", &full))?;
                 Ok(false)
             }
         }
@@ -331,20 +331,19 @@ impl Unpacker<'_> {
                     Ok(f) => f,
                     Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
                         self.clear(&rel, false)?;
-                        open().with_context(|| format!("creating {}", full.display()))?
+                        open().map_err(io("creating", &full))?
                     }
                     Err(e) => {
-                        return Err(e).with_context(|| format!("creating {}", full.display()));
+                        return Err(e).map_err(io("creating", &full));
                     }
                 };
-                copy_data(entry, &mut f).with_context(|| format!("writing {}", full.display()))?;
+                copy_data(entry, &mut f).map_err(io("writing", &full))?;
                 self.file_meta(&f, &full, uid, gid, mode, pax);
                 let _ = sys::futimens(f.as_raw_fd(), &times(atime, mtime));
             }
             T::Directory => {
                 if !self.clear(&rel, true)? {
-                    fs::create_dir(&full)
-                        .with_context(|| format!("creating {}", full.display()))?;
+                    fs::create_dir(&full).map_err(io("creating", &full))?;
                     let _ = fs::set_permissions(&full, fs::Permissions::from_mode(0o755));
                 }
                 self.dirs.insert(rel.clone());
@@ -358,7 +357,7 @@ impl Unpacker<'_> {
             }
             T::Symlink => {
                 let target =
-                    link.ok_or_else(|| anyhow!("tar: {}: symlink without target", show(name)))?;
+                    link.ok_or_else(|| invalid!("tar: {}: symlink without target", show(name)))?;
                 if !symlink_stays_inside(rel.parent().unwrap_or(Path::new("")), target) {
                     bail!(
                         "tar: {}: symlink to {} points outside the tree",
@@ -368,17 +367,17 @@ impl Unpacker<'_> {
                 }
                 self.clear(&rel, false)?;
                 std::os::unix::fs::symlink(OsStr::from_bytes(target), &full)
-                    .with_context(|| format!("creating symlink {}", full.display()))?;
+                    .map_err(io("creating symlink", &full))?;
                 self.meta(&full, uid, gid, None, pax);
                 set_times(&full, atime, mtime);
             }
             T::Link => {
                 let target =
-                    link.ok_or_else(|| anyhow!("tar: {}: hard link without target", show(name)))?;
+                    link.ok_or_else(|| invalid!("tar: {}: hard link without target", show(name)))?;
                 let trel = safe_relative(target)
-                    .map_err(|e| anyhow!("tar: {}: hard link target refused: {e}", show(name)))?;
+                    .with_context(|| format!("tar: {}: hard link target refused", show(name)))?;
                 self.parents(&trel, target, false)
-                    .map_err(|e| anyhow!("tar: {}: hard link target refused: {e}", show(name)))?;
+                    .with_context(|| format!("tar: {}: hard link target refused", show(name)))?;
                 let tfull = self.dest.join(&trel);
                 match fs::symlink_metadata(&tfull) {
                     Ok(m) if !m.is_dir() => {}
@@ -392,8 +391,7 @@ impl Unpacker<'_> {
                     return Ok(());
                 }
                 self.clear(&rel, false)?;
-                fs::hard_link(&tfull, &full)
-                    .with_context(|| format!("linking {}", full.display()))?;
+                fs::hard_link(&tfull, &full).map_err(io("linking", &full))?;
             }
             T::Char | T::Block | T::Fifo => {
                 let major = hdr.device_major().ok().flatten().unwrap_or(0);
@@ -406,8 +404,7 @@ impl Unpacker<'_> {
                     let mut wh = OsString::from(WHITEOUT_PREFIX);
                     wh.push(base);
                     let wfull = full.with_file_name(wh);
-                    File::create(&wfull)
-                        .with_context(|| format!("creating {}", wfull.display()))?;
+                    File::create(&wfull).map_err(io("creating", &wfull))?;
                     return Ok(());
                 }
                 let fmt = match kind {
@@ -422,7 +419,7 @@ impl Unpacker<'_> {
                         self.skipped_devices += 1;
                         return Ok(());
                     }
-                    bail!("creating device {}: {err}", full.display());
+                    return Err(io("creating device", &full)(err));
                 }
                 if device00 {
                     mark_device(&full)?;
@@ -507,7 +504,7 @@ fn mark_device(full: &Path) -> Result<()> {
     let user_ns = (unsafe { libc::geteuid() }) != 0 || !sys::in_initial_userns();
     let x = crate::whiteout::XattrNames::new(user_ns);
     sys::lsetxattr(libc::AT_FDCWD, full.as_os_str(), &x.device, b"", 0)
-        .with_context(|| format!("marking device {}", full.display()))
+        .map_err(io("marking device", full))
 }
 
 /// The xattr a PAX key carries, unless it is overlay's own: a layer must not be able

@@ -1,9 +1,10 @@
 //! Content-addressed blobs: written through an owned temp file, hashed on the way, and
 //! renamed durably to blobs/sha256/<hex>; a blob can be written on its own thread.
 use super::Store;
+use crate::Result;
+use crate::error::{Context, io};
 use crate::sys::{durable, owned_temp};
 use crate::util::{self, HashingWriter};
-use anyhow::{Context, Result, anyhow, bail};
 use std::fs;
 use std::io::Write;
 use std::os::unix::io::AsRawFd;
@@ -55,7 +56,7 @@ impl BlobWriter {
         let (buf, hex, size) = self.w.finish();
         let tmp = buf
             .into_inner()
-            .map_err(|e| anyhow!("writing blob: {}", e.error()))?;
+            .map_err(|e| invalid!("writing blob: {}", e.error()))?;
         let dest = self.blobs.join(&hex);
         if expect.is_some_and(|e| e != hex) || dest.exists() {
             return Ok((hex, size)); // the temp file goes with `tmp`
@@ -96,7 +97,7 @@ impl Store {
 
     pub fn read_blob(&self, hex: &str) -> Result<Vec<u8>> {
         let p = self.blob_path(hex);
-        fs::read(&p).with_context(|| format!("reading blob {}", p.display()))
+        fs::read(&p).map_err(io("reading blob", &p))
     }
 }
 

@@ -1,9 +1,9 @@
 //! What the store no longer needs: blobs and layers of removed images (`rmi`), and the
 //! temps of killed commands (every command, at open).
 use super::Store;
+use crate::Result;
 use crate::sys::owned_temp;
 use crate::{container, util};
-use anyhow::Result;
 use std::collections::HashSet;
 use std::fs;
 use std::path::PathBuf;

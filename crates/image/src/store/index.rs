@@ -1,7 +1,8 @@
 //! index.json: read, updated under `index.lock`, written durably; images recorded in it.
 use super::{Store, descriptor, normalize_ref, ref_name};
+use crate::Result;
+use crate::error::{Context, io};
 use crate::util;
-use anyhow::{Context, Result};
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};
 use std::fs;
 
@@ -11,7 +12,7 @@ impl Store {
         match fs::read(&p) {
             Ok(b) => serde_json::from_slice(&b).with_context(|| format!("parsing {}", p.display())),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(empty_index()),
-            Err(e) => Err(e).with_context(|| format!("reading {}", p.display())),
+            Err(e) => Err(e).map_err(io("reading", &p)),
         }
     }
 

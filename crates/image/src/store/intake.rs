@@ -1,9 +1,10 @@
 //! Layers coming into the store: unpacked once into a temp dir under layers/, installed
 //! durably as layers/<diff_id>, their blob stored uncompressed beside.
 use super::{BackgroundBlob, Store, TeeReader, strip_sha};
+use crate::Result;
+use crate::error::{Context, io};
 use crate::sys::{durable, owned_temp};
 use crate::{layer, util};
-use anyhow::{Context, Result};
 use std::fs::{self, File};
 use std::io::{BufReader, Read};
 use std::path::{Path, PathBuf};
@@ -88,7 +89,7 @@ impl Store {
             }
             Err(e) => {
                 util::remove_tree(tmp);
-                Err(e).with_context(|| format!("storing layer {}", dir.display()))
+                Err(e).map_err(io("storing layer", &dir))
             }
         }
     }
@@ -142,20 +143,19 @@ impl Store {
         file: LayerFile,
         file_hex: &str,
         diff: &str,
-        mismatch: impl Fn(&str) -> anyhow::Error,
+        mismatch: impl Fn(&str) -> crate::Error,
     ) -> Result<(u64, Option<layer::UnpackReport>)> {
         let path = file.path().to_path_buf();
-        let reading = || format!("reading {}", path.display());
-        let mut f = File::open(&path).with_context(reading)?;
+        let mut f = File::open(&path).map_err(io("reading", &path))?;
         let mut head = [0u8; 4];
-        let n = f.read(&mut head).with_context(reading)?;
-        std::io::Seek::rewind(&mut f).with_context(reading)?;
+        let n = f.read(&mut head).map_err(io("reading", &path))?;
+        std::io::Seek::rewind(&mut f).map_err(io("reading", &path))?;
         let unpacked = self.layer_dir(diff).is_dir();
         if util::detect_compression(&head[..n]) == util::Compression::None {
             if file_hex != diff {
                 return Err(mismatch(file_hex));
             }
-            let size = f.metadata().with_context(reading)?.len();
+            let size = f.metadata().map_err(io("reading", &path))?.len();
             let report = if unpacked {
                 None
             } else {
@@ -163,7 +163,11 @@ impl Store {
             };
             match file {
                 LayerFile::Temp(tmp) => {
-                    let kept = tmp.into_temp_path().keep().context("keeping a blob")?;
+                    let kept = tmp
+                        .into_temp_path()
+                        .keep()
+                        .map_err(|e| e.error)
+                        .context("keeping a blob")?;
                     self.adopt_blob(&kept, diff)?;
                 }
                 LayerFile::Kept(_) if self.blob_path(diff).exists() => {}
@@ -181,7 +185,7 @@ impl Store {
         }
         // Decompress once: the blob is written on its own thread while the same bytes
         // are unpacked into a temp dir.
-        let input = util::decompressed(f).with_context(reading)?;
+        let input = util::decompressed(f).with_context(|| format!("reading {}", path.display()))?;
         let (hex, size, report) = self
             .take_stream(input, Some(diff), !unpacked)
             .context("decompressing")?;

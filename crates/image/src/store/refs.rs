@@ -1,6 +1,6 @@
 //! Image references and index descriptors: `name:tag` rules and the ref-name annotation.
 use super::ImageRef;
-use anyhow::{Result, anyhow, bail};
+use crate::Result;
 use oci_spec::image::{Descriptor, MediaType};
 use std::collections::HashMap;
 
@@ -86,7 +86,7 @@ pub fn check_ref(r: &str) -> Result<String> {
     let n = normalize_ref(r);
     let (name, tag) = n
         .rsplit_once(':')
-        .ok_or_else(|| anyhow!("{r:?}: invalid reference"))?;
+        .ok_or_else(|| invalid!("{r:?}: invalid reference"))?;
     let name_ok = !name.is_empty()
         && name.split('/').all(|p| {
             !p.is_empty()
