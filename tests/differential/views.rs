@@ -7,7 +7,19 @@
 //! Every sequence starts with fixed changes that make each rule appear (a 0/0 device made
 //! through unionctl, nested, relative and absolute redirects, opaque dirs, a lower hard
 //! link written through one name, whiteouts of both formats), then runs random ops.
-use super::*;
+use super::apply::apply;
+use super::compare::{push_diff, snap};
+use super::generate::{Model, Rng, gen_op};
+use super::harness::{Side, env_num, seeds_from_env};
+use super::held::close_held;
+use super::syscalls::{cpath, errno};
+use super::{DEFAULT_OPS, DEFAULT_SEEDS, SEED_LIMIT_SECS};
+use crate::common::mounts::{Mount, UnionDirs, mount_kernel, mount_unionctl};
+use crate::common::tree::{self, Tree};
+use crate::common::{self, Scratch};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
 use unionctl::image::layer::{LayerWriter, PackOptions, unpack};
 use unionctl::image::views;
 use unionctl::unionfs::{MergedView, OfflineSpec};

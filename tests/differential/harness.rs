@@ -1,0 +1,227 @@
+//! The harness: what the oracle is compared with, the environment that picks the
+//! sequences, and the loop over seeds that gathers and reports the differences.
+use super::compare::AUFS;
+use super::runner::run_seed;
+use super::{DEFAULT_OPS, DEFAULT_SEEDS, SEED_LIMIT_SECS};
+use crate::common::layers::Format;
+use crate::common::mounts::{Kind, Mount, UnionDirs, mount_kernel, mount_kind, mount_unionctl};
+use crate::common::{self, Scratch};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+/// The sequences to run: DIFF_SEED alone, else DIFF_SEEDS of them from DIFF_FIRST on.
+pub(crate) fn seeds_from_env(default_count: u64) -> Vec<u64> {
+    match std::env::var("DIFF_SEED").ok().and_then(|v| v.parse().ok()) {
+        Some(s) => vec![s],
+        None => {
+            let first = env_num("DIFF_FIRST", 1);
+            (first..first + env_num("DIFF_SEEDS", default_count)).collect()
+        }
+    }
+}
+
+/// A time budget for long runs (many DIFF_SEEDS), only when DIFF_BUDGET_SECS is set: by
+/// default every seed runs, so whether the test passes never depends on the machine's speed.
+pub(crate) fn time_budget_secs() -> Option<u64> {
+    std::env::var("DIFF_BUDGET_SECS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+}
+
+pub(crate) fn env_num(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+/// What the oracle (kernel overlayfs over kernel-format lowers) is compared with.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Subject {
+    Kernel,
+    /// unionctl writing its upper in `write` format over lowers in `lowers` format.
+    Unionctl {
+        write: Format,
+        lowers: Format,
+    },
+}
+
+pub(crate) const UNIONCTL: Subject = Subject::Unionctl {
+    write: Format::Overlay,
+    lowers: Format::Overlay,
+};
+
+impl Subject {
+    pub(crate) fn name(self) -> &'static str {
+        match self {
+            Subject::Kernel => "kernel",
+            Subject::Unionctl {
+                write: Format::Overlay,
+                lowers: Format::Overlay,
+            } => "unionctl",
+            Subject::Unionctl {
+                write: Format::Aufs,
+                ..
+            } => "unionctl-aufs",
+            Subject::Unionctl {
+                write: Format::Overlay,
+                lowers: Format::Aufs,
+            } => "unionctl-on-aufs-lowers",
+        }
+    }
+
+    pub(crate) fn kind(self) -> Kind {
+        match self {
+            Subject::Kernel => Kind::Kernel,
+            Subject::Unionctl { .. } => Kind::Unionctl,
+        }
+    }
+
+    pub(crate) fn lower_format(self) -> Format {
+        match self {
+            Subject::Kernel => Format::Overlay,
+            Subject::Unionctl { lowers, .. } => lowers,
+        }
+    }
+
+    /// Whether kernel overlayfs can read what this subject wrote over its lowers (and the
+    /// reverse).
+    pub(crate) fn kernel_format(self) -> bool {
+        matches!(self, Subject::Kernel) || matches!(self, UNIONCTL)
+    }
+
+    pub(crate) fn mount(self, dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
+        match self {
+            Subject::Kernel => mount_kernel(dirs, merged),
+            Subject::Unionctl {
+                write: Format::Overlay,
+                ..
+            } => mount_unionctl(dirs, merged, &[]),
+            // This variant also serves reads and writes without FUSE passthrough, as a
+            // rootless mount does, so both I/O paths meet the oracle.
+            Subject::Unionctl {
+                write: Format::Aufs,
+                ..
+            } => mount_unionctl(dirs, merged, &["--format", "aufs", "-o", "nopassthrough"]),
+        }
+    }
+}
+
+pub(crate) fn run_all(subject: Subject) -> Vec<String> {
+    assert!(
+        common::is_root(),
+        "the differential test mounts kernel overlayfs: run it as root"
+    );
+    common::mounts::ensure_fusectl();
+    AUFS.with(|a| {
+        a.set(matches!(
+            subject,
+            Subject::Unionctl {
+                write: Format::Aufs,
+                ..
+            }
+        ))
+    });
+    // Same umask on both sides; FUSE and overlayfs both apply the caller's.
+    // SAFETY: umask only changes this process's file-creation mask.
+    unsafe { libc::umask(0o022) };
+    let scratch = Scratch::new(&format!("diff-{}", subject.name()));
+    let lowers = common::layers::standard_lowers(&scratch.mkdir("lowers"));
+    let subject_lowers = match subject.lower_format() {
+        Format::Aufs => {
+            common::layers::standard_lowers_in(&scratch.mkdir("aufs-lowers"), Format::Aufs)
+        }
+        Format::Overlay => lowers.clone(),
+    };
+    let seeds = seeds_from_env(DEFAULT_SEEDS);
+    let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
+    let started = Instant::now();
+    let mut failures = Vec::new();
+    let mut distinct = BTreeMap::new();
+    for seed in &seeds {
+        if let Some(budget) = time_budget_secs()
+            && started.elapsed().as_secs() > budget
+        {
+            failures.push(format!(
+                "stopped before seed {seed}: over the {budget}s time budget (DIFF_BUDGET_SECS)"
+            ));
+            break;
+        }
+        let dir = scratch.mkdir(&format!("seed{seed}"));
+        // A hung daemon fails only this sequence (its requests then end with ECONNABORTED).
+        let _watchdog = common::mounts::Watchdog::new(
+            &format!("differential seed {seed}"),
+            &dir,
+            SEED_LIMIT_SECS,
+        );
+        let found = run_seed(
+            *seed,
+            ops,
+            subject,
+            [lowers.as_slice(), subject_lowers.as_slice()],
+            &dir,
+            &mut distinct,
+        );
+        for f in &found {
+            eprintln!("{f}");
+        }
+        // A subject that cannot even mount fails the same way for every seed.
+        let cannot_mount = found
+            .iter()
+            .any(|f| f.starts_with(&format!("seed {seed}: mount ")));
+        failures.extend(found);
+        if cannot_mount {
+            break;
+        }
+        // Each seed's uppers are only needed for its own report.
+        if failures.is_empty() {
+            let _ = std::fs::remove_dir_all(&dir);
+        }
+    }
+    if !distinct.is_empty() {
+        let mut lines = vec![format!(
+            "{} distinct differences (operation results, first tree difference of a sequence):",
+            distinct.len()
+        )];
+        for (sig, (n, first)) in &distinct {
+            lines.push(format!("  {n:>3}x {sig}\n       first: {first}"));
+        }
+        failures.insert(0, lines.join("\n"));
+    }
+    common::report(&format!(
+        "differential test, kernel overlayfs vs {}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
+        subject.name(),
+        seeds.len(),
+        started.elapsed().as_secs_f64(),
+        failures.len()
+    ));
+    failures
+}
+
+/// One side of the comparison: its upper and work dirs and mount point.
+pub(crate) struct Side {
+    pub(crate) dirs: UnionDirs,
+    pub(crate) merged: PathBuf,
+}
+
+impl Side {
+    pub(crate) fn new(name: &str, lowers: &[PathBuf], base: &Path) -> Side {
+        let root = base.join(name);
+        for d in ["upper", "work", "merged"] {
+            std::fs::create_dir_all(root.join(d)).unwrap();
+        }
+        Side {
+            dirs: UnionDirs {
+                lowers: lowers.to_vec(),
+                upper: Some(root.join("upper")),
+                work: Some(root.join("work")),
+            },
+            merged: root.join("merged"),
+        }
+    }
+
+    pub(crate) fn mount_as(&self, kind: Kind, dirs: &UnionDirs) -> Result<Mount, String> {
+        mount_kind(kind, dirs, &self.merged)
+    }
+}
