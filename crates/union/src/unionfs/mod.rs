@@ -138,6 +138,13 @@ impl UnionFs {
         self.nodes.get(ino).ok_or_else(|| sys::errno(libc::ESTALE))
     }
 
+    /// The node of a resolved object (found by the union's inode number, not node id).
+    pub fn found_node(&self, f: &Found) -> io::Result<Arc<Node>> {
+        self.nodes
+            .get_key(f.ino)
+            .ok_or_else(|| sys::errno(libc::ESTALE))
+    }
+
     /// Path of a node in the union (and so in the upper layer), from its first alias.
     pub fn path_of(&self, ino: u64) -> io::Result<OsString> {
         let mut parts: Vec<OsString> = Vec::new();
@@ -585,6 +592,7 @@ impl UnionFs {
         }
         let (fd, p) = self.real(node, &st)?;
         let mut s = sys::lstatat(fd, &p)?;
+        check_kind(node, &s)?;
         s.st_ino = node.ino;
         if node.is_dir {
             // As overlayfs: the link count of a merged dir is unknown; 1 pacifies find(1).
@@ -706,6 +714,18 @@ pub fn split(p: &OsStr) -> (&OsStr, &OsStr) {
     match b.iter().rposition(|&c| c == b'/') {
         Some(i) => (OsStr::from_bytes(&b[..i]), OsStr::from_bytes(&b[i + 1..])),
         None => (OsStr::new(""), p),
+    }
+}
+
+/// A path derived from the table while a rename moved an ancestor may name another
+/// object: one of another type is refused (ENOENT, so `stable` derives the path again),
+/// since the kernel marks an inode whose type changes bad and fails its every user with
+/// EIO.
+pub(crate) fn check_kind(node: &Node, s: &Stat) -> io::Result<()> {
+    if s.st_mode & libc::S_IFMT == node.kind {
+        Ok(())
+    } else {
+        Err(sys::errno(libc::ENOENT))
     }
 }
 

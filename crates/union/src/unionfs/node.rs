@@ -1,5 +1,7 @@
-//! The inode table: one node per object the kernel knows, keyed by the inode number the
-//! union shows (so hard links are one node, and a node keeps its number across copy-up).
+//! The inode table: one node per object the kernel knows. An object is found by the inode
+//! number the union shows for it (its key: so hard links are one node, and a node keeps
+//! its number across copy-up); the kernel knows it by its node id, which is the key too
+//! unless the kernel still holds a node of that id for another object (see `remember`).
 use std::collections::HashMap;
 use std::ffi::OsString;
 use std::hash::{BuildHasherDefault, Hasher};
@@ -37,7 +39,12 @@ pub struct NodeState {
 }
 
 pub struct Node {
+    /// The FUSE node id, also shown as st_ino: `key`, unless that id was taken when the
+    /// node was made (see `NodeTable::remember`).
     pub ino: u64,
+    /// The inode number the union has for the object (the lower object's, or the upper's
+    /// for an upper-only one).
+    pub key: u64,
     pub is_dir: bool,
     /// S_IFMT bits of the object.
     pub kind: u32,
@@ -56,6 +63,7 @@ impl Node {
     pub fn new(ino: u64, kind: u32, state: NodeState) -> Node {
         Node {
             ino,
+            key: ino,
             is_dir: kind == libc::S_IFDIR,
             kind,
             nlookup: AtomicU64::new(0),
@@ -98,9 +106,29 @@ impl Hasher for InoHasher {
     }
 }
 
+type InoMap<T> = HashMap<u64, T, BuildHasherDefault<InoHasher>>;
+
+/// Node ids handed out when an object's own number is taken start here (far above the
+/// numbers file systems give; `remember` checks anyway).
+const FRESH_IDS: u64 = 0x7ff0 << 48;
+
+#[derive(Default)]
+struct Maps {
+    /// Every node the kernel holds, by node id.
+    nodes: InoMap<Arc<Node>>,
+    /// Node id of the live object with each key. An object whose last name went leaves
+    /// this map (its node stays in `nodes` until the kernel forgets it): a new object
+    /// that gets its inode number then is another node.
+    keys: InoMap<u64>,
+}
+
 #[derive(Default)]
 pub struct NodeTable {
-    map: RwLock<HashMap<u64, Arc<Node>, BuildHasherDefault<InoHasher>>>,
+    map: RwLock<Maps>,
+    /// Next node id tried when an object's own number is taken.
+    fresh: AtomicU64,
+    /// Live nodes whose id differs from their key (readdir's d_ino then needs the table).
+    renumbered: AtomicU64,
     /// Counts changes of names and layers of nodes (see `touch`).
     changes: AtomicU64,
     /// Renames between their change on disk and their change of the table: paths derived
@@ -110,11 +138,41 @@ pub struct NodeTable {
 
 impl NodeTable {
     pub fn get(&self, ino: u64) -> Option<Arc<Node>> {
-        self.map
-            .read()
-            .unwrap_or_else(|p| p.into_inner())
-            .get(&ino)
+        self.read().nodes.get(&ino).cloned()
+    }
+
+    /// The node of the live object whose inode number in the union is KEY.
+    pub fn get_key(&self, key: u64) -> Option<Arc<Node>> {
+        let maps = self.read();
+        maps.keys
+            .get(&key)
+            .and_then(|id| maps.nodes.get(id))
             .cloned()
+    }
+
+    /// The number the union shows for the object with KEY: its node's id.
+    pub fn shown_ino(&self, key: u64) -> u64 {
+        if self.renumbered.load(Ordering::Relaxed) == 0 {
+            return key;
+        }
+        self.read().keys.get(&key).copied().unwrap_or(key)
+    }
+
+    /// NODE's object lost its last name (its inode is gone or going): a later object with
+    /// its number is another node.
+    pub fn unhash(&self, node: &Node) {
+        let mut maps = self.write();
+        if maps.keys.get(&node.key) == Some(&node.ino) {
+            maps.keys.remove(&node.key);
+        }
+    }
+
+    fn read(&self) -> std::sync::RwLockReadGuard<'_, Maps> {
+        self.map.read().unwrap_or_else(|p| p.into_inner())
+    }
+
+    fn write(&self) -> std::sync::RwLockWriteGuard<'_, Maps> {
+        self.map.write().unwrap_or_else(|p| p.into_inner())
     }
 
     /// The change count now: taken before a resolution that `remember_seen` records.
@@ -149,9 +207,15 @@ impl NodeTable {
 
     /// `remember` for a node resolved after the change count was SEEN: None (nothing
     /// recorded) when the known node changed since, so the resolution may be stale.
+    ///
+    /// A new object gets its key as node id unless the kernel may still hold that id for
+    /// another object (one of another type, or one whose last name went: its inode number
+    /// was reused). Sending that id would make the kernel find its old inode with a wrong
+    /// type or generation, mark it bad, and fail every user of it with EIO; so it gets an
+    /// unused id instead.
     pub fn remember_seen(&self, fresh: Node, seen: u64) -> Option<Arc<Node>> {
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(old) = map.get(&fresh.ino)
+        let mut maps = self.write();
+        if let Some(old) = maps.keys.get(&fresh.key).and_then(|id| maps.nodes.get(id))
             && old.kind == fresh.kind
         {
             let mut st = old.lock();
@@ -177,19 +241,42 @@ impl NodeTable {
             old.nlookup.fetch_add(1, Ordering::Relaxed);
             return Some(old.clone());
         }
+        let mut fresh = fresh;
+        fresh.ino = self.free_id(&maps, fresh.key);
         fresh.nlookup.store(1, Ordering::Relaxed);
+        if fresh.ino != fresh.key {
+            self.renumbered.fetch_add(1, Ordering::Relaxed);
+            log::info!(
+                "inode {} is still held by the kernel for another object: node id {} for the new one",
+                fresh.key,
+                fresh.ino
+            );
+        }
         let node = Arc::new(fresh);
-        map.insert(node.ino, node.clone());
+        maps.keys.insert(node.key, node.ino);
+        maps.nodes.insert(node.ino, node.clone());
         Some(node)
+    }
+
+    /// KEY when no node has that id, else an id no node has.
+    fn free_id(&self, maps: &Maps, key: u64) -> u64 {
+        if key != 0 && !maps.nodes.contains_key(&key) {
+            return key;
+        }
+        loop {
+            let id = FRESH_IDS + self.fresh.fetch_add(1, Ordering::Relaxed);
+            if !maps.nodes.contains_key(&id) {
+                return id;
+            }
+        }
     }
 
     /// Inserts the root node, which the kernel never forgets.
     pub fn insert_root(&self, node: Node) {
         node.nlookup.store(1 << 40, Ordering::Relaxed);
-        self.map
-            .write()
-            .unwrap_or_else(|p| p.into_inner())
-            .insert(ROOT, Arc::new(node));
+        let mut maps = self.write();
+        maps.keys.insert(node.key, ROOT);
+        maps.nodes.insert(ROOT, Arc::new(node));
     }
 
     /// The kernel dropped `n` references; the node goes when none remain.
@@ -197,20 +284,29 @@ impl NodeTable {
         if ino == ROOT {
             return;
         }
-        let mut map = self.map.write().unwrap_or_else(|p| p.into_inner());
-        if let Some(node) = map.get(&ino) {
-            let prev = node.nlookup.fetch_sub(
-                n.min(node.nlookup.load(Ordering::Relaxed)),
-                Ordering::Relaxed,
-            );
-            if prev <= n {
-                map.remove(&ino);
-            }
+        let mut maps = self.write();
+        let Some(node) = maps.nodes.get(&ino) else {
+            return;
+        };
+        let prev = node.nlookup.fetch_sub(
+            n.min(node.nlookup.load(Ordering::Relaxed)),
+            Ordering::Relaxed,
+        );
+        if prev > n {
+            return;
+        }
+        let key = node.key;
+        if key != ino {
+            self.renumbered.fetch_sub(1, Ordering::Relaxed);
+        }
+        maps.nodes.remove(&ino);
+        if maps.keys.get(&key) == Some(&ino) {
+            maps.keys.remove(&key);
         }
     }
 
     pub fn len(&self) -> usize {
-        self.map.read().unwrap_or_else(|p| p.into_inner()).len()
+        self.read().nodes.len()
     }
 
     pub fn is_empty(&self) -> bool {

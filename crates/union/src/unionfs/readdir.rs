@@ -62,7 +62,12 @@ impl UnionFs {
 
     /// `list_dir` of a directory whose context was taken already.
     pub fn list_in(&self, dir: &DirContext) -> io::Result<Vec<DirEntry>> {
-        self.list_merged(&dir.state, &dir.path)
+        let mut out = self.list_merged(&dir.state, &dir.path)?;
+        // d_ino = st_ino, also for an object whose node got another id than its number.
+        for e in &mut out {
+            e.ino = self.nodes.shown_ino(e.ino);
+        }
+        Ok(out)
     }
 
     pub(super) fn list_merged(&self, st: &NodeState, path: &OsStr) -> io::Result<Vec<DirEntry>> {

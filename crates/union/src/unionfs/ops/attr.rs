@@ -16,6 +16,7 @@ impl UnionFs {
         fh: Option<RawFd>,
     ) -> io::Result<Stat> {
         let (node, fd, p) = self.copied_up(ino)?;
+        check_kind(&node, &sys::lstatat(fd, &p)?)?;
         if a.uid.is_some() || a.gid.is_some() {
             sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX))?;
         }

@@ -119,15 +119,11 @@ impl UnionFs {
         Ok(())
     }
 
-    /// Turns a fresh upper object into a node the kernel references once.
-    pub(super) fn new_node(
-        &self,
-        parent: u64,
-        name: &OsStr,
-        ppath: &OsStr,
-    ) -> io::Result<(Arc<Node>, Stat)> {
+    /// Turns a fresh upper object PARENT/NAME into a node the kernel references once.
+    /// Its path is derived again (an ancestor may have moved since it was made).
+    pub(super) fn new_node(&self, parent: u64, name: &OsStr) -> io::Result<(Arc<Node>, Stat)> {
         let ufd = self.upper()?;
-        let st = sys::lstatat(ufd, &join(ppath, name))?;
+        let st = self.stable(|| sys::lstatat(ufd, &join(&self.path_of(parent)?, name)))?;
         let slot = self.layers.upper.as_ref().map(|u| u.dev_slot).unwrap_or(0);
         let found = Found {
             kind: st.st_mode & libc::S_IFMT,
@@ -138,8 +134,13 @@ impl UnionFs {
             redirected: false,
             index: None,
         };
+        // The object is new: a node known by its inode number is of an object gone since
+        // (its last name went another way than through `remove` or `rename`).
+        if let Some(old) = self.nodes.get_key(found.ino) {
+            self.nodes.unhash(&old);
+        }
         let node = self.nodes.remember(self.node_from(parent, name, &found));
-        let st = self.stat_node(&node)?;
+        let st = self.stable(|| self.stat_node(&node))?;
         Ok((node, st))
     }
 
@@ -158,21 +159,23 @@ impl UnionFs {
         let marked = mode & libc::S_IFMT == libc::S_IFCHR
             && rdev == 0
             && self.layers.format == Format::Overlay;
-        let (_, ppath, prev) = self.prepare_new(parent, name)?;
-        let prev = if marked && prev == Previous::Nothing {
-            Previous::Whiteout
-        } else {
-            prev
-        };
-        let device = &self.layers.xattr.device;
-        self.place_new(&ppath, name, prev, false, c, &|fd, p| {
-            sys::mknodat(fd, p, mode, rdev)?;
-            if marked {
-                sys::lsetxattr(fd, p, device, b"", 0)?;
-            }
-            Ok(None)
+        self.stable(|| {
+            let (_, ppath, prev) = self.prepare_new(parent, name)?;
+            let prev = if marked && prev == Previous::Nothing {
+                Previous::Whiteout
+            } else {
+                prev
+            };
+            let device = &self.layers.xattr.device;
+            self.place_new(&ppath, name, prev, false, c, &|fd, p| {
+                sys::mknodat(fd, p, mode, rdev)?;
+                if marked {
+                    sys::lsetxattr(fd, p, device, b"", 0)?;
+                }
+                Ok(None)
+            })
         })?;
-        self.new_node(parent, name, &ppath)
+        self.new_node(parent, name)
     }
 
     pub fn mkdir(
@@ -182,17 +185,21 @@ impl UnionFs {
         mode: u32,
         c: Caller,
     ) -> io::Result<(Arc<Node>, Stat)> {
-        let (pst, ppath, prev) = self.prepare_new(parent, name)?;
-        let fresh = matches!(prev, Previous::Nothing);
-        self.place_new(&ppath, name, prev, true, c, &|fd, p| {
-            sys::mkdirat(fd, p, mode & 0o7777).map(|_| None)
+        self.stable(|| {
+            let (pst, ppath, prev) = self.prepare_new(parent, name)?;
+            let fresh = matches!(prev, Previous::Nothing);
+            self.place_new(&ppath, name, prev, true, c, &|fd, p| {
+                sys::mkdirat(fd, p, mode & 0o7777).map(|_| None)
+            })?;
+            if fresh && !pst.lowers.is_empty() && self.layers.format == Format::Overlay {
+                // As overlayfs: a new dir in a merged dir is made opaque, so later lookups
+                // in it need not search the lower layers. An optimisation: failure is no
+                // error.
+                let _ = self.set_opaque(self.upper()?, &join(&ppath, name));
+            }
+            Ok(())
         })?;
-        if fresh && !pst.lowers.is_empty() && self.layers.format == Format::Overlay {
-            // As overlayfs: a new dir in a merged dir is made opaque, so later lookups in
-            // it need not search the lower layers. An optimisation: failure is no error.
-            let _ = self.set_opaque(self.upper()?, &join(&ppath, name));
-        }
-        self.new_node(parent, name, &ppath)
+        self.new_node(parent, name)
     }
 
     pub fn symlink(
@@ -202,11 +209,13 @@ impl UnionFs {
         target: &OsStr,
         c: Caller,
     ) -> io::Result<(Arc<Node>, Stat)> {
-        let (_, ppath, prev) = self.prepare_new(parent, name)?;
-        self.place_new(&ppath, name, prev, false, c, &|fd, p| {
-            sys::symlinkat(target, fd, p).map(|_| None)
+        self.stable(|| {
+            let (_, ppath, prev) = self.prepare_new(parent, name)?;
+            self.place_new(&ppath, name, prev, false, c, &|fd, p| {
+                sys::symlinkat(target, fd, p).map(|_| None)
+            })
         })?;
-        self.new_node(parent, name, &ppath)
+        self.new_node(parent, name)
     }
 
     pub fn create(
@@ -217,16 +226,18 @@ impl UnionFs {
         flags: i32,
         c: Caller,
     ) -> io::Result<(Arc<Node>, Stat, OwnedFd)> {
-        let (_, ppath, prev) = self.prepare_new(parent, name)?;
         let flags = (flags & !(libc::O_NOCTTY | libc::O_CREAT | libc::O_EXCL | libc::O_TRUNC))
             | libc::O_CREAT
             | libc::O_EXCL;
         let fd = self
-            .place_new(&ppath, name, prev, false, c, &|fd, p| {
-                sys::openat(fd, p, flags, mode & 0o7777).map(Some)
+            .stable(|| {
+                let (_, ppath, prev) = self.prepare_new(parent, name)?;
+                self.place_new(&ppath, name, prev, false, c, &|fd, p| {
+                    sys::openat(fd, p, flags, mode & 0o7777).map(Some)
+                })
             })?
             .ok_or_else(|| sys::errno(libc::EIO))?;
-        let (node, st) = self.new_node(parent, name, &ppath)?;
+        let (node, st) = self.new_node(parent, name)?;
         Ok((node, st, fd))
     }
 
@@ -235,25 +246,27 @@ impl UnionFs {
         if node.is_dir {
             return Err(sys::errno(libc::EPERM));
         }
-        let (_, ppath, prev) = self.prepare_new(parent, name)?;
-        self.copy_up(ino)?;
-        let st = node.snapshot();
-        let (sfd, sp) = self.real(&node, &st)?;
-        if whiteout::get(sfd, &sp, &self.layers.xattr.origin)?.is_some() {
-            self.mark_impure(self.upper()?, &ppath)?;
-        }
-        let c = Caller {
-            uid: u32::MAX,
-            gid: u32::MAX,
-        };
-        self.place_new_link(&ppath, name, prev, sfd, &sp, c)?;
+        self.stable(|| {
+            let (_, ppath, prev) = self.prepare_new(parent, name)?;
+            self.copy_up(ino)?;
+            let st = node.snapshot();
+            let (sfd, sp) = self.real(&node, &st)?;
+            if whiteout::get(sfd, &sp, &self.layers.xattr.origin)?.is_some() {
+                self.mark_impure(self.upper()?, &ppath)?;
+            }
+            let c = Caller {
+                uid: u32::MAX,
+                gid: u32::MAX,
+            };
+            self.place_new_link(&ppath, name, prev, sfd, &sp, c)
+        })?;
         {
             let mut st = node.lock();
             st.aliases.push((parent, name.to_owned()));
             self.nodes.touch(&node);
         }
         node.nlookup.fetch_add(1, Ordering::Relaxed);
-        let st = self.stat_node(&node)?;
+        let st = self.stable(|| self.stat_node(&node))?;
         Ok((node, st))
     }
 

@@ -8,7 +8,7 @@ mod remove;
 mod rename;
 mod xattr;
 
-use super::{Found, LowerRef, Node, NodeState, ROOT, UnionFs, enoent, split};
+use super::{Found, LowerRef, Node, NodeState, ROOT, UnionFs, check_kind, enoent, split};
 use crate::cow;
 use crate::sys::{self, Stat};
 use crate::whiteout::{self, Format, Redirect, join};

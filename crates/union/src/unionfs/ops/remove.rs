@@ -3,12 +3,13 @@
 use super::*;
 
 impl UnionFs {
+    /// unlink(2); again when an ancestor's rename made its path stale (see `stable`).
     pub fn unlink(&self, parent: u64, name: &OsStr) -> io::Result<()> {
-        self.remove(parent, name, false)
+        self.stable(|| self.remove(parent, name, false))
     }
 
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> io::Result<()> {
-        self.remove(parent, name, true)
+        self.stable(|| self.remove(parent, name, true))
     }
 
     /// Removes the entries of an upper dir that the union shows as empty (so only
@@ -53,7 +54,7 @@ impl UnionFs {
         self.copy_up(parent)?;
         let ufd = self.upper()?;
         let flag = if is_dir { libc::AT_REMOVEDIR } else { 0 };
-        let node = self.nodes.get(found.ino);
+        let node = self.nodes.get_key(found.ino);
         if let Some(n) = &node {
             self.keep_orphan(n, parent, name);
         }
@@ -99,8 +100,26 @@ impl UnionFs {
                 st.upper = false;
             }
             self.nodes.touch(&node);
+            drop(st);
+            self.unhash_if_gone(&node);
         }
         Ok(())
+    }
+
+    /// After a name of NODE went: when that was the last link of its inode, the inode
+    /// number is free for reuse, and an object that gets it is not this node.
+    pub(super) fn unhash_if_gone(&self, node: &Node) {
+        let st = node.lock();
+        if !st.aliases.is_empty() {
+            return;
+        }
+        let gone = st.orphan.as_ref().is_some_and(|o| {
+            sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o)).is_ok_and(|s| s.st_nlink == 0)
+        });
+        drop(st);
+        if gone {
+            self.nodes.unhash(node);
+        }
     }
 
     /// Before the last name of an object the kernel still holds goes, keeps a handle on it
@@ -137,11 +156,11 @@ impl UnionFs {
         {
             return Ok(found);
         }
-        let Some(node) = self.nodes.get(found.ino) else {
+        let Some(node) = self.nodes.get_key(found.ino) else {
             return Ok(found);
         };
         self.prefer_alias(&node, parent, name);
-        self.copy_up(found.ino)?;
+        self.copy_up(node.ino)?;
         let pst = NodeState {
             upper: true,
             ..pst.clone()

@@ -39,7 +39,19 @@ impl UnionFs {
         st.aliases.insert(0, a);
     }
 
+    /// rename(2); again when an ancestor's rename made a path stale (see `stable`).
     pub fn rename(
+        &self,
+        op: u64,
+        oname: &OsStr,
+        np: u64,
+        nname: &OsStr,
+        flags: u32,
+    ) -> io::Result<()> {
+        self.stable(|| self.rename_now(op, oname, np, nname, flags))
+    }
+
+    fn rename_now(
         &self,
         op: u64,
         oname: &OsStr,
@@ -118,10 +130,10 @@ impl UnionFs {
                 .flatten()
             {
                 if needs_redirect(f) {
-                    self.copy_up_tree(f.ino)?;
+                    self.copy_up_tree(self.found_node(f)?.ino)?;
                 }
             }
-            return self.rename(op, oname, np, nname, flags);
+            return self.rename_now(op, oname, np, nname, flags);
         }
         self.rename_checked(Rename {
             op,
@@ -152,23 +164,23 @@ impl UnionFs {
             dst_pure_upper,
         } = r;
         let src_dir = src.kind == libc::S_IFDIR;
-        let src_node = self.node(src.ino)?;
+        let src_node = self.found_node(&src)?;
         self.copy_up(op)?;
         self.copy_up(np)?;
         self.prefer_alias(&src_node, op, oname);
-        self.copy_up(src.ino)?;
+        self.copy_up(src_node.ino)?;
         let dst_node = match (&dst, exchange) {
             (Some(d), true) => {
-                let n = self.node(d.ino)?;
+                let n = self.found_node(d)?;
                 self.prefer_alias(&n, np, nname);
-                self.copy_up(d.ino)?;
+                self.copy_up(n.ino)?;
                 Some(n)
             }
             (Some(d), false) => {
                 if let (None, Some(ix), Some(ixfd)) = (&d.upper, &d.index, &self.layers.index) {
                     self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
                 }
-                let n = self.nodes.get(d.ino);
+                let n = self.nodes.get_key(d.ino);
                 if let Some(n) = &n
                     && !Arc::ptr_eq(n, &src_node)
                 {
@@ -268,6 +280,8 @@ impl UnionFs {
                 st.aliases.insert(0, (op, oname.to_owned()));
             }
             self.nodes.touch(&dn);
+            drop(st);
+            self.unhash_if_gone(&dn);
         }
     }
 
