@@ -2,8 +2,8 @@
 //! program linking the library can mount, not only the `unionctl` binary), detached
 //! into its own session, serving until the union is unmounted. The caller learns over
 //! a pipe whether the mount is ready or why it failed.
-use super::{MountRequest, detach_stdio, precheck, serve};
 use crate::error::{Context, Result};
+use crate::serve::{MountRequest, detach_stdio, precheck, serve};
 use std::io::{Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
 
