@@ -22,6 +22,7 @@ pub mod rootfs;
 pub mod spec;
 pub mod state;
 pub mod supervisor;
+pub mod trace;
 pub mod tty;
 pub mod union;
 
@@ -36,17 +37,4 @@ pub use state::{Container, Status, find_container};
 /// Runs a command in a running container; returns its exit status.
 pub fn exec(root: &std::path::Path, opts: ExecOptions) -> Result<i32> {
     exec::exec(root, opts)
-}
-
-/// Prints a phase and the milliseconds since the first call when UNIONCTL_TRACE is set
-/// (to see where container start-up time goes).
-pub fn trace(phase: &str) {
-    use std::sync::OnceLock;
-    use std::time::Instant;
-    static START: OnceLock<Option<Instant>> = OnceLock::new();
-    if let Some(t0) =
-        START.get_or_init(|| std::env::var_os("UNIONCTL_TRACE").map(|_| Instant::now()))
-    {
-        eprintln!("[{:7.2} ms] {phase}", t0.elapsed().as_secs_f64() * 1000.0);
-    }
 }

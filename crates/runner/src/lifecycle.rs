@@ -218,11 +218,11 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
 /// Creates and runs a container; in the foreground this process becomes its supervisor
 /// and returns when it exits.
 pub fn run(root: &Path, a: RunOptions) -> Result<RunOutcome> {
-    super::trace("run");
+    crate::trace::phase("run");
     let plan = plan_run(root, &a)?;
     let detach = a.detach;
     let mut c = create(root, plan)?;
-    super::trace("created");
+    crate::trace::phase("created");
     if detach {
         if let Err(e) = supervisor::spawn_detached(&c) {
             let _ = supervisor::remove_container_files(&c);

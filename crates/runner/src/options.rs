@@ -54,5 +54,5 @@ pub enum RunOutcome {
     /// The container's main process exited with this status (128+N for signal N).
     Exited(i32),
     /// The container was created but could not start; nothing of it is left.
-    NotStarted(crate::Error),
+    NotStarted(crate::error::Error),
 }

@@ -48,7 +48,7 @@ pub fn container_main(plan: &ContainerPlan, pipes: ChildPipes) -> ! {
         linux::exit_now(SETUP_FAILED);
     }
     drop(pipes.go);
-    super::trace("child: go");
+    crate::trace::phase("child: go");
     let err = pipes.errors;
     match setup_and_exec(plan, &err, pipes.pty) {
         Ok(never) => match never {},
@@ -70,9 +70,9 @@ fn setup_and_exec(plan: &ContainerPlan, err: &OwnedFd, pty: Option<OwnedFd>) -> 
     if plan.network_none {
         linux::loopback_up()?;
     }
-    super::trace("child: lo up");
+    crate::trace::phase("child: lo up");
     rootfs::prepare(&plan.rootfs)?;
-    super::trace("child: rootfs ready");
+    crate::trace::phase("child: rootfs ready");
     if plan.process.tty {
         let (master, slave) = linux::open_pty()?;
         let sock = pty.ok_or_else(|| invalid!("no pty channel"))?;
@@ -95,7 +95,7 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         Some(_) => fs::read_to_string("/etc/group").unwrap_or_default(),
         None => String::new(),
     };
-    super::trace("child: passwd read");
+    crate::trace::phase("child: passwd read");
     let user = spec::resolve_user(p.user.as_deref().unwrap_or("0"), &passwd, &group)?;
     let env = process_env(&p.env, &user);
     let workdir = if p.workdir.is_empty() {
@@ -194,7 +194,7 @@ fn exec_argv(argv: &[String], env: &[String]) -> Result<Never> {
         .collect::<Result<_, _>>()
         .map_err(|_| invalid!("environment contains a NUL byte"))?;
     linux::reset_signals();
-    super::trace("child: exec");
+    crate::trace::phase("child: exec");
     let e = nix::unistd::execve(&c_prog, &c_argv, &c_env).unwrap_err();
     let (code, msg) = match e {
         nix::errno::Errno::ENOENT => (127, "no such file or directory".to_string()),

@@ -216,7 +216,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     }
 
     prepare_dev(root, plan.tty_group_mapped)?;
-    super::trace("child: dev");
+    crate::trace::phase("child: dev");
 
     for (host, ctr) in &plan.files {
         let target = secure_join(root, ctr);
@@ -237,7 +237,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     }
 
     pivot(root)?;
-    super::trace("child: pivoted");
+    crate::trace::phase("child: pivoted");
 
     for p in MASKED_PATHS {
         mask(Path::new(p))?;

@@ -39,7 +39,7 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
         let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
     }
     let code = running.wait(c, stdio);
-    super::trace("exited");
+    crate::trace::phase("exited");
     finish(c, &running.cgroups, code)
 }
 
@@ -70,7 +70,7 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
         pids: c.config.pids_limit,
     };
     let cg = cgroups::create(&c.id, &limits, rootless)?;
-    super::trace("cgroups");
+    crate::trace::phase("cgroups");
     let result = start_in_cgroups(c, stdio, rootless, &cg);
     match result {
         Ok((pid, io)) => Ok(Running {
@@ -289,7 +289,7 @@ fn clone_container(
         child_main(&plan, child_ends, c.config.interactive, detached)
     };
     drop(child_ends);
-    super::trace("cloned");
+    crate::trace::phase("cloned");
     let master = match start_child(pid, pending, cg, &ends, mounted) {
         Ok(m) => m,
         Err(e) => {
@@ -300,7 +300,7 @@ fn clone_container(
     };
     drop(ends.go);
     let msg = linux::read_to_end_fd(ends.errors.as_raw_fd()).unwrap_or_default();
-    super::trace("execed");
+    crate::trace::phase("execed");
     if !msg.is_empty() {
         let _ = linux::wait_pid(pid);
         bail!("container setup: {}", String::from_utf8_lossy(&msg));
@@ -329,9 +329,9 @@ fn start_child(
 ) -> Result<Option<OwnedFd>> {
     pending.wait()?;
     *mounted = true;
-    super::trace("mounted");
+    crate::trace::phase("mounted");
     cg.add(pid)?;
-    super::trace("cgroup joined");
+    crate::trace::phase("cgroup joined");
     linux::write_all_fd(ends.go.as_raw_fd(), b"g").context("start the container")?;
     // Setup errors arrive on the error pipe; EOF alone means the command was exec'd.
     let Some(sock) = &ends.pty else {
@@ -403,13 +403,13 @@ impl Running {
 /// After pid 1 exited: unmount, remove cgroups, record the exit, honour --rm.
 fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
     let umount = union::unmount(&c.merged());
-    super::trace("unmounted");
+    crate::trace::phase("unmounted");
     cg.remove();
     // cgroups made meanwhile (the freezer of a pause) are in the record.
     if let Ok(fresh) = Container::load(&c.dir) {
         cgroups::remove_dirs(&fresh.cgroups);
     }
-    super::trace("cgroups removed");
+    crate::trace::phase("cgroups removed");
     c.update(|r| {
         r.status = Status::Exited;
         r.exit_code = Some(code);
@@ -423,10 +423,10 @@ fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
         r.cgroups.clear();
     })?;
     umount?;
-    super::trace("state saved");
+    crate::trace::phase("state saved");
     if c.config.auto_remove {
         remove_container_files(c)?;
-        super::trace("removed");
+        crate::trace::phase("removed");
     }
     Ok(code)
 }
