@@ -5,7 +5,7 @@
 use super::layer;
 use super::store::{self, Image, LayerFile, Store, strip_sha};
 use super::util::{self, HashingWriter, Progress, ProgressReader};
-use crate::Result;
+use crate::error::Result;
 use crate::error::{Context, io};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
 use serde::{Deserialize, Serialize};

@@ -1,6 +1,6 @@
 //! What the image commands need of a container: its record (containers/<id>/state.json,
 //! written by the runner; extra fields ignored), its upper layer and its lowers.
-use crate::Result;
+use crate::error::Result;
 use crate::error::io;
 use serde::Deserialize;
 use std::fs;

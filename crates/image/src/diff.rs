@@ -4,7 +4,7 @@
 use super::container;
 use super::layer::rel_display;
 use super::views;
-use crate::Result;
+use crate::error::Result;
 use crate::error::{Context, io};
 use crate::unionfs::{MergedView, ViewEntry};
 use std::collections::{BTreeMap, HashMap};

@@ -1,7 +1,7 @@
 //! `images`, `tag`, `rmi`, `history`, `inspect`.
 use super::container;
 use super::store::{self, Image, Store, split_tag, strip_sha};
-use crate::Result;
+use crate::error::Result;
 use serde_json::{Value, json};
 use std::path::Path;
 

@@ -28,7 +28,7 @@ pub use refs::{
 
 use super::container;
 use super::util;
-use crate::Result;
+use crate::error::Result;
 use crate::error::{Context, io};
 use crate::sys::FileLock;
 use oci_spec::image::{ImageConfiguration, ImageManifest};

@@ -4,7 +4,7 @@ use super::container;
 use super::layer::{LayerWriter, PackOptions};
 use super::store::{self, Store};
 use super::util::{self, Progress, ProgressReader};
-use crate::Result;
+use crate::error::Result;
 use crate::error::{Context, io};
 use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration};
 use std::io::{self, Read, Write};

@@ -1,7 +1,7 @@
 //! Small helpers shared by the image modules: store root, hashing, ages, sizes,
 //! compression detection, progress on a terminal, atomic files.
-use crate::Result;
 use crate::error::Context;
+use crate::error::Result;
 use crate::timestamp;
 use sha2::{Digest as _, Sha256};
 use std::fs;

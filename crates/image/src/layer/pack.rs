@@ -1,7 +1,7 @@
 //! Directory -> layer tar: a container's upper layer as the layer `commit` adds, or a
 //! merged view (export, squash) as one flat layer.
-use super::{DEVICE_PAX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr};
-use crate::Result;
+use super::format::{DEVICE_PAX, OPAQUE_MARKER, WHITEOUT_PREFIX, is_overlay_xattr};
+use crate::error::Result;
 use crate::error::{Context, io};
 use crate::unionfs::{MergedView, ViewEntry};
 use crate::views;
@@ -75,7 +75,7 @@ impl<W: Write> LayerWriter<W> {
     pub fn pack_view(&mut self, view: &MergedView, progress: &mut dyn FnMut(u64)) -> Result<()> {
         view.walk(Path::new(""), &mut |e| {
             progress(self.entry(&e.real, &e.rel, &e.meta)?);
-            Ok::<_, crate::Error>(true)
+            Ok::<_, crate::error::Error>(true)
         })
     }
 
@@ -100,7 +100,7 @@ impl<W: Write> LayerWriter<W> {
             } else if e.from_index {
                 served.push(e.clone());
             }
-            Ok::<_, crate::Error>(true)
+            Ok::<_, crate::error::Error>(true)
         })?;
         let mut made: HashSet<PathBuf> = HashSet::new();
         for e in served {
@@ -219,7 +219,7 @@ impl<W: Write> LayerWriter<W> {
         self.empty_file(&rel.join(OPAQUE_MARKER), meta)?;
         view.walk(rel, &mut |e| {
             progress(self.entry(&e.real, &e.rel, &e.meta)?);
-            Ok::<_, crate::Error>(true)
+            Ok::<_, crate::error::Error>(true)
         })
     }
 

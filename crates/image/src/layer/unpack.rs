@@ -1,6 +1,6 @@
 //! Layer tar -> directory, with the tar safety rules (see `layer`).
-use super::{DEVICE_PAX, WHITEOUT_PREFIX, copy_data, is_overlay_xattr};
-use crate::Result;
+use super::format::{DEVICE_PAX, WHITEOUT_PREFIX, copy_data, is_overlay_xattr};
+use crate::error::Result;
 use crate::error::{Context, io};
 use crate::sys;
 use std::collections::{HashMap, HashSet};

@@ -1,7 +1,7 @@
 //! Content-addressed blobs: written through an owned temp file, hashed on the way, and
 //! renamed durably to blobs/sha256/<hex>; a blob can be written on its own thread.
 use super::Store;
-use crate::Result;
+use crate::error::Result;
 use crate::error::{Context, io};
 use crate::sys::{durable, owned_temp};
 use crate::util::{self, HashingWriter};

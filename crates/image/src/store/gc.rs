@@ -1,7 +1,7 @@
 //! What the store no longer needs: blobs and layers of removed images (`rmi`), and the
 //! temps of killed commands (every command, at open).
 use super::Store;
-use crate::Result;
+use crate::error::Result;
 use crate::sys::owned_temp;
 use crate::{container, util};
 use std::collections::HashSet;

@@ -1,6 +1,6 @@
 //! index.json: read, updated under `index.lock`, written durably; images recorded in it.
 use super::{Store, descriptor, normalize_ref, ref_name};
-use crate::Result;
+use crate::error::Result;
 use crate::error::{Context, io};
 use crate::util;
 use oci_spec::image::{Descriptor, ImageIndex, ImageIndexBuilder, MediaType};

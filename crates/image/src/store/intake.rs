@@ -1,7 +1,7 @@
 //! Layers coming into the store: unpacked once into a temp dir under layers/, installed
 //! durably as layers/<diff_id>, their blob stored uncompressed beside.
 use super::{BackgroundBlob, Store, TeeReader, strip_sha};
-use crate::Result;
+use crate::error::Result;
 use crate::error::{Context, io};
 use crate::sys::{durable, owned_temp};
 use crate::{layer, util};
@@ -143,7 +143,7 @@ impl Store {
         file: LayerFile,
         file_hex: &str,
         diff: &str,
-        mismatch: impl Fn(&str) -> crate::Error,
+        mismatch: impl Fn(&str) -> crate::error::Error,
     ) -> Result<(u64, Option<layer::UnpackReport>)> {
         let path = file.path().to_path_buf();
         let mut f = File::open(&path).map_err(io("reading", &path))?;

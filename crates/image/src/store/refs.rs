@@ -1,6 +1,6 @@
 //! Image references and index descriptors: `name:tag` rules and the ref-name annotation.
 use super::ImageRef;
-use crate::Result;
+use crate::error::Result;
 use oci_spec::image::{Descriptor, MediaType};
 use std::collections::HashMap;
 
