@@ -29,6 +29,30 @@ struct DirMeta {
     mtime: i64,
 }
 
+/// One tar member as it will be written: where, and the metadata it carries.
+struct Member<'a> {
+    rel: PathBuf,
+    full: PathBuf,
+    name: &'a [u8],
+    pax: &'a HashMap<String, Vec<u8>>,
+    mode: u32,
+    atime: i64,
+    mtime: i64,
+    uid: u64,
+    gid: u64,
+}
+
+impl Member<'_> {
+    fn dir_meta(&self) -> DirMeta {
+        DirMeta {
+            path: self.rel.clone(),
+            mode: self.mode,
+            atime: self.atime,
+            mtime: self.mtime,
+        }
+    }
+}
+
 struct Unpacker<'a> {
     dest: &'a Path,
     /// Relative dirs known to be real directories (not symlinks) in dest.
@@ -297,136 +321,32 @@ impl Unpacker<'_> {
         let rel = safe_relative(name)?;
         let hdr = entry.header().clone();
         let kind = hdr.entry_type();
-        let mode = hdr.mode().unwrap_or(0o644) & 0o7777;
         let mtime = pax_time(pax, "mtime").unwrap_or_else(|| hdr.mtime().unwrap_or(0) as i64);
-        let atime = pax_time(pax, "atime").unwrap_or(mtime);
-        let uid = pax_num(pax, "uid").unwrap_or_else(|| hdr.uid().unwrap_or(0));
-        let gid = pax_num(pax, "gid").unwrap_or_else(|| hdr.gid().unwrap_or(0));
-        if rel.as_os_str().is_empty() {
+        let m = Member {
+            full: self.dest.join(&rel),
+            rel,
+            name,
+            pax,
+            mode: hdr.mode().unwrap_or(0o644) & 0o7777,
+            mtime,
+            atime: pax_time(pax, "atime").unwrap_or(mtime),
+            uid: pax_num(pax, "uid").unwrap_or_else(|| hdr.uid().unwrap_or(0)),
+            gid: pax_num(pax, "gid").unwrap_or_else(|| hdr.gid().unwrap_or(0)),
+        };
+        if m.rel.as_os_str().is_empty() {
             if kind.is_dir() {
-                self.dir_meta.push(DirMeta {
-                    path: rel,
-                    mode,
-                    atime,
-                    mtime,
-                });
+                self.dir_meta.push(m.dir_meta());
             }
             return Ok(()); // the root entry ("./") describes dest itself
         }
-        self.parents(&rel, name, true)?;
-        let full = self.dest.join(&rel);
+        self.parents(&m.rel, name, true)?;
         use tar::EntryType as T;
         match kind {
-            T::Regular | T::Continuous => {
-                let open = || {
-                    OpenOptions::new()
-                        .write(true)
-                        .create_new(true)
-                        .mode(0o600)
-                        .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
-                        .open(&full)
-                };
-                // Try first, clear on EEXIST: saves an lstat per file.
-                let mut f = match open() {
-                    Ok(f) => f,
-                    Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
-                        self.clear(&rel, false)?;
-                        open().map_err(io("creating", &full))?
-                    }
-                    Err(e) => {
-                        return Err(e).map_err(io("creating", &full));
-                    }
-                };
-                copy_data(entry, &mut f).map_err(io("writing", &full))?;
-                self.file_meta(&f, &full, uid, gid, mode, pax);
-                let _ = sys::futimens(f.as_raw_fd(), &times(atime, mtime));
-            }
-            T::Directory => {
-                if !self.clear(&rel, true)? {
-                    fs::create_dir(&full).map_err(io("creating", &full))?;
-                    let _ = fs::set_permissions(&full, fs::Permissions::from_mode(0o755));
-                }
-                self.dirs.insert(rel.clone());
-                self.meta(&full, uid, gid, None, pax);
-                self.dir_meta.push(DirMeta {
-                    path: rel,
-                    mode,
-                    atime,
-                    mtime,
-                });
-            }
-            T::Symlink => {
-                let target =
-                    link.ok_or_else(|| invalid!("tar: {}: symlink without target", show(name)))?;
-                if !symlink_stays_inside(rel.parent().unwrap_or(Path::new("")), target) {
-                    bail!(
-                        "tar: {}: symlink to {} points outside the tree",
-                        show(name),
-                        show(target)
-                    );
-                }
-                self.clear(&rel, false)?;
-                std::os::unix::fs::symlink(OsStr::from_bytes(target), &full)
-                    .map_err(io("creating symlink", &full))?;
-                self.meta(&full, uid, gid, None, pax);
-                set_times(&full, atime, mtime);
-            }
-            T::Link => {
-                let target =
-                    link.ok_or_else(|| invalid!("tar: {}: hard link without target", show(name)))?;
-                let trel = safe_relative(target)
-                    .with_context(|| format!("tar: {}: hard link target refused", show(name)))?;
-                self.parents(&trel, target, false)
-                    .with_context(|| format!("tar: {}: hard link target refused", show(name)))?;
-                let tfull = self.dest.join(&trel);
-                match fs::symlink_metadata(&tfull) {
-                    Ok(m) if !m.is_dir() => {}
-                    _ => bail!(
-                        "tar: {}: hard link to {} which is not an earlier member",
-                        show(name),
-                        show(target)
-                    ),
-                }
-                if trel == rel {
-                    return Ok(());
-                }
-                self.clear(&rel, false)?;
-                fs::hard_link(&tfull, &full).map_err(io("linking", &full))?;
-            }
-            T::Char | T::Block | T::Fifo => {
-                let major = hdr.device_major().ok().flatten().unwrap_or(0);
-                let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
-                self.clear(&rel, false)?;
-                let device00 = kind == T::Char && major == 0 && minor == 0;
-                if device00 && !pax.contains_key(DEVICE_PAX) {
-                    // Overlay-style whiteout: store it the OCI/AUFS way.
-                    let base = rel.file_name().unwrap_or_default();
-                    let mut wh = OsString::from(WHITEOUT_PREFIX);
-                    wh.push(base);
-                    let wfull = full.with_file_name(wh);
-                    File::create(&wfull).map_err(io("creating", &wfull))?;
-                    return Ok(());
-                }
-                let fmt = match kind {
-                    T::Char => libc::S_IFCHR,
-                    T::Block => libc::S_IFBLK,
-                    _ => libc::S_IFIFO,
-                };
-                let dev = libc::makedev(major, minor);
-                let made = sys::mknodat(libc::AT_FDCWD, full.as_os_str(), fmt | mode, dev);
-                if let Err(err) = made {
-                    if kind != T::Fifo && err.raw_os_error() == Some(libc::EPERM) {
-                        self.skipped_devices += 1;
-                        return Ok(());
-                    }
-                    return Err(io("creating device", &full)(err));
-                }
-                if device00 {
-                    mark_device(&full)?;
-                }
-                self.meta(&full, uid, gid, Some(mode), pax);
-                set_times(&full, atime, mtime);
-            }
+            T::Regular | T::Continuous => self.regular(&m, entry),
+            T::Directory => self.directory(m),
+            T::Symlink => self.symlink(&m, link),
+            T::Link => self.hard_link(&m, link),
+            T::Char | T::Block | T::Fifo => self.special(&m, &hdr),
             T::GNUSparse => bail!("tar: {}: GNU sparse members are not supported", show(name)),
             other => {
                 self.report.warnings.push(format!(
@@ -434,8 +354,124 @@ impl Unpacker<'_> {
                     show(name),
                     other
                 ));
+                Ok(())
             }
         }
+    }
+
+    fn regular(&mut self, m: &Member, data: &mut impl Read) -> Result<()> {
+        let full = &m.full;
+        let open = || {
+            OpenOptions::new()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .custom_flags(libc::O_NOFOLLOW | libc::O_CLOEXEC)
+                .open(full)
+        };
+        // Try first, clear on EEXIST: saves an lstat per file.
+        let mut f = match open() {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                self.clear(&m.rel, false)?;
+                open().map_err(io("creating", full))?
+            }
+            Err(e) => return Err(io("creating", full)(e)),
+        };
+        copy_data(data, &mut f).map_err(io("writing", full))?;
+        self.file_meta(&f, full, m.uid, m.gid, m.mode, m.pax);
+        let _ = sys::futimens(f.as_raw_fd(), &times(m.atime, m.mtime));
+        Ok(())
+    }
+
+    fn directory(&mut self, m: Member) -> Result<()> {
+        if !self.clear(&m.rel, true)? {
+            fs::create_dir(&m.full).map_err(io("creating", &m.full))?;
+            let _ = fs::set_permissions(&m.full, fs::Permissions::from_mode(0o755));
+        }
+        self.dirs.insert(m.rel.clone());
+        self.meta(&m.full, m.uid, m.gid, None, m.pax);
+        self.dir_meta.push(m.dir_meta());
+        Ok(())
+    }
+
+    fn symlink(&mut self, m: &Member, link: Option<&[u8]>) -> Result<()> {
+        let name = m.name;
+        let target = link.ok_or_else(|| invalid!("tar: {}: symlink without target", show(name)))?;
+        if !symlink_stays_inside(m.rel.parent().unwrap_or(Path::new("")), target) {
+            bail!(
+                "tar: {}: symlink to {} points outside the tree",
+                show(name),
+                show(target)
+            );
+        }
+        self.clear(&m.rel, false)?;
+        std::os::unix::fs::symlink(OsStr::from_bytes(target), &m.full)
+            .map_err(io("creating symlink", &m.full))?;
+        self.meta(&m.full, m.uid, m.gid, None, m.pax);
+        set_times(&m.full, m.atime, m.mtime);
+        Ok(())
+    }
+
+    fn hard_link(&mut self, m: &Member, link: Option<&[u8]>) -> Result<()> {
+        let name = m.name;
+        let target =
+            link.ok_or_else(|| invalid!("tar: {}: hard link without target", show(name)))?;
+        let refused = || format!("tar: {}: hard link target refused", show(name));
+        let trel = safe_relative(target).with_context(refused)?;
+        self.parents(&trel, target, false).with_context(refused)?;
+        let tfull = self.dest.join(&trel);
+        match fs::symlink_metadata(&tfull) {
+            Ok(md) if !md.is_dir() => {}
+            _ => bail!(
+                "tar: {}: hard link to {} which is not an earlier member",
+                show(name),
+                show(target)
+            ),
+        }
+        if trel == m.rel {
+            return Ok(());
+        }
+        self.clear(&m.rel, false)?;
+        fs::hard_link(&tfull, &m.full).map_err(io("linking", &m.full))?;
+        Ok(())
+    }
+
+    /// A character or block device or a fifo; a char 0/0 without the device record is an
+    /// overlay whiteout and is stored the OCI/AUFS way.
+    fn special(&mut self, m: &Member, hdr: &tar::Header) -> Result<()> {
+        use tar::EntryType as T;
+        let kind = hdr.entry_type();
+        let major = hdr.device_major().ok().flatten().unwrap_or(0);
+        let minor = hdr.device_minor().ok().flatten().unwrap_or(0);
+        let full = &m.full;
+        self.clear(&m.rel, false)?;
+        let device00 = kind == T::Char && major == 0 && minor == 0;
+        if device00 && !m.pax.contains_key(DEVICE_PAX) {
+            let mut wh = OsString::from(WHITEOUT_PREFIX);
+            wh.push(m.rel.file_name().unwrap_or_default());
+            let wfull = full.with_file_name(wh);
+            File::create(&wfull).map_err(io("creating", &wfull))?;
+            return Ok(());
+        }
+        let fmt = match kind {
+            T::Char => libc::S_IFCHR,
+            T::Block => libc::S_IFBLK,
+            _ => libc::S_IFIFO,
+        };
+        let dev = libc::makedev(major, minor);
+        if let Err(err) = sys::mknodat(libc::AT_FDCWD, full.as_os_str(), fmt | m.mode, dev) {
+            if kind != T::Fifo && err.raw_os_error() == Some(libc::EPERM) {
+                self.skipped_devices += 1;
+                return Ok(());
+            }
+            return Err(io("creating device", full)(err));
+        }
+        if device00 {
+            mark_device(full)?;
+        }
+        self.meta(full, m.uid, m.gid, Some(m.mode), m.pax);
+        set_times(full, m.atime, m.mtime);
         Ok(())
     }
 
