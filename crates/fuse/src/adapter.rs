@@ -18,6 +18,9 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod iomode;
+use iomode::{IoModes, OpenMode, Want};
+
 pub struct UnionFuse {
     pub fs: UnionFs,
     ttl: Duration,
@@ -31,20 +34,18 @@ pub struct UnionFuse {
     pub notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// FUSE_HANDLE_KILLPRIV_V2 was negotiated: we drop set-ID bits on write and truncate.
     killpriv: AtomicBool,
-    /// Backing files registered with the kernel, per inode: the kernel wants one backing
-    /// file per inode for all its passthrough opens.
-    backing: Mutex<HashMap<u64, Backing>>,
-    /// Opens served through the page cache.
-    cached: Mutex<CachedOpens>,
+    /// The I/O mode of each open inode (see `iomode`).
+    iomodes: IoModes,
+    /// The open file handles.
+    handles: Mutex<HashMap<u64, OpenHandle>>,
 }
 
-/// The kernel refuses a passthrough open of an inode that has page-cache opens (and any
-/// other open of one that has a passthrough open), so those are counted per inode.
-#[derive(Default)]
-struct CachedOpens {
-    per_inode: HashMap<u64, usize>,
-    /// handle -> (inode, opened read-only on a lower file that a copy-up may replace).
-    handles: HashMap<u64, (u64, bool)>,
+/// An open file handle.
+struct OpenHandle {
+    ino: u64,
+    mode: OpenMode,
+    /// Opened read-only on a lower file that a copy-up may replace.
+    on_lower: bool,
 }
 
 /// One position of a directory listing.
@@ -52,13 +53,6 @@ enum Slot<'a> {
     Dot,
     DotDot,
     Entry(&'a DirEntry),
-}
-
-struct Backing {
-    id: BackingId,
-    /// (st_dev, st_ino) of the real file behind it.
-    real: (u64, u64),
-    opens: usize,
 }
 
 /// An open directory: the listing taken when it is read from offset 0 (the first read,
@@ -70,12 +64,12 @@ struct DirHandle {
 /// No FLUSH request on close: we keep no state that a close must push out.
 const NOFLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
 
-/// How one open is served.
-enum OpenMode {
-    Passthrough,
-    Cached,
-    /// Other opens of the inode pass through to another file: bypass the page cache.
-    Direct,
+/// How a new open is served, and the handle and reply flags for it.
+struct Opened {
+    fh: FileHandle,
+    flags: FopenFlags,
+    /// The inode's backing file, for a reply with FOPEN_PASSTHROUGH.
+    backing: Option<Arc<BackingId>>,
 }
 
 impl UnionFuse {
@@ -91,116 +85,95 @@ impl UnionFuse {
             allow_passthrough: true,
             killpriv: AtomicBool::new(false),
             notifier: Default::default(),
-            backing: Mutex::new(HashMap::new()),
-            cached: Mutex::new(CachedOpens::default()),
+            iomodes: IoModes::default(),
+            handles: Mutex::new(HashMap::new()),
         }
     }
 
-    /// Chooses how to serve an open of inode INO on FD, registering FD as the inode's
-    /// passthrough backing file when it can be.
-    fn open_mode(
-        &self,
-        ino: u64,
-        fd: RawFd,
-        writable: bool,
-        on_lower: bool,
-        register: impl FnOnce() -> io::Result<BackingId>,
-    ) -> OpenMode {
+    /// What an open of FD would like, before the other opens of its inode count.
+    fn want(&self, fd: RawFd, writable: bool, on_lower: bool) -> Want {
         // A lower file that may be copied up is never a backing file: the kernel would
         // tie every later open of the inode to it, and the copy-up's writable open could
-        // not be served (EIO), nor could this handle follow the copy-up.
-        if !self.passthrough.load(Ordering::Relaxed)
-            || on_lower
-            || self.cached.lock().unwrap().per_inode.contains_key(&ino)
-        {
-            return OpenMode::Cached;
+        // not pass through to the upper file, nor could this handle follow the copy-up.
+        if !self.passthrough.load(Ordering::Relaxed) || on_lower {
+            return Want::Cached;
         }
         let Ok(st) = crate::sys::fstat(fd) else {
-            return OpenMode::Direct;
+            return Want::Direct;
         };
         if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return OpenMode::Cached;
-        }
-        let real = (st.st_dev, st.st_ino);
-        let mut map = self.backing.lock().unwrap();
-        // The kernel wants every open of an inode with a backing file to pass through.
-        if let Some(b) = map.get_mut(&ino) {
-            if b.real == real {
-                b.opens += 1;
-                return OpenMode::Passthrough;
-            }
-            return OpenMode::Direct;
+            return Want::Cached;
         }
         // Passthrough writes never reach us, so we could not drop the set-ID bits of
         // such a file (see write): it is served by us, writes bypassing the page cache.
         if killed_suidgid(st.st_mode) != st.st_mode {
-            return if writable {
-                OpenMode::Direct
-            } else {
-                OpenMode::Cached
-            };
+            return if writable { Want::Direct } else { Want::Cached };
         }
-        match register() {
-            Ok(id) => {
-                map.insert(ino, Backing { id, real, opens: 1 });
-                OpenMode::Passthrough
-            }
-            Err(e) => {
-                // In a user namespace the kernel refuses (EPERM): plain reads from now on.
-                if e.raw_os_error() == Some(libc::EPERM) {
-                    self.passthrough.store(false, Ordering::Relaxed);
-                }
-                OpenMode::Cached
-            }
+        Want::Passthrough((st.st_dev, st.st_ino))
+    }
+
+    /// Chooses and records how to serve a new open of inode INO on FD (see `iomode`),
+    /// registering FD as the inode's passthrough backing file when it becomes one.
+    fn start_open(
+        &self,
+        ino: u64,
+        fd: OwnedFd,
+        writable: bool,
+        on_lower: bool,
+        register: impl FnOnce(&OwnedFd) -> io::Result<BackingId>,
+    ) -> Opened {
+        let want = self.want(fd.as_raw_fd(), writable, on_lower);
+        let (chosen, err) = self.iomodes.open(ino, want, || register(&fd));
+        // In a user namespace the kernel refuses (EPERM): plain reads from now on.
+        if err.and_then(|e| e.raw_os_error()) == Some(libc::EPERM) {
+            self.passthrough.store(false, Ordering::Relaxed);
+        }
+        let fh = FileHandle(fd.into_raw_fd() as u64);
+        let mode = chosen.mode;
+        self.handles.lock().unwrap().insert(
+            fh.0,
+            OpenHandle {
+                ino,
+                mode,
+                on_lower,
+            },
+        );
+        let flags = match mode {
+            OpenMode::Passthrough => NOFLUSH,
+            OpenMode::PassthroughDirect | OpenMode::Direct => NOFLUSH | FopenFlags::FOPEN_DIRECT_IO,
+            // Layers change only through us, so cached pages stay valid across opens.
+            OpenMode::Cached => NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE,
+        };
+        Opened {
+            fh,
+            flags,
+            backing: chosen.backing,
         }
     }
 
-    /// Counts a page-cache open (see `CachedOpens`).
-    fn add_cached(&self, ino: u64, fh: FileHandle, on_lower: bool) {
-        let mut c = self.cached.lock().unwrap();
-        *c.per_inode.entry(ino).or_default() += 1;
-        c.handles.insert(fh.0, (ino, on_lower));
-    }
-
-    fn release_cached(&self, fh: FileHandle) {
-        let mut c = self.cached.lock().unwrap();
-        if let Some((ino, _)) = c.handles.remove(&fh.0)
-            && let Some(n) = c.per_inode.get_mut(&ino)
-        {
-            *n -= 1;
-            if *n == 0 {
-                c.per_inode.remove(&ino);
-            }
+    /// Forgets handle FH (at its release) and closes it.
+    fn end_open(&self, fh: FileHandle) {
+        if let Some(h) = self.handles.lock().unwrap().remove(&fh.0) {
+            self.iomodes.release(h.ino, h.mode);
         }
+        drop(unsafe { OwnedFd::from_raw_fd(fd_of(fh)) });
     }
 
     /// The descriptor of a handle, moved to the upper file first if it was opened on a
     /// lower file that has been copied up since (the number stays the same: dup3).
     fn current_fd(&self, fh: FileHandle) -> RawFd {
-        let mut c = self.cached.lock().unwrap();
-        if let Some((ino, on_lower @ true)) = c.handles.get_mut(&fh.0)
-            && let Ok(Some(upper)) = self.fs.reopen_copied_up(*ino)
+        let ino = match self.handles.lock().unwrap().get(&fh.0) {
+            Some(h) if h.on_lower => h.ino,
+            _ => return fd_of(fh),
+        };
+        if let Ok(Some(upper)) = self.fs.reopen_copied_up(ino)
             // SAFETY: both descriptors are open; dup3 replaces the handle's atomically.
             && unsafe { libc::dup3(upper.as_raw_fd(), fd_of(fh), libc::O_CLOEXEC) } >= 0
+            && let Some(h) = self.handles.lock().unwrap().get_mut(&fh.0)
         {
-            *on_lower = false;
+            h.on_lower = false;
         }
         fd_of(fh)
-    }
-
-    fn release_backing(&self, ino: u64, fd: RawFd) {
-        let mut map = self.backing.lock().unwrap();
-        if let Some(b) = map.get_mut(&ino) {
-            let same = crate::sys::fstat(fd)
-                .map(|st| (st.st_dev, st.st_ino) == b.real)
-                .unwrap_or(false);
-            if same {
-                b.opens -= 1;
-                if b.opens == 0 {
-                    map.remove(&ino);
-                }
-            }
-        }
     }
 }
 
@@ -609,24 +582,10 @@ impl Filesystem for UnionFuse {
             Err(e) => return reply.error(self.fail("open", ino.0, None, &e)),
         };
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
-        let mode = self.open_mode(ino.0, fd.as_raw_fd(), writable, on_lower, || {
-            reply.open_backing(&fd)
-        });
-        let fh = FileHandle(fd.into_raw_fd() as u64);
-        if let OpenMode::Cached = mode {
-            self.add_cached(ino.0, fh, on_lower);
-        }
-        match mode {
-            OpenMode::Passthrough => {
-                let map = self.backing.lock().unwrap();
-                match map.get(&ino.0) {
-                    Some(b) => reply.opened_passthrough(fh, NOFLUSH, &b.id),
-                    None => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO),
-                }
-            }
-            OpenMode::Direct => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO),
-            // Layers change only through us, so cached pages stay valid across opens.
-            OpenMode::Cached => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE),
+        let o = self.start_open(ino.0, fd, writable, on_lower, |fd| reply.open_backing(fd));
+        match &o.backing {
+            Some(b) => reply.opened_passthrough(o.fh, o.flags, b),
+            None => reply.opened(o.fh, o.flags),
         }
     }
 
@@ -721,16 +680,14 @@ impl Filesystem for UnionFuse {
     fn release(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.release_backing(ino.0, fd_of(fh));
-        self.release_cached(fh);
-        drop(unsafe { OwnedFd::from_raw_fd(fd_of(fh)) });
+        self.end_open(fh);
         reply.ok();
     }
 
@@ -962,37 +919,11 @@ impl Filesystem for UnionFuse {
         match self.fs.create(parent.0, name, mode, flags, caller(req)) {
             Ok((node, st, fd)) => {
                 let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-                let mode = self.open_mode(node.ino, fd.as_raw_fd(), writable, false, || {
-                    reply.open_backing(&fd)
-                });
-                let fh = FileHandle(fd.into_raw_fd() as u64);
-                if let OpenMode::Cached = mode {
-                    self.add_cached(node.ino, fh, false);
-                }
-                let a = attr(&st);
-                let g = Generation(0);
-                match mode {
-                    OpenMode::Passthrough => {
-                        let map = self.backing.lock().unwrap();
-                        match map.get(&node.ino) {
-                            Some(b) => {
-                                reply.created_passthrough(&self.ttl, &a, g, fh, NOFLUSH, &b.id)
-                            }
-                            None => reply.created(
-                                &self.ttl,
-                                &a,
-                                g,
-                                fh,
-                                NOFLUSH | FopenFlags::FOPEN_DIRECT_IO,
-                            ),
-                        }
-                    }
-                    OpenMode::Direct => {
-                        reply.created(&self.ttl, &a, g, fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO)
-                    }
-                    OpenMode::Cached => {
-                        reply.created(&self.ttl, &a, g, fh, NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE)
-                    }
+                let o = self.start_open(node.ino, fd, writable, false, |fd| reply.open_backing(fd));
+                let (a, g) = (attr(&st), Generation(0));
+                match &o.backing {
+                    Some(b) => reply.created_passthrough(&self.ttl, &a, g, o.fh, o.flags, b),
+                    None => reply.created(&self.ttl, &a, g, o.fh, o.flags),
                 }
             }
             Err(e) => reply.error(self.fail("create", parent.0, Some(name), &e)),
