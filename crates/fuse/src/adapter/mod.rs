@@ -18,8 +18,17 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod attrs;
+mod dir;
+mod errors;
 mod iomode;
+mod open;
+
+use attrs::*;
+use dir::*;
+use errors::*;
 use iomode::{IoModes, OpenMode, Want};
+use open::*;
 
 pub struct UnionFuse {
     pub fs: UnionFs,
@@ -40,38 +49,6 @@ pub struct UnionFuse {
     handles: Mutex<HashMap<u64, OpenHandle>>,
 }
 
-/// An open file handle.
-struct OpenHandle {
-    ino: u64,
-    mode: OpenMode,
-    /// Opened read-only on a lower file that a copy-up may replace.
-    on_lower: bool,
-}
-
-/// One position of a directory listing.
-enum Slot<'a> {
-    Dot,
-    DotDot,
-    Entry(&'a DirEntry),
-}
-
-/// An open directory: the listing taken when it is read from offset 0 (the first read,
-/// or a rewinddir), served by offset so that offsets stay stable while it changes.
-struct DirHandle {
-    entries: Vec<DirEntry>,
-}
-
-/// No FLUSH request on close: we keep no state that a close must push out.
-const NOFLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
-
-/// How a new open is served, and the handle and reply flags for it.
-struct Opened {
-    fh: FileHandle,
-    flags: FopenFlags,
-    /// The inode's backing file, for a reply with FOPEN_PASSTHROUGH.
-    backing: Option<Arc<BackingId>>,
-}
-
 impl UnionFuse {
     pub fn new(fs: UnionFs) -> Self {
         UnionFuse {
@@ -89,266 +66,6 @@ impl UnionFuse {
             handles: Mutex::new(HashMap::new()),
         }
     }
-
-    /// What an open of FD would like, before the other opens of its inode count.
-    fn want(&self, fd: RawFd, writable: bool, on_lower: bool) -> Want {
-        // A lower file that may be copied up is never a backing file: the kernel would
-        // tie every later open of the inode to it, and the copy-up's writable open could
-        // not pass through to the upper file, nor could this handle follow the copy-up.
-        if !self.passthrough.load(Ordering::Relaxed) || on_lower {
-            return Want::Cached;
-        }
-        let Ok(st) = crate::sys::fstat(fd) else {
-            return Want::Direct;
-        };
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return Want::Cached;
-        }
-        // Passthrough writes never reach us, so we could not drop the set-ID bits of
-        // such a file (see write): it is served by us, writes bypassing the page cache.
-        if killed_suidgid(st.st_mode) != st.st_mode {
-            return if writable { Want::Direct } else { Want::Cached };
-        }
-        Want::Passthrough((st.st_dev, st.st_ino))
-    }
-
-    /// Chooses and records how to serve a new open of inode INO on FD (see `iomode`),
-    /// registering FD as the inode's passthrough backing file when it becomes one.
-    fn start_open(
-        &self,
-        ino: u64,
-        fd: OwnedFd,
-        writable: bool,
-        on_lower: bool,
-        register: impl FnOnce(&OwnedFd) -> io::Result<BackingId>,
-    ) -> Opened {
-        let want = self.want(fd.as_raw_fd(), writable, on_lower);
-        let (chosen, err) = self.iomodes.open(ino, want, || register(&fd));
-        // In a user namespace the kernel refuses (EPERM): plain reads from now on.
-        if err.and_then(|e| e.raw_os_error()) == Some(libc::EPERM) {
-            self.passthrough.store(false, Ordering::Relaxed);
-        }
-        let fh = FileHandle(fd.into_raw_fd() as u64);
-        let mode = chosen.mode;
-        self.handles.lock().unwrap().insert(
-            fh.0,
-            OpenHandle {
-                ino,
-                mode,
-                on_lower,
-            },
-        );
-        let flags = match mode {
-            OpenMode::Passthrough => NOFLUSH,
-            OpenMode::PassthroughDirect | OpenMode::Direct => NOFLUSH | FopenFlags::FOPEN_DIRECT_IO,
-            // Layers change only through us, so cached pages stay valid across opens.
-            OpenMode::Cached => NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE,
-        };
-        Opened {
-            fh,
-            flags,
-            backing: chosen.backing,
-        }
-    }
-
-    /// Forgets handle FH (at its release) and closes it.
-    fn end_open(&self, fh: FileHandle) {
-        if let Some(h) = self.handles.lock().unwrap().remove(&fh.0) {
-            self.iomodes.release(h.ino, h.mode);
-        }
-        drop(unsafe { OwnedFd::from_raw_fd(fd_of(fh)) });
-    }
-
-    /// The descriptor of a handle, moved to the upper file first if it was opened on a
-    /// lower file that has been copied up since (the number stays the same: dup3).
-    fn current_fd(&self, fh: FileHandle) -> RawFd {
-        let ino = match self.handles.lock().unwrap().get(&fh.0) {
-            Some(h) if h.on_lower => h.ino,
-            _ => return fd_of(fh),
-        };
-        if let Ok(Some(upper)) = self.fs.reopen_copied_up(ino)
-            // SAFETY: both descriptors are open; dup3 replaces the handle's atomically.
-            && unsafe { libc::dup3(upper.as_raw_fd(), fd_of(fh), libc::O_CLOEXEC) } >= 0
-            && let Some(h) = self.handles.lock().unwrap().get_mut(&fh.0)
-        {
-            h.on_lower = false;
-        }
-        fd_of(fh)
-    }
-}
-
-impl UnionFuse {
-    /// The errno for an error of operation OP on INO (and NAME): logged when it is not
-    /// one the union gives by design (see `unexpected`), and at debug level always.
-    fn fail(&self, op: &str, ino: u64, name: Option<&OsStr>, e: &io::Error) -> Errno {
-        let name = name.map(|n| format!(" {n:?}")).unwrap_or_default();
-        if unexpected(e) {
-            let path = self.fs.path_of(ino).unwrap_or_default();
-            log::warn!("{op} ino {ino} (/{}){name}: {e}", path.to_string_lossy());
-        } else {
-            log::debug!("{op} ino {ino}{name}: {e}");
-        }
-        errno(e)
-    }
-
-    /// The listing of an open directory, taken anew when read from offset 0.
-    fn listing(
-        &self,
-        ino: u64,
-        fh: FileHandle,
-        offset: u64,
-    ) -> Result<Arc<Mutex<DirHandle>>, Errno> {
-        let h = self
-            .dirs
-            .lock()
-            .unwrap()
-            .get(&fh.0)
-            .cloned()
-            .ok_or(Errno::EBADF)?;
-        if offset == 0 {
-            h.lock().unwrap().entries = self
-                .fs
-                .list_dir(ino)
-                .map_err(|e| self.fail("readdir", ino, None, &e))?;
-        }
-        Ok(h)
-    }
-
-    /// Walks the listing of directory INO from OFFSET: ".", "..", then its entries.
-    /// ADD gets the offset of the next slot and the slot, and tells when the reply is full.
-    fn each_entry(
-        &self,
-        ino: u64,
-        fh: FileHandle,
-        offset: u64,
-        mut add: impl FnMut(u64, Slot<'_>) -> bool,
-    ) -> Result<(), Errno> {
-        let h = self.listing(ino, fh, offset)?;
-        let list = &h.lock().unwrap().entries;
-        let mut i = offset as usize;
-        loop {
-            let slot = match i {
-                0 => Slot::Dot,
-                1 => Slot::DotDot,
-                _ => match list.get(i - 2) {
-                    Some(e) => Slot::Entry(e),
-                    None => return Ok(()),
-                },
-            };
-            if add((i + 1) as u64, slot) {
-                return Ok(());
-            }
-            i += 1;
-        }
-    }
-
-    fn parent_of(&self, ino: u64) -> u64 {
-        if ino == ROOT {
-            return ROOT;
-        }
-        self.fs
-            .nodes
-            .get(ino)
-            .and_then(|n| n.lock().aliases.first().map(|a| a.0))
-            .unwrap_or(ROOT)
-    }
-}
-
-/// An error no union operation gives by design: a bug, a broken layer, or a lost race.
-fn unexpected(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        None | Some(
-            libc::EIO
-                | libc::ESTALE
-                | libc::EBADF
-                | libc::EXDEV
-                | libc::EFAULT
-                | libc::ENOTCONN
-                | libc::ENOMEM
-        )
-    )
-}
-
-fn errno(e: &io::Error) -> Errno {
-    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-fn time(sec: i64, nsec: i64) -> SystemTime {
-    if sec >= 0 {
-        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
-    } else {
-        UNIX_EPOCH - Duration::from_secs((-sec) as u64) + Duration::from_nanos(nsec as u64)
-    }
-}
-
-fn file_type(mode: u32) -> FileType {
-    match mode & libc::S_IFMT {
-        libc::S_IFDIR => FileType::Directory,
-        libc::S_IFLNK => FileType::Symlink,
-        libc::S_IFCHR => FileType::CharDevice,
-        libc::S_IFBLK => FileType::BlockDevice,
-        libc::S_IFIFO => FileType::NamedPipe,
-        libc::S_IFSOCK => FileType::Socket,
-        _ => FileType::RegularFile,
-    }
-}
-
-fn dtype_kind(d: u8) -> FileType {
-    match d {
-        libc::DT_DIR => FileType::Directory,
-        libc::DT_LNK => FileType::Symlink,
-        libc::DT_CHR => FileType::CharDevice,
-        libc::DT_BLK => FileType::BlockDevice,
-        libc::DT_FIFO => FileType::NamedPipe,
-        libc::DT_SOCK => FileType::Socket,
-        _ => FileType::RegularFile,
-    }
-}
-
-pub fn attr(st: &Stat) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(st.st_ino),
-        size: st.st_size as u64,
-        blocks: st.st_blocks as u64,
-        atime: time(st.st_atime, st.st_atime_nsec),
-        mtime: time(st.st_mtime, st.st_mtime_nsec),
-        ctime: time(st.st_ctime, st.st_ctime_nsec),
-        crtime: time(st.st_ctime, st.st_ctime_nsec),
-        kind: file_type(st.st_mode),
-        perm: (st.st_mode & 0o7777) as u16,
-        nlink: st.st_nlink as u32,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        rdev: st.st_rdev as u32,
-        blksize: st.st_blksize as u32,
-        flags: 0,
-    }
-}
-
-fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
-    t.map(|t| match t {
-        TimeOrNow::Now => SetTime::Now,
-        TimeOrNow::SpecificTime(st) => {
-            let (s, n) = match st.duration_since(UNIX_EPOCH) {
-                Ok(d) => (d.as_secs() as i64, d.subsec_nanos() as i64),
-                Err(e) => {
-                    let d = e.duration();
-                    let mut s = -(d.as_secs() as i64);
-                    let mut n = d.subsec_nanos() as i64;
-                    if n > 0 {
-                        s -= 1;
-                        n = 1_000_000_000 - n;
-                    }
-                    (s, n)
-                }
-            };
-            SetTime::At(libc::timespec {
-                tv_sec: s,
-                tv_nsec: n,
-            })
-        }
-    })
 }
 
 fn caller(req: &Request) -> Caller {
@@ -360,18 +77,6 @@ fn caller(req: &Request) -> Caller {
 
 fn cname(name: &OsStr) -> Result<CString, Errno> {
     CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)
-}
-
-fn fd_of(fh: FileHandle) -> RawFd {
-    fh.0 as RawFd
-}
-
-fn check(r: isize) -> Result<usize, Errno> {
-    if r < 0 {
-        Err(errno(&io::Error::last_os_error()))
-    } else {
-        Ok(r as usize)
-    }
 }
 
 impl Filesystem for UnionFuse {
