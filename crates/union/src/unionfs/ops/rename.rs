@@ -169,27 +169,7 @@ impl UnionFs {
         self.copy_up(np)?;
         self.prefer_alias(&src_node, op, oname);
         self.copy_up(src_node.ino)?;
-        let dst_node = match (&dst, exchange) {
-            (Some(d), true) => {
-                let n = self.found_node(d)?;
-                self.prefer_alias(&n, np, nname);
-                self.copy_up(n.ino)?;
-                Some(n)
-            }
-            (Some(d), false) => {
-                if let (None, Some(ix), Some(ixfd)) = (&d.upper, &d.index, &self.layers.index) {
-                    self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
-                }
-                let n = self.nodes.get_key(d.ino);
-                if let Some(n) = &n
-                    && !Arc::ptr_eq(n, &src_node)
-                {
-                    self.keep_orphan(n, np, nname);
-                }
-                n
-            }
-            _ => None,
-        };
+        let dst_node = self.rename_dst_node(&dst, exchange, np, nname, &src_node)?;
         let oppath = self.path_of(op)?;
         let nppath = self.path_of(np)?;
         let ufd = self.upper()?;
@@ -224,32 +204,82 @@ impl UnionFs {
         if exchange {
             sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_EXCHANGE)?;
         } else {
-            let mut aufs_marker = false;
-            match sys::lstat_opt(ufd, &npath)? {
-                Some(st) if self.upper_whiteout(ufd, &npath, &st) && src_dir => {
-                    sys::unlinkat(ufd, &npath, 0)?
-                }
-                Some(st) if sys::is_dir(&st) && !dst_pure_upper => self.clear_dir(&npath)?,
-                Some(_) => {}
-                None => {
-                    aufs_marker = whiteout::is_whiteout(ufd, &nppath, nname, self.upper_aufs())?
-                }
-            }
-            match (old_lower, self.layers.format) {
-                (true, Format::Overlay) => {
-                    sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_WHITEOUT)?
-                }
-                (true, Format::Aufs) => {
-                    sys::renameat2(ufd, &opath, ufd, &npath, 0)?;
-                    self.make_whiteout(&oppath, oname)?;
-                }
-                (false, _) => sys::renameat2(ufd, &opath, ufd, &npath, 0)?,
-            }
-            if aufs_marker {
-                sys::unlinkat(ufd, &join(&nppath, &whiteout::aufs_whiteout_name(nname)), 0)?;
-            }
+            let old = (oppath.as_os_str(), oname);
+            let new = (nppath.as_os_str(), nname);
+            self.replace_on_disk(ufd, old, new, src_dir, dst_pure_upper, old_lower)?;
         }
         self.follow_rename(&src_node, dst_node, (op, oname), (np, nname), exchange);
+        Ok(())
+    }
+
+    /// The node at the destination of a rename: copied up when it moves too (exchange),
+    /// else counted out of its index entry and kept as an orphan while it is held.
+    fn rename_dst_node(
+        &self,
+        dst: &Option<Found>,
+        exchange: bool,
+        np: u64,
+        nname: &OsStr,
+        src_node: &Arc<Node>,
+    ) -> io::Result<Option<Arc<Node>>> {
+        Ok(match (dst, exchange) {
+            (Some(d), true) => {
+                let n = self.found_node(d)?;
+                self.prefer_alias(&n, np, nname);
+                self.copy_up(n.ino)?;
+                Some(n)
+            }
+            (Some(d), false) => {
+                if let (None, Some(ix), Some(ixfd)) = (&d.upper, &d.index, &self.layers.index) {
+                    self.adjust_nlink(ixfd.as_raw_fd(), ix, -1)?;
+                }
+                let n = self.nodes.get_key(d.ino);
+                if let Some(n) = &n
+                    && !Arc::ptr_eq(n, src_node)
+                {
+                    self.keep_orphan(n, np, nname);
+                }
+                n
+            }
+            _ => None,
+        })
+    }
+
+    /// The rename on disk of OLD to NEW (parent path, name), not an exchange: what is at
+    /// NEW cleared first, and a whiteout left at OLD where a lower file shows (OLD_LOWER).
+    fn replace_on_disk(
+        &self,
+        ufd: RawFd,
+        (oppath, oname): (&OsStr, &OsStr),
+        (nppath, nname): (&OsStr, &OsStr),
+        src_dir: bool,
+        dst_pure_upper: bool,
+        old_lower: bool,
+    ) -> io::Result<()> {
+        let opath = join(oppath, oname);
+        let npath = join(nppath, nname);
+        let mut aufs_marker = false;
+        match sys::lstat_opt(ufd, &npath)? {
+            Some(st) if self.upper_whiteout(ufd, &npath, &st) && src_dir => {
+                sys::unlinkat(ufd, &npath, 0)?
+            }
+            Some(st) if sys::is_dir(&st) && !dst_pure_upper => self.clear_dir(&npath)?,
+            Some(_) => {}
+            None => aufs_marker = whiteout::is_whiteout(ufd, nppath, nname, self.upper_aufs())?,
+        }
+        match (old_lower, self.layers.format) {
+            (true, Format::Overlay) => {
+                sys::renameat2(ufd, &opath, ufd, &npath, libc::RENAME_WHITEOUT)?
+            }
+            (true, Format::Aufs) => {
+                sys::renameat2(ufd, &opath, ufd, &npath, 0)?;
+                self.make_whiteout(oppath, oname)?;
+            }
+            (false, _) => sys::renameat2(ufd, &opath, ufd, &npath, 0)?,
+        }
+        if aufs_marker {
+            sys::unlinkat(ufd, &join(nppath, &whiteout::aufs_whiteout_name(nname)), 0)?;
+        }
         Ok(())
     }
 

@@ -18,6 +18,18 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
+mod attrs;
+mod dir;
+mod errors;
+mod iomode;
+mod open;
+
+use attrs::*;
+use dir::*;
+use errors::*;
+use iomode::{IoModes, OpenMode, Want};
+use open::*;
+
 pub struct UnionFuse {
     pub fs: UnionFs,
     ttl: Duration,
@@ -31,51 +43,10 @@ pub struct UnionFuse {
     pub notifier: Arc<std::sync::OnceLock<fuser::Notifier>>,
     /// FUSE_HANDLE_KILLPRIV_V2 was negotiated: we drop set-ID bits on write and truncate.
     killpriv: AtomicBool,
-    /// Backing files registered with the kernel, per inode: the kernel wants one backing
-    /// file per inode for all its passthrough opens.
-    backing: Mutex<HashMap<u64, Backing>>,
-    /// Opens served through the page cache.
-    cached: Mutex<CachedOpens>,
-}
-
-/// The kernel refuses a passthrough open of an inode that has page-cache opens (and any
-/// other open of one that has a passthrough open), so those are counted per inode.
-#[derive(Default)]
-struct CachedOpens {
-    per_inode: HashMap<u64, usize>,
-    /// handle -> (inode, opened read-only on a lower file that a copy-up may replace).
-    handles: HashMap<u64, (u64, bool)>,
-}
-
-/// One position of a directory listing.
-enum Slot<'a> {
-    Dot,
-    DotDot,
-    Entry(&'a DirEntry),
-}
-
-struct Backing {
-    id: BackingId,
-    /// (st_dev, st_ino) of the real file behind it.
-    real: (u64, u64),
-    opens: usize,
-}
-
-/// An open directory: the listing taken when it is read from offset 0 (the first read,
-/// or a rewinddir), served by offset so that offsets stay stable while it changes.
-struct DirHandle {
-    entries: Vec<DirEntry>,
-}
-
-/// No FLUSH request on close: we keep no state that a close must push out.
-const NOFLUSH: FopenFlags = FopenFlags::FOPEN_NOFLUSH;
-
-/// How one open is served.
-enum OpenMode {
-    Passthrough,
-    Cached,
-    /// Other opens of the inode pass through to another file: bypass the page cache.
-    Direct,
+    /// The I/O mode of each open inode (see `iomode`).
+    iomodes: IoModes,
+    /// The open file handles.
+    handles: Mutex<HashMap<u64, OpenHandle>>,
 }
 
 impl UnionFuse {
@@ -91,291 +62,10 @@ impl UnionFuse {
             allow_passthrough: true,
             killpriv: AtomicBool::new(false),
             notifier: Default::default(),
-            backing: Mutex::new(HashMap::new()),
-            cached: Mutex::new(CachedOpens::default()),
+            iomodes: IoModes::default(),
+            handles: Mutex::new(HashMap::new()),
         }
     }
-
-    /// Chooses how to serve an open of inode INO on FD, registering FD as the inode's
-    /// passthrough backing file when it can be.
-    fn open_mode(
-        &self,
-        ino: u64,
-        fd: RawFd,
-        writable: bool,
-        on_lower: bool,
-        register: impl FnOnce() -> io::Result<BackingId>,
-    ) -> OpenMode {
-        // A lower file that may be copied up is never a backing file: the kernel would
-        // tie every later open of the inode to it, and the copy-up's writable open could
-        // not be served (EIO), nor could this handle follow the copy-up.
-        if !self.passthrough.load(Ordering::Relaxed)
-            || on_lower
-            || self.cached.lock().unwrap().per_inode.contains_key(&ino)
-        {
-            return OpenMode::Cached;
-        }
-        let Ok(st) = crate::sys::fstat(fd) else {
-            return OpenMode::Direct;
-        };
-        if st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            return OpenMode::Cached;
-        }
-        let real = (st.st_dev, st.st_ino);
-        let mut map = self.backing.lock().unwrap();
-        // The kernel wants every open of an inode with a backing file to pass through.
-        if let Some(b) = map.get_mut(&ino) {
-            if b.real == real {
-                b.opens += 1;
-                return OpenMode::Passthrough;
-            }
-            return OpenMode::Direct;
-        }
-        // Passthrough writes never reach us, so we could not drop the set-ID bits of
-        // such a file (see write): it is served by us, writes bypassing the page cache.
-        if killed_suidgid(st.st_mode) != st.st_mode {
-            return if writable {
-                OpenMode::Direct
-            } else {
-                OpenMode::Cached
-            };
-        }
-        match register() {
-            Ok(id) => {
-                map.insert(ino, Backing { id, real, opens: 1 });
-                OpenMode::Passthrough
-            }
-            Err(e) => {
-                // In a user namespace the kernel refuses (EPERM): plain reads from now on.
-                if e.raw_os_error() == Some(libc::EPERM) {
-                    self.passthrough.store(false, Ordering::Relaxed);
-                }
-                OpenMode::Cached
-            }
-        }
-    }
-
-    /// Counts a page-cache open (see `CachedOpens`).
-    fn add_cached(&self, ino: u64, fh: FileHandle, on_lower: bool) {
-        let mut c = self.cached.lock().unwrap();
-        *c.per_inode.entry(ino).or_default() += 1;
-        c.handles.insert(fh.0, (ino, on_lower));
-    }
-
-    fn release_cached(&self, fh: FileHandle) {
-        let mut c = self.cached.lock().unwrap();
-        if let Some((ino, _)) = c.handles.remove(&fh.0)
-            && let Some(n) = c.per_inode.get_mut(&ino)
-        {
-            *n -= 1;
-            if *n == 0 {
-                c.per_inode.remove(&ino);
-            }
-        }
-    }
-
-    /// The descriptor of a handle, moved to the upper file first if it was opened on a
-    /// lower file that has been copied up since (the number stays the same: dup3).
-    fn current_fd(&self, fh: FileHandle) -> RawFd {
-        let mut c = self.cached.lock().unwrap();
-        if let Some((ino, on_lower @ true)) = c.handles.get_mut(&fh.0)
-            && let Ok(Some(upper)) = self.fs.reopen_copied_up(*ino)
-            // SAFETY: both descriptors are open; dup3 replaces the handle's atomically.
-            && unsafe { libc::dup3(upper.as_raw_fd(), fd_of(fh), libc::O_CLOEXEC) } >= 0
-        {
-            *on_lower = false;
-        }
-        fd_of(fh)
-    }
-
-    fn release_backing(&self, ino: u64, fd: RawFd) {
-        let mut map = self.backing.lock().unwrap();
-        if let Some(b) = map.get_mut(&ino) {
-            let same = crate::sys::fstat(fd)
-                .map(|st| (st.st_dev, st.st_ino) == b.real)
-                .unwrap_or(false);
-            if same {
-                b.opens -= 1;
-                if b.opens == 0 {
-                    map.remove(&ino);
-                }
-            }
-        }
-    }
-}
-
-impl UnionFuse {
-    /// The errno for an error of operation OP on INO (and NAME): logged when it is not
-    /// one the union gives by design (see `unexpected`), and at debug level always.
-    fn fail(&self, op: &str, ino: u64, name: Option<&OsStr>, e: &io::Error) -> Errno {
-        let name = name.map(|n| format!(" {n:?}")).unwrap_or_default();
-        if unexpected(e) {
-            let path = self.fs.path_of(ino).unwrap_or_default();
-            log::warn!("{op} ino {ino} (/{}){name}: {e}", path.to_string_lossy());
-        } else {
-            log::debug!("{op} ino {ino}{name}: {e}");
-        }
-        errno(e)
-    }
-
-    /// The listing of an open directory, taken anew when read from offset 0.
-    fn listing(
-        &self,
-        ino: u64,
-        fh: FileHandle,
-        offset: u64,
-    ) -> Result<Arc<Mutex<DirHandle>>, Errno> {
-        let h = self
-            .dirs
-            .lock()
-            .unwrap()
-            .get(&fh.0)
-            .cloned()
-            .ok_or(Errno::EBADF)?;
-        if offset == 0 {
-            h.lock().unwrap().entries = self
-                .fs
-                .list_dir(ino)
-                .map_err(|e| self.fail("readdir", ino, None, &e))?;
-        }
-        Ok(h)
-    }
-
-    /// Walks the listing of directory INO from OFFSET: ".", "..", then its entries.
-    /// ADD gets the offset of the next slot and the slot, and tells when the reply is full.
-    fn each_entry(
-        &self,
-        ino: u64,
-        fh: FileHandle,
-        offset: u64,
-        mut add: impl FnMut(u64, Slot<'_>) -> bool,
-    ) -> Result<(), Errno> {
-        let h = self.listing(ino, fh, offset)?;
-        let list = &h.lock().unwrap().entries;
-        let mut i = offset as usize;
-        loop {
-            let slot = match i {
-                0 => Slot::Dot,
-                1 => Slot::DotDot,
-                _ => match list.get(i - 2) {
-                    Some(e) => Slot::Entry(e),
-                    None => return Ok(()),
-                },
-            };
-            if add((i + 1) as u64, slot) {
-                return Ok(());
-            }
-            i += 1;
-        }
-    }
-
-    fn parent_of(&self, ino: u64) -> u64 {
-        if ino == ROOT {
-            return ROOT;
-        }
-        self.fs
-            .nodes
-            .get(ino)
-            .and_then(|n| n.lock().aliases.first().map(|a| a.0))
-            .unwrap_or(ROOT)
-    }
-}
-
-/// An error no union operation gives by design: a bug, a broken layer, or a lost race.
-fn unexpected(e: &io::Error) -> bool {
-    matches!(
-        e.raw_os_error(),
-        None | Some(
-            libc::EIO
-                | libc::ESTALE
-                | libc::EBADF
-                | libc::EXDEV
-                | libc::EFAULT
-                | libc::ENOTCONN
-                | libc::ENOMEM
-        )
-    )
-}
-
-fn errno(e: &io::Error) -> Errno {
-    Errno::from_i32(e.raw_os_error().unwrap_or(libc::EIO))
-}
-
-fn time(sec: i64, nsec: i64) -> SystemTime {
-    if sec >= 0 {
-        UNIX_EPOCH + Duration::new(sec as u64, nsec as u32)
-    } else {
-        UNIX_EPOCH - Duration::from_secs((-sec) as u64) + Duration::from_nanos(nsec as u64)
-    }
-}
-
-fn file_type(mode: u32) -> FileType {
-    match mode & libc::S_IFMT {
-        libc::S_IFDIR => FileType::Directory,
-        libc::S_IFLNK => FileType::Symlink,
-        libc::S_IFCHR => FileType::CharDevice,
-        libc::S_IFBLK => FileType::BlockDevice,
-        libc::S_IFIFO => FileType::NamedPipe,
-        libc::S_IFSOCK => FileType::Socket,
-        _ => FileType::RegularFile,
-    }
-}
-
-fn dtype_kind(d: u8) -> FileType {
-    match d {
-        libc::DT_DIR => FileType::Directory,
-        libc::DT_LNK => FileType::Symlink,
-        libc::DT_CHR => FileType::CharDevice,
-        libc::DT_BLK => FileType::BlockDevice,
-        libc::DT_FIFO => FileType::NamedPipe,
-        libc::DT_SOCK => FileType::Socket,
-        _ => FileType::RegularFile,
-    }
-}
-
-pub fn attr(st: &Stat) -> FileAttr {
-    FileAttr {
-        ino: INodeNo(st.st_ino),
-        size: st.st_size as u64,
-        blocks: st.st_blocks as u64,
-        atime: time(st.st_atime, st.st_atime_nsec),
-        mtime: time(st.st_mtime, st.st_mtime_nsec),
-        ctime: time(st.st_ctime, st.st_ctime_nsec),
-        crtime: time(st.st_ctime, st.st_ctime_nsec),
-        kind: file_type(st.st_mode),
-        perm: (st.st_mode & 0o7777) as u16,
-        nlink: st.st_nlink as u32,
-        uid: st.st_uid,
-        gid: st.st_gid,
-        rdev: st.st_rdev as u32,
-        blksize: st.st_blksize as u32,
-        flags: 0,
-    }
-}
-
-fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
-    t.map(|t| match t {
-        TimeOrNow::Now => SetTime::Now,
-        TimeOrNow::SpecificTime(st) => {
-            let (s, n) = match st.duration_since(UNIX_EPOCH) {
-                Ok(d) => (d.as_secs() as i64, d.subsec_nanos() as i64),
-                Err(e) => {
-                    let d = e.duration();
-                    let mut s = -(d.as_secs() as i64);
-                    let mut n = d.subsec_nanos() as i64;
-                    if n > 0 {
-                        s -= 1;
-                        n = 1_000_000_000 - n;
-                    }
-                    (s, n)
-                }
-            };
-            SetTime::At(libc::timespec {
-                tv_sec: s,
-                tv_nsec: n,
-            })
-        }
-    })
 }
 
 fn caller(req: &Request) -> Caller {
@@ -387,18 +77,6 @@ fn caller(req: &Request) -> Caller {
 
 fn cname(name: &OsStr) -> Result<CString, Errno> {
     CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)
-}
-
-fn fd_of(fh: FileHandle) -> RawFd {
-    fh.0 as RawFd
-}
-
-fn check(r: isize) -> Result<usize, Errno> {
-    if r < 0 {
-        Err(errno(&io::Error::last_os_error()))
-    } else {
-        Ok(r as usize)
-    }
 }
 
 impl Filesystem for UnionFuse {
@@ -609,24 +287,10 @@ impl Filesystem for UnionFuse {
             Err(e) => return reply.error(self.fail("open", ino.0, None, &e)),
         };
         let writable = flags.0 & libc::O_ACCMODE != libc::O_RDONLY;
-        let mode = self.open_mode(ino.0, fd.as_raw_fd(), writable, on_lower, || {
-            reply.open_backing(&fd)
-        });
-        let fh = FileHandle(fd.into_raw_fd() as u64);
-        if let OpenMode::Cached = mode {
-            self.add_cached(ino.0, fh, on_lower);
-        }
-        match mode {
-            OpenMode::Passthrough => {
-                let map = self.backing.lock().unwrap();
-                match map.get(&ino.0) {
-                    Some(b) => reply.opened_passthrough(fh, NOFLUSH, &b.id),
-                    None => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO),
-                }
-            }
-            OpenMode::Direct => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO),
-            // Layers change only through us, so cached pages stay valid across opens.
-            OpenMode::Cached => reply.opened(fh, NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE),
+        let o = self.start_open(ino.0, fd, writable, on_lower, |fd| reply.open_backing(fd));
+        match &o.backing {
+            Some(b) => reply.opened_passthrough(o.fh, o.flags, b),
+            None => reply.opened(o.fh, o.flags),
         }
     }
 
@@ -721,16 +385,14 @@ impl Filesystem for UnionFuse {
     fn release(
         &self,
         _req: &Request,
-        ino: INodeNo,
+        _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
         _lock_owner: Option<LockOwner>,
         _flush: bool,
         reply: ReplyEmpty,
     ) {
-        self.release_backing(ino.0, fd_of(fh));
-        self.release_cached(fh);
-        drop(unsafe { OwnedFd::from_raw_fd(fd_of(fh)) });
+        self.end_open(fh);
         reply.ok();
     }
 
@@ -962,37 +624,11 @@ impl Filesystem for UnionFuse {
         match self.fs.create(parent.0, name, mode, flags, caller(req)) {
             Ok((node, st, fd)) => {
                 let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
-                let mode = self.open_mode(node.ino, fd.as_raw_fd(), writable, false, || {
-                    reply.open_backing(&fd)
-                });
-                let fh = FileHandle(fd.into_raw_fd() as u64);
-                if let OpenMode::Cached = mode {
-                    self.add_cached(node.ino, fh, false);
-                }
-                let a = attr(&st);
-                let g = Generation(0);
-                match mode {
-                    OpenMode::Passthrough => {
-                        let map = self.backing.lock().unwrap();
-                        match map.get(&node.ino) {
-                            Some(b) => {
-                                reply.created_passthrough(&self.ttl, &a, g, fh, NOFLUSH, &b.id)
-                            }
-                            None => reply.created(
-                                &self.ttl,
-                                &a,
-                                g,
-                                fh,
-                                NOFLUSH | FopenFlags::FOPEN_DIRECT_IO,
-                            ),
-                        }
-                    }
-                    OpenMode::Direct => {
-                        reply.created(&self.ttl, &a, g, fh, NOFLUSH | FopenFlags::FOPEN_DIRECT_IO)
-                    }
-                    OpenMode::Cached => {
-                        reply.created(&self.ttl, &a, g, fh, NOFLUSH | FopenFlags::FOPEN_KEEP_CACHE)
-                    }
+                let o = self.start_open(node.ino, fd, writable, false, |fd| reply.open_backing(fd));
+                let (a, g) = (attr(&st), Generation(0));
+                match &o.backing {
+                    Some(b) => reply.created_passthrough(&self.ttl, &a, g, o.fh, o.flags, b),
+                    None => reply.created(&self.ttl, &a, g, o.fh, o.flags),
                 }
             }
             Err(e) => reply.error(self.fail("create", parent.0, Some(name), &e)),
