@@ -163,6 +163,45 @@ fn skopeo_umoci_and_podman_read_what_we_pushed() {
     assert_eq!(id.trim(), image_id(&root, "two:layers"));
 }
 
+/// Puts an OCI index at HOST/sk/docker:multi whose s390x and host entries both point at
+/// the schema2 manifest DRAW; returns that reference and the host's architecture name.
+fn put_two_platform_index(host: &str, draw: &str, dir: &Path) -> (String, &'static str) {
+    let host_arch = match std::env::consts::ARCH {
+        "aarch64" => "arm64",
+        _ => "amd64",
+    };
+    let digest = format!(
+        "sha256:{}",
+        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(draw.as_bytes()))
+    );
+    let index = serde_json::json!({
+        "schemaVersion": 2,
+        "mediaType": "application/vnd.oci.image.index.v1+json",
+        "manifests": [
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": digest,
+             "size": draw.len(), "platform": {"architecture": "s390x", "os": "linux"}},
+            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": digest,
+             "size": draw.len(), "platform": {"architecture": host_arch, "os": "linux"}}
+        ]
+    });
+    let index_file = dir.join("index.json");
+    fs::write(&index_file, serde_json::to_vec(&index).unwrap()).unwrap();
+    sh_ok(
+        "curl",
+        &[
+            "-sf",
+            "-X",
+            "PUT",
+            "-H",
+            "Content-Type: application/vnd.oci.image.index.v1+json",
+            "--data-binary",
+            &format!("@{}", index_file.display()),
+            &format!("http://{}/v2/sk/docker/manifests/multi", host),
+        ],
+    );
+    (format!("{host}/sk/docker:multi"), host_arch)
+}
+
 #[test]
 fn we_pull_what_skopeo_pushed_gzip_zstd_docker_and_index() {
     let reg = Registry::start();
@@ -245,41 +284,8 @@ fn we_pull_what_skopeo_pushed_gzip_zstd_docker_and_index() {
     }
 
     // an OCI index with two platforms, the host's pointing at the schema2 manifest
-    let host_arch = match std::env::consts::ARCH {
-        "aarch64" => "arm64",
-        _ => "amd64",
-    };
-    let digest = format!(
-        "sha256:{}",
-        hex::encode(<sha2::Sha256 as sha2::Digest>::digest(draw.as_bytes()))
-    );
-    let index = serde_json::json!({
-        "schemaVersion": 2,
-        "mediaType": "application/vnd.oci.image.index.v1+json",
-        "manifests": [
-            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": digest,
-             "size": draw.len(), "platform": {"architecture": "s390x", "os": "linux"}},
-            {"mediaType": "application/vnd.docker.distribution.manifest.v2+json", "digest": digest,
-             "size": draw.len(), "platform": {"architecture": host_arch, "os": "linux"}}
-        ]
-    });
-    let index_file = t.path().join("index.json");
-    fs::write(&index_file, serde_json::to_vec(&index).unwrap()).unwrap();
-    sh_ok(
-        "curl",
-        &[
-            "-sf",
-            "-X",
-            "PUT",
-            "-H",
-            "Content-Type: application/vnd.oci.image.index.v1+json",
-            "--data-binary",
-            &format!("@{}", index_file.display()),
-            &format!("http://{}/v2/sk/docker/manifests/multi", reg.host),
-        ],
-    );
+    let (multi, host_arch) = put_two_platform_index(&reg.host, &draw, t.path());
     let root = t.path().join("from-index");
-    let multi = format!("{}/sk/docker:multi", reg.host);
     assert_eq!(
         uc_ok(&root, &["pull", &multi]).trim(),
         format!("sha256:{want}")
