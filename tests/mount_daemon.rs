@@ -158,6 +158,42 @@ fn umount_returns_after_the_daemon_is_gone() {
     }
 }
 
+/// Kills the daemons serving the append WRITER at POINT: when the copy-up's temp file in
+/// TEMP holds COPIED bytes (or the copy-up ended: UPPER_BIG exists), at once (round 0),
+/// or after the append returned.
+fn kill_at(
+    point: &str,
+    copied: Option<u64>,
+    round: usize,
+    temp: &std::path::Path,
+    upper_big: &std::path::Path,
+    writer: &mut std::process::Child,
+    daemons: &[i32],
+) {
+    if let Some(n) = copied {
+        // The largest file in the work dir: the copy-up's temp file.
+        let temp_len = || {
+            std::fs::read_dir(temp)
+                .unwrap()
+                .flatten()
+                .filter_map(|e| e.metadata().ok())
+                .filter(|m| m.is_file())
+                .map(|m| m.len())
+                .max()
+        };
+        common::events::wait_on_path(temp, point, || match temp_len() {
+            Some(len) => len >= n,
+            None => upper_big.exists(),
+        });
+    } else if round > 0 {
+        let _ = writer.wait();
+    }
+    for pid in daemons {
+        let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
+    }
+    let _ = writer.wait();
+}
+
 /// Copy-up goes through the work dir (temp file + rename): killing the daemon in the middle
 /// of copying a big file never leaves a partial file visible after remount, and the next
 /// mount clears the leftovers from the work dir.
@@ -202,30 +238,15 @@ fn killed_during_copy_up_leaves_no_partial_file() {
             .spawn()
             .unwrap();
         let upper_big = dirs.upper.as_ref().unwrap().join("big");
-        let temp = work.join("work");
-        if let Some(n) = copied {
-            // The largest file in the work dir: the copy-up's temp file.
-            let temp_len = || {
-                std::fs::read_dir(&temp)
-                    .unwrap()
-                    .flatten()
-                    .filter_map(|e| e.metadata().ok())
-                    .filter(|m| m.is_file())
-                    .map(|m| m.len())
-                    .max()
-            };
-            common::events::wait_on_path(&temp, point, || match temp_len() {
-                Some(len) => len >= n,
-                None => upper_big.exists(),
-            });
-        } else if round > 0 {
-            let _ = writer.wait();
-        }
-        for pid in &daemons {
-            let _ =
-                nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGKILL);
-        }
-        let _ = writer.wait();
+        kill_at(
+            point,
+            copied,
+            round,
+            &work.join("work"),
+            &upper_big,
+            &mut writer,
+            &daemons,
+        );
         common::events::wait_all_exit(&daemons, "the killed daemon");
         let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
         assert!(
