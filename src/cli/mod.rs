@@ -15,6 +15,14 @@ pub fn main() -> i32 {
     unionctl::logging::to_stderr();
     let cli = Cli::parse();
     let root = unionctl::image::store_root(cli.root.clone());
+    if only_prints(&cli.command) {
+        // A reader that goes away (`unionctl images | head -1`) ends us quietly, as it
+        // ends coreutils: the default action of SIGPIPE, which Rust sets to ignore (then
+        // println! panics on EPIPE). Not for commands that leave processes behind (mount
+        // daemons, container supervisors): they must see EPIPE, not die of it.
+        // SAFETY: restoring a signal's default action.
+        unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
+    }
     match dispatch(cli.command, root) {
         Ok(code) => code,
         Err(e) => {
@@ -56,4 +64,22 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Login(a) => registry::login(&root, a),
         Command::Logout(a) => registry::logout(&root, a),
     }
+}
+
+/// Commands whose work ends with their output and that start no long-lived process.
+fn only_prints(cmd: &Command) -> bool {
+    matches!(
+        cmd,
+        Command::Layers(_)
+            | Command::Which(_)
+            | Command::Ps(_)
+            | Command::Logs(_)
+            | Command::Images(_)
+            | Command::History(_)
+            | Command::Inspect(_)
+            | Command::Diff(_)
+            | Command::Save(_)
+            | Command::Export(_)
+            | Command::Search(_)
+    )
 }
