@@ -526,3 +526,23 @@ fn files_held_open_across_copy_up_and_unlink() {
         "the lower layer is untouched"
     );
 }
+
+/// The default work dir (`.NAME.work` beside the upper) is private, as the kernel's
+/// `work/` is: no other user may rename or replace what a copy-up stages there.
+#[test]
+fn the_default_work_dir_is_private() {
+    let t = setup("cli-private-work");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: None,
+    };
+    let mut m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let work = t.s.path().join(".upper.work");
+    let mode = std::fs::metadata(&work)
+        .unwrap_or_else(|e| panic!("{}: {e}", work.display()))
+        .permissions()
+        .mode();
+    m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(mode & 0o777, 0o700, "{} has mode {mode:o}", work.display());
+}

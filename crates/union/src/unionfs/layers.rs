@@ -226,8 +226,13 @@ impl Layers {
         let mut index = None;
         if let Some((up, wk)) = &upper_work {
             upper = Some(open_layer(up, &mut devs).map_err(|e| err(up, io_cause(&e)))?);
-            std::fs::create_dir_all(wk)
-                .map_err(|e| err(wk, format!("cannot create work dir: {}", io_cause(&e))))?;
+            // Private, as the kernel's work/: nobody else may touch what copy-ups stage.
+            std::os::unix::fs::DirBuilderExt::mode(
+                std::fs::DirBuilder::new().recursive(true),
+                0o700,
+            )
+            .create(wk)
+            .map_err(|e| err(wk, format!("cannot create work dir: {}", io_cause(&e))))?;
             let wfd = sys::open_dir_path(wk).map_err(|e| err(wk, io_cause(&e)))?;
             let tmp = OsStr::new(WORK_TMP);
             crate::cow::remove_tree(wfd.as_raw_fd(), tmp).map_err(|e| {
