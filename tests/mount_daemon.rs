@@ -298,3 +298,70 @@ fn killed_during_copy_up_leaves_no_partial_file() {
         );
     }
 }
+
+/// `mount -f` ends on SIGTERM or SIGINT as fuse-overlayfs does: it unmounts (lazily, so a
+/// busy mount goes too) and exits 0, leaving no dead mount point behind.
+#[test]
+fn foreground_mount_unmounts_on_sigterm_and_sigint() {
+    let t = setup("cli-foreground-signal");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
+        let args = common::mounts::unionctl_mount_args(&dirs, &t.merged, &["-f"]);
+        let mut child = std::process::Command::new(common::unionctl_bin())
+            .args(&args)
+            .stdin(std::process::Stdio::null())
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .unwrap();
+        common::events::wait_on_mounts("the foreground mount to appear", || {
+            is_mount_point(&t.merged)
+        });
+        std::fs::write(t.merged.join("written"), b"through -f").unwrap();
+        // A file held open keeps the mount busy: the signal must end it all the same.
+        let held = std::fs::File::open(t.merged.join("written")).unwrap();
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(child.id() as i32), sig).unwrap();
+        common::events::wait_on_mounts("the mount to go after the signal", || {
+            !is_mount_point(&t.merged)
+        });
+        drop(held);
+        common::events::wait_exit(child.id() as i32, "unionctl mount -f after the signal");
+        let status = child.wait().unwrap();
+        assert!(status.success(), "mount -f after {sig}: {status}");
+        assert_eq!(
+            std::fs::read(t.upper.join("written")).unwrap(),
+            b"through -f"
+        );
+    }
+}
+
+/// The background daemon answers SIGTERM the same way: the mount goes, then the daemon.
+#[test]
+fn daemon_unmounts_on_sigterm() {
+    let t = setup("cli-daemon-sigterm");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    let m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    std::mem::forget(m); // the signal unmounts it
+    let daemons = common::mounts::unionctl_daemons(&t.merged);
+    assert!(
+        !daemons.is_empty(),
+        "no daemon serves {}",
+        t.merged.display()
+    );
+    for pid in &daemons {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*pid), nix::sys::signal::SIGTERM)
+            .unwrap();
+    }
+    common::events::wait_on_mounts("the mount to go after SIGTERM", || {
+        !is_mount_point(&t.merged)
+    });
+    common::events::wait_all_exit(&daemons, "the daemon after SIGTERM");
+}

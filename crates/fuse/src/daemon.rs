@@ -78,12 +78,14 @@ fn daemon_main(req: &MountRequest, wr: OwnedFd) -> ! {
     use std::os::fd::FromRawFd;
     // SAFETY: fd 3 is the answer pipe we just placed there.
     let pipe = std::cell::RefCell::new(Some(unsafe { std::fs::File::from_raw_fd(3) }));
-    let res = serve(req, || {
-        detach_stdio();
-        // Writing "ok" and closing the pipe tells the caller we are ready.
-        if let Some(mut w) = pipe.borrow_mut().take() {
-            let _ = w.write_all(b"ok");
-        }
+    let res = crate::unmount_on_termination(&req.merged).and_then(|()| {
+        serve(req, || {
+            detach_stdio();
+            // Writing "ok" and closing the pipe tells the caller we are ready.
+            if let Some(mut w) = pipe.borrow_mut().take() {
+                let _ = w.write_all(b"ok");
+            }
+        })
     });
     if let Err(e) = res {
         if let Some(mut w) = pipe.borrow_mut().take() {

@@ -21,10 +21,34 @@ pub fn mount(req: &MountRequest) -> Result<()> {
     daemon::spawn(req)?.wait()
 }
 
-/// Mounts the union and serves it in this process until it is unmounted.
+/// Mounts the union and serves it in this process until it is unmounted. SIGINT and
+/// SIGTERM end it as they end `fuse-overlayfs -f`: the mount is detached (lazily, so a
+/// busy one goes too) and the session ends once the kernel lets go of it.
 pub fn mount_foreground(req: &MountRequest) -> Result<()> {
     serve::precheck(req)?;
+    unmount_on_termination(&req.merged)?;
     serve(req, || {})
+}
+
+/// SIGINT and SIGTERM detach the mount at MERGED (lazily), which ends the session
+/// serving it: the daemon's answer to them, in the foreground and in the background.
+/// Call it before the session starts its threads.
+pub(crate) fn unmount_on_termination(merged: &Path) -> Result<()> {
+    use nix::sys::signal::{SigSet, Signal};
+    let mut ending = SigSet::empty();
+    ending.add(Signal::SIGINT);
+    ending.add(Signal::SIGTERM);
+    // Blocked before the session's threads exist, so only the waiter below takes them.
+    ending.thread_block()?;
+    let merged = merged.to_path_buf();
+    std::thread::spawn(move || {
+        if ending.wait().is_ok()
+            && let Err(e) = unmount_with(&merged, true)
+        {
+            log::warn!("{}", e.chain());
+        }
+    });
+    Ok(())
 }
 
 /// Unmounts a union and returns once its daemon has finished (and its last writes are
@@ -61,8 +85,14 @@ fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
 
 /// Unmounts a union (also one whose daemon died: the kernel still lists it).
 pub fn unmount(merged: &Path) -> Result<()> {
+    unmount_with(merged, false)
+}
+
+/// `lazy`: detach now even if busy; the file system goes when its last user does.
+fn unmount_with(merged: &Path, lazy: bool) -> Result<()> {
     let c = std::ffi::CString::new(merged.as_os_str().as_encoded_bytes())?;
-    if unsafe { libc::umount2(c.as_ptr(), 0) } == 0 {
+    let flags = if lazy { libc::MNT_DETACH } else { 0 };
+    if unsafe { libc::umount2(c.as_ptr(), flags) } == 0 {
         return Ok(());
     }
     let e = std::io::Error::last_os_error();
@@ -76,6 +106,7 @@ pub fn unmount(merged: &Path) -> Result<()> {
             // Unprivileged: fusermount3 does it for the user who mounted.
             let st = std::process::Command::new("fusermount3")
                 .arg("-u")
+                .args(lazy.then_some("-z"))
                 .arg(merged)
                 .status();
             match st {
