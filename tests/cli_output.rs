@@ -1,4 +1,4 @@
-//! The CLI's output side: a reader that goes away ends a listing quietly (killed by
+//! The CLI as a user meets it: a reader that goes away ends a listing quietly (killed by
 //! SIGPIPE, as coreutils), never with a panic or an error message.
 mod common;
 
@@ -29,5 +29,30 @@ fn a_closed_pipe_ends_listings_quietly() {
             out.status
         );
         assert!(stderr.is_empty(), "unionctl {args:?} said: {stderr}");
+    }
+}
+
+/// A flag `run` or `exec` does not know is a usage error naming it (exit 2), not the name
+/// of an image or container; after the image, everything is the command's, as in docker.
+#[test]
+fn unknown_flags_are_usage_errors() {
+    let store = tempfile::tempdir().unwrap();
+    for args in [
+        &["run", "--rm", "--no-such-flag", "img:1", "true"][..],
+        &["exec", "--no-such-flag", "ctr", "true"],
+    ] {
+        let out = Command::new(common::unionctl_bin())
+            .arg("--root")
+            .arg(store.path())
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "unionctl {args:?}: {stderr}");
+        assert!(
+            stderr.contains("'--no-such-flag'"),
+            "unionctl {args:?} did not name the flag: {stderr}"
+        );
     }
 }

@@ -162,7 +162,7 @@ pub struct RunArgs {
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
     /// IMAGE (unless --rootfs) then CMD ARG...
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true)]
+    #[arg(trailing_var_arg = true)]
     pub args: Vec<String>,
 }
 
@@ -219,7 +219,7 @@ pub struct ExecArgs {
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
     pub container: String,
-    #[arg(trailing_var_arg = true, allow_hyphen_values = true, required = true)]
+    #[arg(trailing_var_arg = true, required = true)]
     pub cmd: Vec<String>,
 }
 
