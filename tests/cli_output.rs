@@ -1,5 +1,6 @@
 //! The CLI as a user meets it: a reader that goes away ends a listing quietly (killed by
-//! SIGPIPE, as coreutils), never with a panic or an error message.
+//! SIGPIPE, as coreutils), never with a panic or an error message; an unknown flag is a
+//! usage error that names it.
 mod common;
 
 use std::os::unix::process::ExitStatusExt;
