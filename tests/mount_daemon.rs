@@ -71,6 +71,20 @@ fn umount_of_a_directory_that_is_not_mounted() {
     );
 }
 
+/// `unionctl mount -f` of DIRS at MERGED, returned once the mount is in place.
+fn spawn_foreground(dirs: &UnionDirs, merged: &std::path::Path) -> std::process::Child {
+    let args = common::mounts::unionctl_mount_args(dirs, merged, &["-f"]);
+    let child = std::process::Command::new(common::unionctl_bin())
+        .args(&args)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    common::events::wait_on_mounts("the foreground mount to appear", || is_mount_point(merged));
+    child
+}
+
 #[test]
 fn foreground_mount_stays_until_unmounted() {
     let t = setup("cli-foreground");
@@ -79,17 +93,7 @@ fn foreground_mount_stays_until_unmounted() {
         upper: Some(t.upper.clone()),
         work: Some(t.work.clone()),
     };
-    let args = common::mounts::unionctl_mount_args(&dirs, &t.merged, &["-f"]);
-    let mut child = std::process::Command::new(common::unionctl_bin())
-        .args(&args)
-        .stdin(std::process::Stdio::null())
-        .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
-        .spawn()
-        .unwrap();
-    common::events::wait_on_mounts("the foreground mount to appear", || {
-        is_mount_point(&t.merged)
-    });
+    let mut child = spawn_foreground(&dirs, &t.merged);
     std::fs::write(t.merged.join("written"), b"through -f").unwrap();
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -310,17 +314,7 @@ fn foreground_mount_unmounts_on_sigterm_and_sigint() {
         work: Some(t.work.clone()),
     };
     for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
-        let args = common::mounts::unionctl_mount_args(&dirs, &t.merged, &["-f"]);
-        let mut child = std::process::Command::new(common::unionctl_bin())
-            .args(&args)
-            .stdin(std::process::Stdio::null())
-            .stdout(std::process::Stdio::null())
-            .stderr(std::process::Stdio::null())
-            .spawn()
-            .unwrap();
-        common::events::wait_on_mounts("the foreground mount to appear", || {
-            is_mount_point(&t.merged)
-        });
+        let mut child = spawn_foreground(&dirs, &t.merged);
         std::fs::write(t.merged.join("written"), b"through -f").unwrap();
         // A file held open keeps the mount busy: the signal must end it all the same.
         let held = std::fs::File::open(t.merged.join("written")).unwrap();
