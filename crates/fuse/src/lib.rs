@@ -68,19 +68,17 @@ pub fn umount_and_wait(merged: &Path) -> Result<()> {
 
 /// Waits until process PID is gone (or TIMEOUT passed).
 fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as i32;
-    if fd < 0 {
+    use std::os::fd::AsRawFd;
+    let Some(fd) = crate::sys::pidfd_open(pid) else {
         return; // already gone
-    }
+    };
     let mut p = libc::pollfd {
-        fd,
+        fd: fd.as_raw_fd(),
         events: libc::POLLIN,
         revents: 0,
     };
-    unsafe {
-        libc::poll(&mut p, 1, timeout.as_millis() as i32);
-        libc::close(fd);
-    }
+    // SAFETY: poll on one pollfd of ours.
+    unsafe { libc::poll(&mut p, 1, timeout.as_millis() as i32) };
 }
 
 /// Unmounts a union (also one whose daemon died: the kernel still lists it).

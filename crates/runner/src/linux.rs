@@ -422,15 +422,7 @@ pub fn kill(pid: libc::pid_t, sig: libc::c_int) -> io::Result<()> {
     Ok(())
 }
 
-/// A pidfd for `pid` (any process, not only a child); None when it is gone. It becomes
-/// readable when the process exits. Check that `pid` is still the process meant after
-/// opening it: from then on the pid cannot be reused under the fd.
-pub fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
-    // SAFETY: pidfd_open with integer arguments; a non-negative result is a new fd.
-    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
-    // SAFETY: the fd is ours.
-    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
-}
+pub use crate::sys::pidfd_open;
 
 /// An inotify fd watching `dir` for names written or renamed into it, so that a wait
 /// for a record (state.json, replaced by rename) wakes when it changes.

@@ -454,3 +454,13 @@ impl Drop for FileLock {
         unsafe { libc::flock(self.file.as_raw_fd(), libc::LOCK_UN) };
     }
 }
+
+/// A pidfd for `pid` (any process, not only a child); None when it is gone. It becomes
+/// readable when the process exits. Check that `pid` is still the process meant after
+/// opening it: from then on the pid cannot be reused under the fd.
+pub fn pidfd_open(pid: libc::pid_t) -> Option<OwnedFd> {
+    // SAFETY: pidfd_open with integer arguments; a non-negative result is a new fd.
+    let fd = unsafe { libc::syscall(libc::SYS_pidfd_open, pid, 0) } as RawFd;
+    // SAFETY: the fd is ours.
+    (fd >= 0).then(|| unsafe { OwnedFd::from_raw_fd(fd) })
+}
