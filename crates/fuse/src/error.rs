@@ -12,9 +12,3 @@ unionctl_union::define_error! {
         Layers(#[from] crate::unionfs::layers::SpecError),
     }
 }
-
-/// An io::Error as a user reads it: "no such file or directory", without "(os error 2)".
-pub(crate) fn short(e: &std::io::Error) -> String {
-    let s = e.to_string();
-    s.split(" (os error").next().unwrap_or(&s).to_lowercase()
-}

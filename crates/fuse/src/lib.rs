@@ -109,10 +109,18 @@ fn unmount_with(merged: &Path, lazy: bool) -> Result<()> {
                 .status();
             match st {
                 Ok(s) if s.success() => Ok(()),
-                _ => bail!("{}: cannot unmount: {}", merged.display(), error::short(&e)),
+                _ => bail!(
+                    "{}: cannot unmount: {}",
+                    merged.display(),
+                    unionctl_union::errors::io_cause(&e)
+                ),
             }
         }
-        _ => bail!("{}: cannot unmount: {}", merged.display(), error::short(&e)),
+        _ => bail!(
+            "{}: cannot unmount: {}",
+            merged.display(),
+            unionctl_union::errors::io_cause(&e)
+        ),
     }
 }
 
@@ -142,7 +150,7 @@ pub fn layers(merged: &Path) -> Result<Vec<LayerInfo>> {
 /// directory: every merged layer).
 pub fn which(p: &Path) -> Result<String> {
     let md = std::fs::symlink_metadata(p)
-        .map_err(|e| invalid!("{}: {}", p.display(), error::short(&e)))?;
+        .map_err(|e| invalid!("{}: {}", p.display(), unionctl_union::errors::io_cause(&e)))?;
     // Symlinks and devices cannot carry user xattrs: ask their directory about them.
     let text = if md.is_dir() || md.is_file() {
         read_virtual(p, crate::unionfs::WHICH_XATTR)?
@@ -166,6 +174,6 @@ fn read_virtual(p: &Path, name: &str) -> Result<String> {
     match xattr::get(p, name) {
         Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
         Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),
-        Err(e) => bail!("{}: {}", p.display(), error::short(&e)),
+        Err(e) => bail!("{}: {}", p.display(), unionctl_union::errors::io_cause(&e)),
     }
 }

@@ -49,8 +49,13 @@ impl MountRequest {
 pub(crate) fn precheck(req: &MountRequest) -> Result<()> {
     crate::unionfs::layers::validate(&req.spec)?;
     let m = &req.merged;
-    let md = std::fs::metadata(m)
-        .map_err(|e| invalid!("{}: mount point: {}", m.display(), crate::error::short(&e)))?;
+    let md = std::fs::metadata(m).map_err(|e| {
+        invalid!(
+            "{}: mount point: {}",
+            m.display(),
+            unionctl_union::errors::io_cause(&e)
+        )
+    })?;
     if !md.is_dir() {
         bail!("{}: mount point: not a directory", m.display());
     }
@@ -121,7 +126,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
         cleanup(invalid!(
             "{}: cannot mount: {}",
             req.merged.display(),
-            crate::error::short(&e)
+            unionctl_union::errors::io_cause(&e)
         ))
     })?;
     let _ = notifier_slot.set(session.notifier());

@@ -169,3 +169,9 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     }
     s
 }
+
+/// An io::Error as a user reads it: "no such file or directory", without "(os error 2)".
+pub fn io_cause(e: &std::io::Error) -> String {
+    let s = e.to_string();
+    s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+}

@@ -1,5 +1,6 @@
 //! The layers of one union: an optional writable upper with its work dir, and read-only
 //! lowers (index 0 is the top lower). Validation happens here, before anything is mounted.
+use crate::errors::io_cause;
 use crate::sys;
 use crate::whiteout::{Format, XattrNames};
 use std::ffi::OsStr;
@@ -78,11 +79,6 @@ fn err(path: &Path, cause: impl Into<String>) -> SpecError {
         path: path.display().to_string(),
         cause: cause.into(),
     }
-}
-
-fn io_cause(e: &io::Error) -> String {
-    let s = e.to_string();
-    s.split(" (os error").next().unwrap_or(&s).to_lowercase()
 }
 
 /// Default work dir: `.NAME.work` beside the upper dir.
