@@ -81,9 +81,9 @@ pub enum Command {
 
 #[derive(Args, Debug, Clone)]
 pub struct MountArgs {
-    /// Lower layers, leftmost on top, separated by ':'
-    #[arg(long, required = true)]
-    pub lower: String,
+    /// Lower layers, leftmost on top, separated by ':' (or `-o lowerdir=...`)
+    #[arg(long, required_unless_present = "options")]
+    pub lower: Option<String>,
     /// Writable upper layer; without it the union is read-only
     #[arg(long)]
     pub upper: Option<PathBuf>,
@@ -93,7 +93,7 @@ pub struct MountArgs {
     /// On-disk whiteout format written to the upper layer
     #[arg(long, default_value = "overlay", value_parser = ["overlay", "aufs"])]
     pub format: String,
-    /// Mount options, comma separated (ro, allow_other, ...)
+    /// Mount options, comma separated (ro, allow_other, lowerdir=A:B, upperdir=U, workdir=W, volatile, auto_unmount, ...)
     #[arg(short = 'o', action = clap::ArgAction::Append)]
     pub options: Vec<String>,
     /// Stay in the foreground

@@ -10,9 +10,29 @@ use args::{Cli, Command};
 use clap::Parser;
 use std::path::PathBuf;
 
+/// The name (of a symlink to unionctl) that takes fuse-overlayfs' command line.
+const OVERLAY_NAME: &str = "unionctl-overlay";
+
 /// Parses the command line, runs the command and returns the process exit status.
 pub fn main() -> i32 {
     unionctl::logging::to_stderr();
+    // Called as `unionctl-overlay` (a symlink): fuse-overlayfs' command line.
+    let mut argv = std::env::args_os();
+    let arg0 = argv.next().unwrap_or_default();
+    let prog = std::path::Path::new(&arg0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if prog == OVERLAY_NAME {
+        let args: Vec<_> = argv.collect();
+        return match mount::overlay(&prog, &args) {
+            Ok(code) => code,
+            Err(e) => {
+                eprintln!("{prog}: {}", unionctl::errors::chain(e.as_ref()));
+                1
+            }
+        };
+    }
     let cli = Cli::parse();
     let root = unionctl::image::store_root(cli.root.clone());
     if only_prints(&cli.command) {

@@ -6,7 +6,9 @@ pub(crate) use unionctl_union::{sys, unionfs, whiteout};
 #[macro_use]
 mod error;
 mod adapter;
+mod auto_unmount;
 pub mod daemon;
+pub mod dropin;
 pub mod options;
 mod serve;
 
@@ -84,6 +86,11 @@ fn wait_for_exit(pid: i32, timeout: std::time::Duration) {
 /// Unmounts a union (also one whose daemon died: the kernel still lists it).
 pub fn unmount(merged: &Path) -> Result<()> {
     unmount_with(merged, false)
+}
+
+/// Detaches the mount at MERGED now, busy or not.
+pub(crate) fn unmount_lazily(merged: &Path) -> Result<()> {
+    unmount_with(merged, true)
 }
 
 /// `lazy`: detach now even if busy; the file system goes when its last user does.

@@ -1,6 +1,10 @@
 //! `-o` mount options: parsed strictly so a typo is an error, not a silent no-op.
+//! They are the union of the kernel overlayfs options, fuse-overlayfs' and the FUSE
+//! mount options, so `unionctl-overlay` can stand in for fuse-overlayfs.
 use crate::error::Result;
 use fuser::{Config, MountOption, SessionACL};
+use std::path::PathBuf;
+use std::time::Duration;
 
 #[derive(Debug, Clone, Default)]
 pub struct MountOptions {
@@ -15,16 +19,44 @@ pub struct MountOptions {
     pub no_passthrough: bool,
     /// `debug`: log every request and its error result (see `unionctl_union::logging`).
     pub debug: bool,
+    /// `lowerdir=A:B` (top first; `\\` escapes a `:`), then each `lowerdir+=DIR` appended.
+    pub lowerdir: Vec<PathBuf>,
+    /// `upperdir=DIR`.
+    pub upperdir: Option<PathBuf>,
+    /// `workdir=DIR`.
+    pub workdir: Option<PathBuf>,
+    /// `volatile`: no fsync reaches the upper layer, and the work dir carries the
+    /// kernel's `work/incompat/volatile` marker, so no later mount takes this upper.
+    pub volatile: bool,
+    /// `fsync=0` (fuse-overlayfs): fsync and fdatasync return at once.
+    pub no_fsync: bool,
+    /// `auto_unmount`: a daemon that dies leaves no dead mount behind.
+    pub auto_unmount: bool,
+    /// `timeout=SECS` (fuse-overlayfs): how long the kernel caches names and attributes.
+    pub timeout: Option<Duration>,
+    /// `static_nlink` (fuse-overlayfs): directories show a link count of 1.
+    pub static_nlink: bool,
+    /// `noacl` (fuse-overlayfs): no POSIX ACLs; their xattrs answer EOPNOTSUPP.
+    pub noacl: bool,
+    /// `noxattrs=1` (fuse-overlayfs): extended attributes answer EOPNOTSUPP.
+    pub noxattrs: bool,
+    /// `xino=off`: refuse layers on more than one file system (whose inode numbers
+    /// unionctl, as the kernel's `xino`, tags with the layer's file system).
+    pub xino_off: bool,
+    /// `subtype=NAME`: the file system type shows as `fuse.NAME` (default `unionctl`).
+    pub subtype: Option<String>,
+    /// SELinux `context=`, `fscontext=`, `defcontext=`, `rootcontext=`, handed to the kernel.
+    pub security: Vec<String>,
+    /// Options accepted for compatibility that change nothing here (they tune libfuse's
+    /// or fuse-overlayfs' own I/O paths); logged by the daemon.
+    pub no_effect: Vec<String>,
 }
 
 impl MountOptions {
     pub fn parse(opts: &[String]) -> Result<MountOptions> {
         let mut o = MountOptions::default();
-        for item in opts
-            .iter()
-            .flat_map(|s| s.split(','))
-            .filter(|s| !s.is_empty())
-        {
+        for item in opts.iter().flat_map(|s| split_options(s)) {
+            let item = item.as_str();
             match item {
                 "ro" => o.read_only = true,
                 "rw" => o.read_only = false,
@@ -46,11 +78,93 @@ impl MountOptions {
                 "sync" => o.flags.push(MountOption::Sync),
                 "async" => o.flags.push(MountOption::Async),
                 "dirsync" => o.flags.push(MountOption::DirSync),
+                "diratime" | "nodiratime" | "relatime" | "norelatime" | "strictatime" => {
+                    o.flags.push(MountOption::CUSTOM(item.to_string()))
+                }
                 s if s.starts_with("fsname=") => o.fsname = Some(s[7..].to_string()),
                 s if s.starts_with("threads=") => match s[8..].parse::<usize>() {
                     Ok(n) if (1..=64).contains(&n) => o.threads = Some(n),
                     _ => bail!("-o {s}: threads must be a number from 1 to 64"),
                 },
+                // The layers, as kernel overlayfs and fuse-overlayfs take them.
+                s if s.starts_with("lowerdir=") => {
+                    o.lowerdir = split_lowerdir(&s[9..]);
+                    if o.lowerdir.iter().any(|l| l.as_os_str().is_empty()) {
+                        bail!("-o {s}: empty lower layer path");
+                    }
+                }
+                s if s.starts_with("lowerdir+=") => match &s[10..] {
+                    "" => bail!("-o {s}: empty lower layer path"),
+                    l => o.lowerdir.push(PathBuf::from(l)),
+                },
+                s if s.starts_with("upperdir=") => o.upperdir = Some(unescape(&s[9..]).into()),
+                s if s.starts_with("workdir=") => o.workdir = Some(unescape(&s[8..]).into()),
+                "volatile" => o.volatile = true,
+                "auto_unmount" => o.auto_unmount = true,
+                s if s.starts_with("fsync=") => o.no_fsync = !flag(s)?,
+                "static_nlink" => o.static_nlink = true,
+                "noacl" => o.noacl = true,
+                s if s.starts_with("noxattrs=") => o.noxattrs = flag(s)?,
+                s if s.starts_with("timeout=") => o.timeout = Some(seconds(s)?),
+                s if s.starts_with("subtype=") => o.subtype = Some(s[8..].to_string()),
+                s if ["context=", "fscontext=", "defcontext=", "rootcontext="]
+                    .iter()
+                    .any(|p| s.starts_with(p)) =>
+                {
+                    o.security.push(s.to_string())
+                }
+                // What unionctl always does: the kernel's defaults it keeps.
+                "redirect_dir=on"
+                | "index=on"
+                | "xino=on"
+                | "xino=auto"
+                | "uuid=on"
+                | "nfs_export=off"
+                | "verity=off"
+                | "xattr_permissions=0"
+                | "plugins=" => {}
+                "xino=off" => o.xino_off = true,
+                // fuse-overlayfs' single-threaded loop, and libfuse's thread count.
+                s if s.starts_with("threaded=") => {
+                    if !flag(s)? {
+                        o.threads = Some(1);
+                    }
+                }
+                s if s.starts_with("max_threads=") => match s[12..].parse::<usize>() {
+                    Ok(n) if (1..=64).contains(&n) => o.threads = Some(n),
+                    _ => bail!("-o {s}: max_threads must be a number from 1 to 64"),
+                },
+                // Tuning of libfuse's or fuse-overlayfs' own I/O paths and caches, which
+                // unionctl does not use: nothing to honour, nothing changes.
+                "kernel_cache" | "splice_read" | "splice_write" | "splice_move" | "max_write"
+                | "clone_fd" => o.no_effect.push(item.to_string()),
+                s if [
+                    "fast_ino=",
+                    "writeback=",
+                    "max_write=",
+                    "max_read=",
+                    "max_idle_threads=",
+                ]
+                .iter()
+                .any(|p| s.starts_with(p)) =>
+                {
+                    o.no_effect.push(item.to_string())
+                }
+                s if s.starts_with("redirect_dir=") => bail!(
+                    "-o {s}: not supported: unionctl always records renamed directories with \
+                     redirects (redirect_dir=on)"
+                ),
+                s if s.starts_with("index=") => bail!(
+                    "-o {s}: not supported: unionctl always keeps the hard-link index (index=on)"
+                ),
+                s if s.starts_with("plugins=") => {
+                    bail!("-o {s}: not supported: unionctl loads no fuse-overlayfs plugins")
+                }
+                s if s.starts_with("xattr_permissions=") => bail!(
+                    "-o {s}: not supported: unionctl keeps owners and modes in the layers' \
+                     own attributes (xattr_permissions=0)"
+                ),
+                "ino32_t" => bail!("-o ino32_t: not supported: inode numbers are 64-bit"),
                 s => bail!("-o {s}: unknown mount option"),
             }
         }
@@ -61,7 +175,7 @@ impl MountOptions {
         let mut c = Config::default();
         let mut m = vec![
             MountOption::FSName(self.fsname.clone().unwrap_or_else(|| "unionctl".into())),
-            MountOption::Subtype("unionctl".into()),
+            MountOption::Subtype(self.subtype.clone().unwrap_or_else(|| "unionctl".into())),
             MountOption::DefaultPermissions,
         ];
         if read_only {
@@ -75,6 +189,7 @@ impl MountOptions {
             .iter()
             .any(|f| matches!(f, MountOption::NoDev | MountOption::Dev));
         m.extend(self.flags.iter().cloned());
+        m.extend(self.security.iter().cloned().map(MountOption::CUSTOM));
         if root && !is_dev {
             m.push(MountOption::Dev);
             m.push(MountOption::Suid);
@@ -95,6 +210,72 @@ impl MountOptions {
         c.n_threads = Some(self.threads.unwrap_or(cores.clamp(2, 8)));
         c.clone_fd = true;
         c
+    }
+}
+
+/// Splits one `-o` argument at its commas as libfuse does: a backslash takes the next
+/// character as it is (`\,` is a comma inside a value); empty items are dropped.
+pub fn split_options(s: &str) -> Vec<String> {
+    let mut items = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            ',' => items.push(std::mem::take(&mut cur)),
+            c => cur.push(c),
+        }
+    }
+    items.push(cur);
+    items.retain(|i| !i.is_empty());
+    items
+}
+
+/// `lowerdir=` split at its colons, a backslash escaping the next character (as the
+/// kernel and fuse-overlayfs read it).
+fn split_lowerdir(s: &str) -> Vec<PathBuf> {
+    let mut dirs = Vec::new();
+    let mut cur = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => cur.extend(chars.next()),
+            ':' => dirs.push(PathBuf::from(std::mem::take(&mut cur))),
+            c => cur.push(c),
+        }
+    }
+    dirs.push(PathBuf::from(cur));
+    dirs
+}
+
+/// A path with its backslash escapes removed.
+fn unescape(s: &str) -> String {
+    let mut out = String::new();
+    let mut chars = s.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\\' => out.extend(chars.next()),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// `NAME=0` or `NAME=1` (fuse-overlayfs reads any number; non-zero is on).
+fn flag(item: &str) -> Result<bool> {
+    let (_, v) = item.split_once('=').unwrap_or((item, ""));
+    match v.parse::<i64>() {
+        Ok(n) => Ok(n != 0),
+        Err(_) => bail!("-o {item}: want a number (0 or 1)"),
+    }
+}
+
+/// `timeout=SECS`, a non-negative number of seconds (fractions allowed).
+fn seconds(item: &str) -> Result<Duration> {
+    let v = &item[item.find('=').map_or(0, |i| i + 1)..];
+    match v.parse::<f64>() {
+        Ok(s) if s.is_finite() && (0.0..=1e9).contains(&s) => Ok(Duration::from_secs_f64(s)),
+        _ => bail!("-o {item}: want a number of seconds from 0 to 1000000000"),
     }
 }
 
@@ -126,6 +307,18 @@ pub fn kernel_mount_args(
             MountOption::NoAtime => flags.insert(F::MS_NOATIME),
             MountOption::Sync => flags.insert(F::MS_SYNCHRONOUS),
             MountOption::DirSync => flags.insert(F::MS_DIRSYNC),
+            MountOption::CUSTOM(c) => match c.as_str() {
+                "nodiratime" => flags.insert(F::MS_NODIRATIME),
+                "diratime" => flags.remove(F::MS_NODIRATIME),
+                "relatime" => flags.insert(F::MS_RELATIME),
+                "norelatime" => flags.remove(F::MS_RELATIME),
+                "strictatime" => flags.insert(F::MS_STRICTATIME),
+                // SELinux labels: the kernel's LSM reads them from the mount data.
+                _ => {
+                    data.push(',');
+                    data.push_str(c);
+                }
+            },
             _ => {}
         }
     }

@@ -19,7 +19,9 @@ pub struct MountRequest {
 
 impl MountRequest {
     /// A request from the mount command's parts: `lowers` top first, `format` the
-    /// whiteout format written to the upper, `options` the `-o` strings.
+    /// whiteout format written to the upper, `options` the `-o` strings. The layers may
+    /// come from the options instead (`lowerdir=`, `upperdir=`, `workdir=`), as kernel
+    /// overlayfs and fuse-overlayfs take them; given both ways they are an error.
     pub fn new(
         lowers: Vec<PathBuf>,
         upper: Option<PathBuf>,
@@ -28,7 +30,26 @@ impl MountRequest {
         options: &[String],
         merged: PathBuf,
     ) -> Result<MountRequest> {
-        let options = options::MountOptions::parse(options)?;
+        let mut options = options::MountOptions::parse(options)?;
+        let lowers = match (lowers.is_empty(), options.lowerdir.is_empty()) {
+            (_, true) => lowers,
+            (true, false) => std::mem::take(&mut options.lowerdir),
+            (false, false) => bail!("lower layers given twice: by --lower and by -o lowerdir="),
+        };
+        let upper = one_of(
+            upper,
+            options.upperdir.take(),
+            "upper layer",
+            "--upper",
+            "upperdir",
+        )?;
+        let work = one_of(
+            work,
+            options.workdir.take(),
+            "work dir",
+            "--work",
+            "workdir",
+        )?;
         let user_xattr = options.userxattr || !crate::sys::in_initial_userns();
         let spec = LayerSpec {
             lowers,
@@ -36,12 +57,27 @@ impl MountRequest {
             work,
             format,
             user_xattr,
+            volatile: options.volatile,
         };
         Ok(MountRequest {
             spec,
             merged,
             options,
         })
+    }
+}
+
+/// A layer given by a flag or by an option, not both.
+fn one_of(
+    flag: Option<PathBuf>,
+    option: Option<PathBuf>,
+    what: &str,
+    flag_name: &str,
+    option_name: &str,
+) -> Result<Option<PathBuf>> {
+    match (flag, option) {
+        (Some(_), Some(_)) => bail!("{what} given twice: by {flag_name} and by -o {option_name}="),
+        (f, o) => Ok(f.or(o)),
     }
 }
 
@@ -107,11 +143,27 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
             .unwrap_or_else(|| crate::unionfs::layers::default_work(u))
     });
     unionctl_union::logging::to_daemon_log(work.as_deref(), req.options.debug);
+    if req.options.xino_off && !layers.single_dev {
+        return Err(cleanup(invalid!(
+            "-o xino=off: not supported for layers on more than one file system (unionctl \
+             tags their inode numbers with the file system, as the kernel's xino does)"
+        )));
+    }
+    for o in &req.options.no_effect {
+        log::info!("-o {o}: accepted for compatibility; it changes nothing in unionctl");
+    }
     let fs = UnionFs::new(layers).context("reading the layer roots")?;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);
     let mut union = UnionFuse::new(fs);
     union.allow_passthrough = !req.options.no_passthrough;
+    union.no_fsync = req.options.no_fsync || req.options.volatile;
+    union.static_nlink = req.options.static_nlink;
+    union.noacl = req.options.noacl;
+    union.noxattrs = req.options.noxattrs;
+    if let Some(t) = req.options.timeout {
+        union.ttl = t;
+    }
     let notifier_slot = union.notifier.clone();
     // Sent before the reply of the request that changed the attributes, so the caller's
     // next stat sees them. Attributes only (offset -1): the kernel takes no inode or page
@@ -130,6 +182,12 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
         ))
     })?;
     let _ = notifier_slot.set(session.notifier());
+    if req.options.auto_unmount {
+        crate::auto_unmount::watch(&req.merged).inspect_err(|_| {
+            // Not serving yet: a lazy unmount cannot wait on us.
+            let _ = crate::unmount_lazily(&req.merged);
+        })?;
+    }
     ready();
     session.run().context("serving the union")?;
     Ok(())
@@ -151,10 +209,18 @@ fn start_session(
         .open("/dev/fuse")?;
     let rootmode = std::fs::metadata(merged)?.permissions().mode() & libc::S_IFMT;
     let (flags, source, data) = options::kernel_mount_args(config, dev.as_raw_fd(), rootmode);
+    let fstype = config
+        .mount_options
+        .iter()
+        .find_map(|o| match o {
+            fuser::MountOption::Subtype(t) => Some(format!("fuse.{t}")),
+            _ => None,
+        })
+        .unwrap_or_else(|| "fuse".into());
     match nix::mount::mount(
         Some(source.as_str()),
         merged,
-        Some("fuse.unionctl"),
+        Some(fstype.as_str()),
         flags,
         Some(data.as_str()),
     ) {

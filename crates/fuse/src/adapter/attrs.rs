@@ -77,3 +77,27 @@ pub(super) fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
         }
     })
 }
+
+impl UnionFuse {
+    /// The attributes the union shows for a layer's stat (`static_nlink`: directories
+    /// count one link, as fuse-overlayfs shows them).
+    pub(super) fn attr_of(&self, st: &Stat) -> FileAttr {
+        let mut a = attr(st);
+        if self.static_nlink && a.kind == FileType::Directory {
+            a.nlink = 1;
+        }
+        a
+    }
+}
+
+impl UnionFuse {
+    /// Whether the xattr NAME is turned off: all but unionctl's own virtual ones under
+    /// `noxattrs=1`, the POSIX ACLs under `noacl`.
+    pub(super) fn xattr_off(&self, name: &OsStr) -> bool {
+        let n = name.as_bytes();
+        if self.noxattrs {
+            return !n.starts_with(b"user.unionctl.");
+        }
+        self.noacl && n.starts_with(b"system.posix_acl_")
+    }
+}

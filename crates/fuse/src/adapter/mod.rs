@@ -32,7 +32,17 @@ use open::*;
 
 pub struct UnionFuse {
     pub fs: UnionFs,
-    ttl: Duration,
+    /// How long the kernel may cache names and attributes (`-o timeout=`).
+    pub ttl: Duration,
+    /// `fsync=0` / `volatile`: fsync and fdatasync return at once, syncing nothing.
+    pub no_fsync: bool,
+    /// `static_nlink`: directories show one link.
+    pub static_nlink: bool,
+    /// `noacl`: no POSIX ACLs (not negotiated; their xattrs answer EOPNOTSUPP).
+    pub noacl: bool,
+    /// `noxattrs=1`: every extended attribute answers EOPNOTSUPP (but unionctl's own
+    /// virtual ones, which `umount`, `layers` and `which` ask).
+    pub noxattrs: bool,
     dirs: Mutex<HashMap<u64, Arc<Mutex<DirHandle>>>>,
     next_dir: AtomicU64,
     /// The user allows FUSE passthrough (`-o nopassthrough` does not).
@@ -56,6 +66,10 @@ impl UnionFuse {
             // Every change goes through this daemon, which tells the kernel; caching long is
             // as safe as overlayfs caching its dentries.
             ttl: Duration::from_secs(10),
+            no_fsync: false,
+            static_nlink: false,
+            noacl: false,
+            noxattrs: false,
             dirs: Mutex::new(HashMap::new()),
             next_dir: AtomicU64::new(1),
             passthrough: AtomicBool::new(false),
@@ -88,10 +102,12 @@ impl Filesystem for UnionFuse {
                 // Every chunk as readdirplus, not only the first (READDIRPLUS_AUTO): a
                 // walk reads a whole directory before it stats the entries, so each
                 // entry past the first chunk would cost a LOOKUP of its own.
-                | F::FUSE_DO_READDIRPLUS
-                // The kernel checks and caches POSIX ACLs itself, as on the layers.
-                | F::FUSE_POSIX_ACL,
+                | F::FUSE_DO_READDIRPLUS,
         );
+        // The kernel checks and caches POSIX ACLs itself, as on the layers.
+        if !self.noacl {
+            let _ = config.add_capabilities(F::FUSE_POSIX_ACL);
+        }
         // The kernel then stops asking for security.capability before every write and
         // for the mode before every chown; we drop set-ID bits ourselves (see write).
         if config.add_capabilities(F::FUSE_HANDLE_KILLPRIV_V2).is_ok() {
@@ -112,7 +128,7 @@ impl Filesystem for UnionFuse {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name) {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             // A negative entry the kernel may cache: every create goes through us.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let mut none = attr(&unsafe { std::mem::zeroed() });
@@ -134,7 +150,7 @@ impl Filesystem for UnionFuse {
             None => self.fs.getattr(ino.0),
         };
         match r {
-            Ok(st) => reply.attr(&self.ttl, &attr(&st)),
+            Ok(st) => reply.attr(&self.ttl, &self.attr_of(&st)),
             Err(e) => reply.error(self.fail("getattr", ino.0, None, &e)),
         }
     }
@@ -169,7 +185,7 @@ impl Filesystem for UnionFuse {
             kill_suidgid: size.is_some() && req.uid() != 0 && self.killpriv.load(Ordering::Relaxed),
         };
         match self.fs.setattr(ino.0, &a, fh.map(fd_of)) {
-            Ok(st) => reply.attr(&self.ttl, &attr(&st)),
+            Ok(st) => reply.attr(&self.ttl, &self.attr_of(&st)),
             Err(e) => reply.error(self.fail("setattr", ino.0, None, &e)),
         }
     }
@@ -196,7 +212,7 @@ impl Filesystem for UnionFuse {
             .fs
             .mknod(parent.0, name, mode, rdev as u64, caller(req))
         {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             Err(e) => reply.error(self.fail("mknod", parent.0, Some(name), &e)),
         }
     }
@@ -212,7 +228,7 @@ impl Filesystem for UnionFuse {
     ) {
         let mode = mode & !(umask & 0o777);
         match self.fs.mkdir(parent.0, name, mode, caller(req)) {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             Err(e) => reply.error(self.fail("mkdir", parent.0, Some(name), &e)),
         }
     }
@@ -243,7 +259,7 @@ impl Filesystem for UnionFuse {
             .fs
             .symlink(parent.0, link_name, target.as_os_str(), caller(req))
         {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             Err(e) => reply.error(self.fail("symlink", parent.0, Some(link_name), &e)),
         }
     }
@@ -276,7 +292,7 @@ impl Filesystem for UnionFuse {
         reply: ReplyEntry,
     ) {
         match self.fs.link(ino.0, newparent.0, newname) {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             Err(e) => reply.error(self.fail("link", newparent.0, Some(newname), &e)),
         }
     }
@@ -404,6 +420,9 @@ impl Filesystem for UnionFuse {
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        if self.no_fsync {
+            return reply.ok();
+        }
         let r = unsafe {
             if datasync {
                 libc::fdatasync(fd_of(fh))
@@ -477,7 +496,7 @@ impl Filesystem for UnionFuse {
                             next,
                             &e.name,
                             &self.ttl,
-                            &attr(&st),
+                            &self.attr_of(&st),
                             Generation(0),
                         );
                         if full {
@@ -499,7 +518,7 @@ impl Filesystem for UnionFuse {
                     next,
                     name,
                     &self.ttl,
-                    &attr(&st),
+                    &self.attr_of(&st),
                     Generation(0),
                 ),
                 Err(_) => false,
@@ -560,6 +579,9 @@ impl Filesystem for UnionFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        if self.xattr_off(name) {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
         let r = cname(name).and_then(|n| {
             self.fs
                 .setxattr(ino.0, &n, value, flags)
@@ -572,6 +594,9 @@ impl Filesystem for UnionFuse {
     }
 
     fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        if self.xattr_off(name) {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
         let r = cname(name).and_then(|n| {
             self.fs
                 .getxattr(ino.0, &n, size as usize)
@@ -585,6 +610,9 @@ impl Filesystem for UnionFuse {
     }
 
     fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        if self.noxattrs {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
         match self.fs.listxattr(ino.0) {
             Ok(v) if size == 0 => reply.size(v.len() as u32),
             Ok(v) if v.len() > size as usize => reply.error(Errno::ERANGE),
@@ -594,6 +622,9 @@ impl Filesystem for UnionFuse {
     }
 
     fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        if self.xattr_off(name) {
+            return reply.error(Errno::EOPNOTSUPP);
+        }
         let r = cname(name).and_then(|n| {
             self.fs
                 .removexattr(ino.0, &n)
@@ -625,7 +656,7 @@ impl Filesystem for UnionFuse {
             Ok((node, st, fd)) => {
                 let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
                 let o = self.start_open(node.ino, fd, writable, false, |fd| reply.open_backing(fd));
-                let (a, g) = (attr(&st), Generation(0));
+                let (a, g) = (self.attr_of(&st), Generation(0));
                 match &o.backing {
                     Some(b) => reply.created_passthrough(&self.ttl, &a, g, o.fh, o.flags, b),
                     None => reply.created(&self.ttl, &a, g, o.fh, o.flags),

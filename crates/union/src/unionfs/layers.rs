@@ -65,7 +65,16 @@ pub struct LayerSpec {
     pub work: Option<PathBuf>,
     pub format: Format,
     pub user_xattr: bool,
+    /// The kernel's `volatile`: the work dir gets the marker that makes every later
+    /// mount of this upper refuse it (see `VOLATILE_MARK`).
+    pub volatile: bool,
 }
+
+/// The kernel's marker of a `volatile` mount, inside the work dir's `work/`: a later
+/// mount of the upper refuses it, since writes that were never synced may be lost.
+/// `incompat/NAME` is the kernel's place for features an older mount must not ignore.
+pub const WORK_INCOMPAT: &str = "incompat";
+pub const VOLATILE_MARK: [&str; 2] = ["volatile", "dirty"];
 
 #[derive(Debug, thiserror::Error)]
 #[error("{path}: {cause}")]
@@ -114,12 +123,32 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
     if spec.lowers.is_empty() {
         return Err(err(Path::new(""), "at least one lower layer is needed"));
     }
-    let mut lowers = Vec::new();
+    let mut lowers: Vec<PathBuf> = Vec::new();
     for l in &spec.lowers {
         if l.as_os_str().is_empty() {
             return Err(err(l, "empty lower layer path"));
         }
-        lowers.push(canonical_dir(l, "lower layer")?);
+        let c = canonical_dir(l, "lower layer")?;
+        // The kernel's refusals, in its words (it answers ELOOP).
+        if let Some(other) = lowers.iter().find(|o| **o == c) {
+            return Err(err(
+                l,
+                format!(
+                    "conflicting lowerdir path: {} is a lower layer twice",
+                    other.display()
+                ),
+            ));
+        }
+        if let Some(other) = lowers.iter().find(|o| nested(o, &c)) {
+            return Err(err(
+                l,
+                format!(
+                    "overlapping lowerdir path: inside lower layer {} or containing it",
+                    other.display()
+                ),
+            ));
+        }
+        lowers.push(c);
     }
     let Some(upper) = &spec.upper else {
         if let Some(w) = &spec.work {
@@ -128,7 +157,22 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
         return Ok((lowers, None));
     };
     let upper = canonical_dir(upper, "upper layer")?;
-    for l in &lowers {
+    for (l, given) in lowers.iter().zip(&spec.lowers) {
+        if *l == upper {
+            return Err(err(
+                given,
+                "conflicting lowerdir path: the upper layer is also a lower layer",
+            ));
+        }
+        if l.starts_with(&upper) {
+            return Err(err(
+                given,
+                format!(
+                    "overlapping lowerdir path: inside the upper layer {}",
+                    upper.display()
+                ),
+            ));
+        }
         if nested(&upper, l) {
             return Err(err(
                 &upper,
@@ -184,6 +228,68 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
     Ok((lowers, Some((upper, work_abs))))
 }
 
+/// Refuses a work dir whose `work/incompat/` names a feature, as the kernel does: the
+/// upper of a `volatile` mount may have lost writes, and only the user can tell it did not
+/// (by removing the marker).
+fn refuse_incompat(work: &Path) -> Result<(), SpecError> {
+    let dir = work.join(WORK_TMP).join(WORK_INCOMPAT);
+    let entries = match std::fs::read_dir(&dir) {
+        Ok(e) => e,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(err(&dir, io_cause(&e))),
+    };
+    if let Some(feature) = entries.flatten().next() {
+        let name = feature.file_name();
+        return Err(err(
+            work,
+            format!(
+                "overlay with incompat feature '{}' cannot be mounted (its upper layer may \
+                 have lost writes; remove {} to mount it anyway)",
+                name.to_string_lossy(),
+                dir.join(&name).display()
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Writes the kernel's volatile marker (`work/incompat/volatile/dirty`, mode 0 as the
+/// kernel makes it) into a fresh `work/`. A plain user's dirs stay 0700: without
+/// CAP_DAC_OVERRIDE they could not read or remove the marker.
+fn mark_volatile(tmp: &Path) -> Result<(), SpecError> {
+    let incompat = tmp.join(WORK_INCOMPAT);
+    let volatile = incompat.join(VOLATILE_MARK[0]);
+    let dirty = volatile.join(VOLATILE_MARK[1]);
+    let made = std::fs::DirBuilder::new()
+        .create(&incompat)
+        .and_then(|()| std::fs::DirBuilder::new().create(&volatile))
+        .and_then(|()| {
+            std::os::unix::fs::OpenOptionsExt::mode(
+                std::fs::OpenOptions::new().write(true).create_new(true),
+                0,
+            )
+            .open(&dirty)
+            .map(drop)
+        })
+        .and_then(|()| {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = if unsafe { libc::geteuid() } == 0 {
+                0o000
+            } else {
+                0o700
+            };
+            let none = || std::fs::Permissions::from_mode(mode);
+            std::fs::set_permissions(&volatile, none())?;
+            std::fs::set_permissions(&incompat, none())
+        });
+    made.map_err(|e| {
+        err(
+            &dirty,
+            format!("cannot mark the volatile mount: {}", io_cause(&e)),
+        )
+    })
+}
+
 fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<Layer> {
     let fd = sys::open_dir_path(path)?;
     let st = sys::fstat(fd.as_raw_fd())?;
@@ -231,6 +337,7 @@ impl Layers {
             .map_err(|e| err(wk, format!("cannot create work dir: {}", io_cause(&e))))?;
             let wfd = sys::open_dir_path(wk).map_err(|e| err(wk, io_cause(&e)))?;
             let tmp = OsStr::new(WORK_TMP);
+            refuse_incompat(wk)?;
             crate::cow::remove_tree(wfd.as_raw_fd(), tmp).map_err(|e| {
                 err(
                     &wk.join(WORK_TMP),
@@ -243,6 +350,9 @@ impl Layers {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
                 Err(e) => return Err(err(&wk.join(WORK_INDEX), io_cause(&e))),
+            }
+            if spec.volatile {
+                mark_volatile(&wk.join(WORK_TMP))?;
             }
             work = Some(sys::open_dir_path(&wk.join(WORK_TMP)).map_err(|e| err(wk, io_cause(&e)))?);
             index =
