@@ -36,7 +36,7 @@ pub struct MountOptions {
     pub timeout: Option<Duration>,
     /// `static_nlink` (fuse-overlayfs): directories show a link count of 1.
     pub static_nlink: bool,
-    /// `noacl` (fuse-overlayfs): no POSIX ACLs; their xattrs answer EOPNOTSUPP.
+    /// `noacl` (fuse-overlayfs): the kernel does not enforce POSIX ACLs.
     pub noacl: bool,
     /// `noxattrs=1` (fuse-overlayfs): extended attributes answer EOPNOTSUPP.
     pub noxattrs: bool,

@@ -92,12 +92,8 @@ impl UnionFuse {
 
 impl UnionFuse {
     /// Whether the xattr NAME is turned off: all but unionctl's own virtual ones under
-    /// `noxattrs=1`, the POSIX ACLs under `noacl`.
+    /// `noxattrs=1`.
     pub(super) fn xattr_off(&self, name: &OsStr) -> bool {
-        let n = name.as_bytes();
-        if self.noxattrs {
-            return !n.starts_with(b"user.unionctl.");
-        }
-        self.noacl && n.starts_with(b"system.posix_acl_")
+        self.noxattrs && !name.as_bytes().starts_with(b"user.unionctl.")
     }
 }

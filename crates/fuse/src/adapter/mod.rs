@@ -38,7 +38,8 @@ pub struct UnionFuse {
     pub no_fsync: bool,
     /// `static_nlink`: directories show one link.
     pub static_nlink: bool,
-    /// `noacl`: no POSIX ACLs (not negotiated; their xattrs answer EOPNOTSUPP).
+    /// `noacl`: POSIX ACLs not negotiated, so the kernel does not enforce them (their
+    /// xattrs are stored as any other, as fuse-overlayfs does).
     pub noacl: bool,
     /// `noxattrs=1`: every extended attribute answers EOPNOTSUPP (but unionctl's own
     /// virtual ones, which `umount`, `layers` and `which` ask).

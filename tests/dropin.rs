@@ -1,0 +1,768 @@
+//! unionctl as a drop-in for fuse-overlayfs (`unionctl-overlay`, a symlink to unionctl):
+//! fuse-overlayfs' command line as containers-storage and mount.fuse3 run it, its options
+//! beside fuse-overlayfs and the kernel's beside kernel overlayfs on the same layers,
+//! `volatile`, `auto_unmount`, the kernel's refusals of lower layers, and podman and
+//! buildah using it as their `mount_program`.
+mod common;
+
+use common::Scratch;
+use common::mounts::{CmdOutput, is_mount_point, mount_at, run_with_timeout, unionctl_daemons};
+use std::ffi::OsStr;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+/// The program name containers-storage and mount.fuse3 are pointed at.
+const OVERLAY: &str = "unionctl-overlay";
+
+/// Layers (two lowers, an upper, a work dir, a mount point) and a directory holding a
+/// copy of unionctl with the `unionctl-overlay` symlink to it (a copy: the build tree may
+/// be out of the test user's reach).
+struct DropIn {
+    s: Scratch,
+    bin_dir: PathBuf,
+    lower: PathBuf,
+    lower2: PathBuf,
+    upper: PathBuf,
+    work: PathBuf,
+    merged: PathBuf,
+}
+
+fn setup(name: &str) -> DropIn {
+    assert!(common::is_root(), "the drop-in tests mount: run as root");
+    common::mounts::ensure_fusectl();
+    let s = Scratch::new(name);
+    let bin_dir = s.mkdir("bin");
+    std::fs::copy(common::unionctl_bin(), bin_dir.join("unionctl")).expect("copy unionctl");
+    std::os::unix::fs::symlink("unionctl", bin_dir.join(OVERLAY)).unwrap();
+    let lower = s.mkdir("lower");
+    let lower2 = s.mkdir("lower2");
+    std::fs::write(lower.join("top"), b"from the top lower\n").unwrap();
+    std::fs::write(lower2.join("top"), b"hidden\n").unwrap();
+    std::fs::write(lower2.join("bottom"), b"from the bottom lower\n").unwrap();
+    std::fs::create_dir(lower2.join("dir")).unwrap();
+    std::fs::write(lower2.join("dir/f"), b"f\n").unwrap();
+    DropIn {
+        bin_dir,
+        upper: s.mkdir("upper"),
+        work: s.mkdir("work"),
+        merged: s.mkdir("merged"),
+        lower,
+        lower2,
+        s,
+    }
+}
+
+impl DropIn {
+    fn overlay_bin(&self) -> PathBuf {
+        self.bin_dir.join(OVERLAY)
+    }
+
+    /// containers-storage's LABEL for these layers.
+    fn label(&self) -> String {
+        format!(
+            "lowerdir={}:{},upperdir={},workdir={}",
+            self.lower.display(),
+            self.lower2.display(),
+            self.upper.display(),
+            self.work.display()
+        )
+    }
+
+    /// `unionctl-overlay ARGS...`
+    fn overlay(&self, args: &[&OsStr]) -> CmdOutput {
+        let mut cmd = Command::new(self.overlay_bin());
+        cmd.args(args);
+        run_with_timeout(cmd, 60)
+    }
+
+    /// `unionctl-overlay -o LABEL[,EXTRA] MERGED`, as containers-storage runs it.
+    fn mount(&self, extra: &str) -> CmdOutput {
+        let mut o = self.label();
+        if !extra.is_empty() {
+            o = format!("{o},{extra}");
+        }
+        self.overlay(&["-o".as_ref(), o.as_ref(), self.merged.as_os_str()])
+    }
+
+    /// The daemons serving MERGED (not an auto_unmount watcher).
+    fn daemons(&self) -> Vec<i32> {
+        unionctl_daemons(&self.merged)
+            .into_iter()
+            .filter(|p| {
+                std::fs::read_to_string(format!("/proc/{p}/comm"))
+                    .is_ok_and(|c| c.trim() != "unionctl-unmnt")
+            })
+            .collect()
+    }
+
+    /// Unmounts MERGED with umount(2), as containers-storage does, and waits for the
+    /// daemon to end.
+    fn umount(&self) {
+        let pids = unionctl_daemons(&self.merged);
+        nix::mount::umount(&self.merged).expect("umount");
+        common::events::wait_all_exit(&pids, "the daemon of an unmounted union");
+    }
+}
+
+#[track_caller]
+fn assert_ok(out: &CmdOutput, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}): {}{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
+/// Whether PROG is installed (the tests of a peer tool skip only when it is absent).
+fn have(prog: &str) -> bool {
+    let found = Command::new("sh")
+        .args(["-c", &format!("command -v {prog}")])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !found {
+        common::report(&format!(
+            "SKIP: {prog} is not installed (scripts/install-deps.sh installs it)"
+        ));
+    }
+    found
+}
+
+#[test]
+fn containers_storage_command_line_serves_the_union() {
+    let t = setup("dropin-cs");
+    assert_ok(&t.mount(""), "unionctl-overlay -o LABEL MERGED");
+    let m = mount_at(&t.merged).expect("not mounted");
+    assert_eq!(m.fs_type, "fuse.unionctl-overlay", "{m:?}");
+    assert_eq!(
+        std::fs::read(t.merged.join("top")).unwrap(),
+        b"from the top lower\n"
+    );
+    assert_eq!(std::fs::read(t.merged.join("dir/f")).unwrap(), b"f\n");
+    std::fs::write(t.merged.join("dir/new"), b"written").unwrap();
+    assert!(!t.daemons().is_empty(), "no daemon serves the union");
+    t.umount();
+    assert!(!is_mount_point(&t.merged));
+    assert_eq!(std::fs::read(t.upper.join("dir/new")).unwrap(), b"written");
+    // The work dir is the kernel's: private.
+    let mode = std::fs::metadata(t.work.join("work")).unwrap().mode() & 0o777;
+    assert_eq!(mode & 0o077, 0, "work/ is open to others: {mode:o}");
+}
+
+#[test]
+fn mount_fuse3_command_line_serves_the_union() {
+    if !have("mount.fuse3") {
+        return;
+    }
+    let t = setup("dropin-mountfuse");
+    // What `mount -t fuse.unionctl-overlay SOURCE MERGED -o OPTS` runs (mount(8) looks
+    // the program up in its own PATH; here it is ours).
+    let mut cmd = Command::new("mount.fuse3");
+    cmd.arg("overlay")
+        .arg(&t.merged)
+        .args(["-t", OVERLAY, "-o"])
+        .arg(format!("{},noatime", t.label()))
+        .env(
+            "PATH",
+            format!(
+                "{}:/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin",
+                t.bin_dir.display()
+            ),
+        );
+    assert_ok(&run_with_timeout(cmd, 60), "mount.fuse3");
+    let m = mount_at(&t.merged).expect("not mounted");
+    assert_eq!(m.fs_type, "fuse.unionctl-overlay", "{m:?}");
+    assert_eq!(
+        std::fs::read(t.merged.join("bottom")).unwrap(),
+        b"from the bottom lower\n"
+    );
+    t.umount();
+}
+
+#[test]
+fn unionctl_mount_takes_the_layers_from_o() {
+    let t = setup("dropin-mount-o");
+    let mount = |args: &[&OsStr]| {
+        let mut cmd = Command::new(t.bin_dir.join("unionctl"));
+        cmd.arg("mount").args(args);
+        run_with_timeout(cmd, 60)
+    };
+    let label = t.label();
+    assert_ok(
+        &mount(&["-o".as_ref(), label.as_ref(), t.merged.as_os_str()]),
+        "unionctl mount -o lowerdir=...",
+    );
+    assert_eq!(
+        std::fs::read(t.merged.join("top")).unwrap(),
+        b"from the top lower\n"
+    );
+    t.umount();
+    let out = mount(&[
+        "--lower".as_ref(),
+        t.lower.as_os_str(),
+        "-o".as_ref(),
+        label.as_ref(),
+        t.merged.as_os_str(),
+    ]);
+    assert!(!out.status.success(), "lowers given twice were accepted");
+    assert!(
+        out.stderr.contains("--lower") && out.stderr.contains("lowerdir="),
+        "{}",
+        out.stderr
+    );
+    assert!(!is_mount_point(&t.merged));
+}
+
+#[test]
+fn help_version_and_argument_errors() {
+    let t = setup("dropin-help");
+    let out = t.overlay(&["--help".as_ref()]);
+    assert_ok(&out, "--help");
+    assert!(
+        out.stdout.starts_with("usage: unionctl-overlay"),
+        "{}",
+        out.stdout
+    );
+    let out = t.overlay(&["-V".as_ref()]);
+    assert_ok(&out, "-V");
+    assert!(
+        out.stdout.starts_with("unionctl-overlay: version "),
+        "{}",
+        out.stdout
+    );
+    for (args, needle) in [
+        (vec!["-o"], "-o"),
+        (vec!["-x", "/mnt"], "-x"),
+        (vec!["-o", "lowerdir=/a"], "mountpoint"),
+    ] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let out = t.overlay(&args);
+        assert!(!out.status.success(), "{args:?} accepted");
+        assert!(
+            out.stderr.starts_with("unionctl-overlay: ") && out.stderr.contains(needle),
+            "{args:?}: {}",
+            out.stderr
+        );
+    }
+}
+
+/// Every option that cannot be honoured is an error naming it; nothing is mounted or
+/// made.
+#[test]
+fn options_it_cannot_honour_are_errors() {
+    let t = setup("dropin-refused");
+    let work = t.s.path().join("fresh-work");
+    for opt in [
+        "bogus",
+        "redirect_dir=off",
+        "redirect_dir=nofollow",
+        "index=off",
+        "plugins=/usr/lib/fuse-overlayfs/x.so",
+        "xattr_permissions=2",
+        "ino32_t",
+        "fsync=maybe",
+        "timeout=-1",
+        "uuid=off",
+        "nfs_export=on",
+    ] {
+        let o = format!(
+            "lowerdir={},upperdir={},workdir={},{opt}",
+            t.lower.display(),
+            t.upper.display(),
+            work.display()
+        );
+        let out = t.overlay(&["-o".as_ref(), o.as_ref(), t.merged.as_os_str()]);
+        assert!(!out.status.success(), "-o {opt} accepted");
+        let err = out.stderr.trim();
+        assert_eq!(err.lines().count(), 1, "-o {opt}: {err}");
+        assert!(
+            err.contains(opt),
+            "-o {opt}: the error does not name it: {err}"
+        );
+        assert!(!is_mount_point(&t.merged), "-o {opt} mounted");
+        assert!(!work.exists(), "-o {opt} left a work dir");
+    }
+}
+
+/// The options of fuse-overlayfs that show in the tree behave as fuse-overlayfs' do on
+/// the same layers: `static_nlink`, `noxattrs=1`.
+#[test]
+fn static_nlink_and_noxattrs_as_fuse_overlayfs() {
+    if !have("fuse-overlayfs") {
+        return;
+    }
+    let t = setup("dropin-fo-opts");
+    xattr::set(t.lower2.join("dir"), "user.note", b"v").unwrap();
+    let fo_merged = t.s.mkdir("fo-merged");
+    let fo_upper = t.s.mkdir("fo-upper");
+    let fo_work = t.s.mkdir("fo-work");
+    let opts = "static_nlink,noxattrs=1";
+    let mut fo = Command::new("fuse-overlayfs");
+    fo.arg("-o")
+        .arg(format!(
+            "lowerdir={}:{},upperdir={},workdir={},{opts}",
+            t.lower.display(),
+            t.lower2.display(),
+            fo_upper.display(),
+            fo_work.display()
+        ))
+        .arg(&fo_merged);
+    assert_ok(&run_with_timeout(fo, 60), "fuse-overlayfs");
+    assert_ok(&t.mount(opts), "unionctl-overlay");
+    let seen = |m: &Path| {
+        let nlink = std::fs::metadata(m.join("dir")).unwrap().nlink();
+        let get = xattr::get(m.join("dir"), "user.note").map_err(|e| e.raw_os_error());
+        let set = xattr::set(m.join("top"), "user.new", b"x").map_err(|e| e.raw_os_error());
+        let list = xattr::list(m.join("dir"))
+            .map(|l| l.count())
+            .map_err(|e| e.raw_os_error());
+        format!("nlink {nlink} get {get:?} set {set:?} list {list:?}")
+    };
+    let ours = seen(&t.merged);
+    let theirs = seen(&fo_merged);
+    nix::mount::umount(&fo_merged).unwrap();
+    t.umount();
+    assert_eq!(
+        ours, theirs,
+        "unionctl-overlay vs fuse-overlayfs with -o {opts}"
+    );
+    assert!(ours.starts_with("nlink 1 "), "{ours}");
+}
+
+/// A POSIX ACL granting a user read access to a 0600 file, in the kernel's xattr format.
+fn acl_user_read(uid: u32) -> Vec<u8> {
+    let mut v = 2u32.to_le_bytes().to_vec();
+    for (tag, perm, id) in [
+        (0x01u16, 6u16, u32::MAX), // user::rw-
+        (0x02, 4, uid),            // user:UID:r--
+        (0x04, 0, u32::MAX),       // group::---
+        (0x10, 4, u32::MAX),       // mask::r--
+        (0x20, 0, u32::MAX),       // other::---
+    ] {
+        v.extend(tag.to_le_bytes());
+        v.extend(perm.to_le_bytes());
+        v.extend(id.to_le_bytes());
+    }
+    v
+}
+
+/// `noacl`: the kernel does not enforce POSIX ACLs, as under fuse-overlayfs with it;
+/// without it they are enforced, as on the layers.
+#[test]
+fn noacl_as_fuse_overlayfs() {
+    if !have("fuse-overlayfs") {
+        return;
+    }
+    let t = setup("dropin-noacl");
+    let (uid, gid) = common::setup::test_user();
+    let secret = t.lower.join("secret");
+    std::fs::write(&secret, b"acl\n").unwrap();
+    std::fs::set_permissions(&secret, std::fs::Permissions::from_mode(0o600)).unwrap();
+    xattr::set(&secret, "system.posix_acl_access", &acl_user_read(uid)).unwrap();
+    let read_as_user = |m: &Path| {
+        let mut cmd = Command::new("setpriv");
+        cmd.arg(format!("--reuid={uid}"))
+            .arg(format!("--regid={gid}"))
+            .args(["--clear-groups", "--", "cat"])
+            .arg(m.join("secret"));
+        run_with_timeout(cmd, 30).status.success()
+    };
+    let fo_merged = t.s.mkdir("fo-merged");
+    let fo_upper = t.s.mkdir("fo-upper");
+    let fo_work = t.s.mkdir("fo-work");
+    let mut fo = Command::new("fuse-overlayfs");
+    fo.arg("-o")
+        .arg(format!(
+            "lowerdir={},upperdir={},workdir={},noacl",
+            t.lower.display(),
+            fo_upper.display(),
+            fo_work.display()
+        ))
+        .arg(&fo_merged);
+    assert_ok(&run_with_timeout(fo, 60), "fuse-overlayfs -o noacl");
+    let theirs = read_as_user(&fo_merged);
+    nix::mount::umount(&fo_merged).unwrap();
+    assert_ok(&t.mount(""), "unionctl-overlay");
+    let with_acls = read_as_user(&t.merged);
+    t.umount();
+    assert_ok(&t.mount("noacl"), "unionctl-overlay -o noacl");
+    let ours = read_as_user(&t.merged);
+    t.umount();
+    assert!(with_acls, "the ACL was not enforced without noacl");
+    assert_eq!(
+        ours, theirs,
+        "reading through an ACL with noacl (fuse-overlayfs: {theirs})"
+    );
+}
+
+/// `volatile`, as the kernel: the work dir gets `work/incompat/volatile/dirty`, and a
+/// later mount of that upper, by unionctl or by the kernel, is refused until the user
+/// removes it. The kernel's marker is refused by unionctl alike.
+#[test]
+fn volatile_marks_the_work_dir_as_the_kernel_does() {
+    let t = setup("dropin-volatile");
+    assert_ok(&t.mount("volatile"), "unionctl-overlay -o volatile");
+    let f = std::fs::File::create(t.merged.join("v")).unwrap();
+    f.sync_all().expect("fsync on a volatile union");
+    drop(f);
+    t.umount();
+    let incompat = t.work.join("work/incompat");
+    let dirty = incompat.join("volatile/dirty");
+    let md = std::fs::symlink_metadata(&dirty).expect("no volatile marker");
+    assert!(md.is_file() && md.mode() & 0o777 == 0, "{md:?}");
+    // The kernel refuses our marked work dir ...
+    let dirs = common::mounts::UnionDirs {
+        lowers: vec![t.lower.clone(), t.lower2.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    let k = common::mounts::mount_kernel(&dirs, &t.merged);
+    assert!(k.is_err(), "the kernel mounted a volatile union's upper");
+    // ... and so do we, saying why.
+    let out = t.mount("");
+    assert!(
+        !out.status.success(),
+        "a volatile union's upper was mounted again"
+    );
+    assert!(
+        out.stderr.contains("incompat feature 'volatile'"),
+        "{}",
+        out.stderr
+    );
+    std::fs::remove_dir_all(&incompat).unwrap();
+    assert_ok(&t.mount(""), "mount after removing the marker");
+    t.umount();
+    // The kernel's own volatile mount leaves the marker unionctl refuses.
+    let mut k = common::mounts::mount_kernel(&dirs, &t.merged).expect("kernel mount");
+    k.unmount().unwrap();
+    let o = format!("{},volatile", common::mounts::kernel_options(&dirs, false));
+    nix::mount::mount(
+        Some("overlay"),
+        &t.merged,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(o.as_str()),
+    )
+    .expect("kernel volatile mount");
+    nix::mount::umount(&t.merged).unwrap();
+    assert!(dirty.exists(), "the kernel left no marker");
+    let out = t.mount("");
+    assert!(
+        !out.status.success(),
+        "the kernel's volatile upper was mounted"
+    );
+    assert!(
+        out.stderr.contains("incompat feature 'volatile'"),
+        "{}",
+        out.stderr
+    );
+}
+
+/// `auto_unmount`: a daemon killed with SIGKILL leaves no dead mount, as root (our own
+/// mount(2)) and as a plain user (fusermount3).
+#[test]
+fn auto_unmount_when_the_daemon_is_killed() {
+    let t = setup("dropin-autounmount");
+    assert_ok(&t.mount("auto_unmount"), "-o auto_unmount");
+    let pids = t.daemons();
+    assert!(!pids.is_empty(), "no daemon");
+    for p in &pids {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), nix::sys::signal::SIGKILL).unwrap();
+    }
+    common::events::wait_on_mounts("the killed daemon's mount to go", || {
+        !is_mount_point(&t.merged)
+    });
+    // The watcher ends too.
+    common::events::wait_all_exit(&unionctl_daemons(&t.merged), "the auto_unmount watcher");
+    assert!(t.merged.is_dir());
+}
+
+#[test]
+fn auto_unmount_rootless_when_the_daemon_is_killed() {
+    let t = setup("dropin-autounmount-user");
+    let (uid, gid) = common::setup::test_user();
+    for d in [&t.upper, &t.work, &t.merged] {
+        std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
+    }
+    let mut cmd = Command::new("setpriv");
+    cmd.arg(format!("--reuid={uid}"))
+        .arg(format!("--regid={gid}"))
+        .args(["--clear-groups", "--"])
+        .arg(t.overlay_bin())
+        .arg("-o")
+        .arg(format!("{},auto_unmount", t.label()))
+        .arg(&t.merged)
+        .env("PATH", "/usr/local/bin:/usr/bin:/bin");
+    assert_ok(&run_with_timeout(cmd, 60), "rootless -o auto_unmount");
+    assert!(is_mount_point(&t.merged));
+    let pids = t.daemons();
+    assert!(!pids.is_empty(), "no daemon");
+    for p in &pids {
+        nix::sys::signal::kill(nix::unistd::Pid::from_raw(*p), nix::sys::signal::SIGKILL).unwrap();
+    }
+    common::events::wait_on_mounts("the killed rootless daemon's mount to go", || {
+        !is_mount_point(&t.merged)
+    });
+    common::events::wait_all_exit(&unionctl_daemons(&t.merged), "the auto_unmount watcher");
+}
+
+/// The same lower twice, a lower inside the upper or inside another lower: refused by the
+/// kernel (ELOOP) and by unionctl, in the kernel's words.
+#[test]
+fn lower_layers_the_kernel_refuses_are_refused() {
+    let t = setup("dropin-lowers");
+    let inner = t.upper.join("inner");
+    std::fs::create_dir(&inner).unwrap();
+    let sub = t.lower2.join("dir");
+    let cases: [(Vec<PathBuf>, &str); 4] = [
+        (
+            vec![t.lower.clone(), t.lower.clone()],
+            "conflicting lowerdir path",
+        ),
+        (
+            vec![t.lower.clone(), inner.clone()],
+            "overlapping lowerdir path",
+        ),
+        (
+            vec![t.lower2.clone(), sub.clone()],
+            "overlapping lowerdir path",
+        ),
+        (vec![t.upper.clone()], "conflicting lowerdir path"),
+    ];
+    for (lowers, words) in cases {
+        let dirs = common::mounts::UnionDirs {
+            lowers: lowers.clone(),
+            upper: Some(t.upper.clone()),
+            work: Some(t.work.clone()),
+        };
+        let k = common::mounts::mount_kernel(&dirs, &t.merged);
+        assert!(k.is_err(), "the kernel mounted {lowers:?}");
+        let lowerdir = lowers
+            .iter()
+            .map(|l| l.display().to_string())
+            .collect::<Vec<_>>()
+            .join(":");
+        let o = format!(
+            "lowerdir={lowerdir},upperdir={},workdir={}",
+            t.upper.display(),
+            t.work.display()
+        );
+        let out = t.overlay(&["-o".as_ref(), o.as_ref(), t.merged.as_os_str()]);
+        assert!(!out.status.success(), "unionctl mounted {lowers:?}");
+        assert!(out.stderr.contains(words), "{lowers:?}: {}", out.stderr);
+        assert!(!is_mount_point(&t.merged));
+    }
+}
+
+/// A busybox image saved by unionctl (docker-archive), for podman to load.
+fn busybox_archive(t: &DropIn) -> PathBuf {
+    let rootfs = t.s.mkdir("rootfs");
+    std::fs::create_dir(rootfs.join("bin")).unwrap();
+    let bb = ["/bin/busybox", "/usr/bin/busybox"]
+        .into_iter()
+        .find(|p| Path::new(p).exists())
+        .expect("busybox-static missing: run scripts/install-deps.sh");
+    std::fs::copy(bb, rootfs.join("bin/busybox")).unwrap();
+    std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
+    std::fs::write(rootfs.join("hello"), b"from the image\n").unwrap();
+    let tar = t.s.path().join("rootfs.tar");
+    let st = Command::new("tar")
+        .arg("-C")
+        .arg(&rootfs)
+        .arg("-cf")
+        .arg(&tar)
+        .arg(".")
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let store = t.s.mkdir("store");
+    let archive = t.s.path().join("image.tar");
+    let uc = |args: &[&OsStr]| {
+        let mut cmd = Command::new(t.bin_dir.join("unionctl"));
+        cmd.arg("--root").arg(&store).args(args);
+        assert_ok(&run_with_timeout(cmd, 120), "unionctl");
+    };
+    uc(&["import".as_ref(), tar.as_os_str(), "dropin:1".as_ref()]);
+    uc(&[
+        "save".as_ref(),
+        "-o".as_ref(),
+        archive.as_os_str(),
+        "dropin:1".as_ref(),
+    ]);
+    archive
+}
+
+/// A private storage for podman or buildah that mounts through unionctl-overlay, set up
+/// as a user would: storage.conf's `mount_program` (IN_CONF), or else each command's
+/// `--storage-opt overlay.mount_program=`.
+struct Storage {
+    conf: PathBuf,
+    tmp: PathBuf,
+    runroot: PathBuf,
+    graphroot: PathBuf,
+    storage_opt: Option<String>,
+}
+
+impl Storage {
+    fn new(t: &DropIn, in_conf: bool) -> Storage {
+        // podman refuses a runroot longer than 50 characters.
+        let runroot = tempfile::Builder::new()
+            .prefix("ucd-")
+            .tempdir_in("/tmp")
+            .unwrap()
+            .keep();
+        std::fs::set_permissions(&runroot, std::fs::Permissions::from_mode(0o755)).unwrap();
+        let graphroot = t.s.mkdir("graphroot");
+        let conf = t.s.path().join("storage.conf");
+        let program = format!("mount_program = \"{}\"\n", t.overlay_bin().display());
+        std::fs::write(
+            &conf,
+            format!(
+                "[storage]\ndriver = \"overlay\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n\
+                 [storage.options.overlay]\n{}",
+                graphroot.display(),
+                runroot.display(),
+                if in_conf { program.as_str() } else { "" }
+            ),
+        )
+        .unwrap();
+        Storage {
+            conf,
+            tmp: t.s.mkdir("podman-tmp"),
+            runroot,
+            graphroot,
+            storage_opt: (!in_conf)
+                .then(|| format!("overlay.mount_program={}", t.overlay_bin().display())),
+        }
+    }
+
+    /// `TOOL ARGS...` on this storage (podman or buildah), checked; its stdout.
+    fn run(&self, tool: &str, args: &[&str]) -> String {
+        let mut cmd = Command::new(tool);
+        if tool == "podman" {
+            cmd.arg("--tmpdir")
+                .arg(&self.tmp)
+                .arg("--events-backend=none");
+        }
+        if let Some(o) = &self.storage_opt {
+            cmd.arg("--storage-opt").arg(o);
+        }
+        cmd.args(args).env("CONTAINERS_STORAGE_CONF", &self.conf);
+        let out = run_with_timeout(cmd, 120);
+        assert_ok(&out, &format!("{tool} {args:?}"));
+        out.stdout.trim().to_string()
+    }
+}
+
+impl Drop for Storage {
+    fn drop(&mut self) {
+        // containers-storage leaves its private bind mount of the layer dir.
+        for m in common::mounts::mount_points_under(&self.graphroot)
+            .iter()
+            .rev()
+        {
+            let _ = nix::mount::umount2(m, nix::mount::MntFlags::MNT_DETACH);
+        }
+        let _ = std::fs::remove_dir_all(&self.runroot);
+    }
+}
+
+/// The mount at PATH is unionctl-overlay's, and shows the image's tree.
+#[track_caller]
+fn assert_image_served(path: &Path) {
+    let m = mount_at(path).unwrap_or_else(|| panic!("{} is not mounted", path.display()));
+    assert_eq!(m.fs_type, "fuse.unionctl-overlay", "{m:?}");
+    assert_eq!(
+        std::fs::read(path.join("hello")).unwrap(),
+        b"from the image\n"
+    );
+    assert!(path.join("bin/busybox").is_file());
+}
+
+/// podman (root) with `mount_program = unionctl-overlay`: `load`, `image mount`,
+/// `create` + `mount`, and the unmounts leave no daemon. (Starting a container cannot be
+/// tried on this host: root lacks CAP_SYS_RESOURCE and crun refuses the hybrid cgroups.)
+#[test]
+fn podman_mounts_through_unionctl_overlay() {
+    if !have("podman") {
+        return;
+    }
+    let t = setup("dropin-podman");
+    let archive = busybox_archive(&t);
+    let st = Storage::new(&t, true);
+    st.run("podman", &["load", "-i", archive.to_str().unwrap()]);
+    let image = "localhost/dropin:1";
+    let img = PathBuf::from(st.run("podman", &["image", "mount", image]));
+    assert_image_served(&img);
+    let pids = unionctl_daemons(&img);
+    assert!(
+        !pids.is_empty(),
+        "no unionctl daemon serves {}",
+        img.display()
+    );
+    st.run("podman", &["image", "unmount", image]);
+    common::events::wait_all_exit(&pids, "the image mount's daemon after image unmount");
+    assert!(!is_mount_point(&img));
+
+    st.run("podman", &["create", "--name", "c", image, "/bin/sh"]);
+    let ctr = PathBuf::from(st.run("podman", &["mount", "c"]));
+    assert_image_served(&ctr);
+    std::fs::write(ctr.join("made"), b"in the container\n").unwrap();
+    let pids = unionctl_daemons(&ctr);
+    assert!(
+        !pids.is_empty(),
+        "no unionctl daemon serves {}",
+        ctr.display()
+    );
+    st.run("podman", &["umount", "c"]);
+    common::events::wait_all_exit(&pids, "the container mount's daemon after umount");
+    // What was written is in the container's layer: seen again at the next mount.
+    let ctr = PathBuf::from(st.run("podman", &["mount", "c"]));
+    assert_eq!(
+        std::fs::read(ctr.join("made")).unwrap(),
+        b"in the container\n"
+    );
+    let pids = unionctl_daemons(&ctr);
+    st.run("podman", &["rm", "-f", "c"]);
+    common::events::wait_all_exit(&pids, "the container mount's daemon after rm");
+    st.run("podman", &["rmi", image]);
+}
+
+/// buildah (root) with `--storage-opt overlay.mount_program=unionctl-overlay`: `from`,
+/// `mount` (buildah adds `volatile`), `copy` into the working container, `umount`.
+#[test]
+fn buildah_mounts_and_copies_through_unionctl_overlay() {
+    if !have("buildah") || !have("podman") {
+        return;
+    }
+    let t = setup("dropin-buildah");
+    let archive = busybox_archive(&t);
+    let st = Storage::new(&t, false);
+    st.run("podman", &["load", "-i", archive.to_str().unwrap()]);
+    let b = |args: &[&str]| st.run("buildah", args);
+    b(&["from", "--name", "w", "localhost/dropin:1"]);
+    let dir = PathBuf::from(b(&["mount", "w"]));
+    assert_image_served(&dir);
+    let pids = unionctl_daemons(&dir);
+    assert!(
+        !pids.is_empty(),
+        "no unionctl daemon serves {}",
+        dir.display()
+    );
+    b(&["umount", "w"]);
+    common::events::wait_all_exit(&pids, "buildah's mount daemon after umount");
+    let src = t.s.path().join("copied");
+    std::fs::write(&src, b"copied by buildah\n").unwrap();
+    b(&["copy", "w", src.to_str().unwrap(), "/copied"]);
+    let dir = PathBuf::from(b(&["mount", "w"]));
+    assert_image_served(&dir);
+    assert_eq!(
+        std::fs::read(dir.join("copied")).unwrap(),
+        b"copied by buildah\n"
+    );
+    let pids = unionctl_daemons(&dir);
+    b(&["rm", "w"]);
+    common::events::wait_all_exit(&pids, "buildah's mount daemon after rm");
+}
