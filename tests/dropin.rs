@@ -603,10 +603,26 @@ struct Storage {
     runroot: PathBuf,
     graphroot: PathBuf,
     storage_opt: Option<String>,
+    /// Rootless: the test user (uid, gid) and its private XDG_RUNTIME_DIR.
+    user: Option<(u32, u32, PathBuf)>,
 }
 
 impl Storage {
     fn new(t: &DropIn, in_conf: bool) -> Storage {
+        Self::for_user(t, in_conf, None)
+    }
+
+    /// A storage owned by user (UID, GID), whose commands run as that user.
+    fn rootless(t: &DropIn, uid: u32, gid: u32) -> Storage {
+        let mut st = Self::for_user(t, true, Some((uid, gid)));
+        let xdg = t.s.mkdir("xdg");
+        std::fs::set_permissions(&xdg, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::os::unix::fs::chown(&xdg, Some(uid), Some(gid)).unwrap();
+        st.user = Some((uid, gid, xdg));
+        st
+    }
+
+    fn for_user(t: &DropIn, in_conf: bool, owner: Option<(u32, u32)>) -> Storage {
         // podman refuses a runroot longer than 50 characters.
         let runroot = tempfile::Builder::new()
             .prefix("ucd-")
@@ -615,6 +631,12 @@ impl Storage {
             .keep();
         std::fs::set_permissions(&runroot, std::fs::Permissions::from_mode(0o755)).unwrap();
         let graphroot = t.s.mkdir("graphroot");
+        let tmp = t.s.mkdir("podman-tmp");
+        if let Some((uid, gid)) = owner {
+            for d in [&runroot, &graphroot, &tmp] {
+                std::os::unix::fs::chown(d, Some(uid), Some(gid)).unwrap();
+            }
+        }
         let conf = t.s.path().join("storage.conf");
         let program = format!("mount_program = \"{}\"\n", t.overlay_bin().display());
         std::fs::write(
@@ -630,9 +652,10 @@ impl Storage {
         .unwrap();
         Storage {
             conf,
-            tmp: t.s.mkdir("podman-tmp"),
+            tmp,
             runroot,
             graphroot,
+            user: None,
             storage_opt: (!in_conf)
                 .then(|| format!("overlay.mount_program={}", t.overlay_bin().display())),
         }
@@ -640,7 +663,20 @@ impl Storage {
 
     /// `TOOL ARGS...` on this storage (podman or buildah), checked; its stdout.
     fn run(&self, tool: &str, args: &[&str]) -> String {
-        let mut cmd = Command::new(tool);
+        let mut cmd = match &self.user {
+            None => Command::new(tool),
+            Some((uid, gid, xdg)) => {
+                let mut c = Command::new("setpriv");
+                c.arg(format!("--reuid={uid}"))
+                    .arg(format!("--regid={gid}"))
+                    .args(["--clear-groups", "--", tool])
+                    .env_clear()
+                    .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
+                    .env("HOME", format!("/home/{}", common::setup::TEST_USER))
+                    .env("XDG_RUNTIME_DIR", xdg);
+                c
+            }
+        };
         if tool == "podman" {
             cmd.arg("--tmpdir")
                 .arg(&self.tmp)
@@ -658,6 +694,15 @@ impl Storage {
 
 impl Drop for Storage {
     fn drop(&mut self) {
+        // Rootless podman keeps a pause process holding its user namespace.
+        if let Some((_, _, xdg)) = &self.user
+            && let Ok(pid) = std::fs::read_to_string(xdg.join("libpod/tmp/pause.pid"))
+            && let Ok(pid) = pid.trim().parse::<i32>()
+        {
+            let _ =
+                nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGKILL);
+            common::events::wait_exit(pid, "rootless podman's pause process");
+        }
         // containers-storage leaves its private bind mount of the layer dir.
         for m in common::mounts::mount_points_under(&self.graphroot)
             .iter()
@@ -765,4 +810,36 @@ fn buildah_mounts_and_copies_through_unionctl_overlay() {
     let pids = unionctl_daemons(&dir);
     b(&["rm", "w"]);
     common::events::wait_all_exit(&pids, "buildah's mount daemon after rm");
+}
+
+/// Rootless podman (the test user, in podman's user namespace) with `mount_program =
+/// unionctl-overlay`: `load`, `image mount` served by unionctl (seen in the namespace's
+/// mountinfo), `image unmount` leaves no daemon.
+#[test]
+fn rootless_podman_mounts_through_unionctl_overlay() {
+    if !have("podman") {
+        return;
+    }
+    let t = setup("dropin-podman-user");
+    let (uid, gid) = common::setup::test_user();
+    let archive = busybox_archive(&t);
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let st = Storage::rootless(&t, uid, gid);
+    st.run("podman", &["load", "-i", archive.to_str().unwrap()]);
+    let image = "localhost/dropin:1";
+    let img = st.run("podman", &["unshare", "podman", "image", "mount", image]);
+    let inside = |script: &str| {
+        st.run(
+            "podman",
+            &["unshare", "sh", "-c", script, "sh", img.as_str()],
+        )
+    };
+    let line = inside(r#"grep " $1 " /proc/self/mountinfo"#);
+    assert!(line.contains(" - fuse.unionctl-overlay "), "{line}");
+    assert_eq!(inside(r#"cat "$1/hello""#), "from the image");
+    let pids = unionctl_daemons(Path::new(&img));
+    assert!(!pids.is_empty(), "no unionctl daemon serves {img}");
+    st.run("podman", &["unshare", "podman", "image", "unmount", image]);
+    common::events::wait_all_exit(&pids, "the rootless image mount's daemon after unmount");
+    st.run("podman", &["rmi", image]);
 }
