@@ -603,7 +603,8 @@ struct Storage {
     runroot: PathBuf,
     graphroot: PathBuf,
     storage_opt: Option<String>,
-    /// Rootless: the test user (uid, gid) and its private XDG_RUNTIME_DIR.
+    /// Rootless: the test user (uid, gid) and a private dir for its HOME and
+    /// XDG_RUNTIME_DIR (podman keeps caches there).
     user: Option<(u32, u32, PathBuf)>,
 }
 
@@ -642,8 +643,8 @@ impl Storage {
         std::fs::write(
             &conf,
             format!(
-                "[storage]\ndriver = \"overlay\"\ngraphroot = \"{}\"\nrunroot = \"{}\"\n\
-                 [storage.options.overlay]\n{}",
+                "[storage]\ndriver = \"overlay\"\ngraphroot = \"{0}\"\nrunroot = \"{1}\"\n\
+                 rootless_storage_path = \"{0}\"\n[storage.options.overlay]\n{2}",
                 graphroot.display(),
                 runroot.display(),
                 if in_conf { program.as_str() } else { "" }
@@ -672,12 +673,13 @@ impl Storage {
                     .args(["--clear-groups", "--", tool])
                     .env_clear()
                     .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
-                    .env("HOME", format!("/home/{}", common::setup::TEST_USER))
+                    .env("HOME", xdg)
                     .env("XDG_RUNTIME_DIR", xdg);
                 c
             }
         };
-        if tool == "podman" {
+        // Rootless, podman's runtime dirs are under the private XDG_RUNTIME_DIR.
+        if tool == "podman" && self.user.is_none() {
             cmd.arg("--tmpdir")
                 .arg(&self.tmp)
                 .arg("--events-backend=none");
