@@ -3,6 +3,9 @@
 set -euo pipefail
 . "$(dirname "$0")/apt.sh"
 apt_need fuse3 attr skopeo umoci podman busybox-static debootstrap zstd
+# The drop-in tests (tests/dropin.rs): buildah and podman mount through unionctl-overlay,
+# and fuse-overlayfs is the peer its options are compared with.
+apt_need buildah fuse-overlayfs
 # File-system conformance tests (tests/pjdfstest.rs): the pjdfstest suite, and the user and
 # group named in the [dummy_auth] section of tests/pjdfstest.toml.
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
