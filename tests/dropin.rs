@@ -256,7 +256,6 @@ fn options_it_cannot_honour_are_errors() {
     let work = t.s.path().join("fresh-work");
     for opt in [
         "bogus",
-        "redirect_dir=off",
         "redirect_dir=nofollow",
         "index=off",
         "plugins=/usr/lib/fuse-overlayfs/x.so",
@@ -329,6 +328,85 @@ fn static_nlink_and_noxattrs_as_fuse_overlayfs() {
         "unionctl-overlay vs fuse-overlayfs with -o {opts}"
     );
     assert!(ours.starts_with("nlink 1 "), "{ours}");
+}
+
+/// `redirect_dir=off` as the kernel (and fuse-overlayfs, which supports only that):
+/// renaming a directory with lower content fails with EXDEV (`mv` then copies), renaming
+/// a new directory or a file works.
+#[test]
+fn redirect_dir_off_as_the_kernel_and_fuse_overlayfs() {
+    let t = setup("dropin-redirect-off");
+    let renames = |m: &Path| {
+        std::fs::create_dir(m.join("new")).unwrap();
+        [
+            ("dir", "dir2"),
+            ("new", "new2"),
+            ("top", "top2"),
+            ("new2", "dir"),
+        ]
+        .iter()
+        .map(|(a, b)| {
+            let r = std::fs::rename(m.join(a), m.join(b)).map_err(|e| e.raw_os_error());
+            format!("{a}->{b}: {r:?}")
+        })
+        .collect::<Vec<_>>()
+    };
+    let fresh = |name: &str| {
+        let up = t.s.mkdir(&format!("{name}-upper"));
+        let wk = t.s.mkdir(&format!("{name}-work"));
+        (up, wk)
+    };
+    let (kup, kwk) = fresh("kernel");
+    let kdirs = common::mounts::UnionDirs {
+        lowers: vec![t.lower.clone(), t.lower2.clone()],
+        upper: Some(kup),
+        work: Some(kwk),
+    };
+    let o = format!(
+        "lowerdir={}:{},upperdir={},workdir={},redirect_dir=off",
+        t.lower.display(),
+        t.lower2.display(),
+        kdirs.upper.as_ref().unwrap().display(),
+        kdirs.work.as_ref().unwrap().display()
+    );
+    nix::mount::mount(
+        Some("overlay"),
+        &t.merged,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(o.as_str()),
+    )
+    .expect("kernel mount with redirect_dir=off");
+    let kernel = renames(&t.merged);
+    nix::mount::umount(&t.merged).unwrap();
+    assert_ok(
+        &t.mount("redirect_dir=off"),
+        "unionctl-overlay -o redirect_dir=off",
+    );
+    let ours = renames(&t.merged);
+    t.umount();
+    assert_eq!(ours, kernel, "unionctl vs kernel with redirect_dir=off");
+    assert!(kernel[0].ends_with("Err(Some(18))"), "{kernel:?}");
+    if have("fuse-overlayfs") {
+        let (up, wk) = fresh("fo");
+        let mut fo = Command::new("fuse-overlayfs");
+        fo.arg("-o")
+            .arg(format!(
+                "lowerdir={}:{},upperdir={},workdir={},redirect_dir=off",
+                t.lower.display(),
+                t.lower2.display(),
+                up.display(),
+                wk.display()
+            ))
+            .arg(&t.merged);
+        assert_ok(&run_with_timeout(fo, 60), "fuse-overlayfs");
+        let theirs = renames(&t.merged);
+        nix::mount::umount(&t.merged).unwrap();
+        assert_eq!(
+            ours, theirs,
+            "unionctl vs fuse-overlayfs with redirect_dir=off"
+        );
+    }
 }
 
 /// A POSIX ACL granting a user read access to a 0600 file, in the kernel's xattr format.

@@ -43,6 +43,9 @@ pub struct MountOptions {
     /// `xino=off`: refuse layers on more than one file system (whose inode numbers
     /// unionctl, as the kernel's `xino`, tags with the layer's file system).
     pub xino_off: bool,
+    /// `redirect_dir=off` or `follow` (the kernel's): renaming a directory with lower
+    /// content fails with EXDEV instead of writing a redirect.
+    pub no_redirects: bool,
     /// `subtype=NAME`: the file system type shows as `fuse.NAME` (default `unionctl`).
     pub subtype: Option<String>,
     /// SELinux `context=`, `fscontext=`, `defcontext=`, `rootcontext=`, handed to the kernel.
@@ -114,8 +117,7 @@ impl MountOptions {
                     o.security.push(s.to_string())
                 }
                 // What unionctl always does: the kernel's defaults it keeps.
-                "redirect_dir=on"
-                | "index=on"
+                "index=on"
                 | "xino=on"
                 | "xino=auto"
                 | "uuid=on"
@@ -124,6 +126,8 @@ impl MountOptions {
                 | "xattr_permissions=0"
                 | "plugins=" => {}
                 "xino=off" => o.xino_off = true,
+                "redirect_dir=on" => o.no_redirects = false,
+                "redirect_dir=off" | "redirect_dir=follow" => o.no_redirects = true,
                 // fuse-overlayfs' single-threaded loop, and libfuse's thread count.
                 s if s.starts_with("threaded=") => {
                     if !flag(s)? {
@@ -151,8 +155,7 @@ impl MountOptions {
                     o.no_effect.push(item.to_string())
                 }
                 s if s.starts_with("redirect_dir=") => bail!(
-                    "-o {s}: not supported: unionctl always records renamed directories with \
-                     redirects (redirect_dir=on)"
+                    "-o {s}: not supported: unionctl always follows redirects (on, follow or off)"
                 ),
                 s if s.starts_with("index=") => bail!(
                     "-o {s}: not supported: unionctl always keeps the hard-link index (index=on)"

@@ -58,6 +58,7 @@ impl MountRequest {
             format,
             user_xattr,
             volatile: options.volatile,
+            no_redirects: options.no_redirects,
         };
         Ok(MountRequest {
             spec,

@@ -40,6 +40,9 @@ pub struct Layers {
     /// The upper dir's format is not known (an offline view of a container's upper): it
     /// is read in both, as lower layers are.
     pub upper_both: bool,
+    /// A renamed directory with lower content gets a redirect (the kernel's
+    /// `redirect_dir=on`); without, such a rename fails with EXDEV (`redirect_dir=off`).
+    pub create_redirects: bool,
 }
 
 /// Layer dirs read without a mount (`Layers::open_offline`).
@@ -68,6 +71,9 @@ pub struct LayerSpec {
     /// The kernel's `volatile`: the work dir gets the marker that makes every later
     /// mount of this upper refuse it (see `VOLATILE_MARK`).
     pub volatile: bool,
+    /// The kernel's `redirect_dir=off` (or `follow`): existing redirects are followed, none
+    /// is made.
+    pub no_redirects: bool,
 }
 
 /// The kernel's marker of a `volatile` mount, inside the work dir's `work/`: a later
@@ -371,6 +377,7 @@ impl Layers {
             xattr: XattrNames::new(spec.user_xattr),
             single_dev: devs.len() == 1,
             upper_both: false,
+            create_redirects: !spec.no_redirects,
         })
     }
 
@@ -400,6 +407,7 @@ impl Layers {
             xattr: XattrNames::reading_both(spec.user_xattr),
             single_dev: devs.len() <= 1,
             upper_both: spec.format.is_none(),
+            create_redirects: true,
         })
     }
 

@@ -92,6 +92,12 @@ impl UnionFs {
             }
             _ => false,
         };
+        let needs_redirect = |f: &Found| f.kind == libc::S_IFDIR && !f.lowers.is_empty();
+        let moves_lower_dir =
+            needs_redirect(&src) || (exchange && dst.as_ref().is_some_and(needs_redirect));
+        // redirect_dir=off: the kernel cannot move a dir with lower content (ovl_can_move),
+        // which it says after the VFS' ENOTDIR and EISDIR, before ENOTEMPTY.
+        let cannot_move = !self.layers.create_redirects && moves_lower_dir;
         if let (Some(d), false) = (&dst, exchange) {
             if d.ino == src.ino && !src_dir {
                 return Ok(()); // two names of one file: POSIX says do nothing
@@ -102,6 +108,9 @@ impl UnionFs {
             }
             if !src_dir && dst_dir {
                 return Err(sys::errno(libc::EISDIR));
+            }
+            if cannot_move {
+                return Err(sys::errno(libc::EXDEV));
             }
             // A pure upper dir (no lower, never copied up) is left to the upper file
             // system, after the copy-ups, as overlayfs does: its ENOTEMPTY comes from
@@ -120,10 +129,10 @@ impl UnionFs {
                 }
             }
         }
-        let needs_redirect = |f: &Found| f.kind == libc::S_IFDIR && !f.lowers.is_empty();
-        if self.layers.format == Format::Aufs
-            && (needs_redirect(&src) || (exchange && dst.as_ref().is_some_and(needs_redirect)))
-        {
+        if cannot_move {
+            return Err(sys::errno(libc::EXDEV));
+        }
+        if self.layers.format == Format::Aufs && moves_lower_dir {
             // aufs has no redirects: move a whole copy instead, then rename plainly.
             for f in [Some(&src), dst.as_ref().filter(|_| exchange)]
                 .into_iter()
