@@ -409,6 +409,64 @@ fn redirect_dir_off_as_the_kernel_and_fuse_overlayfs() {
     }
 }
 
+/// `lowerdir+=` appends one lower each, as the kernel's; after `lowerdir=` both refuse it.
+#[test]
+fn lowerdir_plus_as_the_kernel() {
+    let t = setup("dropin-lowerdir-plus");
+    let opts = |lowers: &str| {
+        format!(
+            "{lowers},upperdir={},workdir={}",
+            t.upper.display(),
+            t.work.display()
+        )
+    };
+    let plus = format!(
+        "lowerdir+={},lowerdir+={}",
+        t.lower.display(),
+        t.lower2.display()
+    );
+    let seen = |m: &Path| {
+        ["top", "bottom", "dir/f"]
+            .map(|f| String::from_utf8_lossy(&std::fs::read(m.join(f)).unwrap()).into_owned())
+    };
+    let kernel_mount = |o: &str| {
+        nix::mount::mount(
+            Some("overlay"),
+            &t.merged,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(o),
+        )
+    };
+    kernel_mount(&opts(&plus)).expect("kernel mount with lowerdir+=");
+    let kernel = seen(&t.merged);
+    nix::mount::umount(&t.merged).unwrap();
+    assert_ok(
+        &t.overlay(&["-o".as_ref(), opts(&plus).as_ref(), t.merged.as_os_str()]),
+        "lowerdir+=",
+    );
+    let ours = seen(&t.merged);
+    t.umount();
+    assert_eq!(ours, kernel);
+    assert_eq!(kernel[0], "from the top lower\n");
+    let mixed = opts(&format!(
+        "lowerdir={},lowerdir+={}",
+        t.lower.display(),
+        t.lower2.display()
+    ));
+    assert!(
+        kernel_mount(&mixed).is_err(),
+        "the kernel took lowerdir+ after lowerdir"
+    );
+    let out = t.overlay(&["-o".as_ref(), mixed.as_ref(), t.merged.as_os_str()]);
+    assert!(!out.status.success(), "lowerdir+ after lowerdir was taken");
+    assert!(
+        out.stderr.contains("lowerdir+ cannot follow lowerdir"),
+        "{}",
+        out.stderr
+    );
+}
+
 /// A POSIX ACL granting a user read access to a 0600 file, in the kernel's xattr format.
 fn acl_user_read(uid: u32) -> Vec<u8> {
     let mut v = 2u32.to_le_bytes().to_vec();

@@ -19,7 +19,7 @@ pub struct MountOptions {
     pub no_passthrough: bool,
     /// `debug`: log every request and its error result (see `unionctl_union::logging`).
     pub debug: bool,
-    /// `lowerdir=A:B` (top first; `\\` escapes a `:`), then each `lowerdir+=DIR` appended.
+    /// `lowerdir=A:B` (top first; a backslash escapes a `:`), or one `lowerdir+=DIR` each.
     pub lowerdir: Vec<PathBuf>,
     /// `upperdir=DIR`.
     pub upperdir: Option<PathBuf>,
@@ -58,6 +58,8 @@ pub struct MountOptions {
 impl MountOptions {
     pub fn parse(opts: &[String]) -> Result<MountOptions> {
         let mut o = MountOptions::default();
+        // The kernel refuses `lowerdir+=` after `lowerdir=` (one list, two ways).
+        let mut lowerdir_given = false;
         for item in opts.iter().flat_map(|s| split_options(s)) {
             let item = item.as_str();
             match item {
@@ -91,12 +93,14 @@ impl MountOptions {
                 },
                 // The layers, as kernel overlayfs and fuse-overlayfs take them.
                 s if s.starts_with("lowerdir=") => {
+                    lowerdir_given = true;
                     o.lowerdir = split_lowerdir(&s[9..]);
                     if o.lowerdir.iter().any(|l| l.as_os_str().is_empty()) {
                         bail!("-o {s}: empty lower layer path");
                     }
                 }
                 s if s.starts_with("lowerdir+=") => match &s[10..] {
+                    _ if lowerdir_given => bail!("-o {s}: lowerdir+ cannot follow lowerdir"),
                     "" => bail!("-o {s}: empty lower layer path"),
                     l => o.lowerdir.push(PathBuf::from(l)),
                 },
@@ -346,5 +350,22 @@ mod tests {
             .to_string();
         assert!(e.contains("bogus") && e.contains("unknown"), "{e}");
         assert!(MountOptions::parse(&["threads=0".into()]).is_err());
+    }
+
+    #[test]
+    fn layers_and_escapes() {
+        let o = MountOptions::parse(&[r"lowerdir=/a\\:b:/c,upperdir=/u\,v".into()]).unwrap();
+        assert_eq!(o.lowerdir, [PathBuf::from("/a:b"), PathBuf::from("/c")]);
+        assert_eq!(o.upperdir, Some(PathBuf::from("/u,v")));
+        let o = MountOptions::parse(&["lowerdir+=/a,lowerdir+=/b:c,,volatile".into()]).unwrap();
+        assert_eq!(o.lowerdir, [PathBuf::from("/a"), PathBuf::from("/b:c")]);
+        assert!(o.volatile);
+        let e = MountOptions::parse(&["lowerdir=/a,lowerdir+=/b".into()]).unwrap_err();
+        assert!(e.to_string().contains("cannot follow lowerdir"), "{e}");
+        let o = MountOptions::parse(&["fsync=0,timeout=0.5,threaded=0,redirect_dir=off".into()])
+            .unwrap();
+        assert!(o.no_fsync && o.no_redirects);
+        assert_eq!(o.timeout, Some(Duration::from_millis(500)));
+        assert_eq!(o.threads, Some(1));
     }
 }
