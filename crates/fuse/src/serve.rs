@@ -176,8 +176,14 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
         }
     }));
     let session = start_session(union, &req.merged, &config).map_err(|e| {
+        // The labels are the one part of the mount data the kernel may not know.
+        let labels = match req.options.security.as_slice() {
+            [] => String::new(),
+            _ if e.raw_os_error() != Some(libc::EINVAL) => String::new(),
+            l => format!(" (refused -o {}: is SELinux enabled?)", l.join(",")),
+        };
         cleanup(invalid!(
-            "{}: cannot mount: {}",
+            "{}: cannot mount: {}{labels}",
             req.merged.display(),
             unionctl_union::errors::io_cause(&e)
         ))
