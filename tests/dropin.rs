@@ -730,6 +730,44 @@ fn busybox_archive(t: &DropIn) -> PathBuf {
     archive
 }
 
+/// Equal layers of an image (two commits without changes each add the same empty layer)
+/// share one dir: the container's mount takes it once, since a lower twice is refused.
+#[test]
+fn an_image_with_equal_layers_runs() {
+    let t = setup("dropin-equal-layers");
+    busybox_archive(&t);
+    let store = t.s.path().join("store");
+    let uc = |args: &[&str]| {
+        let mut cmd = Command::new(t.bin_dir.join("unionctl"));
+        cmd.arg("--root").arg(&store).args(args);
+        let out = run_with_timeout(cmd, 120);
+        assert_ok(&out, &format!("unionctl {args:?}"));
+        out.stdout
+    };
+    uc(&["run", "--name", "a", "dropin:1", "/bin/sh", "-c", ":"]);
+    uc(&["commit", "a", "dropin:2"]);
+    uc(&["run", "--name", "b", "dropin:2", "/bin/sh", "-c", ":"]);
+    uc(&["commit", "b", "dropin:3"]);
+    let inspect = uc(&["inspect", "dropin:3"]);
+    let v: serde_json::Value = serde_json::from_str(&inspect).unwrap();
+    let layers = v
+        .pointer("/0/RootFS/Layers")
+        .unwrap_or(&v["RootFS"]["Layers"]);
+    let layers: Vec<&str> = layers
+        .as_array()
+        .unwrap_or_else(|| panic!("no layers in {inspect}"))
+        .iter()
+        .filter_map(|l| l.as_str())
+        .collect();
+    assert_eq!(layers.len(), 3, "{layers:?}");
+    assert_eq!(
+        layers[1], layers[2],
+        "the two empty layers differ: {layers:?}"
+    );
+    let out = uc(&["run", "--rm", "dropin:3", "/bin/sh", "-c", "echo ran"]);
+    assert_eq!(out.trim(), "ran");
+}
+
 /// A private storage for podman or buildah that mounts through unionctl-overlay, set up
 /// as a user would: storage.conf's `mount_program` (IN_CONF), or else each command's
 /// `--storage-opt overlay.mount_program=`.

@@ -14,8 +14,12 @@ pub fn spawn_mount(
     work: &Path,
     merged: &Path,
 ) -> Result<PendingMount> {
+    // Equal layers of an image share one dir. Below its first (topmost) place a layer
+    // adds nothing, and the mount refuses a lower twice, as the kernel does.
+    let mut seen = std::collections::HashSet::new();
+    let lowers: Vec<PathBuf> = lowers.iter().filter(|l| seen.insert(*l)).cloned().collect();
     let req = MountRequest::new(
-        lowers.to_vec(),
+        lowers,
         Some(upper.to_path_buf()),
         Some(work.to_path_buf()),
         Format::Overlay,
