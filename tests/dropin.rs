@@ -1019,3 +1019,43 @@ fn rootless_podman_mounts_through_unionctl_overlay() {
     common::events::wait_all_exit(&pids, "the rootless image mount's daemon after unmount");
     st.run("podman", &["rmi", image]);
 }
+
+/// Rootless buildah (the test user) with `mount_program = unionctl-overlay`: `from`,
+/// `mount` inside `buildah unshare` (served by unionctl, seen in mountinfo), `copy`, and
+/// `umount` leaves no daemon.
+#[test]
+fn rootless_buildah_mounts_and_copies_through_unionctl_overlay() {
+    if !have("buildah") || !have("podman") {
+        return;
+    }
+    let t = setup("dropin-buildah-user");
+    let (uid, gid) = common::setup::test_user();
+    let archive = busybox_archive(&t);
+    std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
+    let st = Storage::rootless(&t, uid, gid);
+    st.run("podman", &["load", "-i", archive.to_str().unwrap()]);
+    st.run("buildah", &["from", "--name", "w", "localhost/dropin:1"]);
+    // Mounted, looked at and unmounted in one user namespace; the daemon's pid is
+    // printed so its end can be awaited from here.
+    let look = r#"d=$(buildah mount w)
+grep " $d " /proc/self/mountinfo | grep -c " - fuse.unionctl-overlay "
+cat "$d/$1"
+pgrep -f -- "$d"
+buildah umount w >/dev/null"#;
+    let check = |file: &str, want: &str| {
+        let out = st.run("buildah", &["unshare", "sh", "-ec", look, "sh", file]);
+        let lines: Vec<&str> = out.lines().collect();
+        assert_eq!(lines.first(), Some(&"1"), "not served by unionctl: {out}");
+        assert_eq!(lines.get(1), Some(&want), "{out}");
+        let pids: Vec<i32> = lines[2..].iter().filter_map(|l| l.parse().ok()).collect();
+        assert!(!pids.is_empty(), "no daemon seen: {out}");
+        common::events::wait_all_exit(&pids, "the rootless buildah mount's daemon");
+    };
+    check("hello", "from the image");
+    let src = t.s.path().join("copied");
+    std::fs::write(&src, b"copied by buildah\n").unwrap();
+    std::fs::set_permissions(&src, std::fs::Permissions::from_mode(0o644)).unwrap();
+    st.run("buildah", &["copy", "w", src.to_str().unwrap(), "/copied"]);
+    check("copied", "copied by buildah");
+    st.run("buildah", &["rm", "w"]);
+}
