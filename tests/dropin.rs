@@ -151,6 +151,30 @@ fn containers_storage_command_line_serves_the_union() {
     assert_eq!(mode & 0o077, 0, "work/ is open to others: {mode:o}");
 }
 
+/// `-f` stays in the foreground until SIGTERM, which unmounts, as fuse-overlayfs does.
+#[test]
+fn foreground_until_sigterm() {
+    let t = setup("dropin-foreground");
+    let mut child = Command::new(t.overlay_bin())
+        .arg("-f")
+        .arg("-o")
+        .arg(t.label())
+        .arg(&t.merged)
+        .stdin(std::process::Stdio::null())
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id() as i32;
+    common::events::wait_on_mounts("the foreground mount", || is_mount_point(&t.merged));
+    assert_eq!(std::fs::read(t.merged.join("dir/f")).unwrap(), b"f\n");
+    nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::SIGTERM).unwrap();
+    common::events::wait_exit(pid, "unionctl-overlay -f after SIGTERM");
+    let status = child.wait().unwrap();
+    assert!(status.success(), "unionctl-overlay -f ended with {status}");
+    assert!(!is_mount_point(&t.merged), "SIGTERM left the mount");
+}
+
 #[test]
 fn mount_fuse3_command_line_serves_the_union() {
     if !have("mount.fuse3") {
