@@ -39,16 +39,25 @@ pub(crate) fn watch(merged: &Path) -> Result<()> {
         );
     };
     let (rd, wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
+    // Closed by the watcher once it has its name: the mount is not reported ready before
+    // (whoever then looks for the daemon by name must not find the watcher under it).
+    let (named_rd, named_wr) = nix::unistd::pipe2(nix::fcntl::OFlag::O_CLOEXEC).context("pipe")?;
     // SAFETY: the child runs only the watcher below, on its own copy of this process.
     match unsafe { nix::unistd::fork() }.context("fork the auto_unmount watcher")? {
         nix::unistd::ForkResult::Parent { .. } => {
             drop(rd);
+            drop(named_wr);
             // Held until this process ends: its closing is what the watcher waits for.
             std::mem::forget(wr);
+            let mut buf = [0u8; 1];
+            let _ = nix::unistd::read(&named_rd, &mut buf);
             Ok(())
         }
         nix::unistd::ForkResult::Child => {
+            unsafe { libc::prctl(libc::PR_SET_NAME, c"unionctl-unmnt".as_ptr()) };
             drop(wr);
+            drop(named_rd);
+            drop(named_wr);
             watcher(rd, &path, id)
         }
     }
@@ -72,7 +81,6 @@ fn watcher(rd: OwnedFd, path: &CStr, id: u64) -> ! {
             libc::close(null);
         }
         libc::chdir(c"/".as_ptr());
-        libc::prctl(libc::PR_SET_NAME, c"unionctl-unmnt".as_ptr());
     }
     let mut buf = [0u8; 1];
     loop {
