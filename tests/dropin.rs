@@ -491,6 +491,44 @@ fn lowerdir_plus_as_the_kernel() {
     );
 }
 
+/// `xino=off`: layers on one file system mount as with `xino=auto` (the kernel's inode
+/// numbers are the same either way); across file systems, where unionctl always tags
+/// inode numbers as `xino` does, it is refused.
+#[test]
+fn xino_off_only_on_one_file_system() {
+    let t = setup("dropin-xino");
+    assert_ok(&t.mount("xino=off"), "xino=off on one file system");
+    t.umount();
+    let other = t.s.mkdir("tmpfs");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &other,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .unwrap();
+    std::fs::write(other.join("f"), b"on tmpfs").unwrap();
+    let o = format!(
+        "lowerdir={}:{},upperdir={},workdir={},xino=off",
+        other.display(),
+        t.lower.display(),
+        t.upper.display(),
+        t.work.display()
+    );
+    let out = t.overlay(&["-o".as_ref(), o.as_ref(), t.merged.as_os_str()]);
+    let mounted = is_mount_point(&t.merged);
+    if mounted {
+        t.umount();
+    }
+    nix::mount::umount(&other).unwrap();
+    assert!(
+        !out.status.success() && !mounted,
+        "xino=off across file systems mounted"
+    );
+    assert!(out.stderr.contains("xino=off"), "{}", out.stderr);
+}
+
 /// A POSIX ACL granting a user read access to a 0600 file, in the kernel's xattr format.
 fn acl_user_read(uid: u32) -> Vec<u8> {
     let mut v = 2u32.to_le_bytes().to_vec();
