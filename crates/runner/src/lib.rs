@@ -10,6 +10,7 @@ pub(crate) use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, whiteout};
 #[macro_use]
 mod error;
+pub mod capabilities;
 pub mod cgroups;
 pub mod exec;
 pub mod freeze;
@@ -19,6 +20,7 @@ pub mod lifecycle;
 pub mod linux;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
 pub mod spec;
 pub mod state;
 pub mod supervisor;

@@ -165,7 +165,8 @@ pub const DEFAULT_CAPS: [u32; 14] = [
     cap::AUDIT_WRITE,
 ];
 
-fn last_cap() -> u32 {
+/// The highest capability number this kernel knows.
+pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
