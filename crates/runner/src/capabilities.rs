@@ -64,9 +64,12 @@ pub fn number(name: &str) -> Option<u32> {
     NAMES.iter().position(|n| *n == full).map(|i| i as u32)
 }
 
-/// Every capability this kernel and this table know.
+/// Every capability this kernel and this table know and that we can hand on (a machine
+/// that runs us in a container may lack some).
 pub fn all() -> Vec<u32> {
-    (0..=linux::last_cap().min(NAMES.len() as u32 - 1)).collect()
+    (0..=linux::last_cap().min(NAMES.len() as u32 - 1))
+        .filter(|&c| linux::in_bounding_set(c))
+        .collect()
 }
 
 /// The container's capability set, sorted: docker's default (or all, privileged), then

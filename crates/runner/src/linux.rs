@@ -173,6 +173,12 @@ pub fn last_cap() -> u32 {
         .unwrap_or(40)
 }
 
+/// Whether `cap` is in this process's bounding set (what a process it starts can get).
+pub fn in_bounding_set(cap: u32) -> bool {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) == 1 }
+}
+
 /// Drops every capability outside `keep` from the bounding set.
 pub fn drop_bounding_set(keep: &[u32]) -> Result<()> {
     for cap in 0..=last_cap() {
