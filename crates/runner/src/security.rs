@@ -135,16 +135,31 @@ mod tests {
         let d = opts(&[]).unwrap();
         assert_eq!(d.seccomp, Choice::Default);
         assert!(d.no_new_privileges);
-        assert_eq!(opts(&["seccomp=unconfined"]).unwrap().seccomp, Choice::Unconfined);
-        assert_eq!(opts(&["seccomp:unconfined"]).unwrap().seccomp, Choice::Unconfined);
+        assert_eq!(
+            opts(&["seccomp=unconfined"]).unwrap().seccomp,
+            Choice::Unconfined
+        );
+        assert_eq!(
+            opts(&["seccomp:unconfined"]).unwrap().seccomp,
+            Choice::Unconfined
+        );
         assert_eq!(
             opts(&["seccomp=/p.json"]).unwrap().seccomp,
             Choice::File("/p.json".into())
         );
-        assert!(!opts(&["no-new-privileges=false"]).unwrap().no_new_privileges);
+        assert!(
+            !opts(&["no-new-privileges=false"])
+                .unwrap()
+                .no_new_privileges
+        );
         assert!(opts(&["no-new-privileges"]).unwrap().no_new_privileges);
         assert!(opts(&["no-new-privileges:true"]).unwrap().no_new_privileges);
-        for bad in ["seccomp", "seccomp=", "apparmor=x", "no-new-privileges=maybe"] {
+        for bad in [
+            "seccomp",
+            "seccomp=",
+            "apparmor=x",
+            "no-new-privileges=maybe",
+        ] {
             let e = opts(&[bad]).unwrap_err().to_string();
             assert!(e.contains(bad), "{e}");
         }

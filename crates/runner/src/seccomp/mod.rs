@@ -60,9 +60,10 @@ pub fn prepare(root: &Path, choice: &Choice, caps: &[String]) -> Result<Option<F
         ),
         Choice::Default => match fs::read(SYSTEM_PROFILE) {
             Ok(bytes) => (SYSTEM_PROFILE.to_string(), bytes),
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                (BUILTIN_NAME.to_string(), BUILTIN_PROFILE.as_bytes().to_vec())
-            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => (
+                BUILTIN_NAME.to_string(),
+                BUILTIN_PROFILE.as_bytes().to_vec(),
+            ),
             Err(e) => return Err(io("reading seccomp profile", Path::new(SYSTEM_PROFILE))(e)),
         },
     };
@@ -167,8 +168,12 @@ pub fn install(flags: u32, program: &[u8]) -> Result<()> {
         len: libc::c_ushort,
         filter: *const u8,
     }
-    let len = libc::c_ushort::try_from(program.len() / 8)
-        .map_err(|_| invalid!("seccomp filter of {} instructions is too long", program.len() / 8))?;
+    let len = libc::c_ushort::try_from(program.len() / 8).map_err(|_| {
+        invalid!(
+            "seccomp filter of {} instructions is too long",
+            program.len() / 8
+        )
+    })?;
     let prog = SockFprog {
         len,
         filter: program.as_ptr(),
@@ -208,7 +213,10 @@ mod tests {
         };
         let r = profile::resolve(BUILTIN_NAME, BUILTIN_PROFILE.as_bytes(), &t).unwrap();
         assert_eq!(r.default_action, profile::Action::Errno(libc::EPERM as u16));
-        assert_eq!(r.arches, ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]);
+        assert_eq!(
+            r.arches,
+            ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
+        );
         let program = compile::compile(BUILTIN_NAME, &r).unwrap();
         assert!(!program.is_empty() && program.len() % 8 == 0);
     }
@@ -225,7 +233,11 @@ mod tests {
             .unwrap()
             .unwrap();
         assert_ne!(first.digest, other.digest);
-        assert!(prepare(t.path(), &Choice::Unconfined, &c).unwrap().is_none());
+        assert!(
+            prepare(t.path(), &Choice::Unconfined, &c)
+                .unwrap()
+                .is_none()
+        );
         // A torn cache entry is compiled again, not loaded.
         let path = cache_dir(t.path()).join(format!("{}.bpf", first.digest));
         let data = fs::read(&path).unwrap();

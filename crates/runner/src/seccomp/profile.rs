@@ -268,16 +268,20 @@ pub fn resolve(label: &str, json: &[u8], t: &Target) -> Result<Resolved> {
             bail!("{}: no system call names", here());
         }
         all_names.extend(names.iter().map(|n| (i, n.clone())));
-        let act = action(&s.action, s.errno_ret, default_errno).ok_or_else(|| {
-            invalid!("{} ({}): unknown action {:?}", here(), names[0], s.action)
-        })?;
+        let act = action(&s.action, s.errno_ret, default_errno)
+            .ok_or_else(|| invalid!("{} ({}): unknown action {:?}", here(), names[0], s.action))?;
         let mut conds = Vec::new();
         for a in s.args.iter().flatten() {
             let o = op(&a.op).ok_or_else(|| {
                 invalid!("{} ({}): unknown operator {:?}", here(), names[0], a.op)
             })?;
             if a.index > 5 {
-                bail!("{} ({}): argument index {} (0 to 5)", here(), names[0], a.index);
+                bail!(
+                    "{} ({}): argument index {} (0 to 5)",
+                    here(),
+                    names[0],
+                    a.index
+                );
             }
             conds.push(Condition {
                 index: a.index,
@@ -413,12 +417,24 @@ mod tests {
         );
         assert_eq!(
             names(&r),
-            ["read", "write", "clone", "clone3", "ptrace", "personality", "socket"]
+            [
+                "read",
+                "write",
+                "clone",
+                "clone3",
+                "ptrace",
+                "personality",
+                "socket"
+            ]
         );
         let clone3 = r.rules.iter().find(|r| r.names[0] == "clone3").unwrap();
         assert_eq!(clone3.action, Action::Errno(38));
         // Two conditions on argument 0: either value; on distinct arguments: both.
-        let pers = r.rules.iter().find(|r| r.names[0] == "personality").unwrap();
+        let pers = r
+            .rules
+            .iter()
+            .find(|r| r.names[0] == "personality")
+            .unwrap();
         assert_eq!(pers.alternatives.len(), 2);
         let sock = r.rules.iter().find(|r| r.names[0] == "socket").unwrap();
         assert_eq!(sock.alternatives.len(), 1);
@@ -441,18 +457,30 @@ mod tests {
                 .to_string()
         };
         let e = err("{not json");
-        assert!(e.contains("/x.json") && e.contains("not a seccomp profile"), "{e}");
+        assert!(
+            e.contains("/x.json") && e.contains("not a seccomp profile"),
+            "{e}"
+        );
         let e = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
             {"names":["read"],"action":"SCMP_ACT_ALLOW"},
             {"names":["mkdir"],"action":"SCMP_ACT_EXPLODE"}]}"#);
-        assert!(e.contains("syscalls[1]") && e.contains("SCMP_ACT_EXPLODE"), "{e}");
+        assert!(
+            e.contains("syscalls[1]") && e.contains("SCMP_ACT_EXPLODE"),
+            "{e}"
+        );
         let e = err(r#"{"defaultAction":"SCMP_ACT_NOPE"}"#);
         assert!(e.contains("defaultAction"), "{e}");
         let e = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","architectures":["SCMP_ARCH_AARCH64"]}"#);
-        assert!(e.contains("SCMP_ARCH_AARCH64") && e.contains("SCMP_ARCH_X86_64"), "{e}");
+        assert!(
+            e.contains("SCMP_ARCH_AARCH64") && e.contains("SCMP_ARCH_X86_64"),
+            "{e}"
+        );
         let e = err(r#"{"defaultAction":"SCMP_ACT_ALLOW","syscalls":[
             {"names":["read"],"action":"SCMP_ACT_ERRNO","args":[{"index":0,"value":1,"op":"SCMP_CMP_ABOUT"}]}]}"#);
-        assert!(e.contains("syscalls[0]") && e.contains("SCMP_CMP_ABOUT"), "{e}");
+        assert!(
+            e.contains("syscalls[0]") && e.contains("SCMP_CMP_ABOUT"),
+            "{e}"
+        );
     }
 
     #[test]
