@@ -28,7 +28,7 @@ pub enum Command {
     /// Show which layer supplies a path of a mounted union
     Which(WhichArgs),
     /// Run a command in a new container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers
     Ps(ListArgs),
     /// Start stopped containers

@@ -154,7 +154,7 @@ pub fn read_program(path: &Path) -> Result<(u32, Vec<u8>)> {
     }
     let flags = u32::from_le_bytes(data[8..12].try_into().map_err(|_| damaged())?);
     let program = &data[44..];
-    if Sha256::digest(program).as_slice() != &data[12..44] || program.len() % 8 != 0 {
+    if Sha256::digest(program).as_slice() != &data[12..44] || !program.len().is_multiple_of(8) {
         return Err(damaged());
     }
     Ok((flags, program.to_vec()))
@@ -218,7 +218,7 @@ mod tests {
             ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
         );
         let program = compile::compile(BUILTIN_NAME, &r).unwrap();
-        assert!(!program.is_empty() && program.len() % 8 == 0);
+        assert!(!program.is_empty() && program.len().is_multiple_of(8));
     }
 
     #[test]

@@ -232,7 +232,7 @@ impl Filter {
 
 fn has_cap(t: &Target, c: &str) -> bool {
     let want = normalize_cap(c);
-    t.caps.iter().any(|have| *have == want)
+    t.caps.contains(&want)
 }
 
 /// Reads a profile (`label` names it in errors: the file, or the built-in one) and keeps
