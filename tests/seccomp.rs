@@ -173,6 +173,21 @@ fn default_profile_denies_what_docker_denies() {
         "{}",
         stderr(&o)
     );
+    // Without no_new_privs the filter is loaded while the process still holds
+    // CAP_SYS_ADMIN, before it drops its capabilities.
+    let out = ok(&s.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges=false",
+        "--rootfs",
+        &rootfs_arg(),
+        "sh",
+        "-c",
+        "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; probe unshare_user",
+    ]));
+    assert!(out.contains("NoNewPrivs:\t0\nSeccomp:\t2\n"), "{out}");
+    assert!(out.ends_with("unshare_user=1\n"), "{out}");
     // The record says which profile is in effect.
     ok(&s.run(&["run", "--name", "rec", "--rootfs", &rootfs_arg(), "true"]));
     let inspect = ok(&s.run(&["inspect", "rec"]));
@@ -493,6 +508,19 @@ fn rootless_containers_get_the_same_filter() {
     ]));
     assert_eq!(seccomp_mode(&out).as_deref(), Some("2"), "{out}");
     assert_all_eperm(&out);
+    let out = ok(&r.run(&[
+        "run",
+        "--rm",
+        "--security-opt",
+        "no-new-privileges=false",
+        "--rootfs",
+        &r.rootfs,
+        "sh",
+        "-c",
+        "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; probe unshare_user",
+    ]));
+    assert!(out.contains("NoNewPrivs:\t0\nSeccomp:\t2\n"), "{out}");
+    assert!(out.ends_with("unshare_user=1\n"), "{out}");
     // Without the filter the user namespace of a rootless container allows a nested one.
     let out = ok(&r.run(&[
         "run",

@@ -300,6 +300,10 @@ fn run_under_init(tty: bool, sec: &ProcessSecurity, err: &OwnedFd) -> Result<()>
         // SAFETY: sigwaitinfo on a full set we blocked.
         let sig = unsafe { libc::sigwaitinfo(&all, std::ptr::null_mut()) };
         if sig < 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                // A profile that refuses sigwaitinfo: wait for the command alone.
+                linux::exit_now(linux::wait_pid(child).unwrap_or(255));
+            }
             continue;
         }
         if sig == libc::SIGCHLD {
