@@ -127,6 +127,10 @@ fn cache_dir(root: &Path) -> PathBuf {
 fn store_in_cache(root: &Path, path: &Path, f: &Filter) -> Result<()> {
     let dir = cache_dir(root);
     fs::create_dir_all(&dir).map_err(io("mkdir", &dir))?;
+    // Temps of compiles that were killed (only a miss pays for this listing).
+    for dead in crate::sys::owned_temp::dead_in(&dir) {
+        let _ = fs::remove_file(dead);
+    }
     let tmp = crate::sys::owned_temp::path_in(&dir, &f.digest);
     write_program(&tmp, f.flags, &f.program)?;
     fs::rename(&tmp, path).map_err(|e| {
@@ -219,6 +223,18 @@ mod tests {
         );
         let program = compile::compile(BUILTIN_NAME, &r).unwrap();
         assert!(!program.is_empty() && program.len().is_multiple_of(8));
+        // The program tells the architectures apart by their audit numbers (x32 shares
+        // x86_64's and is told by its syscall bit): x86_64 and i386 must both appear.
+        if std::env::consts::ARCH == "x86_64" {
+            let constants: Vec<u32> = program
+                .chunks(8)
+                .map(|i| u32::from_ne_bytes(i[4..8].try_into().unwrap()))
+                .collect();
+            const AUDIT_ARCH_X86_64: u32 = 0xc000_003e;
+            const AUDIT_ARCH_I386: u32 = 0x4000_0003;
+            assert!(constants.contains(&AUDIT_ARCH_X86_64));
+            assert!(constants.contains(&AUDIT_ARCH_I386));
+        }
     }
 
     #[test]
