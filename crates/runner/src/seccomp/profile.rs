@@ -244,7 +244,6 @@ pub fn resolve(label: &str, json: &[u8], t: &Target) -> Result<Resolved> {
     if p.listener_path.is_some() {
         bail!("seccomp profile {label}: listenerPath (SCMP_ACT_NOTIFY) is not supported");
     }
-    let default_errno = p.default_errno_ret.map_or(libc::EPERM as u16, |e| e as u16);
     let default_action = action(&p.default_action, p.default_errno_ret, libc::EPERM as u16)
         .ok_or_else(|| {
             invalid!(
@@ -268,7 +267,8 @@ pub fn resolve(label: &str, json: &[u8], t: &Target) -> Result<Resolved> {
             bail!("{}: no system call names", here());
         }
         all_names.extend(names.iter().map(|n| (i, n.clone())));
-        let act = action(&s.action, s.errno_ret, default_errno)
+        // A rule's errno is its own or EPERM (not defaultErrnoRet), as runc reads it.
+        let act = action(&s.action, s.errno_ret, libc::EPERM as u16)
             .ok_or_else(|| invalid!("{} ({}): unknown action {:?}", here(), names[0], s.action))?;
         let mut conds = Vec::new();
         for a in s.args.iter().flatten() {
@@ -411,6 +411,26 @@ mod tests {
         let none: Vec<String> = vec![];
         let r = resolve("p", PROFILE.as_bytes(), &target(&none)).unwrap();
         assert_eq!(r.default_action, Action::Errno(libc::EPERM as u16));
+        let enosys = PROFILE.replacen(
+            "\"SCMP_ACT_ERRNO\",",
+            "\"SCMP_ACT_ERRNO\", \"defaultErrnoRet\": 38,",
+            1,
+        );
+        let r38 = resolve("p", enosys.as_bytes(), &target(&none)).unwrap();
+        assert_eq!(r38.default_action, Action::Errno(libc::ENOSYS as u16));
+        // Rules keep EPERM unless they say otherwise; one that now does what the
+        // default does (clone3's ENOSYS) is left out.
+        let without_clone3: Vec<Rule> = r
+            .rules
+            .iter()
+            .filter(|x| x.names[0] != "clone3")
+            .cloned()
+            .collect();
+        assert_eq!(r38.rules, without_clone3);
+        let own = r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
+            "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#;
+        let r = resolve("p", own.as_bytes(), &target(&none)).unwrap();
+        assert_eq!(r.rules[0].action, Action::Errno(libc::EPERM as u16));
         assert_eq!(
             r.arches,
             ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
