@@ -429,8 +429,8 @@ mod tests {
         assert_eq!(r38.rules, without_clone3);
         let own = r#"{"defaultAction": "SCMP_ACT_ERRNO", "defaultErrnoRet": 38,
             "syscalls": [{"names": ["mkdir"], "action": "SCMP_ACT_ERRNO"}]}"#;
-        let r = resolve("p", own.as_bytes(), &target(&none)).unwrap();
-        assert_eq!(r.rules[0].action, Action::Errno(libc::EPERM as u16));
+        let own = resolve("p", own.as_bytes(), &target(&none)).unwrap();
+        assert_eq!(own.rules[0].action, Action::Errno(libc::EPERM as u16));
         assert_eq!(
             r.arches,
             ["SCMP_ARCH_X86_64", "SCMP_ARCH_X86", "SCMP_ARCH_X32"]
