@@ -544,4 +544,15 @@ fn rootless_containers_get_the_same_filter() {
         "unshare_user",
     ]));
     assert_eq!(out, "unshare_user=0\n");
+    let out = ok(&r.run(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--rootfs",
+        &r.rootfs,
+        "sh",
+        "-c",
+        "grep '^Seccomp:' /proc/self/status; probe unshare_user",
+    ]));
+    assert_eq!(out, "Seccomp:\t0\nunshare_user=0\n");
 }
