@@ -44,7 +44,7 @@ pub struct Filter {
 }
 
 /// Bumped when the compiled form for the same input changes.
-const CACHE_FORMAT: &str = "unionctl-seccomp-1";
+const CACHE_FORMAT: &str = "unionctl-seccomp-2";
 const MAGIC: &[u8; 8] = b"UCBPF1\0\0";
 
 /// The filter for `choice` and the capability names `caps`: from the cache under `root`
