@@ -28,7 +28,7 @@ pub enum Command {
     /// Show which layer supplies a path of a mounted union
     Which(WhichArgs),
     /// Run a command in a new container
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers
     Ps(ListArgs),
     /// Start stopped containers
@@ -161,9 +161,28 @@ pub struct RunArgs {
     /// Use DIR as the only lower layer instead of an image
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// IMAGE (unless --rootfs) then CMD ARG...
     #[arg(trailing_var_arg = true)]
     pub args: Vec<String>,
+}
+
+/// Capabilities, seccomp and privileges of a new container (docker's flags).
+#[derive(Args, Debug, Clone)]
+pub struct SecurityArgs {
+    /// seccomp=PROFILE.json (docker/OCI JSON), seccomp=unconfined, no-new-privileges[=true|false]
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Add a capability (SYS_ADMIN or CAP_SYS_ADMIN, or ALL)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (CHOWN or CAP_CHOWN, or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Every capability, no seccomp filter, no masked paths, writable /sys and /proc/sys
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 /// The options of the listings, `ps` and `images`.
@@ -417,6 +436,18 @@ impl From<RunArgs> for unionctl::runner::RunOptions {
             pids_limit: a.pids_limit,
             rootfs: a.rootfs,
             args: a.args,
+            security: a.security.into(),
+        }
+    }
+}
+
+impl From<SecurityArgs> for unionctl::runner::SecurityOptions {
+    fn from(a: SecurityArgs) -> Self {
+        unionctl::runner::SecurityOptions {
+            security_opt: a.security_opt,
+            cap_add: a.cap_add,
+            cap_drop: a.cap_drop,
+            privileged: a.privileged,
         }
     }
 }
