@@ -1,6 +1,7 @@
 //! `-o` mount options: parsed strictly so a typo is an error, not a silent no-op.
 use crate::error::Result;
 use fuser::{Config, MountOption, SessionACL};
+use unionctl_union::idmap::{IdMapSpec, parse_ranges};
 
 #[derive(Debug, Clone, Default)]
 pub struct MountOptions {
@@ -15,6 +16,9 @@ pub struct MountOptions {
     pub no_passthrough: bool,
     /// `debug`: log every request and its error result (see `unionctl_union::logging`).
     pub debug: bool,
+    /// `uidmapping=`, `gidmapping=`, `squash_to_root`, `squash_to_uid=`, `squash_to_gid=`:
+    /// owners shifted between the layers and the mount, as fuse-overlayfs does.
+    pub ids: IdMapSpec,
 }
 
 impl MountOptions {
@@ -51,6 +55,15 @@ impl MountOptions {
                     Ok(n) if (1..=64).contains(&n) => o.threads = Some(n),
                     _ => bail!("-o {s}: threads must be a number from 1 to 64"),
                 },
+                "squash_to_root" => o.ids.squash_to_root = true,
+                s if s.starts_with("uidmapping=") => {
+                    o.ids.uids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
+                }
+                s if s.starts_with("gidmapping=") => {
+                    o.ids.gids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
+                }
+                s if s.starts_with("squash_to_uid=") => o.ids.squash_to_uid = Some(id_value(s)?),
+                s if s.starts_with("squash_to_gid=") => o.ids.squash_to_gid = Some(id_value(s)?),
                 s => bail!("-o {s}: unknown mount option"),
             }
         }
@@ -96,6 +109,13 @@ impl MountOptions {
         c.clone_fd = true;
         c
     }
+}
+
+/// The id of a `NAME=ID` option.
+fn id_value(s: &str) -> Result<u32> {
+    let (_, v) = s.split_once('=').unwrap_or((s, ""));
+    v.parse::<u32>()
+        .map_err(|_| invalid!("-o {s}: '{v}' is not a user or group id"))
 }
 
 /// mount(2) flags and data for mounting the FUSE connection on `fd` ourselves, from
@@ -150,5 +170,30 @@ mod tests {
             .to_string();
         assert!(e.contains("bogus") && e.contains("unknown"), "{e}");
         assert!(MountOptions::parse(&["threads=0".into()]).is_err());
+    }
+
+    #[test]
+    fn parses_id_mapping_and_squash() {
+        let o = MountOptions::parse(&[
+            "uidmapping=0:1000:1:1:100000:65536,gidmapping=0:1000:1".into(),
+            "squash_to_root,squash_to_uid=7,squash_to_gid=8".into(),
+        ])
+        .unwrap();
+        assert_eq!(o.ids.uids.as_ref().map(|r| r.len()), Some(2));
+        assert_eq!(o.ids.gids.as_ref().map(|r| r[0].shown), Some(1000));
+        assert!(o.ids.squash_to_root);
+        assert_eq!(
+            (o.ids.squash_to_uid, o.ids.squash_to_gid),
+            (Some(7), Some(8))
+        );
+        for bad in [
+            "uidmapping=0:1000",
+            "gidmapping=a:b:c",
+            "squash_to_uid=-1",
+            "squash_to_gid=",
+        ] {
+            let e = MountOptions::parse(&[bad.into()]).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("-o {bad}: ")), "{e}");
+        }
     }
 }

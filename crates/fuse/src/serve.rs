@@ -8,6 +8,7 @@ use crate::whiteout::Format;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use unionctl_union::idmap::{self, IdMap};
 
 /// Everything needed to serve one union mount.
 #[derive(Debug, Clone)]
@@ -112,6 +113,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
     let config = req.options.fuser_config(read_only);
     let mut union = UnionFuse::new(fs);
     union.allow_passthrough = !req.options.no_passthrough;
+    union.ids = IdMap::new(&req.options.ids, idmap::kernel_overflow_ids());
     let notifier_slot = union.notifier.clone();
     // Sent before the reply of the request that changed the attributes, so the caller's
     // next stat sees them. Attributes only (offset -1): the kernel takes no inode or page

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use unionctl_union::idmap::IdMap;
 
 mod attrs;
 mod dir;
@@ -47,6 +48,9 @@ pub struct UnionFuse {
     iomodes: IoModes,
     /// The open file handles.
     handles: Mutex<HashMap<u64, OpenHandle>>,
+    /// Owners between the layers and what the mount shows (`-o uidmapping=`, ...): the
+    /// union below works in disk ids only.
+    pub ids: IdMap,
 }
 
 impl UnionFuse {
@@ -64,14 +68,25 @@ impl UnionFuse {
             notifier: Default::default(),
             iomodes: IoModes::default(),
             handles: Mutex::new(HashMap::new()),
+            ids: IdMap::default(),
         }
     }
 }
 
-fn caller(req: &Request) -> Caller {
-    Caller {
-        uid: req.uid(),
-        gid: req.gid(),
+impl UnionFuse {
+    /// The attributes the mount shows for ST: its owner through the id mapping.
+    fn attr(&self, st: &Stat) -> FileAttr {
+        let mut a = attr(st);
+        (a.uid, a.gid) = self.ids.shown(st.st_uid, st.st_gid);
+        a
+    }
+
+    /// Who asks, as the owner a new object gets on disk.
+    fn caller(&self, req: &Request) -> Caller {
+        Caller {
+            uid: self.ids.disk_uid(req.uid()),
+            gid: self.ids.disk_gid(req.gid()),
+        }
     }
 }
 
@@ -112,7 +127,7 @@ impl Filesystem for UnionFuse {
 
     fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
         match self.fs.lookup(parent.0, name) {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr(&st), Generation(0)),
             // A negative entry the kernel may cache: every create goes through us.
             Err(e) if e.raw_os_error() == Some(libc::ENOENT) => {
                 let mut none = attr(&unsafe { std::mem::zeroed() });
@@ -134,7 +149,7 @@ impl Filesystem for UnionFuse {
             None => self.fs.getattr(ino.0),
         };
         match r {
-            Ok(st) => reply.attr(&self.ttl, &attr(&st)),
+            Ok(st) => reply.attr(&self.ttl, &self.attr(&st)),
             Err(e) => reply.error(self.fail("getattr", ino.0, None, &e)),
         }
     }
@@ -159,17 +174,18 @@ impl Filesystem for UnionFuse {
     ) {
         let a = SetAttr {
             mode,
-            uid,
-            gid,
+            uid: uid.map(|u| self.ids.disk_uid(u)),
+            gid: gid.map(|g| self.ids.disk_gid(g)),
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
             // fuser hides the kernel's FATTR_KILL_SUIDGID; it is set for a truncate by a
             // caller without CAP_FSETID, which outside a namespace means a non-root one.
             kill_suidgid: size.is_some() && req.uid() != 0 && self.killpriv.load(Ordering::Relaxed),
+            owner_may_fail: self.ids.squashes(),
         };
         match self.fs.setattr(ino.0, &a, fh.map(fd_of)) {
-            Ok(st) => reply.attr(&self.ttl, &attr(&st)),
+            Ok(st) => reply.attr(&self.ttl, &self.attr(&st)),
             Err(e) => reply.error(self.fail("setattr", ino.0, None, &e)),
         }
     }
@@ -194,9 +210,9 @@ impl Filesystem for UnionFuse {
         let mode = mode & !(umask & 0o777);
         match self
             .fs
-            .mknod(parent.0, name, mode, rdev as u64, caller(req))
+            .mknod(parent.0, name, mode, rdev as u64, self.caller(req))
         {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr(&st), Generation(0)),
             Err(e) => reply.error(self.fail("mknod", parent.0, Some(name), &e)),
         }
     }
@@ -211,8 +227,8 @@ impl Filesystem for UnionFuse {
         reply: ReplyEntry,
     ) {
         let mode = mode & !(umask & 0o777);
-        match self.fs.mkdir(parent.0, name, mode, caller(req)) {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+        match self.fs.mkdir(parent.0, name, mode, self.caller(req)) {
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr(&st), Generation(0)),
             Err(e) => reply.error(self.fail("mkdir", parent.0, Some(name), &e)),
         }
     }
@@ -241,9 +257,9 @@ impl Filesystem for UnionFuse {
     ) {
         match self
             .fs
-            .symlink(parent.0, link_name, target.as_os_str(), caller(req))
+            .symlink(parent.0, link_name, target.as_os_str(), self.caller(req))
         {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr(&st), Generation(0)),
             Err(e) => reply.error(self.fail("symlink", parent.0, Some(link_name), &e)),
         }
     }
@@ -276,7 +292,7 @@ impl Filesystem for UnionFuse {
         reply: ReplyEntry,
     ) {
         match self.fs.link(ino.0, newparent.0, newname) {
-            Ok((_, st)) => reply.entry(&self.ttl, &attr(&st), Generation(0)),
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr(&st), Generation(0)),
             Err(e) => reply.error(self.fail("link", newparent.0, Some(newname), &e)),
         }
     }
@@ -477,7 +493,7 @@ impl Filesystem for UnionFuse {
                             next,
                             &e.name,
                             &self.ttl,
-                            &attr(&st),
+                            &self.attr(&st),
                             Generation(0),
                         );
                         if full {
@@ -499,7 +515,7 @@ impl Filesystem for UnionFuse {
                     next,
                     name,
                     &self.ttl,
-                    &attr(&st),
+                    &self.attr(&st),
                     Generation(0),
                 ),
                 Err(_) => false,
@@ -621,11 +637,14 @@ impl Filesystem for UnionFuse {
         reply: ReplyCreate,
     ) {
         let mode = mode & !(umask & 0o777);
-        match self.fs.create(parent.0, name, mode, flags, caller(req)) {
+        match self
+            .fs
+            .create(parent.0, name, mode, flags, self.caller(req))
+        {
             Ok((node, st, fd)) => {
                 let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
                 let o = self.start_open(node.ino, fd, writable, false, |fd| reply.open_backing(fd));
-                let (a, g) = (attr(&st), Generation(0));
+                let (a, g) = (self.attr(&st), Generation(0));
                 match &o.backing {
                     Some(b) => reply.created_passthrough(&self.ttl, &a, g, o.fh, o.flags, b),
                     None => reply.created(&self.ttl, &a, g, o.fh, o.flags),
