@@ -84,7 +84,12 @@ impl Drop for Mount {
 /// Kernel overlayfs as the project compares against it: redirect_dir=on,index=on (both
 /// only with an upper layer; without one the mount is read-only).
 pub fn mount_kernel(dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
-    let data = kernel_options(dirs, false);
+    mount_kernel_with(dirs, merged, "")
+}
+
+/// `mount_kernel` with more options (",metacopy=on").
+pub fn mount_kernel_with(dirs: &UnionDirs, merged: &Path, extra: &str) -> Result<Mount, String> {
+    let data = kernel_options(dirs, false) + extra;
     let mount = || {
         nix::mount::mount(
             Some("overlay"),

@@ -19,6 +19,9 @@ pub struct MountOptions {
     /// `uidmapping=`, `gidmapping=`, `squash_to_root`, `squash_to_uid=`, `squash_to_gid=`:
     /// owners shifted between the layers and the mount, as fuse-overlayfs does.
     pub ids: IdMapSpec,
+    /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only,
+    /// in the kernel's format (`metacopy=off`, the default: the whole file).
+    pub metacopy: bool,
 }
 
 impl MountOptions {
@@ -56,6 +59,8 @@ impl MountOptions {
                     _ => bail!("-o {s}: threads must be a number from 1 to 64"),
                 },
                 "squash_to_root" => o.ids.squash_to_root = true,
+                "metacopy=on" => o.metacopy = true,
+                "metacopy=off" => o.metacopy = false,
                 s if s.starts_with("uidmapping=") => {
                     o.ids.uids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
                 }

@@ -30,6 +30,9 @@ impl MountRequest {
         merged: PathBuf,
     ) -> Result<MountRequest> {
         let options = options::MountOptions::parse(options)?;
+        if options.metacopy && format == Format::Aufs {
+            bail!("-o metacopy=on: aufs format has no metadata-only copy-up");
+        }
         let user_xattr = options.userxattr || !crate::sys::in_initial_userns();
         let spec = LayerSpec {
             lowers,
@@ -108,7 +111,8 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
             .unwrap_or_else(|| crate::unionfs::layers::default_work(u))
     });
     unionctl_union::logging::to_daemon_log(work.as_deref(), req.options.debug);
-    let fs = UnionFs::new(layers).context("reading the layer roots")?;
+    let mut fs = UnionFs::new(layers).context("reading the layer roots")?;
+    fs.metacopy = req.options.metacopy;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);
     let mut union = UnionFuse::new(fs);

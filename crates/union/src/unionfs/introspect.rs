@@ -38,7 +38,7 @@ impl UnionFs {
         } else if let (Some(ix), Some(u)) = (&st.index, &self.layers.upper) {
             let _ = writeln!(s, "index\t{} ({})", ix.to_string_lossy(), u.path.display());
         }
-        if !is_dir && !s.is_empty() {
+        if !is_dir && !st.metacopy && !s.is_empty() {
             return s;
         }
         for l in &st.lowers {
@@ -82,6 +82,7 @@ impl UnionFs {
                 upper: f.upper.is_some(),
                 lowers: f.lowers,
                 redirected: f.redirected,
+                metacopy: f.metacopy,
                 index: f.index,
                 orphan: None,
             };

@@ -35,6 +35,9 @@ pub struct UnionFs {
     /// Told the inode number of an object whose attributes changed behind the caller's
     /// back (a directory copied up becomes merged: its link count changes).
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only
+    /// (the kernel's format). Metacopy files are read either way.
+    pub metacopy: bool,
 }
 
 /// What the upper layer holds at a name (`UnionFs::resolve_upper`).
@@ -46,6 +49,8 @@ struct UpperPart {
     redirect: Option<Redirect>,
     /// Lower layers are searched: no upper entry, or a dir that is not opaque.
     search: bool,
+    /// A metacopy file: only its data is below (at `redirect`, or at its name).
+    metacopy: bool,
 }
 
 impl Default for UpperPart {
@@ -55,6 +60,7 @@ impl Default for UpperPart {
             origin_ino: None,
             redirect: None,
             search: true,
+            metacopy: false,
         }
     }
 }
@@ -78,6 +84,8 @@ pub struct Found {
     pub lower_stat: Option<Stat>,
     pub redirected: bool,
     pub index: Option<OsString>,
+    /// A metacopy upper file: `lowers[0]` holds its data.
+    pub metacopy: bool,
 }
 
 fn enoent() -> io::Error {
@@ -98,6 +106,7 @@ impl UnionFs {
             shared_whiteout: Default::default(),
             no_markers: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
+            metacopy: false,
         };
         let upper = fs.layers.upper.is_some();
         let mut lowers = Vec::new();
@@ -123,6 +132,7 @@ impl UnionFs {
             upper,
             lowers,
             redirected: false,
+            metacopy: false,
             index: None,
             orphan: None,
         };
@@ -211,7 +221,11 @@ impl UnionFs {
         } else {
             UpperPart::default()
         };
-        let (lowers, lower_stat) = if up.search && !meta_name {
+        let (lowers, lower_stat) = if up.metacopy {
+            let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            let (data, st) = self.metacopy_data(candidates)?;
+            (vec![data], Some(st))
+        } else if up.search && !meta_name {
             let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
             self.search_lowers(candidates, up.stat.is_some())?
         } else {
@@ -245,8 +259,9 @@ impl UnionFs {
             upper: up.stat,
             lowers,
             lower_stat,
-            redirected: up.redirect.is_some(),
+            redirected: up.redirect.is_some() && !up.metacopy,
             index,
+            metacopy: up.metacopy,
         }))
     }
 
@@ -263,14 +278,23 @@ impl UnionFs {
         match sys::lstat_opt(ufd, path)? {
             Some(st) if self.upper_whiteout(ufd, path, &st) => return Ok(None),
             Some(st) => {
-                if let Some(fb) = self.layers.xattr.read(ufd, path, |n| &n.origin)? {
-                    up.origin_ino = self.origin_ino(&fb);
+                let origin = self.layers.xattr.read(ufd, path, |n| &n.origin)?;
+                if let Some(fb) = &origin {
+                    up.origin_ino = self.origin_ino(fb);
                 }
                 if sys::is_dir(&st) {
                     match self.upper_dir_lowers(ufd, path)? {
                         None => up.search = false,
                         Some(r) => up.redirect = r,
                     }
+                } else if self.is_metacopy(ufd, path, &st)? {
+                    // Its data is below: at its redirect (after a rename) or its name.
+                    up.metacopy = true;
+                    up.redirect = self
+                        .layers
+                        .xattr
+                        .read(ufd, path, |n| &n.redirect)?
+                        .and_then(|r| Redirect::parse(&r));
                 } else {
                     up.search = false;
                 }
@@ -360,6 +384,38 @@ impl UnionFs {
             }
         }
         Ok((lowers, lower_stat))
+    }
+
+    /// Is this regular file a metacopy one (`overlay.metacopy`: its data is below)?
+    pub fn is_metacopy(&self, fd: RawFd, path: &OsStr, st: &Stat) -> io::Result<bool> {
+        Ok(st.st_mode & libc::S_IFMT == libc::S_IFREG
+            && self.layers.xattr.read(fd, path, |n| &n.metacopy)?.is_some())
+    }
+
+    /// The lower file holding a metacopy file's data: the top-most regular file among the
+    /// candidates that is not metacopy itself. A whiteout or an object of another type
+    /// ends the search; none found is EIO, as overlayfs answers ("metacopy with no lower
+    /// data").
+    fn metacopy_data(&self, candidates: Vec<(usize, OsString)>) -> io::Result<(LowerRef, Stat)> {
+        for (layer, cpath) in candidates {
+            let fd = self.lower_fd(layer);
+            match sys::lstat_opt(fd, &cpath)? {
+                None => {
+                    let (cp, cn) = split(&cpath);
+                    if whiteout::is_whiteout(fd, cp, cn, true)? {
+                        break;
+                    }
+                }
+                Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
+                    if !self.is_metacopy(fd, &cpath, &st)? {
+                        return Ok((LowerRef { layer, path: cpath }, st));
+                    }
+                }
+                Some(_) => break,
+            }
+        }
+        log::warn!("metacopy file with no lower data: EIO");
+        Err(sys::errno(libc::EIO))
     }
 
     /// Does the upper layer hold aufs-format metadata (`.wh.` files)? Only when it is
@@ -548,6 +604,9 @@ impl UnionFs {
         let st = match (found.upper.or(found.lower_stat), &found.index) {
             (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
                 s.st_ino = node.ino;
+                if let (true, Some(l)) = (found.metacopy, &found.lower_stat) {
+                    s.st_blocks = l.st_blocks;
+                }
                 if node.is_dir && is_merged(found.upper.is_some(), found.lowers.len()) {
                     s.st_nlink = 1;
                 }
@@ -564,6 +623,7 @@ impl UnionFs {
             upper: f.upper.is_some(),
             lowers: f.lowers.clone(),
             redirected: f.redirected,
+            metacopy: f.metacopy,
             index: f.index.clone(),
             orphan: None,
         };
@@ -582,6 +642,15 @@ impl UnionFs {
         Ok((self.lower_fd(l.layer), l.path.clone()))
     }
 
+    /// Where a node's data is read: its real object, or for a metacopy file the lower
+    /// file that holds its data.
+    pub fn data_real(&self, node: &Node, st: &NodeState) -> io::Result<(RawFd, OsString)> {
+        match (st.metacopy, st.lowers.first()) {
+            (true, Some(l)) => Ok((self.lower_fd(l.layer), l.path.clone())),
+            _ => self.real(node, st),
+        }
+    }
+
     /// stat of a node as the union shows it.
     pub fn stat_node(&self, node: &Node) -> io::Result<Stat> {
         let st = node.snapshot();
@@ -594,6 +663,10 @@ impl UnionFs {
         let mut s = sys::lstatat(fd, &p)?;
         check_kind(node, &s)?;
         s.st_ino = node.ino;
+        if let (true, Some(l)) = (st.metacopy, st.lowers.first()) {
+            // As overlayfs: the blocks are those of the file holding the data.
+            s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
+        }
         if node.is_dir {
             // As overlayfs: the link count of a merged dir is unknown; 1 pacifies find(1).
             if is_merged(st.upper, st.lowers.len()) {
@@ -635,6 +708,14 @@ impl UnionFs {
     /// stat through an open file of the node (which may have been unlinked meanwhile).
     pub fn getattr_open(&self, ino: u64, fd: RawFd) -> io::Result<Stat> {
         let node = self.node(ino)?;
+        {
+            // A metacopy file's handle reads the lower data; its attributes are upper.
+            let st = node.lock();
+            if st.metacopy && !st.aliases.is_empty() {
+                drop(st);
+                return self.stable(|| self.stat_node(&node));
+            }
+        }
         let mut s = sys::fstat(fd)?;
         s.st_ino = node.ino;
         let st = node.snapshot();

@@ -15,7 +15,11 @@ impl UnionFs {
         a: &SetAttr,
         fh: Option<RawFd>,
     ) -> io::Result<Stat> {
-        let (node, fd, p) = self.copied_up(ino)?;
+        // A truncate needs the data; any other change only the metadata.
+        let (node, fd, p) = match a.size {
+            Some(_) => self.copied_up_with_data(ino)?,
+            None => self.copied_up(ino)?,
+        };
         check_kind(&node, &sys::lstatat(fd, &p)?)?;
         if a.uid.is_some() || a.gid.is_some() {
             let r = sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX));

@@ -37,8 +37,18 @@ impl UnionFs {
         let work = self.layers.work_fd();
         let tmp = self.tmp_name();
         let skip = |n: &[u8]| self.layers.xattr.is_private(n);
-        let res = cow::copy_object(lfd, &lower.path, &lst, work, &tmp, true, &skip)
-            .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp));
+        // metacopy=on, as overlayfs: a regular file is copied without its data until it is
+        // written (a hard link goes through the index with its data).
+        let meta_only = self.metacopy
+            && self.layers.format == Format::Overlay
+            && lst.st_mode & libc::S_IFMT == libc::S_IFREG
+            && lst.st_nlink <= 1;
+        let res = cow::copy_object(lfd, &lower.path, &lst, work, &tmp, !meta_only, &skip)
+            .and_then(|()| match meta_only {
+                true => sys::lsetxattr(work, &tmp, &self.layers.xattr.metacopy, b"", 0),
+                false => Ok(()),
+            })
+            .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp, meta_only));
         if res.is_err() {
             let _ = cow::remove_tree(work, &tmp);
         }
@@ -79,6 +89,7 @@ impl UnionFs {
         lower: &LowerRef,
         lst: &Stat,
         tmp: &OsStr,
+        metacopy: bool,
     ) -> io::Result<()> {
         let work = self.layers.work_fd();
         let ix = self.index_name(lower).ok();
@@ -111,7 +122,9 @@ impl UnionFs {
             }
             _ => {
                 sys::renameat2(work, tmp, ufd, &path, libc::RENAME_NOREPLACE)?;
-                node.lock().upper = true;
+                let mut st = node.lock();
+                st.upper = true;
+                st.metacopy = metacopy;
                 self.nodes.touch(node);
             }
         }
@@ -155,6 +168,51 @@ impl UnionFs {
         let st = node.snapshot();
         let (fd, p) = self.real(&node, &st)?;
         Ok((node, fd, p))
+    }
+
+    /// `copied_up`, with the data too (a truncate).
+    pub(super) fn copied_up_with_data(&self, ino: u64) -> io::Result<(Arc<Node>, RawFd, OsString)> {
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        self.copy_up_data(ino)?;
+        self.copied_up(ino)
+    }
+
+    /// Copies a node up with its data: a metacopy file gets the data of its lower file,
+    /// written into the upper file in place, and then loses its `overlay.metacopy` (so a
+    /// crash meanwhile leaves a metacopy file that still reads the lower data), as
+    /// overlayfs does at the first open for write. Its times stay as they were.
+    pub(super) fn copy_up_data(&self, ino: u64) -> io::Result<()> {
+        self.copy_up(ino)?;
+        let node = self.node(ino)?;
+        if !node.lock().metacopy {
+            return Ok(());
+        }
+        let _copying = node.copy_guard();
+        let st = node.snapshot();
+        let Some(data) = st.lowers.first().filter(|_| st.metacopy) else {
+            return Ok(());
+        };
+        let (ufd, p) = self.real(&node, &st)?;
+        let before = sys::lstatat(ufd, &p)?;
+        let src = sys::openat(
+            self.layers.lowers[data.layer].raw(),
+            &data.path,
+            libc::O_RDONLY | libc::O_NOFOLLOW,
+            0,
+        )?;
+        let dst = sys::openat(ufd, &p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
+        let size = (before.st_size as u64).min(sys::fstat(src.as_raw_fd())?.st_size as u64);
+        cow::copy_data(src.as_raw_fd(), dst.as_raw_fd(), size)?;
+        drop(dst);
+        sys::lremovexattr(ufd, &p, &self.layers.xattr.metacopy)?;
+        restore_times(ufd, &p, &before)?;
+        let mut st = node.lock();
+        st.metacopy = false;
+        st.lowers.clear();
+        self.nodes.touch(&node);
+        Ok(())
     }
 
     /// Adds DELTA to the offset kept in `overlay.nlink` of an indexed object.

@@ -133,6 +133,7 @@ impl UnionFs {
             lower_stat: None,
             redirected: false,
             index: None,
+            metacopy: false,
         };
         // The object is new: a node known by its inode number is of an object gone since
         // (its last name went another way than through `remove` or `rename`).
@@ -251,6 +252,10 @@ impl UnionFs {
             self.copy_up(ino)?;
             let st = node.snapshot();
             let (sfd, sp) = self.real(&node, &st)?;
+            if st.metacopy {
+                // Every name finds the data through an absolute redirect, as overlayfs sets.
+                self.keep_metacopy_data(&node, sfd, &sp, OsStr::new(""), false)?;
+            }
             if whiteout::get(sfd, &sp, &self.layers.xattr.origin)?.is_some() {
                 self.mark_impure(self.upper()?, &ppath)?;
             }
