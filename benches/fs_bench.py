@@ -77,6 +77,10 @@ def workloads(env, groups):
         # with MOUNT_OPTS below; the kernel has no such option and walks unmapped).
         "uidmap": ("walk warm (twice) with uidmapping=/gidmapping= (kernel: unmapped)",
                    [("run", WALK), ("time", "s", WALK + " && " + WALK)]),
+        # Metadata-only copy-up: unionctl and the kernel with metacopy=on (rootless, the
+        # kernel refuses it with userxattr); fuse-overlayfs has none and copies the data.
+        "chmod_r": ("chmod -R of the whole lower tree + syncfs (metacopy=on)",
+                    [("drop", 3), ("time", "s", "chmod -R u+w {M} && sync -f {U}")]),
         # Extras: parallel scaling (the same work done by 1 process or split over 4), and
         # daemon memory after a walk and after the kernel forgets its inodes.
         # Scaling: lower layer warm in the page cache (so the disk does not decide), union
@@ -91,11 +95,12 @@ def workloads(env, groups):
 
 
 MAIN_ROWS = ["walk_cold", "walk_warm", "read_all", "seq_read", "write", "copy_up", "untar", "rm_tree", "ls_merged",
-             "uidmap"]
+             "uidmap", "chmod_r"]
 # Mount options a workload adds, per file system (rows of the drop-in options).
 IDS = "0:100000:65536"
 MOUNT_OPTS = {
     "uidmap": {"unionctl": f"uidmapping={IDS},gidmapping={IDS}", "fuse-overlayfs": f"uidmapping={IDS},gidmapping={IDS}"},
+    "chmod_r": {"unionctl": "metacopy=on", "kernel": "metacopy=on"},
 }
 EXTRA_ROWS = ["par1", "par4", "rss"]
 # Goal of issue 3 per row: at most this ratio to the kernel, and faster than fuse-overlayfs.
@@ -124,7 +129,7 @@ def mount_argv(spec):
     if fs == "kernel":
         opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
         opts += ",userxattr" if spec["rootless"] else ",redirect_dir=on,index=on"
-        opts += f",{extra}" if extra else ""
+        opts += f",{extra}" if extra and not spec["rootless"] else ""
         return ["mount", "-t", "overlay", "overlay", "-o", opts, mnt]
     if fs == "fuse-overlayfs":
         opts = f"lowerdir={lower},upperdir={upper},workdir={work}" + (f",{extra}" if extra else "")

@@ -8,7 +8,7 @@ mod common;
 
 use common::Scratch;
 use common::layers::Layer;
-use common::mounts::{Mount, UnionDirs, mount_kernel_with, mount_unionctl};
+use common::mounts::{Mount, UnionDirs, mount_kernel_data, mount_kernel_with, mount_unionctl};
 use common::tree::{self, Tree};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -273,4 +273,96 @@ fn without_metacopy_a_chmod_copies_the_data() {
     let big = d.upper.unwrap().join("big");
     assert!(std::fs::metadata(&big).unwrap().blocks() * 512 >= BIG as u64);
     assert_eq!(xattr_of(&big, "metacopy"), None);
+}
+
+/// A lower layer of metacopy files whose data is in a data-only layer, reached by their
+/// absolute redirects (composefs' layout): the kernel's `lowerdir=META::DATA`, our
+/// `-o datadir+=DATA`. Both show the same tree, write the same upper for a chmod and an
+/// append, and read each other's upper.
+#[test]
+fn data_only_layers_as_the_kernel() {
+    let (s, _) = setup("metacopy-datadir");
+    let _watchdog = common::mounts::Watchdog::new("datadir test", s.path(), 60);
+    let meta = s.mkdir("meta");
+    let data = s.mkdir("data");
+    Layer::new(&data)
+        .file("objects/aa", b"file data\n", 0o644)
+        .file("objects/bb", b"other data in sub\n", 0o644)
+        .file("hidden", b"a data-only layer is not merged\n", 0o644);
+    Layer::new(&meta)
+        .sparse_file("f", 9, b"\0")
+        .xattr("f", "trusted.overlay.metacopy", b"")
+        .xattr("f", "trusted.overlay.redirect", b"/objects/aa")
+        .sparse_file("sub/g", 17, b"\0")
+        .xattr("sub/g", "trusted.overlay.metacopy", b"")
+        .xattr("sub/g", "trusted.overlay.redirect", b"/objects/bb")
+        .file("plain", b"plain\n", 0o644)
+        .freeze_times();
+    std::fs::set_permissions(meta.join("sub/g"), std::fs::Permissions::from_mode(0o751)).unwrap();
+    let change = |m: &Path| {
+        std::fs::set_permissions(m.join("f"), std::fs::Permissions::from_mode(0o600)).unwrap();
+        use std::io::Write;
+        let mut g = std::fs::OpenOptions::new()
+            .append(true)
+            .open(m.join("sub/g"))
+            .unwrap();
+        g.write_all(b"more\n").unwrap();
+    };
+    let run = |who: &str, kernel: bool| {
+        let d = dirs(&s, who, std::slice::from_ref(&meta));
+        let merged = s.mkdir(&format!("{who}/merged"));
+        let mount = |d: &UnionDirs| match kernel {
+            true => mount_kernel_data(&kernel_datadir_options(d, &data), &merged).unwrap(),
+            false => {
+                let o = format!("metacopy=on,datadir+={}", data.display());
+                mount_unionctl(d, &merged, &["-o", &o]).unwrap()
+            }
+        };
+        let mut m = mount(&d);
+        let before = tree::snapshot(&merged).unwrap();
+        change(&merged);
+        let after = tree::snapshot(&merged).unwrap();
+        m.unmount().unwrap();
+        (before, after, d, merged)
+    };
+    let (kb, ka, kd, km) = run("k", true);
+    let (ub, ua, ud, um) = run("u", false);
+    assert_eq!(
+        std::fs::read(km.parent().unwrap().join("upper/sub/g")).unwrap(),
+        b"other data in sub\nmore\n"
+    );
+    assert_same("unionctl before the changes", &kb, &ub);
+    assert_same("unionctl after the changes", &ka, &ua);
+    let diff = tree::upper_layout_diff(kd.upper.as_ref().unwrap(), ud.upper.as_ref().unwrap());
+    assert!(
+        diff.is_empty(),
+        "the upper dir differs from the kernel's:\n  {}",
+        diff.join("\n  ")
+    );
+    // Each reads the other's upper.
+    let mut m = mount_kernel_data(&kernel_datadir_options(&ud, &data), &um).unwrap();
+    assert_same(
+        "the kernel reading unionctl's upper",
+        &ka,
+        &tree::snapshot(&um).unwrap(),
+    );
+    m.unmount().unwrap();
+    let o = format!("datadir+={}", data.display());
+    let mut m = mount_unionctl(&kd, &km, &["-o", &o]).unwrap();
+    assert_same(
+        "unionctl reading the kernel's upper",
+        &ka,
+        &tree::snapshot(&km).unwrap(),
+    );
+    m.unmount().unwrap();
+}
+
+fn kernel_datadir_options(d: &UnionDirs, data: &Path) -> String {
+    format!(
+        "lowerdir={}::{},upperdir={},workdir={},redirect_dir=on,index=on,metacopy=on",
+        d.lowers[0].display(),
+        data.display(),
+        d.upper.as_ref().unwrap().display(),
+        d.work.as_ref().unwrap().display()
+    )
 }

@@ -89,14 +89,18 @@ pub fn mount_kernel(dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
 
 /// `mount_kernel` with more options (",metacopy=on").
 pub fn mount_kernel_with(dirs: &UnionDirs, merged: &Path, extra: &str) -> Result<Mount, String> {
-    let data = kernel_options(dirs, false) + extra;
+    mount_kernel_data(&(kernel_options(dirs, false) + extra), merged)
+}
+
+/// Kernel overlayfs mounted with the option string DATA as it is.
+pub fn mount_kernel_data(data: &str, merged: &Path) -> Result<Mount, String> {
     let mount = || {
         nix::mount::mount(
             Some("overlay"),
             merged,
             Some("overlay"),
             nix::mount::MsFlags::empty(),
-            Some(data.as_str()),
+            Some(data),
         )
     };
     // EBUSY: the upper is still "in use" by an earlier overlay mount of it whose super block

@@ -22,6 +22,9 @@ pub struct MountOptions {
     /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only,
     /// in the kernel's format (`metacopy=off`, the default: the whole file).
     pub metacopy: bool,
+    /// `datadir+=DIR` (repeatable, top first): data-only lower layers below the others,
+    /// read only as the data of lower metacopy files through their absolute redirects.
+    pub data_lowers: Vec<std::path::PathBuf>,
 }
 
 impl MountOptions {
@@ -61,6 +64,10 @@ impl MountOptions {
                 "squash_to_root" => o.ids.squash_to_root = true,
                 "metacopy=on" => o.metacopy = true,
                 "metacopy=off" => o.metacopy = false,
+                s if s.starts_with("datadir+=") => match &s[9..] {
+                    "" => bail!("-o {s}: a data-only lower layer needs a path"),
+                    d => o.data_lowers.push(d.into()),
+                },
                 s if s.starts_with("uidmapping=") => {
                     o.ids.uids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
                 }
@@ -175,6 +182,24 @@ mod tests {
             .to_string();
         assert!(e.contains("bogus") && e.contains("unknown"), "{e}");
         assert!(MountOptions::parse(&["threads=0".into()]).is_err());
+    }
+
+    #[test]
+    fn parses_metacopy_and_data_only_layers() {
+        let o = MountOptions::parse(&["metacopy=on,datadir+=/d1,datadir+=/d2".into()]).unwrap();
+        assert!(o.metacopy);
+        assert_eq!(
+            o.data_lowers,
+            vec![std::path::PathBuf::from("/d1"), "/d2".into()]
+        );
+        assert!(
+            !MountOptions::parse(&["metacopy=on,metacopy=off".into()])
+                .unwrap()
+                .metacopy
+        );
+        for bad in ["metacopy=yes", "datadir+="] {
+            assert!(MountOptions::parse(&[bad.into()]).is_err(), "{bad}");
+        }
     }
 
     #[test]

@@ -36,6 +36,7 @@ impl MountRequest {
         let user_xattr = options.userxattr || !crate::sys::in_initial_userns();
         let spec = LayerSpec {
             lowers,
+            data_lowers: options.data_lowers.clone(),
             upper,
             work,
             format,

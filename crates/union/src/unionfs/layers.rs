@@ -32,7 +32,11 @@ pub struct Layers {
     /// The work dir's `work/` subdir (temp files) and `index/` subdir.
     pub work: Option<OwnedFd>,
     pub index: Option<OwnedFd>,
+    /// Top first; the last `data_only` of them are data-only layers.
     pub lowers: Vec<Layer>,
+    /// Data-only lower layers (the kernel's `datadir+`, `lowerdir=A::DATA`): not part of
+    /// the merged tree, only read as the data of metacopy files by absolute redirect.
+    pub data_only: usize,
     pub format: Format,
     pub xattr: XattrNames,
     /// All layers on one device: inode numbers are used as they are.
@@ -61,6 +65,8 @@ pub struct OfflineSpec {
 #[derive(Debug, Clone)]
 pub struct LayerSpec {
     pub lowers: Vec<PathBuf>,
+    /// Data-only lower layers, after (below) `lowers`.
+    pub data_lowers: Vec<PathBuf>,
     pub upper: Option<PathBuf>,
     pub work: Option<PathBuf>,
     pub format: Format,
@@ -120,6 +126,9 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
             return Err(err(l, "empty lower layer path"));
         }
         lowers.push(canonical_dir(l, "lower layer")?);
+    }
+    for d in &spec.data_lowers {
+        lowers.push(canonical_dir(d, "data-only lower layer")?);
     }
     let Some(upper) = &spec.upper else {
         if let Some(w) = &spec.work {
@@ -257,6 +266,7 @@ impl Layers {
             work,
             index,
             lowers: lower_layers,
+            data_only: spec.data_lowers.len(),
             format: spec.format,
             xattr: XattrNames::new(spec.user_xattr),
             single_dev: devs.len() == 1,
@@ -285,6 +295,7 @@ impl Layers {
             work: None,
             index,
             lowers,
+            data_only: 0,
             format: spec.format.unwrap_or(Format::Overlay),
             // Layers written by a rootless union or by one run as root read alike.
             xattr: XattrNames::reading_both(spec.user_xattr),

@@ -117,7 +117,7 @@ impl UnionFs {
             None => false,
         };
         if !upper_opaque {
-            for (i, l) in fs.layers.lowers.iter().enumerate() {
+            for (i, l) in fs.layers.lowers.iter().enumerate().take(fs.merged_lowers()) {
                 lowers.push(LowerRef {
                     layer: i,
                     path: OsString::new(),
@@ -142,6 +142,17 @@ impl UnionFs {
 
     pub fn read_only(&self) -> bool {
         self.layers.upper.is_none()
+    }
+
+    /// How many lower layers make the merged tree (the data-only ones come after).
+    fn merged_lowers(&self) -> usize {
+        self.layers.lowers.len() - self.layers.data_only
+    }
+
+    /// Lower regular files may be metacopy ones (a data-only layer holds their data):
+    /// only then is the mark looked for on every lower file, as the kernel does.
+    fn lower_metacopy(&self) -> bool {
+        self.metacopy || self.layers.data_only > 0
     }
 
     pub fn node(&self, ino: u64) -> io::Result<Arc<Node>> {
@@ -221,13 +232,35 @@ impl UnionFs {
         } else {
             UpperPart::default()
         };
+        let mut metacopy = up.metacopy;
         let (lowers, lower_stat) = if up.metacopy {
             let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
-            let (data, st) = self.metacopy_data(candidates)?;
-            (vec![data], Some(st))
+            self.metacopy_data(candidates, up.redirect.as_ref())?
         } else if up.search && !meta_name {
             let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
-            self.search_lowers(candidates, up.stat.is_some())?
+            let (mut lowers, mut lower_stat) = self.search_lowers(candidates, up.stat.is_some())?;
+            if let (None, Some(meta)) = (&up.stat, &mut lower_stat)
+                && self.lower_metacopy()
+                && self.is_metacopy(self.lower_fd(lowers[0].layer), &lowers[0].path, meta)?
+            {
+                // A lower metacopy file: metadata here, data further down.
+                let top = lowers[0].clone();
+                let redirect = self
+                    .layers
+                    .xattr
+                    .read(self.lower_fd(top.layer), &top.path, |n| &n.redirect)?
+                    .and_then(|r| Redirect::parse(&r));
+                let below: Vec<_> = self
+                    .lower_candidates(pst, name, redirect.as_ref())?
+                    .into_iter()
+                    .filter(|(layer, _)| *layer > top.layer)
+                    .collect();
+                let (data, dst) = self.metacopy_data(below, redirect.as_ref())?;
+                meta.st_blocks = dst.map_or(0, |d| d.st_blocks);
+                lowers.push(data.last().cloned().ok_or_else(enoent)?);
+                metacopy = true;
+            }
+            (lowers, lower_stat)
         } else {
             (Vec::new(), None)
         };
@@ -261,7 +294,7 @@ impl UnionFs {
             lower_stat,
             redirected: up.redirect.is_some() && !up.metacopy,
             index,
-            metacopy: up.metacopy,
+            metacopy,
         }))
     }
 
@@ -392,11 +425,23 @@ impl UnionFs {
             && self.layers.xattr.read(fd, path, |n| &n.metacopy)?.is_some())
     }
 
-    /// The lower file holding a metacopy file's data: the top-most regular file among the
-    /// candidates that is not metacopy itself. A whiteout or an object of another type
-    /// ends the search; none found is EIO, as overlayfs answers ("metacopy with no lower
-    /// data").
-    fn metacopy_data(&self, candidates: Vec<(usize, OsString)>) -> io::Result<(LowerRef, Stat)> {
+    /// Where a metacopy file's data is: the top-most regular file among the candidates
+    /// that is not metacopy itself, or the data-only layers' file at the absolute redirect
+    /// of the last metacopy one met (REDIRECT: the file's own). Returns the top lower
+    /// object met (if it is not the data) and the data file, with the data's stat. A
+    /// whiteout or an object of another type ends the search; no data is EIO, as
+    /// overlayfs answers ("metacopy with no lower data").
+    fn metacopy_data(
+        &self,
+        candidates: Vec<(usize, OsString)>,
+        redirect: Option<&Redirect>,
+    ) -> io::Result<(Vec<LowerRef>, Option<Stat>)> {
+        let mut top: Option<LowerRef> = None;
+        let mut absolute = match redirect {
+            Some(Redirect::Absolute(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let chain = |top: Option<LowerRef>, data: LowerRef| top.into_iter().chain([data]).collect();
         for (layer, cpath) in candidates {
             let fd = self.lower_fd(layer);
             match sys::lstat_opt(fd, &cpath)? {
@@ -408,10 +453,30 @@ impl UnionFs {
                 }
                 Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
                     if !self.is_metacopy(fd, &cpath, &st)? {
-                        return Ok((LowerRef { layer, path: cpath }, st));
+                        return Ok((chain(top, LowerRef { layer, path: cpath }), Some(st)));
                     }
+                    if let Some(Redirect::Absolute(p)) = self
+                        .layers
+                        .xattr
+                        .read(fd, &cpath, |n| &n.redirect)?
+                        .and_then(|r| Redirect::parse(&r))
+                    {
+                        absolute = Some(p);
+                    }
+                    top.get_or_insert(LowerRef { layer, path: cpath });
                 }
                 Some(_) => break,
+            }
+        }
+        if let Some(p) = absolute {
+            for layer in self.merged_lowers()..self.layers.lowers.len() {
+                let fd = self.lower_fd(layer);
+                if let Some(st) = sys::lstat_opt(fd, &p)?
+                    && st.st_mode & libc::S_IFMT == libc::S_IFREG
+                    && !self.is_metacopy(fd, &p, &st)?
+                {
+                    return Ok((chain(top, LowerRef { layer, path: p }), Some(st)));
+                }
             }
         }
         log::warn!("metacopy file with no lower data: EIO");
@@ -446,7 +511,13 @@ impl UnionFs {
     /// or an opaque dir in one layer ends the search in the layers below.
     fn lower_dirs_at(&self, path: &OsStr) -> io::Result<Vec<LowerRef>> {
         let mut dirs = Vec::new();
-        for (i, l) in self.layers.lowers.iter().enumerate() {
+        for (i, l) in self
+            .layers
+            .lowers
+            .iter()
+            .enumerate()
+            .take(self.merged_lowers())
+        {
             dirs.push(LowerRef {
                 layer: i,
                 path: OsString::new(),
@@ -645,7 +716,7 @@ impl UnionFs {
     /// Where a node's data is read: its real object, or for a metacopy file the lower
     /// file that holds its data.
     pub fn data_real(&self, node: &Node, st: &NodeState) -> io::Result<(RawFd, OsString)> {
-        match (st.metacopy, st.lowers.first()) {
+        match (st.metacopy, st.lowers.last()) {
             (true, Some(l)) => Ok((self.lower_fd(l.layer), l.path.clone())),
             _ => self.real(node, st),
         }
@@ -663,7 +734,7 @@ impl UnionFs {
         let mut s = sys::lstatat(fd, &p)?;
         check_kind(node, &s)?;
         s.st_ino = node.ino;
-        if let (true, Some(l)) = (st.metacopy, st.lowers.first()) {
+        if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
             // As overlayfs: the blocks are those of the file holding the data.
             s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
         }

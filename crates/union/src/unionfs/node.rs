@@ -30,8 +30,9 @@ pub struct NodeState {
     pub lowers: Vec<LowerRef>,
     /// Directory: carries a redirect xattr already.
     pub redirected: bool,
-    /// Regular file copied up for its metadata only (`overlay.metacopy`): its data is
-    /// still `lowers[0]`'s, until the first write copies it up.
+    /// Metacopy regular file (`overlay.metacopy`): its data is still `lowers`' last one's
+    /// (until the first write copies it up); its metadata the upper's, or `lowers[0]`'s
+    /// when that is a lower metacopy file.
     pub metacopy: bool,
     /// Non-directory copied up through the hard-link index: the index entry's name. The
     /// object is reached there, since not every alias has an upper name yet.

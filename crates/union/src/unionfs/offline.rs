@@ -117,7 +117,7 @@ impl MergedView {
             let l = found.lowers.first().ok_or_else(super::enoent)?;
             self.fs.layers.lowers[l.layer].path.join(&l.path)
         };
-        let data = match (found.metacopy, found.lowers.first()) {
+        let data = match (found.metacopy, found.lowers.last()) {
             (true, Some(l)) => Some(self.fs.layers.lowers[l.layer].path.join(&l.path)),
             _ => None,
         };

@@ -43,12 +43,23 @@ impl UnionFs {
             && self.layers.format == Format::Overlay
             && lst.st_mode & libc::S_IFMT == libc::S_IFREG
             && lst.st_nlink <= 1;
-        let res = cow::copy_object(lfd, &lower.path, &lst, work, &tmp, !meta_only, &skip)
-            .and_then(|()| match meta_only {
-                true => sys::lsetxattr(work, &tmp, &self.layers.xattr.metacopy, b"", 0),
-                false => Ok(()),
-            })
-            .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp, meta_only));
+        // A lower metacopy file (data-only layers) has its data elsewhere.
+        let data_below = st.metacopy.then(|| st.lowers.last().cloned()).flatten();
+        let res = cow::copy_object(
+            lfd,
+            &lower.path,
+            &lst,
+            work,
+            &tmp,
+            !meta_only && data_below.is_none(),
+            &skip,
+        )
+        .and_then(|()| match (meta_only, &data_below) {
+            (true, _) => sys::lsetxattr(work, &tmp, &self.layers.xattr.metacopy, b"", 0),
+            (false, Some(d)) => self.copy_data_into(d, work, &tmp),
+            (false, None) => Ok(()),
+        })
+        .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp, meta_only));
         if res.is_err() {
             let _ = cow::remove_tree(work, &tmp);
         }
@@ -118,6 +129,7 @@ impl UnionFs {
                 let mut st = node.lock();
                 st.index = Some(ix);
                 st.upper = true;
+                st.metacopy = metacopy;
                 self.nodes.touch(node);
             }
             _ => {
@@ -179,6 +191,16 @@ impl UnionFs {
         self.copied_up(ino)
     }
 
+    /// Writes the data of lower file DATA into the regular file DIR/P, up to P's size.
+    fn copy_data_into(&self, data: &LowerRef, dir: RawFd, p: &OsStr) -> io::Result<()> {
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW;
+        let src = sys::openat(self.layers.lowers[data.layer].raw(), &data.path, flags, 0)?;
+        let dst = sys::openat(dir, p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
+        let size = (sys::fstat(dst.as_raw_fd())?.st_size as u64)
+            .min(sys::fstat(src.as_raw_fd())?.st_size as u64);
+        cow::copy_data(src.as_raw_fd(), dst.as_raw_fd(), size)
+    }
+
     /// Copies a node up with its data: a metacopy file gets the data of its lower file,
     /// written into the upper file in place, and then loses its `overlay.metacopy` (so a
     /// crash meanwhile leaves a metacopy file that still reads the lower data), as
@@ -191,21 +213,12 @@ impl UnionFs {
         }
         let _copying = node.copy_guard();
         let st = node.snapshot();
-        let Some(data) = st.lowers.first().filter(|_| st.metacopy) else {
+        let Some(data) = st.lowers.last().filter(|_| st.metacopy) else {
             return Ok(());
         };
         let (ufd, p) = self.real(&node, &st)?;
         let before = sys::lstatat(ufd, &p)?;
-        let src = sys::openat(
-            self.layers.lowers[data.layer].raw(),
-            &data.path,
-            libc::O_RDONLY | libc::O_NOFOLLOW,
-            0,
-        )?;
-        let dst = sys::openat(ufd, &p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
-        let size = (before.st_size as u64).min(sys::fstat(src.as_raw_fd())?.st_size as u64);
-        cow::copy_data(src.as_raw_fd(), dst.as_raw_fd(), size)?;
-        drop(dst);
+        self.copy_data_into(data, ufd, &p)?;
         sys::lremovexattr(ufd, &p, &self.layers.xattr.metacopy)?;
         restore_times(ufd, &p, &before)?;
         let mut st = node.lock();
