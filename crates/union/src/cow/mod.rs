@@ -169,7 +169,6 @@ pub fn copy_object(
 ) -> io::Result<()> {
     match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => {
-            let src = sys::openat(sdir, sp, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
             let dst = sys::openat(
                 ddir,
                 dp,
@@ -177,6 +176,7 @@ pub fn copy_object(
                 0o600,
             )?;
             if with_data {
+                let src = sys::openat(sdir, sp, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
                 copy_data(src.as_raw_fd(), dst.as_raw_fd(), st.st_size as u64)?;
             } else if unsafe { libc::ftruncate(dst.as_raw_fd(), st.st_size) } < 0 {
                 return Err(io::Error::last_os_error());
