@@ -8,6 +8,12 @@ impl UnionFs {
     /// node wait for it (its copy guard); stat, lookup and readdir answer from the lower
     /// object until the copy is renamed into place.
     pub fn copy_up(&self, ino: u64) -> io::Result<()> {
+        self.copy_up_as(ino, true)
+    }
+
+    /// `copy_up`; METADATA_ONLY: a regular file may be copied without its data
+    /// (`metacopy=on`), as for a metadata change; not for a write, which needs the data.
+    fn copy_up_as(&self, ino: u64, metadata_only: bool) -> io::Result<()> {
         let node = self.node(ino)?;
         // Done when the object is in the upper layer; for a hard link copied up through the
         // index, its first name must be there too (other names may still be lower only).
@@ -39,7 +45,8 @@ impl UnionFs {
         let skip = |n: &[u8]| self.layers.xattr.is_private(n);
         // metacopy=on, as overlayfs: a regular file is copied without its data until it is
         // written (a hard link goes through the index with its data).
-        let meta_only = self.metacopy
+        let meta_only = metadata_only
+            && self.metacopy
             && self.layers.format == Format::Overlay
             && lst.st_mode & libc::S_IFMT == libc::S_IFREG
             && lst.st_nlink <= 1;
@@ -55,9 +62,8 @@ impl UnionFs {
             &skip,
         )
         .and_then(|()| match (meta_only, &data_below) {
-            (true, _) => sys::lsetxattr(work, &tmp, &self.layers.xattr.metacopy, b"", 0),
             (false, Some(d)) => self.copy_data_into(d, work, &tmp),
-            (false, None) => Ok(()),
+            _ => Ok(()),
         })
         .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp, meta_only));
         if res.is_err() {
@@ -110,6 +116,11 @@ impl UnionFs {
         {
             // Not every file system can hold it (user.* on a symlink): optional.
             let _ = sys::lsetxattr(work, tmp, &self.layers.xattr.origin, &fb, 0);
+        }
+        // After the origin, as overlayfs orders them (where a file system keeps them, and
+        // so what it frees when the mark goes, follows the order).
+        if metacopy {
+            sys::lsetxattr(work, tmp, &self.layers.xattr.metacopy, b"", 0)?;
         }
         let (parent, name) = node.lock().aliases.first().cloned().ok_or_else(enoent)?;
         let ufd = self.upper()?;
@@ -204,9 +215,10 @@ impl UnionFs {
     /// Copies a node up with its data: a metacopy file gets the data of its lower file,
     /// written into the upper file in place, and then loses its `overlay.metacopy` (so a
     /// crash meanwhile leaves a metacopy file that still reads the lower data), as
-    /// overlayfs does at the first open for write. Its times stay as they were.
+    /// overlayfs does at the first open for write.
     pub(super) fn copy_up_data(&self, ino: u64) -> io::Result<()> {
-        self.copy_up(ino)?;
+        // Not copied up yet: with its data at once, as overlayfs copies up for a write.
+        self.copy_up_as(ino, false)?;
         let node = self.node(ino)?;
         if !node.lock().metacopy {
             return Ok(());
@@ -217,10 +229,9 @@ impl UnionFs {
             return Ok(());
         };
         let (ufd, p) = self.real(&node, &st)?;
-        let before = sys::lstatat(ufd, &p)?;
+        // Written in place, so its mtime becomes now, as overlayfs' in-place copy leaves it.
         self.copy_data_into(data, ufd, &p)?;
         sys::lremovexattr(ufd, &p, &self.layers.xattr.metacopy)?;
-        restore_times(ufd, &p, &before)?;
         let mut st = node.lock();
         st.metacopy = false;
         st.lowers.clear();
