@@ -44,12 +44,11 @@ impl UnionFs {
         let tmp = self.tmp_name();
         let skip = |n: &[u8]| self.layers.xattr.is_private(n);
         // metacopy=on, as overlayfs: a regular file is copied without its data until it is
-        // written (a hard link goes through the index with its data).
+        // written (a hard link too: its index entry is then the metacopy file).
         let meta_only = metadata_only
             && self.metacopy
             && self.layers.format == Format::Overlay
-            && lst.st_mode & libc::S_IFMT == libc::S_IFREG
-            && lst.st_nlink <= 1;
+            && lst.st_mode & libc::S_IFMT == libc::S_IFREG;
         // A lower metacopy file (data-only layers) has its data elsewhere.
         let data_below = st.metacopy.then(|| st.lowers.last().cloned()).flatten();
         let res = cow::copy_object(
