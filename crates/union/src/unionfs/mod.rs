@@ -84,7 +84,8 @@ pub struct Found {
     pub lower_stat: Option<Stat>,
     pub redirected: bool,
     pub index: Option<OsString>,
-    /// A metacopy upper file: `lowers[0]` holds its data.
+    /// A metacopy file (its upper entry, its index entry or a lower file): the last of
+    /// `lowers` holds its data.
     pub metacopy: bool,
 }
 
@@ -487,7 +488,7 @@ impl UnionFs {
                 }
             }
         }
-        log::warn!("metacopy file with no lower data: EIO");
+        // The adapter logs the EIO with the operation and path.
         Err(sys::errno(libc::EIO))
     }
 
