@@ -228,3 +228,44 @@ umount "$M"
     );
     assert!(out.stdout.contains("./made/link l 777"), "{}", out.stdout);
 }
+
+/// Rootless `metacopy=on`: a chmod copies metadata only, in the rootless format
+/// (`user.overlay.metacopy`), the data is read from the lower file, and the first write
+/// copies it.
+#[test]
+fn rootless_metacopy_copies_metadata_only() {
+    let r = setup("rootless-metacopy");
+    let out = r.run(
+        r#"
+"$BIN" mount --lower "$L" --upper "$U" --work "$W" -o metacopy=on "$M"
+chmod 600 "$M/hello" "$M/keep/file"
+cat "$M/hello"
+echo more >> "$M/keep/file"
+cd /
+"$BIN" umount "$M"
+"#,
+    );
+    assert!(
+        out.status.success(),
+        "rootless metacopy session failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(out.stdout, "hello from the lower layer\n");
+    let hello = r.upper.join("hello");
+    assert_eq!(
+        xattr::get(&hello, "user.overlay.metacopy").unwrap(),
+        Some(vec![])
+    );
+    let md = std::fs::metadata(&hello).unwrap();
+    assert_eq!(md.len(), 27);
+    assert_eq!(
+        std::fs::read(&hello).unwrap(),
+        vec![0u8; 27],
+        "the chmod copied data"
+    );
+    let file = r.upper.join("keep/file");
+    assert_eq!(xattr::get(&file, "user.overlay.metacopy").unwrap(), None);
+    assert_eq!(std::fs::read(&file).unwrap(), b"kept\nmore\n");
+}
