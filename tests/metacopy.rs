@@ -366,3 +366,16 @@ fn kernel_datadir_options(d: &UnionDirs, data: &Path) -> String {
         d.work.as_ref().unwrap().display()
     )
 }
+
+/// aufs has no metadata-only copy-up: asking for both is an error naming the option.
+#[test]
+fn metacopy_with_aufs_format_is_refused() {
+    let (s, lowers) = setup("metacopy-aufs");
+    let d = dirs(&s, "u", &lowers);
+    let merged = s.mkdir("u/merged");
+    let e = mount_unionctl(&d, &merged, &["--format", "aufs", "-o", "metacopy=on"])
+        .err()
+        .expect("mounted");
+    assert!(e.contains("metacopy=on") && e.contains("aufs"), "{e}");
+    assert!(!common::mounts::is_mount_point(&merged));
+}
