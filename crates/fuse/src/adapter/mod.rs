@@ -86,6 +86,7 @@ impl UnionFuse {
         Caller {
             uid: self.ids.disk_uid(req.uid()),
             gid: self.ids.disk_gid(req.gid()),
+            owner_may_fail: self.ids.squashes(),
         }
     }
 }

@@ -23,6 +23,9 @@ use std::sync::atomic::Ordering;
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    /// Giving the new object this owner may fail without failing the creation
+    /// (fuse-overlayfs' `squash_to_*`: the owner shown is made up anyway).
+    pub owner_may_fail: bool,
 }
 
 /// The inode every new whiteout links to (see `whiteout_at`).
