@@ -73,6 +73,14 @@ def workloads(env, groups):
                     [("drop", 3), ("time", "s", f"rm -rf {{M}}/{env['RM_TREE']} && sync -f {{U}}")]),
         "ls_merged": (f"ls -l of a {env['MERGED_DIR_ENTRIES']}-entry merged dir, 5 times",
                       [("drop", 3), ("time", "s", " && ".join([f"ls -l {{M}}/{env['MERGED_DIR']} >/dev/null"] * 5))]),
+        # A walk through fuse-overlayfs' uid/gid mapping (unionctl and fuse-overlayfs mount
+        # with MOUNT_OPTS below; the kernel has no such option and walks unmapped).
+        "uidmap": ("walk warm (twice) with uidmapping=/gidmapping= (kernel: unmapped)",
+                   [("run", WALK), ("time", "s", WALK + " && " + WALK)]),
+        # Metadata-only copy-up: unionctl and the kernel with metacopy=on (rootless, the
+        # kernel refuses it with userxattr); fuse-overlayfs has none and copies the data.
+        "chmod_r": ("chmod -R of the whole lower tree + syncfs (metacopy=on)",
+                    [("drop", 3), ("time", "s", "chmod -R u+w {M} && sync -f {U}")]),
         # Extras: parallel scaling (the same work done by 1 process or split over 4), and
         # daemon memory after a walk and after the kernel forgets its inodes.
         # Scaling: lower layer warm in the page cache (so the disk does not decide), union
@@ -86,7 +94,14 @@ def workloads(env, groups):
     }
 
 
-MAIN_ROWS = ["walk_cold", "walk_warm", "read_all", "seq_read", "write", "copy_up", "untar", "rm_tree", "ls_merged"]
+MAIN_ROWS = ["walk_cold", "walk_warm", "read_all", "seq_read", "write", "copy_up", "untar", "rm_tree", "ls_merged",
+             "uidmap", "chmod_r"]
+# Mount options a workload adds, per file system (rows of the drop-in options).
+IDS = "0:100000:65536"
+MOUNT_OPTS = {
+    "uidmap": {"unionctl": f"uidmapping={IDS},gidmapping={IDS}", "fuse-overlayfs": f"uidmapping={IDS},gidmapping={IDS}"},
+    "chmod_r": {"unionctl": "metacopy=on", "kernel": "metacopy=on"},
+}
 EXTRA_ROWS = ["par1", "par4", "rss"]
 # Goal of issue 3 per row: at most this ratio to the kernel, and faster than fuse-overlayfs.
 KERNEL_LIMIT = {"seq_read": 1.1, "write": 1.1, "copy_up": 1.0}
@@ -106,15 +121,19 @@ def mounted(path):
 
 def mount_argv(spec):
     fs, lower, upper, work, mnt = spec["fs"], spec["lower"], spec["upper"], spec["work"], spec["mnt"]
+    extra = MOUNT_OPTS.get(spec["workload"], {}).get(fs)
     if fs == "unionctl":
-        opts = ["-o", spec["unionctl_opts"]] if spec.get("unionctl_opts") else []
+        joined = ",".join(o for o in [spec.get("unionctl_opts"), extra] if o)
+        opts = ["-o", joined] if joined else []
         return [spec["unionctl"], "mount", "--lower", lower, "--upper", upper, "--work", work, *opts, mnt]
     if fs == "kernel":
         opts = f"lowerdir={lower},upperdir={upper},workdir={work}"
         opts += ",userxattr" if spec["rootless"] else ",redirect_dir=on,index=on"
+        opts += f",{extra}" if extra and not spec["rootless"] else ""
         return ["mount", "-t", "overlay", "overlay", "-o", opts, mnt]
     if fs == "fuse-overlayfs":
-        return ["fuse-overlayfs", "-o", f"lowerdir={lower},upperdir={upper},workdir={work}", mnt]
+        opts = f"lowerdir={lower},upperdir={upper},workdir={work}" + (f",{extra}" if extra else "")
+        return ["fuse-overlayfs", "-o", opts, mnt]
     raise ValueError(fs)
 
 

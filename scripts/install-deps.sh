@@ -58,3 +58,5 @@ fi
 # openssl and python3 for the TLS + token server test.
 apt_need docker-registry apache2-utils curl openssl
 command -v python3 >/dev/null 2>&1 || apt_install python3-minimal
+# Id mapping tests (tests/dropin_idmap.rs): fuse-overlayfs on the same layers is the peer.
+apt_need fuse-overlayfs

@@ -76,6 +76,20 @@ fn unionctl_reads_aufs_format_lowers() {
     );
 }
 
+/// Both sides with `metacopy=on`: metadata-only copy-ups, data copied at the first write,
+/// redirects of renamed and linked metacopy files, metacopy hard links in the index.
+#[test]
+fn unionctl_metacopy_matches_kernel_metacopy() {
+    common::mounts::all_mounts_with_metacopy();
+    let failures = run_all(UNIONCTL);
+    assert!(
+        failures.is_empty(),
+        "unionctl metacopy=on differs from kernel overlayfs metacopy=on in {} place(s):\n{}",
+        failures.len(),
+        failures.join("\n")
+    );
+}
+
 #[test]
 fn kernel_vs_kernel_is_deterministic() {
     let failures = run_all(Subject::Kernel);

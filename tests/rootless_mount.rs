@@ -228,3 +228,77 @@ umount "$M"
     );
     assert!(out.stdout.contains("./made/link l 777"), "{}", out.stdout);
 }
+
+/// Rootless `metacopy=on`: a chmod copies metadata only, in the rootless format
+/// (`user.overlay.metacopy`), the data is read from the lower file, and the first write
+/// copies it.
+#[test]
+fn rootless_metacopy_copies_metadata_only() {
+    let r = setup("rootless-metacopy");
+    let out = r.run(
+        r#"
+"$BIN" mount --lower "$L" --upper "$U" --work "$W" -o metacopy=on "$M"
+chmod 600 "$M/hello" "$M/keep/file"
+cat "$M/hello"
+echo more >> "$M/keep/file"
+cd /
+"$BIN" umount "$M"
+"#,
+    );
+    assert!(
+        out.status.success(),
+        "rootless metacopy session failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    assert_eq!(out.stdout, "hello from the lower layer\n");
+    let hello = r.upper.join("hello");
+    assert_eq!(
+        xattr::get(&hello, "user.overlay.metacopy").unwrap(),
+        Some(vec![])
+    );
+    let md = std::fs::metadata(&hello).unwrap();
+    assert_eq!(md.len(), 27);
+    assert_eq!(
+        std::fs::read(&hello).unwrap(),
+        vec![0u8; 27],
+        "the chmod copied data"
+    );
+    let file = r.upper.join("keep/file");
+    assert_eq!(xattr::get(&file, "user.overlay.metacopy").unwrap(), None);
+    assert_eq!(std::fs::read(&file).unwrap(), b"kept\nmore\n");
+}
+
+/// Rootless with `squash_to_root` and a mapping that leaves the creator's id out: the
+/// owner cannot be given on disk (the id is not in the user namespace), and the file is
+/// created anyway, as fuse-overlayfs does it with the same options.
+#[test]
+fn rootless_squash_creates_despite_an_unmapped_owner() {
+    let r = setup("rootless-squash");
+    let opts = "uidmapping=0:1000:1,gidmapping=0:1000:1,squash_to_root";
+    let out = r.run(&format!(
+        r#"
+fuse-overlayfs -o "lowerdir=$L,upperdir=$U,workdir=$W,{opts}" "$M"
+echo hi > "$M/new"
+stat -c '%n %u:%g' "$M/new" "$U/new"
+umount "$M"
+rm -rf "$U/new" "$W"/*
+"$BIN" mount --lower "$L" --upper "$U" --work "$W" -o {opts} "$M"
+echo hi > "$M/new"
+stat -c '%n %u:%g' "$M/new" "$U/new"
+cd /
+"$BIN" umount "$M"
+"#
+    ));
+    assert!(
+        out.status.success(),
+        "rootless squash session failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 4, "{}", out.stdout);
+    assert_eq!(lines[..2], lines[2..], "fuse-overlayfs, then unionctl");
+}

@@ -81,17 +81,39 @@ impl Drop for Mount {
     }
 }
 
+/// Every kernel overlayfs and unionctl mount of this test process gets `metacopy=on`
+/// once set (nextest runs each test in a process of its own).
+static METACOPY: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+pub fn all_mounts_with_metacopy() {
+    METACOPY.store(true, std::sync::atomic::Ordering::Relaxed);
+}
+
+fn metacopy() -> bool {
+    METACOPY.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Kernel overlayfs as the project compares against it: redirect_dir=on,index=on (both
 /// only with an upper layer; without one the mount is read-only).
 pub fn mount_kernel(dirs: &UnionDirs, merged: &Path) -> Result<Mount, String> {
-    let data = kernel_options(dirs, false);
+    mount_kernel_with(dirs, merged, "")
+}
+
+/// `mount_kernel` with more options (",metacopy=on").
+pub fn mount_kernel_with(dirs: &UnionDirs, merged: &Path, extra: &str) -> Result<Mount, String> {
+    let metacopy = if metacopy() { ",metacopy=on" } else { "" };
+    mount_kernel_data(&(kernel_options(dirs, false) + extra + metacopy), merged)
+}
+
+/// Kernel overlayfs mounted with the option string DATA as it is.
+pub fn mount_kernel_data(data: &str, merged: &Path) -> Result<Mount, String> {
     let mount = || {
         nix::mount::mount(
             Some("overlay"),
             merged,
             Some("overlay"),
             nix::mount::MsFlags::empty(),
-            Some(data.as_str()),
+            Some(data),
         )
     };
     // EBUSY: the upper is still "in use" by an earlier overlay mount of it whose super block
@@ -133,7 +155,11 @@ pub fn kernel_options(dirs: &UnionDirs, rootless: bool) -> String {
 
 /// Mounts with `unionctl mount` (which returns once the mount is ready).
 pub fn mount_unionctl(dirs: &UnionDirs, merged: &Path, extra: &[&str]) -> Result<Mount, String> {
-    let out = run_unionctl(&unionctl_mount_args(dirs, merged, extra), 30);
+    let mut extra = extra.to_vec();
+    if metacopy() {
+        extra.extend(["-o", "metacopy=on"]);
+    }
+    let out = run_unionctl(&unionctl_mount_args(dirs, merged, &extra), 30);
     if !out.status.success() {
         let _ = force_unmount(merged);
         return Err(format!(

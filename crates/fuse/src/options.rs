@@ -5,6 +5,7 @@ use crate::error::Result;
 use fuser::{Config, MountOption, SessionACL};
 use std::path::PathBuf;
 use std::time::Duration;
+use unionctl_union::idmap::{IdMapSpec, parse_ranges};
 
 #[derive(Debug, Clone, Default)]
 pub struct MountOptions {
@@ -53,6 +54,15 @@ pub struct MountOptions {
     /// Options accepted for compatibility that change nothing here (they tune libfuse's
     /// or fuse-overlayfs' own I/O paths); logged by the daemon.
     pub no_effect: Vec<String>,
+    /// `uidmapping=`, `gidmapping=`, `squash_to_root`, `squash_to_uid=`, `squash_to_gid=`:
+    /// owners shifted between the layers and the mount, as fuse-overlayfs does.
+    pub ids: IdMapSpec,
+    /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only,
+    /// in the kernel's format (`metacopy=off`, the default: the whole file).
+    pub metacopy: bool,
+    /// `datadir+=DIR` (repeatable, top first): data-only lower layers below the others,
+    /// read only as the data of lower metacopy files through their absolute redirects.
+    pub data_lowers: Vec<PathBuf>,
 }
 
 impl MountOptions {
@@ -172,6 +182,21 @@ impl MountOptions {
                      own attributes (xattr_permissions=0)"
                 ),
                 "ino32_t" => bail!("-o ino32_t: not supported: inode numbers are 64-bit"),
+                "squash_to_root" => o.ids.squash_to_root = true,
+                "metacopy=on" => o.metacopy = true,
+                "metacopy=off" => o.metacopy = false,
+                s if s.starts_with("datadir+=") => match &s[9..] {
+                    "" => bail!("-o {s}: a data-only lower layer needs a path"),
+                    d => o.data_lowers.push(d.into()),
+                },
+                s if s.starts_with("uidmapping=") => {
+                    o.ids.uids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
+                }
+                s if s.starts_with("gidmapping=") => {
+                    o.ids.gids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
+                }
+                s if s.starts_with("squash_to_uid=") => o.ids.squash_to_uid = Some(id_value(s)?),
+                s if s.starts_with("squash_to_gid=") => o.ids.squash_to_gid = Some(id_value(s)?),
                 s => bail!("-o {s}: unknown mount option"),
             }
         }
@@ -286,6 +311,13 @@ fn seconds(item: &str) -> Result<Duration> {
     }
 }
 
+/// The id of a `NAME=ID` option.
+fn id_value(s: &str) -> Result<u32> {
+    let (_, v) = s.split_once('=').unwrap_or((s, ""));
+    v.parse::<u32>()
+        .map_err(|_| invalid!("-o {s}: '{v}' is not a user or group id"))
+}
+
 /// mount(2) flags and data for mounting the FUSE connection on `fd` ourselves, from
 /// the same options fuser would use (its Config), so both paths mount alike.
 pub fn kernel_mount_args(
@@ -367,5 +399,48 @@ mod tests {
         assert!(o.no_fsync && o.no_redirects);
         assert_eq!(o.timeout, Some(Duration::from_millis(500)));
         assert_eq!(o.threads, Some(1));
+    }
+
+    #[test]
+    fn parses_metacopy_and_data_only_layers() {
+        let o = MountOptions::parse(&["metacopy=on,datadir+=/d1,datadir+=/d2".into()]).unwrap();
+        assert!(o.metacopy);
+        assert_eq!(
+            o.data_lowers,
+            vec![std::path::PathBuf::from("/d1"), "/d2".into()]
+        );
+        assert!(
+            !MountOptions::parse(&["metacopy=on,metacopy=off".into()])
+                .unwrap()
+                .metacopy
+        );
+        for bad in ["metacopy=yes", "datadir+="] {
+            assert!(MountOptions::parse(&[bad.into()]).is_err(), "{bad}");
+        }
+    }
+
+    #[test]
+    fn parses_id_mapping_and_squash() {
+        let o = MountOptions::parse(&[
+            "uidmapping=0:1000:1:1:100000:65536,gidmapping=0:1000:1".into(),
+            "squash_to_root,squash_to_uid=7,squash_to_gid=8".into(),
+        ])
+        .unwrap();
+        assert_eq!(o.ids.uids.as_ref().map(|r| r.len()), Some(2));
+        assert_eq!(o.ids.gids.as_ref().map(|r| r[0].shown), Some(1000));
+        assert!(o.ids.squash_to_root);
+        assert_eq!(
+            (o.ids.squash_to_uid, o.ids.squash_to_gid),
+            (Some(7), Some(8))
+        );
+        for bad in [
+            "uidmapping=0:1000",
+            "gidmapping=a:b:c",
+            "squash_to_uid=-1",
+            "squash_to_gid=",
+        ] {
+            let e = MountOptions::parse(&[bad.into()]).unwrap_err().to_string();
+            assert!(e.starts_with(&format!("-o {bad}: ")), "{e}");
+        }
     }
 }

@@ -8,6 +8,7 @@ use crate::whiteout::Format;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use unionctl_union::idmap::{self, IdMap};
 
 /// Everything needed to serve one union mount.
 #[derive(Debug, Clone)]
@@ -50,9 +51,19 @@ impl MountRequest {
             "--work",
             "workdir",
         )?;
+        if options.metacopy && format == Format::Aufs {
+            bail!("-o metacopy=on: aufs format has no metadata-only copy-up");
+        }
+        // A renamed metacopy file needs a redirect to its data, as the kernel says.
+        if options.metacopy && options.no_redirects {
+            bail!(
+                "-o metacopy=on: conflicts with redirect_dir=off (or follow): a renamed metacopy file needs a redirect"
+            );
+        }
         let user_xattr = options.userxattr || !crate::sys::in_initial_userns();
         let spec = LayerSpec {
             lowers,
+            data_lowers: options.data_lowers.clone(),
             upper,
             work,
             format,
@@ -153,7 +164,8 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
     for o in &req.options.no_effect {
         log::info!("-o {o}: accepted for compatibility; it changes nothing in unionctl");
     }
-    let fs = UnionFs::new(layers).context("reading the layer roots")?;
+    let mut fs = UnionFs::new(layers).context("reading the layer roots")?;
+    fs.metacopy = req.options.metacopy;
     let read_only = fs.read_only() || req.options.read_only;
     let config = req.options.fuser_config(read_only);
     let mut union = UnionFuse::new(fs);
@@ -165,6 +177,7 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
     if let Some(t) = req.options.timeout {
         union.ttl = t;
     }
+    union.ids = IdMap::new(&req.options.ids, idmap::kernel_overflow_ids());
     let notifier_slot = union.notifier.clone();
     // Sent before the reply of the request that changed the attributes, so the caller's
     // next stat sees them. Attributes only (offset -1): the kernel takes no inode or page

@@ -4,6 +4,7 @@
 //! and the thin `*at` syscall adapters it stands on.
 pub mod cow;
 pub mod errors;
+pub mod idmap;
 pub mod logging;
 pub mod sys;
 pub mod timestamp;

@@ -79,10 +79,12 @@ pub(super) fn set_time(t: Option<TimeOrNow>) -> Option<SetTime> {
 }
 
 impl UnionFuse {
-    /// The attributes the union shows for a layer's stat (`static_nlink`: directories
-    /// count one link, as fuse-overlayfs shows them).
+    /// The attributes the union shows for a layer's stat: its owner through the id
+    /// mapping; under `static_nlink` directories count one link, as fuse-overlayfs shows
+    /// them.
     pub(super) fn attr_of(&self, st: &Stat) -> FileAttr {
         let mut a = attr(st);
+        (a.uid, a.gid) = self.ids.shown(st.st_uid, st.st_gid);
         if self.static_nlink && a.kind == FileType::Directory {
             a.nlink = 1;
         }

@@ -17,6 +17,7 @@ use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use unionctl_union::idmap::IdMap;
 
 mod attrs;
 mod dir;
@@ -58,6 +59,9 @@ pub struct UnionFuse {
     iomodes: IoModes,
     /// The open file handles.
     handles: Mutex<HashMap<u64, OpenHandle>>,
+    /// Owners between the layers and what the mount shows (`-o uidmapping=`, ...): the
+    /// union below works in disk ids only.
+    pub ids: IdMap,
 }
 
 impl UnionFuse {
@@ -79,14 +83,19 @@ impl UnionFuse {
             notifier: Default::default(),
             iomodes: IoModes::default(),
             handles: Mutex::new(HashMap::new()),
+            ids: IdMap::default(),
         }
     }
 }
 
-fn caller(req: &Request) -> Caller {
-    Caller {
-        uid: req.uid(),
-        gid: req.gid(),
+impl UnionFuse {
+    /// Who asks, as the owner a new object gets on disk.
+    fn caller(&self, req: &Request) -> Caller {
+        Caller {
+            uid: self.ids.disk_uid(req.uid()),
+            gid: self.ids.disk_gid(req.gid()),
+            owner_may_fail: self.ids.squashes(),
+        }
     }
 }
 
@@ -176,14 +185,15 @@ impl Filesystem for UnionFuse {
     ) {
         let a = SetAttr {
             mode,
-            uid,
-            gid,
+            uid: uid.map(|u| self.ids.disk_uid(u)),
+            gid: gid.map(|g| self.ids.disk_gid(g)),
             size,
             atime: set_time(atime),
             mtime: set_time(mtime),
             // fuser hides the kernel's FATTR_KILL_SUIDGID; it is set for a truncate by a
             // caller without CAP_FSETID, which outside a namespace means a non-root one.
             kill_suidgid: size.is_some() && req.uid() != 0 && self.killpriv.load(Ordering::Relaxed),
+            owner_may_fail: self.ids.squashes(),
         };
         match self.fs.setattr(ino.0, &a, fh.map(fd_of)) {
             Ok(st) => reply.attr(&self.ttl, &self.attr_of(&st)),
@@ -211,7 +221,7 @@ impl Filesystem for UnionFuse {
         let mode = mode & !(umask & 0o777);
         match self
             .fs
-            .mknod(parent.0, name, mode, rdev as u64, caller(req))
+            .mknod(parent.0, name, mode, rdev as u64, self.caller(req))
         {
             Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             Err(e) => reply.error(self.fail("mknod", parent.0, Some(name), &e)),
@@ -228,7 +238,7 @@ impl Filesystem for UnionFuse {
         reply: ReplyEntry,
     ) {
         let mode = mode & !(umask & 0o777);
-        match self.fs.mkdir(parent.0, name, mode, caller(req)) {
+        match self.fs.mkdir(parent.0, name, mode, self.caller(req)) {
             Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             Err(e) => reply.error(self.fail("mkdir", parent.0, Some(name), &e)),
         }
@@ -258,7 +268,7 @@ impl Filesystem for UnionFuse {
     ) {
         match self
             .fs
-            .symlink(parent.0, link_name, target.as_os_str(), caller(req))
+            .symlink(parent.0, link_name, target.as_os_str(), self.caller(req))
         {
             Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             Err(e) => reply.error(self.fail("symlink", parent.0, Some(link_name), &e)),
@@ -653,7 +663,10 @@ impl Filesystem for UnionFuse {
         reply: ReplyCreate,
     ) {
         let mode = mode & !(umask & 0o777);
-        match self.fs.create(parent.0, name, mode, flags, caller(req)) {
+        match self
+            .fs
+            .create(parent.0, name, mode, flags, self.caller(req))
+        {
             Ok((node, st, fd)) => {
                 let writable = flags & libc::O_ACCMODE != libc::O_RDONLY;
                 let o = self.start_open(node.ino, fd, writable, false, |fd| reply.open_backing(fd));

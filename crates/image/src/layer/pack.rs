@@ -13,10 +13,9 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::{Path, PathBuf};
 
-/// Where a merged-view file's data lives when the upper copy is metadata only
-/// (overlay metacopy): the lower layers to search, top first.
 #[derive(Default, Clone)]
 pub struct PackOptions {
+    /// The container's lower layers, top first (the view the upper is packed over).
     pub lowers: Vec<PathBuf>,
     /// Leave out the empty mount points a runner puts in a container's upper layer
     /// (/dev, /proc, /sys, /etc/hosts, ...) when no lower layer has them.
@@ -74,7 +73,7 @@ impl<W: Write> LayerWriter<W> {
     /// Packs a merged view as one flat layer (export, squash).
     pub fn pack_view(&mut self, view: &MergedView, progress: &mut dyn FnMut(u64)) -> Result<()> {
         view.walk(Path::new(""), &mut |e| {
-            progress(self.entry(&e.real, &e.rel, &e.meta)?);
+            progress(self.entry(&e.real, e.data.as_deref(), &e.rel, &e.meta)?);
             Ok::<_, crate::error::Error>(true)
         })
     }
@@ -121,10 +120,10 @@ impl<W: Write> LayerWriter<W> {
                     continue;
                 }
                 if let Some(d) = dirs.get(a) {
-                    self.entry(&d.real, a, &d.meta)?;
+                    self.entry(&d.real, None, a, &d.meta)?;
                 }
             }
-            progress(self.entry(&e.real, &e.rel, &e.meta)?);
+            progress(self.entry(&e.real, e.data.as_deref(), &e.rel, &e.meta)?);
         }
         Ok(())
     }
@@ -181,7 +180,7 @@ impl<W: Write> LayerWriter<W> {
                 continue;
             }
             if meta.is_dir() {
-                self.entry(&full, &crel, &meta)?;
+                self.entry(&full, None, &crel, &meta)?;
                 if views.all.upper_redirected(&crel)? {
                     self.pack_redirected(&views.all, &crel, &meta, progress)?;
                     continue;
@@ -199,7 +198,12 @@ impl<W: Write> LayerWriter<W> {
                     self.empty_file(&rel.join(wh), &meta)?;
                 }
             } else {
-                let n = self.entry(&full, &crel, &meta)?;
+                // A metacopy file's data is below: where the union's rule finds it.
+                let data = match meta.is_file() && overlay_xattr(&full, "metacopy").is_some() {
+                    true => views.all.lookup(&crel)?.and_then(|e| e.data),
+                    false => None,
+                };
+                let n = self.entry(&full, data.as_deref(), &crel, &meta)?;
                 progress(n);
             }
         }
@@ -218,7 +222,7 @@ impl<W: Write> LayerWriter<W> {
     ) -> Result<()> {
         self.empty_file(&rel.join(OPAQUE_MARKER), meta)?;
         view.walk(rel, &mut |e| {
-            progress(self.entry(&e.real, &e.rel, &e.meta)?);
+            progress(self.entry(&e.real, e.data.as_deref(), &e.rel, &e.meta)?);
             Ok::<_, crate::error::Error>(true)
         })
     }
@@ -235,8 +239,15 @@ impl<W: Write> LayerWriter<W> {
         Ok(())
     }
 
-    /// One entry for the file at `full`, named `rel` in the tar; returns data bytes.
-    pub fn entry(&mut self, full: &Path, rel: &Path, meta: &fs::Metadata) -> Result<u64> {
+    /// One entry for the file at `full`, named `rel` in the tar; returns data bytes. A
+    /// metacopy file's data is read from `data` (the lower file the view found).
+    pub fn entry(
+        &mut self,
+        full: &Path,
+        data: Option<&Path>,
+        rel: &Path,
+        meta: &fs::Metadata,
+    ) -> Result<u64> {
         let ft = meta.file_type();
         if ft.is_socket() {
             // Sockets have no place in an image (nor as the first name of a hard link).
@@ -278,10 +289,13 @@ impl<W: Write> LayerWriter<W> {
         self.pax(rel, &xattrs, if device { &[DEVICE_PAX] } else { &[] })?;
         if ft.is_file() {
             h.set_entry_type(tar::EntryType::Regular);
-            let data_path = if overlay_xattr(full, "metacopy").is_some() {
-                self.metacopy_source(full, rel)?
-            } else {
-                full.to_path_buf()
+            let data_path = match data {
+                Some(d) => d.to_path_buf(),
+                None if overlay_xattr(full, "metacopy").is_some() => bail!(
+                    "{}: metacopy file whose data is in no lower layer",
+                    full.display()
+                ),
+                None => full.to_path_buf(),
             };
             let f = File::open(&data_path).map_err(io("reading", &data_path))?;
             let len = f.metadata()?.len();
@@ -313,25 +327,6 @@ impl<W: Write> LayerWriter<W> {
             self.builder.append_data(&mut h, rel, io::empty())?;
         }
         Ok(0)
-    }
-
-    /// The lower file holding the data of a metadata-only copy-up.
-    fn metacopy_source(&self, full: &Path, rel: &Path) -> Result<PathBuf> {
-        let origin = match overlay_xattr(full, "redirect") {
-            Some(r) if r.first() == Some(&b'/') => PathBuf::from(OsStr::from_bytes(&r[1..])),
-            Some(r) => rel.with_file_name(OsStr::from_bytes(&r)),
-            None => rel.to_path_buf(),
-        };
-        for l in &self.opts.lowers {
-            let p = l.join(&origin);
-            if fs::symlink_metadata(&p).is_ok_and(|m| m.is_file()) {
-                return Ok(p);
-            }
-        }
-        bail!(
-            "{}: metacopy file whose data is in no lower layer",
-            full.display()
-        )
     }
 
     /// A PAX header for the next member: its xattrs, and records of our own.

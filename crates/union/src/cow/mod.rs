@@ -155,8 +155,9 @@ fn copy_mode_and_times(ddir: RawFd, dp: &OsStr, st: &sys::Stat) -> io::Result<()
     sys::utimensat(ddir, dp, &times)
 }
 
-/// Creates in `ddir/dp` a copy of the object `sdir/sp` (any type, data included for regular
-/// files), with metadata and xattrs. `xattr_skip` names the xattrs not to copy.
+/// Creates in `ddir/dp` a copy of the object `sdir/sp` (any type), with metadata and
+/// xattrs. A regular file gets its data when `with_data`, else only its size (a sparse
+/// file, as a metadata-only copy-up leaves it). `xattr_skip` names the xattrs not to copy.
 pub fn copy_object(
     sdir: RawFd,
     sp: &OsStr,
@@ -168,7 +169,6 @@ pub fn copy_object(
 ) -> io::Result<()> {
     match st.st_mode & libc::S_IFMT {
         libc::S_IFREG => {
-            let src = sys::openat(sdir, sp, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
             let dst = sys::openat(
                 ddir,
                 dp,
@@ -176,7 +176,10 @@ pub fn copy_object(
                 0o600,
             )?;
             if with_data {
+                let src = sys::openat(sdir, sp, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
                 copy_data(src.as_raw_fd(), dst.as_raw_fd(), st.st_size as u64)?;
+            } else if unsafe { libc::ftruncate(dst.as_raw_fd(), st.st_size) } < 0 {
+                return Err(io::Error::last_os_error());
             }
         }
         libc::S_IFDIR => sys::mkdirat(ddir, dp, 0o700)?,

@@ -14,14 +14,17 @@ pub const WHICH_XATTR: &str = "user.unionctl.which";
 pub const PID_XATTR: &str = "user.unionctl.pid";
 
 impl UnionFs {
-    /// One line per layer, top first: "upper PATH", "lower N PATH", then "work PATH".
+    /// One line per layer, top first: "upper PATH", "lower N PATH" ("data N PATH" for a
+    /// data-only one), then "work PATH".
     pub fn describe_layers(&self) -> String {
         let mut s = String::new();
         if let Some(u) = &self.layers.upper {
             let _ = writeln!(s, "upper\t{}", u.path.display());
         }
+        let merged = self.layers.lowers.len() - self.layers.data_only;
         for (i, l) in self.layers.lowers.iter().enumerate() {
-            let _ = writeln!(s, "lower {i}\t{}", l.path.display());
+            let role = if i < merged { "lower" } else { "data" };
+            let _ = writeln!(s, "{role} {i}\t{}", l.path.display());
         }
         let _ = writeln!(s, "format\t{:?}", self.layers.format);
         s
@@ -38,7 +41,7 @@ impl UnionFs {
         } else if let (Some(ix), Some(u)) = (&st.index, &self.layers.upper) {
             let _ = writeln!(s, "index\t{} ({})", ix.to_string_lossy(), u.path.display());
         }
-        if !is_dir && !s.is_empty() {
+        if !is_dir && !st.metacopy && !s.is_empty() {
             return s;
         }
         for l in &st.lowers {
@@ -82,6 +85,7 @@ impl UnionFs {
                 upper: f.upper.is_some(),
                 lowers: f.lowers,
                 redirected: f.redirected,
+                metacopy: f.metacopy,
                 index: f.index,
                 orphan: None,
             };

@@ -32,7 +32,11 @@ pub struct Layers {
     /// The work dir's `work/` subdir (temp files) and `index/` subdir.
     pub work: Option<OwnedFd>,
     pub index: Option<OwnedFd>,
+    /// Top first; the last `data_only` of them are data-only layers.
     pub lowers: Vec<Layer>,
+    /// Data-only lower layers (the kernel's `datadir+`, `lowerdir=A::DATA`): not part of
+    /// the merged tree, only read as the data of metacopy files by absolute redirect.
+    pub data_only: usize,
     pub format: Format,
     pub xattr: XattrNames,
     /// All layers on one device: inode numbers are used as they are.
@@ -64,6 +68,8 @@ pub struct OfflineSpec {
 #[derive(Debug, Clone)]
 pub struct LayerSpec {
     pub lowers: Vec<PathBuf>,
+    /// Data-only lower layers, after (below) `lowers`.
+    pub data_lowers: Vec<PathBuf>,
     pub upper: Option<PathBuf>,
     pub work: Option<PathBuf>,
     pub format: Format,
@@ -130,11 +136,19 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
         return Err(err(Path::new(""), "at least one lower layer is needed"));
     }
     let mut lowers: Vec<PathBuf> = Vec::new();
-    for l in &spec.lowers {
+    // Data-only lowers are layers too: the same refusals hold for them.
+    let given: Vec<(&PathBuf, &str)> = (spec.lowers.iter().map(|l| (l, "lower layer")))
+        .chain(
+            spec.data_lowers
+                .iter()
+                .map(|l| (l, "data-only lower layer")),
+        )
+        .collect();
+    for &(l, what) in &given {
         if l.as_os_str().is_empty() {
-            return Err(err(l, "empty lower layer path"));
+            return Err(err(l, format!("empty {what} path")));
         }
-        let c = canonical_dir(l, "lower layer")?;
+        let c = canonical_dir(l, what)?;
         // The kernel's refusals, in its words (it answers ELOOP).
         if let Some(other) = lowers.iter().find(|o| **o == c) {
             return Err(err(
@@ -163,7 +177,7 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
         return Ok((lowers, None));
     };
     let upper = canonical_dir(upper, "upper layer")?;
-    for (l, given) in lowers.iter().zip(&spec.lowers) {
+    for (l, &(given, _)) in lowers.iter().zip(&given) {
         if *l == upper {
             return Err(err(
                 given,
@@ -373,6 +387,7 @@ impl Layers {
             work,
             index,
             lowers: lower_layers,
+            data_only: spec.data_lowers.len(),
             format: spec.format,
             xattr: XattrNames::new(spec.user_xattr),
             single_dev: devs.len() == 1,
@@ -402,6 +417,7 @@ impl Layers {
             work: None,
             index,
             lowers,
+            data_only: 0,
             format: spec.format.unwrap_or(Format::Overlay),
             // Layers written by a rootless union or by one run as root read alike.
             xattr: XattrNames::reading_both(spec.user_xattr),

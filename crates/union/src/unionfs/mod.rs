@@ -35,6 +35,9 @@ pub struct UnionFs {
     /// Told the inode number of an object whose attributes changed behind the caller's
     /// back (a directory copied up becomes merged: its link count changes).
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
+    /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only
+    /// (the kernel's format). Metacopy files are read either way.
+    pub metacopy: bool,
 }
 
 /// What the upper layer holds at a name (`UnionFs::resolve_upper`).
@@ -46,6 +49,8 @@ struct UpperPart {
     redirect: Option<Redirect>,
     /// Lower layers are searched: no upper entry, or a dir that is not opaque.
     search: bool,
+    /// A metacopy file: only its data is below (at `redirect`, or at its name).
+    metacopy: bool,
 }
 
 impl Default for UpperPart {
@@ -55,6 +60,7 @@ impl Default for UpperPart {
             origin_ino: None,
             redirect: None,
             search: true,
+            metacopy: false,
         }
     }
 }
@@ -78,6 +84,9 @@ pub struct Found {
     pub lower_stat: Option<Stat>,
     pub redirected: bool,
     pub index: Option<OsString>,
+    /// A metacopy file (its upper entry, its index entry or a lower file): the last of
+    /// `lowers` holds its data.
+    pub metacopy: bool,
 }
 
 fn enoent() -> io::Error {
@@ -98,6 +107,7 @@ impl UnionFs {
             shared_whiteout: Default::default(),
             no_markers: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
+            metacopy: false,
         };
         let upper = fs.layers.upper.is_some();
         let mut lowers = Vec::new();
@@ -108,7 +118,7 @@ impl UnionFs {
             None => false,
         };
         if !upper_opaque {
-            for (i, l) in fs.layers.lowers.iter().enumerate() {
+            for (i, l) in fs.layers.lowers.iter().enumerate().take(fs.merged_lowers()) {
                 lowers.push(LowerRef {
                     layer: i,
                     path: OsString::new(),
@@ -123,6 +133,7 @@ impl UnionFs {
             upper,
             lowers,
             redirected: false,
+            metacopy: false,
             index: None,
             orphan: None,
         };
@@ -132,6 +143,17 @@ impl UnionFs {
 
     pub fn read_only(&self) -> bool {
         self.layers.upper.is_none()
+    }
+
+    /// How many lower layers make the merged tree (the data-only ones come after).
+    fn merged_lowers(&self) -> usize {
+        self.layers.lowers.len() - self.layers.data_only
+    }
+
+    /// Lower regular files may be metacopy ones (a data-only layer holds their data):
+    /// only then is the mark looked for on every lower file, as the kernel does.
+    fn lower_metacopy(&self) -> bool {
+        self.metacopy || self.layers.data_only > 0
     }
 
     pub fn node(&self, ino: u64) -> io::Result<Arc<Node>> {
@@ -211,9 +233,35 @@ impl UnionFs {
         } else {
             UpperPart::default()
         };
-        let (lowers, lower_stat) = if up.search && !meta_name {
+        let mut metacopy = up.metacopy;
+        let (lowers, lower_stat) = if up.metacopy {
             let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
-            self.search_lowers(candidates, up.stat.is_some())?
+            self.metacopy_data(candidates, up.redirect.as_ref())?
+        } else if up.search && !meta_name {
+            let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            let (mut lowers, mut lower_stat) = self.search_lowers(candidates, up.stat.is_some())?;
+            if let (None, Some(meta)) = (&up.stat, &mut lower_stat)
+                && self.lower_metacopy()
+                && self.is_metacopy(self.lower_fd(lowers[0].layer), &lowers[0].path, meta)?
+            {
+                // A lower metacopy file: metadata here, data further down.
+                let top = lowers[0].clone();
+                let redirect = self
+                    .layers
+                    .xattr
+                    .read(self.lower_fd(top.layer), &top.path, |n| &n.redirect)?
+                    .and_then(|r| Redirect::parse(&r));
+                let below: Vec<_> = self
+                    .lower_candidates(pst, name, redirect.as_ref())?
+                    .into_iter()
+                    .filter(|(layer, _)| *layer > top.layer)
+                    .collect();
+                let (data, dst) = self.metacopy_data(below, redirect.as_ref())?;
+                meta.st_blocks = dst.map_or(0, |d| d.st_blocks);
+                lowers.push(data.last().cloned().ok_or_else(enoent)?);
+                metacopy = true;
+            }
+            (lowers, lower_stat)
         } else {
             (Vec::new(), None)
         };
@@ -239,14 +287,23 @@ impl UnionFs {
             }
             (None, None) => return Ok(None),
         };
+        // A hard link copied up through the index may be metacopy there (the kernel's
+        // metacopy=on does that): its data is still the lower file's.
+        if let (false, Some(ix), Some(ixfd)) = (metacopy, &index, &self.layers.index) {
+            let ixfd = std::os::fd::AsRawFd::as_raw_fd(ixfd);
+            if let Some(st) = sys::lstat_opt(ixfd, ix)? {
+                metacopy = self.is_metacopy(ixfd, ix, &st)?;
+            }
+        }
         Ok(Some(Found {
             kind,
             ino,
             upper: up.stat,
             lowers,
             lower_stat,
-            redirected: up.redirect.is_some(),
+            redirected: up.redirect.is_some() && !up.metacopy,
             index,
+            metacopy,
         }))
     }
 
@@ -263,14 +320,23 @@ impl UnionFs {
         match sys::lstat_opt(ufd, path)? {
             Some(st) if self.upper_whiteout(ufd, path, &st) => return Ok(None),
             Some(st) => {
-                if let Some(fb) = self.layers.xattr.read(ufd, path, |n| &n.origin)? {
-                    up.origin_ino = self.origin_ino(&fb);
+                let origin = self.layers.xattr.read(ufd, path, |n| &n.origin)?;
+                if let Some(fb) = &origin {
+                    up.origin_ino = self.origin_ino(fb);
                 }
                 if sys::is_dir(&st) {
                     match self.upper_dir_lowers(ufd, path)? {
                         None => up.search = false,
                         Some(r) => up.redirect = r,
                     }
+                } else if self.is_metacopy(ufd, path, &st)? {
+                    // Its data is below: at its redirect (after a rename) or its name.
+                    up.metacopy = true;
+                    up.redirect = self
+                        .layers
+                        .xattr
+                        .read(ufd, path, |n| &n.redirect)?
+                        .and_then(|r| Redirect::parse(&r));
                 } else {
                     up.search = false;
                 }
@@ -362,6 +428,70 @@ impl UnionFs {
         Ok((lowers, lower_stat))
     }
 
+    /// Is this regular file a metacopy one (`overlay.metacopy`: its data is below)?
+    pub fn is_metacopy(&self, fd: RawFd, path: &OsStr, st: &Stat) -> io::Result<bool> {
+        Ok(st.st_mode & libc::S_IFMT == libc::S_IFREG
+            && self.layers.xattr.read(fd, path, |n| &n.metacopy)?.is_some())
+    }
+
+    /// Where a metacopy file's data is: the top-most regular file among the candidates
+    /// that is not metacopy itself, or the data-only layers' file at the absolute redirect
+    /// of the last metacopy one met (REDIRECT: the file's own). Returns the top lower
+    /// object met (if it is not the data) and the data file, with the data's stat. A
+    /// whiteout or an object of another type ends the search; no data is EIO, as
+    /// overlayfs answers ("metacopy with no lower data").
+    fn metacopy_data(
+        &self,
+        candidates: Vec<(usize, OsString)>,
+        redirect: Option<&Redirect>,
+    ) -> io::Result<(Vec<LowerRef>, Option<Stat>)> {
+        let mut top: Option<LowerRef> = None;
+        let mut absolute = match redirect {
+            Some(Redirect::Absolute(p)) => Some(p.clone()),
+            _ => None,
+        };
+        let chain = |top: Option<LowerRef>, data: LowerRef| top.into_iter().chain([data]).collect();
+        for (layer, cpath) in candidates {
+            let fd = self.lower_fd(layer);
+            match sys::lstat_opt(fd, &cpath)? {
+                None => {
+                    let (cp, cn) = split(&cpath);
+                    if whiteout::is_whiteout(fd, cp, cn, true)? {
+                        break;
+                    }
+                }
+                Some(st) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
+                    if !self.is_metacopy(fd, &cpath, &st)? {
+                        return Ok((chain(top, LowerRef { layer, path: cpath }), Some(st)));
+                    }
+                    if let Some(Redirect::Absolute(p)) = self
+                        .layers
+                        .xattr
+                        .read(fd, &cpath, |n| &n.redirect)?
+                        .and_then(|r| Redirect::parse(&r))
+                    {
+                        absolute = Some(p);
+                    }
+                    top.get_or_insert(LowerRef { layer, path: cpath });
+                }
+                Some(_) => break,
+            }
+        }
+        if let Some(p) = absolute {
+            for layer in self.merged_lowers()..self.layers.lowers.len() {
+                let fd = self.lower_fd(layer);
+                if let Some(st) = sys::lstat_opt(fd, &p)?
+                    && st.st_mode & libc::S_IFMT == libc::S_IFREG
+                    && !self.is_metacopy(fd, &p, &st)?
+                {
+                    return Ok((chain(top, LowerRef { layer, path: p }), Some(st)));
+                }
+            }
+        }
+        // The adapter logs the EIO with the operation and path.
+        Err(sys::errno(libc::EIO))
+    }
+
     /// Does the upper layer hold aufs-format metadata (`.wh.` files)? Only when it is
     /// written in that format; lower layers may always hold either format.
     pub fn upper_aufs(&self) -> bool {
@@ -390,7 +520,13 @@ impl UnionFs {
     /// or an opaque dir in one layer ends the search in the layers below.
     fn lower_dirs_at(&self, path: &OsStr) -> io::Result<Vec<LowerRef>> {
         let mut dirs = Vec::new();
-        for (i, l) in self.layers.lowers.iter().enumerate() {
+        for (i, l) in self
+            .layers
+            .lowers
+            .iter()
+            .enumerate()
+            .take(self.merged_lowers())
+        {
             dirs.push(LowerRef {
                 layer: i,
                 path: OsString::new(),
@@ -548,6 +684,9 @@ impl UnionFs {
         let st = match (found.upper.or(found.lower_stat), &found.index) {
             (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
                 s.st_ino = node.ino;
+                if let (true, Some(l)) = (found.metacopy, &found.lower_stat) {
+                    s.st_blocks = l.st_blocks;
+                }
                 if node.is_dir && is_merged(found.upper.is_some(), found.lowers.len()) {
                     s.st_nlink = 1;
                 }
@@ -564,6 +703,7 @@ impl UnionFs {
             upper: f.upper.is_some(),
             lowers: f.lowers.clone(),
             redirected: f.redirected,
+            metacopy: f.metacopy,
             index: f.index.clone(),
             orphan: None,
         };
@@ -582,6 +722,15 @@ impl UnionFs {
         Ok((self.lower_fd(l.layer), l.path.clone()))
     }
 
+    /// Where a node's data is read: its real object, or for a metacopy file the lower
+    /// file that holds its data.
+    pub fn data_real(&self, node: &Node, st: &NodeState) -> io::Result<(RawFd, OsString)> {
+        match (st.metacopy, st.lowers.last()) {
+            (true, Some(l)) => Ok((self.lower_fd(l.layer), l.path.clone())),
+            _ => self.real(node, st),
+        }
+    }
+
     /// stat of a node as the union shows it.
     pub fn stat_node(&self, node: &Node) -> io::Result<Stat> {
         let st = node.snapshot();
@@ -594,6 +743,10 @@ impl UnionFs {
         let mut s = sys::lstatat(fd, &p)?;
         check_kind(node, &s)?;
         s.st_ino = node.ino;
+        if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
+            // As overlayfs: the blocks are those of the file holding the data.
+            s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
+        }
         if node.is_dir {
             // As overlayfs: the link count of a merged dir is unknown; 1 pacifies find(1).
             if is_merged(st.upper, st.lowers.len()) {
@@ -635,6 +788,14 @@ impl UnionFs {
     /// stat through an open file of the node (which may have been unlinked meanwhile).
     pub fn getattr_open(&self, ino: u64, fd: RawFd) -> io::Result<Stat> {
         let node = self.node(ino)?;
+        {
+            // A metacopy file's handle reads the lower data; its attributes are upper.
+            let st = node.lock();
+            if st.metacopy && !st.aliases.is_empty() {
+                drop(st);
+                return self.stable(|| self.stat_node(&node));
+            }
+        }
         let mut s = sys::fstat(fd)?;
         s.st_ino = node.ino;
         let st = node.snapshot();

@@ -30,6 +30,10 @@ pub struct NodeState {
     pub lowers: Vec<LowerRef>,
     /// Directory: carries a redirect xattr already.
     pub redirected: bool,
+    /// Metacopy regular file (`overlay.metacopy`): its data is still `lowers`' last one's
+    /// (until the first write copies it up); its metadata the upper's, or `lowers[0]`'s
+    /// when that is a lower metacopy file.
+    pub metacopy: bool,
     /// Non-directory copied up through the hard-link index: the index entry's name. The
     /// object is reached there, since not every alias has an upper name yet.
     pub index: Option<OsString>,
@@ -234,6 +238,7 @@ impl NodeTable {
             st.upper = new_state.upper;
             st.lowers = new_state.lowers;
             st.redirected = new_state.redirected;
+            st.metacopy = new_state.metacopy;
             if new_state.index.is_some() {
                 st.index = new_state.index;
             }

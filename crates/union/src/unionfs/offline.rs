@@ -32,6 +32,8 @@ pub struct ViewEntry {
     pub redirected: bool,
     /// A lower hard link shown as its copied-up index entry.
     pub from_index: bool,
+    /// A metacopy file: the lower file that holds its data (`real` holds the rest).
+    pub data: Option<PathBuf>,
     state: NodeState,
 }
 
@@ -47,6 +49,7 @@ fn state_of(f: &Found) -> NodeState {
         upper: f.upper.is_some(),
         lowers: f.lowers.clone(),
         redirected: f.redirected,
+        metacopy: f.metacopy,
         index: f.index.clone(),
         orphan: None,
     }
@@ -89,6 +92,7 @@ impl MergedView {
             upper: state.upper,
             redirected: false,
             from_index: false,
+            data: None,
             state,
         })
     }
@@ -113,7 +117,12 @@ impl MergedView {
             let l = found.lowers.first().ok_or_else(super::enoent)?;
             self.fs.layers.lowers[l.layer].path.join(&l.path)
         };
+        let data = match (found.metacopy, found.lowers.last()) {
+            (true, Some(l)) => Some(self.fs.layers.lowers[l.layer].path.join(&l.path)),
+            _ => None,
+        };
         Ok(Some(ViewEntry {
+            data,
             rel: PathBuf::from(path),
             meta: fs::symlink_metadata(&real)?,
             real,

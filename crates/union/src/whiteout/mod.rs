@@ -41,6 +41,9 @@ pub struct XattrNames {
     pub origin: CString,
     pub nlink: CString,
     pub impure: CString,
+    /// A regular file copied up for its metadata only: its data is still in a lower layer
+    /// (the kernel's `metacopy=on`; empty, or a digest for fs-verity).
+    pub metacopy: CString,
     /// Marks a character device 0/0 made through the union as a device, not a whiteout
     /// (ours alone: overlayfs refuses to make one at all).
     pub device: CString,
@@ -63,6 +66,7 @@ impl XattrNames {
             origin: n("origin"),
             nlink: n("nlink"),
             impure: n("impure"),
+            metacopy: n("metacopy"),
             device: n("unionctl.device"),
             also: None,
         }

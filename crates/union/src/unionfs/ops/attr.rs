@@ -15,10 +15,17 @@ impl UnionFs {
         a: &SetAttr,
         fh: Option<RawFd>,
     ) -> io::Result<Stat> {
-        let (node, fd, p) = self.copied_up(ino)?;
+        // A truncate needs the data; any other change only the metadata.
+        let (node, fd, p) = match a.size {
+            Some(_) => self.copied_up_with_data(ino)?,
+            None => self.copied_up(ino)?,
+        };
         check_kind(&node, &sys::lstatat(fd, &p)?)?;
         if a.uid.is_some() || a.gid.is_some() {
-            sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX))?;
+            let r = sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX));
+            if !a.owner_may_fail {
+                r?;
+            }
         }
         if let Some(mode) = a.mode {
             sys::fchmodat(fd, &p, mode & 0o7777)?;
@@ -77,7 +84,12 @@ impl UnionFs {
         if a.uid.is_some() || a.gid.is_some() {
             let (u, g) = (a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX));
             // SAFETY: o is open; the empty path names o itself.
-            ok(unsafe { libc::fchownat(o.as_raw_fd(), c"".as_ptr(), u, g, libc::AT_EMPTY_PATH) })?;
+            let r = ok(unsafe {
+                libc::fchownat(o.as_raw_fd(), c"".as_ptr(), u, g, libc::AT_EMPTY_PATH)
+            });
+            if !a.owner_may_fail {
+                r?;
+            }
         }
         if let Some(mode) = a.mode {
             // SAFETY: valid path.

@@ -8,6 +8,12 @@ impl UnionFs {
     /// node wait for it (its copy guard); stat, lookup and readdir answer from the lower
     /// object until the copy is renamed into place.
     pub fn copy_up(&self, ino: u64) -> io::Result<()> {
+        self.copy_up_as(ino, true)
+    }
+
+    /// `copy_up`; METADATA_ONLY: a regular file may be copied without its data
+    /// (`metacopy=on`), as for a metadata change; not for a write, which needs the data.
+    fn copy_up_as(&self, ino: u64, metadata_only: bool) -> io::Result<()> {
         let node = self.node(ino)?;
         // Done when the object is in the upper layer; for a hard link copied up through the
         // index, its first name must be there too (other names may still be lower only).
@@ -37,8 +43,28 @@ impl UnionFs {
         let work = self.layers.work_fd();
         let tmp = self.tmp_name();
         let skip = |n: &[u8]| self.layers.xattr.is_private(n);
-        let res = cow::copy_object(lfd, &lower.path, &lst, work, &tmp, true, &skip)
-            .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp));
+        // metacopy=on, as overlayfs: a regular file is copied without its data until it is
+        // written (a hard link too: its index entry is then the metacopy file).
+        let meta_only = metadata_only
+            && self.metacopy
+            && self.layers.format == Format::Overlay
+            && lst.st_mode & libc::S_IFMT == libc::S_IFREG;
+        // A lower metacopy file (data-only layers) has its data elsewhere.
+        let data_below = st.metacopy.then(|| st.lowers.last().cloned()).flatten();
+        let res = cow::copy_object(
+            lfd,
+            &lower.path,
+            &lst,
+            work,
+            &tmp,
+            !meta_only && data_below.is_none(),
+            &skip,
+        )
+        .and_then(|()| match (meta_only, &data_below) {
+            (false, Some(d)) => self.copy_data_into(d, work, &tmp),
+            _ => Ok(()),
+        })
+        .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp, meta_only));
         if res.is_err() {
             let _ = cow::remove_tree(work, &tmp);
         }
@@ -79,6 +105,7 @@ impl UnionFs {
         lower: &LowerRef,
         lst: &Stat,
         tmp: &OsStr,
+        metacopy: bool,
     ) -> io::Result<()> {
         let work = self.layers.work_fd();
         let ix = self.index_name(lower).ok();
@@ -88,6 +115,11 @@ impl UnionFs {
         {
             // Not every file system can hold it (user.* on a symlink): optional.
             let _ = sys::lsetxattr(work, tmp, &self.layers.xattr.origin, &fb, 0);
+        }
+        // After the origin, as overlayfs orders them (where a file system keeps them, and
+        // so what it frees when the mark goes, follows the order).
+        if metacopy {
+            sys::lsetxattr(work, tmp, &self.layers.xattr.metacopy, b"", 0)?;
         }
         let (parent, name) = node.lock().aliases.first().cloned().ok_or_else(enoent)?;
         let ufd = self.upper()?;
@@ -107,11 +139,14 @@ impl UnionFs {
                 let mut st = node.lock();
                 st.index = Some(ix);
                 st.upper = true;
+                st.metacopy = metacopy;
                 self.nodes.touch(node);
             }
             _ => {
                 sys::renameat2(work, tmp, ufd, &path, libc::RENAME_NOREPLACE)?;
-                node.lock().upper = true;
+                let mut st = node.lock();
+                st.upper = true;
+                st.metacopy = metacopy;
                 self.nodes.touch(node);
             }
         }
@@ -155,6 +190,52 @@ impl UnionFs {
         let st = node.snapshot();
         let (fd, p) = self.real(&node, &st)?;
         Ok((node, fd, p))
+    }
+
+    /// `copied_up`, with the data too (a truncate).
+    pub(super) fn copied_up_with_data(&self, ino: u64) -> io::Result<(Arc<Node>, RawFd, OsString)> {
+        if self.read_only() {
+            return Err(sys::errno(libc::EROFS));
+        }
+        self.copy_up_data(ino)?;
+        self.copied_up(ino)
+    }
+
+    /// Writes the data of lower file DATA into the regular file DIR/P, up to P's size.
+    fn copy_data_into(&self, data: &LowerRef, dir: RawFd, p: &OsStr) -> io::Result<()> {
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW;
+        let src = sys::openat(self.layers.lowers[data.layer].raw(), &data.path, flags, 0)?;
+        let dst = sys::openat(dir, p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
+        let size = (sys::fstat(dst.as_raw_fd())?.st_size as u64)
+            .min(sys::fstat(src.as_raw_fd())?.st_size as u64);
+        cow::copy_data(src.as_raw_fd(), dst.as_raw_fd(), size)
+    }
+
+    /// Copies a node up with its data: a metacopy file gets the data of its lower file,
+    /// written into the upper file in place, and then loses its `overlay.metacopy` (so a
+    /// crash meanwhile leaves a metacopy file that still reads the lower data), as
+    /// overlayfs does at the first open for write.
+    pub(super) fn copy_up_data(&self, ino: u64) -> io::Result<()> {
+        // Not copied up yet: with its data at once, as overlayfs copies up for a write.
+        self.copy_up_as(ino, false)?;
+        let node = self.node(ino)?;
+        if !node.lock().metacopy {
+            return Ok(());
+        }
+        let _copying = node.copy_guard();
+        let st = node.snapshot();
+        let Some(data) = st.lowers.last().filter(|_| st.metacopy) else {
+            return Ok(());
+        };
+        let (ufd, p) = self.real(&node, &st)?;
+        // Written in place, so its mtime becomes now, as overlayfs' in-place copy leaves it.
+        self.copy_data_into(data, ufd, &p)?;
+        sys::lremovexattr(ufd, &p, &self.layers.xattr.metacopy)?;
+        let mut st = node.lock();
+        st.metacopy = false;
+        st.lowers.clear();
+        self.nodes.touch(&node);
+        Ok(())
     }
 
     /// Adds DELTA to the offset kept in `overlay.nlink` of an indexed object.

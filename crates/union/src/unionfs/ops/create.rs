@@ -110,7 +110,10 @@ impl UnionFs {
         if st.st_uid == caller.uid && st.st_gid == gid {
             return Ok(());
         }
-        sys::fchownat(fd, p, caller.uid, gid)?;
+        match sys::fchownat(fd, p, caller.uid, gid) {
+            Err(_) if caller.owner_may_fail => return Ok(()),
+            r => r?,
+        }
         // chown clears set-id bits of non-directories; the creator asked for them.
         let setid = st.st_mode & (libc::S_ISUID | libc::S_ISGID);
         if setid != 0 && !sys::is_dir(&st) && st.st_mode & libc::S_IFMT != libc::S_IFLNK {
@@ -133,6 +136,7 @@ impl UnionFs {
             lower_stat: None,
             redirected: false,
             index: None,
+            metacopy: false,
         };
         // The object is new: a node known by its inode number is of an object gone since
         // (its last name went another way than through `remove` or `rename`).
@@ -251,12 +255,17 @@ impl UnionFs {
             self.copy_up(ino)?;
             let st = node.snapshot();
             let (sfd, sp) = self.real(&node, &st)?;
+            if st.metacopy {
+                // Every name finds the data through an absolute redirect, as overlayfs sets.
+                self.keep_metacopy_data(&node, sfd, &sp, OsStr::new(""), false)?;
+            }
             if whiteout::get(sfd, &sp, &self.layers.xattr.origin)?.is_some() {
                 self.mark_impure(self.upper()?, &ppath)?;
             }
             let c = Caller {
                 uid: u32::MAX,
                 gid: u32::MAX,
+                owner_may_fail: false,
             };
             self.place_new_link(&ppath, name, prev, sfd, &sp, c)
         })?;

@@ -23,6 +23,9 @@ use std::sync::atomic::Ordering;
 pub struct Caller {
     pub uid: u32,
     pub gid: u32,
+    /// Giving the new object this owner may fail without failing the creation
+    /// (fuse-overlayfs' `squash_to_*`: the owner shown is made up anyway).
+    pub owner_may_fail: bool,
 }
 
 /// The inode every new whiteout links to (see `whiteout_at`).
@@ -62,6 +65,9 @@ pub struct SetAttr {
     /// A truncate by a caller without CAP_FSETID: drop set-user-ID and set-group-ID as
     /// the kernel would (it leaves that to us under FUSE_HANDLE_KILLPRIV_V2).
     pub kill_suidgid: bool,
+    /// A failed chown is no error (fuse-overlayfs' `squash_to_*`: the owner shown is
+    /// made up anyway).
+    pub owner_may_fail: bool,
 }
 
 /// The mode after a write or truncate by a caller without CAP_FSETID: no set-user-ID,

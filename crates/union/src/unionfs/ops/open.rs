@@ -15,12 +15,12 @@ impl UnionFs {
             if self.read_only() {
                 return Err(sys::errno(libc::EROFS));
             }
-            self.copy_up(ino)?;
+            self.copy_up_data(ino)?;
         }
         let st = node.snapshot();
-        let (fd, p) = self.real(&node, &st)?;
+        let (fd, p) = self.data_real(&node, &st)?;
         let flags = flags & !(libc::O_CREAT | libc::O_EXCL | libc::O_NOCTTY | libc::O_DIRECT);
-        let on_lower = !self.read_only() && !st.upper && st.index.is_none();
+        let on_lower = !self.read_only() && (!st.upper && st.index.is_none() || st.metacopy);
         Ok((sys::openat(fd, &p, flags | libc::O_NOFOLLOW, 0)?, on_lower))
     }
 
@@ -32,7 +32,8 @@ impl UnionFs {
             // Checked on every read of such a handle: no copy of the state for the answer
             // that is nearly always "not yet".
             let st = node.lock();
-            if !st.aliases.is_empty() && !st.upper && st.index.is_none() {
+            // A metacopy file's data is still the lower file's, even with no name left.
+            if st.metacopy || !st.aliases.is_empty() && !st.upper && st.index.is_none() {
                 return Ok(None);
             }
         }

@@ -43,6 +43,7 @@ impl UnionFs {
                 upper: found.upper.is_some(),
                 lowers: found.lowers.clone(),
                 redirected: false,
+                metacopy: false,
                 index: None,
                 orphan: None,
             };

@@ -121,6 +121,7 @@ impl UnionFs {
                     upper: d.upper.is_some(),
                     lowers: d.lowers.clone(),
                     redirected: false,
+                    metacopy: false,
                     index: None,
                     orphan: None,
                 };
@@ -324,9 +325,36 @@ impl UnionFs {
         }
     }
 
+    /// A metacopy file about to get another name (a rename, or a link with SAMEDIR false)
+    /// keeps finding its data through a redirect at PATH, as overlayfs sets it: its old
+    /// NAME when it stays in its dir, else the data's path from the layer roots.
+    pub(super) fn keep_metacopy_data(
+        &self,
+        node: &Node,
+        ufd: RawFd,
+        path: &OsStr,
+        name: &OsStr,
+        samedir: bool,
+    ) -> io::Result<()> {
+        let x = &self.layers.xattr;
+        let data = node.lock().lowers.first().cloned().ok_or_else(enoent)?;
+        let cur = whiteout::get(ufd, path, &x.redirect)?.and_then(|v| Redirect::parse(&v));
+        let keep = matches!(&cur, Some(Redirect::Absolute(_))) || (cur.is_some() && samedir);
+        if keep {
+            return Ok(());
+        }
+        let r = if samedir && cur.is_none() {
+            Redirect::Relative(name.to_owned())
+        } else {
+            Redirect::Absolute(data.path)
+        };
+        sys::lsetxattr(ufd, path, &x.redirect, &r.encode(), 0)
+    }
+
     /// A directory about to move from PATH (its name NAME) keeps its lower dirs through a
     /// redirect (relative when it stays in the same dir, else absolute); one without lower
-    /// dirs is made opaque when OPAQUE says its new place needs it.
+    /// dirs is made opaque when OPAQUE says its new place needs it. A metacopy file keeps
+    /// its lower data the same way, as overlayfs does.
     pub(super) fn mark_moving_dir(
         &self,
         node: &Node,
@@ -336,12 +364,15 @@ impl UnionFs {
         samedir: bool,
         opaque: bool,
     ) -> io::Result<()> {
-        if f.kind != libc::S_IFDIR {
+        let metacopy = f.kind == libc::S_IFREG && node.lock().metacopy;
+        if f.kind != libc::S_IFDIR && !metacopy {
             return Ok(());
         }
         let ufd = self.upper()?;
         let x = &self.layers.xattr;
-        if !f.lowers.is_empty() {
+        if metacopy {
+            self.keep_metacopy_data(node, ufd, path, name, samedir)?;
+        } else if !f.lowers.is_empty() {
             let cur = whiteout::get(ufd, path, &x.redirect)?.and_then(|v| Redirect::parse(&v));
             let keep = matches!(&cur, Some(Redirect::Absolute(_))) || (cur.is_some() && samedir);
             if !keep {
