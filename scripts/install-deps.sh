@@ -3,6 +3,7 @@
 set -euo pipefail
 . "$(dirname "$0")/apt.sh"
 apt_need fuse3 attr skopeo umoci podman busybox-static debootstrap zstd
+apt_need buildah # tests/image_tools.rs: images buildah commits and pushes
 # File-system conformance tests (tests/pjdfstest.rs): the pjdfstest suite, and the user and
 # group named in the [dummy_auth] section of tests/pjdfstest.toml.
 cargo_bin="${CARGO_HOME:-$HOME/.cargo}/bin"
