@@ -41,7 +41,7 @@ impl UnionFs {
         if !is_dir && !s.is_empty() {
             return s;
         }
-        for l in &st.lowers {
+        for l in st.lowers.iter() {
             let layer = &self.layers.lowers[l.layer];
             let _ = writeln!(
                 s,
@@ -80,7 +80,7 @@ impl UnionFs {
             let st = NodeState {
                 aliases: vec![],
                 upper: f.upper.is_some(),
-                lowers: f.lowers,
+                lowers: f.lowers.into(),
                 redirected: f.redirected,
                 index: f.index,
                 orphan: None,

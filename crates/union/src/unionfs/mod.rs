@@ -3,6 +3,7 @@
 //! overlayfs would give.
 mod introspect;
 pub mod layers;
+mod lower_index;
 pub mod node;
 mod offline;
 mod ops;
@@ -17,6 +18,7 @@ pub use readdir::DirEntry;
 
 use crate::sys::{self, Stat};
 use crate::whiteout::{self, Format, Redirect, join};
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::RawFd;
@@ -32,6 +34,8 @@ pub struct UnionFs {
     shared_whiteout: std::sync::Mutex<ops::SharedWhiteout>,
     /// Lower dirs known to hold no aufs `.wh.` names (lower layers do not change).
     no_markers: readdir::MarkerFreeDirs,
+    /// The names of lower dirs looked up in more than once.
+    lower_index: lower_index::LowerIndex,
     /// Told the inode number of an object whose attributes changed behind the caller's
     /// back (a directory copied up becomes merged: its link count changes).
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
@@ -97,6 +101,7 @@ impl UnionFs {
             forgets: AtomicU64::new(0),
             shared_whiteout: Default::default(),
             no_markers: Default::default(),
+            lower_index: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
         };
         let upper = fs.layers.upper.is_some();
@@ -121,7 +126,7 @@ impl UnionFs {
         let state = NodeState {
             aliases: vec![(ROOT, OsString::new())],
             upper,
-            lowers,
+            lowers: lowers.into(),
             redirected: false,
             index: None,
             orphan: None,
@@ -212,8 +217,8 @@ impl UnionFs {
             UpperPart::default()
         };
         let (lowers, lower_stat) = if up.search && !meta_name {
-            let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
-            self.search_lowers(candidates, up.stat.is_some())?
+            let (dirs, lname) = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            self.search_lowers(&dirs, lname, up.stat.is_some())?
         } else {
             (Vec::new(), None)
         };
@@ -285,53 +290,53 @@ impl UnionFs {
         Ok(Some(up))
     }
 
-    /// Where NAME may be in the lower layers, top first: at an absolute redirect (from
-    /// the layer roots), at a relative one or at NAME in the parent's lower dirs.
-    fn lower_candidates(
+    /// Where NAME may be in the lower layers: which lower dirs, top first, and the name
+    /// in them: at an absolute redirect (from the layer roots), at a relative one, or at
+    /// NAME in the parent's lower dirs.
+    fn lower_candidates<'a>(
         &self,
-        pst: &NodeState,
-        name: &OsStr,
-        redirect: Option<&Redirect>,
-    ) -> io::Result<Vec<(usize, OsString)>> {
-        let in_parent = |n: &OsStr| {
-            pst.lowers
-                .iter()
-                .map(|l| (l.layer, join(&l.path, n)))
-                .collect()
-        };
+        pst: &'a NodeState,
+        name: &'a OsStr,
+        redirect: Option<&'a Redirect>,
+    ) -> io::Result<(Cow<'a, [LowerRef]>, &'a OsStr)> {
         Ok(match redirect {
             Some(Redirect::Absolute(p)) => {
                 let (dir, last) = split(p);
-                self.lower_dirs_at(dir)?
-                    .into_iter()
-                    .map(|l| (l.layer, join(&l.path, last)))
-                    .collect()
+                (Cow::Owned(self.lower_dirs_at(dir)?), last)
             }
-            Some(Redirect::Relative(n)) => in_parent(n),
-            None => in_parent(name),
+            Some(Redirect::Relative(n)) => (Cow::Borrowed(&pst.lowers[..]), n.as_os_str()),
+            None => (Cow::Borrowed(&pst.lowers[..]), name),
         })
     }
 
-    /// The lower objects the candidates show, top down: the top-most non-dir, or the
-    /// lower dirs of a merged dir (a whiteout, an opaque dir or a non-dir below a dir
-    /// ends the search); `has_upper`: an upper entry exists (a dir there merges only
-    /// lower dirs). Returns them with the top-most one's stat.
+    /// The lower objects NAME is in DIRS, top down: the top-most non-dir, or the lower
+    /// dirs of a merged dir (a whiteout, an opaque dir or a non-dir below a dir ends the
+    /// search); `has_upper`: an upper entry exists (a dir there merges only lower dirs).
+    /// Returns them with the top-most one's stat. The lower index says which dirs may
+    /// hold the name; the others would show nothing, so they are not asked.
     fn search_lowers(
         &self,
-        candidates: Vec<(usize, OsString)>,
+        dirs: &[LowerRef],
+        name: &OsStr,
         has_upper: bool,
     ) -> io::Result<(Vec<LowerRef>, Option<Stat>)> {
+        let holders = self.lower_index.holders(dirs, name, |l| self.lower_fd(l));
+        let probe: Vec<(&LowerRef, bool)> = match &holders {
+            Some(h) => h.dirs.iter().map(|&(pos, wh)| (&dirs[pos], wh)).collect(),
+            None => dirs
+                .iter()
+                .map(|d| (d, !self.no_markers.contains(d.layer, &d.path)))
+                .collect(),
+        };
         let mut lowers = Vec::new();
         let mut lower_stat = None;
-        for (layer, cpath) in candidates {
+        for (dir, maybe_whiteout) in probe {
+            let (layer, cpath) = (dir.layer, join(&dir.path, name));
             let fd = self.lower_fd(layer);
             match sys::lstat_opt(fd, &cpath)? {
                 Some(st) if self.chardev_whiteout(fd, &cpath, &st) => break,
                 None => {
-                    let (cp, cn) = split(&cpath);
-                    if !self.no_markers.contains(layer, cp)
-                        && whiteout::is_whiteout(fd, cp, cn, true)?
-                    {
+                    if maybe_whiteout && whiteout::is_whiteout(fd, &dir.path, name, true)? {
                         break;
                     }
                 }
@@ -562,7 +567,7 @@ impl UnionFs {
         let state = NodeState {
             aliases: vec![(parent, name.to_owned())],
             upper: f.upper.is_some(),
-            lowers: f.lowers.clone(),
+            lowers: f.lowers.as_slice().into(),
             redirected: f.redirected,
             index: f.index.clone(),
             orphan: None,

@@ -140,7 +140,7 @@ impl UnionFs {
         }
         self.set_opaque(self.upper()?, &dir.path)?;
         let node = self.node(ino)?;
-        node.lock().lowers.clear();
+        node.lock().lowers = Arc::from([]);
         self.nodes.touch(&node);
         Ok(())
     }
