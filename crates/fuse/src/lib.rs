@@ -86,6 +86,11 @@ pub fn unmount(merged: &Path) -> Result<()> {
     unmount_with(merged, false)
 }
 
+/// Detaches a mount now, even if busy (a mount whose daemon failed to start).
+pub(crate) fn unmount_lazily(merged: &Path) -> Result<()> {
+    unmount_with(merged, true)
+}
+
 /// `lazy`: detach now even if busy; the file system goes when its last user does.
 fn unmount_with(merged: &Path, lazy: bool) -> Result<()> {
     let c = std::ffi::CString::new(merged.as_os_str().as_encoded_bytes())?;
