@@ -1,7 +1,9 @@
 //! The union daemon as a background process: forked from the caller (no exec, so any
 //! program linking the library can mount, not only the `unionctl` binary), detached
-//! into its own session, serving until the union is unmounted. The caller learns over
-//! a pipe whether the mount is ready or why it failed.
+//! into its own session, serving until the union is unmounted. The caller opens the
+//! layers and mounts the connection before it forks (so the mount is in place without
+//! waiting for other processes to be scheduled, and its errors are the caller's); the
+//! daemon only serves, and tells over a pipe whether it started or why it did not.
 use crate::error::{Context, Error, Result};
 use crate::serve::{
     MountRequest, Opened, detach_stdio, open_layers, precheck, premount, serve_opened,
