@@ -81,6 +81,10 @@ def workloads(env, groups):
         # kernel refuses it with userxattr); fuse-overlayfs has none and copies the data.
         "chmod_r": ("chmod -R of the whole lower tree + syncfs (metacopy=on)",
                     [("drop", 3), ("time", "s", "chmod -R u+w {M} && sync -f {U}")]),
+        # Lookups of missing names in a dir that every one of N lower layers has (the
+        # layers of `many_layers`, warm): each name is new, so each is one LOOKUP.
+        **{f"miss{n}": (f"lookup of {MISSES} missing names, {n} lower layer{'s' if n > 1 else ''}",
+                        [("time", "s", MISS_CMD)]) for n in MISS_LAYERS},
         # Extras: parallel scaling (the same work done by 1 process or split over 4), and
         # daemon memory after a walk and after the kernel forgets its inodes.
         # Scaling: lower layer warm in the page cache (so the disk does not decide), union
@@ -94,8 +98,12 @@ def workloads(env, groups):
     }
 
 
+MISS_LAYERS = [1, 10, 50, 100]
+MISSES = 5000
+MISS_CMD = ("python3 -c 'import os, sys; d = sys.argv[1]; "
+            f"[os.path.lexists(d + \"/miss%d\" % i) for i in range({MISSES})]' {{M}}/d")
 MAIN_ROWS = ["walk_cold", "walk_warm", "read_all", "seq_read", "write", "copy_up", "untar", "rm_tree", "ls_merged",
-             "uidmap", "chmod_r"]
+             "uidmap", "chmod_r", *[f"miss{n}" for n in MISS_LAYERS]]
 # Mount options a workload adds, per file system (rows of the drop-in options).
 IDS = "0:100000:65536"
 MOUNT_OPTS = {
@@ -373,6 +381,29 @@ def worker(spec):
 # ---------------------------------------------------------------------------------------
 # Orchestrator
 # ---------------------------------------------------------------------------------------
+def many_layers(user):
+    """max(MISS_LAYERS) small lower layers (made once per run): layer i holds d/ with 10
+    files of its own and d/shared, which every layer has. Short paths: kernel overlayfs
+    takes its options in one page."""
+    top = os.path.join(SCRATCH, "ml" + (f"-uid{user.pw_uid}" if user else ""))
+    shutil.rmtree(top, ignore_errors=True)
+    for i in range(max(MISS_LAYERS)):
+        d = os.path.join(top, f"{i:03d}", "d")
+        os.makedirs(d)
+        for j in range(10):
+            open(os.path.join(d, f"f{i}_{j}"), "w").close()
+        open(os.path.join(d, "shared"), "w").close()
+    if user:
+        subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", top], check=True)
+    return top
+
+
+def lowers_of(wl, corpus, layers_dir):
+    if wl.startswith("miss"):
+        return ":".join(os.path.join(layers_dir, f"{i:03d}") for i in range(int(wl[4:])))
+    return f"{corpus}/top:{corpus}/bottom"
+
+
 def read_corpus_env(corpus):
     env = {}
     with open(os.path.join(corpus, "corpus.env")) as f:
@@ -558,11 +589,14 @@ def main():
     wl_defs = workloads(env, groups)
     rows = MAIN_ROWS + ([] if args.no_extras else EXTRA_ROWS)
     if args.only:
-        rows = [r.strip() for r in args.only.replace("scaling", "par1,par4").split(",")]
+        rows = [r.strip() for r in args.only.replace("scaling", "par1,par4")
+                .replace("misses", ",".join(f"miss{n}" for n in MISS_LAYERS)).split(",")]
         for r in rows:
             if r not in wl_defs:
                 log(f"unknown workload '{r}' in --only (expected {', '.join(wl_defs)})")
                 return 2
+
+    layers_dir = many_layers(user) if any(r.startswith("miss") for r in rows) else None
 
     import atexit
     atexit.register(cleanup_mounts)
@@ -589,7 +623,7 @@ def main():
                 if user:
                     subprocess.run(["chown", "-R", f"{user.pw_uid}:{user.pw_gid}", run], check=True)
                 spec = {"fs": fs, "workload": wl, "rootless": bool(args.rootless), "unionctl": unionctl,
-                        "lower": f"{corpus}/top:{corpus}/bottom", "upper": f"{run}/upper", "work": f"{run}/work",
+                        "lower": lowers_of(wl, corpus, layers_dir), "upper": f"{run}/upper", "work": f"{run}/work",
                         "mnt": f"{run}/mnt", "corpus": corpus, "steps": wl_defs[wl][1], "timeout": args.timeout,
                         "drop_fifo": drop_fifo, "profile": args.profile, "unionctl_opts": args.unionctl_opts, "profile_dir": profile_dir}
                 argv = prefix + ["/usr/bin/python3", me, "--worker", json.dumps(spec)]

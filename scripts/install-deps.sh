@@ -4,7 +4,8 @@ set -euo pipefail
 . "$(dirname "$0")/apt.sh"
 apt_need fuse3 attr skopeo umoci podman busybox-static debootstrap zstd
 # The drop-in tests (tests/dropin.rs): buildah and podman mount through unionctl-overlay,
-# and fuse-overlayfs is the peer its options are compared with.
+# and fuse-overlayfs is the peer its options are compared with; tests/image_tools.rs:
+# images buildah commits and pushes.
 apt_need buildah fuse-overlayfs
 # File-system conformance tests (tests/pjdfstest.rs): the pjdfstest suite, and the user and
 # group named in the [dummy_auth] section of tests/pjdfstest.toml.

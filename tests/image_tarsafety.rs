@@ -126,9 +126,24 @@ fn hostile_layer_tars_are_refused() {
 
     refused(
         t.path(),
-        "absolute",
-        raw_tar(&[(&abs_name, K::File, b"", b"x")]),
-        "absolute name",
+        "absolute-dotdot",
+        raw_tar(&[(b"/../pwned", K::File, b"", b"x")]),
+        "'..'",
+    );
+    refused(
+        t.path(),
+        "absolute-dotdot-deep",
+        raw_tar(&[(b"/a/../../pwned", K::File, b"", b"x")]),
+        "'..'",
+    );
+    refused(
+        t.path(),
+        "absolute-through-symlink",
+        raw_tar(&[
+            (b"/evil", K::Sym, &out_abs, b""),
+            (b"/evil/pwned", K::File, b"", b"x"),
+        ]),
+        "crosses the symlink",
     );
     refused(
         t.path(),
@@ -161,11 +176,18 @@ fn hostile_layer_tars_are_refused() {
         raw_tar(&[(b"a/up", K::Sym, b"../../../../../../etc", b"")]),
         "points outside",
     );
+    // an absolute target names a member of the tree, never the host's file
     refused(
         t.path(),
         "hardlink-absolute",
         raw_tar(&[(b"h", K::Hard, &secret, b"")]),
-        "absolute name",
+        "hard link target refused",
+    );
+    refused(
+        t.path(),
+        "hardlink-absolute-dotdot",
+        raw_tar(&[(b"h", K::Hard, b"/../etc/passwd", b"")]),
+        "'..'",
     );
     refused(
         t.path(),
@@ -194,6 +216,14 @@ fn hostile_layer_tars_are_refused() {
         raw_tar(&[(b"././@LongLink", K::LongName(1 << 34), b"", b"")]),
         "oversized",
     );
+    // an absolute name that spells the outside dir's path lands inside the layer
+    let root = t.path().join("store-absolute");
+    let f = t.path().join("absolute.tar");
+    fs::write(&f, raw_tar(&[(&abs_name, K::File, b"", b"x")])).unwrap();
+    uc_ok(&root, &["import", f.to_str().unwrap(), "abs"]);
+    let l = &image_lowers(&root, "abs")[0];
+    let inside = l.join(outside.strip_prefix("/").unwrap()).join("pwned");
+    assert_eq!(fs::read_to_string(inside).unwrap(), "x");
     // the outside dir is as it was
     let names: Vec<_> = fs::read_dir(&outside)
         .unwrap()
@@ -211,10 +241,14 @@ fn safe_but_unusual_tars_are_kept() {
     let t = tmpdir();
     let root = t.path().join("store");
     let tar = raw_tar(&[
+        (b"/", K::Dir, b"", b""), // umoci insert's root member: the root itself
         (b"./", K::Dir, b"", b""),
         (b"./bin/", K::Dir, b"", b""),
         (b"./bin/tool", K::File, b"", b"data"),
         (b"./bin/alias", K::Hard, b"./bin/tool", b""),
+        (b"/bin/abs-alias", K::Hard, b"/bin/tool", b""), // absolute: under the root
+        (b"/etc/abs", K::File, b"", b"abs"),
+        (b"//usr//lib/x", K::File, b"", b"x"),
         (b"./lib", K::Sym, b"/usr/lib", b""), // absolute: fine inside the container
         (b"./bin/up", K::Sym, b"../etc/x", b""), // relative, stays inside
         (b"./etc/gone", K::Char(0, 0), b"", b""), // overlay whiteout -> .wh.gone
@@ -227,6 +261,9 @@ fn safe_but_unusual_tars_are_kept() {
     let l = &image_lowers(&root, "ok")[0];
     assert_eq!(fs::read_to_string(l.join("bin/tool")).unwrap(), "newer");
     assert_eq!(fs::read_to_string(l.join("bin/alias")).unwrap(), "data");
+    assert_eq!(fs::read_to_string(l.join("bin/abs-alias")).unwrap(), "data");
+    assert_eq!(fs::read_to_string(l.join("etc/abs")).unwrap(), "abs");
+    assert_eq!(fs::read_to_string(l.join("usr/lib/x")).unwrap(), "x");
     assert_eq!(fs::read_link(l.join("lib")).unwrap(), Path::new("/usr/lib"));
     assert!(l.join("etc/.wh.gone").is_file());
     use std::os::unix::fs::FileTypeExt;

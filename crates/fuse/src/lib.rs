@@ -88,7 +88,7 @@ pub fn unmount(merged: &Path) -> Result<()> {
     unmount_with(merged, false)
 }
 
-/// Detaches the mount at MERGED now, busy or not.
+/// Detaches a mount now, even if busy (a mount whose daemon failed to start).
 pub(crate) fn unmount_lazily(merged: &Path) -> Result<()> {
     unmount_with(merged, true)
 }

@@ -127,47 +127,175 @@ pub fn is_mount_point(path: &Path) -> Result<bool> {
         .any(|l| l.split(' ').nth(4) == Some(want.as_str())))
 }
 
+/// The layers of a mount, opened (work dir made and cleaned) before it is served.
+pub(crate) struct Opened {
+    layers: Layers,
+    /// The work dir, when this open created it: a failed mount removes it again.
+    fresh_work: Option<PathBuf>,
+}
+
+impl Opened {
+    /// The file descriptors the layers hold (a forked daemon keeps them).
+    pub(crate) fn fds(&self) -> Vec<std::os::fd::RawFd> {
+        let l = &self.layers;
+        let mut v: Vec<_> = l.upper.iter().chain(&l.lowers).map(|x| x.raw()).collect();
+        v.extend(l.work.iter().chain(&l.index).map(|f| f.as_raw_fd()));
+        v
+    }
+
+    pub(crate) fn fresh_work_path(&self) -> Option<PathBuf> {
+        self.fresh_work.clone()
+    }
+
+    /// Removes what opening made, after a mount that failed.
+    pub(crate) fn remove_fresh_work(&self) {
+        if let Some(w) = &self.fresh_work {
+            let _ = std::fs::remove_dir_all(w);
+        }
+    }
+}
+
+/// Opens the layers of a request (creating and cleaning the work dir).
+pub(crate) fn open_layers(req: &MountRequest) -> Result<Opened> {
+    let fresh_work = req
+        .spec
+        .upper
+        .as_ref()
+        .map(|u| work_dir(req, u))
+        .filter(|w| !w.exists());
+    // The kernel applies the caller's umask to what users create through the union;
+    // ours must not strip the modes of what opening creates either.
+    let old = unsafe { libc::umask(0) };
+    let layers = Layers::open(&req.spec).map_err(Error::from).and_then(|l| {
+        if req.options.xino_off && !l.single_dev {
+            bail!(
+                "-o xino=off: not supported for layers on more than one file system (unionctl \
+                 tags their inode numbers with the file system, as the kernel's xino does)"
+            );
+        }
+        Ok(l)
+    });
+    unsafe { libc::umask(old) };
+    match layers {
+        Ok(layers) => Ok(Opened { layers, fresh_work }),
+        Err(e) => {
+            if let Some(w) = &fresh_work {
+                let _ = std::fs::remove_dir_all(w);
+            }
+            Err(e)
+        }
+    }
+}
+
+fn work_dir(req: &MountRequest, upper: &Path) -> PathBuf {
+    req.spec
+        .work
+        .clone()
+        .unwrap_or_else(|| crate::unionfs::layers::default_work(upper))
+}
+
+/// Whether the union is read-only (no upper, or `-o ro`).
+fn read_only(req: &MountRequest) -> bool {
+    req.spec.upper.is_none() || req.options.read_only
+}
+
+/// The error of a mount the kernel (or fusermount3) refused.
+fn cannot_mount(req: &MountRequest, e: &std::io::Error) -> Error {
+    // The labels are the one part of the mount data the kernel may not know.
+    let labels = match req.options.security.as_slice() {
+        [] => String::new(),
+        _ if e.raw_os_error() != Some(libc::EINVAL) => String::new(),
+        l => format!(" (refused -o {}: is SELinux enabled?)", l.join(",")),
+    };
+    invalid!(
+        "{}: cannot mount: {}{labels}",
+        req.merged.display(),
+        unionctl_union::errors::io_cause(e)
+    )
+}
+
+/// Mounts the FUSE connection for a request with mount(2) where this process may (root,
+/// or inside a user namespace), so the mount is in place before any daemon is forked;
+/// None where it may not (a plain user: the daemon mounts through fusermount3).
+pub(crate) fn premount(req: &MountRequest) -> Result<Option<std::os::fd::OwnedFd>> {
+    let config = req.options.fuser_config(read_only(req));
+    let cannot = |e: std::io::Error| cannot_mount(req, &e);
+    let dev = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .open("/dev/fuse")
+        .map_err(cannot)?;
+    let rootmode = std::fs::metadata(&req.merged)
+        .map_err(cannot)?
+        .permissions()
+        .mode()
+        & libc::S_IFMT;
+    let (flags, source, data) = options::kernel_mount_args(&config, dev.as_raw_fd(), rootmode);
+    let fstype = config
+        .mount_options
+        .iter()
+        .find_map(|o| match o {
+            fuser::MountOption::Subtype(t) => Some(format!("fuse.{t}")),
+            _ => None,
+        })
+        .unwrap_or_else(|| "fuse".into());
+    match nix::mount::mount(
+        Some(source.as_str()),
+        &req.merged,
+        Some(fstype.as_str()),
+        flags,
+        Some(data.as_str()),
+    ) {
+        Ok(()) => Ok(Some(dev.into())),
+        Err(nix::errno::Errno::EPERM) => Ok(None),
+        Err(e) => Err(cannot(std::io::Error::from(e))),
+    }
+}
+
 /// Opens the layers and serves the mount in this process until it is unmounted.
 /// `ready` is called once the mount is in place.
 pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
-    // The kernel applied the caller's umask already; ours must not strip modes again.
-    unsafe { libc::umask(0) };
-    // A failed mount leaves nothing behind: remember whether the work dir is ours to remove.
-    let fresh_work = req.spec.upper.as_ref().and_then(|u| {
-        let w = req
-            .spec
-            .work
-            .clone()
-            .unwrap_or_else(|| crate::unionfs::layers::default_work(u));
-        (!w.exists()).then_some(w)
-    });
-    let cleanup = |e: Error| {
-        if let Some(w) = &fresh_work {
+    let opened = open_layers(req)?;
+    let fresh = opened.fresh_work.clone();
+    let mounted = premount(req).inspect_err(|_| opened.remove_fresh_work())?;
+    let premounted = mounted.is_some();
+    let served = std::cell::Cell::new(false);
+    serve_opened(req, opened, mounted, || {
+        served.set(true);
+        ready()
+    })
+    .inspect_err(|_| {
+        if served.get() {
+            return;
+        }
+        if premounted {
+            let _ = crate::unmount_lazily(&req.merged);
+        }
+        if let Some(w) = &fresh {
             let _ = std::fs::remove_dir_all(w);
         }
-        e
-    };
-    let layers = Layers::open(&req.spec).map_err(|e| cleanup(e.into()))?;
-    let work = req.spec.upper.as_ref().map(|u| {
-        req.spec
-            .work
-            .clone()
-            .unwrap_or_else(|| crate::unionfs::layers::default_work(u))
-    });
+    })
+}
+
+/// Serves opened layers on a connection mounted already (`mounted`), or mounts it now
+/// (through fusermount3), until the union is unmounted. The caller unmounts a mount
+/// it made when this fails.
+pub(crate) fn serve_opened(
+    req: &MountRequest,
+    opened: Opened,
+    mounted: Option<std::os::fd::OwnedFd>,
+    ready: impl FnOnce(),
+) -> Result<()> {
+    // The kernel applied the caller's umask already; ours must not strip modes again.
+    unsafe { libc::umask(0) };
+    let work = req.spec.upper.as_ref().map(|u| work_dir(req, u));
     unionctl_union::logging::to_daemon_log(work.as_deref(), req.options.debug);
-    if req.options.xino_off && !layers.single_dev {
-        return Err(cleanup(invalid!(
-            "-o xino=off: not supported for layers on more than one file system (unionctl \
-             tags their inode numbers with the file system, as the kernel's xino does)"
-        )));
-    }
     for o in &req.options.no_effect {
         log::info!("-o {o}: accepted for compatibility; it changes nothing in unionctl");
     }
-    let mut fs = UnionFs::new(layers).context("reading the layer roots")?;
+    let mut fs = UnionFs::new(opened.layers).context("reading the layer roots")?;
     fs.metacopy = req.options.metacopy;
-    let read_only = fs.read_only() || req.options.read_only;
-    let config = req.options.fuser_config(read_only);
+    let config = req.options.fuser_config(read_only(req));
     let mut union = UnionFuse::new(fs);
     union.allow_passthrough = !req.options.no_passthrough;
     union.no_fsync = req.options.no_fsync || req.options.volatile;
@@ -188,19 +316,11 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
             let _ = n.inval_inode(fuser::INodeNo(ino), -1, 0);
         }
     }));
-    let session = start_session(union, &req.merged, &config).map_err(|e| {
-        // The labels are the one part of the mount data the kernel may not know.
-        let labels = match req.options.security.as_slice() {
-            [] => String::new(),
-            _ if e.raw_os_error() != Some(libc::EINVAL) => String::new(),
-            l => format!(" (refused -o {}: is SELinux enabled?)", l.join(",")),
-        };
-        cleanup(invalid!(
-            "{}: cannot mount: {}{labels}",
-            req.merged.display(),
-            unionctl_union::errors::io_cause(&e)
-        ))
-    })?;
+    let session = match mounted {
+        Some(fd) => fuser::Session::from_fd(union, fd, config.acl, config.clone()),
+        None => fuser::Session::new(union, &req.merged, &config),
+    }
+    .map_err(|e| cannot_mount(req, &e))?;
     let _ = notifier_slot.set(session.notifier());
     if req.options.auto_unmount {
         crate::auto_unmount::watch(&req.merged).inspect_err(|_| {
@@ -211,46 +331,6 @@ pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
     ready();
     session.run().context("serving the union")?;
     Ok(())
-}
-
-/// Mounts the FUSE connection with mount(2) ourselves where we may (root, or inside a
-/// user namespace): then the session does not own the mount and never unmounts the path
-/// when it ends, which could hit another file system mounted there meanwhile. A user
-/// without that right goes through fusermount3 (fuser's own mount).
-fn start_session(
-    fs: UnionFuse,
-    merged: &Path,
-    config: &fuser::Config,
-) -> std::io::Result<fuser::Session<UnionFuse>> {
-    use std::os::fd::{FromRawFd, IntoRawFd};
-    let dev = std::fs::OpenOptions::new()
-        .read(true)
-        .write(true)
-        .open("/dev/fuse")?;
-    let rootmode = std::fs::metadata(merged)?.permissions().mode() & libc::S_IFMT;
-    let (flags, source, data) = options::kernel_mount_args(config, dev.as_raw_fd(), rootmode);
-    let fstype = config
-        .mount_options
-        .iter()
-        .find_map(|o| match o {
-            fuser::MountOption::Subtype(t) => Some(format!("fuse.{t}")),
-            _ => None,
-        })
-        .unwrap_or_else(|| "fuse".into());
-    match nix::mount::mount(
-        Some(source.as_str()),
-        merged,
-        Some(fstype.as_str()),
-        flags,
-        Some(data.as_str()),
-    ) {
-        Ok(()) => {
-            let fd = unsafe { std::os::fd::OwnedFd::from_raw_fd(dev.into_raw_fd()) };
-            fuser::Session::from_fd(fs, fd, config.acl, config.clone())
-        }
-        Err(nix::errno::Errno::EPERM) => fuser::Session::new(fs, merged, config),
-        Err(e) => Err(std::io::Error::from(e)),
-    }
 }
 
 pub(crate) fn detach_stdio() {

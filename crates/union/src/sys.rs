@@ -371,12 +371,33 @@ pub fn is_dir(st: &Stat) -> bool {
 
 /// Reads every entry name of a directory (without "." and "..") with d_type.
 pub fn read_dir_names(dir: RawFd, p: &OsStr) -> io::Result<Vec<(OsString, u8, u64)>> {
-    let fd = openat(
+    read_names_of(open_dir(dir, p)?)
+}
+
+/// The entry names of a directory, or None when the directory looks names up without
+/// regard to case (FS_CASEFOLD_FL): there a name's bytes alone do not say it is absent.
+pub fn exact_dir_names(dir: RawFd, p: &OsStr) -> io::Result<Option<Vec<(OsString, u8, u64)>>> {
+    const FS_CASEFOLD_FL: libc::c_long = 0x4000_0000;
+    let fd = open_dir(dir, p)?;
+    let mut flags: libc::c_long = 0;
+    // The kernel writes an int; file systems without inode flags fail: no casefolding.
+    let got = unsafe { libc::ioctl(fd.as_raw_fd(), libc::FS_IOC_GETFLAGS, &mut flags) };
+    if got == 0 && (flags as libc::c_int as libc::c_long) & FS_CASEFOLD_FL != 0 {
+        return Ok(None);
+    }
+    read_names_of(fd).map(Some)
+}
+
+fn open_dir(dir: RawFd, p: &OsStr) -> io::Result<OwnedFd> {
+    openat(
         dir,
         p,
         libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
         0,
-    )?;
+    )
+}
+
+fn read_names_of(fd: OwnedFd) -> io::Result<Vec<(OsString, u8, u64)>> {
     let dirp = unsafe { libc::fdopendir(fd.as_raw_fd()) };
     if dirp.is_null() {
         return Err(io::Error::last_os_error());

@@ -5,7 +5,8 @@
 //! lower layers, and it needs no privilege (a 0/0 char device cannot be made rootless).
 //! A 0/0 char device found in a tar (overlay-style whiteout) becomes `.wh.NAME`.
 //!
-//! Every tar is read with the same rules: no absolute names, no `..`, no name that
+//! Every tar is read with the same rules: absolute names resolve under the tree's root
+//! (as docker reads them; `/` is the root itself), no `..`, no name that
 //! crosses a symlink, no hard link to a name outside the tree or not yet unpacked, no
 //! relative symlink that climbs above the tree (absolute ones are fine: they resolve
 //! inside the container's root), no oversized metadata header. Devices that cannot be
@@ -23,4 +24,4 @@ pub use format::{
     DEVICE_PAX, OPAQUE_MARKER, WHITEOUT_PREFIX, copy_data, is_overlay_xattr, rel_display,
 };
 pub use pack::{LayerWriter, PackOptions};
-pub use unpack::{UnpackReport, safe_relative, unpack, walk_entries};
+pub use unpack::{TarStream, UnpackReport, safe_relative, unpack, walk_entries};

@@ -11,6 +11,8 @@ use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// Longest GNU long-name or PAX record we accept; real ones are a few KiB at most.
 const MAX_META_HEADER: u64 = 1 << 20;
@@ -101,19 +103,28 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
 pub fn walk_entries<R: Read>(
     reader: R,
     mut f: impl FnMut(
-        &mut tar::Entry<'_, R>,
+        &mut tar::Entry<'_, TarStream<R>>,
         &[u8],
         Option<&[u8]>,
         &HashMap<String, Vec<u8>>,
     ) -> Result<()>,
 ) -> Result<()> {
-    let mut archive = tar::Archive::new(reader);
+    let data_end = Arc::new(AtomicU64::new(u64::MAX));
+    let mut archive = tar::Archive::new(TarStream {
+        inner: reader,
+        pos: 0,
+        data_end: data_end.clone(),
+        padding: 0,
+    });
     let entries = archive.entries().context("reading tar")?.raw(true);
     let mut long_name: Option<Vec<u8>> = None;
     let mut long_link: Option<Vec<u8>> = None;
     let mut pax: Option<Vec<u8>> = None;
     for entry in entries {
         let mut entry = entry.context("reading tar")?;
+        let size = entry.header().entry_size().unwrap_or(0);
+        let end = entry.raw_file_position().saturating_add(size);
+        data_end.store(end, Ordering::Relaxed);
         let kind = entry.header().entry_type();
         let is_meta = kind.is_gnu_longname()
             || kind.is_gnu_longlink()
@@ -168,6 +179,44 @@ pub fn walk_entries<R: Read>(
     Ok(())
 }
 
+/// A tar stream that may end right after its last member's data, without the padding
+/// to a whole block and the end-of-archive blocks: `umoci insert` writes such layers,
+/// and Go's archive/tar (so docker, containerd and podman) reads them. An end of input
+/// exactly where the current member's data ends reads as the missing padding; an end
+/// anywhere else (inside data or a header) stays an error.
+pub struct TarStream<R> {
+    inner: R,
+    pos: u64,
+    /// Where the data of the member being read ends (set by `walk_entries`).
+    data_end: Arc<AtomicU64>,
+    padding: usize,
+}
+
+impl<R: Read> Read for TarStream<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        if self.padding > 0 {
+            let n = self.padding.min(buf.len());
+            buf[..n].fill(0);
+            self.padding -= n;
+            self.pos += n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.read(buf)?;
+        if n == 0 && !buf.is_empty() {
+            let at_data_end = self.pos == self.data_end.load(Ordering::Relaxed);
+            let partial = (self.pos % TAR_BLOCK) as usize;
+            if at_data_end && partial != 0 {
+                self.padding = TAR_BLOCK as usize - partial;
+                return self.read(buf);
+            }
+        }
+        self.pos += n as u64;
+        Ok(n)
+    }
+}
+
+const TAR_BLOCK: u64 = 512;
+
 fn kind_name(k: tar::EntryType) -> &'static str {
     if k.is_gnu_longname() {
         "GNU long name"
@@ -217,10 +266,10 @@ fn parse_pax(data: Option<&[u8]>) -> Result<HashMap<String, Vec<u8>>> {
 }
 
 /// A tar member name as a relative path inside the tree ("" for the root itself).
+/// An absolute name is resolved against the tree's root, as docker, containerd and
+/// podman do (`umoci insert IMAGE DIR /` writes a member named `/`); `..` is refused
+/// wherever it stands, so nothing can climb out.
 pub fn safe_relative(name: &[u8]) -> Result<PathBuf> {
-    if name.first() == Some(&b'/') {
-        bail!("tar: {}: absolute name refused", show(name));
-    }
     let mut out = PathBuf::new();
     for comp in name.split(|&c| c == b'/') {
         match comp {
@@ -581,11 +630,50 @@ mod tests {
     fn names() {
         assert_eq!(safe_relative(b"./a/b/").unwrap(), PathBuf::from("a/b"));
         assert_eq!(safe_relative(b"./").unwrap(), PathBuf::from(""));
-        assert!(safe_relative(b"/etc/passwd").is_err());
+        assert_eq!(safe_relative(b"/").unwrap(), PathBuf::from(""));
+        assert_eq!(
+            safe_relative(b"//etc/passwd").unwrap(),
+            PathBuf::from("etc/passwd")
+        );
+        assert!(safe_relative(b"/../x").is_err());
+        assert!(safe_relative(b"/a/../../b").is_err());
         assert!(safe_relative(b"a/../../b").is_err());
         assert!(symlink_stays_inside(Path::new("a/b"), b"../../c"));
         assert!(!symlink_stays_inside(Path::new("a/b"), b"../../../c"));
         assert!(symlink_stays_inside(Path::new(""), b"/etc/passwd"));
+    }
+
+    /// A tar of one file whose stream is cut `cut` bytes before its end.
+    fn cut_tar(data: &[u8], cut: usize) -> Vec<u8> {
+        let mut b = tar::Builder::new(Vec::new());
+        let mut h = tar::Header::new_gnu();
+        h.set_size(data.len() as u64);
+        h.set_mode(0o644);
+        h.set_cksum();
+        b.append_data(&mut h, "f", data).unwrap();
+        let mut v = b.into_inner().unwrap();
+        v.truncate(v.len() - cut);
+        v
+    }
+
+    fn member_data(tar: &[u8]) -> Result<Vec<u8>> {
+        let mut got = Vec::new();
+        walk_entries(tar, |e, _, _, _| {
+            e.read_to_end(&mut got).context("reading")?;
+            Ok(())
+        })?;
+        Ok(got)
+    }
+
+    #[test]
+    fn a_tar_may_end_right_after_its_last_data() {
+        // 1024 end blocks + 509 padding bytes gone: what `umoci insert` writes
+        assert_eq!(member_data(&cut_tar(b"hi\n", 1024 + 509)).unwrap(), b"hi\n");
+        // the end blocks gone
+        assert_eq!(member_data(&cut_tar(b"hi\n", 1024)).unwrap(), b"hi\n");
+        // cut inside the padding, or inside the data: refused
+        assert!(member_data(&cut_tar(b"hi\n", 1024 + 100)).is_err());
+        assert!(member_data(&cut_tar(b"hi\n", 1024 + 510)).is_err());
     }
 
     #[test]

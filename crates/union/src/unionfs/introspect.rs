@@ -44,7 +44,7 @@ impl UnionFs {
         if !is_dir && !st.metacopy && !s.is_empty() {
             return s;
         }
-        for l in &st.lowers {
+        for l in st.lowers.iter() {
             let layer = &self.layers.lowers[l.layer];
             let _ = writeln!(
                 s,
@@ -83,7 +83,7 @@ impl UnionFs {
             let st = NodeState {
                 aliases: vec![],
                 upper: f.upper.is_some(),
-                lowers: f.lowers,
+                lowers: f.lowers.into(),
                 redirected: f.redirected,
                 metacopy: f.metacopy,
                 index: f.index,

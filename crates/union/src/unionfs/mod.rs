@@ -3,6 +3,7 @@
 //! overlayfs would give.
 mod introspect;
 pub mod layers;
+mod lower_index;
 pub mod node;
 mod offline;
 mod ops;
@@ -17,6 +18,7 @@ pub use readdir::DirEntry;
 
 use crate::sys::{self, Stat};
 use crate::whiteout::{self, Format, Redirect, join};
+use std::borrow::Cow;
 use std::ffi::{OsStr, OsString};
 use std::io;
 use std::os::fd::RawFd;
@@ -32,6 +34,8 @@ pub struct UnionFs {
     shared_whiteout: std::sync::Mutex<ops::SharedWhiteout>,
     /// Lower dirs known to hold no aufs `.wh.` names (lower layers do not change).
     no_markers: readdir::MarkerFreeDirs,
+    /// The names of lower dirs looked up in more than once.
+    lower_index: lower_index::LowerIndex,
     /// Told the inode number of an object whose attributes changed behind the caller's
     /// back (a directory copied up becomes merged: its link count changes).
     pub on_attr_change: std::sync::OnceLock<Box<dyn Fn(u64) + Send + Sync>>,
@@ -106,6 +110,7 @@ impl UnionFs {
             forgets: AtomicU64::new(0),
             shared_whiteout: Default::default(),
             no_markers: Default::default(),
+            lower_index: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
             metacopy: false,
         };
@@ -131,7 +136,7 @@ impl UnionFs {
         let state = NodeState {
             aliases: vec![(ROOT, OsString::new())],
             upper,
-            lowers,
+            lowers: lowers.into(),
             redirected: false,
             metacopy: false,
             index: None,
@@ -235,11 +240,12 @@ impl UnionFs {
         };
         let mut metacopy = up.metacopy;
         let (lowers, lower_stat) = if up.metacopy {
-            let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
-            self.metacopy_data(candidates, up.redirect.as_ref())?
+            let (dirs, lname) = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            self.metacopy_data(&dirs, lname, up.redirect.as_ref())?
         } else if up.search && !meta_name {
-            let candidates = self.lower_candidates(pst, name, up.redirect.as_ref())?;
-            let (mut lowers, mut lower_stat) = self.search_lowers(candidates, up.stat.is_some())?;
+            let (dirs, lname) = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            let (mut lowers, mut lower_stat) =
+                self.search_lowers(&dirs, lname, up.stat.is_some())?;
             if let (None, Some(meta)) = (&up.stat, &mut lower_stat)
                 && self.lower_metacopy()
                 && self.is_metacopy(self.lower_fd(lowers[0].layer), &lowers[0].path, meta)?
@@ -251,12 +257,13 @@ impl UnionFs {
                     .xattr
                     .read(self.lower_fd(top.layer), &top.path, |n| &n.redirect)?
                     .and_then(|r| Redirect::parse(&r));
-                let below: Vec<_> = self
-                    .lower_candidates(pst, name, redirect.as_ref())?
-                    .into_iter()
-                    .filter(|(layer, _)| *layer > top.layer)
+                let (dirs, lname) = self.lower_candidates(pst, name, redirect.as_ref())?;
+                let below: Vec<_> = dirs
+                    .iter()
+                    .filter(|d| d.layer > top.layer)
+                    .cloned()
                     .collect();
-                let (data, dst) = self.metacopy_data(below, redirect.as_ref())?;
+                let (data, dst) = self.metacopy_data(&below, lname, redirect.as_ref())?;
                 meta.st_blocks = dst.map_or(0, |d| d.st_blocks);
                 lowers.push(data.last().cloned().ok_or_else(enoent)?);
                 metacopy = true;
@@ -351,53 +358,53 @@ impl UnionFs {
         Ok(Some(up))
     }
 
-    /// Where NAME may be in the lower layers, top first: at an absolute redirect (from
-    /// the layer roots), at a relative one or at NAME in the parent's lower dirs.
-    fn lower_candidates(
+    /// Where NAME may be in the lower layers: which lower dirs, top first, and the name
+    /// in them: at an absolute redirect (from the layer roots), at a relative one, or at
+    /// NAME in the parent's lower dirs.
+    fn lower_candidates<'a>(
         &self,
-        pst: &NodeState,
-        name: &OsStr,
-        redirect: Option<&Redirect>,
-    ) -> io::Result<Vec<(usize, OsString)>> {
-        let in_parent = |n: &OsStr| {
-            pst.lowers
-                .iter()
-                .map(|l| (l.layer, join(&l.path, n)))
-                .collect()
-        };
+        pst: &'a NodeState,
+        name: &'a OsStr,
+        redirect: Option<&'a Redirect>,
+    ) -> io::Result<(Cow<'a, [LowerRef]>, &'a OsStr)> {
         Ok(match redirect {
             Some(Redirect::Absolute(p)) => {
                 let (dir, last) = split(p);
-                self.lower_dirs_at(dir)?
-                    .into_iter()
-                    .map(|l| (l.layer, join(&l.path, last)))
-                    .collect()
+                (Cow::Owned(self.lower_dirs_at(dir)?), last)
             }
-            Some(Redirect::Relative(n)) => in_parent(n),
-            None => in_parent(name),
+            Some(Redirect::Relative(n)) => (Cow::Borrowed(&pst.lowers[..]), n.as_os_str()),
+            None => (Cow::Borrowed(&pst.lowers[..]), name),
         })
     }
 
-    /// The lower objects the candidates show, top down: the top-most non-dir, or the
-    /// lower dirs of a merged dir (a whiteout, an opaque dir or a non-dir below a dir
-    /// ends the search); `has_upper`: an upper entry exists (a dir there merges only
-    /// lower dirs). Returns them with the top-most one's stat.
+    /// The lower objects NAME is in DIRS, top down: the top-most non-dir, or the lower
+    /// dirs of a merged dir (a whiteout, an opaque dir or a non-dir below a dir ends the
+    /// search); `has_upper`: an upper entry exists (a dir there merges only lower dirs).
+    /// Returns them with the top-most one's stat. The lower index says which dirs may
+    /// hold the name; the others would show nothing, so they are not asked.
     fn search_lowers(
         &self,
-        candidates: Vec<(usize, OsString)>,
+        dirs: &[LowerRef],
+        name: &OsStr,
         has_upper: bool,
     ) -> io::Result<(Vec<LowerRef>, Option<Stat>)> {
+        let holders = self.lower_index.holders(dirs, name, |l| self.lower_fd(l));
+        let probe: Vec<(&LowerRef, bool)> = match &holders {
+            Some(h) => h.dirs.iter().map(|&(pos, wh)| (&dirs[pos], wh)).collect(),
+            None => dirs
+                .iter()
+                .map(|d| (d, !self.no_markers.contains(d.layer, &d.path)))
+                .collect(),
+        };
         let mut lowers = Vec::new();
         let mut lower_stat = None;
-        for (layer, cpath) in candidates {
+        for (dir, maybe_whiteout) in probe {
+            let (layer, cpath) = (dir.layer, join(&dir.path, name));
             let fd = self.lower_fd(layer);
             match sys::lstat_opt(fd, &cpath)? {
                 Some(st) if self.chardev_whiteout(fd, &cpath, &st) => break,
                 None => {
-                    let (cp, cn) = split(&cpath);
-                    if !self.no_markers.contains(layer, cp)
-                        && whiteout::is_whiteout(fd, cp, cn, true)?
-                    {
+                    if maybe_whiteout && whiteout::is_whiteout(fd, &dir.path, name, true)? {
                         break;
                     }
                 }
@@ -434,15 +441,16 @@ impl UnionFs {
             && self.layers.xattr.read(fd, path, |n| &n.metacopy)?.is_some())
     }
 
-    /// Where a metacopy file's data is: the top-most regular file among the candidates
-    /// that is not metacopy itself, or the data-only layers' file at the absolute redirect
+    /// Where a metacopy file's data is: the top-most regular file NAME in DIRS that is
+    /// not metacopy itself, or the data-only layers' file at the absolute redirect
     /// of the last metacopy one met (REDIRECT: the file's own). Returns the top lower
     /// object met (if it is not the data) and the data file, with the data's stat. A
     /// whiteout or an object of another type ends the search; no data is EIO, as
     /// overlayfs answers ("metacopy with no lower data").
     fn metacopy_data(
         &self,
-        candidates: Vec<(usize, OsString)>,
+        dirs: &[LowerRef],
+        name: &OsStr,
         redirect: Option<&Redirect>,
     ) -> io::Result<(Vec<LowerRef>, Option<Stat>)> {
         let mut top: Option<LowerRef> = None;
@@ -451,12 +459,12 @@ impl UnionFs {
             _ => None,
         };
         let chain = |top: Option<LowerRef>, data: LowerRef| top.into_iter().chain([data]).collect();
-        for (layer, cpath) in candidates {
+        for dir in dirs {
+            let (layer, cpath) = (dir.layer, join(&dir.path, name));
             let fd = self.lower_fd(layer);
             match sys::lstat_opt(fd, &cpath)? {
                 None => {
-                    let (cp, cn) = split(&cpath);
-                    if whiteout::is_whiteout(fd, cp, cn, true)? {
+                    if whiteout::is_whiteout(fd, &dir.path, name, true)? {
                         break;
                     }
                 }
@@ -701,7 +709,7 @@ impl UnionFs {
         let state = NodeState {
             aliases: vec![(parent, name.to_owned())],
             upper: f.upper.is_some(),
-            lowers: f.lowers.clone(),
+            lowers: f.lowers.as_slice().into(),
             redirected: f.redirected,
             metacopy: f.metacopy,
             index: f.index.clone(),

@@ -27,7 +27,7 @@ pub struct NodeState {
     pub upper: bool,
     /// Non-directory: its origin in a lower layer (at most one). Directory: the lower
     /// directories merged under it, top first (empty when opaque or pure upper).
-    pub lowers: Vec<LowerRef>,
+    pub lowers: Arc<[LowerRef]>,
     /// Directory: carries a redirect xattr already.
     pub redirected: bool,
     /// Metacopy regular file (`overlay.metacopy`): its data is still `lowers`' last one's

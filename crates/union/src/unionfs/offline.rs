@@ -47,7 +47,7 @@ fn state_of(f: &Found) -> NodeState {
     NodeState {
         aliases: Vec::new(),
         upper: f.upper.is_some(),
-        lowers: f.lowers.clone(),
+        lowers: f.lowers.as_slice().into(),
         redirected: f.redirected,
         metacopy: f.metacopy,
         index: f.index.clone(),

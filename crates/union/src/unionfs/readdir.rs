@@ -90,7 +90,7 @@ impl UnionFs {
                 &mut out,
             )?;
         }
-        for l in &st.lowers {
+        for l in st.lowers.iter() {
             let layer = &self.layers.lowers[l.layer];
             let markers = self.scan_layer(
                 layer.raw(),

@@ -175,7 +175,7 @@ impl UnionFs {
         }
         self.set_opaque(self.upper()?, &dir.path)?;
         let node = self.node(ino)?;
-        node.lock().lowers.clear();
+        node.lock().lowers = Arc::from([]);
         self.nodes.touch(&node);
         Ok(())
     }
@@ -233,7 +233,7 @@ impl UnionFs {
         sys::lremovexattr(ufd, &p, &self.layers.xattr.metacopy)?;
         let mut st = node.lock();
         st.metacopy = false;
-        st.lowers.clear();
+        st.lowers = Arc::from([]);
         self.nodes.touch(&node);
         Ok(())
     }

@@ -41,7 +41,7 @@ impl UnionFs {
             let cst = NodeState {
                 aliases: vec![],
                 upper: found.upper.is_some(),
-                lowers: found.lowers.clone(),
+                lowers: found.lowers.as_slice().into(),
                 redirected: false,
                 metacopy: false,
                 index: None,

@@ -119,7 +119,7 @@ impl UnionFs {
                 let dst_state = NodeState {
                     aliases: vec![],
                     upper: d.upper.is_some(),
-                    lowers: d.lowers.clone(),
+                    lowers: d.lowers.as_slice().into(),
                     redirected: false,
                     metacopy: false,
                     index: None,
