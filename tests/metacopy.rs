@@ -8,7 +8,9 @@ mod common;
 
 use common::Scratch;
 use common::layers::Layer;
-use common::mounts::{Mount, UnionDirs, mount_kernel_data, mount_kernel_with, mount_unionctl};
+use common::mounts::{
+    Mount, UnionDirs, mount_kernel_data, mount_kernel_with, mount_unionctl, mount_unionctl_options,
+};
 use common::tree::{self, Tree};
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -276,9 +278,9 @@ fn without_metacopy_a_chmod_copies_the_data() {
 }
 
 /// A lower layer of metacopy files whose data is in a data-only layer, reached by their
-/// absolute redirects (composefs' layout): the kernel's `lowerdir=META::DATA`, our
-/// `-o datadir+=DATA`. Both show the same tree, write the same upper for a chmod and an
-/// append, and read each other's upper.
+/// absolute redirects (composefs' layout): the kernel's `lowerdir=META::DATA`, which
+/// unionctl takes as it is (and as `-o datadir+=DATA`). Both show the same tree, write the
+/// same upper for a chmod and an append, and read each other's upper.
 #[test]
 fn data_only_layers_as_the_kernel() {
     let (s, _) = setup("metacopy-datadir");
@@ -313,10 +315,7 @@ fn data_only_layers_as_the_kernel() {
         let merged = s.mkdir(&format!("{who}/merged"));
         let mount = |d: &UnionDirs| match kernel {
             true => mount_kernel_data(&kernel_datadir_options(d, &data), &merged).unwrap(),
-            false => {
-                let o = format!("metacopy=on,datadir+={}", data.display());
-                mount_unionctl(d, &merged, &["-o", &o]).unwrap()
-            }
+            false => mount_unionctl_options(&kernel_datadir_options(d, &data), &merged).unwrap(),
         };
         let mut m = mount(&d);
         let before = tree::snapshot(&merged).unwrap();

@@ -159,7 +159,18 @@ pub fn mount_unionctl(dirs: &UnionDirs, merged: &Path, extra: &[&str]) -> Result
     if metacopy() {
         extra.extend(["-o", "metacopy=on"]);
     }
-    let out = run_unionctl(&unionctl_mount_args(dirs, merged, &extra), 30);
+    mount_unionctl_argv(&unionctl_mount_args(dirs, merged, &extra), merged)
+}
+
+/// `unionctl mount -o OPTIONS MERGED`: the layers named in the options, as kernel
+/// overlayfs and fuse-overlayfs take them.
+pub fn mount_unionctl_options(options: &str, merged: &Path) -> Result<Mount, String> {
+    let args = ["mount".into(), "-o".into(), options.into(), merged.into()];
+    mount_unionctl_argv(&args, merged)
+}
+
+fn mount_unionctl_argv(args: &[OsString], merged: &Path) -> Result<Mount, String> {
+    let out = run_unionctl(args, 30);
     if !out.status.success() {
         let _ = force_unmount(merged);
         return Err(format!(

@@ -104,13 +104,17 @@ impl MountOptions {
                 // The layers, as kernel overlayfs and fuse-overlayfs take them.
                 s if s.starts_with("lowerdir=") => {
                     lowerdir_given = true;
-                    o.lowerdir = split_lowerdir(&s[9..]);
-                    if o.lowerdir.iter().any(|l| l.as_os_str().is_empty()) {
-                        bail!("-o {s}: empty lower layer path");
-                    }
+                    // A later lowerdir= replaces the whole list, as the kernel's does.
+                    (o.lowerdir, o.data_lowers) =
+                        split_lowerdir(&s[9..]).map_err(|e| invalid!("-o {s}: {e}"))?;
                 }
                 s if s.starts_with("lowerdir+=") => match &s[10..] {
-                    _ if lowerdir_given => bail!("-o {s}: lowerdir+ cannot follow lowerdir"),
+                    _ if lowerdir_given => {
+                        bail!("-o {s}: lowerdir+ and datadir+ cannot follow lowerdir")
+                    }
+                    _ if !o.data_lowers.is_empty() => {
+                        bail!("-o {s}: regular lower layers cannot follow data-only layers")
+                    }
                     "" => bail!("-o {s}: empty lower layer path"),
                     l => o.lowerdir.push(PathBuf::from(l)),
                 },
@@ -186,6 +190,9 @@ impl MountOptions {
                 "metacopy=on" => o.metacopy = true,
                 "metacopy=off" => o.metacopy = false,
                 s if s.starts_with("datadir+=") => match &s[9..] {
+                    _ if lowerdir_given => {
+                        bail!("-o {s}: lowerdir+ and datadir+ cannot follow lowerdir")
+                    }
                     "" => bail!("-o {s}: a data-only lower layer needs a path"),
                     d => o.data_lowers.push(d.into()),
                 },
@@ -263,21 +270,49 @@ pub fn split_options(s: &str) -> Vec<String> {
     items
 }
 
-/// `lowerdir=` split at its colons, a backslash escaping the next character (as the
-/// kernel and fuse-overlayfs read it).
-fn split_lowerdir(s: &str) -> Vec<PathBuf> {
-    let mut dirs = Vec::new();
+/// `lowerdir=` split into the lower layers and the data-only ones, as the kernel reads
+/// it: `:` between layers, `::` before each data-only layer (`A:B::DATA1::DATA2`), a
+/// backslash escaping the next character.
+fn split_lowerdir(s: &str) -> std::result::Result<(Vec<PathBuf>, Vec<PathBuf>), String> {
+    let (mut lowers, mut data) = (Vec::new(), Vec::new());
     let mut cur = String::new();
-    let mut chars = s.chars();
-    while let Some(c) = chars.next() {
-        match c {
-            '\\' => cur.extend(chars.next()),
-            ':' => dirs.push(PathBuf::from(std::mem::take(&mut cur))),
-            c => cur.push(c),
+    // Whether the layer being read follows a `::`.
+    let mut is_data = false;
+    let mut chars = s.chars().peekable();
+    loop {
+        let c = chars.next();
+        if c == Some('\\') {
+            cur.extend(chars.next());
+            continue;
+        }
+        if c.is_some_and(|c| c != ':') {
+            cur.push(c.unwrap_or_default());
+            continue;
+        }
+        // The end of a layer: at a `:`, a `::` or the end of the string.
+        if cur.is_empty() {
+            return Err("empty lower layer path".into());
+        }
+        let path = PathBuf::from(std::mem::take(&mut cur));
+        match is_data {
+            true => data.push(path),
+            false if !data.is_empty() => {
+                return Err("regular lower layers cannot follow data-only layers".into());
+            }
+            false => lowers.push(path),
+        }
+        if c.is_none() {
+            break;
+        }
+        is_data = chars.next_if_eq(&':').is_some();
+        if chars.peek() == Some(&':') {
+            return Err("only single ':' or double '::' separators are allowed".into());
+        }
+        if !is_data && !data.is_empty() {
+            return Err("regular lower layers cannot follow data-only layers".into());
         }
     }
-    dirs.push(PathBuf::from(cur));
-    dirs
+    Ok((lowers, data))
 }
 
 /// A path with its backslash escapes removed.
@@ -394,6 +429,24 @@ mod tests {
         assert!(o.volatile);
         let e = MountOptions::parse(&["lowerdir=/a,lowerdir+=/b".into()]).unwrap_err();
         assert!(e.to_string().contains("cannot follow lowerdir"), "{e}");
+        let o = MountOptions::parse(&[r"lowerdir=/a:/b::/d\\:1::/e".into()]).unwrap();
+        assert_eq!(o.lowerdir, [PathBuf::from("/a"), PathBuf::from("/b")]);
+        assert_eq!(o.data_lowers, [PathBuf::from("/d:1"), PathBuf::from("/e")]);
+        for bad in [
+            "lowerdir=/a::/d:/b",
+            "lowerdir=/a:::/d",
+            "lowerdir=::/d",
+            "lowerdir=/a::",
+            "lowerdir=/a:",
+            "lowerdir=/a,datadir+=/d",
+            "lowerdir+=/a,datadir+=/d,lowerdir+=/b",
+        ] {
+            let e = MountOptions::parse(&[bad.into()]).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("-o {}", bad.rsplit(',').next().unwrap())),
+                "{e}"
+            );
+        }
         let o = MountOptions::parse(&["fsync=0,timeout=0.5,threaded=0,redirect_dir=off".into()])
             .unwrap();
         assert!(o.no_fsync && o.no_redirects);
