@@ -69,11 +69,18 @@ impl Rootless {
     /// Runs `script` with sh as the test user, inside `unshare -Urm` (root in a new user and
     /// mount namespace, as rootless container tools do).
     fn run(&self, script: &str) -> CmdOutput {
+        self.run_in(&["-Urm"], script)
+    }
+
+    /// `run` in the namespace `unshare UNSHARE` makes.
+    fn run_in(&self, unshare: &[&str], script: &str) -> CmdOutput {
         let mut cmd = Command::new("setpriv");
         cmd.arg(format!("--reuid={}", self.uid))
             .arg(format!("--regid={}", self.gid))
             .arg("--clear-groups")
-            .args(["--", "unshare", "-Urm", "--", "sh", "-euc", script])
+            .args(["--", "unshare"])
+            .args(unshare)
+            .args(["--", "sh", "-euc", script])
             .env_clear()
             .env("PATH", "/usr/local/bin:/usr/bin:/bin:/usr/sbin:/sbin")
             .env("HOME", format!("/home/{USER}"))
@@ -301,4 +308,55 @@ cd /
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", out.stdout);
     assert_eq!(lines[..2], lines[2..], "fuse-overlayfs, then unionctl");
+}
+
+/// containers-storage's rootless call: `unionctl-overlay -o lowerdir=..,upperdir=..,
+/// workdir=..,uidmapping=..,gidmapping=.. MERGED` inside the user namespace, then the
+/// same through fuse-overlayfs: the same owners shown and the same owners written.
+#[test]
+fn rootless_dropin_command_line_with_id_mappings_as_fuse_overlayfs() {
+    let r = setup("rootless-dropin-idmap");
+    std::os::unix::fs::symlink(&r.bin, r.bin.with_file_name("unionctl-overlay")).unwrap();
+    // In podman's namespace (root the user, 1-65535 its subordinate ids): the layers'
+    // owner on disk (the namespace's root) shows as 1000, and 0 is 1000 on disk.
+    let ids = "0:1000:1:1:1:999:1000:0:1";
+    let opts = format!("uidmapping={ids},gidmapping={ids}");
+    let userns = ["--map-root-user", "--map-auto", "--mount"];
+    let out = r.run_in(
+        &userns,
+        &format!(
+            r#"
+for prog in fuse-overlayfs "$(dirname "$BIN")/unionctl-overlay"; do
+    "$prog" -o "lowerdir=$L,upperdir=$U,workdir=$W,{opts}" "$M"
+    grep -q " $M " /proc/self/mountinfo
+    stat -c '%n %u:%g' "$M/hello" "$M/dir/old"
+    echo hi > "$M/dir/new"
+    chmod 600 "$M/keep/file"
+    stat -c '%n %u:%g %a' "$M/dir/new" "$M/keep/file" "$U/dir/new" "$U/keep/file"
+    cd /
+    umount "$M"
+    rm -rf "$U"/* "$W"/*
+done
+"#
+        ),
+    );
+    assert!(
+        out.status.success(),
+        "rootless drop-in session failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+    let lines: Vec<&str> = out.stdout.lines().collect();
+    assert_eq!(lines.len(), 12, "{}", out.stdout);
+    assert_eq!(
+        lines[..6],
+        lines[6..],
+        "fuse-overlayfs, then unionctl-overlay"
+    );
+    assert_eq!(lines[0], format!("{}/hello 1000:1000", r.merged.display()));
+    assert_eq!(
+        lines[4],
+        format!("{}/dir/new 1000:1000 644", r.upper.display())
+    );
 }
