@@ -485,7 +485,8 @@ fn lowerdir_plus_as_the_kernel() {
     let out = t.overlay(&["-o".as_ref(), mixed.as_ref(), t.merged.as_os_str()]);
     assert!(!out.status.success(), "lowerdir+ after lowerdir was taken");
     assert!(
-        out.stderr.contains("lowerdir+ cannot follow lowerdir"),
+        out.stderr
+            .contains("lowerdir+ and datadir+ cannot follow lowerdir"),
         "{}",
         out.stderr
     );
