@@ -317,12 +317,12 @@ fn bad_input_leaves_nothing_behind() {
             vec!["run", "--name", "bad/name", "--rootfs", bb, "true"],
             "invalid container name",
         ),
-        (vec!["stop", "nothing"], "no such container: nothing"),
+        (vec!["stop", "nothing"], r#"container "nothing": no such container"#),
         (
             vec!["exec", "nothing", "true"],
-            "no such container: nothing",
+            r#"container "nothing": no such container"#,
         ),
-        (vec!["rm", "nothing"], "no such container: nothing"),
+        (vec!["rm", "nothing"], r#"container "nothing": no such container"#),
     ];
     for (args, msg) in cases {
         let o = s.run(&args);

@@ -377,10 +377,11 @@ pub struct LoginArgs {
     pub access: RegistryAccess,
     #[arg(short = 'u', long)]
     pub username: Option<String>,
+    /// Password (visible to other users in the process list: prefer --password-stdin)
     #[arg(short = 'p', long)]
     pub password: Option<String>,
     /// Read the password from stdin
-    #[arg(long = "password-stdin")]
+    #[arg(long = "password-stdin", conflicts_with = "password")]
     pub password_stdin: bool,
     /// HOST[:PORT]
     pub registry: String,

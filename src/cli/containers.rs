@@ -13,43 +13,48 @@ pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
         }
         RunOutcome::Exited(code) => Ok(code),
         RunOutcome::NotStarted(e) => {
-            eprintln!("unionctl: {}", e.chain());
-            Ok(125)
+            super::report("run", &e);
+            Ok(super::exit::OWN_ERROR)
         }
     }
 }
 
-/// Runs `f` on each named container; prints each name done, each failure on its own line.
-fn each(names: &[String], mut f: impl FnMut(&str) -> runner::Result<()>) -> anyhow::Result<i32> {
+/// Runs `f` on each named container; prints each name done, each failure on its own line
+/// (`unionctl: VERB: ...`).
+fn each(
+    verb: &str,
+    names: &[String],
+    mut f: impl FnMut(&str) -> runner::Result<()>,
+) -> anyhow::Result<i32> {
     let mut failed = false;
     for n in names {
         match f(n) {
             Ok(()) => println!("{n}"),
             Err(e) => {
-                eprintln!("unionctl: {}", e.chain());
+                super::report(verb, &e);
                 failed = true;
             }
         }
     }
-    Ok(if failed { 1 } else { 0 })
+    Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
 pub fn start(root: &Path, a: CtrListArgs) -> anyhow::Result<i32> {
-    each(&a.containers, |n| runner::start(root, n))
+    each("start", &a.containers, |n| runner::start(root, n))
 }
 
 pub fn stop(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
     let t = Duration::from_secs(a.time);
-    each(&a.containers, |n| runner::stop(root, n, t))
+    each("stop", &a.containers, |n| runner::stop(root, n, t))
 }
 
 pub fn restart(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
     let t = Duration::from_secs(a.time);
-    each(&a.containers, |n| runner::restart(root, n, t))
+    each("restart", &a.containers, |n| runner::restart(root, n, t))
 }
 
 pub fn rm(root: &Path, a: RmArgs) -> anyhow::Result<i32> {
-    each(&a.containers, |n| {
+    each("rm", &a.containers, |n| {
         runner::remove(root, n, a.force, a.volumes)
     })
 }

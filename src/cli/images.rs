@@ -55,16 +55,16 @@ pub fn tag(root: &Path, a: TagArgs) -> anyhow::Result<i32> {
 
 pub fn rmi(root: &Path, a: RmiArgs) -> anyhow::Result<i32> {
     let mut failed = false;
-    for (reference, result) in a.images.iter().zip(listing::rmi(root, &a.images, a.force)?) {
+    for result in listing::rmi(root, &a.images, a.force)? {
         match result {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("unionctl: rmi {reference}: {}", e.chain());
+                super::report("rmi", &e);
                 failed = true;
             }
         }
     }
-    Ok(failed as i32)
+    Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
 pub fn history(root: &Path, a: ImgArgs) -> anyhow::Result<i32> {
@@ -111,13 +111,14 @@ pub fn inspect(root: &Path, a: InspectArgs) -> anyhow::Result<i32> {
         match listing::inspect(root, t)? {
             Some(v) => out.push(v),
             None => {
-                eprintln!("unionctl: inspect: {t:?}: no such image or container");
+                let e = image::Error::no_such("image or container", t);
+                super::report("inspect", &e);
                 failed = true;
             }
         }
     }
     println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(failed as i32)
+    Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
 pub fn commit(root: &Path, a: CommitArgs) -> anyhow::Result<i32> {
@@ -173,11 +174,11 @@ pub fn export(root: &Path, a: ExportArgs) -> anyhow::Result<i32> {
 pub fn import(root: &Path, a: ImportArgs) -> anyhow::Result<i32> {
     let input: Box<dyn std::io::Read + Send> = if a.file == "-" {
         if std::io::stdin().is_terminal() {
-            bail!("import -: refusing to read a tar from a terminal");
+            bail!("reading the tar from stdin: stdin is a terminal");
         }
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(&a.file).with_context(|| a.file.clone())?)
+        Box::new(std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file))?)
     };
     let id = transfer::import(root, input, &a.file, a.reference.as_deref())?;
     println!("sha256:{id}");

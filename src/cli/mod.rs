@@ -1,19 +1,26 @@
 //! Command line: parse, call the library, print, pick the exit status.
 mod args;
 mod containers;
+mod exit;
 mod images;
 mod mount;
 mod registry;
 mod table;
 
 use args::{Cli, Command};
-use clap::Parser;
+use clap::{CommandFactory, FromArgMatches};
 use std::path::PathBuf;
 
 /// Parses the command line, runs the command and returns the process exit status.
 pub fn main() -> i32 {
     unionctl::logging::to_stderr();
-    let cli = Cli::parse();
+    // Usage errors (an unknown flag, a missing argument) end here with clap's status 2.
+    let matches = Cli::command().get_matches();
+    let verb = verb_of(&matches);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let root = unionctl::image::store_root(cli.root.clone());
     if only_prints(&cli.command) {
         // A reader that goes away (`unionctl images | head -1`) ends us quietly, as it
@@ -26,10 +33,26 @@ pub fn main() -> i32 {
     match dispatch(cli.command, root) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("unionctl: {}", unionctl::errors::chain(e.as_ref()));
-            1
+            report(&verb, e.as_ref());
+            exit::status_of(&e)
         }
     }
+}
+
+/// Prints an error of `unionctl VERB` on one line: `unionctl: VERB: what: cause`.
+pub fn report(verb: &str, e: &(dyn std::error::Error + 'static)) {
+    eprintln!("unionctl: {verb}: {}", unionctl::errors::chain(e));
+}
+
+/// The subcommand path the user typed (`images`, `volume ls`), for error messages.
+fn verb_of(m: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut at = m;
+    while let Some((name, sub)) = at.subcommand() {
+        words.push(name.to_string());
+        at = sub;
+    }
+    words.join(" ")
 }
 
 fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {

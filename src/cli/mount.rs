@@ -6,6 +6,12 @@ use unionctl::fuse::{self, MountRequest};
 pub fn mount(a: MountArgs) -> anyhow::Result<i32> {
     let format = a.format.parse().map_err(anyhow::Error::msg)?;
     let lowers: Vec<PathBuf> = a.lower.split(':').map(PathBuf::from).collect();
+    if lowers.iter().any(|l| l.as_os_str().is_empty()) {
+        anyhow::bail!(
+            "--lower {:?}: empty layer path (layers are separated by ':')",
+            a.lower
+        );
+    }
     let req = MountRequest::new(lowers, a.upper, a.work, format, &a.options, a.merged)?;
     if a.foreground {
         // The daemon may live long: it must not keep files of whoever started it open

@@ -1,6 +1,6 @@
 //! `pull`, `push`, `search`, `login`, `logout`.
 use super::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
-use anyhow::bail;
+use super::exit::Usage;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use unionctl::registry::{self, auth::Credentials};
@@ -67,13 +67,10 @@ pub fn search(root: &Path, a: SearchArgs) -> anyhow::Result<i32> {
 pub fn login(root: &Path, a: LoginArgs) -> anyhow::Result<i32> {
     let host = registry::registry_of(&a.registry)?;
     let interactive = std::io::stdin().is_terminal();
-    if a.password.is_some() && a.password_stdin {
-        bail!("login {host}: give -p or --password-stdin, not both");
-    }
     let user = match a.username {
         Some(u) => u,
         None if interactive && !a.password_stdin => prompt("Username: ", true)?,
-        None => bail!("login {host}: no user name: give -u USER"),
+        None => return Err(Usage(format!("{host}: no user name: give -u USER")).into()),
     };
     let password = if let Some(p) = a.password {
         p
@@ -84,7 +81,7 @@ pub fn login(root: &Path, a: LoginArgs) -> anyhow::Result<i32> {
     } else if interactive {
         prompt("Password: ", false)?
     } else {
-        bail!("login {host}: no password: give -p PASS or --password-stdin");
+        return Err(Usage(format!("{host}: no password: give -p PASS or --password-stdin")).into());
     };
     let creds = Credentials { user, password };
     registry::login(root, &a.access.with_creds(None), &host, creds)?;
@@ -99,7 +96,7 @@ pub fn logout(root: &Path, a: LogoutArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let Some(arg) = a.registry else {
-        bail!("logout: name a registry (or --all)");
+        return Err(Usage("name a registry (or --all)".into()).into());
     };
     let host = registry::registry_of(&arg)?;
     registry::logout(root, a.authfile.as_deref(), Some(&host))?;

@@ -448,7 +448,7 @@ fn pick_manifest(st: &Staging, hex: &str, media: &str) -> Result<String> {
 pub fn open_input(path: Option<&Path>) -> Result<Box<dyn Read + Send>> {
     match path {
         Some(p) if p != Path::new("-") => {
-            let f = File::open(p).with_context(|| format!("{}", p.display()))?;
+            let f = File::open(p).map_err(crate::error::io("opening", p))?;
             Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
         }
         _ => {

@@ -82,7 +82,7 @@ pub fn save(root: &Path, refs: &[String], format: &str, out: &mut dyn Write) -> 
 /// image without one). WHAT names the input in errors.
 pub fn load(root: &Path, input: impl Read + Send + 'static, what: &str) -> Result<Vec<String>> {
     let store = Store::open(root)?;
-    archive::load(&store, input).with_context(|| format!("load {what}"))
+    archive::load(&store, input).with_context(|| format!("reading {what}"))
 }
 
 /// What `unionctl run IMAGE` needs from the store: the image's unpacked layer dirs
@@ -103,7 +103,7 @@ pub struct ImageRunInfo {
 /// Resolves an image reference (name[:tag], id or id prefix) for `run`.
 pub fn resolve_for_run(root: &Path, reference: &str) -> Result<ImageRunInfo> {
     if !root.join("index.json").exists() {
-        not_found!("image {reference:?}: no such image");
+        return Err(crate::error::Error::no_such("image", reference));
     }
     let store = Store::open(root)?;
     // Held while layers may be unpacked, so a concurrent rmi does not sweep them.

@@ -195,7 +195,7 @@ impl Store {
                 _ => bail!("image {reference:?}: ambiguous id prefix"),
             }
         }
-        not_found!("image {reference:?}: no such image")
+        Err(crate::error::Error::no_such("image", reference))
     }
 
     /// The image id (config digest hex) of an index entry.

@@ -46,11 +46,11 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
     let mut config = Config::default();
     let (image, rootfs, lowers, cmd_args) = match &a.rootfs {
         Some(dir) => {
-            let meta = fs::metadata(dir).map_err(io("rootfs", dir))?;
+            let meta = fs::metadata(dir).map_err(io("--rootfs", dir))?;
             if !meta.is_dir() {
-                bail!("rootfs {}: not a directory", dir.display());
+                bail!("--rootfs {}: not a directory", dir.display());
             }
-            let abs = fs::canonicalize(dir).map_err(io("rootfs", dir))?;
+            let abs = fs::canonicalize(dir).map_err(io("--rootfs", dir))?;
             (None, Some(abs.clone()), vec![abs], a.args.clone())
         }
         None => {

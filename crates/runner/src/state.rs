@@ -315,7 +315,7 @@ fn pick(all: Vec<Container>, key: &str) -> Result<Container> {
     }
     let mut hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(key)).collect();
     match hits.len() {
-        0 => not_found!("no such container: {key}"),
+        0 => return Err(crate::error::Error::no_such("container", key)),
         1 => Ok(hits.remove(0).clone()),
         n => bail!("container id prefix {key:?} is ambiguous ({n} containers match)"),
     }
@@ -379,7 +379,7 @@ mod tests {
         let e = pick(all.clone(), "a").unwrap_err().to_string();
         assert!(e.contains("ambiguous"), "{e}");
         let e = pick(all, "zz").unwrap_err().to_string();
-        assert!(e.contains("no such container: zz"), "{e}");
+        assert!(e.contains(r#"container "zz": no such container"#), "{e}");
     }
 
     #[test]
