@@ -115,23 +115,32 @@ pub fn human_ago(stamp: Option<&str>) -> String {
     }
 }
 
-/// Sizes in decimal units, as docker prints them.
+/// Sizes as docker prints them: decimal units, 3 significant digits, no trailing zeros
+/// (`512B`, `2.13MB`, `107MB`, `1.5GB`). A value that rounds to 1000 goes up a unit
+/// (`1MB`, where docker's printf would say `1e+03kB`).
 pub fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + units[i]
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    loop {
+        let decimals = match value {
+            v if v >= 100.0 => 0,
+            v if v >= 10.0 => 1,
+            _ => 2,
+        };
+        let text = format!("{value:.decimals$}");
+        let rounded: f64 = text.parse().unwrap_or(value);
+        if rounded >= 1000.0 && unit + 1 < UNITS.len() {
+            value /= 1000.0;
+            unit += 1;
+            continue;
+        }
+        let text = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &text
+        };
+        return format!("{text}{}", UNITS[unit]);
     }
 }
 
@@ -243,8 +252,21 @@ mod tests {
 
     #[test]
     fn sizes_and_compression() {
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1_500_000), "1.5MB");
+        for (bytes, text) in [
+            (0, "0B"),
+            (512, "512B"),
+            (999, "999B"),
+            (1_000, "1kB"),
+            (2_134_000, "2.13MB"),
+            (106_993_000, "107MB"),
+            (1_500_000, "1.5MB"),
+            (1_500_000_000, "1.5GB"),
+            (999_999, "1MB"),
+            (10_049_000, "10MB"),
+            (12_345, "12.3kB"),
+        ] {
+            assert_eq!(human_size(bytes), text, "{bytes}");
+        }
         assert_eq!(detect_compression(&[0x1f, 0x8b, 8]), Compression::Gzip);
         assert_eq!(
             detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]),
