@@ -22,7 +22,11 @@ fn assert_same_layers(root_a: &Path, ref_a: &str, root_b: &Path, ref_b: &str) {
 /// Asserts a failure with one line on stderr holding every `needles`; returns it.
 fn fails_with(root: &Path, args: &[&str], needles: &[&str]) -> String {
     let r = uc(root, args);
-    assert_eq!(r.code, 125, "{args:?} should fail: {}{}", r.stdout, r.stderr);
+    assert_eq!(
+        r.code, 125,
+        "{args:?} should fail: {}{}",
+        r.stdout, r.stderr
+    );
     let line = r.stderr.trim_end();
     assert!(
         !line.contains('\n'),

@@ -317,12 +317,18 @@ fn bad_input_leaves_nothing_behind() {
             vec!["run", "--name", "bad/name", "--rootfs", bb, "true"],
             "invalid container name",
         ),
-        (vec!["stop", "nothing"], r#"container "nothing": no such container"#),
+        (
+            vec!["stop", "nothing"],
+            r#"container "nothing": no such container"#,
+        ),
         (
             vec!["exec", "nothing", "true"],
             r#"container "nothing": no such container"#,
         ),
-        (vec!["rm", "nothing"], r#"container "nothing": no such container"#),
+        (
+            vec!["rm", "nothing"],
+            r#"container "nothing": no such container"#,
+        ),
     ];
     for (args, msg) in cases {
         let o = s.run(&args);

@@ -81,7 +81,10 @@ pub fn login(root: &Path, a: LoginArgs) -> anyhow::Result<i32> {
     } else if interactive {
         prompt("Password: ", false)?
     } else {
-        return Err(Usage(format!("{host}: no password: give -p PASS or --password-stdin")).into());
+        return Err(Usage(format!(
+            "{host}: no password: give -p PASS or --password-stdin"
+        ))
+        .into());
     };
     let creds = Credentials { user, password };
     registry::login(root, &a.access.with_creds(None), &host, creds)?;

@@ -195,6 +195,8 @@ impl Store {
                 _ => bail!("image {reference:?}: ambiguous id prefix"),
             }
         }
+        // A name no image can have is refused as such, not looked for.
+        crate::reference::parse(reference)?;
         Err(crate::error::Error::no_such("image", reference))
     }
 

@@ -210,6 +210,9 @@ mod tests {
 
     #[test]
     fn one_wording_for_missing_things() {
-        assert_eq!(no_such("container", "x"), r#"container "x": no such container"#);
+        assert_eq!(
+            no_such("container", "x"),
+            r#"container "x": no such container"#
+        );
     }
 }
