@@ -102,7 +102,7 @@ pub fn find(root: &Path, reference: &str) -> Result<ContainerRecord> {
         .collect();
     match hits.len() {
         1 if !reference.is_empty() => Ok(hits[0].clone()),
-        0 | 1 => return Err(crate::error::Error::no_such("container", reference)),
+        0 | 1 => Err(crate::error::Error::no_such("container", reference)),
         _ => bail!("container {reference:?}: ambiguous id prefix"),
     }
 }
