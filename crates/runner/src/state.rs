@@ -315,7 +315,7 @@ fn pick(all: Vec<Container>, key: &str) -> Result<Container> {
     }
     let mut hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(key)).collect();
     match hits.len() {
-        0 => return Err(crate::error::Error::no_such("container", key)),
+        0 => Err(crate::error::Error::no_such("container", key)),
         1 => Ok(hits.remove(0).clone()),
         n => bail!("container id prefix {key:?} is ambiguous ({n} containers match)"),
     }
