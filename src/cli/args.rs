@@ -30,7 +30,7 @@ pub enum Command {
     /// Run a command in a new container
     Run(RunArgs),
     /// List containers
-    Ps(ListArgs),
+    Ps(PsArgs),
     /// Start stopped containers
     Start(CtrListArgs),
     /// Stop running containers
@@ -46,7 +46,7 @@ pub enum Command {
     /// Remove containers
     Rm(RmArgs),
     /// List images
-    Images(ListArgs),
+    Images(ImagesArgs),
     /// Give an image another name
     Tag(TagArgs),
     /// Remove images
@@ -166,15 +166,48 @@ pub struct RunArgs {
     pub args: Vec<String>,
 }
 
-/// The options of the listings, `ps` and `images`.
+/// How a listing or `inspect` prints.
 #[derive(Args, Debug, Clone)]
-pub struct ListArgs {
-    #[arg(short = 'a', long)]
-    pub all: bool,
-    #[arg(short = 'q', long)]
-    pub quiet: bool,
+pub struct FormatArgs {
+    /// Print as `json`, or through a Go template: '{{.Field}}', '{{.A.B}}',
+    /// '{{json .Field}}', '\t'; a 'table ' prefix adds a header row
+    #[arg(long, value_name = "json|TEMPLATE")]
+    pub format: Option<String>,
+    /// Same as --format json
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PsArgs {
+    /// Show every container (default: running ones)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Print container ids only
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only containers matching KEY=VALUE: status=created|running|paused|exited,
+    /// name=PART, id=PREFIX, ancestor=IMAGE, label=KEY[=VALUE] (repeatable)
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImagesArgs {
+    /// Also list images without a name (as without -a; kept for docker's sake)
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Print image ids only
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+    /// Only images matching KEY=VALUE: dangling=true|false, reference=PATTERN ('*'
+    /// and '?'), label=KEY[=VALUE] (repeatable)
+    #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]
+    pub filters: Vec<String>,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -249,13 +282,18 @@ pub struct RmiArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ImgArgs {
+    /// Image name or id
     pub image: String,
-    #[arg(long)]
-    pub json: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct InspectArgs {
+    /// Print through a Go template ('{{.State.Status}}', '{{json .Config}}') or as json
+    #[arg(short = 'f', long, value_name = "json|TEMPLATE")]
+    pub format: Option<String>,
+    /// Images or containers (names or ids); an image is looked for first
     #[arg(required = true)]
     pub targets: Vec<String>,
 }

@@ -1,9 +1,11 @@
 //! `run`, `ps`, `start`, `stop`, `restart`, `attach`, `logs`, `rm`.
-use super::args::{AttachArgs, CtrArgs, CtrListArgs, ListArgs, RmArgs, RunArgs, StopArgs};
+use super::args::{AttachArgs, CtrArgs, CtrListArgs, PsArgs, RmArgs, RunArgs, StopArgs};
+use super::filter::{self, Filters};
+use super::format::Format;
 use super::table;
 use std::path::Path;
 use std::time::Duration;
-use unionctl::runner::{self, Container, RunOutcome, Status};
+use unionctl::runner::{self, Container, ContainerSummary, RunOutcome, Status, inspect};
 
 pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
     match runner::run(root, a.into())? {
@@ -68,28 +70,68 @@ pub fn logs(root: &Path, a: CtrArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn ps(root: &Path, a: ListArgs) -> anyhow::Result<i32> {
-    let all = runner::list(root, a.all)?;
-    if a.json {
-        println!("{}", serde_json::to_string_pretty(&all)?);
-        return Ok(0);
-    }
+pub fn ps(root: &Path, a: PsArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
+    let filters = Filters::parse(&a.filters, &["status", "name", "id", "ancestor", "label"])?;
+    // As in docker, a status filter looks at stopped containers too.
+    let all = a.all || !filters.values("status").is_empty();
+    let listed: Vec<Container> = runner::list(root, all)?
+        .into_iter()
+        .filter(|c| ps_filter(&filters, &inspect::summary(c)))
+        .collect();
     if a.quiet {
-        for c in &all {
+        for c in &listed {
             println!("{}", c.short_id());
         }
         return Ok(0);
     }
-    let head = [
-        "CONTAINER ID",
-        "IMAGE",
-        "COMMAND",
-        "CREATED",
-        "STATUS",
-        "NAMES",
-    ];
-    table::print(&table::with_head(&head, all.iter().map(ps_row)));
+    let rows: Vec<serde_json::Value> = listed.iter().map(ps_value).collect();
+    let header = |field: &str| match field {
+        "ID" => Some("CONTAINER ID"),
+        "RunningFor" => Some("CREATED"),
+        _ => None,
+    };
+    format.print_rows(&rows, &header, || {
+        let head = [
+            "CONTAINER ID",
+            "IMAGE",
+            "COMMAND",
+            "CREATED",
+            "STATUS",
+            "NAMES",
+        ];
+        table::print(&table::with_head(&head, listed.iter().map(ps_row)));
+    })?;
     Ok(0)
+}
+
+fn ps_filter(f: &Filters, c: &ContainerSummary) -> bool {
+    f.any("status", |v| v == c.state)
+        && f.any("name", |v| c.names.contains(v))
+        && f.any("id", |v| c.id.starts_with(v))
+        && f.any("label", |v| filter::label_matches(&c.labels, v))
+        && f.any("ancestor", |v| {
+            let id = c.image_id.trim_start_matches("sha256:");
+            let want = v.trim_start_matches("sha256:");
+            c.image == v
+                || unionctl::image::store::tag_matches(&c.image, v)
+                || (!id.is_empty() && id.starts_with(want))
+        })
+}
+
+/// A `ps` row for --format: the summary's fields, the short ID and docker's
+/// human-readable `RunningFor` and `Status`.
+fn ps_value(c: &Container) -> serde_json::Value {
+    let mut v = serde_json::to_value(inspect::summary(c)).unwrap_or_default();
+    if let Some(o) = v.as_object_mut() {
+        o.insert("ID".into(), c.short_id().into());
+        o.insert(
+            "RunningFor".into(),
+            format!("{} ago", ago(&c.created)).into(),
+        );
+        o.insert("Status".into(), status_text(c).into());
+    }
+    v
 }
 
 fn ps_row(c: &Container) -> Vec<String> {

@@ -1,9 +1,11 @@
 //! `images`, `tag`, `rmi`, `history`, `inspect`, `commit`, `diff`, `save`, `load`,
 //! `export`, `import`.
 use super::args::{
-    CommitArgs, CtrArgs, ExportArgs, ImgArgs, ImportArgs, InspectArgs, ListArgs, LoadArgs, RmiArgs,
-    SaveArgs, TagArgs,
+    CommitArgs, CtrArgs, ExportArgs, ImagesArgs, ImgArgs, ImportArgs, InspectArgs, LoadArgs,
+    RmiArgs, SaveArgs, TagArgs,
 };
+use super::filter::{self, Filters};
+use super::format::Format;
 use super::table;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -12,26 +14,34 @@ use std::path::Path;
 use unionctl::image::util::{human_ago, human_size};
 use unionctl::image::{self, container, listing, transfer};
 
-pub fn images(root: &Path, a: ListArgs) -> anyhow::Result<i32> {
-    let rows = listing::images(root)?;
-    if a.json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                let (repo, tag) = listing::repo_and_tag(&r.tag);
-                json!({"Repository": repo, "Tag": tag, "Id": format!("sha256:{}", r.id),
-                       "Created": r.created, "Size": r.size})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if a.quiet {
+pub fn images(root: &Path, a: ImagesArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
+    let filters = Filters::parse(&a.filters, &["dangling", "reference", "label"])?;
+    for v in filters.values("dangling") {
+        if v != "true" && v != "false" {
+            bail!("--filter dangling={v}: want true or false");
+        }
+    }
+    let rows: Vec<listing::ImageRow> = listing::images(root)?
+        .into_iter()
+        .filter(|r| images_filter(&filters, r))
+        .collect();
+    if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
             if seen.insert(r.id.clone()) {
                 println!("{}", &r.id[..12]);
             }
         }
-    } else {
+        return Ok(0);
+    }
+    let values: Vec<Value> = rows.iter().map(image_value).collect();
+    let header = |field: &str| match field {
+        "ID" => Some("IMAGE ID"),
+        "CreatedSince" => Some("CREATED"),
+        _ => None,
+    };
+    format.print_rows(&values, &header, || {
         let head = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
         let body = rows.iter().map(|r| {
             let (repo, tag) = listing::repo_and_tag(&r.tag);
@@ -44,8 +54,33 @@ pub fn images(root: &Path, a: ListArgs) -> anyhow::Result<i32> {
             ]
         });
         table::print(&table::with_head(&head, body));
-    }
+    })?;
     Ok(0)
+}
+
+fn images_filter(f: &Filters, r: &listing::ImageRow) -> bool {
+    let name = image::store::short_name(&r.tag);
+    let (repo, _) = listing::repo_and_tag(&name);
+    f.any("dangling", |v| (v == "true") == r.tag.is_empty())
+        && f.any("label", |v| filter::label_matches(&r.labels, v))
+        && f.any("reference", |v| {
+            !r.tag.is_empty() && (filter::glob_matches(v, &name) || filter::glob_matches(v, &repo))
+        })
+}
+
+/// An `images` row for --format, with docker's fields.
+fn image_value(r: &listing::ImageRow) -> Value {
+    let (repo, tag) = listing::repo_and_tag(&r.tag);
+    json!({
+        "Repository": repo,
+        "Tag": tag,
+        "ID": &r.id[..12],
+        "Digest": "<none>",
+        "CreatedAt": r.created.clone().unwrap_or_default(),
+        "CreatedSince": human_ago(r.created.as_deref()),
+        "Size": human_size(r.size),
+        "Labels": r.labels,
+    })
 }
 
 pub fn tag(root: &Path, a: TagArgs) -> anyhow::Result<i32> {
@@ -68,56 +103,74 @@ pub fn rmi(root: &Path, a: RmiArgs) -> anyhow::Result<i32> {
 }
 
 pub fn history(root: &Path, a: ImgArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
     let (id, rows) = listing::history(root, &a.image)?;
-    if a.json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|h| {
-                json!({"Created": h.created, "CreatedBy": h.created_by, "Size": h.size,
-                       "Comment": h.comment})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
-    }
-    let body = rows.iter().enumerate().map(|(i, h)| {
-        let idcol = if i == 0 {
+    let idcol = |i: usize| {
+        if i == 0 {
             id[..12].to_string()
         } else {
-            "<missing>".into()
-        };
-        let by: String = if h.created_by.chars().count() > 45 {
-            h.created_by.chars().take(44).collect::<String>() + "…"
-        } else {
-            h.created_by.clone()
-        };
-        vec![
-            idcol,
-            human_ago(h.created.as_deref()),
-            by,
-            human_size(h.size),
-            h.comment.clone(),
-        ]
-    });
-    let head = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"];
-    table::print(&table::with_head(&head, body));
+            "<missing>".to_string()
+        }
+    };
+    let values: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            json!({"ID": idcol(i), "CreatedAt": h.created.clone().unwrap_or_default(),
+                   "CreatedSince": human_ago(h.created.as_deref()),
+                   "CreatedBy": h.created_by, "Size": human_size(h.size), "Comment": h.comment})
+        })
+        .collect();
+    let header = |field: &str| match field {
+        "ID" => Some("IMAGE"),
+        "CreatedSince" => Some("CREATED"),
+        "CreatedBy" => Some("CREATED BY"),
+        _ => None,
+    };
+    format.print_rows(&values, &header, || {
+        let body = rows.iter().enumerate().map(|(i, h)| {
+            let by: String = if h.created_by.chars().count() > 45 {
+                h.created_by.chars().take(44).collect::<String>() + "…"
+            } else {
+                h.created_by.clone()
+            };
+            vec![
+                idcol(i),
+                human_ago(h.created.as_deref()),
+                by,
+                human_size(h.size),
+                h.comment.clone(),
+            ]
+        });
+        let head = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"];
+        table::print(&table::with_head(&head, body));
+    })?;
     Ok(0)
 }
 
 pub fn inspect(root: &Path, a: InspectArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(a.format.as_deref(), false)?;
     let mut out = Vec::new();
     let mut failed = false;
     for t in &a.targets {
-        match listing::inspect(root, t)? {
-            Some(v) => out.push(v),
-            None => {
+        if let Some(img) = listing::inspect_image(root, t)? {
+            out.push(serde_json::to_value(img)?);
+            continue;
+        }
+        match unionctl::runner::inspect(root, t) {
+            Ok(c) => out.push(serde_json::to_value(c)?),
+            Err(e) if e.is_not_found() => {
                 let e = image::Error::no_such("image or container", t);
+                super::report("inspect", &e);
+                failed = true;
+            }
+            Err(e) => {
                 super::report("inspect", &e);
                 failed = true;
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
+    format.print_objects(&out)?;
     Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 

@@ -2,6 +2,8 @@
 mod args;
 mod containers;
 mod exit;
+mod filter;
+mod format;
 mod images;
 mod mount;
 mod registry;

@@ -1,7 +1,6 @@
 //! What the image commands need of a container: its record (containers/<id>/state.json,
 //! written by the runner; extra fields ignored), its upper layer and its lowers.
 use crate::error::Result;
-use crate::error::io;
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -105,10 +104,4 @@ pub fn find(root: &Path, reference: &str) -> Result<ContainerRecord> {
         0 | 1 => Err(crate::error::Error::no_such("container", reference)),
         _ => bail!("container {reference:?}: ambiguous id prefix"),
     }
-}
-
-pub fn read_state_json(c: &ContainerRecord) -> Result<serde_json::Value> {
-    let p = c.dir.join("state.json");
-    let b = fs::read(&p).map_err(io("reading", &p))?;
-    Ok(serde_json::from_slice(&b)?)
 }

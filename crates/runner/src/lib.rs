@@ -15,6 +15,7 @@ pub mod exec;
 pub mod freeze;
 pub mod idmap;
 pub mod initlayer;
+pub mod inspect;
 pub mod lifecycle;
 pub mod linux;
 pub mod process;
@@ -30,6 +31,7 @@ pub mod options;
 
 pub use crate::image::store_root;
 pub use error::{Error, Result};
+pub use inspect::{ContainerInspect, ContainerSummary, inspect};
 pub use lifecycle::{attach, list, logs, pause, remove, restart, run, start, stop, unpause};
 pub use options::{ExecOptions, RunOptions, RunOutcome};
 pub use state::{Container, Status, find_container};
