@@ -134,9 +134,11 @@ fn rootless_user_switch_volume_and_upper() {
         "rootfs changed"
     );
     assert!(r.rootfs.join("etc/motd").exists());
-    let json: serde_json::Value =
-        serde_json::from_str(&ok(&r.run(&["ps", "-a", "--json"]))).unwrap();
-    let id = json[0]["id"].as_str().unwrap().to_string();
+    let json: serde_json::Value = serde_json::from_str(&ok(
+        &r.run(&["inspect", &ok(&r.run(&["ps", "-a", "-q"])).trim()])
+    ))
+    .unwrap();
+    let id = json[0]["Id"].as_str().unwrap().to_string();
     let upper = r.store.join("containers").join(&id).join("upper");
     assert_eq!(fs::read_to_string(upper.join("etc/new")).unwrap(), "new\n");
     assert!(
@@ -251,9 +253,16 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
         "sleep",
         "30",
     ]));
-    let json: serde_json::Value = serde_json::from_str(&ok(&r.run(&["ps", "--json"]))).unwrap();
-    let sup = json[0]["supervisor_pid"].as_i64().unwrap() as i32;
-    let ns = json[0]["union_mnt_ns"].as_str().unwrap().to_string();
+    // The supervisor and its namespace are the record's internals, not part of inspect.
+    let id = ok(&r.run(&["inspect", "-f", "{{.Id}}", "orphan"]));
+    let record = r
+        .store
+        .join("containers")
+        .join(id.trim())
+        .join("state.json");
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(record).unwrap()).unwrap();
+    let sup = json["supervisor_pid"].as_i64().unwrap() as i32;
+    let ns = json["union_mnt_ns"].as_str().unwrap().to_string();
     let in_ns = || -> Vec<i32> {
         fs::read_dir("/proc")
             .unwrap()

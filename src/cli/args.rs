@@ -20,63 +20,138 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 pub enum Command {
     /// Mount a union of read-only lower layers and one writable upper layer
+    #[command(
+        after_help = "Examples:\n  unionctl mount --lower /l/top:/l/base --upper /u/up /mnt/merged\n  unionctl mount --lower /l/base -o ro /mnt/view"
+    )]
     Mount(MountArgs),
     /// Unmount a union mount (also one whose daemon died)
+    #[command(after_help = "Examples:\n  unionctl umount /mnt/merged")]
     Umount(UmountArgs),
     /// Show which layers make up a mounted union
+    #[command(
+        after_help = "Examples:\n  unionctl layers /mnt/merged\n  unionctl layers --json /mnt/merged"
+    )]
     Layers(LayersArgs),
     /// Show which layer supplies a path of a mounted union
+    #[command(after_help = "Examples:\n  unionctl which /mnt/merged/etc/hosts")]
     Which(WhichArgs),
     /// Run a command in a new container
+    #[command(
+        after_help = "Examples:\n  unionctl run --rm busybox:1 echo hello\n  unionctl run -d --name web -v /srv:/srv:ro busybox:1 httpd -f\n  unionctl run --rm -it --rootfs /var/tmp/rootfs sh"
+    )]
     Run(RunArgs),
     /// List containers
+    #[command(
+        after_help = "Examples:\n  unionctl ps -a\n  unionctl ps --filter status=exited -q\n  unionctl ps --format '{{.ID}}\t{{.Names}}\t{{.Status}}'"
+    )]
     Ps(PsArgs),
     /// Start stopped containers
+    #[command(after_help = "Examples:\n  unionctl start web")]
     Start(CtrListArgs),
     /// Stop running containers
+    #[command(after_help = "Examples:\n  unionctl stop -t 2 web")]
     Stop(StopArgs),
     /// Restart containers
+    #[command(after_help = "Examples:\n  unionctl restart web")]
     Restart(StopArgs),
     /// Attach to a running container's console
+    #[command(after_help = "Examples:\n  unionctl attach web")]
     Attach(AttachArgs),
     /// Run a command in a running container
+    #[command(
+        after_help = "Examples:\n  unionctl exec web cat /etc/hostname\n  unionctl exec -it -u 1000 web sh"
+    )]
     Exec(ExecArgs),
     /// Show a container's output
+    #[command(after_help = "Examples:\n  unionctl logs web")]
     Logs(CtrArgs),
     /// Remove containers
+    #[command(after_help = "Examples:\n  unionctl rm web\n  unionctl rm -f -v web db")]
     Rm(RmArgs),
     /// List images
+    #[command(
+        after_help = "Examples:\n  unionctl images\n  unionctl images --filter dangling=true -q\n  unionctl images --format '{{.Repository}}:{{.Tag}} {{.Size}}'"
+    )]
     Images(ImagesArgs),
     /// Give an image another name
+    #[command(
+        after_help = "Examples:\n  unionctl tag busybox:1 registry.example.com:5000/team/busybox:1"
+    )]
     Tag(TagArgs),
     /// Remove images
+    #[command(after_help = "Examples:\n  unionctl rmi busybox:1\n  unionctl rmi -f 045ba799ccf4")]
     Rmi(RmiArgs),
     /// Show the layers of an image
+    #[command(
+        after_help = "Examples:\n  unionctl history busybox:1\n  unionctl history --format '{{.CreatedBy}}' busybox:1"
+    )]
     History(ImgArgs),
     /// Show an image or a container as JSON
+    #[command(
+        after_help = "Examples:\n  unionctl inspect busybox:1\n  unionctl inspect --format '{{.State.Status}}' web\n  unionctl inspect -f '{{json .Config.Env}}' web"
+    )]
     Inspect(InspectArgs),
     /// Turn a container's changes into a new image
+    #[command(
+        after_help = "Examples:\n  unionctl commit -m 'add curl' -c 'CMD [\"sh\"]' web web:2"
+    )]
     Commit(CommitArgs),
     /// Show a container's changes (A/C/D)
+    #[command(after_help = "Examples:\n  unionctl diff web")]
     Diff(CtrArgs),
     /// Write images to an archive
+    #[command(
+        after_help = "Examples:\n  unionctl save -o bb.tar busybox:1\n  unionctl save --format oci-archive busybox:1 | gzip > bb.oci.tar.gz"
+    )]
     Save(SaveArgs),
     /// Read images from an archive
+    #[command(
+        after_help = "Examples:\n  unionctl load -i bb.tar\n  gunzip -c bb.oci.tar.gz | unionctl load"
+    )]
     Load(LoadArgs),
     /// Write a container's flattened file system as a tar
+    #[command(after_help = "Examples:\n  unionctl export -o web.tar web")]
     Export(ExportArgs),
     /// Make a one-layer image from a rootfs tar
+    #[command(
+        after_help = "Examples:\n  unionctl import rootfs.tar.gz mybase:1\n  tar -C rootfs -c . | unionctl import - mybase:2"
+    )]
     Import(ImportArgs),
     /// Pull an image from a registry (Docker Registry HTTP API v2)
+    #[command(
+        after_help = "Examples:\n  unionctl pull docker.io/library/busybox:1.36\n  unionctl pull --tls-verify=false 127.0.0.1:5000/team/app:v1"
+    )]
     Pull(PullArgs),
     /// Push an image to a registry
+    #[command(
+        after_help = "Examples:\n  unionctl push myapp:1 registry.example.com/team/myapp:1\n  unionctl push --compression-format zstd myapp:1 localhost:5000/myapp:1"
+    )]
     Push(PushArgs),
     /// List a registry's repositories matching a term, or a repository's tags
+    #[command(
+        after_help = "Examples:\n  unionctl search localhost:5000/app\n  unionctl search --list-tags localhost:5000/team/app"
+    )]
     Search(SearchArgs),
     /// Check and save credentials for a registry
+    #[command(
+        after_help = "Examples:\n  unionctl login -u alice registry.example.com\n  echo \"$PASS\" | unionctl login -u alice --password-stdin localhost:5000"
+    )]
     Login(LoginArgs),
     /// Forget saved credentials
+    #[command(
+        after_help = "Examples:\n  unionctl logout registry.example.com\n  unionctl logout --all"
+    )]
     Logout(LogoutArgs),
+    /// Print a shell completion script
+    #[command(
+        after_help = "Examples:\n  unionctl completion bash > /etc/bash_completion.d/unionctl\n  unionctl completion zsh > /usr/local/share/zsh/site-functions/_unionctl\n  unionctl completion fish > ~/.config/fish/completions/unionctl.fish"
+    )]
+    Completion(CompletionArgs),
+    /// Write the man pages (unionctl.1, unionctl-run.1, ...) into a directory
+    #[command(
+        after_help = "Examples:\n  unionctl man /usr/local/share/man/man1 && mandb -q\n  unionctl man /tmp/man && man -l /tmp/man/unionctl-run.1"
+    )]
+    Man(ManArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -105,34 +180,48 @@ pub struct MountArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct UmountArgs {
+    /// Mount point of the union to unmount
     pub merged: PathBuf,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct LayersArgs {
+    /// Mount point of a union
     pub merged: PathBuf,
+    /// Print as JSON: the whiteout format and the layers
     #[arg(long)]
     pub json: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct WhichArgs {
+    /// A path inside a mounted union
     pub path: PathBuf,
 }
 
+// `-h` is the host name, as in docker: help is `--help` only.
 #[derive(Args, Debug, Clone)]
+#[command(disable_help_flag = true)]
 pub struct RunArgs {
+    /// Print help
+    #[arg(long, action = clap::ArgAction::Help)]
+    pub help: Option<bool>,
+    /// Remove the container (its upper layer and record) when it exits
     #[arg(long)]
     pub rm: bool,
+    /// Run in the background and print the container id
     #[arg(short = 'd', long)]
     pub detach: bool,
+    /// Keep stdin open and pass it to the container
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give the container a terminal
     #[arg(short = 't', long)]
     pub tty: bool,
     /// Run a tiny init as pid 1 that reaps zombies and forwards signals
     #[arg(long)]
     pub init: bool,
+    /// Container name (default: a random id)
     #[arg(long)]
     pub name: Option<String>,
     /// HOST:CTR[:ro]
@@ -141,28 +230,32 @@ pub struct RunArgs {
     /// K=V
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Working directory inside the container
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
     /// UID[:GID]
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
+    /// Host name inside the container (default: the short id)
     #[arg(short = 'h', long = "hostname")]
     pub hostname: Option<String>,
+    /// none (only loopback) or host (the host network)
     #[arg(long, default_value = "none")]
     pub network: String,
-    #[arg(short = 'p', long = "publish")]
-    pub publish: Vec<String>,
+    /// Memory limit: BYTES, or a number with k, m or g
     #[arg(long)]
     pub memory: Option<String>,
+    /// CPU limit, in CPUs (0.5 is half a CPU)
     #[arg(long)]
     pub cpus: Option<String>,
+    /// Most processes the container may have
     #[arg(long = "pids-limit")]
     pub pids_limit: Option<i64>,
     /// Use DIR as the only lower layer instead of an image
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
     /// IMAGE (unless --rootfs) then CMD ARG...
-    #[arg(trailing_var_arg = true)]
+    #[arg(trailing_var_arg = true, required_unless_present = "rootfs")]
     pub args: Vec<String>,
 }
 
@@ -212,6 +305,7 @@ pub struct ImagesArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct CtrArgs {
+    /// Container name or id
     pub container: String,
 }
 
@@ -221,11 +315,13 @@ pub struct AttachArgs {
     /// one character; "" for none
     #[arg(long, default_value = "ctrl-p,ctrl-q")]
     pub detach_keys: String,
+    /// Container name or id
     pub container: String,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct CtrListArgs {
+    /// Container names or ids
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
@@ -235,47 +331,62 @@ pub struct StopArgs {
     /// Seconds to wait after SIGTERM before SIGKILL
     #[arg(short = 't', long = "time", default_value_t = 10)]
     pub time: u64,
+    /// Container names or ids
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ExecArgs {
+    /// Keep stdin open and pass it to the command
     #[arg(short = 'i', long)]
     pub interactive: bool,
+    /// Give the command a terminal
     #[arg(short = 't', long)]
     pub tty: bool,
+    /// K=V, or K to take this shell's value (repeatable)
     #[arg(short = 'e', long = "env")]
     pub env: Vec<String>,
+    /// Working directory for the command
     #[arg(short = 'w', long = "workdir")]
     pub workdir: Option<String>,
+    /// UID[:GID] or NAME[:GROUP] to run the command as
     #[arg(short = 'u', long = "user")]
     pub user: Option<String>,
+    /// Container name or id
     pub container: String,
+    /// The command and its arguments
     #[arg(trailing_var_arg = true, required = true)]
     pub cmd: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct RmArgs {
+    /// Kill and remove running containers too
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Also remove the anonymous volumes (-v /path) the container made
     #[arg(short = 'v', long)]
     pub volumes: bool,
+    /// Container names or ids
     #[arg(required = true)]
     pub containers: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct TagArgs {
+    /// Image name or id
     pub source: String,
+    /// New name: [HOST[:PORT]/]NAME[:TAG]
     pub target: String,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct RmiArgs {
+    /// Remove images that containers use, or that have several names, too
     #[arg(short = 'f', long)]
     pub force: bool,
+    /// Image names or ids
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -300,8 +411,10 @@ pub struct InspectArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct CommitArgs {
+    /// Author recorded in the image
     #[arg(short = 'a', long)]
     pub author: Option<String>,
+    /// Commit message, recorded in the image history
     #[arg(short = 'm', long)]
     pub message: Option<String>,
     /// Dockerfile-like change: CMD, ENTRYPOINT, ENV, WORKDIR, USER, EXPOSE, LABEL
@@ -310,30 +423,38 @@ pub struct CommitArgs {
     /// Pause the container during the commit
     #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub pause: bool,
+    /// Container name or id
     pub container: String,
+    /// Name for the new image: [HOST[:PORT]/]NAME[:TAG] (default: no name)
     pub reference: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct SaveArgs {
+    /// Write to FILE instead of stdout
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Archive format: docker-archive (docker load) or oci-archive (OCI layout)
     #[arg(long, default_value = "docker-archive", value_parser = ["docker-archive", "oci-archive"])]
     pub format: String,
+    /// Image names or ids
     #[arg(required = true)]
     pub images: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct LoadArgs {
+    /// Read from FILE instead of stdin (plain, gzip or zstd)
     #[arg(short = 'i', long)]
     pub input: Option<PathBuf>,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
+    /// Write to FILE instead of stdout
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// Container name or id
     pub container: String,
 }
 
@@ -341,6 +462,7 @@ pub struct ExportArgs {
 pub struct ImportArgs {
     /// Rootfs tar, or '-' for stdin
     pub file: String,
+    /// Name for the image: [HOST[:PORT]/]NAME[:TAG] (default: no name)
     pub reference: Option<String>,
 }
 
@@ -400,6 +522,7 @@ pub struct PushArgs {
 pub struct SearchArgs {
     #[command(flatten)]
     pub registry: RegistryOpts,
+    /// Print as JSON
     #[arg(long)]
     pub json: bool,
     /// List the tags of REGISTRY/REPO
@@ -413,6 +536,7 @@ pub struct SearchArgs {
 pub struct LoginArgs {
     #[command(flatten)]
     pub access: RegistryAccess,
+    /// User name at the registry
     #[arg(short = 'u', long)]
     pub username: Option<String>,
     /// Password (visible to other users in the process list: prefer --password-stdin)
@@ -427,11 +551,13 @@ pub struct LoginArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct LogoutArgs {
+    /// Credentials file (default $REGISTRY_AUTH_FILE, else ROOT/auth.json)
     #[arg(long)]
     pub authfile: Option<PathBuf>,
     /// Forget every registry's credentials
     #[arg(short = 'a', long)]
     pub all: bool,
+    /// HOST[:PORT] of the registry to forget
     pub registry: Option<String>,
 }
 
@@ -450,7 +576,6 @@ impl From<RunArgs> for unionctl::runner::RunOptions {
             user: a.user,
             hostname: a.hostname,
             network: a.network,
-            publish: a.publish,
             memory: a.memory,
             cpus: a.cpus,
             pids_limit: a.pids_limit,
@@ -489,4 +614,17 @@ impl RegistryAccess {
             creds,
         }
     }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CompletionArgs {
+    /// The shell to complete for
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ManArgs {
+    /// Directory to write the pages into (made if missing)
+    pub dir: PathBuf,
 }

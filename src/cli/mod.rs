@@ -4,6 +4,7 @@ mod containers;
 mod exit;
 mod filter;
 mod format;
+mod help;
 mod images;
 mod mount;
 mod registry;
@@ -88,6 +89,8 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Search(a) => registry::search(&root, a),
         Command::Login(a) => registry::login(&root, a),
         Command::Logout(a) => registry::logout(&root, a),
+        Command::Completion(a) => help::completion(a),
+        Command::Man(a) => help::man(a),
     }
 }
 
@@ -106,5 +109,6 @@ fn only_prints(cmd: &Command) -> bool {
             | Command::Save(_)
             | Command::Export(_)
             | Command::Search(_)
+            | Command::Completion(_)
     )
 }

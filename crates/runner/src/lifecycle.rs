@@ -80,17 +80,11 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         config.cmd = cmd_args;
     }
     if config.argv().is_empty() {
-        bail!("run: no command given and the image has none");
+        bail!("no command given and the image has none");
     }
     match a.network.as_str() {
         "none" | "host" => config.network = a.network.clone(),
         other => bail!("--network {other:?}: supported are none and host"),
-    }
-    if !a.publish.is_empty() {
-        bail!(
-            "-p {}: publishing ports needs a bridge network, which is not supported (use --network host)",
-            a.publish[0]
-        );
     }
     for v in &a.volumes {
         let vol = spec::parse_volume(v)?;

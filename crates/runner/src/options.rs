@@ -24,7 +24,6 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// `none` or `host`.
     pub network: String,
-    pub publish: Vec<String>,
     pub memory: Option<String>,
     pub cpus: Option<String>,
     pub pids_limit: Option<i64>,
