@@ -134,10 +134,9 @@ fn rootless_user_switch_volume_and_upper() {
         "rootfs changed"
     );
     assert!(r.rootfs.join("etc/motd").exists());
-    let json: serde_json::Value = serde_json::from_str(&ok(
-        &r.run(&["inspect", &ok(&r.run(&["ps", "-a", "-q"])).trim()])
-    ))
-    .unwrap();
+    let short = ok(&r.run(&["ps", "-a", "-q"]));
+    let json: serde_json::Value =
+        serde_json::from_str(&ok(&r.run(&["inspect", short.trim()]))).unwrap();
     let id = json[0]["Id"].as_str().unwrap().to_string();
     let upper = r.store.join("containers").join(&id).join("upper");
     assert_eq!(fs::read_to_string(upper.join("etc/new")).unwrap(), "new\n");
