@@ -129,6 +129,12 @@ fn errors_are_one_line_in_one_wording() {
         125,
         "unionctl: run: --rootfs /no/such: no such file or directory",
     );
+    fails(
+        root,
+        &["pull", "127.0.0.1:1/x/y"],
+        125,
+        "unionctl: pull: 127.0.0.1:1/x/y: 127.0.0.1:1: registry unreachable: https://127.0.0.1:1/v2/: connection refused",
+    );
     let merged = f.dir.path().join("m");
     fails(
         root,

@@ -106,7 +106,7 @@ pub fn import(
     };
     let (hex, size, report) = store
         .take_stream(input, None, true)
-        .with_context(|| format!("import {file}"))?;
+        .with_context(|| format!("reading {file}"))?;
     for w in report.map(|r| r.warnings).unwrap_or_default() {
         log::warn!("import {file}: {w}");
     }

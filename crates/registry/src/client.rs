@@ -99,6 +99,10 @@ impl Client {
                         tokens: HashMap::new(),
                     });
                 }
+                Err(ureq::Error::Io(e)) => failures.push(format!(
+                    "{base}/v2/: {}",
+                    unionctl_union::errors::io_cause(&e)
+                )),
                 Err(e) => failures.push(format!("{base}/v2/: {e}")),
             }
         }

@@ -75,7 +75,7 @@ pub fn pull(
         Some(p) => manifests::Wanted::parse(p)?,
         None => manifests::Wanted::host(),
     };
-    let ctx = || format!("pull {reference}");
+    let ctx = || reference.to_string();
     let mut client = connect(root, access, &r.registry).with_context(ctx)?;
     let store = Store::open(root)?;
     pull::pull(&store, &mut client, &r, &platform).with_context(ctx)
@@ -91,9 +91,9 @@ pub fn push(
     compression: &str,
 ) -> Result<String> {
     let dest = destination.unwrap_or(image);
-    let ctx = || format!("push {dest}");
+    let ctx = || dest.to_string();
     let r = Reference::parse(dest)
-        .with_context(|| format!("push {image}: name the destination as HOST[:PORT]/REPO[:TAG]"))?;
+        .with_context(|| format!("{image}: name the destination as HOST[:PORT]/REPO[:TAG]"))?;
     let store = Store::open_existing(root);
     let img = store.load(&store.resolve(image)?)?;
     let _w = store.writer_lock()?; // so `rmi` does not sweep blobs being sent
@@ -106,7 +106,7 @@ pub fn push(
 pub fn list_tags(root: &Path, access: &Access, repo: &str) -> Result<(String, Vec<String>)> {
     let r = Reference::parse(repo)?;
     if r.tag.is_some() || r.digest.is_some() {
-        bail!("search --list-tags {repo}: name a repository without tag or digest");
+        bail!("--list-tags {repo}: name a repository without tag or digest");
     }
     let mut client = connect(root, access, &r.registry)?;
     let tags = search::tags(&mut client, &r.repository)?;
@@ -142,7 +142,7 @@ pub fn registry_of(arg: &str) -> Result<String> {
 /// Checks CREDS against REGISTRY (`HOST[:PORT]`), then saves them in the auth file.
 pub fn login(root: &Path, access: &Access, registry: &str, creds: Credentials) -> Result<()> {
     if creds.user.is_empty() || creds.user.contains(':') {
-        bail!("login {registry}: {:?} is not a user name", creds.user);
+        bail!("{registry}: {:?} is not a user name", creds.user);
     }
     let mut client = Client::connect(
         registry,
@@ -150,7 +150,7 @@ pub fn login(root: &Path, access: &Access, registry: &str, creds: Credentials) -
         access.cert_dir.as_deref(),
         Some(creds.clone()),
     )
-    .with_context(|| format!("login {registry}"))?;
+    .with_context(|| registry.to_string())?;
     client.verify_login()?;
     let file = auth::auth_file(root, access.authfile.as_deref());
     auth::store(&file, registry, &creds)

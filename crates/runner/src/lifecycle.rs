@@ -55,7 +55,7 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         }
         None => {
             let Some(reference) = a.args.first() else {
-                bail!("run: give an IMAGE or --rootfs DIR");
+                bail!("give an IMAGE or --rootfs DIR");
             };
             let info = crate::image::resolve_for_run(root, reference)?;
             config.entrypoint = info.entrypoint.clone();
