@@ -60,6 +60,18 @@ fn exit_statuses_are_docker_s() {
         uc(root, &["run", "--rm", "bb:1", "sh", "-c", "exit 7"]).code,
         7
     );
+    // start -a too, also when the command ends before the connection is made.
+    assert_eq!(
+        uc(
+            root,
+            &["run", "--name", "job", "bb:1", "sh", "-c", "exit 5"]
+        )
+        .code,
+        5
+    );
+    assert_eq!(uc(root, &["start", "-a", "job"]).code, 5);
+    assert_eq!(uc(root, &["start", "-a", "job", "other"]).code, 2);
+    uc_ok(root, &["rm", "job"]);
     // Usage errors are clap's.
     assert_eq!(uc(root, &["run", "--no-such-flag", "bb:1", "true"]).code, 2);
     assert_eq!(uc(root, &["run"]).code, 2);

@@ -46,8 +46,8 @@ pub enum Command {
     )]
     Ps(PsArgs),
     /// Start stopped containers
-    #[command(after_help = "Examples:\n  unionctl start web")]
-    Start(CtrListArgs),
+    #[command(after_help = "Examples:\n  unionctl start web\n  unionctl start -a job")]
+    Start(StartArgs),
     /// Stop running containers
     #[command(after_help = "Examples:\n  unionctl stop -t 2 web")]
     Stop(StopArgs),
@@ -320,7 +320,14 @@ pub struct AttachArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct CtrListArgs {
+pub struct StartArgs {
+    /// Stay connected to the container's output and return its exit status (one
+    /// container)
+    #[arg(short = 'a', long)]
+    pub attach: bool,
+    /// With -a: keys that detach without stopping the container (as `attach`)
+    #[arg(long, default_value = "ctrl-p,ctrl-q")]
+    pub detach_keys: String,
     /// Container names or ids
     #[arg(required = true)]
     pub containers: Vec<String>,

@@ -1,5 +1,5 @@
 //! `run`, `ps`, `start`, `stop`, `restart`, `attach`, `logs`, `rm`.
-use super::args::{AttachArgs, CtrArgs, CtrListArgs, PsArgs, RmArgs, RunArgs, StopArgs};
+use super::args::{AttachArgs, CtrArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs};
 use super::filter::{self, Filters};
 use super::format::Format;
 use super::table;
@@ -41,8 +41,16 @@ fn each(
     Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
-pub fn start(root: &Path, a: CtrListArgs) -> anyhow::Result<i32> {
-    each("start", &a.containers, |n| runner::start(root, n))
+pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
+    if !a.attach {
+        return each("start", &a.containers, |n| runner::start(root, n));
+    }
+    let [name] = a.containers.as_slice() else {
+        return Err(
+            super::exit::Usage("-a attaches to one container: name only one".into()).into(),
+        );
+    };
+    Ok(runner::start_attached(root, name, &a.detach_keys)?)
 }
 
 pub fn stop(root: &Path, a: StopArgs) -> anyhow::Result<i32> {

@@ -1,13 +1,14 @@
 //! Exit statuses, picked here and nowhere else, as docker and podman pick them.
 //!
-//! - 0: done; `run`, `exec` and `attach` return the container command's own status;
+//! - 0: done; `run`, `exec`, `start -a` and `attach` return the container command's own
+//!   status;
 //! - 2: a usage error: clap's (an unknown flag, a missing argument), or a [`Usage`] the
 //!   command finds in arguments that parse but do not go together;
 //! - 125: unionctl's own error, whatever the library's kind (a missing image or
 //!   container, a value that cannot be accepted, a failed system call);
 //! - 126 / 127: the container's command cannot be invoked / is not found, and 128+N:
 //!   it was killed by signal N. The runner's init exits with these, as a shell does, and
-//!   they pass through `run` and `exec` unchanged.
+//!   they pass through `run`, `exec` and `start -a` unchanged.
 
 /// unionctl's own error: it failed before or around the container's command.
 pub const OWN_ERROR: i32 = 125;

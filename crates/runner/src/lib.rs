@@ -32,7 +32,9 @@ pub mod options;
 pub use crate::image::store_root;
 pub use error::{Error, Result};
 pub use inspect::{ContainerInspect, ContainerSummary, inspect};
-pub use lifecycle::{attach, list, logs, pause, remove, restart, run, start, stop, unpause};
+pub use lifecycle::{
+    attach, list, logs, pause, remove, restart, run, start, start_attached, stop, unpause,
+};
 pub use options::{ExecOptions, RunOptions, RunOutcome};
 pub use state::{Container, Status, find_container};
 

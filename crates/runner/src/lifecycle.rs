@@ -380,6 +380,31 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
     Ok(fresh.exit_code.unwrap_or(0))
 }
 
+/// `start -a`: starts a created or exited container and stays connected to it as
+/// `attach` does; returns the container's exit status (0 when the detach keys leave it
+/// running). A command that ends before the connection is made still gives its status
+/// (its output then is in `logs`).
+pub fn start_attached(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
+    super::tty::parse_detach_keys(detach_keys)?;
+    start(root, name)?;
+    let started = state::find_container(root, name)?;
+    match attach(root, name, detach_keys) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            if Container::load(&started.dir)?.live_status() == Status::Running {
+                return Err(e);
+            }
+            let fresh = match wait_record(&started, Duration::from_secs(5), |r| {
+                r.status != Status::Running
+            })? {
+                Some(fresh) => fresh,
+                None => Container::load(&started.dir)?,
+            };
+            Ok(fresh.exit_code.unwrap_or(0))
+        }
+    }
+}
+
 /// Removes a container: its record, upper layer and (with `volumes`) its anonymous
 /// volumes; a running one only with `force` (killed first).
 pub fn remove(root: &Path, name: &str, force: bool, volumes: bool) -> Result<()> {
