@@ -72,8 +72,13 @@ fn exit_statuses_are_docker_s() {
     assert_eq!(uc(root, &["start", "-a", "job"]).code, 5);
     assert_eq!(uc(root, &["start", "-a", "job", "other"]).code, 2);
     uc_ok(root, &["rm", "job"]);
-    // Usage errors are clap's.
-    assert_eq!(uc(root, &["run", "--no-such-flag", "bb:1", "true"]).code, 2);
+    // Usage errors are clap's, on one line as every error.
+    fails(
+        root,
+        &["run", "--no-such-flag", "bb:1", "true"],
+        2,
+        "unionctl: run: unexpected argument '--no-such-flag' found (see 'unionctl run --help')",
+    );
     assert_eq!(uc(root, &["run"]).code, 2);
     assert_eq!(uc(root, &["run", "-p", "80:80", "bb:1", "true"]).code, 2);
     assert_eq!(uc(root, &["logout"]).code, 2);

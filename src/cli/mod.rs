@@ -17,8 +17,10 @@ use std::path::PathBuf;
 /// Parses the command line, runs the command and returns the process exit status.
 pub fn main() -> i32 {
     unionctl::logging::to_stderr();
-    // Usage errors (an unknown flag, a missing argument) end here with clap's status 2.
-    let matches = Cli::command().get_matches();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => usage_error(e),
+    };
     let verb = verb_of(&matches);
     let cli = match Cli::from_arg_matches(&matches) {
         Ok(cli) => cli,
@@ -45,6 +47,50 @@ pub fn main() -> i32 {
 /// Prints an error of `unionctl VERB` on one line: `unionctl: VERB: what: cause`.
 pub fn report(verb: &str, e: &(dyn std::error::Error + 'static)) {
     eprintln!("unionctl: {verb}: {}", unionctl::errors::chain(e));
+}
+
+/// Ends the process on a command line clap refused: help and version as clap prints
+/// them; a usage error (an unknown flag, a missing argument) on one line, status 2.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    // clap's first paragraph is the error ("unexpected argument '-x' found", or "the
+    // following required arguments were not provided:" and their names); tips and usage
+    // follow it.
+    let text = e.render().to_string();
+    let first = text.split("\n\n").next().unwrap_or(&text);
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let what = words.join(" ");
+    let what = what.strip_prefix("error: ").unwrap_or(&what);
+    let verb = typed_verb();
+    let (verb, help) = match &verb {
+        Some(v) => (format!("{v}: "), format!("unionctl {v} --help")),
+        None => (String::new(), "unionctl --help".to_string()),
+    };
+    eprintln!("unionctl: {verb}{what} (see '{help}')");
+    std::process::exit(exit::USAGE)
+}
+
+/// The subcommand in the arguments, when parsing failed: the first word that is not an
+/// option (nor `--root`'s value) and names a subcommand.
+fn typed_verb() -> Option<String> {
+    let cmd = Cli::command();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--root" {
+            args.next();
+        } else if !a.starts_with('-') {
+            return cmd.find_subcommand(&a).map(|_| a);
+        }
+    }
+    None
 }
 
 /// The subcommand path the user typed (`images`, `volume ls`), for error messages.
