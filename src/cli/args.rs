@@ -267,7 +267,7 @@ pub struct FormatArgs {
     #[arg(long, value_name = "json|TEMPLATE")]
     pub format: Option<String>,
     /// Same as --format json
-    #[arg(long)]
+    #[arg(long, conflicts_with = "format")]
     pub json: bool,
 }
 
