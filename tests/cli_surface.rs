@@ -225,6 +225,16 @@ fn listings_take_formats_and_filters() {
     assert_eq!(refs(&["dangling=true"]), "");
     assert_eq!(refs(&["dangling=false", "reference=bb"]), "bb:1\n");
     assert_eq!(refs(&["label=tier"]), "");
+    uc_ok(root, &["run", "--name", "src", "bb:1", "true"]);
+    uc_ok(
+        root,
+        &["commit", "-c", "LABEL tier=web", "src", "labeled:1"],
+    );
+    uc_ok(root, &["rm", "src"]);
+    assert_eq!(refs(&["label=tier"]), "labeled:1\n");
+    assert_eq!(refs(&["label=tier=web"]), "labeled:1\n");
+    assert_eq!(refs(&["label=tier=db"]), "");
+    uc_ok(root, &["rmi", "labeled:1"]);
     fails(
         root,
         &["images", "--filter", "colour=red"],
