@@ -16,6 +16,9 @@ fi
 # Container runner tests: a busybox-static rootfs, a debootstrap minbase rootfs, and
 # newuidmap/newgidmap for rootless sub-id ranges.
 apt_need busybox-static debootstrap uidmap
+# Seccomp (crates/runner/src/seccomp, tests/seccomp.rs): libseccomp to build against,
+# podman's profile as a real-world input, gcc and a static libc for the syscall probe.
+apt_need libseccomp-dev golang-github-containers-common gcc libc6-dev
 # Rootless tests (rootless_mount, runner_rootless, and the image/registry tests that run as
 # a user): the user unionctl-test with a home, sub-id ranges in /etc/subuid and /etc/subgid
 # (for newuidmap/newgidmap), and /dev/fuse open to users as desktop distributions have it.

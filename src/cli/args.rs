@@ -39,7 +39,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  unionctl run --rm busybox:1 echo hello\n  unionctl run -d --name web -v /srv:/srv:ro busybox:1 httpd -f\n  unionctl run --rm -it --rootfs /var/tmp/rootfs sh"
     )]
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// List containers
     #[command(
         after_help = "Examples:\n  unionctl ps -a\n  unionctl ps --filter status=exited -q\n  unionctl ps --format '{{.ID}}\t{{.Names}}\t{{.Status}}'"
@@ -254,9 +254,28 @@ pub struct RunArgs {
     /// Use DIR as the only lower layer instead of an image
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    #[command(flatten)]
+    pub security: SecurityArgs,
     /// IMAGE (unless --rootfs) then CMD ARG...
     #[arg(trailing_var_arg = true, required_unless_present = "rootfs")]
     pub args: Vec<String>,
+}
+
+/// Capabilities, seccomp and privileges of a new container (docker's flags).
+#[derive(Args, Debug, Clone)]
+pub struct SecurityArgs {
+    /// seccomp=PROFILE.json (docker/OCI JSON), seccomp=unconfined, no-new-privileges[=true|false]
+    #[arg(long = "security-opt", value_name = "OPT")]
+    pub security_opt: Vec<String>,
+    /// Add a capability (SYS_ADMIN or CAP_SYS_ADMIN, or ALL)
+    #[arg(long = "cap-add", value_name = "CAP")]
+    pub cap_add: Vec<String>,
+    /// Drop a capability (CHOWN or CAP_CHOWN, or ALL)
+    #[arg(long = "cap-drop", value_name = "CAP")]
+    pub cap_drop: Vec<String>,
+    /// Every capability, no seccomp filter, no masked paths, writable /sys and /proc/sys
+    #[arg(long)]
+    pub privileged: bool,
 }
 
 /// How a listing or `inspect` prints.
@@ -588,6 +607,18 @@ impl From<RunArgs> for unionctl::runner::RunOptions {
             pids_limit: a.pids_limit,
             rootfs: a.rootfs,
             args: a.args,
+            security: a.security.into(),
+        }
+    }
+}
+
+impl From<SecurityArgs> for unionctl::runner::SecurityOptions {
+    fn from(a: SecurityArgs) -> Self {
+        unionctl::runner::SecurityOptions {
+            security_opt: a.security_opt,
+            cap_add: a.cap_add,
+            cap_drop: a.cap_drop,
+            privileged: a.privileged,
         }
     }
 }

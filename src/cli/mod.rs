@@ -110,7 +110,7 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Umount(a) => mount::umount(a),
         Command::Layers(a) => mount::layers(a),
         Command::Which(a) => mount::which(a),
-        Command::Run(a) => containers::run(&root, a),
+        Command::Run(a) => containers::run(&root, *a),
         Command::Ps(a) => containers::ps(&root, a),
         Command::Start(a) => containers::start(&root, a),
         Command::Stop(a) => containers::stop(&root, a),

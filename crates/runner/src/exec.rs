@@ -54,6 +54,8 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
         user: a.user.clone().or_else(|| c.config.user.clone()),
         tty: a.tty,
         init: false,
+        // The container's capabilities and filter, read before leaving the host's view.
+        security: super::security::for_container(&c)?,
     };
     // Open everything while /proc is still ours.
     let mut ns_fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();

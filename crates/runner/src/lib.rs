@@ -10,6 +10,7 @@ pub(crate) use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, whiteout};
 #[macro_use]
 mod error;
+pub mod capabilities;
 pub mod cgroups;
 pub mod exec;
 pub mod freeze;
@@ -20,6 +21,8 @@ pub mod lifecycle;
 pub mod linux;
 pub mod process;
 pub mod rootfs;
+pub mod seccomp;
+pub mod security;
 pub mod spec;
 pub mod state;
 pub mod supervisor;
@@ -35,7 +38,7 @@ pub use inspect::{ContainerInspect, ContainerSummary, inspect};
 pub use lifecycle::{
     attach, list, logs, pause, remove, restart, run, start, start_attached, stop, unpause,
 };
-pub use options::{ExecOptions, RunOptions, RunOutcome};
+pub use options::{ExecOptions, RunOptions, RunOutcome, SecurityOptions};
 pub use state::{Container, Status, find_container};
 
 /// Runs a command in a running container; returns its exit status.

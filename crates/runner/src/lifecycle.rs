@@ -20,6 +20,8 @@ struct NewContainer {
     lowers: Vec<PathBuf>,
     name: Option<String>,
     config: Config,
+    /// The compiled seccomp filter, written beside the record.
+    filter: Option<super::seccomp::Filter>,
 }
 
 /// Reads `path` from the first lower layer (top first) that has it.
@@ -128,6 +130,10 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
     config.interactive = a.interactive;
     config.init = a.init;
     config.auto_remove = a.rm;
+    crate::trace::phase("planned");
+    let (security, filter) = super::security::plan(root, &a.security)?;
+    crate::trace::phase("seccomp filter ready");
+    config.security = Some(security);
     Ok(NewContainer {
         image_ref: image.as_ref().and(a.args.first().cloned()),
         image,
@@ -135,6 +141,7 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         lowers,
         name: a.name.clone(),
         config,
+        filter,
     })
 }
 
@@ -190,6 +197,9 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         let mut c = c;
         for d in [cdir.clone(), c.upper(), c.work(), c.merged()] {
             fs::create_dir_all(&d).map_err(io("mkdir", &d))?;
+        }
+        if let Some(f) = &n.filter {
+            super::seccomp::write_program(&c.seccomp_path(), f.flags, &f.program)?;
         }
         for (i, v) in c.config.volumes.iter_mut().enumerate() {
             if v.anonymous {

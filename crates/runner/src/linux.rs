@@ -165,11 +165,18 @@ pub const DEFAULT_CAPS: [u32; 14] = [
     cap::AUDIT_WRITE,
 ];
 
-fn last_cap() -> u32 {
+/// The highest capability number this kernel knows.
+pub fn last_cap() -> u32 {
     std::fs::read_to_string("/proc/sys/kernel/cap_last_cap")
         .ok()
         .and_then(|s| s.trim().parse().ok())
         .unwrap_or(40)
+}
+
+/// Whether `cap` is in this process's bounding set (what a process it starts can get).
+pub fn in_bounding_set(cap: u32) -> bool {
+    // SAFETY: prctl with integer arguments.
+    unsafe { libc::prctl(libc::PR_CAPBSET_READ, cap as libc::c_ulong, 0, 0, 0) == 1 }
 }
 
 /// Drops every capability outside `keep` from the bounding set.

@@ -31,6 +31,20 @@ pub struct RunOptions {
     pub rootfs: Option<PathBuf>,
     /// IMAGE (unless `rootfs`) then CMD ARG...
     pub args: Vec<String>,
+    pub security: SecurityOptions,
+}
+
+/// Capabilities, seccomp and privileges of a new container, as docker's flags (shared by
+/// every verb that creates one).
+#[derive(Debug, Clone, Default)]
+pub struct SecurityOptions {
+    /// `seccomp=PROFILE.json|unconfined`, `no-new-privileges[=true|false]`.
+    pub security_opt: Vec<String>,
+    /// Capability names (with or without `CAP_`, any case) or `ALL`.
+    pub cap_add: Vec<String>,
+    pub cap_drop: Vec<String>,
+    /// Every capability, no seccomp filter, no masked paths, writable /sys and /proc/sys.
+    pub privileged: bool,
 }
 
 /// A new process in a running container, as `docker exec`.

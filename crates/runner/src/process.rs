@@ -3,6 +3,8 @@
 //! init that reaps zombies and forwards signals).
 use super::linux;
 use super::rootfs::{self, RootfsPlan};
+use super::seccomp;
+use super::security::ProcessSecurity;
 use super::spec::{self, DEFAULT_PATH};
 use crate::error::{Context, Result};
 use std::ffi::CString;
@@ -18,6 +20,7 @@ pub struct ProcessPlan {
     pub user: Option<String>,
     pub tty: bool,
     pub init: bool,
+    pub security: ProcessSecurity,
 }
 
 pub struct ContainerPlan<'a> {
@@ -108,11 +111,11 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
         let _ = fs::create_dir_all(workdir);
     }
     if p.init && !joined {
-        run_under_init(p.tty, err)?;
+        run_under_init(p.tty, &p.security, err)?;
     }
-    become_user(&user)?;
+    become_user(&user, &p.security)?;
     nix::unistd::chdir(workdir).with_context(|| format!("working directory {workdir:?}"))?;
-    exec_argv(&p.argv, &env)
+    exec_argv(&p.argv, &env, &p.security)
 }
 
 /// The environment: the plan's, with PATH and HOME filled in when missing.
@@ -132,11 +135,16 @@ fn process_env(plan_env: &[String], user: &spec::User) -> Vec<String> {
     env
 }
 
-/// No new privileges, Docker's capability bounding set, the user's groups and ids, and
-/// (root only) the default capabilities.
-fn become_user(user: &spec::User) -> Result<()> {
-    linux::set_no_new_privs()?;
-    linux::drop_bounding_set(&linux::DEFAULT_CAPS)?;
+/// No new privileges, the container's capability bounding set, the user's groups and ids,
+/// and (root only) the container's capabilities. Without no_new_privs the filter must be
+/// loaded here, while CAP_SYS_ADMIN is still held; with it, as late as possible (exec_argv).
+fn become_user(user: &spec::User, sec: &ProcessSecurity) -> Result<()> {
+    if sec.no_new_privs {
+        linux::set_no_new_privs()?;
+    } else if let Some((flags, program)) = &sec.filter {
+        seccomp::install(*flags, program)?;
+    }
+    linux::drop_bounding_set(&sec.caps)?;
     let groups_allowed = fs::read_to_string("/proc/self/setgroups")
         .map(|s| s.trim() != "deny")
         .unwrap_or(true);
@@ -159,7 +167,7 @@ fn become_user(user: &spec::User) -> Result<()> {
         .map_err(|_| unmapped("user", user.uid))?;
     linux::clear_ambient();
     if user.uid == 0 {
-        linux::set_caps(&linux::DEFAULT_CAPS, &linux::DEFAULT_CAPS, &[])?;
+        linux::set_caps(&sec.caps, &sec.caps, &[])?;
     } else {
         linux::set_caps(&[], &[], &[])?;
     }
@@ -167,8 +175,9 @@ fn become_user(user: &spec::User) -> Result<()> {
 }
 
 /// Finds `argv[0]` on PATH and execs it; a command that cannot run exits 127 or 126 with
-/// the shell's message, as docker does.
-fn exec_argv(argv: &[String], env: &[String]) -> Result<Never> {
+/// the shell's message, as docker does. The seccomp filter (under no_new_privs) is loaded
+/// last: only execve runs under it here.
+fn exec_argv(argv: &[String], env: &[String], sec: &ProcessSecurity) -> Result<Never> {
     if argv.is_empty() {
         bail!("no command given and the image has none");
     }
@@ -194,6 +203,11 @@ fn exec_argv(argv: &[String], env: &[String]) -> Result<Never> {
         .collect::<Result<_, _>>()
         .map_err(|_| invalid!("environment contains a NUL byte"))?;
     linux::reset_signals();
+    if sec.no_new_privs
+        && let Some((flags, program)) = &sec.filter
+    {
+        seccomp::install(*flags, program)?;
+    }
     crate::trace::phase("child: exec");
     let e = nix::unistd::execve(&c_prog, &c_argv, &c_env).unwrap_err();
     let (code, msg) = match e {
@@ -246,8 +260,9 @@ pub fn find_executable(cmd: &str, path_env: &str) -> Result<PathBuf, (i32, Strin
 
 /// Forks: the child returns and goes on to exec the command; this process stays as
 /// pid 1, forwarding signals to the child and reaping every zombie, and exits with the
-/// child's status.
-fn run_under_init(tty: bool, err: &OwnedFd) -> Result<()> {
+/// child's status. It runs under the container's filter too (it needs only
+/// rt_sigtimedwait, wait4, kill and exit_group, which every profile worth running allows).
+fn run_under_init(tty: bool, sec: &ProcessSecurity, err: &OwnedFd) -> Result<()> {
     // SAFETY: blocking signals for ourselves, so sigwaitinfo can take them.
     let all = unsafe {
         let mut set: libc::sigset_t = std::mem::zeroed();
@@ -267,9 +282,16 @@ fn run_under_init(tty: bool, err: &OwnedFd) -> Result<()> {
         }
         return Ok(());
     };
+    // Still root with every capability here: the filter loads without no_new_privs.
+    if let Some((flags, program)) = &sec.filter
+        && let Err(e) = seccomp::install(*flags, program)
+    {
+        let _ = linux::write_all_fd(err.as_raw_fd(), e.chain().as_bytes());
+        let _ = linux::kill(child, libc::SIGKILL);
+        linux::exit_now(SETUP_FAILED);
+    }
     // Every inherited fd (error pipe, the `run -d` ready pipe, ...) would keep the
     // supervisor waiting for an EOF: init needs none of them.
-    let _ = err;
     // SAFETY: close_range on our own fd table; the child keeps its copies.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
     let _ = linux::drop_bounding_set(&[linux::cap::KILL]);
@@ -278,6 +300,10 @@ fn run_under_init(tty: bool, err: &OwnedFd) -> Result<()> {
         // SAFETY: sigwaitinfo on a full set we blocked.
         let sig = unsafe { libc::sigwaitinfo(&all, std::ptr::null_mut()) };
         if sig < 0 {
+            if std::io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                // A profile that refuses sigwaitinfo: wait for the command alone.
+                linux::exit_now(linux::wait_pid(child).unwrap_or(255));
+            }
             continue;
         }
         if sig == libc::SIGCHLD {

@@ -43,6 +43,8 @@ pub struct RootfsPlan<'a> {
     pub files: Vec<(PathBuf, &'static str)>,
     /// Group 5 (tty) exists inside: the devpts gid option may be used.
     pub tty_group_mapped: bool,
+    /// docker's --privileged: /sys and /proc/sys writable, nothing masked.
+    pub privileged: bool,
 }
 
 /// Resolves `path` inside `root` as if `root` were `/`: symlinks (absolute or relative)
@@ -202,17 +204,21 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
 
     let sys_dir = secure_join(root, "/sys");
     mkdir_all(&sys_dir)?;
+    let sys_ro = match plan.privileged {
+        true => MsFlags::empty(),
+        false => MsFlags::MS_RDONLY,
+    };
     let sysfs = mount(
         Some("sysfs"),
         &sys_dir,
         Some("sysfs"),
-        nosuid_nodev_noexec | MsFlags::MS_RDONLY,
+        nosuid_nodev_noexec | sys_ro,
         None::<&str>,
     );
     if sysfs.is_err() {
         // Without our own network namespace (rootless --network host) sysfs cannot be
-        // mounted: show the host's, read-only.
-        bind(Path::new("/sys"), &sys_dir, true)?;
+        // mounted: show the host's (read-only unless privileged).
+        bind(Path::new("/sys"), &sys_dir, !plan.privileged)?;
     }
 
     prepare_dev(root, plan.tty_group_mapped)?;
@@ -239,6 +245,9 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     pivot(root)?;
     crate::trace::phase("child: pivoted");
 
+    if plan.privileged {
+        return Ok(());
+    }
     for p in MASKED_PATHS {
         mask(Path::new(p))?;
     }

@@ -65,6 +65,23 @@ pub struct Config {
     pub pids_limit: Option<i64>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// Capabilities, no_new_privs and seccomp in effect; none in records made before
+    /// they were recorded.
+    #[serde(default)]
+    pub security: Option<Security>,
+}
+
+/// What a container's processes may do, as decided at `run`.
+#[derive(Serialize, Deserialize, Clone, Debug, Default, PartialEq, Eq)]
+pub struct Security {
+    pub privileged: bool,
+    pub no_new_privileges: bool,
+    /// Capability names: the bounding set, and root's effective set.
+    pub capabilities: Vec<String>,
+    /// The seccomp profile in effect: its file, `builtin`, or `unconfined`.
+    pub seccomp: String,
+    /// Digest of the compiled filter (`seccomp.bpf` beside the record).
+    pub seccomp_digest: Option<String>,
 }
 
 impl Config {
@@ -173,6 +190,10 @@ impl Container {
     }
     pub fn attach_socket(&self) -> PathBuf {
         self.dir.join("attach.sock")
+    }
+    /// The compiled seccomp filter every process of the container loads.
+    pub fn seccomp_path(&self) -> PathBuf {
+        self.dir.join("seccomp.bpf")
     }
 
     /// Writes state.json atomically and durably (`sys::durable`); readers never see half a

@@ -165,6 +165,7 @@ fn container_plan<'a>(
             volumes: &c.config.volumes,
             files,
             tty_group_mapped: full_idmap,
+            privileged: c.config.security.as_ref().is_some_and(|s| s.privileged),
         },
         process: ProcessPlan {
             argv: c.config.argv(),
@@ -173,6 +174,7 @@ fn container_plan<'a>(
             user: c.config.user.clone(),
             tty: c.config.tty,
             init: c.config.init,
+            security: super::security::for_container(c)?,
         },
     })
 }
