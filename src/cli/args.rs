@@ -42,7 +42,11 @@ pub enum Command {
     /// Run a command in a running container
     Exec(ExecArgs),
     /// Show a container's output
-    Logs(CtrArgs),
+    #[command(after_help = "Examples:
+  unionctl logs web                      # everything, stdout and stderr apart
+  unionctl logs -f --tail 10 web         # the last 10 lines, then follow until it exits
+  unionctl logs --since 10m -t web       # the last ten minutes, with times")]
+    Logs(LogsArgs),
     /// Remove containers
     Rm(RmArgs),
     /// List images
@@ -161,6 +165,10 @@ pub struct RunArgs {
     /// Use DIR as the only lower layer instead of an image
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    /// Log file limits as docker's: max-size=SIZE (one file, default 10m), max-file=N
+    /// (files kept, default 2)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
     /// IMAGE (unless --rootfs) then CMD ARG...
     #[arg(trailing_var_arg = true)]
     pub args: Vec<String>,
@@ -179,6 +187,28 @@ pub struct ListArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct CtrArgs {
+    pub container: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container exits
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines ("all": everything)
+    #[arg(short = 'n', long, value_name = "N|all", default_value = "all")]
+    pub tail: String,
+    /// Only output since a time: RFC 3339 (2026-01-02T15:04:05Z), Unix seconds, or a
+    /// duration back from now (10m, 2h, 1h30m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only output before a time (as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Start each line with the time it was written (RFC 3339, nanoseconds)
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
+    /// Container name or id
     pub container: String,
 }
 
@@ -416,6 +446,7 @@ impl From<RunArgs> for unionctl::runner::RunOptions {
             cpus: a.cpus,
             pids_limit: a.pids_limit,
             rootfs: a.rootfs,
+            log_opts: a.log_opts,
             args: a.args,
         }
     }

@@ -17,6 +17,7 @@ pub mod idmap;
 pub mod initlayer;
 pub mod lifecycle;
 pub mod linux;
+pub mod logfile;
 pub mod process;
 pub mod rootfs;
 pub mod spec;
