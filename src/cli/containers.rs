@@ -63,12 +63,13 @@ pub fn logs(root: &Path, a: LogsArgs) -> anyhow::Result<i32> {
     use runner::logfile::{LogOptions, Stream, parse_time};
     use std::io::Write;
     let now = std::time::SystemTime::now();
-    let tail = match a.tail.as_str() {
-        "all" => None,
-        n => Some(n.parse::<usize>().map_err(|_| {
-            anyhow::anyhow!("--tail {n:?}: expected a number of lines or \"all\"")
-        })?),
-    };
+    let tail =
+        match a.tail.as_str() {
+            "all" => None,
+            n => Some(n.parse::<usize>().map_err(|_| {
+                anyhow::anyhow!("--tail {n:?}: expected a number of lines or \"all\"")
+            })?),
+        };
     let opts = LogOptions {
         follow: a.follow,
         tail,

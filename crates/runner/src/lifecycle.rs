@@ -1,9 +1,9 @@
 //! Life cycle commands: run, ps, start, stop, restart, attach, logs, rm, pause/unpause.
+use super::logfile::{LogOptions, LogReader};
 use super::options::{RunOptions, RunOutcome};
 use super::rootfs::secure_join;
 use super::spec;
 use super::state::{self, Config, Container, Status, Volume};
-use super::logfile::{LogOptions, LogReader};
 use super::supervisor::{self, Stdio};
 use super::{cgroups, linux};
 use crate::error::{Context, Error, Result, io};

@@ -255,7 +255,11 @@ pub struct LogOptions {
 /// duration before `now` (`10m`, `2h`, `1h30m`, `90s`). Returns the time as records
 /// write it (nanoseconds, UTC), so that it compares with theirs as text.
 pub fn parse_time(s: &str, now: std::time::SystemTime) -> Result<String> {
-    let bad = || invalid!("time {s:?}: expected RFC 3339 (2026-01-02T15:04:05Z), Unix seconds or a duration such as 10m");
+    let bad = || {
+        invalid!(
+            "time {s:?}: expected RFC 3339 (2026-01-02T15:04:05Z), Unix seconds or a duration such as 10m"
+        )
+    };
     let t = s.trim();
     if let Some(d) = parse_duration(t) {
         let then = now.checked_sub(d).ok_or_else(bad)?;
@@ -270,7 +274,10 @@ pub fn parse_time(s: &str, now: std::time::SystemTime) -> Result<String> {
     if !t.is_empty() && t.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
         let (secs, frac) = t.split_once('.').unwrap_or((t, ""));
         let secs: i64 = secs.parse().map_err(|_| bad())?;
-        return Ok(crate::timestamp::format_nanos(secs, frac_nanos(frac).ok_or_else(bad)?));
+        return Ok(crate::timestamp::format_nanos(
+            secs,
+            frac_nanos(frac).ok_or_else(bad)?,
+        ));
     }
     let full = match t.len() {
         10 => format!("{t}T00:00:00Z"),
@@ -429,7 +436,8 @@ impl LogReader {
         records.extend(self.read_current()?);
         let (since, until) = (&self.opts.since, &self.opts.until);
         records.retain(|r| {
-            since.as_ref().is_none_or(|s| r.time >= *s) && until.as_ref().is_none_or(|u| r.time < *u)
+            since.as_ref().is_none_or(|s| r.time >= *s)
+                && until.as_ref().is_none_or(|u| r.time < *u)
         });
         if let Some(n) = self.opts.tail {
             cut_to_tail(&mut records, n);
@@ -580,7 +588,13 @@ mod tests {
         w.write(Stream::Stdout, b" done\n").unwrap();
         let got: Vec<(Stream, &str, bool)> = records_of(d.path())
             .iter()
-            .map(|r| (r.stream, std::str::from_utf8(&r.data).unwrap().to_owned(), r.partial))
+            .map(|r| {
+                (
+                    r.stream,
+                    std::str::from_utf8(&r.data).unwrap().to_owned(),
+                    r.partial,
+                )
+            })
             .map(|(s, d, p)| (s, &*d.leak(), p))
             .collect();
         assert_eq!(

@@ -3,8 +3,8 @@
 //! pid 1 into new namespaces, relays signals and the tty, waits, cleans up and records
 //! the exit status.
 use super::cgroups::{self, Cgroups, Limits};
-use super::logfile::{self, LogLimits, LogWriter, Stream};
 use super::linux;
+use super::logfile::{self, LogLimits, LogWriter, Stream};
 use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
 use super::rootfs::RootfsPlan;
 use super::state::{self, Container, Status};
@@ -218,10 +218,6 @@ fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds
         false => {
             let (out_r, out_w) = linux::pipe()?;
             let (err_r, err_w) = linux::pipe()?;
-            // A larger pipe means fewer wake-ups of the relay per MiB of output (best
-            // effort: a plain user may not go past /proc/sys/fs/pipe-max-size).
-            // SAFETY: fcntl on our own fd.
-            unsafe { libc::fcntl(out_r.as_raw_fd(), libc::F_SETPIPE_SZ, 1 << 20) };
             (
                 vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
                 Some((out_w, err_w)),

@@ -2,10 +2,10 @@
 //! relays a pty or the output pipe to our terminal or the log and to `attach` clients,
 //! resizes the pty on SIGWINCH, reaps the child.
 use super::linux;
+use super::logfile::{LogWriter, Stream};
 use crate::error::{Context, Result};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io::{Read, Write};
-use super::logfile::{LogWriter, Stream};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
