@@ -302,6 +302,9 @@ pub struct CommitArgs {
     /// Pause the container during the commit
     #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub pause: bool,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     pub container: String,
     pub reference: Option<String>,
 }
@@ -312,6 +315,9 @@ pub struct SaveArgs {
     pub output: Option<PathBuf>,
     #[arg(long, default_value = "docker-archive", value_parser = ["docker-archive", "oci-archive"])]
     pub format: String,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     #[arg(required = true)]
     pub images: Vec<String>,
 }
@@ -320,17 +326,26 @@ pub struct SaveArgs {
 pub struct LoadArgs {
     #[arg(short = 'i', long)]
     pub input: Option<PathBuf>,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ExportArgs {
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     pub container: String,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Rootfs tar, or '-' for stdin
     pub file: String,
     pub reference: Option<String>,
@@ -365,7 +380,7 @@ pub struct RegistryOpts {
 pub struct PullArgs {
     #[command(flatten)]
     pub registry: RegistryOpts,
-    /// No summary line on a terminal (the image id is printed still)
+    /// No progress and no summary line (the image id is printed still)
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// OS/ARCH[/VARIANT] to take from a manifest list (default linux/<this machine>)
@@ -382,6 +397,9 @@ pub struct PushArgs {
     /// Layers as stored (none: the pushed manifest is the stored one) or compressed
     #[arg(long = "compression-format", default_value = "none", value_parser = ["none", "gzip", "zstd"])]
     pub compression_format: String,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Local image (name or id)
     pub image: String,
     /// HOST[:PORT]/REPO[:TAG] (default: the image name)

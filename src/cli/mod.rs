@@ -3,6 +3,7 @@ mod args;
 mod containers;
 mod images;
 mod mount;
+mod progress;
 mod registry;
 mod table;
 
