@@ -1,6 +1,7 @@
 //! `logs` through the real binary: every container (foreground too) is logged with stdout
 //! and stderr apart, `-f` follows a running container until it exits, `--tail`,
 //! `--since`/`--until`, `-t`, and the log stays within `--log-opt max-size`/`max-file`.
+//! (The progress of image copies is in cli_progress.rs: it needs the image helpers.)
 mod runner_support;
 use runner_support::*;
 use std::fs;
