@@ -392,8 +392,10 @@ impl Running {
             max_files: c.config.log_max_files.unwrap_or(logfile::DEFAULT_MAX_FILES),
         };
         // Closed (dropped) before the exit is recorded: a `logs -f` that sees the exit
-        // has every record.
-        let mut log = LogWriter::open(&c.log_path(), limits)?;
+        // has every record. A log that cannot be opened costs the log, not the container.
+        let mut log = LogWriter::open(&c.log_path(), limits)
+            .inspect_err(|e| log::warn!("container {}: no log: {}", c.name, e.chain()))
+            .ok();
         tty::relay(tty::Relay {
             pid: self.pid,
             signals: &self.io.signals,
@@ -401,7 +403,7 @@ impl Running {
             pipes: std::mem::take(&mut self.io.pipes),
             foreground: stdio == Stdio::Inherit,
             interactive: c.config.interactive,
-            log: Some(&mut log),
+            log: log.as_mut(),
             container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
             attach: self.io.attach.as_ref(),
         })
