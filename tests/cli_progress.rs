@@ -135,7 +135,13 @@ fn push_and_pull_print_a_line_per_layer_and_nothing_with_q() {
     ok(&o);
     let pushed = blob_lines(&stderr(&o));
     assert_eq!(pushed.len(), 2, "{}", stderr(&o));
-    assert!(pushed.iter().all(|l| l.ends_with(" done")), "{pushed:?}");
+    // Each layer's bytes are counted as they are sent.
+    assert!(
+        pushed
+            .iter()
+            .all(|l| l.ends_with(" MiB done") || l.ends_with(" KiB done")),
+        "{pushed:?}"
+    );
     assert_eq!(
         stderr(&o)
             .lines()

@@ -139,23 +139,21 @@ pub fn push(
             progress::exists(progress, item, digest, Some(size));
             continue;
         }
-        // Sent in one piece: the bar moves when the registry has it.
         progress.begin(item, digest, Some(size));
+        let shared = std::cell::RefCell::new(&mut *progress);
+        let on_read = |n: u64| shared.borrow_mut().advance(n);
         let mounted = blobs::upload(
             client,
             &r.repository,
             digest,
-            Payload::File(path),
+            Payload::File(path, &on_read),
             mount_from.as_deref(),
         )
         .with_context(|| format!("blob {digest}"))?;
-        match mounted {
-            true => progress.end(Outcome::Exists),
-            false => {
-                progress.advance(size);
-                progress.end(Outcome::Done);
-            }
-        }
+        progress.end(match mounted {
+            true => Outcome::Exists,
+            false => Outcome::Done,
+        });
     }
     let ours = format!("sha256:{}", util::sha256_hex(&manifest));
     let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
