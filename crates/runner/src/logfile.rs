@@ -6,8 +6,10 @@
 //! output, `P` is a piece of a line that goes on in the next record of that stream (a
 //! read that ended mid-line, or a line longer than [`MAX_RECORD`]). The bytes are kept as
 //! written (no escaping; the newline is the format's). When `ctr.log` would pass
-//! `max_size` it is renamed to `ctr.log.1` (the older ones shift up to `max_files - 1`,
-//! the oldest is dropped), as docker's `max-size` / `max-file`.
+//! `max_size` it is renamed to `ctr.log.N`, N one more than the last rotated file's, and
+//! the oldest rotated files go until `max_files` are left, as docker's `max-size` /
+//! `max-file`. Rotated files keep their names (docker shifts `.1` to `.2`, ...), so a
+//! reader that follows the log always finds the file after the one it finished.
 use crate::error::{Result, io};
 use std::collections::VecDeque;
 use std::fs;
@@ -18,7 +20,7 @@ use std::path::{Path, PathBuf};
 
 /// Default cap of one log file (docker's `local` driver uses 20 MB in 5 files).
 pub const DEFAULT_MAX_SIZE: u64 = 10 << 20;
-/// Default number of files: `ctr.log` and one rotated `ctr.log.1`.
+/// Default number of files: `ctr.log` and one rotated `ctr.log.N`.
 pub const DEFAULT_MAX_FILES: u32 = 2;
 /// Longest record payload: longer lines are split into `P` records (docker splits at 16K).
 pub const MAX_RECORD: usize = 16 << 10;
@@ -94,8 +96,8 @@ impl LogLimits {
     }
 }
 
-/// The `n`th rotated file beside `path` (`ctr.log.1` is the newest).
-fn rotated(path: &Path, n: u32) -> PathBuf {
+/// Rotated file number `n` beside `path` (higher is newer).
+fn rotated(path: &Path, n: u64) -> PathBuf {
     let mut s = path.as_os_str().to_owned();
     s.push(format!(".{n}"));
     PathBuf::from(s)
@@ -110,6 +112,8 @@ pub struct LogWriter {
     size: u64,
     limits: LogLimits,
     buf: Vec<u8>,
+    /// The numbers of the rotated files, oldest first.
+    rotated: VecDeque<u64>,
 }
 
 impl LogWriter {
@@ -118,12 +122,14 @@ impl LogWriter {
     pub fn open(path: &Path, limits: LogLimits) -> Result<LogWriter> {
         let file = open_append(path)?;
         let size = file.metadata().map_err(io("stat", path))?.len();
+        let dir = path.parent().unwrap_or(Path::new("."));
         Ok(LogWriter {
             path: path.to_path_buf(),
             file,
             size,
             limits,
             buf: Vec::with_capacity(64 << 10),
+            rotated: rotated_files(dir)?.into_iter().map(|(n, _)| n).collect(),
         })
     }
 
@@ -165,32 +171,29 @@ impl LogWriter {
         Ok(())
     }
 
-    /// `ctr.log` becomes `ctr.log.1` (older ones move up, the oldest goes); a new one starts.
+    /// `ctr.log` becomes the newest `ctr.log.N`, the oldest ones go; a new one starts.
+    /// No rename replaces a file: ext4 writes out the data of a file renamed over another
+    /// (auto_da_alloc), a disk write per rotation.
     fn rotate(&mut self) -> Result<()> {
-        let keep = self.limits.max_files.max(1);
-        if keep == 1 {
+        let keep = self.limits.max_files.max(1) as usize - 1;
+        if keep == 0 {
             fs::remove_file(&self.path).map_err(io("removing", &self.path))?;
         } else {
-            // The oldest goes first, so that no rename replaces a file: ext4 writes out
-            // the data of a file renamed over another (auto_da_alloc), which costs a
-            // disk write per rotation.
-            let oldest = rotated(&self.path, keep - 1);
-            match fs::remove_file(&oldest) {
+            let n = self.rotated.back().map_or(1, |n| n + 1);
+            fs::rename(&self.path, rotated(&self.path, n)).map_err(io("rotating", &self.path))?;
+            self.rotated.push_back(n);
+        }
+        while self.rotated.len() > keep {
+            let Some(oldest) = self.rotated.pop_front() else {
+                break;
+            };
+            let p = rotated(&self.path, oldest);
+            match fs::remove_file(&p) {
                 Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                    return Err(io("removing", &oldest)(e));
+                    return Err(io("removing", &p)(e));
                 }
                 _ => {}
             }
-            for n in (1..keep - 1).rev() {
-                let from = rotated(&self.path, n);
-                match fs::rename(&from, rotated(&self.path, n + 1)) {
-                    Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
-                        return Err(io("rotating", &from)(e));
-                    }
-                    _ => {}
-                }
-            }
-            fs::rename(&self.path, rotated(&self.path, 1)).map_err(io("rotating", &self.path))?;
         }
         self.file = open_append(&self.path)?;
         self.size = 0;
@@ -422,8 +425,7 @@ impl LogReader {
     fn read_backlog(&mut self) -> Result<VecDeque<LogRecord>> {
         // ctr.log first: its fd is where a follow goes on from.
         self.current = open_with_ino(&self.path)?;
-        let mut older = rotated_files(&self.dir)?;
-        older.sort_by_key(|(n, _)| std::cmp::Reverse(*n));
+        let older = rotated_files(&self.dir)?;
         let mut records = VecDeque::new();
         for (_, p) in older {
             let Some((mut f, _)) = open_with_ino(&p)? else {
@@ -458,22 +460,41 @@ impl LogReader {
         Ok(records)
     }
 
-    /// New records, following a rotation: the old file is read to its end (the writer
-    /// wrote it whole before renaming it), then the new `ctr.log`.
+    /// New records, following rotations: a file that was rotated is read to its end (the
+    /// writer wrote it whole before renaming it), then the file after it (the next
+    /// `ctr.log.N`, at last `ctr.log`), so that no record is skipped while the rotated
+    /// files are kept.
     fn read_new(&mut self) -> Result<Vec<LogRecord>> {
         let mut out = self.read_current()?;
-        let on_disk = fs::metadata(&self.path).ok().map(|m| m.ino());
-        let ours = self.current.as_ref().map(|(_, ino)| *ino);
-        if on_disk.is_some() && on_disk != ours {
+        loop {
+            let on_disk = fs::metadata(&self.path).ok().map(|m| m.ino());
+            let ours = self.current.as_ref().map(|(_, ino)| *ino);
+            if on_disk.is_none() || on_disk == ours {
+                break;
+            }
             out.extend(self.read_current()?);
             self.pending.clear();
-            self.current = open_with_ino(&self.path)?;
+            let next = ours.and_then(|ino| self.file_after(ino));
+            self.current = open_with_ino(next.as_deref().unwrap_or(&self.path))?;
             out.extend(self.read_current()?);
         }
         if let Some(since) = &self.opts.since {
             out.retain(|r| r.time >= *since);
         }
         Ok(out)
+    }
+
+    /// The file written after the rotated file with inode `ino`: None when that file is
+    /// gone (its successors may be too; go on with `ctr.log`).
+    fn file_after(&self, ino: u64) -> Option<PathBuf> {
+        let files = rotated_files(&self.dir).ok()?;
+        let i = files
+            .iter()
+            .position(|(_, p)| fs::metadata(p).is_ok_and(|m| m.ino() == ino))?;
+        Some(match files.get(i + 1) {
+            Some((_, p)) => p.clone(),
+            None => self.path.clone(),
+        })
     }
 
     fn container_runs(&self) -> bool {
@@ -516,8 +537,8 @@ fn open_with_ino(path: &Path) -> Result<Option<(fs::File, u64)>> {
     }
 }
 
-/// `ctr.log.N` files in `dir`, with their N.
-fn rotated_files(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
+/// `ctr.log.N` files in `dir`, with their N, oldest (lowest N) first.
+fn rotated_files(dir: &Path) -> Result<Vec<(u64, PathBuf)>> {
     let mut out = Vec::new();
     let entries = match fs::read_dir(dir) {
         Ok(e) => e,
@@ -534,6 +555,7 @@ fn rotated_files(dir: &Path) -> Result<Vec<(u32, PathBuf)>> {
             out.push((n, e.path()));
         }
     }
+    out.sort();
     Ok(out)
 }
 
@@ -626,7 +648,8 @@ mod tests {
             .map(|e| e.unwrap().file_name().into_string().unwrap())
             .collect();
         names.sort();
-        assert_eq!(names, ["ctr.log", "ctr.log.1", "ctr.log.2"]);
+        assert_eq!(names.len(), 3, "{names:?}");
+        assert!(names[0] == "ctr.log" && names.iter().all(|n| n.starts_with("ctr.log")));
         for n in &names {
             assert!(fs::metadata(d.path().join(n)).unwrap().len() <= 4096, "{n}");
         }
