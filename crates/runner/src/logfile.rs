@@ -427,8 +427,10 @@ impl LogReader {
         self.current = open_with_ino(&self.path)?;
         let older = rotated_files(&self.dir)?;
         let mut records = VecDeque::new();
+        let ours = self.current.as_ref().map(|(_, ino)| *ino);
         for (_, p) in older {
-            let Some((mut f, _)) = open_with_ino(&p)? else {
+            // A rotation since ctr.log was opened: that file is read as the current one.
+            let Some((mut f, _)) = open_with_ino(&p)?.filter(|(_, ino)| Some(*ino) != ours) else {
                 continue;
             };
             let mut data = Vec::new();
