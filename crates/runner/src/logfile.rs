@@ -345,7 +345,8 @@ pub struct LogReader {
     current: Option<(fs::File, u64)>,
     /// Bytes after the last newline read: a record still being written.
     pending: Vec<u8>,
-    backlog: Option<VecDeque<LogRecord>>,
+    /// What was in the files at the first call has been returned.
+    backlog_read: bool,
     follow: Option<Follow>,
     done: bool,
 }
@@ -378,7 +379,7 @@ impl LogReader {
             opts,
             current: None,
             pending: Vec::new(),
-            backlog: None,
+            backlog_read: false,
             follow,
             done: false,
         })
@@ -387,10 +388,9 @@ impl LogReader {
     /// The next records, oldest first; None once the log (with `follow`: the container)
     /// has ended. With `follow` this blocks until there is more.
     pub fn next_batch(&mut self) -> Result<Option<Vec<LogRecord>>> {
-        if self.backlog.is_none() {
-            let records = self.read_backlog()?;
-            self.backlog = Some(records);
-            let batch: Vec<LogRecord> = self.backlog.as_mut().unwrap().drain(..).collect();
+        if !self.backlog_read {
+            self.backlog_read = true;
+            let batch = Vec::from(self.read_backlog()?);
             if !batch.is_empty() {
                 return Ok(Some(batch));
             }
