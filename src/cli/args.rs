@@ -63,8 +63,11 @@ pub enum Command {
     )]
     Exec(ExecArgs),
     /// Show a container's output
-    #[command(after_help = "Examples:\n  unionctl logs web")]
-    Logs(CtrArgs),
+    #[command(after_help = "Examples:
+  unionctl logs web                      # everything, stdout and stderr apart
+  unionctl logs -f --tail 10 web         # the last 10 lines, then follow until it exits
+  unionctl logs --since 10m -t web       # the last ten minutes, with times")]
+    Logs(LogsArgs),
     /// Remove containers
     #[command(after_help = "Examples:\n  unionctl rm web\n  unionctl rm -f -v web db")]
     Rm(RmArgs),
@@ -256,6 +259,10 @@ pub struct RunArgs {
     pub rootfs: Option<PathBuf>,
     #[command(flatten)]
     pub security: SecurityArgs,
+    /// Log file limits as docker's: max-size=SIZE (one file, default 10m), max-file=N
+    /// (files kept, default 2)
+    #[arg(long = "log-opt", value_name = "KEY=VALUE")]
+    pub log_opts: Vec<String>,
     /// IMAGE (unless --rootfs) then CMD ARG...
     #[arg(trailing_var_arg = true, required_unless_present = "rootfs")]
     pub args: Vec<String>,
@@ -324,6 +331,28 @@ pub struct ImagesArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct CtrArgs {
+    /// Container name or id
+    pub container: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct LogsArgs {
+    /// Keep printing new output until the container exits
+    #[arg(short = 'f', long)]
+    pub follow: bool,
+    /// Only the last N lines ("all": everything)
+    #[arg(short = 'n', long, value_name = "N|all", default_value = "all")]
+    pub tail: String,
+    /// Only output since a time: RFC 3339 (2026-01-02T15:04:05Z), Unix seconds, or a
+    /// duration back from now (10m, 2h, 1h30m)
+    #[arg(long, value_name = "TIME")]
+    pub since: Option<String>,
+    /// Only output before a time (as --since)
+    #[arg(long, value_name = "TIME")]
+    pub until: Option<String>,
+    /// Start each line with the time it was written (RFC 3339, nanoseconds)
+    #[arg(short = 't', long)]
+    pub timestamps: bool,
     /// Container name or id
     pub container: String,
 }
@@ -449,6 +478,9 @@ pub struct CommitArgs {
     /// Pause the container during the commit
     #[arg(short = 'p', long, default_value_t = true, action = clap::ArgAction::Set, num_args = 0..=1, default_missing_value = "true")]
     pub pause: bool,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Container name or id
     pub container: String,
     /// Name for the new image: [HOST[:PORT]/]NAME[:TAG] (default: no name)
@@ -463,6 +495,9 @@ pub struct SaveArgs {
     /// Archive format: docker-archive (docker load) or oci-archive (OCI layout)
     #[arg(long, default_value = "docker-archive", value_parser = ["docker-archive", "oci-archive"])]
     pub format: String,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Image names or ids
     #[arg(required = true)]
     pub images: Vec<String>,
@@ -473,6 +508,9 @@ pub struct LoadArgs {
     /// Read from FILE instead of stdin (plain, gzip or zstd)
     #[arg(short = 'i', long)]
     pub input: Option<PathBuf>,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -480,12 +518,18 @@ pub struct ExportArgs {
     /// Write to FILE instead of stdout
     #[arg(short = 'o', long)]
     pub output: Option<PathBuf>,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Container name or id
     pub container: String,
 }
 
 #[derive(Args, Debug, Clone)]
 pub struct ImportArgs {
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Rootfs tar, or '-' for stdin
     pub file: String,
     /// Name for the image: [HOST[:PORT]/]NAME[:TAG] (default: no name)
@@ -521,7 +565,7 @@ pub struct RegistryOpts {
 pub struct PullArgs {
     #[command(flatten)]
     pub registry: RegistryOpts,
-    /// No summary line on a terminal (the image id is printed still)
+    /// No progress and no summary line (the image id is printed still)
     #[arg(short = 'q', long)]
     pub quiet: bool,
     /// OS/ARCH[/VARIANT] to take from a manifest list (default linux/<this machine>)
@@ -538,6 +582,9 @@ pub struct PushArgs {
     /// Layers as stored (none: the pushed manifest is the stored one) or compressed
     #[arg(long = "compression-format", default_value = "none", value_parser = ["none", "gzip", "zstd"])]
     pub compression_format: String,
+    /// No progress (bars on a terminal, a line per layer otherwise)
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     /// Local image (name or id)
     pub image: String,
     /// HOST[:PORT]/REPO[:TAG] (default: the image name)
@@ -606,6 +653,7 @@ impl From<RunArgs> for unionctl::runner::RunOptions {
             cpus: a.cpus,
             pids_limit: a.pids_limit,
             rootfs: a.rootfs,
+            log_opts: a.log_opts,
             args: a.args,
             security: a.security.into(),
         }

@@ -1,5 +1,5 @@
 //! `run`, `ps`, `start`, `stop`, `restart`, `attach`, `logs`, `rm`.
-use super::args::{AttachArgs, CtrArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs};
+use super::args::{AttachArgs, LogsArgs, PsArgs, RmArgs, RunArgs, StartArgs, StopArgs};
 use super::filter::{self, Filters};
 use super::format::Format;
 use super::table;
@@ -73,8 +73,54 @@ pub fn attach(root: &Path, a: AttachArgs) -> anyhow::Result<i32> {
     Ok(runner::attach(root, &a.container, &a.detach_keys)?)
 }
 
-pub fn logs(root: &Path, a: CtrArgs) -> anyhow::Result<i32> {
-    runner::logs(root, &a.container, &mut std::io::stdout().lock())?;
+/// Prints a container's log: stdout records to stdout, stderr records to stderr.
+pub fn logs(root: &Path, a: LogsArgs) -> anyhow::Result<i32> {
+    use runner::logfile::{LogOptions, Stream, parse_time};
+    use std::io::Write;
+    let now = std::time::SystemTime::now();
+    let tail =
+        match a.tail.as_str() {
+            "all" => None,
+            n => Some(n.parse::<usize>().map_err(|_| {
+                anyhow::anyhow!("--tail {n:?}: expected a number of lines or \"all\"")
+            })?),
+        };
+    let opts = LogOptions {
+        follow: a.follow,
+        tail,
+        since: a.since.as_deref().map(|s| parse_time(s, now)).transpose()?,
+        until: a.until.as_deref().map(|s| parse_time(s, now)).transpose()?,
+    };
+    let mut reader = runner::logs(root, &a.container, opts)?;
+    let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+    let mut err = std::io::BufWriter::new(std::io::stderr().lock());
+    // Per stream: whether the next record starts a line (where -t puts the time).
+    let mut line_start = [true, true];
+    while let Some(batch) = reader.next_batch()? {
+        let mut last = None;
+        for r in batch {
+            // Output to one terminal keeps its order: flush when the stream changes.
+            if last.is_some_and(|s| s != r.stream) {
+                out.flush()?;
+                err.flush()?;
+            }
+            last = Some(r.stream);
+            let (w, at): (&mut dyn Write, _) = match r.stream {
+                Stream::Stdout => (&mut out, &mut line_start[0]),
+                Stream::Stderr => (&mut err, &mut line_start[1]),
+            };
+            if a.timestamps && *at {
+                write!(w, "{} ", r.time)?;
+            }
+            w.write_all(&r.data)?;
+            if !r.partial {
+                w.write_all(b"\n")?;
+            }
+            *at = !r.partial;
+        }
+        out.flush()?;
+        err.flush()?;
+    }
     Ok(0)
 }
 

@@ -6,6 +6,7 @@ use super::args::{
 };
 use super::filter::{self, Filters};
 use super::format::Format;
+use super::progress::Shown;
 use super::table;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -183,7 +184,13 @@ pub fn commit(root: &Path, a: CommitArgs) -> anyhow::Result<i32> {
         reference: a.reference,
     };
     let freeze = || -> Box<dyn std::any::Any> { Box::new(unionctl::runner::freeze::freeze(&c)) };
-    let id = image::commit(root, &c, &opts, a.pause.then_some(&freeze as _))?;
+    let id = image::commit(
+        root,
+        &c,
+        &opts,
+        a.pause.then_some(&freeze as _),
+        &mut Shown::new(a.quiet),
+    )?;
     println!("sha256:{id}");
     Ok(0)
 }
@@ -197,7 +204,8 @@ pub fn diff(root: &Path, a: CtrArgs) -> anyhow::Result<i32> {
 
 pub fn save(root: &Path, a: SaveArgs) -> anyhow::Result<i32> {
     let mut out = transfer::Output::open(a.output.as_deref())?;
-    image::save(root, &a.images, &a.format, &mut out.writer())?;
+    let mut progress = Shown::new(a.quiet);
+    image::save(root, &a.images, &a.format, &mut out.writer(), &mut progress)?;
     out.finish()?;
     Ok(0)
 }
@@ -209,7 +217,7 @@ pub fn load(root: &Path, a: LoadArgs) -> anyhow::Result<i32> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "stdin".into());
-    for l in image::load(root, input, &what)? {
+    for l in image::load(root, input, &what, &mut Shown::new(a.quiet))? {
         if l.starts_with("sha256:") {
             println!("Loaded image ID: {l}");
         } else {
@@ -220,7 +228,12 @@ pub fn load(root: &Path, a: LoadArgs) -> anyhow::Result<i32> {
 }
 
 pub fn export(root: &Path, a: ExportArgs) -> anyhow::Result<i32> {
-    transfer::export(root, &a.container, a.output.as_deref())?;
+    transfer::export(
+        root,
+        &a.container,
+        a.output.as_deref(),
+        &mut Shown::new(a.quiet),
+    )?;
     Ok(0)
 }
 
@@ -233,7 +246,13 @@ pub fn import(root: &Path, a: ImportArgs) -> anyhow::Result<i32> {
     } else {
         Box::new(std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file))?)
     };
-    let id = transfer::import(root, input, &a.file, a.reference.as_deref())?;
+    let id = transfer::import(
+        root,
+        input,
+        &a.file,
+        a.reference.as_deref(),
+        &mut Shown::new(a.quiet),
+    )?;
     println!("sha256:{id}");
     Ok(0)
 }

@@ -7,6 +7,7 @@ mod format;
 mod help;
 mod images;
 mod mount;
+mod progress;
 mod registry;
 mod table;
 

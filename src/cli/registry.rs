@@ -1,13 +1,20 @@
 //! `pull`, `push`, `search`, `login`, `logout`.
 use super::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
 use super::exit::Usage;
+use super::progress::Shown;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use unionctl::registry::{self, auth::Credentials};
 
 pub fn pull(root: &Path, a: PullArgs) -> anyhow::Result<i32> {
     let access = a.registry.access();
-    let pulled = registry::pull(root, &access, &a.reference, a.platform.as_deref())?;
+    let pulled = registry::pull(
+        root,
+        &access,
+        &a.reference,
+        a.platform.as_deref(),
+        &mut Shown::new(a.quiet),
+    )?;
     if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "{}: {} of {} layers downloaded, stored as {}",
@@ -28,6 +35,7 @@ pub fn push(root: &Path, a: PushArgs) -> anyhow::Result<i32> {
         &a.image,
         a.destination.as_deref(),
         &a.compression_format,
+        &mut Shown::new(a.quiet),
     )?;
     println!("{digest}");
     Ok(0)

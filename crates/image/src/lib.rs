@@ -6,8 +6,10 @@
 //! - `commit`, `transfer` (export/import), `diff`, `listing` (images/tag/rmi/history/inspect)
 //! - `merged`: the merged view of layer dirs without a mount
 //! - `container`: the runner's container records, read tolerantly
+//! - `progress`: what long copies report, item by item, to their caller
 
 // The crates below this one, under the names the modules use.
+pub use progress::Progress;
 pub use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, unionfs, whiteout};
 #[macro_use]
@@ -19,6 +21,7 @@ pub mod diff;
 pub mod layer;
 pub mod listing;
 pub mod reference;
+pub mod progress;
 pub mod store;
 
 pub mod transfer;
@@ -57,7 +60,14 @@ pub fn store_root(opt: Option<PathBuf>) -> PathBuf {
 
 /// Writes the images REFS to OUT as a docker-archive or oci-archive (`format`). An
 /// image named by a name is saved with that name; by id, with every name it has.
-pub fn save(root: &Path, refs: &[String], format: &str, out: &mut dyn Write) -> Result<()> {
+/// `progress` hears of each blob.
+pub fn save(
+    root: &Path,
+    refs: &[String],
+    format: &str,
+    out: &mut dyn Write,
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let store = Store::open_existing(root);
     let mut images = Vec::new();
     for r in refs {
@@ -76,14 +86,19 @@ pub fn save(root: &Path, refs: &[String], format: &str, out: &mut dyn Write) -> 
         };
         images.push((img, tags));
     }
-    archive::save(&store, &images, format, out)
+    archive::save(&store, &images, format, out, progress)
 }
 
 /// Reads a docker-archive or oci-archive; returns each loaded name (or `sha256:` id of an
-/// image without one). WHAT names the input in errors.
-pub fn load(root: &Path, input: impl Read + Send + 'static, what: &str) -> Result<Vec<String>> {
+/// image without one). WHAT names the input in errors; `progress` hears of each layer.
+pub fn load(
+    root: &Path,
+    input: impl Read + Send + 'static,
+    what: &str,
+    progress: &mut dyn Progress,
+) -> Result<Vec<String>> {
     let store = Store::open(root)?;
-    archive::load(&store, input).with_context(|| format!("reading {what}"))
+    archive::load(&store, input, progress).with_context(|| format!("reading {what}"))
 }
 
 /// What `unionctl run IMAGE` needs from the store: the image's unpacked layer dirs

@@ -2,8 +2,9 @@
 //! as a one-layer image).
 use super::container;
 use super::layer::{LayerWriter, PackOptions};
+use super::progress::{Item, Outcome, Progress, ProgressReader};
 use super::store::{self, Store};
-use super::util::{self, Progress, ProgressReader};
+use super::util;
 use crate::error::Result;
 use crate::error::{Context, io};
 use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration};
@@ -62,14 +63,21 @@ impl Output {
     }
 }
 
-pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
+/// Writes container CTR's file system as a tar to `output` (stdout without); `progress`
+/// hears of the bytes written.
+pub fn export(
+    root: &Path,
+    ctr: &str,
+    output: Option<&Path>,
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let c = container::find(root, ctr)?;
     let index = c.work().join("index");
     let view = super::views::of_upper(&c.upper(), Some(&index), &c.lower_dirs())
         .map_err(io("reading", &c.upper()))?;
     let mut out = Output::open(output)?;
     {
-        let mut progress = Progress::new("export");
+        progress.begin(Item::Filesystem, &c.display_name(), None);
         let mut w = LayerWriter::new(
             out.writer(),
             PackOptions {
@@ -78,10 +86,12 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
                 index: Some(c.work().join("index")),
             },
         );
-        w.pack_view(&view, &mut |n| progress.add(n))?;
+        w.pack_view(&view, &mut |n| progress.advance(n))?;
         w.finish()?.flush().context("writing export")?;
     }
-    out.finish()
+    out.finish()?;
+    progress.end(Outcome::Done);
+    Ok(())
 }
 
 /// Makes a one-layer image of the rootfs tar INPUT (plain, gzip or zstd); FILE names
@@ -91,6 +101,7 @@ pub fn import(
     input: Box<dyn Read + Send>,
     file: &str,
     reference: Option<&str>,
+    progress: &mut dyn Progress,
 ) -> Result<String> {
     let tags = match reference {
         Some(r) => vec![store::check_ref(r)?],
@@ -98,11 +109,11 @@ pub fn import(
     };
     let store = Store::open(root)?;
     let _w = store.writer_lock()?;
-    let mut progress = Progress::new("import");
     let input = util::decompressed(input).with_context(|| file.to_string())?;
+    progress.begin(Item::Layer, file, None);
     let input = ProgressReader {
         inner: input,
-        progress: &mut progress,
+        progress: &mut *progress,
     };
     let (hex, size, report) = store
         .take_stream(input, None, true)
@@ -135,6 +146,6 @@ pub fn import(
     ]));
     let raw = serde_json::to_vec(&cfg)?;
     let (id, _) = store.record_image(&raw, &[(hex, size)], &tags)?;
-    progress.finish();
+    progress.end(Outcome::Done);
     Ok(id)
 }

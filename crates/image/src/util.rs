@@ -1,5 +1,5 @@
 //! Small helpers shared by the image modules: store root, hashing, ages, sizes,
-//! compression detection, progress on a terminal, atomic files.
+//! compression detection, atomic files.
 use crate::error::Context;
 use crate::error::Result;
 use crate::timestamp;
@@ -7,7 +7,6 @@ use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// A writer that counts and hashes (sha256) everything written through it.
 pub struct HashingWriter<W: Write> {
@@ -149,78 +148,6 @@ pub fn human_size(bytes: u64) -> String {
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     // The temp file is created 0600 (auth.json relies on it); the rename keeps it.
     Ok(crate::sys::durable::write_file(path, bytes, 0o600)?)
-}
-
-pub fn stderr_is_terminal() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stderr())
-}
-
-/// A one-line byte counter on stderr, shown only when stderr is a terminal.
-pub struct Progress {
-    label: String,
-    done: u64,
-    last: Instant,
-    shown: bool,
-    enabled: bool,
-}
-
-impl Progress {
-    pub fn new(label: &str) -> Self {
-        Progress {
-            label: label.to_string(),
-            done: 0,
-            last: Instant::now(),
-            shown: false,
-            enabled: stderr_is_terminal(),
-        }
-    }
-    pub fn set_label(&mut self, label: &str) {
-        self.label = label.to_string();
-        self.draw(true);
-    }
-    pub fn add(&mut self, n: u64) {
-        self.done += n;
-        self.draw(false);
-    }
-    fn draw(&mut self, force: bool) {
-        if !self.enabled || (!force && self.last.elapsed() < Duration::from_millis(100)) {
-            return;
-        }
-        self.last = Instant::now();
-        self.shown = true;
-        let mib = self.done as f64 / 1048576.0;
-        eprint!("\r\x1b[K{}: {mib:.1} MiB", self.label);
-    }
-    /// Leaves one final line with the total on a terminal (also for work too quick for
-    /// the periodic redraw), and nothing elsewhere.
-    pub fn finish(&mut self) {
-        if self.enabled {
-            let mib = self.done as f64 / 1048576.0;
-            eprintln!("\r\x1b[K{}: {mib:.1} MiB", self.label);
-            self.enabled = false;
-            self.shown = false;
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-/// A reader that reports the bytes it passes to a Progress.
-pub struct ProgressReader<'a, R> {
-    pub inner: R,
-    pub progress: &'a mut Progress,
-}
-
-impl<R: Read> Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.add(n as u64);
-        Ok(n)
-    }
 }
 
 /// Removes a directory tree made by us, also when it holds read-only dirs (or a file).

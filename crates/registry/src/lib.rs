@@ -21,6 +21,7 @@ pub mod reference;
 pub mod search;
 pub mod tls;
 
+use crate::image::progress::Progress;
 use crate::image::store::Store;
 use crate::image::util;
 use auth::Credentials;
@@ -69,6 +70,7 @@ pub fn pull(
     access: &Access,
     reference: &str,
     platform: Option<&str>,
+    progress: &mut dyn Progress,
 ) -> Result<pull::Pulled> {
     let r = Reference::parse(reference)?;
     let platform = match platform {
@@ -78,7 +80,7 @@ pub fn pull(
     let ctx = || reference.to_string();
     let mut client = connect(root, access, &r.registry).with_context(ctx)?;
     let store = Store::open(root)?;
-    pull::pull(&store, &mut client, &r, &platform).with_context(ctx)
+    pull::pull(&store, &mut client, &r, &platform, progress).with_context(ctx)
 }
 
 /// Pushes the local IMAGE to `destination` (default: the image's name); layers as
@@ -89,6 +91,7 @@ pub fn push(
     image: &str,
     destination: Option<&str>,
     compression: &str,
+    progress: &mut dyn Progress,
 ) -> Result<String> {
     let dest = destination.unwrap_or(image);
     let ctx = || dest.to_string();
@@ -99,7 +102,7 @@ pub fn push(
     let _w = store.writer_lock()?; // so `rmi` does not sweep blobs being sent
     let mut client = connect(root, access, &r.registry).with_context(ctx)?;
     let how = util::Compression::parse(compression)?;
-    push::push(&store, &img, &mut client, &r, how).with_context(ctx)
+    push::push(&store, &img, &mut client, &r, how, progress).with_context(ctx)
 }
 
 /// The tags of REPO (`REGISTRY/REPO`): the repository's name and its tags.

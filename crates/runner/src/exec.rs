@@ -101,14 +101,14 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
     if let Some(sock) = &pty_parent {
         master = linux::recv_fd(sock.as_raw_fd()).ok();
     }
-    let code = tty::relay(&tty::Relay {
+    let code = tty::relay(tty::Relay {
         pid: child,
         signals: &signals,
         master: master.as_ref().map(|m| m.as_fd().as_raw_fd()),
-        output: 1,
+        pipes: Vec::new(),
         foreground: true,
         interactive: a.interactive,
-        container_output: None,
+        log: None,
         container_input: None,
         attach: None,
     })?;

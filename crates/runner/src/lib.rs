@@ -19,6 +19,7 @@ pub mod initlayer;
 pub mod inspect;
 pub mod lifecycle;
 pub mod linux;
+pub mod logfile;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;

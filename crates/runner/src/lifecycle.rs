@@ -1,4 +1,5 @@
 //! Life cycle commands: run, ps, start, stop, restart, attach, logs, rm, pause/unpause.
+use super::logfile::{LogOptions, LogReader};
 use super::options::{RunOptions, RunOutcome};
 use super::rootfs::secure_join;
 use super::spec;
@@ -123,6 +124,11 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         spec::resolve_user(u, &passwd, &group)?;
     }
     apply_limits(&mut config, a)?;
+    if !a.log_opts.is_empty() {
+        let l = super::logfile::LogLimits::from_opts(&a.log_opts)?;
+        config.log_max_size = Some(l.max_size);
+        config.log_max_files = Some(l.max_files);
+    }
     if let Some(n) = &a.name {
         state::validate_name(n)?;
     }
@@ -353,17 +359,11 @@ pub fn restart(root: &Path, name: &str, grace: Duration) -> Result<()> {
     start_one(Container::load(&dir)?)
 }
 
-/// Copies the container's log (the output of a detached container) to `out`.
-pub fn logs(root: &Path, name: &str, out: &mut dyn std::io::Write) -> Result<()> {
+/// The log of a container: its output records, oldest first (see `logfile`); with
+/// `opts.follow`, more as they come until the container exits.
+pub fn logs(root: &Path, name: &str, opts: LogOptions) -> Result<LogReader> {
     let c = state::find_container(root, name)?;
-    match fs::File::open(c.log_path()) {
-        Ok(mut f) => {
-            std::io::copy(&mut f, out)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("opening", &c.log_path())(e)),
-    }
-    Ok(())
+    LogReader::open(&c.dir, opts).with_context(|| format!("logs of {}", c.name))
 }
 
 /// Connects our stdin and stdout to a running detached container until it exits (its

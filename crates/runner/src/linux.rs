@@ -434,6 +434,14 @@ pub use crate::sys::pidfd_open;
 /// An inotify fd watching `dir` for names written or renamed into it, so that a wait
 /// for a record (state.json, replaced by rename) wakes when it changes.
 pub fn watch_dir(dir: &Path) -> Result<OwnedFd> {
+    watch_dir_for(
+        dir,
+        libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF,
+    )
+}
+
+/// An inotify fd watching `dir` for the events of `mask`.
+pub fn watch_dir_for(dir: &Path, mask: u32) -> Result<OwnedFd> {
     // SAFETY: inotify_init1 with flags; a non-negative result is a new fd.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
     if fd < 0 {
@@ -443,7 +451,6 @@ pub fn watch_dir(dir: &Path) -> Result<OwnedFd> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let c = cstr(dir)?;
     // SAFETY: a watch on a valid path string.
-    let mask = libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
     if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } < 0 {
         return Err(crate::error::io("watching", dir)(io::Error::last_os_error()));
     }

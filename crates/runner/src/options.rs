@@ -29,6 +29,8 @@ pub struct RunOptions {
     pub pids_limit: Option<i64>,
     /// The only lower layer, instead of an image.
     pub rootfs: Option<PathBuf>,
+    /// Docker's `--log-opt`: `max-size=10m`, `max-file=2`.
+    pub log_opts: Vec<String>,
     /// IMAGE (unless `rootfs`) then CMD ARG...
     pub args: Vec<String>,
     pub security: SecurityOptions,

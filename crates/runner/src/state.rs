@@ -65,6 +65,11 @@ pub struct Config {
     pub pids_limit: Option<i64>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// `--log-opt max-size` / `max-file` (None: the defaults of `logfile`).
+    #[serde(default)]
+    pub log_max_size: Option<u64>,
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
     /// Capabilities, no_new_privs and seccomp in effect; none in records made before
     /// they were recorded.
     #[serde(default)]
@@ -182,8 +187,13 @@ impl Container {
     pub fn merged(&self) -> PathBuf {
         self.dir.join("merged")
     }
+    /// The container's output, as records (see `logfile`); rotated to `ctr.log.N`.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("ctr.log")
+    }
+    /// A detached supervisor's own errors.
+    pub fn supervisor_log_path(&self) -> PathBuf {
+        self.dir.join("supervisor.log")
     }
     pub fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")

@@ -4,6 +4,7 @@
 //! the exit status.
 use super::cgroups::{self, Cgroups, Limits};
 use super::linux;
+use super::logfile::{self, LogLimits, LogWriter, Stream};
 use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
 use super::rootfs::RootfsPlan;
 use super::state::{self, Container, Status};
@@ -16,9 +17,10 @@ use std::path::{Path, PathBuf};
 /// Where the container's stdio goes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stdio {
-    /// Foreground: shares our stdin (with -i) and stdout/stderr, or a pty relayed to them.
+    /// Foreground: shares our stdin (with -i); its output (pipes or a pty) is relayed to
+    /// our stdout and stderr and logged.
     Inherit,
-    /// Detached: output appended to ctr.log, no stdin.
+    /// Detached: output logged only, no stdin but through `attach`.
     Log,
 }
 
@@ -38,6 +40,7 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
     if let Some(fd) = ready {
         let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
     }
+    let mut running = running;
     let code = running.wait(c, stdio);
     crate::trace::phase("exited");
     finish(c, &running.cgroups, code)
@@ -53,8 +56,8 @@ struct Running {
 struct Io {
     pty_master: Option<OwnedFd>,
     signals: nix::sys::signalfd::SignalFd,
-    /// Detached without a tty: the container's stdout+stderr pipe.
-    output: Option<OwnedFd>,
+    /// Without a tty: the container's stdout and stderr pipes.
+    pipes: Vec<(OwnedFd, Stream)>,
     /// Detached with -i and no tty: the container's stdin pipe.
     input: Option<OwnedFd>,
     /// Detached: where `attach` connects.
@@ -187,8 +190,8 @@ struct ParentEnds {
     errors: OwnedFd,
     /// With a tty: the socket the pty master comes back over.
     pty: Option<OwnedFd>,
-    /// Detached without a tty: the container's stdout+stderr.
-    output: Option<OwnedFd>,
+    /// Without a tty: the container's stdout and stderr.
+    output: Vec<(OwnedFd, Stream)>,
     /// Detached with -i and no tty: the container's stdin.
     input: Option<OwnedFd>,
     /// Detached: where `attach` connects.
@@ -198,7 +201,8 @@ struct ParentEnds {
 /// The container process's ends.
 struct ChildEnds {
     pipes: ChildPipes,
-    output: Option<OwnedFd>,
+    /// Without a tty: its stdout and stderr.
+    output: Option<(OwnedFd, OwnedFd)>,
     input: Option<OwnedFd>,
     devnull: fs::File,
 }
@@ -211,10 +215,17 @@ fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds
         true => linux::socketpair().map(|(a, b)| (Some(a), Some(b)))?,
         false => (None, None),
     };
-    // Detached: output (and input with -i) pass through us, for the log and `attach`.
-    let (out_r, out_w) = match detached && !tty {
-        true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
-        false => (None, None),
+    // Output passes through us, for the log (and `attach`), stdout and stderr apart.
+    let (output, child_output) = match tty {
+        false => {
+            let (out_r, out_w) = linux::pipe()?;
+            let (err_r, err_w) = linux::pipe()?;
+            (
+                vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
+                Some((out_w, err_w)),
+            )
+        }
+        true => (Vec::new(), None),
     };
     let (in_r, in_w) = match detached && !tty && c.config.interactive {
         true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
@@ -229,7 +240,7 @@ fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds
         go: go_w,
         errors: err_r,
         pty: pty_parent,
-        output: out_r,
+        output,
         input: in_w,
         attach,
     };
@@ -239,7 +250,7 @@ fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds
             errors: err_w,
             pty: pty_child,
         },
-        output: out_w,
+        output: child_output,
         input: in_r,
         devnull,
     };
@@ -256,9 +267,9 @@ fn child_main(plan: &ContainerPlan, ends: ChildEnds, interactive: bool, detached
             None if !interactive || detached => libc::dup2(ends.devnull.as_raw_fd(), 0),
             None => 0,
         };
-        if let Some(w) = &ends.output {
-            libc::dup2(w.as_raw_fd(), 1);
-            libc::dup2(w.as_raw_fd(), 2);
+        if let Some((out, err)) = &ends.output {
+            libc::dup2(out.as_raw_fd(), 1);
+            libc::dup2(err.as_raw_fd(), 2);
         }
     }
     process::container_main(plan, ends.pipes)
@@ -313,7 +324,7 @@ fn clone_container(
         Io {
             pty_master: master,
             signals,
-            output: ends.output,
+            pipes: ends.output,
             input: ends.input,
             attach: ends.attach,
         },
@@ -365,7 +376,7 @@ fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<(
 
 impl Running {
     /// Relays signals and the tty until pid 1 exits; returns its exit code.
-    fn wait(&self, c: &Container, stdio: Stdio) -> i32 {
+    fn wait(&mut self, c: &Container, stdio: Stdio) -> i32 {
         let code = self.relay(c, stdio);
         match code {
             Ok(code) => code,
@@ -377,25 +388,24 @@ impl Running {
         }
     }
 
-    fn relay(&self, c: &Container, stdio: Stdio) -> Result<i32> {
-        let log = if stdio == Stdio::Log {
-            Some(
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(c.log_path())?,
-            )
-        } else {
-            None
+    fn relay(&mut self, c: &Container, stdio: Stdio) -> Result<i32> {
+        let limits = LogLimits {
+            max_size: c.config.log_max_size.unwrap_or(logfile::DEFAULT_MAX_SIZE),
+            max_files: c.config.log_max_files.unwrap_or(logfile::DEFAULT_MAX_FILES),
         };
-        tty::relay(&tty::Relay {
+        // Closed (dropped) before the exit is recorded: a `logs -f` that sees the exit
+        // has every record. A log that cannot be opened costs the log, not the container.
+        let mut log = LogWriter::open(&c.log_path(), limits)
+            .inspect_err(|e| log::warn!("container {}: no log: {}", c.name, e.chain()))
+            .ok();
+        tty::relay(tty::Relay {
             pid: self.pid,
             signals: &self.io.signals,
             master: self.io.pty_master.as_ref().map(|m| m.as_raw_fd()),
-            output: log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(1),
+            pipes: std::mem::take(&mut self.io.pipes),
             foreground: stdio == Stdio::Inherit,
             interactive: c.config.interactive,
-            container_output: self.io.output.as_ref().map(|f| f.as_raw_fd()),
+            log: log.as_mut(),
             container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
             attach: self.io.attach.as_ref(),
         })
@@ -541,10 +551,11 @@ pub fn spawn_detached(c: &Container) -> Result<()> {
             unsafe { libc::setsid() };
             // A long-lived process must not keep the caller's working directory busy.
             let _ = std::env::set_current_dir("/");
+            // The supervisor's own complaints; the container's output is in ctr.log.
             let log = fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(c.log_path());
+                .open(c.supervisor_log_path());
             let devnull = fs::File::open("/dev/null");
             if let (Ok(log), Ok(null)) = (&log, &devnull) {
                 // SAFETY: dup2 onto our stdio.
