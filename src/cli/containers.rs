@@ -39,12 +39,12 @@ pub fn start(root: &Path, a: CtrListArgs) -> anyhow::Result<i32> {
 }
 
 pub fn stop(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
-    let t = Duration::from_secs(a.time);
+    let t = a.time.map(Duration::from_secs);
     each(&a.containers, |n| runner::stop(root, n, t))
 }
 
 pub fn restart(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
-    let t = Duration::from_secs(a.time);
+    let t = a.time.map(Duration::from_secs);
     each(&a.containers, |n| runner::restart(root, n, t))
 }
 

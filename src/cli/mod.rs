@@ -5,8 +5,9 @@ mod images;
 mod mount;
 mod registry;
 mod table;
+mod verbs;
 
-use args::{Cli, Command};
+use args::{Cli, Command, SystemCmd};
 use clap::Parser;
 use std::path::PathBuf;
 
@@ -63,6 +64,21 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Search(a) => registry::search(&root, a),
         Command::Login(a) => registry::login(&root, a),
         Command::Logout(a) => registry::logout(&root, a),
+        Command::Create(a) => verbs::create(&root, a),
+        Command::Kill(a) => verbs::kill(&root, a),
+        Command::Wait(a) => verbs::wait(&root, a),
+        Command::Pause(a) => verbs::pause(&root, a, true),
+        Command::Unpause(a) => verbs::pause(&root, a, false),
+        Command::Top(a) => verbs::top(&root, a),
+        Command::Stats(a) => verbs::stats(&root, a),
+        Command::Cp(a) => verbs::cp(&root, a),
+        Command::Rename(a) => verbs::rename(&root, a),
+        Command::Container(c) => verbs::container(&root, c),
+        Command::Image(c) => verbs::image(&root, c),
+        Command::Volume(c) => verbs::volume(&root, c),
+        Command::System(c) => verbs::system(&root, c),
+        Command::Info => verbs::info(&root),
+        Command::Version => verbs::version(),
     }
 }
 
@@ -81,5 +97,10 @@ fn only_prints(cmd: &Command) -> bool {
             | Command::Save(_)
             | Command::Export(_)
             | Command::Search(_)
+            | Command::Top(_)
+            | Command::Stats(_)
+            | Command::Info
+            | Command::Version
+            | Command::System(SystemCmd::Df)
     )
 }

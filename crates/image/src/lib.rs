@@ -18,6 +18,7 @@ pub mod container;
 pub mod diff;
 pub mod layer;
 pub mod listing;
+pub mod prune;
 pub mod store;
 
 pub mod transfer;

@@ -54,6 +54,7 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
         user: a.user.clone().or_else(|| c.config.user.clone()),
         tty: a.tty,
         init: false,
+        ulimits: c.config.ulimits.clone(),
     };
     // Open everything while /proc is still ours.
     let mut ns_fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();

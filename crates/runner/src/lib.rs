@@ -11,7 +11,10 @@ pub(crate) use unionctl_union::{sys, whiteout};
 #[macro_use]
 mod error;
 pub mod cgroups;
+pub mod copy;
+pub mod cp;
 pub mod exec;
+pub mod flags;
 pub mod freeze;
 pub mod idmap;
 pub mod initlayer;
@@ -21,16 +24,22 @@ pub mod process;
 pub mod rootfs;
 pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod supervisor;
+pub mod system;
 pub mod trace;
 pub mod tty;
 pub mod union;
+pub mod volumes;
 
 pub mod options;
 
 pub use crate::image::store_root;
 pub use error::{Error, Result};
-pub use lifecycle::{attach, list, logs, pause, remove, restart, run, start, stop, unpause};
+pub use lifecycle::{
+    attach, create_container, kill, list, logs, pause, prune, remove, rename, restart, run, start,
+    stop, unpause, wait,
+};
 pub use options::{ExecOptions, RunOptions, RunOutcome};
 pub use state::{Container, Status, find_container};
 
