@@ -18,8 +18,19 @@ pub fn version() -> Version {
     Version {
         version: env!("CARGO_PKG_VERSION").to_string(),
         os: std::env::consts::OS.to_string(),
-        arch: std::env::consts::ARCH.to_string(),
+        arch: oci_arch().to_string(),
         kernel_version: kernel_release(),
+    }
+}
+
+/// The architecture as OCI and docker name it (amd64, arm64, ...).
+fn oci_arch() -> &'static str {
+    match std::env::consts::ARCH {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "x86" => "386",
+        "powerpc64" => "ppc64le",
+        other => other,
     }
 }
 
