@@ -116,7 +116,6 @@ fn with_root<T>(c: &Container, f: impl FnOnce(RawFd) -> Result<T>) -> Result<T> 
     .wait()?;
     let result = sys::open_dir_path(&fresh.merged())
         .map_err(io("opening", &fresh.merged()))
-        .map_err(crate::Error::from)
         .and_then(|fd| f(fd.as_raw_fd()));
     let unmounted = crate::union::unmount(&fresh.merged());
     let value = result?;

@@ -483,30 +483,6 @@ pub fn exit_now(code: i32) -> ! {
     unsafe { libc::_exit(code) }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exit_codes_follow_the_shell() {
-        assert_eq!(wait_status_code(3 << 8), 3);
-        assert_eq!(wait_status_code(libc::SIGKILL), 137);
-        assert_eq!(wait_status_code(libc::SIGTERM), 143);
-    }
-
-    #[test]
-    fn fd_passing_over_a_socketpair() {
-        let (a, b) = socketpair().unwrap();
-        let (r, w) = pipe().unwrap();
-        send_fd(a.as_raw_fd(), w.as_raw_fd()).unwrap();
-        let got = recv_fd(b.as_raw_fd()).unwrap();
-        drop(w);
-        write_all_fd(got.as_raw_fd(), b"hi").unwrap();
-        drop(got);
-        assert_eq!(read_to_end_fd(r.as_raw_fd()).unwrap(), b"hi");
-    }
-}
-
 /// openat2(2) with RESOLVE_IN_ROOT: `path` is resolved as if `root` were `/`, so `..`
 /// and symlinks (absolute or relative) never leave it; magic links are refused.
 pub fn openat2_in_root(root: RawFd, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
@@ -535,4 +511,28 @@ pub fn openat2_in_root(root: RawFd, path: &Path, flags: i32, mode: u32) -> io::R
     }
     // SAFETY: a new fd we own.
     Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes_follow_the_shell() {
+        assert_eq!(wait_status_code(3 << 8), 3);
+        assert_eq!(wait_status_code(libc::SIGKILL), 137);
+        assert_eq!(wait_status_code(libc::SIGTERM), 143);
+    }
+
+    #[test]
+    fn fd_passing_over_a_socketpair() {
+        let (a, b) = socketpair().unwrap();
+        let (r, w) = pipe().unwrap();
+        send_fd(a.as_raw_fd(), w.as_raw_fd()).unwrap();
+        let got = recv_fd(b.as_raw_fd()).unwrap();
+        drop(w);
+        write_all_fd(got.as_raw_fd(), b"hi").unwrap();
+        drop(got);
+        assert_eq!(read_to_end_fd(r.as_raw_fd()).unwrap(), b"hi");
+    }
 }
