@@ -87,16 +87,16 @@ pub enum Command {
     Kill(KillArgs),
     /// Wait for containers to stop and print their exit codes
     #[command(after_help = "Examples:\n  unionctl wait web")]
-    Wait(CtrListArgs),
+    Wait(CtrNames),
     /// Freeze every process of running containers
     #[command(after_help = "Examples:\n  unionctl pause web")]
-    Pause(CtrListArgs),
+    Pause(CtrNames),
     /// Resume paused containers
     #[command(after_help = "Examples:\n  unionctl unpause web")]
-    Unpause(CtrListArgs),
+    Unpause(CtrNames),
     /// Show the processes of a running container
     #[command(after_help = "Examples:\n  unionctl top web")]
-    Top(CtrArgs),
+    Top(TopArgs),
     /// Show containers' CPU, memory and process counts
     #[command(after_help = "Examples:\n  unionctl stats --no-stream\n  unionctl stats web")]
     Stats(StatsArgs),
@@ -142,6 +142,19 @@ pub struct KillArgs {
     /// Containers (name or id)
     #[arg(required = true)]
     pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CtrNames {
+    /// Containers (name or id)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TopArgs {
+    /// Container (name or id)
+    pub container: String,
 }
 
 #[derive(Args, Debug, Clone)]

@@ -1,8 +1,8 @@
 //! `create`, `kill`, `wait`, `pause`, `unpause`, `top`, `stats`, `cp`, `rename`,
 //! `container prune`, `image prune`, `volume ...`, `system df|prune`, `info`, `version`.
 use super::args::{
-    ContainerCmd, CpArgs, CtrArgs, CtrListArgs, ImageCmd, KillArgs, RenameArgs, RunArgs, StatsArgs,
-    SystemCmd, VolumeCmd,
+    ContainerCmd, CpArgs, CtrNames, ImageCmd, KillArgs, RenameArgs, RunArgs, StatsArgs, SystemCmd,
+    TopArgs, VolumeCmd,
 };
 use super::table;
 use std::io::Write;
@@ -42,11 +42,11 @@ pub fn kill(root: &Path, a: KillArgs) -> anyhow::Result<i32> {
     })
 }
 
-pub fn wait(root: &Path, a: CtrListArgs) -> anyhow::Result<i32> {
+pub fn wait(root: &Path, a: CtrNames) -> anyhow::Result<i32> {
     each(&a.containers, |n| runner::wait(root, n).map(Some))
 }
 
-pub fn pause(root: &Path, a: CtrListArgs, frozen: bool) -> anyhow::Result<i32> {
+pub fn pause(root: &Path, a: CtrNames, frozen: bool) -> anyhow::Result<i32> {
     each::<String>(&a.containers, |n| {
         let c = runner::find_container(root, n)?;
         match frozen {
@@ -57,7 +57,7 @@ pub fn pause(root: &Path, a: CtrListArgs, frozen: bool) -> anyhow::Result<i32> {
     })
 }
 
-pub fn top(root: &Path, a: CtrArgs) -> anyhow::Result<i32> {
+pub fn top(root: &Path, a: TopArgs) -> anyhow::Result<i32> {
     let rows = stats::top(root, &a.container)?;
     let hz = stats::clock_ticks();
     let head = ["UID", "PID", "PPID", "TIME", "CMD"];
