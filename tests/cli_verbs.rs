@@ -335,6 +335,21 @@ fn restart_on_failure_counts_and_stop_ends_it() {
     let n = find_key(&rec, &["RestartCount", "restart_count"]).cloned();
     assert_eq!(n, Some(serde_json::json!(2)), "{rec}");
 
+    // In the foreground the restarts stay attached; the last exit is run's.
+    let o = s.run(&[
+        "run",
+        "--name",
+        "fg",
+        "--restart",
+        "on-failure:1",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo attempt; exit 4",
+    ]);
+    assert_eq!(code(&o), 4, "{}", stderr(&o));
+    assert_eq!(stdout(&o), "attempt\nattempt\n");
+
     // `always` restarts a command that succeeds too, until stop.
     ok(&s.run(&[
         "run",

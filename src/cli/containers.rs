@@ -126,6 +126,12 @@ fn status_text(c: &Container) -> String {
     match c.status {
         Status::Created => "Created".into(),
         Status::Running if c.paused => format!("Up {} (Paused)", since(&c.started_at)),
+        // Between two runs of its restart policy.
+        Status::Running if c.pid.is_none() => format!(
+            "Restarting ({}) {} ago",
+            c.exit_code.unwrap_or(-1),
+            since(&c.finished_at)
+        ),
         Status::Running => format!("Up {}", since(&c.started_at)),
         Status::Exited => format!(
             "Exited ({}) {} ago",

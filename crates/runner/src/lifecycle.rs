@@ -444,7 +444,19 @@ pub fn kill(root: &Path, name: &str, signal: i32) -> Result<()> {
 /// Blocks until the container is not running (after any restarts its policy makes) and
 /// returns its exit code. Wakes on the record's rewrites and the supervisor's exit.
 pub fn wait(root: &Path, name: &str) -> Result<i32> {
-    let c = state::find_container(root, name)?;
+    let mut c = state::find_container(root, name)?;
+    if c.status == Status::Created {
+        // Not started yet: as docker, wait for a start (and then for the exit).
+        let watch = linux::watch_dir(&c.dir)?;
+        loop {
+            c = Container::load(&c.dir)?;
+            if c.status != Status::Created {
+                break;
+            }
+            linux::wait_readable(&[watch.as_raw_fd()], None);
+            linux::drain(watch.as_raw_fd());
+        }
+    }
     let fresh = loop {
         // A long wait is many bounded ones: the deadline only bounds one inotify wait.
         if let Some(f) = wait_record(&c, Duration::from_secs(3600), |r| {
