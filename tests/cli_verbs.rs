@@ -387,7 +387,7 @@ fn run_flags_shape_the_container() {
     let script = "touch /rootfile 2>/dev/null && echo root-writable; \
                   touch /scratch/x && echo tmpfs-writable; \
                   cat /h/f; touch /h/y 2>/dev/null || echo bind-ro; \
-                  echo A=$A B=$B; grep db /etc/hosts; grep nameserver /etc/resolv.conf; \
+                  echo A=$A B=$B; grep -w db /etc/hosts; grep nameserver /etc/resolv.conf; \
                   ulimit -n; grep -c ' /t tmpfs' /proc/mounts";
     let env_file = h.join("env");
     let bind = format!(
