@@ -84,13 +84,22 @@ pub fn copy_in(root: &Path, host: &Path, name: &str, ctr_path: &str) -> Result<(
 /// Runs `f` with an O_PATH fd of the container's root: the running container's own
 /// (`/proc/PID/root`), else its union mounted at `merged/` for the copy, with `start`
 /// held off meanwhile.
-fn with_root<T>(c: &Container, f: impl FnOnce(RawFd) -> Result<T>) -> Result<T> {
+fn with_root(c: &Container, f: impl FnOnce(RawFd) -> Result<()>) -> Result<()> {
     if c.live_status() == Status::Running
         && let Some(pid) = c.pid.filter(|_| c.pid_alive())
     {
-        let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
-        let fd = sys::open_dir_path(&proc_root).map_err(io("opening", &proc_root))?;
-        return f(fd.as_raw_fd());
+        let in_root = |f: &mut dyn FnMut(RawFd) -> Result<()>| {
+            let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
+            let fd = sys::open_dir_path(&proc_root).map_err(io("opening", &proc_root))?;
+            f(fd.as_raw_fd())
+        };
+        let mut f = Some(f);
+        let mut once = move |fd: RawFd| f.take().map_or(Ok(()), |f| f(fd));
+        if !c.rootless {
+            return in_root(&mut once);
+        }
+        // Rootless: the container's FUSE union serves only its own user namespace.
+        return in_user_namespace(pid, &mut || in_root(&mut once));
     }
     // SAFETY: getter.
     if unsafe { libc::geteuid() } != 0 {
@@ -118,9 +127,35 @@ fn with_root<T>(c: &Container, f: impl FnOnce(RawFd) -> Result<T>) -> Result<T> 
         .map_err(io("opening", &fresh.merged()))
         .and_then(|fd| f(fd.as_raw_fd()));
     let unmounted = crate::union::unmount(&fresh.merged());
-    let value = result?;
-    unmounted?;
-    Ok(value)
+    result?;
+    unmounted
+}
+
+/// Runs `f` in a child process joined to the user namespace of `pid` (ours, so we hold
+/// every capability there); its error comes back as text.
+fn in_user_namespace(pid: i32, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
+    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/user"));
+    let ns = fs::File::open(&ns_path).map_err(io("opening", &ns_path))?;
+    let (err_r, err_w) = linux::pipe()?;
+    let child = linux::clone_fork(0).context("fork")?;
+    let Some(child) = child else {
+        drop(err_r);
+        let r = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+            .context("join the container's user namespace")
+            .and_then(|_| f());
+        if let Err(e) = r {
+            let _ = linux::write_all_fd(err_w.as_raw_fd(), e.chain().as_bytes());
+            linux::exit_now(1);
+        }
+        linux::exit_now(0)
+    };
+    drop(err_w);
+    let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+    let code = linux::wait_pid(child)?;
+    if code != 0 || !msg.is_empty() {
+        bail!("{}", String::from_utf8_lossy(&msg));
+    }
+    Ok(())
 }
 
 /// The parent dir of `path` resolved inside the root, and the last name ("." when the
