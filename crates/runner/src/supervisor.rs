@@ -480,7 +480,11 @@ impl Running {
 
 /// After pid 1 exited: unmount, remove cgroups, record the exit, honour --rm.
 fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
-    let umount = union::unmount(&c.merged());
+    // Already unmounted when a restart policy's back-off was cut short.
+    let umount = match union::is_mounted(&c.merged()) {
+        true => union::unmount(&c.merged()),
+        false => Ok(()),
+    };
     crate::trace::phase("unmounted");
     cg.remove();
     // cgroups made meanwhile (the freezer of a pause) are in the record.
