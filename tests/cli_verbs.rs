@@ -157,6 +157,12 @@ fn cp_in_and_out_stays_inside() {
     ok(&s.run(&["cp", "c:/d/sub/f", out.to_str().unwrap()]));
     assert_eq!(fs::read_to_string(out.join("f")).unwrap(), "inner\n");
 
+    // SRC/. copies a dir's content into an existing dir.
+    let merged = h.join("merged");
+    fs::create_dir(&merged).unwrap();
+    ok(&s.run(&["cp", "c:/d/.", merged.to_str().unwrap()]));
+    assert_eq!(fs::read_to_string(merged.join("sub/f")).unwrap(), "inner\n");
+
     // A dir in, into an existing container dir.
     fs::create_dir_all(h.join("tree/a")).unwrap();
     fs::write(h.join("tree/a/x"), "x\n").unwrap();
@@ -269,6 +275,10 @@ fn named_volumes() {
     ]));
     let read = ok(&s.run(&["run", "--rm", "-v", "data:/mnt:ro", "bb:1", "cat", "/mnt/f"]));
     assert_eq!(read, "kept\n");
+    let ro = "type=volume,source=data,target=/mnt,readonly";
+    let o = s.run(&["run", "--rm", "--mount", ro, "bb:1", "touch", "/mnt/g"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("Read-only"), "{}", stderr(&o));
     // Made on first use and filled from the image's content at that path.
     let etc = ok(&s.run(&[
         "run",
@@ -322,7 +332,7 @@ fn restart_on_failure_counts_and_stop_ends_it() {
         "run",
         "-d",
         "--name",
-        "f",
+        "onfail",
         "--restart",
         "on-failure:2",
         "bb:1",
@@ -330,8 +340,8 @@ fn restart_on_failure_counts_and_stop_ends_it() {
         "-c",
         "exit 3",
     ]));
-    assert_eq!(ok(&s.run(&["wait", "f"])), "3\n");
-    let rec = inspect(&s, "f");
+    assert_eq!(ok(&s.run(&["wait", "onfail"])), "3\n");
+    let rec = inspect(&s, "onfail");
     let n = find_key(&rec, &["RestartCount", "restart_count"]).cloned();
     assert_eq!(n, Some(serde_json::json!(2)), "{rec}");
 
@@ -355,7 +365,7 @@ fn restart_on_failure_counts_and_stop_ends_it() {
         "run",
         "-d",
         "--name",
-        "a",
+        "always",
         "--restart",
         "always",
         "bb:1",
@@ -363,9 +373,15 @@ fn restart_on_failure_counts_and_stop_ends_it() {
         "-c",
         "echo run; exit 0",
     ]));
-    events::wait_log_with(s.root(), "a", "two runs", |l| l.matches("run").count() >= 2);
-    ok(&s.run(&["stop", "a"]));
-    assert!(ps_line(&s, "a").contains("Exited"), "{}", ps_line(&s, "a"));
+    events::wait_log_with(s.root(), "always", "two runs", |l| {
+        l.matches("run").count() >= 2
+    });
+    ok(&s.run(&["stop", "always"]));
+    assert!(
+        ps_line(&s, "always").contains("Exited"),
+        "{}",
+        ps_line(&s, "always")
+    );
 
     let o = s.run(&["run", "--rm", "--restart", "sometimes", "bb:1", "true"]);
     assert_eq!(code(&o), 2);
@@ -423,6 +439,14 @@ fn run_flags_shape_the_container() {
         out,
         "tmpfs-writable\nshared\nbind-ro\nA=1 B=two words\n10.1.2.3\tdb\nnameserver 192.0.2.53\n321\n1\n"
     );
+
+    // Labels are kept in the container's record.
+    ok(&s.run(&[
+        "create", "--name", "labelled", "--label", "team=web", "bb:1", "true",
+    ]));
+    let rec = inspect(&s, "labelled");
+    let labels = find_key(&rec, &["Labels", "labels"]).cloned();
+    assert_eq!(labels, Some(serde_json::json!({"team": "web"})), "{rec}");
 
     // --entrypoint replaces the image's and drops its cmd.
     let out = ok(&s.run(&[
