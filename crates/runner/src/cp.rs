@@ -1,10 +1,11 @@
 //! `cp`: files between the host and a container, through the container's union view.
 //! A running container is reached through `/proc/PID/root` (its root with its volumes
-//! and tmpfs mounts); a stopped one through its union mounted for the copy (the union's
-//! own copy-up writes the upper layer). Container paths are resolved with openat2
-//! RESOLVE_IN_ROOT, and below that every object is reached by `*at` calls with
-//! O_NOFOLLOW from its parent's fd: no symlink in the container, absolute or `../..`,
-//! can make cp read or write outside the container's root.
+//! and tmpfs mounts; rootless from inside its user namespace, the only one its FUSE union
+//! serves), with openat2 RESOLVE_IN_ROOT and below that `*at` calls with O_NOFOLLOW
+//! from each parent's fd. A stopped one is read and written offline through the union
+//! rule itself (`unionfs::UnionFs` over its layers: lookups, copy-up into its upper
+//! layer, whiteouts), paths resolved the same way inside its root. Either way no symlink
+//! in the container, absolute or `../..`, can make cp read or write outside it.
 //!
 //! As docker cp: a dir is copied whole (or its content, for `SRC/.`); into an existing
 //! dir it goes in under its own name; files copied in belong to the container's root
@@ -19,32 +20,39 @@ use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Component, Path, PathBuf};
+use unionctl_union::unionfs::{Caller, LayerSpec, Layers, ROOT, SetAttr, SetTime, UnionFs};
 
 /// Copies `ctr_path` of container NAME to `host` on the host.
 pub fn copy_out(root: &Path, name: &str, ctr_path: &str, host: &Path) -> Result<()> {
     let c = state::find_container(root, name)?;
     let what = || format!("copy {}:{ctr_path} to {}", c.name, host.display());
-    with_root(&c, |rootfd| {
-        let (dir, leaf) = parent_in_root(rootfd, ctr_path)?;
-        let st = sys::lstatat(dir.as_raw_fd(), &leaf)
-            .map_err(io("stat in the container", Path::new(ctr_path)))?;
-        let contents = ends_with_dot(ctr_path);
-        let dst = match fs::metadata(host) {
-            Ok(m) if m.is_dir() && !(is_dir(&st) && contents) => {
-                host.join(base_name(ctr_path, &leaf))
-            }
-            Ok(m) if !m.is_dir() && is_dir(&st) => {
-                bail!("cannot copy a directory to the file {}", host.display())
-            }
-            Ok(_) => host.to_path_buf(),
-            Err(_) if host.as_os_str().as_bytes().ends_with(b"/") && !is_dir(&st) => {
-                bail!("destination directory {} does not exist", host.display())
-            }
-            Err(_) => host.to_path_buf(),
-        };
-        out_tree(dir.as_raw_fd(), &leaf, &st, &dst)
-    })
-    .with_context(what)
+    with_side(&c, &mut |side| copy_out_with(side, ctr_path, host)).with_context(what)
+}
+
+fn copy_out_with(side: &dyn Side, ctr_path: &str, host: &Path) -> Result<()> {
+    let (dir, leaf) = side.parent_in_root(ctr_path)?;
+    let st = side
+        .lstat(&dir, &leaf)?
+        .ok_or_else(|| not_found_in(ctr_path))?;
+    let contents = ends_with_dot(ctr_path);
+    let dst = match fs::metadata(host) {
+        Ok(m) if m.is_dir() && !(is_dir(&st) && contents) => host.join(base_name(ctr_path, &leaf)),
+        Ok(m) if !m.is_dir() && is_dir(&st) => {
+            bail!("cannot copy a directory to the file {}", host.display())
+        }
+        Ok(_) => host.to_path_buf(),
+        Err(_) if host.as_os_str().as_bytes().ends_with(b"/") && !is_dir(&st) => {
+            bail!("destination directory {} does not exist", host.display())
+        }
+        Err(_) => host.to_path_buf(),
+    };
+    out_tree(side, &dir, &leaf, &st, &dst)
+}
+
+fn not_found_in(ctr_path: &str) -> crate::Error {
+    io("stat in the container", Path::new(ctr_path))(std::io::Error::from_raw_os_error(
+        libc::ENOENT,
+    ))
 }
 
 /// Copies `host` into container NAME at `ctr_path`.
@@ -52,54 +60,47 @@ pub fn copy_in(root: &Path, host: &Path, name: &str, ctr_path: &str) -> Result<(
     let c = state::find_container(root, name)?;
     let what = || format!("copy {} to {}:{ctr_path}", host.display(), c.name);
     let meta = fs::symlink_metadata(host).map_err(io("stat", host))?;
-    with_root(&c, |rootfd| {
-        // An existing dir (symlinks followed, inside the root) receives SRC by its name.
-        let existing = linux::openat2_in_root(
-            rootfd,
-            Path::new(ctr_path),
-            libc::O_PATH | libc::O_DIRECTORY,
-            0,
-        );
-        let (dir, leaf) = match existing {
-            Ok(d) if !(meta.is_dir() && ends_with_dot(&host.to_string_lossy())) => {
-                let name = host
-                    .file_name()
-                    .map(OsStr::to_os_string)
-                    .ok_or_else(|| invalid!("{}: no file name to copy under", host.display()))?;
-                (d, name)
-            }
-            Ok(d) => (d, OsString::from(".")),
-            Err(_) => {
-                if ctr_path.ends_with('/') && !meta.is_dir() {
-                    bail!("destination directory {ctr_path} does not exist in the container");
-                }
-                parent_in_root(rootfd, ctr_path)?
-            }
-        };
-        in_tree(host, &meta, dir.as_raw_fd(), &leaf)
-    })
-    .with_context(what)
+    with_side(&c, &mut |side| copy_in_with(side, host, &meta, ctr_path)).with_context(what)
 }
 
-/// Runs `f` with an O_PATH fd of the container's root: the running container's own
-/// (`/proc/PID/root`), else its union mounted at `merged/` for the copy, with `start`
+fn copy_in_with(side: &dyn Side, host: &Path, meta: &fs::Metadata, ctr_path: &str) -> Result<()> {
+    // An existing dir (symlinks followed, inside the root) receives SRC by its name.
+    let (dir, leaf) = match side.dir_in_root(ctr_path) {
+        Some(d) if !(meta.is_dir() && ends_with_dot(&host.to_string_lossy())) => {
+            let name = host
+                .file_name()
+                .map(OsStr::to_os_string)
+                .ok_or_else(|| invalid!("{}: no file name to copy under", host.display()))?;
+            (d, name)
+        }
+        Some(d) => (d, OsString::from(".")),
+        None => {
+            if ctr_path.ends_with('/') && !meta.is_dir() {
+                bail!("destination directory {ctr_path} does not exist in the container");
+            }
+            side.parent_in_root(ctr_path)?
+        }
+    };
+    in_tree(side, host, meta, &dir, &leaf)
+}
+
+/// Runs `f` over the container's file system: the running container's own root
+/// (`/proc/PID/root`), else its layers through the union rule offline, with `start`
 /// held off meanwhile.
-fn with_root(c: &Container, f: impl FnOnce(RawFd) -> Result<()>) -> Result<()> {
+fn with_side(c: &Container, f: &mut dyn FnMut(&dyn Side) -> Result<()>) -> Result<()> {
     if c.live_status() == Status::Running
         && let Some(pid) = c.pid.filter(|_| c.pid_alive())
     {
-        let in_root = |f: &mut dyn FnMut(RawFd) -> Result<()>| {
+        let mut in_root = || {
             let proc_root = PathBuf::from(format!("/proc/{pid}/root"));
             let fd = sys::open_dir_path(&proc_root).map_err(io("opening", &proc_root))?;
-            f(fd.as_raw_fd())
+            f(&FdSide { root: fd })
         };
-        let mut f = Some(f);
-        let mut once = move |fd: RawFd| f.take().map_or(Ok(()), |f| f(fd));
         if !c.rootless {
-            return in_root(&mut once);
+            return in_root();
         }
         // Rootless: the container's FUSE union serves only its own user namespace.
-        return in_user_namespace(pid, &mut || in_root(&mut once));
+        return in_user_namespace(pid, &mut in_root);
     }
     // SAFETY: getter.
     if unsafe { libc::geteuid() } != 0 {
@@ -113,22 +114,20 @@ fn with_root(c: &Container, f: impl FnOnce(RawFd) -> Result<()>) -> Result<()> {
     if fresh.live_status() == Status::Running {
         bail!("container {} started during the copy: try again", c.name);
     }
-    for d in [fresh.upper(), fresh.work(), fresh.merged()] {
+    for d in [fresh.upper(), fresh.work()] {
         fs::create_dir_all(&d).map_err(io("mkdir", &d))?;
     }
-    crate::union::spawn_mount(
-        &fresh.lowers,
-        &fresh.upper(),
-        &fresh.work(),
-        &fresh.merged(),
-    )?
-    .wait()?;
-    let result = sys::open_dir_path(&fresh.merged())
-        .map_err(io("opening", &fresh.merged()))
-        .and_then(|fd| f(fd.as_raw_fd()));
-    let unmounted = crate::union::unmount(&fresh.merged());
-    result?;
-    unmounted
+    // The container's own union (overlay format, as `start` mounts it), without a mount.
+    let layers = Layers::open(&LayerSpec {
+        lowers: fresh.lowers.clone(),
+        upper: Some(fresh.upper()),
+        work: Some(fresh.work()),
+        format: crate::whiteout::Format::Overlay,
+        user_xattr: false,
+    })
+    .map_err(|e| invalid!("container {}: {e}", c.name))?;
+    let fs = UnionFs::new(layers).map_err(io("opening the union of", &c.dir))?;
+    f(&UnionSide { fs })
 }
 
 /// Runs `f` in a child process joined to the user namespace of `pid` (ours, so we hold
@@ -158,9 +157,40 @@ fn in_user_namespace(pid: i32, f: &mut dyn FnMut() -> Result<()>) -> Result<()> 
     Ok(())
 }
 
-/// The parent dir of `path` resolved inside the root, and the last name ("." when the
-/// path names the root or ends in `..`, whose fd is then the object itself).
-fn parent_in_root(root: RawFd, path: &str) -> Result<(OwnedFd, OsString)> {
+/// A dir of the container's file system: an fd (running) or a union node (stopped).
+enum Dir {
+    Fd(OwnedFd),
+    Node(u64),
+}
+
+/// The container's side of a copy: objects named by (dir, name) inside its root; the
+/// name "." is the dir itself. Nothing here follows a symlink except the resolution of
+/// a path, which stays inside the root.
+trait Side {
+    /// The parent dir of `path` resolved inside the root, and the last name ("." when
+    /// the path names the root or ends in `..`: the dir is then the object itself).
+    fn parent_in_root(&self, path: &str) -> Result<(Dir, OsString)>;
+    /// The dir `path` names (symlinks followed inside the root), if it is one.
+    fn dir_in_root(&self, path: &str) -> Option<Dir>;
+    fn lstat(&self, dir: &Dir, name: &OsStr) -> Result<Option<Stat>>;
+    fn open_dir(&self, dir: &Dir, name: &OsStr) -> Result<Dir>;
+    fn list(&self, dir: &Dir) -> Result<Vec<OsString>>;
+    fn read(&self, dir: &Dir, name: &OsStr) -> Result<fs::File>;
+    fn readlink(&self, dir: &Dir, name: &OsStr) -> Result<OsString>;
+    fn mkdir(&self, dir: &Dir, name: &OsStr) -> Result<()>;
+    /// A regular file to write, made or truncated (a symlink in the way is replaced).
+    fn write(&self, dir: &Dir, name: &OsStr) -> Result<fs::File>;
+    fn symlink(&self, dir: &Dir, name: &OsStr, target: &OsStr) -> Result<()>;
+    fn unlink(&self, dir: &Dir, name: &OsStr) -> Result<()>;
+    fn mknod(&self, dir: &Dir, name: &OsStr, mode: u32, rdev: u64) -> Result<()>;
+    /// Owner root (docker's rule for files copied in), mode and mtime of a new object.
+    fn finish(&self, dir: &Dir, name: &OsStr, mode: u32, mtime: libc::timespec) -> Result<()>;
+}
+
+/// Splits `path` into its parent's components and last name, as `parent_in_root` sees
+/// it: (components to resolve, last name), the last name "." when the whole path must
+/// be resolved.
+fn split_last(path: &str) -> (PathBuf, OsString) {
     let comps: Vec<&OsStr> = Path::new(path)
         .components()
         .filter_map(|c| match c {
@@ -169,22 +199,285 @@ fn parent_in_root(root: RawFd, path: &str) -> Result<(OwnedFd, OsString)> {
             _ => None,
         })
         .collect();
-    let open = |p: &Path| {
-        linux::openat2_in_root(root, p, libc::O_PATH | libc::O_DIRECTORY, 0)
-            .map_err(io("resolve in the container", Path::new(path)))
-    };
     match comps.split_last() {
-        None => Ok((open(Path::new("."))?, ".".into())),
-        Some((last, _)) if *last == ".." => Ok((open(Path::new(path))?, ".".into())),
-        Some((last, parents)) => {
-            let parent: PathBuf = parents.iter().collect();
-            let parent = if parents.is_empty() {
-                PathBuf::from(".")
-            } else {
-                parent
-            };
-            Ok((open(&parent)?, last.to_os_string()))
+        None => (PathBuf::from("."), ".".into()),
+        Some((last, _)) if *last == ".." => (comps.iter().collect(), ".".into()),
+        Some((last, [])) => (PathBuf::from("."), last.to_os_string()),
+        Some((last, parents)) => (parents.iter().collect(), last.to_os_string()),
+    }
+}
+
+fn io_err(what: &'static str, name: &OsStr) -> impl FnOnce(std::io::Error) -> crate::Error {
+    let p = PathBuf::from(name);
+    move |e| io(what, &p)(e)
+}
+
+/// A running container: fds below its root, openat2 RESOLVE_IN_ROOT for paths.
+struct FdSide {
+    root: OwnedFd,
+}
+
+impl FdSide {
+    fn fd(d: &Dir) -> RawFd {
+        match d {
+            Dir::Fd(f) => f.as_raw_fd(),
+            Dir::Node(_) => -1,
         }
+    }
+}
+
+impl Side for FdSide {
+    fn parent_in_root(&self, path: &str) -> Result<(Dir, OsString)> {
+        let (parent, leaf) = split_last(path);
+        let fd = linux::openat2_in_root(
+            self.root.as_raw_fd(),
+            &parent,
+            libc::O_PATH | libc::O_DIRECTORY,
+            0,
+        )
+        .map_err(io("resolve in the container", Path::new(path)))?;
+        Ok((Dir::Fd(fd), leaf))
+    }
+    fn dir_in_root(&self, path: &str) -> Option<Dir> {
+        let flags = libc::O_PATH | libc::O_DIRECTORY;
+        linux::openat2_in_root(self.root.as_raw_fd(), Path::new(path), flags, 0)
+            .ok()
+            .map(Dir::Fd)
+    }
+    fn lstat(&self, dir: &Dir, name: &OsStr) -> Result<Option<Stat>> {
+        sys::lstat_opt(Self::fd(dir), name).map_err(io_err("stat in the container", name))
+    }
+    fn open_dir(&self, dir: &Dir, name: &OsStr) -> Result<Dir> {
+        let flags = libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW;
+        sys::openat(Self::fd(dir), name, flags, 0)
+            .map(Dir::Fd)
+            .map_err(io_err("open dir in the container", name))
+    }
+    fn list(&self, dir: &Dir) -> Result<Vec<OsString>> {
+        let names = sys::read_dir_names(Self::fd(dir), OsStr::new(""))?;
+        Ok(names.into_iter().map(|(n, _, _)| n).collect())
+    }
+    fn read(&self, dir: &Dir, name: &OsStr) -> Result<fs::File> {
+        sys::openat(Self::fd(dir), name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
+            .map(fs::File::from)
+            .map_err(io_err("open in the container", name))
+    }
+    fn readlink(&self, dir: &Dir, name: &OsStr) -> Result<OsString> {
+        Ok(sys::readlinkat(Self::fd(dir), name)?)
+    }
+    fn mkdir(&self, dir: &Dir, name: &OsStr) -> Result<()> {
+        sys::mkdirat(Self::fd(dir), name, 0o700).map_err(io_err("mkdir in the container", name))
+    }
+    fn write(&self, dir: &Dir, name: &OsStr) -> Result<fs::File> {
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
+        sys::openat(Self::fd(dir), name, flags, 0o600)
+            .map(fs::File::from)
+            .map_err(io_err("create in the container", name))
+    }
+    fn symlink(&self, dir: &Dir, name: &OsStr, target: &OsStr) -> Result<()> {
+        Ok(sys::symlinkat(target, Self::fd(dir), name)?)
+    }
+    fn unlink(&self, dir: &Dir, name: &OsStr) -> Result<()> {
+        Ok(sys::unlinkat(Self::fd(dir), name, 0)?)
+    }
+    fn mknod(&self, dir: &Dir, name: &OsStr, mode: u32, rdev: u64) -> Result<()> {
+        Ok(sys::mknodat(Self::fd(dir), name, mode, rdev)?)
+    }
+    fn finish(&self, dir: &Dir, name: &OsStr, mode: u32, mtime: libc::timespec) -> Result<()> {
+        // The object itself, held: a process of the container swapping it for a symlink
+        // meanwhile cannot redirect the chmod (chmod follows symlinks, by path).
+        let obj = sys::openat(Self::fd(dir), name, libc::O_PATH | libc::O_NOFOLLOW, 0)
+            .map_err(io_err("open in the container", name))?;
+        let held = obj.as_raw_fd();
+        // Rootless through a running container's root the owner is already its root.
+        // SAFETY: fchownat on a descriptor we hold, AT_EMPTY_PATH: that very object.
+        let _ = unsafe { libc::fchownat(held, c"".as_ptr(), 0, 0, libc::AT_EMPTY_PATH) };
+        if sys::fstat(held)?.st_mode & libc::S_IFMT == libc::S_IFLNK {
+            return Ok(());
+        }
+        let by_fd = PathBuf::from(format!("/proc/self/fd/{held}"));
+        fs::set_permissions(&by_fd, fs::Permissions::from_mode(mode))
+            .map_err(io_err("chmod in the container", name))?;
+        let omit = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: libc::UTIME_OMIT,
+        };
+        let c = linux::cstr(&by_fd)?;
+        // SAFETY: utimensat through the magic link of a descriptor we hold (followed:
+        // it names that object, wherever it is).
+        if unsafe { libc::utimensat(libc::AT_FDCWD, c.as_ptr(), [omit, mtime].as_ptr(), 0) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(io_err("set times in the container", name)(e));
+        }
+        Ok(())
+    }
+}
+
+/// A stopped container: its union opened offline, every change made by the union's own
+/// operations (copy-up into the upper layer, whiteouts for what is replaced).
+struct UnionSide {
+    fs: UnionFs,
+}
+
+const ROOT_CALLER: Caller = Caller { uid: 0, gid: 0 };
+
+impl UnionSide {
+    fn ino(d: &Dir) -> u64 {
+        match d {
+            Dir::Node(i) => *i,
+            Dir::Fd(_) => 0,
+        }
+    }
+    /// The node of NAME in DIR ("." is DIR), if there is one.
+    fn child(&self, dir: &Dir, name: &OsStr) -> Result<Option<(u64, Stat)>> {
+        let ino = Self::ino(dir);
+        if name == "." {
+            return Ok(Some((ino, self.fs.getattr(ino)?)));
+        }
+        match self.fs.lookup(ino, name) {
+            Ok((node, st)) => Ok(Some((node.ino, st))),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOENT)) => Ok(None),
+            Err(e) => Err(io_err("look up in the container", name)(e)),
+        }
+    }
+    fn node(&self, dir: &Dir, name: &OsStr) -> Result<u64> {
+        let not_found = || io_err("look up in the container", name)(sys::errno(libc::ENOENT));
+        Ok(self.child(dir, name)?.ok_or_else(not_found)?.0)
+    }
+    /// Resolves `path` from the root as if the root were `/`: `..` stops at the root,
+    /// symlinks (absolute or relative) restart inside it, at most 40 of them.
+    fn resolve(&self, path: &Path) -> Result<u64> {
+        let mut stack: Vec<u64> = vec![ROOT];
+        let mut pending: Vec<OsString> = Vec::new();
+        let push = |pending: &mut Vec<OsString>, p: &Path| {
+            for c in p.components().rev() {
+                match c {
+                    Component::Normal(n) => pending.push(n.to_os_string()),
+                    Component::ParentDir => pending.push("..".into()),
+                    _ => {}
+                }
+            }
+        };
+        push(&mut pending, path);
+        let mut hops = 0;
+        while let Some(c) = pending.pop() {
+            if c == ".." {
+                if stack.len() > 1 {
+                    stack.pop();
+                }
+                continue;
+            }
+            let cur = Dir::Node(*stack.last().unwrap_or(&ROOT));
+            let (ino, st) = self.child(&cur, &c)?.ok_or_else(|| {
+                io_err("resolve in the container", path.as_os_str())(sys::errno(libc::ENOENT))
+            })?;
+            match st.st_mode & libc::S_IFMT {
+                libc::S_IFDIR => stack.push(ino),
+                libc::S_IFLNK => {
+                    hops += 1;
+                    if hops > 40 {
+                        bail!("{}: too many levels of symbolic links", path.display());
+                    }
+                    let target = PathBuf::from(self.fs.readlink(ino)?);
+                    if target.is_absolute() {
+                        stack.truncate(1);
+                    }
+                    push(&mut pending, &target);
+                }
+                _ => {
+                    let e = sys::errno(libc::ENOTDIR);
+                    return Err(io_err("resolve in the container", path.as_os_str())(e));
+                }
+            }
+        }
+        Ok(*stack.last().unwrap_or(&ROOT))
+    }
+}
+
+impl Side for UnionSide {
+    fn parent_in_root(&self, path: &str) -> Result<(Dir, OsString)> {
+        let (parent, leaf) = split_last(path);
+        Ok((Dir::Node(self.resolve(&parent)?), leaf))
+    }
+    fn dir_in_root(&self, path: &str) -> Option<Dir> {
+        self.resolve(Path::new(path)).ok().map(Dir::Node)
+    }
+    fn lstat(&self, dir: &Dir, name: &OsStr) -> Result<Option<Stat>> {
+        Ok(self.child(dir, name)?.map(|(_, st)| st))
+    }
+    fn open_dir(&self, dir: &Dir, name: &OsStr) -> Result<Dir> {
+        Ok(Dir::Node(self.node(dir, name)?))
+    }
+    fn list(&self, dir: &Dir) -> Result<Vec<OsString>> {
+        let entries = self.fs.list_dir(Self::ino(dir))?;
+        Ok(entries
+            .into_iter()
+            .map(|e| e.name)
+            .filter(|n| n != "." && n != "..")
+            .collect())
+    }
+    fn read(&self, dir: &Dir, name: &OsStr) -> Result<fs::File> {
+        let (fd, _) = self.fs.open(self.node(dir, name)?, libc::O_RDONLY)?;
+        Ok(fs::File::from(fd))
+    }
+    fn readlink(&self, dir: &Dir, name: &OsStr) -> Result<OsString> {
+        Ok(self.fs.readlink(self.node(dir, name)?)?)
+    }
+    fn mkdir(&self, dir: &Dir, name: &OsStr) -> Result<()> {
+        self.fs
+            .mkdir(Self::ino(dir), name, 0o700, ROOT_CALLER)
+            .map(drop)
+            .map_err(io_err("mkdir in the container", name))
+    }
+    fn write(&self, dir: &Dir, name: &OsStr) -> Result<fs::File> {
+        let fd = match self.child(dir, name)? {
+            Some((ino, st)) if st.st_mode & libc::S_IFMT == libc::S_IFREG => {
+                self.fs.open(ino, libc::O_WRONLY | libc::O_TRUNC)?.0
+            }
+            Some(_) => {
+                self.fs.unlink(Self::ino(dir), name)?;
+                self.fs
+                    .create(Self::ino(dir), name, 0o600, libc::O_WRONLY, ROOT_CALLER)?
+                    .2
+            }
+            None => {
+                self.fs
+                    .create(Self::ino(dir), name, 0o600, libc::O_WRONLY, ROOT_CALLER)?
+                    .2
+            }
+        };
+        Ok(fs::File::from(fd))
+    }
+    fn symlink(&self, dir: &Dir, name: &OsStr, target: &OsStr) -> Result<()> {
+        Ok(self
+            .fs
+            .symlink(Self::ino(dir), name, target, ROOT_CALLER)
+            .map(drop)?)
+    }
+    fn unlink(&self, dir: &Dir, name: &OsStr) -> Result<()> {
+        Ok(self.fs.unlink(Self::ino(dir), name)?)
+    }
+    fn mknod(&self, dir: &Dir, name: &OsStr, mode: u32, rdev: u64) -> Result<()> {
+        Ok(self
+            .fs
+            .mknod(Self::ino(dir), name, mode, rdev, ROOT_CALLER)
+            .map(drop)?)
+    }
+    fn finish(&self, dir: &Dir, name: &OsStr, mode: u32, mtime: libc::timespec) -> Result<()> {
+        let (ino, st) = self
+            .child(dir, name)?
+            .ok_or_else(|| io_err("stat in the container", name)(sys::errno(libc::ENOENT)))?;
+        let mut a = SetAttr {
+            uid: Some(0),
+            gid: Some(0),
+            ..Default::default()
+        };
+        if st.st_mode & libc::S_IFMT != libc::S_IFLNK {
+            a.mode = Some(mode);
+            a.mtime = Some(SetTime::At(mtime));
+        }
+        self.fs.setattr(ino, &a, None)?;
+        Ok(())
     }
 }
 
@@ -212,7 +505,7 @@ fn mtime(st: &Stat) -> std::time::SystemTime {
 }
 
 /// Copies the container object `name` in `dir` (not followed) to the host path `dst`.
-fn out_tree(dir: RawFd, name: &OsStr, st: &Stat, dst: &Path) -> Result<()> {
+fn out_tree(side: &dyn Side, dir: &Dir, name: &OsStr, st: &Stat, dst: &Path) -> Result<()> {
     let mode = st.st_mode & 0o7777;
     match st.st_mode & libc::S_IFMT {
         libc::S_IFDIR => {
@@ -220,24 +513,17 @@ fn out_tree(dir: RawFd, name: &OsStr, st: &Stat, dst: &Path) -> Result<()> {
                 Ok(m) if m.is_dir() => {}
                 _ => fs::create_dir(dst).map_err(io("mkdir", dst))?,
             }
-            let sub = sys::openat(
-                dir,
-                name,
-                libc::O_PATH | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-                0,
-            )
-            .map_err(io("open dir in the container", Path::new(name)))?;
-            for (child, _, _) in sys::read_dir_names(sub.as_raw_fd(), OsStr::new(""))? {
-                let cst = sys::lstatat(sub.as_raw_fd(), &child)?;
-                out_tree(sub.as_raw_fd(), &child, &cst, &dst.join(&child))?;
+            let sub = side.open_dir(dir, name)?;
+            for child in side.list(&sub)? {
+                if let Some(cst) = side.lstat(&sub, &child)? {
+                    out_tree(side, &sub, &child, &cst, &dst.join(&child))?;
+                }
             }
             fs::set_permissions(dst, fs::Permissions::from_mode(mode)).map_err(io("chmod", dst))?;
             let _ = fs::File::open(dst).and_then(|f| f.set_modified(mtime(st)));
         }
         libc::S_IFREG => {
-            let src = sys::openat(dir, name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
-                .map_err(io("open in the container", Path::new(name)))?;
-            let mut src = fs::File::from(src);
+            let mut src = side.read(dir, name)?;
             let _ = fs::remove_file(dst);
             let mut out = fs::File::create(dst).map_err(io("create", dst))?;
             std::io::copy(&mut src, &mut out).map_err(io("copy to", dst))?;
@@ -246,7 +532,7 @@ fn out_tree(dir: RawFd, name: &OsStr, st: &Stat, dst: &Path) -> Result<()> {
             let _ = out.set_modified(mtime(st));
         }
         libc::S_IFLNK => {
-            let target = sys::readlinkat(dir, name)?;
+            let target = side.readlink(dir, name)?;
             let _ = fs::remove_file(dst);
             std::os::unix::fs::symlink(&target, dst).map_err(io("symlink", dst))?;
         }
@@ -259,22 +545,22 @@ fn out_tree(dir: RawFd, name: &OsStr, st: &Stat, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Copies the host object `src` to `name` in the container dir `dir`: created by `*at`
-/// calls that never follow a symlink in the container (one in the way is replaced).
-fn in_tree(src: &Path, meta: &fs::Metadata, dir: RawFd, name: &OsStr) -> Result<()> {
+/// Copies the host object `src` to `name` in the container dir `dir`, never following
+/// a symlink in the container (one in the way is replaced).
+fn in_tree(
+    side: &dyn Side,
+    src: &Path,
+    meta: &fs::Metadata,
+    dir: &Dir,
+    name: &OsStr,
+) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mode = meta.mode() & 0o7777;
-    let times = [
-        libc::timespec {
-            tv_sec: 0,
-            tv_nsec: libc::UTIME_OMIT,
-        },
-        libc::timespec {
-            tv_sec: meta.mtime(),
-            tv_nsec: meta.mtime_nsec(),
-        },
-    ];
-    let existing = sys::lstat_opt(dir, name)?;
+    let mtime = libc::timespec {
+        tv_sec: meta.mtime(),
+        tv_nsec: meta.mtime_nsec(),
+    };
+    let existing = side.lstat(dir, name)?;
     let ft = meta.file_type();
     if ft.is_dir() {
         match existing {
@@ -283,16 +569,9 @@ fn in_tree(src: &Path, meta: &fs::Metadata, dir: RawFd, name: &OsStr) -> Result<
                 "cannot copy a directory over the non-directory {}",
                 name.to_string_lossy()
             ),
-            None => sys::mkdirat(dir, name, 0o700)
-                .map_err(io("mkdir in the container", Path::new(name)))?,
+            None => side.mkdir(dir, name)?,
         }
-        let sub = sys::openat(
-            dir,
-            name,
-            libc::O_RDONLY | libc::O_DIRECTORY | libc::O_NOFOLLOW,
-            0,
-        )
-        .map_err(io("open dir in the container", Path::new(name)))?;
+        let sub = side.open_dir(dir, name)?;
         let mut names: Vec<OsString> = fs::read_dir(src)
             .map_err(io("listing", src))?
             .map(|e| e.map(|e| e.file_name()))
@@ -302,12 +581,9 @@ fn in_tree(src: &Path, meta: &fs::Metadata, dir: RawFd, name: &OsStr) -> Result<
         for n in names {
             let p = src.join(&n);
             let m = fs::symlink_metadata(&p).map_err(io("stat", &p))?;
-            in_tree(&p, &m, sub.as_raw_fd(), &n)?;
+            in_tree(side, &p, &m, &sub, &n)?;
         }
-        owned_by_root(&sub);
-        sys::fchmod(sub.as_raw_fd(), mode)?;
-        sys::futimens(sub.as_raw_fd(), &times)?;
-        return Ok(());
+        return side.finish(dir, name, mode, mtime);
     }
     if let Some(st) = existing {
         if is_dir(&st) {
@@ -317,35 +593,18 @@ fn in_tree(src: &Path, meta: &fs::Metadata, dir: RawFd, name: &OsStr) -> Result<
             );
         }
         if !ft.is_file() || st.st_mode & libc::S_IFMT != libc::S_IFREG {
-            sys::unlinkat(dir, name, 0)?;
+            side.unlink(dir, name)?;
         }
     }
     if ft.is_file() {
         let mut from = fs::File::open(src).map_err(io("opening", src))?;
-        let to = sys::openat(
-            dir,
-            name,
-            libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW,
-            0o600,
-        )
-        .map_err(io("create in the container", Path::new(name)))?;
-        let mut to = fs::File::from(to);
+        let mut to = side.write(dir, name)?;
         std::io::copy(&mut from, &mut to).map_err(io("copy from", src))?;
-        owned_by_root(&to);
-        sys::fchmod(to.as_raw_fd(), mode)?;
-        sys::futimens(to.as_raw_fd(), &times)?;
     } else if ft.is_symlink() {
         let target = fs::read_link(src).map_err(io("readlink", src))?;
-        sys::symlinkat(target.as_os_str(), dir, name)?;
-        let _ = sys::fchownat(dir, name, 0, 0);
+        side.symlink(dir, name, target.as_os_str())?;
     } else {
-        sys::mknodat(dir, name, meta.mode(), meta.rdev())?;
+        side.mknod(dir, name, meta.mode(), meta.rdev())?;
     }
-    Ok(())
-}
-
-/// Files copied in belong to the container's root (docker); rootless, through a running
-/// container's root, they are the caller's, which is that root already.
-fn owned_by_root(f: &impl AsRawFd) {
-    let _ = sys::fchown(f.as_raw_fd(), 0, 0);
+    side.finish(dir, name, mode, mtime)
 }
