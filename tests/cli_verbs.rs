@@ -169,10 +169,20 @@ fn cp_in_and_out_stays_inside() {
     ok(&s.run(&["cp", h.join("tree").to_str().unwrap(), "c:/d/"]));
     assert_eq!(ok(&s.run(&["exec", "c", "cat", "/d/tree/a/x"])), "x\n");
 
-    // A stopped container: through its union, offline from any process.
+    // A stopped container: offline through its union rule (no process, no mount); its
+    // symlinks resolve inside its root there too.
     ok(&s.run(&["stop", "-t", "0", "c"]));
     ok(&s.run(&["cp", p, &format!("c:/escape/tmp/{marker}-stopped")]));
     assert!(!Path::new("/tmp").join(format!("{marker}-stopped")).exists());
+    ok(&s.run(&["cp", p, &format!("c:/up/tmp/{marker}-up")]));
+    assert!(!Path::new("/tmp").join(format!("{marker}-up")).exists());
+    ok(&s.run(&["cp", "c:/up/etc/passwd", h.join("pw2").to_str().unwrap()]));
+    assert_eq!(
+        fs::read(h.join("pw2")).unwrap(),
+        fs::read(h.join("pw")).unwrap()
+    );
+    // Over a lower file: copied up, the image's layer untouched.
+    ok(&s.run(&["cp", p, "c:/etc/motd"]));
     ok(&s.run(&[
         "cp",
         &format!("c:/tmp/{marker}-stopped"),
@@ -181,6 +191,14 @@ fn cp_in_and_out_stays_inside() {
     assert_eq!(fs::read_to_string(h.join("back")).unwrap(), "payload\n");
     let diff = ok(&s.run(&["diff", "c"]));
     assert!(diff.contains(&format!("A /tmp/{marker}-stopped")), "{diff}");
+    assert!(diff.contains("C /etc/motd"), "{diff}");
+    assert_eq!(
+        fs::read_to_string(busybox_rootfs().join("etc/motd")).unwrap(),
+        "welcome\n"
+    );
+    // The container runs on what cp wrote.
+    ok(&s.run(&["start", "c"]));
+    assert_eq!(ok(&s.run(&["exec", "c", "cat", "/etc/motd"])), "payload\n");
     let o = s.run(&["cp", "c:/no/such", h.join("x").to_str().unwrap()]);
     assert_ne!(code(&o), 0);
     assert!(stderr(&o).contains("/no/such"), "{}", stderr(&o));

@@ -608,3 +608,27 @@ fn in_tree(
     }
     side.finish(dir, name, mode, mtime)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn last_names() {
+        let s = |p: &str| {
+            let (a, b) = split_last(p);
+            (
+                a.to_string_lossy().into_owned(),
+                b.to_string_lossy().into_owned(),
+            )
+        };
+        assert_eq!(s("/"), (".".into(), ".".into()));
+        assert_eq!(s("/etc"), (".".into(), "etc".into()));
+        assert_eq!(s("/a/b/c"), ("a/b".into(), "c".into()));
+        assert_eq!(s("a/./b/"), ("a".into(), "b".into()));
+        // A path ending in `..` is resolved whole (inside the root), never named by `..`.
+        assert_eq!(s("/a/.."), ("a/..".into(), ".".into()));
+        assert_eq!(s("../.."), ("../..".into(), ".".into()));
+        assert!(ends_with_dot("/d/.") && ends_with_dot(".") && !ends_with_dot("/d"));
+    }
+}
