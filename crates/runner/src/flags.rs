@@ -405,7 +405,7 @@ pub fn parse_env_file(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Re
 
 /// Reads an env file (`--env-file`).
 pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
-    let text = std::fs::read_to_string(path).map_err(io("reading env file", path))?;
+    let text = std::fs::read_to_string(path).map_err(io("--env-file", path))?;
     parse_env_file(&text, |k| std::env::var(k).ok())
         .with_context(|| format!("env file {}", path.display()))
 }
