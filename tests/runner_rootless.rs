@@ -349,4 +349,16 @@ fn rootless_cp_restart_and_run_flags() {
     assert_eq!(fs::read_to_string(host.join("d/f")).unwrap(), "in\n");
     use std::os::unix::fs::MetadataExt;
     assert_eq!(fs::metadata(host.join("d/f")).unwrap().uid(), uid);
+
+    // Stopped: offline through its union, in a user namespace mapped as the container's.
+    ok(&r.run(&["stop", "-t", "0", "c"]));
+    ok(&r.run(&[
+        "cp",
+        payload.to_str().unwrap(),
+        &format!("c:/escape/tmp/{marker}-2"),
+    ]));
+    assert!(!Path::new("/tmp").join(format!("{marker}-2")).exists());
+    ok(&r.run(&["start", "c"]));
+    let inside = ok(&r.run(&["exec", "c", "cat", &format!("/tmp/{marker}-2")]));
+    assert_eq!(inside, "payload\n");
 }

@@ -100,15 +100,26 @@ fn with_side(c: &Container, f: &mut dyn FnMut(&dyn Side) -> Result<()>) -> Resul
             return in_root();
         }
         // Rootless: the container's FUSE union serves only its own user namespace.
-        return in_user_namespace(pid, &mut in_root);
+        let ns_path = PathBuf::from(format!("/proc/{pid}/ns/user"));
+        let ns = fs::File::open(&ns_path).map_err(io("opening", &ns_path))?;
+        let mut join = || {
+            nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWUSER)
+                .context("join the container's user namespace")
+        };
+        return in_child(&mut join, &mut in_root);
     }
     // SAFETY: getter.
     if unsafe { libc::geteuid() } != 0 {
-        bail!(
-            "container {} is not running: rootless, cp works on running containers only",
-            c.name
-        );
+        // Rootless: its layers hold files of the sub-ids, reachable in a user namespace
+        // mapped as the container's.
+        let mut enter = || crate::idmap::enter_user_namespace(0).map(drop);
+        return in_child(&mut enter, &mut || offline(c, f));
     }
+    offline(c, f)
+}
+
+/// `f` over the stopped container's union, opened offline.
+fn offline(c: &Container, f: &mut dyn FnMut(&dyn Side) -> Result<()>) -> Result<()> {
     let _starting = FileLock::exclusive(&c.dir.join(".start.lock"))?;
     let fresh = Container::load(&c.dir)?;
     if fresh.live_status() == Status::Running {
@@ -123,26 +134,26 @@ fn with_side(c: &Container, f: &mut dyn FnMut(&dyn Side) -> Result<()>) -> Resul
         upper: Some(fresh.upper()),
         work: Some(fresh.work()),
         format: crate::whiteout::Format::Overlay,
-        user_xattr: false,
+        // In a user namespace the union keeps its xattrs as `user.overlay.*`.
+        user_xattr: !sys::in_initial_userns(),
     })
     .map_err(|e| invalid!("container {}: {e}", c.name))?;
     let fs = UnionFs::new(layers).map_err(io("opening the union of", &c.dir))?;
     f(&UnionSide { fs })
 }
 
-/// Runs `f` in a child process joined to the user namespace of `pid` (ours, so we hold
-/// every capability there); its error comes back as text.
-fn in_user_namespace(pid: i32, f: &mut dyn FnMut() -> Result<()>) -> Result<()> {
-    let ns_path = PathBuf::from(format!("/proc/{pid}/ns/user"));
-    let ns = fs::File::open(&ns_path).map_err(io("opening", &ns_path))?;
+/// Runs `f` in a child process after `enter` (joining or making a user namespace: a
+/// process does that alone, and it cannot be undone); the child's error comes back as
+/// text.
+fn in_child(
+    enter: &mut dyn FnMut() -> Result<()>,
+    f: &mut dyn FnMut() -> Result<()>,
+) -> Result<()> {
     let (err_r, err_w) = linux::pipe()?;
     let child = linux::clone_fork(0).context("fork")?;
     let Some(child) = child else {
         drop(err_r);
-        let r = nix::sched::setns(&ns, nix::sched::CloneFlags::CLONE_NEWUSER)
-            .context("join the container's user namespace")
-            .and_then(|_| f());
-        if let Err(e) = r {
+        if let Err(e) = enter().and_then(|_| f()) {
             let _ = linux::write_all_fd(err_w.as_raw_fd(), e.chain().as_bytes());
             linux::exit_now(1);
         }
