@@ -310,6 +310,9 @@ fn named_volumes() {
     assert_eq!(etc, "welcome\n");
     let ls = ok(&s.run(&["volume", "ls", "-q"]));
     assert_eq!(ls, "conf\ndata\n");
+    // An anonymous volume starts with the image's content too.
+    let etc = ok(&s.run(&["run", "--rm", "-v", "/etc", "bb:1", "cat", "/etc/motd"]));
+    assert_eq!(etc, "welcome\n");
     let v: serde_json::Value =
         serde_json::from_str(&ok(&s.run(&["volume", "inspect", "data"]))).unwrap();
     let mp = v[0]["Mountpoint"].as_str().unwrap().to_string();

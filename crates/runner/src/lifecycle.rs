@@ -256,6 +256,8 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
             if v.anonymous {
                 let host = root.join("volumes").join(format!("{id}-{i}"));
                 fs::create_dir_all(&host).map_err(io("mkdir", &host))?;
+                // A new volume starts with the image's content there, as docker's.
+                crate::volumes::init_from_image(&host, &c.lowers, &v.container)?;
                 v.host = host;
             } else if let Some(name) = &v.name {
                 // Made on first use, filled from the image when empty, as docker does.
