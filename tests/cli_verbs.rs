@@ -381,6 +381,26 @@ fn restart_on_failure_counts_and_stop_ends_it() {
     assert_eq!(code(&o), 4, "{}", stderr(&o));
     assert_eq!(stdout(&o), "attempt\nattempt\n");
 
+    // ctrl-c of a foreground run ends it for good: the policy does not start it again.
+    let script = "trap 'exit 130' INT; echo ready; sleep 1000 & wait $!";
+    let mut child = s
+        .cmd()
+        .args(["run", "--restart", "always", "bb:1", "sh", "-c", script])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut out = std::io::BufReader::new(child.stdout.take().unwrap());
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut out, &mut line).unwrap();
+    assert_eq!(line, "ready\n");
+    // SAFETY: signalling our own child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGINT) };
+    let status = child.wait().unwrap();
+    assert_eq!(status.code(), Some(130));
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut out, &mut rest).unwrap();
+    assert_eq!(rest, "", "started again after ctrl-c");
+
     // `always` restarts a command that succeeds too, until stop.
     ok(&s.run(&[
         "run",

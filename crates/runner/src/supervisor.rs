@@ -52,10 +52,11 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
         let code = running.wait(c, stdio);
         crate::trace::phase("exited");
         let fresh = Container::load(&c.dir)?;
-        let again =
-            c.config
-                .restart
-                .should_restart(code, fresh.restart_count, fresh.stopped_by_user);
+        let stopped = fresh.stopped_by_user || running.terminated.get();
+        let again = c
+            .config
+            .restart
+            .should_restart(code, fresh.restart_count, stopped);
         if !again {
             return finish(c, &running.cgroups, code);
         }
@@ -105,6 +106,8 @@ struct Running {
     pid: libc::pid_t,
     cgroups: Cgroups,
     io: Io,
+    /// A terminating signal sent to us was passed on (ctrl-c of a foreground run).
+    terminated: std::cell::Cell<bool>,
 }
 
 /// The supervisor's ends of the container's stdio.
@@ -135,6 +138,7 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<R
             pid,
             cgroups: cg,
             io,
+            terminated: std::cell::Cell::new(false),
         }),
         Err(e) => {
             cg.remove();
@@ -474,6 +478,7 @@ impl Running {
             container_output: self.io.output.as_ref().map(|f| f.as_raw_fd()),
             container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
             attach: self.io.attach.as_ref(),
+            terminated: Some(&self.terminated),
         })
     }
 }
