@@ -567,7 +567,7 @@ fn in_tree(
 ) -> Result<()> {
     use std::os::unix::fs::MetadataExt;
     let mode = meta.mode() & 0o7777;
-    let mtime = libc::timespec {
+    let modified = libc::timespec {
         tv_sec: meta.mtime(),
         tv_nsec: meta.mtime_nsec(),
     };
@@ -594,7 +594,7 @@ fn in_tree(
             let m = fs::symlink_metadata(&p).map_err(io("stat", &p))?;
             in_tree(side, &p, &m, &sub, &n)?;
         }
-        return side.finish(dir, name, mode, mtime);
+        return side.finish(dir, name, mode, modified);
     }
     if let Some(st) = existing {
         if is_dir(&st) {
@@ -617,7 +617,7 @@ fn in_tree(
     } else {
         side.mknod(dir, name, meta.mode(), meta.rdev())?;
     }
-    side.finish(dir, name, mode, mtime)
+    side.finish(dir, name, mode, modified)
 }
 
 #[cfg(test)]
