@@ -290,7 +290,7 @@ fn bad_input_leaves_nothing_behind() {
         ),
         (vec!["run", "no-such-image:latest"], "no such image"),
         (
-            vec!["run", "-v", "relative:/x", "--rootfs", "/tmp", "true"],
+            vec!["run", "-v", "./relative:/x", "--rootfs", "/tmp", "true"],
             "bad volume spec",
         ),
         (

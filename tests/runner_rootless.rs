@@ -286,3 +286,87 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
     );
     assert_eq!(r.containers(), 0);
 }
+
+#[test]
+fn rootless_cp_restart_and_run_flags() {
+    let r = Rootless::new();
+    let (uid, gid) = test_user();
+    let rf = r.rootfs();
+    // Run flags that shape the file system work in the user namespace too.
+    let script = "touch /x 2>/dev/null || echo ro; touch /scratch/y && echo tmpfs; ulimit -n";
+    let o = r.run(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "--ulimit",
+        "nofile=100:200",
+        "--rootfs",
+        &rf,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(ok(&o), "ro\ntmpfs\n100\n");
+    // Restarts reuse the user namespace the supervisor entered.
+    let o = r.run(&[
+        "run",
+        "--name",
+        "rs",
+        "--restart",
+        "on-failure:1",
+        "--rootfs",
+        &rf,
+        "sh",
+        "-c",
+        "echo go; exit 2",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (2, "go\ngo\n"),
+        "{}",
+        stderr(&o)
+    );
+
+    // cp reaches a running container's union from inside its user namespace, and its
+    // symlinks still resolve inside it.
+    let setup = "ln -s / /escape; mkdir /d; echo in > /d/f; echo ready; sleep 1000";
+    ok(&r.run(&[
+        "run", "-d", "--name", "c", "--rootfs", &rf, "sh", "-c", setup,
+    ]));
+    wait_log(&r.store, "c", "ready");
+    let host = r.store.parent().unwrap().join("host");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("payload"), "payload\n").unwrap();
+    std::os::unix::fs::chown(&host, Some(uid), Some(gid)).unwrap();
+    std::os::unix::fs::chown(host.join("payload"), Some(uid), Some(gid)).unwrap();
+    let marker = format!("unionctl-rootless-cp-{}", std::process::id());
+    let payload = host.join("payload");
+    ok(&r.run(&[
+        "cp",
+        payload.to_str().unwrap(),
+        &format!("c:/escape/tmp/{marker}"),
+    ]));
+    assert!(!Path::new("/tmp").join(&marker).exists());
+    assert_eq!(
+        ok(&r.run(&["exec", "c", "cat", &format!("/tmp/{marker}")])),
+        "payload\n"
+    );
+    ok(&r.run(&["cp", "c:/d", host.to_str().unwrap()]));
+    assert_eq!(fs::read_to_string(host.join("d/f")).unwrap(), "in\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(host.join("d/f")).unwrap().uid(), uid);
+
+    // Stopped: offline through its union, in a user namespace mapped as the container's.
+    ok(&r.run(&["stop", "-t", "0", "c"]));
+    ok(&r.run(&[
+        "cp",
+        payload.to_str().unwrap(),
+        &format!("c:/escape/tmp/{marker}-2"),
+    ]));
+    assert!(!Path::new("/tmp").join(format!("{marker}-2")).exists());
+    ok(&r.run(&["start", "c"]));
+    let inside = ok(&r.run(&["exec", "c", "cat", &format!("/tmp/{marker}-2")]));
+    assert_eq!(inside, "payload\n");
+}

@@ -155,6 +155,244 @@ pub enum Command {
         after_help = "Examples:\n  unionctl man /usr/local/share/man/man1 && mandb -q\n  unionctl man /tmp/man && man -l /tmp/man/unionctl-run.1"
     )]
     Man(ManArgs),
+    /// Create a container without starting it (`start` runs it)
+    #[command(
+        after_help = "Examples:\n  unionctl create --name web bb:1 httpd -f\n  unionctl start web"
+    )]
+    Create(Box<RunArgs>),
+    /// Send a signal to containers' main process
+    #[command(after_help = "Examples:\n  unionctl kill web\n  unionctl kill -s HUP web")]
+    Kill(KillArgs),
+    /// Wait for containers to stop and print their exit codes
+    #[command(after_help = "Examples:\n  unionctl wait web")]
+    Wait(CtrNames),
+    /// Freeze every process of running containers
+    #[command(after_help = "Examples:\n  unionctl pause web")]
+    Pause(CtrNames),
+    /// Resume paused containers
+    #[command(after_help = "Examples:\n  unionctl unpause web")]
+    Unpause(CtrNames),
+    /// Show the processes of a running container
+    #[command(after_help = "Examples:\n  unionctl top web")]
+    Top(TopArgs),
+    /// Show containers' CPU, memory and process counts
+    #[command(after_help = "Examples:\n  unionctl stats --no-stream\n  unionctl stats web")]
+    Stats(StatsArgs),
+    /// Copy files between a container and the host
+    #[command(
+        after_help = "Examples:\n  unionctl cp web:/etc/hostname ./hostname\n  unionctl cp ./site web:/srv/\n  unionctl cp web:/var/log/. ./logs"
+    )]
+    Cp(CpArgs),
+    /// Give a container a new name
+    #[command(after_help = "Examples:\n  unionctl rename web web-old")]
+    Rename(RenameArgs),
+    /// Manage containers
+    #[command(subcommand, after_help = "Examples:\n  unionctl container prune")]
+    Container(ContainerCmd),
+    /// Manage images
+    #[command(subcommand, after_help = "Examples:\n  unionctl image prune -a")]
+    Image(ImageCmd),
+    /// Manage named volumes
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  unionctl volume create data\n  unionctl run -v data:/data bb:1 ls /data"
+    )]
+    Volume(VolumeCmd),
+    /// Disk usage and clean-up of the whole store
+    #[command(
+        subcommand,
+        after_help = "Examples:\n  unionctl system df\n  unionctl system prune --volumes"
+    )]
+    System(SystemCmd),
+    /// Show the store, the host and what they hold
+    #[command(after_help = "Examples:\n  unionctl info")]
+    Info,
+    /// Show unionctl's version and platform
+    #[command(after_help = "Examples:\n  unionctl version")]
+    Version,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct KillArgs {
+    /// Signal to send, by name (KILL, SIGHUP) or number
+    #[arg(short = 's', long = "signal", default_value = "KILL", value_parser = parse_signal)]
+    pub signal: i32,
+    /// Containers (name or id)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CtrNames {
+    /// Containers (name or id)
+    #[arg(required = true)]
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct TopArgs {
+    /// Container (name or id)
+    pub container: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct StatsArgs {
+    /// Print one sample and exit
+    #[arg(long = "no-stream")]
+    pub no_stream: bool,
+    /// Show stopped containers too
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Containers (default: every running one)
+    pub containers: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CpArgs {
+    /// CONTAINER:PATH or a host path (`SRC/.` copies a dir's content)
+    pub source: String,
+    /// CONTAINER:PATH or a host path
+    pub destination: String,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RenameArgs {
+    /// Container (name or id)
+    pub container: String,
+    /// New name
+    pub new_name: String,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ContainerCmd {
+    /// Remove every container that is not running
+    #[command(after_help = "Examples:\n  unionctl container prune -f")]
+    Prune(PruneArgs),
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum ImageCmd {
+    /// Remove images without a name that no container uses (-a: every unused image)
+    #[command(after_help = "Examples:\n  unionctl image prune\n  unionctl image prune -a -f")]
+    Prune(ImagePruneArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct PruneArgs {
+    /// Do not ask (unionctl never asks; accepted for docker scripts)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ImagePruneArgs {
+    /// Every image no container uses, not only those without a name
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Do not ask (unionctl never asks; accepted for docker scripts)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum VolumeCmd {
+    /// Create a named volume (a random name when none is given)
+    #[command(
+        after_help = "Examples:\n  unionctl volume create data\n  unionctl volume create --label team=web cache"
+    )]
+    Create(VolumeCreateArgs),
+    /// List named volumes
+    #[command(after_help = "Examples:\n  unionctl volume ls\n  unionctl volume ls -q")]
+    Ls(VolumeLsArgs),
+    /// Show volumes as JSON
+    #[command(after_help = "Examples:\n  unionctl volume inspect data")]
+    Inspect(VolumeNames),
+    /// Remove volumes that no container uses
+    #[command(after_help = "Examples:\n  unionctl volume rm data")]
+    Rm(VolumeRmArgs),
+    /// Remove every volume no container uses
+    #[command(after_help = "Examples:\n  unionctl volume prune -f")]
+    Prune(PruneArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VolumeCreateArgs {
+    /// Label KEY=VALUE (repeatable)
+    #[arg(long = "label", value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Volume name ([a-zA-Z0-9][a-zA-Z0-9_.-]+)
+    pub name: Option<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VolumeLsArgs {
+    /// Only the names
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VolumeNames {
+    /// Volume names
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VolumeRmArgs {
+    /// Accepted for docker scripts; a volume in use is still refused
+    #[arg(short = 'f', long)]
+    pub force: bool,
+    /// Volume names
+    #[arg(required = true)]
+    pub names: Vec<String>,
+}
+
+#[derive(Subcommand, Debug, Clone)]
+pub enum SystemCmd {
+    /// Show the disk space used by images, containers and volumes
+    #[command(after_help = "Examples:\n  unionctl system df")]
+    Df,
+    /// Remove stopped containers and images without a name (and more with -a, --volumes)
+    #[command(
+        after_help = "Examples:\n  unionctl system prune -f\n  unionctl system prune -a --volumes -f"
+    )]
+    Prune(SystemPruneArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct SystemPruneArgs {
+    /// Every image no container uses, not only those without a name
+    #[arg(short = 'a', long)]
+    pub all: bool,
+    /// Also volumes no container uses
+    #[arg(long)]
+    pub volumes: bool,
+    /// Do not ask (unionctl never asks; accepted for docker scripts)
+    #[arg(short = 'f', long)]
+    pub force: bool,
+}
+
+/// The library's parsers as clap value parsers: the message names the value; clap adds
+/// the flag.
+fn lib_parse<T: std::str::FromStr<Err = unionctl::runner::Error>>(s: &str) -> Result<T, String> {
+    s.parse::<T>().map_err(|e| e.chain())
+}
+
+fn parse_signal(s: &str) -> Result<i32, String> {
+    unionctl::runner::flags::parse_signal(s).map_err(|e| e.chain())
+}
+
+fn parse_label(s: &str) -> Result<(String, String), String> {
+    unionctl::runner::flags::parse_label(s).map_err(|e| e.chain())
+}
+
+fn parse_size(s: &str) -> Result<u64, String> {
+    unionctl::runner::spec::parse_bytes(s).map_err(|e| e.chain())
+}
+
+fn parse_ip(s: &str) -> Result<std::net::IpAddr, String> {
+    s.parse().map_err(|_| format!("{s:?} is not an IP address"))
 }
 
 #[derive(Args, Debug, Clone)]
@@ -263,6 +501,45 @@ pub struct RunArgs {
     /// (files kept, default 2)
     #[arg(long = "log-opt", value_name = "KEY=VALUE")]
     pub log_opts: Vec<String>,
+    /// Program to run instead of the image's entrypoint (its cmd is dropped; "" clears)
+    #[arg(long)]
+    pub entrypoint: Option<String>,
+    /// File of KEY=VALUE lines to add to the environment (repeatable)
+    #[arg(long = "env-file")]
+    pub env_files: Vec<PathBuf>,
+    /// Restart policy: no, on-failure[:MAX], always, unless-stopped
+    #[arg(long, default_value = "no", value_parser = lib_parse::<unionctl::runner::flags::RestartPolicy>)]
+    pub restart: unionctl::runner::flags::RestartPolicy,
+    /// Mount the container's root file system read-only
+    #[arg(long = "read-only")]
+    pub read_only: bool,
+    /// Mount a tmpfs: PATH[:OPTIONS] (size=, mode=, ro, exec, ...)
+    #[arg(long, value_parser = lib_parse::<unionctl::runner::flags::Tmpfs>)]
+    pub tmpfs: Vec<unionctl::runner::flags::Tmpfs>,
+    /// type=bind|volume|tmpfs,source=SRC,target=DST[,readonly]
+    #[arg(long = "mount", value_parser = lib_parse::<unionctl::runner::flags::MountSpec>)]
+    pub mounts: Vec<unionctl::runner::flags::MountSpec>,
+    /// Resource limit NAME=SOFT[:HARD] (nofile, nproc, core, ...; -1 for none)
+    #[arg(long = "ulimit", value_parser = lib_parse::<unionctl::runner::flags::Ulimit>)]
+    pub ulimits: Vec<unionctl::runner::flags::Ulimit>,
+    /// Signal `stop` sends first (default SIGTERM)
+    #[arg(long = "stop-signal", value_parser = parse_signal)]
+    pub stop_signal: Option<i32>,
+    /// Seconds `stop` waits before SIGKILL (default 10)
+    #[arg(long = "stop-timeout")]
+    pub stop_timeout: Option<u64>,
+    /// Label KEY=VALUE on the container (repeatable)
+    #[arg(long = "label", short = 'l', value_parser = parse_label)]
+    pub labels: Vec<(String, String)>,
+    /// Extra /etc/hosts line NAME:IP (repeatable)
+    #[arg(long = "add-host", value_parser = lib_parse::<unionctl::runner::flags::HostEntry>)]
+    pub add_hosts: Vec<unionctl::runner::flags::HostEntry>,
+    /// Name server for /etc/resolv.conf (repeatable; default the host's)
+    #[arg(long, value_parser = parse_ip)]
+    pub dns: Vec<std::net::IpAddr>,
+    /// Size of /dev/shm (e.g. 128m; default 64m)
+    #[arg(long = "shm-size", value_parser = parse_size)]
+    pub shm_size: Option<u64>,
     /// IMAGE (unless --rootfs) then CMD ARG...
     #[arg(trailing_var_arg = true, required_unless_present = "rootfs")]
     pub args: Vec<String>,
@@ -383,9 +660,10 @@ pub struct StartArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct StopArgs {
-    /// Seconds to wait after SIGTERM before SIGKILL
-    #[arg(short = 't', long = "time", default_value_t = 10)]
-    pub time: u64,
+    /// Seconds to wait after the stop signal before SIGKILL (default: the container's
+    /// --stop-timeout, else 10)
+    #[arg(short = 't', long = "time")]
+    pub time: Option<u64>,
     /// Container names or ids
     #[arg(required = true)]
     pub containers: Vec<String>,
@@ -655,6 +933,19 @@ impl From<RunArgs> for unionctl::runner::RunOptions {
             rootfs: a.rootfs,
             log_opts: a.log_opts,
             args: a.args,
+            entrypoint: a.entrypoint,
+            env_files: a.env_files,
+            restart: a.restart,
+            read_only: a.read_only,
+            tmpfs: a.tmpfs,
+            mounts: a.mounts,
+            ulimits: a.ulimits,
+            stop_signal: a.stop_signal,
+            stop_timeout: a.stop_timeout,
+            labels: a.labels,
+            add_hosts: a.add_hosts,
+            dns: a.dns,
+            shm_size: a.shm_size,
             security: a.security.into(),
         }
     }

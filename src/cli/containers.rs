@@ -54,12 +54,12 @@ pub fn start(root: &Path, a: StartArgs) -> anyhow::Result<i32> {
 }
 
 pub fn stop(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
-    let t = Duration::from_secs(a.time);
+    let t = a.time.map(Duration::from_secs);
     each("stop", &a.containers, |n| runner::stop(root, n, t))
 }
 
 pub fn restart(root: &Path, a: StopArgs) -> anyhow::Result<i32> {
-    let t = Duration::from_secs(a.time);
+    let t = a.time.map(Duration::from_secs);
     each("restart", &a.containers, |n| runner::restart(root, n, t))
 }
 
@@ -227,6 +227,12 @@ fn status_text(c: &Container) -> String {
     match c.status {
         Status::Created => "Created".into(),
         Status::Running if c.paused => format!("Up {} (Paused)", since(&c.started_at)),
+        // Between two runs of its restart policy.
+        Status::Running if c.pid.is_none() => format!(
+            "Restarting ({}) {} ago",
+            c.exit_code.unwrap_or(-1),
+            since(&c.finished_at)
+        ),
         Status::Running => format!("Up {}", since(&c.started_at)),
         Status::Exited => format!(
             "Exited ({}) {} ago",

@@ -10,8 +10,9 @@ mod mount;
 mod progress;
 mod registry;
 mod table;
+mod verbs;
 
-use args::{Cli, Command};
+use args::{Cli, Command, SystemCmd};
 use clap::{CommandFactory, FromArgMatches};
 use std::path::PathBuf;
 
@@ -138,6 +139,21 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Logout(a) => registry::logout(&root, a),
         Command::Completion(a) => help::completion(a),
         Command::Man(a) => help::man(a),
+        Command::Create(a) => verbs::create(&root, *a),
+        Command::Kill(a) => verbs::kill(&root, a),
+        Command::Wait(a) => verbs::wait(&root, a),
+        Command::Pause(a) => verbs::pause(&root, a, true),
+        Command::Unpause(a) => verbs::pause(&root, a, false),
+        Command::Top(a) => verbs::top(&root, a),
+        Command::Stats(a) => verbs::stats(&root, a),
+        Command::Cp(a) => verbs::cp(&root, a),
+        Command::Rename(a) => verbs::rename(&root, a),
+        Command::Container(c) => verbs::container(&root, c),
+        Command::Image(c) => verbs::image(&root, c),
+        Command::Volume(c) => verbs::volume(&root, c),
+        Command::System(c) => verbs::system(&root, c),
+        Command::Info => verbs::info(&root),
+        Command::Version => verbs::version(),
     }
 }
 
@@ -157,5 +173,10 @@ fn only_prints(cmd: &Command) -> bool {
             | Command::Export(_)
             | Command::Search(_)
             | Command::Completion(_)
+            | Command::Top(_)
+            | Command::Stats(_)
+            | Command::Info
+            | Command::Version
+            | Command::System(SystemCmd::Df)
     )
 }

@@ -82,6 +82,8 @@ pub fn all(root: &Path) -> Vec<ContainerRecord> {
         return Vec::new();
     };
     rd.flatten()
+        // `.trash-*`: a removed container whose files are still being deleted.
+        .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
         .filter_map(|e| read_record(&e.path()))
         .collect()
 }

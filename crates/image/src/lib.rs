@@ -20,8 +20,9 @@ pub mod container;
 pub mod diff;
 pub mod layer;
 pub mod listing;
-pub mod reference;
 pub mod progress;
+pub mod prune;
+pub mod reference;
 pub mod store;
 
 pub mod transfer;

@@ -173,6 +173,20 @@ pub fn remove_tree(path: &Path) {
     let _ = fs::remove_dir_all(path);
 }
 
+/// Bytes a tree takes on disk (allocated blocks of its non-directories, as `du`); 0 for
+/// a missing path. Hard links are counted once.
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| !m.is_dir() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))))
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -33,6 +33,9 @@ pub struct Volume {
     /// Made by unionctl for `-v /ctr/path` (anonymous); removed by `rm -v`.
     #[serde(default)]
     pub anonymous: bool,
+    /// A named volume (`-v NAME:/path`): `host` is its `_data` dir.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// How the container was asked to run; everything `start` needs to run it again.
@@ -74,6 +77,28 @@ pub struct Config {
     /// they were recorded.
     #[serde(default)]
     pub security: Option<Security>,
+    #[serde(default)]
+    pub restart: crate::flags::RestartPolicy,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub tmpfs: Vec<crate::flags::Tmpfs>,
+    #[serde(default)]
+    pub ulimits: Vec<crate::flags::Ulimit>,
+    /// Signal number `stop` sends first (None: SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
+    /// Seconds `stop` waits before SIGKILL (None: 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub add_hosts: Vec<crate::flags::HostEntry>,
+    #[serde(default)]
+    pub dns: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub shm_size: Option<u64>,
 }
 
 /// What a container's processes may do, as decided at `run`.
@@ -141,6 +166,13 @@ pub struct Container {
     /// cgroup directories made for this container (removed when it stops).
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
+    /// How often the supervisor started the command again (`--restart`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Set by `stop`/`kill`/`rm -f`: the restart policy no longer applies (docker's
+    /// "manually stopped"); cleared by `start`.
+    #[serde(default)]
+    pub stopped_by_user: bool,
     /// Directory of this record (not stored).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -171,6 +203,8 @@ impl Container {
             rootless: unsafe { libc::geteuid() } != 0,
             paused: false,
             cgroups: vec![],
+            restart_count: 0,
+            stopped_by_user: false,
             dir,
         }
     }

@@ -26,30 +26,90 @@ pub enum Stdio {
 
 /// Runs the container to its end and returns its exit code. `ready` (detached start)
 /// gets "ok" once the command runs or the error text if it cannot start.
+/// With a restart policy (`--restart`) the command is started again after each exit the
+/// policy allows, after docker's back-off (100 ms, doubling), until `stop` or `kill`.
 pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Result<i32> {
-    let started = start(c, stdio);
-    let running = match started {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(fd) = &ready {
-                let _ = linux::write_all_fd(fd.as_raw_fd(), e.chain().as_bytes());
+    let mut ready = ready;
+    // Rootless: the user namespace is entered once; later runs reuse it.
+    let mut userns: Option<bool> = None;
+    loop {
+        let started = start(c, stdio, &mut userns);
+        let mut running = match started {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(fd) = &ready {
+                    let _ = linux::write_all_fd(fd.as_raw_fd(), e.chain().as_bytes());
+                }
+                if ready.is_none() && c.restart_count > 0 {
+                    // A restart that cannot start ends the container, as a failed run.
+                    eprintln!("unionctl: restart: {}", e.chain());
+                    return finish(c, &Cgroups::default(), crate::process::SETUP_FAILED);
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        if let Some(fd) = ready.take() {
+            let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
         }
-    };
-    if let Some(fd) = ready {
-        let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
+        let code = running.wait(c, stdio);
+        crate::trace::phase("exited");
+        let fresh = Container::load(&c.dir)?;
+        let stopped = fresh.stopped_by_user || running.terminated.get();
+        let again = c
+            .config
+            .restart
+            .should_restart(code, fresh.restart_count, stopped);
+        if !again {
+            return finish(c, &running.cgroups, code);
+        }
+        end_run(c, &running.cgroups, code)?;
+        if !back_off(c)? {
+            return finish(c, &Cgroups::default(), code);
+        }
+        c.update(|r| r.restart_count += 1)?;
     }
-    let mut running = running;
-    let code = running.wait(c, stdio);
-    crate::trace::phase("exited");
-    finish(c, &running.cgroups, code)
+}
+
+/// Between two runs: the union unmounted, the cgroups gone, the exit recorded; the
+/// container stays `running` (docker's "restarting") under this supervisor.
+fn end_run(c: &mut Container, cg: &Cgroups, code: i32) -> Result<()> {
+    let umount = union::unmount(&c.merged());
+    cg.remove();
+    c.update(|r| {
+        r.exit_code = Some(code);
+        r.pid = None;
+        r.pid_start = None;
+        r.paused = false;
+        r.finished_at = Some(crate::timestamp::now_nanos());
+    })?;
+    umount
+}
+
+/// Waits docker's back-off before a restart (100 ms doubling per restart, at most a
+/// minute); false when a user stopped the container meanwhile (woken by the record's
+/// rewrite, not by a timer).
+fn back_off(c: &Container) -> Result<bool> {
+    let n = c.restart_count.min(10);
+    let delay = std::time::Duration::from_millis((100u64 << n).min(60_000));
+    let deadline = std::time::Instant::now() + delay;
+    let watch = linux::watch_dir(&c.dir)?;
+    loop {
+        if Container::load(&c.dir)?.stopped_by_user {
+            return Ok(false);
+        }
+        if !linux::wait_readable(&[watch.as_raw_fd()], Some(deadline)) {
+            return Ok(true);
+        }
+        linux::drain(watch.as_raw_fd());
+    }
 }
 
 struct Running {
     pid: libc::pid_t,
     cgroups: Cgroups,
     io: Io,
+    /// A terminating signal sent to us was passed on (ctrl-c of a foreground run).
+    terminated: std::cell::Cell<bool>,
 }
 
 /// The supervisor's ends of the container's stdio.
@@ -64,7 +124,7 @@ struct Io {
     attach: Option<std::os::unix::net::UnixListener>,
 }
 
-fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
+fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<Running> {
     // SAFETY: getter.
     let rootless = unsafe { libc::geteuid() } != 0;
     let limits = Limits {
@@ -74,12 +134,13 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
     };
     let cg = cgroups::create(&c.id, &limits, rootless)?;
     crate::trace::phase("cgroups");
-    let result = start_in_cgroups(c, stdio, rootless, &cg);
+    let result = start_in_cgroups(c, stdio, rootless, userns, &cg);
     match result {
         Ok((pid, io)) => Ok(Running {
             pid,
             cgroups: cg,
             io,
+            terminated: std::cell::Cell::new(false),
         }),
         Err(e) => {
             cg.remove();
@@ -94,12 +155,16 @@ fn start_in_cgroups(
     c: &mut Container,
     stdio: Stdio,
     rootless: bool,
+    userns: &mut Option<bool>,
     cg: &Cgroups,
 ) -> Result<Started> {
     let mut full_idmap = true;
-    if rootless {
+    if let Some(full) = *userns {
+        full_idmap = full;
+    } else if rootless {
         // The union must be mounted inside the user and mount namespace it is used from.
         full_idmap = idmap::enter_user_namespace(libc::CLONE_NEWNS)?;
+        *userns = Some(full_idmap);
         let ns = fs::read_link("/proc/self/ns/mnt")
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
@@ -134,7 +199,19 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
         )
     };
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut hosts = hosts;
+    for h in &c.config.add_hosts {
+        hosts.push_str(&format!("{}\t{}\n", h.ip, h.name));
+    }
+    let resolv = match c.config.dns.is_empty() {
+        true => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        false => c
+            .config
+            .dns
+            .iter()
+            .map(|ip| format!("nameserver {ip}\n"))
+            .collect(),
+    };
     let mut out = Vec::new();
     for (name, data, target) in [
         ("hostname", format!("{hostname}\n"), "/etc/hostname"),
@@ -169,6 +246,9 @@ fn container_plan<'a>(
             files,
             tty_group_mapped: full_idmap,
             privileged: c.config.security.as_ref().is_some_and(|s| s.privileged),
+            read_only: c.config.read_only,
+            tmpfs: &c.config.tmpfs,
+            shm_size: c.config.shm_size,
         },
         process: ProcessPlan {
             argv: c.config.argv(),
@@ -178,6 +258,7 @@ fn container_plan<'a>(
             tty: c.config.tty,
             init: c.config.init,
             security: super::security::for_container(c)?,
+            ulimits: c.config.ulimits.clone(),
         },
     })
 }
@@ -408,13 +489,18 @@ impl Running {
             log: log.as_mut(),
             container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
             attach: self.io.attach.as_ref(),
+            terminated: Some(&self.terminated),
         })
     }
 }
 
 /// After pid 1 exited: unmount, remove cgroups, record the exit, honour --rm.
 fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
-    let umount = union::unmount(&c.merged());
+    // Already unmounted when a restart policy's back-off was cut short.
+    let umount = match union::is_mounted(&c.merged()) {
+        true => union::unmount(&c.merged()),
+        false => Ok(()),
+    };
     crate::trace::phase("unmounted");
     cg.remove();
     // cgroups made meanwhile (the freezer of a pause) are in the record.

@@ -93,6 +93,9 @@ pub struct Relay<'a> {
     pub container_input: Option<RawFd>,
     /// Detached: attach clients connect here.
     pub attach: Option<&'a UnixListener>,
+    /// Set when a terminating signal (INT, TERM, QUIT, HUP) reached us and was passed
+    /// on: the user ends the container, so a restart policy no longer applies.
+    pub terminated: Option<&'a std::cell::Cell<bool>>,
 }
 
 /// One output of the container being relayed.
@@ -258,6 +261,11 @@ impl RelayState<'_> {
                     linux::set_winsize(m, &ws);
                 }
             } else {
+                if let Some(t) = r.terminated
+                    && [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP].contains(&sig)
+                {
+                    t.set(true);
+                }
                 let _ = linux::kill(r.pid, sig);
             }
         }
