@@ -302,7 +302,9 @@ pub enum VolumeCmd {
     )]
     Create(VolumeCreateArgs),
     /// List named volumes
-    #[command(after_help = "Examples:\n  unionctl volume ls\n  unionctl volume ls -q")]
+    #[command(
+        after_help = "Examples:\n  unionctl volume ls\n  unionctl volume ls -q\n  unionctl volume ls --format '{{.Name}}\t{{.Mountpoint}}'"
+    )]
     Ls(VolumeLsArgs),
     /// Show volumes as JSON
     #[command(after_help = "Examples:\n  unionctl volume inspect data")]
@@ -329,6 +331,8 @@ pub struct VolumeLsArgs {
     /// Only the names
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    #[command(flatten)]
+    pub format: FormatArgs,
 }
 
 #[derive(Args, Debug, Clone)]

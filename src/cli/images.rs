@@ -153,14 +153,24 @@ pub fn inspect(root: &Path, a: InspectArgs) -> anyhow::Result<i32> {
     let format = Format::parse(a.format.as_deref(), false)?;
     let mut out = Vec::new();
     let mut failed = false;
+    // Containers first, as docker: a container's name is never taken for the prefix of
+    // an image id.
     for t in &a.targets {
-        if let Some(img) = listing::inspect_image(root, t)? {
-            out.push(serde_json::to_value(img)?);
-            continue;
-        }
         match unionctl::runner::inspect(root, t) {
-            Ok(c) => out.push(serde_json::to_value(c)?),
-            Err(e) if e.is_not_found() => {
+            Ok(c) => {
+                out.push(serde_json::to_value(c)?);
+                continue;
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                super::report("inspect", &e);
+                failed = true;
+                continue;
+            }
+        }
+        match listing::inspect_image(root, t) {
+            Ok(Some(img)) => out.push(serde_json::to_value(img)?),
+            Ok(None) => {
                 let e = image::Error::no_such("image or container", t);
                 super::report("inspect", &e);
                 failed = true;

@@ -4,6 +4,7 @@ use super::args::{
     ContainerCmd, CpArgs, CtrNames, ImageCmd, KillArgs, RenameArgs, RunArgs, StatsArgs, SystemCmd,
     TopArgs, VolumeCmd,
 };
+use super::format::Format;
 use super::table;
 use std::io::Write;
 use std::path::Path;
@@ -17,8 +18,9 @@ pub fn create(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
 }
 
 /// Runs `f` on each name; prints each name done (or what `f` returns), each failure on
-/// its own line; 1 if any failed.
+/// its own line; unionctl's own error status if any failed.
 fn each<T: std::fmt::Display>(
+    verb: &str,
     names: &[String],
     mut f: impl FnMut(&str) -> runner::Result<Option<T>>,
 ) -> anyhow::Result<i32> {
@@ -28,26 +30,27 @@ fn each<T: std::fmt::Display>(
             Ok(Some(v)) => println!("{v}"),
             Ok(None) => println!("{n}"),
             Err(e) => {
-                eprintln!("unionctl: {}", e.chain());
+                super::report(verb, &e);
                 failed = true;
             }
         }
     }
-    Ok(i32::from(failed))
+    Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
 pub fn kill(root: &Path, a: KillArgs) -> anyhow::Result<i32> {
-    each::<String>(&a.containers, |n| {
+    each::<String>("kill", &a.containers, |n| {
         runner::kill(root, n, a.signal).map(|_| None)
     })
 }
 
 pub fn wait(root: &Path, a: CtrNames) -> anyhow::Result<i32> {
-    each(&a.containers, |n| runner::wait(root, n).map(Some))
+    each("wait", &a.containers, |n| runner::wait(root, n).map(Some))
 }
 
 pub fn pause(root: &Path, a: CtrNames, frozen: bool) -> anyhow::Result<i32> {
-    each::<String>(&a.containers, |n| {
+    let verb = if frozen { "pause" } else { "unpause" };
+    each::<String>(verb, &a.containers, |n| {
         let c = runner::find_container(root, n)?;
         match frozen {
             true => runner::pause(&c),
@@ -207,11 +210,22 @@ pub fn volume(root: &Path, cmd: VolumeCmd) -> anyhow::Result<i32> {
         }
         VolumeCmd::Ls(a) => {
             let all = volumes::list(root)?;
+            let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
             if a.quiet {
                 all.iter().for_each(|v| println!("{}", v.name));
             } else {
-                let rows = all.iter().map(|v| vec![v.driver.clone(), v.name.clone()]);
-                table::print(&table::with_head(&["DRIVER", "VOLUME NAME"], rows));
+                let rows = all
+                    .iter()
+                    .map(serde_json::to_value)
+                    .collect::<Result<Vec<_>, _>>()?;
+                let header = |field: &str| match field {
+                    "Name" => Some("VOLUME NAME"),
+                    _ => None,
+                };
+                format.print_rows(&rows, &header, || {
+                    let rows = all.iter().map(|v| vec![v.driver.clone(), v.name.clone()]);
+                    table::print(&table::with_head(&["DRIVER", "VOLUME NAME"], rows));
+                })?;
             }
         }
         VolumeCmd::Inspect(a) => {
@@ -221,16 +235,18 @@ pub fn volume(root: &Path, cmd: VolumeCmd) -> anyhow::Result<i32> {
                 match volumes::inspect(root, n) {
                     Ok(v) => out.push(v),
                     Err(e) => {
-                        eprintln!("unionctl: {}", e.chain());
+                        super::report("volume inspect", &e);
                         failed = true;
                     }
                 }
             }
             println!("{}", serde_json::to_string_pretty(&out)?);
-            return Ok(i32::from(failed));
+            return Ok(if failed { super::exit::OWN_ERROR } else { 0 });
         }
         VolumeCmd::Rm(a) => {
-            return each::<String>(&a.names, |n| volumes::remove(root, n).map(|_| None));
+            return each::<String>("volume rm", &a.names, |n| {
+                volumes::remove(root, n).map(|_| None)
+            });
         }
         VolumeCmd::Prune(_) => {
             let (names, bytes) = volumes::prune(root)?;

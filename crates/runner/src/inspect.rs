@@ -2,8 +2,9 @@
 //! rows of `ps`. Records' internals (supervisor and pid start times, namespaces, cgroup
 //! dirs) stay out: they are the runner's, not the user's.
 use crate::error::Result;
+use crate::flags::RestartPolicy;
 use crate::image::listing::{GraphDriver, GraphDriverData};
-use crate::state::{self, Container, Status};
+use crate::state::{self, Container, Security, Status};
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -20,6 +21,8 @@ pub struct ContainerInspect {
     pub path: String,
     pub args: Vec<String>,
     pub state: StateView,
+    /// Restarts the `--restart` policy made since the last `start`.
+    pub restart_count: u32,
     /// `sha256:` and the image id ("" for a `--rootfs` container).
     pub image: String,
     pub config: ConfigView,
@@ -84,6 +87,86 @@ pub struct HostConfigView {
     /// CPUs in billionths; 0 for no limit.
     pub nano_cpus: u64,
     pub pids_limit: i64,
+    pub restart_policy: RestartPolicyView,
+    #[serde(flatten)]
+    pub security: SecurityView,
+}
+
+/// `HostConfig`'s Privileged, CapAdd, CapDrop and SecurityOpt.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct SecurityView {
+    pub privileged: bool,
+    /// Capabilities beyond docker's default set; null when none.
+    pub cap_add: Option<Vec<String>>,
+    /// Capabilities of docker's default set taken away; null when none.
+    pub cap_drop: Option<Vec<String>>,
+    /// `seccomp=PROFILE|unconfined`, `no-new-privileges=false` when not the defaults; null
+    /// when none.
+    pub security_opt: Option<Vec<String>>,
+}
+
+/// docker's `HostConfig.RestartPolicy`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RestartPolicyView {
+    /// `no`, `on-failure`, `always` or `unless-stopped`.
+    pub name: String,
+    /// on-failure's limit; 0 for none.
+    pub maximum_retry_count: u32,
+}
+
+fn restart_policy_view(p: RestartPolicy) -> RestartPolicyView {
+    let (name, max) = match p {
+        RestartPolicy::No => ("no", 0),
+        RestartPolicy::OnFailure(n) => ("on-failure", n.unwrap_or(0)),
+        RestartPolicy::Always => ("always", 0),
+        RestartPolicy::UnlessStopped => ("unless-stopped", 0),
+    };
+    RestartPolicyView {
+        name: name.into(),
+        maximum_retry_count: max,
+    }
+}
+
+/// `HostConfig`'s Privileged, CapAdd, CapDrop and SecurityOpt from `config.security`
+/// (records from before it was kept show docker's defaults).
+fn security_view(s: Option<&Security>) -> SecurityView {
+    let Some(s) = s else {
+        return SecurityView::default();
+    };
+    let some = |v: Vec<String>| (!v.is_empty()).then_some(v);
+    if s.privileged {
+        return SecurityView {
+            privileged: true,
+            ..SecurityView::default()
+        };
+    }
+    let default = crate::capabilities::names(&crate::linux::DEFAULT_CAPS);
+    let added = s
+        .capabilities
+        .iter()
+        .filter(|c| !default.contains(c))
+        .cloned()
+        .collect();
+    let dropped = default
+        .iter()
+        .filter(|c| !s.capabilities.contains(c))
+        .cloned()
+        .collect();
+    let mut opts = Vec::new();
+    if s.seccomp != crate::seccomp::BUILTIN_NAME && s.seccomp != crate::seccomp::SYSTEM_PROFILE {
+        opts.push(format!("seccomp={}", s.seccomp));
+    }
+    if !s.no_new_privileges {
+        opts.push("no-new-privileges=false".into());
+    }
+    SecurityView {
+        privileged: false,
+        cap_add: some(added),
+        cap_drop: some(dropped),
+        security_opt: some(opts),
+    }
 }
 
 /// One row of `ps`: what docker's `ps --format` fields are made of.
@@ -145,7 +228,7 @@ pub fn summary(c: &Container) -> ContainerSummary {
         exit_code: c.exit_code,
         started_at: c.started_at.clone(),
         finished_at: c.finished_at.clone(),
-        labels: BTreeMap::new(),
+        labels: c.config.labels.clone(),
         mounts: c
             .config
             .volumes
@@ -177,6 +260,7 @@ pub fn inspect_view(c: &Container) -> ContainerInspect {
             started_at: c.started_at.clone().unwrap_or_default(),
             finished_at: c.finished_at.clone().unwrap_or_default(),
         },
+        restart_count: c.restart_count,
         image: image_id(c),
         config: ConfigView {
             image: image_display(c),
@@ -186,7 +270,7 @@ pub fn inspect_view(c: &Container) -> ContainerInspect {
             working_dir: cfg.workdir.clone(),
             user: cfg.user.clone().unwrap_or_default(),
             hostname: cfg.hostname.clone(),
-            labels: BTreeMap::new(),
+            labels: cfg.labels.clone(),
             tty: cfg.tty,
             open_stdin: cfg.interactive,
         },
@@ -217,6 +301,8 @@ pub fn inspect_view(c: &Container) -> ContainerInspect {
             memory: cfg.memory.unwrap_or(0),
             nano_cpus: cfg.cpus.map(|c| (c * 1e9) as u64).unwrap_or(0),
             pids_limit: cfg.pids_limit.unwrap_or(0),
+            restart_policy: restart_policy_view(cfg.restart),
+            security: security_view(cfg.security.as_ref()),
         },
         graph_driver: GraphDriver::new(GraphDriverData {
             lower_dir: lowers.join(":"),

@@ -1,6 +1,6 @@
 //! Life cycle commands: run, ps, start, stop, restart, attach, logs, rm, pause/unpause.
-use super::logfile::{LogOptions, LogReader};
 use super::flags::MountSpec;
+use super::logfile::{LogOptions, LogReader};
 use super::options::{RunOptions, RunOutcome};
 use super::rootfs::secure_join;
 use super::spec;
