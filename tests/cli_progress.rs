@@ -124,6 +124,12 @@ fn save_load_import_commit_export_print_a_line_per_layer_and_nothing_with_q() {
     let o = s.run(&["export", "-o", "/dev/null", "c"]);
     ok(&o);
     assert!(stderr(&o).starts_with("Exporting c "), "{}", stderr(&o));
+    // -o on a device writes into it: the archive's temp file is not renamed over it.
+    let null = std::fs::symlink_metadata("/dev/null").unwrap();
+    assert!(
+        std::os::unix::fs::FileTypeExt::is_char_device(&null.file_type()),
+        "export -o /dev/null replaced /dev/null"
+    );
 }
 
 #[test]

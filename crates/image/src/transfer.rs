@@ -11,16 +11,25 @@ use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Where a command writes an archive: a file that appears whole (temp + rename), or
-/// stdout (refused when it is a terminal).
+/// Where a command writes an archive: a file that appears whole (temp + rename), a
+/// device or pipe written in place, or stdout (refused when it is a terminal).
 pub enum Output {
     File(tempfile::NamedTempFile, PathBuf),
+    /// `-o /dev/null`, a FIFO, `/dev/stdout`: a rename would replace the node itself.
+    Special(std::fs::File),
     Stdout(io::Stdout),
 }
 
 impl Output {
     pub fn open(path: Option<&Path>) -> Result<Output> {
         match path {
+            Some(p) if std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .map_err(io("opening", p))?;
+                Ok(Output::Special(f))
+            }
             Some(p) if p != Path::new("-") => {
                 let dir = match p.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d,
@@ -44,6 +53,7 @@ impl Output {
     pub fn writer(&mut self) -> Box<dyn Write + '_> {
         match self {
             Output::File(t, _) => Box::new(io::BufWriter::with_capacity(1 << 20, t.as_file_mut())),
+            Output::Special(f) => Box::new(io::BufWriter::with_capacity(1 << 20, f)),
             Output::Stdout(s) => Box::new(io::BufWriter::with_capacity(1 << 20, s.lock())),
         }
     }
@@ -58,6 +68,7 @@ impl Output {
                 crate::sys::durable::persist(t, &p)?;
                 Ok(())
             }
+            Output::Special(mut f) => Ok(f.flush()?),
             Output::Stdout(mut s) => Ok(s.flush()?),
         }
     }
