@@ -470,3 +470,76 @@ fn completion_scripts_and_man_pages() {
     assert!(help.contains("-h, --hostname"), "{help}");
     assert!(!help.contains("--publish"), "{help}");
 }
+
+/// What run's flags record (labels, restart policy, capabilities, security options) shows
+/// in `inspect` and `ps` as docker shows it; a container's name wins over an image id
+/// prefix.
+#[test]
+fn inspect_and_ps_show_labels_restarts_and_privileges() {
+    let f = fixture();
+    let root = &f.root;
+    let r = uc(
+        root,
+        &[
+            "run",
+            "--name",
+            "lab",
+            "--label",
+            "tier=web",
+            "--restart",
+            "on-failure:2",
+            "--cap-add",
+            "SYS_ADMIN",
+            "--cap-drop",
+            "CHOWN",
+            "--security-opt",
+            "no-new-privileges=false",
+            "bb:1",
+            "sh",
+            "-c",
+            "exit 3",
+        ],
+    );
+    assert_eq!(r.code, 3, "{}", r.stderr);
+    let shown = uc_ok(
+        root,
+        &[
+            "inspect",
+            "-f",
+            "{{.RestartCount}} {{json .Config.Labels}} {{json .HostConfig.RestartPolicy}} {{.HostConfig.Privileged}} {{json .HostConfig.CapAdd}} {{json .HostConfig.CapDrop}} {{json .HostConfig.SecurityOpt}}",
+            "lab",
+        ],
+    );
+    assert_eq!(
+        shown.trim(),
+        r#"2 {"tier":"web"} {"MaximumRetryCount":2,"Name":"on-failure"} false ["CAP_SYS_ADMIN"] ["CAP_CHOWN"] ["no-new-privileges=false"]"#
+    );
+    let listed = uc_ok(
+        root,
+        &[
+            "ps",
+            "-a",
+            "--filter",
+            "label=tier=web",
+            "--format",
+            "{{.Names}} {{.Labels}}",
+        ],
+    );
+    assert_eq!(listed, "lab map[tier:web]\n");
+    assert_eq!(
+        uc_ok(root, &["ps", "-a", "-q", "--filter", "label=tier=db"]),
+        ""
+    );
+
+    // A container named like the start of the image's id is the container.
+    let image_id = uc_ok(root, &["images", "-q"]);
+    let prefix = &image_id.trim()[..6];
+    uc_ok(root, &["create", "--name", prefix, "bb:1", "true"]);
+    let name = uc_ok(root, &["inspect", "-f", "{{.Name}}", prefix]);
+    assert_eq!(name.trim(), format!("/{prefix}"));
+
+    // volume ls takes --format as the other listings.
+    uc_ok(root, &["volume", "create", "data"]);
+    let vols = uc_ok(root, &["volume", "ls", "--format", "{{.Name}} {{.Driver}}"]);
+    assert_eq!(vols, "data local\n");
+}
