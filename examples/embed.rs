@@ -82,5 +82,11 @@ fn run_and_commit(rootfs: &Path, root: &Path) -> anyhow::Result<String> {
         message: Some("committed through the library".into()),
         ..CommitOptions::default()
     };
-    Ok(image::commit(root, &record, &commit, None)?)
+    Ok(image::commit(
+        root,
+        &record,
+        &commit,
+        None,
+        &mut image::progress::Silent,
+    )?)
 }

@@ -187,7 +187,7 @@ fn commit_pauses_a_running_container() {
     let ps = uc_ok(&root, &["ps"]);
     assert!(ps.contains("bg") && ps.contains("Up"), "{ps}");
     let v: serde_json::Value = serde_json::from_str(&uc_ok(&root, &["inspect", "bg"])).unwrap();
-    assert_ne!(v[0]["paused"], true, "left paused: {v}");
+    assert_eq!(v[0]["State"]["Paused"], false, "left paused: {v}");
     assert_eq!(
         uc_ok(&root, &["run", "--rm", "bb:live", "/bin/cat", "/tmp/s"]),
         "started\n"

@@ -221,11 +221,22 @@ fn import_of_debootstrap_minbase_matches_the_tree() {
         ],
     );
     assert_same_tree(&ref_dir, &lowers[0], true);
-    // progress shows on a terminal only
+    // progress: a line per layer when it is done, bars on a terminal, nothing with -q
     let out = t.path().join("deb.tar");
     let r = uc(
         &root,
         &["save", "-o", out.to_str().unwrap(), "debian:minbase"],
+    );
+    assert!(
+        r.code == 0
+            && r.stderr.starts_with("Copying blob sha256:")
+            && r.stderr.lines().count() == 1,
+        "{}",
+        r.stderr
+    );
+    let r = uc(
+        &root,
+        &["save", "-q", "-o", out.to_str().unwrap(), "debian:minbase"],
     );
     assert!(r.code == 0 && r.stderr.is_empty(), "{}", r.stderr);
     let cmd = format!(
@@ -236,7 +247,7 @@ fn import_of_debootstrap_minbase_matches_the_tree() {
     );
     let tty = sh_ok("script", &["-qec", &cmd, "/dev/null"]);
     assert!(
-        tty.contains("save: ") && tty.contains("MiB"),
+        tty.contains("Copying blob sha256:") && tty.contains("MiB"),
         "no progress on a terminal: {tty:?}"
     );
 }

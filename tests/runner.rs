@@ -290,7 +290,7 @@ fn bad_input_leaves_nothing_behind() {
         ),
         (vec!["run", "no-such-image:latest"], "no such image"),
         (
-            vec!["run", "-v", "relative:/x", "--rootfs", "/tmp", "true"],
+            vec!["run", "-v", "./relative:/x", "--rootfs", "/tmp", "true"],
             "bad volume spec",
         ),
         (
@@ -317,12 +317,18 @@ fn bad_input_leaves_nothing_behind() {
             vec!["run", "--name", "bad/name", "--rootfs", bb, "true"],
             "invalid container name",
         ),
-        (vec!["stop", "nothing"], "no such container: nothing"),
+        (
+            vec!["stop", "nothing"],
+            r#"container "nothing": no such container"#,
+        ),
         (
             vec!["exec", "nothing", "true"],
-            "no such container: nothing",
+            r#"container "nothing": no such container"#,
         ),
-        (vec!["rm", "nothing"], "no such container: nothing"),
+        (
+            vec!["rm", "nothing"],
+            r#"container "nothing": no such container"#,
+        ),
     ];
     for (args, msg) in cases {
         let o = s.run(&args);
@@ -391,8 +397,8 @@ fn detached_life_cycle_ps_logs_exec_stop_rm() {
     );
     assert_eq!(ok(&s.run(&["ps", "-q"])).trim(), &id[..12]);
     let json: serde_json::Value = serde_json::from_str(&ok(&s.run(&["ps", "--json"]))).unwrap();
-    assert_eq!(json[0]["id"], id.as_str());
-    assert_eq!(json[0]["status"], "running");
+    assert_eq!(json[0]["ID"], &id[..12]);
+    assert_eq!(json[0]["State"], "running");
     let state: serde_json::Value = serde_json::from_slice(
         &fs::read(s.root().join("containers").join(&id).join("state.json")).unwrap(),
     )
@@ -472,8 +478,8 @@ fn stop_with_a_cooperative_process_keeps_its_code() {
     ok(&s.run(&["stop", "-t", "10", "coop"]));
     let json: serde_json::Value =
         serde_json::from_str(&ok(&s.run(&["ps", "-a", "--json"]))).unwrap();
-    assert_eq!(json[0]["exit_code"], 7);
-    assert_eq!(json[0]["status"], "exited");
+    assert_eq!(json[0]["ExitCode"], 7);
+    assert_eq!(json[0]["State"], "exited");
     assert!(ok(&s.run(&["logs", "coop"])).ends_with("bye\n"));
 }
 
@@ -532,9 +538,9 @@ fn init_reaps_zombies_and_forwards_signals() {
         .as_array()
         .unwrap()
         .iter()
-        .find(|c| c["name"] == "init")
+        .find(|c| c["Names"] == "init")
         .unwrap();
-    assert_eq!(init["exit_code"], 143);
+    assert_eq!(init["ExitCode"], 143);
     ok(&s.run(&["rm", "-f", "noinit", "init"]));
 }
 
@@ -607,8 +613,15 @@ fn cgroup_limits_apply() {
         "sleep",
         "30",
     ]));
-    let json: serde_json::Value = serde_json::from_str(&ok(&s.run(&["ps", "--json"]))).unwrap();
-    let dirs: Vec<String> = json[0]["cgroups"]
+    // The cgroup dirs are the record's internals, not part of inspect.
+    let id = ok(&s.run(&["inspect", "-f", "{{.Id}}", "lim"]));
+    let record = s
+        .root()
+        .join("containers")
+        .join(id.trim())
+        .join("state.json");
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(record).unwrap()).unwrap();
+    let dirs: Vec<String> = json["cgroups"]
         .as_array()
         .unwrap()
         .iter()

@@ -134,9 +134,10 @@ fn rootless_user_switch_volume_and_upper() {
         "rootfs changed"
     );
     assert!(r.rootfs.join("etc/motd").exists());
+    let short = ok(&r.run(&["ps", "-a", "-q"]));
     let json: serde_json::Value =
-        serde_json::from_str(&ok(&r.run(&["ps", "-a", "--json"]))).unwrap();
-    let id = json[0]["id"].as_str().unwrap().to_string();
+        serde_json::from_str(&ok(&r.run(&["inspect", short.trim()]))).unwrap();
+    let id = json[0]["Id"].as_str().unwrap().to_string();
     let upper = r.store.join("containers").join(&id).join("upper");
     assert_eq!(fs::read_to_string(upper.join("etc/new")).unwrap(), "new\n");
     assert!(
@@ -251,9 +252,16 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
         "sleep",
         "30",
     ]));
-    let json: serde_json::Value = serde_json::from_str(&ok(&r.run(&["ps", "--json"]))).unwrap();
-    let sup = json[0]["supervisor_pid"].as_i64().unwrap() as i32;
-    let ns = json[0]["union_mnt_ns"].as_str().unwrap().to_string();
+    // The supervisor and its namespace are the record's internals, not part of inspect.
+    let id = ok(&r.run(&["inspect", "-f", "{{.Id}}", "orphan"]));
+    let record = r
+        .store
+        .join("containers")
+        .join(id.trim())
+        .join("state.json");
+    let json: serde_json::Value = serde_json::from_slice(&fs::read(record).unwrap()).unwrap();
+    let sup = json["supervisor_pid"].as_i64().unwrap() as i32;
+    let ns = json["union_mnt_ns"].as_str().unwrap().to_string();
     let in_ns = || -> Vec<i32> {
         fs::read_dir("/proc")
             .unwrap()
@@ -277,4 +285,88 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
         "a process entered the union's namespace"
     );
     assert_eq!(r.containers(), 0);
+}
+
+#[test]
+fn rootless_cp_restart_and_run_flags() {
+    let r = Rootless::new();
+    let (uid, gid) = test_user();
+    let rf = r.rootfs();
+    // Run flags that shape the file system work in the user namespace too.
+    let script = "touch /x 2>/dev/null || echo ro; touch /scratch/y && echo tmpfs; ulimit -n";
+    let o = r.run(&[
+        "run",
+        "--rm",
+        "--read-only",
+        "--tmpfs",
+        "/scratch",
+        "--ulimit",
+        "nofile=100:200",
+        "--rootfs",
+        &rf,
+        "sh",
+        "-c",
+        script,
+    ]);
+    assert_eq!(ok(&o), "ro\ntmpfs\n100\n");
+    // Restarts reuse the user namespace the supervisor entered.
+    let o = r.run(&[
+        "run",
+        "--name",
+        "rs",
+        "--restart",
+        "on-failure:1",
+        "--rootfs",
+        &rf,
+        "sh",
+        "-c",
+        "echo go; exit 2",
+    ]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (2, "go\ngo\n"),
+        "{}",
+        stderr(&o)
+    );
+
+    // cp reaches a running container's union from inside its user namespace, and its
+    // symlinks still resolve inside it.
+    let setup = "ln -s / /escape; mkdir /d; echo in > /d/f; echo ready; sleep 1000";
+    ok(&r.run(&[
+        "run", "-d", "--name", "c", "--rootfs", &rf, "sh", "-c", setup,
+    ]));
+    wait_log(&r.store, "c", "ready");
+    let host = r.store.parent().unwrap().join("host");
+    fs::create_dir(&host).unwrap();
+    fs::write(host.join("payload"), "payload\n").unwrap();
+    std::os::unix::fs::chown(&host, Some(uid), Some(gid)).unwrap();
+    std::os::unix::fs::chown(host.join("payload"), Some(uid), Some(gid)).unwrap();
+    let marker = format!("unionctl-rootless-cp-{}", std::process::id());
+    let payload = host.join("payload");
+    ok(&r.run(&[
+        "cp",
+        payload.to_str().unwrap(),
+        &format!("c:/escape/tmp/{marker}"),
+    ]));
+    assert!(!Path::new("/tmp").join(&marker).exists());
+    assert_eq!(
+        ok(&r.run(&["exec", "c", "cat", &format!("/tmp/{marker}")])),
+        "payload\n"
+    );
+    ok(&r.run(&["cp", "c:/d", host.to_str().unwrap()]));
+    assert_eq!(fs::read_to_string(host.join("d/f")).unwrap(), "in\n");
+    use std::os::unix::fs::MetadataExt;
+    assert_eq!(fs::metadata(host.join("d/f")).unwrap().uid(), uid);
+
+    // Stopped: offline through its union, in a user namespace mapped as the container's.
+    ok(&r.run(&["stop", "-t", "0", "c"]));
+    ok(&r.run(&[
+        "cp",
+        payload.to_str().unwrap(),
+        &format!("c:/escape/tmp/{marker}-2"),
+    ]));
+    assert!(!Path::new("/tmp").join(format!("{marker}-2")).exists());
+    ok(&r.run(&["start", "c"]));
+    let inside = ok(&r.run(&["exec", "c", "cat", &format!("/tmp/{marker}-2")]));
+    assert_eq!(inside, "payload\n");
 }

@@ -1,9 +1,12 @@
 //! `images`, `tag`, `rmi`, `history`, `inspect`, `commit`, `diff`, `save`, `load`,
 //! `export`, `import`.
 use super::args::{
-    CommitArgs, CtrArgs, ExportArgs, ImgArgs, ImportArgs, InspectArgs, ListArgs, LoadArgs, RmiArgs,
-    SaveArgs, TagArgs,
+    CommitArgs, CtrArgs, ExportArgs, ImagesArgs, ImgArgs, ImportArgs, InspectArgs, LoadArgs,
+    RmiArgs, SaveArgs, TagArgs,
 };
+use super::filter::{self, Filters};
+use super::format::Format;
+use super::progress::Shown;
 use super::table;
 use anyhow::{Context, bail};
 use serde_json::{Value, json};
@@ -12,26 +15,34 @@ use std::path::Path;
 use unionctl::image::util::{human_ago, human_size};
 use unionctl::image::{self, container, listing, transfer};
 
-pub fn images(root: &Path, a: ListArgs) -> anyhow::Result<i32> {
-    let rows = listing::images(root)?;
-    if a.json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|r| {
-                let (repo, tag) = listing::repo_and_tag(&r.tag);
-                json!({"Repository": repo, "Tag": tag, "Id": format!("sha256:{}", r.id),
-                       "Created": r.created, "Size": r.size})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-    } else if a.quiet {
+pub fn images(root: &Path, a: ImagesArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
+    let filters = Filters::parse(&a.filters, &["dangling", "reference", "label"])?;
+    for v in filters.values("dangling") {
+        if v != "true" && v != "false" {
+            bail!("--filter dangling={v}: want true or false");
+        }
+    }
+    let rows: Vec<listing::ImageRow> = listing::images(root)?
+        .into_iter()
+        .filter(|r| images_filter(&filters, r))
+        .collect();
+    if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
             if seen.insert(r.id.clone()) {
                 println!("{}", &r.id[..12]);
             }
         }
-    } else {
+        return Ok(0);
+    }
+    let values: Vec<Value> = rows.iter().map(image_value).collect();
+    let header = |field: &str| match field {
+        "ID" => Some("IMAGE ID"),
+        "CreatedSince" => Some("CREATED"),
+        _ => None,
+    };
+    format.print_rows(&values, &header, || {
         let head = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
         let body = rows.iter().map(|r| {
             let (repo, tag) = listing::repo_and_tag(&r.tag);
@@ -44,8 +55,33 @@ pub fn images(root: &Path, a: ListArgs) -> anyhow::Result<i32> {
             ]
         });
         table::print(&table::with_head(&head, body));
-    }
+    })?;
     Ok(0)
+}
+
+fn images_filter(f: &Filters, r: &listing::ImageRow) -> bool {
+    let name = image::store::short_name(&r.tag);
+    let (repo, _) = listing::repo_and_tag(&name);
+    f.any("dangling", |v| (v == "true") == r.tag.is_empty())
+        && f.any("label", |v| filter::label_matches(&r.labels, v))
+        && f.any("reference", |v| {
+            !r.tag.is_empty() && (filter::glob_matches(v, &name) || filter::glob_matches(v, &repo))
+        })
+}
+
+/// An `images` row for --format, with docker's fields.
+fn image_value(r: &listing::ImageRow) -> Value {
+    let (repo, tag) = listing::repo_and_tag(&r.tag);
+    json!({
+        "Repository": repo,
+        "Tag": tag,
+        "ID": &r.id[..12],
+        "Digest": "<none>",
+        "CreatedAt": r.created.clone().unwrap_or_default(),
+        "CreatedSince": human_ago(r.created.as_deref()),
+        "Size": human_size(r.size),
+        "Labels": r.labels,
+    })
 }
 
 pub fn tag(root: &Path, a: TagArgs) -> anyhow::Result<i32> {
@@ -55,69 +91,98 @@ pub fn tag(root: &Path, a: TagArgs) -> anyhow::Result<i32> {
 
 pub fn rmi(root: &Path, a: RmiArgs) -> anyhow::Result<i32> {
     let mut failed = false;
-    for (reference, result) in a.images.iter().zip(listing::rmi(root, &a.images, a.force)?) {
+    for result in listing::rmi(root, &a.images, a.force)? {
         match result {
             Ok(lines) => lines.iter().for_each(|l| println!("{l}")),
             Err(e) => {
-                eprintln!("unionctl: rmi {reference}: {}", e.chain());
+                super::report("rmi", &e);
                 failed = true;
             }
         }
     }
-    Ok(failed as i32)
+    Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
 pub fn history(root: &Path, a: ImgArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
     let (id, rows) = listing::history(root, &a.image)?;
-    if a.json {
-        let v: Vec<Value> = rows
-            .iter()
-            .map(|h| {
-                json!({"Created": h.created, "CreatedBy": h.created_by, "Size": h.size,
-                       "Comment": h.comment})
-            })
-            .collect();
-        println!("{}", serde_json::to_string_pretty(&v)?);
-        return Ok(0);
-    }
-    let body = rows.iter().enumerate().map(|(i, h)| {
-        let idcol = if i == 0 {
+    let idcol = |i: usize| {
+        if i == 0 {
             id[..12].to_string()
         } else {
-            "<missing>".into()
-        };
-        let by: String = if h.created_by.chars().count() > 45 {
-            h.created_by.chars().take(44).collect::<String>() + "…"
-        } else {
-            h.created_by.clone()
-        };
-        vec![
-            idcol,
-            human_ago(h.created.as_deref()),
-            by,
-            human_size(h.size),
-            h.comment.clone(),
-        ]
-    });
-    let head = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"];
-    table::print(&table::with_head(&head, body));
+            "<missing>".to_string()
+        }
+    };
+    let values: Vec<Value> = rows
+        .iter()
+        .enumerate()
+        .map(|(i, h)| {
+            json!({"ID": idcol(i), "CreatedAt": h.created.clone().unwrap_or_default(),
+                   "CreatedSince": human_ago(h.created.as_deref()),
+                   "CreatedBy": h.created_by, "Size": human_size(h.size), "Comment": h.comment})
+        })
+        .collect();
+    let header = |field: &str| match field {
+        "ID" => Some("IMAGE"),
+        "CreatedSince" => Some("CREATED"),
+        "CreatedBy" => Some("CREATED BY"),
+        _ => None,
+    };
+    format.print_rows(&values, &header, || {
+        let body = rows.iter().enumerate().map(|(i, h)| {
+            let by: String = if h.created_by.chars().count() > 45 {
+                h.created_by.chars().take(44).collect::<String>() + "…"
+            } else {
+                h.created_by.clone()
+            };
+            vec![
+                idcol(i),
+                human_ago(h.created.as_deref()),
+                by,
+                human_size(h.size),
+                h.comment.clone(),
+            ]
+        });
+        let head = ["IMAGE", "CREATED", "CREATED BY", "SIZE", "COMMENT"];
+        table::print(&table::with_head(&head, body));
+    })?;
     Ok(0)
 }
 
 pub fn inspect(root: &Path, a: InspectArgs) -> anyhow::Result<i32> {
+    let format = Format::parse(a.format.as_deref(), false)?;
     let mut out = Vec::new();
     let mut failed = false;
+    // Containers first, as docker: a container's name is never taken for the prefix of
+    // an image id.
     for t in &a.targets {
-        match listing::inspect(root, t)? {
-            Some(v) => out.push(v),
-            None => {
-                eprintln!("unionctl: inspect: {t:?}: no such image or container");
+        match unionctl::runner::inspect(root, t) {
+            Ok(c) => {
+                out.push(serde_json::to_value(c)?);
+                continue;
+            }
+            Err(e) if e.is_not_found() => {}
+            Err(e) => {
+                super::report("inspect", &e);
+                failed = true;
+                continue;
+            }
+        }
+        match listing::inspect_image(root, t) {
+            Ok(Some(img)) => out.push(serde_json::to_value(img)?),
+            Ok(None) => {
+                let e = image::Error::no_such("image or container", t);
+                super::report("inspect", &e);
+                failed = true;
+            }
+            Err(e) => {
+                super::report("inspect", &e);
                 failed = true;
             }
         }
     }
-    println!("{}", serde_json::to_string_pretty(&out)?);
-    Ok(failed as i32)
+    format.print_objects(&out)?;
+    Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
 pub fn commit(root: &Path, a: CommitArgs) -> anyhow::Result<i32> {
@@ -129,7 +194,13 @@ pub fn commit(root: &Path, a: CommitArgs) -> anyhow::Result<i32> {
         reference: a.reference,
     };
     let freeze = || -> Box<dyn std::any::Any> { Box::new(unionctl::runner::freeze::freeze(&c)) };
-    let id = image::commit(root, &c, &opts, a.pause.then_some(&freeze as _))?;
+    let id = image::commit(
+        root,
+        &c,
+        &opts,
+        a.pause.then_some(&freeze as _),
+        &mut Shown::new(a.quiet),
+    )?;
     println!("sha256:{id}");
     Ok(0)
 }
@@ -143,7 +214,8 @@ pub fn diff(root: &Path, a: CtrArgs) -> anyhow::Result<i32> {
 
 pub fn save(root: &Path, a: SaveArgs) -> anyhow::Result<i32> {
     let mut out = transfer::Output::open(a.output.as_deref())?;
-    image::save(root, &a.images, &a.format, &mut out.writer())?;
+    let mut progress = Shown::new(a.quiet);
+    image::save(root, &a.images, &a.format, &mut out.writer(), &mut progress)?;
     out.finish()?;
     Ok(0)
 }
@@ -155,7 +227,7 @@ pub fn load(root: &Path, a: LoadArgs) -> anyhow::Result<i32> {
         .as_ref()
         .map(|p| p.display().to_string())
         .unwrap_or_else(|| "stdin".into());
-    for l in image::load(root, input, &what)? {
+    for l in image::load(root, input, &what, &mut Shown::new(a.quiet))? {
         if l.starts_with("sha256:") {
             println!("Loaded image ID: {l}");
         } else {
@@ -166,20 +238,31 @@ pub fn load(root: &Path, a: LoadArgs) -> anyhow::Result<i32> {
 }
 
 pub fn export(root: &Path, a: ExportArgs) -> anyhow::Result<i32> {
-    transfer::export(root, &a.container, a.output.as_deref())?;
+    transfer::export(
+        root,
+        &a.container,
+        a.output.as_deref(),
+        &mut Shown::new(a.quiet),
+    )?;
     Ok(0)
 }
 
 pub fn import(root: &Path, a: ImportArgs) -> anyhow::Result<i32> {
     let input: Box<dyn std::io::Read + Send> = if a.file == "-" {
         if std::io::stdin().is_terminal() {
-            bail!("import -: refusing to read a tar from a terminal");
+            bail!("reading the tar from stdin: stdin is a terminal");
         }
         Box::new(std::io::stdin())
     } else {
-        Box::new(std::fs::File::open(&a.file).with_context(|| a.file.clone())?)
+        Box::new(std::fs::File::open(&a.file).with_context(|| format!("opening {}", a.file))?)
     };
-    let id = transfer::import(root, input, &a.file, a.reference.as_deref())?;
+    let id = transfer::import(
+        root,
+        input,
+        &a.file,
+        a.reference.as_deref(),
+        &mut Shown::new(a.quiet),
+    )?;
     println!("sha256:{id}");
     Ok(0)
 }

@@ -1,13 +1,19 @@
 //! Command line: parse, call the library, print, pick the exit status.
 mod args;
 mod containers;
+mod exit;
+mod filter;
+mod format;
+mod help;
 mod images;
 mod mount;
+mod progress;
 mod registry;
 mod table;
+mod verbs;
 
-use args::{Cli, Command};
-use clap::Parser;
+use args::{Cli, Command, SystemCmd};
+use clap::{CommandFactory, FromArgMatches};
 use std::path::PathBuf;
 
 /// The name (of a symlink to unionctl) that takes fuse-overlayfs' command line.
@@ -33,7 +39,15 @@ pub fn main() -> i32 {
             }
         };
     }
-    let cli = Cli::parse();
+    let matches = match Cli::command().try_get_matches() {
+        Ok(m) => m,
+        Err(e) => usage_error(e),
+    };
+    let verb = verb_of(&matches);
+    let cli = match Cli::from_arg_matches(&matches) {
+        Ok(cli) => cli,
+        Err(e) => e.exit(),
+    };
     let root = unionctl::image::store_root(cli.root.clone());
     if only_prints(&cli.command) {
         // A reader that goes away (`unionctl images | head -1`) ends us quietly, as it
@@ -46,10 +60,70 @@ pub fn main() -> i32 {
     match dispatch(cli.command, root) {
         Ok(code) => code,
         Err(e) => {
-            eprintln!("unionctl: {}", unionctl::errors::chain(e.as_ref()));
-            1
+            report(&verb, e.as_ref());
+            exit::status_of(&e)
         }
     }
+}
+
+/// Prints an error of `unionctl VERB` on one line: `unionctl: VERB: what: cause`.
+pub fn report(verb: &str, e: &(dyn std::error::Error + 'static)) {
+    eprintln!("unionctl: {verb}: {}", unionctl::errors::chain(e));
+}
+
+/// Ends the process on a command line clap refused: help and version as clap prints
+/// them; a usage error (an unknown flag, a missing argument) on one line, status 2.
+fn usage_error(e: clap::Error) -> ! {
+    use clap::error::ErrorKind;
+    if matches!(
+        e.kind(),
+        ErrorKind::DisplayHelp
+            | ErrorKind::DisplayVersion
+            | ErrorKind::DisplayHelpOnMissingArgumentOrSubcommand
+    ) {
+        e.exit()
+    }
+    // clap's first paragraph is the error ("unexpected argument '-x' found", or "the
+    // following required arguments were not provided:" and their names); tips and usage
+    // follow it.
+    let text = e.render().to_string();
+    let first = text.split("\n\n").next().unwrap_or(&text);
+    let words: Vec<&str> = first.split_whitespace().collect();
+    let what = words.join(" ");
+    let what = what.strip_prefix("error: ").unwrap_or(&what);
+    let verb = typed_verb();
+    let (verb, help) = match &verb {
+        Some(v) => (format!("{v}: "), format!("unionctl {v} --help")),
+        None => (String::new(), "unionctl --help".to_string()),
+    };
+    eprintln!("unionctl: {verb}{what} (see '{help}')");
+    std::process::exit(exit::USAGE)
+}
+
+/// The subcommand in the arguments, when parsing failed: the first word that is not an
+/// option (nor `--root`'s value) and names a subcommand.
+fn typed_verb() -> Option<String> {
+    let cmd = Cli::command();
+    let mut args = std::env::args().skip(1);
+    while let Some(a) = args.next() {
+        if a == "--root" {
+            args.next();
+        } else if !a.starts_with('-') {
+            return cmd.find_subcommand(&a).map(|_| a);
+        }
+    }
+    None
+}
+
+/// The subcommand path the user typed (`images`, `volume ls`), for error messages.
+fn verb_of(m: &clap::ArgMatches) -> String {
+    let mut words = Vec::new();
+    let mut at = m;
+    while let Some((name, sub)) = at.subcommand() {
+        words.push(name.to_string());
+        at = sub;
+    }
+    words.join(" ")
 }
 
 fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
@@ -83,6 +157,23 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Search(a) => registry::search(&root, a),
         Command::Login(a) => registry::login(&root, a),
         Command::Logout(a) => registry::logout(&root, a),
+        Command::Completion(a) => help::completion(a),
+        Command::Man(a) => help::man(a),
+        Command::Create(a) => verbs::create(&root, *a),
+        Command::Kill(a) => verbs::kill(&root, a),
+        Command::Wait(a) => verbs::wait(&root, a),
+        Command::Pause(a) => verbs::pause(&root, a, true),
+        Command::Unpause(a) => verbs::pause(&root, a, false),
+        Command::Top(a) => verbs::top(&root, a),
+        Command::Stats(a) => verbs::stats(&root, a),
+        Command::Cp(a) => verbs::cp(&root, a),
+        Command::Rename(a) => verbs::rename(&root, a),
+        Command::Container(c) => verbs::container(&root, c),
+        Command::Image(c) => verbs::image(&root, c),
+        Command::Volume(c) => verbs::volume(&root, c),
+        Command::System(c) => verbs::system(&root, c),
+        Command::Info => verbs::info(&root),
+        Command::Version => verbs::version(),
     }
 }
 
@@ -101,5 +192,11 @@ fn only_prints(cmd: &Command) -> bool {
             | Command::Save(_)
             | Command::Export(_)
             | Command::Search(_)
+            | Command::Completion(_)
+            | Command::Top(_)
+            | Command::Stats(_)
+            | Command::Info
+            | Command::Version
+            | Command::System(SystemCmd::Df)
     )
 }

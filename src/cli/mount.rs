@@ -11,6 +11,12 @@ pub fn mount(a: MountArgs) -> anyhow::Result<i32> {
         .flat_map(|l| l.split(':'))
         .map(PathBuf::from)
         .collect();
+    if lowers.iter().any(|l| l.as_os_str().is_empty()) {
+        anyhow::bail!(
+            "--lower {:?}: empty layer path (layers are separated by ':')",
+            a.lower.as_deref().unwrap_or_default()
+        );
+    }
     let req = MountRequest::new(lowers, a.upper, a.work, format, &a.options, a.merged)?;
     serve(&req, a.foreground)
 }
@@ -91,16 +97,19 @@ pub fn umount(a: UmountArgs) -> anyhow::Result<i32> {
 
 pub fn layers(a: LayersArgs) -> anyhow::Result<i32> {
     let layers = fuse::layers(&a.merged)?;
+    let format = fuse::whiteout_format(&a.merged)?;
     if a.json {
-        let v: Vec<serde_json::Value> = layers
+        let layers: Vec<serde_json::Value> = layers
             .iter()
-            .map(|l| serde_json::json!({"role": l.role, "path": l.path}))
+            .map(|l| serde_json::json!({"Role": l.role, "Path": l.path}))
             .collect();
+        let v = serde_json::json!({"Format": format, "Layers": layers});
         println!("{}", serde_json::to_string_pretty(&v)?);
     } else {
         for l in layers {
             println!("{}\t{}", l.role, l.path);
         }
+        println!("format\t{format}");
     }
     Ok(0)
 }

@@ -1,13 +1,20 @@
 //! `pull`, `push`, `search`, `login`, `logout`.
 use super::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
-use anyhow::bail;
+use super::exit::Usage;
+use super::progress::Shown;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::Path;
 use unionctl::registry::{self, auth::Credentials};
 
 pub fn pull(root: &Path, a: PullArgs) -> anyhow::Result<i32> {
     let access = a.registry.access();
-    let pulled = registry::pull(root, &access, &a.reference, a.platform.as_deref())?;
+    let pulled = registry::pull(
+        root,
+        &access,
+        &a.reference,
+        a.platform.as_deref(),
+        &mut Shown::new(a.quiet),
+    )?;
     if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "{}: {} of {} layers downloaded, stored as {}",
@@ -28,6 +35,7 @@ pub fn push(root: &Path, a: PushArgs) -> anyhow::Result<i32> {
         &a.image,
         a.destination.as_deref(),
         &a.compression_format,
+        &mut Shown::new(a.quiet),
     )?;
     println!("{digest}");
     Ok(0)
@@ -67,13 +75,10 @@ pub fn search(root: &Path, a: SearchArgs) -> anyhow::Result<i32> {
 pub fn login(root: &Path, a: LoginArgs) -> anyhow::Result<i32> {
     let host = registry::registry_of(&a.registry)?;
     let interactive = std::io::stdin().is_terminal();
-    if a.password.is_some() && a.password_stdin {
-        bail!("login {host}: give -p or --password-stdin, not both");
-    }
     let user = match a.username {
         Some(u) => u,
         None if interactive && !a.password_stdin => prompt("Username: ", true)?,
-        None => bail!("login {host}: no user name: give -u USER"),
+        None => return Err(Usage(format!("{host}: no user name: give -u USER")).into()),
     };
     let password = if let Some(p) = a.password {
         p
@@ -84,7 +89,10 @@ pub fn login(root: &Path, a: LoginArgs) -> anyhow::Result<i32> {
     } else if interactive {
         prompt("Password: ", false)?
     } else {
-        bail!("login {host}: no password: give -p PASS or --password-stdin");
+        return Err(Usage(format!(
+            "{host}: no password: give -p PASS or --password-stdin"
+        ))
+        .into());
     };
     let creds = Credentials { user, password };
     registry::login(root, &a.access.with_creds(None), &host, creds)?;
@@ -99,7 +107,7 @@ pub fn logout(root: &Path, a: LogoutArgs) -> anyhow::Result<i32> {
         return Ok(0);
     }
     let Some(arg) = a.registry else {
-        bail!("logout: name a registry (or --all)");
+        return Err(Usage("name a registry (or --all)".into()).into());
     };
     let host = registry::registry_of(&arg)?;
     registry::logout(root, a.authfile.as_deref(), Some(&host))?;

@@ -183,7 +183,9 @@ pub fn container_dir(root: &Path, name: &str) -> std::path::PathBuf {
     panic!("no container {name} under {}", root.display());
 }
 
-/// Waits until container `name`'s log (ctr.log) holds `needle`.
+/// Waits until container `name`'s log (ctr.log) holds `needle`. The log is records
+/// (`TIME STREAM F|P TEXT`) whose text is the output as written, so a one-line needle
+/// ending in a newline is found as it was printed.
 #[track_caller]
 pub fn wait_log(root: &Path, name: &str, needle: &str) {
     wait_log_with(root, name, &format!("{needle:?}"), |t| t.contains(needle));

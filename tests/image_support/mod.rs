@@ -318,16 +318,14 @@ pub fn fake_container(
     dir
 }
 
-/// The lowers of an image as `run` gets them (via `inspect`).
+/// The lowers of an image as `run` gets them (via `inspect`: `LowerDir`, top first,
+/// ':'-separated as overlayfs takes them).
 pub fn image_lowers(root: &Path, reference: &str) -> Vec<PathBuf> {
-    let out = uc_ok(root, &["inspect", reference]);
-    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
-    v[0]["GraphDriver"]["Data"]["LowerDirs"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|s| PathBuf::from(s.as_str().unwrap()))
-        .collect()
+    let out = uc_ok(
+        root,
+        &["inspect", "-f", "{{.GraphDriver.Data.LowerDir}}", reference],
+    );
+    out.trim().split(':').map(PathBuf::from).collect()
 }
 
 #[path = "../common/events.rs"]

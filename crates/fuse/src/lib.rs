@@ -134,22 +134,39 @@ fn unmount_with(merged: &Path, lazy: bool) -> Result<()> {
 /// One layer of a mounted union, as the mount reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct LayerInfo {
-    /// `upper`, `lower N`, `format` or `work`.
+    /// `upper` or `lower N`.
     pub role: String,
-    /// The layer's path (for `format`: the whiteout format).
+    /// The layer's directory.
     pub path: String,
 }
 
 /// The layers of the union mounted at MERGED, top first.
 pub fn layers(merged: &Path) -> Result<Vec<LayerInfo>> {
+    Ok(described_layers(merged)?
+        .into_iter()
+        .filter(|(role, _)| role != FORMAT_ROLE)
+        .map(|(role, path)| LayerInfo { role, path })
+        .collect())
+}
+
+/// The on-disk whiteout format of the union mounted at MERGED (`Overlay`, `Aufs`).
+pub fn whiteout_format(merged: &Path) -> Result<String> {
+    Ok(described_layers(merged)?
+        .into_iter()
+        .find(|(role, _)| role == FORMAT_ROLE)
+        .map(|(_, format)| format)
+        .unwrap_or_default())
+}
+
+/// The line of the mount's layer description that names the format, not a layer.
+const FORMAT_ROLE: &str = "format";
+
+fn described_layers(merged: &Path) -> Result<Vec<(String, String)>> {
     let text = read_virtual(merged, crate::unionfs::LAYERS_XATTR)?;
     Ok(text
         .lines()
         .filter_map(|l| l.split_once('\t'))
-        .map(|(role, path)| LayerInfo {
-            role: role.to_string(),
-            path: path.to_string(),
-        })
+        .map(|(role, path)| (role.to_string(), path.to_string()))
         .collect())
 }
 

@@ -3,8 +3,9 @@
 //! oci-archive (an OCI image layout in a tar). Load reads both, whole-archive or
 //! per-layer gzip/zstd included, from a file or a pipe.
 use super::layer;
+use super::progress::{Item, Outcome, Progress, ProgressReader};
 use super::store::{self, Image, LayerFile, Store, strip_sha};
-use super::util::{self, HashingWriter, Progress, ProgressReader};
+use super::util::{self, HashingWriter};
 use crate::error::Result;
 use crate::error::{Context, io};
 use oci_spec::image::{ImageConfiguration, ImageIndex, ImageManifest};
@@ -33,18 +34,17 @@ pub fn save(
     images: &[(Image, Vec<String>)],
     format: &str,
     out: impl Write,
+    progress: &mut dyn Progress,
 ) -> Result<()> {
-    let mut progress = Progress::new("save");
     let mut b = tar::Builder::new(out);
     match format {
-        "oci-archive" => save_oci(store, images, &mut b, &mut progress)?,
-        _ => save_docker(store, images, &mut b, &mut progress)?,
+        "oci-archive" => save_oci(store, images, &mut b, progress)?,
+        _ => save_docker(store, images, &mut b, progress)?,
     }
     b.into_inner()
         .context("writing archive")?
         .flush()
         .context("writing archive")?;
-    progress.finish();
     Ok(())
 }
 
@@ -68,25 +68,29 @@ fn add_blob<W: Write>(
     b: &mut tar::Builder<W>,
     name: &str,
     hex: &str,
-    p: &mut Progress,
+    item: Item,
+    p: &mut dyn Progress,
 ) -> Result<()> {
     let path = store.blob_path(hex);
     let f = File::open(&path).map_err(io("reading blob", &path))?;
     let len = f.metadata()?.len();
     let mut h = file_header(len);
+    p.begin(item, &format!("sha256:{hex}"), Some(len));
     let r = ProgressReader {
         inner: f.take(len),
         progress: p,
     };
     b.append_data(&mut h, name, r)
-        .with_context(|| format!("writing {name}"))
+        .with_context(|| format!("writing {name}"))?;
+    p.end(Outcome::Done);
+    Ok(())
 }
 
 fn save_docker<W: Write>(
     store: &Store,
     images: &[(Image, Vec<String>)],
     b: &mut tar::Builder<W>,
-    p: &mut Progress,
+    p: &mut dyn Progress,
 ) -> Result<()> {
     let mut manifest = Vec::new();
     let mut written = HashSet::new();
@@ -95,7 +99,7 @@ fn save_docker<W: Write>(
         for (blob, diff) in img.layer_blobs().iter().zip(img.diff_ids()) {
             let name = format!("{diff}.tar");
             if written.insert(name.clone()) {
-                add_blob(store, b, &name, blob, p)?;
+                add_blob(store, b, &name, blob, Item::Blob, p)?;
             }
             layers.push(name);
         }
@@ -116,18 +120,22 @@ fn save_oci<W: Write>(
     store: &Store,
     images: &[(Image, Vec<String>)],
     b: &mut tar::Builder<W>,
-    p: &mut Progress,
+    p: &mut dyn Progress,
 ) -> Result<()> {
     add_bytes(b, "oci-layout", br#"{"imageLayoutVersion":"1.0.0"}"#)?;
     let mut written = HashSet::new();
     let mut descs = Vec::new();
     for (img, tags) in images {
-        let mut blobs: Vec<String> = img.layer_blobs();
-        blobs.push(img.id.clone());
-        blobs.push(img.manifest_hex.clone());
-        for hex in blobs {
+        let mut blobs: Vec<(String, Item)> = img
+            .layer_blobs()
+            .into_iter()
+            .map(|hex| (hex, Item::Blob))
+            .collect();
+        blobs.push((img.id.clone(), Item::Config));
+        blobs.push((img.manifest_hex.clone(), Item::Manifest));
+        for (hex, item) in blobs {
             if written.insert(hex.clone()) {
-                add_blob(store, b, &format!("blobs/sha256/{hex}"), &hex, p)?;
+                add_blob(store, b, &format!("blobs/sha256/{hex}"), &hex, item, p)?;
             }
         }
         let size = img.manifest_raw.len() as u64;
@@ -187,6 +195,22 @@ impl Staging {
     }
 }
 
+/// How progress names an archive member that holds a blob: OCI `blobs/sha256/HEX` and
+/// docker's `HEX.tar` / `HEX/layer.tar` as `sha256:HEX`; None for the JSON members.
+fn blob_name(key: &str) -> Option<String> {
+    let hex = key
+        .strip_prefix("blobs/sha256/")
+        .or_else(|| key.strip_suffix("/layer.tar"))
+        .or_else(|| key.strip_suffix(".tar"))?;
+    let hex = hex.rsplit('/').next().unwrap_or(hex);
+    Some(
+        match hex.len() == 64 && hex.bytes().all(|b| b.is_ascii_hexdigit()) {
+            true => format!("sha256:{hex}"),
+            false => key.to_string(),
+        },
+    )
+}
+
 fn clean(name: &str) -> String {
     name.split('/')
         .filter(|c| !c.is_empty() && *c != ".")
@@ -195,12 +219,14 @@ fn clean(name: &str) -> String {
 }
 
 /// Loads every image of an archive; returns the names (or ids) loaded.
-pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<String>> {
+pub fn load(
+    store: &Store,
+    input: impl Read + Send + 'static,
+    progress: &mut dyn Progress,
+) -> Result<Vec<String>> {
     let _w = store.writer_lock()?;
     let stage_dir = crate::sys::owned_temp::dir_in(&store.tmp_dir())?;
-    let mut progress = Progress::new("load");
-    let staging = stage(util::decompressed(input)?, stage_dir.path(), &mut progress)?;
-    progress.set_label("load: unpacking");
+    let staging = stage(util::decompressed(input)?, stage_dir.path(), progress)?;
     let mut staging = staging;
     let loaded = if staging.files.contains_key("manifest.json") {
         load_docker(store, &mut staging)?
@@ -209,11 +235,10 @@ pub fn load(store: &Store, input: impl Read + Send + 'static) -> Result<Vec<Stri
     } else {
         bail!("neither a docker-archive (no manifest.json) nor an OCI archive (no index.json)");
     };
-    progress.finish();
     Ok(loaded)
 }
 
-fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
+fn stage(input: impl Read, dir: &Path, p: &mut dyn Progress) -> Result<Staging> {
     let mut st = Staging {
         files: HashMap::new(),
         links: HashMap::new(),
@@ -230,12 +255,19 @@ fn stage(input: impl Read, dir: &Path, p: &mut Progress) -> Result<Staging> {
                 let path = dir.join(n.to_string());
                 let f = File::create(&path).map_err(io("staging", &path))?;
                 let mut w = HashingWriter::new(io::BufWriter::with_capacity(1 << 20, f));
+                let blob = blob_name(&key);
+                if let Some(name) = &blob {
+                    p.begin(Item::Blob, name, Some(entry.header().size().unwrap_or(0)));
+                }
                 let mut r = ProgressReader {
                     inner: entry,
                     progress: p,
                 };
                 layer::copy_data(&mut r, &mut w)
                     .with_context(|| format!("reading archive member {key}"))?;
+                if blob.is_some() {
+                    p.end(Outcome::Done);
+                }
                 let (buf, sha, _) = w.finish();
                 buf.into_inner()
                     .map_err(|e| invalid!("staging {key}: {}", e.error()))?;
@@ -448,7 +480,7 @@ fn pick_manifest(st: &Staging, hex: &str, media: &str) -> Result<String> {
 pub fn open_input(path: Option<&Path>) -> Result<Box<dyn Read + Send>> {
     match path {
         Some(p) if p != Path::new("-") => {
-            let f = File::open(p).with_context(|| format!("{}", p.display()))?;
+            let f = File::open(p).map_err(crate::error::io("opening", p))?;
             Ok(Box::new(BufReader::with_capacity(1 << 20, f)))
         }
         _ => {

@@ -3,8 +3,8 @@
 //! follows the size of the changes, not of the image.
 use super::container::ContainerRecord;
 use super::layer::{LayerWriter, PackOptions};
+use super::progress::{Item, Outcome, Progress};
 use super::store::{self, Store};
-use super::util::Progress;
 use crate::error::Context;
 use crate::error::Result;
 use oci_spec::image::{Config, HistoryBuilder, ImageConfiguration};
@@ -33,6 +33,7 @@ pub fn commit(
     c: &ContainerRecord,
     a: &CommitOptions,
     freeze: Option<Freeze>,
+    progress: &mut dyn Progress,
 ) -> Result<String> {
     let upper = c.upper();
     if !upper.is_dir() {
@@ -65,9 +66,8 @@ pub fn commit(
         }
         None => None,
     };
-    let mut progress = Progress::new("commit");
-    let (mut config, mut layers) = base_of(&store, c, parent.as_ref(), &mut progress)?;
-    progress.set_label("commit");
+    let (mut config, mut layers) = base_of(&store, c, parent.as_ref(), progress)?;
+    progress.begin(Item::Layer, &c.display_name(), None);
     let (hex, size) = {
         let _frozen = freeze.map(|f| f());
         let mut blob = store.new_blob()?;
@@ -77,11 +77,12 @@ pub fn commit(
             index: Some(c.work().join("index")),
         };
         let mut w = LayerWriter::new(&mut blob, opts);
-        w.pack_tree(&upper, &mut |n| progress.add(n))?;
+        w.pack_tree(&upper, &mut |n| progress.advance(n))?;
         w.finish()?.flush()?;
         blob.commit()?
     };
     store.ensure_unpacked(&hex, &hex)?;
+    progress.end(Outcome::Done);
     layers.push((hex.clone(), size));
     config
         .rootfs_mut()
@@ -90,7 +91,6 @@ pub fn commit(
     describe(&mut config, c, a)?;
     let raw = serde_json::to_vec(&config)?;
     let (id, _) = store.record_image(&raw, &layers, &tags)?;
-    progress.finish();
     Ok(id)
 }
 
@@ -100,7 +100,7 @@ fn base_of(
     store: &Store,
     c: &ContainerRecord,
     parent: Option<&store::Image>,
-    progress: &mut Progress,
+    progress: &mut dyn Progress,
 ) -> Result<(ImageConfiguration, Vec<(String, u64)>)> {
     if let Some(p) = parent {
         let layers = p
@@ -116,7 +116,6 @@ fn base_of(
     if c.lower_dirs().is_empty() {
         return Ok((config, Vec::new()));
     }
-    progress.set_label("commit: base layer");
     let (hex, size) = pack_layers(store, &c.lower_dirs(), progress)?;
     config
         .rootfs_mut()
@@ -166,8 +165,9 @@ fn describe(config: &mut ImageConfiguration, c: &ContainerRecord, a: &CommitOpti
 fn pack_layers(
     store: &Store,
     lowers: &[std::path::PathBuf],
-    progress: &mut Progress,
+    progress: &mut dyn Progress,
 ) -> Result<(String, u64)> {
+    progress.begin(Item::Layer, "base layer", None);
     let mut blob = store.new_blob()?;
     let opts = PackOptions {
         lowers: lowers.to_vec(),
@@ -176,10 +176,11 @@ fn pack_layers(
     };
     let view = super::views::of_lowers(lowers).context("reading the lower layers")?;
     let mut w = LayerWriter::new(&mut blob, opts);
-    w.pack_view(&view, &mut |n| progress.add(n))?;
+    w.pack_view(&view, &mut |n| progress.advance(n))?;
     w.finish()?.flush()?;
     let (hex, size) = blob.commit()?;
     store.ensure_unpacked(&hex, &hex)?;
+    progress.end(Outcome::Done);
     Ok((hex, size))
 }
 

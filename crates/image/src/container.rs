@@ -1,7 +1,6 @@
 //! What the image commands need of a container: its record (containers/<id>/state.json,
 //! written by the runner; extra fields ignored), its upper layer and its lowers.
 use crate::error::Result;
-use crate::error::io;
 use serde::Deserialize;
 use std::fs;
 use std::path::{Path, PathBuf};
@@ -83,6 +82,8 @@ pub fn all(root: &Path) -> Vec<ContainerRecord> {
         return Vec::new();
     };
     rd.flatten()
+        // `.trash-*`: a removed container whose files are still being deleted.
+        .filter(|e| !e.file_name().as_encoded_bytes().starts_with(b"."))
         .filter_map(|e| read_record(&e.path()))
         .collect()
 }
@@ -102,13 +103,7 @@ pub fn find(root: &Path, reference: &str) -> Result<ContainerRecord> {
         .collect();
     match hits.len() {
         1 if !reference.is_empty() => Ok(hits[0].clone()),
-        0 | 1 => not_found!("container {reference:?}: no such container"),
+        0 | 1 => Err(crate::error::Error::no_such("container", reference)),
         _ => bail!("container {reference:?}: ambiguous id prefix"),
     }
-}
-
-pub fn read_state_json(c: &ContainerRecord) -> Result<serde_json::Value> {
-    let p = c.dir.join("state.json");
-    let b = fs::read(&p).map_err(io("reading", &p))?;
-    Ok(serde_json::from_slice(&b)?)
 }

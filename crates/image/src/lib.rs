@@ -6,8 +6,10 @@
 //! - `commit`, `transfer` (export/import), `diff`, `listing` (images/tag/rmi/history/inspect)
 //! - `merged`: the merged view of layer dirs without a mount
 //! - `container`: the runner's container records, read tolerantly
+//! - `progress`: what long copies report, item by item, to their caller
 
 // The crates below this one, under the names the modules use.
+pub use progress::Progress;
 pub use unionctl_union::timestamp;
 pub(crate) use unionctl_union::{sys, unionfs, whiteout};
 #[macro_use]
@@ -18,6 +20,9 @@ pub mod container;
 pub mod diff;
 pub mod layer;
 pub mod listing;
+pub mod progress;
+pub mod prune;
+pub mod reference;
 pub mod store;
 
 pub mod transfer;
@@ -56,7 +61,14 @@ pub fn store_root(opt: Option<PathBuf>) -> PathBuf {
 
 /// Writes the images REFS to OUT as a docker-archive or oci-archive (`format`). An
 /// image named by a name is saved with that name; by id, with every name it has.
-pub fn save(root: &Path, refs: &[String], format: &str, out: &mut dyn Write) -> Result<()> {
+/// `progress` hears of each blob.
+pub fn save(
+    root: &Path,
+    refs: &[String],
+    format: &str,
+    out: &mut dyn Write,
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let store = Store::open_existing(root);
     let mut images = Vec::new();
     for r in refs {
@@ -75,14 +87,19 @@ pub fn save(root: &Path, refs: &[String], format: &str, out: &mut dyn Write) -> 
         };
         images.push((img, tags));
     }
-    archive::save(&store, &images, format, out)
+    archive::save(&store, &images, format, out, progress)
 }
 
 /// Reads a docker-archive or oci-archive; returns each loaded name (or `sha256:` id of an
-/// image without one). WHAT names the input in errors.
-pub fn load(root: &Path, input: impl Read + Send + 'static, what: &str) -> Result<Vec<String>> {
+/// image without one). WHAT names the input in errors; `progress` hears of each layer.
+pub fn load(
+    root: &Path,
+    input: impl Read + Send + 'static,
+    what: &str,
+    progress: &mut dyn Progress,
+) -> Result<Vec<String>> {
     let store = Store::open(root)?;
-    archive::load(&store, input).with_context(|| format!("load {what}"))
+    archive::load(&store, input, progress).with_context(|| format!("reading {what}"))
 }
 
 /// What `unionctl run IMAGE` needs from the store: the image's unpacked layer dirs
@@ -103,7 +120,7 @@ pub struct ImageRunInfo {
 /// Resolves an image reference (name[:tag], id or id prefix) for `run`.
 pub fn resolve_for_run(root: &Path, reference: &str) -> Result<ImageRunInfo> {
     if !root.join("index.json").exists() {
-        not_found!("image {reference:?}: no such image");
+        return Err(crate::error::Error::no_such("image", reference));
     }
     let store = Store::open(root)?;
     // Held while layers may be unpacked, so a concurrent rmi does not sweep them.

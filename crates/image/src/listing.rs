@@ -1,8 +1,9 @@
 //! `images`, `tag`, `rmi`, `history`, `inspect`.
-use super::container;
-use super::store::{self, Image, Store, split_tag, strip_sha};
+use super::store::{self, Image, Store, split_tag};
 use crate::error::Result;
+use serde::Serialize;
 use serde_json::{Value, json};
+use std::collections::BTreeMap;
 use std::path::Path;
 
 /// One line of `images`: a name of an image ("" for an image without one).
@@ -13,6 +14,8 @@ pub struct ImageRow {
     pub id: String,
     pub created: Option<String>,
     pub size: u64,
+    /// The image config's labels.
+    pub labels: BTreeMap<String, String>,
 }
 
 /// Every name of every image in the store (an unnamed image once, with tag "").
@@ -26,12 +29,21 @@ pub fn images(root: &Path) -> Result<Vec<ImageRow>> {
         } else {
             img.tags.clone()
         };
+        let labels: BTreeMap<String, String> = img
+            .config
+            .config()
+            .as_ref()
+            .and_then(|c| c.labels().clone())
+            .unwrap_or_default()
+            .into_iter()
+            .collect();
         for tag in tags {
             rows.push(ImageRow {
                 tag,
                 id: img.id.clone(),
                 created: img.config.created().clone(),
                 size: img.size(),
+                labels: labels.clone(),
             });
         }
     }
@@ -149,46 +161,112 @@ pub fn history(root: &Path, reference: &str) -> Result<(String, Vec<HistoryRow>)
     Ok((img.id.clone(), rows))
 }
 
-pub fn image_json(store: &Store, img: &Image) -> Value {
+/// An image as `docker image inspect` shows it (docker's keys, PascalCase).
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct ImageInspect {
+    /// `sha256:` and the config digest.
+    pub id: String,
+    pub repo_tags: Vec<String>,
+    /// `NAME@sha256:...` of the stored manifest, for each name.
+    pub repo_digests: Vec<String>,
+    pub created: Option<String>,
+    pub author: Option<String>,
+    pub architecture: Option<String>,
+    pub os: Option<String>,
+    /// The run configuration as the image config holds it (`Cmd`, `Env`, `Labels`, ...).
+    pub config: Value,
+    /// Bytes of the layers as stored.
+    pub size: u64,
+    #[serde(rename = "RootFS")]
+    pub root_fs: RootFs,
+    pub graph_driver: GraphDriver,
+}
+
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct RootFs {
+    /// Always `layers`.
+    pub r#type: String,
+    /// Diff ids, bottom layer first.
+    pub layers: Vec<String>,
+}
+
+/// Where the file system of an image or container lives, as docker's `GraphDriver`.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriver {
+    /// Always `unionctl`.
+    pub name: String,
+    pub data: GraphDriverData,
+}
+
+/// Directories as overlayfs options name them: `LowerDir` top layer first, `:`-separated.
+#[derive(Debug, Clone, Default, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct GraphDriverData {
+    pub lower_dir: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub upper_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub work_dir: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub merged_dir: Option<String>,
+}
+
+impl GraphDriver {
+    pub fn new(data: GraphDriverData) -> GraphDriver {
+        GraphDriver {
+            name: "unionctl".into(),
+            data,
+        }
+    }
+}
+
+pub fn image_inspect(store: &Store, img: &Image) -> ImageInspect {
     let cfg = serde_json::from_slice::<Value>(&img.config_raw).unwrap_or(Value::Null);
-    let layers: Vec<String> = img
+    let text = |k: &str| cfg.get(k).and_then(Value::as_str).map(str::to_string);
+    let lowers: Vec<String> = img
         .diff_ids()
         .iter()
         .rev()
         .map(|d| store.layer_dir(d).display().to_string())
         .collect();
-    json!({
-        "Id": format!("sha256:{}", img.id),
-        "RepoTags": img.tags,
-        "Digest": format!("sha256:{}", img.manifest_hex),
-        "Created": cfg.get("created"),
-        "Author": cfg.get("author"),
-        "Architecture": cfg.get("architecture"),
-        "Os": cfg.get("os"),
-        "Config": cfg.get("config"),
-        "Size": img.size(),
-        "RootFS": {"Type": "layers", "Layers": img.config.rootfs().diff_ids()},
-        "History": cfg.get("history"),
-        "GraphDriver": {"Name": "unionctl", "Data": {"LowerDirs": layers}},
-    })
+    let repo_digests = img
+        .tags
+        .iter()
+        .map(|t| {
+            let (name, _) = split_tag(t);
+            format!("{name}@sha256:{}", img.manifest_hex)
+        })
+        .collect();
+    ImageInspect {
+        id: format!("sha256:{}", img.id),
+        repo_tags: img.tags.clone(),
+        repo_digests,
+        created: text("created"),
+        author: text("author"),
+        architecture: text("architecture"),
+        os: text("os"),
+        config: cfg.get("config").cloned().unwrap_or_else(|| json!({})),
+        size: img.size(),
+        root_fs: RootFs {
+            r#type: "layers".into(),
+            layers: img.config.rootfs().diff_ids().clone(),
+        },
+        graph_driver: GraphDriver::new(GraphDriverData {
+            lower_dir: lowers.join(":"),
+            ..Default::default()
+        }),
+    }
 }
 
-/// An image or, failing that, a container, as JSON; None if TARGET names neither.
-pub fn inspect(root: &Path, target: &str) -> Result<Option<Value>> {
+/// The image REFERENCE names, for `inspect`; None when it names none (it may be a
+/// container).
+pub fn inspect_image(root: &Path, reference: &str) -> Result<Option<ImageInspect>> {
     let store = Store::open_existing(root);
-    if let Ok(r) = store.resolve(target) {
-        return Ok(Some(image_json(&store, &store.load(&r)?)));
+    match store.resolve(reference) {
+        Ok(r) => Ok(Some(image_inspect(&store, &store.load(&r)?))),
+        Err(_) => Ok(None),
     }
-    let Ok(c) = container::find(root, target) else {
-        return Ok(None);
-    };
-    let mut v = container::read_state_json(&c)?;
-    if let Some(o) = v.as_object_mut() {
-        o.insert("UpperDir".into(), json!(c.upper()));
-        if let Some(img) = &c.image {
-            o.entry("ImageId")
-                .or_insert(json!(format!("sha256:{}", strip_sha(img))));
-        }
-    }
-    Ok(Some(v))
 }

@@ -195,7 +195,9 @@ impl Store {
                 _ => bail!("image {reference:?}: ambiguous id prefix"),
             }
         }
-        not_found!("image {reference:?}: no such image")
+        // A name no image can have is refused as such, not looked for.
+        crate::reference::parse(reference)?;
+        Err(crate::error::Error::no_such("image", reference))
     }
 
     /// The image id (config digest hex) of an index entry.

@@ -2,24 +2,34 @@
 //! as a one-layer image).
 use super::container;
 use super::layer::{LayerWriter, PackOptions};
+use super::progress::{Item, Outcome, Progress, ProgressReader};
 use super::store::{self, Store};
-use super::util::{self, Progress, ProgressReader};
+use super::util;
 use crate::error::Result;
 use crate::error::{Context, io};
 use oci_spec::image::{ConfigBuilder, HistoryBuilder, ImageConfiguration};
 use std::io::{self, Read, Write};
 use std::path::{Path, PathBuf};
 
-/// Where a command writes an archive: a file that appears whole (temp + rename), or
-/// stdout (refused when it is a terminal).
+/// Where a command writes an archive: a file that appears whole (temp + rename), a
+/// device or pipe written in place, or stdout (refused when it is a terminal).
 pub enum Output {
     File(tempfile::NamedTempFile, PathBuf),
+    /// `-o /dev/null`, a FIFO, `/dev/stdout`: a rename would replace the node itself.
+    Special(std::fs::File),
     Stdout(io::Stdout),
 }
 
 impl Output {
     pub fn open(path: Option<&Path>) -> Result<Output> {
         match path {
+            Some(p) if std::fs::metadata(p).is_ok_and(|m| !m.is_file() && !m.is_dir()) => {
+                let f = std::fs::OpenOptions::new()
+                    .write(true)
+                    .open(p)
+                    .map_err(io("opening", p))?;
+                Ok(Output::Special(f))
+            }
             Some(p) if p != Path::new("-") => {
                 let dir = match p.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d,
@@ -43,6 +53,7 @@ impl Output {
     pub fn writer(&mut self) -> Box<dyn Write + '_> {
         match self {
             Output::File(t, _) => Box::new(io::BufWriter::with_capacity(1 << 20, t.as_file_mut())),
+            Output::Special(f) => Box::new(io::BufWriter::with_capacity(1 << 20, f)),
             Output::Stdout(s) => Box::new(io::BufWriter::with_capacity(1 << 20, s.lock())),
         }
     }
@@ -57,19 +68,27 @@ impl Output {
                 crate::sys::durable::persist(t, &p)?;
                 Ok(())
             }
+            Output::Special(mut f) => Ok(f.flush()?),
             Output::Stdout(mut s) => Ok(s.flush()?),
         }
     }
 }
 
-pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
+/// Writes container CTR's file system as a tar to `output` (stdout without); `progress`
+/// hears of the bytes written.
+pub fn export(
+    root: &Path,
+    ctr: &str,
+    output: Option<&Path>,
+    progress: &mut dyn Progress,
+) -> Result<()> {
     let c = container::find(root, ctr)?;
     let index = c.work().join("index");
     let view = super::views::of_upper(&c.upper(), Some(&index), &c.lower_dirs())
         .map_err(io("reading", &c.upper()))?;
     let mut out = Output::open(output)?;
     {
-        let mut progress = Progress::new("export");
+        progress.begin(Item::Filesystem, &c.display_name(), None);
         let mut w = LayerWriter::new(
             out.writer(),
             PackOptions {
@@ -78,10 +97,12 @@ pub fn export(root: &Path, ctr: &str, output: Option<&Path>) -> Result<()> {
                 index: Some(c.work().join("index")),
             },
         );
-        w.pack_view(&view, &mut |n| progress.add(n))?;
+        w.pack_view(&view, &mut |n| progress.advance(n))?;
         w.finish()?.flush().context("writing export")?;
     }
-    out.finish()
+    out.finish()?;
+    progress.end(Outcome::Done);
+    Ok(())
 }
 
 /// Makes a one-layer image of the rootfs tar INPUT (plain, gzip or zstd); FILE names
@@ -91,6 +112,7 @@ pub fn import(
     input: Box<dyn Read + Send>,
     file: &str,
     reference: Option<&str>,
+    progress: &mut dyn Progress,
 ) -> Result<String> {
     let tags = match reference {
         Some(r) => vec![store::check_ref(r)?],
@@ -98,15 +120,15 @@ pub fn import(
     };
     let store = Store::open(root)?;
     let _w = store.writer_lock()?;
-    let mut progress = Progress::new("import");
     let input = util::decompressed(input).with_context(|| file.to_string())?;
+    progress.begin(Item::Layer, file, None);
     let input = ProgressReader {
         inner: input,
-        progress: &mut progress,
+        progress: &mut *progress,
     };
     let (hex, size, report) = store
         .take_stream(input, None, true)
-        .with_context(|| format!("import {file}"))?;
+        .with_context(|| format!("reading {file}"))?;
     for w in report.map(|r| r.warnings).unwrap_or_default() {
         log::warn!("import {file}: {w}");
     }
@@ -135,6 +157,6 @@ pub fn import(
     ]));
     let raw = serde_json::to_vec(&cfg)?;
     let (id, _) = store.record_image(&raw, &[(hex, size)], &tags)?;
-    progress.finish();
+    progress.end(Outcome::Done);
     Ok(id)
 }

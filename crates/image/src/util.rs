@@ -1,5 +1,5 @@
 //! Small helpers shared by the image modules: store root, hashing, ages, sizes,
-//! compression detection, progress on a terminal, atomic files.
+//! compression detection, atomic files.
 use crate::error::Context;
 use crate::error::Result;
 use crate::timestamp;
@@ -7,7 +7,6 @@ use sha2::{Digest as _, Sha256};
 use std::fs;
 use std::io::{self, BufRead, BufReader, Read, Write};
 use std::path::Path;
-use std::time::{Duration, Instant};
 
 /// A writer that counts and hashes (sha256) everything written through it.
 pub struct HashingWriter<W: Write> {
@@ -115,23 +114,32 @@ pub fn human_ago(stamp: Option<&str>) -> String {
     }
 }
 
-/// Sizes in decimal units, as docker prints them.
+/// Sizes as docker prints them: decimal units, 3 significant digits, no trailing zeros
+/// (`512B`, `2.13MB`, `107MB`, `1.5GB`). A value that rounds to 1000 goes up a unit
+/// (`1MB`, where docker's printf would say `1e+03kB`).
 pub fn human_size(bytes: u64) -> String {
-    let units = ["B", "kB", "MB", "GB", "TB"];
-    let mut v = bytes as f64;
-    let mut i = 0;
-    while v >= 1000.0 && i < units.len() - 1 {
-        v /= 1000.0;
-        i += 1;
-    }
-    if i == 0 {
-        format!("{bytes}B")
-    } else {
-        format!("{v:.3}")
-            .trim_end_matches('0')
-            .trim_end_matches('.')
-            .to_string()
-            + units[i]
+    const UNITS: [&str; 7] = ["B", "kB", "MB", "GB", "TB", "PB", "EB"];
+    let mut value = bytes as f64;
+    let mut unit = 0;
+    loop {
+        let decimals = match value {
+            v if v >= 100.0 => 0,
+            v if v >= 10.0 => 1,
+            _ => 2,
+        };
+        let text = format!("{value:.decimals$}");
+        let rounded: f64 = text.parse().unwrap_or(value);
+        if rounded >= 1000.0 && unit + 1 < UNITS.len() {
+            value /= 1000.0;
+            unit += 1;
+            continue;
+        }
+        let text = if text.contains('.') {
+            text.trim_end_matches('0').trim_end_matches('.')
+        } else {
+            &text
+        };
+        return format!("{text}{}", UNITS[unit]);
     }
 }
 
@@ -140,78 +148,6 @@ pub fn human_size(bytes: u64) -> String {
 pub fn atomic_write(path: &Path, bytes: &[u8]) -> Result<()> {
     // The temp file is created 0600 (auth.json relies on it); the rename keeps it.
     Ok(crate::sys::durable::write_file(path, bytes, 0o600)?)
-}
-
-pub fn stderr_is_terminal() -> bool {
-    std::io::IsTerminal::is_terminal(&std::io::stderr())
-}
-
-/// A one-line byte counter on stderr, shown only when stderr is a terminal.
-pub struct Progress {
-    label: String,
-    done: u64,
-    last: Instant,
-    shown: bool,
-    enabled: bool,
-}
-
-impl Progress {
-    pub fn new(label: &str) -> Self {
-        Progress {
-            label: label.to_string(),
-            done: 0,
-            last: Instant::now(),
-            shown: false,
-            enabled: stderr_is_terminal(),
-        }
-    }
-    pub fn set_label(&mut self, label: &str) {
-        self.label = label.to_string();
-        self.draw(true);
-    }
-    pub fn add(&mut self, n: u64) {
-        self.done += n;
-        self.draw(false);
-    }
-    fn draw(&mut self, force: bool) {
-        if !self.enabled || (!force && self.last.elapsed() < Duration::from_millis(100)) {
-            return;
-        }
-        self.last = Instant::now();
-        self.shown = true;
-        let mib = self.done as f64 / 1048576.0;
-        eprint!("\r\x1b[K{}: {mib:.1} MiB", self.label);
-    }
-    /// Leaves one final line with the total on a terminal (also for work too quick for
-    /// the periodic redraw), and nothing elsewhere.
-    pub fn finish(&mut self) {
-        if self.enabled {
-            let mib = self.done as f64 / 1048576.0;
-            eprintln!("\r\x1b[K{}: {mib:.1} MiB", self.label);
-            self.enabled = false;
-            self.shown = false;
-        }
-    }
-}
-
-impl Drop for Progress {
-    fn drop(&mut self) {
-        self.finish();
-    }
-}
-
-/// A reader that reports the bytes it passes to a Progress.
-pub struct ProgressReader<'a, R> {
-    pub inner: R,
-    pub progress: &'a mut Progress,
-}
-
-impl<R: Read> Read for ProgressReader<'_, R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.progress.add(n as u64);
-        Ok(n)
-    }
 }
 
 /// Removes a directory tree made by us, also when it holds read-only dirs (or a file).
@@ -237,14 +173,41 @@ pub fn remove_tree(path: &Path) {
     let _ = fs::remove_dir_all(path);
 }
 
+/// Bytes a tree takes on disk (allocated blocks of its non-directories, as `du`); 0 for
+/// a missing path. Hard links are counted once.
+pub fn disk_usage(path: &Path) -> u64 {
+    use std::os::unix::fs::MetadataExt;
+    let mut seen = std::collections::HashSet::new();
+    walkdir::WalkDir::new(path)
+        .into_iter()
+        .flatten()
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| !m.is_dir() && (m.nlink() == 1 || seen.insert((m.dev(), m.ino()))))
+        .map(|m| m.blocks() * 512)
+        .sum()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
     #[test]
     fn sizes_and_compression() {
-        assert_eq!(human_size(999), "999B");
-        assert_eq!(human_size(1_500_000), "1.5MB");
+        for (bytes, text) in [
+            (0, "0B"),
+            (512, "512B"),
+            (999, "999B"),
+            (1_000, "1kB"),
+            (2_134_000, "2.13MB"),
+            (106_993_000, "107MB"),
+            (1_500_000, "1.5MB"),
+            (1_500_000_000, "1.5GB"),
+            (999_999, "1MB"),
+            (10_049_000, "10MB"),
+            (12_345, "12.3kB"),
+        ] {
+            assert_eq!(human_size(bytes), text, "{bytes}");
+        }
         assert_eq!(detect_compression(&[0x1f, 0x8b, 8]), Compression::Gzip);
         assert_eq!(
             detect_compression(&[0x28, 0xb5, 0x2f, 0xfd]),

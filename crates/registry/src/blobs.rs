@@ -3,7 +3,8 @@
 use super::client::{self, Client, Payload};
 use super::manifests::{Descriptor, scope_pull, scope_push};
 use crate::error::Result;
-use crate::image::util::{HashingWriter, Progress, ProgressReader};
+use crate::image::progress::{Progress, ProgressReader};
+use crate::image::util::HashingWriter;
 use std::io::{BufWriter, Read, Write};
 use std::path::Path;
 
@@ -65,7 +66,7 @@ pub fn download(
     repo: &str,
     d: &Descriptor,
     tmp_dir: &Path,
-    progress: &mut Progress,
+    progress: &mut dyn Progress,
 ) -> Result<tempfile::NamedTempFile> {
     if !d.digest.starts_with("sha256:") {
         bail!("only sha256 digests are supported");

@@ -17,8 +17,23 @@ use ureq::http::Response;
 pub enum Payload<'a> {
     Empty,
     Bytes(&'a [u8]),
-    /// A file, sent with its length; reopened if the request must be repeated.
-    File(&'a Path),
+    /// A file, sent with its length; reopened if the request must be repeated. The
+    /// function hears of each piece read for sending (progress).
+    File(&'a Path, &'a dyn Fn(u64)),
+}
+
+/// A file that tells how much of it was read.
+struct Counted<'a> {
+    file: File,
+    on_read: &'a dyn Fn(u64),
+}
+
+impl std::io::Read for Counted<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        (self.on_read)(n as u64);
+        Ok(n)
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -99,6 +114,10 @@ impl Client {
                         tokens: HashMap::new(),
                     });
                 }
+                Err(ureq::Error::Io(e)) => failures.push(format!(
+                    "{base}/v2/: {}",
+                    unionctl_union::errors::io_cause(&e)
+                )),
                 Err(e) => failures.push(format!("{base}/v2/: {e}")),
             }
         }
@@ -201,9 +220,16 @@ impl Client {
             let sent = match &body {
                 Payload::Empty => self.agent.run(b.body(())?),
                 Payload::Bytes(bytes) => self.agent.run(b.body(*bytes)?),
-                Payload::File(p) => {
-                    let f = File::open(p).with_context(|| format!("reading {}", p.display()))?;
-                    self.agent.run(b.body(f)?)
+                Payload::File(p, on_read) => {
+                    let file = File::open(p).with_context(|| format!("reading {}", p.display()))?;
+                    let len = file
+                        .metadata()
+                        .with_context(|| format!("reading {}", p.display()))?
+                        .len();
+                    // A length of our own: ureq sends a reader chunked without one.
+                    let b = b.header("Content-Length", len);
+                    let mut r = Counted { file, on_read };
+                    self.agent.run(b.body(ureq::SendBody::from_reader(&mut r))?)
                 }
             };
             let resp = sent.map_err(|e| invalid!("{}: {method} {url}: {e}", self.registry))?;

@@ -21,6 +21,7 @@ pub mod reference;
 pub mod search;
 pub mod tls;
 
+use crate::image::progress::Progress;
 use crate::image::store::Store;
 use crate::image::util;
 use auth::Credentials;
@@ -69,16 +70,17 @@ pub fn pull(
     access: &Access,
     reference: &str,
     platform: Option<&str>,
+    progress: &mut dyn Progress,
 ) -> Result<pull::Pulled> {
     let r = Reference::parse(reference)?;
     let platform = match platform {
         Some(p) => manifests::Wanted::parse(p)?,
         None => manifests::Wanted::host(),
     };
-    let ctx = || format!("pull {reference}");
+    let ctx = || reference.to_string();
     let mut client = connect(root, access, &r.registry).with_context(ctx)?;
     let store = Store::open(root)?;
-    pull::pull(&store, &mut client, &r, &platform).with_context(ctx)
+    pull::pull(&store, &mut client, &r, &platform, progress).with_context(ctx)
 }
 
 /// Pushes the local IMAGE to `destination` (default: the image's name); layers as
@@ -89,24 +91,25 @@ pub fn push(
     image: &str,
     destination: Option<&str>,
     compression: &str,
+    progress: &mut dyn Progress,
 ) -> Result<String> {
     let dest = destination.unwrap_or(image);
-    let ctx = || format!("push {dest}");
+    let ctx = || dest.to_string();
     let r = Reference::parse(dest)
-        .with_context(|| format!("push {image}: name the destination as HOST[:PORT]/REPO[:TAG]"))?;
+        .with_context(|| format!("{image}: name the destination as HOST[:PORT]/REPO[:TAG]"))?;
     let store = Store::open_existing(root);
     let img = store.load(&store.resolve(image)?)?;
     let _w = store.writer_lock()?; // so `rmi` does not sweep blobs being sent
     let mut client = connect(root, access, &r.registry).with_context(ctx)?;
     let how = util::Compression::parse(compression)?;
-    push::push(&store, &img, &mut client, &r, how).with_context(ctx)
+    push::push(&store, &img, &mut client, &r, how, progress).with_context(ctx)
 }
 
 /// The tags of REPO (`REGISTRY/REPO`): the repository's name and its tags.
 pub fn list_tags(root: &Path, access: &Access, repo: &str) -> Result<(String, Vec<String>)> {
     let r = Reference::parse(repo)?;
     if r.tag.is_some() || r.digest.is_some() {
-        bail!("search --list-tags {repo}: name a repository without tag or digest");
+        bail!("--list-tags {repo}: name a repository without tag or digest");
     }
     let mut client = connect(root, access, &r.registry)?;
     let tags = search::tags(&mut client, &r.repository)?;
@@ -142,7 +145,7 @@ pub fn registry_of(arg: &str) -> Result<String> {
 /// Checks CREDS against REGISTRY (`HOST[:PORT]`), then saves them in the auth file.
 pub fn login(root: &Path, access: &Access, registry: &str, creds: Credentials) -> Result<()> {
     if creds.user.is_empty() || creds.user.contains(':') {
-        bail!("login {registry}: {:?} is not a user name", creds.user);
+        bail!("{registry}: {:?} is not a user name", creds.user);
     }
     let mut client = Client::connect(
         registry,
@@ -150,7 +153,7 @@ pub fn login(root: &Path, access: &Access, registry: &str, creds: Credentials) -
         access.cert_dir.as_deref(),
         Some(creds.clone()),
     )
-    .with_context(|| format!("login {registry}"))?;
+    .with_context(|| registry.to_string())?;
     client.verify_login()?;
     let file = auth::auth_file(root, access.authfile.as_deref());
     auth::store(&file, registry, &creds)

@@ -7,8 +7,8 @@ use super::client::Client;
 use super::manifests::{self, Descriptor, Manifest};
 use super::reference::Reference;
 use crate::error::{Context, Result};
+use crate::image::progress::{self, Item, Outcome, Progress};
 use crate::image::store::{LayerFile, Store, strip_sha};
-use crate::image::util::Progress;
 use oci_spec::image::ImageConfiguration;
 use std::fs;
 
@@ -31,6 +31,7 @@ pub fn pull(
     client: &mut Client,
     r: &Reference,
     platform: &manifests::Wanted,
+    progress: &mut dyn Progress,
 ) -> Result<Pulled> {
     let what = r.to_string();
     let mut fetched = manifests::fetch(client, r, &r.manifest_ref())?;
@@ -56,8 +57,11 @@ pub fn pull(
         );
     }
     let _w = store.writer_lock()?;
+    progress.begin(Item::Config, &m.config.digest, Some(m.config.size));
     let config_raw = blobs::fetch_small(client, &r.repository, &m.config)
         .with_context(|| format!("config {}", m.config.digest))?;
+    progress.advance(m.config.size);
+    progress.end(Outcome::Done);
     let cfg: ImageConfiguration = serde_json::from_slice(&config_raw)
         .with_context(|| format!("parsing image config {}", m.config.digest))?;
     let diff_ids: Vec<String> = cfg
@@ -75,12 +79,13 @@ pub fn pull(
     }
     // Every missing layer is downloaded and checked before any is stored, so a
     // corrupt or truncated blob leaves nothing behind.
-    let mut progress = Progress::new(&format!("pull {what}"));
     let mut downloads = Vec::new();
     let mut seen = std::collections::HashSet::new();
     for (d, diff) in m.layers.iter().zip(&diff_ids) {
         if present(store, diff) || !seen.insert(diff) {
-            continue; // already in the store, or twice in this image
+            // already in the store, or twice in this image
+            progress::exists(progress, Item::Blob, &d.digest, Some(d.size));
+            continue;
         }
         if d.media_type.contains("encrypted") {
             bail!(
@@ -89,11 +94,12 @@ pub fn pull(
                 d.media_type
             );
         }
-        let tmp = blobs::download(client, &r.repository, d, &store.tmp_dir(), &mut progress)
+        progress.begin(Item::Blob, &d.digest, Some(d.size));
+        let tmp = blobs::download(client, &r.repository, d, &store.tmp_dir(), progress)
             .with_context(|| format!("layer {}", d.digest))?;
+        progress.end(Outcome::Done);
         downloads.push((d, diff, tmp));
     }
-    progress.finish();
     let downloaded = downloads.len();
     for (d, diff, tmp) in downloads {
         take_layer(store, d, diff, tmp).with_context(|| format!("layer {}", d.digest))?;

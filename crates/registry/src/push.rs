@@ -9,8 +9,9 @@ use super::client::{Client, Payload};
 use super::manifests::{self, OCI_MANIFEST};
 use super::reference::Reference;
 use crate::error::{Context, Result};
+use crate::image::progress::{self, Item, Outcome, Progress};
 use crate::image::store::{Image, Store};
-use crate::image::util::{self, Compression, HashingWriter, Progress};
+use crate::image::util::{self, Compression, HashingWriter};
 use serde_json::Value;
 use std::borrow::Cow;
 use std::fs::File;
@@ -74,8 +75,8 @@ pub fn push(
     client: &mut Client,
     r: &Reference,
     how: Compression,
+    progress: &mut dyn Progress,
 ) -> Result<String> {
-    let what = r.to_string();
     if r.digest.is_some() {
         bail!("the destination must name a tag, not a digest");
     }
@@ -123,34 +124,37 @@ pub fn push(
         let src = Reference::parse(t).ok()?;
         (src.registry == r.registry && src.repository != r.repository).then_some(src.repository)
     });
-    let mut progress = Progress::new(&format!("push {what}"));
     let config = store.blob_path(&img.id);
     let cfg_size = std::fs::metadata(&config)
         .with_context(|| format!("config sha256:{} missing from the store", img.id))?
         .len();
     let config_digest = format!("sha256:{}", img.id);
-    let mut all: Vec<(&str, u64, &Path)> = outgoing
+    let mut all: Vec<(&str, u64, &Path, Item)> = outgoing
         .iter()
-        .map(|o| (o.digest.as_str(), o.size, o.path.as_path()))
+        .map(|o| (o.digest.as_str(), o.size, o.path.as_path(), Item::Blob))
         .collect();
-    all.push((&config_digest, cfg_size, &config));
-    for (digest, size, path) in all {
+    all.push((&config_digest, cfg_size, &config, Item::Config));
+    for (digest, size, path, item) in all {
         if blobs::exists(client, &r.repository, digest)? {
+            progress::exists(progress, item, digest, Some(size));
             continue;
         }
+        progress.begin(item, digest, Some(size));
+        let shared = std::cell::RefCell::new(&mut *progress);
+        let on_read = |n: u64| shared.borrow_mut().advance(n);
         let mounted = blobs::upload(
             client,
             &r.repository,
             digest,
-            Payload::File(path),
+            Payload::File(path, &on_read),
             mount_from.as_deref(),
         )
         .with_context(|| format!("blob {digest}"))?;
-        if !mounted {
-            progress.add(size);
-        }
+        progress.end(match mounted {
+            true => Outcome::Exists,
+            false => Outcome::Done,
+        });
     }
-    progress.finish();
     let ours = format!("sha256:{}", util::sha256_hex(&manifest));
     let tag = r.tag.clone().unwrap_or_else(|| "latest".into());
     let theirs = manifests::put(client, &r.repository, &tag, &media_type, &manifest)?;

@@ -4,6 +4,7 @@
 //! docker's `library/` prefix), as `docker pull busybox` means.
 use crate::error::Result;
 use std::fmt;
+use unionctl_image::reference;
 
 pub const DOCKER_HUB: &str = "docker.io";
 
@@ -19,48 +20,20 @@ pub struct Reference {
 }
 
 impl Reference {
+    /// Parses with the store's grammar ([`unionctl_image::reference`]) and applies
+    /// docker's defaults: docker.io, and `library/` for a one-component name there.
     pub fn parse(input: &str) -> Result<Reference> {
-        let bad = |why: &str| -> Result<Reference> { bail!("invalid reference {input:?}: {why}") };
-        if input.is_empty() {
-            return bad("empty");
-        }
-        let (rest, digest) = match input.split_once('@') {
-            Some((r, d)) => {
-                if !is_digest(d) {
-                    return bad("the digest must be sha256: and 64 lowercase hex digits");
-                }
-                (r, Some(d.to_string()))
-            }
-            None => (input, None),
+        let p = reference::parse(input)?;
+        let (registry, repository) = match p.domain {
+            Some(d) => (d, p.path),
+            None if p.path.contains('/') => (DOCKER_HUB.to_string(), p.path),
+            None => (DOCKER_HUB.to_string(), format!("library/{}", p.path)),
         };
-        let last_slash = rest.rfind('/').map(|i| i + 1).unwrap_or(0);
-        let (name, tag) = match rest[last_slash..].rfind(':') {
-            Some(i) => (&rest[..last_slash + i], Some(&rest[last_slash + i + 1..])),
-            None => (rest, None),
-        };
-        if let Some(t) = tag
-            && !is_tag(t)
-        {
-            return bad("a tag is 1-128 characters of letters, digits, '_', '.', '-'");
-        }
-        let (registry, repository) = match name.split_once('/') {
-            Some((first, path)) if is_host(first) => (first.to_string(), path.to_string()),
-            _ if name.contains('/') => (DOCKER_HUB.to_string(), name.to_string()),
-            _ => (DOCKER_HUB.to_string(), format!("library/{name}")),
-        };
-        if registry.is_empty() || registry.starts_with(':') || registry.ends_with(':') {
-            return bad("empty registry host or port");
-        }
-        if !repository.split('/').all(is_path_component) {
-            return bad(
-                "repository path components are lowercase letters and digits, separated by '.', '_', '__' or '-'",
-            );
-        }
         Ok(Reference {
             registry,
             repository,
-            tag: tag.map(str::to_string),
-            digest,
+            tag: p.tag,
+            digest: p.digest,
         })
     }
 
@@ -125,54 +98,7 @@ pub fn api_host(registry: &str) -> &str {
     }
 }
 
-pub fn is_host(component: &str) -> bool {
-    component.contains('.') || component.contains(':') || component == "localhost"
-}
-
-pub fn is_digest(d: &str) -> bool {
-    d.strip_prefix("sha256:").is_some_and(|h| {
-        h.len() == 64
-            && h.bytes()
-                .all(|c| c.is_ascii_digit() || (b'a'..=b'f').contains(&c))
-    })
-}
-
-fn is_tag(t: &str) -> bool {
-    !t.is_empty()
-        && t.len() <= 128
-        && !t.starts_with(['.', '-'])
-        && t.bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
-}
-
-/// `[a-z0-9]+((\.|_|__|-+)[a-z0-9]+)*`, the distribution spec's path component.
-fn is_path_component(c: &str) -> bool {
-    let b = c.as_bytes();
-    if b.is_empty() || !is_alnum(b[0]) || !is_alnum(b[b.len() - 1]) {
-        return false;
-    }
-    let mut i = 0;
-    while i < b.len() {
-        if is_alnum(b[i]) {
-            i += 1;
-            continue;
-        }
-        let start = i;
-        while i < b.len() && !is_alnum(b[i]) {
-            i += 1;
-        }
-        let sep = &c[start..i];
-        let ok = sep == "." || sep == "_" || sep == "__" || sep.bytes().all(|x| x == b'-');
-        if !ok {
-            return false;
-        }
-    }
-    true
-}
-
-fn is_alnum(c: u8) -> bool {
-    c.is_ascii_lowercase() || c.is_ascii_digit()
-}
+pub use reference::{is_digest, is_host};
 
 #[cfg(test)]
 mod tests {

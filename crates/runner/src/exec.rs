@@ -56,6 +56,7 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
         init: false,
         // The container's capabilities and filter, read before leaving the host's view.
         security: super::security::for_container(&c)?,
+        ulimits: c.config.ulimits.clone(),
     };
     // Open everything while /proc is still ours.
     let mut ns_fds: Vec<(OwnedFd, libc::c_int)> = Vec::new();
@@ -101,16 +102,17 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
     if let Some(sock) = &pty_parent {
         master = linux::recv_fd(sock.as_raw_fd()).ok();
     }
-    let code = tty::relay(&tty::Relay {
+    let code = tty::relay(tty::Relay {
         pid: child,
         signals: &signals,
         master: master.as_ref().map(|m| m.as_fd().as_raw_fd()),
-        output: 1,
+        pipes: Vec::new(),
         foreground: true,
         interactive: a.interactive,
-        container_output: None,
+        log: None,
         container_input: None,
         attach: None,
+        terminated: None,
     })?;
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
     if !msg.is_empty() {

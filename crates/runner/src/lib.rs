@@ -12,28 +12,40 @@ pub(crate) use unionctl_union::{sys, whiteout};
 mod error;
 pub mod capabilities;
 pub mod cgroups;
+pub mod copy;
+pub mod cp;
 pub mod exec;
+pub mod flags;
 pub mod freeze;
 pub mod idmap;
 pub mod initlayer;
+pub mod inspect;
 pub mod lifecycle;
 pub mod linux;
+pub mod logfile;
 pub mod process;
 pub mod rootfs;
 pub mod seccomp;
 pub mod security;
 pub mod spec;
 pub mod state;
+pub mod stats;
 pub mod supervisor;
+pub mod system;
 pub mod trace;
 pub mod tty;
 pub mod union;
+pub mod volumes;
 
 pub mod options;
 
 pub use crate::image::store_root;
 pub use error::{Error, Result};
-pub use lifecycle::{attach, list, logs, pause, remove, restart, run, start, stop, unpause};
+pub use inspect::{ContainerInspect, ContainerSummary, inspect};
+pub use lifecycle::{
+    attach, create_container, kill, list, logs, pause, prune, remove, rename, restart, run, start,
+    start_attached, stop, unpause, wait,
+};
 pub use options::{ExecOptions, RunOptions, RunOutcome, SecurityOptions};
 pub use state::{Container, Status, find_container};
 

@@ -1,4 +1,6 @@
 //! Life cycle commands: run, ps, start, stop, restart, attach, logs, rm, pause/unpause.
+use super::flags::MountSpec;
+use super::logfile::{LogOptions, LogReader};
 use super::options::{RunOptions, RunOutcome};
 use super::rootfs::secure_join;
 use super::spec;
@@ -48,16 +50,16 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
     let mut config = Config::default();
     let (image, rootfs, lowers, cmd_args) = match &a.rootfs {
         Some(dir) => {
-            let meta = fs::metadata(dir).map_err(io("rootfs", dir))?;
+            let meta = fs::metadata(dir).map_err(io("--rootfs", dir))?;
             if !meta.is_dir() {
-                bail!("rootfs {}: not a directory", dir.display());
+                bail!("--rootfs {}: not a directory", dir.display());
             }
-            let abs = fs::canonicalize(dir).map_err(io("rootfs", dir))?;
+            let abs = fs::canonicalize(dir).map_err(io("--rootfs", dir))?;
             (None, Some(abs.clone()), vec![abs], a.args.clone())
         }
         None => {
             let Some(reference) = a.args.first() else {
-                bail!("run: give an IMAGE or --rootfs DIR");
+                bail!("give an IMAGE or --rootfs DIR");
             };
             let info = crate::image::resolve_for_run(root, reference)?;
             config.entrypoint = info.entrypoint.clone();
@@ -78,25 +80,32 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
             bail!("layer {}: not a directory", l.display());
         }
     }
+    if let Some(ep) = &a.entrypoint {
+        // As docker: a new entrypoint drops the image's cmd; "" clears the entrypoint.
+        config.entrypoint = if ep.is_empty() {
+            vec![]
+        } else {
+            vec![ep.clone()]
+        };
+        config.cmd = vec![];
+    }
     if !cmd_args.is_empty() {
         config.cmd = cmd_args;
     }
     if config.argv().is_empty() {
-        bail!("run: no command given and the image has none");
+        bail!("no command given and the image has none");
     }
     match a.network.as_str() {
         "none" | "host" => config.network = a.network.clone(),
         other => bail!("--network {other:?}: supported are none and host"),
     }
-    if !a.publish.is_empty() {
-        bail!(
-            "-p {}: publishing ports needs a bridge network, which is not supported (use --network host)",
-            a.publish[0]
-        );
-    }
-    for v in &a.volumes {
+    let mount_volumes = a.mounts.iter().filter_map(|m| match m {
+        MountSpec::Volume(v) => Some(v),
+        MountSpec::Tmpfs(_) => None,
+    });
+    for v in a.volumes.iter().chain(mount_volumes) {
         let vol = spec::parse_volume(v)?;
-        if !vol.anonymous {
+        if !vol.anonymous && vol.name.is_none() {
             fs::metadata(&vol.host).with_context(|| {
                 format!("bad volume spec {v:?}: host path {}", vol.host.display())
             })?;
@@ -105,6 +114,11 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
     }
     if spec::env_get(&config.env, "PATH").is_none() {
         config.env.insert(0, format!("PATH={}", spec::DEFAULT_PATH));
+    }
+    for f in &a.env_files {
+        for entry in crate::flags::read_env_file(f)? {
+            spec::env_set(&mut config.env, &entry);
+        }
     }
     for e in &a.env {
         if let Some(entry) = spec::parse_env(e, |k| std::env::var(k).ok())? {
@@ -129,9 +143,15 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         spec::resolve_user(u, &passwd, &group)?;
     }
     apply_limits(&mut config, a)?;
+    if !a.log_opts.is_empty() {
+        let l = super::logfile::LogLimits::from_opts(&a.log_opts)?;
+        config.log_max_size = Some(l.max_size);
+        config.log_max_files = Some(l.max_files);
+    }
     if let Some(n) = &a.name {
         state::validate_name(n)?;
     }
+    apply_docker_flags(&mut config, a)?;
     config.tty = a.tty;
     config.interactive = a.interactive;
     config.init = a.init;
@@ -175,6 +195,39 @@ fn apply_limits(config: &mut Config, a: &RunOptions) -> Result<()> {
     Ok(())
 }
 
+/// `--restart`, `--read-only`, `--tmpfs`, `--ulimit`, `--stop-*`, `--label`,
+/// `--add-host`, `--dns`, `--shm-size` (each already a checked value).
+fn apply_docker_flags(config: &mut Config, a: &RunOptions) -> Result<()> {
+    if a.rm && a.restart != crate::flags::RestartPolicy::No {
+        bail!("--restart {} cannot go with --rm", a.restart);
+    }
+    config.restart = a.restart;
+    config.read_only = a.read_only;
+    let mount_tmpfs = a.mounts.iter().filter_map(|m| match m {
+        MountSpec::Tmpfs(t) => Some(t),
+        MountSpec::Volume(_) => None,
+    });
+    config.tmpfs = a.tmpfs.iter().chain(mount_tmpfs).cloned().collect();
+    let mut targets: Vec<&str> = config
+        .volumes
+        .iter()
+        .map(|v| v.container.as_str())
+        .collect();
+    targets.extend(config.tmpfs.iter().map(|t| t.target.as_str()));
+    targets.sort();
+    if let Some(w) = targets.windows(2).find(|w| w[0] == w[1]) {
+        bail!("duplicate mount point {}", w[0]);
+    }
+    config.ulimits = a.ulimits.clone();
+    config.stop_signal = a.stop_signal;
+    config.stop_timeout = a.stop_timeout;
+    config.labels = a.labels.iter().cloned().collect();
+    config.add_hosts = a.add_hosts.clone();
+    config.dns = a.dns.clone();
+    config.shm_size = a.shm_size;
+    Ok(())
+}
+
 /// Writes the record and the container's directories; the name is claimed under the
 /// store-wide lock so two `run --name x` cannot both win.
 fn create(root: &Path, n: NewContainer) -> Result<Container> {
@@ -207,11 +260,20 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         if let Some(f) = &n.filter {
             super::seccomp::write_program(&c.seccomp_path(), f.flags, &f.program)?;
         }
+        let named = c.config.volumes.iter().any(|v| v.name.is_some());
+        let _volumes = named.then(|| crate::volumes::lock(root)).transpose()?;
         for (i, v) in c.config.volumes.iter_mut().enumerate() {
             if v.anonymous {
                 let host = root.join("volumes").join(format!("{id}-{i}"));
                 fs::create_dir_all(&host).map_err(io("mkdir", &host))?;
+                // A new volume starts with the image's content there, as docker's.
+                crate::volumes::init_from_image(&host, &c.lowers, &v.container)?;
                 v.host = host;
+            } else if let Some(name) = &v.name {
+                // Made on first use, filled from the image when empty, as docker does.
+                let info = crate::volumes::create_locked(root, Some(name), &[])?;
+                crate::volumes::init_from_image(&info.mountpoint, &c.lowers, &v.container)?;
+                v.host = info.mountpoint;
             }
         }
         c.save()?;
@@ -223,6 +285,12 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
         let _ = fs::remove_dir_all(&cdir);
     }
     made
+}
+
+/// Creates a container without starting it (`create`); `start` runs it. Returns its id.
+pub fn create_container(root: &Path, a: RunOptions) -> Result<String> {
+    let plan = plan_run(root, &a)?;
+    Ok(create(root, plan)?.id)
 }
 
 /// Creates and runs a container; in the foreground this process becomes its supervisor
@@ -280,20 +348,30 @@ fn start_one(c: Container) -> Result<()> {
         // Its supervisor died: clean up before starting again.
         supervisor::recover(&mut c)?;
     }
+    // A start is a new life: the restart policy applies again, counted from 0 (docker).
+    c.update(|r| {
+        r.stopped_by_user = false;
+        r.restart_count = 0;
+    })?;
     supervisor::spawn_detached(&c)
 }
 
-/// Stops a running container: SIGTERM, then SIGKILL after `grace`.
-pub fn stop(root: &Path, name: &str, grace: Duration) -> Result<()> {
+/// Stops a running container: its stop signal (`--stop-signal`, default SIGTERM), then
+/// SIGKILL after `grace` (default its `--stop-timeout`, else 10 s). Its restart policy
+/// no longer applies.
+pub fn stop(root: &Path, name: &str, grace: Option<Duration>) -> Result<()> {
     stop_one(state::find_container(root, name)?, grace)
 }
 
-/// SIGTERM, then SIGKILL after `grace`; returns once the supervisor recorded the exit.
-pub fn stop_one(c: Container, grace: Duration) -> Result<()> {
+/// The stop signal, then SIGKILL after `grace`; returns once the supervisor recorded the
+/// exit.
+pub fn stop_one(c: Container, grace: Option<Duration>) -> Result<()> {
     let mut c = c;
     if c.live_status() != Status::Running {
         return Err(Error::NotRunning(c.name.clone()));
     }
+    let grace = grace.unwrap_or_else(|| Duration::from_secs(c.config.stop_timeout.unwrap_or(10)));
+    c.update(|r| r.stopped_by_user = true)?;
     if c.paused {
         let _ = unpause(&c);
     }
@@ -302,7 +380,7 @@ pub fn stop_one(c: Container, grace: Duration) -> Result<()> {
     if let Some(pid) = c.pid
         && let Some(pidfd) = linux::pidfd_open(pid).filter(|_| c.pid_alive())
     {
-        let _ = linux::kill(pid, libc::SIGTERM);
+        let _ = linux::kill(pid, c.config.stop_signal.unwrap_or(libc::SIGTERM));
         let exited = linux::wait_readable(&[pidfd.as_raw_fd()], Some(Instant::now() + grace));
         if !exited {
             let _ = linux::kill(pid, libc::SIGKILL);
@@ -349,8 +427,100 @@ fn wait_exited(c: &mut Container, limit: Duration) -> Result<()> {
     Ok(())
 }
 
+/// Sends `signal` to the container's main process (`kill`, default SIGKILL). A
+/// container killed by a terminating signal (KILL, TERM, INT, QUIT, its stop signal) is
+/// not restarted by its policy, as docker's "manually stopped".
+pub fn kill(root: &Path, name: &str, signal: i32) -> Result<()> {
+    let mut c = state::find_container(root, name)?;
+    if c.live_status() != Status::Running {
+        return Err(Error::NotRunning(c.name.clone()));
+    }
+    let ends_it = [libc::SIGKILL, libc::SIGTERM, libc::SIGINT, libc::SIGQUIT].contains(&signal)
+        || c.config.stop_signal == Some(signal);
+    if ends_it {
+        c.update(|r| r.stopped_by_user = true)?;
+    }
+    let Some(pid) = c.pid.filter(|_| c.pid_alive()) else {
+        // Between two runs of a restart policy: nothing runs, and nothing will.
+        return Ok(());
+    };
+    linux::kill(pid, signal).map_err(|e| {
+        invalid!(
+            "kill {} with {}: {e}",
+            c.name,
+            crate::flags::signal_name(signal)
+        )
+    })
+}
+
+/// Blocks until the container is not running (after any restarts its policy makes) and
+/// returns its exit code. Wakes on the record's rewrites and the supervisor's exit.
+pub fn wait(root: &Path, name: &str) -> Result<i32> {
+    let mut c = state::find_container(root, name)?;
+    if c.status == Status::Created {
+        // Not started yet: as docker, wait for a start (and then for the exit).
+        let watch = linux::watch_dir(&c.dir)?;
+        loop {
+            c = Container::load(&c.dir)?;
+            if c.status != Status::Created {
+                break;
+            }
+            linux::wait_readable(&[watch.as_raw_fd()], None);
+            linux::drain(watch.as_raw_fd());
+        }
+    }
+    let fresh = loop {
+        // A long wait is many bounded ones: the deadline only bounds one inotify wait.
+        if let Some(f) = wait_record(&c, Duration::from_secs(3600), |r| {
+            r.status != Status::Running
+        })? {
+            break f;
+        }
+    };
+    let mut fresh = fresh;
+    if fresh.status == Status::Running {
+        // Its supervisor is gone without recording the exit.
+        supervisor::recover(&mut fresh)?;
+    }
+    Ok(fresh.exit_code.unwrap_or(0))
+}
+
+/// Gives a container a new name (running or not), under the lock that claims names.
+pub fn rename(root: &Path, name: &str, new_name: &str) -> Result<()> {
+    state::validate_name(new_name)?;
+    let dir = state::containers_dir(root);
+    let _lock = FileLock::exclusive(&dir.join(".lock"))?;
+    let mut c = state::find_container(root, name)?;
+    if state::list(root)?.iter().any(|o| o.name == new_name) {
+        bail!("container name {new_name:?} is already in use");
+    }
+    c.update(|r| r.name = new_name.to_string())
+}
+
+/// Removes every container that is not running; returns their ids and the bytes their
+/// upper layers held.
+pub fn prune(root: &Path) -> Result<(Vec<String>, u64)> {
+    let mut ids = Vec::new();
+    let mut bytes = 0;
+    for c in list(root, true)? {
+        if c.status == Status::Running {
+            continue;
+        }
+        let size = crate::volumes::du(&c.upper());
+        match rm_one(c.clone(), false, false) {
+            Ok(()) => {
+                bytes += size;
+                ids.push(c.id);
+            }
+            // Started meanwhile: not ours to remove.
+            Err(e) => log::warn!("container {}: {}", c.name, e.chain()),
+        }
+    }
+    Ok((ids, bytes))
+}
+
 /// Stops the container if it runs (as `stop`), then starts it again.
-pub fn restart(root: &Path, name: &str, grace: Duration) -> Result<()> {
+pub fn restart(root: &Path, name: &str, grace: Option<Duration>) -> Result<()> {
     let c = state::find_container(root, name)?;
     let dir = c.dir.clone();
     if c.live_status() == Status::Running {
@@ -359,17 +529,11 @@ pub fn restart(root: &Path, name: &str, grace: Duration) -> Result<()> {
     start_one(Container::load(&dir)?)
 }
 
-/// Copies the container's log (the output of a detached container) to `out`.
-pub fn logs(root: &Path, name: &str, out: &mut dyn std::io::Write) -> Result<()> {
+/// The log of a container: its output records, oldest first (see `logfile`); with
+/// `opts.follow`, more as they come until the container exits.
+pub fn logs(root: &Path, name: &str, opts: LogOptions) -> Result<LogReader> {
     let c = state::find_container(root, name)?;
-    match fs::File::open(c.log_path()) {
-        Ok(mut f) => {
-            std::io::copy(&mut f, out)?;
-        }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {}
-        Err(e) => return Err(io("opening", &c.log_path())(e)),
-    }
-    Ok(())
+    LogReader::open(&c.dir, opts).with_context(|| format!("logs of {}", c.name))
 }
 
 /// Connects our stdin and stdout to a running detached container until it exits (its
@@ -396,6 +560,31 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
     Ok(fresh.exit_code.unwrap_or(0))
 }
 
+/// `start -a`: starts a created or exited container and stays connected to it as
+/// `attach` does; returns the container's exit status (0 when the detach keys leave it
+/// running). A command that ends before the connection is made still gives its status
+/// (its output then is in `logs`).
+pub fn start_attached(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
+    super::tty::parse_detach_keys(detach_keys)?;
+    start(root, name)?;
+    let started = state::find_container(root, name)?;
+    match attach(root, name, detach_keys) {
+        Ok(code) => Ok(code),
+        Err(e) => {
+            if Container::load(&started.dir)?.live_status() == Status::Running {
+                return Err(e);
+            }
+            let fresh = match wait_record(&started, Duration::from_secs(5), |r| {
+                r.status != Status::Running
+            })? {
+                Some(fresh) => fresh,
+                None => Container::load(&started.dir)?,
+            };
+            Ok(fresh.exit_code.unwrap_or(0))
+        }
+    }
+}
+
 /// Removes a container: its record, upper layer and (with `volumes`) its anonymous
 /// volumes; a running one only with `force` (killed first).
 pub fn remove(root: &Path, name: &str, force: bool, volumes: bool) -> Result<()> {
@@ -411,6 +600,7 @@ fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {
                 c.name
             );
         }
+        c.update(|r| r.stopped_by_user = true)?;
         if c.paused {
             let _ = unpause(&c);
         }
@@ -469,7 +659,7 @@ pub fn unpause(c: &Container) -> Result<()> {
 }
 
 /// Every process in the container's pid namespace.
-fn ns_pids(c: &Container) -> Result<Vec<i32>> {
+pub fn ns_pids(c: &Container) -> Result<Vec<i32>> {
     let pid = c.pid.context("container has no pid")?;
     let ns = fs::read_link(format!("/proc/{pid}/ns/pid"))
         .with_context(|| format!("pid namespace of {pid}"))?;

@@ -434,6 +434,14 @@ pub use crate::sys::pidfd_open;
 /// An inotify fd watching `dir` for names written or renamed into it, so that a wait
 /// for a record (state.json, replaced by rename) wakes when it changes.
 pub fn watch_dir(dir: &Path) -> Result<OwnedFd> {
+    watch_dir_for(
+        dir,
+        libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF,
+    )
+}
+
+/// An inotify fd watching `dir` for the events of `mask`.
+pub fn watch_dir_for(dir: &Path, mask: u32) -> Result<OwnedFd> {
     // SAFETY: inotify_init1 with flags; a non-negative result is a new fd.
     let fd = unsafe { libc::inotify_init1(libc::IN_CLOEXEC | libc::IN_NONBLOCK) };
     if fd < 0 {
@@ -443,7 +451,6 @@ pub fn watch_dir(dir: &Path) -> Result<OwnedFd> {
     let fd = unsafe { OwnedFd::from_raw_fd(fd) };
     let c = cstr(dir)?;
     // SAFETY: a watch on a valid path string.
-    let mask = libc::IN_MOVED_TO | libc::IN_CLOSE_WRITE | libc::IN_DELETE_SELF | libc::IN_MOVE_SELF;
     if unsafe { libc::inotify_add_watch(fd.as_raw_fd(), c.as_ptr(), mask) } < 0 {
         return Err(crate::error::io("watching", dir)(io::Error::last_os_error()));
     }
@@ -488,6 +495,36 @@ pub fn wait_readable(fds: &[RawFd], until: Option<std::time::Instant>) -> bool {
 pub fn exit_now(code: i32) -> ! {
     // SAFETY: _exit never returns.
     unsafe { libc::_exit(code) }
+}
+
+/// openat2(2) with RESOLVE_IN_ROOT: `path` is resolved as if `root` were `/`, so `..`
+/// and symlinks (absolute or relative) never leave it; magic links are refused.
+pub fn openat2_in_root(root: RawFd, path: &Path, flags: i32, mode: u32) -> io::Result<OwnedFd> {
+    let c = cstr(path).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    // SAFETY: zeroed plain struct, then filled.
+    let mut how: libc::open_how = unsafe { std::mem::zeroed() };
+    how.flags = (flags | libc::O_CLOEXEC) as u64;
+    how.mode = if flags & (libc::O_CREAT | libc::O_TMPFILE) != 0 {
+        mode as u64
+    } else {
+        0
+    };
+    how.resolve = libc::RESOLVE_IN_ROOT | libc::RESOLVE_NO_MAGICLINKS;
+    // SAFETY: openat2 with a valid path and a filled open_how of the size passed.
+    let fd = unsafe {
+        libc::syscall(
+            libc::SYS_openat2,
+            root,
+            c.as_ptr(),
+            &how as *const libc::open_how,
+            std::mem::size_of::<libc::open_how>(),
+        )
+    };
+    if fd < 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: a new fd we own.
+    Ok(unsafe { OwnedFd::from_raw_fd(fd as RawFd) })
 }
 
 #[cfg(test)]

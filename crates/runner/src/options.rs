@@ -1,5 +1,7 @@
 //! What a caller asks of `run` and `exec`: the docker flags as plain values, checked by
 //! the runner (the command line that produces them belongs to the binary).
+use crate::flags::{HostEntry, MountSpec, RestartPolicy, Tmpfs, Ulimit};
+use std::net::IpAddr;
 use std::path::PathBuf;
 
 /// A new container: `image` (unless `rootfs`) then the command, as `docker run`.
@@ -24,15 +26,40 @@ pub struct RunOptions {
     pub hostname: Option<String>,
     /// `none` or `host`.
     pub network: String,
-    pub publish: Vec<String>,
     pub memory: Option<String>,
     pub cpus: Option<String>,
     pub pids_limit: Option<i64>,
     /// The only lower layer, instead of an image.
     pub rootfs: Option<PathBuf>,
+    /// Docker's `--log-opt`: `max-size=10m`, `max-file=2`.
+    pub log_opts: Vec<String>,
     /// IMAGE (unless `rootfs`) then CMD ARG...
     pub args: Vec<String>,
     pub security: SecurityOptions,
+    /// Replaces the image's entrypoint (and drops its cmd, as docker); "" clears it.
+    pub entrypoint: Option<String>,
+    /// Files of `K=V` lines, read before `env` (which wins).
+    pub env_files: Vec<PathBuf>,
+    /// When the supervisor starts the command again after it exits.
+    pub restart: RestartPolicy,
+    /// The container's root file system is mounted read-only (volumes and tmpfs stay
+    /// writable).
+    pub read_only: bool,
+    pub tmpfs: Vec<Tmpfs>,
+    /// `--mount`: binds and volumes join `volumes`, tmpfs mounts join `tmpfs`.
+    pub mounts: Vec<MountSpec>,
+    pub ulimits: Vec<Ulimit>,
+    /// Signal `stop` sends first (default SIGTERM).
+    pub stop_signal: Option<i32>,
+    /// Seconds `stop` waits before SIGKILL (default 10).
+    pub stop_timeout: Option<u64>,
+    pub labels: Vec<(String, String)>,
+    /// Extra /etc/hosts lines.
+    pub add_hosts: Vec<HostEntry>,
+    /// Name servers for /etc/resolv.conf instead of the host's.
+    pub dns: Vec<IpAddr>,
+    /// Size of /dev/shm in bytes (default 64 MiB).
+    pub shm_size: Option<u64>,
 }
 
 /// Capabilities, seccomp and privileges of a new container, as docker's flags (shared by

@@ -21,6 +21,8 @@ pub struct ProcessPlan {
     pub tty: bool,
     pub init: bool,
     pub security: ProcessSecurity,
+    /// `--ulimit`s, set before the user switch (raising a hard limit needs root).
+    pub ulimits: Vec<crate::flags::Ulimit>,
 }
 
 pub struct ContainerPlan<'a> {
@@ -112,6 +114,17 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
     }
     if p.init && !joined {
         run_under_init(p.tty, &p.security, err)?;
+    }
+    for u in &p.ulimits {
+        let lim = libc::rlimit {
+            rlim_cur: u.soft,
+            rlim_max: u.hard,
+        };
+        // SAFETY: setrlimit with a filled struct.
+        if unsafe { libc::setrlimit(u.resource as _, &lim) } != 0 {
+            let e = std::io::Error::last_os_error();
+            bail!("--ulimit {}={}:{}: {e}", u.name(), u.soft, u.hard);
+        }
     }
     become_user(&user, &p.security)?;
     nix::unistd::chdir(workdir).with_context(|| format!("working directory {workdir:?}"))?;

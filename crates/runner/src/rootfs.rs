@@ -45,6 +45,11 @@ pub struct RootfsPlan<'a> {
     pub tty_group_mapped: bool,
     /// docker's --privileged: /sys and /proc/sys writable, nothing masked.
     pub privileged: bool,
+    /// `--read-only`: the root is remounted read-only once every mount point is made.
+    pub read_only: bool,
+    pub tmpfs: &'a [crate::flags::Tmpfs],
+    /// Size of /dev/shm in bytes (None: docker's 64 MiB).
+    pub shm_size: Option<u64>,
 }
 
 /// Resolves `path` inside `root` as if `root` were `/`: symlinks (absolute or relative)
@@ -221,7 +226,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         bind(Path::new("/sys"), &sys_dir, !plan.privileged)?;
     }
 
-    prepare_dev(root, plan.tty_group_mapped)?;
+    prepare_dev(root, plan.tty_group_mapped, plan.shm_size)?;
     crate::trace::phase("child: dev");
 
     for (host, ctr) in &plan.files {
@@ -242,6 +247,26 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
             .with_context(|| format!("volume {}:{}", v.host.display(), v.container))?;
     }
 
+    for t in plan.tmpfs {
+        let target = secure_join(root, &t.target);
+        mkdir_all(&target)?;
+        let (flags, data) = t.mount_args();
+        mnt(
+            Some(Path::new("tmpfs")),
+            &target,
+            Some("tmpfs"),
+            MsFlags::from_bits_truncate(flags),
+            Some(&data).filter(|d| !d.is_empty()).map(String::as_str),
+        )
+        .with_context(|| format!("tmpfs {}", t.target))?;
+    }
+
+    if plan.read_only {
+        // Only this mount of the union: the volumes, tmpfs, /dev and /proc below it keep
+        // their own flags.
+        remount_readonly(root).context("read-only root")?;
+    }
+
     pivot(root)?;
     crate::trace::phase("child: pivoted");
 
@@ -260,7 +285,7 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
     Ok(())
 }
 
-fn prepare_dev(root: &Path, tty_group_mapped: bool) -> Result<()> {
+fn prepare_dev(root: &Path, tty_group_mapped: bool, shm_size: Option<u64>) -> Result<()> {
     let dev = secure_join(root, "/dev");
     mkdir_all(&dev)?;
     mnt(
@@ -298,7 +323,7 @@ fn prepare_dev(root: &Path, tty_group_mapped: bool) -> Result<()> {
         &shm,
         Some("tmpfs"),
         MsFlags::MS_NOSUID | MsFlags::MS_NODEV | MsFlags::MS_NOEXEC,
-        Some("mode=1777,size=65536k"),
+        Some(&format!("mode=1777,size={}", shm_size.unwrap_or(64 << 20))),
     )?;
     let mqueue = dev.join("mqueue");
     mkdir_all(&mqueue)?;

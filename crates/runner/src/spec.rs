@@ -32,16 +32,27 @@ pub fn parse_volume(spec: &str) -> Result<Volume> {
             container: ctr.to_string(),
             readonly,
             anonymous: true,
+            name: None,
         });
     }
     if !host.starts_with('/') {
-        return Err(bad("the host path must be absolute"));
+        // Not a path: the name of a volume, as docker reads `-v NAME:/path`.
+        crate::volumes::validate_name(host)
+            .map_err(|_| bad("the host path must be absolute (or a volume name)"))?;
+        return Ok(Volume {
+            host: PathBuf::new(),
+            container: ctr.to_string(),
+            readonly,
+            anonymous: false,
+            name: Some(host.to_string()),
+        });
     }
     Ok(Volume {
         host: PathBuf::from(host),
         container: ctr.to_string(),
         readonly,
         anonymous: false,
+        name: None,
     })
 }
 
@@ -201,8 +212,10 @@ mod tests {
         assert!(v.readonly && !v.anonymous);
         assert!(!parse_volume("/a:/b").unwrap().readonly);
         assert!(parse_volume("/cache").unwrap().anonymous);
+        let v = parse_volume("data:/v").unwrap();
+        assert_eq!(v.name.as_deref(), Some("data"));
         for bad in [
-            "rel:/b",
+            "-rel:/b",
             "/a:rel",
             "/a:/b:xx",
             "/a:/b:ro:z",

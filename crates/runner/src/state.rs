@@ -33,6 +33,9 @@ pub struct Volume {
     /// Made by unionctl for `-v /ctr/path` (anonymous); removed by `rm -v`.
     #[serde(default)]
     pub anonymous: bool,
+    /// A named volume (`-v NAME:/path`): `host` is its `_data` dir.
+    #[serde(default)]
+    pub name: Option<String>,
 }
 
 /// How the container was asked to run; everything `start` needs to run it again.
@@ -65,10 +68,37 @@ pub struct Config {
     pub pids_limit: Option<i64>,
     #[serde(default)]
     pub auto_remove: bool,
+    /// `--log-opt max-size` / `max-file` (None: the defaults of `logfile`).
+    #[serde(default)]
+    pub log_max_size: Option<u64>,
+    #[serde(default)]
+    pub log_max_files: Option<u32>,
     /// Capabilities, no_new_privs and seccomp in effect; none in records made before
     /// they were recorded.
     #[serde(default)]
     pub security: Option<Security>,
+    #[serde(default)]
+    pub restart: crate::flags::RestartPolicy,
+    #[serde(default)]
+    pub read_only: bool,
+    #[serde(default)]
+    pub tmpfs: Vec<crate::flags::Tmpfs>,
+    #[serde(default)]
+    pub ulimits: Vec<crate::flags::Ulimit>,
+    /// Signal number `stop` sends first (None: SIGTERM).
+    #[serde(default)]
+    pub stop_signal: Option<i32>,
+    /// Seconds `stop` waits before SIGKILL (None: 10).
+    #[serde(default)]
+    pub stop_timeout: Option<u64>,
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    #[serde(default)]
+    pub add_hosts: Vec<crate::flags::HostEntry>,
+    #[serde(default)]
+    pub dns: Vec<std::net::IpAddr>,
+    #[serde(default)]
+    pub shm_size: Option<u64>,
 }
 
 /// What a container's processes may do, as decided at `run`.
@@ -136,6 +166,13 @@ pub struct Container {
     /// cgroup directories made for this container (removed when it stops).
     #[serde(default)]
     pub cgroups: Vec<PathBuf>,
+    /// How often the supervisor started the command again (`--restart`).
+    #[serde(default)]
+    pub restart_count: u32,
+    /// Set by `stop`/`kill`/`rm -f`: the restart policy no longer applies (docker's
+    /// "manually stopped"); cleared by `start`.
+    #[serde(default)]
+    pub stopped_by_user: bool,
     /// Directory of this record (not stored).
     #[serde(skip)]
     pub dir: PathBuf,
@@ -166,6 +203,8 @@ impl Container {
             rootless: unsafe { libc::geteuid() } != 0,
             paused: false,
             cgroups: vec![],
+            restart_count: 0,
+            stopped_by_user: false,
             dir,
         }
     }
@@ -182,8 +221,13 @@ impl Container {
     pub fn merged(&self) -> PathBuf {
         self.dir.join("merged")
     }
+    /// The container's output, as records (see `logfile`); rotated to `ctr.log.N`.
     pub fn log_path(&self) -> PathBuf {
         self.dir.join("ctr.log")
+    }
+    /// A detached supervisor's own errors.
+    pub fn supervisor_log_path(&self) -> PathBuf {
+        self.dir.join("supervisor.log")
     }
     pub fn state_path(&self) -> PathBuf {
         self.dir.join("state.json")
@@ -336,7 +380,7 @@ fn pick(all: Vec<Container>, key: &str) -> Result<Container> {
     }
     let mut hits: Vec<&Container> = all.iter().filter(|c| c.id.starts_with(key)).collect();
     match hits.len() {
-        0 => not_found!("no such container: {key}"),
+        0 => Err(crate::error::Error::no_such("container", key)),
         1 => Ok(hits.remove(0).clone()),
         n => bail!("container id prefix {key:?} is ambiguous ({n} containers match)"),
     }
@@ -400,7 +444,7 @@ mod tests {
         let e = pick(all.clone(), "a").unwrap_err().to_string();
         assert!(e.contains("ambiguous"), "{e}");
         let e = pick(all, "zz").unwrap_err().to_string();
-        assert!(e.contains("no such container: zz"), "{e}");
+        assert!(e.contains(r#"container "zz": no such container"#), "{e}");
     }
 
     #[test]

@@ -4,6 +4,7 @@
 //! the exit status.
 use super::cgroups::{self, Cgroups, Limits};
 use super::linux;
+use super::logfile::{self, LogLimits, LogWriter, Stream};
 use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
 use super::rootfs::RootfsPlan;
 use super::state::{self, Container, Status};
@@ -16,52 +17,114 @@ use std::path::{Path, PathBuf};
 /// Where the container's stdio goes.
 #[derive(Clone, Copy, PartialEq, Eq, Debug)]
 pub enum Stdio {
-    /// Foreground: shares our stdin (with -i) and stdout/stderr, or a pty relayed to them.
+    /// Foreground: shares our stdin (with -i); its output (pipes or a pty) is relayed to
+    /// our stdout and stderr and logged.
     Inherit,
-    /// Detached: output appended to ctr.log, no stdin.
+    /// Detached: output logged only, no stdin but through `attach`.
     Log,
 }
 
 /// Runs the container to its end and returns its exit code. `ready` (detached start)
 /// gets "ok" once the command runs or the error text if it cannot start.
+/// With a restart policy (`--restart`) the command is started again after each exit the
+/// policy allows, after docker's back-off (100 ms, doubling), until `stop` or `kill`.
 pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Result<i32> {
-    let started = start(c, stdio);
-    let running = match started {
-        Ok(r) => r,
-        Err(e) => {
-            if let Some(fd) = &ready {
-                let _ = linux::write_all_fd(fd.as_raw_fd(), e.chain().as_bytes());
+    let mut ready = ready;
+    // Rootless: the user namespace is entered once; later runs reuse it.
+    let mut userns: Option<bool> = None;
+    loop {
+        let started = start(c, stdio, &mut userns);
+        let mut running = match started {
+            Ok(r) => r,
+            Err(e) => {
+                if let Some(fd) = &ready {
+                    let _ = linux::write_all_fd(fd.as_raw_fd(), e.chain().as_bytes());
+                }
+                if ready.is_none() && c.restart_count > 0 {
+                    // A restart that cannot start ends the container, as a failed run.
+                    eprintln!("unionctl: restart: {}", e.chain());
+                    return finish(c, &Cgroups::default(), crate::process::SETUP_FAILED);
+                }
+                return Err(e);
             }
-            return Err(e);
+        };
+        if let Some(fd) = ready.take() {
+            let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
         }
-    };
-    if let Some(fd) = ready {
-        let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
+        let code = running.wait(c, stdio);
+        crate::trace::phase("exited");
+        let fresh = Container::load(&c.dir)?;
+        let stopped = fresh.stopped_by_user || running.terminated.get();
+        let again = c
+            .config
+            .restart
+            .should_restart(code, fresh.restart_count, stopped);
+        if !again {
+            return finish(c, &running.cgroups, code);
+        }
+        end_run(c, &running.cgroups, code)?;
+        if !back_off(c)? {
+            return finish(c, &Cgroups::default(), code);
+        }
+        c.update(|r| r.restart_count += 1)?;
     }
-    let code = running.wait(c, stdio);
-    crate::trace::phase("exited");
-    finish(c, &running.cgroups, code)
+}
+
+/// Between two runs: the union unmounted, the cgroups gone, the exit recorded; the
+/// container stays `running` (docker's "restarting") under this supervisor.
+fn end_run(c: &mut Container, cg: &Cgroups, code: i32) -> Result<()> {
+    let umount = union::unmount(&c.merged());
+    cg.remove();
+    c.update(|r| {
+        r.exit_code = Some(code);
+        r.pid = None;
+        r.pid_start = None;
+        r.paused = false;
+        r.finished_at = Some(crate::timestamp::now_nanos());
+    })?;
+    umount
+}
+
+/// Waits docker's back-off before a restart (100 ms doubling per restart, at most a
+/// minute); false when a user stopped the container meanwhile (woken by the record's
+/// rewrite, not by a timer).
+fn back_off(c: &Container) -> Result<bool> {
+    let n = c.restart_count.min(10);
+    let delay = std::time::Duration::from_millis((100u64 << n).min(60_000));
+    let deadline = std::time::Instant::now() + delay;
+    let watch = linux::watch_dir(&c.dir)?;
+    loop {
+        if Container::load(&c.dir)?.stopped_by_user {
+            return Ok(false);
+        }
+        if !linux::wait_readable(&[watch.as_raw_fd()], Some(deadline)) {
+            return Ok(true);
+        }
+        linux::drain(watch.as_raw_fd());
+    }
 }
 
 struct Running {
     pid: libc::pid_t,
     cgroups: Cgroups,
     io: Io,
+    /// A terminating signal sent to us was passed on (ctrl-c of a foreground run).
+    terminated: std::cell::Cell<bool>,
 }
 
 /// The supervisor's ends of the container's stdio.
 struct Io {
     pty_master: Option<OwnedFd>,
     signals: nix::sys::signalfd::SignalFd,
-    /// Detached without a tty: the container's stdout+stderr pipe.
-    output: Option<OwnedFd>,
+    /// Without a tty: the container's stdout and stderr pipes.
+    pipes: Vec<(OwnedFd, Stream)>,
     /// Detached with -i and no tty: the container's stdin pipe.
     input: Option<OwnedFd>,
     /// Detached: where `attach` connects.
     attach: Option<std::os::unix::net::UnixListener>,
 }
 
-fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
+fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<Running> {
     // SAFETY: getter.
     let rootless = unsafe { libc::geteuid() } != 0;
     let limits = Limits {
@@ -71,12 +134,13 @@ fn start(c: &mut Container, stdio: Stdio) -> Result<Running> {
     };
     let cg = cgroups::create(&c.id, &limits, rootless)?;
     crate::trace::phase("cgroups");
-    let result = start_in_cgroups(c, stdio, rootless, &cg);
+    let result = start_in_cgroups(c, stdio, rootless, userns, &cg);
     match result {
         Ok((pid, io)) => Ok(Running {
             pid,
             cgroups: cg,
             io,
+            terminated: std::cell::Cell::new(false),
         }),
         Err(e) => {
             cg.remove();
@@ -91,12 +155,16 @@ fn start_in_cgroups(
     c: &mut Container,
     stdio: Stdio,
     rootless: bool,
+    userns: &mut Option<bool>,
     cg: &Cgroups,
 ) -> Result<Started> {
     let mut full_idmap = true;
-    if rootless {
+    if let Some(full) = *userns {
+        full_idmap = full;
+    } else if rootless {
         // The union must be mounted inside the user and mount namespace it is used from.
         full_idmap = idmap::enter_user_namespace(libc::CLONE_NEWNS)?;
+        *userns = Some(full_idmap);
         let ns = fs::read_link("/proc/self/ns/mnt")
             .ok()
             .map(|p| p.to_string_lossy().into_owned());
@@ -131,7 +199,19 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
             "127.0.0.1\tlocalhost\n::1\tlocalhost ip6-localhost ip6-loopback\n127.0.1.1\t{hostname}\n"
         )
     };
-    let resolv = fs::read_to_string("/etc/resolv.conf").unwrap_or_default();
+    let mut hosts = hosts;
+    for h in &c.config.add_hosts {
+        hosts.push_str(&format!("{}\t{}\n", h.ip, h.name));
+    }
+    let resolv = match c.config.dns.is_empty() {
+        true => fs::read_to_string("/etc/resolv.conf").unwrap_or_default(),
+        false => c
+            .config
+            .dns
+            .iter()
+            .map(|ip| format!("nameserver {ip}\n"))
+            .collect(),
+    };
     let mut out = Vec::new();
     for (name, data, target) in [
         ("hostname", format!("{hostname}\n"), "/etc/hostname"),
@@ -166,6 +246,9 @@ fn container_plan<'a>(
             files,
             tty_group_mapped: full_idmap,
             privileged: c.config.security.as_ref().is_some_and(|s| s.privileged),
+            read_only: c.config.read_only,
+            tmpfs: &c.config.tmpfs,
+            shm_size: c.config.shm_size,
         },
         process: ProcessPlan {
             argv: c.config.argv(),
@@ -175,6 +258,7 @@ fn container_plan<'a>(
             tty: c.config.tty,
             init: c.config.init,
             security: super::security::for_container(c)?,
+            ulimits: c.config.ulimits.clone(),
         },
     })
 }
@@ -187,8 +271,8 @@ struct ParentEnds {
     errors: OwnedFd,
     /// With a tty: the socket the pty master comes back over.
     pty: Option<OwnedFd>,
-    /// Detached without a tty: the container's stdout+stderr.
-    output: Option<OwnedFd>,
+    /// Without a tty: the container's stdout and stderr.
+    output: Vec<(OwnedFd, Stream)>,
     /// Detached with -i and no tty: the container's stdin.
     input: Option<OwnedFd>,
     /// Detached: where `attach` connects.
@@ -198,7 +282,8 @@ struct ParentEnds {
 /// The container process's ends.
 struct ChildEnds {
     pipes: ChildPipes,
-    output: Option<OwnedFd>,
+    /// Without a tty: its stdout and stderr.
+    output: Option<(OwnedFd, OwnedFd)>,
     input: Option<OwnedFd>,
     devnull: fs::File,
 }
@@ -211,10 +296,17 @@ fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds
         true => linux::socketpair().map(|(a, b)| (Some(a), Some(b)))?,
         false => (None, None),
     };
-    // Detached: output (and input with -i) pass through us, for the log and `attach`.
-    let (out_r, out_w) = match detached && !tty {
-        true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
-        false => (None, None),
+    // Output passes through us, for the log (and `attach`), stdout and stderr apart.
+    let (output, child_output) = match tty {
+        false => {
+            let (out_r, out_w) = linux::pipe()?;
+            let (err_r, err_w) = linux::pipe()?;
+            (
+                vec![(out_r, Stream::Stdout), (err_r, Stream::Stderr)],
+                Some((out_w, err_w)),
+            )
+        }
+        true => (Vec::new(), None),
     };
     let (in_r, in_w) = match detached && !tty && c.config.interactive {
         true => linux::pipe().map(|(r, w)| (Some(r), Some(w)))?,
@@ -229,7 +321,7 @@ fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds
         go: go_w,
         errors: err_r,
         pty: pty_parent,
-        output: out_r,
+        output,
         input: in_w,
         attach,
     };
@@ -239,7 +331,7 @@ fn open_channels(c: &Container, detached: bool) -> Result<(ParentEnds, ChildEnds
             errors: err_w,
             pty: pty_child,
         },
-        output: out_w,
+        output: child_output,
         input: in_r,
         devnull,
     };
@@ -256,9 +348,9 @@ fn child_main(plan: &ContainerPlan, ends: ChildEnds, interactive: bool, detached
             None if !interactive || detached => libc::dup2(ends.devnull.as_raw_fd(), 0),
             None => 0,
         };
-        if let Some(w) = &ends.output {
-            libc::dup2(w.as_raw_fd(), 1);
-            libc::dup2(w.as_raw_fd(), 2);
+        if let Some((out, err)) = &ends.output {
+            libc::dup2(out.as_raw_fd(), 1);
+            libc::dup2(err.as_raw_fd(), 2);
         }
     }
     process::container_main(plan, ends.pipes)
@@ -313,7 +405,7 @@ fn clone_container(
         Io {
             pty_master: master,
             signals,
-            output: ends.output,
+            pipes: ends.output,
             input: ends.input,
             attach: ends.attach,
         },
@@ -365,7 +457,7 @@ fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<(
 
 impl Running {
     /// Relays signals and the tty until pid 1 exits; returns its exit code.
-    fn wait(&self, c: &Container, stdio: Stdio) -> i32 {
+    fn wait(&mut self, c: &Container, stdio: Stdio) -> i32 {
         let code = self.relay(c, stdio);
         match code {
             Ok(code) => code,
@@ -377,34 +469,38 @@ impl Running {
         }
     }
 
-    fn relay(&self, c: &Container, stdio: Stdio) -> Result<i32> {
-        let log = if stdio == Stdio::Log {
-            Some(
-                fs::OpenOptions::new()
-                    .create(true)
-                    .append(true)
-                    .open(c.log_path())?,
-            )
-        } else {
-            None
+    fn relay(&mut self, c: &Container, stdio: Stdio) -> Result<i32> {
+        let limits = LogLimits {
+            max_size: c.config.log_max_size.unwrap_or(logfile::DEFAULT_MAX_SIZE),
+            max_files: c.config.log_max_files.unwrap_or(logfile::DEFAULT_MAX_FILES),
         };
-        tty::relay(&tty::Relay {
+        // Closed (dropped) before the exit is recorded: a `logs -f` that sees the exit
+        // has every record. A log that cannot be opened costs the log, not the container.
+        let mut log = LogWriter::open(&c.log_path(), limits)
+            .inspect_err(|e| log::warn!("container {}: no log: {}", c.name, e.chain()))
+            .ok();
+        tty::relay(tty::Relay {
             pid: self.pid,
             signals: &self.io.signals,
             master: self.io.pty_master.as_ref().map(|m| m.as_raw_fd()),
-            output: log.as_ref().map(|f| f.as_raw_fd()).unwrap_or(1),
+            pipes: std::mem::take(&mut self.io.pipes),
             foreground: stdio == Stdio::Inherit,
             interactive: c.config.interactive,
-            container_output: self.io.output.as_ref().map(|f| f.as_raw_fd()),
+            log: log.as_mut(),
             container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
             attach: self.io.attach.as_ref(),
+            terminated: Some(&self.terminated),
         })
     }
 }
 
 /// After pid 1 exited: unmount, remove cgroups, record the exit, honour --rm.
 fn finish(c: &mut Container, cg: &Cgroups, code: i32) -> Result<i32> {
-    let umount = union::unmount(&c.merged());
+    // Already unmounted when a restart policy's back-off was cut short.
+    let umount = match union::is_mounted(&c.merged()) {
+        true => union::unmount(&c.merged()),
+        false => Ok(()),
+    };
     crate::trace::phase("unmounted");
     cg.remove();
     // cgroups made meanwhile (the freezer of a pause) are in the record.
@@ -541,10 +637,11 @@ pub fn spawn_detached(c: &Container) -> Result<()> {
             unsafe { libc::setsid() };
             // A long-lived process must not keep the caller's working directory busy.
             let _ = std::env::set_current_dir("/");
+            // The supervisor's own complaints; the container's output is in ctr.log.
             let log = fs::OpenOptions::new()
                 .create(true)
                 .append(true)
-                .open(c.log_path());
+                .open(c.supervisor_log_path());
             let devnull = fs::File::open("/dev/null");
             if let (Ok(log), Ok(null)) = (&log, &devnull) {
                 // SAFETY: dup2 onto our stdio.

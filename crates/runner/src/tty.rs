@@ -2,10 +2,11 @@
 //! relays a pty or the output pipe to our terminal or the log and to `attach` clients,
 //! resizes the pty on SIGWINCH, reaps the child.
 use super::linux;
+use super::logfile::{LogWriter, Stream};
 use crate::error::{Context, Result};
 use nix::sys::signalfd::{SfdFlags, SignalFd};
 use std::io::{Read, Write};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::linux::net::SocketAddrExt;
 use std::os::unix::net::{SocketAddr, UnixListener, UnixStream};
 
@@ -75,23 +76,40 @@ pub struct Relay<'a> {
     /// Our child to forward to and wait for.
     pub pid: libc::pid_t,
     pub signals: &'a SignalFd,
-    /// pty master of the container process, if it has a tty.
+    /// pty master of the container process, if it has a tty: its one output stream.
     pub master: Option<RawFd>,
-    /// Where container output goes (stdout, or the log).
-    pub output: RawFd,
-    /// Our stdin/terminal belongs to the container (not detached).
+    /// Without a tty: the read ends of the container's stdout and stderr pipes. A pipe
+    /// whose copy to our stdout or stderr fails (the reader went away) is closed, so the
+    /// container's next write there fails as it would have on our own output.
+    pub pipes: Vec<(OwnedFd, Stream)>,
+    /// Our stdin and terminal belong to the container (not detached): its output is
+    /// copied to our stdout and stderr.
     pub foreground: bool,
     /// Pass our stdin to the pty.
     pub interactive: bool,
-    /// Detached without a tty: the container's output pipe and (with -i) input pipe.
-    pub container_output: Option<RawFd>,
+    /// Where every byte of output is logged too.
+    pub log: Option<&'a mut LogWriter>,
+    /// Detached with -i and no tty: the container's input pipe.
     pub container_input: Option<RawFd>,
     /// Detached: attach clients connect here.
     pub attach: Option<&'a UnixListener>,
+    /// Set when a terminating signal (INT, TERM, QUIT, HUP) reached us and was passed
+    /// on: the user ends the container, so a restart policy no longer applies.
+    pub terminated: Option<&'a std::cell::Cell<bool>>,
+}
+
+/// One output of the container being relayed.
+struct Source {
+    fd: RawFd,
+    /// A pipe is ours to close; the pty master is not.
+    pipe: Option<OwnedFd>,
+    stream: Stream,
+    /// Still copied to our stdout or stderr.
+    to_terminal: bool,
 }
 
 /// Runs until `pid` exits and its output is drained; returns the exit code.
-pub fn relay(r: &Relay) -> Result<i32> {
+pub fn relay(r: Relay) -> Result<i32> {
     let stdin_tty = r.foreground && linux::is_tty(0);
     let saved_term = match (r.master, stdin_tty) {
         (Some(m), true) => {
@@ -102,16 +120,34 @@ pub fn relay(r: &Relay) -> Result<i32> {
         }
         _ => None,
     };
+    let foreground = r.foreground;
+    let mut r = r;
+    let mut sources: Vec<Source> = r
+        .master
+        .map(|m| Source {
+            fd: m,
+            pipe: None,
+            stream: Stream::Stdout,
+            to_terminal: foreground,
+        })
+        .into_iter()
+        .collect();
+    sources.extend(r.pipes.drain(..).map(|(fd, stream)| Source {
+        fd: fd.as_raw_fd(),
+        pipe: Some(fd),
+        stream,
+        to_terminal: foreground,
+    }));
     let mut state = RelayState {
+        stdin_open: r.master.is_some() && r.foreground && r.interactive,
+        sink: r.master.or(r.container_input),
         r,
         stdin_tty,
-        stdin_open: r.master.is_some() && r.foreground && r.interactive,
-        source: r.master.or(r.container_output),
-        source_open: r.master.or(r.container_output).is_some(),
-        sink: r.master.or(r.container_input),
+        sources,
         clients: Vec::new(),
         exit: None,
-        buf: vec![0u8; 16384],
+        log_failed: false,
+        buf: vec![0u8; 64 << 10],
     };
     let result = state.run();
     if let Some(t) = saved_term {
@@ -121,19 +157,20 @@ pub fn relay(r: &Relay) -> Result<i32> {
 }
 
 /// The relay loop's state.
-struct RelayState<'a, 'b> {
-    r: &'a Relay<'b>,
+struct RelayState<'a> {
+    r: Relay<'a>,
     stdin_tty: bool,
     /// Our stdin still goes to the pty.
     stdin_open: bool,
-    /// Where container output comes from: the pty, or the pipe.
-    source: Option<RawFd>,
-    source_open: bool,
+    /// Where container output comes from: the pty, or the pipes; each leaves at its EOF.
+    sources: Vec<Source>,
     /// Where attach input goes.
     sink: Option<RawFd>,
     clients: Vec<UnixStream>,
     /// The exit code, once the process was reaped.
     exit: Option<i32>,
+    /// A log write failed (warned once; the output still reaches the terminal).
+    log_failed: bool,
     buf: Vec<u8>,
 }
 
@@ -145,16 +182,16 @@ fn pollin(fd: RawFd) -> libc::pollfd {
     }
 }
 
-impl RelayState<'_, '_> {
+impl RelayState<'_> {
     fn run(&mut self) -> Result<i32> {
         loop {
             if let Some(code) = self.exit
-                && !self.source_open
+                && self.sources.is_empty()
             {
                 return Ok(code);
             }
             let mut fds = self.poll_set();
-            // Once the process is gone, only drain what the pty or pipe still holds: a
+            // Once the process is gone, only drain what the pty or pipes still hold: a
             // pty gives no EOF while another process keeps its slave open, so the drain
             // ends when nothing came for 100 ms.
             let timeout = if self.exit.is_some() { 100 } else { -1 };
@@ -168,7 +205,7 @@ impl RelayState<'_, '_> {
                 return Err(e).context("poll");
             }
             if n == 0 {
-                self.source_open = false;
+                self.sources.clear();
                 continue;
             }
             self.dispatch(&fds);
@@ -177,9 +214,7 @@ impl RelayState<'_, '_> {
 
     fn poll_set(&self) -> Vec<libc::pollfd> {
         let mut fds = vec![pollin(self.r.signals.as_raw_fd())];
-        if let (Some(m), true) = (self.source, self.source_open) {
-            fds.push(pollin(m));
-        }
+        fds.extend(self.sources.iter().map(|s| pollin(s.fd)));
         if self.stdin_open && self.exit.is_none() {
             fds.push(pollin(0));
         }
@@ -195,8 +230,8 @@ impl RelayState<'_, '_> {
         for p in fds.iter().filter(|p| p.revents != 0) {
             if p.fd == self.r.signals.as_raw_fd() {
                 self.on_signals();
-            } else if Some(p.fd) == self.source {
-                self.on_output(p.fd, &mut dead_clients);
+            } else if let Some(i) = self.sources.iter().position(|s| s.fd == p.fd) {
+                self.on_output(i, &mut dead_clients);
             } else if p.fd == 0 {
                 self.on_stdin();
             } else if Some(p.fd) == self.r.attach.map(|l| l.as_raw_fd()) {
@@ -211,7 +246,7 @@ impl RelayState<'_, '_> {
 
     /// SIGCHLD reaps, SIGWINCH resizes the pty, the rest go to the process.
     fn on_signals(&mut self) {
-        let r = self.r;
+        let r = &self.r;
         while let Ok(Some(info)) = r.signals.read_signal() {
             let sig = info.ssi_signo as libc::c_int;
             if sig == libc::SIGCHLD {
@@ -226,25 +261,52 @@ impl RelayState<'_, '_> {
                     linux::set_winsize(m, &ws);
                 }
             } else {
+                if let Some(t) = r.terminated
+                    && [libc::SIGINT, libc::SIGTERM, libc::SIGQUIT, libc::SIGHUP].contains(&sig)
+                {
+                    t.set(true);
+                }
                 let _ = linux::kill(r.pid, sig);
             }
         }
     }
 
-    /// Container output: to our output and every attach client.
-    fn on_output(&mut self, fd: RawFd, dead_clients: &mut Vec<RawFd>) {
+    /// Container output: to our stdout or stderr (foreground), the log and every attach
+    /// client.
+    fn on_output(&mut self, i: usize, dead_clients: &mut Vec<RawFd>) {
+        let src = &mut self.sources[i];
         // SAFETY: read into our buffer.
-        let n = unsafe { libc::read(fd, self.buf.as_mut_ptr().cast(), self.buf.len()) };
+        let n = unsafe { libc::read(src.fd, self.buf.as_mut_ptr().cast(), self.buf.len()) };
         if n <= 0 {
-            self.source_open = false;
+            self.sources.remove(i);
             return;
         }
         let data = &self.buf[..n as usize];
-        let _ = linux::write_all_fd(self.r.output, data);
+        let mut reader_gone = false;
+        if src.to_terminal {
+            let ours = match src.stream {
+                Stream::Stdout => 1,
+                Stream::Stderr => 2,
+            };
+            if linux::write_all_fd(ours, data).is_err() {
+                src.to_terminal = false;
+                reader_gone = src.pipe.is_some();
+            }
+        }
+        let stream = src.stream;
+        if let Some(log) = self.r.log.as_deref_mut()
+            && let Err(e) = log.write(stream, data)
+            && !std::mem::replace(&mut self.log_failed, true)
+        {
+            log::warn!("container log: {}", e.chain());
+        }
         for c in &mut self.clients {
             if c.write_all(data).is_err() {
                 dead_clients.push(c.as_raw_fd());
             }
+        }
+        if reader_gone {
+            self.sources.remove(i);
         }
     }
 

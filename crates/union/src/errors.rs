@@ -64,6 +64,12 @@ macro_rules! define_error {
                 }
             }
 
+            /// What was asked for does not exist, in the one wording of
+            /// [`errors::no_such`]($crate::errors::no_such).
+            pub fn no_such(kind: &str, name: &str) -> Error {
+                Error::NotFound($crate::errors::no_such(kind, name))
+            }
+
             /// The error and its sources on one line, `op: inner: cause`.
             pub fn chain(&self) -> String {
                 $crate::errors::chain(self)
@@ -155,11 +161,11 @@ macro_rules! error_context {
 }
 
 /// An error and its sources on one line, `op: inner: cause`, as a user reads it.
-pub fn chain(e: &dyn std::error::Error) -> String {
-    let mut s = e.to_string();
+pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
+    let mut s = as_user_reads(e);
     let mut next = e.source();
     while let Some(inner) = next {
-        let text = inner.to_string();
+        let text = as_user_reads(inner);
         // A transparent wrapper shows its source's text: say it once.
         if !s.ends_with(&text) {
             s.push_str(": ");
@@ -170,8 +176,43 @@ pub fn chain(e: &dyn std::error::Error) -> String {
     s
 }
 
+/// One error's own text; a system call's errno as [`io_cause`] words it.
+fn as_user_reads(e: &(dyn std::error::Error + 'static)) -> String {
+    match e.downcast_ref::<std::io::Error>() {
+        Some(io) if io.raw_os_error().is_some() => io_cause(io),
+        _ => e.to_string(),
+    }
+}
+
 /// An io::Error as a user reads it: "no such file or directory", without "(os error 2)".
 pub fn io_cause(e: &std::io::Error) -> String {
     let s = e.to_string();
     s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+}
+
+/// The one wording of "what was asked for does not exist", for every kind of thing:
+/// `container "web": no such container`, `image "bb:1": no such image`.
+pub fn no_such(kind: &str, name: &str) -> String {
+    format!("{kind} {name:?}: no such {kind}")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_chain_words_errno_as_a_user_reads_it() {
+        let e = std::fs::File::open("/no/such/file").unwrap_err();
+        assert_eq!(chain(&e), "no such file or directory");
+        let custom = std::io::Error::other("Odd Thing");
+        assert_eq!(chain(&custom), "Odd Thing");
+    }
+
+    #[test]
+    fn one_wording_for_missing_things() {
+        assert_eq!(
+            no_such("container", "x"),
+            r#"container "x": no such container"#
+        );
+    }
 }

@@ -81,27 +81,13 @@ pub fn tag_matches(stored: &str, reference: &str) -> bool {
     stored == want || short_name(stored) == want
 }
 
-/// Checks a name given for tag/commit/import: `name[:tag]`, lowercase path parts.
+/// Checks a name given to an image (tag, commit, import) against the one reference
+/// grammar ([`crate::reference`]); returns it as stored, `name:tag` (`latest` by default).
 pub fn check_ref(r: &str) -> Result<String> {
-    let n = normalize_ref(r);
-    let (name, tag) = n
-        .rsplit_once(':')
-        .ok_or_else(|| invalid!("{r:?}: invalid reference"))?;
-    let name_ok = !name.is_empty()
-        && name.split('/').all(|p| {
-            !p.is_empty()
-                && p.bytes()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || b"._-:".contains(&c))
-        });
-    let tag_ok = !tag.is_empty()
-        && tag.len() <= 128
-        && tag
-            .bytes()
-            .all(|c| c.is_ascii_alphanumeric() || b"._-".contains(&c));
-    if r.contains('@') || !name_ok || !tag_ok {
-        bail!("{r:?}: invalid reference format (want name[:tag], lowercase name)");
+    if crate::reference::parse(r)?.digest.is_some() {
+        bail!("invalid reference {r:?}: a name to give an image has no digest");
     }
-    Ok(n)
+    Ok(normalize_ref(r))
 }
 
 /// Splits `name:tag` for display.
@@ -131,8 +117,9 @@ mod tests {
         assert!(tag_matches("docker.io/library/busybox:latest", "busybox"));
         assert!(tag_matches("localhost/a:1", "localhost/a:1"));
         assert!(!tag_matches("busybox:1", "busybox"));
-        assert!(check_ref("Upper").is_err());
-        assert!(check_ref("a b").is_err());
+        for bad in ["Upper", "a b", "bb::1", "bb:-x"] {
+            assert!(check_ref(bad).is_err(), "{bad}");
+        }
         assert_eq!(check_ref("my/img:v1").unwrap(), "my/img:v1");
         assert_eq!(
             split_tag("localhost:5000/x:1"),
