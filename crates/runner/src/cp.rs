@@ -130,12 +130,15 @@ fn offline(c: &Container, f: &mut dyn FnMut(&dyn Side) -> Result<()>) -> Result<
     }
     // The container's own union (overlay format, as `start` mounts it), without a mount.
     let layers = Layers::open(&LayerSpec {
-        lowers: fresh.lowers.clone(),
+        lowers: crate::union::distinct(&fresh.lowers),
+        data_lowers: Vec::new(),
         upper: Some(fresh.upper()),
         work: Some(fresh.work()),
         format: crate::whiteout::Format::Overlay,
         // In a user namespace the union keeps its xattrs as `user.overlay.*`.
         user_xattr: !sys::in_initial_userns(),
+        volatile: false,
+        no_redirects: false,
     })
     .map_err(|e| invalid!("container {}: {e}", c.name))?;
     let fs = UnionFs::new(layers).map_err(io("opening the union of", &c.dir))?;
@@ -330,7 +333,11 @@ struct UnionSide {
     fs: UnionFs,
 }
 
-const ROOT_CALLER: Caller = Caller { uid: 0, gid: 0 };
+const ROOT_CALLER: Caller = Caller {
+    uid: 0,
+    gid: 0,
+    owner_may_fail: false,
+};
 
 impl UnionSide {
     fn ino(d: &Dir) -> u64 {

@@ -14,12 +14,8 @@ pub fn spawn_mount(
     work: &Path,
     merged: &Path,
 ) -> Result<PendingMount> {
-    // Equal layers of an image share one dir. Below its first (topmost) place a layer
-    // adds nothing, and the mount refuses a lower twice, as the kernel does.
-    let mut seen = std::collections::HashSet::new();
-    let lowers: Vec<PathBuf> = lowers.iter().filter(|l| seen.insert(*l)).cloned().collect();
     let req = MountRequest::new(
-        lowers,
+        distinct(lowers),
         Some(upper.to_path_buf()),
         Some(work.to_path_buf()),
         Format::Overlay,
@@ -28,6 +24,14 @@ pub fn spawn_mount(
         merged.to_path_buf(),
     )?;
     Ok(fuse::daemon::spawn(&req)?)
+}
+
+/// An image's lower dirs with each dir once, at its topmost place. Equal layers of an
+/// image share one dir; below its first place a layer adds nothing, and the union
+/// refuses a lower twice, as the kernel does.
+pub fn distinct(lowers: &[PathBuf]) -> Vec<PathBuf> {
+    let mut seen = std::collections::HashSet::new();
+    lowers.iter().filter(|l| seen.insert(*l)).cloned().collect()
 }
 
 pub fn unmount(merged: &Path) -> Result<()> {
