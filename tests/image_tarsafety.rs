@@ -297,7 +297,8 @@ fn hostile_archives_are_refused_by_load() {
     let manifest = r#"[{"Config":"c.json","RepoTags":["evil:1"],"Layers":["l.tar"]}]"#;
     let f2 = t.path().join("b.tar");
     fs::write(&f2, docker_archive(&layer, &cfg, manifest)).unwrap();
-    let r = uc(&root, &["load", "-i", f2.to_str().unwrap()]);
+    // -q: the blob's "Copying blob ... done" line would precede the one error line.
+    let r = uc(&root, &["load", "-q", "-i", f2.to_str().unwrap()]);
     assert!(
         r.code != 0 && r.stderr.contains("crosses the symlink"),
         "{}",
