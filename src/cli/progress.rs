@@ -42,7 +42,7 @@ impl Shown {
 /// `sha256:` and the first 12 hex digits, as podman shows a digest.
 fn short(name: &str) -> &str {
     match name.strip_prefix("sha256:") {
-        Some(hex) if hex.len() > 12 => &name[..7 + 12],
+        Some(hex) if hex.len() > 12 => name.get(..7 + 12).unwrap_or(name),
         _ => name,
     }
 }

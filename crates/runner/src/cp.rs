@@ -226,6 +226,30 @@ fn io_err(what: &'static str, name: &OsStr) -> impl FnOnce(std::io::Error) -> cr
     move |e| io(what, &p)(e)
 }
 
+/// FILE, opened without blocking, if it is a regular file: a running container can
+/// swap a checked file for a device or FIFO, which cp must not read, write or wait on.
+fn regular_only(file: fs::File, name: &OsStr) -> Result<fs::File> {
+    use std::os::unix::fs::FileTypeExt;
+    let t = file
+        .metadata()
+        .map_err(io_err("stat in the container", name))?
+        .file_type();
+    if !t.is_file() {
+        let kind = if t.is_fifo() {
+            "a FIFO"
+        } else if t.is_char_device() || t.is_block_device() {
+            "a device"
+        } else {
+            "not a regular file"
+        };
+        bail!(
+            "{}: {kind} in the container, refused",
+            Path::new(name).display()
+        );
+    }
+    Ok(file)
+}
+
 /// A running container: fds below its root, openat2 RESOLVE_IN_ROOT for paths.
 struct FdSide {
     root: OwnedFd,
@@ -272,9 +296,11 @@ impl Side for FdSide {
         Ok(names.into_iter().map(|(n, _, _)| n).collect())
     }
     fn read(&self, dir: &Dir, name: &OsStr) -> Result<fs::File> {
-        sys::openat(Self::fd(dir), name, libc::O_RDONLY | libc::O_NOFOLLOW, 0)
+        let flags = libc::O_RDONLY | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let f = sys::openat(Self::fd(dir), name, flags, 0)
             .map(fs::File::from)
-            .map_err(io_err("open in the container", name))
+            .map_err(io_err("open in the container", name))?;
+        regular_only(f, name)
     }
     fn readlink(&self, dir: &Dir, name: &OsStr) -> Result<OsString> {
         Ok(sys::readlinkat(Self::fd(dir), name)?)
@@ -283,10 +309,16 @@ impl Side for FdSide {
         sys::mkdirat(Self::fd(dir), name, 0o700).map_err(io_err("mkdir in the container", name))
     }
     fn write(&self, dir: &Dir, name: &OsStr) -> Result<fs::File> {
-        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_TRUNC | libc::O_NOFOLLOW;
-        sys::openat(Self::fd(dir), name, flags, 0o600)
+        // No O_TRUNC before the type is known: the container may have put a device or a
+        // FIFO at NAME since it was checked.
+        let flags = libc::O_WRONLY | libc::O_CREAT | libc::O_NOFOLLOW | libc::O_NONBLOCK;
+        let f = sys::openat(Self::fd(dir), name, flags, 0o600)
             .map(fs::File::from)
-            .map_err(io_err("create in the container", name))
+            .map_err(io_err("create in the container", name))?;
+        let f = regular_only(f, name)?;
+        f.set_len(0)
+            .map_err(io_err("truncate in the container", name))?;
+        Ok(f)
     }
     fn symlink(&self, dir: &Dir, name: &OsStr, target: &OsStr) -> Result<()> {
         Ok(sys::symlinkat(target, Self::fd(dir), name)?)

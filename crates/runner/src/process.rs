@@ -307,7 +307,10 @@ fn run_under_init(tty: bool, sec: &ProcessSecurity, err: &OwnedFd) -> Result<()>
     // supervisor waiting for an EOF: init needs none of them.
     // SAFETY: close_range on our own fd table; the child keeps its copies.
     unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+    // Init only waits and forwards signals: it keeps CAP_KILL (the command may run as
+    // another user) and nothing else, whatever the container's own set.
     let _ = linux::drop_bounding_set(&[linux::cap::KILL]);
+    let _ = linux::set_caps(&[linux::cap::KILL], &[linux::cap::KILL], &[]);
     let mut main_status: Option<i32> = None;
     loop {
         // SAFETY: sigwaitinfo on a full set we blocked.

@@ -134,7 +134,7 @@ pub fn list(root: &Path) -> Result<Vec<VolumeInfo>> {
 
 pub fn inspect(root: &Path, name: &str) -> Result<VolumeInfo> {
     let dir = volumes_dir(root).join(name);
-    if name.is_empty() || name.contains('/') || !dir.join("_data").is_dir() {
+    if validate_name(name).is_err() || !dir.join("_data").is_dir() {
         return Err(crate::Error::no_such("volume", name));
     }
     inspect_dir(name, &dir)

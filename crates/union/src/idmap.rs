@@ -49,11 +49,20 @@ pub fn parse_ranges(v: &str) -> Result<Vec<IdRange>, String> {
     fields
         .chunks(3)
         .map(|t| {
-            Ok(IdRange {
+            let r = IdRange {
                 disk: num(t[0])?,
                 shown: num(t[1])?,
                 len: num(t[2])?,
-            })
+            };
+            // A range past the last id would wrap around to low ids (root among them).
+            let end = u64::from(r.disk.max(r.shown)) + u64::from(r.len);
+            if end > 1 << 32 {
+                return Err(format!(
+                    "invalid mapping '{v}': {}:{}:{} goes past the last id",
+                    r.disk, r.shown, r.len
+                ));
+            }
+            Ok(r)
         })
         .collect()
 }
@@ -212,7 +221,15 @@ mod tests {
         );
         // strtok skips empty fields, as fuse-overlayfs reads them.
         assert_eq!(parse_ranges("0::5:1").unwrap().len(), 1);
-        for bad in ["", "0:1", "0:1:2:3", "0:x:1", "-1:0:1", "0:0:4294967296"] {
+        for bad in [
+            "",
+            "0:1",
+            "0:1:2:3",
+            "0:x:1",
+            "-1:0:1",
+            "0:0:4294967296",
+            "4294967200:0:1000", // would wrap shown ids 96.. onto disk id 0..
+        ] {
             let e = parse_ranges(bad).unwrap_err();
             assert!(e.contains("invalid mapping"), "{bad}: {e}");
         }
