@@ -592,7 +592,15 @@ pub fn remove(root: &Path, name: &str, force: bool, volumes: bool) -> Result<()>
 }
 
 fn rm_one(c: Container, force: bool, volumes: bool) -> Result<()> {
-    let mut c = c;
+    // A `start` at the same time (prune's record may be stale) must not run a container
+    // whose tree goes away: under its lock, decide on the record as it is now.
+    let lock = c.dir.join(".start.lock");
+    let _starting = FileLock::exclusive(&lock).map_err(|e| match e.kind() {
+        // Removed meanwhile by another `rm`.
+        std::io::ErrorKind::NotFound => Error::no_such("container", &c.name),
+        _ => io("locking", &lock)(e),
+    })?;
+    let mut c = Container::load(&c.dir)?;
     if c.live_status() == Status::Running {
         if !force {
             bail!(
