@@ -14,6 +14,22 @@ impl UnionFuse {
         }
         errno(e)
     }
+
+    /// Answers a request that made NAME in PARENT (mknod, mkdir, symlink, link): the new
+    /// entry, or the errno.
+    pub(super) fn reply_made<N>(
+        &self,
+        made: io::Result<(N, Stat)>,
+        op: &str,
+        parent: u64,
+        name: &OsStr,
+        reply: ReplyEntry,
+    ) {
+        match made {
+            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
+            Err(e) => reply.error(self.fail(op, parent, Some(name), &e)),
+        }
+    }
 }
 
 /// An error no union operation gives by design: a bug, a broken layer, or a lost race.

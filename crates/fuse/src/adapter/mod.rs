@@ -219,13 +219,10 @@ impl Filesystem for UnionFuse {
         reply: ReplyEntry,
     ) {
         let mode = mode & !(umask & 0o777);
-        match self
+        let made = self
             .fs
-            .mknod(parent.0, name, mode, rdev as u64, self.caller(req))
-        {
-            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
-            Err(e) => reply.error(self.fail("mknod", parent.0, Some(name), &e)),
-        }
+            .mknod(parent.0, name, mode, rdev as u64, self.caller(req));
+        self.reply_made(made, "mknod", parent.0, name, reply);
     }
 
     fn mkdir(
@@ -238,10 +235,8 @@ impl Filesystem for UnionFuse {
         reply: ReplyEntry,
     ) {
         let mode = mode & !(umask & 0o777);
-        match self.fs.mkdir(parent.0, name, mode, self.caller(req)) {
-            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
-            Err(e) => reply.error(self.fail("mkdir", parent.0, Some(name), &e)),
-        }
+        let made = self.fs.mkdir(parent.0, name, mode, self.caller(req));
+        self.reply_made(made, "mkdir", parent.0, name, reply);
     }
 
     fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
@@ -266,13 +261,10 @@ impl Filesystem for UnionFuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
-        match self
+        let made = self
             .fs
-            .symlink(parent.0, link_name, target.as_os_str(), self.caller(req))
-        {
-            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
-            Err(e) => reply.error(self.fail("symlink", parent.0, Some(link_name), &e)),
-        }
+            .symlink(parent.0, link_name, target.as_os_str(), self.caller(req));
+        self.reply_made(made, "symlink", parent.0, link_name, reply);
     }
 
     fn rename(
@@ -302,10 +294,8 @@ impl Filesystem for UnionFuse {
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
-        match self.fs.link(ino.0, newparent.0, newname) {
-            Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
-            Err(e) => reply.error(self.fail("link", newparent.0, Some(newname), &e)),
-        }
+        let made = self.fs.link(ino.0, newparent.0, newname);
+        self.reply_made(made, "link", newparent.0, newname, reply);
     }
 
     fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
