@@ -423,21 +423,37 @@ impl LogReader {
 
     /// Everything in the log files now, filtered by since/until and cut to the tail.
     fn read_backlog(&mut self) -> Result<VecDeque<LogRecord>> {
-        // ctr.log first: its fd is where a follow goes on from.
-        self.current = open_with_ino(&self.path)?;
-        let older = rotated_files(&self.dir)?;
-        let mut records = VecDeque::new();
+        // ctr.log first: its fd is where a follow goes on from. Between a rotation's
+        // rename and the new ctr.log, the newest rotated file is the current one.
+        self.current = match open_with_ino(&self.path)? {
+            Some(f) => Some(f),
+            None => match rotated_files(&self.dir)?.last() {
+                Some((_, p)) => open_with_ino(p)?,
+                None => None,
+            },
+        };
+        self.backlog_from_current()
+    }
+
+    /// The backlog once the current file is open: the rotated files older than it, then
+    /// it and whatever was rotated after it, in order (read_new follows those).
+    fn backlog_from_current(&mut self) -> Result<VecDeque<LogRecord>> {
         let ours = self.current.as_ref().map(|(_, ino)| *ino);
-        for (_, p) in older {
-            // A rotation since ctr.log was opened: that file is read as the current one.
-            let Some((mut f, _)) = open_with_ino(&p)?.filter(|(_, ino)| Some(*ino) != ours) else {
+        let mut records = VecDeque::new();
+        for (_, p) in rotated_files(&self.dir)? {
+            let Some((mut f, ino)) = open_with_ino(&p)? else {
                 continue;
             };
+            // Rotated since the current file was opened: it and the files after it are
+            // newer, read in turn by read_new.
+            if Some(ino) == ours {
+                break;
+            }
             let mut data = Vec::new();
             f.read_to_end(&mut data).map_err(io("reading", &p))?;
             records.extend(complete_lines(&data).0.map(parse_record));
         }
-        records.extend(self.read_current()?);
+        records.extend(self.read_new()?);
         let (since, until) = (&self.opts.since, &self.opts.until);
         records.retain(|r| {
             since.as_ref().is_none_or(|s| r.time >= *s)
@@ -662,6 +678,37 @@ mod tests {
             .parse()
             .unwrap();
         assert_eq!(got.len(), 2000 - first);
+    }
+
+    #[test]
+    fn rotations_while_the_backlog_is_read_neither_lose_nor_repeat() {
+        let d = tempfile::tempdir().unwrap();
+        let limits = LogLimits {
+            max_size: 4096,
+            max_files: 100,
+        };
+        let mut w = LogWriter::open(&d.path().join("ctr.log"), limits).unwrap();
+        let mut n = 0;
+        let mut write = |w: &mut LogWriter, lines| {
+            for _ in 0..lines {
+                w.write(Stream::Stdout, format!("line {n}\n").as_bytes())
+                    .unwrap();
+                n += 1;
+            }
+        };
+        write(&mut w, 500);
+        let mut r = LogReader::open(d.path(), LogOptions::default()).unwrap();
+        r.current = open_with_ino(&d.path().join("ctr.log")).unwrap();
+        // Several rotations between opening ctr.log and listing the rotated files.
+        write(&mut w, 1000);
+        let got: Vec<String> = r
+            .backlog_from_current()
+            .unwrap()
+            .iter()
+            .map(|r| String::from_utf8(r.data.clone()).unwrap())
+            .collect();
+        let want: Vec<String> = (0..1500).map(|i| format!("line {i}")).collect();
+        assert_eq!(got, want);
     }
 
     #[test]
