@@ -316,7 +316,28 @@ fn follow_keeps_every_line_across_rotations() {
     let want: String = std::iter::once("ready\n".to_string())
         .chain((1..=30000).map(|i| format!("{i}\n")))
         .collect();
-    assert!(stdout(&out) == want, "logs -f lost or repeated lines");
+    let got = stdout(&out);
+    if got != want {
+        let first = got
+            .lines()
+            .zip(want.lines())
+            .position(|(g, w)| g != w)
+            .unwrap_or(got.lines().count().min(want.lines().count()));
+        let around = |s: &str| {
+            s.lines()
+                .skip(first.saturating_sub(2))
+                .take(5)
+                .collect::<Vec<_>>()
+                .join(" ")
+        };
+        panic!(
+            "logs -f lost or repeated lines: {} lines, want {}; from line {first} got [{}] want [{}]",
+            got.lines().count(),
+            want.lines().count(),
+            around(&got),
+            around(&want)
+        );
+    }
     let files = fs::read_dir(events::container_dir(s.root(), "r"))
         .unwrap()
         .flatten()

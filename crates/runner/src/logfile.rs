@@ -492,8 +492,10 @@ impl LogReader {
             }
             out.extend(self.read_current()?);
             self.pending.clear();
-            let next = ours.and_then(|ino| self.file_after(ino));
-            self.current = open_with_ino(next.as_deref().unwrap_or(&self.path))?;
+            self.current = match ours {
+                Some(ino) => self.file_after(ino)?,
+                None => open_with_ino(&self.path)?,
+            };
             out.extend(self.read_current()?);
         }
         if let Some(since) = &self.opts.since {
@@ -502,17 +504,21 @@ impl LogReader {
         Ok(out)
     }
 
-    /// The file written after the rotated file with inode `ino`: None when that file is
-    /// gone (its successors may be too; go on with `ctr.log`).
-    fn file_after(&self, ino: u64) -> Option<PathBuf> {
-        let files = rotated_files(&self.dir).ok()?;
-        let i = files
+    /// The file written after the rotated file with inode `ino`, opened: the next
+    /// `ctr.log.N`, else `ctr.log`. ctr.log is opened before the rotated files are listed,
+    /// so a rotation in between shows up in the list and its file is not skipped. When
+    /// `ino` is gone (pruned, and maybe its successors too), ctr.log.
+    fn file_after(&self, ino: u64) -> Result<Option<(fs::File, u64)>> {
+        let live = open_with_ino(&self.path)?;
+        let files = rotated_files(&self.dir)?;
+        let next = files
             .iter()
-            .position(|(_, p)| fs::metadata(p).is_ok_and(|m| m.ino() == ino))?;
-        Some(match files.get(i + 1) {
-            Some((_, p)) => p.clone(),
-            None => self.path.clone(),
-        })
+            .position(|(_, p)| fs::metadata(p).is_ok_and(|m| m.ino() == ino))
+            .and_then(|i| files.get(i + 1));
+        match next {
+            Some((_, p)) => Ok(open_with_ino(p)?.or(live)),
+            None => Ok(live),
+        }
     }
 
     fn container_runs(&self) -> bool {
