@@ -546,3 +546,27 @@ fn the_default_work_dir_is_private() {
     m.unmount().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mode & 0o777, 0o700, "{} has mode {mode:o}", work.display());
 }
+
+/// A mount empties `WORK/work` and leaves it private: one left by another tool (or a
+/// user) with a wider mode is replaced, not reused.
+#[test]
+fn the_work_dirs_staging_dir_is_emptied_and_private() {
+    let t = setup("cli-work-staging");
+    let work = t.s.path().join("w");
+    for (mode, name) in [(0o777, "left"), (0o700, "also-left")] {
+        let staging = work.join("work");
+        std::fs::create_dir_all(staging.join(name).join("sub")).unwrap();
+        std::fs::set_permissions(&staging, std::fs::Permissions::from_mode(mode)).unwrap();
+        let dirs = UnionDirs {
+            lowers: vec![t.lower.clone()],
+            upper: Some(t.upper.clone()),
+            work: Some(work.clone()),
+        };
+        let mut m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+        let got = std::fs::metadata(&staging).unwrap().permissions().mode() & 0o7777;
+        let left: Vec<_> = std::fs::read_dir(&staging).unwrap().flatten().collect();
+        m.unmount().unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(got, 0o700, "{} has mode {got:o}", staging.display());
+        assert!(left.is_empty(), "{} kept {left:?}", staging.display());
+    }
+}

@@ -243,12 +243,21 @@ impl MountOptions {
         };
         // One serving thread per core: more only hand requests between threads (each
         // hand-off a wake-up on another CPU), fewer cannot serve parallel callers.
-        let cores = std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(2);
+        let cores = usable_cpus();
         c.n_threads = Some(self.threads.unwrap_or(cores.clamp(2, 8)));
         c.clone_fd = true;
         c
+    }
+}
+
+/// The CPUs this process may run on. Not available_parallelism: that also reads the
+/// cgroup's CPU quota (four files opened on every mount), which does not bound how many
+/// requests the kernel sends at once.
+fn usable_cpus() -> usize {
+    let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
+    match unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } {
+        0 => (unsafe { libc::CPU_COUNT(&set) }) as usize,
+        _ => 2,
     }
 }
 

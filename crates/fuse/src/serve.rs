@@ -116,8 +116,18 @@ pub(crate) fn precheck(req: &MountRequest) -> Result<()> {
     Ok(())
 }
 
-/// Is PATH the root of a mount (listed in /proc/self/mountinfo)?
+/// Is PATH the root of a mount? statx says so in one call (STATX_ATTR_MOUNT_ROOT);
+/// kernels before 5.8 do not, and /proc/self/mountinfo is read instead.
 pub fn is_mount_point(path: &Path) -> Result<bool> {
+    use std::os::unix::ffi::OsStrExt;
+    let c = std::ffi::CString::new(path.as_os_str().as_bytes())
+        .map_err(|_| invalid!("{}: path contains a NUL byte", path.display()))?;
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let rc = unsafe { libc::statx(libc::AT_FDCWD, c.as_ptr(), 0, 0, &mut stx) };
+    let known = u64::from(libc::STATX_ATTR_MOUNT_ROOT as u32);
+    if rc == 0 && stx.stx_attributes_mask & known != 0 {
+        return Ok(stx.stx_attributes & known != 0);
+    }
     let canon = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
     let info =
         std::fs::read_to_string("/proc/self/mountinfo").context("reading /proc/self/mountinfo")?;

@@ -248,6 +248,27 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
     Ok((lowers, Some((upper, work_abs))))
 }
 
+/// Leaves `WORK/work` empty, private and ours: leftovers of a crashed copy-up go. A dir
+/// that is private and ours already is emptied and kept; replacing it (rmdir, mkdir)
+/// would cost two journalled metadata writes on every mount.
+fn reset_work_tmp(wfd: RawFd, wk: &Path) -> Result<(), SpecError> {
+    let tmp = OsStr::new(WORK_TMP);
+    let path = wk.join(WORK_TMP);
+    let clean = |e: io::Error| err(&path, format!("cannot clean work dir: {}", io_cause(&e)));
+    let euid = unsafe { libc::geteuid() };
+    let ours = sys::lstat_opt(wfd, tmp)
+        .map_err(clean)?
+        .is_some_and(|st| sys::is_dir(&st) && st.st_mode & 0o7777 == 0o700 && st.st_uid == euid);
+    if ours {
+        for (name, _, _) in sys::read_dir_names(wfd, tmp).map_err(clean)? {
+            crate::cow::remove_tree(wfd, &crate::whiteout::join(tmp, &name)).map_err(clean)?;
+        }
+        return Ok(());
+    }
+    crate::cow::remove_tree(wfd, tmp).map_err(clean)?;
+    sys::mkdirat(wfd, tmp, 0o700).map_err(|e| err(&path, io_cause(&e)))
+}
+
 /// Refuses a work dir whose `work/incompat/` names a feature, as the kernel does: the
 /// upper of a `volatile` mount may have lost writes, and only the user can tell it did not
 /// (by removing the marker).
@@ -356,16 +377,8 @@ impl Layers {
             .create(wk)
             .map_err(|e| err(wk, format!("cannot create work dir: {}", io_cause(&e))))?;
             let wfd = sys::open_dir_path(wk).map_err(|e| err(wk, io_cause(&e)))?;
-            let tmp = OsStr::new(WORK_TMP);
             refuse_incompat(wk)?;
-            crate::cow::remove_tree(wfd.as_raw_fd(), tmp).map_err(|e| {
-                err(
-                    &wk.join(WORK_TMP),
-                    format!("cannot clean work dir: {}", io_cause(&e)),
-                )
-            })?;
-            sys::mkdirat(wfd.as_raw_fd(), tmp, 0o700)
-                .map_err(|e| err(&wk.join(WORK_TMP), io_cause(&e)))?;
+            reset_work_tmp(wfd.as_raw_fd(), wk)?;
             match sys::mkdirat(wfd.as_raw_fd(), OsStr::new(WORK_INDEX), 0o700) {
                 Ok(()) => {}
                 Err(e) if e.raw_os_error() == Some(libc::EEXIST) => {}
