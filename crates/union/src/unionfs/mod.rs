@@ -370,7 +370,7 @@ impl UnionFs {
         Ok(match redirect {
             Some(Redirect::Absolute(p)) => {
                 let (dir, last) = split(p);
-                (Cow::Owned(self.lower_dirs_at(dir)?), last)
+                (Cow::Owned(self.lower_dirs_at(dir, 0)?), last)
             }
             Some(Redirect::Relative(n)) => (Cow::Borrowed(&pst.lowers[..]), n.as_os_str()),
             None => (Cow::Borrowed(&pst.lowers[..]), name),
@@ -422,6 +422,12 @@ impl UnionFs {
                     if whiteout::is_opaque_dir(fd, &cpath, &self.layers.xattr, true)? {
                         break;
                     }
+                    // A lower dir renamed in its layer: the layers below hold its
+                    // content at the redirect (followed layer by layer, as the kernel).
+                    if let Some((below, rname)) = self.below_redirect(dirs, layer, fd, &cpath)? {
+                        lowers.extend(self.search_lowers(&below, &rname, true)?.0);
+                        break;
+                    }
                 }
                 Some(st) => {
                     if !has_upper && lower_stat.is_none() {
@@ -433,6 +439,39 @@ impl UnionFs {
             }
         }
         Ok((lowers, lower_stat))
+    }
+
+    /// Where the layers below `layer` hold the content of the lower dir `path` (in
+    /// `layer`, of the candidate `dirs`) when it carries a redirect: the candidate dirs
+    /// further down and the name in them. None without a redirect, or in the bottom
+    /// layer (nothing below to redirect to).
+    fn below_redirect(
+        &self,
+        dirs: &[LowerRef],
+        layer: usize,
+        fd: RawFd,
+        path: &OsStr,
+    ) -> io::Result<Option<(Vec<LowerRef>, OsString)>> {
+        if layer + 1 >= self.merged_lowers() {
+            return Ok(None);
+        }
+        let redirect = self
+            .layers
+            .xattr
+            .read(fd, path, |n| &n.redirect)?
+            .and_then(|r| Redirect::parse(&r));
+        let below = |d: &LowerRef| d.layer > layer;
+        Ok(match redirect {
+            None => None,
+            Some(Redirect::Relative(n)) => {
+                Some((dirs.iter().filter(|d| below(d)).cloned().collect(), n))
+            }
+            Some(Redirect::Absolute(p)) => {
+                let (dir, last) = split(&p);
+                let at = self.lower_dirs_at(dir, layer + 1)?;
+                Some((at, last.to_owned()))
+            }
+        })
     }
 
     /// Is this regular file a metacopy one (`overlay.metacopy`: its data is below)?
@@ -523,52 +562,81 @@ impl UnionFs {
         ))
     }
 
-    /// The lower dirs that make up the merged lower dir at `path` (from the layer roots),
-    /// found name by name as overlayfs follows an absolute redirect: a whiteout, a non-dir
-    /// or an opaque dir in one layer ends the search in the layers below.
-    fn lower_dirs_at(&self, path: &OsStr) -> io::Result<Vec<LowerRef>> {
-        let mut dirs = Vec::new();
-        for (i, l) in self
-            .layers
-            .lowers
-            .iter()
-            .enumerate()
-            .take(self.merged_lowers())
-        {
-            dirs.push(LowerRef {
-                layer: i,
-                path: OsString::new(),
-            });
-            if whiteout::is_opaque_dir(l.raw(), OsStr::new(""), &self.layers.xattr, true)? {
-                break;
-            }
-        }
-        for name in path
+    /// The lower dirs, in layers `from` and below, that make up the merged lower dir at
+    /// `path` (from the layer roots), found name by name as overlayfs follows an absolute
+    /// redirect: a whiteout, a non-dir or an opaque dir in one layer ends the search in
+    /// the layers below, and a redirect on the way moves the path for them.
+    fn lower_dirs_at(&self, path: &OsStr, from: usize) -> io::Result<Vec<LowerRef>> {
+        let mut want: Vec<OsString> = path
             .as_bytes()
             .split(|&c| c == b'/')
             .filter(|c| !c.is_empty())
-        {
-            let name = OsStr::from_bytes(name);
-            let mut next = Vec::new();
-            for d in &dirs {
-                let (fd, p) = (self.lower_fd(d.layer), join(&d.path, name));
+            .map(|c| OsStr::from_bytes(c).to_owned())
+            .collect();
+        let mut dirs = Vec::new();
+        for layer in from..self.merged_lowers() {
+            let fd = self.lower_fd(layer);
+            // The path is walked in each layer on its own: a dir on the way that was
+            // renamed in this layer (a redirect) moves the path for the layers below.
+            let mut stop = whiteout::is_opaque_dir(fd, OsStr::new(""), &self.layers.xattr, true)?;
+            let mut next_want = None;
+            let mut cur = OsString::new();
+            let mut found = true;
+            for (i, name) in want.iter().enumerate() {
+                let p = join(&cur, name);
                 match sys::lstat_opt(fd, &p)? {
                     Some(st) if sys::is_dir(&st) => {
-                        let opaque = whiteout::is_opaque_dir(fd, &p, &self.layers.xattr, true)?;
-                        next.push(LowerRef {
-                            layer: d.layer,
-                            path: p,
-                        });
-                        if opaque {
-                            break;
+                        if whiteout::is_opaque_dir(fd, &p, &self.layers.xattr, true)? {
+                            stop = true;
+                        } else if !stop && layer + 1 < self.merged_lowers() {
+                            let r = self.layers.xattr.read(fd, &p, |n| &n.redirect)?;
+                            let rest = want[i + 1..].iter().cloned();
+                            next_want = match r.and_then(|r| Redirect::parse(&r)) {
+                                Some(Redirect::Absolute(r)) => Some(
+                                    r.as_bytes()
+                                        .split(|&c| c == b'/')
+                                        .filter(|c| !c.is_empty())
+                                        .map(|c| OsStr::from_bytes(c).to_owned())
+                                        .chain(rest)
+                                        .collect(),
+                                ),
+                                Some(Redirect::Relative(r)) => Some(
+                                    want[..i]
+                                        .iter()
+                                        .cloned()
+                                        .chain(std::iter::once(r))
+                                        .chain(rest)
+                                        .collect(),
+                                ),
+                                None => next_want,
+                            };
                         }
+                        cur = p;
                     }
-                    Some(_) => break,
-                    None if whiteout::is_whiteout(fd, &d.path, name, true)? => break,
-                    None => {}
+                    // A whiteout or a non-dir on the way hides the path in every layer below.
+                    Some(_) => {
+                        (stop, found) = (true, false);
+                        break;
+                    }
+                    None if whiteout::is_whiteout(fd, &cur, name, true)? => {
+                        (stop, found) = (true, false);
+                        break;
+                    }
+                    None => {
+                        found = false;
+                        break;
+                    }
                 }
             }
-            dirs = next;
+            if found {
+                dirs.push(LowerRef { layer, path: cur });
+            }
+            if stop {
+                break;
+            }
+            if let Some(w) = next_want {
+                want = w;
+            }
         }
         Ok(dirs)
     }

@@ -337,7 +337,9 @@ impl UnionFs {
         samedir: bool,
     ) -> io::Result<()> {
         let x = &self.layers.xattr;
-        let data = node.lock().lowers.first().cloned().ok_or_else(enoent)?;
+        if node.lock().lowers.is_empty() {
+            return Err(enoent());
+        }
         let cur = whiteout::get(ufd, path, &x.redirect)?.and_then(|v| Redirect::parse(&v));
         let keep = matches!(&cur, Some(Redirect::Absolute(_))) || (cur.is_some() && samedir);
         if keep {
@@ -346,9 +348,43 @@ impl UnionFs {
         let r = if samedir && cur.is_none() {
             Redirect::Relative(name.to_owned())
         } else {
-            Redirect::Absolute(data.path)
+            self.absolute_redirect(ufd, path)?
         };
         sys::lsetxattr(ufd, path, &x.redirect, &r.encode(), 0)
+    }
+
+    /// The absolute redirect of the upper entry at PATH, as overlayfs builds it: its
+    /// merged path, except that the nearest of it and its ancestors that carries a
+    /// redirect already stands for where its subtree is in the layers below (an absolute
+    /// one ends the path, a relative one is that entry's name there). Lookups follow
+    /// redirects layer by layer, so the path holds even when the layers below were
+    /// renamed in turn.
+    fn absolute_redirect(&self, ufd: RawFd, path: &OsStr) -> io::Result<Redirect> {
+        // The names from the entry up, nearest first.
+        let mut names: Vec<OsString> = Vec::new();
+        let mut at = path;
+        while !at.is_empty() {
+            let (parent, name) = split(at);
+            match whiteout::get(ufd, at, &self.layers.xattr.redirect)?
+                .and_then(|v| Redirect::parse(&v))
+            {
+                Some(Redirect::Absolute(a)) => {
+                    names.push(a);
+                    break;
+                }
+                Some(Redirect::Relative(n)) => names.push(n),
+                None => names.push(name.to_owned()),
+            }
+            at = parent;
+        }
+        let mut out = OsString::new();
+        for (i, n) in names.iter().rev().enumerate() {
+            if i > 0 {
+                out.push("/");
+            }
+            out.push(n);
+        }
+        Ok(Redirect::Absolute(out))
     }
 
     /// A directory about to move from PATH (its name NAME) keeps its lower dirs through a
@@ -379,7 +415,7 @@ impl UnionFs {
                 let r = if samedir && cur.is_none() {
                     Redirect::Relative(name.to_owned())
                 } else {
-                    Redirect::Absolute(f.lowers[0].path.clone())
+                    self.absolute_redirect(ufd, path)?
                 };
                 sys::lsetxattr(ufd, path, &x.redirect, &r.encode(), 0)?;
             }
