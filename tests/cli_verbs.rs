@@ -433,6 +433,55 @@ fn restart_on_failure_counts_and_stop_ends_it() {
     );
 }
 
+/// A `stop` while a restart policy waits out its back-off ends the container for good.
+/// The next run (one that would run on until stopped) is either never started (the stop
+/// was seen first: exit 1 stays the last) or found and stopped by `stop` (143); never
+/// started behind `stop`'s back, where `stop` would give up on a supervisor that runs on.
+#[test]
+fn stop_during_restart_back_off_ends_it() {
+    let s = store_with_image();
+    let script =
+        "if [ -e /ran ]; then trap 'exit 143' TERM; sleep 1000 & wait $!; fi; touch /ran; exit 1";
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "bo",
+        "--restart",
+        "always",
+        "bb:1",
+        "sh",
+        "-c",
+        script,
+    ]));
+    let dir = events::container_dir(s.root(), "bo");
+    let record = || -> serde_json::Value {
+        serde_json::from_slice(&fs::read(dir.join("state.json")).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    // Between two runs: still running (its supervisor's), no pid, the exit recorded.
+    events::wait_on_path(&dir, "the restart back-off of bo", || {
+        let r = record();
+        r["status"] == "running" && r["pid"].is_null() && r["exit_code"] == 1
+    });
+    let o = s.run(&["stop", "bo"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let r = record();
+    assert_eq!(r["status"], "exited", "{r}");
+    assert!(
+        r["supervisor_pid"].is_null(),
+        "its supervisor lives on: {r}"
+    );
+    let line = ps_line(&s, "bo");
+    assert!(
+        line.contains("Exited (1)") || line.contains("Exited (143)"),
+        "{line}"
+    );
+    let waited = ok(&s.run(&["wait", "bo"]));
+    assert!(waited == "1\n" || waited == "143\n", "{waited}");
+    assert_eq!(ps_line(&s, "bo"), line, "it came back");
+}
+
 #[test]
 fn run_flags_shape_the_container() {
     let s = store_with_image();

@@ -441,7 +441,8 @@ pub fn kill(root: &Path, name: &str, signal: i32) -> Result<()> {
         c.update(|r| r.stopped_by_user = true)?;
     }
     let Some(pid) = c.pid.filter(|_| c.pid_alive()) else {
-        // Between two runs of a restart policy: nothing runs, and nothing will.
+        // Between two runs of a restart policy: nothing runs, and the supervisor sees the
+        // stop in its back-off or when it counts the restart or records the new run.
         return Ok(());
     };
     linux::kill(pid, signal).map_err(|e| {
