@@ -482,6 +482,35 @@ fn stop_during_restart_back_off_ends_it() {
     assert_eq!(ps_line(&s, "bo"), line, "it came back");
 }
 
+/// `--mount` takes its source whole: a host path with a ':' (which `-v` cannot name) is
+/// bind-mounted as it is, read-only when asked.
+#[test]
+fn mount_bind_source_with_colon() {
+    let s = store_with_image();
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("a:b");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), "colon\n").unwrap();
+    let rw = format!("type=bind,source={},target=/x", src.display());
+    let out = ok(&s.run(&[
+        "run",
+        "--rm",
+        "--mount",
+        &rw,
+        "bb:1",
+        "sh",
+        "-c",
+        "cat /x/f; echo new > /x/g",
+    ]));
+    assert_eq!(out, "colon\n");
+    assert_eq!(fs::read_to_string(src.join("g")).unwrap(), "new\n");
+    let ro = format!("{rw},readonly");
+    let o = s.run(&["run", "--rm", "--mount", &ro, "bb:1", "touch", "/x/h"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("Read-only"), "{}", stderr(&o));
+    assert!(!src.join("h").exists());
+}
+
 #[test]
 fn run_flags_shape_the_container() {
     let s = store_with_image();

@@ -99,16 +99,19 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         "none" | "host" => config.network = a.network.clone(),
         other => bail!("--network {other:?}: supported are none and host"),
     }
-    let mount_volumes = a.mounts.iter().filter_map(|m| match m {
-        MountSpec::Volume(v) => Some(v),
-        MountSpec::Tmpfs(_) => None,
-    });
-    for v in a.volumes.iter().chain(mount_volumes) {
-        let vol = spec::parse_volume(v)?;
+    let mut volumes = Vec::new();
+    for v in &a.volumes {
+        volumes.push((spec::parse_volume(v)?, format!("bad volume spec {v:?}")));
+    }
+    for m in &a.mounts {
+        if let MountSpec::Volume(v) = m {
+            volumes.push((v.clone(), format!("--mount target={}", v.container)));
+        }
+    }
+    for (vol, what) in volumes {
         if !vol.anonymous && vol.name.is_none() {
-            fs::metadata(&vol.host).with_context(|| {
-                format!("bad volume spec {v:?}: host path {}", vol.host.display())
-            })?;
+            fs::metadata(&vol.host)
+                .with_context(|| format!("{what}: host path {}", vol.host.display()))?;
         }
         config.volumes.push(vol);
     }
