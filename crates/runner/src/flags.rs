@@ -212,7 +212,7 @@ impl FromStr for MountSpec {
             }
             "volume" => {
                 if let Some(name) = source {
-                    crate::volumes::validate_name(name)?;
+                    crate::volumes::validate_volume_name(name)?;
                 }
                 crate::spec::volume(source, target, readonly, &what).map(MountSpec::Volume)
             }

@@ -152,7 +152,7 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         config.log_max_files = Some(l.max_files);
     }
     if let Some(n) = &a.name {
-        state::validate_name(n)?;
+        state::validate_container_name(n)?;
     }
     apply_docker_flags(&mut config, a)?;
     config.tty = a.tty;
@@ -491,7 +491,7 @@ pub fn wait(root: &Path, name: &str) -> Result<i32> {
 
 /// Gives a container a new name (running or not), under the lock that claims names.
 pub fn rename(root: &Path, name: &str, new_name: &str) -> Result<()> {
-    state::validate_name(new_name)?;
+    state::validate_container_name(new_name)?;
     let dir = state::containers_dir(root);
     let _lock = FileLock::exclusive(&dir.join(".lock"))?;
     let mut c = state::find_container(root, name)?;

@@ -40,7 +40,7 @@ pub fn volume(source: Option<&str>, target: &str, readonly: bool, what: &str) ->
         Some(host) if host.starts_with('/') => v.host = PathBuf::from(host),
         Some(name) => {
             // Not a path: the name of a volume, as docker reads `-v NAME:/path`.
-            crate::volumes::validate_name(name).map_err(|_| {
+            crate::volumes::validate_volume_name(name).map_err(|_| {
                 invalid!("{what}: the host path must be absolute (or a volume name)")
             })?;
             v.name = Some(name.to_string());
@@ -61,6 +61,13 @@ pub fn check_container_path(p: &str, what: &str) -> Result<()> {
         bail!("{what}: cannot mount over the container's root");
     }
     Ok(())
+}
+
+/// docker's characters of a container or volume name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn is_docker_name(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && b.all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
 }
 
 /// `K=V`; a bare `K` takes the value from `lookup` (the host environment) or is dropped.
