@@ -6,24 +6,10 @@ mod runner_support;
 use runner_support::*;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 /// A store with the busybox rootfs imported as `bb:1`.
 fn store_with_image() -> Store {
-    let s = Store::new();
-    let tar = s.root().join("bb.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(busybox_rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    ok(&s.run(&["import", tar.to_str().unwrap(), "bb:1"]));
-    fs::remove_file(&tar).unwrap();
-    s
+    Store::with_busybox("bb:1")
 }
 
 /// The container's record as `inspect` shows it.
@@ -208,19 +194,7 @@ fn cp_in_and_out_stays_inside() {
 fn prunes_df_info_version() {
     let s = store_with_image();
     // A second image without a name: dangling.
-    let tar = s.root().join("bb2.tar");
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(busybox_rootfs())
-            .arg("-cf")
-            .arg(&tar)
-            .args(["./etc"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    ok(&s.run(&["import", tar.to_str().unwrap()]));
+    s.import_tree(&busybox_rootfs(), &["./etc"], "");
     ok(&s.run(&["run", "--name", "done", "bb:1", "true"]));
     ok(&s.run(&["run", "-d", "--name", "up", "bb:1", "sleep", "1000"]));
 
