@@ -157,7 +157,7 @@ fn errors_are_one_line_in_one_wording() {
         root,
         &["mount", "--lower", "e/lo:", merged.to_str().unwrap()],
         125,
-        r#"unionctl: mount: --lower "e/lo:": empty layer path"#,
+        r#"unionctl: mount: --lower "e/lo:": empty lower layer path"#,
     );
 }
 

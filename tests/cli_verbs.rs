@@ -6,24 +6,10 @@ mod runner_support;
 use runner_support::*;
 use std::fs;
 use std::path::Path;
-use std::process::Command;
 
 /// A store with the busybox rootfs imported as `bb:1`.
 fn store_with_image() -> Store {
-    let s = Store::new();
-    let tar = s.root().join("bb.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(busybox_rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    ok(&s.run(&["import", tar.to_str().unwrap(), "bb:1"]));
-    fs::remove_file(&tar).unwrap();
-    s
+    Store::with_busybox("bb:1")
 }
 
 /// The container's record as `inspect` shows it.
@@ -208,19 +194,7 @@ fn cp_in_and_out_stays_inside() {
 fn prunes_df_info_version() {
     let s = store_with_image();
     // A second image without a name: dangling.
-    let tar = s.root().join("bb2.tar");
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(busybox_rootfs())
-            .arg("-cf")
-            .arg(&tar)
-            .args(["./etc"])
-            .status()
-            .unwrap()
-            .success()
-    );
-    ok(&s.run(&["import", tar.to_str().unwrap()]));
+    s.import_tree(&busybox_rootfs(), &["./etc"], "");
     ok(&s.run(&["run", "--name", "done", "bb:1", "true"]));
     ok(&s.run(&["run", "-d", "--name", "up", "bb:1", "sleep", "1000"]));
 
@@ -431,6 +405,84 @@ fn restart_on_failure_counts_and_stop_ends_it() {
         "{}",
         stderr(&o)
     );
+}
+
+/// A `stop` while a restart policy waits out its back-off ends the container for good.
+/// The next run (one that would run on until stopped) is either never started (the stop
+/// was seen first: exit 1 stays the last) or found and stopped by `stop` (143); never
+/// started behind `stop`'s back, where `stop` would give up on a supervisor that runs on.
+#[test]
+fn stop_during_restart_back_off_ends_it() {
+    let s = store_with_image();
+    let script =
+        "if [ -e /ran ]; then trap 'exit 143' TERM; sleep 1000 & wait $!; fi; touch /ran; exit 1";
+    ok(&s.run(&[
+        "run",
+        "-d",
+        "--name",
+        "bo",
+        "--restart",
+        "always",
+        "bb:1",
+        "sh",
+        "-c",
+        script,
+    ]));
+    let dir = events::container_dir(s.root(), "bo");
+    let record = || -> serde_json::Value {
+        serde_json::from_slice(&fs::read(dir.join("state.json")).unwrap_or_default())
+            .unwrap_or_default()
+    };
+    // Between two runs: still running (its supervisor's), no pid, the exit recorded.
+    events::wait_on_path(&dir, "the restart back-off of bo", || {
+        let r = record();
+        r["status"] == "running" && r["pid"].is_null() && r["exit_code"] == 1
+    });
+    let o = s.run(&["stop", "bo"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let r = record();
+    assert_eq!(r["status"], "exited", "{r}");
+    assert!(
+        r["supervisor_pid"].is_null(),
+        "its supervisor lives on: {r}"
+    );
+    let line = ps_line(&s, "bo");
+    assert!(
+        line.contains("Exited (1)") || line.contains("Exited (143)"),
+        "{line}"
+    );
+    let waited = ok(&s.run(&["wait", "bo"]));
+    assert!(waited == "1\n" || waited == "143\n", "{waited}");
+    assert_eq!(ps_line(&s, "bo"), line, "it came back");
+}
+
+/// `--mount` takes its source whole: a host path with a ':' (which `-v` cannot name) is
+/// bind-mounted as it is, read-only when asked.
+#[test]
+fn mount_bind_source_with_colon() {
+    let s = store_with_image();
+    let host = tempfile::tempdir().unwrap();
+    let src = host.path().join("a:b");
+    fs::create_dir(&src).unwrap();
+    fs::write(src.join("f"), "colon\n").unwrap();
+    let rw = format!("type=bind,source={},target=/x", src.display());
+    let out = ok(&s.run(&[
+        "run",
+        "--rm",
+        "--mount",
+        &rw,
+        "bb:1",
+        "sh",
+        "-c",
+        "cat /x/f; echo new > /x/g",
+    ]));
+    assert_eq!(out, "colon\n");
+    assert_eq!(fs::read_to_string(src.join("g")).unwrap(), "new\n");
+    let ro = format!("{rw},readonly");
+    let o = s.run(&["run", "--rm", "--mount", &ro, "bb:1", "touch", "/x/h"]);
+    assert_ne!(code(&o), 0);
+    assert!(stderr(&o).contains("Read-only"), "{}", stderr(&o));
+    assert!(!src.join("h").exists());
 }
 
 #[test]

@@ -38,15 +38,7 @@ echo script-done
 fn a_docker_script_runs_with_unionctl_as_docker() {
     let s = Store::new();
     let work = tempfile::tempdir().unwrap();
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(busybox_rootfs())
-        .arg("-cf")
-        .arg(work.path().join("busybox.tar"))
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    archive::tar_dir(&busybox_rootfs(), &work.path().join("busybox.tar"), &["."]);
     let o = Command::new("bash")
         .arg("-c")
         .arg(SCRIPT)

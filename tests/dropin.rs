@@ -767,15 +767,7 @@ fn busybox_archive(t: &DropIn) -> PathBuf {
     std::os::unix::fs::symlink("busybox", rootfs.join("bin/sh")).unwrap();
     std::fs::write(rootfs.join("hello"), b"from the image\n").unwrap();
     let tar = t.s.path().join("rootfs.tar");
-    let st = Command::new("tar")
-        .arg("-C")
-        .arg(&rootfs)
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
+    common::archive::tar_dir(&rootfs, &tar, &["."]);
     let store = t.s.mkdir("store");
     let archive = t.s.path().join("image.tar");
     let uc = |args: &[&OsStr]| {

@@ -304,6 +304,23 @@ fn lowers_only_is_read_only() {
     );
 }
 
+/// `--lower` reads its list as `-o lowerdir=` does: `\:` is a colon inside a layer's path.
+#[test]
+fn lower_with_an_escaped_colon() {
+    let t = setup("cli-colon");
+    let colon = t.s.mkdir("lo:wer");
+    std::fs::write(colon.join("c"), b"colon\n").unwrap();
+    let dirs = UnionDirs {
+        lowers: vec![colon, t.lower2.clone()],
+        upper: None,
+        work: None,
+    };
+    let mut m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    assert_eq!(std::fs::read(t.merged.join("c")).unwrap(), b"colon\n");
+    assert_eq!(std::fs::read(t.merged.join("top")).unwrap(), b"hidden\n");
+    m.unmount().unwrap_or_else(|e| panic!("{e}"));
+}
+
 #[test]
 fn option_ro_with_upper_is_read_only() {
     let t = setup("cli-o-ro");

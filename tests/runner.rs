@@ -775,17 +775,7 @@ fn mount_points_stay_out_of_the_upper_layer_and_images_run() {
     );
 
     // IMAGE instead of --rootfs: the image store resolves the layers.
-    let tar = s.root().join("bb.tar");
-    let st = std::process::Command::new("tar")
-        .arg("-C")
-        .arg(busybox_rootfs())
-        .arg("-cf")
-        .arg(&tar)
-        .arg(".")
-        .status()
-        .unwrap();
-    assert!(st.success());
-    ok(&s.run(&["import", &tar.to_string_lossy(), "bb:test"]));
+    s.import_tree(&busybox_rootfs(), &["."], "bb:test");
     let o = s.run(&[
         "run",
         "--rm",

@@ -3,76 +3,11 @@
 mod runner_support;
 use runner_support::*;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::Output;
-
-/// A store, a rootfs and the binary, all reachable by the test user.
-struct Rootless {
-    _dir: tempfile::TempDir,
-    store: PathBuf,
-    rootfs: PathBuf,
-    bin: PathBuf,
-}
-
-impl Rootless {
-    fn new() -> Rootless {
-        let (uid, gid) = test_user();
-        let dir = tempfile::Builder::new()
-            .prefix("unionctl-rootless-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let store = dir.path().join("store");
-        fs::create_dir(&store).unwrap();
-        std::os::unix::fs::chown(&store, Some(uid), Some(gid)).unwrap();
-        let rootfs = dir.path().join("rootfs");
-        user_owned_copy(&busybox_rootfs(), &rootfs);
-        let bin = dir.path().join("unionctl");
-        fs::copy(runner_support::bin(), &bin).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        Rootless {
-            _dir: dir,
-            store,
-            rootfs,
-            bin,
-        }
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        as_user(&self.store, &self.bin).args(args).output().unwrap()
-    }
-    fn rootfs(&self) -> String {
-        self.rootfs.to_string_lossy().into_owned()
-    }
-    fn containers(&self) -> usize {
-        fs::read_dir(self.store.join("containers"))
-            .map(|rd| {
-                rd.flatten()
-                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
-                    .count()
-            })
-            .unwrap_or(0)
-    }
-}
-
-impl Drop for Rootless {
-    fn drop(&mut self) {
-        if let Ok(o) = as_user(&self.store, &self.bin)
-            .args(["ps", "-a", "-q"])
-            .output()
-        {
-            for id in stdout(&o).lines() {
-                let _ = as_user(&self.store, &self.bin)
-                    .args(["rm", "-f", id])
-                    .output();
-            }
-        }
-    }
-}
 
 #[test]
 fn rootless_container_basics() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     let (uid, _) = test_user();
     let o = r.run(&[
         "run", "--rm", "-h", "rl", "--rootfs", &r.rootfs(), "sh", "-c",
@@ -101,7 +36,7 @@ fn rootless_container_basics() {
 
 #[test]
 fn rootless_user_switch_volume_and_upper() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     let (uid, gid) = test_user();
     let vol = Path::new(&r.store).parent().unwrap().join("vol");
     fs::create_dir(&vol).unwrap();
@@ -164,7 +99,7 @@ fn rootless_user_switch_volume_and_upper() {
 
 #[test]
 fn rootless_life_cycle() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     ok(&r.run(&[
         "run",
         "-d",
@@ -195,7 +130,7 @@ fn rootless_life_cycle() {
 
 #[test]
 fn rootless_limits_fail_clearly() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     let o = r.run(&[
         "run",
         "--rm",
@@ -222,7 +157,7 @@ fn rootless_debian_minbase() {
         user_owned_copy(&minbase_rootfs(), &tmp);
         fs::rename(&tmp, &cached).unwrap();
     }
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     let o = r.run(&[
         "run",
         "--rm",
@@ -241,7 +176,7 @@ fn rootless_debian_minbase() {
 
 #[test]
 fn rootless_killed_supervisor_leaves_no_union_daemon() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     ok(&r.run(&[
         "run",
         "-d",
@@ -289,7 +224,7 @@ fn rootless_killed_supervisor_leaves_no_union_daemon() {
 
 #[test]
 fn rootless_cp_restart_and_run_flags() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     let (uid, gid) = test_user();
     let rf = r.rootfs();
     // Run flags that shape the file system work in the user namespace too.

@@ -5,9 +5,8 @@
 mod runner_support;
 use runner_support::*;
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::{Command, Stdio};
 use std::sync::OnceLock;
 
 /// `probe NAME...` makes each system call with harmless arguments and prints
@@ -484,50 +483,14 @@ fn broken_profiles_are_refused_before_anything_is_made() {
     assert!(s.containers().is_empty());
 }
 
-/// The test user's store, rootfs and binary.
-struct Rootless {
-    _dir: tempfile::TempDir,
-    store: PathBuf,
-    rootfs: String,
-    bin: PathBuf,
-}
-
-impl Rootless {
-    fn new() -> Rootless {
-        let (uid, gid) = test_user();
-        let dir = tempfile::Builder::new()
-            .prefix("unionctl-seccomp-")
-            .tempdir_in("/tmp")
-            .unwrap();
-        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
-        let store = dir.path().join("store");
-        fs::create_dir(&store).unwrap();
-        std::os::unix::fs::chown(&store, Some(uid), Some(gid)).unwrap();
-        let rootfs = dir.path().join("rootfs");
-        user_owned_copy(&probe_rootfs(), &rootfs);
-        let bin = dir.path().join("unionctl");
-        fs::copy(runner_support::bin(), &bin).unwrap();
-        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
-        Rootless {
-            _dir: dir,
-            store,
-            rootfs: rootfs.to_string_lossy().into_owned(),
-            bin,
-        }
-    }
-    fn run(&self, args: &[&str]) -> Output {
-        as_user(&self.store, &self.bin).args(args).output().unwrap()
-    }
-}
-
 #[test]
 fn rootless_containers_get_the_same_filter() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-seccomp-", &probe_rootfs());
     let out = ok(&r.run(&[
         "run",
         "--rm",
         "--rootfs",
-        &r.rootfs,
+        &r.rootfs(),
         "sh",
         "-c",
         &probe_script(),
@@ -540,7 +503,7 @@ fn rootless_containers_get_the_same_filter() {
         "--security-opt",
         "no-new-privileges=false",
         "--rootfs",
-        &r.rootfs,
+        &r.rootfs(),
         "sh",
         "-c",
         "grep -E '^(NoNewPrivs|Seccomp):' /proc/self/status; probe unshare_user",
@@ -554,7 +517,7 @@ fn rootless_containers_get_the_same_filter() {
         "--security-opt",
         "seccomp=unconfined",
         "--rootfs",
-        &r.rootfs,
+        &r.rootfs(),
         "probe",
         "unshare_user",
     ]));
@@ -565,7 +528,7 @@ fn rootless_containers_get_the_same_filter() {
         "--cap-add",
         "sys_admin",
         "--rootfs",
-        &r.rootfs,
+        &r.rootfs(),
         "probe",
         "unshare_user",
     ]));
@@ -575,7 +538,7 @@ fn rootless_containers_get_the_same_filter() {
         "--rm",
         "--privileged",
         "--rootfs",
-        &r.rootfs,
+        &r.rootfs(),
         "sh",
         "-c",
         "grep '^Seccomp:' /proc/self/status; probe unshare_user",

@@ -1,22 +1,13 @@
 //! `mount`, `umount`, `layers`, `which`.
 use super::args::{LayersArgs, MountArgs, UmountArgs, WhichArgs};
-use std::path::PathBuf;
 use unionctl::fuse::{self, MountRequest};
 
 pub fn mount(a: MountArgs) -> anyhow::Result<i32> {
     let format = a.format.parse().map_err(anyhow::Error::msg)?;
-    let lowers: Vec<PathBuf> = a
-        .lower
-        .iter()
-        .flat_map(|l| l.split(':'))
-        .map(PathBuf::from)
-        .collect();
-    if lowers.iter().any(|l| l.as_os_str().is_empty()) {
-        anyhow::bail!(
-            "--lower {:?}: empty layer path (layers are separated by ':')",
-            a.lower.as_deref().unwrap_or_default()
-        );
-    }
+    let lowers = match &a.lower {
+        Some(l) => fuse::options::lower_list(l)?,
+        None => Vec::new(),
+    };
     let req = MountRequest::new(lowers, a.upper, a.work, format, &a.options, a.merged)?;
     serve(&req, a.foreground)
 }

@@ -3,6 +3,7 @@
 // Each test binary uses a different subset of these helpers.
 #![allow(dead_code)]
 
+pub mod archive;
 pub mod events;
 pub mod layers;
 pub mod mounts;

@@ -133,13 +133,19 @@ pub fn mount_kernel_data(data: &str, merged: &Path) -> Result<Mount, String> {
     })
 }
 
+/// A layer path as `lowerdir=` (and `--lower`) take it: `\` and `:` escaped with `\`,
+/// as kernel overlayfs reads them.
+pub fn lowerdir_escape(path: &str) -> String {
+    path.replace('\\', "\\\\").replace(':', "\\:")
+}
+
 /// The `-o` string for kernel overlayfs; `userxattr` for mounts inside a user namespace
 /// (where the kernel refuses redirect_dir=on, so it is left out there).
 pub fn kernel_options(dirs: &UnionDirs, rootless: bool) -> String {
     let lowers: Vec<String> = dirs
         .lowers
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|p| lowerdir_escape(&p.display().to_string()))
         .collect();
     let mut data = format!("lowerdir={}", lowers.join(":"));
     if let (Some(u), Some(w)) = (&dirs.upper, &dirs.work) {
@@ -197,7 +203,7 @@ pub fn unionctl_mount_args(dirs: &UnionDirs, merged: &Path, extra: &[&str]) -> V
     let lowers: Vec<String> = dirs
         .lowers
         .iter()
-        .map(|p| p.display().to_string())
+        .map(|p| lowerdir_escape(&p.display().to_string()))
         .collect();
     let mut args: Vec<OsString> = vec!["mount".into(), "--lower".into(), lowers.join(":").into()];
     if let Some(u) = &dirs.upper {

@@ -9,6 +9,8 @@ use std::process::{Command, Output, Stdio};
 use std::sync::OnceLock;
 
 pub const CACHE: &str = "/var/tmp/unionctl-cache";
+#[path = "../common/archive.rs"]
+pub mod archive;
 #[path = "../common/events.rs"]
 pub mod events;
 #[path = "../common/setup.rs"]
@@ -139,6 +141,21 @@ impl Store {
     pub fn run(&self, args: &[&str]) -> Output {
         self.cmd().args(args).output().unwrap()
     }
+    /// A store with the busybox rootfs imported as image `name` (`bb:1` in most tests).
+    pub fn with_busybox(name: &str) -> Store {
+        let s = Store::new();
+        s.import_tree(&busybox_rootfs(), &["."], name);
+        s
+    }
+    /// Imports `members` of `dir` (`.` for all) as one image, named `name` unless "".
+    pub fn import_tree(&self, dir: &Path, members: &[&str], name: &str) {
+        let tar = self.root().join("import.tar");
+        archive::tar_dir(dir, &tar, members);
+        let mut args = vec!["import", tar.to_str().unwrap()];
+        args.extend((!name.is_empty()).then_some(name));
+        ok(&self.run(&args));
+        fs::remove_file(&tar).unwrap();
+    }
     /// Container directories left under the store.
     pub fn containers(&self) -> Vec<String> {
         match fs::read_dir(self.root().join("containers")) {
@@ -224,6 +241,68 @@ pub fn user_owned_copy(src: &Path, dst: &Path) {
         .status()
         .unwrap();
     assert!(st.success());
+}
+
+/// A store, a rootfs (a copy of a test rootfs) and the binary, all the test user's:
+/// what a rootless container needs. Its containers are removed on drop.
+pub struct UserStore {
+    _dir: tempfile::TempDir,
+    pub store: PathBuf,
+    pub rootfs: PathBuf,
+    pub bin: PathBuf,
+}
+
+impl UserStore {
+    pub fn new(prefix: &str, rootfs: &Path) -> UserStore {
+        let (uid, gid) = test_user();
+        let dir = tempfile::Builder::new()
+            .prefix(prefix)
+            .tempdir_in("/tmp")
+            .unwrap();
+        fs::set_permissions(dir.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        let store = dir.path().join("store");
+        fs::create_dir(&store).unwrap();
+        std::os::unix::fs::chown(&store, Some(uid), Some(gid)).unwrap();
+        let copy = dir.path().join("rootfs");
+        user_owned_copy(rootfs, &copy);
+        let bin = dir.path().join("unionctl");
+        fs::copy(self::bin(), &bin).unwrap();
+        fs::set_permissions(&bin, fs::Permissions::from_mode(0o755)).unwrap();
+        UserStore {
+            _dir: dir,
+            store,
+            rootfs: copy,
+            bin,
+        }
+    }
+    pub fn run(&self, args: &[&str]) -> Output {
+        as_user(&self.store, &self.bin).args(args).output().unwrap()
+    }
+    /// The rootfs as `--rootfs` takes it.
+    pub fn rootfs(&self) -> String {
+        self.rootfs.to_string_lossy().into_owned()
+    }
+    /// How many containers the store holds.
+    pub fn containers(&self) -> usize {
+        fs::read_dir(self.store.join("containers"))
+            .map(|rd| {
+                rd.flatten()
+                    .filter(|e| !e.file_name().to_string_lossy().starts_with('.'))
+                    .count()
+            })
+            .unwrap_or(0)
+    }
+}
+
+impl Drop for UserStore {
+    fn drop(&mut self) {
+        let user = || as_user(&self.store, &self.bin);
+        if let Ok(o) = user().args(["ps", "-a", "-q"]).output() {
+            for id in stdout(&o).lines() {
+                let _ = user().args(["rm", "-f", id]).output();
+            }
+        }
+    }
 }
 
 /// `unionctl` run as the test user.

@@ -279,6 +279,16 @@ pub fn split_options(s: &str) -> Vec<String> {
     items
 }
 
+/// `--lower A:B`: the lower layers, top first, read as `lowerdir=` is (`\\:` is a colon in
+/// a path); data-only layers (`::`) are given with `-o lowerdir=` or `datadir+=`.
+pub fn lower_list(s: &str) -> Result<Vec<PathBuf>> {
+    let (lowers, data) = split_lowerdir(s).map_err(|e| invalid!("--lower {s:?}: {e}"))?;
+    if !data.is_empty() {
+        bail!("--lower {s:?}: data-only layers ('::') go in -o lowerdir=");
+    }
+    Ok(lowers)
+}
+
 /// `lowerdir=` split into the lower layers and the data-only ones, as the kernel reads
 /// it: `:` between layers, `::` before each data-only layer (`A:B::DATA1::DATA2`), a
 /// backslash escaping the next character.

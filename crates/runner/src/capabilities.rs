@@ -56,12 +56,18 @@ pub fn name(cap: u32) -> Option<&'static str> {
 
 /// The number of `name` (`SYS_ADMIN`, `cap_sys_admin`, `CAP_SYS_ADMIN`).
 pub fn number(name: &str) -> Option<u32> {
+    let full = full_name(name);
+    NAMES.iter().position(|n| *n == full).map(|i| i as u32)
+}
+
+/// A capability's name as the kernel's table spells it, however it was written:
+/// `sys_admin`, `SYS_ADMIN`, `cap_sys_admin` are all `CAP_SYS_ADMIN`.
+pub fn full_name(name: &str) -> String {
     let upper = name.to_ascii_uppercase();
-    let full = match upper.starts_with("CAP_") {
+    match upper.starts_with("CAP_") {
         true => upper,
         false => format!("CAP_{upper}"),
-    };
-    NAMES.iter().position(|n| *n == full).map(|i| i as u32)
+    }
 }
 
 /// Every capability this kernel and this table know and that we can hand on (a machine
@@ -121,6 +127,8 @@ mod tests {
         assert_eq!(number("cap_sys_admin"), Some(21));
         assert_eq!(number("CAP_BPF"), Some(39));
         assert_eq!(number("NOPE"), None);
+        assert_eq!(full_name("sys_admin"), "CAP_SYS_ADMIN");
+        assert_eq!(full_name("Cap_Bpf"), "CAP_BPF");
         for (i, n) in NAMES.iter().enumerate() {
             assert_eq!(number(n), Some(i as u32));
         }

@@ -90,7 +90,7 @@ const TMPFS_FLAGS: [&str; 10] = [
 
 impl Tmpfs {
     fn new(target: &str, opts: &[&str], what: &str) -> Result<Tmpfs> {
-        check_ctr_path(target, what)?;
+        crate::spec::check_container_path(target, what)?;
         let mut options: Vec<String> = ["noexec", "nosuid", "nodev"].map(String::from).into();
         for o in opts.iter().filter(|o| !o.is_empty()) {
             let key = o.split_once('=').map_or(*o, |(k, _)| k);
@@ -161,25 +161,12 @@ impl FromStr for Tmpfs {
     }
 }
 
-fn check_ctr_path(p: &str, what: &str) -> Result<()> {
-    if !p.starts_with('/') {
-        bail!("{what}: the container path must be absolute");
-    }
-    if p.split('/').any(|c| c == "..") {
-        bail!("{what}: the container path may not contain '..'");
-    }
-    if p == "/" {
-        bail!("{what}: cannot mount over the container's root");
-    }
-    Ok(())
-}
-
 /// `--mount type=bind|volume|tmpfs,source=..,target=..[,readonly]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum MountSpec {
-    /// A host path (`type=bind`) or a named volume (`type=volume`; no source: anonymous),
-    /// in `-v` form: `SOURCE:TARGET[:ro]` or `TARGET`.
-    Volume(String),
+    /// A host path (`type=bind`) or a named volume (`type=volume`; no source: anonymous):
+    /// the value `-v` makes.
+    Volume(crate::state::Volume),
     Tmpfs(Tmpfs),
 }
 
@@ -212,25 +199,23 @@ impl FromStr for MountSpec {
         let Some(target) = target.filter(|t| !t.is_empty()) else {
             bail!("{what}: target= is required");
         };
-        check_ctr_path(target, &what)?;
-        let ro = if readonly { ":ro" } else { "" };
+        let source = source.filter(|s| !s.is_empty());
         match kind {
             "bind" => {
-                let Some(src) = source.filter(|s| !s.is_empty()) else {
+                let Some(src) = source else {
                     bail!("{what}: a bind mount needs source=");
                 };
                 if !src.starts_with('/') {
                     bail!("{what}: a bind source must be an absolute host path");
                 }
-                Ok(MountSpec::Volume(format!("{src}:{target}{ro}")))
+                crate::spec::volume(Some(src), target, readonly, &what).map(MountSpec::Volume)
             }
-            "volume" => match source.filter(|s| !s.is_empty()) {
-                Some(name) => {
-                    crate::volumes::validate_name(name)?;
-                    Ok(MountSpec::Volume(format!("{name}:{target}{ro}")))
+            "volume" => {
+                if let Some(name) = source {
+                    crate::volumes::validate_volume_name(name)?;
                 }
-                None => Ok(MountSpec::Volume(target.to_string())),
-            },
+                crate::spec::volume(source, target, readonly, &what).map(MountSpec::Volume)
+            }
             "tmpfs" => {
                 if source.is_some_and(|s| !s.is_empty()) {
                     bail!("{what}: a tmpfs has no source");
@@ -449,9 +434,25 @@ mod tests {
         let m: MountSpec = "type=bind,source=/srv,target=/data,readonly"
             .parse()
             .unwrap();
-        assert_eq!(m, MountSpec::Volume("/srv:/data:ro".into()));
+        assert_eq!(
+            m,
+            MountSpec::Volume(crate::spec::parse_volume("/srv:/data:ro").unwrap())
+        );
         let m: MountSpec = "type=volume,src=vol1,dst=/v".parse().unwrap();
-        assert_eq!(m, MountSpec::Volume("vol1:/v".into()));
+        assert_eq!(
+            m,
+            MountSpec::Volume(crate::spec::parse_volume("vol1:/v").unwrap())
+        );
+        let m: MountSpec = "type=volume,dst=/v".parse().unwrap();
+        assert_eq!(
+            m,
+            MountSpec::Volume(crate::spec::parse_volume("/v").unwrap())
+        );
+        // A source is a path whole, colons and all: never re-split as `-v` text.
+        let m: MountSpec = "type=bind,source=/a:b,target=/x".parse().unwrap();
+        let MountSpec::Volume(v) = m else { panic!() };
+        assert_eq!(v.host, std::path::PathBuf::from("/a:b"));
+        assert_eq!((v.container.as_str(), v.readonly), ("/x", false));
         let m: MountSpec = "type=tmpfs,target=/t,tmpfs-size=64k".parse().unwrap();
         let MountSpec::Tmpfs(t) = m else { panic!() };
         assert_eq!(t.mount_args().1, "size=65536");
@@ -461,6 +462,8 @@ mod tests {
             "type=bind,source=/a",
             "type=bind,source=rel,target=/x",
             "type=tmpfs,target=/x,bogus=1",
+            "type=bind,source=/a,target=/",
+            "type=volume,source=/abs,target=/x",
         ] {
             assert!(bad.parse::<MountSpec>().is_err(), "{bad}");
         }

@@ -99,16 +99,19 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         "none" | "host" => config.network = a.network.clone(),
         other => bail!("--network {other:?}: supported are none and host"),
     }
-    let mount_volumes = a.mounts.iter().filter_map(|m| match m {
-        MountSpec::Volume(v) => Some(v),
-        MountSpec::Tmpfs(_) => None,
-    });
-    for v in a.volumes.iter().chain(mount_volumes) {
-        let vol = spec::parse_volume(v)?;
+    let mut volumes = Vec::new();
+    for v in &a.volumes {
+        volumes.push((spec::parse_volume(v)?, format!("bad volume spec {v:?}")));
+    }
+    for m in &a.mounts {
+        if let MountSpec::Volume(v) = m {
+            volumes.push((v.clone(), format!("--mount target={}", v.container)));
+        }
+    }
+    for (vol, what) in volumes {
         if !vol.anonymous && vol.name.is_none() {
-            fs::metadata(&vol.host).with_context(|| {
-                format!("bad volume spec {v:?}: host path {}", vol.host.display())
-            })?;
+            fs::metadata(&vol.host)
+                .with_context(|| format!("{what}: host path {}", vol.host.display()))?;
         }
         config.volumes.push(vol);
     }
@@ -149,7 +152,7 @@ fn plan_run(root: &Path, a: &RunOptions) -> Result<NewContainer> {
         config.log_max_files = Some(l.max_files);
     }
     if let Some(n) = &a.name {
-        state::validate_name(n)?;
+        state::validate_container_name(n)?;
     }
     apply_docker_flags(&mut config, a)?;
     config.tty = a.tty;
@@ -441,7 +444,8 @@ pub fn kill(root: &Path, name: &str, signal: i32) -> Result<()> {
         c.update(|r| r.stopped_by_user = true)?;
     }
     let Some(pid) = c.pid.filter(|_| c.pid_alive()) else {
-        // Between two runs of a restart policy: nothing runs, and nothing will.
+        // Between two runs of a restart policy: nothing runs, and the supervisor sees the
+        // stop in its back-off or when it counts the restart or records the new run.
         return Ok(());
     };
     linux::kill(pid, signal).map_err(|e| {
@@ -487,7 +491,7 @@ pub fn wait(root: &Path, name: &str) -> Result<i32> {
 
 /// Gives a container a new name (running or not), under the lock that claims names.
 pub fn rename(root: &Path, name: &str, new_name: &str) -> Result<()> {
-    state::validate_name(new_name)?;
+    state::validate_container_name(new_name)?;
     let dir = state::containers_dir(root);
     let _lock = FileLock::exclusive(&dir.join(".lock"))?;
     let mut c = state::find_container(root, name)?;

@@ -8,52 +8,66 @@ pub const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bi
 /// `HOST:CTR[:ro|rw]`, or `/CTR` alone for an anonymous volume (host dir made later).
 pub fn parse_volume(spec: &str) -> Result<Volume> {
     let parts: Vec<&str> = spec.split(':').collect();
-    let bad = |why: &str| invalid!("bad volume spec {spec:?}: {why}");
+    let what = format!("bad volume spec {spec:?}");
     let (host, ctr, mode) = match parts.as_slice() {
-        [ctr] => ("", *ctr, ""),
-        [host, ctr] => (*host, *ctr, ""),
-        [host, ctr, mode] => (*host, *ctr, *mode),
-        _ => return Err(bad("expected HOST:CONTAINER[:ro]")),
+        [ctr] => (None, *ctr, ""),
+        [host, ctr] => (Some(*host), *ctr, ""),
+        [host, ctr, mode] => (Some(*host), *ctr, *mode),
+        _ => bail!("{what}: expected HOST:CONTAINER[:ro]"),
     };
     let readonly = match mode {
         "" | "rw" => false,
         "ro" => true,
-        other => return Err(bad(&format!("unknown mode {other:?} (use ro or rw)"))),
+        other => bail!("{what}: unknown mode {other:?} (use ro or rw)"),
     };
-    if !ctr.starts_with('/') {
-        return Err(bad("the container path must be absolute"));
-    }
-    if ctr.split('/').any(|c| c == "..") {
-        return Err(bad("the container path may not contain '..'"));
-    }
-    if parts.len() == 1 {
-        return Ok(Volume {
-            host: PathBuf::new(),
-            container: ctr.to_string(),
-            readonly,
-            anonymous: true,
-            name: None,
-        });
-    }
-    if !host.starts_with('/') {
-        // Not a path: the name of a volume, as docker reads `-v NAME:/path`.
-        crate::volumes::validate_name(host)
-            .map_err(|_| bad("the host path must be absolute (or a volume name)"))?;
-        return Ok(Volume {
-            host: PathBuf::new(),
-            container: ctr.to_string(),
-            readonly,
-            anonymous: false,
-            name: Some(host.to_string()),
-        });
-    }
-    Ok(Volume {
-        host: PathBuf::from(host),
-        container: ctr.to_string(),
+    volume(host, ctr, readonly, &what)
+}
+
+/// The one mount of `-v` and `--mount type=bind|volume`: `source` an absolute host path
+/// (a bind mount), another word (a named volume), or None (an anonymous volume), mounted
+/// at `target` in the container. `what` names the flag in errors.
+pub fn volume(source: Option<&str>, target: &str, readonly: bool, what: &str) -> Result<Volume> {
+    check_container_path(target, what)?;
+    let mut v = Volume {
+        host: PathBuf::new(),
+        container: target.to_string(),
         readonly,
         anonymous: false,
         name: None,
-    })
+    };
+    match source {
+        None => v.anonymous = true,
+        Some(host) if host.starts_with('/') => v.host = PathBuf::from(host),
+        Some(name) => {
+            // Not a path: the name of a volume, as docker reads `-v NAME:/path`.
+            crate::volumes::validate_volume_name(name).map_err(|_| {
+                invalid!("{what}: the host path must be absolute (or a volume name)")
+            })?;
+            v.name = Some(name.to_string());
+        }
+    }
+    Ok(v)
+}
+
+/// Where a volume or tmpfs goes in the container: an absolute path, no `..`, not `/`.
+pub fn check_container_path(p: &str, what: &str) -> Result<()> {
+    if !p.starts_with('/') {
+        bail!("{what}: the container path must be absolute");
+    }
+    if p.split('/').any(|c| c == "..") {
+        bail!("{what}: the container path may not contain '..'");
+    }
+    if p.split('/').all(|c| c.is_empty() || c == ".") {
+        bail!("{what}: cannot mount over the container's root");
+    }
+    Ok(())
+}
+
+/// docker's characters of a container or volume name: `[a-zA-Z0-9][a-zA-Z0-9_.-]*`.
+pub fn is_docker_name(name: &str) -> bool {
+    let mut b = name.bytes();
+    b.next().is_some_and(|c| c.is_ascii_alphanumeric())
+        && b.all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c))
 }
 
 /// `K=V`; a bare `K` takes the value from `lookup` (the host environment) or is dropped.
@@ -220,6 +234,7 @@ mod tests {
             "/a:/b:xx",
             "/a:/b:ro:z",
             "/a:/../etc",
+            "/a:/",
             "",
         ] {
             let e = parse_volume(bad).unwrap_err().to_string();

@@ -386,12 +386,10 @@ fn pick(all: Vec<Container>, key: &str) -> Result<Container> {
     }
 }
 
-/// Checks a user-given container name (Docker's rule).
-pub fn validate_name(name: &str) -> Result<()> {
-    let mut bytes = name.bytes();
-    let first_ok = bytes.next().is_some_and(|b| b.is_ascii_alphanumeric());
-    let rest_ok = bytes.all(|b| b.is_ascii_alphanumeric() || b"_.-".contains(&b));
-    if !first_ok || !rest_ok {
+/// Checks a user-given container name (Docker's rule): `spec::is_docker_name`, and not
+/// what a container id looks like (64 hex digits), so a name never hides an id.
+pub fn validate_container_name(name: &str) -> Result<()> {
+    if !crate::spec::is_docker_name(name) {
         bail!("invalid container name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]*");
     }
     if name.len() == 64 && name.bytes().all(|b| b.is_ascii_hexdigit()) {
@@ -449,12 +447,12 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(validate_name("web-1.a_b").is_ok());
-        assert!(validate_name("-x").is_err());
-        assert!(validate_name("a/b").is_err());
-        assert!(validate_name("").is_err());
+        assert!(validate_container_name("web-1.a_b").is_ok());
+        assert!(validate_container_name("-x").is_err());
+        assert!(validate_container_name("a/b").is_err());
+        assert!(validate_container_name("").is_err());
         let id = "0f".repeat(32);
-        assert!(validate_name(&id).is_err());
-        assert!(validate_name(&generated_name(&id)).is_ok());
+        assert!(validate_container_name(&id).is_err());
+        assert!(validate_container_name(&generated_name(&id)).is_ok());
     }
 }

@@ -35,7 +35,15 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
     loop {
         let started = start(c, stdio, &mut userns);
         let mut running = match started {
-            Ok(r) => r,
+            Ok(Some(r)) => r,
+            Ok(None) => {
+                // A stop landed while this restart started: it ends here, as its last run.
+                if let Some(fd) = ready.take() {
+                    let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
+                }
+                let code = c.exit_code.unwrap_or(0);
+                return finish(c, &Cgroups::default(), code);
+            }
             Err(e) => {
                 if let Some(fd) = &ready {
                     let _ = linux::write_all_fd(fd.as_raw_fd(), e.chain().as_bytes());
@@ -63,11 +71,24 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
             return finish(c, &running.cgroups, code);
         }
         end_run(c, &running.cgroups, code)?;
-        if !back_off(c)? {
+        if !back_off(c)? || !count_restart(c)? {
             return finish(c, &Cgroups::default(), code);
         }
-        c.update(|r| r.restart_count += 1)?;
     }
+}
+
+/// Counts the restart about to start, unless a user stopped the container since the
+/// back-off last looked: one decision under the record's lock, so a `stop` either lands
+/// before it (and nothing starts) or after it (and finds the new run to stop).
+fn count_restart(c: &mut Container) -> Result<bool> {
+    let mut go = false;
+    c.update(|r| {
+        go = !r.stopped_by_user;
+        if go {
+            r.restart_count += 1;
+        }
+    })?;
+    Ok(go)
 }
 
 /// Between two runs: the union unmounted, the cgroups gone, the exit recorded; the
@@ -124,7 +145,9 @@ struct Io {
     attach: Option<std::os::unix::net::UnixListener>,
 }
 
-fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<Running> {
+/// Starts the command; None when a user stopped the container before it was recorded
+/// running (the process started is killed again, nothing of it is left).
+fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<Option<Running>> {
     // SAFETY: getter.
     let rootless = unsafe { libc::geteuid() } != 0;
     let limits = Limits {
@@ -136,12 +159,16 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<R
     crate::trace::phase("cgroups");
     let result = start_in_cgroups(c, stdio, rootless, userns, &cg);
     match result {
-        Ok((pid, io)) => Ok(Running {
+        Ok(Some((pid, io))) => Ok(Some(Running {
             pid,
             cgroups: cg,
             io,
             terminated: std::cell::Cell::new(false),
-        }),
+        })),
+        Ok(None) => {
+            cg.remove();
+            Ok(None)
+        }
         Err(e) => {
             cg.remove();
             Err(e)
@@ -149,7 +176,8 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<R
     }
 }
 
-type Started = (libc::pid_t, Io);
+/// pid 1 and our ends of its stdio; None: stopped before it was recorded running.
+type Started = Option<(libc::pid_t, Io)>;
 
 fn start_in_cgroups(
     c: &mut Container,
@@ -399,8 +427,12 @@ fn clone_container(
         let _ = linux::wait_pid(pid);
         bail!("container setup: {}", String::from_utf8_lossy(&msg));
     }
-    record_running(c, pid, cg)?;
-    Ok((
+    if !record_running(c, pid, cg)? {
+        let _ = linux::kill(pid, libc::SIGKILL);
+        let _ = linux::wait_pid(pid);
+        return Ok(None);
+    }
+    Ok(Some((
         pid,
         Io {
             pty_master: master,
@@ -409,7 +441,7 @@ fn clone_container(
             input: ends.input,
             attach: ends.attach,
         },
-    ))
+    )))
 }
 
 /// Waits for the union, puts the child in its cgroups, tells it to go and (with a tty)
@@ -440,10 +472,16 @@ fn start_child(
     }
 }
 
-/// Records that pid 1 runs.
-fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<()> {
+/// Records that pid 1 runs; false (nothing recorded) when a user stopped the container
+/// meanwhile: under the record's lock, so a `stop` either sees this pid or is seen here.
+fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<bool> {
     let dirs = cg.dirs.clone();
+    let mut recorded = false;
     c.update(|r| {
+        if r.stopped_by_user {
+            return;
+        }
+        recorded = true;
         r.status = Status::Running;
         r.pid = Some(pid);
         r.pid_start = state::proc_start_time(pid);
@@ -452,7 +490,8 @@ fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<(
         r.finished_at = None;
         r.paused = false;
         r.cgroups = dirs;
-    })
+    })?;
+    Ok(recorded)
 }
 
 impl Running {

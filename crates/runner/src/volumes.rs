@@ -40,13 +40,10 @@ pub fn data_dir(root: &Path, name: &str) -> PathBuf {
     volumes_dir(root).join(name).join("_data")
 }
 
-/// docker's rule for volume names: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
-pub fn validate_name(name: &str) -> Result<()> {
-    let mut b = name.bytes();
-    let ok = name.len() >= 2
-        && b.next().is_some_and(|c| c.is_ascii_alphanumeric())
-        && b.all(|c| c.is_ascii_alphanumeric() || b"_.-".contains(&c));
-    if !ok {
+/// docker's rule for volume names: a container name's characters
+/// (`spec::is_docker_name`), at least two of them: `[a-zA-Z0-9][a-zA-Z0-9_.-]+`.
+pub fn validate_volume_name(name: &str) -> Result<()> {
+    if name.len() < 2 || !crate::spec::is_docker_name(name) {
         bail!(
             "invalid volume name {name:?}: use [a-zA-Z0-9][a-zA-Z0-9_.-]+ (2 characters or more)"
         );
@@ -76,7 +73,7 @@ pub fn create_locked(
 ) -> Result<VolumeInfo> {
     let name = match name {
         Some(n) => {
-            validate_name(n)?;
+            validate_volume_name(n)?;
             n.to_string()
         }
         None => state::new_id()?,
@@ -134,7 +131,7 @@ pub fn list(root: &Path) -> Result<Vec<VolumeInfo>> {
 
 pub fn inspect(root: &Path, name: &str) -> Result<VolumeInfo> {
     let dir = volumes_dir(root).join(name);
-    if validate_name(name).is_err() || !dir.join("_data").is_dir() {
+    if validate_volume_name(name).is_err() || !dir.join("_data").is_dir() {
         return Err(crate::Error::no_such("volume", name));
     }
     inspect_dir(name, &dir)
@@ -245,9 +242,9 @@ mod tests {
 
     #[test]
     fn names() {
-        assert!(validate_name("data-1.x_y").is_ok());
+        assert!(validate_volume_name("data-1.x_y").is_ok());
         for bad in ["", "a", "-x", "a/b", ".x"] {
-            assert!(validate_name(bad).is_err(), "{bad}");
+            assert!(validate_volume_name(bad).is_err(), "{bad}");
         }
     }
 }

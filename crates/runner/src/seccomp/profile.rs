@@ -195,14 +195,6 @@ fn flag(name: &str) -> Option<u32> {
     })
 }
 
-fn normalize_cap(c: &str) -> String {
-    let up = c.to_ascii_uppercase();
-    match up.starts_with("CAP_") {
-        true => up,
-        false => format!("CAP_{up}"),
-    }
-}
-
 impl Filter {
     /// Whether every condition of an `includes` holds.
     fn all_hold(&self, t: &Target) -> bool {
@@ -231,7 +223,7 @@ impl Filter {
 }
 
 fn has_cap(t: &Target, c: &str) -> bool {
-    let want = normalize_cap(c);
+    let want = crate::capabilities::full_name(c);
     t.caps.contains(&want)
 }
 
