@@ -26,7 +26,7 @@ SCRATCH = os.environ.get("UNIONCTL_BENCH_DIR", "/var/tmp/unionctl-bench")
 ROOTLESS_USER = "unionctl-bench"
 FS_ALL = ["unionctl", "kernel", "fuse-overlayfs"]
 FS_LABEL = {"unionctl": "unionctl", "kernel": "kernel overlayfs", "fuse-overlayfs": "fuse-overlayfs"}
-FUSE_FS = {"unionctl": "unionctl", "fuse-overlayfs": "fuse-overlayfs"}
+FUSE_FS = {"unionctl": ("unionctl", "unionctl-overlay"), "fuse-overlayfs": ("fuse-overlayfs",)}
 
 
 def log(msg):
@@ -132,6 +132,10 @@ def mount_argv(spec):
     extra = MOUNT_OPTS.get(spec["workload"], {}).get(fs)
     if fs == "unionctl":
         joined = ",".join(o for o in [spec.get("unionctl_opts"), extra] if o)
+        if spec.get("unionctl_cli") == "dropin":
+            # As podman and buildah mount it: fuse-overlayfs' command line, the small binary.
+            opts = f"lowerdir={lower},upperdir={upper},workdir={work}" + (f",{joined}" if joined else "")
+            return [spec["unionctl"] + "-overlay", "-o", opts, mnt]
         opts = ["-o", joined] if joined else []
         return [spec["unionctl"], "mount", "--lower", lower, "--upper", upper, "--work", work, *opts, mnt]
     if fs == "kernel":
@@ -158,7 +162,7 @@ def daemon_pid(spec):
                 argv = f.read().split(b"\0")
         except OSError:
             continue
-        if argv and os.path.basename(argv[0].decode(errors="replace")) == want and spec["mnt"].encode() in argv:
+        if argv and os.path.basename(argv[0].decode(errors="replace")) in want and spec["mnt"].encode() in argv:
             try:
                 with open(f"/proc/{entry}/stat") as f:
                     if f.read().rsplit(")", 1)[-1].split()[0] == "Z":
@@ -502,6 +506,9 @@ def main():
     ap.add_argument("--only", help="comma list of workloads: " + ",".join(MAIN_ROWS + EXTRA_ROWS))
     ap.add_argument("--no-extras", action="store_true", help="skip scaling and rss")
     ap.add_argument("--timeout", type=float, default=600, help="per timed step, seconds")
+    ap.add_argument("--unionctl-cli", choices=["dropin", "mount"], default="dropin",
+                    help="how unionctl mounts: `dropin` (default) runs unionctl-overlay with fuse-overlayfs' "
+                         "command line, as podman does; `mount` runs `unionctl mount --lower ...`")
     ap.add_argument("--unionctl", default=os.environ.get("UNIONCTL_BIN"), help="unionctl binary (default $UNIONCTL_BIN, else target/release/unionctl)")
     ap.add_argument("--unionctl-opts", help="extra `unionctl mount -o` options, e.g. threads=2 (A/B runs)")
     ap.add_argument("--profile", choices=["perf", "strace", "ops"],
@@ -541,6 +548,13 @@ def main():
         unionctl = os.path.join(bindir, "unionctl")
         shutil.copy2(src, unionctl + ".tmp")
         os.rename(unionctl + ".tmp", unionctl)
+        if args.unionctl_cli == "dropin":
+            dropin = src + "-overlay"
+            if not os.access(dropin, os.X_OK):
+                log(f"'{dropin}' not found (cargo build --release builds it); or use --unionctl-cli mount")
+                return 2
+            shutil.copy2(dropin, unionctl + "-overlay.tmp")
+            os.rename(unionctl + "-overlay.tmp", unionctl + "-overlay")
     me = os.path.join(bindir, "fs_bench.py")
     shutil.copy2(os.path.abspath(__file__), me)
     for tool, fs in [("fuse-overlayfs", "fuse-overlayfs")]:
@@ -625,7 +639,8 @@ def main():
                 spec = {"fs": fs, "workload": wl, "rootless": bool(args.rootless), "unionctl": unionctl,
                         "lower": lowers_of(wl, corpus, layers_dir), "upper": f"{run}/upper", "work": f"{run}/work",
                         "mnt": f"{run}/mnt", "corpus": corpus, "steps": wl_defs[wl][1], "timeout": args.timeout,
-                        "drop_fifo": drop_fifo, "profile": args.profile, "unionctl_opts": args.unionctl_opts, "profile_dir": profile_dir}
+                        "drop_fifo": drop_fifo, "profile": args.profile, "unionctl_opts": args.unionctl_opts, "profile_dir": profile_dir,
+                        "unionctl_cli": args.unionctl_cli}
                 argv = prefix + ["/usr/bin/python3", me, "--worker", json.dumps(spec)]
                 try:
                     p = subprocess.run(argv, stdout=subprocess.PIPE, stderr=subprocess.PIPE, timeout=args.timeout * 4 + 120)
@@ -651,7 +666,7 @@ def main():
 
     elapsed = time.time() - started
     stamp = time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())
-    table = render(samples, rows, wl_defs, fss, reps, mode, env, stamp, elapsed)
+    table = render(samples, rows, wl_defs, fss, reps, mode, env, stamp, elapsed, args.unionctl_cli)
     print(table)
     tag = time.strftime("%Y%m%d-%H%M%S", time.gmtime()) + f"-{mode}" + ("-quick" if env["KIND"] == "quick" else "")
     with open(os.path.join(args.out, f"fs-{tag}.md"), "w") as f:
@@ -668,7 +683,7 @@ def main():
     return 0
 
 
-def render(samples, rows, wl_defs, fss, reps, mode, env, stamp, elapsed):
+def render(samples, rows, wl_defs, fss, reps, mode, env, stamp, elapsed, cli="dropin"):
     med = lambda fs, wl, k="s": median(samples.get((fs, wl, k), []))
     ref = "kernel overlayfs" + (" (userxattr)" if mode == "rootless" else "")
     cols = [f for f in ["unionctl", "kernel", "fuse-overlayfs"] if f in fss]
@@ -684,7 +699,8 @@ def render(samples, rows, wl_defs, fss, reps, mode, env, stamp, elapsed):
     for wl in [r for r in rows if r in MAIN_ROWS] + ["mount"]:
         if wl == "mount":
             vals = {f: median([v for (fs, _w, k), vs in samples.items() if fs == f and k == "mount" for v in vs]) for f in cols}
-            title = "mount time (all mounts of the run)"
+            title = ("mount time (all mounts of the run; unionctl: "
+                     + ("unionctl-overlay -o ...)" if cli == "dropin" else "unionctl mount)"))
         else:
             vals = {f: med(f, wl) for f in cols}
             title = wl_defs[wl][0]

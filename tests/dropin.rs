@@ -29,12 +29,23 @@ struct DropIn {
 }
 
 fn setup(name: &str) -> DropIn {
+    setup_with(name, false)
+}
+
+/// SMALL: `unionctl-overlay` is the small binary (the drop-in alone) that install.sh
+/// installs, instead of a symlink to unionctl.
+fn setup_with(name: &str, small: bool) -> DropIn {
     assert!(common::is_root(), "the drop-in tests mount: run as root");
     common::mounts::ensure_fusectl();
     let s = Scratch::new(name);
     let bin_dir = s.mkdir("bin");
     std::fs::copy(common::unionctl_bin(), bin_dir.join("unionctl")).expect("copy unionctl");
-    std::os::unix::fs::symlink("unionctl", bin_dir.join(OVERLAY)).unwrap();
+    if small {
+        let b = PathBuf::from(env!("CARGO_BIN_EXE_unionctl-overlay"));
+        std::fs::copy(&b, bin_dir.join(OVERLAY)).expect("copy unionctl-overlay");
+    } else {
+        std::os::unix::fs::symlink("unionctl", bin_dir.join(OVERLAY)).unwrap();
+    }
     let lower = s.mkdir("lower");
     let lower2 = s.mkdir("lower2");
     std::fs::write(lower.join("top"), b"from the top lower\n").unwrap();
@@ -132,7 +143,34 @@ fn have(prog: &str) -> bool {
 
 #[test]
 fn containers_storage_command_line_serves_the_union() {
-    let t = setup("dropin-cs");
+    containers_storage_command_line(setup("dropin-cs"));
+}
+
+/// The small binary is the same drop-in: same command line, same union, same help.
+#[test]
+fn the_small_binary_is_the_same_drop_in() {
+    let small = setup_with("dropin-small", true);
+    let link = setup("dropin-small-link");
+    for args in [["--help"], ["--version"]] {
+        let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
+        let (a, b) = (small.overlay(&args), link.overlay(&args));
+        assert_ok(&a, "small unionctl-overlay");
+        assert_eq!(a.stdout, b.stdout, "{args:?}");
+    }
+    let out = small.overlay(&[
+        "-o".as_ref(),
+        "lowerdir=/nonexistent".as_ref(),
+        small.merged.as_os_str(),
+    ]);
+    assert!(
+        !out.status.success() && out.stderr.starts_with("unionctl-overlay: "),
+        "{}",
+        out.stderr
+    );
+    containers_storage_command_line(small);
+}
+
+fn containers_storage_command_line(t: DropIn) {
     assert_ok(&t.mount(""), "unionctl-overlay -o LABEL MERGED");
     let m = mount_at(&t.merged).expect("not mounted");
     assert_eq!(m.fs_type, "fuse.unionctl-overlay", "{m:?}");

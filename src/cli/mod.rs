@@ -31,13 +31,7 @@ pub fn main() -> i32 {
         .unwrap_or_default();
     if prog == OVERLAY_NAME {
         let args: Vec<_> = argv.collect();
-        return match mount::overlay(&prog, &args) {
-            Ok(code) => code,
-            Err(e) => {
-                eprintln!("{prog}: {}", unionctl::errors::chain(e.as_ref()));
-                1
-            }
-        };
+        return unionctl::fuse::dropin::main(&prog, &args);
     }
     let matches = match Cli::command().try_get_matches() {
         Ok(m) => m,

@@ -26,61 +26,6 @@ fn serve(req: &MountRequest, foreground: bool) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-/// `unionctl-overlay ARGS`: fuse-overlayfs' command line (see `fuse::dropin`).
-pub fn overlay(prog: &str, args: &[std::ffi::OsString]) -> anyhow::Result<i32> {
-    match fuse::dropin::parse(prog, args)? {
-        fuse::dropin::DropIn::Help => {
-            print!("{}", overlay_help(prog));
-            Ok(0)
-        }
-        fuse::dropin::DropIn::Version => {
-            println!("{prog}: version {}", env!("CARGO_PKG_VERSION"));
-            println!("unionctl: a FUSE drop-in for fuse-overlayfs (kernel overlayfs format)");
-            Ok(0)
-        }
-        fuse::dropin::DropIn::Mount {
-            options,
-            merged,
-            foreground,
-        } => {
-            let req = MountRequest::new(
-                Vec::new(),
-                None,
-                None,
-                unionctl::whiteout::Format::Overlay,
-                &options,
-                merged,
-            )?;
-            serve(&req, foreground)
-        }
-    }
-}
-
-fn overlay_help(prog: &str) -> String {
-    format!(
-        "usage: {prog} [-f] [-d] [-o OPTS]... [SOURCE] MOUNTPOINT
-
-unionctl's stand-in for fuse-overlayfs (containers-storage's mount_program, or
-mount -t fuse.{prog}). Unmount with `umount MOUNTPOINT` or `unionctl umount`.
-
-Options:
-    -o lowerdir=DIR[:DIR...]   lower layers, top first (\\: escapes a colon)
-    -o lowerdir+=DIR           one more lower layer, below the others
-    -o upperdir=DIR            upper layer (without it the union is read-only)
-    -o workdir=DIR             work dir, on the upper's file system
-    -o volatile, fsync=0       no fsync of the upper (volatile also marks the work dir)
-    -o auto_unmount            unmount when the daemon dies
-    -o timeout=SECS, static_nlink, noacl, noxattrs=1, xino=auto|on|off, userxattr,
-       ro, allow_other, allow_root, nodev, nosuid, noexec, noatime, ...
-    -f                         stay in the foreground
-    -d, --debug                foreground, and log every request
-    -s                         one serving thread
-    -h, --help                 this help
-    -V, --version              the version
-"
-    )
-}
-
 pub fn umount(a: UmountArgs) -> anyhow::Result<i32> {
     fuse::umount_and_wait(&a.merged)?;
     Ok(0)

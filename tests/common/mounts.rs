@@ -416,9 +416,11 @@ pub fn unionctl_daemons(merged: &Path) -> Vec<i32> {
                 return false;
             };
             let args: Vec<&[u8]> = cmdline.split(|b| *b == 0).collect();
-            let is_unionctl = args.first().is_some_and(|a0| a0.ends_with(b"unionctl"))
+            // unionctl, through a symlink of any name, or the small unionctl-overlay.
+            let ours = |n: &[u8]| n.ends_with(b"unionctl") || n.ends_with(b"unionctl-overlay");
+            let is_unionctl = args.first().is_some_and(|a0| ours(a0))
                 || std::fs::read_link(format!("/proc/{pid}/exe"))
-                    .is_ok_and(|p| p.file_name().is_some_and(|n| n == "unionctl"));
+                    .is_ok_and(|p| ours(p.as_os_str().as_encoded_bytes()));
             is_unionctl && args.contains(&want)
         })
         .collect()

@@ -5,8 +5,75 @@
 //! `--debug`, `-s`, `-h`/`--help`, `-V`/`--version`, `--`; the last of at most two
 //! words is the mount point (a SOURCE before it is mount's, and means nothing here).
 use crate::error::Result;
+use crate::{MountRequest, whiteout::Format};
 use std::ffi::OsString;
 use std::path::PathBuf;
+
+/// The whole drop-in command: runs ARGS as PROG (argv[0]'s file name) and returns the
+/// exit status, printing help, the version or one error line. Both `unionctl` called
+/// through a `unionctl-overlay` symlink and the small `unionctl-overlay` binary (which
+/// starts faster: it holds only the file system) run this.
+pub fn main(prog: &str, args: &[OsString]) -> i32 {
+    unionctl_union::logging::to_stderr();
+    match run(prog, args) {
+        Ok(()) => 0,
+        Err(e) => {
+            eprintln!("{prog}: {}", unionctl_union::errors::chain(&e));
+            1
+        }
+    }
+}
+
+fn run(prog: &str, args: &[OsString]) -> Result<()> {
+    match parse(prog, args)? {
+        DropIn::Help => print!("{}", help(prog)),
+        DropIn::Version => {
+            println!("{prog}: version {}", env!("CARGO_PKG_VERSION"));
+            println!("unionctl: a FUSE drop-in for fuse-overlayfs (kernel overlayfs format)");
+        }
+        DropIn::Mount {
+            options,
+            merged,
+            foreground,
+        } => {
+            let req = MountRequest::new(Vec::new(), None, None, Format::Overlay, &options, merged)?;
+            if foreground {
+                // This process becomes the daemon: it must not keep its caller's files
+                // open (a directory fd would keep another mount busy).
+                unsafe { libc::syscall(libc::SYS_close_range, 3u32, u32::MAX, 0u32) };
+                crate::mount_foreground(&req)?;
+            } else {
+                crate::mount(&req)?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn help(prog: &str) -> String {
+    format!(
+        "usage: {prog} [-f] [-d] [-o OPTS]... [SOURCE] MOUNTPOINT
+
+unionctl's stand-in for fuse-overlayfs (containers-storage's mount_program, or
+mount -t fuse.{prog}). Unmount with `umount MOUNTPOINT` or `unionctl umount`.
+
+Options:
+    -o lowerdir=DIR[:DIR...]   lower layers, top first (\\: escapes a colon)
+    -o lowerdir+=DIR           one more lower layer, below the others
+    -o upperdir=DIR            upper layer (without it the union is read-only)
+    -o workdir=DIR             work dir, on the upper's file system
+    -o volatile, fsync=0       no fsync of the upper (volatile also marks the work dir)
+    -o auto_unmount            unmount when the daemon dies
+    -o timeout=SECS, static_nlink, noacl, noxattrs=1, xino=auto|on|off, userxattr,
+       ro, allow_other, allow_root, nodev, nosuid, noexec, noatime, ...
+    -f                         stay in the foreground
+    -d, --debug                foreground, and log every request
+    -s                         one serving thread
+    -h, --help                 this help
+    -V, --version              the version
+"
+    )
+}
 
 /// What a fuse-overlayfs command line asks for.
 #[derive(Debug, Clone, PartialEq, Eq)]
