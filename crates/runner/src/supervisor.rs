@@ -3,6 +3,7 @@
 //! pid 1 into new namespaces, relays signals and the tty, waits, cleans up and records
 //! the exit status.
 use super::cgroups::{self, Cgroups, Limits};
+use super::devices::HostDevice;
 use super::linux;
 use super::logfile::{self, LogLimits, LogWriter, Stream};
 use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
@@ -132,9 +133,11 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<R
         cpus: c.config.cpus,
         pids: c.config.pids_limit,
     };
-    let cg = cgroups::create(&c.id, &limits, rootless)?;
+    let devices = super::devices::resolve_all(&c.config)?;
+    let rules = super::devices::cgroup_rules(&c.config, &devices);
+    let cg = cgroups::create(&c.id, &limits, rules.as_deref(), rootless)?;
     crate::trace::phase("cgroups");
-    let result = start_in_cgroups(c, stdio, rootless, userns, &cg);
+    let result = start_in_cgroups(c, stdio, rootless, userns, &cg, &devices);
     match result {
         Ok((pid, io)) => Ok(Running {
             pid,
@@ -157,6 +160,7 @@ fn start_in_cgroups(
     rootless: bool,
     userns: &mut Option<bool>,
     cg: &Cgroups,
+    devices: &[HostDevice],
 ) -> Result<Started> {
     let mut full_idmap = true;
     if let Some(full) = *userns {
@@ -181,7 +185,13 @@ fn start_in_cgroups(
     // alone takes milliseconds); the container takes its mount namespace afterwards.
     let pending = union::spawn_mount(&layers, &c.upper(), &c.work(), &c.merged())?;
     let mut mounted = false;
-    let result = clone_container(c, stdio, full_idmap, cg, pending, &mut mounted);
+    let run = RunPlan {
+        stdio,
+        full_idmap,
+        rootless,
+        devices,
+    };
+    let result = clone_container(c, run, cg, pending, &mut mounted);
     if result.is_err() && mounted {
         let _ = union::unmount(&c.merged());
     }
@@ -225,12 +235,23 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
     Ok(out)
 }
 
+/// How this run is made, beside the record.
+#[derive(Clone, Copy)]
+struct RunPlan<'a> {
+    stdio: Stdio,
+    full_idmap: bool,
+    rootless: bool,
+    /// `--device` nodes, looked up on the host.
+    devices: &'a [HostDevice],
+}
+
 /// What the cloned process is told to build and run.
 fn container_plan<'a>(
     c: &'a Container,
     merged: &'a Path,
-    full_idmap: bool,
+    run: RunPlan<'a>,
 ) -> Result<ContainerPlan<'a>> {
+    let full_idmap = run.full_idmap;
     let files = write_etc_files(c)?;
     let mut env = c.config.env.clone();
     super::spec::env_set(&mut env, &format!("HOSTNAME={}", c.config.hostname));
@@ -249,6 +270,8 @@ fn container_plan<'a>(
             read_only: c.config.read_only,
             tmpfs: &c.config.tmpfs,
             shm_size: c.config.shm_size,
+            devices: run.devices,
+            bind_devices: run.rootless,
         },
         process: ProcessPlan {
             argv: c.config.argv(),
@@ -358,14 +381,14 @@ fn child_main(plan: &ContainerPlan, ends: ChildEnds, interactive: bool, detached
 
 fn clone_container(
     c: &mut Container,
-    stdio: Stdio,
-    full_idmap: bool,
+    run: RunPlan,
     cg: &Cgroups,
     pending: crate::fuse::daemon::PendingMount,
     mounted: &mut bool,
 ) -> Result<Started> {
+    let stdio = run.stdio;
     let merged = c.merged();
-    let plan = container_plan(c, &merged, full_idmap)?;
+    let plan = container_plan(c, &merged, run)?;
     let detached = stdio == Stdio::Log;
     let (ends, child_ends) = open_channels(c, detached)?;
 
