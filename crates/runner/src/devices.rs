@@ -22,15 +22,15 @@ pub fn default_rules() -> Vec<DeviceRule> {
         // mknod of any device; opening one still needs a rule below.
         rule('c', None, None, "m"),
         rule('b', None, None, "m"),
-        rule('c', Some(1), Some(3), "rwm"),   // null
-        rule('c', Some(1), Some(5), "rwm"),   // zero
-        rule('c', Some(1), Some(7), "rwm"),   // full
-        rule('c', Some(1), Some(8), "rwm"),   // random
-        rule('c', Some(1), Some(9), "rwm"),   // urandom
-        rule('c', Some(5), Some(0), "rwm"),   // tty
-        rule('c', Some(5), Some(1), "rwm"),   // console
-        rule('c', Some(5), Some(2), "rwm"),   // ptmx
-        rule('c', Some(136), None, "rwm"),    // pts
+        rule('c', Some(1), Some(3), "rwm"),    // null
+        rule('c', Some(1), Some(5), "rwm"),    // zero
+        rule('c', Some(1), Some(7), "rwm"),    // full
+        rule('c', Some(1), Some(8), "rwm"),    // random
+        rule('c', Some(1), Some(9), "rwm"),    // urandom
+        rule('c', Some(5), Some(0), "rwm"),    // tty
+        rule('c', Some(5), Some(1), "rwm"),    // console
+        rule('c', Some(5), Some(2), "rwm"),    // ptmx
+        rule('c', Some(136), None, "rwm"),     // pts
         rule('c', Some(10), Some(200), "rwm"), // tun
     ]
 }

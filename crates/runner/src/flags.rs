@@ -480,7 +480,11 @@ pub struct DeviceRule {
 impl FromStr for DeviceRule {
     type Err = crate::error::Error;
     fn from_str(s: &str) -> Result<Self> {
-        let bad = || invalid!("--device-cgroup-rule {s:?}: expected TYPE MAJOR:MINOR ACCESS, as 'c 1:3 rwm' (TYPE a, b or c; * for any number; ACCESS of r, w, m)");
+        let bad = || {
+            invalid!(
+                "--device-cgroup-rule {s:?}: expected TYPE MAJOR:MINOR ACCESS, as 'c 1:3 rwm' (TYPE a, b or c; * for any number; ACCESS of r, w, m)"
+            )
+        };
         let f: Vec<&str> = s.split(' ').collect();
         let [kind, numbers, access] = f[..] else {
             return Err(bad());
@@ -645,7 +649,9 @@ mod tests {
         assert_eq!(r.to_string(), "c 1:3 mr");
         let r: DeviceRule = "b *:* m".parse().unwrap();
         assert_eq!(r.to_string(), "b *:* m");
-        for bad in ["c 1:3", "x 1:3 r", "c 1 r", "c 1:3 q", "c -1:3 r", "c  1:3 r"] {
+        for bad in [
+            "c 1:3", "x 1:3 r", "c 1 r", "c 1:3 q", "c -1:3 r", "c  1:3 r",
+        ] {
             let e = bad.parse::<DeviceRule>().unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");
         }

@@ -324,8 +324,12 @@ pub fn inspect_view(c: &Container) -> ContainerInspect {
                     cgroup_permissions: d.cgroup_permissions.clone(),
                 })
                 .collect(),
-            device_cgroup_rules: (!cfg.device_cgroup_rules.is_empty())
-                .then(|| cfg.device_cgroup_rules.iter().map(|r| r.to_string()).collect()),
+            device_cgroup_rules: (!cfg.device_cgroup_rules.is_empty()).then(|| {
+                cfg.device_cgroup_rules
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect()
+            }),
             security: security_view(cfg.security.as_ref()),
         },
         graph_driver: GraphDriver::new(GraphDriverData {

@@ -380,8 +380,7 @@ fn make_device(root: &Path, d: &HostDevice, bind_host: bool) -> Result<()> {
     };
     let perm = nix::sys::stat::Mode::from_bits_truncate(d.mode);
     let dev = nix::sys::stat::makedev(d.major.into(), d.minor.into());
-    nix::sys::stat::mknod(&target, kind, perm, dev)
-        .map_err(|e| io("mknod", &target)(e.into()))?;
+    nix::sys::stat::mknod(&target, kind, perm, dev).map_err(|e| io("mknod", &target)(e.into()))?;
     // mknod's mode passed through the umask.
     fs::set_permissions(&target, fs::Permissions::from_mode(d.mode))
         .map_err(io("chmod", &target))?;
