@@ -77,6 +77,50 @@ pub fn resolve(m: &DeviceMapping) -> Result<HostDevice> {
     })
 }
 
+/// Every device node under the host's /dev (as docker gives a privileged container), but
+/// what the container's /dev has of its own: pts, shm, mqueue, the pseudo devices bound
+/// in, the console and ptmx.
+pub fn host_devices() -> Vec<HostDevice> {
+    const SKIP: [&str; 13] = [
+        "pts", "shm", "mqueue", "fd", ".lxc", ".udev", "console", "ptmx", "null", "zero", "full",
+        "random", "urandom",
+    ];
+    let mut out = Vec::new();
+    let mut dirs = vec![std::path::PathBuf::from("/dev")];
+    while let Some(dir) = dirs.pop() {
+        let Ok(entries) = std::fs::read_dir(&dir) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            let name = e.file_name();
+            let top = dir == Path::new("/dev");
+            if top && (SKIP.contains(&name.to_string_lossy().as_ref()) || name == "tty") {
+                continue;
+            }
+            let Ok(ft) = e.file_type() else { continue };
+            let path = e.path();
+            if ft.is_dir() {
+                dirs.push(path);
+                continue;
+            }
+            if !(ft.is_char_device() || ft.is_block_device()) {
+                continue;
+            }
+            let p = path.to_string_lossy().into_owned();
+            let m = DeviceMapping {
+                path_on_host: p.clone(),
+                path_in_container: p,
+                cgroup_permissions: "rwm".into(),
+            };
+            if let Ok(d) = resolve(&m) {
+                out.push(d);
+            }
+        }
+    }
+    out.sort_by(|a, b| a.path_in_container.cmp(&b.path_in_container));
+    out
+}
+
 /// Every `--device` of `config` looked up on the host; an error names the value.
 pub fn resolve_all(config: &Config) -> Result<Vec<HostDevice>> {
     config
@@ -116,6 +160,19 @@ mod tests {
             assert!(lines.iter().any(|l| l == want), "{want}");
         }
         assert!(!lines.iter().any(|l| l.starts_with('b') && l != "b *:* m"));
+    }
+
+    #[test]
+    fn host_devices_leave_out_the_containers_own() {
+        let all = host_devices();
+        assert!(all.iter().all(|d| d.kind == 'c' || d.kind == 'b'));
+        for own in ["/dev/null", "/dev/tty", "/dev/ptmx", "/dev/console"] {
+            assert!(!all.iter().any(|d| d.path_in_container == own), "{own}");
+        }
+        assert!(
+            !all.iter()
+                .any(|d| d.path_in_container.starts_with("/dev/pts/"))
+        );
     }
 
     #[test]

@@ -126,14 +126,28 @@ struct Io {
 }
 
 fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<Running> {
-    // SAFETY: getter.
-    let rootless = unsafe { libc::geteuid() } != 0;
+    // SAFETY: getter. A restart runs inside the user namespace the first run entered,
+    // where we are uid 0: still rootless.
+    let rootless = unsafe { libc::geteuid() } != 0 || userns.is_some();
     let limits = Limits {
         memory: c.config.memory,
         cpus: c.config.cpus,
         pids: c.config.pids_limit,
     };
-    let devices = super::devices::resolve_all(&c.config)?;
+    let mut devices = super::devices::resolve_all(&c.config)?;
+    let privileged = c.config.security.as_ref().is_some_and(|s| s.privileged);
+    if privileged && !rootless {
+        // docker's privileged /dev: every host device (a --device of the same path wins).
+        let host = super::devices::host_devices();
+        let given: Vec<String> = devices
+            .iter()
+            .map(|d| d.path_in_container.clone())
+            .collect();
+        devices.extend(
+            host.into_iter()
+                .filter(|d| !given.contains(&d.path_in_container)),
+        );
+    }
     let rules = super::devices::cgroup_rules(&c.config, &devices);
     let cg = cgroups::create(&c.id, &limits, rules.as_deref(), rootless)?;
     crate::trace::phase("cgroups");
