@@ -95,7 +95,7 @@ fn default_list_denies_host_devices_and_keeps_the_pseudo_devices() {
 
 #[test]
 fn privileged_and_cgroup_rules_open_what_the_default_denies() {
-    let (_, major, minor) = host_block_device();
+    let (disk, major, minor) = host_block_device();
     let s = Store::new();
     let script = open_block_script(major, minor);
     let o = s.run(&["run", "--rm", "--rootfs", &bb(), "sh", "-c", &script]);
@@ -112,6 +112,21 @@ fn privileged_and_cgroup_rules_open_what_the_default_denies() {
         &script,
     ]);
     assert_eq!(ok(&o), "opened\n");
+    // Its /dev has the host's devices, as docker's, and keeps its own pts and ptmx.
+    let check = format!(
+        "[ -b {disk} ] && head -c 1 {disk} >/dev/null && echo host-node; readlink /dev/ptmx"
+    );
+    let o = s.run(&[
+        "run",
+        "--rm",
+        "--privileged",
+        "--rootfs",
+        &bb(),
+        "sh",
+        "-c",
+        &check,
+    ]);
+    assert_eq!(ok(&o), "host-node\npts/ptmx\n");
 
     let rule = format!("b {major}:{minor} r");
     let o = s.run(&[
