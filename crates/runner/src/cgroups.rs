@@ -243,16 +243,26 @@ fn create_into(
     Ok(())
 }
 
+/// Why root containers' device access cannot be restricted on this host, if it cannot:
+/// no v1 devices controller (a pure cgroup v2 host).
+pub fn devices_unrestricted(mounts: &Mounts) -> Option<&'static str> {
+    match mounts.find("devices") {
+        Some(Hierarchy::V1(_)) => None,
+        _ => Some(
+            "device access is not restricted: this host has no cgroup v1 devices controller \
+             (cgroup v2 needs a BPF device program, which unionctl does not load)",
+        ),
+    }
+}
+
 /// The v1 devices cgroup of a root container with `rules` as its list; a warning (and no
 /// cgroup) when the host has no v1 devices controller.
 fn create_devices(cg: &mut Cgroups, mounts: &Mounts, id: &str, rules: &[DeviceRule]) -> Result<()> {
-    let Some(h @ Hierarchy::V1(_)) = mounts.find("devices") else {
-        log::warn!(
-            "container {}: device access is not restricted: this host has no cgroup v1 \
-             devices controller (cgroup v2 needs a BPF device program, which unionctl does \
-             not load)",
-            &id[..12.min(id.len())]
-        );
+    if let Some(why) = devices_unrestricted(mounts) {
+        log::warn!("container {}: {why}", &id[..12.min(id.len())]);
+        return Ok(());
+    }
+    let Some(h) = mounts.find("devices") else {
         return Ok(());
     };
     let dir = cgroup_dir(&h, "devices", id, false);
@@ -417,6 +427,21 @@ mod tests {
         assert_eq!(own_path(pc, Some("cpuacct")).as_deref(), Some("/"));
         assert_eq!(own_path(pc, None).as_deref(), Some("/user.slice"));
         assert_eq!(own_path(pc, Some("pids")), None);
+    }
+
+    #[test]
+    fn no_v1_devices_controller_is_said_and_makes_nothing() {
+        let v2_only = Mounts {
+            v2: Some(PathBuf::from("/nonexistent-cgroup2")),
+            v1: Vec::new(),
+        };
+        assert!(devices_unrestricted(&v2_only).is_some());
+        let mut cg = Cgroups::default();
+        create_devices(&mut cg, &v2_only, "0123456789abcdef", &[]).unwrap();
+        assert!(cg.dirs.is_empty());
+        let hybrid =
+            parse_mounts("40 35 0:36 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n");
+        assert_eq!(devices_unrestricted(&hybrid), None);
     }
 
     #[test]
