@@ -458,11 +458,13 @@ fn start_child(
     ends: &ParentEnds,
     mounted: &mut bool,
 ) -> Result<Option<OwnedFd>> {
+    // Joining a v1 cgroup takes milliseconds (every root container joins its device
+    // cgroup): done while the union daemon mounts.
+    cg.add(pid)?;
+    crate::trace::phase("cgroup joined");
     pending.wait()?;
     *mounted = true;
     crate::trace::phase("mounted");
-    cg.add(pid)?;
-    crate::trace::phase("cgroup joined");
     linux::write_all_fd(ends.go.as_raw_fd(), b"g").context("start the container")?;
     // Setup errors arrive on the error pipe; EOF alone means the command was exec'd.
     let Some(sock) = &ends.pty else {
