@@ -305,3 +305,24 @@ fn rootless_cp_restart_and_run_flags() {
     let inside = ok(&r.run(&["exec", "c", "cat", &format!("/tmp/{marker}-2")]));
     assert_eq!(inside, "payload\n");
 }
+
+/// Rootless there is no device cgroup (no cgroup may be made) and none is needed: a user
+/// namespace can neither make a device node nor open one on its own mounts. `--device`
+/// binds the host's node, which opens with the user's own rights on it.
+#[test]
+fn rootless_devices_are_the_hosts_nodes_bound_in() {
+    let r = Rootless::new();
+    let o = r.run(&[
+        "run",
+        "--rm",
+        "--device",
+        "/dev/zero:/dev/myzero",
+        "--rootfs",
+        &r.rootfs(),
+        "sh",
+        "-c",
+        "head -c 2 /dev/myzero | od -An -tx1; mknod /tmp/disk b 7 0 || echo no-mknod",
+    ]);
+    assert_eq!(stdout(&o), " 00 00\nno-mknod\n", "{}", stderr(&o));
+    assert_eq!(r.containers(), 0);
+}

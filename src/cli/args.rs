@@ -37,7 +37,7 @@ pub enum Command {
     Which(WhichArgs),
     /// Run a command in a new container
     #[command(
-        after_help = "Examples:\n  unionctl run --rm busybox:1 echo hello\n  unionctl run -d --name web -v /srv:/srv:ro busybox:1 httpd -f\n  unionctl run --rm -it --rootfs /var/tmp/rootfs sh"
+        after_help = "Examples:\n  unionctl run --rm busybox:1 echo hello\n  unionctl run -d --name web -v /srv:/srv:ro busybox:1 httpd -f\n  unionctl run --rm -it --rootfs /var/tmp/rootfs sh\n  unionctl run --rm --device /dev/fuse busybox:1 ls -l /dev/fuse"
     )]
     Run(Box<RunArgs>),
     /// List containers
@@ -544,6 +544,14 @@ pub struct RunArgs {
     /// Size of /dev/shm (e.g. 128m; default 64m)
     #[arg(long = "shm-size", value_parser = parse_size)]
     pub shm_size: Option<u64>,
+    /// Give the container a host device: HOST[:CONTAINER[:PERMS]], PERMS of r, w, m
+    /// (default rwm) (repeatable)
+    #[arg(long = "device", value_name = "HOST[:CONTAINER[:PERMS]]")]
+    pub devices: Vec<String>,
+    /// Allow more devices in the device cgroup: 'TYPE MAJOR:MINOR PERMS', as 'c 1:3 mr'
+    /// (TYPE a, b or c; * for any number) (repeatable)
+    #[arg(long = "device-cgroup-rule", value_name = "RULE")]
+    pub device_cgroup_rules: Vec<String>,
     /// IMAGE (unless --rootfs) then CMD ARG...
     #[arg(trailing_var_arg = true, required_unless_present = "rootfs")]
     pub args: Vec<String>,
@@ -561,7 +569,8 @@ pub struct SecurityArgs {
     /// Drop a capability (CHOWN or CAP_CHOWN, or ALL)
     #[arg(long = "cap-drop", value_name = "CAP")]
     pub cap_drop: Vec<String>,
-    /// Every capability, no seccomp filter, no masked paths, writable /sys and /proc/sys
+    /// Every capability and device, no seccomp filter, no masked paths, writable /sys
+    /// and /proc/sys
     #[arg(long)]
     pub privileged: bool,
 }
@@ -950,6 +959,8 @@ impl From<RunArgs> for unionctl::runner::RunOptions {
             add_hosts: a.add_hosts,
             dns: a.dns,
             shm_size: a.shm_size,
+            devices: a.devices,
+            device_cgroup_rules: a.device_cgroup_rules,
             security: a.security.into(),
         }
     }

@@ -317,6 +317,9 @@ pub fn info(root: &Path) -> anyhow::Result<i32> {
     println!("CPUs: {}", i.ncpu);
     println!("Total Memory: {}", binary_size(i.mem_total));
     println!("Root Dir: {}", i.root_dir.display());
+    for w in &i.warnings {
+        eprintln!("WARNING: {w}");
+    }
     Ok(0)
 }
 

@@ -1,6 +1,10 @@
-//! Resource limits and freezing through cgroups: a controller is taken from the unified
-//! (v2) hierarchy when it is enabled there, else from its v1 hierarchy (hybrid hosts).
+//! Resource limits, device access and freezing through cgroups: a controller is taken
+//! from the unified (v2) hierarchy when it is enabled there, else from its v1 hierarchy
+//! (hybrid hosts). Device access needs the v1 devices controller: cgroup v2 has none (it
+//! takes a BPF_PROG_TYPE_CGROUP_DEVICE program, which unionctl does not load), so on a
+//! pure v2 host a root container's devices are not restricted and `create` warns.
 use crate::error::{Context, Result};
+use crate::flags::DeviceRule;
 use std::fs;
 use std::path::{Path, PathBuf};
 
@@ -160,16 +164,37 @@ pub struct Cgroups {
     pub dirs: Vec<PathBuf>,
 }
 
+/// The device cgroup's files in the order they are written: deny everything (which also
+/// drops the list inherited from the parent), then allow each rule.
+pub fn device_writes(rules: &[DeviceRule]) -> Vec<(&'static str, String)> {
+    std::iter::once(("devices.deny", "a".to_string()))
+        .chain(rules.iter().map(|r| ("devices.allow", r.to_string())))
+        .collect()
+}
+
 /// Makes the container's cgroups and writes the limits; every requested limit is applied
-/// or this fails naming the controller and the cause. Without limits nothing is made:
-/// joining a v1 cgroup costs milliseconds (the freezer for pause is made on demand).
-pub fn create(id: &str, limits: &Limits, rootless: bool) -> Result<Cgroups> {
-    if *limits == Limits::default() {
+/// or this fails naming the controller and the cause. `devices` (root only; None allows
+/// every device) is written to a v1 devices cgroup; rootless containers get none (they
+/// cannot make one, and their mounts are nodev to the kernel: a user namespace cannot
+/// make or open a device node but the host's own, bound in). Without limits or a device
+/// list nothing is made: joining a v1 cgroup costs milliseconds (the freezer for pause is
+/// made on demand).
+pub fn create(
+    id: &str,
+    limits: &Limits,
+    devices: Option<&[DeviceRule]>,
+    rootless: bool,
+) -> Result<Cgroups> {
+    let devices = devices.filter(|_| !rootless);
+    if *limits == Limits::default() && devices.is_none() {
         return Ok(Cgroups::default());
     }
     let mounts = Mounts::read();
     let mut cg = Cgroups::default();
-    let result = create_into(&mut cg, &mounts, id, limits, rootless);
+    let mut result = create_into(&mut cg, &mounts, id, limits, rootless);
+    if let (Ok(()), Some(rules)) = (&result, devices) {
+        result = create_devices(&mut cg, &mounts, id, rules);
+    }
     if let Err(e) = result {
         cg.remove();
         return Err(e);
@@ -214,6 +239,38 @@ fn create_into(
                 })?;
             }
         }
+    }
+    Ok(())
+}
+
+/// Why root containers' device access cannot be restricted on this host, if it cannot:
+/// no v1 devices controller (a pure cgroup v2 host).
+pub fn devices_unrestricted(mounts: &Mounts) -> Option<&'static str> {
+    match mounts.find("devices") {
+        Some(Hierarchy::V1(_)) => None,
+        _ => Some(
+            "device access is not restricted: this host has no cgroup v1 devices controller \
+             (cgroup v2 needs a BPF device program, which unionctl does not load)",
+        ),
+    }
+}
+
+/// The v1 devices cgroup of a root container with `rules` as its list; a warning (and no
+/// cgroup) when the host has no v1 devices controller.
+fn create_devices(cg: &mut Cgroups, mounts: &Mounts, id: &str, rules: &[DeviceRule]) -> Result<()> {
+    if let Some(why) = devices_unrestricted(mounts) {
+        log::warn!("container {}: {why}", &id[..12.min(id.len())]);
+        return Ok(());
+    }
+    let Some(h) = mounts.find("devices") else {
+        return Ok(());
+    };
+    let dir = cgroup_dir(&h, "devices", id, false);
+    make_dir(cg, &dir, "devices", false)?;
+    for (file, line) in device_writes(rules) {
+        let path = dir.join(file);
+        fs::write(&path, &line)
+            .with_context(|| format!("device cgroup: write {line:?} to {}", path.display()))?;
     }
     Ok(())
 }
@@ -370,6 +427,30 @@ mod tests {
         assert_eq!(own_path(pc, Some("cpuacct")).as_deref(), Some("/"));
         assert_eq!(own_path(pc, None).as_deref(), Some("/user.slice"));
         assert_eq!(own_path(pc, Some("pids")), None);
+    }
+
+    #[test]
+    fn no_v1_devices_controller_is_said_and_makes_nothing() {
+        let v2_only = Mounts {
+            v2: Some(PathBuf::from("/nonexistent-cgroup2")),
+            v1: Vec::new(),
+        };
+        assert!(devices_unrestricted(&v2_only).is_some());
+        let mut cg = Cgroups::default();
+        create_devices(&mut cg, &v2_only, "0123456789abcdef", &[]).unwrap();
+        assert!(cg.dirs.is_empty());
+        let hybrid =
+            parse_mounts("40 35 0:36 / /sys/fs/cgroup/devices rw - cgroup cgroup rw,devices\n");
+        assert_eq!(devices_unrestricted(&hybrid), None);
+    }
+
+    #[test]
+    fn device_files_deny_first() {
+        let rules = crate::devices::default_rules();
+        let w = device_writes(&rules);
+        assert_eq!(w[0], ("devices.deny", "a".to_string()));
+        assert_eq!(w[1], ("devices.allow", "c *:* m".to_string()));
+        assert_eq!(w.len(), rules.len() + 1);
     }
 
     #[test]

@@ -143,9 +143,13 @@ fn enter(
 ) -> Result<i32> {
     let me = std::process::id();
     for d in &c.cgroups {
-        // Rootless containers have no cgroups; as root a failure here is not fatal
-        // (the process is still confined by the namespaces).
-        let _ = fs::write(d.join("cgroup.procs"), me.to_string());
+        // Rootless containers have no cgroups; as root a failure here is not fatal (the
+        // process is still confined by the namespaces), but for the device cgroup: only it
+        // keeps the process from the host's devices.
+        let joined = fs::write(d.join("cgroup.procs"), me.to_string());
+        if d.join("devices.list").exists() {
+            joined.with_context(|| format!("join the device cgroup {}", d.display()))?;
+        }
     }
     let mut root_fd: Option<OwnedFd> = None;
     for (fd, flag) in ns_fds {

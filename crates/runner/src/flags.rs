@@ -1,5 +1,6 @@
 //! Typed values of `run`'s docker flags (`--restart`, `--tmpfs`, `--mount`, `--ulimit`,
-//! `--add-host`, `--stop-signal`, `--label`, `--env-file`): parsed and checked here, so
+//! `--add-host`, `--stop-signal`, `--label`, `--env-file`, `--device`,
+//! `--device-cgroup-rule`): parsed and checked here, so
 //! every caller (the binary, an embedding program) gets the same rules and messages.
 use crate::error::{Context, Result, io};
 use serde::{Deserialize, Serialize};
@@ -395,6 +396,125 @@ pub fn read_env_file(path: &Path) -> Result<Vec<String>> {
         .with_context(|| format!("env file {}", path.display()))
 }
 
+/// Whether `s` is a device cgroup access: one or more of r, w, m, each once.
+fn valid_access(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 3
+        && s.bytes().all(|b| b"rwm".contains(&b))
+        && (0..s.len()).all(|i| !s[i + 1..].contains(&s[i..i + 1]))
+}
+
+/// `--device HOST[:CONTAINER[:PERMS]]` as docker reads it: a second part that is an access
+/// (`r`, `rw`, `rwm`, ...) is PERMS with CONTAINER = HOST; PERMS defaults to rwm.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceMapping {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
+}
+
+impl FromStr for DeviceMapping {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let parts: Vec<&str> = s.split(':').collect();
+        let (host, ctr, perms) = match parts[..] {
+            [h] => (h, h, "rwm"),
+            [h, p] if valid_access(p) => (h, h, p),
+            [h, c] => (h, c, "rwm"),
+            [h, c, p] => (h, c, p),
+            _ => bail!("--device {s:?}: expected HOST[:CONTAINER[:PERMS]]"),
+        };
+        if !host.starts_with('/') {
+            bail!("--device {s:?}: the host path {host:?} is not absolute");
+        }
+        if !ctr.starts_with('/') {
+            bail!("--device {s:?}: the container path {ctr:?} is not absolute");
+        }
+        if !valid_access(perms) {
+            bail!("--device {s:?}: permissions {perms:?} are not a combination of r, w and m");
+        }
+        Ok(DeviceMapping {
+            path_on_host: host.to_string(),
+            path_in_container: ctr.to_string(),
+            cgroup_permissions: perms.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for DeviceMapping {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "{}:{}:{}",
+            self.path_on_host, self.path_in_container, self.cgroup_permissions
+        )
+    }
+}
+
+/// One line of the device cgroup's list (`--device-cgroup-rule`, the kernel's
+/// cgroup-v1/devices.rst format): `TYPE MAJOR:MINOR ACCESS`, TYPE `a`, `b` or `c`, a
+/// number or `*` (None) for MAJOR and MINOR.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DeviceRule {
+    pub kind: char,
+    pub major: Option<u32>,
+    pub minor: Option<u32>,
+    pub access: String,
+}
+
+impl FromStr for DeviceRule {
+    type Err = crate::error::Error;
+    fn from_str(s: &str) -> Result<Self> {
+        let bad = || {
+            invalid!(
+                "--device-cgroup-rule {s:?}: expected TYPE MAJOR:MINOR ACCESS, as 'c 1:3 rwm' (TYPE a, b or c; * for any number; ACCESS of r, w, m)"
+            )
+        };
+        let f: Vec<&str> = s.split(' ').collect();
+        let [kind, numbers, access] = f[..] else {
+            return Err(bad());
+        };
+        let kind = match kind {
+            "a" | "b" | "c" => kind.chars().next().unwrap_or('a'),
+            _ => return Err(bad()),
+        };
+        let (major, minor) = numbers.split_once(':').ok_or_else(bad)?;
+        let number = |n: &str| -> Result<Option<u32>> {
+            match n {
+                "*" => Ok(None),
+                _ if !n.is_empty() && n.bytes().all(|b| b.is_ascii_digit()) => {
+                    n.parse().map(Some).map_err(|_| bad())
+                }
+                _ => Err(bad()),
+            }
+        };
+        let (major, minor) = (number(major)?, number(minor)?);
+        if !valid_access(access) {
+            return Err(bad());
+        }
+        Ok(DeviceRule {
+            kind,
+            major,
+            minor,
+            access: access.to_string(),
+        })
+    }
+}
+
+impl fmt::Display for DeviceRule {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let n = |v: Option<u32>| v.map_or("*".to_string(), |v| v.to_string());
+        write!(
+            f,
+            "{} {}:{} {}",
+            self.kind,
+            n(self.major),
+            n(self.minor),
+            self.access
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -503,5 +623,40 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+    }
+
+    #[test]
+    fn device_mappings_and_rules() {
+        let d: DeviceMapping = "/dev/zero".parse().unwrap();
+        assert_eq!(d.to_string(), "/dev/zero:/dev/zero:rwm");
+        let d: DeviceMapping = "/dev/zero:r".parse().unwrap();
+        assert_eq!(d.to_string(), "/dev/zero:/dev/zero:r");
+        let d: DeviceMapping = "/dev/zero:/dev/z".parse().unwrap();
+        assert_eq!(d.to_string(), "/dev/zero:/dev/z:rwm");
+        let d: DeviceMapping = "/dev/zero:/dev/z:mr".parse().unwrap();
+        assert_eq!(d.cgroup_permissions, "mr");
+        for bad in [
+            "",
+            "dev/zero",
+            "/dev/zero:dev/z",
+            "/dev/zero:/dev/z:rx",
+            "/dev/zero:/dev/z:rr",
+            "/dev/zero:/dev/z:",
+            "/a:/b:r:x",
+        ] {
+            let e = bad.parse::<DeviceMapping>().unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
+        let r: DeviceRule = "c 1:3 mr".parse().unwrap();
+        assert_eq!((r.kind, r.major, r.minor), ('c', Some(1), Some(3)));
+        assert_eq!(r.to_string(), "c 1:3 mr");
+        let r: DeviceRule = "b *:* m".parse().unwrap();
+        assert_eq!(r.to_string(), "b *:* m");
+        for bad in [
+            "c 1:3", "x 1:3 r", "c 1 r", "c 1:3 q", "c -1:3 r", "c  1:3 r",
+        ] {
+            let e = bad.parse::<DeviceRule>().unwrap_err().to_string();
+            assert!(e.contains(&format!("{bad:?}")), "{e}");
+        }
     }
 }

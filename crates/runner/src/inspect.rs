@@ -90,6 +90,19 @@ pub struct HostConfigView {
     pub restart_policy: RestartPolicyView,
     #[serde(flatten)]
     pub security: SecurityView,
+    /// `--device`s, as docker shows them (`[]` when none).
+    pub devices: Vec<DeviceView>,
+    /// `--device-cgroup-rule`s; null when none.
+    pub device_cgroup_rules: Option<Vec<String>>,
+}
+
+/// docker's `HostConfig.Devices` entry.
+#[derive(Debug, Clone, Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub struct DeviceView {
+    pub path_on_host: String,
+    pub path_in_container: String,
+    pub cgroup_permissions: String,
 }
 
 /// `HostConfig`'s Privileged, CapAdd, CapDrop and SecurityOpt.
@@ -302,6 +315,21 @@ pub fn inspect_view(c: &Container) -> ContainerInspect {
             nano_cpus: cfg.cpus.map(|c| (c * 1e9) as u64).unwrap_or(0),
             pids_limit: cfg.pids_limit.unwrap_or(0),
             restart_policy: restart_policy_view(cfg.restart),
+            devices: cfg
+                .devices
+                .iter()
+                .map(|d| DeviceView {
+                    path_on_host: d.path_on_host.clone(),
+                    path_in_container: d.path_in_container.clone(),
+                    cgroup_permissions: d.cgroup_permissions.clone(),
+                })
+                .collect(),
+            device_cgroup_rules: (!cfg.device_cgroup_rules.is_empty()).then(|| {
+                cfg.device_cgroup_rules
+                    .iter()
+                    .map(|r| r.to_string())
+                    .collect()
+            }),
             security: security_view(cfg.security.as_ref()),
         },
         graph_driver: GraphDriver::new(GraphDriverData {

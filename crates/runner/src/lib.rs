@@ -14,6 +14,7 @@ pub mod capabilities;
 pub mod cgroups;
 pub mod copy;
 pub mod cp;
+pub mod devices;
 pub mod exec;
 pub mod flags;
 pub mod freeze;

@@ -199,7 +199,8 @@ fn apply_limits(config: &mut Config, a: &RunOptions) -> Result<()> {
 }
 
 /// `--restart`, `--read-only`, `--tmpfs`, `--ulimit`, `--stop-*`, `--label`,
-/// `--add-host`, `--dns`, `--shm-size` (each already a checked value).
+/// `--add-host`, `--dns`, `--shm-size` (each already a checked value), `--device` and
+/// `--device-cgroup-rule` (parsed here: a bad value is the library's error).
 fn apply_docker_flags(config: &mut Config, a: &RunOptions) -> Result<()> {
     if a.rm && a.restart != crate::flags::RestartPolicy::No {
         bail!("--restart {} cannot go with --rm", a.restart);
@@ -228,6 +229,14 @@ fn apply_docker_flags(config: &mut Config, a: &RunOptions) -> Result<()> {
     config.add_hosts = a.add_hosts.clone();
     config.dns = a.dns.clone();
     config.shm_size = a.shm_size;
+    for d in &a.devices {
+        let m: crate::flags::DeviceMapping = d.parse()?;
+        crate::devices::resolve(&m).with_context(|| format!("--device {d:?}"))?;
+        config.devices.push(m);
+    }
+    for r in &a.device_cgroup_rules {
+        config.device_cgroup_rules.push(r.parse()?);
+    }
     Ok(())
 }
 

@@ -60,6 +60,11 @@ pub struct RunOptions {
     pub dns: Vec<IpAddr>,
     /// Size of /dev/shm in bytes (default 64 MiB).
     pub shm_size: Option<u64>,
+    /// `--device HOST[:CONTAINER[:PERMS]]`, checked (and the host node looked up) at
+    /// create.
+    pub devices: Vec<String>,
+    /// `--device-cgroup-rule 'TYPE MAJOR:MINOR ACCESS'`.
+    pub device_cgroup_rules: Vec<String>,
 }
 
 /// Capabilities, seccomp and privileges of a new container, as docker's flags (shared by

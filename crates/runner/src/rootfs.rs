@@ -1,6 +1,7 @@
 //! The container's file system view, built inside its new mount namespace: the union at
 //! `merged`, fresh /proc, read-only /sys, a tmpfs /dev, /etc files, volumes, then
 //! pivot_root and runc's masked and read-only paths.
+use super::devices::HostDevice;
 use super::state::Volume;
 use crate::error::{Context, Result, io};
 use nix::mount::{MntFlags, MsFlags, mount, umount2};
@@ -50,6 +51,11 @@ pub struct RootfsPlan<'a> {
     pub tmpfs: &'a [crate::flags::Tmpfs],
     /// Size of /dev/shm in bytes (None: docker's 64 MiB).
     pub shm_size: Option<u64>,
+    /// `--device` nodes to make.
+    pub devices: &'a [HostDevice],
+    /// Bind the host's nodes instead of mknod (rootless: a user namespace may not make
+    /// device nodes).
+    pub bind_devices: bool,
 }
 
 /// Resolves `path` inside `root` as if `root` were `/`: symlinks (absolute or relative)
@@ -261,6 +267,11 @@ pub fn prepare(plan: &RootfsPlan) -> Result<()> {
         .with_context(|| format!("tmpfs {}", t.target))?;
     }
 
+    for d in plan.devices {
+        make_device(root, d, plan.bind_devices)
+            .with_context(|| format!("--device {}:{}", d.path_on_host, d.path_in_container))?;
+    }
+
     if plan.read_only {
         // Only this mount of the union: the volumes, tmpfs, /dev and /proc below it keep
         // their own flags.
@@ -344,6 +355,36 @@ fn prepare_dev(root: &Path, tty_group_mapped: bool, shm_size: Option<u64>) -> Re
         symlink(target, dev.join(link)).with_context(|| format!("/dev/{link}"))?;
     }
     fs::set_permissions(&dev, fs::Permissions::from_mode(0o755)).context("chmod /dev")?;
+    Ok(())
+}
+
+/// Makes a `--device` node at its container path, replacing what is there (one of our
+/// own /dev nodes, bound over a file, is unmounted first). As root a new node with the
+/// host's mode and owner, as docker; rootless the host's node bound in.
+fn make_device(root: &Path, d: &HostDevice, bind_host: bool) -> Result<()> {
+    let target = secure_join(root, &d.path_in_container);
+    if let Some(parent) = target.parent() {
+        mkdir_all(parent)?;
+    }
+    if fs::symlink_metadata(&target).is_ok() {
+        let _ = umount2(&target, MntFlags::MNT_DETACH);
+        fs::remove_file(&target).map_err(io("remove", &target))?;
+    }
+    if bind_host {
+        touch(&target)?;
+        return bind(Path::new(&d.path_on_host), &target, false);
+    }
+    let kind = match d.kind {
+        'b' => nix::sys::stat::SFlag::S_IFBLK,
+        _ => nix::sys::stat::SFlag::S_IFCHR,
+    };
+    let perm = nix::sys::stat::Mode::from_bits_truncate(d.mode);
+    let dev = nix::sys::stat::makedev(d.major.into(), d.minor.into());
+    nix::sys::stat::mknod(&target, kind, perm, dev).map_err(|e| io("mknod", &target)(e.into()))?;
+    // mknod's mode passed through the umask.
+    fs::set_permissions(&target, fs::Permissions::from_mode(d.mode))
+        .map_err(io("chmod", &target))?;
+    std::os::unix::fs::chown(&target, Some(d.uid), Some(d.gid)).map_err(io("chown", &target))?;
     Ok(())
 }
 

@@ -99,6 +99,12 @@ pub struct Config {
     pub dns: Vec<std::net::IpAddr>,
     #[serde(default)]
     pub shm_size: Option<u64>,
+    /// `--device`: host nodes made in the container and allowed in its device cgroup.
+    #[serde(default)]
+    pub devices: Vec<crate::flags::DeviceMapping>,
+    /// `--device-cgroup-rule`: more lines allowed in the device cgroup.
+    #[serde(default)]
+    pub device_cgroup_rules: Vec<crate::flags::DeviceRule>,
 }
 
 /// What a container's processes may do, as decided at `run`.

@@ -3,6 +3,7 @@
 //! pid 1 into new namespaces, relays signals and the tty, waits, cleans up and records
 //! the exit status.
 use super::cgroups::{self, Cgroups, Limits};
+use super::devices::HostDevice;
 use super::linux;
 use super::logfile::{self, LogLimits, LogWriter, Stream};
 use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
@@ -148,16 +149,32 @@ struct Io {
 /// Starts the command; None when a user stopped the container before it was recorded
 /// running (the process started is killed again, nothing of it is left).
 fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<Option<Running>> {
-    // SAFETY: getter.
-    let rootless = unsafe { libc::geteuid() } != 0;
+    // SAFETY: getter. A restart runs inside the user namespace the first run entered,
+    // where we are uid 0: still rootless.
+    let rootless = unsafe { libc::geteuid() } != 0 || userns.is_some();
     let limits = Limits {
         memory: c.config.memory,
         cpus: c.config.cpus,
         pids: c.config.pids_limit,
     };
-    let cg = cgroups::create(&c.id, &limits, rootless)?;
+    let mut devices = super::devices::resolve_all(&c.config)?;
+    let privileged = c.config.security.as_ref().is_some_and(|s| s.privileged);
+    if privileged && !rootless {
+        // docker's privileged /dev: every host device (a --device of the same path wins).
+        let host = super::devices::host_devices();
+        let given: Vec<String> = devices
+            .iter()
+            .map(|d| d.path_in_container.clone())
+            .collect();
+        devices.extend(
+            host.into_iter()
+                .filter(|d| !given.contains(&d.path_in_container)),
+        );
+    }
+    let rules = super::devices::cgroup_rules(&c.config, &devices);
+    let cg = cgroups::create(&c.id, &limits, rules.as_deref(), rootless)?;
     crate::trace::phase("cgroups");
-    let result = start_in_cgroups(c, stdio, rootless, userns, &cg);
+    let result = start_in_cgroups(c, stdio, rootless, userns, &cg, &devices);
     match result {
         Ok(Some((pid, io))) => Ok(Some(Running {
             pid,
@@ -185,6 +202,7 @@ fn start_in_cgroups(
     rootless: bool,
     userns: &mut Option<bool>,
     cg: &Cgroups,
+    devices: &[HostDevice],
 ) -> Result<Started> {
     let mut full_idmap = true;
     if let Some(full) = *userns {
@@ -209,7 +227,13 @@ fn start_in_cgroups(
     // alone takes milliseconds); the container takes its mount namespace afterwards.
     let pending = union::spawn_mount(&layers, &c.upper(), &c.work(), &c.merged())?;
     let mut mounted = false;
-    let result = clone_container(c, stdio, full_idmap, cg, pending, &mut mounted);
+    let run = RunPlan {
+        stdio,
+        full_idmap,
+        rootless,
+        devices,
+    };
+    let result = clone_container(c, run, cg, pending, &mut mounted);
     if result.is_err() && mounted {
         let _ = union::unmount(&c.merged());
     }
@@ -253,12 +277,23 @@ fn write_etc_files(c: &Container) -> Result<Vec<(PathBuf, &'static str)>> {
     Ok(out)
 }
 
+/// How this run is made, beside the record.
+#[derive(Clone, Copy)]
+struct RunPlan<'a> {
+    stdio: Stdio,
+    full_idmap: bool,
+    rootless: bool,
+    /// `--device` nodes, looked up on the host.
+    devices: &'a [HostDevice],
+}
+
 /// What the cloned process is told to build and run.
 fn container_plan<'a>(
     c: &'a Container,
     merged: &'a Path,
-    full_idmap: bool,
+    run: RunPlan<'a>,
 ) -> Result<ContainerPlan<'a>> {
+    let full_idmap = run.full_idmap;
     let files = write_etc_files(c)?;
     let mut env = c.config.env.clone();
     super::spec::env_set(&mut env, &format!("HOSTNAME={}", c.config.hostname));
@@ -277,6 +312,8 @@ fn container_plan<'a>(
             read_only: c.config.read_only,
             tmpfs: &c.config.tmpfs,
             shm_size: c.config.shm_size,
+            devices: run.devices,
+            bind_devices: run.rootless,
         },
         process: ProcessPlan {
             argv: c.config.argv(),
@@ -386,14 +423,14 @@ fn child_main(plan: &ContainerPlan, ends: ChildEnds, interactive: bool, detached
 
 fn clone_container(
     c: &mut Container,
-    stdio: Stdio,
-    full_idmap: bool,
+    run: RunPlan,
     cg: &Cgroups,
     pending: crate::fuse::daemon::PendingMount,
     mounted: &mut bool,
 ) -> Result<Started> {
+    let stdio = run.stdio;
     let merged = c.merged();
-    let plan = container_plan(c, &merged, full_idmap)?;
+    let plan = container_plan(c, &merged, run)?;
     let detached = stdio == Stdio::Log;
     let (ends, child_ends) = open_channels(c, detached)?;
 
@@ -453,11 +490,13 @@ fn start_child(
     ends: &ParentEnds,
     mounted: &mut bool,
 ) -> Result<Option<OwnedFd>> {
+    // Joining a v1 cgroup takes milliseconds (every root container joins its device
+    // cgroup): done while the union daemon mounts.
+    cg.add(pid)?;
+    crate::trace::phase("cgroup joined");
     pending.wait()?;
     *mounted = true;
     crate::trace::phase("mounted");
-    cg.add(pid)?;
-    crate::trace::phase("cgroup joined");
     linux::write_all_fd(ends.go.as_raw_fd(), b"g").context("start the container")?;
     // Setup errors arrive on the error pipe; EOF alone means the command was exec'd.
     let Some(sock) = &ends.pty else {

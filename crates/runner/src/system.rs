@@ -54,6 +54,8 @@ pub struct Info {
     pub rootless: bool,
     /// `1` (v1 controllers, hybrid host) or `2`.
     pub cgroup_version: String,
+    /// What this host cannot enforce, as docker's.
+    pub warnings: Vec<String>,
     pub kernel_version: String,
     pub operating_system: String,
     pub architecture: String,
@@ -74,6 +76,14 @@ pub fn info(root: &Path) -> Result<Info> {
         .len();
     let mounts = cgroups::Mounts::read();
     let v2_only = mounts.v1.is_empty() && mounts.v2.is_some();
+    // SAFETY: getter.
+    let rootless = unsafe { libc::geteuid() } != 0;
+    // Rootless containers have no device cgroup and need none (see cgroups::create).
+    let warnings = cgroups::devices_unrestricted(&mounts)
+        .filter(|_| !rootless)
+        .map(|w| format!("containers' {w}"))
+        .into_iter()
+        .collect();
     Ok(Info {
         containers: all.len(),
         containers_running: running - paused,
@@ -83,9 +93,9 @@ pub fn info(root: &Path) -> Result<Info> {
         volumes: volumes::list(root)?.len(),
         storage_driver: "unionctl (FUSE union, overlay format)".into(),
         root_dir: root.to_path_buf(),
-        // SAFETY: getter.
-        rootless: unsafe { libc::geteuid() } != 0,
+        rootless,
         cgroup_version: if v2_only { "2" } else { "1" }.into(),
+        warnings,
         kernel_version: kernel_release(),
         operating_system: os_name(),
         architecture: std::env::consts::ARCH.to_string(),
