@@ -311,7 +311,7 @@ fn rootless_cp_restart_and_run_flags() {
 /// binds the host's node, which opens with the user's own rights on it.
 #[test]
 fn rootless_devices_are_the_hosts_nodes_bound_in() {
-    let r = Rootless::new();
+    let r = UserStore::new("unionctl-rootless-", &busybox_rootfs());
     let o = r.run(&[
         "run",
         "--rm",
