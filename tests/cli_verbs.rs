@@ -66,6 +66,28 @@ fn create_start_kill_wait() {
     assert!(stderr(&o).contains("NOSUCH"), "{}", stderr(&o));
 }
 
+/// `start -a` is connected before the command starts: a command that ends at once still
+/// shows all its output, every time (docker attaches first, then starts).
+#[test]
+fn start_attached_shows_a_short_commands_output() {
+    let s = store_with_image();
+    for i in 0..10 {
+        let name = format!("short{i}");
+        ok(&s.run(&[
+            "create",
+            "--name",
+            &name,
+            "bb:1",
+            "sh",
+            "-c",
+            "echo out; exit 3",
+        ]));
+        let o = s.run(&["start", "-a", &name]);
+        assert_eq!(code(&o), 3, "run {i}: {}", stderr(&o));
+        assert_eq!(stdout(&o), "out\n", "run {i}: start -a missed the output");
+    }
+}
+
 #[test]
 fn pause_top_stats_rename() {
     let s = store_with_image();

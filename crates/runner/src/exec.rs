@@ -113,6 +113,7 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
         container_input: None,
         attach: None,
         terminated: None,
+        first_client: None,
     })?;
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
     if !msg.is_empty() {

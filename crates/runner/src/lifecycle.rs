@@ -314,14 +314,14 @@ pub fn run(root: &Path, a: RunOptions) -> Result<RunOutcome> {
     let mut c = create(root, plan)?;
     crate::trace::phase("created");
     if detach {
-        if let Err(e) = supervisor::spawn_detached(&c) {
+        if let Err(e) = supervisor::spawn_detached(&c, None) {
             let _ = supervisor::remove_container_files(&c);
             return Err(e);
         }
         return Ok(RunOutcome::Detached(c.id));
     }
     supervisor::claim_foreground(&mut c)?;
-    match supervisor::supervise(&mut c, Stdio::Inherit, None) {
+    match supervisor::supervise(&mut c, Stdio::Inherit, None, None) {
         Ok(code) => Ok(RunOutcome::Exited(code)),
         Err(e) => {
             // It never ran: leave nothing behind.
@@ -346,10 +346,11 @@ pub fn list(root: &Path, all: bool) -> Result<Vec<Container>> {
 
 /// Starts a created or exited container in the background.
 pub fn start(root: &Path, name: &str) -> Result<()> {
-    start_one(state::find_container(root, name)?)
+    start_one(state::find_container(root, name)?, None)
 }
 
-fn start_one(c: Container) -> Result<()> {
+/// FIRST_CLIENT: an attach connection that sees the output from the first byte.
+fn start_one(c: Container, first_client: Option<std::os::unix::net::UnixStream>) -> Result<()> {
     // Two `start`s at once must not both run it: the second waits, then sees it running.
     let _starting = FileLock::exclusive(&c.dir.join(".start.lock"))?;
     let mut c = Container::load(&c.dir)?;
@@ -365,7 +366,7 @@ fn start_one(c: Container) -> Result<()> {
         r.stopped_by_user = false;
         r.restart_count = 0;
     })?;
-    supervisor::spawn_detached(&c)
+    supervisor::spawn_detached(&c, first_client)
 }
 
 /// Stops a running container: its stop signal (`--stop-signal`, default SIGTERM), then
@@ -539,7 +540,7 @@ pub fn restart(root: &Path, name: &str, grace: Option<Duration>) -> Result<()> {
     if c.live_status() == Status::Running {
         stop_one(c, grace)?;
     }
-    start_one(Container::load(&dir)?)
+    start_one(Container::load(&dir)?, None)
 }
 
 /// The log of a container: its output records, oldest first (see `logfile`); with
@@ -575,27 +576,25 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
 
 /// `start -a`: starts a created or exited container and stays connected to it as
 /// `attach` does; returns the container's exit status (0 when the detach keys leave it
-/// running). A command that ends before the connection is made still gives its status
-/// (its output then is in `logs`).
+/// running). The connection is made before the command starts, so a short command's
+/// output is not missed.
 pub fn start_attached(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
-    super::tty::parse_detach_keys(detach_keys)?;
-    start(root, name)?;
-    let started = state::find_container(root, name)?;
-    match attach(root, name, detach_keys) {
-        Ok(code) => Ok(code),
-        Err(e) => {
-            if Container::load(&started.dir)?.live_status() == Status::Running {
-                return Err(e);
-            }
-            let fresh = match wait_record(&started, Duration::from_secs(5), |r| {
-                r.status != Status::Running
-            })? {
-                Some(fresh) => fresh,
-                None => Container::load(&started.dir)?,
-            };
-            Ok(fresh.exit_code.unwrap_or(0))
-        }
+    let keys = super::tty::parse_detach_keys(detach_keys)?;
+    let c = state::find_container(root, name)?;
+    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
+        .map_err(io("making the attach connection of", &c.dir))?;
+    start_one(c.clone(), Some(theirs))?;
+    if super::tty::attach_over(ours, &keys)? {
+        return Ok(0);
     }
+    // The supervisor records the exit code just after closing our connection.
+    let fresh = match wait_record(&c, Duration::from_secs(5), |r| {
+        r.live_status() != Status::Running
+    })? {
+        Some(fresh) => fresh,
+        None => Container::load(&c.dir)?,
+    };
+    Ok(fresh.exit_code.unwrap_or(0))
 }
 
 /// Removes a container: its record, upper layer and (with `volumes`) its anonymous

@@ -29,8 +29,14 @@ pub enum Stdio {
 /// gets "ok" once the command runs or the error text if it cannot start.
 /// With a restart policy (`--restart`) the command is started again after each exit the
 /// policy allows, after docker's back-off (100 ms, doubling), until `stop` or `kill`.
-pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Result<i32> {
+pub fn supervise(
+    c: &mut Container,
+    stdio: Stdio,
+    ready: Option<OwnedFd>,
+    first_client: Option<std::os::unix::net::UnixStream>,
+) -> Result<i32> {
     let mut ready = ready;
+    let mut first_client = first_client;
     // Rootless: the user namespace is entered once; later runs reuse it.
     let mut userns: Option<bool> = None;
     loop {
@@ -60,6 +66,8 @@ pub fn supervise(c: &mut Container, stdio: Stdio, ready: Option<OwnedFd>) -> Res
         if let Some(fd) = ready.take() {
             let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
         }
+        // The first run only: a restart's output reaches clients that attach to it.
+        running.first_client = first_client.take();
         let code = running.wait(c, stdio);
         crate::trace::phase("exited");
         let fresh = Container::load(&c.dir)?;
@@ -132,6 +140,8 @@ struct Running {
     io: Io,
     /// A terminating signal sent to us was passed on (ctrl-c of a foreground run).
     terminated: std::cell::Cell<bool>,
+    /// `start -a`'s connection, made before the command started.
+    first_client: Option<std::os::unix::net::UnixStream>,
 }
 
 /// The supervisor's ends of the container's stdio.
@@ -181,6 +191,7 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<O
             cgroups: cg,
             io,
             terminated: std::cell::Cell::new(false),
+            first_client: None,
         })),
         Ok(None) => {
             cg.remove();
@@ -567,6 +578,7 @@ impl Running {
             log: log.as_mut(),
             container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
             attach: self.io.attach.as_ref(),
+            first_client: self.first_client.take(),
             terminated: Some(&self.terminated),
         })
     }
@@ -705,7 +717,10 @@ fn delete_now(dirs: &[PathBuf]) -> Result<()> {
 
 /// Start a detached supervisor for `c` (run -d, start): fork, new session, output to the
 /// log; returns once the command runs, or with the error that stopped it.
-pub fn spawn_detached(c: &Container) -> Result<()> {
+pub fn spawn_detached(
+    c: &Container,
+    first_client: Option<std::os::unix::net::UnixStream>,
+) -> Result<()> {
     let (ready_r, ready_w) = linux::pipe()?;
     let child = linux::clone_fork(0).context("fork the supervisor")?;
     match child {
@@ -735,13 +750,14 @@ pub fn spawn_detached(c: &Container) -> Result<()> {
                 r.supervisor_pid = Some(me);
                 r.supervisor_start = state::proc_start_time(me);
             });
-            let code = match ok.and_then(|_| supervise(&mut c, Stdio::Log, Some(ready_w))) {
-                Ok(_) => 0,
-                Err(e) => {
-                    eprintln!("unionctl: {}", e.chain());
-                    1
-                }
-            };
+            let code =
+                match ok.and_then(|_| supervise(&mut c, Stdio::Log, Some(ready_w), first_client)) {
+                    Ok(_) => 0,
+                    Err(e) => {
+                        eprintln!("unionctl: {}", e.chain());
+                        1
+                    }
+                };
             linux::exit_now(code)
         }
         Some(pid) => {

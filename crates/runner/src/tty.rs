@@ -93,6 +93,9 @@ pub struct Relay<'a> {
     pub container_input: Option<RawFd>,
     /// Detached: attach clients connect here.
     pub attach: Option<&'a UnixListener>,
+    /// An attach client connected before the command started (`start -a`): it sees
+    /// all of the output.
+    pub first_client: Option<UnixStream>,
     /// Set when a terminating signal (INT, TERM, QUIT, HUP) reached us and was passed
     /// on: the user ends the container, so a restart policy no longer applies.
     pub terminated: Option<&'a std::cell::Cell<bool>>,
@@ -122,6 +125,7 @@ pub fn relay(r: Relay) -> Result<i32> {
     };
     let foreground = r.foreground;
     let mut r = r;
+    let first_client = r.first_client.take();
     let mut sources: Vec<Source> = r
         .master
         .map(|m| Source {
@@ -144,7 +148,7 @@ pub fn relay(r: Relay) -> Result<i32> {
         r,
         stdin_tty,
         sources,
-        clients: Vec::new(),
+        clients: first_client.into_iter().collect(),
         exit: None,
         log_failed: false,
         buf: vec![0u8; 64 << 10],
@@ -356,7 +360,12 @@ impl RelayState<'_> {
 /// `attach`: our stdin to the container, its output to our stdout, until it exits.
 /// Returns whether the user detached (typed KEYS) rather than the output ending.
 pub fn attach_client(id: &str, keys: &[u8]) -> Result<bool> {
-    let mut sock = attach_connect(id)?;
+    attach_over(attach_connect(id)?, keys)
+}
+
+/// `attach` over a connection made already (`start -a`).
+pub fn attach_over(sock: UnixStream, keys: &[u8]) -> Result<bool> {
+    let mut sock = sock;
     let stdin_tty = linux::is_tty(0);
     let saved = if stdin_tty { linux::make_raw(0) } else { None };
     let mut writer = sock.try_clone()?;
