@@ -274,3 +274,82 @@ fn kernel_format_problems(d: &UnionDirs) -> Vec<String> {
     }
     p
 }
+
+/// Lower layers whose dirs were renamed in them (redirects in LOWER layers, as image
+/// layers committed from overlay uppers hold): a redirect on a dir on the way of an
+/// absolute one moves the path for the layers below, a relative one after it renames
+/// the name already moved, an absolute one under an opaque dir goes on below, and a
+/// redirect out of the layer (`..`) is not followed. unionctl shows what the kernel shows.
+#[test]
+fn redirects_in_lower_layers_read_as_the_kernel_reads_them() {
+    assert!(common::is_root(), "mounts kernel overlayfs: run as root");
+    common::mounts::ensure_fusectl();
+    let s = Scratch::new("interop-lower-redirects");
+    let (l0, l1, l2) = (s.mkdir("l0"), s.mkdir("l1"), s.mkdir("l2"));
+    let redirect =
+        |p: &Path, v: &str| xattr::set(p, "trusted.overlay.redirect", v.as_bytes()).unwrap();
+    // Bottom: the data.
+    std::fs::create_dir_all(l2.join("x/y/c")).unwrap();
+    std::fs::write(l2.join("x/y/c/f"), b"data\n").unwrap();
+    std::fs::create_dir_all(l2.join("p/q")).unwrap();
+    std::fs::write(l2.join("p/q/g"), b"g\n").unwrap();
+    std::fs::create_dir_all(l2.join("secret-parent")).unwrap();
+    // Middle: `mv /x /a; mv /a/y /a/b`, and `rm -r o; mkdir o; mv /p/q /o/q`.
+    std::fs::create_dir_all(l1.join("a/b")).unwrap();
+    redirect(&l1.join("a"), "/x");
+    redirect(&l1.join("a/b"), "y");
+    std::fs::create_dir_all(l1.join("o/q")).unwrap();
+    xattr::set(l1.join("o"), "trusted.overlay.opaque", b"y").unwrap();
+    redirect(&l1.join("o/q"), "/p/q");
+    // Top: `mv /a/b/c /z`, `mv /o/q /w`, and a hostile redirect out of the layers.
+    std::fs::create_dir_all(l0.join("z")).unwrap();
+    redirect(&l0.join("z"), "/a/b/c");
+    std::fs::create_dir_all(l0.join("w")).unwrap();
+    redirect(&l0.join("w"), "/o/q");
+    let dirs = UnionDirs {
+        lowers: vec![l0.clone(), l1, l2],
+        upper: None,
+        work: None,
+    };
+    let mut views = Vec::new();
+    for kind in [Kind::Kernel, Kind::Unionctl] {
+        let merged = s.mkdir(&format!("m-{}", name(kind)));
+        let mut m =
+            mount_kind(kind, &dirs, &merged).unwrap_or_else(|e| panic!("{}: {e}", name(kind)));
+        views.push(tree::snapshot(&merged).unwrap());
+        m.unmount().unwrap();
+    }
+    assert_same(
+        "unionctl over redirected lower layers",
+        &views[0],
+        &views[1],
+    );
+    for want in ["z/f", "w/g"] {
+        assert!(views[1].keys().any(|p| p.ends_with(want)), "{want} missing");
+    }
+    // A redirect out of the layers: the kernel refuses its lookup (EACCES, as for a
+    // `..` name), and so does unionctl.
+    std::fs::create_dir_all(l0.join("escape")).unwrap();
+    redirect(&l0.join("escape"), "/../../../../../../../etc");
+    let mut errnos = Vec::new();
+    for kind in [Kind::Kernel, Kind::Unionctl] {
+        let merged = s.path().join(format!("m-{}", name(kind)));
+        let mut m =
+            mount_kind(kind, &dirs, &merged).unwrap_or_else(|e| panic!("{}: {e}", name(kind)));
+        errnos.push(
+            std::fs::symlink_metadata(merged.join("escape/passwd"))
+                .map(|_| ())
+                .map_err(|e| e.raw_os_error()),
+        );
+        m.unmount().unwrap();
+    }
+    assert_eq!(
+        errnos[0],
+        Err(Some(libc::EACCES)),
+        "the kernel's answer changed"
+    );
+    assert_eq!(
+        errnos[1], errnos[0],
+        "unionctl vs kernel on a redirect out of the layers"
+    );
+}

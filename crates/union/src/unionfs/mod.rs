@@ -240,10 +240,10 @@ impl UnionFs {
         };
         let mut metacopy = up.metacopy;
         let (lowers, lower_stat) = if up.metacopy {
-            let (dirs, lname) = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            let (dirs, lname) = self.lower_candidates(pst, name, up.redirect.as_ref(), 0)?;
             self.metacopy_data(&dirs, lname, up.redirect.as_ref())?
         } else if up.search && !meta_name {
-            let (dirs, lname) = self.lower_candidates(pst, name, up.redirect.as_ref())?;
+            let (dirs, lname) = self.lower_candidates(pst, name, up.redirect.as_ref(), 0)?;
             let (mut lowers, mut lower_stat) =
                 self.search_lowers(&dirs, lname, up.stat.is_some())?;
             if let (None, Some(meta)) = (&up.stat, &mut lower_stat)
@@ -256,8 +256,11 @@ impl UnionFs {
                     .layers
                     .xattr
                     .read(self.lower_fd(top.layer), &top.path, |n| &n.redirect)?
-                    .and_then(|r| Redirect::parse(&r));
-                let (dirs, lname) = self.lower_candidates(pst, name, redirect.as_ref())?;
+                    .map(|r| Redirect::read(&r))
+                    .transpose()?;
+                // Its data is in the layers below it: a redirect is followed from there.
+                let (dirs, lname) =
+                    self.lower_candidates(pst, name, redirect.as_ref(), top.layer + 1)?;
                 let below: Vec<_> = dirs
                     .iter()
                     .filter(|d| d.layer > top.layer)
@@ -343,7 +346,8 @@ impl UnionFs {
                         .layers
                         .xattr
                         .read(ufd, path, |n| &n.redirect)?
-                        .and_then(|r| Redirect::parse(&r));
+                        .map(|r| Redirect::read(&r))
+                        .transpose()?;
                 } else {
                     up.search = false;
                 }
@@ -359,18 +363,19 @@ impl UnionFs {
     }
 
     /// Where NAME may be in the lower layers: which lower dirs, top first, and the name
-    /// in them: at an absolute redirect (from the layer roots), at a relative one, or at
-    /// NAME in the parent's lower dirs.
+    /// in them: at an absolute redirect (from the layer roots, in layers `from` and
+    /// below), at a relative one, or at NAME in the parent's lower dirs.
     fn lower_candidates<'a>(
         &self,
         pst: &'a NodeState,
         name: &'a OsStr,
         redirect: Option<&'a Redirect>,
+        from: usize,
     ) -> io::Result<(Cow<'a, [LowerRef]>, &'a OsStr)> {
         Ok(match redirect {
             Some(Redirect::Absolute(p)) => {
                 let (dir, last) = split(p);
-                (Cow::Owned(self.lower_dirs_at(dir, 0)?), last)
+                (Cow::Owned(self.lower_dirs_at(dir, from)?), last)
             }
             Some(Redirect::Relative(n)) => (Cow::Borrowed(&pst.lowers[..]), n.as_os_str()),
             None => (Cow::Borrowed(&pst.lowers[..]), name),
@@ -459,7 +464,8 @@ impl UnionFs {
             .layers
             .xattr
             .read(fd, path, |n| &n.redirect)?
-            .and_then(|r| Redirect::parse(&r));
+            .map(|r| Redirect::read(&r))
+            .transpose()?;
         let below = |d: &LowerRef| d.layer > layer;
         Ok(match redirect {
             None => None,
@@ -515,7 +521,8 @@ impl UnionFs {
                         .layers
                         .xattr
                         .read(fd, &cpath, |n| &n.redirect)?
-                        .and_then(|r| Redirect::parse(&r))
+                        .map(|r| Redirect::read(&r))
+                        .transpose()?
                     {
                         absolute = Some(p);
                     }
@@ -558,7 +565,8 @@ impl UnionFs {
         }
         Ok(Some(
             x.read(ufd, path, |n| &n.redirect)?
-                .and_then(|r| Redirect::parse(&r)),
+                .map(|r| Redirect::read(&r))
+                .transpose()?,
         ))
     }
 
@@ -579,37 +587,40 @@ impl UnionFs {
             // The path is walked in each layer on its own: a dir on the way that was
             // renamed in this layer (a redirect) moves the path for the layers below.
             let mut stop = whiteout::is_opaque_dir(fd, OsStr::new(""), &self.layers.xattr, true)?;
-            let mut next_want = None;
+            // The name the layers below are searched at, once a redirect on the way
+            // changed it (later redirects change it again, as the kernel's running name).
+            let mut renamed: Option<Vec<OsString>> = None;
             let mut cur = OsString::new();
             let mut found = true;
+            let n = want.len();
             for (i, name) in want.iter().enumerate() {
                 let p = join(&cur, name);
                 match sys::lstat_opt(fd, &p)? {
                     Some(st) if sys::is_dir(&st) => {
                         if whiteout::is_opaque_dir(fd, &p, &self.layers.xattr, true)? {
                             stop = true;
-                        } else if !stop && layer + 1 < self.merged_lowers() {
+                        } else if layer + 1 < self.merged_lowers() {
                             let r = self.layers.xattr.read(fd, &p, |n| &n.redirect)?;
-                            let rest = want[i + 1..].iter().cloned();
-                            next_want = match r.and_then(|r| Redirect::parse(&r)) {
-                                Some(Redirect::Absolute(r)) => Some(
-                                    r.as_bytes()
-                                        .split(|&c| c == b'/')
-                                        .filter(|c| !c.is_empty())
-                                        .map(|c| OsStr::from_bytes(c).to_owned())
-                                        .chain(rest)
-                                        .collect(),
-                                ),
-                                Some(Redirect::Relative(r)) => Some(
-                                    want[..i]
-                                        .iter()
-                                        .cloned()
-                                        .chain(std::iter::once(r))
-                                        .chain(rest)
-                                        .collect(),
-                                ),
-                                None => next_want,
-                            };
+                            match r.map(|r| Redirect::read(&r)).transpose()? {
+                                Some(Redirect::Absolute(r)) => {
+                                    // It goes on below even under an opaque ancestor.
+                                    stop = false;
+                                    renamed = Some(
+                                        r.as_bytes()
+                                            .split(|&c| c == b'/')
+                                            .map(|c| OsStr::from_bytes(c).to_owned())
+                                            .chain(want[i + 1..].iter().cloned())
+                                            .collect(),
+                                    );
+                                }
+                                Some(Redirect::Relative(r)) => {
+                                    let mut w = renamed.take().unwrap_or_else(|| want.clone());
+                                    let k = w.len() - (n - i);
+                                    w[k] = r;
+                                    renamed = Some(w);
+                                }
+                                None => {}
+                            }
                         }
                         cur = p;
                     }
@@ -634,7 +645,7 @@ impl UnionFs {
             if stop {
                 break;
             }
-            if let Some(w) = next_want {
+            if let Some(w) = renamed {
                 want = w;
             }
         }

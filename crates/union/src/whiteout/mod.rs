@@ -166,20 +166,30 @@ pub enum Redirect {
 }
 
 impl Redirect {
+    /// A redirect as overlayfs takes it; None for one it refuses (see `read`).
     pub fn parse(v: &[u8]) -> Option<Redirect> {
+        Redirect::read(v).ok()
+    }
+
+    /// A redirect as overlayfs follows it: EINVAL for one it refuses (empty, an empty
+    /// component, a relative one with a '/'), EACCES for a `.` or `..` component (its
+    /// lookup_one_len refuses them: they would lead out of the layer).
+    pub fn read(v: &[u8]) -> io::Result<Redirect> {
         let v = v.strip_suffix(b"\0").unwrap_or(v);
-        if v.is_empty() {
-            return None;
-        }
+        let check = |c: &[u8]| match c {
+            b"" => Err(io::Error::from_raw_os_error(libc::EINVAL)),
+            b"." | b".." => Err(io::Error::from_raw_os_error(libc::EACCES)),
+            _ => Ok(()),
+        };
         if let Some(rest) = v.strip_prefix(b"/") {
-            let rest: Vec<u8> = rest.to_vec();
-            Some(Redirect::Absolute(
-                OsStr::from_bytes(rest.trim_ascii_end()).to_owned(),
-            ))
+            let rest = rest.trim_ascii_end();
+            rest.split(|&b| b == b'/').try_for_each(check)?;
+            Ok(Redirect::Absolute(OsStr::from_bytes(rest).to_owned()))
         } else if v.contains(&b'/') {
-            None
+            Err(io::Error::from_raw_os_error(libc::EINVAL))
         } else {
-            Some(Redirect::Relative(OsStr::from_bytes(v).to_owned()))
+            check(v)?;
+            Ok(Redirect::Relative(OsStr::from_bytes(v).to_owned()))
         }
     }
 
@@ -361,6 +371,25 @@ mod tests {
         assert_eq!(Redirect::parse(b"x"), Some(Redirect::Relative("x".into())));
         assert_eq!(Redirect::parse(b"x/y"), None);
         assert_eq!(Redirect::parse(b""), None);
+        // Nothing that leads out of a layer, no empty components (the kernel's EINVAL).
+        for (bad, errno) in [
+            (&b".."[..], libc::EACCES),
+            (b".", libc::EACCES),
+            (b"/../../etc", libc::EACCES),
+            (b"/a/./b", libc::EACCES),
+            (b"/a//b", libc::EINVAL),
+            (b"/", libc::EINVAL),
+            (b"", libc::EINVAL),
+            (b"x/y", libc::EINVAL),
+        ] {
+            let e = Redirect::read(bad).unwrap_err();
+            assert_eq!(
+                e.raw_os_error(),
+                Some(errno),
+                "{:?}",
+                String::from_utf8_lossy(bad)
+            );
+        }
         let r = Redirect::Absolute("a/b".into());
         assert_eq!(Redirect::parse(&r.encode()), Some(r));
     }
