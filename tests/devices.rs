@@ -205,9 +205,12 @@ fn bad_device_values_are_refused_naming_them() {
         ("--device", "/dev/zero:dev/z", "not absolute"),
         ("--device", "/dev/zero:/dev/z:rx", "r, w and m"),
         ("--device", "/dev/zero:/a:r:b", "HOST[:CONTAINER[:PERMS]]"),
-        ("--device", "/etc/passwd", "not a device node"),
+        ("--device", "/etc/passwd:/dev/pw", "not a device node"),
+        ("--device", "/dev/zero:/zero", "must be in /dev"),
+        ("--device", "/dev/zero:/dev", "must be in /dev"),
         ("--device-cgroup-rule", "c 1:3", "TYPE MAJOR:MINOR ACCESS"),
         ("--device-cgroup-rule", "x 1:3 r", "TYPE MAJOR:MINOR ACCESS"),
+        ("--device-cgroup-rule", "a 1:3 r", "every device"),
     ] {
         for verb in ["run", "create"] {
             let o = s.run(&[verb, "--rm", flag, value, "--rootfs", &bb(), "true"]);

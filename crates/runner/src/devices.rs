@@ -191,7 +191,7 @@ mod tests {
             ..Default::default()
         });
         assert_eq!(cgroup_rules(&config, &[dev]), None);
-        let e = resolve(&"/etc/passwd".parse().unwrap()).unwrap_err();
+        let e = resolve(&"/etc/passwd:/dev/pw".parse().unwrap()).unwrap_err();
         assert!(e.to_string().contains("not a device node"), "{e}");
     }
 }

@@ -430,6 +430,13 @@ impl FromStr for DeviceMapping {
         if !ctr.starts_with('/') {
             bail!("--device {s:?}: the container path {ctr:?} is not absolute");
         }
+        crate::spec::check_container_path(ctr, &format!("--device {s:?}"))?;
+        // The container's tree is mounted nodev: a device node works only on its /dev.
+        if !ctr.starts_with("/dev/") || ctr.trim_end_matches('/') == "/dev" {
+            bail!(
+                "--device {s:?}: the container path {ctr:?} must be in /dev (device nodes elsewhere cannot be opened in unionctl's containers)"
+            );
+        }
         if !valid_access(perms) {
             bail!("--device {s:?}: permissions {perms:?} are not a combination of r, w and m");
         }
@@ -491,6 +498,13 @@ impl FromStr for DeviceRule {
         let (major, minor) = (number(major)?, number(minor)?);
         if !valid_access(access) {
             return Err(bad());
+        }
+        // The kernel reads an `a` line as "every device, every access", whatever its
+        // numbers and access say: only that meaning is taken.
+        if kind == 'a' && (major.is_some() || minor.is_some() || access.len() != 3) {
+            bail!(
+                "--device-cgroup-rule {s:?}: type a allows every device with every access; write 'a *:* rwm' for that, or use b or c"
+            );
         }
         Ok(DeviceRule {
             kind,
@@ -652,8 +666,10 @@ mod tests {
         assert_eq!(r.to_string(), "c 1:3 mr");
         let r: DeviceRule = "b *:* m".parse().unwrap();
         assert_eq!(r.to_string(), "b *:* m");
+        let r: DeviceRule = "a *:* rwm".parse().unwrap();
+        assert_eq!(r.to_string(), "a *:* rwm");
         for bad in [
-            "c 1:3", "x 1:3 r", "c 1 r", "c 1:3 q", "c -1:3 r", "c  1:3 r",
+            "c 1:3", "x 1:3 r", "c 1 r", "c 1:3 q", "c -1:3 r", "c  1:3 r", "a 1:3 r", "a *:* r",
         ] {
             let e = bad.parse::<DeviceRule>().unwrap_err().to_string();
             assert!(e.contains(&format!("{bad:?}")), "{e}");

@@ -366,7 +366,14 @@ fn make_device(root: &Path, d: &HostDevice, bind_host: bool) -> Result<()> {
     if let Some(parent) = target.parent() {
         mkdir_all(parent)?;
     }
-    if fs::symlink_metadata(&target).is_ok() {
+    if let Ok(md) = fs::symlink_metadata(&target) {
+        if md.is_dir() {
+            bail!(
+                "--device {}: {} is a directory in the container",
+                d.path_on_host,
+                d.path_in_container
+            );
+        }
         let _ = umount2(&target, MntFlags::MNT_DETACH);
         fs::remove_file(&target).map_err(io("remove", &target))?;
     }

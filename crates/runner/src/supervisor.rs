@@ -503,11 +503,13 @@ fn start_child(
 ) -> Result<Option<OwnedFd>> {
     // Joining a v1 cgroup takes milliseconds (every root container joins its device
     // cgroup): done while the union daemon mounts.
-    cg.add(pid)?;
+    let joined = cg.add(pid);
     crate::trace::phase("cgroup joined");
+    // Waited for even when the join failed, so the caller's clean-up unmounts it.
     pending.wait()?;
     *mounted = true;
     crate::trace::phase("mounted");
+    joined?;
     linux::write_all_fd(ends.go.as_raw_fd(), b"g").context("start the container")?;
     // Setup errors arrive on the error pipe; EOF alone means the command was exec'd.
     let Some(sock) = &ends.pty else {
