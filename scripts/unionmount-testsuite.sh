@@ -16,6 +16,7 @@ modes=("$@")
 [ ${#modes[@]} -gt 0 ] || modes=("" "=10" " --verify" "=10 --verify" "=3 --maxfs=2" " --ts=1")
 base="$(mktemp -d /var/tmp/unionmount-testsuite.XXXXXX)"
 trap 'rm -rf "$base"' EXIT
+chmod 755 "$base"   # the suite drops to user bin for its permission tests
 mkdir -p "$base/base" "$base/mnt"
 failed=0
 for m in "${modes[@]}"; do
