@@ -86,6 +86,25 @@ fn start_attached_shows_a_short_commands_output() {
         assert_eq!(code(&o), 3, "run {i}: {}", stderr(&o));
         assert_eq!(stdout(&o), "out\n", "run {i}: start -a missed the output");
     }
+    // With --rm the record is gone when the run ends: the status still comes back.
+    ok(&s.run(&[
+        "create",
+        "--rm",
+        "--name",
+        "gone",
+        "bb:1",
+        "sh",
+        "-c",
+        "echo bye; exit 5",
+    ]));
+    let o = s.run(&["start", "-a", "gone"]);
+    assert_eq!(
+        (code(&o), stdout(&o).as_str()),
+        (5, "bye\n"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(ps_line(&s, "gone"), "", "--rm left it");
 }
 
 #[test]

@@ -349,8 +349,8 @@ pub fn start(root: &Path, name: &str) -> Result<()> {
     start_one(state::find_container(root, name)?, None)
 }
 
-/// FIRST_CLIENT: an attach connection that sees the output from the first byte.
-fn start_one(c: Container, first_client: Option<std::os::unix::net::UnixStream>) -> Result<()> {
+/// ATTACHED: `start -a`'s connections, which see the output from the first byte.
+fn start_one(c: Container, attached: Option<supervisor::Attached>) -> Result<()> {
     // Two `start`s at once must not both run it: the second waits, then sees it running.
     let _starting = FileLock::exclusive(&c.dir.join(".start.lock"))?;
     let mut c = Container::load(&c.dir)?;
@@ -366,7 +366,7 @@ fn start_one(c: Container, first_client: Option<std::os::unix::net::UnixStream>)
         r.stopped_by_user = false;
         r.restart_count = 0;
     })?;
-    supervisor::spawn_detached(&c, first_client)
+    supervisor::spawn_detached(&c, attached)
 }
 
 /// Stops a running container: its stop signal (`--stop-signal`, default SIGTERM), then
@@ -581,13 +581,28 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
 pub fn start_attached(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
     let keys = super::tty::parse_detach_keys(detach_keys)?;
     let c = state::find_container(root, name)?;
-    let (ours, theirs) = std::os::unix::net::UnixStream::pair()
-        .map_err(io("making the attach connection of", &c.dir))?;
-    start_one(c.clone(), Some(theirs))?;
-    if super::tty::attach_over(ours, &keys)? {
+    let pair = || {
+        std::os::unix::net::UnixStream::pair()
+            .map_err(io("making the attach connection of", &c.dir))
+    };
+    let ((output, theirs), (mut status, their_status)) = (pair()?, pair()?);
+    start_one(
+        c.clone(),
+        Some(supervisor::Attached {
+            output: theirs,
+            status: their_status,
+        }),
+    )?;
+    if super::tty::attach_over(output, &keys)? {
         return Ok(0);
     }
-    // The supervisor records the exit code just after closing our connection.
+    // The supervisor writes the exit status once the run is over (a --rm container's
+    // record is gone by then); nothing when it died.
+    let mut code = String::new();
+    let _ = std::io::Read::read_to_string(&mut status, &mut code);
+    if let Ok(code) = code.parse() {
+        return Ok(code);
+    }
     let fresh = match wait_record(&c, Duration::from_secs(5), |r| {
         r.live_status() != Status::Running
     })? {

@@ -719,10 +719,15 @@ fn delete_now(dirs: &[PathBuf]) -> Result<()> {
 
 /// Start a detached supervisor for `c` (run -d, start): fork, new session, output to the
 /// log; returns once the command runs, or with the error that stopped it.
-pub fn spawn_detached(
-    c: &Container,
-    first_client: Option<std::os::unix::net::UnixStream>,
-) -> Result<()> {
+/// `start -a`'s two connections, made before the command starts: the output (the first
+/// attach client) and the exit status, written once the container's run is over (its
+/// record may be gone by then, with `--rm`).
+pub struct Attached {
+    pub output: std::os::unix::net::UnixStream,
+    pub status: std::os::unix::net::UnixStream,
+}
+
+pub fn spawn_detached(c: &Container, attached: Option<Attached>) -> Result<()> {
     let (ready_r, ready_w) = linux::pipe()?;
     let child = linux::clone_fork(0).context("fork the supervisor")?;
     match child {
@@ -752,9 +757,18 @@ pub fn spawn_detached(
                 r.supervisor_pid = Some(me);
                 r.supervisor_start = state::proc_start_time(me);
             });
+            let (first_client, status) = match attached {
+                Some(a) => (Some(a.output), Some(a.status)),
+                None => (None, None),
+            };
             let code =
                 match ok.and_then(|_| supervise(&mut c, Stdio::Log, Some(ready_w), first_client)) {
-                    Ok(_) => 0,
+                    Ok(exit) => {
+                        if let Some(mut s) = status {
+                            let _ = std::io::Write::write_all(&mut s, exit.to_string().as_bytes());
+                        }
+                        0
+                    }
                     Err(e) => {
                         eprintln!("unionctl: {}", e.chain());
                         1
