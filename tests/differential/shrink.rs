@@ -128,8 +128,9 @@ fn shrink_within(
     Ok(keep)
 }
 
-/// Runs `ops` on fresh kernel and subject mounts (in a fresh dir under `base`), then
-/// `check` on the two mount points.
+/// Runs `ops` on fresh kernel and subject mounts (in a fresh dir under `base`; at each
+/// `Op::Rotate` both sides rotate their layers and mount again), then `check` on the two
+/// mount points.
 fn replay(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
@@ -142,18 +143,32 @@ fn replay(
         "min{}",
         ROUND.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     ));
-    let a = Side::new("oracle", lowers[0], &dir);
-    let b = Side::new("subject", lowers[1], &dir);
+    let mut a = Side::new("oracle", lowers[0], &dir);
+    let mut b = Side::new("subject", lowers[1], &dir);
     let result = (|| {
-        let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
-        let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
+        let mut ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+        let mut mb = subject.mount(&b.dirs, &b.merged).ok()?;
+        let mut rounds = 0;
         for op in ops {
+            if let Op::Rotate = op {
+                close_held(&a.merged);
+                close_held(&b.merged);
+                ma.unmount().ok()?;
+                mb.unmount().ok()?;
+                rounds += 1;
+                a.rotate(rounds);
+                b.rotate(rounds);
+                ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+                mb = subject.mount(&b.dirs, &b.merged).ok()?;
+                continue;
+            }
             apply(&a.merged, op);
             apply(&b.merged, op);
         }
         let r = check(&a.merged, &b.merged);
         close_held(&a.merged);
         close_held(&b.merged);
+        let (_, _) = (ma.unmount(), mb.unmount());
         Some(r)
     })();
     let _ = std::fs::remove_dir_all(&dir);
