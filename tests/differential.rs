@@ -17,7 +17,8 @@
 //! The modules: `ops` (the operations), `generate` (their seeded random choice),
 //! `apply` + `held` + `syscalls` (running one on a mount), `compare` (trees and results),
 //! `runner` (one sequence), `shrink` (a difference to a short sequence), `harness` (the
-//! subjects, the environment and the loop over seeds), `views` (the image side's views).
+//! subjects, the environment and the loop over seeds), `rotate` (layers between rounds),
+//! `views` (the image side's views).
 #[path = "differential/apply.rs"]
 mod apply;
 mod common;
@@ -31,6 +32,8 @@ mod harness;
 mod held;
 #[path = "differential/ops.rs"]
 mod ops;
+#[path = "differential/rotate.rs"]
+mod rotate;
 #[path = "differential/runner.rs"]
 mod runner;
 #[path = "differential/shrink.rs"]

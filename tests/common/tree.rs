@@ -304,40 +304,60 @@ fn layout_diff(
         .collect()
 }
 
-/// Replaces each origin file handle of the form the test file system writes (overlay fh
-/// version 0, FILEID_INO32_GEN: a 32-bit inode number at byte 21) with "layer N: path" of
-/// that inode in LOWERS (the first path by name of a hard-linked one).
+/// Replaces each origin xattr that `LowerObjects::name` can read with that name.
 fn resolve_origins(
     mut layout: BTreeMap<String, UpperEntry>,
     lowers: &[PathBuf],
 ) -> BTreeMap<String, UpperEntry> {
-    let mut by_ino: BTreeMap<u64, String> = BTreeMap::new();
-    for (i, layer) in lowers.iter().enumerate() {
-        for e in walkdir::WalkDir::new(layer)
-            .sort_by_file_name()
-            .into_iter()
-            .flatten()
-        {
-            let Ok(md) = e.metadata() else { continue };
-            let rel = e.path().strip_prefix(layer).unwrap().to_string_lossy();
-            by_ino
-                .entry(md.ino() & 0xffff_ffff)
-                .or_insert_with(|| format!("layer {i}: /{rel}"));
-        }
-    }
+    let objects = LowerObjects::of(lowers);
     for (_, xs) in layout.values_mut() {
         for (name, v) in xs.iter_mut() {
-            if name.ends_with(".origin") && v.len() >= 25 && v[..2] == [0, 0xfb] && v[4] == 1 {
-                let ino = u64::from(u32::from_le_bytes(v[21..25].try_into().unwrap()));
-                let named = match by_ino.get(&ino) {
-                    Some(p) => format!("<{p}>"),
-                    None => format!("<inode {ino}, in no lower layer>"),
-                };
+            if name.ends_with(".origin")
+                && let Some(named) = objects.name(v)
+            {
                 *v = named.into_bytes();
             }
         }
     }
     layout
+}
+
+/// The objects of a stack of lower layers by inode number, to name what an origin file
+/// handle points at.
+pub struct LowerObjects(BTreeMap<u64, String>);
+
+impl LowerObjects {
+    pub fn of(lowers: &[PathBuf]) -> LowerObjects {
+        let mut by_ino: BTreeMap<u64, String> = BTreeMap::new();
+        for (i, layer) in lowers.iter().enumerate() {
+            for e in walkdir::WalkDir::new(layer)
+                .sort_by_file_name()
+                .into_iter()
+                .flatten()
+            {
+                let Ok(md) = e.metadata() else { continue };
+                let rel = e.path().strip_prefix(layer).unwrap().to_string_lossy();
+                by_ino
+                    .entry(md.ino() & 0xffff_ffff)
+                    .or_insert_with(|| format!("layer {i}: /{rel}"));
+            }
+        }
+        LowerObjects(by_ino)
+    }
+
+    /// "<layer N: path>" of the object an origin file handle of the form the test file
+    /// system writes names (overlay fh version 0, FILEID_INO32_GEN: a 32-bit inode number
+    /// at byte 21; the first path by name of a hard-linked one); None for another form.
+    pub fn name(&self, fh: &[u8]) -> Option<String> {
+        if fh.len() < 25 || fh[..2] != [0, 0xfb] || fh[4] != 1 {
+            return None;
+        }
+        let ino = u64::from(u32::from_le_bytes(fh[21..25].try_into().unwrap()));
+        Some(match self.0.get(&ino) {
+            Some(p) => format!("<{p}>"),
+            None => format!("<inode {ino}, in no lower layer>"),
+        })
+    }
 }
 
 /// Paths whose st_ino differs between two snapshots of the same mount's data (e.g. before

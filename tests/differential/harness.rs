@@ -254,7 +254,8 @@ impl Side {
 
     /// Rotates the layers as an image commit stacks a container's changes: the upper
     /// becomes the top lower layer, under a fresh empty upper and work dir (named after
-    /// ROUND; the old work dir stays for the report).
+    /// ROUND). The old work dir goes: it is no part of a layer (and its index would hold
+    /// an extra link to each hard link copied up through it).
     pub(crate) fn rotate(&mut self, round: usize) {
         let root = self.merged.parent().unwrap().to_path_buf();
         let (upper, work) = (
@@ -263,7 +264,8 @@ impl Side {
         );
         std::fs::create_dir_all(&upper).unwrap();
         std::fs::create_dir_all(&work).unwrap();
-        self.dirs.work = Some(work);
+        let old_work = self.dirs.work.replace(work).unwrap();
+        std::fs::remove_dir_all(old_work).unwrap();
         let old = self.dirs.upper.replace(upper).unwrap();
         self.dirs.lowers.insert(0, old);
     }

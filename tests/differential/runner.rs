@@ -11,6 +11,7 @@ use super::generate::{Model, Rng, gen_op};
 use super::harness::{Side, Subject};
 use super::held::close_held;
 use super::ops::Op;
+use super::rotate::rotate_both;
 use super::shrink::{diff_key, minimize, minimize_tree};
 use crate::common::mounts::{Kind, Mount};
 use crate::common::tree::{self, Tree};
@@ -74,8 +75,7 @@ impl SeedRun<'_> {
         let mut remounted: Option<Remounted> = None;
         for round in 0..rounds {
             if round > 0 {
-                self.oracle.rotate(round);
-                self.test.rotate(round);
+                rotate_both(&mut self.oracle, &mut self.test, round);
                 self.history.push(Op::Rotate);
             }
             let (r, diverged) = self.run_round(

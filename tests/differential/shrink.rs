@@ -5,6 +5,7 @@ use super::compare::snap;
 use super::harness::{Side, Subject};
 use super::held::close_held;
 use super::ops::Op;
+use super::rotate::rotate_both;
 use crate::common::mounts::Kind;
 use crate::common::tree;
 use std::path::{Path, PathBuf};
@@ -156,8 +157,7 @@ fn replay(
                 ma.unmount().ok()?;
                 mb.unmount().ok()?;
                 rounds += 1;
-                a.rotate(rounds);
-                b.rotate(rounds);
+                rotate_both(&mut a, &mut b, rounds);
                 ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
                 mb = subject.mount(&b.dirs, &b.merged).ok()?;
                 continue;
