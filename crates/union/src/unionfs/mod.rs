@@ -42,6 +42,8 @@ pub struct UnionFs {
     /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only
     /// (the kernel's format). Metacopy files are read either way.
     pub metacopy: bool,
+    /// The st_ino the root shows (its node id is ROOT): see `shown_ino`.
+    root_ino: u64,
 }
 
 /// What the upper layer holds at a name (`UnionFs::resolve_upper`).
@@ -103,7 +105,7 @@ fn kind_of(st: &Stat) -> u32 {
 
 impl UnionFs {
     pub fn new(layers: Layers) -> io::Result<UnionFs> {
-        let fs = UnionFs {
+        let mut fs = UnionFs {
             layers,
             nodes: node::NodeTable::default(),
             tmp_seq: AtomicU64::new(0),
@@ -113,6 +115,7 @@ impl UnionFs {
             lower_index: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
             metacopy: false,
+            root_ino: ROOT,
         };
         let upper = fs.layers.upper.is_some();
         let mut lowers = Vec::new();
@@ -143,6 +146,10 @@ impl UnionFs {
             orphan: None,
         };
         fs.nodes.insert_root(Node::new(ROOT, libc::S_IFDIR, state));
+        let root = fs.layers.upper.as_ref().or(fs.layers.lowers.first());
+        if let Some(l) = root {
+            fs.root_ino = fs.layers.map_ino(l.dev_slot, sys::fstat(l.raw())?.st_ino);
+        }
         Ok(fs)
     }
 
@@ -759,7 +766,7 @@ impl UnionFs {
         // The resolution stat'ed the object already; only hard links need another look.
         let st = match (found.upper.or(found.lower_stat), &found.index) {
             (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
-                s.st_ino = node.ino;
+                s.st_ino = self.shown_ino(&node);
                 if let (true, Some(l)) = (found.metacopy, &found.lower_stat) {
                     s.st_blocks = l.st_blocks;
                 }
@@ -812,13 +819,13 @@ impl UnionFs {
         let st = node.snapshot();
         if let (true, Some(o)) = (st.aliases.is_empty(), &st.orphan) {
             let mut s = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o))?;
-            s.st_ino = node.ino;
+            s.st_ino = self.shown_ino(&node);
             return Ok(s);
         }
         let (fd, p) = self.real(node, &st)?;
         let mut s = sys::lstatat(fd, &p)?;
         check_kind(node, &s)?;
-        s.st_ino = node.ino;
+        s.st_ino = self.shown_ino(&node);
         if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
             // As overlayfs: the blocks are those of the file holding the data.
             s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
@@ -856,6 +863,17 @@ impl UnionFs {
         Ok(if n >= 0 { n as u64 } else { s.st_nlink })
     }
 
+    /// The st_ino of a node: its node id; for the root, as overlayfs shows it, the inode
+    /// number of the upper root (of the top lower root without an upper), so a new upper
+    /// over the same lowers (the layers rotated) gives the root a new one.
+    fn shown_ino(&self, node: &Node) -> u64 {
+        if node.ino == ROOT {
+            self.root_ino
+        } else {
+            node.ino
+        }
+    }
+
     pub fn getattr(&self, ino: u64) -> io::Result<Stat> {
         let node = self.node(ino)?;
         self.stable(|| self.stat_node(&node))
@@ -873,7 +891,7 @@ impl UnionFs {
             }
         }
         let mut s = sys::fstat(fd)?;
-        s.st_ino = node.ino;
+        s.st_ino = self.shown_ino(&node);
         let st = node.snapshot();
         if (s.st_nlink > 1 || st.index.is_some())
             && let Ok((rfd, p)) = self.real(&node, &st)
