@@ -843,8 +843,13 @@ impl UnionFs {
 
     /// Link count of a copied-up hard link, as overlayfs computes it: the real count of
     /// the upper (or lower) inode plus the offset kept in `overlay.nlink`; the real upper
-    /// count when there is none.
+    /// count when there is none; a lower object's own count.
     fn merged_nlink(&self, fd: RawFd, p: &OsStr, s: &Stat, st: &NodeState) -> io::Result<u64> {
+        // A lower object counts its own links: an offset it carries was kept for a union
+        // that had it as its upper layer (rotated into the lower stack since).
+        if !st.upper && st.index.is_none() {
+            return Ok(s.st_nlink);
+        }
         let Some(v) = self.layers.xattr.read(fd, p, |n| &n.nlink)? else {
             return Ok(s.st_nlink);
         };
