@@ -28,20 +28,25 @@ pub(crate) fn rotate_both(kernel: &mut Side, subject: &mut Side, round: usize) {
 /// is gone and each name shows what its layers hold, so before a rotation the subject's
 /// upper gets the kernel's names of each such hard link (linked to its copy), and the
 /// parent dirs keep their times. A name whose parent dir the subject did not copy up is
-/// left as it is (and shows as a difference).
+/// left as it is (and shows as a difference). A copy whose every upper name went while
+/// some lower-only name still showed it is linked from the subject's index.
 fn align_index_links(kernel: &Side, subject: &Side) {
     let ku = kernel.dirs.upper.as_ref().unwrap();
     let su = subject.dirs.upper.as_ref().unwrap();
     let want = index_links(ku, &kernel.dirs.lowers);
     let have = index_links(su, &subject.dirs.lowers);
+    // A copy whose upper names all went while a lower-only name still shows it is left in
+    // the index only.
+    let work = subject.dirs.work.as_ref().unwrap().join("index");
+    let indexed = index_links(&work, &subject.dirs.lowers);
+    let none = BTreeSet::new();
     for (origin, names) in &want {
-        let Some(got) = have.get(origin) else {
-            continue;
+        let got = have.get(origin).unwrap_or(&none);
+        let src = match (got.iter().next(), indexed.get(origin).and_then(|i| i.first())) {
+            (Some(n), _) => su.join(n),
+            (None, Some(i)) => work.join(i),
+            (None, None) => continue,
         };
-        let Some(src) = got.iter().next() else {
-            continue;
-        };
-        let src = su.join(src);
         let mut all_there = true;
         for n in names.difference(got) {
             let dst = su.join(n);
