@@ -42,7 +42,10 @@ fn align_index_links(kernel: &Side, subject: &Side) {
     let none = BTreeSet::new();
     for (origin, names) in &want {
         let got = have.get(origin).unwrap_or(&none);
-        let src = match (got.iter().next(), indexed.get(origin).and_then(|i| i.first())) {
+        let src = match (
+            got.iter().next(),
+            indexed.get(origin).and_then(|i| i.first()),
+        ) {
             (Some(n), _) => su.join(n),
             (None, Some(i)) => work.join(i),
             (None, None) => continue,

@@ -134,7 +134,7 @@ impl SeedRun<'_> {
         close_held(&self.test.merged);
         self.unmount_both(ma, mb)?;
         if !diverged && self.subject.kernel_format() {
-            self.compare_uppers();
+            self.compare_uppers(round);
         }
         Some((self.check_remount([&a1, &b1], diverged)?, diverged))
     }
@@ -276,15 +276,17 @@ impl SeedRun<'_> {
 
     /// The same changes leave the same upper dir: objects, types, overlay xattrs (origins
     /// as the lower objects they name: after a rotation each side's lowers are its own).
-    fn compare_uppers(&mut self) {
+    fn compare_uppers(&mut self, round: usize) {
         let side = |s: &Side| (s.dirs.upper.clone().unwrap(), s.dirs.lowers.clone());
         let ((ua, la), (ub, lb)) = (side(&self.oracle), side(&self.test));
         for d in tree::upper_layout_diff_over((&ua, &la), (&ub, &lb))
             .into_iter()
             .take(5)
         {
-            self.fails
-                .push(format!("seed {}: upper dir: {d}", self.seed));
+            self.fails.push(format!(
+                "seed {}: upper dir (round {round}): {d}",
+                self.seed
+            ));
         }
     }
 
