@@ -819,13 +819,13 @@ impl UnionFs {
         let st = node.snapshot();
         if let (true, Some(o)) = (st.aliases.is_empty(), &st.orphan) {
             let mut s = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o))?;
-            s.st_ino = self.shown_ino(&node);
+            s.st_ino = self.shown_ino(node);
             return Ok(s);
         }
         let (fd, p) = self.real(node, &st)?;
         let mut s = sys::lstatat(fd, &p)?;
         check_kind(node, &s)?;
-        s.st_ino = self.shown_ino(&node);
+        s.st_ino = self.shown_ino(node);
         if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
             // As overlayfs: the blocks are those of the file holding the data.
             s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
