@@ -264,12 +264,19 @@ impl UnionFs {
                     .xattr
                     .read(self.lower_fd(top.layer), &top.path, |n| &n.redirect)?
                     .and_then(|r| Redirect::parse(&r));
-                let (dirs, lname) = self.lower_candidates(pst, name, redirect.as_ref())?;
-                let below: Vec<_> = dirs
-                    .iter()
-                    .filter(|d| d.layer > top.layer)
-                    .cloned()
-                    .collect();
+                // Its absolute redirect is a path in the layers below its own (a dir
+                // renamed in its own layer does not move it), as overlayfs walks it.
+                let (below, lname): (Vec<_>, &OsStr) = match &redirect {
+                    Some(Redirect::Absolute(p)) => {
+                        let (dir, last) = split(p);
+                        (self.lower_dirs_at(dir, top.layer + 1)?, last)
+                    }
+                    _ => {
+                        let (dirs, lname) = self.lower_candidates(pst, name, redirect.as_ref())?;
+                        let below = dirs.iter().filter(|d| d.layer > top.layer).cloned();
+                        (below.collect(), lname)
+                    }
+                };
                 let (data, dst) = self.metacopy_data(&below, lname, redirect.as_ref())?;
                 meta.st_blocks = dst.map_or(0, |d| d.st_blocks);
                 lowers.push(data.last().cloned().ok_or_else(enoent)?);
