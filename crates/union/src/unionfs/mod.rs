@@ -512,12 +512,18 @@ impl UnionFs {
             _ => None,
         };
         let chain = |top: Option<LowerRef>, data: LowerRef| top.into_iter().chain([data]).collect();
-        for dir in dirs {
-            let (layer, cpath) = (dir.layer, join(&dir.path, name));
+        // A metacopy file met on the way with a redirect moves the search for the layers
+        // below it, as overlayfs follows it.
+        let mut dirs: Cow<[LowerRef]> = Cow::Borrowed(dirs);
+        let mut name: Cow<OsStr> = Cow::Borrowed(name);
+        let mut i = 0;
+        while let Some(dir) = dirs.get(i).cloned() {
+            i += 1;
+            let (layer, cpath) = (dir.layer, join(&dir.path, &name));
             let fd = self.lower_fd(layer);
             match sys::lstat_opt(fd, &cpath)? {
                 None => {
-                    if whiteout::is_whiteout(fd, &dir.path, name, true)? {
+                    if whiteout::is_whiteout(fd, &dir.path, &name, true)? {
                         break;
                     }
                 }
@@ -525,15 +531,23 @@ impl UnionFs {
                     if !self.is_metacopy(fd, &cpath, &st)? {
                         return Ok((chain(top, LowerRef { layer, path: cpath }), Some(st)));
                     }
-                    if let Some(Redirect::Absolute(p)) = self
+                    let r = self
                         .layers
                         .xattr
                         .read(fd, &cpath, |n| &n.redirect)?
-                        .and_then(|r| Redirect::parse(&r))
-                    {
-                        absolute = Some(p);
-                    }
+                        .and_then(|r| Redirect::parse(&r));
                     top.get_or_insert(LowerRef { layer, path: cpath });
+                    match r {
+                        Some(Redirect::Absolute(p)) => {
+                            let (d, last) = split(&p);
+                            dirs = Cow::Owned(self.lower_dirs_at(d, layer + 1)?);
+                            name = Cow::Owned(last.to_owned());
+                            i = 0;
+                            absolute = Some(p);
+                        }
+                        Some(Redirect::Relative(n)) => name = Cow::Owned(n),
+                        None => {}
+                    }
                 }
                 Some(_) => break,
             }
