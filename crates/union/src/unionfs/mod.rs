@@ -309,8 +309,9 @@ impl UnionFs {
             (None, None) => return Ok(None),
         };
         // A hard link copied up through the index may be metacopy there (the kernel's
-        // metacopy=on does that): its data is still the lower file's.
-        if let (false, Some(ix), Some(ixfd)) = (metacopy, &index, &self.layers.index) {
+        // metacopy=on does that): its data is still the lower file's. The index entry
+        // says so, also for a lower metacopy file whose data was copied up since.
+        if let (Some(ix), Some(ixfd)) = (&index, &self.layers.index) {
             let ixfd = std::os::fd::AsRawFd::as_raw_fd(ixfd);
             if let Some(st) = sys::lstat_opt(ixfd, ix)? {
                 metacopy = self.is_metacopy(ixfd, ix, &st)?;
