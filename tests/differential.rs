@@ -12,7 +12,8 @@
 //! Env: DIFF_SEEDS (number of sequences), DIFF_FIRST (first seed, 1), DIFF_OPS (ops per
 //! sequence, or round), DIFF_ROUNDS (rounds of the rotated-layer tests, 3), DIFF_SEED (run
 //! one), DIFF_BUDGET_SECS (stop after, 150),
-//! DIFF_TRACE (print every op and result; use with --nocapture).
+//! DIFF_TRACE (print every op and result; use with --nocapture), DIFF_MINIMIZE_SECS and
+//! DIFF_MINIMIZE_TOTAL_SECS (time to shrink one difference, 8, and all of a test's, 30).
 //!
 //! The modules: `ops` (the operations), `generate` (their seeded random choice),
 //! `apply` + `held` + `syscalls` (running one on a mount), `compare` (trees and results),

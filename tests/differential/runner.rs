@@ -12,7 +12,7 @@ use super::harness::{Side, Subject};
 use super::held::close_held;
 use super::ops::Op;
 use super::rotate::rotate_both;
-use super::shrink::{diff_key, minimize, minimize_tree};
+use super::shrink::{diff_key, minimize, minimize_tree, minimize_upper};
 use crate::common::mounts::{Kind, Mount};
 use crate::common::tree::{self, Tree};
 use std::collections::{BTreeMap, BTreeSet};
@@ -134,7 +134,7 @@ impl SeedRun<'_> {
         close_held(&self.test.merged);
         self.unmount_both(ma, mb)?;
         if !diverged && self.subject.kernel_format() {
-            self.compare_uppers(round);
+            self.compare_uppers(round, distinct);
         }
         Some((self.check_remount([&a1, &b1], diverged)?, diverged))
     }
@@ -276,13 +276,22 @@ impl SeedRun<'_> {
 
     /// The same changes leave the same upper dir: objects, types, overlay xattrs (origins
     /// as the lower objects they name: after a rotation each side's lowers are its own).
-    fn compare_uppers(&mut self, round: usize) {
+    fn compare_uppers(&mut self, round: usize, distinct: &mut Distinct) {
         let side = |s: &Side| (s.dirs.upper.clone().unwrap(), s.dirs.lowers.clone());
         let ((ua, la), (ub, lb)) = (side(&self.oracle), side(&self.test));
-        for d in tree::upper_layout_diff_over((&ua, &la), (&ub, &lb))
-            .into_iter()
-            .take(5)
-        {
+        let diffs = tree::upper_layout_diff_over((&ua, &la), (&ub, &lb));
+        // Shrink the first few kinds of upper difference to short sequences too.
+        if let Some(line) = diffs.first().filter(|_| distinct.len() < 12) {
+            let sig = format!("upper dir: {}", line.split(": ").next().unwrap_or_default());
+            if !distinct.contains_key(&sig) {
+                let repro =
+                    minimize_upper(self.subject, self.lowers, self.base, &self.history, line);
+                let first = format!("seed {} (round {round}): {line}{repro}", self.seed);
+                distinct.insert(sig.clone(), (0, first));
+            }
+            distinct.get_mut(&sig).unwrap().0 += 1;
+        }
+        for d in diffs.into_iter().take(5) {
             self.fails.push(format!(
                 "seed {}: upper dir (round {round}): {d}",
                 self.seed
