@@ -617,19 +617,23 @@ impl UnionFs {
                     Some(st) if sys::is_dir(&st) => {
                         if whiteout::is_opaque_dir(fd, &p, &self.layers.xattr, true)? {
                             stop = true;
-                        } else if !stop && layer + 1 < self.merged_lowers() {
+                        } else if layer + 1 < self.merged_lowers() {
                             let r = self.layers.xattr.read(fd, &p, |n| &n.redirect)?;
                             let rest = want[i + 1..].iter().cloned();
                             next_want = match r.and_then(|r| Redirect::parse(&r)) {
-                                Some(Redirect::Absolute(r)) => Some(
+                                // An absolute redirect below an opaque dir on the way
+                                // still leads into the layers below, as overlayfs
+                                // resets its stop there.
+                                Some(Redirect::Absolute(r)) => Some({
+                                    stop = false;
                                     r.as_bytes()
                                         .split(|&c| c == b'/')
                                         .filter(|c| !c.is_empty())
                                         .map(|c| OsStr::from_bytes(c).to_owned())
                                         .chain(rest)
-                                        .collect(),
-                                ),
-                                Some(Redirect::Relative(r)) => Some(
+                                        .collect()
+                                }),
+                                Some(Redirect::Relative(r)) if !stop => Some(
                                     want[..i]
                                         .iter()
                                         .cloned()
@@ -637,7 +641,7 @@ impl UnionFs {
                                         .chain(rest)
                                         .collect(),
                                 ),
-                                None => next_want,
+                                _ => next_want,
                             };
                         }
                         cur = p;
