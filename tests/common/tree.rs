@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Seconds two mtimes may differ by: the two mounts run the same operation a moment apart
 /// (on a loaded CI machine maybe seconds); lost or wrong times are off by years.
@@ -276,8 +276,23 @@ pub fn upper_layout(upper: &Path) -> BTreeMap<String, UpperEntry> {
 
 /// How the upper dir GOT differs from WANT (kernel overlayfs' after the same changes).
 pub fn upper_layout_diff(want: &Path, got: &Path) -> Vec<String> {
-    let want = upper_layout(want);
-    let got = upper_layout(got);
+    layout_diff(&upper_layout(want), &upper_layout(got))
+}
+
+/// As `upper_layout_diff`, for two sides over different lower dirs (each over its own
+/// rotated uppers): each origin xattr is compared as the lower object its file handle
+/// names (layer index and path), not as bytes.
+pub fn upper_layout_diff_over(want: (&Path, &[PathBuf]), got: (&Path, &[PathBuf])) -> Vec<String> {
+    layout_diff(
+        &resolve_origins(upper_layout(want.0), want.1),
+        &resolve_origins(upper_layout(got.0), got.1),
+    )
+}
+
+fn layout_diff(
+    want: &BTreeMap<String, UpperEntry>,
+    got: &BTreeMap<String, UpperEntry>,
+) -> Vec<String> {
     want.iter()
         .filter(|(p, v)| got.get(*p) != Some(*v))
         .map(|(p, v)| format!("{p}: kernel {v:?}, subject {:?}", got.get(p)))
@@ -287,6 +302,62 @@ pub fn upper_layout_diff(want: &Path, got: &Path) -> Vec<String> {
                 .map(|(p, v)| format!("{p}: only subject {v:?}")),
         )
         .collect()
+}
+
+/// Replaces each origin xattr that `LowerObjects::name` can read with that name.
+fn resolve_origins(
+    mut layout: BTreeMap<String, UpperEntry>,
+    lowers: &[PathBuf],
+) -> BTreeMap<String, UpperEntry> {
+    let objects = LowerObjects::of(lowers);
+    for (_, xs) in layout.values_mut() {
+        for (name, v) in xs.iter_mut() {
+            if name.ends_with(".origin")
+                && let Some(named) = objects.name(v)
+            {
+                *v = named.into_bytes();
+            }
+        }
+    }
+    layout
+}
+
+/// The objects of a stack of lower layers by inode number, to name what an origin file
+/// handle points at.
+pub struct LowerObjects(BTreeMap<u64, String>);
+
+impl LowerObjects {
+    pub fn of(lowers: &[PathBuf]) -> LowerObjects {
+        let mut by_ino: BTreeMap<u64, String> = BTreeMap::new();
+        for (i, layer) in lowers.iter().enumerate() {
+            for e in walkdir::WalkDir::new(layer)
+                .sort_by_file_name()
+                .into_iter()
+                .flatten()
+            {
+                let Ok(md) = e.metadata() else { continue };
+                let rel = e.path().strip_prefix(layer).unwrap().to_string_lossy();
+                by_ino
+                    .entry(md.ino() & 0xffff_ffff)
+                    .or_insert_with(|| format!("layer {i}: /{rel}"));
+            }
+        }
+        LowerObjects(by_ino)
+    }
+
+    /// "<layer N: path>" of the object an origin file handle of the form the test file
+    /// system writes names (overlay fh version 0, FILEID_INO32_GEN: a 32-bit inode number
+    /// at byte 21; the first path by name of a hard-linked one); None for another form.
+    pub fn name(&self, fh: &[u8]) -> Option<String> {
+        if fh.len() < 25 || fh[..2] != [0, 0xfb] || fh[4] != 1 {
+            return None;
+        }
+        let ino = u64::from(u32::from_le_bytes(fh[21..25].try_into().unwrap()));
+        Some(match self.0.get(&ino) {
+            Some(p) => format!("<{p}>"),
+            None => format!("<inode {ino}, in no lower layer>"),
+        })
+    }
 }
 
 /// Paths whose st_ino differs between two snapshots of the same mount's data (e.g. before

@@ -50,6 +50,7 @@ fn apply_inner(root: &Path, op: &Op) -> Result<String, String> {
         | Op::HeldTruncate { .. }
         | Op::HeldClose { .. }
         | Op::HeldReaddir { .. } => apply_held(root, op),
+        Op::Rotate => panic!("Op::Rotate is run by the runner, not applied to a mount"),
     }
 }
 

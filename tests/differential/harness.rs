@@ -2,7 +2,7 @@
 //! sequences, and the loop over seeds that gathers and reports the differences.
 use super::compare::AUFS;
 use super::runner::run_seed;
-use super::{DEFAULT_OPS, DEFAULT_SEEDS, SEED_LIMIT_SECS};
+use super::{DEFAULT_OPS, DEFAULT_ROUNDS, DEFAULT_SEEDS, SEED_LIMIT_SECS};
 use crate::common::layers::Format;
 use crate::common::mounts::{Kind, Mount, UnionDirs, mount_kernel, mount_kind, mount_unionctl};
 use crate::common::{self, Scratch};
@@ -108,7 +108,25 @@ impl Subject {
     }
 }
 
-pub(crate) fn run_all(subject: Subject) -> Vec<String> {
+/// How many rounds of ops a sequence has: one, or several with the layers rotated between
+/// them (each side's upper becomes its own top lower layer).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum Layers {
+    Fixed,
+    Rotated,
+}
+
+impl Layers {
+    /// The rounds of a sequence: 1, or DIFF_ROUNDS (DEFAULT_ROUNDS) with rotated layers.
+    fn rounds(self) -> usize {
+        match self {
+            Layers::Fixed => 1,
+            Layers::Rotated => env_num("DIFF_ROUNDS", DEFAULT_ROUNDS as u64).max(1) as usize,
+        }
+    }
+}
+
+pub(crate) fn run_all(subject: Subject, layers: Layers) -> Vec<String> {
     assert!(
         common::is_root(),
         "the differential test mounts kernel overlayfs: run it as root"
@@ -126,7 +144,14 @@ pub(crate) fn run_all(subject: Subject) -> Vec<String> {
     // Same umask on both sides; FUSE and overlayfs both apply the caller's.
     // SAFETY: umask only changes this process's file-creation mask.
     unsafe { libc::umask(0o022) };
-    let scratch = Scratch::new(&format!("diff-{}", subject.name()));
+    let scratch = Scratch::new(&format!(
+        "diff-{}-{rounds_name}",
+        subject.name(),
+        rounds_name = match layers {
+            Layers::Fixed => "fixed",
+            Layers::Rotated => "rotated",
+        }
+    ));
     let lowers = common::layers::standard_lowers(&scratch.mkdir("lowers"));
     let subject_lowers = match subject.lower_format() {
         Format::Aufs => {
@@ -136,6 +161,7 @@ pub(crate) fn run_all(subject: Subject) -> Vec<String> {
     };
     let seeds = seeds_from_env(DEFAULT_SEEDS);
     let ops = env_num("DIFF_OPS", DEFAULT_OPS as u64) as usize;
+    let rounds = layers.rounds();
     let started = Instant::now();
     let mut failures = Vec::new();
     let mut distinct = BTreeMap::new();
@@ -157,7 +183,7 @@ pub(crate) fn run_all(subject: Subject) -> Vec<String> {
         );
         let found = run_seed(
             *seed,
-            ops,
+            [rounds, ops],
             subject,
             [lowers.as_slice(), subject_lowers.as_slice()],
             &dir,
@@ -190,9 +216,14 @@ pub(crate) fn run_all(subject: Subject) -> Vec<String> {
         failures.insert(0, lines.join("\n"));
     }
     common::report(&format!(
-        "differential test, kernel overlayfs vs {}: {} sequences x {ops} ops in {:.1}s, {} difference(s)",
+        "differential test, kernel overlayfs vs {}: {} sequences x {rounds} round(s) x {ops} ops{} in {:.1}s, {} difference(s)",
         subject.name(),
         seeds.len(),
+        if rounds > 1 {
+            " (layers rotated between rounds)"
+        } else {
+            ""
+        },
         started.elapsed().as_secs_f64(),
         failures.len()
     ));
@@ -219,6 +250,24 @@ impl Side {
             },
             merged: root.join("merged"),
         }
+    }
+
+    /// Rotates the layers as an image commit stacks a container's changes: the upper
+    /// becomes the top lower layer, under a fresh empty upper and work dir (named after
+    /// ROUND). The old work dir goes: it is no part of a layer (and its index would hold
+    /// an extra link to each hard link copied up through it).
+    pub(crate) fn rotate(&mut self, round: usize) {
+        let root = self.merged.parent().unwrap().to_path_buf();
+        let (upper, work) = (
+            root.join(format!("upper{round}")),
+            root.join(format!("work{round}")),
+        );
+        std::fs::create_dir_all(&upper).unwrap();
+        std::fs::create_dir_all(&work).unwrap();
+        let old_work = self.dirs.work.replace(work).unwrap();
+        std::fs::remove_dir_all(old_work).unwrap();
+        let old = self.dirs.upper.replace(upper).unwrap();
+        self.dirs.lowers.insert(0, old);
     }
 
     pub(crate) fn mount_as(&self, kind: Kind, dirs: &UnionDirs) -> Result<Mount, String> {

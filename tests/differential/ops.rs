@@ -151,6 +151,11 @@ pub(crate) enum Op {
     HeldReaddir {
         slot: u8,
     },
+    /// Not a file operation but a step of a sequence with rotated layers (run by the
+    /// runner and the shrinker, never applied to a mount): both sides unmount, each upper
+    /// becomes its own top lower layer, and a fresh empty upper + work dir are mounted
+    /// over them, as an image commit stacks a container's changes.
+    Rotate,
 }
 
 #[derive(Debug, Clone, Copy)]

@@ -1,5 +1,8 @@
 //! One sequence, in phases: the ops in lockstep, the trees after them, after a remount,
-//! and each side mounting the upper + work dir the other wrote.
+//! and each side mounting the upper + work dir the other wrote. With rotated layers the
+//! sequence has several rounds of ops: after each round's remount, each side's upper
+//! becomes its own top lower layer under a fresh upper, and the next round goes on from
+//! the same seeded ops over that stack.
 use super::apply::apply;
 use super::compare::{
     aufs_skips, first_word, push_diff, push_set_diff, relax_aufs, same_ino, snap,
@@ -8,7 +11,8 @@ use super::generate::{Model, Rng, gen_op};
 use super::harness::{Side, Subject};
 use super::held::close_held;
 use super::ops::Op;
-use super::shrink::{diff_key, minimize, minimize_tree};
+use super::rotate::rotate_both;
+use super::shrink::{diff_key, minimize, minimize_tree, minimize_upper};
 use crate::common::mounts::{Kind, Mount};
 use crate::common::tree::{self, Tree};
 use std::collections::{BTreeMap, BTreeSet};
@@ -17,10 +21,11 @@ use std::path::{Path, PathBuf};
 /// Distinct differences across a test's sequences: signature -> (count, first report).
 pub(crate) type Distinct = BTreeMap<String, (usize, String)>;
 
-/// Runs one sequence; returns the differences found (empty when both sides agree).
+/// Runs one sequence of ROUNDS rounds of N_OPS ops (the layers rotated between rounds);
+/// returns the differences found (empty when both sides agree).
 pub(crate) fn run_seed(
     seed: u64,
-    n_ops: usize,
+    [rounds, n_ops]: [usize; 2],
     subject: Subject,
     lowers: [&[PathBuf]; 2],
     base: &Path,
@@ -33,10 +38,11 @@ pub(crate) fn run_seed(
         base,
         oracle: Side::new("oracle", lowers[0], base),
         test: Side::new("subject", lowers[1], base),
+        history: Vec::new(),
         fails: Vec::new(),
     };
     // None: a mount or unmount failed, the rest of the sequence cannot run.
-    let _ = run.run(n_ops, distinct);
+    let _ = run.run(rounds, n_ops, distinct);
     run.fails
 }
 
@@ -48,10 +54,13 @@ struct SeedRun<'a> {
     base: &'a Path,
     oracle: Side,
     test: Side,
+    /// The ops run so far, with an `Op::Rotate` where the layers were rotated: what a
+    /// difference is shrunk from.
+    history: Vec<Op>,
     fails: Vec<String>,
 }
 
-/// The trees after a remount, for the cross mounts.
+/// The trees after a remount, for the next rotation and the cross mounts.
 struct Remounted {
     oracle: Tree,
     subject: Tree,
@@ -60,61 +69,131 @@ struct Remounted {
 }
 
 impl SeedRun<'_> {
-    fn run(&mut self, n_ops: usize, distinct: &mut Distinct) -> Option<()> {
+    fn run(&mut self, rounds: usize, n_ops: usize, distinct: &mut Distinct) -> Option<()> {
+        let mut rng = Rng::new(self.seed);
+        let mut model: Option<Model> = None;
+        let mut remounted: Option<Remounted> = None;
+        for round in 0..rounds {
+            if round > 0 {
+                rotate_both(&mut self.oracle, &mut self.test, round);
+                self.history.push(Op::Rotate);
+            }
+            let (r, diverged) = self.run_round(
+                round,
+                &mut rng,
+                &mut model,
+                remounted.as_ref(),
+                n_ops,
+                distinct,
+            )?;
+            remounted = Some(r);
+            // From a change that went differently on, the trees differ by construction.
+            if diverged {
+                break;
+            }
+        }
+        if self.subject.kernel_format() {
+            self.check_cross_mounts(remounted.as_ref()?);
+        }
+        Some(())
+    }
+
+    /// One round: mount (over the rotated layers after the first), the ops, the trees
+    /// after them, unmount, the uppers, a remount. Returns the remounted trees and whether
+    /// a change went differently.
+    fn run_round(
+        &mut self,
+        round: usize,
+        rng: &mut Rng,
+        model: &mut Option<Model>,
+        before: Option<&Remounted>,
+        n_ops: usize,
+        distinct: &mut Distinct,
+    ) -> Option<(Remounted, bool)> {
         let sname = self.subject.name();
-        let (ma, mb) =
-            self.mount_both("kernel overlayfs mount failed", &format!("mount {sname}"))?;
+        let what = match round {
+            0 => format!("mount {sname}"),
+            _ => format!("mount {sname} over its rotated layers (round {round})"),
+        };
+        let (ma, mb) = self.mount_both("kernel overlayfs mount failed", &what)?;
         let a0 = snap(&self.oracle.merged);
         let b0 = snap(&self.test.merged);
-        self.push_diff("initial merged view", "kernel", &a0, sname, &b0);
-
-        let (done, diverged) = self.run_ops(n_ops, &a0, distinct);
+        match before {
+            None => self.push_diff("initial merged view", "kernel", &a0, sname, &b0),
+            Some(r) => self.check_rotation(round, r, [&a0, &b0]),
+        }
+        let model = model.get_or_insert_with(|| Model::from_tree(&a0));
+        let diverged = self.run_ops(rng, model, n_ops, distinct);
         let a1 = snap(&self.oracle.merged);
         let b1 = snap(&self.test.merged);
         if !diverged {
-            self.compare_after_ops([&a0, &b0], [&a1, &b1], &done, distinct);
+            self.compare_after_ops([&a0, &b0], [&a1, &b1], distinct);
         }
 
         close_held(&self.oracle.merged);
         close_held(&self.test.merged);
         self.unmount_both(ma, mb)?;
         if !diverged && self.subject.kernel_format() {
-            self.compare_uppers();
+            self.compare_uppers(round, distinct);
         }
-        let remounted = self.check_remount([&a1, &b1], diverged)?;
-        if !self.subject.kernel_format() {
-            return Some(());
-        }
-        self.check_cross_mounts(&remounted);
-        Some(())
+        Some((self.check_remount([&a1, &b1], diverged)?, diverged))
     }
 
-    /// The ops, in lockstep; paths are chosen from what the oracle has seen. Returns the
-    /// ops run, and whether a change went differently (from there on the trees differ by
-    /// construction).
-    fn run_ops(&mut self, n_ops: usize, a0: &Tree, distinct: &mut Distinct) -> (Vec<Op>, bool) {
+    /// The merged view over the rotated layers: the same on both sides, and the same paths
+    /// keep their st_ino. (Unlike a remount, a rotation may change the kernel's own view:
+    /// the link count of a hard link copied up apart from its lower names, so the subject's
+    /// own before/after is not compared.)
+    fn check_rotation(&mut self, round: usize, r: &Remounted, [a0, b0]: [&Tree; 2]) {
+        let sname = self.subject.name();
+        self.push_diff(
+            &format!("tree after rotating the layers (round {round})"),
+            "kernel",
+            a0,
+            sname,
+            b0,
+        );
+        push_set_diff(
+            &mut self.fails,
+            self.seed,
+            &format!("paths whose st_ino changed across the rotation (round {round})"),
+            &tree::ino_changes(&r.oracle, a0)
+                .into_iter()
+                .map(first_word)
+                .collect(),
+            &tree::ino_changes(&r.subject, b0)
+                .into_iter()
+                .map(first_word)
+                .collect(),
+        );
+    }
+
+    /// The ops, in lockstep; paths are chosen from what the oracle has seen. Returns
+    /// whether a change went differently (from there on the trees differ by construction).
+    fn run_ops(
+        &mut self,
+        rng: &mut Rng,
+        model: &mut Model,
+        n_ops: usize,
+        distinct: &mut Distinct,
+    ) -> bool {
         let seed = self.seed;
-        let mut rng = Rng::new(seed);
-        let mut model = Model::from_tree(a0);
         let trace = std::env::var_os("DIFF_TRACE").is_some();
         let mut oks = 0;
-        let mut diverged = false;
-        let mut done: Vec<Op> = Vec::new();
-        for i in 0..n_ops {
-            let op = gen_op(&mut rng, &model);
+        for _ in 0..n_ops {
+            let op = gen_op(rng, model);
             if aufs_skips(self.subject, &op) {
                 continue;
             }
+            let i = self.history.len();
             let ra = apply(&self.oracle.merged, &op);
             let rb = apply(&self.test.merged, &op);
             let (ra, rb) = relax_aufs(self.subject, ra, rb);
-            done.push(op.clone());
+            self.history.push(op.clone());
             if ra != rb {
-                self.record_op_difference(i, &op, (&ra, &rb), &done, distinct);
+                self.record_op_difference(i, &op, (&ra, &rb), distinct);
                 // After a change went differently, later results would only echo it.
                 if op.changes_state() {
-                    diverged = true;
-                    break;
+                    return true;
                 }
             }
             if trace {
@@ -128,16 +207,16 @@ impl SeedRun<'_> {
         if trace {
             eprintln!("seed {seed}: {oks} of {n_ops} ops succeeded");
         }
-        (done, diverged)
+        false
     }
 
-    /// Reports op I's two results; a new kind of difference is shrunk first.
+    /// Reports op I (of the history, rotations counted) and its two results; a new kind of
+    /// difference is shrunk first.
     fn record_op_difference(
         &mut self,
         i: usize,
         op: &Op,
         (ra, rb): (&str, &str),
-        done: &[Op],
         distinct: &mut Distinct,
     ) {
         let (seed, sname) = (self.seed, self.subject.name());
@@ -148,7 +227,13 @@ impl SeedRun<'_> {
             .to_string();
         let sig = format!("{variant}: kernel {ra} | {sname} {rb}");
         if !distinct.contains_key(&sig) {
-            let repro = minimize(self.subject, self.lowers, self.base, done, (ra, rb));
+            let repro = minimize(
+                self.subject,
+                self.lowers,
+                self.base,
+                &self.history,
+                (ra, rb),
+            );
             distinct.insert(
                 sig.clone(),
                 (0, format!("seed {seed} op {i}: {op:?}{repro}")),
@@ -165,7 +250,6 @@ impl SeedRun<'_> {
         &mut self,
         [a0, b0]: [&Tree; 2],
         [a1, b1]: [&Tree; 2],
-        done: &[Op],
         distinct: &mut Distinct,
     ) {
         let seed = self.seed;
@@ -175,7 +259,8 @@ impl SeedRun<'_> {
         if let Some(line) = first.filter(|_| distinct.len() < 12) {
             let sig = format!("tree after the ops: {}", diff_key(&line));
             if !distinct.contains_key(&sig) {
-                let repro = minimize_tree(self.subject, self.lowers, self.base, done, &line);
+                let repro =
+                    minimize_tree(self.subject, self.lowers, self.base, &self.history, &line);
                 distinct.insert(sig.clone(), (0, format!("seed {seed}: {line}{repro}")));
             }
             distinct.get_mut(&sig).unwrap().0 += 1;
@@ -189,17 +274,28 @@ impl SeedRun<'_> {
         );
     }
 
-    /// The same changes leave the same upper dir: objects, types, overlay xattrs.
-    fn compare_uppers(&mut self) {
-        for d in tree::upper_layout_diff(
-            self.oracle.dirs.upper.as_ref().unwrap(),
-            self.test.dirs.upper.as_ref().unwrap(),
-        )
-        .into_iter()
-        .take(5)
-        {
-            self.fails
-                .push(format!("seed {}: upper dir: {d}", self.seed));
+    /// The same changes leave the same upper dir: objects, types, overlay xattrs (origins
+    /// as the lower objects they name: after a rotation each side's lowers are its own).
+    fn compare_uppers(&mut self, round: usize, distinct: &mut Distinct) {
+        let side = |s: &Side| (s.dirs.upper.clone().unwrap(), s.dirs.lowers.clone());
+        let ((ua, la), (ub, lb)) = (side(&self.oracle), side(&self.test));
+        let diffs = tree::upper_layout_diff_over((&ua, &la), (&ub, &lb));
+        // Shrink the first few kinds of upper difference to short sequences too.
+        if let Some(line) = diffs.first().filter(|_| distinct.len() < 12) {
+            let sig = format!("upper dir: {}", line.split(": ").next().unwrap_or_default());
+            if !distinct.contains_key(&sig) {
+                let repro =
+                    minimize_upper(self.subject, self.lowers, self.base, &self.history, line);
+                let first = format!("seed {} (round {round}): {line}{repro}", self.seed);
+                distinct.insert(sig.clone(), (0, first));
+            }
+            distinct.get_mut(&sig).unwrap().0 += 1;
+        }
+        for d in diffs.into_iter().take(5) {
+            self.fails.push(format!(
+                "seed {}: upper dir (round {round}): {d}",
+                self.seed
+            ));
         }
     }
 

@@ -2,17 +2,23 @@
 //! the report: a 200-op sequence is hard to read, three ops are a bug report.
 use super::apply::apply;
 use super::compare::snap;
-use super::harness::{Side, Subject};
+use super::harness::{Side, Subject, env_num};
 use super::held::close_held;
 use super::ops::Op;
-use crate::common::mounts::Kind;
+use super::rotate::rotate_both;
+use crate::common::mounts::{Kind, Mount};
 use crate::common::tree;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-/// Time for shrinking each new kind of difference to a short sequence that shows it.
-const MINIMIZE_SECS: u64 = 8;
-const MINIMIZE_TOTAL_SECS: u64 = 30;
+/// Time for shrinking each new kind of difference to a short sequence that shows it, and
+/// for all of a test's (DIFF_MINIMIZE_SECS and DIFF_MINIMIZE_TOTAL_SECS override them).
+fn minimize_secs() -> u64 {
+    env_num("DIFF_MINIMIZE_SECS", 8)
+}
+fn minimize_total_secs() -> u64 {
+    env_num("DIFF_MINIMIZE_TOTAL_SECS", 30)
+}
 
 /// Shrinks `ops` (whose last op gave `want` = (kernel, subject) results) to a short
 /// sequence that still ends in the same two results, replaying each candidate on fresh
@@ -83,7 +89,7 @@ fn describe_shrunk(found: Result<Vec<Op>, &str>) -> String {
 fn shrink(ops: &[Op], mut fails: impl FnMut(&[Op]) -> bool) -> Result<Vec<Op>, &'static str> {
     let started = Instant::now();
     // Each test (thread) may spend MINIMIZE_TOTAL_SECS shrinking, then reports as found.
-    let budget_left = MINIMIZE_SPENT.with(|s| s.get()) < Duration::from_secs(MINIMIZE_TOTAL_SECS);
+    let budget_left = MINIMIZE_SPENT.with(|s| s.get()) < Duration::from_secs(minimize_total_secs());
     let result = shrink_within(ops, &mut fails, budget_left);
     MINIMIZE_SPENT.with(|s| s.set(s.get() + started.elapsed()));
     result
@@ -107,10 +113,10 @@ fn shrink_within(
         return Err("does not reproduce on fresh mounts");
     }
     let mut chunk = keep.len().div_ceil(2).max(1);
-    while !keep.is_empty() && started.elapsed().as_secs() < MINIMIZE_SECS {
+    while !keep.is_empty() && started.elapsed().as_secs() < minimize_secs() {
         let mut removed_any = false;
         let mut at = 0;
-        while at < keep.len() && started.elapsed().as_secs() < MINIMIZE_SECS {
+        while at < keep.len() && started.elapsed().as_secs() < minimize_secs() {
             let mut cand = keep.clone();
             cand.drain(at..(at + chunk).min(cand.len()));
             if fails(&cand) {
@@ -128,8 +134,9 @@ fn shrink_within(
     Ok(keep)
 }
 
-/// Runs `ops` on fresh kernel and subject mounts (in a fresh dir under `base`), then
-/// `check` on the two mount points.
+/// Runs `ops` on fresh kernel and subject mounts (in a fresh dir under `base`; at each
+/// `Op::Rotate` both sides rotate their layers and mount again), then `check` on the two
+/// mount points.
 fn replay(
     subject: Subject,
     lowers: [&[PathBuf]; 2],
@@ -137,25 +144,98 @@ fn replay(
     ops: &[Op],
     check: impl FnOnce(&Path, &Path) -> bool,
 ) -> bool {
+    replay_then(subject, lowers, base, ops, |a, b, mounted| {
+        let r = check(&a.merged, &b.merged);
+        close_held(&a.merged);
+        close_held(&b.merged);
+        let _ = (mounted.0.unmount(), mounted.1.unmount());
+        r
+    })
+}
+
+/// `replay`, with `check` on the two sides after they unmounted (their upper dirs).
+fn replay_unmounted(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+    ops: &[Op],
+    check: impl FnOnce(&Side, &Side) -> bool,
+) -> bool {
+    replay_then(subject, lowers, base, ops, |a, b, mounted| {
+        let _ = (snap(&a.merged), snap(&b.merged));
+        close_held(&a.merged);
+        close_held(&b.merged);
+        mounted.0.unmount().is_ok() && mounted.1.unmount().is_ok() && check(a, b)
+    })
+}
+
+fn replay_then(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+    ops: &[Op],
+    then: impl FnOnce(&Side, &Side, (&mut Mount, &mut Mount)) -> bool,
+) -> bool {
     static ROUND: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
     let dir = base.join(format!(
         "min{}",
         ROUND.fetch_add(1, std::sync::atomic::Ordering::SeqCst)
     ));
-    let a = Side::new("oracle", lowers[0], &dir);
-    let b = Side::new("subject", lowers[1], &dir);
+    let mut a = Side::new("oracle", lowers[0], &dir);
+    let mut b = Side::new("subject", lowers[1], &dir);
     let result = (|| {
-        let _ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
-        let _mb = subject.mount(&b.dirs, &b.merged).ok()?;
+        let mut ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+        let mut mb = subject.mount(&b.dirs, &b.merged).ok()?;
+        let _ = (snap(&a.merged), snap(&b.merged));
+        let mut rounds = 0;
         for op in ops {
+            if let Op::Rotate = op {
+                // As the runner ends a round: the trees walked, unmounted, remounted
+                // and walked again (a walk lists dirs, which may clean their marks).
+                let _ = (snap(&a.merged), snap(&b.merged));
+                close_held(&a.merged);
+                close_held(&b.merged);
+                ma.unmount().ok()?;
+                mb.unmount().ok()?;
+                ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+                mb = subject.mount(&b.dirs, &b.merged).ok()?;
+                let _ = (snap(&a.merged), snap(&b.merged));
+                ma.unmount().ok()?;
+                mb.unmount().ok()?;
+                rounds += 1;
+                rotate_both(&mut a, &mut b, rounds);
+                ma = a.mount_as(Kind::Kernel, &a.dirs).ok()?;
+                mb = subject.mount(&b.dirs, &b.merged).ok()?;
+                let _ = (snap(&a.merged), snap(&b.merged));
+                continue;
+            }
             apply(&a.merged, op);
             apply(&b.merged, op);
         }
-        let r = check(&a.merged, &b.merged);
-        close_held(&a.merged);
-        close_held(&b.merged);
-        Some(r)
+        Some(then(&a, &b, (&mut ma, &mut mb)))
     })();
     let _ = std::fs::remove_dir_all(&dir);
     result.unwrap_or(false)
+}
+
+/// Shrinks `ops` to a short sequence after which the two upper dirs still differ at the
+/// path of `line` (a line of tree::upper_layout_diff_over).
+pub(crate) fn minimize_upper(
+    subject: Subject,
+    lowers: [&[PathBuf]; 2],
+    base: &Path,
+    ops: &[Op],
+    line: &str,
+) -> String {
+    let path = line.split(": ").next().unwrap_or_default().to_string();
+    let found = shrink(ops, |cand| {
+        replay_unmounted(subject, lowers, base, cand, |a, b| {
+            let side = |s: &Side| (s.dirs.upper.clone().unwrap(), s.dirs.lowers.clone());
+            let ((ua, la), (ub, lb)) = (side(a), side(b));
+            tree::upper_layout_diff_over((&ua, &la), (&ub, &lb))
+                .iter()
+                .any(|l| l.split(": ").next() == Some(path.as_str()))
+        })
+    });
+    describe_shrunk(found)
 }

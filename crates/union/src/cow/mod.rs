@@ -8,8 +8,14 @@ use std::os::fd::{AsRawFd, RawFd};
 
 const FICLONE: libc::c_ulong = 0x40049409;
 
-/// Copies all data of `src` into `dst` (both regular files), keeping holes: reflink when the
-/// file system can, else copy_file_range over the data extents, else read/write.
+/// Overlayfs copies data up in chunks of this size.
+const CHUNK: i64 = 1 << 20;
+
+/// Copies all data of `src` into `dst` (both regular files) as overlayfs copies up, so the
+/// copy has the same holes (which st_blocks and SEEK_HOLE show): a reflink when the file
+/// system can; else chunk by chunk, skipping a hole only where SEEK_DATA at a chunk's
+/// start finds the data further on (a hole inside a copied chunk is written as zeros); a
+/// trailing hole only sets the size.
 pub fn copy_data(src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
     if size == 0 {
         return Ok(());
@@ -17,23 +23,28 @@ pub fn copy_data(src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
     if unsafe { libc::ioctl(dst, FICLONE as _, src) } == 0 {
         return Ok(());
     }
-    let mut off: i64 = 0;
     let end = size as i64;
+    let mut off: i64 = 0;
+    // Where SEEK_DATA last found data; it is asked again once the copy is past it.
+    let mut data: i64 = -1;
+    let mut skip_holes = true;
     while off < end {
-        let data = unsafe { libc::lseek(src, off, libc::SEEK_DATA) };
-        if data < 0 {
-            let e = io::Error::last_os_error();
-            if e.raw_os_error() == Some(libc::ENXIO) {
-                break; // only a hole remains
+        if skip_holes && data < off {
+            data = unsafe { libc::lseek(src, off, libc::SEEK_DATA) };
+            if data < 0 {
+                if io::Error::last_os_error().raw_os_error() == Some(libc::ENXIO) {
+                    break; // only a hole remains
+                }
+                // No SEEK_DATA support: copy the rest chunk by chunk.
+                skip_holes = false;
+            } else if data > off {
+                off = data.min(end);
+                continue;
             }
-            // No SEEK_DATA support: treat the rest as data.
-            copy_range(src, dst, off, end)?;
-            break;
         }
-        let hole = unsafe { libc::lseek(src, data, libc::SEEK_HOLE) };
-        let hole = if hole < 0 { end } else { hole.min(end) };
-        copy_range(src, dst, data, hole)?;
-        off = hole;
+        let stop = (off + CHUNK).min(end);
+        copy_range(src, dst, off, stop)?;
+        off = stop;
     }
     // A trailing hole still sets the size.
     if unsafe { libc::ftruncate(dst, end) } < 0 {

@@ -42,6 +42,8 @@ pub struct UnionFs {
     /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only
     /// (the kernel's format). Metacopy files are read either way.
     pub metacopy: bool,
+    /// The st_ino the root shows (its node id is ROOT): see `shown_ino`.
+    root_ino: u64,
 }
 
 /// What the upper layer holds at a name (`UnionFs::resolve_upper`).
@@ -103,7 +105,7 @@ fn kind_of(st: &Stat) -> u32 {
 
 impl UnionFs {
     pub fn new(layers: Layers) -> io::Result<UnionFs> {
-        let fs = UnionFs {
+        let mut fs = UnionFs {
             layers,
             nodes: node::NodeTable::default(),
             tmp_seq: AtomicU64::new(0),
@@ -113,6 +115,7 @@ impl UnionFs {
             lower_index: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
             metacopy: false,
+            root_ino: ROOT,
         };
         let upper = fs.layers.upper.is_some();
         let mut lowers = Vec::new();
@@ -143,6 +146,10 @@ impl UnionFs {
             orphan: None,
         };
         fs.nodes.insert_root(Node::new(ROOT, libc::S_IFDIR, state));
+        let root = fs.layers.upper.as_ref().or(fs.layers.lowers.first());
+        if let Some(l) = root {
+            fs.root_ino = fs.layers.map_ino(l.dev_slot, sys::fstat(l.raw())?.st_ino);
+        }
         Ok(fs)
     }
 
@@ -298,8 +305,9 @@ impl UnionFs {
             (None, None) => return Ok(None),
         };
         // A hard link copied up through the index may be metacopy there (the kernel's
-        // metacopy=on does that): its data is still the lower file's.
-        if let (false, Some(ix), Some(ixfd)) = (metacopy, &index, &self.layers.index) {
+        // metacopy=on does that): its data is still the lower file's. The index entry
+        // says so, also for a lower metacopy file whose data was copied up since.
+        if let (Some(ix), Some(ixfd)) = (&index, &self.layers.index) {
             let ixfd = std::os::fd::AsRawFd::as_raw_fd(ixfd);
             if let Some(st) = sys::lstat_opt(ixfd, ix)? {
                 metacopy = self.is_metacopy(ixfd, ix, &st)?;
@@ -504,12 +512,18 @@ impl UnionFs {
             _ => None,
         };
         let chain = |top: Option<LowerRef>, data: LowerRef| top.into_iter().chain([data]).collect();
-        for dir in dirs {
-            let (layer, cpath) = (dir.layer, join(&dir.path, name));
+        // A metacopy file met on the way with a redirect moves the search for the layers
+        // below it, as overlayfs follows it.
+        let mut dirs: Cow<[LowerRef]> = Cow::Borrowed(dirs);
+        let mut name: Cow<OsStr> = Cow::Borrowed(name);
+        let mut i = 0;
+        while let Some(dir) = dirs.get(i).cloned() {
+            i += 1;
+            let (layer, cpath) = (dir.layer, join(&dir.path, &name));
             let fd = self.lower_fd(layer);
             match sys::lstat_opt(fd, &cpath)? {
                 None => {
-                    if whiteout::is_whiteout(fd, &dir.path, name, true)? {
+                    if whiteout::is_whiteout(fd, &dir.path, &name, true)? {
                         break;
                     }
                 }
@@ -517,16 +531,24 @@ impl UnionFs {
                     if !self.is_metacopy(fd, &cpath, &st)? {
                         return Ok((chain(top, LowerRef { layer, path: cpath }), Some(st)));
                     }
-                    if let Some(Redirect::Absolute(p)) = self
+                    let r = self
                         .layers
                         .xattr
                         .read(fd, &cpath, |n| &n.redirect)?
                         .map(|r| Redirect::read(&r))
-                        .transpose()?
-                    {
-                        absolute = Some(p);
-                    }
+                        .transpose()?;
                     top.get_or_insert(LowerRef { layer, path: cpath });
+                    match r {
+                        Some(Redirect::Absolute(p)) => {
+                            let (d, last) = split(&p);
+                            dirs = Cow::Owned(self.lower_dirs_at(d, layer + 1)?);
+                            name = Cow::Owned(last.to_owned());
+                            i = 0;
+                            absolute = Some(p);
+                        }
+                        Some(Redirect::Relative(n)) => name = Cow::Owned(n),
+                        None => {}
+                    }
                 }
                 Some(_) => break,
             }
@@ -770,7 +792,7 @@ impl UnionFs {
         // The resolution stat'ed the object already; only hard links need another look.
         let st = match (found.upper.or(found.lower_stat), &found.index) {
             (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
-                s.st_ino = node.ino;
+                s.st_ino = self.shown_ino(&node);
                 if let (true, Some(l)) = (found.metacopy, &found.lower_stat) {
                     s.st_blocks = l.st_blocks;
                 }
@@ -823,13 +845,13 @@ impl UnionFs {
         let st = node.snapshot();
         if let (true, Some(o)) = (st.aliases.is_empty(), &st.orphan) {
             let mut s = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o))?;
-            s.st_ino = node.ino;
+            s.st_ino = self.shown_ino(node);
             return Ok(s);
         }
         let (fd, p) = self.real(node, &st)?;
         let mut s = sys::lstatat(fd, &p)?;
         check_kind(node, &s)?;
-        s.st_ino = node.ino;
+        s.st_ino = self.shown_ino(node);
         if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
             // As overlayfs: the blocks are those of the file holding the data.
             s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
@@ -847,8 +869,13 @@ impl UnionFs {
 
     /// Link count of a copied-up hard link, as overlayfs computes it: the real count of
     /// the upper (or lower) inode plus the offset kept in `overlay.nlink`; the real upper
-    /// count when there is none.
+    /// count when there is none; a lower object's own count.
     fn merged_nlink(&self, fd: RawFd, p: &OsStr, s: &Stat, st: &NodeState) -> io::Result<u64> {
+        // A lower object counts its own links: an offset it carries was kept for a union
+        // that had it as its upper layer (rotated into the lower stack since).
+        if !st.upper && st.index.is_none() {
+            return Ok(s.st_nlink);
+        }
         let Some(v) = self.layers.xattr.read(fd, p, |n| &n.nlink)? else {
             return Ok(s.st_nlink);
         };
@@ -865,6 +892,17 @@ impl UnionFs {
         // 0: every union name is gone (an open file can still be fstat'ed).
         let n = base + off;
         Ok(if n >= 0 { n as u64 } else { s.st_nlink })
+    }
+
+    /// The st_ino of a node: its node id; for the root, as overlayfs shows it, the inode
+    /// number of the upper root (of the top lower root without an upper), so a new upper
+    /// over the same lowers (the layers rotated) gives the root a new one.
+    fn shown_ino(&self, node: &Node) -> u64 {
+        if node.ino == ROOT {
+            self.root_ino
+        } else {
+            node.ino
+        }
     }
 
     pub fn getattr(&self, ino: u64) -> io::Result<Stat> {
@@ -884,7 +922,7 @@ impl UnionFs {
             }
         }
         let mut s = sys::fstat(fd)?;
-        s.st_ino = node.ino;
+        s.st_ino = self.shown_ino(&node);
         let st = node.snapshot();
         if (s.st_nlink > 1 || st.index.is_some())
             && let Ok((rfd, p)) = self.real(&node, &st)

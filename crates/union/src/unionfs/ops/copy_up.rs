@@ -61,7 +61,11 @@ impl UnionFs {
             &skip,
         )
         .and_then(|()| match (meta_only, &data_below) {
-            (false, Some(d)) => self.copy_data_into(d, work, &tmp),
+            // The copy keeps the metadata file's times, as overlayfs copies the data
+            // before it sets them.
+            (false, Some(d)) => self
+                .copy_data_into(d, work, &tmp)
+                .and_then(|()| restore_times(work, &tmp, &lst)),
             _ => Ok(()),
         })
         .and_then(|()| self.place_copy(&node, &lower, &lst, &tmp, meta_only));

@@ -256,8 +256,11 @@ impl UnionFs {
             let st = node.snapshot();
             let (sfd, sp) = self.real(&node, &st)?;
             if st.metacopy {
-                // Every name finds the data through an absolute redirect, as overlayfs sets.
-                self.keep_metacopy_data(&node, sfd, &sp, OsStr::new(""), false)?;
+                // Every name finds the data through an absolute redirect, as overlayfs sets:
+                // the merged path of the linked name (the real object may be the index
+                // entry, whose name is no path in the layers below).
+                let upath = self.path_of(ino)?;
+                self.keep_metacopy_data(&node, self.upper()?, &upath, OsStr::new(""), false)?;
             }
             if whiteout::get(sfd, &sp, &self.layers.xattr.origin)?.is_some() {
                 self.mark_impure(self.upper()?, &ppath)?;
