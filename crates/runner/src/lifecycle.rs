@@ -564,8 +564,12 @@ pub fn attach(root: &Path, name: &str, detach_keys: &str) -> Result<i32> {
     if detached {
         return Ok(0);
     }
-    // The supervisor records the exit code just after closing our connection.
-    let fresh = match wait_record(&c, Duration::from_secs(5), |r| {
+    recorded_exit(&c)
+}
+
+/// The exit code the supervisor records just after closing an attach connection.
+fn recorded_exit(c: &Container) -> Result<i32> {
+    let fresh = match wait_record(c, Duration::from_secs(5), |r| {
         r.live_status() != Status::Running
     })? {
         Some(fresh) => fresh,
@@ -603,13 +607,7 @@ pub fn start_attached(root: &Path, name: &str, detach_keys: &str) -> Result<i32>
     if let Ok(code) = code.parse() {
         return Ok(code);
     }
-    let fresh = match wait_record(&c, Duration::from_secs(5), |r| {
-        r.live_status() != Status::Running
-    })? {
-        Some(fresh) => fresh,
-        None => Container::load(&c.dir)?,
-    };
-    Ok(fresh.exit_code.unwrap_or(0))
+    recorded_exit(&c)
 }
 
 /// Removes a container: its record, upper layer and (with `volumes`) its anonymous
