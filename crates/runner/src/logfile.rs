@@ -507,14 +507,18 @@ impl LogReader {
     /// The file written after the rotated file with inode `ino`, opened: the next
     /// `ctr.log.N`, else `ctr.log`. ctr.log is opened before the rotated files are listed,
     /// so a rotation in between shows up in the list and its file is not skipped. When
-    /// `ino` is gone (pruned, and maybe its successors too), ctr.log.
+    /// `ino` is gone (pruned: the oldest go first, so every rotated file left is newer),
+    /// the oldest rotated file left.
     fn file_after(&self, ino: u64) -> Result<Option<(fs::File, u64)>> {
         let live = open_with_ino(&self.path)?;
         let files = rotated_files(&self.dir)?;
-        let next = files
+        let next = match files
             .iter()
             .position(|(_, p)| fs::metadata(p).is_ok_and(|m| m.ino() == ino))
-            .and_then(|i| files.get(i + 1));
+        {
+            Some(i) => files.get(i + 1),
+            None => files.first(),
+        };
         match next {
             Some((_, p)) => Ok(open_with_ino(p)?.or(live)),
             None => Ok(live),
@@ -715,6 +719,44 @@ mod tests {
             .collect();
         let want: Vec<String> = (0..1500).map(|i| format!("line {i}")).collect();
         assert_eq!(got, want);
+    }
+
+    #[test]
+    fn a_follower_whose_file_was_pruned_goes_on_with_the_oldest_file_left() {
+        let d = tempfile::tempdir().unwrap();
+        let limits = LogLimits {
+            max_size: 4096,
+            max_files: 4,
+        };
+        let mut w = LogWriter::open(&d.path().join("ctr.log"), limits).unwrap();
+        let line = |i: usize| format!("line {i:05}");
+        w.write(Stream::Stdout, format!("{}\n", line(0)).as_bytes())
+            .unwrap();
+        let mut r = LogReader::open(d.path(), LogOptions::default()).unwrap();
+        let first: Vec<_> = Vec::from(r.read_backlog().unwrap());
+        assert_eq!(first.len(), 1);
+        // Enough for ctr.log (the reader's file) to be rotated and pruned.
+        for i in 1..600 {
+            w.write(Stream::Stdout, format!("{}\n", line(i)).as_bytes())
+                .unwrap();
+        }
+        let got: Vec<String> = r
+            .read_new()
+            .unwrap()
+            .iter()
+            .map(|r| String::from_utf8(r.data.clone()).unwrap())
+            .collect();
+        // What is still on disk, oldest first: the oldest rotated file left, then on.
+        let kept: Vec<String> = records_of(d.path())
+            .iter()
+            .map(|r| String::from_utf8(r.data.clone()).unwrap())
+            .collect();
+        // The rest of its own file (its fd still reads it), then the oldest file left
+        // and on: nothing read twice, nothing left on disk skipped.
+        let own = got.len() - kept.len();
+        assert_eq!(got[own..], kept[..]);
+        assert_eq!(got[..own], (1..=own).map(line).collect::<Vec<_>>()[..]);
+        assert!(own < 300, "its file was not pruned: the test shows nothing");
     }
 
     #[test]
