@@ -78,6 +78,21 @@ pub fn all() -> Vec<u32> {
         .collect()
 }
 
+/// A root container on a host that cannot restrict its device access (no device
+/// cgroup) gets no CAP_MKNOD unless asked for by name: with it, it could make and open a
+/// node of the host's disk. (docker keeps CAP_MKNOD because its device cgroup denies that.)
+pub fn without_mknod_when_unrestricted(
+    caps: &mut Vec<u32>,
+    add: &[String],
+    privileged: bool,
+    devices_unrestricted: bool,
+) {
+    let asked = add.iter().any(|n| number(n) == Some(linux::cap::MKNOD));
+    if devices_unrestricted && !privileged && !asked {
+        caps.retain(|&c| c != linux::cap::MKNOD);
+    }
+}
+
 /// The container's capability set, sorted: docker's default (or all, privileged), then
 /// the drops, then the adds, as docker applies them (`--cap-drop ALL --cap-add X` = X).
 pub fn effective_set(add: &[String], drop: &[String], privileged: bool) -> Result<Vec<u32>> {
@@ -149,6 +164,18 @@ mod tests {
         assert_eq!(s(&["NET_ADMIN"], &["ALL"], false), vec![12]);
         assert_eq!(s(&["ALL"], &[], false), all());
         assert_eq!(s(&[], &[], true), all());
+        let mknod = linux::cap::MKNOD;
+        let mut caps = effective_set(&[], &[], false).unwrap();
+        without_mknod_when_unrestricted(&mut caps, &[], false, false);
+        assert!(
+            caps.contains(&mknod),
+            "kept where a device cgroup restricts devices"
+        );
+        without_mknod_when_unrestricted(&mut caps, &[], false, true);
+        assert!(!caps.contains(&mknod));
+        let mut caps = effective_set(&["MKNOD".into()], &[], false).unwrap();
+        without_mknod_when_unrestricted(&mut caps, &["MKNOD".into()], false, true);
+        assert!(caps.contains(&mknod), "asked for by name");
         assert!(effective_set(&["BOGUS".into()], &[], false).is_err());
     }
 }

@@ -56,7 +56,17 @@ fn absolute(p: &Path) -> PathBuf {
 /// under `root`). Any bad flag or profile is an error here, before anything is created.
 pub fn plan(root: &Path, o: &SecurityOptions) -> Result<(Security, Option<Filter>)> {
     let opts = parse_security_opts(&o.security_opt)?;
-    let caps = capabilities::effective_set(&o.cap_add, &o.cap_drop, o.privileged)?;
+    let mut caps = capabilities::effective_set(&o.cap_add, &o.cap_drop, o.privileged)?;
+    // SAFETY: getter. Rootless containers cannot use device nodes in any case.
+    let as_root = unsafe { libc::geteuid() } == 0;
+    let unrestricted =
+        as_root && crate::cgroups::devices_unrestricted(&crate::cgroups::Mounts::read()).is_some();
+    capabilities::without_mknod_when_unrestricted(
+        &mut caps,
+        &o.cap_add,
+        o.privileged,
+        unrestricted,
+    );
     let names = capabilities::names(&caps);
     // docker: a privileged container has no filter, whatever profile was named.
     let choice = match o.privileged {
