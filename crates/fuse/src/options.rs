@@ -257,7 +257,8 @@ fn usable_cpus() -> usize {
     let mut set: libc::cpu_set_t = unsafe { std::mem::zeroed() };
     match unsafe { libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set) } {
         0 => (unsafe { libc::CPU_COUNT(&set) }) as usize,
-        _ => 2,
+        // More CPUs than a cpu_set_t holds (1024).
+        _ => std::thread::available_parallelism().map_or(2, |n| n.get()),
     }
 }
 
