@@ -130,6 +130,10 @@ def mounted(path):
 def mount_argv(spec):
     fs, lower, upper, work, mnt = spec["fs"], spec["lower"], spec["upper"], spec["work"], spec["mnt"]
     extra = MOUNT_OPTS.get(spec["workload"], {}).get(fs)
+    if extra and spec["rootless"]:
+        # In `unshare -Urm` only the user's own id (0 inside) exists: a mapping to others
+        # would leave root's 0700 dirs unreadable. Map that one id (the same lookups).
+        extra = extra.replace(IDS, "0:0:1")
     if fs == "unionctl":
         joined = ",".join(o for o in [spec.get("unionctl_opts"), extra] if o)
         if spec.get("unionctl_cli") == "dropin":
