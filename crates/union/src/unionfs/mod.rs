@@ -259,12 +259,7 @@ impl UnionFs {
             {
                 // A lower metacopy file: metadata here, data further down.
                 let top = lowers[0].clone();
-                let redirect = self
-                    .layers
-                    .xattr
-                    .read(self.lower_fd(top.layer), &top.path, |n| &n.redirect)?
-                    .map(|r| Redirect::read(&r))
-                    .transpose()?;
+                let redirect = self.redirect_of(self.lower_fd(top.layer), &top.path)?;
                 // Its data is in the layers below it: a redirect is followed from there.
                 let (dirs, lname) =
                     self.lower_candidates(pst, name, redirect.as_ref(), top.layer + 1)?;
@@ -350,12 +345,7 @@ impl UnionFs {
                 } else if self.is_metacopy(ufd, path, &st)? {
                     // Its data is below: at its redirect (after a rename) or its name.
                     up.metacopy = true;
-                    up.redirect = self
-                        .layers
-                        .xattr
-                        .read(ufd, path, |n| &n.redirect)?
-                        .map(|r| Redirect::read(&r))
-                        .transpose()?;
+                    up.redirect = self.redirect_of(ufd, path)?;
                 } else {
                     up.search = false;
                 }
@@ -468,12 +458,7 @@ impl UnionFs {
         if layer + 1 >= self.merged_lowers() {
             return Ok(None);
         }
-        let redirect = self
-            .layers
-            .xattr
-            .read(fd, path, |n| &n.redirect)?
-            .map(|r| Redirect::read(&r))
-            .transpose()?;
+        let redirect = self.redirect_of(fd, path)?;
         let below = |d: &LowerRef| d.layer > layer;
         Ok(match redirect {
             None => None,
@@ -486,6 +471,16 @@ impl UnionFs {
                 Some((at, last.to_owned()))
             }
         })
+    }
+
+    /// The redirect of the entry PATH under FD, as overlayfs follows it (a malformed one
+    /// fails the lookup: `Redirect::read`).
+    fn redirect_of(&self, fd: RawFd, path: &OsStr) -> io::Result<Option<Redirect>> {
+        self.layers
+            .xattr
+            .read(fd, path, |n| &n.redirect)?
+            .map(|r| Redirect::read(&r))
+            .transpose()
     }
 
     /// Is this regular file a metacopy one (`overlay.metacopy`: its data is below)?
@@ -531,12 +526,7 @@ impl UnionFs {
                     if !self.is_metacopy(fd, &cpath, &st)? {
                         return Ok((chain(top, LowerRef { layer, path: cpath }), Some(st)));
                     }
-                    let r = self
-                        .layers
-                        .xattr
-                        .read(fd, &cpath, |n| &n.redirect)?
-                        .map(|r| Redirect::read(&r))
-                        .transpose()?;
+                    let r = self.redirect_of(fd, &cpath)?;
                     top.get_or_insert(LowerRef { layer, path: cpath });
                     match r {
                         Some(Redirect::Absolute(p)) => {
@@ -585,11 +575,7 @@ impl UnionFs {
         if whiteout::is_opaque_dir(ufd, path, x, self.upper_aufs())? {
             return Ok(None);
         }
-        Ok(Some(
-            x.read(ufd, path, |n| &n.redirect)?
-                .map(|r| Redirect::read(&r))
-                .transpose()?,
-        ))
+        Ok(Some(self.redirect_of(ufd, path)?))
     }
 
     /// The lower dirs, in layers `from` and below, that make up the merged lower dir at
@@ -597,12 +583,7 @@ impl UnionFs {
     /// redirect: a whiteout, a non-dir or an opaque dir in one layer ends the search in
     /// the layers below, and a redirect on the way moves the path for them.
     fn lower_dirs_at(&self, path: &OsStr, from: usize) -> io::Result<Vec<LowerRef>> {
-        let mut want: Vec<OsString> = path
-            .as_bytes()
-            .split(|&c| c == b'/')
-            .filter(|c| !c.is_empty())
-            .map(|c| OsStr::from_bytes(c).to_owned())
-            .collect();
+        let mut want = components(path);
         let mut dirs = Vec::new();
         for layer in from..self.merged_lowers() {
             let fd = self.lower_fd(layer);
@@ -622,18 +603,13 @@ impl UnionFs {
                         if whiteout::is_opaque_dir(fd, &p, &self.layers.xattr, true)? {
                             stop = true;
                         } else if layer + 1 < self.merged_lowers() {
-                            let r = self.layers.xattr.read(fd, &p, |n| &n.redirect)?;
-                            match r.map(|r| Redirect::read(&r)).transpose()? {
+                            match self.redirect_of(fd, &p)? {
                                 Some(Redirect::Absolute(r)) => {
                                     // It goes on below even under an opaque ancestor.
                                     stop = false;
-                                    renamed = Some(
-                                        r.as_bytes()
-                                            .split(|&c| c == b'/')
-                                            .map(|c| OsStr::from_bytes(c).to_owned())
-                                            .chain(want[i + 1..].iter().cloned())
-                                            .collect(),
-                                    );
+                                    let mut w = components(&r);
+                                    w.extend_from_slice(&want[i + 1..]);
+                                    renamed = Some(w);
                                 }
                                 Some(Redirect::Relative(r)) => {
                                     let mut w = renamed.take().unwrap_or_else(|| want.clone());
@@ -992,6 +968,15 @@ pub fn parse_nlink(v: &[u8]) -> Option<(u8, i64)> {
         return None;
     }
     Some((base, txt.parse().ok()?))
+}
+
+/// The names of a path from a layer root, in order.
+fn components(p: &OsStr) -> Vec<OsString> {
+    p.as_bytes()
+        .split(|&c| c == b'/')
+        .filter(|c| !c.is_empty())
+        .map(|c| OsStr::from_bytes(c).to_owned())
+        .collect()
 }
 
 /// Splits a relative path into (parent, name).
