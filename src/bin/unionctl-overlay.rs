@@ -5,10 +5,10 @@
 fn main() {
     let mut argv = std::env::args_os();
     let arg0 = argv.next().unwrap_or_default();
-    let prog = std::path::Path::new(&arg0)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_else(|| "unionctl-overlay".into());
+    let prog = match unionctl_fuse::dropin::program_name(&arg0) {
+        p if p.is_empty() => "unionctl-overlay".into(),
+        p => p,
+    };
     let args: Vec<_> = argv.collect();
     std::process::exit(unionctl_fuse::dropin::main(&prog, &args));
 }

@@ -25,10 +25,7 @@ pub fn main() -> i32 {
     // Called as `unionctl-overlay` (a symlink): fuse-overlayfs' command line.
     let mut argv = std::env::args_os();
     let arg0 = argv.next().unwrap_or_default();
-    let prog = std::path::Path::new(&arg0)
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
+    let prog = unionctl::fuse::dropin::program_name(&arg0);
     if prog == OVERLAY_NAME {
         let args: Vec<_> = argv.collect();
         return unionctl::fuse::dropin::main(&prog, &args);

@@ -9,6 +9,15 @@ use crate::{MountRequest, whiteout::Format};
 use std::ffi::OsString;
 use std::path::PathBuf;
 
+/// The program's name as libfuse takes it: argv[0]'s file name (it names the file system
+/// in the mount table).
+pub fn program_name(arg0: &std::ffi::OsStr) -> String {
+    std::path::Path::new(arg0)
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// The whole drop-in command: runs ARGS as PROG (argv[0]'s file name) and returns the
 /// exit status, printing help, the version or one error line. Both `unionctl` called
 /// through a `unionctl-overlay` symlink and the small `unionctl-overlay` binary (which
