@@ -67,8 +67,7 @@ pub fn supervise(
             let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
         }
         // The first run only: a restart's output reaches clients that attach to it.
-        running.first_client = first_client.take();
-        let code = running.wait(c, stdio);
+        let code = running.wait(c, stdio, first_client.take());
         crate::trace::phase("exited");
         let fresh = Container::load(&c.dir)?;
         let stopped = fresh.stopped_by_user || running.terminated.get();
@@ -140,8 +139,6 @@ struct Running {
     io: Io,
     /// A terminating signal sent to us was passed on (ctrl-c of a foreground run).
     terminated: std::cell::Cell<bool>,
-    /// `start -a`'s connection, made before the command started.
-    first_client: Option<std::os::unix::net::UnixStream>,
 }
 
 /// The supervisor's ends of the container's stdio.
@@ -191,7 +188,6 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<O
             cgroups: cg,
             io,
             terminated: std::cell::Cell::new(false),
-            first_client: None,
         })),
         Ok(None) => {
             cg.remove();
@@ -547,9 +543,15 @@ fn record_running(c: &mut Container, pid: libc::pid_t, cg: &Cgroups) -> Result<b
 }
 
 impl Running {
-    /// Relays signals and the tty until pid 1 exits; returns its exit code.
-    fn wait(&mut self, c: &Container, stdio: Stdio) -> i32 {
-        let code = self.relay(c, stdio);
+    /// Relays signals and the tty until pid 1 exits; returns its exit code. FIRST_CLIENT:
+    /// `start -a`'s connection, made before the command started.
+    fn wait(
+        &mut self,
+        c: &Container,
+        stdio: Stdio,
+        first_client: Option<std::os::unix::net::UnixStream>,
+    ) -> i32 {
+        let code = self.relay(c, stdio, first_client);
         match code {
             Ok(code) => code,
             Err(e) => {
@@ -560,7 +562,12 @@ impl Running {
         }
     }
 
-    fn relay(&mut self, c: &Container, stdio: Stdio) -> Result<i32> {
+    fn relay(
+        &mut self,
+        c: &Container,
+        stdio: Stdio,
+        first_client: Option<std::os::unix::net::UnixStream>,
+    ) -> Result<i32> {
         let limits = LogLimits {
             max_size: c.config.log_max_size.unwrap_or(logfile::DEFAULT_MAX_SIZE),
             max_files: c.config.log_max_files.unwrap_or(logfile::DEFAULT_MAX_FILES),
@@ -580,7 +587,7 @@ impl Running {
             log: log.as_mut(),
             container_input: self.io.input.as_ref().map(|f| f.as_raw_fd()),
             attach: self.io.attach.as_ref(),
-            first_client: self.first_client.take(),
+            first_client,
             terminated: Some(&self.terminated),
         })
     }
