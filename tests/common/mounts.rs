@@ -346,11 +346,36 @@ pub fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
 /// Best-effort cleanup: abort a FUSE connection (so a hung daemon cannot block us), then
 /// detach the mount.
 pub fn force_unmount(path: &Path) -> Result<(), String> {
-    if let Some(m) = mount_at(path).filter(|m| m.fs_type.starts_with("fuse")) {
+    // The mount is found through an fd on its root, which pins its superblock: the
+    // device number read from the mount table cannot meanwhile pass to another test's new
+    // mount, whose connection would be aborted instead.
+    use std::os::unix::fs::OpenOptionsExt;
+    let root = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH)
+        .open(path);
+    if let Ok(root) = root
+        && let Some(m) = mount_at(path).filter(|m| m.fs_type.starts_with("fuse"))
+        && dev_of(&root)
+            == m.device
+                .split_once(':')
+                .map(|(a, b)| (a.to_string(), b.to_string()))
+    {
         abort_fuse_connection(&m);
     }
     nix::mount::umount2(path, nix::mount::MntFlags::MNT_DETACH)
         .map_err(|e| format!("umount -l {}: {e}", path.display()))
+}
+
+/// The (major, minor) device of an open file, from the kernel's cached attributes (no
+/// request to a FUSE daemon, which may hang).
+fn dev_of(f: &std::fs::File) -> Option<(String, String)> {
+    use std::os::fd::AsRawFd;
+    let mut stx: libc::statx = unsafe { std::mem::zeroed() };
+    let flags = libc::AT_EMPTY_PATH | libc::AT_STATX_DONT_SYNC;
+    // SAFETY: statx of our own fd into our own buffer.
+    let rc = unsafe { libc::statx(f.as_raw_fd(), c"".as_ptr(), flags, 0, &mut stx) };
+    (rc == 0).then(|| (stx.stx_dev_major.to_string(), stx.stx_dev_minor.to_string()))
 }
 
 /// Writes to /sys/fs/fuse/connections/N/abort, N being the mount's device minor.
