@@ -72,13 +72,18 @@ fn umount_of_a_directory_that_is_not_mounted() {
 }
 
 /// `unionctl mount -f` of DIRS at MERGED, returned once the mount is in place.
-fn spawn_foreground(dirs: &UnionDirs, merged: &std::path::Path) -> std::process::Child {
+/// Its stderr goes to `stderr`, so a failing test can tell why it exited.
+fn spawn_foreground(
+    dirs: &UnionDirs,
+    merged: &std::path::Path,
+    stderr: &std::path::Path,
+) -> std::process::Child {
     let args = common::mounts::unionctl_mount_args(dirs, merged, &["-f"]);
     let child = std::process::Command::new(common::unionctl_bin())
         .args(&args)
         .stdin(std::process::Stdio::null())
         .stdout(std::process::Stdio::null())
-        .stderr(std::process::Stdio::null())
+        .stderr(std::fs::File::create(stderr).unwrap())
         .spawn()
         .unwrap();
     common::events::wait_on_mounts("the foreground mount to appear", || is_mount_point(merged));
@@ -93,7 +98,8 @@ fn foreground_mount_stays_until_unmounted() {
         upper: Some(t.upper.clone()),
         work: Some(t.work.clone()),
     };
-    let mut child = spawn_foreground(&dirs, &t.merged);
+    let log = t.s.path().join("mount-f.stderr");
+    let mut child = spawn_foreground(&dirs, &t.merged, &log);
     std::fs::write(t.merged.join("written"), b"through -f").unwrap();
     assert!(
         child.try_wait().unwrap().is_none(),
@@ -105,7 +111,8 @@ fn foreground_mount_stays_until_unmounted() {
     let status = child.wait().unwrap();
     assert!(
         status.success(),
-        "unionctl mount -f exited with {status} after umount"
+        "unionctl mount -f exited with {status} after umount: {}",
+        std::fs::read_to_string(&log).unwrap_or_default()
     );
     assert_eq!(
         std::fs::read(t.upper.join("written")).unwrap(),
@@ -314,7 +321,8 @@ fn foreground_mount_unmounts_on_sigterm_and_sigint() {
         work: Some(t.work.clone()),
     };
     for sig in [nix::sys::signal::SIGTERM, nix::sys::signal::SIGINT] {
-        let mut child = spawn_foreground(&dirs, &t.merged);
+        let log = t.s.path().join(format!("mount-f-{sig}.stderr"));
+        let mut child = spawn_foreground(&dirs, &t.merged, &log);
         std::fs::write(t.merged.join("written"), b"through -f").unwrap();
         // A file held open keeps the mount busy: the signal must end it all the same.
         let held = std::fs::File::open(t.merged.join("written")).unwrap();
@@ -325,7 +333,11 @@ fn foreground_mount_unmounts_on_sigterm_and_sigint() {
         drop(held);
         common::events::wait_exit(child.id() as i32, "unionctl mount -f after the signal");
         let status = child.wait().unwrap();
-        assert!(status.success(), "mount -f after {sig}: {status}");
+        assert!(
+            status.success(),
+            "mount -f after {sig}: {status}: {}",
+            std::fs::read_to_string(&log).unwrap_or_default()
+        );
         assert_eq!(
             std::fs::read(t.upper.join("written")).unwrap(),
             b"through -f"

@@ -339,8 +339,20 @@ pub(crate) fn serve_opened(
         })?;
     }
     ready();
-    session.run().context("serving the union")?;
-    Ok(())
+    match session.run() {
+        // The end of the session, not a failure: at teardown the kernel disconnects each
+        // device queue before the input queue, and a thread that takes a request queued
+        // in between (a RELEASE of the last open file) reads ECONNABORTED instead of
+        // ENODEV. An abort through /sys/fs/fuse/connections reads the same.
+        Err(e) if e.raw_os_error() == Some(libc::ECONNABORTED) => {
+            log::info!(
+                "the kernel ended the FUSE connection of {}",
+                req.merged.display()
+            );
+            Ok(())
+        }
+        r => r.context("serving the union"),
+    }
 }
 
 pub(crate) fn detach_stdio() {
