@@ -45,8 +45,11 @@ pub struct UnionFuse {
     /// `noxattrs=1`: every extended attribute answers EOPNOTSUPP (but unionctl's own
     /// virtual ones, which `umount`, `layers` and `which` ask).
     pub noxattrs: bool,
-    dirs: Mutex<HashMap<u64, Arc<Mutex<DirHandle>>>>,
-    next_dir: AtomicU64,
+    /// Directory listings being read, by directory (see `dir`).
+    listings: Mutex<Listings>,
+    next_listing: AtomicU64,
+    /// The kernel opens directories without OPENDIR once we answer it with ENOSYS.
+    no_opendir: AtomicBool,
     /// The user allows FUSE passthrough (`-o nopassthrough` does not).
     pub allow_passthrough: bool,
     /// FUSE passthrough was negotiated and has not failed yet.
@@ -75,8 +78,9 @@ impl UnionFuse {
             static_nlink: false,
             noacl: false,
             noxattrs: false,
-            dirs: Mutex::new(HashMap::new()),
-            next_dir: AtomicU64::new(1),
+            listings: Mutex::default(),
+            next_listing: AtomicU64::new(0),
+            no_opendir: AtomicBool::new(false),
             passthrough: AtomicBool::new(false),
             allow_passthrough: true,
             killpriv: AtomicBool::new(false),
@@ -123,6 +127,9 @@ impl Filesystem for UnionFuse {
         if config.add_capabilities(F::FUSE_HANDLE_KILLPRIV_V2).is_ok() {
             self.killpriv.store(true, Ordering::Relaxed);
         }
+        if config.add_capabilities(F::FUSE_NO_OPENDIR_SUPPORT).is_ok() {
+            self.no_opendir.store(true, Ordering::Relaxed);
+        }
         let _ = config.set_max_write(1 << 20);
         let _ = config.set_max_readahead(1 << 20);
         // Passthrough needs CAP_SYS_ADMIN in the initial namespace; try it only there.
@@ -150,6 +157,8 @@ impl Filesystem for UnionFuse {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+        // The kernel forgets an inode whole: its cached listing and every reader are gone.
+        self.listings.lock().unwrap().forget(ino.0);
         self.fs.forget(ino.0, nlookup);
     }
 
@@ -437,21 +446,17 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn opendir(&self, _req: &Request, ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
-        self.fs.drop_stale_impure(ino.0);
-        // Listed at the first read: with a cached listing the kernel may never read.
-        let id = self.next_dir.fetch_add(1, Ordering::Relaxed);
-        let h = DirHandle {
-            entries: Vec::new(),
-        };
-        self.dirs
-            .lock()
-            .unwrap()
-            .insert(id, Arc::new(Mutex::new(h)));
+    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        // Nothing to keep per open directory: answered ENOSYS, the kernel stops asking
+        // and opens every directory with its listing cache kept (KEEP_CACHE, CACHE_DIR),
+        // which saves a walk two requests per directory.
+        if self.no_opendir.load(Ordering::Relaxed) {
+            return reply.error(Errno::ENOSYS);
+        }
         // The kernel may cache listings across opens: every change to a directory goes
         // through us, and the kernel drops its cache when one does.
         reply.opened(
-            FileHandle(id),
+            FileHandle(0),
             FopenFlags::FOPEN_CACHE_DIR | FopenFlags::FOPEN_KEEP_CACHE,
         );
     }
@@ -460,12 +465,12 @@ impl Filesystem for UnionFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
         let parent = self.parent_of(ino.0);
-        let r = self.each_entry(ino.0, fh, offset, |next, slot| match slot {
+        let r = self.each_entry(ino.0, offset, |next, slot| match slot {
             Slot::Dot => reply.add(ino, next, FileType::Directory, "."),
             Slot::DotDot => reply.add(INodeNo(parent), next, FileType::Directory, ".."),
             Slot::Entry(e) => reply.add(INodeNo(e.ino), next, dtype_kind(e.dtype), &e.name),
@@ -480,7 +485,7 @@ impl Filesystem for UnionFuse {
         &self,
         _req: &Request,
         ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
@@ -488,7 +493,7 @@ impl Filesystem for UnionFuse {
             Ok(d) => d,
             Err(e) => return reply.error(self.fail("readdirplus", ino.0, None, &e)),
         };
-        let r = self.each_entry(ino.0, fh, offset, |next, slot| {
+        let r = self.each_entry(ino.0, offset, |next, slot| {
             let (target, name) = match slot {
                 Slot::Entry(e) => match self.fs.lookup_in(&dir, &e.name) {
                     Ok((node, st)) => {
@@ -535,11 +540,10 @@ impl Filesystem for UnionFuse {
         &self,
         _req: &Request,
         _ino: INodeNo,
-        fh: FileHandle,
+        _fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
-        self.dirs.lock().unwrap().remove(&fh.0);
         reply.ok();
     }
 
