@@ -129,6 +129,15 @@ fn pause_top_stats_rename() {
         "{}",
         ps_line(&s, "p")
     );
+    // exec into a frozen container is refused (its process would freeze in setns).
+    let o = s.run(&["exec", "p", "true"]);
+    assert_eq!(
+        code(&o),
+        125,
+        "exec into a paused container: {}",
+        stderr(&o)
+    );
+    assert!(stderr(&o).contains("paused"), "{}", stderr(&o));
     ok(&s.run(&["unpause", "p"]));
     assert!(!ps_line(&s, "p").contains("Paused"));
 

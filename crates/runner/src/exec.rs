@@ -28,6 +28,10 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
     if c.live_status() != Status::Running || !c.pid_alive() {
         return Err(Error::NotRunning(c.name));
     }
+    // A frozen cgroup would freeze the new process too, inside setns, for good.
+    if c.paused {
+        bail!("container {} is paused: unpause it before exec", c.name);
+    }
     let pid = c.pid.context("no pid")?;
     let mut env = c.config.env.clone();
     spec::env_set(&mut env, &format!("HOSTNAME={}", c.config.hostname));

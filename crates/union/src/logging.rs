@@ -85,10 +85,13 @@ pub fn to_stderr() {
 /// Sends this process's log to the daemon log of a union with work dir WORK (syslog
 /// without one); `debug` adds every request.
 pub fn to_daemon_log(work: Option<&Path>, debug: bool) {
+    use std::os::unix::fs::OpenOptionsExt;
     let sink = match work.map(log_path) {
+        // The daemon runs with umask 0: the mode is given, or any user could write it.
         Some(p) => match std::fs::OpenOptions::new()
             .create(true)
             .append(true)
+            .mode(0o600)
             .open(&p)
         {
             Ok(f) => Sink::File(Mutex::new(f)),
