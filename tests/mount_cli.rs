@@ -587,3 +587,57 @@ fn the_work_dirs_staging_dir_is_emptied_and_private() {
         assert!(left.is_empty(), "{} kept {left:?}", staging.display());
     }
 }
+
+/// An upper or work dir that a live union uses is refused as overlayfs (index=on)
+/// refuses it (EBUSY): two mounts writing one upper would corrupt it. (Each refusal
+/// first waits out IN_USE_WAIT, 10 s: a daemon may be on its way out.) Once unmounted,
+/// the same dirs mount again at once.
+#[test]
+fn refuses_an_upper_or_work_dir_in_use() {
+    let t = setup("cli-in-use");
+    let first_at = t.s.mkdir("first");
+    let dirs = UnionDirs {
+        lowers: vec![t.lower.clone()],
+        upper: Some(t.upper.clone()),
+        work: Some(t.work.clone()),
+    };
+    // The oracle: the kernel refuses a second mount of one upper.
+    let other = t.s.mkdir("kernel2");
+    let mut k = common::mounts::mount_kernel(&dirs, &first_at).unwrap_or_else(|e| panic!("{e}"));
+    // Once, without the helper's retries.
+    let second = nix::mount::mount(
+        Some("overlay"),
+        &other,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(common::mounts::kernel_options(&dirs, false).as_str()),
+    );
+    if second.is_ok() {
+        let _ = nix::mount::umount(&other);
+    }
+    assert_eq!(
+        second,
+        Err(nix::errno::Errno::EBUSY),
+        "the kernel's second mount of one upper"
+    );
+    k.unmount().unwrap_or_else(|e| panic!("{e}"));
+
+    let mut m = mount_unionctl(&dirs, &first_at, &[]).unwrap_or_else(|e| panic!("{e}"));
+    let work2 = t.s.mkdir("work2");
+    let upper2 = t.s.mkdir("upper2");
+    t.expect_refused(
+        "the upper of a live union with another work dir",
+        t.args(&t.lowers(), Some(&t.upper), Some(&work2), &[]),
+        &t.upper,
+        &["in use"],
+    );
+    t.expect_refused(
+        "the work dir of a live union with another upper",
+        t.args(&t.lowers(), Some(&upper2), Some(&t.work), &[]),
+        &t.work,
+        &["in use"],
+    );
+    m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    let mut again = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
+    again.unmount().unwrap_or_else(|e| panic!("{e}"));
+}

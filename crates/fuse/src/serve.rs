@@ -149,7 +149,13 @@ impl Opened {
     pub(crate) fn fds(&self) -> Vec<std::os::fd::RawFd> {
         let l = &self.layers;
         let mut v: Vec<_> = l.upper.iter().chain(&l.lowers).map(|x| x.raw()).collect();
-        v.extend(l.work.iter().chain(&l.index).map(|f| f.as_raw_fd()));
+        v.extend(
+            l.work
+                .iter()
+                .chain(&l.index)
+                .chain(&l.in_use)
+                .map(|f| f.as_raw_fd()),
+        );
         v
     }
 

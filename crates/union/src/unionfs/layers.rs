@@ -32,6 +32,8 @@ pub struct Layers {
     /// The work dir's `work/` subdir (temp files) and `index/` subdir.
     pub work: Option<OwnedFd>,
     pub index: Option<OwnedFd>,
+    /// The upper and work dirs, locked as in use for the life of the mount.
+    pub in_use: Vec<OwnedFd>,
     /// Top first; the last `data_only` of them are data-only layers.
     pub lowers: Vec<Layer>,
     /// Data-only lower layers (the kernel's `datadir+`, `lowerdir=A::DATA`): not part of
@@ -358,6 +360,48 @@ fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<Layer> {
     })
 }
 
+/// How long a mount waits for the upper or work dir of a union unmounted just now: its
+/// daemon lets go of them a moment after the kernel let go of the mount, or once a
+/// mount namespace that copied the mount (a container being set up) is gone.
+const IN_USE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Marks an upper or work dir in use by this mount: a lock on an open descriptor of it,
+/// returned to be kept as long as the mount's daemon lives. Fails with EBUSY, as
+/// overlayfs (index=on) does, for a dir another mount uses. A lock still held is waited
+/// for a moment: the daemon of a union unmounted just now may not have exited yet.
+fn lock_in_use(path: &Path, what: &str) -> Result<OwnedFd, SpecError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    // A real open (flock fails on O_PATH descriptors).
+    let fd: OwnedFd = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_DIRECTORY | libc::O_CLOEXEC)
+        .open(path)
+        .map_err(|e| err(path, io_cause(&e)))?
+        .into();
+    // SAFETY: flock on a descriptor we own.
+    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0
+        || io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK)
+    {
+        return Ok(fd); // locked, or a file system without flock: nothing to enforce
+    }
+    // The wait is a blocking flock on a duplicate (one open file, one lock), in a thread
+    // that is left behind if the time runs out: the mount fails then anyway.
+    let dup = fd.try_clone().map_err(|e| err(path, io_cause(&e)))?;
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        // SAFETY: flock on the thread's own duplicate.
+        let locked = unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_EX) } == 0;
+        let _ = tx.send(locked);
+    });
+    match rx.recv_timeout(IN_USE_WAIT) {
+        Ok(true) => Ok(fd),
+        _ => Err(err(
+            path,
+            format!("{what} is in use by another mount (EBUSY), as overlayfs refuses it"),
+        )),
+    }
+}
+
 impl Layers {
     /// Validates, creates the work dir's subdirs (clearing leftovers of a crashed copy-up)
     /// and opens every layer.
@@ -367,8 +411,10 @@ impl Layers {
         let mut upper = None;
         let mut work = None;
         let mut index = None;
+        let mut in_use = Vec::new();
         if let Some((up, wk)) = &upper_work {
             upper = Some(open_layer(up, &mut devs).map_err(|e| err(up, io_cause(&e)))?);
+            in_use.push(lock_in_use(up, "upper dir")?);
             // Private, as the kernel's work/: nobody else may touch what copy-ups stage.
             std::os::unix::fs::DirBuilderExt::mode(
                 std::fs::DirBuilder::new().recursive(true),
@@ -376,6 +422,8 @@ impl Layers {
             )
             .create(wk)
             .map_err(|e| err(wk, format!("cannot create work dir: {}", io_cause(&e))))?;
+            // Before anything in it is cleaned: another mount may be staging there.
+            in_use.push(lock_in_use(wk, "work dir")?);
             let wfd = sys::open_dir_path(wk).map_err(|e| err(wk, io_cause(&e)))?;
             refuse_incompat(wk)?;
             reset_work_tmp(wfd.as_raw_fd(), wk)?;
@@ -399,6 +447,7 @@ impl Layers {
             upper,
             work,
             index,
+            in_use,
             lowers: lower_layers,
             data_only: spec.data_lowers.len(),
             format: spec.format,
@@ -429,6 +478,7 @@ impl Layers {
             upper,
             work: None,
             index,
+            in_use: Vec::new(),
             lowers,
             data_only: 0,
             format: spec.format.unwrap_or(Format::Overlay),
