@@ -123,7 +123,15 @@ fn pause_top_stats_rename() {
     assert!(row.contains(" / "), "{stats}");
     assert_eq!(cols.last(), Some(&"1"), "one process: {stats}");
 
+    // start of a running container is done already (docker).
+    ok(&s.run(&["start", "p"]));
     ok(&s.run(&["pause", "p"]));
+    let o = s.run(&["pause", "p"]);
+    assert!(
+        code(&o) == 125 && stderr(&o).contains("already paused"),
+        "pause twice: {}",
+        stderr(&o)
+    );
     assert!(
         ps_line(&s, "p").contains("(Paused)"),
         "{}",
@@ -140,6 +148,12 @@ fn pause_top_stats_rename() {
     assert!(stderr(&o).contains("paused"), "{}", stderr(&o));
     ok(&s.run(&["unpause", "p"]));
     assert!(!ps_line(&s, "p").contains("Paused"));
+    let o = s.run(&["unpause", "p"]);
+    assert!(
+        code(&o) == 125 && stderr(&o).contains("not paused"),
+        "unpause twice: {}",
+        stderr(&o)
+    );
 
     ok(&s.run(&["rename", "p", "q"]));
     assert!(ps_line(&s, "q").contains("Up"), "{}", ps_line(&s, "q"));

@@ -16,10 +16,13 @@ pub fn freeze(c: &ContainerRecord) -> Paused {
     if !c.is_running() {
         return Paused::Nothing;
     }
-    if let Ok(rc) = super::Container::load(&c.dir)
-        && super::pause(&rc).is_ok()
-    {
-        return Paused::Runner(Box::new(rc));
+    if let Ok(rc) = super::Container::load(&c.dir) {
+        if rc.paused {
+            return Paused::Nothing; // paused by its user, and it stays so
+        }
+        if super::pause(&rc).is_ok() {
+            return Paused::Runner(Box::new(rc));
+        }
     }
     let mut pids = Vec::new();
     if let Some(top) = c.pid {

@@ -355,6 +355,10 @@ fn start_one(c: Container, attached: Option<supervisor::Attached>) -> Result<()>
     let _starting = FileLock::exclusive(&c.dir.join(".start.lock"))?;
     let mut c = Container::load(&c.dir)?;
     if c.live_status() == Status::Running {
+        if attached.is_none() {
+            // Already what was asked, as docker's start of a running container.
+            return Ok(());
+        }
         bail!("container {} is already running", c.name);
     }
     if c.status == Status::Running {
@@ -381,7 +385,8 @@ pub fn stop(root: &Path, name: &str, grace: Option<Duration>) -> Result<()> {
 pub fn stop_one(c: Container, grace: Option<Duration>) -> Result<()> {
     let mut c = c;
     if c.live_status() != Status::Running {
-        return Err(Error::NotRunning(c.name.clone()));
+        // Nothing to stop: done, as docker's stop of a stopped container.
+        return Ok(());
     }
     let grace = grace.unwrap_or_else(|| Duration::from_secs(c.config.stop_timeout.unwrap_or(10)));
     c.update(|r| r.stopped_by_user = true)?;
@@ -665,6 +670,9 @@ pub fn pause(c: &Container) -> Result<()> {
         return Err(Error::NotRunning(c.name.clone()));
     }
     let mut c = Container::load(&c.dir)?;
+    if c.paused {
+        bail!("container {} is already paused", c.name);
+    }
     let has_freezer = c.cgroups.iter().any(|d| d.join("freezer.state").exists());
     if !has_freezer
         && let Some(dir) = cgroups::freezer_for(&c.id, || ns_pids(&c).unwrap_or_default())
@@ -685,6 +693,9 @@ pub fn unpause(c: &Container) -> Result<()> {
         return Err(Error::NotRunning(c.name.clone()));
     }
     let mut c = Container::load(&c.dir)?;
+    if !c.paused {
+        bail!("container {} is not paused", c.name);
+    }
     if !cgroups::set_frozen(&c.cgroups, false)? {
         signal_all(&c, libc::SIGCONT)?;
     }
