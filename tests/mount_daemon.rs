@@ -55,6 +55,30 @@ fn umount_after_the_daemon_was_killed() {
     );
 }
 
+/// `umount` unmounts unions only: another file system mounted there stays.
+#[test]
+fn umount_leaves_other_file_systems_mounted() {
+    let t = setup("cli-umount-tmpfs");
+    nix::mount::mount(
+        Some("tmpfs"),
+        &t.merged,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m"),
+    )
+    .expect("mount tmpfs");
+    let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
+    let still = is_mount_point(&t.merged);
+    let _ = nix::mount::umount(&t.merged);
+    assert!(!out.status.success(), "umount of a tmpfs succeeded");
+    assert!(still, "the tmpfs was unmounted");
+    assert!(
+        out.stderr.contains("not a union mount"),
+        "{}",
+        out.stderr.trim()
+    );
+}
+
 #[test]
 fn umount_of_a_directory_that_is_not_mounted() {
     let t = setup("cli-umount-none");

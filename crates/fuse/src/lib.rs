@@ -56,6 +56,7 @@ pub(crate) fn unmount_on_termination(merged: &Path) -> Result<()> {
 /// Unmounts a union and returns once its daemon has finished (and its last writes are
 /// done), as `umount` of overlayfs returns with the data on the upper.
 pub fn umount_and_wait(merged: &Path) -> Result<()> {
+    refuse_other_file_systems(merged)?;
     // Ask the daemon who it is first; a dead daemon simply does not answer.
     let daemon = xattr::get(merged, crate::unionfs::PID_XATTR)
         .ok()
@@ -64,6 +65,27 @@ pub fn umount_and_wait(merged: &Path) -> Result<()> {
     unmount(merged)?;
     if let Some(pid) = daemon {
         wait_for_exit(pid, std::time::Duration::from_secs(10));
+    }
+    Ok(())
+}
+
+/// `umount` is for unions: a FUSE mount (also one whose daemon died) or a kernel
+/// overlay. Anything else mounted there (a tmpfs, `/`) is not ours to unmount.
+fn refuse_other_file_systems(merged: &Path) -> Result<()> {
+    const FUSE_SUPER_MAGIC: i64 = 0x6573_5546;
+    const OVERLAYFS_SUPER_MAGIC: i64 = 0x794c_7630;
+    let c = std::ffi::CString::new(merged.as_os_str().as_encoded_bytes())?;
+    let mut st: libc::statfs = unsafe { std::mem::zeroed() };
+    // SAFETY: statfs of a C string into our buffer.
+    if unsafe { libc::statfs(c.as_ptr(), &mut st) } != 0 {
+        return Ok(()); // a dead daemon (ENOTCONN), a missing path: umount2 says
+    }
+    let kind = st.f_type as i64;
+    if kind != FUSE_SUPER_MAGIC && kind != OVERLAYFS_SUPER_MAGIC && crate::is_mount_point(merged)? {
+        bail!(
+            "{}: not a union mount (file system type {kind:#x}): not unmounted",
+            merged.display()
+        );
     }
     Ok(())
 }
