@@ -152,6 +152,35 @@ fn errors_are_one_line_in_one_wording() {
         125,
         "unionctl: pull: 127.0.0.1:1/x/y: 127.0.0.1:1: registry unreachable: https://127.0.0.1:1/v2/: connection refused",
     );
+    // Bad values are refused before any work, and say which value.
+    fails(
+        root,
+        &["ps", "--filter", "status=weird"],
+        125,
+        "unionctl: ps: invalid filter 'status=weird': the status is one of",
+    );
+    let o = std::process::Command::new(bin())
+        .args(["--root", "/etc/passwd", "images"])
+        .output()
+        .unwrap();
+    assert_eq!(o.status.code(), Some(125));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stderr).trim(),
+        "unionctl: images: --root /etc/passwd: not a directory"
+    );
+    let dir = f.dir.path().display().to_string();
+    fails(
+        root,
+        &["save", "-o", &dir, "ghost:1"],
+        125,
+        &format!("unionctl: save: {dir}: is a directory"),
+    );
+    fails(
+        root,
+        &["mount", "-o", "upperdir=/x,workdir=/y", "/z"],
+        125,
+        "unionctl: mount: at least one lower layer is needed",
+    );
     let merged = f.dir.path().join("m");
     fails(
         root,
@@ -435,6 +464,12 @@ fn sizes_are_docker_s() {
     };
     assert_eq!(shown, format!("{want}{unit}\n"), "{bytes} bytes");
     let table = uc_ok(root, &["images"]);
+    // docker's management-command spellings list the same.
+    assert_eq!(uc_ok(root, &["image", "ls"]), table);
+    assert_eq!(
+        uc_ok(root, &["container", "ls", "-a"]),
+        uc_ok(root, &["ps", "-a"])
+    );
     assert!(table.contains(&format!("   {want}{unit}")), "{table}");
 }
 

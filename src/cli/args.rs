@@ -268,6 +268,11 @@ pub enum ContainerCmd {
     /// Remove every container that is not running
     #[command(after_help = "Examples:\n  unionctl container prune -f")]
     Prune(PruneArgs),
+    /// List containers (as `ps`)
+    #[command(visible_alias = "list", visible_alias = "ps")]
+    Ls(PsArgs),
+    /// Remove containers (as `rm`)
+    Rm(RmArgs),
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -275,6 +280,11 @@ pub enum ImageCmd {
     /// Remove images without a name that no container uses (-a: every unused image)
     #[command(after_help = "Examples:\n  unionctl image prune\n  unionctl image prune -a -f")]
     Prune(ImagePruneArgs),
+    /// List images (as `images`)
+    #[command(visible_alias = "list")]
+    Ls(ImagesArgs),
+    /// Remove images (as `rmi`)
+    Rm(RmiArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -127,6 +127,26 @@ pub fn logs(root: &Path, a: LogsArgs) -> anyhow::Result<i32> {
 pub fn ps(root: &Path, a: PsArgs) -> anyhow::Result<i32> {
     let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
     let filters = Filters::parse(&a.filters, &["status", "name", "id", "ancestor", "label"])?;
+    // docker's states; a typo must not read as "none match".
+    const STATES: [&str; 7] = [
+        "created",
+        "restarting",
+        "running",
+        "removing",
+        "paused",
+        "exited",
+        "dead",
+    ];
+    if let Some(bad) = filters
+        .values("status")
+        .iter()
+        .find(|v| !STATES.contains(&v.as_str()))
+    {
+        anyhow::bail!(
+            "invalid filter 'status={bad}': the status is one of {}",
+            STATES.join(", ")
+        );
+    }
     // As in docker, a status filter looks at stopped containers too.
     let all = a.all || !filters.values("status").is_empty();
     let listed: Vec<Container> = runner::list(root, all)?

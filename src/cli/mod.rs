@@ -48,7 +48,15 @@ pub fn main() -> i32 {
         // SAFETY: restoring a signal's default action.
         unsafe { libc::signal(libc::SIGPIPE, libc::SIG_DFL) };
     }
-    match dispatch(cli.command, root) {
+    let checked = match std::fs::metadata(&root) {
+        // Missing is fine: the store is made at its first write.
+        Ok(m) if !m.is_dir() => Err(anyhow::anyhow!(
+            "--root {}: not a directory",
+            root.display()
+        )),
+        _ => Ok(()),
+    };
+    match checked.and_then(|()| dispatch(cli.command, root)) {
         Ok(code) => code,
         Err(e) => {
             report(&verb, e.as_ref());

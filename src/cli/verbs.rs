@@ -157,8 +157,8 @@ pub fn cp(root: &Path, a: CpArgs) -> anyhow::Result<i32> {
     match (container_path(&a.source), container_path(&a.destination)) {
         (Some((c, p)), None) => runner::cp::copy_out(root, c, p, Path::new(&a.destination))?,
         (None, Some((c, p))) => runner::cp::copy_in(root, Path::new(&a.source), c, p)?,
-        (Some(_), Some(_)) => anyhow::bail!("cp: copying between containers is not supported"),
-        (None, None) => anyhow::bail!("cp: one of SOURCE and DESTINATION must be CONTAINER:PATH"),
+        (Some(_), Some(_)) => anyhow::bail!("copying between containers is not supported"),
+        (None, None) => anyhow::bail!("one of SOURCE and DESTINATION must be CONTAINER:PATH"),
     }
     Ok(0)
 }
@@ -183,6 +183,8 @@ pub fn container(root: &Path, cmd: ContainerCmd) -> anyhow::Result<i32> {
             }
             reclaimed(bytes);
         }
+        ContainerCmd::Ls(a) => return super::containers::ps(root, a),
+        ContainerCmd::Rm(a) => return super::containers::rm(root, a),
     }
     Ok(0)
 }
@@ -198,6 +200,8 @@ pub fn image(root: &Path, cmd: ImageCmd) -> anyhow::Result<i32> {
             }
             reclaimed(p.reclaimed);
         }
+        ImageCmd::Ls(a) => return super::images::images(root, a),
+        ImageCmd::Rm(a) => return super::images::rmi(root, a),
     }
     Ok(0)
 }

@@ -251,7 +251,7 @@ pub fn apply_change(cfg: &mut Config, change: &str) -> Result<()> {
     let t = change.trim();
     let (word, rest) = t.split_once(char::is_whitespace).unwrap_or((t, ""));
     let rest = rest.trim();
-    let bad = |why: &str| invalid!("commit -c {change:?}: {why}");
+    let bad = |why: &str| invalid!("-c {change:?}: {why}");
     match word.to_ascii_uppercase().as_str() {
         "CMD" => {
             cfg.set_cmd(Some(command_form(rest).map_err(|e| bad(&e.to_string()))?));

@@ -31,10 +31,21 @@ impl Output {
                 Ok(Output::Special(f))
             }
             Some(p) if p != Path::new("-") => {
+                // Checked before any work: a save must not copy every blob first.
+                if p.is_dir() {
+                    bail!("{}: is a directory: give a file name", p.display());
+                }
                 let dir = match p.parent() {
                     Some(d) if !d.as_os_str().is_empty() => d,
                     _ => Path::new("."),
                 };
+                if !dir.is_dir() {
+                    bail!(
+                        "{}: cannot create the file: no such directory {}",
+                        p.display(),
+                        dir.display()
+                    );
+                }
                 let tmp = crate::sys::owned_temp::file_in(dir)
                     .with_context(|| format!("{}: cannot create the file", p.display()))?;
                 Ok(Output::File(tmp, p.to_path_buf()))

@@ -91,10 +91,18 @@ pub const WORK_INCOMPAT: &str = "incompat";
 pub const VOLATILE_MARK: [&str; 2] = ["volatile", "dirty"];
 
 #[derive(Debug, thiserror::Error)]
-#[error("{path}: {cause}")]
+#[error("{}", path_and_cause(.path, .cause))]
 pub struct SpecError {
+    /// Empty when no one path is at fault (no lower layer given).
     pub path: String,
     pub cause: String,
+}
+
+fn path_and_cause(path: &str, cause: &str) -> String {
+    match path {
+        "" => cause.to_string(),
+        p => format!("{p}: {cause}"),
+    }
 }
 
 fn err(path: &Path, cause: impl Into<String>) -> SpecError {
