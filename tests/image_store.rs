@@ -108,12 +108,19 @@ fn images_tag_history_inspect_rmi() {
         "{}",
         r.stderr
     );
+    // -f takes the names; the image stays, unnamed, while a container uses it (docker)
     let out = uc_ok(&root, &["rmi", "-f", "bb"]);
-    assert!(out.contains("Deleted: sha256:"), "{out}");
-    assert_eq!(uc_ok(&root, &["images", "-q"]).trim(), "");
-    // the container's layer stays while the container exists
+    assert!(
+        out.contains("Untagged: bb:latest") && !out.contains("Deleted"),
+        "{out}"
+    );
+    assert_eq!(uc_ok(&root, &["images", "-q"]).trim(), &id[..12]);
+    assert!(uc_ok(&root, &["images"]).contains("<none>"));
     assert!(lowers[0].is_dir());
+    // once the container is gone, prune takes it
     fs::remove_dir_all(root.join("containers")).unwrap();
+    uc_ok(&root, &["image", "prune"]);
+    assert_eq!(uc_ok(&root, &["images", "-q"]).trim(), "");
     uc_ok(&root, &["import", tar, "again"]);
     uc_ok(&root, &["rmi", "again"]);
     assert_eq!(fs::read_dir(root.join("layers")).unwrap().count(), 0);

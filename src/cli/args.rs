@@ -269,9 +269,14 @@ pub enum ContainerCmd {
     #[command(after_help = "Examples:\n  unionctl container prune -f")]
     Prune(PruneArgs),
     /// List containers (as `ps`)
-    #[command(visible_alias = "list", visible_alias = "ps")]
+    #[command(
+        visible_alias = "list",
+        visible_alias = "ps",
+        after_help = "Examples:\n  unionctl container ls -a"
+    )]
     Ls(PsArgs),
     /// Remove containers (as `rm`)
+    #[command(after_help = "Examples:\n  unionctl container rm -f web")]
     Rm(RmArgs),
 }
 
@@ -281,9 +286,10 @@ pub enum ImageCmd {
     #[command(after_help = "Examples:\n  unionctl image prune\n  unionctl image prune -a -f")]
     Prune(ImagePruneArgs),
     /// List images (as `images`)
-    #[command(visible_alias = "list")]
+    #[command(visible_alias = "list", after_help = "Examples:\n  unionctl image ls")]
     Ls(ImagesArgs),
     /// Remove images (as `rmi`)
+    #[command(after_help = "Examples:\n  unionctl image rm bb:1")]
     Rm(RmiArgs),
 }
 

@@ -149,8 +149,10 @@ pub fn ps(root: &Path, a: PsArgs) -> anyhow::Result<i32> {
     }
     // As in docker, a status filter looks at stopped containers too.
     let all = a.all || !filters.values("status").is_empty();
+    // Newest first, as docker lists them.
     let listed: Vec<Container> = runner::list(root, all)?
         .into_iter()
+        .rev()
         .filter(|c| ps_filter(&filters, &inspect::summary(c)))
         .collect();
     if a.quiet {

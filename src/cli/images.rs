@@ -23,10 +23,12 @@ pub fn images(root: &Path, a: ImagesArgs) -> anyhow::Result<i32> {
             bail!("--filter dangling={v}: want true or false");
         }
     }
-    let rows: Vec<listing::ImageRow> = listing::images(root)?
+    let mut rows: Vec<listing::ImageRow> = listing::images(root)?
         .into_iter()
         .filter(|r| images_filter(&filters, r))
         .collect();
+    // Newest first, as docker lists them (RFC 3339 times in UTC compare as text).
+    rows.sort_by(|a, b| b.created.cmp(&a.created).then(a.tag.cmp(&b.tag)));
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {

@@ -119,7 +119,17 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
         for t in &r.tags {
             out.push(format!("Untagged: {t}"));
         }
+        let size = descs
+            .iter()
+            .find(|d| d.digest().digest() == r.manifest)
+            .map(|d| d.size());
         descs.retain(|d| d.digest().digest() != r.manifest);
+        if !users.is_empty() {
+            // Forced while containers use it: the names go, the image stays as <none>
+            // until they do (docker), so that they can still be committed and restarted.
+            descs.push(store::descriptor(&r.manifest, size.unwrap_or(0), None)?);
+            return Ok(());
+        }
         out.push(format!("Deleted: sha256:{id}"));
         Ok(())
     })?;
