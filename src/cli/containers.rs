@@ -5,6 +5,7 @@ use super::format::Format;
 use super::table;
 use std::path::Path;
 use std::time::Duration;
+use unionctl::image::util::human_duration;
 use unionctl::runner::{self, Container, ContainerSummary, RunOutcome, Status, inspect};
 
 pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
@@ -232,15 +233,9 @@ fn ps_row(c: &Container) -> Vec<String> {
 }
 
 fn ago(ts: &str) -> String {
-    let Some(t) = unionctl::timestamp::parse(ts) else {
-        return ts.to_string();
-    };
-    let s = (unionctl::timestamp::unix_now() - t).max(0);
-    match s {
-        0..=59 => format!("{s} seconds"),
-        60..=3599 => format!("{} minutes", s / 60),
-        3600..=86399 => format!("{} hours", s / 3600),
-        _ => format!("{} days", s / 86400),
+    match unionctl::timestamp::parse(ts) {
+        Some(t) => human_duration(unionctl::timestamp::unix_now() - t),
+        None => ts.to_string(),
     }
 }
 

@@ -94,23 +94,29 @@ pub fn decompressed(r: impl Read + Send + 'static) -> Result<Box<dyn Read + Send
 
 /// "3 minutes ago", as docker prints it.
 pub fn human_ago(stamp: Option<&str>) -> String {
-    let Some(t) = stamp.and_then(timestamp::parse) else {
-        return "N/A".into();
-    };
-    let s = (timestamp::unix_now() - t).max(0);
-    let (n, unit) = match s {
-        0..=59 => return "Less than a minute ago".into(),
-        60..=3599 => (s / 60, "minute"),
-        3600..=86399 => (s / 3600, "hour"),
-        86400..=604799 => (s / 86400, "day"),
-        604800..=2591999 => (s / 604800, "week"),
-        2592000..=31535999 => (s / 2592000, "month"),
-        _ => (s / 31536000, "year"),
-    };
-    if n == 1 {
-        format!("{} {unit} ago", if unit == "hour" { "An" } else { "1" })
-    } else {
-        format!("{n} {unit}s ago")
+    match stamp.and_then(timestamp::parse) {
+        Some(t) => format!("{} ago", human_duration(timestamp::unix_now() - t)),
+        None => "N/A".into(),
+    }
+}
+
+/// A duration in seconds as docker words it (go-units' HumanDuration): "Less than a
+/// second", "About a minute", "3 hours", "2 weeks".
+pub fn human_duration(secs: i64) -> String {
+    let s = secs.max(0);
+    let (m, h) = (s / 60, s / 3600);
+    match () {
+        _ if s < 1 => "Less than a second".into(),
+        _ if s == 1 => "1 second".into(),
+        _ if s < 60 => format!("{s} seconds"),
+        _ if m == 1 => "About a minute".into(),
+        _ if m < 60 => format!("{m} minutes"),
+        _ if h == 1 => "About an hour".into(),
+        _ if h < 48 => format!("{h} hours"),
+        _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
+        _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
+        _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
+        _ => format!("{} years", h / 24 / 365),
     }
 }
 
@@ -190,6 +196,27 @@ pub fn disk_usage(path: &Path) -> u64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn durations_in_dockers_words() {
+        for (secs, text) in [
+            (0, "Less than a second"),
+            (1, "1 second"),
+            (59, "59 seconds"),
+            (60, "About a minute"),
+            (119, "About a minute"),
+            (120, "2 minutes"),
+            (3600, "About an hour"),
+            (7200, "2 hours"),
+            (47 * 3600, "47 hours"),
+            (48 * 3600, "2 days"),
+            (14 * 86400, "2 weeks"),
+            (60 * 86400, "2 months"),
+            (730 * 86400, "2 years"),
+        ] {
+            assert_eq!(human_duration(secs), text, "{secs} s");
+        }
+    }
 
     #[test]
     fn sizes_and_compression() {
