@@ -157,9 +157,12 @@ impl Filesystem for UnionFuse {
     }
 
     fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
-        // The kernel forgets an inode whole: its cached listing and every reader are gone.
-        self.listings.lock().unwrap().forget(ino.0);
         self.fs.forget(ino.0, nlookup);
+        // Forgotten whole (not one lookup of a readdirplus entry the kernel dropped): its
+        // cached listing and every reader of the directory are gone.
+        if self.fs.nodes.get(ino.0).is_none() {
+            self.listings.lock().unwrap().forget(ino.0);
+        }
     }
 
     fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
