@@ -14,7 +14,7 @@ use std::io;
 use std::os::fd::{AsRawFd, FromRawFd, IntoRawFd, OwnedFd, RawFd};
 use std::os::unix::ffi::OsStrExt;
 use std::path::Path;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use unionctl_union::idmap::IdMap;
@@ -47,7 +47,6 @@ pub struct UnionFuse {
     pub noxattrs: bool,
     /// Directory listings being read, by directory (see `dir`).
     listings: Mutex<Listings>,
-    next_listing: AtomicU64,
     /// The kernel opens directories without OPENDIR once we answer it with ENOSYS.
     no_opendir: AtomicBool,
     /// The user allows FUSE passthrough (`-o nopassthrough` does not).
@@ -79,7 +78,6 @@ impl UnionFuse {
             noacl: false,
             noxattrs: false,
             listings: Mutex::default(),
-            next_listing: AtomicU64::new(0),
             no_opendir: AtomicBool::new(false),
             passthrough: AtomicBool::new(false),
             allow_passthrough: true,
