@@ -464,11 +464,15 @@ fn sizes_are_docker_s() {
     };
     assert_eq!(shown, format!("{want}{unit}\n"), "{bytes} bytes");
     let table = uc_ok(root, &["images"]);
-    // docker's management-command spellings list the same.
-    assert_eq!(uc_ok(root, &["image", "ls"]), table);
+    // docker's management-command spellings list the same (ids: the CREATED column's
+    // "N seconds ago" may move between two listings).
     assert_eq!(
-        uc_ok(root, &["container", "ls", "-a"]),
-        uc_ok(root, &["ps", "-a"])
+        uc_ok(root, &["image", "ls", "-q"]),
+        uc_ok(root, &["images", "-q"])
+    );
+    assert_eq!(
+        uc_ok(root, &["container", "ls", "-a", "-q"]),
+        uc_ok(root, &["ps", "-a", "-q"])
     );
     assert!(table.contains(&format!("   {want}{unit}")), "{table}");
 }

@@ -137,6 +137,13 @@ fn pause_top_stats_rename() {
         "{}",
         ps_line(&s, "p")
     );
+    // start of a paused one is refused (docker: unpause it instead).
+    let o = s.run(&["start", "p"]);
+    assert!(
+        code(&o) == 125 && stderr(&o).contains("paused"),
+        "start of a paused container: {}",
+        stderr(&o)
+    );
     // exec into a frozen container is refused (its process would freeze in setns).
     let o = s.run(&["exec", "p", "true"]);
     assert_eq!(

@@ -104,7 +104,8 @@ pub fn human_ago(stamp: Option<&str>) -> String {
 /// second", "About a minute", "3 hours", "2 weeks".
 pub fn human_duration(secs: i64) -> String {
     let s = secs.max(0);
-    let (m, h) = (s / 60, s / 3600);
+    // Hours are rounded, minutes and years floored, as go-units does.
+    let (m, h) = (s / 60, (s + 1800) / 3600);
     match () {
         _ if s < 1 => "Less than a second".into(),
         _ if s == 1 => "1 second".into(),
@@ -116,7 +117,7 @@ pub fn human_duration(secs: i64) -> String {
         _ if h < 24 * 7 * 2 => format!("{} days", h / 24),
         _ if h < 24 * 30 * 2 => format!("{} weeks", h / 24 / 7),
         _ if h < 24 * 365 * 2 => format!("{} months", h / 24 / 30),
-        _ => format!("{} years", h / 24 / 365),
+        _ => format!("{} years", s / 3600 / 24 / 365),
     }
 }
 
@@ -207,9 +208,11 @@ mod tests {
             (119, "About a minute"),
             (120, "2 minutes"),
             (3600, "About an hour"),
+            (5399, "About an hour"),
+            (5400, "2 hours"),
             (7200, "2 hours"),
             (47 * 3600, "47 hours"),
-            (48 * 3600, "2 days"),
+            (47 * 3600 + 1800, "2 days"),
             (14 * 86400, "2 weeks"),
             (60 * 86400, "2 months"),
             (730 * 86400, "2 years"),

@@ -23,6 +23,10 @@ pub fn freeze(c: &ContainerRecord) -> Paused {
         if super::pause(&rc).is_ok() {
             return Paused::Runner(Box::new(rc));
         }
+        // Its user paused it meanwhile: it stays so.
+        if super::Container::load(&c.dir).is_ok_and(|r| r.paused) {
+            return Paused::Nothing;
+        }
     }
     let mut pids = Vec::new();
     if let Some(top) = c.pid {

@@ -355,6 +355,12 @@ fn start_one(c: Container, attached: Option<supervisor::Attached>) -> Result<()>
     let _starting = FileLock::exclusive(&c.dir.join(".start.lock"))?;
     let mut c = Container::load(&c.dir)?;
     if c.live_status() == Status::Running {
+        if c.paused {
+            bail!(
+                "container {} is paused: unpause it instead of starting it",
+                c.name
+            );
+        }
         if attached.is_none() {
             // Already what was asked, as docker's start of a running container.
             return Ok(());

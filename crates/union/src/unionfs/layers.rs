@@ -396,11 +396,20 @@ fn lock_in_use(path: &Path, what: &str) -> Result<OwnedFd, SpecError> {
     // that is left behind if the time runs out: the mount fails then anyway.
     let dup = fd.try_clone().map_err(|e| err(path, io_cause(&e)))?;
     let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        // SAFETY: flock on the thread's own duplicate.
-        let locked = unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_EX) } == 0;
-        let _ = tx.send(locked);
-    });
+    std::thread::Builder::new()
+        .spawn(move || {
+            let locked = loop {
+                // SAFETY: flock on the thread's own duplicate.
+                if unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                    break true;
+                }
+                if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
+                    break false;
+                }
+            };
+            let _ = tx.send(locked);
+        })
+        .map_err(|e| err(path, io_cause(&e)))?;
     match rx.recv_timeout(IN_USE_WAIT) {
         Ok(true) => Ok(fd),
         _ => Err(err(

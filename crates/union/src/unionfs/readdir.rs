@@ -25,7 +25,8 @@ impl UnionFs {
 
     /// As overlayfs' readdir of an "impure" upper-only dir: when no entry has a copy-up
     /// origin any more, the mark goes (best effort), so both leave the same upper dir.
-    /// Called when a listing starts (readdir at offset 0): the kernel may serve the read itself from its cached listing.
+    /// Called when a listing starts (readdir at offset 0); reads the kernel serves from
+    /// its cached listing do not reach us.
     pub fn drop_stale_impure(&self, ino: u64) {
         let Some(node) = self.nodes.get(ino) else {
             return;
