@@ -203,14 +203,7 @@ fn refuses_work_inside_upper() {
 fn refuses_work_on_another_file_system() {
     let t = setup("cli-work-tmpfs");
     let other = t.s.mkdir("tmpfs");
-    nix::mount::mount(
-        Some("tmpfs"),
-        &other,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("size=1m,mode=0755"),
-    )
-    .expect("mount tmpfs");
+    common::mounts::mount_tmpfs(&other);
     let work = other.join("work");
     std::fs::create_dir(&work).unwrap();
     t.expect_refused(
@@ -230,14 +223,7 @@ fn refuses_work_on_another_file_system() {
 #[test]
 fn refuses_busy_mount_point() {
     let t = setup("cli-busy");
-    nix::mount::mount(
-        Some("tmpfs"),
-        &t.merged,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("size=1m,mode=0755"),
-    )
-    .expect("mount tmpfs");
+    common::mounts::mount_tmpfs(&t.merged);
     t.expect_refused(
         "mount point already mounted",
         t.args(&t.lowers(), Some(&t.upper), Some(&t.work), &[]),
@@ -402,14 +388,7 @@ fn refused_mount_leaves_no_default_work_dir() {
         MISSING,
     );
     let busy = t.s.mkdir("busy");
-    nix::mount::mount(
-        Some("tmpfs"),
-        &busy,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("size=1m"),
-    )
-    .expect("mount tmpfs");
+    common::mounts::mount_tmpfs(&busy);
     let mut args = t.args(&t.lowers(), Some(&t.upper), None, &[]);
     *args.last_mut().unwrap() = busy.clone().into();
     let before = tree::snapshot(t.s.path()).unwrap();

@@ -59,14 +59,7 @@ fn umount_after_the_daemon_was_killed() {
 #[test]
 fn umount_leaves_other_file_systems_mounted() {
     let t = setup("cli-umount-tmpfs");
-    nix::mount::mount(
-        Some("tmpfs"),
-        &t.merged,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("size=1m"),
-    )
-    .expect("mount tmpfs");
+    common::mounts::mount_tmpfs(&t.merged);
     let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
     let still = is_mount_point(&t.merged);
     let _ = nix::mount::umount(&t.merged);
@@ -165,14 +158,7 @@ fn umount_returns_after_the_daemon_is_gone() {
         );
         let out = run_unionctl(&["umount".into(), t.merged.clone().into()], 30);
         assert!(out.status.success(), "umount: {}", out.stderr.trim());
-        nix::mount::mount(
-            Some("tmpfs"),
-            &t.merged,
-            Some("tmpfs"),
-            nix::mount::MsFlags::empty(),
-            Some("size=1m"),
-        )
-        .expect("mount tmpfs");
+        common::mounts::mount_tmpfs(&t.merged);
         let left = common::mounts::unionctl_daemons(&t.merged);
         // Once the daemon is gone it cannot unmount anything any more: then look.
         common::events::wait_all_exit(&daemons, "the unmounted union's daemon");

@@ -343,6 +343,18 @@ pub fn mount_points_under(dir: &Path) -> Vec<PathBuf> {
         .collect()
 }
 
+/// A small tmpfs at AT: another file system where a test needs one.
+pub fn mount_tmpfs(at: &Path) {
+    nix::mount::mount(
+        Some("tmpfs"),
+        at,
+        Some("tmpfs"),
+        nix::mount::MsFlags::empty(),
+        Some("size=1m,mode=0755"),
+    )
+    .unwrap_or_else(|e| panic!("mount tmpfs on {}: {e}", at.display()));
+}
+
 /// Best-effort cleanup: abort a FUSE connection (so a hung daemon cannot block us), then
 /// detach the mount.
 pub fn force_unmount(path: &Path) -> Result<(), String> {
