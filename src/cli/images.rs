@@ -27,8 +27,9 @@ pub fn images(root: &Path, a: ImagesArgs) -> anyhow::Result<i32> {
         .into_iter()
         .filter(|r| images_filter(&filters, r))
         .collect();
-    // Newest first, as docker lists them (RFC 3339 times in UTC compare as text).
-    rows.sort_by(|a, b| b.created.cmp(&a.created).then(a.tag.cmp(&b.tag)));
+    // Newest first, as docker lists them.
+    let created = |r: &listing::ImageRow| r.created.as_deref().and_then(unionctl::timestamp::parse);
+    rows.sort_by(|a, b| created(b).cmp(&created(a)).then(a.tag.cmp(&b.tag)));
     if a.quiet {
         let mut seen = std::collections::HashSet::new();
         for r in &rows {
