@@ -569,7 +569,7 @@ fn the_work_dirs_staging_dir_is_emptied_and_private() {
 
 /// An upper or work dir that a live union uses is refused as overlayfs (index=on)
 /// refuses it (EBUSY): two mounts writing one upper would corrupt it. (Each refusal
-/// first waits out IN_USE_WAIT, 10 s: a daemon may be on its way out.) Once unmounted,
+/// first waits out IN_USE_WAIT, 3 s: a daemon may be on its way out.) Once unmounted,
 /// the same dirs mount again at once.
 #[test]
 fn refuses_an_upper_or_work_dir_in_use() {

@@ -370,8 +370,9 @@ fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<Layer> {
 
 /// How long a mount waits for the upper or work dir of a union unmounted just now: its
 /// daemon lets go of them a moment after the kernel let go of the mount, or once a
-/// mount namespace that copied the mount (a container being set up) is gone.
-const IN_USE_WAIT: std::time::Duration = std::time::Duration::from_secs(10);
+/// mount namespace that copied the mount (a container's, ending) is gone. Short, as a
+/// second mount of a live union's upper is a mistake the kernel reports at once.
+const IN_USE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Marks an upper or work dir in use by this mount: a lock on an open descriptor of it,
 /// returned to be kept as long as the mount's daemon lives. Fails with EBUSY, as
