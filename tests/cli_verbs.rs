@@ -125,6 +125,13 @@ fn pause_top_stats_rename() {
 
     // start of a running container is done already (docker).
     ok(&s.run(&["start", "p"]));
+    // Its image cannot go, even forced (docker: "cannot be forced").
+    let o = s.run(&["rmi", "-f", "bb:1"]);
+    assert!(
+        code(&o) == 125 && stderr(&o).contains("running container"),
+        "rmi -f of a running container's image: {}",
+        stderr(&o)
+    );
     ok(&s.run(&["pause", "p"]));
     let o = s.run(&["pause", "p"]);
     assert!(

@@ -109,6 +109,18 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
             );
         }
         let users = store.users_of(&id);
+        let running: Vec<String> = super::container::all(&store.root)
+            .into_iter()
+            .filter(|c| c.is_running() && c.image.as_deref().map(store::strip_sha) == Some(&id))
+            .map(|c| c.display_name())
+            .collect();
+        if !running.is_empty() {
+            bail!(
+                "image {} is used by running container(s) {}: stop them first (-f cannot force this)",
+                &id[..12],
+                running.join(", ")
+            );
+        }
         if !users.is_empty() && !force {
             bail!(
                 "image {} is used by container(s) {}: remove them first or use -f",
