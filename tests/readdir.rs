@@ -66,7 +66,8 @@ fn repeated(names: &[String]) -> Vec<&String> {
     names.iter().filter(|n| !seen.insert(*n)).collect()
 }
 
-fn check(kind: Kind) {
+/// Returns one whole listing, in readdir order.
+fn check(kind: Kind) -> Vec<String> {
     let s = Scratch::new(&format!("readdir-{kind:?}"));
     let (lower, upper, work, merged) = (
         s.mkdir("lower"),
@@ -164,11 +165,19 @@ fn check(kind: Kind) {
     );
     drop((a, c));
     m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    b
 }
 
 #[test]
 fn readers_at_once_seekdir_and_changes_halfway_as_overlayfs() {
     assert!(common::is_root(), "mounts: run as root");
-    check(Kind::Kernel);
-    check(Kind::Unionctl);
+    let kernel = check(Kind::Kernel);
+    let ours = check(Kind::Unionctl);
+    // overlayfs' order too (upper, then the lower's other names), not only its set.
+    assert!(
+        kernel == ours,
+        "the listing order differs from overlayfs': {:?} vs {:?}",
+        &kernel[..8],
+        &ours[..8]
+    );
 }

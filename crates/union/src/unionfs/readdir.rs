@@ -91,7 +91,13 @@ impl UnionFs {
                 &mut out,
             )?;
         }
-        for l in st.lowers.iter() {
+        // overlayfs' order: the bottom layer's names first, then the upper's, then the
+        // layers between (ovl_dir_read_merged puts the lowest ones before the rest).
+        let mut bottom_from = 0;
+        for (i, l) in st.lowers.iter().enumerate() {
+            if i + 1 == st.lowers.len() {
+                bottom_from = out.len();
+            }
             let layer = &self.layers.lowers[l.layer];
             let markers = self.scan_layer(
                 layer.raw(),
@@ -106,6 +112,8 @@ impl UnionFs {
                 self.no_markers.remember(l.layer, &l.path);
             }
         }
+        let bottom = out.len() - bottom_from;
+        out.rotate_right(bottom);
         Ok(out)
     }
 
