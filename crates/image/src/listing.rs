@@ -108,12 +108,12 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
                 r.tags.join(", ")
             );
         }
-        let users = store.users_of(&id);
-        let running: Vec<String> = super::container::all(&store.root)
-            .into_iter()
-            .filter(|c| c.is_running() && c.image.as_deref().map(store::strip_sha) == Some(&id))
-            .map(|c| c.display_name())
-            .collect();
+        let users_of = store.users_of(&id);
+        let names = |running: bool| -> Vec<String> {
+            let of = users_of.iter().filter(|c| !running || c.is_running());
+            of.map(|c| c.display_name()).collect()
+        };
+        let (users, running) = (names(false), names(true));
         if !running.is_empty() {
             bail!(
                 "image {} is used by running container(s) {}: stop them first (-f cannot force this)",

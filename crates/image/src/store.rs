@@ -206,12 +206,11 @@ impl Store {
         Ok(m.config().digest().digest().to_string())
     }
 
-    /// Images grouped by id with the containers that use them.
-    pub fn users_of(&self, image_id: &str) -> Vec<String> {
+    /// The containers made from image IMAGE_ID.
+    pub fn users_of(&self, image_id: &str) -> Vec<container::ContainerRecord> {
         container::all(&self.root)
             .into_iter()
             .filter(|c| c.image.as_deref().map(strip_sha) == Some(image_id))
-            .map(|c| c.display_name())
             .collect()
     }
 }
