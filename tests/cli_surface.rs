@@ -304,6 +304,8 @@ fn listings_take_formats_and_filters() {
         uc_ok(root, &all)
     };
     assert_eq!(ps(&[]), "up running\n");
+    // Newest first, as docker lists them.
+    assert_eq!(ps(&["-a"]), "done exited\nup running\n");
     assert_eq!(ps(&["-a", "--filter", "status=exited"]), "done exited\n");
     assert_eq!(ps(&["--filter", "status=exited"]), "done exited\n");
     assert_eq!(ps(&["-a", "--filter", "name=do"]), "done exited\n");

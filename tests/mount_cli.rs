@@ -535,12 +535,23 @@ fn the_default_work_dir_is_private() {
     };
     let mut m = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));
     let work = t.s.path().join(".upper.work");
-    let mode = std::fs::metadata(&work)
-        .unwrap_or_else(|e| panic!("{}: {e}", work.display()))
-        .permissions()
-        .mode();
+    let log = t.s.path().join(".upper.work.log");
+    let mode_of = |p: &Path| {
+        std::fs::metadata(p)
+            .unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+            .permissions()
+            .mode()
+    };
+    let (mode, log_mode) = (mode_of(&work), mode_of(&log));
     m.unmount().unwrap_or_else(|e| panic!("{e}"));
     assert_eq!(mode & 0o777, 0o700, "{} has mode {mode:o}", work.display());
+    // The daemon runs with umask 0: its log is not for others to write.
+    assert_eq!(
+        log_mode & 0o777,
+        0o600,
+        "{} has mode {log_mode:o}",
+        log.display()
+    );
 }
 
 /// A mount empties `WORK/work` and leaves it private: one left by another tool (or a
