@@ -441,8 +441,7 @@ impl Layers {
             .create(wk)
             .map_err(|e| err(wk, format!("cannot create work dir: {}", io_cause(&e))))?;
             // Before anything in it is cleaned: another mount may be staging there.
-            in_use.push(lock_in_use(wk, "work dir")?);
-            let wfd = sys::open_dir_path(wk).map_err(|e| err(wk, io_cause(&e)))?;
+            let wfd = lock_in_use(wk, "work dir")?;
             refuse_incompat(wk)?;
             reset_work_tmp(wfd.as_raw_fd(), wk)?;
             match sys::mkdirat(wfd.as_raw_fd(), OsStr::new(WORK_INDEX), 0o700) {
@@ -456,6 +455,7 @@ impl Layers {
             work = Some(sys::open_dir_path(&wk.join(WORK_TMP)).map_err(|e| err(wk, io_cause(&e)))?);
             index =
                 Some(sys::open_dir_path(&wk.join(WORK_INDEX)).map_err(|e| err(wk, io_cause(&e)))?);
+            in_use.push(wfd);
         }
         let mut lower_layers = Vec::new();
         for l in &lowers {
