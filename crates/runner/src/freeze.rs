@@ -17,13 +17,10 @@ pub fn freeze(c: &ContainerRecord) -> Paused {
         return Paused::Nothing;
     }
     if let Ok(rc) = super::Container::load(&c.dir) {
-        if rc.paused {
-            return Paused::Nothing; // paused by its user, and it stays so
-        }
         if super::pause(&rc).is_ok() {
             return Paused::Runner(Box::new(rc));
         }
-        // Its user paused it meanwhile: it stays so.
+        // Paused by its user (before or meanwhile: pause refused), and it stays so.
         if super::Container::load(&c.dir).is_ok_and(|r| r.paused) {
             return Paused::Nothing;
         }
