@@ -10,6 +10,7 @@ Run it through benches/fs_bench.sh (installs the tools, builds the corpus). Layo
       inside `unshare -Urm`, so every mount is made the way a rootless user makes it.
 """
 import argparse
+import glob
 import json
 import os
 import pwd
@@ -439,6 +440,17 @@ class DropServer(threading.Thread):
                 f.write("ok\n")
 
 
+def installed_dropin(unionctl):
+    """The drop-in install.sh would install beside UNIONCTL: the static build of
+    scripts/build-dropin.sh unless the small binary is newer."""
+    small = unionctl + "-overlay"
+    static = sorted(glob.glob(os.path.join(os.path.dirname(unionctl), "..", "static", "*", "release",
+                                           "unionctl-overlay")), key=os.path.getmtime)
+    if static and (not os.path.exists(small) or os.path.getmtime(small) <= os.path.getmtime(static[-1])):
+        return static[-1]
+    return small
+
+
 def ensure_rootless_user():
     try:
         return pwd.getpwnam(ROOTLESS_USER)
@@ -553,10 +565,11 @@ def main():
         shutil.copy2(src, unionctl + ".tmp")
         os.rename(unionctl + ".tmp", unionctl)
         if args.unionctl_cli == "dropin":
-            dropin = src + "-overlay"
+            dropin = installed_dropin(src)
             if not os.access(dropin, os.X_OK):
                 log(f"'{dropin}' not found (cargo build --release builds it); or use --unionctl-cli mount")
                 return 2
+            log(f"drop-in: {os.path.realpath(dropin)}")
             shutil.copy2(dropin, unionctl + "-overlay.tmp")
             os.rename(unionctl + "-overlay.tmp", unionctl + "-overlay")
     me = os.path.join(bindir, "fs_bench.py")

@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
 # Installs the unionctl binary and `unionctl-overlay`, which takes fuse-overlayfs' command
 # line (podman/buildah's mount_program, and `mount -t fuse.unionctl-overlay`, whose helper
-# looks in /usr/local/bin, /usr/bin, ...): the small binary built beside unionctl (the
-# drop-in alone, which starts faster), else a symlink to unionctl (the same command line).
+# looks in /usr/local/bin, /usr/bin, ...): the static one scripts/build-dropin.sh built
+# (unless older than the next), else the small binary built beside unionctl (the drop-in
+# alone, which starts faster than unionctl), else a symlink to unionctl (the same command
+# line).
 # It also installs the man pages and the bash completion.
 #   scripts/install.sh [BINARY [DIR]]   # default: target/release/unionctl into /usr/local/bin
 set -euo pipefail
@@ -10,8 +12,14 @@ bin="${1:-$(dirname "$0")/../target/release/unionctl}"
 dir="${2:-/usr/local/bin}"
 [ -x "$bin" ] || { echo "install.sh: $bin: no such binary (cargo build --release first)" >&2; exit 1; }
 install -D -m 0755 "$bin" "$dir/unionctl"
-if [ -x "$bin-overlay" ]; then
-    install -m 0755 "$bin-overlay" "$dir/unionctl-overlay.tmp" && mv -f "$dir/unionctl-overlay.tmp" "$dir/unionctl-overlay"
+dropin="$bin-overlay"
+# The static build, unless the drop-in was rebuilt since (it would be out of date).
+static=$(ls -t "$(dirname "$bin")"/../static/*/release/unionctl-overlay 2>/dev/null | head -1 || true)
+if [ -n "$static" ] && { [ ! -e "$dropin" ] || [ ! "$dropin" -nt "$static" ]; }; then
+    dropin=$static
+fi
+if [ -x "$dropin" ]; then
+    install -m 0755 "$dropin" "$dir/unionctl-overlay.tmp" && mv -f "$dir/unionctl-overlay.tmp" "$dir/unionctl-overlay"
 else
     ln -sf unionctl "$dir/unionctl-overlay"
 fi

@@ -1,4 +1,5 @@
-//! unionctl as a drop-in for fuse-overlayfs (`unionctl-overlay`, a symlink to unionctl):
+//! unionctl as a drop-in for fuse-overlayfs (`unionctl-overlay`, a symlink to unionctl, or
+//! the small binary podman and buildah are run with here, as install.sh installs it):
 //! fuse-overlayfs' command line as containers-storage and mount.fuse3 run it, its options
 //! beside fuse-overlayfs and the kernel's beside kernel overlayfs on the same layers,
 //! `volatile`, `auto_unmount`, the kernel's refusals of lower layers, and podman and
@@ -33,7 +34,9 @@ fn setup(name: &str) -> DropIn {
 }
 
 /// SMALL: `unionctl-overlay` is the small binary (the drop-in alone) that install.sh
-/// installs, instead of a symlink to unionctl.
+/// installs, instead of a symlink to unionctl: the static build of
+/// `scripts/build-dropin.sh` when `$UNIONCTL_OVERLAY_BIN` names it (test.sh does), else
+/// cargo's.
 fn setup_with(name: &str, small: bool) -> DropIn {
     assert!(common::is_root(), "the drop-in tests mount: run as root");
     common::mounts::ensure_fusectl();
@@ -41,7 +44,10 @@ fn setup_with(name: &str, small: bool) -> DropIn {
     let bin_dir = s.mkdir("bin");
     std::fs::copy(common::unionctl_bin(), bin_dir.join("unionctl")).expect("copy unionctl");
     if small {
-        let b = PathBuf::from(env!("CARGO_BIN_EXE_unionctl-overlay"));
+        let b = std::env::var_os("UNIONCTL_OVERLAY_BIN").map_or_else(
+            || env!("CARGO_BIN_EXE_unionctl-overlay").into(),
+            PathBuf::from,
+        );
         std::fs::copy(&b, bin_dir.join(OVERLAY)).expect("copy unionctl-overlay");
     } else {
         std::os::unix::fs::symlink("unionctl", bin_dir.join(OVERLAY)).unwrap();
@@ -1003,7 +1009,7 @@ fn podman_mounts_through_unionctl_overlay() {
     if !have("podman") {
         return;
     }
-    let t = setup("dropin-podman");
+    let t = setup_with("dropin-podman", true);
     let archive = busybox_archive(&t);
     let st = Storage::new(&t, true);
     st.run("podman", &["load", "-i", archive.to_str().unwrap()]);
@@ -1051,7 +1057,7 @@ fn buildah_mounts_and_copies_through_unionctl_overlay() {
     if !have("buildah") || !have("podman") {
         return;
     }
-    let t = setup("dropin-buildah");
+    let t = setup_with("dropin-buildah", true);
     let archive = busybox_archive(&t);
     let st = Storage::new(&t, false);
     st.run("podman", &["load", "-i", archive.to_str().unwrap()]);
@@ -1089,7 +1095,7 @@ fn rootless_podman_mounts_through_unionctl_overlay() {
     if !have("podman") {
         return;
     }
-    let t = setup("dropin-podman-user");
+    let t = setup_with("dropin-podman-user", true);
     let (uid, gid) = common::setup::test_user();
     let archive = busybox_archive(&t);
     std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
@@ -1121,7 +1127,7 @@ fn rootless_buildah_mounts_and_copies_through_unionctl_overlay() {
     if !have("buildah") || !have("podman") {
         return;
     }
-    let t = setup("dropin-buildah-user");
+    let t = setup_with("dropin-buildah-user", true);
     let (uid, gid) = common::setup::test_user();
     let archive = busybox_archive(&t);
     std::fs::set_permissions(&archive, std::fs::Permissions::from_mode(0o644)).unwrap();
