@@ -579,7 +579,8 @@ fn the_work_dirs_staging_dir_is_emptied_and_private() {
 }
 
 /// An upper or work dir that a live union uses is refused as overlayfs (index=on)
-/// refuses it (EBUSY): two mounts writing one upper would corrupt it. (Each refusal
+/// refuses it (EBUSY): two mounts writing one upper would corrupt it; as a lower layer it
+/// would change under the other union. (Each refusal
 /// first waits out IN_USE_WAIT, 3 s: a daemon may be on its way out.) Once unmounted,
 /// the same dirs mount again at once.
 #[test]
@@ -610,11 +611,33 @@ fn refuses_an_upper_or_work_dir_in_use() {
         Err(nix::errno::Errno::EBUSY),
         "the kernel's second mount of one upper"
     );
+    // Nor may the live upper be a lower layer of another mount.
+    let (upper2, work2) = (t.s.mkdir("upper2"), t.s.mkdir("work2"));
+    let as_lower = UnionDirs {
+        lowers: vec![t.upper.clone()],
+        upper: Some(upper2.clone()),
+        work: Some(work2.clone()),
+    };
+    let third = nix::mount::mount(
+        Some("overlay"),
+        &other,
+        Some("overlay"),
+        nix::mount::MsFlags::empty(),
+        Some(common::mounts::kernel_options(&as_lower, false).as_str()),
+    );
+    if third.is_ok() {
+        let _ = nix::mount::umount(&other);
+    }
+    assert_eq!(
+        third,
+        Err(nix::errno::Errno::EBUSY),
+        "the kernel's mount of a live upper as a lower layer"
+    );
     k.unmount().unwrap_or_else(|e| panic!("{e}"));
+    std::fs::remove_dir_all(&work2).unwrap();
 
     let mut m = mount_unionctl(&dirs, &first_at, &[]).unwrap_or_else(|e| panic!("{e}"));
-    let work2 = t.s.mkdir("work2");
-    let upper2 = t.s.mkdir("upper2");
+    std::fs::create_dir(&work2).unwrap();
     t.expect_refused(
         "the upper of a live union with another work dir",
         t.args(&t.lowers(), Some(&t.upper), Some(&work2), &[]),
@@ -626,6 +649,12 @@ fn refuses_an_upper_or_work_dir_in_use() {
         t.args(&t.lowers(), Some(&upper2), Some(&t.work), &[]),
         &t.work,
         &["in use"],
+    );
+    t.expect_refused(
+        "the upper of a live union as a lower layer",
+        t.args(t.upper.to_str().unwrap(), Some(&upper2), Some(&work2), &[]),
+        &t.upper,
+        &["upper or work dir of another mount"],
     );
     m.unmount().unwrap_or_else(|e| panic!("{e}"));
     let mut again = mount_unionctl(&dirs, &t.merged, &[]).unwrap_or_else(|e| panic!("{e}"));

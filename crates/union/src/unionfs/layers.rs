@@ -341,7 +341,8 @@ fn mark_volatile(tmp: &Path) -> Result<(), SpecError> {
     })
 }
 
-fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<Layer> {
+/// Opens a layer dir: its O_PATH descriptor in the layer, and a real one (for flock).
+fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<(Layer, OwnedFd)> {
     let fd = sys::open_dir_path(path)?;
     let st = sys::fstat(fd.as_raw_fd())?;
     let dev_slot = match devs.iter().position(|&d| d == st.st_dev) {
@@ -359,13 +360,14 @@ fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<Layer> {
         0,
     )?;
     let uuid = crate::whiteout::fh::fs_uuid(rfd.as_raw_fd());
-    Ok(Layer {
+    let layer = Layer {
         path: path.to_path_buf(),
         fd,
         dev: st.st_dev,
         dev_slot,
         uuid,
-    })
+    };
+    Ok((layer, rfd))
 }
 
 /// How long a mount waits for the upper or work dir of a union unmounted just now: its
@@ -376,8 +378,7 @@ const IN_USE_WAIT: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Marks an upper or work dir in use by this mount: a lock on an open descriptor of it,
 /// returned to be kept as long as the mount's daemon lives. Fails with EBUSY, as
-/// overlayfs (index=on) does, for a dir another mount uses. A lock still held is waited
-/// for a moment: the daemon of a union unmounted just now may not have exited yet.
+/// overlayfs (index=on) does, for a dir another mount uses.
 fn lock_in_use(path: &Path, what: &str) -> Result<OwnedFd, SpecError> {
     use std::os::unix::fs::OpenOptionsExt;
     // A real open (flock fails on O_PATH descriptors).
@@ -387,11 +388,21 @@ fn lock_in_use(path: &Path, what: &str) -> Result<OwnedFd, SpecError> {
         .open(path)
         .map_err(|e| err(path, io_cause(&e)))?
         .into();
-    // SAFETY: flock on a descriptor we own.
-    if unsafe { libc::flock(fd.as_raw_fd(), libc::LOCK_EX | libc::LOCK_NB) } == 0
+    let busy = format!("{what} is in use by another mount (EBUSY), as overlayfs refuses it");
+    lock_unless_in_use(&fd, libc::LOCK_EX, path, &busy)?;
+    Ok(fd)
+}
+
+/// Takes the lock OP (LOCK_EX to hold, LOCK_SH to look) on FD, an open dir at PATH, or
+/// fails with the message BUSY if another mount holds the dir as its upper or work dir. A lock still
+/// held is waited for a moment: the daemon of a union unmounted just now may not have
+/// exited yet.
+fn lock_unless_in_use(fd: &OwnedFd, op: i32, path: &Path, busy: &str) -> Result<(), SpecError> {
+    // SAFETY: flock on a descriptor the caller owns.
+    if unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) } == 0
         || io::Error::last_os_error().raw_os_error() != Some(libc::EWOULDBLOCK)
     {
-        return Ok(fd); // locked, or a file system without flock: nothing to enforce
+        return Ok(()); // locked, or a file system without flock: nothing to enforce
     }
     // The wait is a blocking flock on a duplicate (one open file, one lock), in a thread
     // that is left behind if the time runs out: the mount fails then anyway.
@@ -401,7 +412,7 @@ fn lock_in_use(path: &Path, what: &str) -> Result<OwnedFd, SpecError> {
         .spawn(move || {
             let locked = loop {
                 // SAFETY: flock on the thread's own duplicate.
-                if unsafe { libc::flock(dup.as_raw_fd(), libc::LOCK_EX) } == 0 {
+                if unsafe { libc::flock(dup.as_raw_fd(), op) } == 0 {
                     break true;
                 }
                 if io::Error::last_os_error().raw_os_error() != Some(libc::EINTR) {
@@ -412,11 +423,8 @@ fn lock_in_use(path: &Path, what: &str) -> Result<OwnedFd, SpecError> {
         })
         .map_err(|e| err(path, io_cause(&e)))?;
     match rx.recv_timeout(IN_USE_WAIT) {
-        Ok(true) => Ok(fd),
-        _ => Err(err(
-            path,
-            format!("{what} is in use by another mount (EBUSY), as overlayfs refuses it"),
-        )),
+        Ok(true) => Ok(()),
+        _ => Err(err(path, busy.to_string())),
     }
 }
 
@@ -426,12 +434,29 @@ impl Layers {
     pub fn open(spec: &LayerSpec) -> Result<Layers, SpecError> {
         let (lowers, upper_work) = validate(spec)?;
         let mut devs = Vec::new();
-        let mut upper = None;
+        // Opened before anything is locked or created: a refused lower leaves no trace.
+        let upper = match &upper_work {
+            Some((up, _)) => Some(
+                open_layer(up, &mut devs)
+                    .map_err(|e| err(up, io_cause(&e)))?
+                    .0,
+            ),
+            None => None,
+        };
+        let mut lower_layers = Vec::new();
+        for l in &lowers {
+            let (layer, fd) = open_layer(l, &mut devs).map_err(|e| err(l, io_cause(&e)))?;
+            // The upper or work dir of another live union is no lower layer: it changes
+            // under this one. A shared lock, let go of at once, finds their exclusive one.
+            let busy = "lower layer is the upper or work dir of another mount (EBUSY), as \
+                        overlayfs refuses it";
+            lock_unless_in_use(&fd, libc::LOCK_SH, l, busy)?;
+            lower_layers.push(layer);
+        }
         let mut work = None;
         let mut index = None;
         let mut in_use = Vec::new();
         if let Some((up, wk)) = &upper_work {
-            upper = Some(open_layer(up, &mut devs).map_err(|e| err(up, io_cause(&e)))?);
             in_use.push(lock_in_use(up, "upper dir")?);
             // Private, as the kernel's work/: nobody else may touch what copy-ups stage.
             std::os::unix::fs::DirBuilderExt::mode(
@@ -457,10 +482,6 @@ impl Layers {
                 Some(sys::open_dir_path(&wk.join(WORK_INDEX)).map_err(|e| err(wk, io_cause(&e)))?);
             in_use.push(wfd);
         }
-        let mut lower_layers = Vec::new();
-        for l in &lowers {
-            lower_layers.push(open_layer(l, &mut devs).map_err(|e| err(l, io_cause(&e)))?);
-        }
         Ok(Layers {
             upper,
             work,
@@ -481,7 +502,7 @@ impl Layers {
     pub fn open_offline(spec: &OfflineSpec) -> io::Result<Layers> {
         let mut devs = Vec::new();
         let upper = match spec.upper.as_deref().filter(|u| u.is_dir()) {
-            Some(u) => Some(open_layer(u, &mut devs)?),
+            Some(u) => Some(open_layer(u, &mut devs)?.0),
             None => None,
         };
         let index = match (&upper, spec.index.as_deref().filter(|i| i.is_dir())) {
@@ -490,7 +511,7 @@ impl Layers {
         };
         let mut lowers = Vec::new();
         for l in spec.lowers.iter().filter(|l| l.is_dir()) {
-            lowers.push(open_layer(l, &mut devs)?);
+            lowers.push(open_layer(l, &mut devs)?.0);
         }
         Ok(Layers {
             upper,
