@@ -394,9 +394,9 @@ fn lock_in_use(path: &Path, what: &str) -> Result<OwnedFd, SpecError> {
 }
 
 /// Takes the lock OP (LOCK_EX to hold, LOCK_SH to look) on FD, an open dir at PATH, or
-/// fails with the message BUSY if another mount holds the dir as its upper or work dir. A lock still
-/// held is waited for a moment: the daemon of a union unmounted just now may not have
-/// exited yet.
+/// fails with the message BUSY if another mount holds the dir as its upper or work dir.
+/// A lock still held is waited for a moment: the daemon of a union unmounted just now may
+/// not have exited yet.
 fn lock_unless_in_use(fd: &OwnedFd, op: i32, path: &Path, busy: &str) -> Result<(), SpecError> {
     // SAFETY: flock on a descriptor the caller owns.
     if unsafe { libc::flock(fd.as_raw_fd(), op | libc::LOCK_NB) } == 0
