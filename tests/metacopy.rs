@@ -277,6 +277,46 @@ fn without_metacopy_a_chmod_copies_the_data() {
     assert_eq!(xattr_of(&big, "metacopy"), None);
 }
 
+/// An open for write copies a metacopy file's data in place, which moves its mtime to
+/// now on both (the kernel sets no times back afterwards); the mount shows the new times
+/// at once, though no request that changes attributes was made. (Found by the
+/// differential test: rename, then an append of nothing.)
+#[test]
+fn the_data_copy_up_shows_its_new_mtime_as_the_kernel() {
+    let (s, lowers) = setup("metacopy-mtime");
+    let lower_mtime = std::fs::metadata(lowers[1].join("r1")).unwrap().mtime();
+    let open_for_append = |m: &Path| {
+        std::fs::rename(m.join("r1"), m.join("r1b")).unwrap();
+        // Stat first: the kernel caches the metacopy file's attributes.
+        assert_eq!(
+            std::fs::metadata(m.join("r1b")).unwrap().mtime(),
+            lower_mtime
+        );
+        drop(
+            std::fs::OpenOptions::new()
+                .append(true)
+                .open(m.join("r1b"))
+                .unwrap(),
+        );
+        std::fs::metadata(m.join("r1b")).unwrap().mtime()
+    };
+    let kd = dirs(&s, "k", &lowers);
+    let km = s.mkdir("k/merged");
+    let mut k = mount_kernel_metacopy(&kd, &km);
+    let kernel = open_for_append(&km);
+    k.unmount().unwrap();
+    assert_ne!(kernel, lower_mtime, "the kernel kept the lower mtime");
+    let d = dirs(&s, "u", &lowers);
+    let merged = s.mkdir("u/merged");
+    let mut m = mount_unionctl(&d, &merged, &["-o", "metacopy=on"]).unwrap();
+    let ours = open_for_append(&merged);
+    let on_disk = std::fs::metadata(d.upper.as_ref().unwrap().join("r1b")).unwrap();
+    m.unmount().unwrap();
+    assert_eq!(ours, on_disk.mtime(), "the mount shows a stale mtime");
+    assert_ne!(ours, lower_mtime, "unionctl kept the lower mtime");
+    assert_eq!(xattr_of(&d.upper.unwrap().join("r1b"), "metacopy"), None);
+}
+
 /// A lower layer of metacopy files whose data is in a data-only layer, reached by their
 /// absolute redirects (composefs' layout): the kernel's `lowerdir=META::DATA`, which
 /// unionctl takes as it is (and as `-o datadir+=DATA`). Both show the same tree, write the

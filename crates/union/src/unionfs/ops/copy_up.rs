@@ -239,6 +239,11 @@ impl UnionFs {
         st.metacopy = false;
         st.lowers = Arc::from([]);
         self.nodes.touch(&node);
+        drop(st);
+        // Its mtime and ctime moved without a request that changes attributes (an open).
+        if let Some(f) = self.on_attr_change.get() {
+            f(node.ino);
+        }
         Ok(())
     }
 
