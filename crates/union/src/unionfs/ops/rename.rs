@@ -48,7 +48,19 @@ impl UnionFs {
         nname: &OsStr,
         flags: u32,
     ) -> io::Result<()> {
-        self.stable(|| self.rename_now(op, oname, np, nname, flags))
+        let r = self.stable(|| self.rename_now(op, oname, np, nname, flags));
+        // A rename that fails (ENOTEMPTY, EXDEV, ...) may have copied its source up first,
+        // as overlayfs does, which changed the source's parent dir; the kernel refreshes
+        // the parents' attributes only after a rename that succeeds.
+        if r.is_err()
+            && let Some(f) = self.on_attr_change.get()
+        {
+            f(op);
+            if np != op {
+                f(np);
+            }
+        }
+        r
     }
 
     fn rename_now(
