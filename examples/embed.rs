@@ -74,7 +74,7 @@ fn run_and_commit(rootfs: &Path, root: &Path) -> anyhow::Result<String> {
         RunOutcome::NotStarted(e) => {
             return Err(anyhow::Error::from(e).context("the container did not start"));
         }
-        RunOutcome::Detached(_) => unreachable!("not detached"),
+        RunOutcome::Detached(_) | RunOutcome::NotRun(..) => unreachable!("not detached"),
     }
     let record = image::container::find(root, "embedded")?;
     let commit = CommitOptions {

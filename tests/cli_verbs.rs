@@ -66,6 +66,35 @@ fn create_start_kill_wait() {
     assert!(stderr(&o).contains("NOSUCH"), "{}", stderr(&o));
 }
 
+/// A command that cannot run fails `run -d` with docker's status and message (127 when
+/// missing, 126 when not executable), not with a container id; the container stays,
+/// exited with that status. `exec` of a missing command says so too.
+#[test]
+fn run_detached_of_a_command_that_cannot_run_fails() {
+    let s = store_with_image();
+    let o = s.run(&["run", "-d", "--name", "missing", "bb:1", "nosuchcmd"]);
+    assert_eq!(code(&o), 127, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("\"nosuchcmd\": executable file not found in $PATH"),
+        "{}",
+        stderr(&o)
+    );
+    assert_eq!(stdout(&o), "", "a container id was printed");
+    assert!(ps_line(&s, "missing").contains("Exited (127)"));
+    let o = s.run(&["run", "-d", "--init", "--name", "dir", "bb:1", "/etc"]);
+    assert_eq!(code(&o), 126, "{}", stderr(&o));
+    assert!(ps_line(&s, "dir").contains("Exited (126)"));
+    ok(&s.run(&["run", "-d", "--name", "up", "bb:1", "sleep", "1000"]));
+    let o = s.run(&["exec", "up", "nosuchcmd"]);
+    assert_eq!(code(&o), 127, "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("executable file not found"),
+        "{}",
+        stderr(&o)
+    );
+    ok(&s.run(&["rm", "-f", "up"]));
+}
+
 /// `start -a` is connected before the command starts: a command that ends at once still
 /// shows all its output, every time (docker attaches first, then starts).
 #[test]

@@ -19,6 +19,10 @@ pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
             super::report("run", &e);
             Ok(super::exit::OWN_ERROR)
         }
+        RunOutcome::NotRun(code, e) => {
+            super::report("run", &e);
+            Ok(code)
+        }
     }
 }
 

@@ -6,6 +6,10 @@ unionctl_union::define_error! {
         /// The named container does not run (stop, attach, exec, pause of a stopped one).
         #[error("container {0} is not running")]
         NotRunning(String),
+        /// The container's command could not run (not found, not executable): the exit
+        /// status it ended with (127, 126) and why.
+        #[error("{1}")]
+        NotRun(i32, String),
         #[error("{0}")]
         Errno(#[from] nix::errno::Errno),
         #[error("{0}")]

@@ -120,6 +120,10 @@ pub fn exec(root: &Path, a: ExecOptions) -> Result<i32> {
         first_client: None,
     })?;
     let msg = linux::read_to_end_fd(err_r.as_raw_fd()).unwrap_or_default();
+    // A command that cannot run said so on its stderr already; its status is ours.
+    if let Some((code, _)) = process::not_run(&msg) {
+        return Ok(code);
+    }
     if !msg.is_empty() {
         eprintln!(
             "unionctl: exec in {}: {}",

@@ -314,11 +314,17 @@ pub fn run(root: &Path, a: RunOptions) -> Result<RunOutcome> {
     let mut c = create(root, plan)?;
     crate::trace::phase("created");
     if detach {
-        if let Err(e) = supervisor::spawn_detached(&c, None) {
-            let _ = supervisor::remove_container_files(&c);
-            return Err(e);
-        }
-        return Ok(RunOutcome::Detached(c.id));
+        return match supervisor::spawn_detached(&c, None) {
+            Ok(()) => Ok(RunOutcome::Detached(c.id)),
+            // It ran and exited, as docker's container whose command is missing.
+            Err(Error::NotRun(code, what)) => {
+                Ok(RunOutcome::NotRun(code, Error::NotRun(code, what)))
+            }
+            Err(e) => {
+                let _ = supervisor::remove_container_files(&c);
+                Err(e)
+            }
+        };
     }
     supervisor::claim_foreground(&mut c)?;
     match supervisor::supervise(&mut c, Stdio::Inherit, None, None) {

@@ -101,4 +101,7 @@ pub enum RunOutcome {
     Exited(i32),
     /// The container was created but could not start; nothing of it is left.
     NotStarted(crate::error::Error),
+    /// `detach`: the container's command could not run (missing, not executable); the
+    /// container exited with this status (127, 126) and stays, as docker's does.
+    NotRun(i32, crate::error::Error),
 }

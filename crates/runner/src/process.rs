@@ -45,6 +45,32 @@ pub struct ChildPipes {
 /// Exit status of a setup failure (Docker uses 125 for its own errors).
 pub const SETUP_FAILED: i32 = 125;
 
+/// First byte on the error pipe when the command itself cannot run (not found, not
+/// executable): the exit status follows, a newline, the message. The process exits with
+/// that status; its reader tells this from a failed setup (see `not_run`).
+const NOT_RUN_MARK: char = '\u{1}';
+
+/// A message from the error pipe that says the command could not run: its exit status
+/// (127 or 126, as docker's) and what happened.
+pub fn not_run(msg: &[u8]) -> Option<(i32, String)> {
+    let text = std::str::from_utf8(msg).ok()?.strip_prefix(NOT_RUN_MARK)?;
+    let (code, what) = text.split_once('\n')?;
+    Some((code.parse().ok()?, what.to_string()))
+}
+
+/// The message `not_run` reads.
+pub fn not_run_message(code: i32, what: &str) -> String {
+    format!("{NOT_RUN_MARK}{code}\n{what}")
+}
+
+/// Says on the error pipe and on stderr that the command cannot run, and exits CODE.
+fn cannot_run(err: &OwnedFd, argv0: &str, code: i32, msg: &str) -> ! {
+    let what = format!("exec {argv0:?}: {msg}");
+    eprintln!("unionctl: {what}");
+    let _ = linux::write_all_fd(err.as_raw_fd(), not_run_message(code, &what).as_bytes());
+    linux::exit_now(code)
+}
+
 /// Body of the cloned container process; never returns.
 pub fn container_main(plan: &ContainerPlan, pipes: ChildPipes) -> ! {
     let mut b = [0u8; 1];
@@ -128,7 +154,7 @@ pub fn exec_process(p: &ProcessPlan, err: &OwnedFd, joined: bool) -> Result<Neve
     }
     become_user(&user, &p.security)?;
     nix::unistd::chdir(workdir).with_context(|| format!("working directory {workdir:?}"))?;
-    exec_argv(&p.argv, &env, &p.security)
+    exec_argv(&p.argv, &env, &p.security, err)
 }
 
 /// The environment: the plan's, with PATH and HOME filled in when missing.
@@ -190,7 +216,12 @@ fn become_user(user: &spec::User, sec: &ProcessSecurity) -> Result<()> {
 /// Finds `argv[0]` on PATH and execs it; a command that cannot run exits 127 or 126 with
 /// the shell's message, as docker does. The seccomp filter (under no_new_privs) is loaded
 /// last: only execve runs under it here.
-fn exec_argv(argv: &[String], env: &[String], sec: &ProcessSecurity) -> Result<Never> {
+fn exec_argv(
+    argv: &[String],
+    env: &[String],
+    sec: &ProcessSecurity,
+    err: &OwnedFd,
+) -> Result<Never> {
     if argv.is_empty() {
         bail!("no command given and the image has none");
     }
@@ -199,10 +230,7 @@ fn exec_argv(argv: &[String], env: &[String], sec: &ProcessSecurity) -> Result<N
         .to_string();
     let program = match find_executable(&argv[0], &path_env) {
         Ok(p) => p,
-        Err((code, msg)) => {
-            eprintln!("unionctl: exec {:?}: {msg}", argv[0]);
-            linux::exit_now(code);
-        }
+        Err((code, msg)) => cannot_run(err, &argv[0], code, &msg),
     };
     let c_prog = linux::cstr(&program)?;
     let c_argv: Vec<CString> = argv
@@ -230,8 +258,7 @@ fn exec_argv(argv: &[String], env: &[String], sec: &ProcessSecurity) -> Result<N
         }
         other => (126, other.to_string()),
     };
-    eprintln!("unionctl: exec {:?}: {msg}", argv[0]);
-    linux::exit_now(code)
+    cannot_run(err, &argv[0], code, &msg)
 }
 
 /// Finds `cmd` as execvp would; on failure the exit code (127 missing, 126 not runnable).

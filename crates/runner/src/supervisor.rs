@@ -10,7 +10,7 @@ use super::process::{self, ChildPipes, ContainerPlan, ProcessPlan};
 use super::rootfs::RootfsPlan;
 use super::state::{self, Container, Status};
 use super::{idmap, tty, union};
-use crate::error::{Context, Result, io};
+use crate::error::{Context, Error, Result, io};
 use std::fs;
 use std::os::fd::{AsRawFd, OwnedFd};
 use std::path::{Path, PathBuf};
@@ -63,6 +63,17 @@ pub fn supervise(
                 return Err(e);
             }
         };
+        if let Some((code, what)) = running.not_run.take() {
+            // Ended, as docker's: no restart, and its exit is recorded before `run -d`
+            // or `start` hears of it.
+            let status = running.wait(c, stdio, first_client.take());
+            let ended = finish(c, &running.cgroups, status);
+            if let Some(fd) = ready.take() {
+                let said = process::not_run_message(code, &what);
+                let _ = linux::write_all_fd(fd.as_raw_fd(), said.as_bytes());
+            }
+            return ended;
+        }
         if let Some(fd) = ready.take() {
             let _ = linux::write_all_fd(fd.as_raw_fd(), b"ok");
         }
@@ -139,6 +150,8 @@ struct Running {
     io: Io,
     /// A terminating signal sent to us was passed on (ctrl-c of a foreground run).
     terminated: std::cell::Cell<bool>,
+    /// The command could not run (its exit status, why): pid 1 exits with it at once.
+    not_run: Option<(i32, String)>,
 }
 
 /// The supervisor's ends of the container's stdio.
@@ -183,11 +196,12 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<O
     crate::trace::phase("cgroups");
     let result = start_in_cgroups(c, stdio, rootless, userns, &cg, &devices);
     match result {
-        Ok(Some((pid, io))) => Ok(Some(Running {
+        Ok(Some((pid, io, not_run))) => Ok(Some(Running {
             pid,
             cgroups: cg,
             io,
             terminated: std::cell::Cell::new(false),
+            not_run,
         })),
         Ok(None) => {
             cg.remove();
@@ -200,8 +214,9 @@ fn start(c: &mut Container, stdio: Stdio, userns: &mut Option<bool>) -> Result<O
     }
 }
 
-/// pid 1 and our ends of its stdio; None: stopped before it was recorded running.
-type Started = Option<(libc::pid_t, Io)>;
+/// pid 1, our ends of its stdio, and whether its command could not run; None: stopped
+/// before it was recorded running.
+type Started = Option<(libc::pid_t, Io, Option<(i32, String)>)>;
 
 fn start_in_cgroups(
     c: &mut Container,
@@ -467,7 +482,9 @@ fn clone_container(
     drop(ends.go);
     let msg = linux::read_to_end_fd(ends.errors.as_raw_fd()).unwrap_or_default();
     crate::trace::phase("execed");
-    if !msg.is_empty() {
+    // A command that cannot run is a run that exits at once (127 or 126), as docker's.
+    let not_run = process::not_run(&msg);
+    if !msg.is_empty() && not_run.is_none() {
         let _ = linux::wait_pid(pid);
         bail!("container setup: {}", String::from_utf8_lossy(&msg));
     }
@@ -485,6 +502,7 @@ fn clone_container(
             input: ends.input,
             attach: ends.attach,
         },
+        not_run,
     )))
 }
 
@@ -788,6 +806,10 @@ pub fn spawn_detached(c: &Container, attached: Option<Attached>) -> Result<()> {
             let msg = linux::read_to_end_fd(ready_r.as_raw_fd()).unwrap_or_default();
             if msg == b"ok" {
                 return Ok(());
+            }
+            // It ran and exited at once; the supervisor records its exit.
+            if let Some((code, what)) = process::not_run(&msg) {
+                return Err(Error::NotRun(code, what));
             }
             let _ = linux::wait_pid(pid);
             if msg.is_empty() {
