@@ -822,6 +822,11 @@ impl UnionFs {
         if let (true, Some(o)) = (st.aliases.is_empty(), &st.orphan) {
             let mut s = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o))?;
             s.st_ino = self.shown_ino(node);
+            // A removed merged dir (its upper dir gone, with no links, but lower dirs
+            // under it) is still merged to overlayfs: one link, not none.
+            if node.is_dir && s.st_nlink == 0 && !st.lowers.is_empty() {
+                s.st_nlink = 1;
+            }
             return Ok(s);
         }
         let (fd, p) = self.real(node, &st)?;
