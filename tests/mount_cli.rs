@@ -290,7 +290,8 @@ fn lowers_only_is_read_only() {
     );
 }
 
-/// `--lower` reads its list as `-o lowerdir=` does: `\:` is a colon inside a layer's path.
+/// `--lower` reads its list as `-o lowerdir=` does: `\:` is a colon inside a layer's path,
+/// as the kernel reads `lowerdir=` (the same option string mounts kernel overlayfs).
 #[test]
 fn lower_with_an_escaped_colon() {
     let t = setup("cli-colon");
@@ -305,6 +306,17 @@ fn lower_with_an_escaped_colon() {
     assert_eq!(std::fs::read(t.merged.join("c")).unwrap(), b"colon\n");
     assert_eq!(std::fs::read(t.merged.join("top")).unwrap(), b"hidden\n");
     m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    let options = common::mounts::kernel_options(&dirs, false);
+    assert!(options.contains("lo\\:wer"), "{options}");
+    for kernel in [false, true] {
+        let mut m = match kernel {
+            false => common::mounts::mount_unionctl_options(&options, &t.merged),
+            true => common::mounts::mount_kernel(&dirs, &t.merged),
+        }
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(std::fs::read(t.merged.join("c")).unwrap(), b"colon\n");
+        m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    }
 }
 
 #[test]

@@ -116,7 +116,7 @@ impl MountOptions {
                         bail!("-o {s}: regular lower layers cannot follow data-only layers")
                     }
                     "" => bail!("-o {s}: empty lower layer path"),
-                    l => o.lowerdir.push(PathBuf::from(l)),
+                    l => o.lowerdir.push(unescape(l).into()),
                 },
                 s if s.starts_with("upperdir=") => o.upperdir = Some(unescape(&s[9..]).into()),
                 s if s.starts_with("workdir=") => o.workdir = Some(unescape(&s[8..]).into()),
@@ -194,7 +194,7 @@ impl MountOptions {
                         bail!("-o {s}: lowerdir+ and datadir+ cannot follow lowerdir")
                     }
                     "" => bail!("-o {s}: a data-only lower layer needs a path"),
-                    d => o.data_lowers.push(d.into()),
+                    d => o.data_lowers.push(unescape(d).into()),
                 },
                 s if s.starts_with("uidmapping=") => {
                     o.ids.uids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
@@ -262,15 +262,22 @@ fn usable_cpus() -> usize {
     }
 }
 
-/// Splits one `-o` argument at its commas as libfuse does: a backslash takes the next
-/// character as it is (`\,` is a comma inside a value); empty items are dropped.
+/// Splits one `-o` argument at its commas: `\,` is a comma inside a value. Other
+/// backslash escapes stay for the path options, which read them as the kernel does
+/// (`lowerdir=A\:B` is one layer); empty items are dropped.
 pub fn split_options(s: &str) -> Vec<String> {
     let mut items = Vec::new();
     let mut cur = String::new();
     let mut chars = s.chars();
     while let Some(c) = chars.next() {
         match c {
-            '\\' => cur.extend(chars.next()),
+            '\\' => match chars.next() {
+                Some(',') => cur.push(','),
+                next => {
+                    cur.push('\\');
+                    cur.extend(next);
+                }
+            },
             ',' => items.push(std::mem::take(&mut cur)),
             c => cur.push(c),
         }
@@ -441,15 +448,18 @@ mod tests {
 
     #[test]
     fn layers_and_escapes() {
-        let o = MountOptions::parse(&[r"lowerdir=/a\\:b:/c,upperdir=/u\,v".into()]).unwrap();
+        // One backslash escapes a colon, as the kernel reads lowerdir=; `\,` a comma.
+        let o = MountOptions::parse(&[r"lowerdir=/a\:b:/c,upperdir=/u\,v\:w".into()]).unwrap();
         assert_eq!(o.lowerdir, [PathBuf::from("/a:b"), PathBuf::from("/c")]);
-        assert_eq!(o.upperdir, Some(PathBuf::from("/u,v")));
+        assert_eq!(o.upperdir, Some(PathBuf::from("/u,v:w")));
+        let o = MountOptions::parse(&[r"lowerdir=/a\\b:/c\,d".into()]).unwrap();
+        assert_eq!(o.lowerdir, [PathBuf::from(r"/a\b"), PathBuf::from("/c,d")]);
         let o = MountOptions::parse(&["lowerdir+=/a,lowerdir+=/b:c,,volatile".into()]).unwrap();
         assert_eq!(o.lowerdir, [PathBuf::from("/a"), PathBuf::from("/b:c")]);
         assert!(o.volatile);
         let e = MountOptions::parse(&["lowerdir=/a,lowerdir+=/b".into()]).unwrap_err();
         assert!(e.to_string().contains("cannot follow lowerdir"), "{e}");
-        let o = MountOptions::parse(&[r"lowerdir=/a:/b::/d\\:1::/e".into()]).unwrap();
+        let o = MountOptions::parse(&[r"lowerdir=/a:/b::/d\:1::/e".into()]).unwrap();
         assert_eq!(o.lowerdir, [PathBuf::from("/a"), PathBuf::from("/b")]);
         assert_eq!(o.data_lowers, [PathBuf::from("/d:1"), PathBuf::from("/e")]);
         for bad in [
