@@ -129,8 +129,16 @@ impl Layers {
 /// Sequences (seed, ops) in which long runs (`DIFF_SEEDS=600 DIFF_OPS=300`) found a
 /// difference that was fixed since: a failed rename's copy-up left the parent's cached
 /// mtime stale (20494); a metacopy file's data copy-up moved its mtime unseen (9038); a
-/// removed merged dir held open showed no links, overlayfs one (40091, 40569).
-const FOUND: [(u64, usize); 4] = [(20494, 300), (9038, 300), (40091, 300), (40569, 300)];
+/// removed merged dir held open showed no links, overlayfs one (40091, 40569); a handle
+/// opened on a lower hard link before its copy-up read the lower data once every name
+/// was gone (60724).
+const FOUND: [(u64, usize); 5] = [
+    (20494, 300),
+    (9038, 300),
+    (40091, 300),
+    (40569, 300),
+    (60724, 300),
+];
 
 pub(crate) fn run_all(subject: Subject, layers: Layers) -> Vec<String> {
     assert!(

@@ -38,7 +38,7 @@ impl UnionFs {
             }
         }
         let st = node.snapshot();
-        if st.aliases.is_empty() {
+        if st.aliases.is_empty() && st.index.is_none() {
             // Copied up, then unlinked: its kept handle is the upper file.
             return match self.upper_orphan(ino) {
                 Some(o) => {
