@@ -137,15 +137,21 @@ fn isolation_proc_dev_sys_caps_and_network() {
         "host",
         "--rootfs",
         &bb(),
-        "cat",
-        "/proc/net/dev",
+        "sh",
+        "-c",
+        "hostname; cat /proc/net/dev",
     ]);
-    let host_ifaces = ok(&o).lines().count() - 2;
+    let out = ok(&o);
+    let (name, dev) = out.split_once('\n').unwrap();
+    let host_ifaces = dev.lines().count() - 2;
     let real = fs::read_to_string("/proc/net/dev").unwrap().lines().count() - 2;
     assert_eq!(
         host_ifaces, real,
         "--network host sees the host's interfaces"
     );
+    // docker's host network comes with the host's name (which its /etc/hosts knows).
+    let host = nix::unistd::gethostname().unwrap();
+    assert_eq!(name, host.to_str().unwrap());
 }
 
 #[test]

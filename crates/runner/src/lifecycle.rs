@@ -255,7 +255,15 @@ fn create(root: &Path, n: NewContainer) -> Result<Container> {
     let cdir = dir.join(&id);
     let mut config = n.config;
     if config.hostname.is_empty() {
-        config.hostname = id[..12].to_string();
+        // As docker: the host's name with the host's network (its /etc/hosts names it),
+        // else the short id.
+        config.hostname = match config.network.as_str() {
+            "host" => nix::unistd::gethostname()
+                .ok()
+                .and_then(|h| h.into_string().ok())
+                .unwrap_or_else(|| id[..12].to_string()),
+            _ => id[..12].to_string(),
+        };
     }
     let c = Container {
         image: n.image,
