@@ -382,6 +382,11 @@ pub fn parse_env_file(text: &str, lookup: impl Fn(&str) -> Option<String>) -> Re
         if line.is_empty() || line.starts_with('#') {
             continue;
         }
+        // As docker: `K = V` or `export K=V` is a mistake, not a variable "K " or "export K".
+        let name = line.split_once('=').map_or(line, |(k, _)| k);
+        if name.contains(char::is_whitespace) {
+            bail!("line {}: variable {name:?} contains whitespace", n + 1);
+        }
         let entry =
             crate::spec::parse_env(line, &lookup).with_context(|| format!("line {}", n + 1))?;
         out.extend(entry);
@@ -637,6 +642,10 @@ mod tests {
             .unwrap_err()
             .to_string();
         assert!(e.contains("line 2"), "{e}");
+        for bad in ["B = 2", "export D=4", "E F"] {
+            let e = parse_env_file(bad, host).unwrap_err().to_string();
+            assert!(e.contains("line 1") && e.contains("whitespace"), "{e}");
+        }
     }
 
     #[test]
