@@ -220,6 +220,13 @@ fn cp_in_and_out_stays_inside() {
     fs::write(h.join("payload"), "payload\n").unwrap();
     let payload = h.join("payload");
     let p = payload.to_str().unwrap();
+    // docker's `-` is a tar stream, not a file named "-": refused, nothing written.
+    for args in [["cp", "c:/d/sub/f", "-"], ["cp", "-", "c:/d"]] {
+        let o = s.run(&args);
+        assert_eq!(code(&o), 125, "{args:?}: {}", stderr(&o));
+        assert!(stderr(&o).contains("tar stream"), "{}", stderr(&o));
+    }
+    assert!(!Path::new("-").exists());
     // Symlinks to / and ../.. inside the container resolve inside it, never on the host.
     let marker = format!("unionctl-cp-escape-{}", std::process::id());
     for via in ["escape", "up"] {

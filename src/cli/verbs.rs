@@ -154,6 +154,10 @@ fn container_path(s: &str) -> Option<(&str, &str)> {
 }
 
 pub fn cp(root: &Path, a: CpArgs) -> anyhow::Result<i32> {
+    if a.source == "-" || a.destination == "-" {
+        // Not a file named "-": docker's tar stream, which unionctl does not speak.
+        anyhow::bail!("'-' (a tar stream on stdin or stdout) is not supported: give a host path");
+    }
     match (container_path(&a.source), container_path(&a.destination)) {
         (Some((c, p)), None) => runner::cp::copy_out(root, c, p, Path::new(&a.destination))?,
         (None, Some((c, p))) => runner::cp::copy_in(root, Path::new(&a.source), c, p)?,
