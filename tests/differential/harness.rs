@@ -131,13 +131,15 @@ impl Layers {
 /// mtime stale (20494); a metacopy file's data copy-up moved its mtime unseen (9038); a
 /// removed merged dir held open showed no links, overlayfs one (40091, 40569); a handle
 /// opened on a lower hard link before its copy-up read the lower data once every name
-/// was gone (60724).
-const FOUND: [(u64, usize); 5] = [
+/// was gone (60724); an unlinked metacopy file held open showed its upper file's blocks,
+/// not those of its data (80878, metacopy=on).
+const FOUND: [(u64, usize); 6] = [
     (20494, 300),
     (9038, 300),
     (40091, 300),
     (40569, 300),
     (60724, 300),
+    (80878, 300),
 ];
 
 pub(crate) fn run_all(subject: Subject, layers: Layers) -> Vec<String> {

@@ -827,6 +827,9 @@ impl UnionFs {
             if node.is_dir && s.st_nlink == 0 && !st.lowers.is_empty() {
                 s.st_nlink = 1;
             }
+            if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
+                s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
+            }
             return Ok(s);
         }
         let (fd, p) = self.real(node, &st)?;
