@@ -163,6 +163,44 @@ fn images_from_podman_and_skopeo_archives_run_here() {
     }
 }
 
+/// `save` of one image named twice (and by another name) writes it once with each name
+/// once; by id, with no name, as docker saves it.
+#[test]
+fn save_names_each_image_once() {
+    let t = tmpdir();
+    let root = t.path().join("store");
+    import_busybox(t.path(), &root, "bb");
+    uc_ok(&root, &["tag", "bb", "other:2"]);
+    let manifest = |args: &[&str]| -> serde_json::Value {
+        let out = t.path().join("s.tar");
+        let mut a = vec!["save", "-o", out.to_str().unwrap()];
+        a.extend(args);
+        uc_ok(&root, &a);
+        let mut ar = tar::Archive::new(std::fs::File::open(&out).unwrap());
+        let mut e = ar
+            .entries()
+            .unwrap()
+            .map(|e| e.unwrap())
+            .find(|e| e.path().unwrap().to_str() == Some("manifest.json"))
+            .expect("manifest.json");
+        serde_json::from_reader(&mut e).unwrap()
+    };
+    let m = manifest(&["bb", "bb", "other:2"]);
+    assert_eq!(m.as_array().unwrap().len(), 1, "{m}");
+    assert_eq!(
+        m[0]["RepoTags"],
+        serde_json::json!(["bb:latest", "other:2"]),
+        "{m}"
+    );
+    let id = uc_ok(&root, &["images", "-q"]);
+    let m = manifest(&[id.trim()]);
+    let tags = &m[0]["RepoTags"];
+    assert!(
+        tags.is_null() || tags.as_array().is_some_and(|a| a.is_empty()),
+        "{m}"
+    );
+}
+
 #[test]
 fn commit_pauses_a_running_container() {
     let t = tmpdir();

@@ -60,8 +60,8 @@ pub fn store_root(opt: Option<PathBuf>) -> PathBuf {
 }
 
 /// Writes the images REFS to OUT as a docker-archive or oci-archive (`format`). An
-/// image named by a name is saved with that name; by id, with every name it has.
-/// `progress` hears of each blob.
+/// image named by a name is saved with that name; by id, with none (as docker saves it).
+/// An image named twice is saved once, with each name once. `progress` hears of each blob.
 pub fn save(
     root: &Path,
     refs: &[String],
@@ -70,22 +70,24 @@ pub fn save(
     progress: &mut dyn Progress,
 ) -> Result<()> {
     let store = Store::open_existing(root);
-    let mut images = Vec::new();
+    let mut images: Vec<(store::Image, Vec<String>)> = Vec::new();
     for r in refs {
         let found = store.resolve(r)?;
         let img = store.load(&found)?;
-        let named: Vec<String> = img
-            .tags
-            .iter()
-            .filter(|t| store::tag_matches(t, r))
-            .cloned()
-            .collect();
-        let tags = if named.is_empty() {
-            img.tags.clone()
-        } else {
-            named
-        };
-        images.push((img, tags));
+        let named = img.tags.iter().filter(|t| store::tag_matches(t, r));
+        match images.iter_mut().find(|(i, _)| i.id == img.id) {
+            Some((_, tags)) => {
+                for t in named {
+                    if !tags.contains(t) {
+                        tags.push(t.clone());
+                    }
+                }
+            }
+            None => {
+                let tags = named.cloned().collect();
+                images.push((img, tags));
+            }
+        }
     }
     archive::save(&store, &images, format, out, progress)
 }
