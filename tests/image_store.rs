@@ -66,6 +66,17 @@ fn images_tag_history_inspect_rmi() {
         "{list}"
     );
     assert_eq!(uc_ok(&root, &["images", "-q"]).trim(), &id[..12]);
+    // docker's `images REPOSITORY[:TAG]`
+    let only = uc_ok(&root, &["images", "example/bb"]);
+    assert!(
+        only.contains("example/bb") && !only.contains("\nbb "),
+        "{only}"
+    );
+    assert_eq!(
+        uc_ok(&root, &["images", "-q", "bb:latest"]).trim(),
+        &id[..12]
+    );
+    assert_eq!(uc_ok(&root, &["images", "-q", "nosuch"]), "");
     let js: serde_json::Value = serde_json::from_str(&uc_ok(&root, &["images", "--json"])).unwrap();
     assert_eq!(js.as_array().unwrap().len(), 2);
     // lookups by short id, full id, sha256: prefix

@@ -621,6 +621,9 @@ pub struct PsArgs {
 
 #[derive(Args, Debug, Clone)]
 pub struct ImagesArgs {
+    /// Only images of this repository (and tag), as --filter reference=
+    #[arg(value_name = "REPOSITORY[:TAG]")]
+    pub reference: Option<String>,
     /// Also list images without a name (as without -a; kept for docker's sake)
     #[arg(short = 'a', long)]
     pub all: bool,

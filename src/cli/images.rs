@@ -17,7 +17,9 @@ use unionctl::image::{self, container, listing, transfer};
 
 pub fn images(root: &Path, a: ImagesArgs) -> anyhow::Result<i32> {
     let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
-    let filters = Filters::parse(&a.filters, &["dangling", "reference", "label"])?;
+    let mut given = a.filters.clone();
+    given.extend(a.reference.iter().map(|r| format!("reference={r}")));
+    let filters = Filters::parse(&given, &["dangling", "reference", "label"])?;
     for v in filters.values("dangling") {
         if v != "true" && v != "false" {
             bail!("--filter dangling={v}: want true or false");
