@@ -95,6 +95,21 @@ fn run_detached_of_a_command_that_cannot_run_fails() {
     ok(&s.run(&["rm", "-f", "up"]));
 }
 
+/// `-p` has no bridge network to publish on: refused with what to use instead, before
+/// anything is made; `--net` is docker's short name of `--network`.
+#[test]
+fn publish_is_refused_and_net_is_network() {
+    let s = store_with_image();
+    for verb in ["run", "create"] {
+        let o = s.run(&[verb, "--name", "p", "-p", "8080:80", "bb:1", "true"]);
+        assert_eq!(code(&o), 125, "{}", stderr(&o));
+        assert!(stderr(&o).contains("--network host"), "{}", stderr(&o));
+    }
+    assert_eq!(ps_line(&s, "p"), "", "a refused run left a container");
+    let o = s.run(&["run", "--rm", "--net", "host", "bb:1", "true"]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+}
+
 /// `start -a` is connected before the command starts: a command that ends at once still
 /// shows all its output, every time (docker attaches first, then starts).
 #[test]

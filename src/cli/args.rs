@@ -501,8 +501,17 @@ pub struct RunArgs {
     #[arg(short = 'h', long = "hostname")]
     pub hostname: Option<String>,
     /// none (only loopback) or host (the host network)
-    #[arg(long, default_value = "none")]
+    #[arg(long, visible_alias = "net", default_value = "none")]
     pub network: String,
+    /// Not supported: ports are published with a bridge network, which unionctl has not
+    /// (with --network host the container's ports are the host's)
+    #[arg(
+        short = 'p',
+        long = "publish",
+        value_name = "[IP:]HOST:CONTAINER",
+        hide = true
+    )]
+    pub publish: Vec<String>,
     /// Memory limit: BYTES, or a number with k, m or g
     #[arg(long)]
     pub memory: Option<String>,
@@ -942,6 +951,19 @@ pub struct LogoutArgs {
     pub all: bool,
     /// HOST[:PORT] of the registry to forget
     pub registry: Option<String>,
+}
+
+impl RunArgs {
+    /// What `run` and `create` refuse before anything is made.
+    pub fn refuse_unsupported(&self) -> anyhow::Result<()> {
+        if let Some(p) = self.publish.first() {
+            anyhow::bail!(
+                "-p {p}: publishing ports needs a bridge network, which unionctl does not have: \
+                 use --network host (the container's ports are then the host's)"
+            );
+        }
+        Ok(())
+    }
 }
 
 impl From<RunArgs> for unionctl::runner::RunOptions {

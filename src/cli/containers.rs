@@ -9,6 +9,7 @@ use unionctl::image::util::human_duration;
 use unionctl::runner::{self, Container, ContainerSummary, RunOutcome, Status, inspect};
 
 pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
+    a.refuse_unsupported()?;
     match runner::run(root, a.into())? {
         RunOutcome::Detached(id) => {
             println!("{id}");

@@ -13,6 +13,7 @@ use unionctl::image::util::human_size;
 use unionctl::runner::{self, stats, system, volumes};
 
 pub fn create(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
+    a.refuse_unsupported()?;
     println!("{}", runner::create_container(root, a.into())?);
     Ok(0)
 }
