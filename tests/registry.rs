@@ -297,6 +297,17 @@ fn we_pull_what_skopeo_pushed_gzip_zstd_docker_and_index() {
     assert_same_layers(&ours, "two:layers", &root, &multi);
     let other = t.path().join("s390x");
     uc_ok(&other, &["pull", "--platform", "linux/s390x", &multi]);
+    // a single-platform image of another platform than the one asked for: refused
+    let single = docker.as_str();
+    fails_with(
+        &other,
+        &["pull", "--platform", "linux/s390x", single],
+        &[&format!("is for linux/{host_arch}"), "linux/s390x"],
+    );
+    uc_ok(
+        &other,
+        &["pull", "--platform", &format!("linux/{host_arch}"), single],
+    );
     fails_with(
         &other,
         &["pull", "--platform", "linux/riscv64", &multi],

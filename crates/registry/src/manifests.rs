@@ -166,6 +166,9 @@ pub struct Wanted {
     pub os: String,
     pub arch: String,
     pub variant: Option<String>,
+    /// Asked for with `--platform` (not the host's by default): an image of another
+    /// platform is then an error, as docker's.
+    pub explicit: bool,
 }
 
 impl Wanted {
@@ -182,6 +185,7 @@ impl Wanted {
             os: "linux".into(),
             arch: arch.into(),
             variant: None,
+            explicit: false,
         }
     }
 
@@ -195,6 +199,7 @@ impl Wanted {
             os: parts[0].into(),
             arch: parts[1].into(),
             variant: parts.get(2).map(|v| v.to_string()),
+            explicit: true,
         })
     }
 }

@@ -35,7 +35,8 @@ pub fn pull(
 ) -> Result<Pulled> {
     let what = r.to_string();
     let mut fetched = manifests::fetch(client, r, &r.manifest_ref())?;
-    if fetched.is_index() {
+    let via_index = fetched.is_index();
+    if via_index {
         let d = manifests::pick_platform(&fetched.bytes, &what, platform)?;
         fetched = manifests::fetch(client, r, &d.digest)?;
         if fetched.is_index() {
@@ -57,13 +58,19 @@ pub fn pull(
         );
     }
     let _w = store.writer_lock()?;
-    progress.begin(Item::Config, &m.config.digest, Some(m.config.size));
     let config_raw = blobs::fetch_small(client, &r.repository, &m.config)
         .with_context(|| format!("config {}", m.config.digest))?;
-    progress.advance(m.config.size);
-    progress.end(Outcome::Done);
     let cfg: ImageConfiguration = serde_json::from_slice(&config_raw)
         .with_context(|| format!("parsing image config {}", m.config.digest))?;
+    // A single-platform image says its platform in its config only (an index's entry
+    // was picked by the platform it names).
+    let (os, arch) = (cfg.os().to_string(), cfg.architecture().to_string());
+    if platform.explicit && !via_index && (os != platform.os || arch != platform.arch) {
+        bail!("the image is for {os}/{arch}, not the platform asked for ({platform})");
+    }
+    progress.begin(Item::Config, &m.config.digest, Some(m.config.size));
+    progress.advance(m.config.size);
+    progress.end(Outcome::Done);
     let diff_ids: Vec<String> = cfg
         .rootfs()
         .diff_ids()
