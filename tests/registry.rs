@@ -121,6 +121,11 @@ fn push_then_pull_into_an_empty_store_gives_the_same_image() {
         before + 2,
         "layers in the store were downloaded again"
     );
+    // pulled by digest only, into an empty store: that reference names it (run, inspect)
+    let four = t.path().join("four");
+    assert_eq!(uc_ok(&four, &["pull", &by_digest]), id);
+    assert_eq!(uc_ok(&four, &["run", "--rm", &by_digest]), "changed\n");
+    assert_eq!(image_id(&four, &by_digest), image_id(&one, "two:layers"));
     // pushed on to another repository of that registry: its blobs are mounted, not sent
     let copy = format!("{}/team/copy:v1", reg.host);
     assert_eq!(uc_ok(&two, &["push", &name, &copy]).trim(), digest);

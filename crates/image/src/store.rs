@@ -179,6 +179,14 @@ impl Store {
         if let Some(first) = by_tag.first() {
             return Ok((*first).clone());
         }
+        // NAME@sha256:DIGEST (a pull by digest, inspect's RepoDigests): the image whose
+        // manifest has that digest, whatever its names.
+        if let Some((_, digest)) = reference.split_once('@') {
+            let hex = strip_sha(digest).to_ascii_lowercase();
+            if let Some(i) = list.iter().find(|i| i.manifest == hex) {
+                return Ok(i.clone());
+            }
+        }
         let hex = strip_sha(reference).to_ascii_lowercase();
         if !hex.is_empty() && hex.len() <= 64 && hex.bytes().all(|c| c.is_ascii_hexdigit()) {
             let mut hits: Vec<&ImageRef> = Vec::new();
