@@ -180,7 +180,25 @@ pub fn chain(e: &(dyn std::error::Error + 'static)) -> String {
 fn as_user_reads(e: &(dyn std::error::Error + 'static)) -> String {
     match e.downcast_ref::<std::io::Error>() {
         Some(io) if io.raw_os_error().is_some() => io_cause(io),
-        _ => e.to_string(),
+        // An io::Error behind a transparent wrapper, or nix's "ENOENT: No such file or
+        // directory", reads the same.
+        _ => match e.to_string() {
+            s if s.ends_with(')') && s.contains(" (os error ") => {
+                s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+            }
+            s => match s.split_once(": ") {
+                Some((name, desc))
+                    if name.len() > 2
+                        && name.starts_with('E')
+                        && name
+                            .bytes()
+                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
+                {
+                    desc.to_lowercase()
+                }
+                _ => s,
+            },
+        },
     }
 }
 
@@ -206,6 +224,29 @@ mod tests {
         assert_eq!(chain(&e), "no such file or directory");
         let custom = std::io::Error::other("Odd Thing");
         assert_eq!(chain(&custom), "Odd Thing");
+        // Behind a wrapper that shows its text (thiserror's transparent), and nix's errno.
+        #[derive(Debug)]
+        struct Shown(String);
+        impl std::fmt::Display for Shown {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+        impl std::error::Error for Shown {}
+        for (text, want) in [
+            ("Is a directory (os error 21)", "is a directory"),
+            (
+                "ENOENT: No such file or directory",
+                "no such file or directory",
+            ),
+            (
+                "EXDEV: Invalid cross-device link",
+                "invalid cross-device link",
+            ),
+            ("Error: keep me", "Error: keep me"),
+        ] {
+            assert_eq!(chain(&Shown(text.into())), want);
+        }
     }
 
     #[test]
