@@ -475,7 +475,28 @@ fn layers_and_which_name_the_supplying_layer() {
         which("bottom"),
         format!("upper\t{}\n", t.upper.join("bottom").display())
     );
+    // Symlinks from outside that lead into the union are followed (one inside is itself
+    // the answer, above): to the mount, and to a file in it.
+    let to_mount = t.s.path().join("to-mount");
+    let to_file = t.s.path().join("to-file");
+    std::os::unix::fs::symlink(&t.merged, &to_mount).unwrap();
+    std::os::unix::fs::symlink(t.merged.join("top"), &to_file).unwrap();
+    let out = run(&[Path::new("layers"), &to_mount]);
+    assert!(out.status.success(), "layers via a symlink: {}", out.stderr);
+    let out = run(&[Path::new("which"), &to_file]);
+    assert_eq!(
+        out.stdout,
+        format!("lower 0\t{}\n", t.lower.join("top").display()),
+        "{}",
+        out.stderr
+    );
     m.unmount().unwrap_or_else(|e| panic!("{e}"));
+    let out = run(&[Path::new("which"), &to_file]);
+    assert!(
+        out.stderr.contains(&to_file.display().to_string()),
+        "which names what it was given: {}",
+        out.stderr
+    );
 
     let out = run(&[Path::new("which"), &t.merged]);
     assert!(!out.status.success());

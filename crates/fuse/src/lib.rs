@@ -198,26 +198,32 @@ pub fn which(p: &Path) -> Result<String> {
     let md = std::fs::symlink_metadata(p)
         .map_err(|e| invalid!("{}: {}", p.display(), unionctl_union::errors::io_cause(&e)))?;
     // Symlinks and devices cannot carry user xattrs: ask their directory about them.
-    let text = if md.is_dir() || md.is_file() {
-        read_virtual(p, crate::unionfs::WHICH_XATTR)?
-    } else {
-        let parent = p
-            .parent()
-            .filter(|d| !d.as_os_str().is_empty())
-            .unwrap_or(Path::new("."));
-        let name = p
-            .file_name()
-            .ok_or_else(|| invalid!("{}: no file name", p.display()))?;
-        read_virtual(
-            parent,
-            &format!("{}.{}", crate::unionfs::WHICH_XATTR, name.to_string_lossy()),
-        )?
-    };
-    Ok(text)
+    if md.is_dir() || md.is_file() {
+        return read_virtual(p, crate::unionfs::WHICH_XATTR);
+    }
+    let parent = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = p
+        .file_name()
+        .ok_or_else(|| invalid!("{}: no file name", p.display()))?;
+    let asked = format!("{}.{}", crate::unionfs::WHICH_XATTR, name.to_string_lossy());
+    match xattr::get_deref(parent, &asked) {
+        Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
+        // A symlink outside every union that leads into one: where it leads.
+        Ok(None) if md.is_symlink() => match std::fs::canonicalize(p) {
+            Ok(target) => which(&target),
+            Err(_) => bail!("{}: not inside a unionctl mount", p.display()),
+        },
+        Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),
+        Err(e) => bail!("{}: {}", p.display(), unionctl_union::errors::io_cause(&e)),
+    }
 }
 
+/// A virtual attribute of a union's file or dir (a symlink to one is followed).
 fn read_virtual(p: &Path, name: &str) -> Result<String> {
-    match xattr::get(p, name) {
+    match xattr::get_deref(p, name) {
         Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
         Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),
         Err(e) => bail!("{}: {}", p.display(), unionctl_union::errors::io_cause(&e)),
