@@ -88,6 +88,9 @@ fn images_tag_history_inspect_rmi() {
         hist.contains("CREATED BY") && hist.contains("unionctl import"),
         "{hist}"
     );
+    // docker's --no-trunc: the full id
+    let hist = uc_ok(&root, &["history", "--no-trunc", "bb"]);
+    assert!(hist.contains(&format!("sha256:{id}")), "{hist}");
     let insp: serde_json::Value =
         serde_json::from_str(&uc_ok(&root, &["inspect", "example/bb:v2"])).unwrap();
     assert_eq!(insp[0]["RootFS"]["Layers"].as_array().unwrap().len(), 1);

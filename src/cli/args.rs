@@ -88,7 +88,7 @@ pub enum Command {
     #[command(
         after_help = "Examples:\n  unionctl history busybox:1\n  unionctl history --format '{{.CreatedBy}}' busybox:1"
     )]
-    History(ImgArgs),
+    History(HistoryArgs),
     /// Show an image or a container as JSON
     #[command(
         after_help = "Examples:\n  unionctl inspect busybox:1\n  unionctl inspect --format '{{.State.Status}}' web\n  unionctl inspect -f '{{json .Config.Env}}' web"
@@ -633,7 +633,7 @@ pub struct ImagesArgs {
     /// Only images of this repository (and tag), as --filter reference=
     #[arg(value_name = "REPOSITORY[:TAG]")]
     pub reference: Option<String>,
-    /// Also list images without a name (as without -a; kept for docker's sake)
+    /// Every image, named or not (what images lists anyway: there are no intermediate images)
     #[arg(short = 'a', long)]
     pub all: bool,
     /// Print image ids only
@@ -766,9 +766,15 @@ pub struct RmiArgs {
 }
 
 #[derive(Args, Debug, Clone)]
-pub struct ImgArgs {
+pub struct HistoryArgs {
     /// Image name or id
     pub image: String,
+    /// Show each step's whole command and the full image id
+    #[arg(long)]
+    pub no_trunc: bool,
+    /// Print sizes in bytes (accepted for docker's sake: `-H=false`)
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, hide = true)]
+    pub human: bool,
     #[command(flatten)]
     pub format: FormatArgs,
 }

@@ -1,7 +1,7 @@
 //! `images`, `tag`, `rmi`, `history`, `inspect`, `commit`, `diff`, `save`, `load`,
 //! `export`, `import`.
 use super::args::{
-    CommitArgs, CtrArgs, ExportArgs, ImagesArgs, ImgArgs, ImportArgs, InspectArgs, LoadArgs,
+    CommitArgs, CtrArgs, ExportArgs, HistoryArgs, ImagesArgs, ImportArgs, InspectArgs, LoadArgs,
     RmiArgs, SaveArgs, TagArgs,
 };
 use super::filter::{self, Filters};
@@ -108,11 +108,20 @@ pub fn rmi(root: &Path, a: RmiArgs) -> anyhow::Result<i32> {
     Ok(if failed { super::exit::OWN_ERROR } else { 0 })
 }
 
-pub fn history(root: &Path, a: ImgArgs) -> anyhow::Result<i32> {
+pub fn history(root: &Path, a: HistoryArgs) -> anyhow::Result<i32> {
     let format = Format::parse(a.format.format.as_deref(), a.format.json)?;
     let (id, rows) = listing::history(root, &a.image)?;
+    let size = |n: u64| {
+        if a.human {
+            human_size(n)
+        } else {
+            n.to_string()
+        }
+    };
     let idcol = |i: usize| {
-        if i == 0 {
+        if i == 0 && a.no_trunc {
+            format!("sha256:{id}")
+        } else if i == 0 {
             id[..12].to_string()
         } else {
             "<missing>".to_string()
@@ -135,7 +144,7 @@ pub fn history(root: &Path, a: ImgArgs) -> anyhow::Result<i32> {
     };
     format.print_rows(&values, &header, || {
         let body = rows.iter().enumerate().map(|(i, h)| {
-            let by: String = if h.created_by.chars().count() > 45 {
+            let by: String = if h.created_by.chars().count() > 45 && !a.no_trunc {
                 h.created_by.chars().take(44).collect::<String>() + "…"
             } else {
                 h.created_by.clone()
@@ -144,7 +153,7 @@ pub fn history(root: &Path, a: ImgArgs) -> anyhow::Result<i32> {
                 idcol(i),
                 human_ago(h.created.as_deref()),
                 by,
-                human_size(h.size),
+                size(h.size),
                 h.comment.clone(),
             ]
         });
