@@ -3,6 +3,7 @@
 mod image_support;
 use image_support::*;
 use std::fs;
+use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
 #[derive(Clone, Copy)]
@@ -228,6 +229,27 @@ fn hostile_layer_tars_are_refused() {
         fs::read_to_string(outside.join("secret")).unwrap(),
         "keep me\n"
     );
+}
+
+/// A dir member, then a symlink of the same name to a dir outside: the symlink replaces
+/// the dir, and the dir's mode, applied at the end, must not land on the outside dir.
+#[test]
+fn a_dir_replaced_by_a_symlink_keeps_its_mode_inside() {
+    let t = tmpdir();
+    let outside = t.path().join("outside");
+    fs::create_dir(&outside).unwrap();
+    fs::set_permissions(&outside, fs::Permissions::from_mode(0o700)).unwrap();
+    let target = format!("../../../../../../../../..{}", outside.display());
+    let tar = raw_tar(&[
+        (b"etc/", K::Dir, b"", b""),
+        (b"etc", K::Sym, target.as_bytes(), b""),
+    ]);
+    let f = t.path().join("swap.tar");
+    fs::write(&f, tar).unwrap();
+    let root = t.path().join("store");
+    uc_ok(&root, &["import", f.to_str().unwrap(), "swap"]);
+    let mode = fs::metadata(&outside).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode, 0o700, "the outside dir's mode changed");
 }
 
 #[test]

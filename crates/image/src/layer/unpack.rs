@@ -85,6 +85,11 @@ pub fn unpack<R: Read>(reader: R, dest: &Path) -> Result<UnpackReport> {
     // directory would have blocked its children.
     for d in u.dir_meta.iter().rev() {
         let full = u.dest.join(&d.path);
+        // Only a dir: a later member may have put a symlink in its place (`clear` drops
+        // the dirs under a replaced one), and chmod follows symlinks.
+        if !fs::symlink_metadata(&full).is_ok_and(|m| m.is_dir()) {
+            continue;
+        }
         let _ = fs::set_permissions(&full, fs::Permissions::from_mode(d.mode));
         set_times(&full, d.atime, d.mtime);
     }
@@ -330,6 +335,7 @@ impl Unpacker<'_> {
                 }
                 crate::util::remove_tree(&full);
                 self.dirs.retain(|d| !d.starts_with(rel));
+                self.dir_meta.retain(|d| !d.path.starts_with(rel));
                 Ok(false)
             }
             Ok(_) => {
@@ -425,9 +431,9 @@ impl Unpacker<'_> {
 
     fn symlink(&mut self, m: &Member, link: Option<&[u8]>) -> Result<()> {
         let name = m.name;
-        // Its target is data: unpacking never follows a symlink (members crossing one are
-        // refused, files open with O_NOFOLLOW), and in the container `..` stops at the
-        // root. docker keeps such links too (`ln -s ../x /l` in a container commits).
+        // Its target is data: unpacking never writes through a symlink (members crossing
+        // one are refused, files open with O_NOFOLLOW, dir modes go to dirs only), and in
+        // the container `..` stops at the root. docker keeps such links too.
         let target = link.ok_or_else(|| invalid!("tar: {}: symlink without target", show(name)))?;
         self.clear(&m.rel, false)?;
         std::os::unix::fs::symlink(OsStr::from_bytes(target), &m.full)
