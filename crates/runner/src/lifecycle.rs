@@ -615,13 +615,19 @@ pub fn start_attached(root: &Path, name: &str, detach_keys: &str) -> Result<i32>
             .map_err(io("making the attach connection of", &c.dir))
     };
     let ((output, theirs), (mut status, their_status)) = (pair()?, pair()?);
-    start_one(
+    let started = start_one(
         c.clone(),
         Some(supervisor::Attached {
             output: theirs,
             status: their_status,
         }),
-    )?;
+    );
+    if let Err(Error::NotRun(code, _)) = started {
+        // Its message is in the output (the command's stderr); its status is ours.
+        let _ = super::tty::attach_over(output, &keys);
+        return Ok(code);
+    }
+    started?;
     if super::tty::attach_over(output, &keys)? {
         return Ok(0);
     }
