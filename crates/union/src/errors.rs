@@ -183,23 +183,30 @@ fn as_user_reads(e: &(dyn std::error::Error + 'static)) -> String {
         // An io::Error behind a transparent wrapper, or nix's "ENOENT: No such file or
         // directory", reads the same.
         _ => match e.to_string() {
+            // Only the errno's words are lowercased: a path before them stays as it is.
             s if s.ends_with(')') && s.contains(" (os error ") => {
-                s.split(" (os error").next().unwrap_or(&s).to_lowercase()
+                let s = s.rsplit_once(" (os error").map_or(s.as_str(), |(t, _)| t);
+                match s.rsplit_once(": ") {
+                    Some((what, cause)) => format!("{what}: {}", cause.to_lowercase()),
+                    None => s.to_lowercase(),
+                }
             }
             s => match s.split_once(": ") {
-                Some((name, desc))
-                    if name.len() > 2
-                        && name.starts_with('E')
-                        && name
-                            .bytes()
-                            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit()) =>
-                {
-                    desc.to_lowercase()
-                }
+                Some((name, desc)) if is_errno_name(name) => desc.to_lowercase(),
                 _ => s,
             },
         },
     }
+}
+
+/// nix's name of an errno ("ENOENT"), which its messages start with.
+fn is_errno_name(name: &str) -> bool {
+    name.len() > 2
+        && name.starts_with('E')
+        && name != "EOF"
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_uppercase() || b.is_ascii_digit())
 }
 
 /// An io::Error as a user reads it: "no such file or directory", without "(os error 2)".
@@ -244,6 +251,11 @@ mod tests {
                 "invalid cross-device link",
             ),
             ("Error: keep me", "Error: keep me"),
+            ("EOF: keep me", "EOF: keep me"),
+            (
+                "opening lock /srv/MyStore/x: Permission denied (os error 13)",
+                "opening lock /srv/MyStore/x: permission denied",
+            ),
         ] {
             assert_eq!(chain(&Shown(text.into())), want);
         }
