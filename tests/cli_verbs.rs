@@ -81,6 +81,8 @@ fn run_detached_of_a_command_that_cannot_run_fails() {
     );
     assert_eq!(stdout(&o), "", "a container id was printed");
     assert!(ps_line(&s, "missing").contains("Exited (127)"));
+    let o = s.run(&["start", "-a", "missing"]);
+    assert_eq!(code(&o), 127, "start -a: {}", stderr(&o));
     let o = s.run(&["run", "-d", "--init", "--name", "dir", "bb:1", "/etc"]);
     assert_eq!(code(&o), 126, "{}", stderr(&o));
     assert!(ps_line(&s, "dir").contains("Exited (126)"));
@@ -108,6 +110,12 @@ fn publish_is_refused_and_net_is_network() {
     assert_eq!(ps_line(&s, "p"), "", "a refused run left a container");
     let o = s.run(&["run", "--rm", "--net", "host", "bb:1", "true"]);
     assert_eq!(code(&o), 0, "{}", stderr(&o));
+    // with the host's network, as docker: a warning, the ports are the host's anyway
+    let o = s.run(&[
+        "run", "--rm", "--net", "host", "-p", "80:80", "bb:1", "true",
+    ]);
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    assert!(stderr(&o).contains("discarded"), "{}", stderr(&o));
 }
 
 /// `start -a` is connected before the command starts: a command that ends at once still

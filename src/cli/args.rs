@@ -773,7 +773,8 @@ pub struct HistoryArgs {
     #[arg(long)]
     pub no_trunc: bool,
     /// Print sizes in bytes (accepted for docker's sake: `-H=false`)
-    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set, hide = true)]
+    #[arg(short = 'H', long, default_value_t = true, action = clap::ArgAction::Set,
+          num_args = 0..=1, default_missing_value = "true", require_equals = true, hide = true)]
     pub human: bool,
     #[command(flatten)]
     pub format: FormatArgs,
@@ -963,6 +964,11 @@ impl RunArgs {
     /// What `run` and `create` refuse before anything is made.
     pub fn refuse_unsupported(&self) -> anyhow::Result<()> {
         if let Some(p) = self.publish.first() {
+            if self.network == "host" {
+                // docker's warning: the container's ports are the host's already.
+                eprintln!("unionctl: -p {p}: published ports are discarded with --network host");
+                return Ok(());
+            }
             anyhow::bail!(
                 "-p {p}: publishing ports needs a bridge network, which unionctl does not have: \
                  use --network host (the container's ports are then the host's)"

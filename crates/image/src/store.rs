@@ -181,9 +181,20 @@ impl Store {
         }
         // NAME@sha256:DIGEST (a pull by digest, inspect's RepoDigests): the image whose
         // manifest has that digest, whatever its names.
-        if let Some((_, digest)) = reference.split_once('@') {
+        if let Some((name, digest)) = reference.split_once('@') {
             let hex = strip_sha(digest).to_ascii_lowercase();
-            if let Some(i) = list.iter().find(|i| i.manifest == hex) {
+            // Of that repository, when the image has names (rmi must not take another's).
+            let same_repo = |t: &String| {
+                let repo = t
+                    .rsplit_once(':')
+                    .filter(|(_, tag)| !tag.contains('/'))
+                    .map_or(t.as_str(), |(r, _)| r);
+                tag_matches(&format!("{repo}:x"), &format!("{name}:x"))
+            };
+            if let Some(i) = list
+                .iter()
+                .find(|i| i.manifest == hex && (i.tags.is_empty() || i.tags.iter().any(same_repo)))
+            {
                 return Ok(i.clone());
             }
         }

@@ -823,8 +823,8 @@ impl UnionFs {
             let mut s = sys::fstat(std::os::fd::AsRawFd::as_raw_fd(&**o))?;
             s.st_ino = self.shown_ino(node);
             // A removed merged dir (its upper dir gone, with no links, but lower dirs
-            // under it) is still merged to overlayfs: one link, not none.
-            if node.is_dir && s.st_nlink == 0 && !st.lowers.is_empty() {
+            // under it; or dirs of several lowers) is still merged to overlayfs: one link.
+            if node.is_dir && (st.lowers.len() > 1 || s.st_nlink == 0 && !st.lowers.is_empty()) {
                 s.st_nlink = 1;
             }
             if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
