@@ -209,23 +209,30 @@ pub fn which(p: &Path) -> Result<String> {
         .file_name()
         .ok_or_else(|| invalid!("{}: no file name", p.display()))?;
     let asked = format!("{}.{}", crate::unionfs::WHICH_XATTR, name.to_string_lossy());
-    match xattr::get_deref(parent, &asked) {
-        Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
+    match virtual_attr(parent, &asked, p)? {
+        Some(text) => Ok(text),
         // A symlink outside every union that leads into one: where it leads.
-        Ok(None) if md.is_symlink() => match std::fs::canonicalize(p) {
-            Ok(target) => which(&target),
-            Err(_) => bail!("{}: not inside a unionctl mount", p.display()),
+        None => match std::fs::canonicalize(p) {
+            Ok(target) if md.is_symlink() => which(&target),
+            _ => bail!("{}: not inside a unionctl mount", p.display()),
         },
-        Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),
-        Err(e) => bail!("{}: {}", p.display(), unionctl_union::errors::io_cause(&e)),
     }
 }
 
 /// A virtual attribute of a union's file or dir (a symlink to one is followed).
 fn read_virtual(p: &Path, name: &str) -> Result<String> {
+    virtual_attr(p, name, p)?
+        .ok_or_else(|| invalid!("{}: not inside a unionctl mount", p.display()))
+}
+
+/// The attribute NAME of P, None outside a union; errors name SHOWN (what was asked).
+fn virtual_attr(p: &Path, name: &str, shown: &Path) -> Result<Option<String>> {
     match xattr::get_deref(p, name) {
-        Ok(Some(v)) => Ok(String::from_utf8_lossy(&v).into_owned()),
-        Ok(None) => bail!("{}: not inside a unionctl mount", p.display()),
-        Err(e) => bail!("{}: {}", p.display(), unionctl_union::errors::io_cause(&e)),
+        Ok(v) => Ok(v.map(|v| String::from_utf8_lossy(&v).into_owned())),
+        Err(e) => bail!(
+            "{}: {}",
+            shown.display(),
+            unionctl_union::errors::io_cause(&e)
+        ),
     }
 }

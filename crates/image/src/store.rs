@@ -184,13 +184,8 @@ impl Store {
         if let Some((name, digest)) = reference.split_once('@') {
             let hex = strip_sha(digest).to_ascii_lowercase();
             // Of that repository, when the image has names (rmi must not take another's).
-            let same_repo = |t: &String| {
-                let repo = t
-                    .rsplit_once(':')
-                    .filter(|(_, tag)| !tag.contains('/'))
-                    .map_or(t.as_str(), |(r, _)| r);
-                tag_matches(&format!("{repo}:x"), &format!("{name}:x"))
-            };
+            let same_repo =
+                |t: &String| tag_matches(&format!("{}:x", split_tag(t).0), &format!("{name}:x"));
             if let Some(i) = list
                 .iter()
                 .find(|i| i.manifest == hex && (i.tags.is_empty() || i.tags.iter().any(same_repo)))
