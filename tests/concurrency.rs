@@ -374,3 +374,88 @@ fn stress_processes_see_no_bad_errno() {
         d.join("\n")
     );
 }
+
+// ---- which thread serves, and where ----
+
+/// Field N (1-based) of /proc/PID/task/TID/stat.
+fn stat_field(task: &Path, n: usize) -> String {
+    let stat = std::fs::read_to_string(task.join("stat")).unwrap();
+    let rest = &stat[stat.rfind(')').unwrap() + 1..];
+    rest.split_whitespace().nth(n - 3).unwrap().to_string()
+}
+
+/// The daemon's threads at SCHED_IDLE, each with the CPUs it may run on.
+fn idle_threads(pid: u32) -> Vec<String> {
+    let mut found = Vec::new();
+    for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+        let task = t.unwrap().path();
+        if stat_field(&task, 41) == libc::SCHED_IDLE.to_string() {
+            let status = std::fs::read_to_string(task.join("status")).unwrap();
+            let cpus = status
+                .lines()
+                .find_map(|l| l.strip_prefix("Cpus_allowed_list:"));
+            found.push(cpus.unwrap().trim().to_string());
+        }
+    }
+    found
+}
+
+/// One daemon thread takes the requests; it runs at SCHED_IDLE on the CPU of its caller
+/// (a wake-up across CPUs costs a FUSE round trip most of its time): a new caller on
+/// another CPU takes it there.
+#[test]
+fn the_serving_thread_moves_to_its_callers_cpu() {
+    assert!(common::is_root(), "mounts FUSE: run as root");
+    // SAFETY: reads this process's allowed CPUs into a zeroed set.
+    let cpus: Vec<usize> = unsafe {
+        let mut set: libc::cpu_set_t = std::mem::zeroed();
+        assert_eq!(
+            libc::sched_getaffinity(0, std::mem::size_of_val(&set), &mut set),
+            0
+        );
+        (0..libc::CPU_SETSIZE as usize)
+            .filter(|&c| libc::CPU_ISSET(c, &set))
+            .collect()
+    };
+    if cpus.len() < 2 {
+        eprintln!("skipped: one CPU, nowhere to move");
+        return;
+    }
+    let s = Scratch::new("conc-follow");
+    let lower = s.mkdir("lower");
+    for i in 0..10 {
+        std::fs::write(lower.join(format!("f{i}")), b"x").unwrap();
+    }
+    let dirs = union_dirs(&s, lower);
+    let merged = s.mkdir("merged");
+    let mut m = mount_unionctl(&dirs, &merged, &[]).expect("mount");
+    let pid: u32 = String::from_utf8(xattr::get(&merged, "user.unionctl.pid").unwrap().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    for &cpu in cpus.iter().rev().take(2) {
+        let merged = merged.clone();
+        std::thread::spawn(move || {
+            // SAFETY: pins this new thread to one CPU of ours.
+            unsafe {
+                let mut set: libc::cpu_set_t = std::mem::zeroed();
+                libc::CPU_SET(cpu, &mut set);
+                assert_eq!(
+                    libc::sched_setaffinity(0, std::mem::size_of_val(&set), &set),
+                    0
+                );
+            }
+            for i in 0..100 {
+                statx_sync(&merged.join(format!("f{}", i % 10))).unwrap();
+            }
+        })
+        .join()
+        .unwrap();
+        assert_eq!(
+            idle_threads(pid),
+            vec![cpu.to_string()],
+            "one serving thread, at SCHED_IDLE, on the CPU of the caller (CPU {cpu})"
+        );
+    }
+    m.unmount().unwrap();
+}

@@ -11,6 +11,7 @@ pub mod daemon;
 pub mod dropin;
 pub mod options;
 mod serve;
+mod workers;
 
 pub use adapter::UnionFuse;
 pub use error::{Error, Result};

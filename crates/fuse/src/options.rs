@@ -241,8 +241,8 @@ impl MountOptions {
         } else {
             SessionACL::Owner
         };
-        // One serving thread per core: more only hand requests between threads (each
-        // hand-off a wake-up on another CPU), fewer cannot serve parallel callers.
+        // One serving thread per core, at least two: one takes the requests, the others
+        // serve when it is busy (see `workers`).
         let cores = usable_cpus();
         c.n_threads = Some(self.threads.unwrap_or(cores.clamp(2, 8)));
         c.clone_fd = true;

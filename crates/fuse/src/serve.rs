@@ -5,9 +5,12 @@ use crate::error::{Context, Error, Result};
 use crate::options;
 use crate::unionfs::{LayerSpec, Layers, UnionFs};
 use crate::whiteout::Format;
+use crate::workers::Workers;
+use std::os::fd::AsFd;
 use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use unionctl_union::idmap::{self, IdMap};
 
 /// Everything needed to serve one union mount.
@@ -322,6 +325,8 @@ pub(crate) fn serve_opened(
         union.ttl = t;
     }
     union.ids = IdMap::new(&req.options.ids, idmap::kernel_overflow_ids());
+    let workers = Arc::new(Workers::new(config.n_threads.unwrap_or(1)));
+    union.workers = workers.clone();
     let notifier_slot = union.notifier.clone();
     // Sent before the reply of the request that changed the attributes, so the caller's
     // next stat sees them. Attributes only (offset -1): the kernel takes no inode or page
@@ -338,6 +343,7 @@ pub(crate) fn serve_opened(
     }
     .map_err(|e| cannot_mount(req, &e))?;
     let _ = notifier_slot.set(session.notifier());
+    workers.attach(&session.as_fd());
     if req.options.auto_unmount {
         crate::auto_unmount::watch(&req.merged).inspect_err(|_| {
             // Not serving yet: a lazy unmount cannot wait on us.

@@ -2,6 +2,7 @@
 use crate::sys::Stat;
 use crate::unionfs::{Caller, SetAttr, SetTime, killed_suidgid};
 use crate::unionfs::{DirEntry, ROOT, UnionFs};
+use crate::workers::Workers;
 use fuser::{
     AccessFlags, BackingId, Errno, FileAttr, FileHandle, FileType, Filesystem, FopenFlags,
     Generation, INodeNo, KernelConfig, LockOwner, OpenFlags, RenameFlags, ReplyAttr, ReplyCreate,
@@ -64,6 +65,8 @@ pub struct UnionFuse {
     /// Owners between the layers and what the mount shows (`-o uidmapping=`, ...): the
     /// union below works in disk ids only.
     pub ids: IdMap,
+    /// Which serving thread takes the next request, and where (see `workers`).
+    pub(crate) workers: Arc<Workers>,
 }
 
 impl UnionFuse {
@@ -86,6 +89,7 @@ impl UnionFuse {
             iomodes: IoModes::default(),
             handles: Mutex::new(HashMap::new()),
             ids: IdMap::default(),
+            workers: Arc::new(Workers::new(1)),
         }
     }
 }
@@ -100,6 +104,9 @@ impl UnionFuse {
         }
     }
 }
+
+/// A read or write this large is a bulk transfer (see `Workers::bulk`).
+const BULK: usize = 128 << 10;
 
 fn cname(name: &OsStr) -> Result<CString, Errno> {
     CString::new(name.as_bytes()).map_err(|_| Errno::EINVAL)
@@ -141,7 +148,8 @@ impl Filesystem for UnionFuse {
         Ok(())
     }
 
-    fn lookup(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+    fn lookup(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEntry) {
+        let _turn = self.workers.turn(req.pid());
         match self.fs.lookup(parent.0, name) {
             Ok((_, st)) => reply.entry(&self.ttl, &self.attr_of(&st), Generation(0)),
             // A negative entry the kernel may cache: every create goes through us.
@@ -154,7 +162,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn forget(&self, _req: &Request, ino: INodeNo, nlookup: u64) {
+    fn forget(&self, req: &Request, ino: INodeNo, nlookup: u64) {
+        let _turn = self.workers.turn(req.pid());
         self.fs.forget(ino.0, nlookup);
         // Forgotten whole (not one lookup of a readdirplus entry the kernel dropped): its
         // cached listing and every reader of the directory are gone.
@@ -163,7 +172,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn getattr(&self, _req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+    fn getattr(&self, req: &Request, ino: INodeNo, fh: Option<FileHandle>, reply: ReplyAttr) {
+        let _turn = self.workers.turn(req.pid());
         // With a handle (fstat of an open file) the file may have no name any more.
         let r = match fh {
             Some(fh) => self.fs.getattr_open(ino.0, self.current_fd(fh)),
@@ -193,6 +203,7 @@ impl Filesystem for UnionFuse {
         _flags: Option<fuser::BsdFileFlags>,
         reply: ReplyAttr,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let a = SetAttr {
             mode,
             uid: uid.map(|u| self.ids.disk_uid(u)),
@@ -211,7 +222,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn readlink(&self, _req: &Request, ino: INodeNo, reply: ReplyData) {
+    fn readlink(&self, req: &Request, ino: INodeNo, reply: ReplyData) {
+        let _turn = self.workers.turn(req.pid());
         match self.fs.readlink(ino.0) {
             Ok(t) => reply.data(t.as_bytes()),
             Err(e) => reply.error(self.fail("readlink", ino.0, None, &e)),
@@ -228,6 +240,7 @@ impl Filesystem for UnionFuse {
         rdev: u32,
         reply: ReplyEntry,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let mode = mode & !(umask & 0o777);
         let made = self
             .fs
@@ -244,19 +257,22 @@ impl Filesystem for UnionFuse {
         umask: u32,
         reply: ReplyEntry,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let mode = mode & !(umask & 0o777);
         let made = self.fs.mkdir(parent.0, name, mode, self.caller(req));
         self.reply_made(made, "mkdir", parent.0, name, reply);
     }
 
-    fn unlink(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn unlink(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _turn = self.workers.turn(req.pid());
         match self.fs.unlink(parent.0, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("unlink", parent.0, Some(name), &e)),
         }
     }
 
-    fn rmdir(&self, _req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn rmdir(&self, req: &Request, parent: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _turn = self.workers.turn(req.pid());
         match self.fs.rmdir(parent.0, name) {
             Ok(()) => reply.ok(),
             Err(e) => reply.error(self.fail("rmdir", parent.0, Some(name), &e)),
@@ -271,6 +287,7 @@ impl Filesystem for UnionFuse {
         target: &Path,
         reply: ReplyEntry,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let made = self
             .fs
             .symlink(parent.0, link_name, target.as_os_str(), self.caller(req));
@@ -279,7 +296,7 @@ impl Filesystem for UnionFuse {
 
     fn rename(
         &self,
-        _req: &Request,
+        req: &Request,
         parent: INodeNo,
         name: &OsStr,
         newparent: INodeNo,
@@ -287,6 +304,7 @@ impl Filesystem for UnionFuse {
         flags: RenameFlags,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         match self
             .fs
             .rename(parent.0, name, newparent.0, newname, flags.bits())
@@ -298,17 +316,19 @@ impl Filesystem for UnionFuse {
 
     fn link(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         newparent: INodeNo,
         newname: &OsStr,
         reply: ReplyEntry,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let made = self.fs.link(ino.0, newparent.0, newname);
         self.reply_made(made, "link", newparent.0, newname, reply);
     }
 
-    fn open(&self, _req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+    fn open(&self, req: &Request, ino: INodeNo, flags: OpenFlags, reply: ReplyOpen) {
+        let _turn = self.workers.turn(req.pid());
         let (fd, on_lower) = match self.fs.open(ino.0, flags.0) {
             Ok(r) => r,
             Err(e) => return reply.error(self.fail("open", ino.0, None, &e)),
@@ -323,7 +343,7 @@ impl Filesystem for UnionFuse {
 
     fn read(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -332,6 +352,7 @@ impl Filesystem for UnionFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyData,
     ) {
+        let _turn = self.workers.turn(req.pid());
         // One buffer per serving thread: a fresh 1 MiB buffer per request costs its
         // zeroing or page faults, as much as the read itself.
         thread_local! {
@@ -343,19 +364,28 @@ impl Filesystem for UnionFuse {
             }
             let buf = &mut buf[..size as usize];
             let fd = self.current_fd(fh);
+            if buf.len() >= BULK {
+                self.workers.bulk();
+            }
             let mut done = 0usize;
+            // First without waiting on the disk: if it would wait, another thread serves
+            // the requests that come meanwhile (see `workers`).
+            let mut flags = libc::RWF_NOWAIT;
             while done < buf.len() {
-                let r = unsafe {
-                    libc::pread(
-                        fd,
-                        buf[done..].as_mut_ptr().cast(),
-                        buf.len() - done,
-                        (offset + done as u64) as i64,
-                    )
+                let iov = libc::iovec {
+                    iov_base: buf[done..].as_mut_ptr().cast(),
+                    iov_len: buf.len() - done,
                 };
+                // SAFETY: reads into our buffer.
+                let r = unsafe { libc::preadv2(fd, &iov, 1, (offset + done as u64) as i64, flags) };
                 match check(r) {
                     Ok(0) => break,
                     Ok(n) => done += n,
+                    Err(Errno::EAGAIN) if flags != 0 => {
+                        self.workers.will_block();
+                        flags = 0;
+                    }
+                    Err(Errno::EOPNOTSUPP) if flags != 0 => flags = 0,
                     Err(e) => return reply.error(e),
                 }
             }
@@ -365,7 +395,7 @@ impl Filesystem for UnionFuse {
 
     fn write(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -375,6 +405,7 @@ impl Filesystem for UnionFuse {
         _lock_owner: Option<LockOwner>,
         reply: ReplyWrite,
     ) {
+        let _turn = self.workers.turn(req.pid());
         // Under FUSE_HANDLE_KILLPRIV_V2 the kernel asks us to drop the set-ID bits of a
         // file written by a caller without CAP_FSETID (the daemon has it, so the write
         // below would not).
@@ -391,6 +422,9 @@ impl Filesystem for UnionFuse {
                 let _ = n.inval_inode(ino, -1, 0);
             }
         }
+        if data.len() >= BULK {
+            self.workers.bulk();
+        }
         let r = unsafe { libc::pwrite(fd_of(fh), data.as_ptr().cast(), data.len(), offset as i64) };
         match check(r) {
             Ok(n) => reply.written(n as u32),
@@ -400,18 +434,19 @@ impl Filesystem for UnionFuse {
 
     fn flush(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _lock_owner: LockOwner,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         reply.ok();
     }
 
     fn release(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         _flags: OpenFlags,
@@ -419,18 +454,20 @@ impl Filesystem for UnionFuse {
         _flush: bool,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         self.end_open(fh);
         reply.ok();
     }
 
     fn fsync(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         if self.no_fsync {
             return reply.ok();
         }
@@ -447,7 +484,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn opendir(&self, _req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+    fn opendir(&self, req: &Request, _ino: INodeNo, _flags: OpenFlags, reply: ReplyOpen) {
+        let _turn = self.workers.turn(req.pid());
         // Nothing to keep per open directory: answered ENOSYS, the kernel stops asking
         // and opens every directory with its listing cache kept (KEEP_CACHE, CACHE_DIR),
         // which saves a walk two requests per directory.
@@ -464,12 +502,13 @@ impl Filesystem for UnionFuse {
 
     fn readdir(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectory,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let parent = self.parent_of(ino.0);
         let r = self.each_entry(ino.0, offset, |next, slot| match slot {
             Slot::Dot => reply.add(ino, next, FileType::Directory, "."),
@@ -484,12 +523,13 @@ impl Filesystem for UnionFuse {
 
     fn readdirplus(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         _fh: FileHandle,
         offset: u64,
         mut reply: ReplyDirectoryPlus,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let dir = match self.fs.dir_context(ino.0) {
             Ok(d) => d,
             Err(e) => return reply.error(self.fail("readdirplus", ino.0, None, &e)),
@@ -539,27 +579,30 @@ impl Filesystem for UnionFuse {
 
     fn releasedir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _flags: OpenFlags,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         reply.ok();
     }
 
     fn fsyncdir(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         _fh: FileHandle,
         _datasync: bool,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         reply.ok();
     }
 
-    fn statfs(&self, _req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+    fn statfs(&self, req: &Request, _ino: INodeNo, reply: ReplyStatfs) {
+        let _turn = self.workers.turn(req.pid());
         match self.fs.statfs() {
             Ok(s) => reply.statfs(
                 s.f_blocks,
@@ -577,7 +620,7 @@ impl Filesystem for UnionFuse {
 
     fn setxattr(
         &self,
-        _req: &Request,
+        req: &Request,
         ino: INodeNo,
         name: &OsStr,
         value: &[u8],
@@ -585,6 +628,7 @@ impl Filesystem for UnionFuse {
         _position: u32,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         if self.xattr_off(name) {
             return reply.error(Errno::EOPNOTSUPP);
         }
@@ -599,7 +643,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn getxattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+    fn getxattr(&self, req: &Request, ino: INodeNo, name: &OsStr, size: u32, reply: ReplyXattr) {
+        let _turn = self.workers.turn(req.pid());
         if self.xattr_off(name) {
             return reply.error(Errno::EOPNOTSUPP);
         }
@@ -615,7 +660,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn listxattr(&self, _req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+    fn listxattr(&self, req: &Request, ino: INodeNo, size: u32, reply: ReplyXattr) {
+        let _turn = self.workers.turn(req.pid());
         if self.noxattrs {
             return reply.error(Errno::EOPNOTSUPP);
         }
@@ -627,7 +673,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn removexattr(&self, _req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+    fn removexattr(&self, req: &Request, ino: INodeNo, name: &OsStr, reply: ReplyEmpty) {
+        let _turn = self.workers.turn(req.pid());
         if self.xattr_off(name) {
             return reply.error(Errno::EOPNOTSUPP);
         }
@@ -642,7 +689,8 @@ impl Filesystem for UnionFuse {
         }
     }
 
-    fn access(&self, _req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+    fn access(&self, req: &Request, _ino: INodeNo, _mask: AccessFlags, reply: ReplyEmpty) {
+        let _turn = self.workers.turn(req.pid());
         // default_permissions: the kernel has checked already.
         reply.ok();
     }
@@ -657,6 +705,7 @@ impl Filesystem for UnionFuse {
         flags: i32,
         reply: ReplyCreate,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let mode = mode & !(umask & 0o777);
         match self
             .fs
@@ -677,7 +726,7 @@ impl Filesystem for UnionFuse {
 
     fn fallocate(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: u64,
@@ -685,6 +734,7 @@ impl Filesystem for UnionFuse {
         mode: i32,
         reply: ReplyEmpty,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let r = unsafe { libc::fallocate(fd_of(fh), mode, offset as i64, length as i64) };
         match check(r as isize) {
             Ok(_) => reply.ok(),
@@ -694,13 +744,14 @@ impl Filesystem for UnionFuse {
 
     fn lseek(
         &self,
-        _req: &Request,
+        req: &Request,
         _ino: INodeNo,
         fh: FileHandle,
         offset: i64,
         whence: i32,
         reply: ReplyLseek,
     ) {
+        let _turn = self.workers.turn(req.pid());
         let r = unsafe { libc::lseek(self.current_fd(fh), offset, whence) };
         match check(r as isize) {
             Ok(o) => reply.offset(o as i64),
