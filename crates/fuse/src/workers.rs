@@ -65,8 +65,19 @@ pub(crate) struct Workers {
     /// new caller is followed again.
     last_caller: AtomicU32,
     next_caller_follow: AtomicU64,
+    /// The primary runs at the normal priority for its current request (see
+    /// `release_primary`), and whether it may (false once refused: no CAP_SYS_NICE).
+    raised: AtomicBool,
+    may_raise: AtomicBool,
+    /// The primary's request is a bulk one (see `bulk`).
+    bulk: AtomicBool,
+    /// The primary's request is the first after a quiet spell.
+    woke: AtomicBool,
     /// The CPU the primary is pinned to (-1: none).
     pinned: AtomicI32,
+    /// Reads waiting on the disk now: while one does, no thread parks (the kernel's
+    /// read-ahead queues the next reads meanwhile).
+    disk_waits: AtomicU32,
     /// Threads parked now, and whether one was asked to serve at once (`will_block`).
     parked: AtomicU32,
     kicked: AtomicBool,
@@ -109,7 +120,12 @@ impl Workers {
             backoff: AtomicU32::new(0),
             last_caller: AtomicU32::new(0),
             next_caller_follow: AtomicU64::new(0),
+            raised: AtomicBool::new(false),
+            may_raise: AtomicBool::new(true),
+            bulk: AtomicBool::new(false),
+            woke: AtomicBool::new(false),
             pinned: AtomicI32::new(-1),
+            disk_waits: AtomicU32::new(0),
             parked: AtomicU32::new(0),
             kicked: AtomicBool::new(false),
         }
@@ -132,6 +148,14 @@ impl Workers {
         let started = if self.enabled { now_ns() } else { 0 };
         if self.enabled && self.primary.load(Ordering::Relaxed) == tid() {
             self.busy_since.store(started, Ordering::Relaxed);
+            if self.seen.load(Ordering::Relaxed) == u64::MAX {
+                // The first request after a quiet spell: parked threads watch again (now,
+                // in case this one is long), and the caller's CPU is looked up after it.
+                self.seen
+                    .store(self.served.load(Ordering::Relaxed), Ordering::Relaxed);
+                self.woke.store(true, Ordering::Relaxed);
+                self.kick();
+            }
         }
         Turn {
             workers: self,
@@ -143,11 +167,19 @@ impl Workers {
     /// Called before a read that will wait on the disk: a parked thread serves the
     /// requests that come meanwhile (the kernel's read-ahead sends several at once).
     pub fn will_block(&self) {
-        if self.enabled
-            && self.parked.load(Ordering::Relaxed) > 0
-            && !self.kicked.swap(true, Ordering::Relaxed)
-        {
+        if !self.enabled {
+            return;
+        }
+        self.disk_waits.fetch_add(1, Ordering::Relaxed);
+        if self.parked.load(Ordering::Relaxed) > 0 && !self.kicked.swap(true, Ordering::Relaxed) {
             self.kick();
+        }
+    }
+
+    /// Called when the read `will_block` announced has returned.
+    pub fn unblocked(&self) {
+        if self.enabled {
+            self.disk_waits.fetch_sub(1, Ordering::Relaxed);
         }
     }
 
@@ -156,17 +188,29 @@ impl Workers {
     /// there behind whatever else runs (the kernel's writeback). So it may go anywhere
     /// until it follows its caller again.
     pub fn bulk(&self) {
-        if self.enabled
-            && self.pinned.load(Ordering::Relaxed) >= 0
-            && self.primary.load(Ordering::Relaxed) == tid()
-        {
-            self.unpin_primary();
+        if self.enabled && self.primary.load(Ordering::Relaxed) == tid() {
+            // Bulk requests come while the caller works (read-ahead): the pause before
+            // the next one says nothing of where the caller runs.
+            self.bulk.store(true, Ordering::Relaxed);
+            self.release_primary();
         }
     }
 
-    fn unpin_primary(&self) {
+    /// Lets the primary, serving a long or bulk request, run anywhere; and at the normal
+    /// priority until the request ends, where the system lets us (CAP_SYS_NICE: a
+    /// SCHED_IDLE thread waits behind everything else, the kernel's writeback too).
+    fn release_primary(&self) {
+        let primary = self.primary.load(Ordering::Relaxed);
         if self.pinned.swap(-1, Ordering::Relaxed) >= 0 {
-            unpin(self.primary.load(Ordering::Relaxed));
+            unpin(primary);
+        }
+        if self.may_raise.load(Ordering::Relaxed) && !self.raised.swap(true, Ordering::Relaxed) {
+            let param = libc::sched_param { sched_priority: 0 };
+            // SAFETY: changes the policy of a thread of ours.
+            if unsafe { libc::sched_setscheduler(primary as i32, libc::SCHED_OTHER, &param) } != 0 {
+                self.may_raise.store(false, Ordering::Relaxed);
+                self.raised.store(false, Ordering::Relaxed);
+            }
         }
     }
 
@@ -198,15 +242,18 @@ impl Workers {
             return self.park(dev.as_raw_fd());
         }
         self.busy_since.store(0, Ordering::Relaxed);
+        if self.raised.swap(false, Ordering::Relaxed) {
+            set_idle_policy();
+        }
+        if self.bulk.swap(false, Ordering::Relaxed) {
+            self.last_reply.store(now_ns(), Ordering::Relaxed);
+            self.served.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
         let n = self.served.fetch_add(1, Ordering::Relaxed);
         let now = now_ns();
         let gap = started.saturating_sub(self.last_reply.swap(now, Ordering::Relaxed));
-        let first = self.seen.load(Ordering::Relaxed) == u64::MAX;
-        if first {
-            // The first request after a quiet spell: parked threads watch again.
-            self.seen.store(n, Ordering::Relaxed);
-            self.kick();
-        }
+        let first = self.woke.swap(false, Ordering::Relaxed);
         // A new caller: look where it runs (at most once per FOLLOW_CALLERS_EVERY
         // requests, as two callers taking turns would make it every request).
         let new_caller = self.last_caller.swap(caller, Ordering::Relaxed) != caller;
@@ -238,7 +285,7 @@ impl Workers {
     /// Waits until requests have waited a whole tick, the primary waits on the disk, or
     /// the session ends.
     fn park(&self, dev: RawFd) {
-        if !matches!(device(dev), Device::Empty) {
+        if self.disk_waits.load(Ordering::Relaxed) > 0 || !matches!(device(dev), Device::Empty) {
             return;
         }
         self.parked.fetch_add(1, Ordering::Relaxed);
@@ -259,7 +306,7 @@ impl Workers {
             if since != 0 && now_ns().saturating_sub(since) > LONG_NS {
                 // A long request (a copy-up, a cold disk): serve beside it, and let the
                 // primary leave its CPU if something else runs there.
-                self.unpin_primary();
+                self.release_primary();
                 return;
             }
             match device(dev) {
@@ -267,14 +314,16 @@ impl Workers {
                 Device::Waiting if waiting => {
                     // Requests waited a tick: serve them; the primary, if pinned to a
                     // CPU where something else runs, may go anywhere until it follows.
-                    self.unpin_primary();
+                    self.release_primary();
                     return;
                 }
                 Device::Waiting => waiting = true,
                 Device::Empty => waiting = false,
             }
+            // Quiet: the primary served nothing since the last tick and serves nothing now.
             let served = self.served.load(Ordering::Relaxed);
-            if busy && self.seen.swap(served, Ordering::Relaxed) == served {
+            let idle = self.busy_since.load(Ordering::Relaxed) == 0;
+            if busy && self.seen.swap(served, Ordering::Relaxed) == served && idle {
                 quiet += 1;
                 if quiet >= QUIET_TICKS {
                     self.seen.store(u64::MAX, Ordering::Relaxed);
@@ -360,14 +409,17 @@ impl Workers {
         if self.pinned.load(Ordering::Relaxed) == cpu as i32 || cpu >= libc::CPU_SETSIZE as usize {
             return false;
         }
+        // Recorded first: a parked thread unpinning us meanwhile leaves -1, and the next
+        // check pins again.
+        self.pinned.store(cpu as i32, Ordering::Relaxed);
         // SAFETY: a zeroed cpu_set_t is empty; CPU_SET within its size (checked above).
         let pinned = unsafe {
             let mut set: libc::cpu_set_t = std::mem::zeroed();
             libc::CPU_SET(cpu, &mut set);
             libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
         };
-        if pinned {
-            self.pinned.store(cpu as i32, Ordering::Relaxed);
+        if !pinned {
+            self.pinned.store(-1, Ordering::Relaxed);
         }
         pinned
     }

@@ -105,7 +105,8 @@ impl UnionFuse {
     }
 }
 
-/// A read or write this large is a bulk transfer (see `Workers::bulk`).
+/// A read or write this large is a bulk transfer (see `Workers::bulk`): a read-ahead
+/// chunk of a file read in sequence (the kernel's read-ahead window here), a big write.
 const BULK: usize = 128 << 10;
 
 fn cname(name: &OsStr) -> Result<CString, Errno> {
@@ -364,13 +365,18 @@ impl Filesystem for UnionFuse {
             }
             let buf = &mut buf[..size as usize];
             let fd = self.current_fd(fh);
+            let mut done = 0usize;
+            // A small read first without waiting on the disk: if it would wait, another
+            // thread serves the requests that come meanwhile (see `workers`). Not a bulk
+            // one: a second read at the same offset disturbs the lower file's own
+            // read-ahead (a 1 GiB read took twice as long).
+            let mut flags = libc::RWF_NOWAIT;
             if buf.len() >= BULK {
                 self.workers.bulk();
+                flags = 0;
             }
-            let mut done = 0usize;
-            // First without waiting on the disk: if it would wait, another thread serves
-            // the requests that come meanwhile (see `workers`).
-            let mut flags = libc::RWF_NOWAIT;
+            let mut waited = false;
+            let mut failed = None;
             while done < buf.len() {
                 let iov = libc::iovec {
                     iov_base: buf[done..].as_mut_ptr().cast(),
@@ -384,12 +390,22 @@ impl Filesystem for UnionFuse {
                     Err(Errno::EAGAIN) if flags != 0 => {
                         self.workers.will_block();
                         flags = 0;
+                        waited = true;
                     }
                     Err(Errno::EOPNOTSUPP) if flags != 0 => flags = 0,
-                    Err(e) => return reply.error(e),
+                    Err(e) => {
+                        failed = Some(e);
+                        break;
+                    }
                 }
             }
-            reply.data(&buf[..done]);
+            if waited {
+                self.workers.unblocked();
+            }
+            match failed {
+                Some(e) => reply.error(e),
+                None => reply.data(&buf[..done]),
+            }
         });
     }
 
