@@ -10,11 +10,16 @@
 //! thread serving it rarely share a CPU. Hence:
 //! - One thread, the *primary*, takes the requests. It runs at SCHED_IDLE, so that its
 //!   CPU counts as idle when its reply wakes the caller (who then stays on this CPU and
-//!   runs first), and it moves to the CPU its caller last ran on, every so often.
-//! - The other threads *park* after a request. A parked thread looks at the device
-//!   every tick and serves once requests have waited a whole tick: the primary is busy
-//!   (a long copy-up, a cold disk), starved on its CPU, or many callers ask at once.
-//!   It parks again when no request waits.
+//!   runs first), pinned to the CPU its caller last ran on: looked up for a new caller,
+//!   and when the pause between a reply and the next request looks like a round trip
+//!   across CPUs. A bulk read or write unpins it (and raises it to SCHED_OTHER where
+//!   allowed): the copy, not the wake-ups, takes its time.
+//! - The other threads *park* after a request (never in read(), where the kernel would
+//!   hand them the next request). A parked thread looks at the device every tick and
+//!   serves once requests have waited a whole tick (many callers, or the primary
+//!   starved on its CPU), once the primary has been on one request for 2 ms (a long
+//!   copy-up, a cold directory), and at once when the primary is about to wait on the
+//!   disk. It parks again when no request waits and no read waits on the disk.
 //!
 //! With one thread (`-o threads=1`, `-s`) none of this applies: that thread blocks as
 //! fuser's loop does, at the normal priority.
