@@ -258,6 +258,11 @@ impl Workers {
         let n = self.served.fetch_add(1, Ordering::Relaxed);
         let now = now_ns();
         let gap = started.saturating_sub(self.last_reply.swap(now, Ordering::Relaxed));
+        // No caller (0): a request the kernel sends on its own (FORGET, a RELEASE after
+        // the last close): no one waits for its reply, no one is to follow.
+        if caller == 0 {
+            return;
+        }
         let first = self.woke.swap(false, Ordering::Relaxed);
         // A new caller: look where it runs (at most once per FOLLOW_CALLERS_EVERY
         // requests, as two callers taking turns would make it every request).
