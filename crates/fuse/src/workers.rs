@@ -105,15 +105,19 @@ impl Drop for Turn<'_> {
 
 impl Workers {
     pub fn new(threads: usize) -> Workers {
+        let parking = threads > 1;
         // SAFETY: eventfd returns a new descriptor or -1, which we own from here.
-        let wake = unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) };
-        let wake = (wake >= 0).then(|| unsafe { std::os::fd::FromRawFd::from_raw_fd(wake) });
-        let mounts = std::fs::File::open("/proc/self/mountinfo")
-            .ok()
+        let wake = parking
+            .then(|| unsafe { libc::eventfd(0, libc::EFD_CLOEXEC | libc::EFD_NONBLOCK) })
+            .filter(|&fd| fd >= 0)
+            .map(|fd| unsafe { std::os::fd::FromRawFd::from_raw_fd(fd) });
+        let mounts = parking
+            .then(|| std::fs::File::open("/proc/self/mountinfo").ok())
+            .flatten()
             .map(OwnedFd::from);
         Workers {
             dev: OnceLock::new(),
-            enabled: threads > 1 && wake.is_some(),
+            enabled: wake.is_some(),
             wake,
             mounts,
             primary: AtomicU32::new(0),
@@ -250,17 +254,12 @@ impl Workers {
         if self.raised.swap(false, Ordering::Relaxed) {
             set_idle_policy();
         }
-        if self.bulk.swap(false, Ordering::Relaxed) {
-            self.last_reply.store(now_ns(), Ordering::Relaxed);
-            self.served.fetch_add(1, Ordering::Relaxed);
-            return;
-        }
         let n = self.served.fetch_add(1, Ordering::Relaxed);
         let now = now_ns();
         let gap = started.saturating_sub(self.last_reply.swap(now, Ordering::Relaxed));
-        // No caller (0): a request the kernel sends on its own (FORGET, a RELEASE after
-        // the last close): no one waits for its reply, no one is to follow.
-        if caller == 0 {
+        // A bulk request (see `bulk`), or one without a caller (0: the kernel sends it on
+        // its own, a FORGET, a RELEASE after the last close): nothing to learn or follow.
+        if self.bulk.swap(false, Ordering::Relaxed) || caller == 0 {
             return;
         }
         let first = self.woke.swap(false, Ordering::Relaxed);
