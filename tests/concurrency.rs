@@ -468,3 +468,60 @@ fn the_serving_thread_moves_to_its_callers_cpu() {
     }
     m.unmount().unwrap();
 }
+
+/// A big copy-up runs on a copier thread at the daemon's normal priority, not in the
+/// SCHED_IDLE serving thread (which an unprivileged daemon could not raise for it).
+#[test]
+fn big_copy_ups_run_on_a_copier_thread_of_normal_priority() {
+    assert!(common::is_root(), "mounts FUSE: run as root");
+    let s = Scratch::new("conc-copier");
+    let lower = s.mkdir("lower");
+    let data: Vec<u8> = (0..(4 << 20)).map(|i: u32| (i % 253) as u8).collect();
+    std::fs::write(lower.join("big"), &data).unwrap();
+    let dirs = union_dirs(&s, lower);
+    let merged = s.mkdir("merged");
+    let mut m = mount_unionctl(&dirs, &merged, &[]).expect("mount");
+    let pid: u32 = String::from_utf8(xattr::get(&merged, "user.unionctl.pid").unwrap().unwrap())
+        .unwrap()
+        .parse()
+        .unwrap();
+    // Each copier thread: (task dir, CPU time so far in ns).
+    let copiers = || -> Vec<(PathBuf, u64)> {
+        let mut found = Vec::new();
+        for t in std::fs::read_dir(format!("/proc/{pid}/task")).unwrap() {
+            let task = t.unwrap().path();
+            let comm = std::fs::read_to_string(task.join("comm")).unwrap();
+            if comm.starts_with("copier-") {
+                let ran = std::fs::read_to_string(task.join("schedstat")).unwrap();
+                let ns = ran.split_whitespace().next().unwrap().parse().unwrap();
+                found.push((task, ns));
+            }
+        }
+        found.sort();
+        found
+    };
+    let before = copiers();
+    assert!(!before.is_empty(), "no copier thread in the daemon");
+    for (task, _) in &before {
+        assert_eq!(
+            stat_field(task, 41),
+            libc::SCHED_OTHER.to_string(),
+            "{}: policy",
+            task.display()
+        );
+    }
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(merged.join("big"))
+        .unwrap();
+    f.write_all(b"!").unwrap();
+    drop(f);
+    let after = copiers();
+    assert!(
+        before.iter().zip(&after).any(|(b, a)| a.1 > b.1),
+        "no copier thread ran during the copy-up: {before:?} then {after:?}"
+    );
+    let got = std::fs::read(dirs.upper.as_ref().unwrap().join("big")).unwrap();
+    assert!(got.len() == data.len() + 1 && got[..data.len()] == data[..]);
+    m.unmount().unwrap();
+}

@@ -11,6 +11,7 @@ use std::os::fd::AsRawFd;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use unionctl_union::cow;
 use unionctl_union::idmap::{self, IdMap};
 
 /// Everything needed to serve one union mount.
@@ -315,6 +316,11 @@ pub(crate) fn serve_opened(
     let mut fs = UnionFs::new(opened.layers).context("reading the layer roots")?;
     fs.metacopy = req.options.metacopy;
     let config = req.options.fuser_config(read_only(req));
+    let threads = config.n_threads.unwrap_or(1);
+    if threads > 1 {
+        // Started here, before the serving threads lower their priority (workers.rs).
+        fs.copier = cow::Copier::start(2).context("starting the copy-up threads")?;
+    }
     let mut union = UnionFuse::new(fs);
     union.allow_passthrough = !req.options.no_passthrough;
     union.no_fsync = req.options.no_fsync || req.options.volatile;
@@ -325,7 +331,7 @@ pub(crate) fn serve_opened(
         union.ttl = t;
     }
     union.ids = IdMap::new(&req.options.ids, idmap::kernel_overflow_ids());
-    let workers = Arc::new(Workers::new(config.n_threads.unwrap_or(1)));
+    let workers = Arc::new(Workers::new(threads));
     union.workers = workers.clone();
     let notifier_slot = union.notifier.clone();
     // Sent before the reply of the request that changed the attributes, so the caller's

@@ -6,6 +6,9 @@ use std::ffi::{CStr, OsStr};
 use std::io;
 use std::os::fd::{AsRawFd, RawFd};
 
+mod copier;
+pub use copier::Copier;
+
 const FICLONE: libc::c_ulong = 0x40049409;
 
 /// Overlayfs copies data up in chunks of this size.
@@ -167,15 +170,16 @@ fn copy_mode_and_times(ddir: RawFd, dp: &OsStr, st: &sys::Stat) -> io::Result<()
 }
 
 /// Creates in `ddir/dp` a copy of the object `sdir/sp` (any type), with metadata and
-/// xattrs. A regular file gets its data when `with_data`, else only its size (a sparse
-/// file, as a metadata-only copy-up leaves it). `xattr_skip` names the xattrs not to copy.
+/// xattrs. A regular file gets its data through `data` when given, else only its size (a
+/// sparse file, as a metadata-only copy-up leaves it). `xattr_skip` names the xattrs not
+/// to copy.
 pub fn copy_object(
     sdir: RawFd,
     sp: &OsStr,
     st: &sys::Stat,
     ddir: RawFd,
     dp: &OsStr,
-    with_data: bool,
+    data: Option<&Copier>,
     xattr_skip: &dyn Fn(&[u8]) -> bool,
 ) -> io::Result<()> {
     match st.st_mode & libc::S_IFMT {
@@ -186,9 +190,9 @@ pub fn copy_object(
                 libc::O_WRONLY | libc::O_CREAT | libc::O_EXCL,
                 0o600,
             )?;
-            if with_data {
+            if let Some(copier) = data {
                 let src = sys::openat(sdir, sp, libc::O_RDONLY | libc::O_NOFOLLOW, 0)?;
-                copy_data(src.as_raw_fd(), dst.as_raw_fd(), st.st_size as u64)?;
+                copier.copy(src.as_raw_fd(), dst.as_raw_fd(), st.st_size as u64)?;
             } else if unsafe { libc::ftruncate(dst.as_raw_fd(), st.st_size) } < 0 {
                 return Err(io::Error::last_os_error());
             }

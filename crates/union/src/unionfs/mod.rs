@@ -42,6 +42,8 @@ pub struct UnionFs {
     /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only
     /// (the kernel's format). Metacopy files are read either way.
     pub metacopy: bool,
+    /// Where copy-up copies data (the calling thread unless threads are started).
+    pub copier: crate::cow::Copier,
     /// The st_ino the root shows (its node id is ROOT): see `shown_ino`.
     root_ino: u64,
 }
@@ -115,6 +117,7 @@ impl UnionFs {
             lower_index: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
             metacopy: false,
+            copier: Default::default(),
             root_ino: ROOT,
         };
         let upper = fs.layers.upper.is_some();

@@ -57,7 +57,7 @@ impl UnionFs {
             &lst,
             work,
             &tmp,
-            !meta_only && data_below.is_none(),
+            (!meta_only && data_below.is_none()).then_some(&self.copier),
             &skip,
         )
         .and_then(|()| match (meta_only, &data_below) {
@@ -212,7 +212,7 @@ impl UnionFs {
         let dst = sys::openat(dir, p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
         let size = (sys::fstat(dst.as_raw_fd())?.st_size as u64)
             .min(sys::fstat(src.as_raw_fd())?.st_size as u64);
-        cow::copy_data(src.as_raw_fd(), dst.as_raw_fd(), size)
+        self.copier.copy(src.as_raw_fd(), dst.as_raw_fd(), size)
     }
 
     /// Copies a node up with its data: a metacopy file gets the data of its lower file,

@@ -1,0 +1,137 @@
+//! Big data copies on threads of their own. A FUSE daemon's serving thread may run at
+//! SCHED_IDLE (crates/fuse `workers`), which an unprivileged process cannot leave: a
+//! copy-up of many MiB there gets the CPU only when nothing else wants it (the kernel's
+//! writeback does). Copier threads keep the policy, priority and CPUs of the thread
+//! that started them, before any serving thread changed its own.
+use std::io;
+use std::os::fd::RawFd;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc;
+
+/// Smaller copies stay in the calling thread: a hand-off costs two wake-ups.
+const MIN_BYTES: u64 = 1 << 20;
+
+struct Job {
+    src: RawFd,
+    dst: RawFd,
+    size: u64,
+    done: mpsc::SyncSender<io::Result<()>>,
+}
+
+struct CopyThread {
+    busy: AtomicBool,
+    jobs: mpsc::Sender<Job>,
+}
+
+/// Where `copy_data` runs: `Copier::default()` always in the calling thread.
+#[derive(Default)]
+pub struct Copier {
+    threads: Vec<CopyThread>,
+}
+
+impl Copier {
+    /// Starts N copier threads; they end when the copier is dropped.
+    pub fn start(n: usize) -> io::Result<Copier> {
+        let mut threads = Vec::with_capacity(n);
+        for i in 0..n {
+            let (jobs, rx) = mpsc::channel::<Job>();
+            std::thread::Builder::new()
+                .name(format!("copier-{i}"))
+                .spawn(move || {
+                    for j in rx {
+                        // The caller may have gone (it cannot: it waits), so no unwrap.
+                        let _ = j.done.send(super::copy_data(j.src, j.dst, j.size));
+                    }
+                })?;
+            threads.push(CopyThread {
+                busy: AtomicBool::new(false),
+                jobs,
+            });
+        }
+        Ok(Copier { threads })
+    }
+
+    /// `copy_data(SRC, DST, SIZE)`, on a free copier thread when the copy is big (the
+    /// caller waits for it, so the fds stay open), else in the calling thread; also when
+    /// every copier is busy, so a small copy never waits behind a big one.
+    pub fn copy(&self, src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
+        let free = (size >= MIN_BYTES)
+            .then(|| {
+                self.threads.iter().find(|t| {
+                    t.busy
+                        .compare_exchange(false, true, Ordering::Acquire, Ordering::Relaxed)
+                        .is_ok()
+                })
+            })
+            .flatten();
+        let Some(t) = free else {
+            return super::copy_data(src, dst, size);
+        };
+        let (done, result) = mpsc::sync_channel(1);
+        let sent = t.jobs.send(Job {
+            src,
+            dst,
+            size,
+            done,
+        });
+        let r = match sent {
+            Ok(()) => result
+                .recv()
+                .unwrap_or_else(|_| super::copy_data(src, dst, size)),
+            Err(_) => super::copy_data(src, dst, size),
+        };
+        t.busy.store(false, Ordering::Release);
+        r
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::{Read, Seek, Write};
+    use std::os::fd::AsRawFd;
+
+    fn copy_with(c: &Copier, size: usize) -> (Vec<u8>, Vec<u8>) {
+        let data: Vec<u8> = (0..size).map(|i| (i * 7 % 251) as u8).collect();
+        let mut src = tempfile::tempfile().unwrap();
+        src.write_all(&data).unwrap();
+        let mut dst = tempfile::tempfile().unwrap();
+        c.copy(src.as_raw_fd(), dst.as_raw_fd(), size as u64)
+            .unwrap();
+        let mut got = Vec::new();
+        dst.rewind().unwrap();
+        dst.read_to_end(&mut got).unwrap();
+        (data, got)
+    }
+
+    fn thread_names() -> Vec<String> {
+        std::fs::read_dir("/proc/self/task")
+            .unwrap()
+            .filter_map(|e| std::fs::read_to_string(e.ok()?.path().join("comm")).ok())
+            .map(|s| s.trim().to_string())
+            .collect()
+    }
+
+    #[test]
+    fn copies_big_and_small_files_whole_with_or_without_threads() {
+        for c in [Copier::default(), Copier::start(2).unwrap()] {
+            for size in [10, MIN_BYTES as usize + 4097] {
+                let (want, got) = copy_with(&c, size);
+                assert!(want == got, "{size} bytes copied as {} bytes", got.len());
+            }
+        }
+    }
+
+    #[test]
+    fn copier_threads_end_with_the_copier() {
+        let c = Copier::start(3).unwrap();
+        let named = |n: &str| thread_names().iter().filter(|t| *t == n).count();
+        assert!(named("copier-2") >= 1, "{:?}", thread_names());
+        let before = named("copier-2");
+        drop(c);
+        // Each thread ends when its channel closes; wait for that, not for a time.
+        while named("copier-2") >= before {
+            std::thread::yield_now();
+        }
+    }
+}
