@@ -444,13 +444,13 @@ class DropServer(threading.Thread):
 
 
 def installed_dropin(unionctl):
-    """The drop-in install.sh would install beside UNIONCTL: the static build of
-    scripts/build-dropin.sh unless the small binary is newer."""
+    """The drop-in install.sh would install beside UNIONCTL: the build of
+    scripts/build-dropin.sh unless cargo's small binary is newer."""
     small = unionctl + "-overlay"
-    static = sorted(glob.glob(os.path.join(os.path.dirname(unionctl), "..", "static", "*", "release",
-                                           "unionctl-overlay")), key=os.path.getmtime)
-    if static and (not os.path.exists(small) or os.path.getmtime(small) <= os.path.getmtime(static[-1])):
-        return static[-1]
+    built = sorted(glob.glob(os.path.join(os.path.dirname(unionctl), "..", "dropin", "*", "dropin",
+                                          "unionctl-overlay")), key=os.path.getmtime)
+    if built and (not os.path.exists(small) or os.path.getmtime(small) <= os.path.getmtime(built[-1])):
+        return built[-1]
     return small
 
 

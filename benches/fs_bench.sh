@@ -8,7 +8,7 @@
 # missing, builds the corpus once (benches/fs_corpus.sh, cached under
 # /var/tmp/unionctl-cache/fs-corpus), then runs benches/fs_bench.py, which prints the table.
 # The unionctl binary is $UNIONCTL_BIN, else target/release/unionctl (build it first); the
-# drop-in is the one install.sh would install (scripts/build-dropin.sh builds it static).
+# drop-in is the one install.sh would install (the build of scripts/build-dropin.sh).
 # Not part of the test suite. See benches/README.md.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the unionctl binary and `unionctl-overlay`, which takes fuse-overlayfs' command
 # line (podman/buildah's mount_program, and `mount -t fuse.unionctl-overlay`, whose helper
-# looks in /usr/local/bin, /usr/bin, ...): the static one scripts/build-dropin.sh built
+# looks in /usr/local/bin, /usr/bin, ...): the one scripts/build-dropin.sh built
 # (unless older than the next), else the small binary built beside unionctl (the drop-in
 # alone, which starts faster than unionctl), else a symlink to unionctl (the same command
 # line).
@@ -13,10 +13,10 @@ dir="${2:-/usr/local/bin}"
 [ -x "$bin" ] || { echo "install.sh: $bin: no such binary (cargo build --release first)" >&2; exit 1; }
 install -D -m 0755 "$bin" "$dir/unionctl"
 dropin="$bin-overlay"
-# The static build, unless the drop-in was rebuilt since (it would be out of date).
-static=$(ls -t "$(dirname "$bin")"/../static/*/release/unionctl-overlay 2>/dev/null | head -1 || true)
-if [ -n "$static" ] && { [ ! -e "$dropin" ] || [ ! "$dropin" -nt "$static" ]; }; then
-    dropin=$static
+# build-dropin.sh's build, unless the drop-in was rebuilt since (it would be out of date).
+small=$(ls -t "$(dirname "$bin")"/../dropin/*/dropin/unionctl-overlay 2>/dev/null | head -1 || true)
+if [ -n "$small" ] && { [ ! -e "$dropin" ] || [ ! "$dropin" -nt "$small" ]; }; then
+    dropin=$small
 fi
 if [ -x "$dropin" ]; then
     install -m 0755 "$dropin" "$dir/unionctl-overlay.tmp" && mv -f "$dir/unionctl-overlay.tmp" "$dir/unionctl-overlay"

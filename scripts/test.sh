@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
 cargo build --release --workspace --all-targets
 export UNIONCTL_BIN="$PWD/target/release/unionctl"
-# The drop-in as install.sh installs it (static); tests/dropin.rs runs podman through it.
+# The drop-in as install.sh installs it; tests/dropin.rs runs podman through it.
 UNIONCTL_OVERLAY_BIN=$(./scripts/build-dropin.sh)
 export UNIONCTL_OVERLAY_BIN
 # FUSE and namespace tests mount things: two at a time (.config/nextest.toml), each test

@@ -34,8 +34,8 @@ fn setup(name: &str) -> DropIn {
 }
 
 /// SMALL: `unionctl-overlay` is the small binary (the drop-in alone) that install.sh
-/// installs, instead of a symlink to unionctl: the static build of
-/// `scripts/build-dropin.sh` when `$UNIONCTL_OVERLAY_BIN` names it (test.sh does), else
+/// installs, instead of a symlink to unionctl: the build of `scripts/build-dropin.sh`
+/// when `$UNIONCTL_OVERLAY_BIN` names it (test.sh does), else
 /// cargo's.
 fn setup_with(name: &str, small: bool) -> DropIn {
     assert!(common::is_root(), "the drop-in tests mount: run as root");
