@@ -384,6 +384,12 @@ fn stat_field(task: &Path, n: usize) -> String {
     rest.split_whitespace().nth(n - 3).unwrap().to_string()
 }
 
+/// The pid of the daemon serving MERGED (its root's `user.unionctl.pid`).
+fn daemon_pid(merged: &Path) -> u32 {
+    let v = xattr::get(merged, "user.unionctl.pid").unwrap().unwrap();
+    String::from_utf8(v).unwrap().parse().unwrap()
+}
+
 /// The daemon's threads at SCHED_IDLE, each with the CPUs it may run on.
 fn idle_threads(pid: u32) -> Vec<String> {
     let mut found = Vec::new();
@@ -429,10 +435,7 @@ fn the_serving_thread_moves_to_its_callers_cpu() {
     let dirs = union_dirs(&s, lower);
     let merged = s.mkdir("merged");
     let mut m = mount_unionctl(&dirs, &merged, &[]).expect("mount");
-    let pid: u32 = String::from_utf8(xattr::get(&merged, "user.unionctl.pid").unwrap().unwrap())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = daemon_pid(&merged);
     // A caller on CPU CPU asking N times, from a thread of its own (a new caller).
     let ask = |cpu: usize, n: usize| {
         let merged = merged.clone();
@@ -481,10 +484,7 @@ fn big_copy_ups_run_on_a_copier_thread_of_normal_priority() {
     let dirs = union_dirs(&s, lower);
     let merged = s.mkdir("merged");
     let mut m = mount_unionctl(&dirs, &merged, &[]).expect("mount");
-    let pid: u32 = String::from_utf8(xattr::get(&merged, "user.unionctl.pid").unwrap().unwrap())
-        .unwrap()
-        .parse()
-        .unwrap();
+    let pid = daemon_pid(&merged);
     // Each copier thread: (task dir, CPU time so far in ns).
     let copiers = || -> Vec<(PathBuf, u64)> {
         let mut found = Vec::new();
