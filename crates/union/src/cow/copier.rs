@@ -27,15 +27,16 @@ struct CopyThread {
 #[derive(Default)]
 pub struct Copier {
     threads: Vec<CopyThread>,
+    joins: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Copier {
-    /// Starts N copier threads; they end when the copier is dropped.
+    /// Starts N copier threads; dropping the copier ends them.
     pub fn start(n: usize) -> io::Result<Copier> {
-        let mut threads = Vec::with_capacity(n);
+        let mut c = Copier::default();
         for i in 0..n {
             let (jobs, rx) = mpsc::channel::<Job>();
-            std::thread::Builder::new()
+            let join = std::thread::Builder::new()
                 .name(format!("copier-{i}"))
                 .spawn(move || {
                     for j in rx {
@@ -43,12 +44,13 @@ impl Copier {
                         let _ = j.done.send(super::copy_data(j.src, j.dst, j.size));
                     }
                 })?;
-            threads.push(CopyThread {
+            c.joins.push(join);
+            c.threads.push(CopyThread {
                 busy: AtomicBool::new(false),
                 jobs,
             });
         }
-        Ok(Copier { threads })
+        Ok(c)
     }
 
     /// `copy_data(SRC, DST, SIZE)`, on a free copier thread when the copy is big (the
@@ -82,6 +84,17 @@ impl Copier {
         };
         t.busy.store(false, Ordering::Release);
         r
+    }
+}
+
+impl Drop for Copier {
+    fn drop(&mut self) {
+        // Closing the channels ends the threads; no copy is under way (its caller would
+        // hold a borrow of the copier).
+        self.threads.clear();
+        for j in self.joins.drain(..) {
+            let _ = j.join();
+        }
     }
 }
 
@@ -124,14 +137,20 @@ mod tests {
 
     #[test]
     fn copier_threads_end_with_the_copier() {
+        // Only this test makes a third copier thread.
+        let third = || thread_names().iter().filter(|t| *t == "copier-2").count();
         let c = Copier::start(3).unwrap();
-        let named = |n: &str| thread_names().iter().filter(|t| *t == n).count();
-        assert!(named("copier-2") >= 1, "{:?}", thread_names());
-        let before = named("copier-2");
+        // A new thread names itself, and a joined one leaves /proc a moment after the
+        // join: wait for each (a watchdog, not a timing).
+        let wait_for = |want: usize| {
+            let since = std::time::Instant::now();
+            while third() != want {
+                assert!(since.elapsed().as_secs() < 30, "{:?}", thread_names());
+                std::thread::yield_now();
+            }
+        };
+        wait_for(1);
         drop(c);
-        // Each thread ends when its channel closes; wait for that, not for a time.
-        while named("copier-2") >= before {
-            std::thread::yield_now();
-        }
+        wait_for(0);
     }
 }
