@@ -40,7 +40,7 @@ impl Copier {
                 .name(format!("copier-{i}"))
                 .spawn(move || {
                     for j in rx {
-                        // The caller may have gone (it cannot: it waits), so no unwrap.
+                        // Its caller waits for the answer; a send fails only if it has gone.
                         let _ = j.done.send(super::copy_data(j.src, j.dst, j.size));
                     }
                 })?;
