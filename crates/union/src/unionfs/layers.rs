@@ -6,6 +6,7 @@ use crate::whiteout::{Format, XattrNames};
 use std::ffi::OsStr;
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 /// Name of the temp dir inside the work dir, and of the hard-link index (kernel layout).
@@ -125,16 +126,31 @@ pub fn default_work(upper: &Path) -> PathBuf {
 }
 
 fn canonical_dir(p: &Path, what: &str) -> Result<PathBuf, SpecError> {
-    let c = std::fs::canonicalize(p).map_err(|e| err(p, format!("{what}: {}", io_cause(&e))))?;
-    let md = std::fs::metadata(&c).map_err(|e| err(p, format!("{what}: {}", io_cause(&e))))?;
-    if !md.is_dir() {
-        return Err(err(p, format!("{what}: not a directory")));
+    use std::os::unix::fs::OpenOptionsExt;
+    let fail = |e: io::Error| err(p, format!("{what}: {}", io_cause(&e)));
+    // The kernel names an open dir in one readlink; realpath(3) reads a link per path
+    // component (a hundred layers cost a thousand system calls).
+    let dir = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(libc::O_PATH | libc::O_DIRECTORY)
+        .open(p)
+        .map_err(fail)?;
+    match std::fs::read_link(format!("/proc/self/fd/{}", dir.as_raw_fd())) {
+        Ok(c) if c.is_absolute() => Ok(c),
+        // No /proc here (or an unreachable path): the long way.
+        _ => std::fs::canonicalize(p).map_err(fail),
     }
-    Ok(c)
 }
 
 fn nested(a: &Path, b: &Path) -> bool {
-    a.starts_with(b) || b.starts_with(a)
+    inside(a, b) || inside(b, a)
+}
+
+/// Whether canonical path A is B or under it, compared as bytes (Path::starts_with
+/// parses both paths into components: a hundred layers made that most of a mount).
+fn inside(a: &Path, b: &Path) -> bool {
+    let (a, b) = (a.as_os_str().as_bytes(), b.as_os_str().as_bytes());
+    a.starts_with(b) && (a.len() == b.len() || b.ends_with(b"/") || a[b.len()] == b'/')
 }
 
 /// Checks the paths without changing anything; returns canonical paths and the work dir.
@@ -160,7 +176,7 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
         }
         let c = canonical_dir(l, what)?;
         // The kernel's refusals, in its words (it answers ELOOP).
-        if let Some(other) = lowers.iter().find(|o| **o == c) {
+        if let Some(other) = lowers.iter().find(|o| o.as_os_str() == c.as_os_str()) {
             return Err(err(
                 l,
                 format!(
@@ -194,7 +210,7 @@ pub fn validate(spec: &LayerSpec) -> Result<Validated, SpecError> {
                 "conflicting lowerdir path: the upper layer is also a lower layer",
             ));
         }
-        if l.starts_with(&upper) {
+        if inside(l, &upper) {
             return Err(err(
                 given,
                 format!(
@@ -548,5 +564,44 @@ impl Layers {
         } else {
             ino ^ (dev_slot << 56)
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn inside_is_by_whole_components() {
+        let p = Path::new;
+        assert!(inside(p("/a/b"), p("/a")));
+        assert!(inside(p("/a"), p("/a")));
+        assert!(inside(p("/a"), p("/")));
+        assert!(!inside(p("/ab"), p("/a")));
+        assert!(!inside(p("/a"), p("/a/b")));
+        assert!(nested(p("/a"), p("/a/b")) && !nested(p("/a-b"), p("/a")));
+    }
+
+    #[test]
+    fn canonical_dirs_resolve_links_and_refuse_files() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("real");
+        std::fs::create_dir(&real).unwrap();
+        std::os::unix::fs::symlink("real", t.path().join("link")).unwrap();
+        std::fs::write(t.path().join("file"), b"").unwrap();
+        let canon = std::fs::canonicalize(&real).unwrap();
+        let via = t.path().join("link/../link/.");
+        assert_eq!(canonical_dir(&via, "lower layer").unwrap(), canon);
+        let e = canonical_dir(&t.path().join("file"), "lower layer").unwrap_err();
+        assert!(
+            e.to_string().ends_with("lower layer: not a directory"),
+            "{e}"
+        );
+        let e = canonical_dir(&t.path().join("none"), "lower layer").unwrap_err();
+        assert!(
+            e.to_string()
+                .ends_with("lower layer: no such file or directory"),
+            "{e}"
+        );
     }
 }
