@@ -5,8 +5,8 @@
 # and a warm one pays for each shared library the loader maps. So: the `dropin` profile
 # (Cargo.toml: size-optimised, one codegen unit, fat LTO, abort on panic), glibc shared (it
 # is always in the page cache), and libgcc's unwinder linked in rather than libgcc_s.so
-# (one library less to map, and its constructor runs cpuid ~15 times, each a VM exit of
-# ~7 us on a virtual machine). 0.9 MB instead of 2.2 (static glibc) or 1.2 (release).
+# (one library less to map, and its constructor runs cpuid over a dozen times, each a VM
+# exit of ~7 us on a virtual machine). 0.9 MB instead of 2.2 (static glibc) or 1.2 (release).
 # install.sh installs it when it is built; the tests and the benches use it.
 #   scripts/build-dropin.sh
 set -euo pipefail
@@ -23,7 +23,8 @@ if [ -f "$eh" ]; then
     flags+=(-L "native=$PWD/$out/libgcc")
 fi
 # --target: the flags then apply to the drop-in and its crates only, not to build scripts
-# and proc macros. A target dir of its own keeps the main build's artifacts.
-RUSTFLAGS="${flags[*]}" cargo build --profile dropin --quiet \
+# and proc macros. A target dir of its own keeps the main build's artifacts. (Encoded:
+# a path may hold spaces.)
+CARGO_ENCODED_RUSTFLAGS="$(IFS=$'\x1f'; echo "${flags[*]}")" cargo build --profile dropin --quiet \
     --bin unionctl-overlay --target "$host" --target-dir "$out"
 echo "$PWD/$out/$host/dropin/unionctl-overlay"
