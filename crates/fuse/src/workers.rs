@@ -375,6 +375,30 @@ impl Workers {
             }
         }
     }
+
+    /// Pins the primary (the calling thread) to the CPU thread CALLER last ran on; false
+    /// if it is pinned there already (or that CPU is unknown).
+    fn follow(&self, caller: u32) -> bool {
+        let Some(cpu) = (caller != 0).then(|| last_cpu(caller)).flatten() else {
+            return false;
+        };
+        if self.pinned.load(Ordering::Relaxed) == cpu as i32 || cpu >= libc::CPU_SETSIZE as usize {
+            return false;
+        }
+        // Recorded first: a parked thread unpinning us meanwhile leaves -1, and the next
+        // check pins again.
+        self.pinned.store(cpu as i32, Ordering::Relaxed);
+        // SAFETY: a zeroed cpu_set_t is empty; CPU_SET within its size (checked above).
+        let pinned = unsafe {
+            let mut set: libc::cpu_set_t = std::mem::zeroed();
+            libc::CPU_SET(cpu, &mut set);
+            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
+        };
+        if !pinned {
+            self.pinned.store(-1, Ordering::Relaxed);
+        }
+        pinned
+    }
 }
 
 enum Device {
@@ -406,32 +430,6 @@ fn set_idle_policy() {
     let param = libc::sched_param { sched_priority: 0 };
     // SAFETY: changes the calling thread's policy only.
     unsafe { libc::sched_setscheduler(0, libc::SCHED_IDLE, &param) };
-}
-
-impl Workers {
-    /// Pins the primary (the calling thread) to the CPU thread CALLER last ran on; false
-    /// if it is pinned there already (or that CPU is unknown).
-    fn follow(&self, caller: u32) -> bool {
-        let Some(cpu) = (caller != 0).then(|| last_cpu(caller)).flatten() else {
-            return false;
-        };
-        if self.pinned.load(Ordering::Relaxed) == cpu as i32 || cpu >= libc::CPU_SETSIZE as usize {
-            return false;
-        }
-        // Recorded first: a parked thread unpinning us meanwhile leaves -1, and the next
-        // check pins again.
-        self.pinned.store(cpu as i32, Ordering::Relaxed);
-        // SAFETY: a zeroed cpu_set_t is empty; CPU_SET within its size (checked above).
-        let pinned = unsafe {
-            let mut set: libc::cpu_set_t = std::mem::zeroed();
-            libc::CPU_SET(cpu, &mut set);
-            libc::sched_setaffinity(0, std::mem::size_of::<libc::cpu_set_t>(), &set) == 0
-        };
-        if !pinned {
-            self.pinned.store(-1, Ordering::Relaxed);
-        }
-        pinned
-    }
 }
 
 /// Lets thread TID run on every CPU of this process again.

@@ -21,13 +21,13 @@ struct Job {
 struct CopyThread {
     busy: AtomicBool,
     jobs: mpsc::Sender<Job>,
+    join: std::thread::JoinHandle<()>,
 }
 
 /// Where `copy_data` runs: `Copier::default()` always in the calling thread.
 #[derive(Default)]
 pub struct Copier {
     threads: Vec<CopyThread>,
-    joins: Vec<std::thread::JoinHandle<()>>,
 }
 
 impl Copier {
@@ -44,10 +44,10 @@ impl Copier {
                         let _ = j.done.send(super::copy_data(j.src, j.dst, j.size));
                     }
                 })?;
-            c.joins.push(join);
             c.threads.push(CopyThread {
                 busy: AtomicBool::new(false),
                 jobs,
+                join,
             });
         }
         Ok(c)
@@ -91,9 +91,9 @@ impl Drop for Copier {
     fn drop(&mut self) {
         // Closing the channels ends the threads; no copy is under way (its caller would
         // hold a borrow of the copier).
-        self.threads.clear();
-        for j in self.joins.drain(..) {
-            let _ = j.join();
+        for t in self.threads.drain(..) {
+            drop(t.jobs);
+            let _ = t.join.join();
         }
     }
 }
