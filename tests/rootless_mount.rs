@@ -360,3 +360,36 @@ done
         format!("{}/dir/new 1000:1000 644", r.upper.display())
     );
 }
+
+/// Rootless, large reads (spliced to the FUSE device, see tests/reads.rs) and small
+/// ones return the lower file's bytes: whole, and from O_DIRECT reads of odd sizes at odd
+/// offsets, which reach the daemon as they are.
+#[test]
+fn rootless_reads_of_a_big_lower_file() {
+    let r = setup("rootless-reads");
+    let data: Vec<u8> = (0..(5u32 << 20) + 333)
+        .map(|i| (i ^ (i >> 11)) as u8)
+        .collect();
+    std::fs::write(r.lower.join("big"), &data).unwrap();
+    std::os::unix::fs::chown(r.lower.join("big"), Some(r.uid), Some(r.gid)).unwrap();
+    let out = r.run(
+        r#"
+"$BIN" mount --lower "$L" --upper "$U" --work "$W" "$M"
+cmp "$L/big" "$M/big"
+for bs in 1 4097 131072 131073 1048576; do
+    dd if="$M/big" iflag=direct bs=$bs skip=3 count=4 status=none >/tmp/part.$$
+    dd if="$L/big" bs=$bs skip=3 count=4 status=none | cmp - /tmp/part.$$
+done
+rm /tmp/part.$$
+cd /
+"$BIN" umount "$M"
+"#,
+    );
+    assert!(
+        out.status.success(),
+        "rootless reads failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}

@@ -245,7 +245,9 @@ impl MountOptions {
         // serve when it is busy (see `workers`).
         let cores = usable_cpus();
         c.n_threads = Some(self.threads.unwrap_or(cores.clamp(2, 8)));
-        c.clone_fd = true;
+        // One descriptor for all threads: a reply spliced to the device (adapter
+        // `splice`) must go to the descriptor its request came from.
+        c.clone_fd = false;
         c
     }
 }

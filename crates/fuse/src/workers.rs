@@ -151,6 +151,12 @@ impl Workers {
         }
     }
 
+    /// The session's FUSE device (a duplicate: the same file as the session reads
+    /// requests from, so replies written to it reach the kernel), once attached.
+    pub fn device(&self) -> Option<RawFd> {
+        self.dev.get().map(|d| d.as_raw_fd())
+    }
+
     /// Call at the start of a request from CALLER (a thread id, 0 if unknown); the
     /// returned turn decides, once dropped after the reply, what this thread does next.
     pub fn turn(&self, caller: u32) -> Turn<'_> {

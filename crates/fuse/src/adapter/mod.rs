@@ -25,12 +25,14 @@ mod dir;
 mod errors;
 mod iomode;
 mod open;
+mod splice;
 
 use attrs::*;
 use dir::*;
 use errors::*;
 use iomode::{IoModes, OpenMode, Want};
 use open::*;
+use splice::Spliced;
 
 pub struct UnionFuse {
     pub fs: UnionFs,
@@ -374,6 +376,17 @@ impl Filesystem for UnionFuse {
             if buf.len() >= BULK {
                 self.workers.bulk();
                 flags = 0;
+                if let Some(dev) = self.workers.device() {
+                    let read = |n| self.read_ahead(fh, fd, offset, n, buf.len());
+                    match splice::reply_read(dev, req.unique().0, (fd, offset, buf.len()), read) {
+                        // Answered: fuser's reply must not answer again (dropped, it
+                        // would send EIO). Forgetting it keeps a reference to the
+                        // session's device, which lives as long as the process.
+                        Spliced::Sent | Spliced::Gone => return std::mem::forget(reply),
+                        Spliced::Failed(e) => return reply.error(e),
+                        Spliced::Unable => {}
+                    }
+                }
             }
             let mut waited = false;
             let mut failed = None;
@@ -401,6 +414,9 @@ impl Filesystem for UnionFuse {
             }
             if waited {
                 self.workers.unblocked();
+            }
+            if failed.is_none() {
+                self.read_ahead(fh, fd, offset, done, buf.len());
             }
             match failed {
                 Some(e) => reply.error(e),

@@ -1,5 +1,6 @@
 //! Open files: how each is served (see `iomode`), and their descriptors.
 use super::*;
+use unionctl_union::readahead::{self, ReadAhead};
 
 /// An open file handle.
 pub(super) struct OpenHandle {
@@ -7,6 +8,8 @@ pub(super) struct OpenHandle {
     pub(super) mode: OpenMode,
     /// Opened read-only on a lower file that a copy-up may replace.
     pub(super) on_lower: bool,
+    /// Reads served by us: how far ahead of them the file is being read.
+    pub(super) ahead: ReadAhead,
 }
 
 /// No FLUSH request on close: we keep no state that a close must push out.
@@ -67,6 +70,7 @@ impl UnionFuse {
                 ino,
                 mode,
                 on_lower,
+                ahead: ReadAhead::default(),
             },
         );
         let flags = match mode {
@@ -105,6 +109,25 @@ impl UnionFuse {
             h.on_lower = false;
         }
         fd_of(fh)
+    }
+
+    /// Records a read of DONE bytes of the ASKED at OFFSET through handle FH, and starts
+    /// reading the file further ahead if that read continues a sequential stream.
+    pub(super) fn read_ahead(
+        &self,
+        fh: FileHandle,
+        fd: RawFd,
+        offset: u64,
+        done: usize,
+        asked: usize,
+    ) {
+        let advice = match self.handles.lock().unwrap().get_mut(&fh.0) {
+            Some(h) => h.ahead.after_read(offset, done as u64, asked as u64),
+            None => None,
+        };
+        if let Some(range) = advice {
+            readahead::advise(fd, range);
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! Copy-up: copies a lower object's data, metadata and xattrs into a new object that the
 //! caller created in the work dir; the caller then renames it into the upper layer, so a
 //! crash at any moment leaves either the old view or the complete copy, never a part.
+use crate::readahead;
 use crate::sys;
 use std::ffi::{CStr, OsStr};
 use std::io;
@@ -31,6 +32,8 @@ pub fn copy_data(src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
     // Where SEEK_DATA last found data; it is asked again once the copy is past it.
     let mut data: i64 = -1;
     let mut skip_holes = true;
+    // The end of the source read ahead so far (see `readahead`).
+    let mut advised = 0;
     while off < end {
         if skip_holes && data < off {
             data = unsafe { libc::lseek(src, off, libc::SEEK_DATA) };
@@ -44,6 +47,9 @@ pub fn copy_data(src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
                 off = data.min(end);
                 continue;
             }
+        }
+        if let Some(range) = readahead::for_copy(off as u64, &mut advised) {
+            readahead::advise(src, range);
         }
         let stop = (off + CHUNK).min(end);
         copy_range(src, dst, off, stop)?;
