@@ -11,3 +11,4 @@ pub mod sys;
 pub mod timestamp;
 pub mod unionfs;
 pub mod whiteout;
+pub mod writebehind;

@@ -459,7 +459,13 @@ impl Filesystem for UnionFuse {
         }
         let r = unsafe { libc::pwrite(fd_of(fh), data.as_ptr().cast(), data.len(), offset as i64) };
         match check(r) {
-            Ok(n) => reply.written(n as u32),
+            Ok(n) => {
+                // Not for a volatile mount: nothing waits for its writes.
+                if n >= BULK && !self.no_fsync {
+                    self.write_behind(fh, offset, n);
+                }
+                reply.written(n as u32)
+            }
             Err(e) => reply.error(e),
         }
     }

@@ -1,6 +1,7 @@
 //! Open files: how each is served (see `iomode`), and their descriptors.
 use super::*;
 use unionctl_union::readahead::{self, ReadAhead};
+use unionctl_union::writebehind::{self, WriteBehind};
 
 /// An open file handle.
 pub(super) struct OpenHandle {
@@ -10,6 +11,8 @@ pub(super) struct OpenHandle {
     pub(super) on_lower: bool,
     /// Reads served by us: how far ahead of them the file is being read.
     pub(super) ahead: ReadAhead,
+    /// Writes served by us: how far behind them the file is being written back.
+    pub(super) behind: WriteBehind,
 }
 
 /// No FLUSH request on close: we keep no state that a close must push out.
@@ -71,6 +74,7 @@ impl UnionFuse {
                 mode,
                 on_lower,
                 ahead: ReadAhead::default(),
+                behind: WriteBehind::default(),
             },
         );
         let flags = match mode {
@@ -127,6 +131,18 @@ impl UnionFuse {
         };
         if let Some(range) = advice {
             readahead::advise(fd, range);
+        }
+    }
+
+    /// Records a write of N bytes at OFFSET through handle FH, and starts writing the
+    /// file back behind a sequential writer.
+    pub(super) fn write_behind(&self, fh: FileHandle, offset: u64, n: usize) {
+        let range = match self.handles.lock().unwrap().get_mut(&fh.0) {
+            Some(h) => h.behind.after_write(offset, n as u64),
+            None => None,
+        };
+        if let Some(range) = range {
+            writebehind::start(fd_of(fh), range);
         }
     }
 }
