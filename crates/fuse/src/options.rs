@@ -20,7 +20,8 @@ pub struct MountOptions {
     pub no_passthrough: bool,
     /// `debug`: log every request and its error result (see `unionctl_union::logging`).
     pub debug: bool,
-    /// `lowerdir=A:B` (top first; a backslash escapes a `:`), or one `lowerdir+=DIR` each.
+    /// `lowerdir=A:B` (top first; a backslash escapes a `:`), or one `lowerdir+=DIR` each
+    /// (taken as it is: `A:B` is one path).
     pub lowerdir: Vec<PathBuf>,
     /// `upperdir=DIR`.
     pub upperdir: Option<PathBuf>,
@@ -116,7 +117,9 @@ impl MountOptions {
                         bail!("-o {s}: regular lower layers cannot follow data-only layers")
                     }
                     "" => bail!("-o {s}: empty lower layer path"),
-                    l => o.lowerdir.push(unescape(l).into()),
+                    // One path each, read as it is (the kernel unescapes only the
+                    // lists of lowerdir= and the paths of upperdir= and workdir=).
+                    l => o.lowerdir.push(l.into()),
                 },
                 s if s.starts_with("upperdir=") => o.upperdir = Some(unescape(&s[9..]).into()),
                 s if s.starts_with("workdir=") => o.workdir = Some(unescape(&s[8..]).into()),
@@ -194,7 +197,7 @@ impl MountOptions {
                         bail!("-o {s}: lowerdir+ and datadir+ cannot follow lowerdir")
                     }
                     "" => bail!("-o {s}: a data-only lower layer needs a path"),
-                    d => o.data_lowers.push(unescape(d).into()),
+                    d => o.data_lowers.push(d.into()),
                 },
                 s if s.starts_with("uidmapping=") => {
                     o.ids.uids = Some(parse_ranges(&s[11..]).map_err(|e| invalid!("-o {s}: {e}"))?)
@@ -459,6 +462,10 @@ mod tests {
         let o = MountOptions::parse(&["lowerdir+=/a,lowerdir+=/b:c,,volatile".into()]).unwrap();
         assert_eq!(o.lowerdir, [PathBuf::from("/a"), PathBuf::from("/b:c")]);
         assert!(o.volatile);
+        // lowerdir+= and datadir+= take their path as it is, backslashes too.
+        let o = MountOptions::parse(&[r"lowerdir+=/a\:b,datadir+=/d\e\,f".into()]).unwrap();
+        assert_eq!(o.lowerdir, [PathBuf::from(r"/a\:b")]);
+        assert_eq!(o.data_lowers, [PathBuf::from(r"/d\e,f")]);
         let e = MountOptions::parse(&["lowerdir=/a,lowerdir+=/b".into()]).unwrap_err();
         assert!(e.to_string().contains("cannot follow lowerdir"), "{e}");
         let o = MountOptions::parse(&[r"lowerdir=/a:/b::/d\:1::/e".into()]).unwrap();
