@@ -174,17 +174,11 @@ pub struct Wanted {
 impl Wanted {
     /// linux and the host's architecture, in Docker's names.
     pub fn host() -> Wanted {
-        let arch = match std::env::consts::ARCH {
-            "x86_64" => "amd64",
-            "aarch64" => "arm64",
-            "x86" => "386",
-            "powerpc64" => "ppc64le",
-            a => a,
-        };
+        let (arch, variant) = docker_arch(std::env::consts::ARCH, None);
         Wanted {
             os: "linux".into(),
-            arch: arch.into(),
-            variant: None,
+            arch,
+            variant,
             explicit: false,
         }
     }
@@ -195,13 +189,44 @@ impl Wanted {
         if !(2..=3).contains(&parts.len()) || parts.iter().any(|p| p.is_empty()) {
             bail!("--platform {s:?}: want OS/ARCH[/VARIANT], e.g. linux/arm64/v8");
         }
+        let (arch, variant) = docker_arch(parts[1], parts.get(2).copied());
         Ok(Wanted {
-            os: parts[0].into(),
-            arch: parts[1].into(),
-            variant: parts.get(2).map(|v| v.to_string()),
+            os: parts[0].to_ascii_lowercase(),
+            arch,
+            variant,
             explicit: true,
         })
     }
+}
+
+/// An architecture and variant in the names images use (GOARCH), whatever name the
+/// user or the system gave: x86_64 is amd64, aarch64 arm64, armhf arm/v7.
+fn docker_arch(arch: &str, variant: Option<&str>) -> (String, Option<String>) {
+    let arch = arch.to_ascii_lowercase();
+    let variant = variant.map(|v| v.to_ascii_lowercase());
+    let (arch, variant) = match arch.as_str() {
+        "x86_64" | "x86-64" | "amd64" => ("amd64", variant.filter(|v| v != "v1")),
+        "aarch64" | "arm64" => (
+            "arm64",
+            variant.map(|v| if v == "8" { "v8".into() } else { v }),
+        ),
+        "armhf" => ("arm", Some("v7".into())),
+        "armel" => ("arm", Some("v6".into())),
+        "arm" => (
+            "arm",
+            variant.map(|v| {
+                if v.starts_with('v') {
+                    v
+                } else {
+                    format!("v{v}")
+                }
+            }),
+        ),
+        "i386" | "i486" | "i586" | "i686" | "x86" => ("386", variant),
+        "powerpc64le" | "ppc64el" | "powerpc64" => ("ppc64le", variant),
+        _ => (arch.as_str(), variant),
+    };
+    (arch.to_string(), variant)
 }
 
 impl std::fmt::Display for Wanted {
@@ -284,6 +309,27 @@ pub fn put(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn platforms_in_the_names_images_use() {
+        let w = |s: &str| {
+            let w = Wanted::parse(s).unwrap();
+            (w.os, w.arch, w.variant)
+        };
+        let v = |o: &str, a: &str, v: Option<&str>| (o.into(), a.into(), v.map(String::from));
+        assert_eq!(w("linux/x86_64"), v("linux", "amd64", None));
+        assert_eq!(w("Linux/AMD64"), v("linux", "amd64", None));
+        assert_eq!(w("linux/aarch64"), v("linux", "arm64", None));
+        assert_eq!(w("linux/arm64/8"), v("linux", "arm64", Some("v8")));
+        assert_eq!(w("linux/armhf"), v("linux", "arm", Some("v7")));
+        assert_eq!(w("linux/arm/7"), v("linux", "arm", Some("v7")));
+        assert_eq!(w("linux/i686"), v("linux", "386", None));
+        assert_eq!(w("linux/riscv64"), v("linux", "riscv64", None));
+        assert_eq!(
+            Wanted::host().arch,
+            w(&format!("linux/{}", std::env::consts::ARCH)).1
+        );
+    }
 
     #[test]
     fn media_types_by_field_header_or_shape() {
