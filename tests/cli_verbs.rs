@@ -66,6 +66,28 @@ fn create_start_kill_wait() {
     assert!(stderr(&o).contains("NOSUCH"), "{}", stderr(&o));
 }
 
+/// `ps` names a container's image as it was given while that name still gives the
+/// image; once the name is gone or names another image, the image's short id (docker).
+#[test]
+fn ps_shows_the_image_id_once_the_name_no_longer_gives_the_image() {
+    let s = store_with_image();
+    ok(&s.run(&["tag", "bb:1", "bb:2"]));
+    ok(&s.run(&["create", "--name", "c", "bb:2", "true"]));
+    let image = |s: &Store| ps_line(s, "c").split_whitespace().nth(1).map(String::from);
+    assert_eq!(image(&s).as_deref(), Some("bb:2"));
+    ok(&s.run(&["rmi", "bb:2"]));
+    let inspected = inspect(&s, "bb:1");
+    let id = inspected["Id"]
+        .as_str()
+        .unwrap()
+        .trim_start_matches("sha256:");
+    assert_eq!(image(&s).as_deref(), Some(&id[..12]));
+    let v: serde_json::Value =
+        serde_json::from_str(&ok(&s.run(&["ps", "-a", "--format", "json"]))).unwrap();
+    let row = v.as_array().and_then(|a| a.first()).cloned().unwrap_or(v);
+    assert_eq!(row["Image"], &id[..12], "{row}");
+}
+
 /// A command that cannot run fails `run -d` with docker's status and message (127 when
 /// missing, 126 when not executable), not with a container id; the container stays,
 /// exited with that status. `exec` of a missing command says so too.

@@ -147,6 +147,59 @@ fn push_then_pull_into_an_empty_store_gives_the_same_image() {
     assert_eq!(image_id(&three, &name), image_id(&one, "two:layers"));
 }
 
+/// `run` and `create` pull an image missing from the store when its name gives the
+/// registry, as docker's `--pull missing`; present, it is not asked for again; `--pull
+/// never` does not pull, `--pull always` does. A name without a registry is not looked
+/// up (Docker Hub): the store's error.
+#[test]
+fn run_and_create_pull_a_missing_image_from_the_registry_its_name_gives() {
+    let reg = Registry::start();
+    let t = tmpdir();
+    let one = t.path().join("one");
+    let (name, _) = push_two_layer_image(&reg, t.path(), &one, "team/auto");
+    let two = t.path().join("two");
+    fails_with(
+        &two,
+        &["run", "--rm", "--pull", "never", &name],
+        &["no such image"],
+    );
+    let manifest_gets = || reg.log().matches("GET /v2/team/auto/manifests/").count();
+    let r = uc(&two, &["run", "--rm", &name]);
+    assert_eq!(r.code, 0, "{}{}", r.stdout, r.stderr);
+    assert_eq!(r.stdout, "changed\n");
+    let unable = format!("Unable to find image '{name}' locally");
+    assert!(r.stderr.contains(&unable), "{}", r.stderr);
+    assert_eq!(image_id(&two, &name), image_id(&one, "two:layers"));
+    let before = manifest_gets();
+    let r = uc(&two, &["run", "--rm", &name]);
+    assert_eq!(
+        (r.code, r.stdout.as_str()),
+        (0, "changed\n"),
+        "{}",
+        r.stderr
+    );
+    assert!(!r.stderr.contains("Unable"), "{}", r.stderr);
+    assert_eq!(manifest_gets(), before, "a present image was pulled again");
+    uc_ok(&two, &["run", "--rm", "--pull", "always", "-q", &name]);
+    assert!(
+        manifest_gets() > before,
+        "--pull always did not ask the registry"
+    );
+    let three = t.path().join("three");
+    uc_ok(&three, &["create", "--name", "made", &name]);
+    assert_eq!(image_id(&three, &name), image_id(&one, "two:layers"));
+    fails_with(
+        &three,
+        &["run", "--rm", "nosuch:1"],
+        &["nosuch:1", "no such image"],
+    );
+    fails_with(
+        &three,
+        &["run", "--rm", "--pull", "always", "nosuch:1"],
+        &["nosuch:1", "names no registry"],
+    );
+}
+
 #[test]
 fn skopeo_umoci_and_podman_read_what_we_pushed() {
     let reg = Registry::start();

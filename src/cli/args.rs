@@ -524,6 +524,16 @@ pub struct RunArgs {
     /// Use DIR as the only lower layer instead of an image
     #[arg(long)]
     pub rootfs: Option<PathBuf>,
+    /// Pull the image first: missing (when it is not in the store and its name says from
+    /// which registry: HOST[:PORT]/REPO), always, never
+    #[arg(long, default_value = "missing", value_parser = ["missing", "always", "never"])]
+    pub pull: String,
+    /// OS/ARCH[/VARIANT] of the image to pull (default linux/<this machine>)
+    #[arg(long)]
+    pub platform: Option<String>,
+    /// No pull progress
+    #[arg(short = 'q', long)]
+    pub quiet: bool,
     #[command(flatten)]
     pub security: SecurityArgs,
     /// Log file limits as docker's: max-size=SIZE (one file, default 10m), max-file=N

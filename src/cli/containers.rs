@@ -10,6 +10,7 @@ use unionctl::runner::{self, Container, ContainerSummary, RunOutcome, Status, in
 
 pub fn run(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
     a.refuse_unsupported()?;
+    super::registry::pull_for_run(root, &a)?;
     match runner::run(root, a.into())? {
         RunOutcome::Detached(id) => {
             println!("{id}");
@@ -156,18 +157,22 @@ pub fn ps(root: &Path, a: PsArgs) -> anyhow::Result<i32> {
     // As in docker, a status filter looks at stopped containers too.
     let all = a.all || !filters.values("status").is_empty();
     // Newest first, as docker lists them.
-    let listed: Vec<Container> = runner::list(root, all)?
+    let listed: Vec<(Container, ContainerSummary)> = runner::list(root, all)?
         .into_iter()
         .rev()
-        .filter(|c| ps_filter(&filters, &inspect::summary(c)))
+        .map(|c| {
+            let s = inspect::summary(root, &c);
+            (c, s)
+        })
+        .filter(|(_, s)| ps_filter(&filters, s))
         .collect();
     if a.quiet {
-        for c in &listed {
+        for (c, _) in &listed {
             println!("{}", c.short_id());
         }
         return Ok(0);
     }
-    let rows: Vec<serde_json::Value> = listed.iter().map(ps_value).collect();
+    let rows: Vec<serde_json::Value> = listed.iter().map(|(c, s)| ps_value(c, s)).collect();
     let header = |field: &str| match field {
         "ID" => Some("CONTAINER ID"),
         "RunningFor" => Some("CREATED"),
@@ -182,7 +187,10 @@ pub fn ps(root: &Path, a: PsArgs) -> anyhow::Result<i32> {
             "STATUS",
             "NAMES",
         ];
-        table::print(&table::with_head(&head, listed.iter().map(ps_row)));
+        table::print(&table::with_head(
+            &head,
+            listed.iter().map(|(c, s)| ps_row(c, s)),
+        ));
     })?;
     Ok(0)
 }
@@ -203,8 +211,8 @@ fn ps_filter(f: &Filters, c: &ContainerSummary) -> bool {
 
 /// A `ps` row for --format: the summary's fields, the short ID and docker's
 /// human-readable `RunningFor` and `Status`.
-fn ps_value(c: &Container) -> serde_json::Value {
-    let mut v = serde_json::to_value(inspect::summary(c)).unwrap_or_default();
+fn ps_value(c: &Container, summary: &ContainerSummary) -> serde_json::Value {
+    let mut v = serde_json::to_value(summary).unwrap_or_default();
     if let Some(o) = v.as_object_mut() {
         o.insert("ID".into(), c.short_id().into());
         o.insert(
@@ -216,12 +224,10 @@ fn ps_value(c: &Container) -> serde_json::Value {
     v
 }
 
-fn ps_row(c: &Container) -> Vec<String> {
-    let image = match (&c.image_ref, &c.image, &c.rootfs) {
-        (Some(r), _, _) => r.clone(),
-        (None, Some(i), _) => i.trim_start_matches("sha256:").chars().take(12).collect(),
-        (None, None, Some(r)) => format!("rootfs:{}", r.display()),
-        _ => "-".into(),
+fn ps_row(c: &Container, summary: &ContainerSummary) -> Vec<String> {
+    let image = match summary.image.as_str() {
+        "" => "-".to_string(),
+        shown => shown.to_string(),
     };
     let mut cmd = c.config.argv().join(" ");
     if cmd.chars().count() > 20 {

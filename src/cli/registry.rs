@@ -1,5 +1,5 @@
 //! `pull`, `push`, `search`, `login`, `logout`.
-use super::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, SearchArgs};
+use super::args::{LoginArgs, LogoutArgs, PullArgs, PushArgs, RunArgs, SearchArgs};
 use super::exit::Usage;
 use super::progress::Shown;
 use std::io::{BufRead, IsTerminal, Write};
@@ -26,6 +26,38 @@ pub fn pull(root: &Path, a: PullArgs) -> anyhow::Result<i32> {
     }
     println!("sha256:{}", pulled.id);
     Ok(0)
+}
+
+/// Before `run` and `create`, as docker's `--pull`: pulls the image when it is not in the
+/// store (`missing`, the default) or in any case (`always`), from the registry its name
+/// gives. A name without one (Docker Hub's) is not pulled: the store's error says so.
+pub fn pull_for_run(root: &Path, a: &RunArgs) -> anyhow::Result<()> {
+    let Some(image) = a.args.first().filter(|_| a.rootfs.is_none()) else {
+        return Ok(());
+    };
+    let missing = || match unionctl::image::store::Store::open_existing(root).resolve(image) {
+        Ok(_) => Ok(false),
+        Err(e) if e.is_not_found() => Ok(true),
+        Err(e) => Err(e),
+    };
+    match a.pull.as_str() {
+        "always" if !registry::names_registry(image) => {
+            anyhow::bail!("--pull always: {image} names no registry (HOST[:PORT]/REPO[:TAG])")
+        }
+        "always" => {}
+        "missing" if registry::names_registry(image) && missing()? => {
+            eprintln!("Unable to find image '{image}' locally");
+        }
+        _ => return Ok(()),
+    }
+    registry::pull(
+        root,
+        &registry::Access::default(),
+        image,
+        a.platform.as_deref(),
+        &mut Shown::new(a.quiet),
+    )?;
+    Ok(())
 }
 
 pub fn push(root: &Path, a: PushArgs) -> anyhow::Result<i32> {

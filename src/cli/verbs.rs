@@ -14,6 +14,7 @@ use unionctl::runner::{self, stats, system, volumes};
 
 pub fn create(root: &Path, a: RunArgs) -> anyhow::Result<i32> {
     a.refuse_unsupported()?;
+    super::registry::pull_for_run(root, &a)?;
     println!("{}", runner::create_container(root, a.into())?);
     Ok(0)
 }

@@ -129,6 +129,14 @@ pub fn search(root: &Path, access: &Access, term: &str) -> Result<(String, Vec<S
     Ok((registry, repos))
 }
 
+/// Whether REFERENCE names its registry (`HOST[:PORT]/REPO...`) rather than leaving it
+/// to Docker Hub.
+pub fn names_registry(reference: &str) -> bool {
+    reference
+        .split_once('/')
+        .is_some_and(|(first, _)| reference::is_host(first))
+}
+
 /// `https://host:5000/v2/` -> `host:5000`.
 pub fn registry_of(arg: &str) -> Result<String> {
     let s = arg
