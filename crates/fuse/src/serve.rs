@@ -273,7 +273,9 @@ pub(crate) fn premount(req: &MountRequest) -> Result<Option<std::os::fd::OwnedFd
 }
 
 /// Opens the layers and serves the mount in this process until it is unmounted.
-/// `ready` is called once the mount is in place.
+/// `ready` is called once the mount is in place. The session's FUSE descriptor stays
+/// open until the process exits (spliced read replies keep a reference to it, see
+/// adapter `splice`): `daemon::spawn` serves in a process of its own.
 pub fn serve(req: &MountRequest, ready: impl FnOnce()) -> Result<()> {
     let opened = open_layers(req)?;
     let fresh = opened.fresh_work.clone();

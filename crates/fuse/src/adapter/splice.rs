@@ -95,7 +95,8 @@ impl Pipes {
         })
     }
 
-    /// Ok(Unable) before anything was read; Err(e) when the file's read failed.
+    /// Err(e): the file's read failed; Ok(Unable): nothing was sent, the request is to
+    /// be answered the usual way.
     fn reply(
         &self,
         device: RawFd,
