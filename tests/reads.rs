@@ -1,7 +1,6 @@
 //! Reads through a unionctl mount return the file's bytes whatever their size and offset:
-//! large reads are spliced from the file to the FUSE device, with read-ahead advice kept
-//! ahead of a sequential reader (adapter `splice`, union `readahead`); small ones go
-//! through a buffer. A read-only descriptor opened before a copy-up reads the copy after
+//! large reads are spliced from the file to the FUSE device (adapter `splice`); small
+//! ones go through a buffer. A read-only descriptor opened before a copy-up reads the copy after
 //! it on either path.
 mod common;
 

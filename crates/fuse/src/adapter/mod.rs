@@ -377,8 +377,7 @@ impl Filesystem for UnionFuse {
                 self.workers.bulk();
                 flags = 0;
                 if let Some(dev) = self.workers.device() {
-                    let read = |n| self.read_ahead(fh, fd, offset, n, buf.len());
-                    match splice::reply_read(dev, req.unique().0, (fd, offset, buf.len()), read) {
+                    match splice::reply_read(dev, req.unique().0, (fd, offset, buf.len())) {
                         // Answered: fuser's reply must not answer again (dropped, it
                         // would send EIO). Forgetting it keeps a reference to the
                         // session's device, which lives as long as the process.
@@ -414,9 +413,6 @@ impl Filesystem for UnionFuse {
             }
             if waited {
                 self.workers.unblocked();
-            }
-            if failed.is_none() {
-                self.read_ahead(fh, fd, offset, done, buf.len());
             }
             match failed {
                 Some(e) => reply.error(e),

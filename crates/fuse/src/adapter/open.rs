@@ -1,6 +1,5 @@
 //! Open files: how each is served (see `iomode`), and their descriptors.
 use super::*;
-use unionctl_union::readahead::{self, ReadAhead};
 use unionctl_union::writebehind::{self, WriteBehind};
 
 /// An open file handle.
@@ -9,8 +8,6 @@ pub(super) struct OpenHandle {
     pub(super) mode: OpenMode,
     /// Opened read-only on a lower file that a copy-up may replace.
     pub(super) on_lower: bool,
-    /// Reads served by us: how far ahead of them the file is being read.
-    pub(super) ahead: ReadAhead,
     /// Writes served by us: how far behind them the file is being written back.
     pub(super) behind: WriteBehind,
 }
@@ -73,7 +70,6 @@ impl UnionFuse {
                 ino,
                 mode,
                 on_lower,
-                ahead: ReadAhead::default(),
                 behind: WriteBehind::default(),
             },
         );
@@ -113,25 +109,6 @@ impl UnionFuse {
             h.on_lower = false;
         }
         fd_of(fh)
-    }
-
-    /// Records a read of DONE bytes of the ASKED at OFFSET through handle FH, and starts
-    /// reading the file further ahead if that read continues a sequential stream.
-    pub(super) fn read_ahead(
-        &self,
-        fh: FileHandle,
-        fd: RawFd,
-        offset: u64,
-        done: usize,
-        asked: usize,
-    ) {
-        let advice = match self.handles.lock().unwrap().get_mut(&fh.0) {
-            Some(h) => h.ahead.after_read(offset, done as u64, asked as u64),
-            None => None,
-        };
-        if let Some(range) = advice {
-            readahead::advise(fd, range);
-        }
     }
 
     /// Records a write of N bytes at OFFSET through handle FH, and starts writing the
