@@ -1,7 +1,7 @@
 //! Reads through a unionctl mount return the file's bytes whatever their size and offset:
 //! large reads are spliced from the file to the FUSE device (adapter `splice`); small
-//! ones go through a buffer. A read-only descriptor opened before a copy-up reads the copy after
-//! it on either path.
+//! ones go through a buffer. A read-only descriptor opened before a copy-up reads the
+//! copy after it on either path.
 mod common;
 
 use common::Scratch;

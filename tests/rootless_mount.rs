@@ -99,6 +99,17 @@ impl Rootless {
     }
 }
 
+/// Fails the test with the output of a script that failed.
+fn assert_ran(out: &CmdOutput, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
 /// The changes made through the union, then a listing of what it shows.
 const USE_THE_UNION: &str = r#"
 cat "$M/hello"
@@ -134,13 +145,7 @@ cd /
 "#
     );
     let out = r.run(&script);
-    assert!(
-        out.status.success(),
-        "rootless unionctl session failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    assert_ran(&out, "rootless unionctl session");
     let mountinfo = out.stdout.lines().next().unwrap_or_default();
     assert!(mountinfo.contains("fuse"), "not a FUSE mount: {mountinfo}");
     assert!(
@@ -252,13 +257,7 @@ cd /
 "$BIN" umount "$M"
 "#,
     );
-    assert!(
-        out.status.success(),
-        "rootless metacopy session failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    assert_ran(&out, "rootless metacopy session");
     assert_eq!(out.stdout, "hello from the lower layer\n");
     let hello = r.upper.join("hello");
     assert_eq!(
@@ -298,13 +297,7 @@ cd /
 "$BIN" umount "$M"
 "#
     ));
-    assert!(
-        out.status.success(),
-        "rootless squash session failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    assert_ran(&out, "rootless squash session");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 4, "{}", out.stdout);
     assert_eq!(lines[..2], lines[2..], "fuse-overlayfs, then unionctl");
@@ -340,13 +333,7 @@ done
 "#
         ),
     );
-    assert!(
-        out.status.success(),
-        "rootless drop-in session failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    assert_ran(&out, "rootless drop-in session");
     let lines: Vec<&str> = out.stdout.lines().collect();
     assert_eq!(lines.len(), 12, "{}", out.stdout);
     assert_eq!(
@@ -385,11 +372,5 @@ cd /
 "$BIN" umount "$M"
 "#,
     );
-    assert!(
-        out.status.success(),
-        "rootless reads failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
+    assert_ran(&out, "rootless reads");
 }
