@@ -15,8 +15,10 @@ use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 
 use fuser::Errno;
 
-/// The pipes' size: the largest an unprivileged process may ask by default.
-const PIPE_SIZE: libc::c_int = 1 << 20;
+/// The pipes' size: a read-ahead request (128 KiB) and its header; larger reads (O_DIRECT)
+/// are answered the usual way. Pipe memory counts against a user's limit
+/// (/proc/sys/fs/pipe-user-pages-soft), and a daemon has two pipes per thread.
+const PIPE_SIZE: libc::c_int = 256 << 10;
 const PAGE: usize = 4096;
 
 /// A reply spliced, or why not.
@@ -46,6 +48,9 @@ thread_local! {
     /// This thread's pipes (None: not made yet, or dropped after a failure left data in
     /// them).
     static PIPES: RefCell<Option<Pipes>> = const { RefCell::new(None) };
+    /// Pipes of PIPE_SIZE could not be made (the user's pipe memory is spent): not tried
+    /// again by this thread.
+    static NO_PIPES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
 }
 
 /// Replies to request UNIQUE, a read of SIZE bytes at OFFSET of FD, through DEVICE.
@@ -54,9 +59,13 @@ pub(super) fn reply_read(
     unique: u64,
     (fd, offset, size): (RawFd, u64, usize),
 ) -> Spliced {
+    if NO_PIPES.get() {
+        return Spliced::Unable;
+    }
     PIPES.with_borrow_mut(|slot| {
         if slot.is_none() {
             *slot = Pipes::new();
+            NO_PIPES.set(slot.is_none());
         }
         let Some(pipes) = slot.as_ref() else {
             return Spliced::Unable;
