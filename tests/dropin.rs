@@ -7,7 +7,9 @@
 mod common;
 
 use common::Scratch;
-use common::mounts::{CmdOutput, is_mount_point, mount_at, run_with_timeout, unionctl_daemons};
+use common::mounts::{
+    CmdOutput, assert_ran, is_mount_point, mount_at, run_with_timeout, unionctl_daemons,
+};
 use std::ffi::OsStr;
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::{Path, PathBuf};
@@ -122,17 +124,6 @@ impl DropIn {
     }
 }
 
-#[track_caller]
-fn assert_ok(out: &CmdOutput, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}): {}{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
-}
-
 /// Whether PROG is installed (the tests of a peer tool skip only when it is absent).
 fn have(prog: &str) -> bool {
     let found = Command::new("sh")
@@ -160,7 +151,7 @@ fn the_small_binary_is_the_same_drop_in() {
     for args in [["--help"], ["--version"]] {
         let args: Vec<&OsStr> = args.iter().map(OsStr::new).collect();
         let (a, b) = (small.overlay(&args), link.overlay(&args));
-        assert_ok(&a, "small unionctl-overlay");
+        assert_ran(&a, "small unionctl-overlay");
         assert_eq!(a.stdout, b.stdout, "{args:?}");
     }
     let out = small.overlay(&[
@@ -177,7 +168,7 @@ fn the_small_binary_is_the_same_drop_in() {
 }
 
 fn containers_storage_command_line(t: DropIn) {
-    assert_ok(&t.mount(""), "unionctl-overlay -o LABEL MERGED");
+    assert_ran(&t.mount(""), "unionctl-overlay -o LABEL MERGED");
     let m = mount_at(&t.merged).expect("not mounted");
     assert_eq!(m.fs_type, "fuse.unionctl-overlay", "{m:?}");
     assert_eq!(
@@ -239,7 +230,7 @@ fn mount_fuse3_command_line_serves_the_union() {
                 t.bin_dir.display()
             ),
         );
-    assert_ok(&run_with_timeout(cmd, 60), "mount.fuse3");
+    assert_ran(&run_with_timeout(cmd, 60), "mount.fuse3");
     let m = mount_at(&t.merged).expect("not mounted");
     assert_eq!(m.fs_type, "fuse.unionctl-overlay", "{m:?}");
     assert_eq!(
@@ -258,7 +249,7 @@ fn unionctl_mount_takes_the_layers_from_o() {
         run_with_timeout(cmd, 60)
     };
     let label = t.label();
-    assert_ok(
+    assert_ran(
         &mount(&["-o".as_ref(), label.as_ref(), t.merged.as_os_str()]),
         "unionctl mount -o lowerdir=...",
     );
@@ -287,14 +278,14 @@ fn unionctl_mount_takes_the_layers_from_o() {
 fn help_version_and_argument_errors() {
     let t = setup("dropin-help");
     let out = t.overlay(&["--help".as_ref()]);
-    assert_ok(&out, "--help");
+    assert_ran(&out, "--help");
     assert!(
         out.stdout.starts_with("usage: unionctl-overlay"),
         "{}",
         out.stdout
     );
     let out = t.overlay(&["-V".as_ref()]);
-    assert_ok(&out, "-V");
+    assert_ran(&out, "-V");
     assert!(
         out.stdout.starts_with("unionctl-overlay: version "),
         "{}",
@@ -376,8 +367,8 @@ fn static_nlink_and_noxattrs_as_fuse_overlayfs() {
             fo_work.display()
         ))
         .arg(&fo_merged);
-    assert_ok(&run_with_timeout(fo, 60), "fuse-overlayfs");
-    assert_ok(&t.mount(opts), "unionctl-overlay");
+    assert_ran(&run_with_timeout(fo, 60), "fuse-overlayfs");
+    assert_ran(&t.mount(opts), "unionctl-overlay");
     let seen = |m: &Path| {
         let nlink = std::fs::metadata(m.join("dir")).unwrap().nlink();
         let get = xattr::get(m.join("dir"), "user.note").map_err(|e| e.raw_os_error());
@@ -447,7 +438,7 @@ fn redirect_dir_off_as_the_kernel_and_fuse_overlayfs() {
     .expect("kernel mount with redirect_dir=off");
     let kernel = renames(&t.merged);
     nix::mount::umount(&t.merged).unwrap();
-    assert_ok(
+    assert_ran(
         &t.mount("redirect_dir=off"),
         "unionctl-overlay -o redirect_dir=off",
     );
@@ -467,7 +458,7 @@ fn redirect_dir_off_as_the_kernel_and_fuse_overlayfs() {
                 wk.display()
             ))
             .arg(&t.merged);
-        assert_ok(&run_with_timeout(fo, 60), "fuse-overlayfs");
+        assert_ran(&run_with_timeout(fo, 60), "fuse-overlayfs");
         let theirs = renames(&t.merged);
         nix::mount::umount(&t.merged).unwrap();
         assert_eq!(
@@ -509,7 +500,7 @@ fn lowerdir_plus_as_the_kernel() {
     kernel_mount(&opts(&plus)).expect("kernel mount with lowerdir+=");
     let kernel = seen(&t.merged);
     nix::mount::umount(&t.merged).unwrap();
-    assert_ok(
+    assert_ran(
         &t.overlay(&["-o".as_ref(), opts(&plus).as_ref(), t.merged.as_os_str()]),
         "lowerdir+=",
     );
@@ -542,7 +533,7 @@ fn lowerdir_plus_as_the_kernel() {
 #[test]
 fn xino_off_only_on_one_file_system() {
     let t = setup("dropin-xino");
-    assert_ok(&t.mount("xino=off"), "xino=off on one file system");
+    assert_ran(&t.mount("xino=off"), "xino=off on one file system");
     t.umount();
     let other = t.s.mkdir("tmpfs");
     nix::mount::mount(
@@ -624,13 +615,13 @@ fn noacl_as_fuse_overlayfs() {
             fo_work.display()
         ))
         .arg(&fo_merged);
-    assert_ok(&run_with_timeout(fo, 60), "fuse-overlayfs -o noacl");
+    assert_ran(&run_with_timeout(fo, 60), "fuse-overlayfs -o noacl");
     let theirs = read_as_user(&fo_merged);
     nix::mount::umount(&fo_merged).unwrap();
-    assert_ok(&t.mount(""), "unionctl-overlay");
+    assert_ran(&t.mount(""), "unionctl-overlay");
     let with_acls = read_as_user(&t.merged);
     t.umount();
-    assert_ok(&t.mount("noacl"), "unionctl-overlay -o noacl");
+    assert_ran(&t.mount("noacl"), "unionctl-overlay -o noacl");
     let ours = read_as_user(&t.merged);
     t.umount();
     assert!(with_acls, "the ACL was not enforced without noacl");
@@ -646,7 +637,7 @@ fn noacl_as_fuse_overlayfs() {
 #[test]
 fn volatile_marks_the_work_dir_as_the_kernel_does() {
     let t = setup("dropin-volatile");
-    assert_ok(&t.mount("volatile"), "unionctl-overlay -o volatile");
+    assert_ran(&t.mount("volatile"), "unionctl-overlay -o volatile");
     let f = std::fs::File::create(t.merged.join("v")).unwrap();
     f.sync_all().expect("fsync on a volatile union");
     drop(f);
@@ -675,7 +666,7 @@ fn volatile_marks_the_work_dir_as_the_kernel_does() {
         out.stderr
     );
     std::fs::remove_dir_all(&incompat).unwrap();
-    assert_ok(&t.mount(""), "mount after removing the marker");
+    assert_ran(&t.mount(""), "mount after removing the marker");
     t.umount();
     // The kernel's own volatile mount leaves the marker unionctl refuses.
     let mut k = common::mounts::mount_kernel(&dirs, &t.merged).expect("kernel mount");
@@ -708,7 +699,7 @@ fn volatile_marks_the_work_dir_as_the_kernel_does() {
 #[test]
 fn auto_unmount_when_the_daemon_is_killed() {
     let t = setup("dropin-autounmount");
-    assert_ok(&t.mount("auto_unmount"), "-o auto_unmount");
+    assert_ran(&t.mount("auto_unmount"), "-o auto_unmount");
     let pids = t.daemons();
     assert!(!pids.is_empty(), "no daemon");
     for p in &pids {
@@ -738,7 +729,7 @@ fn auto_unmount_rootless_when_the_daemon_is_killed() {
         .arg(format!("{},auto_unmount", t.label()))
         .arg(&t.merged)
         .env("PATH", "/usr/local/bin:/usr/bin:/bin");
-    assert_ok(&run_with_timeout(cmd, 60), "rootless -o auto_unmount");
+    assert_ran(&run_with_timeout(cmd, 60), "rootless -o auto_unmount");
     assert!(is_mount_point(&t.merged));
     let pids = t.daemons();
     assert!(!pids.is_empty(), "no daemon");
@@ -817,7 +808,7 @@ fn busybox_archive(t: &DropIn) -> PathBuf {
     let uc = |args: &[&OsStr]| {
         let mut cmd = Command::new(t.bin_dir.join("unionctl"));
         cmd.arg("--root").arg(&store).args(args);
-        assert_ok(&run_with_timeout(cmd, 120), "unionctl");
+        assert_ran(&run_with_timeout(cmd, 120), "unionctl");
     };
     uc(&["import".as_ref(), tar.as_os_str(), "dropin:1".as_ref()]);
     uc(&[
@@ -840,7 +831,7 @@ fn an_image_with_equal_layers_runs() {
         let mut cmd = Command::new(t.bin_dir.join("unionctl"));
         cmd.arg("--root").arg(&store).args(args);
         let out = run_with_timeout(cmd, 120);
-        assert_ok(&out, &format!("unionctl {args:?}"));
+        assert_ran(&out, &format!("unionctl {args:?}"));
         out.stdout
     };
     uc(&["run", "--name", "a", "dropin:1", "/bin/sh", "-c", ":"]);
@@ -962,7 +953,7 @@ impl Storage {
         }
         cmd.args(args).env("CONTAINERS_STORAGE_CONF", &self.conf);
         let out = run_with_timeout(cmd, 120);
-        assert_ok(&out, &format!("{tool} {args:?}"));
+        assert_ran(&out, &format!("{tool} {args:?}"));
         out.stdout.trim().to_string()
     }
 }

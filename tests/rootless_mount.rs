@@ -5,7 +5,7 @@
 mod common;
 
 use common::Scratch;
-use common::mounts::{CmdOutput, run_with_timeout};
+use common::mounts::{CmdOutput, assert_ran, run_with_timeout};
 use std::os::unix::fs::{FileTypeExt, MetadataExt};
 use std::path::PathBuf;
 use std::process::Command;
@@ -97,17 +97,6 @@ impl Rootless {
         }
         out
     }
-}
-
-/// Fails the test with the output of a script that failed.
-fn assert_ran(out: &CmdOutput, what: &str) {
-    assert!(
-        out.status.success(),
-        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
-        out.status,
-        out.stdout,
-        out.stderr
-    );
 }
 
 /// The changes made through the union, then a listing of what it shows.

@@ -232,6 +232,18 @@ pub struct CmdOutput {
     pub stderr: String,
 }
 
+/// Fails the test, with the command's output, unless WHAT succeeded.
+#[track_caller]
+pub fn assert_ran(out: &CmdOutput, what: &str) {
+    assert!(
+        out.status.success(),
+        "{what} failed ({}):\nstdout:\n{}\nstderr:\n{}",
+        out.status,
+        out.stdout,
+        out.stderr
+    );
+}
+
 /// Runs unionctl with a time limit. Output goes through files, not pipes: a daemon that
 /// inherits them must not make us wait for its exit.
 pub fn run_unionctl(args: &[OsString], timeout_secs: u64) -> CmdOutput {
