@@ -157,11 +157,12 @@ pub fn ps(root: &Path, a: PsArgs) -> anyhow::Result<i32> {
     // As in docker, a status filter looks at stopped containers too.
     let all = a.all || !filters.values("status").is_empty();
     // Newest first, as docker lists them.
+    let images = inspect::StoreImages::read(root);
     let listed: Vec<(Container, ContainerSummary)> = runner::list(root, all)?
         .into_iter()
         .rev()
         .map(|c| {
-            let s = inspect::summary(root, &c);
+            let s = inspect::summary(&images, &c);
             (c, s)
         })
         .filter(|(_, s)| ps_filter(&filters, s))

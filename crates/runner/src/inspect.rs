@@ -228,27 +228,43 @@ fn image_id(c: &Container) -> String {
         .unwrap_or_default()
 }
 
-/// docker's IMAGE column: the name the container was made from while that name still
-/// gives its image (not after `rmi`, or a tag moved to another image), else the image's
-/// short id.
-fn image_shown(root: &Path, c: &Container) -> String {
-    if let (Some(name), Some(id)) = (&c.image_ref, &c.image) {
-        let id = id.trim_start_matches("sha256:");
-        let store = crate::image::store::Store::open_existing(root);
-        let named_now = store.resolve(name).and_then(|i| store.image_id(&i));
-        if !named_now.is_ok_and(|now| now == id) {
-            return id.chars().take(12).collect();
-        }
-    }
-    image_display(c)
+/// The store's images as `ps` names them: the index is read once per listing.
+pub struct StoreImages {
+    store: crate::image::store::Store,
+    list: Vec<crate::image::store::ImageRef>,
 }
 
-/// A container's `ps` row (under ROOT); `c.status` should be its live status.
-pub fn summary(root: &Path, c: &Container) -> ContainerSummary {
+impl StoreImages {
+    pub fn read(root: &Path) -> StoreImages {
+        let store = crate::image::store::Store::open_existing(root);
+        let list = store.list().unwrap_or_default();
+        StoreImages { store, list }
+    }
+
+    /// docker's IMAGE column: the name the container was made from while that name
+    /// still gives its image (not after `rmi`, or a tag moved to another image), else
+    /// the image's short id.
+    fn shown(&self, c: &Container) -> String {
+        if let (Some(name), Some(id)) = (&c.image_ref, &c.image) {
+            let id = id.trim_start_matches("sha256:");
+            let named_now = self
+                .store
+                .resolve_in(&self.list, name)
+                .and_then(|i| self.store.image_id(&i));
+            if !named_now.is_ok_and(|now| now == id) {
+                return id.chars().take(12).collect();
+            }
+        }
+        image_display(c)
+    }
+}
+
+/// A container's `ps` row; `c.status` should be its live status.
+pub fn summary(images: &StoreImages, c: &Container) -> ContainerSummary {
     ContainerSummary {
         id: c.id.clone(),
         names: c.name.clone(),
-        image: image_shown(root, c),
+        image: images.shown(c),
         image_id: image_id(c),
         command: c.config.argv().join(" "),
         created_at: c.created.clone(),
