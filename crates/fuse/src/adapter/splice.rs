@@ -44,13 +44,18 @@ struct Pipes {
     size: usize,
 }
 
-thread_local! {
-    /// This thread's pipes (None: not made yet, or dropped after a failure left data in
-    /// them).
-    static PIPES: RefCell<Option<Pipes>> = const { RefCell::new(None) };
+/// A serving thread's pipes.
+enum ThreadPipes {
+    /// Not made yet, or dropped after a failure left data in them.
+    Unmade,
+    Ready(Pipes),
     /// Pipes of PIPE_SIZE could not be made (the user's pipe memory is spent): not tried
     /// again by this thread.
-    static NO_PIPES: std::cell::Cell<bool> = const { std::cell::Cell::new(false) };
+    Unavailable,
+}
+
+thread_local! {
+    static PIPES: RefCell<ThreadPipes> = const { RefCell::new(ThreadPipes::Unmade) };
 }
 
 /// Replies to request UNIQUE, a read of SIZE bytes at OFFSET of FD, through DEVICE.
@@ -59,15 +64,11 @@ pub(super) fn reply_read(
     unique: u64,
     (fd, offset, size): (RawFd, u64, usize),
 ) -> Spliced {
-    if NO_PIPES.get() {
-        return Spliced::Unable;
-    }
     PIPES.with_borrow_mut(|slot| {
-        if slot.is_none() {
-            *slot = Pipes::new();
-            NO_PIPES.set(slot.is_none());
+        if let ThreadPipes::Unmade = slot {
+            *slot = Pipes::new().map_or(ThreadPipes::Unavailable, ThreadPipes::Ready);
         }
-        let Some(pipes) = slot.as_ref() else {
+        let ThreadPipes::Ready(pipes) = &*slot else {
             return Spliced::Unable;
         };
         // One pipe slot per page, one more for a read not on a page boundary, one for
@@ -78,7 +79,7 @@ pub(super) fn reply_read(
         let r = pipes.reply(device, unique, (fd, offset, size));
         if !matches!(r, Ok(Spliced::Sent)) {
             // Whatever is left in the pipes would start the next reply: start afresh.
-            *slot = None;
+            *slot = ThreadPipes::Unmade;
         }
         r.unwrap_or_else(Spliced::Failed)
     })
