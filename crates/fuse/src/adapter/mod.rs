@@ -377,7 +377,8 @@ impl Filesystem for UnionFuse {
                 self.workers.bulk();
                 flags = 0;
                 if let Some(dev) = self.workers.device() {
-                    match splice::reply_read(dev, req.unique().0, (fd, offset, buf.len())) {
+                    let read = |n| self.read_ahead(fh, fd, offset, n, buf.len());
+                    match splice::reply_read(dev, req.unique().0, (fd, offset, buf.len()), read) {
                         // Answered: fuser's reply must not answer again (dropped, it
                         // would send EIO). Forgetting it keeps a reference to the
                         // session's device, which lives as long as the process.
@@ -413,6 +414,9 @@ impl Filesystem for UnionFuse {
             }
             if waited {
                 self.workers.unblocked();
+            }
+            if failed.is_none() {
+                self.read_ahead(fh, fd, offset, done, buf.len());
             }
             match failed {
                 Some(e) => reply.error(e),

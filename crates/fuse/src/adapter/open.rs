@@ -1,5 +1,6 @@
 //! Open files: how each is served (see `iomode`), and their descriptors.
 use super::*;
+use unionctl_union::readahead::ReadAhead;
 use unionctl_union::writebehind::{self, WriteBehind};
 
 /// An open file handle.
@@ -8,6 +9,9 @@ pub(super) struct OpenHandle {
     pub(super) mode: OpenMode,
     /// Opened read-only on a lower file that a copy-up may replace.
     pub(super) on_lower: bool,
+    /// Reads served by us: how far ahead of them the file is read, and how far behind
+    /// them the layer's pages are dropped.
+    pub(super) ahead: ReadAhead,
     /// Writes served by us: how far behind them the file is being written back.
     pub(super) behind: WriteBehind,
 }
@@ -70,6 +74,7 @@ impl UnionFuse {
                 ino,
                 mode,
                 on_lower,
+                ahead: ReadAhead::default(),
                 behind: WriteBehind::default(),
             },
         );
@@ -109,6 +114,24 @@ impl UnionFuse {
             h.on_lower = false;
         }
         fd_of(fh)
+    }
+
+    /// Records a read through handle FH of DONE bytes of the ASKED at OFFSET; if it
+    /// continues a sequential stream, reads FD further ahead and drops what the stream
+    /// left behind. Called before the reply: after it, the handle may be released.
+    pub(super) fn read_ahead(
+        &self,
+        fh: FileHandle,
+        fd: RawFd,
+        offset: u64,
+        done: usize,
+        asked: usize,
+    ) {
+        let advice = match self.handles.lock().unwrap().get_mut(&fh.0) {
+            Some(h) => h.ahead.after_read(offset, done as u64, asked as u64),
+            None => return,
+        };
+        advice.apply(fd);
     }
 
     /// Records a write of N bytes at OFFSET through handle FH, and starts writing the

@@ -58,11 +58,14 @@ thread_local! {
     static PIPES: RefCell<ThreadPipes> = const { RefCell::new(ThreadPipes::Unmade) };
 }
 
-/// Replies to request UNIQUE, a read of SIZE bytes at OFFSET of FD, through DEVICE.
+/// Replies to request UNIQUE, a read of SIZE bytes at OFFSET of FD, through DEVICE;
+/// READ(n) is called once n bytes were read, before the reply goes out (after it, the
+/// file may be closed).
 pub(super) fn reply_read(
     device: RawFd,
     unique: u64,
     (fd, offset, size): (RawFd, u64, usize),
+    read: impl FnOnce(usize),
 ) -> Spliced {
     PIPES.with_borrow_mut(|slot| {
         if let ThreadPipes::Unmade = slot {
@@ -76,7 +79,7 @@ pub(super) fn reply_read(
         if size.div_ceil(PAGE) + 2 > pipes.size / PAGE {
             return Spliced::Unable;
         }
-        let r = pipes.reply(device, unique, (fd, offset, size));
+        let r = pipes.reply(device, unique, (fd, offset, size), read);
         if !matches!(r, Ok(Spliced::Sent)) {
             // Whatever is left in the pipes would start the next reply: start afresh.
             *slot = ThreadPipes::Unmade;
@@ -109,6 +112,7 @@ impl Pipes {
         device: RawFd,
         unique: u64,
         (fd, offset, size): (RawFd, u64, usize),
+        read: impl FnOnce(usize),
     ) -> Result<Spliced, Errno> {
         let mut off = offset as libc::loff_t;
         let mut got = 0;
@@ -121,6 +125,7 @@ impl Pipes {
                 Err(e) => return Err(e),
             }
         }
+        read(got);
         let header = fuse_out_header(16 + got, unique);
         // SAFETY: writes our 16-byte header.
         if unsafe { libc::write(self.reply.1.as_raw_fd(), header.as_ptr().cast(), 16) } != 16 {

@@ -32,8 +32,8 @@ pub fn copy_data(src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
     // Where SEEK_DATA last found data; it is asked again once the copy is past it.
     let mut data: i64 = -1;
     let mut skip_holes = true;
-    // The end of the source read ahead so far (see `readahead`).
-    let mut advised = 0;
+    // The copy is a sequential reader of the source (see `readahead`).
+    let mut stream = readahead::ReadAhead::default();
     while off < end {
         if skip_holes && data < off {
             data = unsafe { libc::lseek(src, off, libc::SEEK_DATA) };
@@ -48,11 +48,10 @@ pub fn copy_data(src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
                 continue;
             }
         }
-        if let Some(range) = readahead::for_copy(off as u64, &mut advised) {
-            readahead::advise(src, range);
-        }
         let stop = (off + CHUNK).min(end);
         copy_range(src, dst, off, stop)?;
+        let len = (stop - off) as u64;
+        stream.after_read(off as u64, len, len).apply(src);
         off = stop;
     }
     // A trailing hole still sets the size.
