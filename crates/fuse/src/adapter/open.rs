@@ -1,7 +1,7 @@
 //! Open files: how each is served (see `iomode`), and their descriptors.
 use super::*;
 use unionctl_union::readahead::ReadAhead;
-use unionctl_union::writebehind::{self, WriteBehind};
+use unionctl_union::writebehind::WriteBehind;
 
 /// An open file handle.
 pub(super) struct OpenHandle {
@@ -134,16 +134,14 @@ impl UnionFuse {
         advice.apply(fd);
     }
 
-    /// Records a write of N bytes at OFFSET through handle FH, and starts writing the
-    /// file back behind a sequential writer.
+    /// Records a write of N bytes at OFFSET through handle FH: behind a sequential writer,
+    /// starts writing the file back and drops what was written back before.
     pub(super) fn write_behind(&self, fh: FileHandle, offset: u64, n: usize) {
-        let range = match self.handles.lock().unwrap().get_mut(&fh.0) {
+        let behind = match self.handles.lock().unwrap().get_mut(&fh.0) {
             Some(h) => h.behind.after_write(offset, n as u64),
-            None => None,
+            None => return,
         };
-        if let Some(range) = range {
-            writebehind::start(fd_of(fh), range);
-        }
+        behind.apply(fd_of(fh));
     }
 }
 
