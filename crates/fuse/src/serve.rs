@@ -317,6 +317,7 @@ pub(crate) fn serve_opened(
     }
     let mut fs = UnionFs::new(opened.layers).context("reading the layer roots")?;
     fs.metacopy = req.options.metacopy;
+    fs.sync_copies = !(req.options.no_fsync || req.options.volatile);
     let config = req.options.fuser_config(read_only(req));
     let threads = config.n_threads.unwrap_or(1);
     if threads > 1 {

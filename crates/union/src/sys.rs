@@ -71,6 +71,10 @@ pub fn fstat(fd: RawFd) -> io::Result<Stat> {
     Ok(st)
 }
 
+pub fn fsync(fd: RawFd) -> io::Result<()> {
+    check(unsafe { libc::fsync(fd) }).map(drop)
+}
+
 pub fn openat(dir: RawFd, p: &OsStr, flags: i32, mode: u32) -> io::Result<OwnedFd> {
     let c = rel(p)?;
     let fd = check(unsafe { libc::openat(dir, c.as_ptr(), flags | libc::O_CLOEXEC, mode) })?;

@@ -32,7 +32,7 @@ pub fn copy_data(src: RawFd, dst: RawFd, size: u64) -> io::Result<()> {
     // Where SEEK_DATA last found data; it is asked again once the copy is past it.
     let mut data: i64 = -1;
     let mut skip_holes = true;
-    // The copy is a sequential reader of the source (see `readahead`).
+    // The copy reads the source in sequence (see `readahead`).
     let mut stream = readahead::ReadAhead::default();
     while off < end {
         if skip_holes && data < off {
