@@ -391,6 +391,19 @@ fn inspect_has_docker_s_shape() {
             "{key}: {data}"
         );
     }
+    // `container inspect` and `image inspect` look for one kind only.
+    let same: Value = serde_json::from_str(&uc_ok(root, &["container", "inspect", "web"])).unwrap();
+    assert_eq!(same[0]["Id"], c["Id"]);
+    let id = uc_ok(root, &["image", "inspect", "-f", "{{.Id}}", "bb:1"]);
+    assert!(id.starts_with("sha256:"), "{id}");
+    for (args, want) in [
+        (["image", "inspect", "web"], "image \"web\": no such image"),
+        (["container", "inspect", "bb:1"], "container \"bb:1\": no such container"),
+    ] {
+        let r = uc(root, &args);
+        assert_ne!(r.code, 0, "{args:?}: {}", r.stdout);
+        assert!(r.stderr.contains(want), "{args:?}: {}", r.stderr);
+    }
     let text = c.to_string();
     for internal in ["supervisor_pid", "pid_start", "union_mnt_ns", "cgroups"] {
         assert!(!text.contains(internal), "{internal} shown: {text}");

@@ -278,6 +278,9 @@ pub enum ContainerCmd {
     /// Remove containers (as `rm`)
     #[command(after_help = "Examples:\n  unionctl container rm -f web")]
     Rm(RmArgs),
+    /// Show containers as JSON (as `inspect`, containers only)
+    #[command(after_help = "Examples:\n  unionctl container inspect -f '{{.State.Status}}' web")]
+    Inspect(InspectArgs),
 }
 
 #[derive(Subcommand, Debug, Clone)]
@@ -291,6 +294,30 @@ pub enum ImageCmd {
     /// Remove images (as `rmi`)
     #[command(after_help = "Examples:\n  unionctl image rm bb:1")]
     Rm(RmiArgs),
+    /// Show images as JSON (as `inspect`, images only)
+    #[command(after_help = "Examples:\n  unionctl image inspect -f '{{.Id}}' bb:1")]
+    Inspect(InspectArgs),
+    /// Show the layers of an image (as `history`)
+    #[command(after_help = "Examples:\n  unionctl image history bb:1")]
+    History(HistoryArgs),
+    /// Give an image another name (as `tag`)
+    #[command(after_help = "Examples:\n  unionctl image tag bb:1 bb:stable")]
+    Tag(TagArgs),
+    /// Write images to an archive (as `save`)
+    #[command(after_help = "Examples:\n  unionctl image save -o bb.tar bb:1")]
+    Save(SaveArgs),
+    /// Read images from an archive (as `load`)
+    #[command(after_help = "Examples:\n  unionctl image load -i bb.tar")]
+    Load(LoadArgs),
+    /// Make a one-layer image from a rootfs tar (as `import`)
+    #[command(after_help = "Examples:\n  unionctl image import rootfs.tar mybase:1")]
+    Import(ImportArgs),
+    /// Pull an image from a registry (as `pull`)
+    #[command(after_help = "Examples:\n  unionctl image pull localhost:5000/team/app:v1")]
+    Pull(PullArgs),
+    /// Push an image to a registry (as `push`)
+    #[command(after_help = "Examples:\n  unionctl image push app:1 localhost:5000/team/app:1")]
+    Push(PushArgs),
 }
 
 #[derive(Args, Debug, Clone)]

@@ -81,7 +81,7 @@ fn image_value(r: &listing::ImageRow) -> Value {
         "Repository": repo,
         "Tag": tag,
         "ID": &r.id[..12],
-        "Digest": "<none>",
+        "Digest": r.tag.split_once('@').map_or("<none>", |(_, d)| d),
         "CreatedAt": r.created.clone().unwrap_or_default(),
         "CreatedSince": human_ago(r.created.as_deref()),
         "Size": human_size(r.size),
@@ -163,29 +163,48 @@ pub fn history(root: &Path, a: HistoryArgs) -> anyhow::Result<i32> {
     Ok(0)
 }
 
-pub fn inspect(root: &Path, a: InspectArgs) -> anyhow::Result<i32> {
+/// What `inspect` looks for: `inspect` both, `image inspect` and `container inspect` one.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub enum Inspected {
+    Any,
+    Images,
+    Containers,
+}
+
+pub fn inspect(root: &Path, a: InspectArgs, what: Inspected) -> anyhow::Result<i32> {
     let format = Format::parse(a.format.as_deref(), false)?;
     let mut out = Vec::new();
     let mut failed = false;
+    let kind = match what {
+        Inspected::Any => "image or container",
+        Inspected::Images => "image",
+        Inspected::Containers => "container",
+    };
     // Containers first, as docker: a container's name is never taken for the prefix of
     // an image id.
     for t in &a.targets {
-        match unionctl::runner::inspect(root, t) {
-            Ok(c) => {
-                out.push(serde_json::to_value(c)?);
-                continue;
-            }
-            Err(e) if e.is_not_found() => {}
-            Err(e) => {
-                super::report("inspect", &e);
-                failed = true;
-                continue;
+        if what != Inspected::Images {
+            match unionctl::runner::inspect(root, t) {
+                Ok(c) => {
+                    out.push(serde_json::to_value(c)?);
+                    continue;
+                }
+                Err(e) if e.is_not_found() => {}
+                Err(e) => {
+                    super::report("inspect", &e);
+                    failed = true;
+                    continue;
+                }
             }
         }
-        match listing::inspect_image(root, t) {
+        let found = match what {
+            Inspected::Containers => Ok(None),
+            _ => listing::inspect_image(root, t),
+        };
+        match found {
             Ok(Some(img)) => out.push(serde_json::to_value(img)?),
             Ok(None) => {
-                let e = image::Error::no_such("image or container", t);
+                let e = image::Error::no_such(kind, t);
                 super::report("inspect", &e);
                 failed = true;
             }

@@ -12,7 +12,7 @@ mod registry;
 mod table;
 mod verbs;
 
-use args::{Cli, Command, SystemCmd};
+use args::{Cli, Command, ContainerCmd, ImageCmd, SystemCmd};
 use clap::{CommandFactory, FromArgMatches};
 use std::path::PathBuf;
 
@@ -144,7 +144,7 @@ fn dispatch(cmd: Command, root: PathBuf) -> anyhow::Result<i32> {
         Command::Tag(a) => images::tag(&root, a),
         Command::Rmi(a) => images::rmi(&root, a),
         Command::History(a) => images::history(&root, a),
-        Command::Inspect(a) => images::inspect(&root, a),
+        Command::Inspect(a) => images::inspect(&root, a, images::Inspected::Any),
         Command::Commit(a) => images::commit(&root, a),
         Command::Diff(a) => images::diff(&root, a),
         Command::Save(a) => images::save(&root, a),
@@ -197,5 +197,9 @@ fn only_prints(cmd: &Command) -> bool {
             | Command::Info
             | Command::Version
             | Command::System(SystemCmd::Df)
+            | Command::Image(
+                ImageCmd::Ls(_) | ImageCmd::Inspect(_) | ImageCmd::History(_) | ImageCmd::Save(_)
+            )
+            | Command::Container(ContainerCmd::Ls(_) | ContainerCmd::Inspect(_))
     )
 }

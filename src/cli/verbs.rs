@@ -5,6 +5,7 @@ use super::args::{
     TopArgs, VolumeCmd,
 };
 use super::format::Format;
+use super::images::Inspected;
 use super::table;
 use std::io::Write;
 use std::path::Path;
@@ -191,6 +192,9 @@ pub fn container(root: &Path, cmd: ContainerCmd) -> anyhow::Result<i32> {
         }
         ContainerCmd::Ls(a) => return super::containers::ps(root, a),
         ContainerCmd::Rm(a) => return super::containers::rm(root, a),
+        ContainerCmd::Inspect(a) => {
+            return super::images::inspect(root, a, Inspected::Containers);
+        }
     }
     Ok(0)
 }
@@ -208,6 +212,14 @@ pub fn image(root: &Path, cmd: ImageCmd) -> anyhow::Result<i32> {
         }
         ImageCmd::Ls(a) => return super::images::images(root, a),
         ImageCmd::Rm(a) => return super::images::rmi(root, a),
+        ImageCmd::Inspect(a) => return super::images::inspect(root, a, Inspected::Images),
+        ImageCmd::History(a) => return super::images::history(root, a),
+        ImageCmd::Tag(a) => return super::images::tag(root, a),
+        ImageCmd::Save(a) => return super::images::save(root, a),
+        ImageCmd::Load(a) => return super::images::load(root, a),
+        ImageCmd::Import(a) => return super::images::import(root, a),
+        ImageCmd::Pull(a) => return super::registry::pull(root, a),
+        ImageCmd::Push(a) => return super::registry::push(root, a),
     }
     Ok(0)
 }
