@@ -676,6 +676,7 @@ fn compressed_push_is_read_by_skopeo_and_by_us() {
     let root = t.path().join("store");
     two_layer_image(t.path(), &root);
     let want = format!("sha256:{}", image_id(&root, "two:layers"));
+    let mut gzip_digest = String::new();
     for (how, media) in [("gzip", "tar+gzip"), ("zstd", "tar+zstd")] {
         let name = format!("{}/packed/{how}:1", reg.host);
         let digest = uc_ok(
@@ -709,7 +710,32 @@ fn compressed_push_is_read_by_skopeo_and_by_us() {
         let other = t.path().join(how);
         assert_eq!(uc_ok(&other, &["pull", &name]).trim(), want);
         assert_same_layers(&root, "two:layers", &other, &name);
+        if how == "gzip" {
+            gzip_digest = digest.trim().to_string();
+        }
     }
+    // Pulled by the registry's digest (not the stored manifest's: the store keeps layers
+    // uncompressed): that reference names the image for run and inspect, images shows
+    // `REPO <none>`, image prune keeps it, rmi by it removes it.
+    let by_digest = format!("{}/packed/gzip@{gzip_digest}", reg.host);
+    let fresh = t.path().join("by-digest");
+    assert_eq!(uc_ok(&fresh, &["pull", &by_digest]).trim(), want);
+    assert_eq!(uc_ok(&fresh, &["run", "--rm", &by_digest]), "changed\n");
+    let v: serde_json::Value =
+        serde_json::from_str(&uc_ok(&fresh, &["image", "inspect", &by_digest])).unwrap();
+    assert_eq!(v[0]["RepoDigests"], serde_json::json!([by_digest]));
+    assert_eq!(v[0]["RepoTags"], serde_json::json!([]));
+    let listed = format!("{}/packed/gzip <none> {}\n", reg.host, &want[7..19]);
+    let images = ["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"];
+    assert_eq!(uc_ok(&fresh, &images), listed);
+    uc_ok(&fresh, &["image", "prune", "-f"]);
+    assert_eq!(uc_ok(&fresh, &images), listed);
+    let removed = uc_ok(&fresh, &["rmi", &by_digest]);
+    assert!(
+        removed.contains(&format!("Untagged: {by_digest}")),
+        "{removed}"
+    );
+    assert_store_empty(&fresh);
     let layout = t.path().join("layout");
     let name = format!("{}/packed/gzip:1", reg.host);
     check_two_layer_rootfs(&skopeo_copy_and_unpack(&name, &layout, "gz", t.path()));

@@ -18,10 +18,7 @@ pub fn pull(root: &Path, a: PullArgs) -> anyhow::Result<i32> {
     if !a.quiet && std::io::stderr().is_terminal() {
         eprintln!(
             "{}: {} of {} layers downloaded, stored as {}",
-            a.reference,
-            pulled.downloaded,
-            pulled.layers,
-            pulled.tag.as_deref().unwrap_or("<none>")
+            a.reference, pulled.downloaded, pulled.layers, pulled.name
         );
     }
     println!("sha256:{}", pulled.id);

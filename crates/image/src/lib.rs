@@ -74,7 +74,11 @@ pub fn save(
     for r in refs {
         let found = store.resolve(r)?;
         let img = store.load(&found)?;
-        let named = img.tags.iter().filter(|t| store::tag_matches(t, r));
+        // Saved with the tags it was named by (an archive's names hold no digest).
+        let named = img
+            .tags
+            .iter()
+            .filter(|t| !store::is_digest_name(t) && store::tag_matches(t, r));
         match images.iter_mut().find(|(i, _)| i.id == img.id) {
             Some((_, tags)) => {
                 for t in named {

@@ -27,7 +27,7 @@ pub fn images(root: &Path) -> Result<Vec<ImageRow>> {
         let tags = if img.tags.is_empty() {
             vec![String::new()]
         } else {
-            img.tags.clone()
+            shown_names(&img.tags)
         };
         let labels: BTreeMap<String, String> = img
             .config
@@ -48,6 +48,26 @@ pub fn images(root: &Path) -> Result<Vec<ImageRow>> {
         }
     }
     Ok(rows)
+}
+
+/// The names `images` shows of an image: its tags, and a digest it was pulled by where no
+/// tag names its repository (one `REPO <none>` line per repository, as docker shows).
+fn shown_names(names: &[String]) -> Vec<String> {
+    let (digests, mut shown): (Vec<&String>, Vec<String>) = (
+        names.iter().filter(|n| store::is_digest_name(n)).collect(),
+        names
+            .iter()
+            .filter(|n| !store::is_digest_name(n))
+            .cloned()
+            .collect(),
+    );
+    for d in digests {
+        let repo = split_tag(d).0;
+        if !shown.iter().any(|s| split_tag(s).0 == repo) {
+            shown.push(d.clone());
+        }
+    }
+    shown
 }
 
 /// REPOSITORY and TAG columns ("" is an image without a name).
@@ -91,9 +111,11 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
             .iter()
             .find(|t| store::tag_matches(t, reference))
             .cloned();
-        // By name while other names remain: only the name goes.
+        // By name while other names remain: only the name goes. A digest an image was
+        // pulled by does not keep it once its last tag goes (docker untags it too).
+        let tags = r.tags.iter().filter(|t| !store::is_digest_name(t)).count();
         if let Some(t) = &named
-            && r.tags.len() > 1
+            && (if store::is_digest_name(t) { r.tags.len() } else { tags }) > 1
         {
             descs.retain(|d| {
                 !(d.digest().digest() == r.manifest && store::ref_name(d).as_ref() == Some(t))
@@ -101,7 +123,7 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
             out.push(format!("Untagged: {t}"));
             return Ok(());
         }
-        if named.is_none() && r.tags.len() > 1 && !force {
+        if named.is_none() && tags > 1 && !force {
             bail!(
                 "image {} has several names ({}): remove them by name or use -f",
                 &id[..12],
@@ -254,17 +276,23 @@ pub fn image_inspect(store: &Store, img: &Image) -> ImageInspect {
         .rev()
         .map(|d| store.layer_dir(d).display().to_string())
         .collect();
-    let repo_digests = img
+    let (digests, tags): (Vec<String>, Vec<String>) = img
         .tags
         .iter()
-        .map(|t| {
-            let (name, _) = split_tag(t);
-            format!("{name}@sha256:{}", img.manifest_hex)
-        })
-        .collect();
+        .cloned()
+        .partition(|t| store::is_digest_name(t));
+    // The digests it was pulled by; for a repository without one, the stored manifest's.
+    let mut repo_digests = digests.clone();
+    for t in &tags {
+        let (name, _) = split_tag(t);
+        let known = repo_digests.iter().any(|d| split_tag(d).0 == name);
+        if !known {
+            repo_digests.push(format!("{name}@sha256:{}", img.manifest_hex));
+        }
+    }
     ImageInspect {
         id: format!("sha256:{}", img.id),
-        repo_tags: img.tags.clone(),
+        repo_tags: tags,
         repo_digests,
         created: text("created"),
         author: text("author"),

@@ -22,8 +22,8 @@ mod refs;
 pub use blobs::{BackgroundBlob, BlobWriter, TeeReader};
 pub use intake::LayerFile;
 pub use refs::{
-    REF_NAME, check_ref, descriptor, group_refs, normalize_ref, ref_name, short_name, split_tag,
-    strip_sha, tag_matches,
+    REF_NAME, check_ref, descriptor, group_refs, is_digest_name, normalize_ref, ref_name,
+    short_name, split_tag, strip_sha, tag_matches,
 };
 
 use super::container;

@@ -20,7 +20,7 @@ const CONFIG_TYPES: &[&str] = &[
 /// What a pull brought: the image id and the name it was stored under.
 pub struct Pulled {
     pub id: String,
-    pub tag: Option<String>,
+    pub name: String,
     pub layers: usize,
     /// Layers downloaded (the others were in the store already).
     pub downloaded: usize,
@@ -115,15 +115,11 @@ pub fn pull(
     for diff in &diff_ids {
         layers.push((diff.clone(), fs::metadata(store.blob_path(diff))?.len()));
     }
-    let tag = r.store_tag();
-    let (id, _) = store.record_image(
-        &config_raw,
-        &layers,
-        &tag.iter().cloned().collect::<Vec<_>>(),
-    )?;
+    let name = r.store_name();
+    let (id, _) = store.record_image(&config_raw, &layers, std::slice::from_ref(&name))?;
     Ok(Pulled {
         id,
-        tag,
+        name,
         layers: diff_ids.len(),
         downloaded,
     })

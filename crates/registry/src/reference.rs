@@ -51,13 +51,13 @@ impl Reference {
         format!("{}/{}", self.registry, self.repository)
     }
 
-    /// The store name for a pulled image: `name:tag` (`latest` by default); None when
-    /// it was named by digest only.
-    pub fn store_tag(&self) -> Option<String> {
+    /// The store name for a pulled image: `name:tag` (`latest` by default), or
+    /// `name@digest` when it was named by digest only (docker's `REPO <none>`).
+    pub fn store_name(&self) -> String {
         match (&self.tag, &self.digest) {
-            (Some(t), _) => Some(format!("{}:{t}", self.name())),
-            (None, Some(_)) => None,
-            (None, None) => Some(format!("{}:latest", self.name())),
+            (Some(t), _) => format!("{}:{t}", self.name()),
+            (None, Some(d)) => format!("{}@{d}", self.name()),
+            (None, None) => format!("{}:latest", self.name()),
         }
     }
 
@@ -115,7 +115,7 @@ mod tests {
         assert_eq!(r.repository, "team/app");
         assert_eq!(r.tag.as_deref(), Some("v1"));
         assert!(r.is_local());
-        assert_eq!(r.store_tag().unwrap(), "127.0.0.1:5000/team/app:v1");
+        assert_eq!(r.store_name(), "127.0.0.1:5000/team/app:v1");
 
         let r = p("localhost/app");
         assert_eq!(
@@ -139,7 +139,7 @@ mod tests {
         let r = p(&format!("localhost:5000/app@{d}"));
         assert_eq!(r.digest.as_deref(), Some(d.as_str()));
         assert_eq!(r.manifest_ref(), d);
-        assert_eq!(r.store_tag(), None);
+        assert_eq!(r.store_name(), format!("localhost:5000/app@{d}"));
         let r = p(&format!("localhost:5000/app:t@{d}"));
         assert_eq!(r.tag.as_deref(), Some("t"));
         assert_eq!(r.to_string(), format!("localhost:5000/app:t@{d}"));

@@ -90,8 +90,17 @@ pub fn check_ref(r: &str) -> Result<String> {
     Ok(normalize_ref(r))
 }
 
-/// Splits `name:tag` for display.
+/// Whether a stored name is `name@sha256:...`: the digest an image was pulled by
+/// (docker's RepoDigests), not a tag.
+pub fn is_digest_name(t: &str) -> bool {
+    t.contains('@')
+}
+
+/// Splits `name:tag` for display; `name@digest` has no tag.
 pub fn split_tag(t: &str) -> (String, String) {
+    if let Some((name, _)) = t.split_once('@') {
+        return (name.to_string(), "<none>".into());
+    }
     match t.rsplit_once(':') {
         Some((n, tag)) if !tag.contains('/') => (n.to_string(), tag.to_string()),
         _ => (t.to_string(), "<none>".into()),
@@ -117,6 +126,16 @@ mod tests {
         assert!(tag_matches("docker.io/library/busybox:latest", "busybox"));
         assert!(tag_matches("localhost/a:1", "localhost/a:1"));
         assert!(!tag_matches("busybox:1", "busybox"));
+        let d = format!("sha256:{}", "a".repeat(64));
+        assert!(tag_matches(
+            &format!("h:5000/x@{d}"),
+            &format!("h:5000/x@{d}")
+        ));
+        assert!(is_digest_name(&format!("h:5000/x@{d}")));
+        assert_eq!(
+            split_tag(&format!("h:5000/x@{d}")),
+            ("h:5000/x".to_string(), "<none>".to_string())
+        );
         for bad in ["Upper", "a b", "bb::1", "bb:-x"] {
             assert!(check_ref(bad).is_err(), "{bad}");
         }
