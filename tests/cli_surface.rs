@@ -391,6 +391,21 @@ fn inspect_has_docker_s_shape() {
             "{key}: {data}"
         );
     }
+    // The union's lowers: the init layer on the image's layers.
+    let image_lowers = uc_ok(
+        root,
+        &[
+            "image",
+            "inspect",
+            "-f",
+            "{{.GraphDriver.Data.LowerDir}}",
+            "bb:1",
+        ],
+    );
+    let lowers = data["LowerDir"].as_str().unwrap();
+    let (init, below) = lowers.split_once(':').unwrap_or((lowers, ""));
+    assert!(init.ends_with("/init"), "{lowers}");
+    assert_eq!(below, image_lowers.trim_end(), "{lowers}");
     // `container inspect` and `image inspect` look for one kind only.
     let same: Value = serde_json::from_str(&uc_ok(root, &["container", "inspect", "web"])).unwrap();
     assert_eq!(same[0]["Id"], c["Id"]);
@@ -398,7 +413,10 @@ fn inspect_has_docker_s_shape() {
     assert!(id.starts_with("sha256:"), "{id}");
     for (args, want) in [
         (["image", "inspect", "web"], "image \"web\": no such image"),
-        (["container", "inspect", "bb:1"], "container \"bb:1\": no such container"),
+        (
+            ["container", "inspect", "bb:1"],
+            "container \"bb:1\": no such container",
+        ),
     ] {
         let r = uc(root, &args);
         assert_ne!(r.code, 0, "{args:?}: {}", r.stdout);

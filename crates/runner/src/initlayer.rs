@@ -61,9 +61,14 @@ fn make_dir(init: &Path, lowers: &[PathBuf], rel: &str) -> Result<()> {
     Ok(())
 }
 
+/// The init layer's directory of `c` (made by `prepare`).
+pub fn dir(c: &Container) -> PathBuf {
+    c.dir.join("init")
+}
+
 /// Writes the init layer of `c` (once) and returns its directory.
 pub fn prepare(c: &Container) -> Result<PathBuf> {
-    let init = c.dir.join("init");
+    let init = dir(c);
     fs::create_dir_all(&init).map_err(io("mkdir", &init))?;
     let lowers = &c.lowers;
     for dir in ["/proc", "/sys", "/dev"] {

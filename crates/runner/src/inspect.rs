@@ -288,7 +288,15 @@ pub fn inspect_view(c: &Container) -> ContainerInspect {
     let running = c.status == Status::Running;
     let cfg = &c.config;
     let mode = |ro: bool| if ro { "ro" } else { "rw" }.to_string();
-    let lowers: Vec<String> = c.lowers.iter().map(|l| l.display().to_string()).collect();
+    // The union's lowers: the init layer (once the container has started) on the image's.
+    let init = super::initlayer::dir(c);
+    let lowers: Vec<String> = init
+        .is_dir()
+        .then_some(&init)
+        .into_iter()
+        .chain(&c.lowers)
+        .map(|l| l.display().to_string())
+        .collect();
     ContainerInspect {
         id: c.id.clone(),
         name: format!("/{}", c.name),
