@@ -728,6 +728,12 @@ fn compressed_push_is_read_by_skopeo_and_by_us() {
     let listed = format!("{}/packed/gzip <none> {}\n", reg.host, &want[7..19]);
     let images = ["images", "--format", "{{.Repository}} {{.Tag}} {{.ID}}"];
     assert_eq!(uc_ok(&fresh, &images), listed);
+    let table = uc_ok(&fresh, &["images", "--digests"]);
+    assert!(
+        table.starts_with("REPOSITORY") && table.contains(" DIGEST "),
+        "{table}"
+    );
+    assert!(table.contains(&gzip_digest), "{table}");
     uc_ok(&fresh, &["image", "prune", "-f"]);
     assert_eq!(uc_ok(&fresh, &images), listed);
     let removed = uc_ok(&fresh, &["rmi", &by_digest]);

@@ -676,6 +676,9 @@ pub struct ImagesArgs {
     /// Print image ids only
     #[arg(short = 'q', long)]
     pub quiet: bool,
+    /// Show the digest each image was pulled by (DIGEST column)
+    #[arg(long)]
+    pub digests: bool,
     /// Only images matching KEY=VALUE: dangling=true|false, reference=PATTERN ('*'
     /// and '?'), label=KEY[=VALUE] (repeatable)
     #[arg(short = 'f', long = "filter", value_name = "KEY=VALUE")]

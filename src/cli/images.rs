@@ -48,16 +48,23 @@ pub fn images(root: &Path, a: ImagesArgs) -> anyhow::Result<i32> {
         _ => None,
     };
     format.print_rows(&values, &header, || {
-        let head = ["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+        let mut head = vec!["REPOSITORY", "TAG", "IMAGE ID", "CREATED", "SIZE"];
+        if a.digests {
+            head.insert(2, "DIGEST");
+        }
         let body = rows.iter().map(|r| {
             let (repo, tag) = listing::repo_and_tag(&r.tag);
-            vec![
+            let mut row = vec![
                 repo,
                 tag,
                 r.id[..12].to_string(),
                 human_ago(r.created.as_deref()),
                 human_size(r.size),
-            ]
+            ];
+            if a.digests {
+                row.insert(2, r.digest.clone().unwrap_or_else(|| "<none>".into()));
+            }
+            row
         });
         table::print(&table::with_head(&head, body));
     })?;
@@ -81,7 +88,7 @@ fn image_value(r: &listing::ImageRow) -> Value {
         "Repository": repo,
         "Tag": tag,
         "ID": &r.id[..12],
-        "Digest": r.tag.split_once('@').map_or("<none>", |(_, d)| d),
+        "Digest": r.digest.as_deref().unwrap_or("<none>"),
         "CreatedAt": r.created.clone().unwrap_or_default(),
         "CreatedSince": human_ago(r.created.as_deref()),
         "Size": human_size(r.size),

@@ -10,6 +10,8 @@ use std::path::Path;
 #[derive(Debug, Clone)]
 pub struct ImageRow {
     pub tag: String,
+    /// The digest the image was pulled by from this name's repository, if it was.
+    pub digest: Option<String>,
     /// Image id: sha256 hex of the config.
     pub id: String,
     pub created: Option<String>,
@@ -38,8 +40,14 @@ pub fn images(root: &Path) -> Result<Vec<ImageRow>> {
             .into_iter()
             .collect();
         for tag in tags {
+            let repo = split_tag(&tag).0;
+            let digest = img.tags.iter().find_map(|n| {
+                let (name, digest) = n.split_once('@')?;
+                (name == repo).then(|| digest.to_string())
+            });
             rows.push(ImageRow {
                 tag,
+                digest,
                 id: img.id.clone(),
                 created: img.config.created().clone(),
                 size: img.size(),
