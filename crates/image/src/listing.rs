@@ -61,15 +61,12 @@ pub fn images(root: &Path) -> Result<Vec<ImageRow>> {
 /// The names `images` shows of an image: its tags, and a digest it was pulled by where no
 /// tag names its repository (one `REPO <none>` line per repository, as docker shows).
 fn shown_names(names: &[String]) -> Vec<String> {
-    let (digests, mut shown): (Vec<&String>, Vec<String>) = (
-        names.iter().filter(|n| store::is_digest_name(n)).collect(),
-        names
-            .iter()
-            .filter(|n| !store::is_digest_name(n))
-            .cloned()
-            .collect(),
-    );
-    for d in digests {
+    let mut shown: Vec<String> = names
+        .iter()
+        .filter(|n| !store::is_digest_name(n))
+        .cloned()
+        .collect();
+    for d in names.iter().filter(|n| store::is_digest_name(n)) {
         let repo = split_tag(d).0;
         if !shown.iter().any(|s| split_tag(s).0 == repo) {
             shown.push(d.clone());
@@ -122,8 +119,12 @@ fn rmi_one(store: &Store, reference: &str, force: bool) -> Result<Vec<String>> {
         // By name while other names remain: only the name goes. A digest an image was
         // pulled by does not keep it once its last tag goes (docker untags it too).
         let tags = r.tags.iter().filter(|t| !store::is_digest_name(t)).count();
+        let others_keep_it = |t: &String| match store::is_digest_name(t) {
+            true => r.tags.len() > 1,
+            false => tags > 1,
+        };
         if let Some(t) = &named
-            && (if store::is_digest_name(t) { r.tags.len() } else { tags }) > 1
+            && others_keep_it(t)
         {
             descs.retain(|d| {
                 !(d.digest().digest() == r.manifest && store::ref_name(d).as_ref() == Some(t))

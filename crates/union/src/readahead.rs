@@ -27,10 +27,11 @@ const START: u64 = 512 << 10;
 /// FUSE's read-ahead requests reach the serving threads slightly out of order.
 const SLACK: u64 = 2 << 20;
 /// The layer's pages are dropped this far behind the reader (a late request of the
-/// stream still finds its pages), in whole units of the largest folio the page cache
-/// makes (2 MiB on x86-64): a range that covers part of a folio drops nothing of it.
+/// stream still finds its pages), in whole folios.
 const BEHIND: u64 = 2 << 20;
-const FOLIO: u64 = 2 << 20;
+/// The largest folio the page cache makes (2 MiB on x86-64): pages are dropped in whole
+/// units of it, as a range that covers part of a folio drops nothing of it.
+pub const FOLIO: u64 = 2 << 20;
 
 /// The read-ahead state of one open file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

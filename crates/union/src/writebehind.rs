@@ -10,14 +10,13 @@
 //! dropped a chunk after its write-back started (pages still dirty or being written stay):
 //! freed at once, those pages come back as the next ones the writes need, already backed
 //! by the host (see `readahead`).
+use crate::readahead::FOLIO;
 use std::os::fd::RawFd;
 
 /// A stream this long is one to write back behind.
 const START: u64 = 8 << 20;
 /// Write-back is started for this much at a time.
 const CHUNK: u64 = 8 << 20;
-/// The largest folio of the page cache: a range that covers part of one drops none of it.
-const FOLIO: u64 = 2 << 20;
 
 /// The write-behind state of one open file.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
