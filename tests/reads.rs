@@ -122,3 +122,73 @@ fn upper_has(dirs: &UnionDirs, data: &[u8]) -> bool {
     let upper: &Path = dirs.upper.as_ref().unwrap();
     std::fs::read(upper.join("big")).is_ok_and(|d| d == data)
 }
+
+/// The share of FILE's pages in the page cache (mincore of a mapping of it).
+fn cached_share(file: &Path) -> f64 {
+    let f = std::fs::File::open(file).unwrap();
+    let len = f.metadata().unwrap().len() as usize;
+    let page = 4096;
+    let mut vec = vec![0u8; len.div_ceil(page)];
+    use std::os::fd::AsRawFd;
+    // SAFETY: a read-only shared mapping of an open file, unmapped before returning.
+    unsafe {
+        let p = libc::mmap(
+            std::ptr::null_mut(),
+            len,
+            libc::PROT_READ,
+            libc::MAP_SHARED,
+            f.as_raw_fd(),
+            0,
+        );
+        assert_ne!(p, libc::MAP_FAILED, "mmap {}", file.display());
+        assert_eq!(libc::mincore(p, len, vec.as_mut_ptr()), 0);
+        libc::munmap(p, len);
+    }
+    vec.iter().filter(|&&b| b & 1 == 1).count() as f64 / vec.len() as f64
+}
+
+/// Written, synced and dropped from the page cache: read next from the disk.
+fn write_cold(path: &Path, data: &[u8]) {
+    let f = std::fs::File::create(path).unwrap();
+    f.write_all_at(data, 0).unwrap();
+    f.sync_all().unwrap();
+    use std::os::fd::AsRawFd;
+    // SAFETY: advice on an open file.
+    let r = unsafe { libc::posix_fadvise(f.as_raw_fd(), 0, 0, libc::POSIX_FADV_DONTNEED) };
+    assert_eq!(r, 0);
+}
+
+/// A big file read once through the mount leaves the layer's page cache (the mount's
+/// holds it; adapter read-ahead drops it behind the reader); a small one stays there for
+/// the next mount of the layer.
+#[test]
+fn a_big_file_read_once_leaves_the_layers_page_cache_a_small_one_stays() {
+    assert!(common::is_root(), "mounts FUSE: run as root");
+    let s = Scratch::new("reads-drop-behind");
+    let lower = s.mkdir("lower");
+    let big = content(96 << 20);
+    write_cold(&lower.join("big"), &big);
+    write_cold(&lower.join("small"), &big[..LEN]);
+    let dirs = UnionDirs {
+        lowers: vec![lower.clone()],
+        upper: Some(s.mkdir("upper")),
+        work: Some(s.mkdir("work")),
+    };
+    let merged = s.mkdir("merged");
+    let mut m = mount_unionctl(&dirs, &merged, &[]).expect("mount");
+    assert!(std::fs::read(merged.join("small")).unwrap() == big[..LEN]);
+    assert!(std::fs::read(merged.join("big")).unwrap() == big);
+    let (small_share, big_share) = (
+        cached_share(&lower.join("small")),
+        cached_share(&lower.join("big")),
+    );
+    assert!(
+        small_share > 0.99,
+        "the small file's pages went: {small_share:.2} cached"
+    );
+    assert!(
+        big_share < 0.1,
+        "the big file's pages stayed: {big_share:.2} cached"
+    );
+    m.unmount().unwrap();
+}

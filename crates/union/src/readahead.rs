@@ -14,7 +14,8 @@
 //! host had reclaimed the free memory. Dropped behind the reader, the layer's pages go
 //! back to the allocator and come again as the next pages the read needs, already
 //! backed: the copies fell to 1/8, the read to 0.83-0.89 s from 1.2-1.9. What the mount
-//! caches is the file; the layer's second copy of a stream is seldom read again.
+//! caches is the file; the layer's second copy of a big file read once is seldom read
+//! again (small ones stay: see DROP_AFTER).
 use std::os::fd::RawFd;
 
 /// How far ahead of the reader the advice reaches.
@@ -26,6 +27,10 @@ const START: u64 = 512 << 10;
 /// Reads this far behind or beyond the end of the last one still belong to its stream:
 /// FUSE's read-ahead requests reach the serving threads slightly out of order.
 const SLACK: u64 = 2 << 20;
+/// A stream this long is a big file read once, whose pages behind it are dropped. Below
+/// (binaries, libraries: what the containers of one image read again) they stay, for
+/// the next mount of the layer to find in the page cache.
+const DROP_AFTER: u64 = 64 << 20;
 /// The layer's pages are dropped this far behind the reader (a late request of the
 /// stream still finds its pages), in whole folios.
 const BEHIND: u64 = 2 << 20;
@@ -79,7 +84,7 @@ impl ReadAhead {
             advice.ahead = Some((from, CHUNK));
         }
         let upto = self.end.saturating_sub(BEHIND) / FOLIO * FOLIO;
-        if upto > self.dropped {
+        if self.end - self.start >= DROP_AFTER && upto > self.dropped {
             advice.behind = Some((self.dropped, upto - self.dropped));
             self.dropped = upto;
         }
@@ -140,9 +145,13 @@ mod tests {
     }
 
     #[test]
-    fn what_a_reader_left_behind_is_dropped_in_whole_folios() {
+    fn what_a_reader_of_a_big_file_left_behind_is_dropped_in_whole_folios() {
         let mut ra = ReadAhead::default();
-        let behind = behinds(&reads(&mut ra, (0..512).map(|i| i * K128))); // 64 MiB
+        let advice = reads(&mut ra, (0..1024).map(|i| i * K128)); // 128 MiB
+        // Nothing while the stream is shorter than DROP_AFTER.
+        let first = advice.iter().position(|a| a.behind.is_some()).unwrap() as u64;
+        assert_eq!((first + 1) * K128, DROP_AFTER);
+        let behind = behinds(&advice);
         // Back to back from the start, whole folios, never within BEHIND of the reader.
         assert_eq!(behind[0].0, 0);
         for w in behind.windows(2) {
@@ -154,14 +163,14 @@ mod tests {
                 .all(|&(o, l)| o % FOLIO == 0 && l % FOLIO == 0)
         );
         let (o, l) = *behind.last().unwrap();
-        assert_eq!(o + l, ((64 << 20) - BEHIND) / FOLIO * FOLIO);
+        assert_eq!(o + l, ((128 << 20) - BEHIND) / FOLIO * FOLIO);
     }
 
     #[test]
     fn a_stream_started_mid_file_drops_nothing_before_it() {
         let mut ra = ReadAhead::default();
         let from = (100 << 20) + 3 * K128;
-        let behind = behinds(&reads(&mut ra, (0..128).map(|i| from + i * K128)));
+        let behind = behinds(&reads(&mut ra, (0..1024).map(|i| from + i * K128)));
         assert!(behind[0].0 >= from);
         assert_eq!(behind[0].0 % FOLIO, 0);
     }
