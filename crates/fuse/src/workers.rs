@@ -325,7 +325,13 @@ impl Workers {
                 return;
             }
             match device(dev) {
-                Device::Gone => return,
+                Device::Gone => {
+                    // The session ended: the primary, woken with ENODEV, must not wait
+                    // behind everything else to end the process, which holds the upper
+                    // and work dirs locked until it exits (a new mount of them waits).
+                    self.release_primary();
+                    return;
+                }
                 Device::Waiting if waiting => {
                     // Requests waited a tick: serve them; the primary, if pinned to a
                     // CPU where something else runs, may go anywhere until it follows.
