@@ -71,18 +71,15 @@ impl WriteBehind {
     }
 }
 
-/// Starts writing (offset, length) of FD back to its disk, without waiting for it;
-/// errors are ignored (fsync reports what matters).
-fn start(fd: RawFd, (off, len): (u64, u64)) {
-    // SAFETY: no memory is passed.
-    unsafe { libc::sync_file_range(fd, off as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE) };
-}
-
 impl Behind {
-    /// Starts the write-back in FD and drops what is clean.
+    /// Starts the write-back in FD without waiting for it, and drops what is clean;
+    /// errors are ignored (fsync reports what matters).
     pub fn apply(self, fd: RawFd) {
-        if let Some(range) = self.write_back {
-            start(fd, range);
+        if let Some((off, len)) = self.write_back {
+            // SAFETY: no memory is passed.
+            unsafe {
+                libc::sync_file_range(fd, off as i64, len as i64, libc::SYNC_FILE_RANGE_WRITE)
+            };
         }
         if let Some((off, len)) = self.drop {
             // SAFETY: no memory is passed.
