@@ -73,10 +73,11 @@ fn pty_session_driven_by_a_script() {
         .write_all(b"tty; stty size; echo TERM=$TERM\n")
         .unwrap();
     wait_output("30 100");
-    // A trap prints the size when SIGWINCH arrives; `wait` returns on a trapped signal.
-    // The marker is printed split so the echo of the typed line cannot match it.
+    // A trap prints the size when SIGWINCH arrives and ends the background job, so
+    // `wait` returns whether the signal comes before it starts or during it. The marker
+    // is printed split so the echo of the typed line cannot match it.
     master
-        .write_all(b"trap 'stty size' WINCH; sleep 60 & echo ar''med; wait; kill %1\n")
+        .write_all(b"trap 'stty size; kill %1' WINCH; sleep 60 & echo ar''med; wait\n")
         .unwrap();
     wait_output("armed\r\n");
     // Window size changes reach the container.
