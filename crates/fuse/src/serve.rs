@@ -317,13 +317,13 @@ pub(crate) fn serve_opened(
     }
     let mut fs = UnionFs::new(opened.layers).context("reading the layer roots")?;
     fs.metacopy = req.options.metacopy;
-    fs.sync_copies = !(req.options.no_fsync || req.options.volatile);
     let config = req.options.fuser_config(read_only(req));
     let threads = config.n_threads.unwrap_or(1);
     if threads > 1 {
         // Started here, before the serving threads lower their priority (workers.rs).
         fs.copier = cow::Copier::start(2).context("starting the copy-up threads")?;
     }
+    fs.copier.sync = !(req.options.no_fsync || req.options.volatile);
     let mut union = UnionFuse::new(fs);
     union.allow_passthrough = !req.options.no_passthrough;
     union.no_fsync = req.options.no_fsync || req.options.volatile;

@@ -15,6 +15,7 @@ struct Job {
     src: RawFd,
     dst: RawFd,
     size: u64,
+    sync: bool,
     done: mpsc::SyncSender<io::Result<()>>,
 }
 
@@ -25,9 +26,20 @@ struct CopyThread {
 }
 
 /// Where `copy_data` runs: `Copier::default()` always in the calling thread.
-#[derive(Default)]
 pub struct Copier {
     threads: Vec<CopyThread>,
+    /// Each copy is fsynced before it is handed back, as overlayfs syncs copied-up data
+    /// (not on `volatile` or `fsync=0` mounts); where the copy ran, at its priority.
+    pub sync: bool,
+}
+
+impl Default for Copier {
+    fn default() -> Copier {
+        Copier {
+            threads: Vec::new(),
+            sync: true,
+        }
+    }
 }
 
 impl Copier {
@@ -41,7 +53,7 @@ impl Copier {
                 .spawn(move || {
                     for j in rx {
                         // Its caller waits for the answer; a send fails only if it has gone.
-                        let _ = j.done.send(super::copy_data(j.src, j.dst, j.size));
+                        let _ = j.done.send(copy_and_sync(j.src, j.dst, j.size, j.sync));
                     }
                 })?;
             c.threads.push(CopyThread {
@@ -67,24 +79,34 @@ impl Copier {
             })
             .flatten();
         let Some(t) = free else {
-            return super::copy_data(src, dst, size);
+            return copy_and_sync(src, dst, size, self.sync);
         };
         let (done, result) = mpsc::sync_channel(1);
         let sent = t.jobs.send(Job {
             src,
             dst,
             size,
+            sync: self.sync,
             done,
         });
         let r = match sent {
             Ok(()) => result
                 .recv()
-                .unwrap_or_else(|_| super::copy_data(src, dst, size)),
-            Err(_) => super::copy_data(src, dst, size),
+                .unwrap_or_else(|_| copy_and_sync(src, dst, size, self.sync)),
+            Err(_) => copy_and_sync(src, dst, size, self.sync),
         };
         t.busy.store(false, Ordering::Release);
         r
     }
+}
+
+/// `copy_data`, then an fsync of DST when SYNC.
+fn copy_and_sync(src: RawFd, dst: RawFd, size: u64, sync: bool) -> io::Result<()> {
+    super::copy_data(src, dst, size)?;
+    if sync {
+        crate::sys::fsync(dst)?;
+    }
+    Ok(())
 }
 
 impl Drop for Copier {

@@ -44,9 +44,6 @@ pub struct UnionFs {
     pub metacopy: bool,
     /// Where copy-up copies data (the calling thread unless threads are started).
     pub copier: crate::cow::Copier,
-    /// Copied data reaches the disk before the copy takes its place, as overlayfs syncs
-    /// it (not for `volatile` or `fsync=0` mounts).
-    pub sync_copies: bool,
     /// The st_ino the root shows (its node id is ROOT): see `shown_ino`.
     root_ino: u64,
 }
@@ -121,7 +118,6 @@ impl UnionFs {
             on_attr_change: std::sync::OnceLock::new(),
             metacopy: false,
             copier: Default::default(),
-            sync_copies: true,
             root_ino: ROOT,
         };
         let upper = fs.layers.upper.is_some();

@@ -212,11 +212,7 @@ impl UnionFs {
         let dst = sys::openat(dir, p, libc::O_WRONLY | libc::O_NOFOLLOW, 0)?;
         let size = (sys::fstat(dst.as_raw_fd())?.st_size as u64)
             .min(sys::fstat(src.as_raw_fd())?.st_size as u64);
-        self.copier.copy(src.as_raw_fd(), dst.as_raw_fd(), size)?;
-        if self.sync_copies {
-            sys::fsync(dst.as_raw_fd())?;
-        }
-        Ok(())
+        self.copier.copy(src.as_raw_fd(), dst.as_raw_fd(), size)
     }
 
     /// Copies a node up with its data: a metacopy file gets the data of its lower file,
