@@ -408,7 +408,8 @@ fn idle_threads(pid: u32) -> Vec<String> {
 
 /// One daemon thread takes the requests; it runs at SCHED_IDLE on the CPU of its caller
 /// (a wake-up across CPUs costs a FUSE round trip most of its time): a new caller on
-/// another CPU takes it there.
+/// another CPU takes it there. On a loaded machine the starved primary is let go and
+/// parked threads serve instead, so this test runs alone (.config/nextest.toml).
 #[test]
 fn the_serving_thread_moves_to_its_callers_cpu() {
     assert!(common::is_root(), "mounts FUSE: run as root");
