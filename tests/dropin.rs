@@ -389,6 +389,93 @@ fn static_nlink_and_noxattrs_as_fuse_overlayfs() {
     assert!(ours.starts_with("nlink 1 "), "{ours}");
 }
 
+/// An upper dir fuse-overlayfs wrote (with its `.wh.` whiteouts, as it writes them where
+/// it cannot make a device, and the `.wh..wh..opq` it puts in every opaque dir) reads
+/// through the drop-in, called by fuse-overlayfs' own name, as through fuse-overlayfs:
+/// the same tree, its markers and private xattrs hidden, a new `.wh.` file refused alike
+/// (EINVAL; fuse-overlayfs lets a rename or mkdir make such a name, which it then reads
+/// as a marker, hiding what it names: the drop-in refuses those too).
+#[test]
+fn an_upper_fuse_overlayfs_wrote_reads_the_same_through_the_drop_in() {
+    if !have("fuse-overlayfs") {
+        return;
+    }
+    let t = setup("dropin-fo-upper");
+    std::os::unix::fs::symlink("unionctl", t.bin_dir.join("fuse-overlayfs")).unwrap();
+    for d in ["gone", "opaque", "kept"] {
+        std::fs::create_dir(t.lower.join(d)).unwrap();
+        for f in ["a", "b"] {
+            std::fs::write(t.lower.join(d).join(f), f).unwrap();
+        }
+    }
+    let run = |prog: &Path, env: bool| {
+        let mut c = Command::new(prog);
+        if env {
+            c.env("FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT", "1");
+        }
+        c.arg("-o").arg(t.label()).arg(&t.merged);
+        assert_ran(&run_with_timeout(c, 60), &prog.display().to_string());
+    };
+    // What a user sees: the tree (dirs' link counts aside: fuse-overlayfs counts
+    // subdirs, the kernel shows 1 for a merged dir), and what a new `.wh.` file gets.
+    let errno = |r: std::io::Result<()>| r.map_err(|e| e.raw_os_error());
+    let seen = |m: &Path| {
+        let mut tree = common::tree::snapshot(m).unwrap();
+        for e in tree.values_mut().filter(|e| e.kind == 'd') {
+            e.nlink = 0;
+        }
+        (tree, errno(std::fs::write(m.join(".wh.new"), b"")))
+    };
+    run(Path::new("fuse-overlayfs"), true);
+    let m = &t.merged;
+    std::fs::remove_dir_all(m.join("gone")).unwrap();
+    std::fs::remove_file(m.join("kept/a")).unwrap();
+    std::fs::remove_file(m.join("bottom")).unwrap();
+    std::fs::remove_dir_all(m.join("opaque")).unwrap();
+    std::fs::create_dir(m.join("opaque")).unwrap();
+    std::fs::write(m.join("opaque/new"), b"new").unwrap();
+    std::fs::write(m.join("top"), b"copied up\n").unwrap();
+    let (peer, peer_refused) = seen(m);
+    nix::mount::umount(m).unwrap();
+    let names: Vec<String> = walkdir::WalkDir::new(&t.upper)
+        .into_iter()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(
+        names.iter().any(|n| n == ".wh.bottom") && names.iter().any(|n| n == ".wh..wh..opq"),
+        "fuse-overlayfs wrote no `.wh.` markers: {names:?}"
+    );
+    run(&t.bin_dir.join("fuse-overlayfs"), false);
+    let m_type = mount_at(m).map(|i| i.fs_type);
+    let (ours, ours_refused) = seen(m);
+    let more_refused = [
+        errno(std::fs::rename(m.join("top"), m.join("kept/.wh.top"))),
+        errno(std::fs::create_dir(m.join(".wh.dir"))),
+        errno(std::fs::hard_link(m.join("top"), m.join(".wh.link"))),
+    ];
+    let private: Vec<String> = walkdir::WalkDir::new(m)
+        .into_iter()
+        .flat_map(|e| xattr::list(e.unwrap().path()).unwrap())
+        .map(|n| n.to_string_lossy().into_owned())
+        .filter(|n| n.starts_with("user.fuseoverlayfs."))
+        .collect();
+    t.umount();
+    assert_eq!(m_type.as_deref(), Some("fuse.fuse-overlayfs"));
+    let diff = common::tree::diff("unionctl", &ours, "fuse-overlayfs", &peer, 20);
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+    assert_eq!(ours_refused, peer_refused, "a new `.wh.` file");
+    assert_eq!(peer_refused, Err(Some(libc::EINVAL)));
+    assert_eq!(
+        more_refused,
+        [Err(Some(libc::EINVAL)); 3],
+        "rename, mkdir, link"
+    );
+    assert!(
+        private.is_empty(),
+        "fuse-overlayfs' own xattrs shown: {private:?}"
+    );
+}
+
 /// `redirect_dir=off` as the kernel (and fuse-overlayfs, which supports only that):
 /// renaming a directory with lower content fails with EXDEV (`mv` then copies), renaming
 /// a new directory or a file works.
@@ -528,41 +615,53 @@ fn lowerdir_plus_as_the_kernel() {
 }
 
 /// `xino=off`: layers on one file system mount as with `xino=auto` (the kernel's inode
-/// numbers are the same either way); across file systems, where unionctl always tags
-/// inode numbers as `xino` does, it is refused.
+/// numbers are the same either way); across file systems it mounts too (fuse-overlayfs'
+/// own tests mount so), and files with the same inode number in two layers keep
+/// distinct ones in the union.
 #[test]
-fn xino_off_only_on_one_file_system() {
+fn xino_off_mounts_and_keeps_inode_numbers_unique() {
     let t = setup("dropin-xino");
     assert_ran(&t.mount("xino=off"), "xino=off on one file system");
     t.umount();
-    let other = t.s.mkdir("tmpfs");
-    nix::mount::mount(
-        Some("tmpfs"),
-        &other,
-        Some("tmpfs"),
-        nix::mount::MsFlags::empty(),
-        Some("size=1m"),
-    )
-    .unwrap();
-    std::fs::write(other.join("f"), b"on tmpfs").unwrap();
+    // The first file of a fresh tmpfs has the same inode number in each.
+    let fs: Vec<PathBuf> = ["tmpfs-a", "tmpfs-b"]
+        .into_iter()
+        .map(|n| {
+            let d = t.s.mkdir(n);
+            nix::mount::mount(
+                Some("tmpfs"),
+                &d,
+                Some("tmpfs"),
+                nix::mount::MsFlags::empty(),
+                Some("size=1m"),
+            )
+            .unwrap();
+            std::fs::write(d.join(n), n).unwrap();
+            d
+        })
+        .collect();
+    let ino = |p: PathBuf| std::fs::metadata(p).unwrap().ino();
+    let real = [ino(fs[0].join("tmpfs-a")), ino(fs[1].join("tmpfs-b"))];
     let o = format!(
         "lowerdir={}:{},upperdir={},workdir={},xino=off",
-        other.display(),
-        t.lower.display(),
+        fs[0].display(),
+        fs[1].display(),
         t.upper.display(),
         t.work.display()
     );
     let out = t.overlay(&["-o".as_ref(), o.as_ref(), t.merged.as_os_str()]);
-    let mounted = is_mount_point(&t.merged);
-    if mounted {
+    let shown = is_mount_point(&t.merged).then(|| {
+        let shown = [ino(t.merged.join("tmpfs-a")), ino(t.merged.join("tmpfs-b"))];
         t.umount();
+        shown
+    });
+    for d in &fs {
+        nix::mount::umount(d).unwrap();
     }
-    nix::mount::umount(&other).unwrap();
-    assert!(
-        !out.status.success() && !mounted,
-        "xino=off across file systems mounted"
-    );
-    assert!(out.stderr.contains("xino=off"), "{}", out.stderr);
+    assert_ran(&out, "xino=off across file systems");
+    assert_eq!(real[0], real[1], "the test wants one inode number twice");
+    let shown = shown.expect("xino=off across file systems: not mounted");
+    assert_ne!(shown[0], shown[1], "one inode number for two files");
 }
 
 /// A POSIX ACL granting a user read access to a 0600 file, in the kernel's xattr format.

@@ -16,17 +16,19 @@ use args::{Cli, Command, ContainerCmd, ImageCmd, SystemCmd};
 use clap::{CommandFactory, FromArgMatches};
 use std::path::PathBuf;
 
-/// The name (of a symlink to unionctl) that takes fuse-overlayfs' command line.
-const OVERLAY_NAME: &str = "unionctl-overlay";
+/// The names (of a symlink to unionctl) that take fuse-overlayfs' command line: ours, and
+/// fuse-overlayfs' own, for a symlink put where podman and buildah look for it.
+const OVERLAY_NAMES: [&str; 2] = ["unionctl-overlay", "fuse-overlayfs"];
 
 /// Parses the command line, runs the command and returns the process exit status.
 pub fn main() -> i32 {
     unionctl::logging::to_stderr();
-    // Called as `unionctl-overlay` (a symlink): fuse-overlayfs' command line.
+    // Called as `unionctl-overlay` or `fuse-overlayfs` (a symlink): fuse-overlayfs'
+    // command line.
     let mut argv = std::env::args_os();
     let arg0 = argv.next().unwrap_or_default();
     let prog = unionctl::fuse::dropin::program_name(&arg0);
-    if prog == OVERLAY_NAME {
+    if OVERLAY_NAMES.contains(&prog.as_str()) {
         let args: Vec<_> = argv.collect();
         return unionctl::fuse::dropin::main(&prog, &args);
     }

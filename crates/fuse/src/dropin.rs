@@ -45,7 +45,10 @@ fn run(prog: &str, args: &[OsString]) -> Result<()> {
             merged,
             foreground,
         } => {
-            let req = MountRequest::new(Vec::new(), None, None, Format::Overlay, &options, merged)?;
+            let mut req =
+                MountRequest::new(Vec::new(), None, None, Format::Overlay, &options, merged)?;
+            // Serve the layers fuse-overlayfs wrote as it reads them.
+            req.spec.fuse_overlayfs = true;
             if foreground {
                 // This process becomes the daemon: it must not keep its caller's files
                 // open (a directory fd would keep another mount busy).

@@ -42,8 +42,10 @@ pub struct MountOptions {
     pub noacl: bool,
     /// `noxattrs=1` (fuse-overlayfs): extended attributes answer EOPNOTSUPP.
     pub noxattrs: bool,
-    /// `xino=off`: refuse layers on more than one file system (whose inode numbers
-    /// unionctl, as the kernel's `xino`, tags with the layer's file system).
+    /// `xino=off`: the kernel then keeps real inode numbers and tells layers apart by
+    /// st_dev, which a FUSE mount cannot vary; so inode numbers of layers on more than one
+    /// file system stay tagged (unique, as fuse-overlayfs keeps them), and the daemon
+    /// logs it.
     pub xino_off: bool,
     /// `redirect_dir=off` or `follow` (the kernel's): renaming a directory with lower
     /// content fails with EXDEV instead of writing a redirect.

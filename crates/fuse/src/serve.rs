@@ -74,6 +74,7 @@ impl MountRequest {
             user_xattr,
             volatile: options.volatile,
             no_redirects: options.no_redirects,
+            fuse_overlayfs: false,
         };
         Ok(MountRequest {
             spec,
@@ -186,15 +187,7 @@ pub(crate) fn open_layers(req: &MountRequest) -> Result<Opened> {
     // The kernel applies the caller's umask to what users create through the union;
     // ours must not strip the modes of what opening creates either.
     let old = unsafe { libc::umask(0) };
-    let layers = Layers::open(&req.spec).map_err(Error::from).and_then(|l| {
-        if req.options.xino_off && !l.single_dev {
-            bail!(
-                "-o xino=off: not supported for layers on more than one file system (unionctl \
-                 tags their inode numbers with the file system, as the kernel's xino does)"
-            );
-        }
-        Ok(l)
-    });
+    let layers = Layers::open(&req.spec).map_err(Error::from);
     unsafe { libc::umask(old) };
     match layers {
         Ok(layers) => Ok(Opened { layers, fresh_work }),
@@ -314,6 +307,13 @@ pub(crate) fn serve_opened(
     unionctl_union::logging::to_daemon_log(work.as_deref(), req.options.debug);
     for o in &req.options.no_effect {
         log::info!("-o {o}: accepted for compatibility; it changes nothing in unionctl");
+    }
+    if req.options.xino_off && !opened.layers.single_dev {
+        log::info!(
+            "-o xino=off: the layers span file systems and FUSE shows one device, so inode \
+             numbers stay tagged with their layer's file system (unique, as fuse-overlayfs \
+             keeps them)"
+        );
     }
     let mut fs = UnionFs::new(opened.layers).context("reading the layer roots")?;
     fs.metacopy = req.options.metacopy;

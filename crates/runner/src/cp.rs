@@ -138,6 +138,7 @@ fn offline(c: &Container, f: &mut dyn FnMut(&dyn Side) -> Result<()>) -> Result<
         // In a user namespace the union keeps its xattrs as `user.overlay.*`.
         user_xattr: !sys::in_initial_userns(),
         volatile: false,
+        fuse_overlayfs: false,
         no_redirects: false,
     })
     .map_err(|e| invalid!("container {}: {e}", c.name))?;

@@ -44,8 +44,8 @@ pub struct Layers {
     pub xattr: XattrNames,
     /// All layers on one device: inode numbers are used as they are.
     pub single_dev: bool,
-    /// The upper dir's format is not known (an offline view of a container's upper): it
-    /// is read in both, as lower layers are.
+    /// The upper dir is read in both formats, as lower layers are: its format is not known
+    /// (an offline view of a container's upper), or it is fuse-overlayfs' (`fuse_overlayfs`).
     pub upper_both: bool,
     /// A renamed directory with lower content gets a redirect (the kernel's
     /// `redirect_dir=on`); without, such a rename fails with EXDEV (`redirect_dir=off`).
@@ -83,6 +83,11 @@ pub struct LayerSpec {
     /// The kernel's `redirect_dir=off` (or `follow`): existing redirects are followed, none
     /// is made.
     pub no_redirects: bool,
+    /// Read the layers as fuse-overlayfs does, so its drop-in serves what it left: the
+    /// upper's `.wh.` files are markers too (it puts `.wh..wh..opq` in every dir it makes
+    /// opaque, and `.wh.NAME` where it cannot make a device), and its own xattrs
+    /// (`user.fuseoverlayfs.*`) are private.
+    pub fuse_overlayfs: bool,
 }
 
 /// The kernel's marker of a `volatile` mount, inside the work dir's `work/`: a later
@@ -506,9 +511,14 @@ impl Layers {
             lowers: lower_layers,
             data_only: spec.data_lowers.len(),
             format: spec.format,
-            xattr: XattrNames::new(spec.user_xattr),
+            xattr: match spec.fuse_overlayfs {
+                true => {
+                    XattrNames::new(spec.user_xattr).hiding(crate::whiteout::FUSE_OVERLAYFS_XATTRS)
+                }
+                false => XattrNames::new(spec.user_xattr),
+            },
             single_dev: devs.len() == 1,
-            upper_both: false,
+            upper_both: spec.fuse_overlayfs,
             create_redirects: !spec.no_redirects,
         })
     }

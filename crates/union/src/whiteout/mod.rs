@@ -14,6 +14,8 @@ use std::os::unix::ffi::OsStrExt;
 
 pub const AUFS_PREFIX: &[u8] = b".wh.";
 pub const AUFS_OPAQUE: &str = ".wh..wh..opq";
+/// fuse-overlayfs' own xattrs (an origin path, an opaque mark where `trusted.` is denied).
+pub const FUSE_OVERLAYFS_XATTRS: &str = "user.fuseoverlayfs.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Format {
@@ -49,6 +51,8 @@ pub struct XattrNames {
     pub device: CString,
     /// The other namespace's names, read where this one has none (`reading_both`).
     also: Option<Box<XattrNames>>,
+    /// Another union's private prefix (`hiding`): never shown, read or written.
+    foreign: Option<&'static str>,
 }
 
 impl XattrNames {
@@ -69,7 +73,22 @@ impl XattrNames {
             metacopy: n("metacopy"),
             device: n("unionctl.device"),
             also: None,
+            foreign: None,
         }
+    }
+
+    /// These names, with PREFIX (another union's private xattrs) hidden as well: listing
+    /// leaves them out, reading finds nothing, writing is refused (as that union does).
+    pub fn hiding(self, prefix: &'static str) -> Self {
+        XattrNames {
+            foreign: Some(prefix),
+            ..self
+        }
+    }
+
+    /// Is NAME (as seen through the union) one of another union's private xattrs?
+    pub fn is_foreign(&self, name: &[u8]) -> bool {
+        self.foreign.is_some_and(|f| name.starts_with(f.as_bytes()))
     }
 
     /// Names for reading layers that either kind of union wrote (an offline view: a
@@ -100,7 +119,7 @@ impl XattrNames {
     /// the escaped `PREFIX overlay.*` names that hold a user's own xattrs of that prefix).
     pub fn is_private(&self, real: &[u8]) -> bool {
         let p = self.prefix.as_bytes();
-        real.starts_with(p) && !real[p.len()..].starts_with(b"overlay.")
+        (real.starts_with(p) && !real[p.len()..].starts_with(b"overlay.")) || self.is_foreign(real)
     }
 
     /// The real name under which an xattr NAME seen through the union is stored: names of
@@ -123,6 +142,9 @@ impl XattrNames {
     pub fn from_real(&self, real: &CStr) -> Option<CString> {
         let p = self.prefix.as_bytes();
         let b = real.to_bytes();
+        if self.is_foreign(b) {
+            return None;
+        }
         match b.strip_prefix(p) {
             Some(rest) => rest.strip_prefix(b"overlay.").map(|r| {
                 let mut v = p.to_vec();

@@ -2,6 +2,19 @@
 use super::*;
 
 impl UnionFs {
+    /// Refuses a new name that the upper would read as a marker (`.wh.`, where the upper
+    /// holds aufs markers): aufs refuses it with EPERM, fuse-overlayfs (whose uppers hold
+    /// markers too) with EINVAL.
+    pub(super) fn check_new_name(&self, name: &OsStr) -> io::Result<()> {
+        if !(self.upper_aufs() && whiteout::is_aufs_meta(name)) {
+            return Ok(());
+        }
+        Err(sys::errno(match self.layers.format {
+            Format::Aufs => libc::EPERM,
+            Format::Overlay => libc::EINVAL,
+        }))
+    }
+
     /// Copies up the parent and checks that NAME is free in the union.
     pub(super) fn prepare_new(
         &self,
@@ -11,9 +24,7 @@ impl UnionFs {
         if self.read_only() {
             return Err(sys::errno(libc::EROFS));
         }
-        if self.layers.format == Format::Aufs && whiteout::is_aufs_meta(name) {
-            return Err(sys::errno(libc::EPERM));
-        }
+        self.check_new_name(name)?;
         if name.len() > 255 {
             return Err(sys::errno(libc::ENAMETOOLONG));
         }

@@ -79,6 +79,7 @@ impl UnionFs {
         if flags & !(libc::RENAME_EXCHANGE | libc::RENAME_NOREPLACE) != 0 {
             return Err(sys::errno(libc::EINVAL));
         }
+        self.check_new_name(nname)?;
         let (_, opst, oppath) = self.dir_path(op)?;
         let (_, npst, nppath) = self.dir_path(np)?;
         let src = self.resolve(&opst, &oppath, oname)?.ok_or_else(enoent)?;

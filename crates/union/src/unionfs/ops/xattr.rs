@@ -10,6 +10,9 @@ impl UnionFs {
             }
             return Ok(v);
         }
+        if self.layers.xattr.is_foreign(name.to_bytes()) {
+            return Err(sys::errno(libc::ENODATA));
+        }
         let node = self.node(ino)?;
         self.stable(|| {
             let st = node.snapshot();
@@ -35,6 +38,9 @@ impl UnionFs {
     }
 
     pub fn setxattr(&self, ino: u64, name: &CStr, value: &[u8], flags: i32) -> io::Result<()> {
+        if self.layers.xattr.is_foreign(name.to_bytes()) {
+            return Err(sys::errno(libc::EPERM));
+        }
         let (_, fd, p) = self.copied_up(ino)?;
         sys::lsetxattr(fd, &p, &self.layers.xattr.to_real(name), value, flags)
     }
@@ -42,6 +48,9 @@ impl UnionFs {
     pub fn removexattr(&self, ino: u64, name: &CStr) -> io::Result<()> {
         if self.read_only() {
             return Err(sys::errno(libc::EROFS));
+        }
+        if self.layers.xattr.is_foreign(name.to_bytes()) {
+            return Err(sys::errno(libc::EPERM));
         }
         let real = self.layers.xattr.to_real(name);
         let name = real.as_c_str();
