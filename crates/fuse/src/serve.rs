@@ -317,6 +317,8 @@ pub(crate) fn serve_opened(
     }
     let mut fs = UnionFs::new(opened.layers).context("reading the layer roots")?;
     fs.metacopy = req.options.metacopy;
+    // The drop-in counts a merged dir's links as fuse-overlayfs does.
+    fs.count_dir_links = req.spec.fuse_overlayfs && !req.options.static_nlink;
     let config = req.options.fuser_config(read_only(req));
     let threads = config.n_threads.unwrap_or(1);
     if threads > 1 {

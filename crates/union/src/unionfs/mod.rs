@@ -42,6 +42,9 @@ pub struct UnionFs {
     /// `metacopy=on`: a metadata change of a lower regular file copies its metadata only
     /// (the kernel's format). Metacopy files are read either way.
     pub metacopy: bool,
+    /// A merged dir shows 2 links and one per subdir, as fuse-overlayfs counts them (the
+    /// kernel shows 1: the count costs a listing of every layer's dir).
+    pub count_dir_links: bool,
     /// Where copy-up copies data (the calling thread unless threads are started).
     pub copier: crate::cow::Copier,
     /// The st_ino the root shows (its node id is ROOT): see `shown_ino`.
@@ -117,6 +120,7 @@ impl UnionFs {
             lower_index: Default::default(),
             on_attr_change: std::sync::OnceLock::new(),
             metacopy: false,
+            count_dir_links: false,
             copier: Default::default(),
             root_ino: ROOT,
         };
@@ -776,7 +780,7 @@ impl UnionFs {
                     s.st_blocks = l.st_blocks;
                 }
                 if node.is_dir && is_merged(found.upper.is_some(), found.lowers.len()) {
-                    s.st_nlink = 1;
+                    s.st_nlink = self.merged_dir_nlink(&node.snapshot(), &join(ppath, name))?;
                 }
                 s
             }
@@ -844,14 +848,23 @@ impl UnionFs {
             s.st_blocks = sys::lstatat(self.lower_fd(l.layer), &l.path)?.st_blocks;
         }
         if node.is_dir {
-            // As overlayfs: the link count of a merged dir is unknown; 1 pacifies find(1).
             if is_merged(st.upper, st.lowers.len()) {
-                s.st_nlink = 1;
+                s.st_nlink = self.merged_dir_nlink(&st, &self.path_of(node.ino)?)?;
             }
         } else if s.st_nlink > 1 || st.index.is_some() {
             s.st_nlink = self.merged_nlink(fd, &p, &s, &st)?;
         }
         Ok(s)
+    }
+
+    /// Link count of a merged dir at PATH: as overlayfs, unknown, and 1 pacifies find(1);
+    /// under `count_dir_links`, 2 and one per subdir of the merged listing.
+    fn merged_dir_nlink(&self, st: &NodeState, path: &OsStr) -> io::Result<u64> {
+        if !self.count_dir_links {
+            return Ok(1);
+        }
+        let entries = self.list_merged(st, path)?;
+        Ok(2 + entries.iter().filter(|e| e.dtype == libc::DT_DIR).count() as u64)
     }
 
     /// Link count of a copied-up hard link, as overlayfs computes it: the real count of
