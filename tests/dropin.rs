@@ -479,6 +479,47 @@ fn an_upper_fuse_overlayfs_wrote_reads_the_same_through_the_drop_in() {
     );
 }
 
+/// With FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT set, the drop-in writes whiteouts as
+/// `.wh.NAME` files and opaque dirs with `.wh..wh..opq`, as fuse-overlayfs then does, and
+/// fuse-overlayfs reads that upper as the drop-in showed it.
+#[test]
+fn wh_file_whiteouts_when_fuse_overlayfs_would_write_them() {
+    if !have("fuse-overlayfs") {
+        return;
+    }
+    let t = setup("dropin-wh-env");
+    let mut c = Command::new(t.overlay_bin());
+    c.env("FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT", "1")
+        .arg("-o")
+        .arg(t.label())
+        .arg(&t.merged);
+    assert_ran(&run_with_timeout(c, 60), "unionctl-overlay");
+    let m = &t.merged;
+    std::fs::remove_file(m.join("bottom")).unwrap();
+    std::fs::remove_dir_all(m.join("dir")).unwrap();
+    std::fs::create_dir(m.join("dir")).unwrap();
+    std::fs::write(m.join("dir/new"), b"new").unwrap();
+    let ours = common::tree::snapshot(m).unwrap();
+    t.umount();
+    let kind = |p: &str| {
+        std::fs::symlink_metadata(t.upper.join(p))
+            .map(|m| m.file_type().is_file())
+            .ok()
+    };
+    assert_eq!(
+        [kind(".wh.bottom"), kind("dir/.wh..wh..opq"), kind("bottom")],
+        [Some(true), Some(true), None],
+        "the upper's markers"
+    );
+    let mut fo = Command::new("fuse-overlayfs");
+    fo.arg("-o").arg(t.label()).arg(m);
+    assert_ran(&run_with_timeout(fo, 60), "fuse-overlayfs");
+    let peer = common::tree::snapshot(m).unwrap();
+    nix::mount::umount(m).unwrap();
+    let diff = common::tree::diff("unionctl", &ours, "fuse-overlayfs", &peer, 20);
+    assert!(diff.is_empty(), "{}", diff.join("\n"));
+}
+
 /// `redirect_dir=off` as the kernel (and fuse-overlayfs, which supports only that):
 /// renaming a directory with lower content fails with EXDEV (`mv` then copies), renaming
 /// a new directory or a file works.

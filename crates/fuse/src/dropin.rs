@@ -45,8 +45,13 @@ fn run(prog: &str, args: &[OsString]) -> Result<()> {
             merged,
             foreground,
         } => {
-            let mut req =
-                MountRequest::new(Vec::new(), None, None, Format::Overlay, &options, merged)?;
+            // fuse-overlayfs' switch to `.wh.` whiteout files (where a character device
+            // cannot be made): the aufs format, read by it and by us.
+            let format = match std::env::var_os(AUFS_WHITEOUTS) {
+                Some(_) => Format::Aufs,
+                None => Format::Overlay,
+            };
+            let mut req = MountRequest::new(Vec::new(), None, None, format, &options, merged)?;
             // Serve the layers fuse-overlayfs wrote as it reads them.
             req.spec.fuse_overlayfs = true;
             if foreground {
@@ -61,6 +66,9 @@ fn run(prog: &str, args: &[OsString]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The environment variable that makes fuse-overlayfs write `.wh.` whiteout files.
+const AUFS_WHITEOUTS: &str = "FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT";
 
 fn help(prog: &str) -> String {
     format!(
@@ -83,6 +91,10 @@ Options:
     -s                         one serving thread
     -h, --help                 this help
     -V, --version              the version
+
+Environment:
+    FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT   (set) write whiteouts as `.wh.NAME` files and
+                                          opaque dirs with `.wh..wh..opq` (aufs format)
 "
     )
 }
