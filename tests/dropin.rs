@@ -318,7 +318,7 @@ fn options_it_cannot_honour_are_errors() {
         "redirect_dir=nofollow",
         "index=off",
         "plugins=/usr/lib/fuse-overlayfs/x.so",
-        "xattr_permissions=2",
+        "xattr_permissions=3",
         "ino32_t",
         "fsync=maybe",
         "timeout=-1",
@@ -518,6 +518,92 @@ fn wh_file_whiteouts_when_fuse_overlayfs_would_write_them() {
     nix::mount::umount(m).unwrap();
     let diff = common::tree::diff("unionctl", &ours, "fuse-overlayfs", &peer, 20);
     assert!(diff.is_empty(), "{}", diff.join("\n"));
+}
+
+/// `xattr_permissions=2`: owners and modes live in an xattr of each file and dir of the
+/// upper, not in its inodes (which stay root's, open to the daemon); fuse-overlayfs reads
+/// that upper as the drop-in showed it. Where a layer root names containers-storage's
+/// xattr, the upper takes it, and `security.*` xattrs are kept under it, apart from the
+/// real ones.
+#[test]
+fn xattr_permissions_keeps_owners_in_xattrs_as_fuse_overlayfs_reads_them() {
+    if !have("fuse-overlayfs") {
+        return;
+    }
+    let t = setup("dropin-xattr-perms");
+    std::fs::create_dir(t.lower.join("d")).unwrap();
+    std::fs::write(t.lower.join("d/g"), b"g").unwrap();
+    let paths = ["top", "bottom", "d", "d/g", "new", "newdir", "newdir/inner"];
+    let shown = |m: &Path| -> Vec<String> {
+        paths
+            .iter()
+            .map(|p| {
+                let md = std::fs::symlink_metadata(m.join(p)).unwrap();
+                format!("{p} {}:{} {:o}", md.uid(), md.gid(), md.mode())
+            })
+            .collect()
+    };
+    assert_ran(&t.mount("xattr_permissions=2"), "unionctl-overlay");
+    let m = &t.merged;
+    std::fs::write(m.join("new"), b"new").unwrap();
+    std::os::unix::fs::chown(m.join("new"), Some(1234), Some(5678)).unwrap();
+    std::fs::set_permissions(m.join("new"), PermissionsExt::from_mode(0o600)).unwrap();
+    std::fs::create_dir(m.join("newdir")).unwrap();
+    std::fs::write(m.join("newdir/inner"), b"").unwrap();
+    std::os::unix::fs::chown(m.join("d/g"), Some(11), Some(12)).unwrap();
+    std::fs::set_permissions(m.join("d"), PermissionsExt::from_mode(0o4711)).unwrap();
+    std::fs::set_permissions(m.join("top"), PermissionsExt::from_mode(0o640)).unwrap();
+    let ours = shown(m);
+    t.umount();
+    assert!(
+        ours.contains(&"new 1234:5678 100600".to_string()),
+        "{ours:?}"
+    );
+    assert!(ours.contains(&"d/g 11:12 100644".to_string()), "{ours:?}");
+    let real = std::fs::metadata(t.upper.join("new")).unwrap();
+    assert_eq!(
+        (real.uid(), real.mode() & 0o777),
+        (0, 0o755),
+        "the inode of new"
+    );
+    let mut fo = Command::new("fuse-overlayfs");
+    fo.arg("-o")
+        .arg(format!("{},xattr_permissions=2", t.label()))
+        .arg(m);
+    assert_ran(&run_with_timeout(fo, 60), "fuse-overlayfs");
+    let peer = shown(m);
+    nix::mount::umount(m).unwrap();
+    assert_eq!(ours, peer, "fuse-overlayfs reads the upper otherwise");
+
+    // containers-storage's layers name its xattr on their roots.
+    let t = setup("dropin-xattr-perms-cs");
+    xattr::set(&t.lower, "user.containers.override_stat", b"0:0:755").unwrap();
+    std::fs::write(t.upper.join("file"), b"").unwrap();
+    let cap = b"\x01\x00\x00\x02\x00\x10\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00\x00";
+    xattr::set(t.upper.join("file"), "security.capability", cap).unwrap();
+    assert_ran(&t.mount("xattr_permissions=2"), "unionctl-overlay");
+    let file = t.merged.join("file");
+    let before = xattr::get(&file, "security.capability").unwrap();
+    xattr::set(&file, "security.test", b"v").unwrap();
+    let after = xattr::get(&file, "security.test").unwrap();
+    t.umount();
+    assert_eq!(
+        xattr::get(&t.upper, "user.containers.override_stat")
+            .unwrap()
+            .as_deref(),
+        Some(&b"0:0:755"[..]),
+        "the upper root takes the lower root's value"
+    );
+    assert_eq!(before, None, "the real security.capability shows");
+    assert_eq!(after.as_deref(), Some(&b"v"[..]));
+    assert_eq!(
+        xattr::get(
+            t.upper.join("file"),
+            "user.containers.override_security.test"
+        )
+        .unwrap(),
+        Some(b"v".to_vec())
+    );
 }
 
 /// `redirect_dir=off` as the kernel (and fuse-overlayfs, which supports only that):

@@ -84,6 +84,7 @@ Options:
     -o workdir=DIR             work dir, on the upper's file system
     -o volatile, fsync=0       no fsync of the upper (volatile also marks the work dir)
     -o auto_unmount            unmount when the daemon dies
+    -o xattr_permissions=1|2   owners and modes kept in an xattr, not in the inodes
     -o timeout=SECS, static_nlink, noacl, noxattrs=1, xino=auto|on|off, userxattr,
        ro, allow_other, allow_root, nodev, nosuid, noexec, noatime, ...
     -f                         stay in the foreground

@@ -57,6 +57,9 @@ pub struct MountOptions {
     /// Options accepted for compatibility that change nothing here (they tune libfuse's
     /// or fuse-overlayfs' own I/O paths); logged by the daemon.
     pub no_effect: Vec<String>,
+    /// `xattr_permissions=1|2` (fuse-overlayfs): the upper keeps owners and modes in an
+    /// xattr (`security.fuseoverlayfs.override_stat`, `user.containers.override_stat`).
+    pub xattr_permissions: u8,
     /// `uidmapping=`, `gidmapping=`, `squash_to_root`, `squash_to_uid=`, `squash_to_gid=`:
     /// owners shifted between the layers and the mount, as fuse-overlayfs does.
     pub ids: IdMapSpec,
@@ -140,14 +143,8 @@ impl MountOptions {
                     o.security.push(s.to_string())
                 }
                 // What unionctl always does: the kernel's defaults it keeps.
-                "index=on"
-                | "xino=on"
-                | "xino=auto"
-                | "uuid=on"
-                | "nfs_export=off"
-                | "verity=off"
-                | "xattr_permissions=0"
-                | "plugins=" => {}
+                "index=on" | "xino=on" | "xino=auto" | "uuid=on" | "nfs_export=off"
+                | "verity=off" | "plugins=" => {}
                 "xino=off" => o.xino_off = true,
                 "redirect_dir=on" => o.no_redirects = false,
                 "redirect_dir=off" | "redirect_dir=follow" => o.no_redirects = true,
@@ -186,10 +183,12 @@ impl MountOptions {
                 s if s.starts_with("plugins=") => {
                     bail!("-o {s}: not supported: unionctl loads no fuse-overlayfs plugins")
                 }
-                s if s.starts_with("xattr_permissions=") => bail!(
-                    "-o {s}: not supported: unionctl keeps owners and modes in the layers' \
-                     own attributes (xattr_permissions=0)"
-                ),
+                s if s.starts_with("xattr_permissions=") => match &s[18..] {
+                    "0" => o.xattr_permissions = 0,
+                    "1" => o.xattr_permissions = 1,
+                    "2" => o.xattr_permissions = 2,
+                    _ => bail!("-o {s}: want 0, 1 or 2"),
+                },
                 "ino32_t" => bail!("-o ino32_t: not supported: inode numbers are 64-bit"),
                 "squash_to_root" => o.ids.squash_to_root = true,
                 "metacopy=on" => o.metacopy = true,

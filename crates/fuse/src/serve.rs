@@ -75,6 +75,7 @@ impl MountRequest {
             volatile: options.volatile,
             no_redirects: options.no_redirects,
             fuse_overlayfs: false,
+            xattr_permissions: options.xattr_permissions,
         };
         Ok(MountRequest {
             spec,

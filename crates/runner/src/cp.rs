@@ -139,6 +139,7 @@ fn offline(c: &Container, f: &mut dyn FnMut(&dyn Side) -> Result<()>) -> Result<
         user_xattr: !sys::in_initial_userns(),
         volatile: false,
         fuse_overlayfs: false,
+        xattr_permissions: 0,
         no_redirects: false,
     })
     .map_err(|e| invalid!("container {}: {e}", c.name))?;

@@ -6,6 +6,7 @@ pub mod cow;
 pub mod errors;
 pub mod idmap;
 pub mod logging;
+pub mod override_stat;
 pub mod readahead;
 pub mod sys;
 pub mod timestamp;

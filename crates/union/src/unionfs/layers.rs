@@ -1,6 +1,7 @@
 //! The layers of one union: an optional writable upper with its work dir, and read-only
 //! lowers (index 0 is the top lower). Validation happens here, before anything is mounted.
 use crate::errors::io_cause;
+use crate::override_stat::OverrideStat;
 use crate::sys;
 use crate::whiteout::{Format, XattrNames};
 use std::ffi::OsStr;
@@ -20,6 +21,8 @@ pub struct Layer {
     /// Index among the distinct devices of the union (for inode number spaces).
     pub dev_slot: u64,
     pub uuid: [u8; 16],
+    /// The xattr this layer keeps owners and modes in (fuse-overlayfs' stat override).
+    pub override_stat: Option<OverrideStat>,
 }
 
 impl Layer {
@@ -88,6 +91,9 @@ pub struct LayerSpec {
     /// opaque, and `.wh.NAME` where it cannot make a device), and its own xattrs
     /// (`user.fuseoverlayfs.*`) are private.
     pub fuse_overlayfs: bool,
+    /// fuse-overlayfs' `xattr_permissions=1|2` (0: off): the upper keeps the owners and
+    /// modes shown in an xattr (see `override_stat`), not in its inodes.
+    pub xattr_permissions: u8,
 }
 
 /// The kernel's marker of a `volatile` mount, inside the work dir's `work/`: a later
@@ -381,14 +387,68 @@ fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<(Layer, OwnedFd)> 
         0,
     )?;
     let uuid = crate::whiteout::fh::fs_uuid(rfd.as_raw_fd());
+    let override_stat = OverrideStat::ALL.into_iter().find(|o| {
+        matches!(
+            sys::lgetxattr(fd.as_raw_fd(), OsStr::new(""), o.name()),
+            Ok(Some(_))
+        )
+    });
     let layer = Layer {
         path: path.to_path_buf(),
         fd,
         dev: st.st_dev,
         dev_slot,
         uuid,
+        override_stat,
     };
     Ok((layer, rfd))
+}
+
+/// `xattr_permissions=N`, as fuse-overlayfs sets it up: the upper keeps owners and modes
+/// in the privileged xattr (1) or a user one (2): the one its root carries already, else
+/// containers-storage's when a lower root carries that (its value then goes to the upper
+/// root, as fuse-overlayfs 1.16 does), else fuse-overlayfs' own (which its older
+/// versions, 1.10 here, read too), valued with the root's own owner and mode.
+fn keep_owners_in_xattrs(upper: &mut Layer, lowers: &[Layer], n: u8) -> Result<(), SpecError> {
+    let root = OsStr::new("");
+    let has = |l: &Layer, k: OverrideStat| sys::lgetxattr(l.raw(), root, k.name()).ok().flatten();
+    let candidates: &[OverrideStat] = match n {
+        1 => &[OverrideStat::Privileged],
+        2 => &[OverrideStat::Containers, OverrideStat::User],
+        _ => {
+            return Err(err(
+                &upper.path,
+                format!("xattr_permissions={n}: want 1 or 2"),
+            ));
+        }
+    };
+    if let Some(&k) = candidates.iter().find(|&&k| has(upper, k).is_some()) {
+        upper.override_stat = Some(k);
+        return Ok(());
+    }
+    let from_lower = lowers
+        .iter()
+        .find_map(|l| candidates.iter().find_map(|&k| has(l, k).map(|v| (k, v))));
+    let (kind, value) = match from_lower {
+        Some(found) => found,
+        None => {
+            let st = sys::fstat(upper.raw()).map_err(|e| err(&upper.path, io_cause(&e)))?;
+            let v = crate::override_stat::format(st.st_uid, st.st_gid, st.st_mode);
+            (*candidates.last().unwrap(), v.into_bytes())
+        }
+    };
+    sys::lsetxattr(upper.raw(), root, kind.name(), &value, 0).map_err(|e| {
+        let name = kind.name().to_string_lossy();
+        err(
+            &upper.path,
+            format!(
+                "xattr_permissions={n}: cannot write {name}: {}",
+                io_cause(&e)
+            ),
+        )
+    })?;
+    upper.override_stat = Some(kind);
+    Ok(())
 }
 
 /// How long a mount waits for the upper or work dir of a union unmounted just now: its
@@ -456,7 +516,7 @@ impl Layers {
         let (lowers, upper_work) = validate(spec)?;
         let mut devs = Vec::new();
         // Opened before anything is locked or created: a refused lower leaves no trace.
-        let upper = match &upper_work {
+        let mut upper = match &upper_work {
             Some((up, _)) => Some(
                 open_layer(up, &mut devs)
                     .map_err(|e| err(up, io_cause(&e)))?
@@ -503,6 +563,16 @@ impl Layers {
                 Some(sys::open_dir_path(&wk.join(WORK_INDEX)).map_err(|e| err(wk, io_cause(&e)))?);
             in_use.push(wfd);
         }
+        if let Some(u) = upper.as_mut().filter(|_| spec.xattr_permissions > 0) {
+            keep_owners_in_xattrs(u, &lower_layers, spec.xattr_permissions)?;
+        }
+        let mut xattr = match spec.fuse_overlayfs {
+            true => XattrNames::new(spec.user_xattr).hiding(crate::whiteout::FUSE_OVERLAYFS_XATTRS),
+            false => XattrNames::new(spec.user_xattr),
+        };
+        if upper.as_ref().and_then(|u| u.override_stat) == Some(OverrideStat::Containers) {
+            xattr = xattr.keeping_security_in_user();
+        }
         Ok(Layers {
             upper,
             work,
@@ -511,12 +581,7 @@ impl Layers {
             lowers: lower_layers,
             data_only: spec.data_lowers.len(),
             format: spec.format,
-            xattr: match spec.fuse_overlayfs {
-                true => {
-                    XattrNames::new(spec.user_xattr).hiding(crate::whiteout::FUSE_OVERLAYFS_XATTRS)
-                }
-                false => XattrNames::new(spec.user_xattr),
-            },
+            xattr,
             single_dev: devs.len() == 1,
             upper_both: spec.fuse_overlayfs,
             create_redirects: !spec.no_redirects,

@@ -16,6 +16,7 @@ pub use offline::{MergedView, ViewEntry};
 pub use ops::{Caller, SetAttr, SetTime, killed_suidgid};
 pub use readdir::DirEntry;
 
+use crate::override_stat::{self, OverrideStat};
 use crate::sys::{self, Stat};
 use crate::whiteout::{self, Format, Redirect, join};
 use std::borrow::Cow;
@@ -776,6 +777,17 @@ impl UnionFs {
         let st = match (found.upper.or(found.lower_stat), &found.index) {
             (Some(mut s), None) if node.is_dir || s.st_nlink <= 1 => {
                 s.st_ino = self.shown_ino(&node);
+                match (found.upper.is_some(), found.lowers.first()) {
+                    (true, _) => {
+                        let kind = self.upper_override();
+                        self.show_override(kind, self.upper()?, &join(ppath, name), &mut s)?
+                    }
+                    (false, Some(l)) => {
+                        let kind = self.layers.lowers[l.layer].override_stat;
+                        self.show_override(kind, self.lower_fd(l.layer), &l.path, &mut s)?
+                    }
+                    _ => {}
+                }
                 if let (true, Some(l)) = (found.metacopy, &found.lower_stat) {
                     s.st_blocks = l.st_blocks;
                 }
@@ -842,6 +854,7 @@ impl UnionFs {
         let (fd, p) = self.real(node, &st)?;
         let mut s = sys::lstatat(fd, &p)?;
         check_kind(node, &s)?;
+        self.show_override(self.override_of(&st), fd, &p, &mut s)?;
         s.st_ino = self.shown_ino(node);
         if let (true, Some(l)) = (st.metacopy, st.lowers.last()) {
             // As overlayfs: the blocks are those of the file holding the data.
@@ -855,6 +868,41 @@ impl UnionFs {
             s.st_nlink = self.merged_nlink(fd, &p, &s, &st)?;
         }
         Ok(s)
+    }
+
+    /// The xattr the upper keeps owners and modes in, if it does (`override_stat`).
+    pub(super) fn upper_override(&self) -> Option<OverrideStat> {
+        self.layers.upper.as_ref()?.override_stat
+    }
+
+    /// The xattr the layer of a node's object keeps owners and modes in, if it does.
+    fn override_of(&self, st: &NodeState) -> Option<OverrideStat> {
+        match (st.upper || st.index.is_some(), st.lowers.first()) {
+            (true, _) => self.upper_override(),
+            (false, Some(l)) => self.layers.lowers[l.layer].override_stat,
+            (false, None) => None,
+        }
+    }
+
+    /// S (of the object P under FD) as its layer's stat override shows it, when the layer
+    /// keeps owners and modes in the xattr KIND.
+    pub(super) fn show_override(
+        &self,
+        kind: Option<OverrideStat>,
+        fd: RawFd,
+        p: &OsStr,
+        s: &mut Stat,
+    ) -> io::Result<()> {
+        let Some(kind) = kind.filter(|_| override_stat::applies(s)) else {
+            return Ok(());
+        };
+        if let Some(o) = sys::lgetxattr(fd, p, kind.name())?
+            .as_deref()
+            .and_then(override_stat::parse)
+        {
+            override_stat::apply(s, &o);
+        }
+        Ok(())
     }
 
     /// Link count of a merged dir at PATH: as overlayfs, unknown, and 1 pacifies find(1);
@@ -916,7 +964,9 @@ impl UnionFs {
         {
             // A metacopy file's handle reads the lower data; its attributes are upper.
             let st = node.lock();
-            if st.metacopy && !st.aliases.is_empty() {
+            // So is one whose owner and mode an xattr keeps (read by name).
+            let by_name = st.metacopy || self.override_of(&st).is_some();
+            if by_name && !st.aliases.is_empty() {
                 drop(st);
                 return self.stable(|| self.stat_node(&node));
             }

@@ -53,7 +53,14 @@ pub struct XattrNames {
     also: Option<Box<XattrNames>>,
     /// Another union's private prefix (`hiding`): never shown, read or written.
     foreign: Option<&'static str>,
+    /// `security.*` xattrs are kept as `user.containers.override_security.*` (and the real
+    /// ones hidden), as fuse-overlayfs keeps them in containers-storage's override mode:
+    /// a rootless daemon cannot write the real ones.
+    security_in_user: bool,
 }
+
+/// Where `security_in_user` keeps `security.NAME`: this prefix, then the name.
+const SECURITY_IN_USER: &[u8] = b"user.containers.override_";
 
 impl XattrNames {
     pub fn new(user_ns: bool) -> Self {
@@ -74,6 +81,15 @@ impl XattrNames {
             device: n("unionctl.device"),
             also: None,
             foreign: None,
+            security_in_user: false,
+        }
+    }
+
+    /// These names, with `security.*` xattrs kept as `user.containers.override_security.*`.
+    pub fn keeping_security_in_user(self) -> Self {
+        XattrNames {
+            security_in_user: true,
+            ..self
         }
     }
 
@@ -127,6 +143,10 @@ impl XattrNames {
     pub fn to_real(&self, name: &CStr) -> CString {
         let p = self.prefix.as_bytes();
         let b = name.to_bytes();
+        if self.security_in_user && b.starts_with(b"security.") {
+            return CString::new([SECURITY_IN_USER, b].concat())
+                .unwrap_or_else(|_| name.to_owned());
+        }
         match b.strip_prefix(p) {
             Some(rest) => {
                 let mut v = p.to_vec();
@@ -144,6 +164,17 @@ impl XattrNames {
         let b = real.to_bytes();
         if self.is_foreign(b) {
             return None;
+        }
+        if self.security_in_user {
+            if b.starts_with(b"security.") {
+                return None;
+            }
+            if let Some(s) = b
+                .strip_prefix(SECURITY_IN_USER)
+                .filter(|s| s.starts_with(b"security."))
+            {
+                return CString::new(s).ok();
+            }
         }
         match b.strip_prefix(p) {
             Some(rest) => rest.strip_prefix(b"overlay.").map(|r| {

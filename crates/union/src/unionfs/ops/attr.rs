@@ -20,14 +20,27 @@ impl UnionFs {
             Some(_) => self.copied_up_with_data(ino)?,
             None => self.copied_up(ino)?,
         };
-        check_kind(&node, &sys::lstatat(fd, &p)?)?;
-        if a.uid.is_some() || a.gid.is_some() {
+        let real = sys::lstatat(fd, &p)?;
+        check_kind(&node, &real)?;
+        let kept = self
+            .upper_override()
+            .filter(|_| override_stat::applies(&real));
+        if let (Some(kind), true) = (kept, a.uid.is_some() || a.gid.is_some() || a.mode.is_some()) {
+            // The owner and mode live in the xattr: the inode keeps its own.
+            let now = self.stat_node(&node)?;
+            let v = override_stat::format(
+                a.uid.unwrap_or(now.st_uid),
+                a.gid.unwrap_or(now.st_gid),
+                a.mode.unwrap_or(now.st_mode),
+            );
+            sys::lsetxattr(fd, &p, kind.name(), v.as_bytes(), 0)?;
+        } else if a.uid.is_some() || a.gid.is_some() {
             let r = sys::fchownat(fd, &p, a.uid.unwrap_or(u32::MAX), a.gid.unwrap_or(u32::MAX));
             if !a.owner_may_fail {
                 r?;
             }
         }
-        if let Some(mode) = a.mode {
+        if let (Some(mode), None) = (a.mode, kept) {
             sys::fchmodat(fd, &p, mode & 0o7777)?;
         }
         if let Some(size) = a.size {

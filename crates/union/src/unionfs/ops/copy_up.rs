@@ -100,6 +100,26 @@ impl UnionFs {
         restore_times(ufd, &ppath, &parent_before)
     }
 
+    /// Under the upper's stat override, a copy (TMP in the work dir) keeps the owner and
+    /// mode its lower object showed in the upper's xattr, which holds any owner (a
+    /// rootless daemon's inodes cannot); the inode is left open to the daemon (0755
+    /// added), as fuse-overlayfs leaves it.
+    fn keep_owner_in_xattr(&self, lower: &LowerRef, lst: &Stat, tmp: &OsStr) -> io::Result<()> {
+        let Some(kind) = self
+            .upper_override()
+            .filter(|_| override_stat::applies(lst))
+        else {
+            return Ok(());
+        };
+        let mut shown = *lst;
+        let layer = self.layers.lowers[lower.layer].override_stat;
+        self.show_override(layer, self.lower_fd(lower.layer), &lower.path, &mut shown)?;
+        let work = self.layers.work_fd();
+        let v = override_stat::format(shown.st_uid, shown.st_gid, shown.st_mode);
+        sys::lsetxattr(work, tmp, kind.name(), v.as_bytes(), 0)?;
+        sys::fchmodat(work, tmp, (lst.st_mode | 0o755) & 0o7777)
+    }
+
     /// Gives a finished copy in the work dir (TMP) its origin and moves it into place (the
     /// node's first name, or the index for a hard link), then marks the node upper. The
     /// path is taken here, after the data copy, so a rename meanwhile is followed.
@@ -112,6 +132,7 @@ impl UnionFs {
         metacopy: bool,
     ) -> io::Result<()> {
         let work = self.layers.work_fd();
+        self.keep_owner_in_xattr(lower, lst, tmp)?;
         let ix = self.index_name(lower).ok();
         if let Some(fb) = ix
             .as_ref()

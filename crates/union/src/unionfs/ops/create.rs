@@ -111,13 +111,24 @@ impl UnionFs {
         caller: Caller,
     ) -> io::Result<()> {
         let ufd = self.upper()?;
-        let parent = sys::lstatat(ufd, ppath)?;
+        let mut parent = sys::lstatat(ufd, ppath)?;
+        self.show_override(self.upper_override(), ufd, ppath, &mut parent)?;
         let gid = if parent.st_mode & libc::S_ISGID != 0 {
             parent.st_gid
         } else {
             caller.gid
         };
         let st = sys::lstatat(fd, p)?;
+        if let Some(kind) = self
+            .upper_override()
+            .filter(|_| override_stat::applies(&st))
+        {
+            // Owner and mode go to the xattr; the inode stays the daemon's, open to it
+            // (0755 added, as fuse-overlayfs makes it).
+            let v = override_stat::format(caller.uid, gid, st.st_mode);
+            sys::lsetxattr(fd, p, kind.name(), v.as_bytes(), 0)?;
+            return sys::fchmodat(fd, p, (st.st_mode | 0o755) & 0o7777);
+        }
         if st.st_uid == caller.uid && st.st_gid == gid {
             return Ok(());
         }

@@ -10,6 +10,7 @@ mod xattr;
 
 use super::{Found, LowerRef, Node, NodeState, ROOT, UnionFs, check_kind, enoent, split};
 use crate::cow;
+use crate::override_stat;
 use crate::sys::{self, Stat};
 use crate::whiteout::{self, Format, Redirect, join};
 use std::ffi::{CStr, CString, OsStr, OsString};
