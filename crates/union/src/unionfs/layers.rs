@@ -369,7 +369,9 @@ fn mark_volatile(tmp: &Path) -> Result<(), SpecError> {
 }
 
 /// Opens a layer dir: its O_PATH descriptor in the layer, and a real one (for flock).
-fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<(Layer, OwnedFd)> {
+/// Opens a layer dir. OVERRIDES: look for a stat override on its root (fuse-overlayfs'
+/// reading, for its drop-in; the kernel knows none).
+fn open_layer(path: &Path, devs: &mut Vec<u64>, overrides: bool) -> io::Result<(Layer, OwnedFd)> {
     let fd = sys::open_dir_path(path)?;
     let st = sys::fstat(fd.as_raw_fd())?;
     let dev_slot = match devs.iter().position(|&d| d == st.st_dev) {
@@ -387,12 +389,15 @@ fn open_layer(path: &Path, devs: &mut Vec<u64>) -> io::Result<(Layer, OwnedFd)> 
         0,
     )?;
     let uuid = crate::whiteout::fh::fs_uuid(rfd.as_raw_fd());
-    let override_stat = OverrideStat::ALL.into_iter().find(|o| {
-        matches!(
-            sys::lgetxattr(fd.as_raw_fd(), OsStr::new(""), o.name()),
-            Ok(Some(_))
-        )
-    });
+    let override_stat = OverrideStat::ALL
+        .into_iter()
+        .filter(|_| overrides)
+        .find(|o| {
+            matches!(
+                sys::lgetxattr(fd.as_raw_fd(), OsStr::new(""), o.name()),
+                Ok(Some(_))
+            )
+        });
     let layer = Layer {
         path: path.to_path_buf(),
         fd,
@@ -515,10 +520,11 @@ impl Layers {
     pub fn open(spec: &LayerSpec) -> Result<Layers, SpecError> {
         let (lowers, upper_work) = validate(spec)?;
         let mut devs = Vec::new();
+        let overrides = spec.fuse_overlayfs || spec.xattr_permissions > 0;
         // Opened before anything is locked or created: a refused lower leaves no trace.
         let mut upper = match &upper_work {
             Some((up, _)) => Some(
-                open_layer(up, &mut devs)
+                open_layer(up, &mut devs, overrides)
                     .map_err(|e| err(up, io_cause(&e)))?
                     .0,
             ),
@@ -526,7 +532,8 @@ impl Layers {
         };
         let mut lower_layers = Vec::new();
         for l in &lowers {
-            let (layer, fd) = open_layer(l, &mut devs).map_err(|e| err(l, io_cause(&e)))?;
+            let (layer, fd) =
+                open_layer(l, &mut devs, overrides).map_err(|e| err(l, io_cause(&e)))?;
             // The upper or work dir of another live union is no lower layer: it changes
             // under this one. A shared lock, let go of at once, finds their exclusive one.
             let busy = "lower layer is the upper or work dir of another mount (EBUSY), as \
@@ -593,7 +600,7 @@ impl Layers {
     pub fn open_offline(spec: &OfflineSpec) -> io::Result<Layers> {
         let mut devs = Vec::new();
         let upper = match spec.upper.as_deref().filter(|u| u.is_dir()) {
-            Some(u) => Some(open_layer(u, &mut devs)?.0),
+            Some(u) => Some(open_layer(u, &mut devs, false)?.0),
             None => None,
         };
         let index = match (&upper, spec.index.as_deref().filter(|i| i.is_dir())) {
@@ -602,7 +609,7 @@ impl Layers {
         };
         let mut lowers = Vec::new();
         for l in spec.lowers.iter().filter(|l| l.is_dir()) {
-            lowers.push(open_layer(l, &mut devs)?.0);
+            lowers.push(open_layer(l, &mut devs, false)?.0);
         }
         Ok(Layers {
             upper,
