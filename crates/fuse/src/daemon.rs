@@ -102,6 +102,7 @@ fn daemon_main(req: &MountRequest, opened: Opened, mounted: Option<OwnedFd>, wr:
     keep.extend(mounted.as_ref().map(|f| f.as_raw_fd()));
     keep.extend([0, 1, 2, wr.as_raw_fd()]);
     close_all_but(keep);
+    crate::workers::exit_when_gone();
     let pipe = std::cell::RefCell::new(Some(std::fs::File::from(wr)));
     let res = crate::unmount_on_termination(&req.merged).and_then(|()| {
         serve_opened(req, opened, mounted, || {

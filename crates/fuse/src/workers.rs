@@ -28,6 +28,21 @@ use std::sync::OnceLock;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, AtomicU64, Ordering};
 use std::time::Duration;
 
+/// Set by a daemon process: when the session ends, exit at once (see `exit_when_gone`).
+static EXIT_WHEN_GONE: AtomicBool = AtomicBool::new(false);
+
+/// Makes this process exit as soon as a parked thread sees the FUSE session end, without
+/// waiting for every serving thread to notice and the file system to be freed: nothing
+/// is pending then (the kernel ends a connection after its last request), and the lower
+/// and upper dirs this process holds keep a mount stacked on them busy until it exits
+/// (`umount` of that one, just after ours, would fail with EBUSY).
+pub(crate) fn exit_when_gone() {
+    EXIT_WHEN_GONE.store(true, Ordering::Relaxed);
+}
+
+/// How long a parked thread waits for the end of the session after a mount went.
+const GONE_WAIT_MS: i32 = 2;
+
 /// How often a parked thread looks for waiting requests while the mount is busy.
 const TICK: Duration = Duration::from_millis(1);
 /// A request the primary has served this long is a long one (see `wait_parked`).
@@ -313,7 +328,19 @@ impl Workers {
         let mut quiet = 0;
         loop {
             let busy = self.seen.load(Ordering::Relaxed) != u64::MAX;
-            self.sleep(if busy { TICK } else { Duration::from_secs(1) });
+            if self.sleep(if busy { TICK } else { Duration::from_secs(1) }) {
+                // A mount went, maybe ours: the kernel ends the connection a moment after
+                // it detached the mount, and a daemon should not linger (see
+                // `exit_when_gone`). Its device then polls POLLERR (asked for or not;
+                // no request wakes this poll out of the kernel).
+                let mut p = libc::pollfd {
+                    fd: dev,
+                    events: 0,
+                    revents: 0,
+                };
+                // SAFETY: poll on one pollfd.
+                unsafe { libc::poll(&mut p, 1, GONE_WAIT_MS) };
+            }
             if self.kicked.swap(false, Ordering::Relaxed) {
                 return;
             }
@@ -326,6 +353,10 @@ impl Workers {
             }
             match device(dev) {
                 Device::Gone => {
+                    if EXIT_WHEN_GONE.load(Ordering::Relaxed) {
+                        // SAFETY: ends the process; nothing of ours is pending.
+                        unsafe { libc::_exit(0) };
+                    }
                     // The session ended: the primary, woken with ENODEV, must not wait
                     // behind everything else to end the process, which holds the upper
                     // and work dirs locked until it exits (a new mount of them waits).
@@ -355,8 +386,8 @@ impl Workers {
         }
     }
 
-    /// Sleeps up to TIMEOUT, less if the primary wakes us or a mount goes.
-    fn sleep(&self, timeout: Duration) {
+    /// Sleeps up to TIMEOUT, less if the primary wakes us or a mount goes; true if one did.
+    fn sleep(&self, timeout: Duration) -> bool {
         let mut fds = [
             libc::pollfd {
                 fd: self.wake.as_ref().map_or(-1, |f| f.as_raw_fd()),
@@ -386,6 +417,7 @@ impl Workers {
                 }
             }
         }
+        fds[1].revents != 0
     }
 
     /// Pins the primary (the calling thread) to the CPU thread CALLER last ran on; false
