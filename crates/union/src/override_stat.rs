@@ -56,7 +56,7 @@ pub fn parse(v: &[u8]) -> Option<Owner> {
     let mut rdev = None;
     if let Some(t) = it.next() {
         let device = |rest: &str| -> Option<u64> {
-            let (maj, min) = rest.strip_prefix('-')?.split_once('-')?;
+            let (maj, min) = rest.trim_start_matches('-').split_once('-')?;
             Some(libc::makedev(maj.parse().ok()?, min.parse().ok()?))
         };
         mode |= match t {
