@@ -792,7 +792,8 @@ impl UnionFs {
                     s.st_blocks = l.st_blocks;
                 }
                 if node.is_dir && is_merged(found.upper.is_some(), found.lowers.len()) {
-                    s.st_nlink = self.merged_dir_nlink(&node.snapshot(), &join(ppath, name))?;
+                    let path = join(ppath, name);
+                    s.st_nlink = self.merged_dir_nlink(&node, &node.snapshot(), &path)?;
                 }
                 s
             }
@@ -862,7 +863,7 @@ impl UnionFs {
         }
         if node.is_dir {
             if is_merged(st.upper, st.lowers.len()) {
-                s.st_nlink = self.merged_dir_nlink(&st, &self.path_of(node.ino)?)?;
+                s.st_nlink = self.merged_dir_nlink(node, &st, &self.path_of(node.ino)?)?;
             }
         } else if s.st_nlink > 1 || st.index.is_some() {
             s.st_nlink = self.merged_nlink(fd, &p, &s, &st)?;
@@ -905,14 +906,29 @@ impl UnionFs {
         Ok(())
     }
 
-    /// Link count of a merged dir at PATH: as overlayfs, unknown, and 1 pacifies find(1);
-    /// under `count_dir_links`, 2 and one per subdir of the merged listing.
-    fn merged_dir_nlink(&self, st: &NodeState, path: &OsStr) -> io::Result<u64> {
+    /// Link count of a merged dir NODE (state ST) at PATH: as overlayfs, unknown, and 1
+    /// pacifies find(1); under `count_dir_links`, 2 and one per subdir of the merged
+    /// listing, kept until a subdir comes or goes (an unlink would otherwise cost a
+    /// listing of its dir at the next stat).
+    fn merged_dir_nlink(&self, node: &Node, st: &NodeState, path: &OsStr) -> io::Result<u64> {
         if !self.count_dir_links {
             return Ok(1);
         }
+        let (kept, changes) = node.dir_links();
+        if let Some(n) = kept {
+            return Ok(n);
+        }
         let entries = self.list_merged(st, path)?;
-        Ok(2 + entries.iter().filter(|e| e.dtype == libc::DT_DIR).count() as u64)
+        let n = 2 + entries.iter().filter(|e| e.dtype == libc::DT_DIR).count() as u64;
+        node.keep_dir_links(n, changes);
+        Ok(n)
+    }
+
+    /// A subdir of DIR came or went: its kept link count is stale.
+    pub(super) fn subdirs_changed(&self, dir: u64) {
+        if let Some(d) = self.nodes.get(dir).filter(|_| self.count_dir_links) {
+            d.dir_changed();
+        }
     }
 
     /// Link count of a copied-up hard link, as overlayfs computes it: the real count of

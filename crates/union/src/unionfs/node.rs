@@ -61,6 +61,11 @@ pub struct Node {
     /// The table's change count when this node's names or layers last changed (set with
     /// its state lock held): a lookup that began before then may have seen the old state.
     changed: AtomicU64,
+    /// A merged dir's link count as last counted (`UnionFs::count_dir_links`; 0: not
+    /// known), and the changes to its subdirs so far: a count taken across one is not
+    /// kept.
+    dir_links: AtomicU64,
+    dir_changes: AtomicU64,
 }
 
 impl Node {
@@ -74,7 +79,32 @@ impl Node {
             state: Mutex::new(state),
             copying: Mutex::new(()),
             changed: AtomicU64::new(0),
+            dir_links: AtomicU64::new(0),
+            dir_changes: AtomicU64::new(0),
         }
+    }
+
+    /// The link count kept for this dir, if any, and the change count to pass to
+    /// `keep_dir_links` with a new count.
+    pub fn dir_links(&self) -> (Option<u64>, u64) {
+        let changes = self.dir_changes.load(Ordering::Acquire);
+        let n = self.dir_links.load(Ordering::Acquire);
+        ((n != 0).then_some(n), changes)
+    }
+
+    /// Keeps a link count counted after `dir_links` returned CHANGES, unless a subdir
+    /// came or went since (checked again after the store: a change may race it).
+    pub fn keep_dir_links(&self, n: u64, changes: u64) {
+        self.dir_links.store(n, Ordering::Release);
+        if self.dir_changes.load(Ordering::Acquire) != changes {
+            self.dir_links.store(0, Ordering::Release);
+        }
+    }
+
+    /// A subdir came or went (after the change on disk): the kept count is stale.
+    pub fn dir_changed(&self) {
+        self.dir_changes.fetch_add(1, Ordering::AcqRel);
+        self.dir_links.store(0, Ordering::Release);
     }
 
     /// Serialises copy-ups of this node (see `copying`).

@@ -225,6 +225,7 @@ impl UnionFs {
             }
             Ok(())
         })?;
+        self.subdirs_changed(parent);
         self.new_node(parent, name)
     }
 

@@ -9,7 +9,9 @@ impl UnionFs {
     }
 
     pub fn rmdir(&self, parent: u64, name: &OsStr) -> io::Result<()> {
-        self.stable(|| self.remove(parent, name, true))
+        self.stable(|| self.remove(parent, name, true))?;
+        self.subdirs_changed(parent);
+        Ok(())
     }
 
     /// Removes the entries of an upper dir that the union shows as empty (so only

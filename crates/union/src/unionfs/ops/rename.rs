@@ -49,6 +49,9 @@ impl UnionFs {
         flags: u32,
     ) -> io::Result<()> {
         let r = self.stable(|| self.rename_now(op, oname, np, nname, flags));
+        // A dir may have moved (or been replaced): recount both parents.
+        self.subdirs_changed(op);
+        self.subdirs_changed(np);
         // A rename that fails (ENOTEMPTY, EXDEV, ...) may have copied its source up first,
         // as overlayfs does, which changed the source's parent dir; the kernel refreshes
         // the parents' attributes only after a rename that succeeds.
