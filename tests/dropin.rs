@@ -479,6 +479,45 @@ fn an_upper_fuse_overlayfs_wrote_reads_the_same_through_the_drop_in() {
     );
 }
 
+/// A merged dir's link count (2 and one per subdir, as fuse-overlayfs counts) follows
+/// mkdir, rmdir, rename and file changes in it: the live mount shows what a new mount
+/// counts, and the right number.
+#[test]
+fn merged_dir_link_counts_follow_changes() {
+    let t = setup("dropin-nlink");
+    for d in ["a", "b"] {
+        std::fs::create_dir_all(t.lower.join("p").join(d)).unwrap();
+    }
+    std::fs::create_dir_all(t.lower2.join("p/c")).unwrap();
+    assert_ran(&t.mount(""), "unionctl-overlay");
+    let m = &t.merged;
+    let links = |p: &str| std::fs::metadata(m.join(p)).unwrap().nlink();
+    let mut seen = vec![links("p")];
+    std::fs::create_dir(m.join("p/new")).unwrap();
+    seen.push(links("p"));
+    std::fs::write(m.join("p/file"), b"x").unwrap();
+    std::fs::remove_file(m.join("p/file")).unwrap();
+    seen.push(links("p"));
+    std::fs::remove_dir(m.join("p/a")).unwrap();
+    std::fs::remove_dir(m.join("p/c")).unwrap();
+    seen.push(links("p"));
+    std::fs::rename(m.join("p/new"), m.join("moved")).unwrap();
+    seen.push(links("p"));
+    std::fs::rename(m.join("moved"), m.join("p/b/back")).unwrap();
+    seen.push(links("p/b"));
+    let live = (links("p"), links("p/b"), links(""));
+    t.umount();
+    assert_ran(&t.mount(""), "unionctl-overlay again");
+    let fresh = (links("p"), links("p/b"), links(""));
+    t.umount();
+    assert_eq!(
+        seen,
+        [5, 6, 6, 4, 3, 3],
+        "p: a b c (+new, +file -file, -a -c, new out), b: +back"
+    );
+    assert_eq!(live, fresh, "the live counts against a new mount's");
+}
+
 /// With FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT set, the drop-in writes whiteouts as
 /// `.wh.NAME` files and opaque dirs with `.wh..wh..opq`, as fuse-overlayfs then does, and
 /// fuse-overlayfs reads that upper as the drop-in showed it.
