@@ -408,13 +408,23 @@ fn an_upper_fuse_overlayfs_wrote_reads_the_same_through_the_drop_in() {
             std::fs::write(t.lower.join(d).join(f), f).unwrap();
         }
     }
-    let run = |prog: &Path, env: bool| {
-        let mut c = Command::new(prog);
-        if env {
-            c.env("FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT", "1");
-        }
-        c.arg("-o").arg(t.label()).arg(&t.merged);
-        assert_ran(&run_with_timeout(c, 60), &prog.display().to_string());
+    // fuse-overlayfs in the foreground, so that its end is waited for after its unmount:
+    // the next mount of these layers does not overlap it.
+    let peer = || {
+        let child = Command::new("fuse-overlayfs")
+            .env("FUSE_OVERLAYFS_DISABLE_OVL_WHITEOUT", "1")
+            .args(["-f", "-o", &t.label()])
+            .arg(&t.merged)
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("fuse-overlayfs");
+        common::events::wait_on_mounts("fuse-overlayfs to mount", || is_mount_point(&t.merged));
+        child
+    };
+    let unmount_peer = |mut child: std::process::Child| {
+        nix::mount::umount(&t.merged).expect("umount fuse-overlayfs");
+        let st = child.wait().unwrap();
+        assert!(st.success(), "fuse-overlayfs: {st}");
     };
     // What a user sees: the tree (merged dirs' link counts too: 2 and one per subdir, as
     // fuse-overlayfs counts them, where the kernel shows 1), and what a new `.wh.` file
@@ -424,7 +434,7 @@ fn an_upper_fuse_overlayfs_wrote_reads_the_same_through_the_drop_in() {
         let tree = common::tree::snapshot(m).unwrap();
         (tree, errno(std::fs::write(m.join(".wh.new"), b"")))
     };
-    run(Path::new("fuse-overlayfs"), true);
+    let child = peer();
     let m = &t.merged;
     std::fs::remove_dir_all(m.join("gone")).unwrap();
     std::fs::remove_file(m.join("kept/a")).unwrap();
@@ -434,11 +444,11 @@ fn an_upper_fuse_overlayfs_wrote_reads_the_same_through_the_drop_in() {
     std::fs::write(m.join("opaque/new"), b"new").unwrap();
     std::fs::write(m.join("top"), b"copied up\n").unwrap();
     std::fs::create_dir(m.join("kept/sub")).unwrap();
-    nix::mount::umount(m).unwrap();
+    unmount_peer(child);
     // Read by a new mount: a mount's own link counts drift as dirs come and go.
-    run(Path::new("fuse-overlayfs"), true);
+    let child = peer();
     let (peer, peer_refused) = seen(m);
-    nix::mount::umount(m).unwrap();
+    unmount_peer(child);
     let names: Vec<String> = walkdir::WalkDir::new(&t.upper)
         .into_iter()
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
@@ -447,7 +457,9 @@ fn an_upper_fuse_overlayfs_wrote_reads_the_same_through_the_drop_in() {
         names.iter().any(|n| n == ".wh.bottom") && names.iter().any(|n| n == ".wh..wh..opq"),
         "fuse-overlayfs wrote no `.wh.` markers: {names:?}"
     );
-    run(&t.bin_dir.join("fuse-overlayfs"), false);
+    let mut ours = Command::new(t.bin_dir.join("fuse-overlayfs"));
+    ours.arg("-o").arg(t.label()).arg(m);
+    assert_ran(&run_with_timeout(ours, 60), "unionctl as fuse-overlayfs");
     let m_type = mount_at(m).map(|i| i.fs_type);
     let (ours, ours_refused) = seen(m);
     let more_refused = [
