@@ -604,8 +604,22 @@ fn xattr_permissions_keeps_owners_in_xattrs_as_fuse_overlayfs_reads_them() {
     std::os::unix::fs::chown(m.join("d/g"), Some(11), Some(12)).unwrap();
     std::fs::set_permissions(m.join("d"), PermissionsExt::from_mode(0o4711)).unwrap();
     std::fs::set_permissions(m.join("top"), PermissionsExt::from_mode(0o640)).unwrap();
+    // A set-ID bit lives in the xattr only, and a write by a user drops it there.
+    std::fs::write(m.join("suid"), b"#!/bin/sh\n").unwrap();
+    std::fs::set_permissions(m.join("suid"), PermissionsExt::from_mode(0o4777)).unwrap();
+    let real_suid = std::fs::metadata(t.upper.join("suid")).unwrap().mode() & 0o7777;
+    let mut w = Command::new("setpriv");
+    w.args(["--reuid=1000", "--regid=1000", "--clear-groups", "sh", "-c"])
+        .arg(format!("echo more >> '{}'", m.join("suid").display()));
+    assert_ran(&run_with_timeout(w, 60), "a user's write");
+    let after_write = std::fs::metadata(m.join("suid")).unwrap().mode() & 0o7777;
     let ours = shown(m);
     t.umount();
+    assert_eq!(
+        (real_suid & 0o7000, after_write),
+        (0, 0o777),
+        "set-ID bits: on the inode, shown after a user's write"
+    );
     assert!(
         ours.contains(&"new 1234:5678 100600".to_string()),
         "{ours:?}"

@@ -327,8 +327,11 @@ pub(crate) fn serve_opened(
         fs.copier = cow::Copier::start(2).context("starting the copy-up threads")?;
     }
     fs.copier.sync = !(req.options.no_fsync || req.options.volatile);
+    // Writes passed through never reach us, and set-ID bits kept in an xattr (the
+    // upper's stat override) must be dropped by us when a file is written.
+    let kept_owners = fs.upper_override().is_some();
     let mut union = UnionFuse::new(fs);
-    union.allow_passthrough = !req.options.no_passthrough;
+    union.allow_passthrough = !req.options.no_passthrough && !kept_owners;
     union.no_fsync = req.options.no_fsync || req.options.volatile;
     union.static_nlink = req.options.static_nlink;
     union.noacl = req.options.noacl;

@@ -441,16 +441,26 @@ impl Filesystem for UnionFuse {
         // Under FUSE_HANDLE_KILLPRIV_V2 the kernel asks us to drop the set-ID bits of a
         // file written by a caller without CAP_FSETID (the daemon has it, so the write
         // below would not).
-        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID)
-            && let Ok(st) = crate::sys::fstat(fd_of(fh))
-            && killed_suidgid(st.st_mode) != st.st_mode
-        {
-            if unsafe { libc::fchmod(fd_of(fh), killed_suidgid(st.st_mode) & 0o7777) } < 0 {
-                reply.error(errno(&io::Error::last_os_error()));
-                return;
-            }
+        if write_flags.contains(WriteFlags::FUSE_WRITE_KILL_SUIDGID) {
+            let dropped = match crate::sys::fstat(fd_of(fh)) {
+                Ok(st) if killed_suidgid(st.st_mode) != st.st_mode => {
+                    if unsafe { libc::fchmod(fd_of(fh), killed_suidgid(st.st_mode) & 0o7777) } < 0 {
+                        reply.error(errno(&io::Error::last_os_error()));
+                        return;
+                    }
+                    true
+                }
+                // Or kept in the upper's stat override.
+                _ => match self.fs.drop_kept_setid(ino.0) {
+                    Ok(d) => d,
+                    Err(e) => {
+                        reply.error(errno(&e));
+                        return;
+                    }
+                },
+            };
             // The kernel keeps the cached mode over a write: drop it now, before the reply.
-            if let Some(n) = self.notifier.get() {
+            if dropped && let Some(n) = self.notifier.get() {
                 let _ = n.inval_inode(ino, -1, 0);
             }
         }

@@ -872,7 +872,7 @@ impl UnionFs {
     }
 
     /// The xattr the upper keeps owners and modes in, if it does (`override_stat`).
-    pub(super) fn upper_override(&self) -> Option<OverrideStat> {
+    pub fn upper_override(&self) -> Option<OverrideStat> {
         self.layers.upper.as_ref()?.override_stat
     }
 

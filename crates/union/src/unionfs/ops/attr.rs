@@ -48,7 +48,9 @@ impl UnionFs {
                 Some(f) if unsafe { libc::ftruncate(f, size as i64) } == 0 => {}
                 _ => sys::truncateat(fd, &p, size)?,
             }
-            if a.kill_suidgid && a.mode.is_none() {
+            if a.kill_suidgid && a.mode.is_none() && kept.is_some() {
+                self.drop_kept_setid(ino)?;
+            } else if a.kill_suidgid && a.mode.is_none() {
                 let now = sys::lstatat(fd, &p)?.st_mode;
                 if killed_suidgid(now) != now {
                     sys::fchmodat(fd, &p, killed_suidgid(now) & 0o7777)?;
@@ -59,6 +61,32 @@ impl UnionFs {
             sys::utimensat(fd, &p, &[ts(a.atime), ts(a.mtime)])?;
         }
         self.stat_node(&node)
+    }
+
+    /// Under the upper's stat override, a write or truncate by a caller without
+    /// CAP_FSETID drops the set-ID bits kept in the xattr (the inode holds none), as the
+    /// kernel drops an inode's. True if there were any.
+    pub fn drop_kept_setid(&self, ino: u64) -> io::Result<bool> {
+        let Some(kind) = self.upper_override() else {
+            return Ok(false);
+        };
+        let node = self.node(ino)?;
+        let st = node.snapshot();
+        if !st.upper && st.index.is_none() {
+            return Ok(false);
+        }
+        let (fd, p) = self.real(&node, &st)?;
+        let kept = sys::lgetxattr(fd, &p, kind.name())?;
+        let Some(o) = kept.as_deref().and_then(override_stat::parse) else {
+            return Ok(false);
+        };
+        let mode = killed_suidgid(o.mode);
+        if mode == o.mode {
+            return Ok(false);
+        }
+        let v = override_stat::format(o.uid, o.gid, mode);
+        sys::lsetxattr(fd, &p, kind.name(), v.as_bytes(), 0)?;
+        Ok(true)
     }
 
     /// The handle kept on an upper object whose every name is gone (see `keep_orphan`).

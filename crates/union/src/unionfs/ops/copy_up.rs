@@ -103,7 +103,7 @@ impl UnionFs {
     /// Under the upper's stat override, a copy (TMP in the work dir) keeps the owner and
     /// mode its lower object showed in the upper's xattr, which holds any owner (a
     /// rootless daemon's inodes cannot); the inode is left open to the daemon (0755
-    /// added), as fuse-overlayfs leaves it.
+    /// added), as fuse-overlayfs leaves it, without set-ID bits (see `set_new_owner`).
     fn keep_owner_in_xattr(&self, lower: &LowerRef, lst: &Stat, tmp: &OsStr) -> io::Result<()> {
         let Some(kind) = self
             .upper_override()
@@ -117,7 +117,7 @@ impl UnionFs {
         let work = self.layers.work_fd();
         let v = override_stat::format(shown.st_uid, shown.st_gid, shown.st_mode);
         sys::lsetxattr(work, tmp, kind.name(), v.as_bytes(), 0)?;
-        sys::fchmodat(work, tmp, (lst.st_mode | 0o755) & 0o7777)
+        sys::fchmodat(work, tmp, (lst.st_mode | 0o755) & 0o777)
     }
 
     /// Gives a finished copy in the work dir (TMP) its origin and moves it into place (the

@@ -124,10 +124,11 @@ impl UnionFs {
             .filter(|_| override_stat::applies(&st))
         {
             // Owner and mode go to the xattr; the inode stays the daemon's, open to it
-            // (0755 added, as fuse-overlayfs makes it).
+            // (0755 added, as fuse-overlayfs makes it), without set-ID bits (the
+            // daemon's owner would make them real).
             let v = override_stat::format(caller.uid, gid, st.st_mode);
             sys::lsetxattr(fd, p, kind.name(), v.as_bytes(), 0)?;
-            return sys::fchmodat(fd, p, (st.st_mode | 0o755) & 0o7777);
+            return sys::fchmodat(fd, p, (st.st_mode | 0o755) & 0o777);
         }
         if st.st_uid == caller.uid && st.st_gid == gid {
             return Ok(());
