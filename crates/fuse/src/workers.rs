@@ -328,7 +328,8 @@ impl Workers {
         let mut quiet = 0;
         loop {
             let busy = self.seen.load(Ordering::Relaxed) != u64::MAX;
-            if self.sleep(if busy { TICK } else { Duration::from_secs(1) }) {
+            let mount_went = self.sleep(if busy { TICK } else { Duration::from_secs(1) });
+            if mount_went && EXIT_WHEN_GONE.load(Ordering::Relaxed) {
                 // A mount went, maybe ours: the kernel ends the connection a moment after
                 // it detached the mount, and a daemon should not linger (see
                 // `exit_when_gone`). Its device then polls POLLERR (asked for or not;
